@@ -1,0 +1,1 @@
+//! Client library for utraced. It arrives with issue 3.

@@ -1,0 +1,3 @@
+//! Built-in engines, one per file.
+
+pub mod exit_gate;

@@ -1,0 +1,160 @@
+//! The `Engine` trait: one callback per event, each with a default that
+//! resumes; and the actions a callback returns.
+
+use crate::event::{
+    CloneReport, EventMask, ExecReport, ExitReport, SignalReport, SyscallEntry, SyscallExit,
+    SyscallSet,
+};
+use crate::task::Task;
+
+/// An engine's identity; engines are called in attach order, which is the
+/// order of their ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EngineId(pub u64);
+
+impl std::fmt::Display for EngineId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "engine#{}", self.0)
+    }
+}
+
+/// What a callback wants done with the task.
+///
+/// Across engines: the task runs again only when no engine holds it; a step
+/// beats a plain resume; `Detach` removes the calling engine everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Let the task run (as far as this engine is concerned).
+    #[default]
+    Resume,
+    /// Hold the task stopped until this engine resumes it with
+    /// [`crate::Tracer::control`].
+    Stop,
+    /// Run one instruction, then report [`Engine::report_step`] to this engine.
+    SingleStep,
+    /// This engine leaves every task it is attached to.
+    Detach,
+}
+
+/// What happens to a signal about to be delivered.
+///
+/// Across engines: `Suppress` stands against any `Deliver` or `Replace`; a
+/// `Replace` stands against `Deliver`; the first engine (attach order) to
+/// replace wins among replacements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SignalDisposition {
+    #[default]
+    Deliver,
+    Suppress,
+    /// Deliver this signal number instead.
+    Replace(i32),
+}
+
+/// A signal report's answer: the action and the signal's fate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SignalAction {
+    pub action: Action,
+    pub disposition: SignalDisposition,
+}
+
+impl From<Action> for SignalAction {
+    fn from(action: Action) -> Self {
+        SignalAction {
+            action,
+            disposition: SignalDisposition::Deliver,
+        }
+    }
+}
+
+/// How an engine attaches: which events, which syscalls, whether it follows
+/// new child processes.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    pub events: EventMask,
+    /// Syscalls whose entry/exit reports this engine wants.
+    pub syscalls: SyscallSet,
+    /// Also attach to child processes (fork/vfork/clone without
+    /// `CLONE_THREAD`). Threads of an attached process are always followed.
+    pub follow_children: bool,
+}
+
+impl EngineOptions {
+    /// Options for the given events and every syscall.
+    pub fn new(events: EventMask) -> Self {
+        EngineOptions {
+            events,
+            syscalls: SyscallSet::all(),
+            follow_children: false,
+        }
+    }
+
+    /// Restrict syscall reports to `set`.
+    pub fn syscalls(mut self, set: SyscallSet) -> Self {
+        self.syscalls = set;
+        self
+    }
+
+    /// Follow child processes.
+    pub fn follow_children(mut self, yes: bool) -> Self {
+        self.follow_children = yes;
+        self
+    }
+}
+
+/// A tracing engine. Callbacks run on the tracer thread with the task stopped;
+/// `task` reads and writes its memory and registers. Callbacks must not block:
+/// hand work to another thread through a bounded channel instead.
+///
+/// Each callback runs only if the engine's [`EventMask`] has its bit (and, for
+/// syscalls, its [`SyscallSet`] holds the number). An engine may change its own
+/// mask at any time with [`Task::set_events`]; the change applies from the
+/// next report point.
+#[allow(unused_variables)]
+pub trait Engine: Send + 'static {
+    /// A syscall is about to run. [`Task::skip_syscall`] skips it.
+    fn report_syscall_entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> Action {
+        Action::Resume
+    }
+
+    /// A syscall returned. [`Task::set_syscall_return`] changes what the task sees.
+    fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
+        Action::Resume
+    }
+
+    /// A signal is about to be delivered.
+    fn report_signal(&mut self, task: &mut Task<'_>, signal: &SignalReport) -> SignalAction {
+        SignalAction::default()
+    }
+
+    /// The task made a new thread or process (reported on the parent).
+    fn report_clone(&mut self, task: &mut Task<'_>, clone: &CloneReport) -> Action {
+        Action::Resume
+    }
+
+    /// The task completed an exec.
+    fn report_exec(&mut self, task: &mut Task<'_>, exec: &ExecReport) -> Action {
+        Action::Resume
+    }
+
+    /// The thread is about to exit; memory and registers are still readable.
+    fn report_exit(&mut self, task: &mut Task<'_>, exit: &ExitReport) -> Action {
+        Action::Resume
+    }
+
+    /// The thread is gone (reaped). No task access: it no longer exists.
+    fn report_death(&mut self, death: &ExitReport) {}
+
+    /// The task stopped because this engine called [`crate::Tracer::interrupt`].
+    fn report_quiesce(&mut self, task: &mut Task<'_>) -> Action {
+        Action::Resume
+    }
+
+    /// A single step this engine asked for has completed.
+    fn report_step(&mut self, task: &mut Task<'_>) -> Action {
+        Action::Resume
+    }
+
+    /// This engine has been detached (by its own `Detach` action, by
+    /// [`crate::Tracer::detach`], or at tracer shutdown). Last call it gets.
+    fn report_detached(&mut self) {}
+}

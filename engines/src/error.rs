@@ -1,0 +1,98 @@
+//! Typed errors of the engine layer. Each names its cause in words a person
+//! can act on; none is a bare errno.
+
+use std::path::PathBuf;
+
+use crate::engine::EngineId;
+use crate::sys::{Errno, Tid};
+
+/// Why an attach was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    #[error("no process with pid {pid}")]
+    NoSuchProcess { pid: Tid },
+    #[error(
+        "pid {pid} is this tracer's own process or one of its ancestors; tracing it would deadlock"
+    )]
+    SelfOrAncestor { pid: Tid },
+    #[error("pid {pid} is already traced by pid {tracer} ({tracer_name}); only one tracer may hold a process (detach it there first)")]
+    AlreadyTraced {
+        pid: Tid,
+        tracer: Tid,
+        tracer_name: String,
+    },
+    #[error("pid {pid} is a zombie: it has exited and waits for its parent to reap it")]
+    Zombie { pid: Tid },
+    #[error("pid {pid} is a kernel thread; kernel threads cannot be traced")]
+    KernelThread { pid: Tid },
+    #[error("not permitted to trace pid {pid}: {cause}")]
+    PermissionDenied { pid: Tid, cause: String },
+    #[error("attaching to pid {pid} failed: {errno}")]
+    Other { pid: Tid, errno: Errno },
+}
+
+/// Why a spawn failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    #[error("empty argv: give at least the program to run")]
+    EmptyArgv,
+    #[error("program {program:?} not found (searched {searched})")]
+    NotFound { program: String, searched: String },
+    #[error("argument, environment entry or path contains a NUL byte: {0:?}")]
+    NulByte(String),
+    #[error("cannot execute {path}: {errno}")]
+    Exec { path: PathBuf, errno: Errno },
+    #[error("setting up the child before exec failed at {step}: {errno}")]
+    Setup { step: &'static str, errno: Errno },
+    #[error("fork failed: {0}")]
+    Fork(Errno),
+}
+
+/// Every error of the engine layer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("no engine {0}")]
+    NoSuchEngine(EngineId),
+    #[error("{engine} is not attached to thread {tid}")]
+    NotAttached { engine: EngineId, tid: Tid },
+    #[error("no traced thread {0}")]
+    NoSuchTask(Tid),
+    #[error("thread {0} is running; hold it (Action::Stop) or ask for an interrupt first")]
+    NotStopped(Tid),
+    #[error("thread {0} exited")]
+    TaskExited(Tid),
+    #[error("unknown register {0:?}")]
+    UnknownRegister(String),
+    #[error("register {name} is {size} bytes wide; use register_bytes/set_register_bytes")]
+    WideRegister { name: &'static str, size: usize },
+    #[error("register {name} takes {expected} bytes, got {got}")]
+    RegisterSize {
+        name: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{what} is only valid at a syscall {stop} stop")]
+    WrongStop {
+        what: &'static str,
+        stop: &'static str,
+    },
+    #[error("{op} on thread {tid} failed: {errno}")]
+    Sys {
+        op: &'static str,
+        tid: Tid,
+        errno: Errno,
+    },
+    #[error("kernel {release} is too old: utrace needs Linux 5.3 or later (PTRACE_GET_SYSCALL_INFO, seccomp stop ordering)")]
+    KernelTooOld { release: String },
+    #[error("the tracer thread has stopped")]
+    TracerGone,
+    #[error("starting the tracer thread failed: {0}")]
+    Start(String),
+}
+
+/// Result of the engine layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

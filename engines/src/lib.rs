@@ -1,0 +1,57 @@
+//! # utrace-engines
+//!
+//! The utrace engine layer over ptrace and seccomp, in-process: any number of
+//! [`Engine`]s attach to the same task, each with its own [`EventMask`] and
+//! [`SyscallSet`]; the task runs again only when no engine holds it.
+//!
+//! ```no_run
+//! use utrace_engines::{Action, Engine, EngineOptions, EventMask, SpawnOptions,
+//!                      SyscallEntry, SyscallSet, Task, Tracer};
+//!
+//! struct Opens(u64);
+//! impl Engine for Opens {
+//!     fn report_syscall_entry(&mut self, _t: &mut Task<'_>, _c: &SyscallEntry) -> Action {
+//!         self.0 += 1;
+//!         Action::Resume
+//!     }
+//! }
+//!
+//! let tracer = Tracer::new()?;
+//! let opts = EngineOptions::new(EventMask::SYSCALL_ENTRY)
+//!     .syscalls(SyscallSet::from_names(["openat"])?);
+//! let spawned = tracer
+//!     .spawn(SpawnOptions::new(["/bin/true"]), Box::new(Opens(0)), opts)
+//!     .wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layers: [`sys`] (thin kernel wrappers, the only `unsafe`), [`arch`]
+//! (register layout), the core (stop decoding, dispatch and arbitration, on
+//! the tracer thread), [`Tracer`] (the handle), and built-in engines in
+//! [`builtin`].
+
+pub mod arch;
+mod attach;
+pub mod builtin;
+mod core;
+mod engine;
+mod error;
+mod event;
+mod seccomp;
+mod spawn;
+pub mod sys;
+mod task;
+mod tracer;
+
+pub use crate::attach::Attached;
+pub use crate::core::TaskInfo;
+pub use crate::engine::{Action, Engine, EngineId, EngineOptions, SignalAction, SignalDisposition};
+pub use crate::error::{AttachError, Error, Result, SpawnError};
+pub use crate::event::{
+    syscall_name, syscall_number, CloneKind, CloneReport, EventMask, ExecReport, ExitReport,
+    ExitStatus, SignalReport, SyscallEntry, SyscallExit, SyscallSet, UnknownSyscall, MAX_SYSCALL,
+};
+pub use crate::seccomp::filter_for as seccomp_filter_for;
+pub use crate::spawn::{Credentials, SpawnOptions, Spawned};
+pub use crate::task::{MemRead, RunState, SyscallMode, Task};
+pub use crate::tracer::{Request, Tracer, TracerOptions};

@@ -1,0 +1,423 @@
+//! Starting a program traced: fork on the tracer thread, seize the child,
+//! let it install the seccomp filter and exec. Everything the child needs is
+//! prepared before the fork; between fork and exec the child makes only
+//! async-signal-safe calls.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::core::{Core, BASE_OPTIONS};
+use crate::engine::{Engine, EngineId, EngineOptions};
+use crate::error::{Error, Result, SpawnError};
+use crate::event::{EventMask, ExitStatus};
+use crate::sys::{self, Errno, Tid};
+
+/// The uid, gid and supplementary groups a spawned program runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// How to start a program.
+#[derive(Debug, Default)]
+pub struct SpawnOptions {
+    /// Program and arguments; `argv[0]` is looked up in `PATH` unless it has a `/`.
+    pub argv: Vec<String>,
+    /// Variables set on top of the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Start from an empty environment instead of the tracer's.
+    pub env_clear: bool,
+    /// Working directory (default: the tracer's).
+    pub cwd: Option<PathBuf>,
+    /// Hold the program at its first instruction after exec (the spawn
+    /// engine holds it; resume with `control`).
+    pub stop_at_entry: bool,
+    /// Install a seccomp filter so that only syscalls the engines want stop
+    /// (default on). Such a program depends on the tracer for its whole life:
+    /// it is killed if the tracer goes away, never left running untraced,
+    /// because its filtered syscalls would fail with ENOSYS.
+    pub kernel_filter: bool,
+    /// Run as this user (default: the tracer's own credentials).
+    pub credentials: Option<Credentials>,
+    /// Descriptors for the program's stdin, stdout, stderr (default: inherited).
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    /// Pin the program (and the tracer thread) to this CPU.
+    pub pin_cpu: Option<usize>,
+}
+
+impl SpawnOptions {
+    /// Options for `argv` with kernel-side filtering on.
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        SpawnOptions {
+            argv: argv.into_iter().map(Into::into).collect(),
+            kernel_filter: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// A started program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spawned {
+    pub pid: Tid,
+    pub engine: EngineId,
+}
+
+/// Steps of the child's set-up, reported through the error pipe.
+const STEPS: [&str; 9] = [
+    "?",
+    "waiting for the tracer",
+    "setgroups",
+    "setgid",
+    "setuid",
+    "chdir",
+    "stdio",
+    "installing the seccomp filter",
+    "execve",
+];
+const STEP_EXEC: u8 = 8;
+
+/// A spawn waiting for its child's exec (success) or death (failure).
+pub(crate) struct PendingSpawn {
+    pub engine: EngineId,
+    pub stop_at_entry: bool,
+    path: PathBuf,
+    err_pipe: OwnedFd,
+    reply: Box<dyn FnOnce(Result<Spawned>) + Send>,
+}
+
+impl PendingSpawn {
+    pub fn succeed(self, pid: Tid) {
+        (self.reply)(Ok(Spawned {
+            pid,
+            engine: self.engine,
+        }));
+    }
+
+    pub fn fail(self, status: ExitStatus) {
+        let mut buf = [0u8; 5];
+        let n = sys::pread(self.err_pipe.as_raw_fd(), &mut buf, 0)
+            .or_else(|_| {
+                // Pipes are not seekable: read(2) instead.
+                // SAFETY: reading into a live 5-byte buffer.
+                let r =
+                    unsafe { libc::read(self.err_pipe.as_raw_fd(), buf.as_mut_ptr().cast(), 5) };
+                if r < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(r as usize)
+                }
+            })
+            .unwrap_or(0);
+        let err = if n == 5 {
+            let errno = Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]));
+            if buf[0] == STEP_EXEC {
+                SpawnError::Exec {
+                    path: self.path.clone(),
+                    errno,
+                }
+            } else {
+                SpawnError::Setup {
+                    step: STEPS.get(buf[0] as usize).copied().unwrap_or("?"),
+                    errno,
+                }
+            }
+        } else {
+            SpawnError::Setup {
+                step: match status {
+                    ExitStatus::Exited(_) => "before exec (child exited)",
+                    ExitStatus::Signaled { .. } => "before exec (child killed)",
+                },
+                errno: Errno::UnknownErrno,
+            }
+        };
+        (self.reply)(Err(err.into()));
+    }
+}
+
+/// Find `program` like execvp would, in `path_var`.
+pub(crate) fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, SpawnError> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(SpawnError::NotFound {
+                program: program.into(),
+                searched: "the path as given".into(),
+            })
+        };
+    }
+    let path_var = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(SpawnError::NotFound {
+        program: program.into(),
+        searched: format!("PATH={path_var}"),
+    })
+}
+
+fn cstring(s: &[u8]) -> Result<CString, SpawnError> {
+    CString::new(s).map_err(|_| SpawnError::NulByte(String::from_utf8_lossy(s).into_owned()))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid 2-element out array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(SpawnError::Fork(Errno::last()));
+    }
+    // SAFETY: pipe2 returned two fresh descriptors we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Everything the child needs, built before fork.
+struct ChildPlan {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: Option<CString>,
+    creds: Option<Credentials>,
+    stdio: [RawFd; 3],
+    filter: Option<Vec<libc::sock_filter>>,
+    no_new_privs: bool,
+    pin_cpu: Option<usize>,
+}
+
+/// Fork, seize and release the child. `reply` is called exactly once: with
+/// an error now, or later at the child's exec (success) or death (failure).
+pub(crate) fn spawn(
+    core: &mut Core,
+    opts: SpawnOptions,
+    engine: Box<dyn Engine>,
+    eopts: EngineOptions,
+    reply: Box<dyn FnOnce(Result<Spawned>) + Send>,
+) {
+    let stop_at_entry = opts.stop_at_entry;
+    let plan = match plan(&opts, &eopts) {
+        Ok(p) => p,
+        Err(e) => {
+            reply(Err(e));
+            return;
+        }
+    };
+    let filter_set = plan
+        .filter
+        .as_ref()
+        .map(|_| Arc::new(eopts.syscalls.clone()));
+    let (sync_r, sync_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            reply(Err(e.into()));
+            return;
+        }
+    };
+    let (err_r, err_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            reply(Err(e.into()));
+            return;
+        }
+    };
+    let argv_ptrs: Vec<*const libc::c_char> = plan
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp_ptrs: Vec<*const libc::c_char> = plan
+        .envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    if let Some(cpu) = plan.pin_cpu {
+        if let Err(e) = sys::pin_to_cpu(0, cpu) {
+            tracing::warn!(cpu, %e, "pinning the tracer thread failed");
+        }
+    }
+    // SAFETY: the child branch below only makes async-signal-safe calls on
+    // memory prepared before the fork, and ends in execve or _exit.
+    let pid = match unsafe { sys::fork() } {
+        Ok(pid) => pid,
+        Err(e) => {
+            reply(Err(SpawnError::Fork(e).into()));
+            return;
+        }
+    };
+    if pid == 0 {
+        child(
+            &plan,
+            &argv_ptrs,
+            &envp_ptrs,
+            sync_r.as_raw_fd(),
+            err_w.as_raw_fd(),
+        );
+    }
+    drop(sync_r);
+    drop(err_w);
+    drop(opts);
+    let mut options = BASE_OPTIONS;
+    if filter_set.is_some() {
+        options |= sys::PTRACE_O_TRACESECCOMP | sys::PTRACE_O_EXITKILL;
+    }
+    if let Err(e) = sys::seize(pid, options) {
+        let _ = sys::tgkill(pid, pid, libc::SIGKILL);
+        let _ = sys::wait_pid(pid, 0);
+        reply(Err(Error::Sys {
+            op: "PTRACE_SEIZE of the new child",
+            tid: pid,
+            errno: e,
+        }));
+        return;
+    }
+    let id = core.add_engine(engine, eopts);
+    core.new_proc(pid, vec![id], filter_set);
+    let t = core.new_task(pid, pid);
+    t.prelude = true;
+    core.interrupt(pid);
+    // Release the child: it sets itself up and execs.
+    // SAFETY: writing one byte from a live buffer to our pipe end.
+    unsafe { libc::write(sync_w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    drop(sync_w);
+    core.spawns.insert(
+        pid,
+        PendingSpawn {
+            engine: id,
+            stop_at_entry,
+            path: PathBuf::from(std::ffi::OsStr::from_bytes(plan.path.as_bytes())),
+            err_pipe: err_r,
+            reply,
+        },
+    );
+}
+
+fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<ChildPlan> {
+    let program = opts.argv.first().ok_or(SpawnError::EmptyArgv)?;
+    let mut env: Vec<(String, String)> = if opts.env_clear {
+        Vec::new()
+    } else {
+        std::env::vars().collect()
+    };
+    for (k, v) in &opts.env {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
+    }
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let path = resolve(program, path_var)?;
+    let wants_syscalls = eopts.events.intersects(EventMask::SYSCALLS) && !eopts.syscalls.is_empty();
+    let filter =
+        (opts.kernel_filter && wants_syscalls).then(|| crate::seccomp::filter_for(&eopts.syscalls));
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let dropping = opts.credentials.as_ref().is_some_and(|c| c.uid != 0);
+    Ok(ChildPlan {
+        path: cstring(path.as_os_str().as_bytes())?,
+        argv: opts
+            .argv
+            .iter()
+            .map(|a| cstring(a.as_bytes()))
+            .collect::<Result<_, _>>()?,
+        envp: env
+            .iter()
+            .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+            .collect::<Result<_, _>>()?,
+        cwd: opts
+            .cwd
+            .as_ref()
+            .map(|c| cstring(c.as_os_str().as_bytes()))
+            .transpose()?,
+        creds: opts.credentials.clone(),
+        stdio: [
+            opts.stdin.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            opts.stdout.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            opts.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        ],
+        filter,
+        // Without CAP_SYS_ADMIN (not root, or dropping to a user) a filter
+        // needs no_new_privs.
+        no_new_privs: !root || dropping,
+        pin_cpu: opts.pin_cpu,
+    })
+}
+
+/// The child between fork and exec. Never returns.
+fn child(
+    plan: &ChildPlan,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    sync_fd: RawFd,
+    err_fd: RawFd,
+) -> ! {
+    let fail = |step: u8| -> ! {
+        // SAFETY: async-signal-safe calls on stack buffers; _exit never returns.
+        unsafe {
+            let errno = *libc::__errno_location();
+            let mut buf = [0u8; 5];
+            buf[0] = step;
+            buf[1..].copy_from_slice(&errno.to_ne_bytes());
+            libc::write(err_fd, buf.as_ptr().cast(), 5);
+            libc::_exit(127)
+        }
+    };
+    // SAFETY: every call below is async-signal-safe and uses memory prepared
+    // before fork; failures are reported through `fail`, which exits.
+    unsafe {
+        let mut b = [0u8; 1];
+        if libc::read(sync_fd, b.as_mut_ptr().cast(), 1) != 1 {
+            fail(1);
+        }
+        for (target, fd) in plan.stdio.iter().enumerate() {
+            if *fd >= 0 && libc::dup2(*fd, target as i32) < 0 {
+                fail(6);
+            }
+        }
+        if let Some(c) = &plan.creds {
+            if libc::setgroups(c.groups.len(), c.groups.as_ptr()) != 0 {
+                fail(2);
+            }
+            if libc::setgid(c.gid) != 0 {
+                fail(3);
+            }
+            if libc::setuid(c.uid) != 0 {
+                fail(4);
+            }
+        }
+        if let Some(cwd) = &plan.cwd {
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                fail(5);
+            }
+        }
+        if let Some(cpu) = plan.pin_cpu {
+            let _ = sys::pin_to_cpu(0, cpu);
+        }
+        if let Some(filter) = &plan.filter {
+            if sys::seccomp_install(filter, plan.no_new_privs).is_err() {
+                fail(7);
+            }
+        }
+        libc::execve(plan.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        fail(STEP_EXEC)
+    }
+}

@@ -1,0 +1,569 @@
+//! Thin wrappers over the kernel: ptrace requests, waiting, the wake-up
+//! eventfd and epoll, the process-wide SIGCHLD hook, cross-process memory and
+//! seccomp. This is the only module with `unsafe`; every wrapper maps errno to
+//! [`Errno`] and nothing else.
+//!
+//! Every ptrace wrapper must be called from the tracer thread that seized the
+//! tracee (the kernel answers ESRCH from any other thread).
+
+use std::ffi::{c_long, c_void, CStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+
+pub use nix::errno::Errno;
+
+/// A thread id as the kernel names it (also a pid for a group leader).
+pub type Tid = i32;
+
+pub const PTRACE_SEIZE: u32 = 0x4206;
+pub const PTRACE_INTERRUPT: u32 = 0x4207;
+pub const PTRACE_LISTEN: u32 = 0x4208;
+pub const PTRACE_GETREGSET: u32 = 0x4204;
+pub const PTRACE_SETREGSET: u32 = 0x4205;
+pub const PTRACE_GET_SYSCALL_INFO: u32 = 0x420e;
+
+pub const PTRACE_O_TRACESYSGOOD: u32 = 1;
+pub const PTRACE_O_TRACEFORK: u32 = 1 << 1;
+pub const PTRACE_O_TRACEVFORK: u32 = 1 << 2;
+pub const PTRACE_O_TRACECLONE: u32 = 1 << 3;
+pub const PTRACE_O_TRACEEXEC: u32 = 1 << 4;
+pub const PTRACE_O_TRACEEXIT: u32 = 1 << 6;
+pub const PTRACE_O_TRACESECCOMP: u32 = 1 << 7;
+pub const PTRACE_O_EXITKILL: u32 = 1 << 20;
+
+pub const PTRACE_EVENT_FORK: i32 = 1;
+pub const PTRACE_EVENT_VFORK: i32 = 2;
+pub const PTRACE_EVENT_CLONE: i32 = 3;
+pub const PTRACE_EVENT_EXEC: i32 = 4;
+pub const PTRACE_EVENT_EXIT: i32 = 6;
+pub const PTRACE_EVENT_SECCOMP: i32 = 7;
+pub const PTRACE_EVENT_STOP: i32 = 128;
+
+pub const PTRACE_SYSCALL_INFO_ENTRY: u8 = 1;
+pub const PTRACE_SYSCALL_INFO_EXIT: u8 = 2;
+pub const PTRACE_SYSCALL_INFO_SECCOMP: u8 = 3;
+
+/// `struct ptrace_syscall_info` (linux/ptrace.h), with the union kept as
+/// eight words: entry/seccomp use `data[0]` = nr and `data[1..7]` = args;
+/// exit uses `data[0]` = rval and the low byte of `data[1]` = is_error.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawSyscallInfo {
+    pub op: u8,
+    pub pad: [u8; 3],
+    pub arch: u32,
+    pub instruction_pointer: u64,
+    pub stack_pointer: u64,
+    pub data: [u64; 8],
+}
+
+/// How a ptrace-stopped tracee is resumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    Cont,
+    Syscall,
+    SingleStep,
+    Listen,
+}
+
+fn ptrace(req: u32, tid: Tid, addr: usize, data: usize) -> Result<c_long, Errno> {
+    Errno::clear();
+    // SAFETY: the request codes used in this module take scalar addr/data
+    // arguments or pointers to live, correctly sized buffers owned by the caller
+    // for the duration of the call; the kernel validates the rest.
+    let r = unsafe { libc::ptrace(req as _, tid, addr as *mut c_void, data as *mut c_void) };
+    if r == -1 {
+        let e = Errno::last();
+        if e != Errno::UnknownErrno {
+            return Err(e);
+        }
+    }
+    Ok(r)
+}
+
+pub fn seize(tid: Tid, options: u32) -> Result<(), Errno> {
+    ptrace(PTRACE_SEIZE, tid, 0, options as usize).map(drop)
+}
+
+pub fn set_options(tid: Tid, options: u32) -> Result<(), Errno> {
+    ptrace(libc::PTRACE_SETOPTIONS as u32, tid, 0, options as usize).map(drop)
+}
+
+pub fn interrupt(tid: Tid) -> Result<(), Errno> {
+    ptrace(PTRACE_INTERRUPT, tid, 0, 0).map(drop)
+}
+
+pub fn resume(tid: Tid, how: Resume, signal: i32) -> Result<(), Errno> {
+    let req = match how {
+        Resume::Cont => libc::PTRACE_CONT as u32,
+        Resume::Syscall => libc::PTRACE_SYSCALL as u32,
+        Resume::SingleStep => libc::PTRACE_SINGLESTEP as u32,
+        Resume::Listen => PTRACE_LISTEN,
+    };
+    ptrace(req, tid, 0, signal as usize).map(drop)
+}
+
+pub fn detach(tid: Tid, signal: i32) -> Result<(), Errno> {
+    ptrace(libc::PTRACE_DETACH as u32, tid, 0, signal as usize).map(drop)
+}
+
+pub fn get_event_msg(tid: Tid) -> Result<u64, Errno> {
+    let mut msg: libc::c_ulong = 0;
+    ptrace(
+        libc::PTRACE_GETEVENTMSG as u32,
+        tid,
+        0,
+        &mut msg as *mut _ as usize,
+    )?;
+    Ok(msg as u64)
+}
+
+pub fn get_siginfo(tid: Tid) -> Result<libc::siginfo_t, Errno> {
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
+    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    ptrace(
+        libc::PTRACE_GETSIGINFO as u32,
+        tid,
+        0,
+        &mut si as *mut _ as usize,
+    )?;
+    Ok(si)
+}
+
+pub fn get_syscall_info(tid: Tid) -> Result<RawSyscallInfo, Errno> {
+    let mut info = RawSyscallInfo::default();
+    ptrace(
+        PTRACE_GET_SYSCALL_INFO,
+        tid,
+        std::mem::size_of::<RawSyscallInfo>(),
+        &mut info as *mut _ as usize,
+    )?;
+    Ok(info)
+}
+
+/// `PTRACE_GETREGSET` of note type `note` into `buf`; returns the bytes filled.
+pub fn get_regset(tid: Tid, note: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    ptrace(
+        PTRACE_GETREGSET,
+        tid,
+        note as usize,
+        &mut iov as *mut _ as usize,
+    )?;
+    Ok(iov.iov_len)
+}
+
+pub fn set_regset(tid: Tid, note: u32, buf: &[u8]) -> Result<(), Errno> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut c_void,
+        iov_len: buf.len(),
+    };
+    ptrace(
+        PTRACE_SETREGSET,
+        tid,
+        note as usize,
+        &mut iov as *mut _ as usize,
+    )
+    .map(drop)
+}
+
+pub fn peek_user(tid: Tid, offset: usize) -> Result<u64, Errno> {
+    ptrace(libc::PTRACE_PEEKUSER as u32, tid, offset, 0).map(|v| v as u64)
+}
+
+pub fn poke_user(tid: Tid, offset: usize, value: u64) -> Result<(), Errno> {
+    ptrace(libc::PTRACE_POKEUSER as u32, tid, offset, value as usize).map(drop)
+}
+
+pub fn peek_data(tid: Tid, addr: u64) -> Result<u64, Errno> {
+    ptrace(libc::PTRACE_PEEKDATA as u32, tid, addr as usize, 0).map(|v| v as u64)
+}
+
+pub fn poke_data(tid: Tid, addr: u64, value: u64) -> Result<(), Errno> {
+    ptrace(
+        libc::PTRACE_POKEDATA as u32,
+        tid,
+        addr as usize,
+        value as usize,
+    )
+    .map(drop)
+}
+
+/// One reaped wait status.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitStatus {
+    pub tid: Tid,
+    pub status: i32,
+}
+
+/// Reap one status of this thread's tracees or children, without blocking.
+/// `__WNOTHREAD` keeps other threads' tracees (other tracers in this process)
+/// out of our hands; `__WALL` includes clone children.
+pub fn wait_any_nohang() -> Result<Option<WaitStatus>, Errno> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out pointer for the duration of the call.
+    let r = unsafe {
+        libc::waitpid(
+            -1,
+            &mut status,
+            libc::__WALL | libc::__WNOTHREAD | libc::WNOHANG,
+        )
+    };
+    match r {
+        0 => Ok(None),
+        -1 => match Errno::last() {
+            Errno::ECHILD => Ok(None),
+            e => Err(e),
+        },
+        tid => Ok(Some(WaitStatus { tid, status })),
+    }
+}
+
+/// Wait for one specific child (used only during spawn set-up).
+pub fn wait_pid(tid: Tid, flags: i32) -> Result<Option<WaitStatus>, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out pointer for the duration of the call.
+        let r = unsafe { libc::waitpid(tid, &mut status, flags | libc::__WALL) };
+        match r {
+            0 => return Ok(None),
+            -1 if Errno::last() == Errno::EINTR => continue,
+            -1 => return Err(Errno::last()),
+            tid => return Ok(Some(WaitStatus { tid, status })),
+        }
+    }
+}
+
+// ---- wake-ups: eventfd + epoll, and the process-wide SIGCHLD hook ----------
+
+/// Eventfds of live tracer threads; the SIGCHLD handler writes each one.
+static WAKERS: [AtomicI32; 256] = [const { AtomicI32::new(-1) }; 256];
+/// The SIGCHLD handler that was installed before ours, chained from ours.
+static PREVIOUS_HANDLER: AtomicUsize = AtomicUsize::new(0);
+static PREVIOUS_SIGINFO: AtomicUsize = AtomicUsize::new(0);
+static INSTALL: Once = Once::new();
+/// Handlers running now; a tracer waits for zero before closing its eventfd,
+/// so a handler never writes to a closed (and possibly reused) fd number.
+static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_sigchld(sig: i32, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    // SAFETY: errno is thread-local; saving and restoring it keeps the
+    // interrupted code's errno intact. write(2) is async-signal-safe.
+    unsafe {
+        IN_HANDLER.fetch_add(1, Ordering::AcqRel);
+        let errno = *libc::__errno_location();
+        let one: u64 = 1;
+        for slot in &WAKERS {
+            let fd = slot.load(Ordering::Relaxed);
+            if fd >= 0 {
+                libc::write(fd, (&one as *const u64).cast(), 8);
+            }
+        }
+        IN_HANDLER.fetch_sub(1, Ordering::AcqRel);
+        let prev = PREVIOUS_HANDLER.load(Ordering::Relaxed);
+        if prev > 1 {
+            // prev is neither SIG_DFL (0) nor SIG_IGN (1): call it as installed.
+            if PREVIOUS_SIGINFO.load(Ordering::Relaxed) != 0 {
+                let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void) =
+                    std::mem::transmute(prev);
+                f(sig, info, ctx);
+            } else {
+                let f: extern "C" fn(i32) = std::mem::transmute(prev);
+                f(sig);
+            }
+        }
+        *libc::__errno_location() = errno;
+    }
+}
+
+fn install_sigchld_handler() -> Result<(), Errno> {
+    let mut result = Ok(());
+    INSTALL.call_once(|| {
+        // SAFETY: sigaction with a zeroed struct plus the fields we set is the
+        // documented way to install a handler; `old` receives the previous one.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_sigchld as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGCHLD, &sa, &mut old) != 0 {
+                result = Err(Errno::last());
+                return;
+            }
+            if old.sa_sigaction != on_sigchld as *const () as usize {
+                PREVIOUS_SIGINFO.store(
+                    usize::from(old.sa_flags & libc::SA_SIGINFO != 0),
+                    Ordering::Relaxed,
+                );
+                PREVIOUS_HANDLER.store(old.sa_sigaction, Ordering::Relaxed);
+            }
+        }
+    });
+    result
+}
+
+/// The tracer thread's wake-up source: an eventfd written by command senders
+/// and by the SIGCHLD handler, watched edge-triggered by an epoll instance.
+///
+/// Edge-triggered epoll reports every write to the eventfd as a new event, so
+/// the counter never needs to be read back: one syscall less per wake-up.
+pub struct Waker {
+    eventfd: Arc<OwnedFd>,
+    epoll: OwnedFd,
+    slot: usize,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Waker> {
+        install_sigchld_handler().map_err(io::Error::from)?;
+        // SAFETY: plain syscalls; results are checked before use.
+        let (efd, ep) = unsafe {
+            let efd = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
+            if efd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let efd = OwnedFd::from_raw_fd(efd);
+            let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+            if ep < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let ep = OwnedFd::from_raw_fd(ep);
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: 0,
+            };
+            if libc::epoll_ctl(
+                ep.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                efd.as_raw_fd(),
+                &mut ev,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            (efd, ep)
+        };
+        let raw = efd.as_raw_fd();
+        let slot = WAKERS
+            .iter()
+            .position(|s| {
+                s.compare_exchange(-1, raw, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            })
+            .ok_or_else(|| io::Error::other("more than 256 tracer threads in one process"))?;
+        Ok(Waker {
+            eventfd: Arc::new(efd),
+            epoll: ep,
+            slot,
+        })
+    }
+
+    /// A sender-side handle: writes the eventfd.
+    pub fn remote(&self) -> RemoteWaker {
+        RemoteWaker(Arc::clone(&self.eventfd))
+    }
+
+    /// Block until the next wake-up (command or SIGCHLD), or `timeout_ms`
+    /// (-1: no timeout; used only for the bounded shutdown).
+    pub fn wait(&self, timeout_ms: i32) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `ev` is a valid buffer for one event. EINTR (a signal) is a
+        // wake-up like any other; the caller re-checks all its sources.
+        unsafe {
+            libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms);
+        }
+    }
+
+    /// Make sure SIGCHLD reaches this thread (a caller may have blocked it).
+    pub fn unblock_sigchld() {
+        // SAFETY: manipulating this thread's signal mask with a valid set.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        WAKERS[self.slot].store(-1, Ordering::Release);
+        while IN_HANDLER.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Writes a tracer thread's eventfd; shares ownership of the fd, so it stays
+/// open for as long as any sender can write it.
+#[derive(Clone, Debug)]
+pub struct RemoteWaker(Arc<OwnedFd>);
+
+impl RemoteWaker {
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a live u64 to an eventfd.
+        unsafe {
+            libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
+    }
+}
+
+// ---- memory ----------------------------------------------------------------
+
+/// One `process_vm_readv` over a scatter list. Returns bytes read in total
+/// (the kernel stops at the first failing remote iovec).
+pub fn process_vm_readv(
+    pid: Tid,
+    local: &mut [libc::iovec],
+    remote: &[libc::iovec],
+) -> Result<usize, Errno> {
+    // SAFETY: `local` iovecs point into buffers the caller owns and keeps alive;
+    // `remote` addresses are only interpreted in the target process.
+    let r = unsafe {
+        libc::process_vm_readv(
+            pid,
+            local.as_ptr(),
+            local.len() as _,
+            remote.as_ptr(),
+            remote.len() as _,
+            0,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a valid writable buffer of the given length.
+    let r = unsafe { libc::pread64(fd, buf.as_mut_ptr().cast(), buf.len(), offset as i64) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+pub fn pwrite(fd: RawFd, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a valid readable buffer of the given length.
+    let r = unsafe { libc::pwrite64(fd, buf.as_ptr().cast(), buf.len(), offset as i64) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+// ---- seccomp and process set-up (used between fork and exec) ---------------
+
+/// Install a seccomp filter on the calling thread. Async-signal-safe: called
+/// in a forked child.
+pub fn seccomp_install(filter: &[libc::sock_filter], no_new_privs: bool) -> Result<(), Errno> {
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    };
+    // SAFETY: `prog` points at a live filter array; prctl/seccomp only read it.
+    unsafe {
+        if no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(Errno::last());
+        }
+        if libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        ) != 0
+        {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// Pin `tid` (0: the calling thread) to one CPU.
+pub fn pin_to_cpu(tid: Tid, cpu: usize) -> Result<(), Errno> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks against its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// The CPU the calling thread runs on now.
+pub fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu has no arguments and no preconditions.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).unwrap_or(0)
+}
+
+/// Fork. The child must only make async-signal-safe calls until exec.
+///
+/// # Safety
+/// The caller's child branch must not allocate, lock, or touch Rust runtime
+/// state; it must end in `exec` or `_exit`.
+pub unsafe fn fork() -> Result<Tid, Errno> {
+    // SAFETY: the caller upholds the post-fork restrictions.
+    let r = unsafe { libc::fork() };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The kernel release string, e.g. "6.1.0-13-amd64".
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Send a signal to one thread.
+pub fn tgkill(pid: Tid, tid: Tid, sig: i32) -> Result<(), Errno> {
+    // SAFETY: plain syscall with scalar arguments.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
+    if r != 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// The name of a signal number ("SIGSEGV"), or "SIG<n>".
+pub fn signal_name(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) => {
+            format!("SIGRT_{}", sig - libc::SIGRTMIN())
+        }
+        Err(_) => format!("SIG{sig}"),
+    }
+}
+
+/// The symbolic errno name ("ENOENT").
+pub fn errno_name(e: i32) -> String {
+    // nix's Debug of Errno is the symbolic identifier.
+    format!("{:?}", Errno::from_raw(e))
+}
+
+/// Read a NUL-terminated C string field safely from a fixed buffer.
+pub fn cstr_lossy(buf: &[u8]) -> String {
+    CStr::from_bytes_until_nul(buf)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| String::from_utf8_lossy(buf).into_owned())
+}

@@ -1,0 +1,614 @@
+//! A traced thread: its state on the tracer thread ([`TaskState`], private to
+//! the core) and the view engines get while it is stopped ([`Task`]).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+use crate::arch::{self, gp, RegDesc, RegSet};
+use crate::engine::EngineId;
+use crate::error::{Error, Result};
+use crate::event::{EventMask, SyscallEntry, SyscallExit, SyscallSet};
+use crate::sys::{self, Errno, Tid};
+
+/// Largest number of iovecs one `process_vm_readv` takes (`IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// How a task's syscalls reach the tracer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallMode {
+    /// Kernel-side filtering: a seccomp filter stops only the syscalls some
+    /// engine wants; the task otherwise runs under `PTRACE_CONT`.
+    Seccomp,
+    /// `PTRACE_SYSCALL`: every syscall stops and the core filters in user
+    /// space (attached processes, or a spawned tree whose engines now want a
+    /// syscall outside its filter).
+    Ptrace,
+}
+
+/// Where a thread is, as the core sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Running (or blocked in the kernel) between stops.
+    Running,
+    /// In a ptrace stop.
+    Stopped,
+    /// In a job-control group-stop, resumed with `PTRACE_LISTEN`: stopped
+    /// like an untraced process, until SIGCONT.
+    GroupStop,
+}
+
+/// The kind of stop a task is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopKind {
+    SyscallEntry(SyscallEntry),
+    SyscallExit(SyscallExit),
+    /// Signal-delivery-stop; the signal that will be delivered on resume (0: none).
+    Signal,
+    /// A ptrace event stop (clone, exec, exit) or an interrupt/initial trap.
+    Event,
+    /// A job-control group-stop.
+    GroupStop,
+}
+
+/// Registers as read at this stop, and whether a callback changed them.
+#[derive(Default)]
+pub(crate) struct RegCache {
+    general: Option<[u8; arch::GENERAL_REGS_SIZE]>,
+    general_dirty: bool,
+    float: Option<Box<[u8; arch::FLOAT_REGS_SIZE]>>,
+    float_dirty: bool,
+}
+
+/// One traced thread, owned by the tracer thread.
+pub(crate) struct TaskState {
+    pub tid: Tid,
+    /// Key of its process in the core's process table.
+    pub proc: u64,
+    pub run: RunState,
+    pub stop: Option<StopKind>,
+    /// Signal to deliver when resumed from a signal-delivery-stop (0: none).
+    pub pending_signal: i32,
+    /// Engines holding this task stopped.
+    pub holds: BTreeSet<EngineId>,
+    /// Engines that asked for a single step at this stop.
+    pub step_for: Vec<EngineId>,
+    /// Engines waiting for a single step to complete.
+    pub stepping: Vec<EngineId>,
+    /// Engines that asked for an interrupt, reported with `report_quiesce`.
+    pub quiesce_for: Vec<EngineId>,
+    /// A `PTRACE_INTERRUPT` was sent and its stop has not arrived yet.
+    pub interrupt_sent: bool,
+    /// The syscall between its entry (or seccomp) stop and its exit stop.
+    pub in_syscall: Option<SyscallEntry>,
+    /// A callback skipped the syscall at this entry (with this return value).
+    pub skipped: Option<i64>,
+    /// How it was last resumed.
+    pub resumed_with: sys::Resume,
+    /// Before the spawned program's own execve: stops are not reported.
+    pub prelude: bool,
+    /// Seen its first stop (new tasks start with a trap stop).
+    pub started: bool,
+    pub regs: RegCache,
+}
+
+impl TaskState {
+    pub fn new(tid: Tid, proc: u64) -> Self {
+        TaskState {
+            tid,
+            proc,
+            run: RunState::Running,
+            stop: None,
+            pending_signal: 0,
+            holds: BTreeSet::new(),
+            step_for: Vec::new(),
+            stepping: Vec::new(),
+            quiesce_for: Vec::new(),
+            interrupt_sent: false,
+            in_syscall: None,
+            skipped: None,
+            resumed_with: sys::Resume::Cont,
+            prelude: false,
+            started: false,
+            regs: RegCache::default(),
+        }
+    }
+
+    /// Write back changed registers (once, before resuming) and forget the cache.
+    pub fn flush_registers(&mut self) -> Result<()> {
+        let regs = std::mem::take(&mut self.regs);
+        if regs.general_dirty {
+            if let Some(g) = &regs.general {
+                sys::set_regset(self.tid, libc::NT_PRSTATUS as u32, g).map_err(|errno| {
+                    Error::Sys {
+                        op: "PTRACE_SETREGSET(NT_PRSTATUS)",
+                        tid: self.tid,
+                        errno,
+                    }
+                })?;
+            }
+        }
+        if regs.float_dirty {
+            if let Some(f) = &regs.float {
+                sys::set_regset(self.tid, libc::NT_PRFPREG as u32, &f[..]).map_err(|errno| {
+                    Error::Sys {
+                        op: "PTRACE_SETREGSET(NT_PRFPREG)",
+                        tid: self.tid,
+                        errno,
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn general(&mut self) -> Result<&mut [u8; arch::GENERAL_REGS_SIZE]> {
+        if self.regs.general.is_none() {
+            let mut buf = [0u8; arch::GENERAL_REGS_SIZE];
+            sys::get_regset(self.tid, libc::NT_PRSTATUS as u32, &mut buf).map_err(|errno| {
+                Error::Sys {
+                    op: "PTRACE_GETREGSET(NT_PRSTATUS)",
+                    tid: self.tid,
+                    errno,
+                }
+            })?;
+            self.regs.general = Some(buf);
+        }
+        Ok(self.regs.general.as_mut().expect("filled above"))
+    }
+
+    fn float(&mut self) -> Result<&mut [u8; arch::FLOAT_REGS_SIZE]> {
+        if self.regs.float.is_none() {
+            let mut buf = Box::new([0u8; arch::FLOAT_REGS_SIZE]);
+            sys::get_regset(self.tid, libc::NT_PRFPREG as u32, &mut buf[..]).map_err(|errno| {
+                Error::Sys {
+                    op: "PTRACE_GETREGSET(NT_PRFPREG)",
+                    tid: self.tid,
+                    errno,
+                }
+            })?;
+            self.regs.float = Some(buf);
+        }
+        Ok(self.regs.float.as_mut().expect("filled above"))
+    }
+
+    pub fn gp_word(&mut self, offset: usize) -> Result<u64> {
+        let g = self.general()?;
+        Ok(u64::from_ne_bytes(
+            g[offset..offset + 8].try_into().expect("8 bytes"),
+        ))
+    }
+
+    pub fn set_gp_word(&mut self, offset: usize, value: u64) -> Result<()> {
+        let g = self.general()?;
+        g[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+        self.regs.general_dirty = true;
+        Ok(())
+    }
+
+    fn reg_bytes(&mut self, desc: &RegDesc) -> Result<Vec<u8>> {
+        match desc.set {
+            RegSet::General => Ok(self.general()?[desc.offset..desc.offset + desc.size].to_vec()),
+            RegSet::Float => Ok(self.float()?[desc.offset..desc.offset + desc.size].to_vec()),
+            RegSet::Debug => sys::peek_user(self.tid, desc.offset)
+                .map(|v| v.to_ne_bytes().to_vec())
+                .map_err(|errno| Error::Sys {
+                    op: "PTRACE_PEEKUSER",
+                    tid: self.tid,
+                    errno,
+                }),
+        }
+    }
+
+    fn set_reg_bytes(&mut self, desc: &RegDesc, bytes: &[u8]) -> Result<()> {
+        if bytes.len() != desc.size {
+            return Err(Error::RegisterSize {
+                name: desc.name,
+                expected: desc.size,
+                got: bytes.len(),
+            });
+        }
+        match desc.set {
+            RegSet::General => {
+                self.general()?[desc.offset..desc.offset + desc.size].copy_from_slice(bytes);
+                self.regs.general_dirty = true;
+            }
+            RegSet::Float => {
+                self.float()?[desc.offset..desc.offset + desc.size].copy_from_slice(bytes);
+                self.regs.float_dirty = true;
+            }
+            RegSet::Debug => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(bytes);
+                sys::poke_user(self.tid, desc.offset, u64::from_ne_bytes(w)).map_err(|errno| {
+                    Error::Sys {
+                        op: "PTRACE_POKEUSER",
+                        tid: self.tid,
+                        errno,
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-process memory access: the `/proc/PID/mem` descriptor, opened on first
+/// use and reopened after exec (a descriptor is tied to the old image).
+#[derive(Default)]
+pub(crate) struct MemFile {
+    file: Option<File>,
+}
+
+impl MemFile {
+    pub fn reset(&mut self) {
+        self.file = None;
+    }
+
+    fn get(&mut self, pid: Tid) -> std::result::Result<&File, Errno> {
+        if self.file.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/{pid}/mem"))
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            self.file = Some(f);
+        }
+        Ok(self.file.as_ref().expect("opened above"))
+    }
+}
+
+/// The result of one memory read: the bytes that came back, and if fewer than
+/// asked, why the rest did not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemRead {
+    /// Address the read started at.
+    pub addr: u64,
+    /// The bytes read; shorter than asked when `error` is set.
+    pub data: Vec<u8>,
+    /// Why the read stopped short (EFAULT/EIO for unmapped memory).
+    pub error: Option<Errno>,
+}
+
+/// Callback-time configuration of the engine being called.
+pub(crate) struct EngineCfg<'a> {
+    pub id: EngineId,
+    pub events: &'a mut EventMask,
+    pub syscalls: &'a mut SyscallSet,
+}
+
+/// A stopped thread, as an engine sees it during a callback or a
+/// [`crate::Tracer::with_stopped`] closure: memory, registers, the current
+/// syscall, and the calling engine's own event mask.
+pub struct Task<'a> {
+    pub(crate) state: &'a mut TaskState,
+    pub(crate) pid: Tid,
+    pub(crate) mode: SyscallMode,
+    pub(crate) mem: &'a mut MemFile,
+    pub(crate) engine: EngineCfg<'a>,
+}
+
+impl Task<'_> {
+    /// Thread id.
+    pub fn tid(&self) -> Tid {
+        self.state.tid
+    }
+
+    /// Process id (thread group id).
+    pub fn pid(&self) -> Tid {
+        self.pid
+    }
+
+    /// The engine this view was handed to.
+    pub fn engine_id(&self) -> EngineId {
+        self.engine.id
+    }
+
+    /// How this task's syscalls reach the tracer.
+    pub fn syscall_mode(&self) -> SyscallMode {
+        self.mode
+    }
+
+    // ---- the calling engine's own mask ----
+
+    /// The calling engine's event mask.
+    pub fn events(&self) -> EventMask {
+        *self.engine.events
+    }
+
+    /// Change the calling engine's event mask; applies from the next report
+    /// point (so setting `SYSCALL_EXIT` at an entry report yields that exit).
+    pub fn set_events(&mut self, events: EventMask) {
+        *self.engine.events = events;
+    }
+
+    /// The calling engine's syscall set.
+    pub fn syscalls(&self) -> &SyscallSet {
+        self.engine.syscalls
+    }
+
+    /// Change the calling engine's syscall set (next report point on).
+    pub fn set_syscalls(&mut self, set: SyscallSet) {
+        *self.engine.syscalls = set;
+    }
+
+    // ---- syscalls ----
+
+    /// Skip the syscall at this entry stop; the task sees `ret` as its result
+    /// (e.g. `-libc::ENOENT as i64`). Later engines see the skip through
+    /// [`Task::syscall_skipped`].
+    pub fn skip_syscall(&mut self, ret: i64) -> Result<()> {
+        if !matches!(
+            self.state.stop,
+            Some(crate::task::StopKind::SyscallEntry(_))
+        ) {
+            return Err(Error::WrongStop {
+                what: "skip_syscall",
+                stop: "entry",
+            });
+        }
+        self.state.set_gp_word(gp::ORIG_RAX, u64::MAX)?;
+        self.state.set_gp_word(gp::RAX, ret as u64)?;
+        self.state.skipped = Some(ret);
+        Ok(())
+    }
+
+    /// The return value a previous engine chose when it skipped this syscall.
+    pub fn syscall_skipped(&self) -> Option<i64> {
+        self.state.skipped
+    }
+
+    /// Change the value the syscall returns, at its exit stop.
+    pub fn set_syscall_return(&mut self, ret: i64) -> Result<()> {
+        if !matches!(self.state.stop, Some(crate::task::StopKind::SyscallExit(_))) {
+            return Err(Error::WrongStop {
+                what: "set_syscall_return",
+                stop: "exit",
+            });
+        }
+        self.state.set_gp_word(gp::RAX, ret as u64)
+    }
+
+    /// The syscall this task is stopped in, if at a syscall stop: entry, and
+    /// the return value at an exit.
+    pub fn current_syscall(&self) -> Option<(SyscallEntry, Option<i64>)> {
+        match self.state.stop {
+            Some(StopKind::SyscallEntry(e)) => Some((e, None)),
+            Some(StopKind::SyscallExit(x)) => Some((x.entry, Some(x.ret))),
+            _ => None,
+        }
+    }
+
+    // ---- registers ----
+
+    /// A register of at most 8 bytes by its usual name (`rip`, `rax`,
+    /// `eflags`, `fs_base`, `dr7`, `mxcsr`…), zero-extended.
+    pub fn register(&mut self, name: &str) -> Result<u64> {
+        let desc = arch::register(name).ok_or_else(|| Error::UnknownRegister(name.into()))?;
+        if desc.size > 8 {
+            return Err(Error::WideRegister {
+                name: desc.name,
+                size: desc.size,
+            });
+        }
+        let bytes = self.state.reg_bytes(desc)?;
+        let mut w = [0u8; 8];
+        w[..bytes.len()].copy_from_slice(&bytes);
+        Ok(u64::from_le_bytes(w))
+    }
+
+    /// Set a register of at most 8 bytes (truncated to its width). General
+    /// and FP registers are written back once, when the task resumes.
+    pub fn set_register(&mut self, name: &str, value: u64) -> Result<()> {
+        let desc = arch::register(name).ok_or_else(|| Error::UnknownRegister(name.into()))?;
+        if desc.size > 8 {
+            return Err(Error::WideRegister {
+                name: desc.name,
+                size: desc.size,
+            });
+        }
+        self.state
+            .set_reg_bytes(desc, &value.to_le_bytes()[..desc.size])
+    }
+
+    /// Any register's raw bytes (little-endian), e.g. `xmm0` (16) or `st0` (10).
+    pub fn register_bytes(&mut self, name: &str) -> Result<Vec<u8>> {
+        let desc = arch::register(name).ok_or_else(|| Error::UnknownRegister(name.into()))?;
+        self.state.reg_bytes(desc)
+    }
+
+    /// Set any register from its raw bytes; the length must match its width.
+    pub fn set_register_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let desc = arch::register(name).ok_or_else(|| Error::UnknownRegister(name.into()))?;
+        self.state.set_reg_bytes(desc, bytes)
+    }
+
+    /// Every register of at most 8 bytes, by name.
+    pub fn registers(&mut self) -> Result<Vec<(&'static str, u64)>> {
+        let mut out = Vec::with_capacity(arch::REGISTERS.len());
+        for desc in arch::REGISTERS.iter().filter(|d| d.size <= 8) {
+            out.push((desc.name, self.register(desc.name)?));
+        }
+        Ok(out)
+    }
+
+    // ---- memory ----
+
+    /// Read `len` bytes at `addr`; a partial read says why it stopped.
+    pub fn read_memory(&mut self, addr: u64, len: usize) -> MemRead {
+        self.read_scatter(&[(addr, len)])
+            .pop()
+            .expect("one request, one result")
+    }
+
+    /// Read many ranges with as few `process_vm_readv` calls as the kernel
+    /// allows (one per 1,024 ranges, plus one per range that fails). Each range
+    /// gets its own result; a bad range does not spoil the others.
+    pub fn read_scatter(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
+        let mut out: Vec<MemRead> = ranges
+            .iter()
+            .map(|&(addr, len)| MemRead {
+                addr,
+                data: vec![0; len],
+                error: None,
+            })
+            .collect();
+        let mut start = 0;
+        while start < out.len() {
+            let end = (start + IOV_MAX).min(out.len());
+            let mut local: Vec<libc::iovec> = out[start..end]
+                .iter_mut()
+                .map(|r| libc::iovec {
+                    iov_base: r.data.as_mut_ptr().cast(),
+                    iov_len: r.data.len(),
+                })
+                .collect();
+            let remote: Vec<libc::iovec> = out[start..end]
+                .iter()
+                .map(|r| libc::iovec {
+                    iov_base: r.addr as usize as *mut libc::c_void,
+                    iov_len: r.data.len(),
+                })
+                .collect();
+            let got = sys::process_vm_readv(self.pid, &mut local, &remote).unwrap_or(0);
+            // Everything up to `got` bytes arrived; the range where it stopped failed.
+            let mut acc = 0usize;
+            let mut failed = None;
+            for (i, r) in out[start..end].iter().enumerate() {
+                if acc + r.data.len() > got {
+                    failed = Some(start + i);
+                    break;
+                }
+                acc += r.data.len();
+            }
+            match failed {
+                None => start = end,
+                Some(i) => {
+                    self.read_slow(i, &mut out[i]);
+                    start = i + 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// One range that `process_vm_readv` could not read whole: retry through
+    /// `/proc/PID/mem` (which can also read pages without read permission),
+    /// keep what arrives, and record why the rest did not.
+    fn read_slow(&mut self, _index: usize, r: &mut MemRead) {
+        let len = r.data.len();
+        let mut done = 0usize;
+        let mut error = None;
+        match self.mem.get(self.pid) {
+            Ok(f) => {
+                let fd = f.as_raw_fd();
+                while done < len {
+                    match sys::pread(fd, &mut r.data[done..], r.addr + done as u64) {
+                        Ok(0) => {
+                            error = Some(Errno::EIO);
+                            break;
+                        }
+                        Ok(n) => done += n,
+                        Err(Errno::EINTR) => continue,
+                        Err(e) => {
+                            error = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => error = Some(e),
+        }
+        r.data.truncate(done);
+        r.error = if done == len { None } else { error };
+    }
+
+    /// Read a NUL-terminated string of at most `max_len` bytes (the NUL is not
+    /// included). `error` is set if memory ended before a NUL or the limit.
+    pub fn read_string(&mut self, addr: u64, max_len: usize) -> MemRead {
+        let mut data = Vec::new();
+        let mut at = addr;
+        while data.len() < max_len {
+            // Read up to the end of the page, so an unmapped next page does not
+            // fail a string that ends before it.
+            let page_left = 4096 - (at % 4096) as usize;
+            let want = page_left.min(max_len - data.len());
+            let chunk = self.read_memory(at, want);
+            if let Some(nul) = chunk.data.iter().position(|b| *b == 0) {
+                data.extend_from_slice(&chunk.data[..nul]);
+                return MemRead {
+                    addr,
+                    data,
+                    error: None,
+                };
+            }
+            data.extend_from_slice(&chunk.data);
+            if chunk.error.is_some() {
+                return MemRead {
+                    addr,
+                    data,
+                    error: chunk.error,
+                };
+            }
+            at += want as u64;
+        }
+        MemRead {
+            addr,
+            data,
+            error: None,
+        }
+    }
+
+    /// Write bytes at `addr` through `/proc/PID/mem` (which can write
+    /// read-only text, for breakpoints), falling back to `PTRACE_POKEDATA`.
+    /// Returns the bytes written.
+    pub fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<usize> {
+        let tid = self.state.tid;
+        if let Ok(f) = self.mem.get(self.pid) {
+            let fd = f.as_raw_fd();
+            let mut done = 0;
+            while done < data.len() {
+                match sys::pwrite(fd, &data[done..], addr + done as u64) {
+                    Ok(0) => break,
+                    Ok(n) => done += n,
+                    Err(Errno::EINTR) => continue,
+                    Err(errno) if done == 0 => {
+                        return self.poke_fallback(addr, data).map_err(|_| Error::Sys {
+                            op: "write to /proc/PID/mem",
+                            tid,
+                            errno,
+                        })
+                    }
+                    Err(_) => break,
+                }
+            }
+            return Ok(done);
+        }
+        self.poke_fallback(addr, data)
+    }
+
+    fn poke_fallback(&mut self, addr: u64, data: &[u8]) -> Result<usize> {
+        let tid = self.state.tid;
+        let err = |errno| Error::Sys {
+            op: "PTRACE_POKEDATA",
+            tid,
+            errno,
+        };
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = addr + done as u64;
+            let word_addr = at & !7;
+            let skew = (at - word_addr) as usize;
+            let n = (8 - skew).min(data.len() - done);
+            let mut word = if skew != 0 || n < 8 {
+                sys::peek_data(tid, word_addr).map_err(err)?.to_ne_bytes()
+            } else {
+                [0u8; 8]
+            };
+            word[skew..skew + n].copy_from_slice(&data[done..done + n]);
+            sys::poke_data(tid, word_addr, u64::from_ne_bytes(word)).map_err(err)?;
+            done += n;
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,322 @@
+//! The tracer thread and its handle.
+//!
+//! One dedicated OS thread owns every attachment (ptrace requests must come
+//! from the thread that seized the tracee). It sleeps in one place, an
+//! `epoll_wait` on its own eventfd, which is written by command senders and by
+//! the process-wide SIGCHLD handler. On each wake-up it runs queued commands,
+//! then reaps every pending stop with `waitpid(-1, __WALL|__WNOTHREAD|WNOHANG)`.
+//! It never polls on a timer and never blocks on a client.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info_span, warn};
+
+use crate::attach::{self, Attached};
+use crate::core::{Core, TaskInfo};
+use crate::engine::{Action, Engine, EngineId, EngineOptions};
+use crate::error::{Error, Result};
+use crate::event::{EventMask, SyscallSet};
+use crate::spawn::{self, SpawnOptions, Spawned};
+use crate::sys::{self, RemoteWaker, Tid, Waker};
+use crate::task::Task;
+
+type Command = Box<dyn FnOnce(&mut Core) + Send>;
+
+/// Commands queued for the tracer thread at most; senders wait beyond it.
+const COMMAND_QUEUE: usize = 1024;
+/// How long shutdown waits for running tasks to reach a stop and detach.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Options for a tracer thread.
+#[derive(Clone, Debug, Default)]
+pub struct TracerOptions {
+    /// Name of the thread (default `utrace-tracer`).
+    pub thread_name: Option<String>,
+}
+
+/// A handle to one tracer thread: cheap to clone, `Send`, usable from async
+/// code (`.await` any call) and from plain threads (`.wait()`).
+///
+/// When the last handle is dropped (or on [`Tracer::shutdown`]) the thread
+/// detaches every engine and task, and kills programs that were spawned with
+/// kernel-side filtering (they cannot run untraced), then exits.
+#[derive(Clone)]
+pub struct Tracer {
+    tx: mpsc::Sender<Command>,
+    waker: RemoteWaker,
+    tid: Tid,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracer").field("thread", &self.tid).finish()
+    }
+}
+
+/// A request to the tracer thread: `.await` it, or `.wait()` from a thread
+/// that is not running an async runtime.
+#[must_use = "a request does nothing until awaited or waited on"]
+pub struct Request<R> {
+    tracer: Tracer,
+    cmd: Command,
+    rx: oneshot::Receiver<Result<R>>,
+}
+
+impl<R: Send + 'static> Request<R> {
+    /// Block the calling thread until the tracer answers. Panics if called
+    /// from inside an async runtime: `.await` the request there.
+    pub fn wait(self) -> Result<R> {
+        self.tracer
+            .tx
+            .blocking_send(self.cmd)
+            .map_err(|_| Error::TracerGone)?;
+        self.tracer.waker.wake();
+        self.rx.blocking_recv().map_err(|_| Error::TracerGone)?
+    }
+}
+
+impl<R: Send + 'static> IntoFuture for Request<R> {
+    type Output = Result<R>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<R>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            self.tracer
+                .tx
+                .send(self.cmd)
+                .await
+                .map_err(|_| Error::TracerGone)?;
+            self.tracer.waker.wake();
+            self.rx.await.map_err(|_| Error::TracerGone)?
+        })
+    }
+}
+
+impl Tracer {
+    /// Start a tracer thread.
+    pub fn new() -> Result<Tracer> {
+        Self::with_options(TracerOptions::default())
+    }
+
+    /// Start a tracer thread with options.
+    pub fn with_options(opts: TracerOptions) -> Result<Tracer> {
+        check_kernel()?;
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name(opts.thread_name.unwrap_or_else(|| "utrace-tracer".into()))
+            .spawn(move || {
+                let waker = match Waker::new() {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Start(e.to_string())));
+                        return;
+                    }
+                };
+                // SAFETY: gettid has no preconditions.
+                let tid = unsafe { libc::gettid() };
+                let _ = ready_tx.send(Ok((waker.remote(), tid)));
+                run(rx, waker);
+            })
+            .map_err(|e| Error::Start(e.to_string()))?;
+        let (waker, tid) = ready_rx
+            .recv()
+            .map_err(|_| Error::Start("tracer thread exited during start-up".into()))??;
+        Ok(Tracer { tx, waker, tid })
+    }
+
+    /// The tracer thread's tid (tracees report it as their `TracerPid`).
+    pub fn thread_id(&self) -> Tid {
+        self.tid
+    }
+
+    fn request<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core, Box<dyn FnOnce(Result<R>) + Send>) + Send + 'static,
+    ) -> Request<R> {
+        let (tx, rx) = oneshot::channel();
+        let reply: Box<dyn FnOnce(Result<R>) + Send> = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        Request {
+            tracer: self.clone(),
+            cmd: Box::new(move |core| f(core, reply)),
+            rx,
+        }
+    }
+
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> Result<R> + Send + 'static,
+    ) -> Request<R> {
+        self.request(move |core, reply| reply(f(core)))
+    }
+
+    /// Start a program traced by a new engine. Answers once the program has
+    /// exec'd (or failed to). See [`SpawnOptions::kernel_filter`] for what
+    /// kernel-side filtering means for the program's life.
+    pub fn spawn(
+        &self,
+        opts: SpawnOptions,
+        engine: Box<dyn Engine>,
+        eopts: EngineOptions,
+    ) -> Request<Spawned> {
+        self.request(move |core, reply| spawn::spawn(core, opts, engine, eopts, reply))
+    }
+
+    /// Attach a new engine to a running process (all its threads), seizing it
+    /// with `PTRACE_SEIZE` unless this tracer traces it already.
+    pub fn attach(
+        &self,
+        pid: Tid,
+        engine: Box<dyn Engine>,
+        eopts: EngineOptions,
+    ) -> Request<Attached> {
+        self.call(move |core| attach::attach(core, pid, engine, eopts))
+    }
+
+    /// Detach an engine from every task. The last engine to leave a process
+    /// detaches ptrace from it; the process runs on as if never traced.
+    pub fn detach(&self, engine: EngineId) -> Request<()> {
+        self.call(move |core| {
+            core.check_engine(engine)?;
+            core.detach_engine(engine);
+            Ok(())
+        })
+    }
+
+    /// Act on a task as `engine`: release its hold (`Resume`), hold it
+    /// (`Stop`; a running task is interrupted and held at its next stop),
+    /// single-step it, or detach the engine.
+    pub fn control(&self, engine: EngineId, tid: Tid, action: Action) -> Request<()> {
+        self.call(move |core| core.control(engine, tid, action))
+    }
+
+    /// Stop a running task soon and call `engine`'s `report_quiesce` there.
+    pub fn interrupt(&self, engine: EngineId, tid: Tid) -> Request<()> {
+        self.call(move |core| core.request_quiesce(engine, tid))
+    }
+
+    /// Run `f` on the tracer thread while `tid` is stopped. If it is running:
+    /// with `interrupt`, stop it (`PTRACE_INTERRUPT`), run `f` at that stop
+    /// and let it go again unless some engine holds it; without, fail with
+    /// [`Error::NotStopped`]. `f` must not call back into this tracer.
+    pub fn with_stopped<R, F>(
+        &self,
+        engine: EngineId,
+        tid: Tid,
+        interrupt: bool,
+        f: F,
+    ) -> Request<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Task<'_>) -> R + Send + 'static,
+    {
+        self.request(move |core, reply| {
+            core.with_stopped(
+                engine,
+                tid,
+                interrupt,
+                Box::new(move |task| reply(task.map(f))),
+            );
+            // A task stopped by the interrupt is resumed by the normal path.
+        })
+    }
+
+    /// Replace `engine`'s event mask and syscall set from outside.
+    pub fn set_events(
+        &self,
+        engine: EngineId,
+        events: EventMask,
+        syscalls: SyscallSet,
+    ) -> Request<()> {
+        self.call(move |core| core.set_events(engine, events, syscalls))
+    }
+
+    /// Every traced thread, with its state, mode, engines and holds.
+    pub fn tasks(&self) -> Request<Vec<TaskInfo>> {
+        self.call(|core| Ok(core.task_infos()))
+    }
+
+    /// Detach everything and stop the thread (as dropping every handle does).
+    pub fn shutdown(&self) -> Request<()> {
+        self.call(|core| {
+            core.shutting_down = true;
+            core.shutdown();
+            Ok(())
+        })
+    }
+}
+
+fn check_kernel() -> Result<()> {
+    let release = sys::kernel_release();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if (major, minor) < (5, 3) {
+        return Err(Error::KernelTooOld { release });
+    }
+    Ok(())
+}
+
+fn run(mut rx: mpsc::Receiver<Command>, waker: Waker) {
+    Waker::unblock_sigchld();
+    let _span = info_span!("tracer").entered();
+    let mut core = Core::new();
+    let mut closed = false;
+    loop {
+        loop {
+            match rx.try_recv() {
+                Ok(cmd) => cmd(&mut core),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        reap(&mut core);
+        if closed || core.shutting_down {
+            break;
+        }
+        waker.wait(-1);
+    }
+    // Shutdown: detach all, then give running tasks a bounded time to stop
+    // and be detached.
+    core.shutdown();
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while !core.is_idle() && Instant::now() < deadline {
+        reap(&mut core);
+        if core.is_idle() {
+            break;
+        }
+        waker.wait(100);
+        // Commands that arrive now get TracerGone when their reply is dropped.
+        while let Ok(cmd) = rx.try_recv() {
+            drop(cmd);
+        }
+    }
+    if !core.is_idle() {
+        warn!(
+            tasks = core.tasks.len(),
+            "tracer exiting with tasks still attached; the kernel detaches them"
+        );
+    }
+    debug!("tracer thread exits");
+}
+
+fn reap(core: &mut Core) {
+    loop {
+        match sys::wait_any_nohang() {
+            Ok(Some(ws)) => core.on_wait(ws.tid, ws.status),
+            Ok(None) => break,
+            Err(e) => {
+                warn!(%e, "waitpid failed");
+                break;
+            }
+        }
+    }
+}
