@@ -87,6 +87,18 @@ pub(crate) struct Core {
     scratch: Vec<EngineId>,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
+    pub stats: TracerStats,
+}
+
+/// Counters of the tracer thread's work, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TracerStats {
+    /// ptrace stops handled (every kind).
+    pub stops: u64,
+    /// Of those, syscall stops (entry, exit and seccomp).
+    pub syscall_stops: u64,
+    /// Engine callbacks made.
+    pub reports: u64,
 }
 
 impl Core {
@@ -103,6 +115,7 @@ impl Core {
             masks_changed: false,
             scratch: Vec::new(),
             shutting_down: false,
+            stats: TracerStats::default(),
         }
     }
 
@@ -254,6 +267,7 @@ impl Core {
                 },
             };
             let (action, r) = f(engine.as_mut(), &mut task);
+            self.stats.reports += 1;
             slot.engine = Some(engine);
             if before.0 != slot.events || before.1 != slot.syscalls {
                 self.masks_changed = true;
@@ -296,10 +310,17 @@ impl Core {
             self.unknown.insert(tid, status);
             return;
         };
+        // Holds belong to the stop they were taken at. A held task that
+        // reports a new stop was forced out (SIGKILL): the holds are void.
+        t.holds.clear();
         t.run = RunState::Stopped;
         t.regs = Default::default();
         let sig = libc::WSTOPSIG(status);
         let event = status >> 16;
+        self.stats.stops += 1;
+        if sig == (libc::SIGTRAP | 0x80) || event == sys::PTRACE_EVENT_SECCOMP {
+            self.stats.syscall_stops += 1;
+        }
         let first_stop = !t.started;
         t.started = true;
 

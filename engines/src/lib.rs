@@ -44,7 +44,7 @@ mod task;
 mod tracer;
 
 pub use crate::attach::Attached;
-pub use crate::core::TaskInfo;
+pub use crate::core::{TaskInfo, TracerStats};
 pub use crate::engine::{Action, Engine, EngineId, EngineOptions, SignalAction, SignalDisposition};
 pub use crate::error::{AttachError, Error, Result, SpawnError};
 pub use crate::event::{

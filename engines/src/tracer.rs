@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info_span, warn};
 
 use crate::attach::{self, Attached};
-use crate::core::{Core, TaskInfo};
+use crate::core::{Core, TaskInfo, TracerStats};
 use crate::engine::{Action, Engine, EngineId, EngineOptions};
 use crate::error::{Error, Result};
 use crate::event::{EventMask, SyscallSet};
@@ -239,6 +239,11 @@ impl Tracer {
     /// Every traced thread, with its state, mode, engines and holds.
     pub fn tasks(&self) -> Request<Vec<TaskInfo>> {
         self.call(|core| Ok(core.task_infos()))
+    }
+
+    /// Counters of the tracer thread's work so far.
+    pub fn stats(&self) -> Request<TracerStats> {
+        self.call(|core| Ok(core.stats))
     }
 
     /// Detach everything and stop the thread (as dropping every handle does).

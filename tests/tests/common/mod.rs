@@ -1,0 +1,365 @@
+//! Shared helpers for the end-to-end tests: a recording engine, captured
+//! tracee output, bounded waits. Every wait here has a deadline, so a bug
+//! fails the test instead of hanging CI.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use utrace_engines::{
+    Action, CloneReport, Engine, ExecReport, ExitReport, SignalAction, SignalDisposition,
+    SignalReport, SyscallEntry, SyscallExit, Task,
+};
+
+/// Path of a tracee program built by this package.
+#[macro_export]
+macro_rules! tracee {
+    ($name:literal) => {
+        env!(concat!("CARGO_BIN_EXE_", $name))
+    };
+}
+
+/// The default bound for any wait in these tests.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Log RUST_LOG-selected tracing output of the engine layer during tests.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// One report, as the recording engine saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Entry { tid: i32, nr: u64, args: [u64; 6] },
+    Exit { tid: i32, nr: u64, ret: i64 },
+    Signal { tid: i32, signo: i32 },
+    Clone { tid: i32, report: CloneReport },
+    Exec { tid: i32, report: ExecReport },
+    Exit_ { tid: i32, report: ExitReport },
+    Death(ExitReport),
+    Step { tid: i32, rip: u64 },
+    Quiesce { tid: i32 },
+    Detached,
+}
+
+type EntryHook = Box<dyn FnMut(&mut Task<'_>, &SyscallEntry) -> Action + Send>;
+type ExitHook = Box<dyn FnMut(&mut Task<'_>, &SyscallExit) -> Action + Send>;
+type SignalHook = Box<dyn FnMut(&mut Task<'_>, &SignalReport) -> SignalAction + Send>;
+
+/// A recording engine whose answers tests can script.
+pub struct Log {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    deaths: Sender<ExitReport>,
+    pub on_entry: Option<EntryHook>,
+    pub on_exit: Option<ExitHook>,
+    pub on_signal: Option<SignalHook>,
+    pub on_quiesce: Action,
+    pub on_step: Action,
+}
+
+/// The test's side of a [`Log`] engine.
+pub struct LogHandle {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    deaths: Receiver<ExitReport>,
+}
+
+impl Log {
+    pub fn new() -> (Log, LogHandle) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        (
+            Log {
+                seen: Arc::clone(&seen),
+                deaths: tx,
+                on_entry: None,
+                on_exit: None,
+                on_signal: None,
+                on_quiesce: Action::Resume,
+                on_step: Action::Resume,
+            },
+            LogHandle { seen, deaths: rx },
+        )
+    }
+
+    fn push(&self, s: Seen) {
+        self.seen.lock().unwrap().push(s);
+    }
+}
+
+impl Engine for Log {
+    fn report_syscall_entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> Action {
+        self.push(Seen::Entry {
+            tid: task.tid(),
+            nr: call.nr,
+            args: call.args,
+        });
+        match self.on_entry.as_mut() {
+            Some(h) => h(task, call),
+            None => Action::Resume,
+        }
+    }
+
+    fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
+        self.push(Seen::Exit {
+            tid: task.tid(),
+            nr: call.entry.nr,
+            ret: call.ret,
+        });
+        match self.on_exit.as_mut() {
+            Some(h) => h(task, call),
+            None => Action::Resume,
+        }
+    }
+
+    fn report_signal(&mut self, task: &mut Task<'_>, signal: &SignalReport) -> SignalAction {
+        self.push(Seen::Signal {
+            tid: task.tid(),
+            signo: signal.signo,
+        });
+        match self.on_signal.as_mut() {
+            Some(h) => h(task, signal),
+            None => SignalAction::default(),
+        }
+    }
+
+    fn report_clone(&mut self, task: &mut Task<'_>, clone: &CloneReport) -> Action {
+        self.push(Seen::Clone {
+            tid: task.tid(),
+            report: *clone,
+        });
+        Action::Resume
+    }
+
+    fn report_exec(&mut self, task: &mut Task<'_>, exec: &ExecReport) -> Action {
+        self.push(Seen::Exec {
+            tid: task.tid(),
+            report: exec.clone(),
+        });
+        Action::Resume
+    }
+
+    fn report_exit(&mut self, task: &mut Task<'_>, exit: &ExitReport) -> Action {
+        self.push(Seen::Exit_ {
+            tid: task.tid(),
+            report: *exit,
+        });
+        Action::Resume
+    }
+
+    fn report_death(&mut self, death: &ExitReport) {
+        self.push(Seen::Death(*death));
+        let _ = self.deaths.send(*death);
+    }
+
+    fn report_quiesce(&mut self, task: &mut Task<'_>) -> Action {
+        self.push(Seen::Quiesce { tid: task.tid() });
+        self.on_quiesce
+    }
+
+    fn report_step(&mut self, task: &mut Task<'_>) -> Action {
+        let rip = task.register("rip").unwrap_or(0);
+        self.push(Seen::Step {
+            tid: task.tid(),
+            rip,
+        });
+        self.on_step
+    }
+
+    fn report_detached(&mut self) {
+        self.push(Seen::Detached);
+    }
+}
+
+impl LogHandle {
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, f: impl Fn(&Seen) -> bool) -> usize {
+        self.seen.lock().unwrap().iter().filter(|s| f(s)).count()
+    }
+
+    /// Wait for the death of process `pid` (its last thread).
+    pub fn wait_process_death(&self, pid: i32) -> ExitReport {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.deaths.recv_timeout(left) {
+                Ok(d) if d.pid == pid && d.process_gone => return d,
+                Ok(_) => continue,
+                Err(_) => panic!("process {pid} did not die within {TIMEOUT:?}"),
+            }
+        }
+    }
+
+    /// Wait until `f` holds for the log.
+    pub fn wait_until(&self, what: &str, f: impl Fn(&[Seen]) -> bool) {
+        wait_for(what, || f(&self.seen.lock().unwrap()));
+    }
+
+    /// Syscall entries per thread for syscall `nr`.
+    pub fn entries_by_tid(&self, nr: u64) -> HashMap<i32, usize> {
+        let mut m = HashMap::new();
+        for s in self.seen.lock().unwrap().iter() {
+            if let Seen::Entry { tid, nr: n, .. } = s {
+                if *n == nr {
+                    *m.entry(*tid).or_default() += 1;
+                }
+            }
+        }
+        m
+    }
+}
+
+/// Poll `f` (every 5 ms) until it holds or [`TIMEOUT`] passes.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A tracee's stdout (or stdin), read line by line on a helper thread.
+pub struct Lines {
+    rx: Receiver<String>,
+    pub all: Vec<String>,
+}
+
+impl Lines {
+    /// A pipe: give the write end to the tracee, read lines from this.
+    pub fn pipe() -> (OwnedFd, Lines) {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(std::fs::File::from(r)).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        (
+            w,
+            Lines {
+                rx,
+                all: Vec::new(),
+            },
+        )
+    }
+
+    /// From a child's piped stdout.
+    pub fn from_reader(r: impl std::io::Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            all: Vec::new(),
+        }
+    }
+
+    /// The next line, within the timeout.
+    pub fn next(&mut self) -> String {
+        let l = self.rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
+            panic!(
+                "no output line within {TIMEOUT:?}; got so far: {:?}",
+                self.all
+            )
+        });
+        self.all.push(l.clone());
+        l
+    }
+
+    /// Lines until the writer closes (the tracee exited).
+    pub fn rest(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.all.push(l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.all.clone(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("output did not end within {TIMEOUT:?}: {:?}", self.all)
+                }
+            }
+        }
+    }
+
+    /// No line arrives within `d`.
+    pub fn quiet_for(&mut self, d: Duration) -> bool {
+        match self.rx.recv_timeout(d) {
+            Ok(l) => {
+                self.all.push(l);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// The value of `key=` in the lines read so far.
+    pub fn value(&self, key: &str) -> Option<String> {
+        let prefix = format!("{key}=");
+        self.all
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+    }
+}
+
+/// A writable pipe for a tracee's stdin.
+pub fn stdin_pipe() -> (OwnedFd, std::fs::File) {
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    (r, std::fs::File::from(w))
+}
+
+pub fn send_line(f: &mut impl Write, line: &str) {
+    writeln!(f, "{line}").expect("write to tracee stdin");
+}
+
+/// A field of /proc/PID/status, e.g. "TracerPid" or "State".
+pub fn proc_status(pid: i32, field: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_string()))
+}
+
+/// A signal disposition hook that always answers `d`.
+pub fn always(d: SignalDisposition) -> SignalHook {
+    Box::new(move |_, _| SignalAction {
+        action: Action::Resume,
+        disposition: d,
+    })
+}
+
+/// Wait for a std child with a bound; kill it if the bound passes.
+pub fn wait_child(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("child {} did not exit within {TIMEOUT:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
