@@ -236,7 +236,7 @@ pub struct Lines {
 impl Lines {
     /// A pipe: give the write end to the tracee, read lines from this.
     pub fn pipe() -> (OwnedFd, Lines) {
-        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(std::fs::File::from(r)).lines() {
@@ -325,7 +325,7 @@ impl Lines {
 
 /// A writable pipe for a tracee's stdin.
 pub fn stdin_pipe() -> (OwnedFd, std::fs::File) {
-    let (r, w) = nix::unistd::pipe().expect("pipe");
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     (r, std::fs::File::from(w))
 }
 
