@@ -388,6 +388,12 @@ fn child(
         if libc::read(sync_fd, b.as_mut_ptr().cast(), 1) != 1 {
             fail(1);
         }
+        // The tracer thread blocks SIGCHLD and Rust ignores SIGPIPE; both
+        // would survive exec. Start the program as a shell would.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         for (target, fd) in plan.stdio.iter().enumerate() {
             if *fd >= 0 && libc::dup2(*fd, target as i32) < 0 {
                 fail(6);

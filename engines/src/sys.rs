@@ -88,7 +88,7 @@ pub fn seize(tid: Tid, options: u32) -> Result<(), Errno> {
 }
 
 pub fn set_options(tid: Tid, options: u32) -> Result<(), Errno> {
-    ptrace(libc::PTRACE_SETOPTIONS as u32, tid, 0, options as usize).map(drop)
+    ptrace(libc::PTRACE_SETOPTIONS, tid, 0, options as usize).map(drop)
 }
 
 pub fn interrupt(tid: Tid) -> Result<(), Errno> {
@@ -97,22 +97,22 @@ pub fn interrupt(tid: Tid) -> Result<(), Errno> {
 
 pub fn resume(tid: Tid, how: Resume, signal: i32) -> Result<(), Errno> {
     let req = match how {
-        Resume::Cont => libc::PTRACE_CONT as u32,
-        Resume::Syscall => libc::PTRACE_SYSCALL as u32,
-        Resume::SingleStep => libc::PTRACE_SINGLESTEP as u32,
+        Resume::Cont => libc::PTRACE_CONT,
+        Resume::Syscall => libc::PTRACE_SYSCALL,
+        Resume::SingleStep => libc::PTRACE_SINGLESTEP,
         Resume::Listen => PTRACE_LISTEN,
     };
     ptrace(req, tid, 0, signal as usize).map(drop)
 }
 
 pub fn detach(tid: Tid, signal: i32) -> Result<(), Errno> {
-    ptrace(libc::PTRACE_DETACH as u32, tid, 0, signal as usize).map(drop)
+    ptrace(libc::PTRACE_DETACH, tid, 0, signal as usize).map(drop)
 }
 
 pub fn get_event_msg(tid: Tid) -> Result<u64, Errno> {
     let mut msg: libc::c_ulong = 0;
     ptrace(
-        libc::PTRACE_GETEVENTMSG as u32,
+        libc::PTRACE_GETEVENTMSG,
         tid,
         0,
         &mut msg as *mut _ as usize,
@@ -123,12 +123,7 @@ pub fn get_event_msg(tid: Tid) -> Result<u64, Errno> {
 pub fn get_siginfo(tid: Tid) -> Result<libc::siginfo_t, Errno> {
     // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
     let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    ptrace(
-        libc::PTRACE_GETSIGINFO as u32,
-        tid,
-        0,
-        &mut si as *mut _ as usize,
-    )?;
+    ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut si as *mut _ as usize)?;
     Ok(si)
 }
 
@@ -173,25 +168,19 @@ pub fn set_regset(tid: Tid, note: u32, buf: &[u8]) -> Result<(), Errno> {
 }
 
 pub fn peek_user(tid: Tid, offset: usize) -> Result<u64, Errno> {
-    ptrace(libc::PTRACE_PEEKUSER as u32, tid, offset, 0).map(|v| v as u64)
+    ptrace(libc::PTRACE_PEEKUSER, tid, offset, 0).map(|v| v as u64)
 }
 
 pub fn poke_user(tid: Tid, offset: usize, value: u64) -> Result<(), Errno> {
-    ptrace(libc::PTRACE_POKEUSER as u32, tid, offset, value as usize).map(drop)
+    ptrace(libc::PTRACE_POKEUSER, tid, offset, value as usize).map(drop)
 }
 
 pub fn peek_data(tid: Tid, addr: u64) -> Result<u64, Errno> {
-    ptrace(libc::PTRACE_PEEKDATA as u32, tid, addr as usize, 0).map(|v| v as u64)
+    ptrace(libc::PTRACE_PEEKDATA, tid, addr as usize, 0).map(|v| v as u64)
 }
 
 pub fn poke_data(tid: Tid, addr: u64, value: u64) -> Result<(), Errno> {
-    ptrace(
-        libc::PTRACE_POKEDATA as u32,
-        tid,
-        addr as usize,
-        value as usize,
-    )
-    .map(drop)
+    ptrace(libc::PTRACE_POKEDATA, tid, addr as usize, value as usize).map(drop)
 }
 
 /// One reaped wait status.
