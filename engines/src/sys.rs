@@ -533,7 +533,7 @@ pub fn tgkill(pid: Tid, tid: Tid, sig: i32) -> Result<(), Errno> {
     }
 }
 
-/// The name of a signal number ("SIGSEGV"), or "SIG<n>".
+/// The name of a signal number (`SIGSEGV`), or `SIG<n>` for an unknown one.
 pub fn signal_name(sig: i32) -> String {
     match nix::sys::signal::Signal::try_from(sig) {
         Ok(s) => s.as_str().to_string(),
@@ -547,7 +547,10 @@ pub fn signal_name(sig: i32) -> String {
 /// The symbolic errno name ("ENOENT").
 pub fn errno_name(e: i32) -> String {
     // nix's Debug of Errno is the symbolic identifier.
-    format!("{:?}", Errno::from_raw(e))
+    match Errno::from_raw(e) {
+        Errno::UnknownErrno => format!("errno {e}"),
+        known => format!("{known:?}"),
+    }
 }
 
 /// Read a NUL-terminated C string field safely from a fixed buffer.

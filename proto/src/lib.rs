@@ -1,1 +1,13 @@
-//! The `utrace.v1` wire protocol. The .proto files and generated types arrive with the gRPC server (issue 3).
+//! The `utrace.v1` wire protocol: types and tonic stubs generated from
+//! `proto/utrace/v1/tracer.proto`, and the encoded descriptor set that gRPC
+//! reflection serves (so grpcurl works without the .proto files).
+
+/// Generated from `utrace/v1/tracer.proto`.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("utrace.v1");
+}
+
+/// The encoded `FileDescriptorSet` of every utrace .proto, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/utrace_descriptor.bin"));

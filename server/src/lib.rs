@@ -1,1 +1,299 @@
-//! The utraced gRPC server. It arrives with issue 3; today the engine layer is used in-process.
+//! # utraced
+//!
+//! The gRPC server over the engine layer: `utrace.v1.Tracer`, gRPC
+//! reflection (v1 and v1alpha) and `grpc.health.v1`, on a Unix socket (and,
+//! only when asked, plaintext TCP on loopback). Each client's attach or spawn
+//! becomes a remote engine in the core; see `remote.rs`.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = utraced::Config::default();
+//! utraced::serve(config, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod convert;
+mod info;
+mod listen;
+mod peer;
+mod registry;
+mod remote;
+mod service;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::StreamExt;
+use tracing::info;
+use utrace_engines::Tracer;
+use utrace_proto::v1::tracer_server::TracerServer;
+
+pub use crate::listen::{default_socket, ListenAddr, ListenError};
+pub use crate::peer::{Peer, Transport};
+
+/// Bounds on what clients may ask for.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Reports queued per subscriber by default.
+    pub queue_len: usize,
+    /// The largest queue a client may ask for.
+    pub max_queue_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            queue_len: 4096,
+            max_queue_len: 1 << 20,
+        }
+    }
+}
+
+/// What to serve and where.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: Vec<ListenAddr>,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![ListenAddr::Unix(default_socket())],
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("starting the tracer failed: {0}")]
+    Tracer(#[from] utrace_engines::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(String),
+}
+
+/// Serve until `shutdown` completes; then detach every engine, so every
+/// tracee runs on unharmed, and return.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    Server::bind(config).await?.run(shutdown).await
+}
+
+enum Bound {
+    Unix(tokio::net::UnixListener, PathBuf),
+    Tcp(tokio::net::TcpListener),
+}
+
+/// A server whose sockets are bound (clients may connect from now on) and
+/// whose tracer thread runs; [`Server::run`] serves them.
+pub struct Server {
+    tracer: Tracer,
+    registry: Arc<registry::Registry>,
+    svc: Arc<service::TracerService>,
+    bound: Vec<(ListenAddr, Bound)>,
+}
+
+impl Server {
+    /// Start the tracer thread and bind every listener.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let mut bound = Vec::new();
+        for addr in &config.listen {
+            let b = match addr {
+                ListenAddr::Unix(path) => Bound::Unix(listen::bind_unix(path)?, path.clone()),
+                ListenAddr::Tcp(a) => Bound::Tcp(listen::bind_tcp(*a).await?),
+            };
+            bound.push((addr.clone(), b));
+        }
+        let tracer = Tracer::new()?;
+        let registry = Arc::new(registry::Registry::new(
+            tracer.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        let svc = Arc::new(service::TracerService {
+            tracer: tracer.clone(),
+            registry: Arc::clone(&registry),
+            limits: config.limits,
+            listen: config.listen.iter().map(|l| l.to_string()).collect(),
+        });
+        Ok(Server {
+            tracer,
+            registry,
+            svc,
+            bound,
+        })
+    }
+
+    /// Serve until `shutdown` completes, then detach everything.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Server {
+            tracer,
+            registry,
+            svc,
+            bound,
+        } = self;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(utrace_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServeError::Reflection(e.to_string()))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(utrace_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| ServeError::Reflection(e.to_string()))?;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<TracerServer<service::TracerService>>()
+            .await;
+
+        let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let mut servers = tokio::task::JoinSet::new();
+        for (addr, b) in bound {
+            let router = tonic::transport::Server::builder()
+                .add_service(TracerServer::from_arc(Arc::clone(&svc)))
+                .add_service(health.clone())
+                .add_service(reflection_v1.clone())
+                .add_service(reflection_v1alpha.clone());
+            let mut stop = stop_tx.subscribe();
+            let reg = Arc::clone(&registry);
+            info!(listen = %addr, "serving");
+            match b {
+                Bound::Unix(l, path) => {
+                    let incoming = UnixListenerStream::new(l)
+                        .map(move |s| s.map(|s| listen::Conn::unix(s, Arc::clone(&reg))));
+                    servers.spawn(async move {
+                        let r = router
+                            .serve_with_incoming_shutdown(incoming, async move {
+                                let _ = stop.recv().await;
+                            })
+                            .await;
+                        let _ = std::fs::remove_file(&path);
+                        r
+                    });
+                }
+                Bound::Tcp(l) => {
+                    let incoming = TcpListenerStream::new(l)
+                        .map(move |s| s.map(|s| listen::Conn::tcp(s, Arc::clone(&reg))));
+                    servers.spawn(async move {
+                        router
+                            .serve_with_incoming_shutdown(incoming, async move {
+                                let _ = stop.recv().await;
+                            })
+                            .await
+                    });
+                }
+            }
+        }
+        let mut failed = None;
+        tokio::select! {
+            _ = shutdown => info!("shutting down: detaching every engine"),
+            Some(r) = servers.join_next() => {
+                if let Ok(Err(e)) = r {
+                    failed = Some(e);
+                }
+            }
+        }
+        let _ = stop_tx.send(());
+        // Detach every engine: streams end, tracees run on.
+        let _ = tracer.shutdown().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while servers.join_next().await.is_some() {}
+        })
+        .await;
+        info!("stopped");
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A server running inside another program (the `utrace` command uses one
+/// when no daemon is listening), on a private socket in a fresh 0700
+/// directory. Dropping it stops the server.
+pub struct Embedded {
+    dir: PathBuf,
+    socket: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Embedded {
+    /// Start on the current tokio runtime.
+    pub async fn start() -> Result<Embedded, ServeError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let mut dir = None;
+        for i in 0..100u32 {
+            let cand = base.join(format!("utrace-{}-{i}", std::process::id()));
+            if std::fs::DirBuilder::new().mode(0o700).create(&cand).is_ok() {
+                dir = Some(cand);
+                break;
+            }
+        }
+        let dir = dir.ok_or_else(|| ListenError::Socket {
+            path: base.clone(),
+            source: std::io::Error::other("cannot create a private directory"),
+        })?;
+        let socket = dir.join("utraced.sock");
+        let config = Config {
+            listen: vec![ListenAddr::Unix(socket.clone())],
+            limits: Limits::default(),
+        };
+        let server = Server::bind(config).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Ok(Embedded {
+            dir,
+            socket,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The URI clients connect to.
+    pub fn uri(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Stop the server, detaching every engine, and wait for it.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            if let Ok(r) = t.await {
+                r?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

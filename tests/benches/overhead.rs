@@ -134,7 +134,7 @@ fn main() {
         (
             "strace -f --seccomp-bpf -e trace=openat",
             Box::new(|| {
-                have_strace.then(|| ()).and_then(|_| {
+                if have_strace {
                     run_cmd(&[
                         "strace",
                         "-f",
@@ -147,7 +147,9 @@ fn main() {
                         &n,
                         "1000",
                     ])
-                })
+                } else {
+                    None
+                }
             }),
         ),
         (
@@ -164,17 +166,21 @@ fn main() {
         (
             "strace -f -o /dev/null",
             Box::new(|| {
-                have_strace
-                    .then(|| ())
-                    .and_then(|_| run_cmd(&["strace", "-f", "-o", "/dev/null", TRACEE, &n, "1000"]))
+                if have_strace {
+                    run_cmd(&["strace", "-f", "-o", "/dev/null", TRACEE, &n, "1000"])
+                } else {
+                    None
+                }
             }),
         ),
         (
             "strace -f -c -o /dev/null",
             Box::new(|| {
-                have_strace.then(|| ()).and_then(|_| {
+                if have_strace {
                     run_cmd(&["strace", "-f", "-c", "-o", "/dev/null", TRACEE, &n, "1000"])
-                })
+                } else {
+                    None
+                }
             }),
         ),
         (

@@ -1,3 +1,5 @@
 //! Built-in engines, one per file.
 
+pub mod counter;
 pub mod exit_gate;
+pub mod recorder;

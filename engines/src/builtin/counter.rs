@@ -1,0 +1,323 @@
+//! A syscall counter like `strace -c -w`: per syscall, the calls, the
+//! failed calls, and the wall-clock time from each entry stop to its exit
+//! stop.
+//!
+//! The engine moves into the tracer when it is attached, so the counts live
+//! behind a shared handle ([`SharedCounts`]) that [`Counter::new`] returns
+//! next to the engine:
+//!
+//! ```no_run
+//! use utrace_engines::builtin::counter::Counter;
+//! use utrace_engines::{EngineOptions, SpawnOptions, Tracer};
+//!
+//! let tracer = Tracer::new()?;
+//! let (counter, counts) = Counter::new();
+//! tracer
+//!     .spawn(SpawnOptions::new(["/bin/ls"]), Box::new(counter), EngineOptions::new(Counter::EVENTS))
+//!     .wait()?;
+//! // ... once the program is done:
+//! let snapshot = counts.lock().map(|c| c.clone()).unwrap_or_default();
+//! eprint!("{}", snapshot.table());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The engine's callbacks run on the tracer thread and hold the mutex only
+//! to add one call; readers should do the same (clone the [`Counts`] under
+//! the lock, then format), so the traced program is never held up.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::engine::{Action, Engine};
+use crate::event::{EventMask, ExitReport, SyscallEntry, SyscallExit};
+use crate::sys::Tid;
+use crate::task::Task;
+
+/// The counts, shared between the engine (on the tracer thread) and its
+/// creator.
+pub type SharedCounts = Arc<Mutex<Counts>>;
+
+/// One syscall's totals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallStats {
+    /// Calls that returned.
+    pub calls: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Wall-clock time between entry and exit stops, summed.
+    pub time: Duration,
+}
+
+/// Per-syscall totals, keyed by syscall name (`syscall_0x1ff` for numbers
+/// without one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    stats: HashMap<String, SyscallStats>,
+}
+
+impl Counts {
+    /// Add one returned call.
+    pub fn record(&mut self, name: &str, error: bool, time: Duration) {
+        let s = match self.stats.get_mut(name) {
+            Some(s) => s,
+            None => self.stats.entry(name.to_string()).or_default(),
+        };
+        s.calls += 1;
+        s.errors += u64::from(error);
+        s.time += time;
+    }
+
+    /// One syscall's totals.
+    pub fn get(&self, name: &str) -> Option<&SyscallStats> {
+        self.stats.get(name)
+    }
+
+    /// Every syscall seen, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SyscallStats)> {
+        self.stats.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Whether no call was counted.
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty()
+    }
+
+    /// The totals over every syscall.
+    pub fn total(&self) -> SyscallStats {
+        self.stats
+            .values()
+            .fold(SyscallStats::default(), |mut t, s| {
+                t.calls += s.calls;
+                t.errors += s.errors;
+                t.time += s.time;
+                t
+            })
+    }
+
+    /// The summary table in `strace -c`'s layout: rows by time, most first
+    /// (then by calls, then by name), and a `total` row.
+    ///
+    /// ```text
+    /// % time     seconds  usecs/call     calls    errors syscall
+    /// ------ ----------- ----------- --------- --------- ----------------
+    ///  60.00    0.000006           3         2         1 openat
+    ///  40.00    0.000004           4         1           read
+    /// ------ ----------- ----------- --------- --------- ----------------
+    /// 100.00    0.000010           3         3         1 total
+    /// ```
+    pub fn table(&self) -> String {
+        const DASHES: &str =
+            "------ ----------- ----------- --------- --------- ----------------\n";
+        let mut rows: Vec<(&str, &SyscallStats)> = self.iter().collect();
+        rows.sort_by(|a, b| {
+            b.1.time
+                .cmp(&a.1.time)
+                .then(b.1.calls.cmp(&a.1.calls))
+                .then(a.0.cmp(b.0))
+        });
+        let total = self.total();
+        let total_us = total.time.as_micros();
+        let mut out = format!(
+            "{:>6} {:>11} {:>11} {:>9} {:>9} {}\n",
+            "% time", "seconds", "usecs/call", "calls", "errors", "syscall"
+        );
+        out.push_str(DASHES);
+        for (name, s) in rows {
+            let share = if total_us == 0 {
+                0.0
+            } else {
+                100.0 * s.time.as_micros() as f64 / total_us as f64
+            };
+            row(&mut out, share, s, name);
+        }
+        out.push_str(DASHES);
+        let share = if total_us == 0 { 0.0 } else { 100.0 };
+        row(&mut out, share, &total, "total");
+        out
+    }
+}
+
+/// One table row: `%6.2f %4ld.%06ld %11lu %9u %9.u %s` (errors blank when 0).
+fn row(out: &mut String, share: f64, s: &SyscallStats, name: &str) {
+    let us = s.time.as_micros();
+    let per_call = us.checked_div(u128::from(s.calls)).unwrap_or(0);
+    let errors = if s.errors == 0 {
+        String::new()
+    } else {
+        s.errors.to_string()
+    };
+    let _ = writeln!(
+        out,
+        "{share:6.2} {:>4}.{:06} {per_call:>11} {:>9} {errors:>9} {name}",
+        us / 1_000_000,
+        us % 1_000_000,
+        s.calls
+    );
+}
+
+/// The counting engine. Attach it with [`Counter::EVENTS`].
+pub struct Counter {
+    shared: SharedCounts,
+    /// Per task: when its current syscall entered.
+    entered: HashMap<Tid, Instant>,
+}
+
+impl Counter {
+    /// The events a counter must be attached with (`DEATH` forgets the
+    /// pending entries of tasks that die inside a syscall).
+    pub const EVENTS: EventMask = EventMask::SYSCALL_ENTRY
+        .union(EventMask::SYSCALL_EXIT)
+        .union(EventMask::DEATH);
+
+    /// A counter, and the handle through which its counts stay readable
+    /// after the engine has moved into the tracer.
+    pub fn new() -> (Counter, SharedCounts) {
+        let shared = SharedCounts::default();
+        (
+            Counter {
+                shared: Arc::clone(&shared),
+                entered: HashMap::new(),
+            },
+            shared,
+        )
+    }
+
+    /// Another handle to the counts.
+    pub fn counts(&self) -> SharedCounts {
+        Arc::clone(&self.shared)
+    }
+
+    /// The summary table of the counts so far (see [`Counts::table`]). The
+    /// lock is held only to copy the counts.
+    pub fn table(&self) -> String {
+        snapshot(&self.shared).table()
+    }
+}
+
+/// A copy of the counts, taken under the lock (a poisoned lock still holds
+/// valid counts: each update is a few additions).
+pub fn snapshot(shared: &SharedCounts) -> Counts {
+    match shared.lock() {
+        Ok(c) => c.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+impl Engine for Counter {
+    fn report_syscall_entry(&mut self, task: &mut Task<'_>, _call: &SyscallEntry) -> Action {
+        self.entered.insert(task.tid(), Instant::now());
+        Action::Resume
+    }
+
+    fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
+        let now = Instant::now();
+        let time = self
+            .entered
+            .remove(&task.tid())
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let owned;
+        let name = match call.entry.name() {
+            Some(n) => n,
+            None => {
+                owned = format!("syscall_{:#x}", call.entry.nr);
+                &owned
+            }
+        };
+        let mut counts = match self.shared.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        counts.record(name, call.is_error, time);
+        Action::Resume
+    }
+
+    fn report_death(&mut self, death: &ExitReport) {
+        self.entered.remove(&death.tid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn table_layout_matches_strace() {
+        let mut c = Counts::default();
+        for _ in 0..30 {
+            c.record("mmap", false, us(6));
+        }
+        c.record("mmap", false, us(19));
+        c.stats.get_mut("mmap").unwrap().calls -= 1;
+        for i in 0..34 {
+            c.record("openat", i < 13, us(4));
+        }
+        c.record("execve", false, us(138));
+        let expected = "\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 42.07    0.000199           6        30           mmap
+ 29.18    0.000138         138         1           execve
+ 28.75    0.000136           4        34        13 openat
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.000473           7        65        13 total
+";
+        assert_eq!(c.table(), expected);
+    }
+
+    #[test]
+    fn seconds_column_and_empty_table() {
+        let mut c = Counts::default();
+        c.record("wait4", false, Duration::from_millis(12_345_678));
+        let table = c.table();
+        assert!(table
+            .lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("100.00 12345.678000 12345678000         1           wait4"));
+
+        let empty = Counts::default().table();
+        assert_eq!(
+            empty.lines().last().unwrap(),
+            "  0.00    0.000000           0         0           total"
+        );
+        assert_eq!(empty.lines().count(), 4);
+    }
+
+    #[test]
+    fn ties_sort_by_calls_then_name() {
+        let mut c = Counts::default();
+        c.record("b", false, us(5));
+        c.record("a", false, us(5));
+        c.record("c", false, us(2));
+        c.record("c", false, us(3));
+        let names: Vec<String> = c
+            .table()
+            .lines()
+            .skip(2)
+            .take(3)
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn shared_handle_sees_engine_updates() {
+        let (counter, shared) = Counter::new();
+        shared.lock().unwrap().record("read", true, us(1));
+        assert_eq!(
+            snapshot(&counter.counts()).get("read"),
+            Some(&SyscallStats {
+                calls: 1,
+                errors: 1,
+                time: us(1)
+            })
+        );
+        assert!(counter.table().contains(" read\n"));
+    }
+}

@@ -1,0 +1,137 @@
+//! Engines created by clients, and who owns each. An engine belongs to the
+//! connection that created it: only that connection may act on it, and when
+//! the connection closes the engine detaches (its holds go, the tracee runs
+//! on).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tonic::Status;
+use tracing::debug;
+use utrace_engines::{EngineId, Tracer};
+use utrace_proto::v1 as pb;
+
+use crate::peer::Peer;
+use crate::remote::Hub;
+
+struct Entry {
+    conn: u64,
+    hub: Arc<Hub>,
+    /// The first subscriber's queue, filled from the engine's first report
+    /// and handed to the first Events call.
+    pending: Option<mpsc::Receiver<pb::Event>>,
+}
+
+/// The engines clients created.
+pub struct Registry {
+    tracer: Tracer,
+    runtime: tokio::runtime::Handle,
+    engines: Mutex<HashMap<u64, Entry>>,
+}
+
+impl Registry {
+    pub fn new(tracer: Tracer, runtime: tokio::runtime::Handle) -> Self {
+        Registry {
+            tracer,
+            runtime,
+            engines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.engines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(
+        &self,
+        id: EngineId,
+        peer: &Peer,
+        hub: Arc<Hub>,
+        pending: Option<mpsc::Receiver<pb::Event>>,
+    ) {
+        self.lock().insert(
+            id.0,
+            Entry {
+                conn: peer.conn,
+                hub,
+                pending,
+            },
+        );
+    }
+
+    /// Store the first subscriber's queue for the engine's first Events call.
+    pub fn set_pending(&self, id: u64, rx: mpsc::Receiver<pb::Event>) {
+        if let Some(e) = self.lock().get_mut(&id) {
+            e.pending = Some(rx);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Check that `peer` owns engine `id`.
+    pub fn check_owner(&self, id: u64, peer: &Peer) -> Result<(), Status> {
+        match self.lock().get(&id) {
+            None => Err(Status::not_found(format!(
+                "engine_id {id}: no such engine (it may have detached, or its process ended)"
+            ))),
+            Some(e) if e.conn != peer.conn => Err(Status::permission_denied(format!(
+                "engine_id {id} belongs to another client; a client may act only on engines it created"
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// A stream of engine `id`'s reports for `peer`: the queue filled since
+    /// the engine's creation for the first caller, a fresh one after.
+    pub fn subscribe(&self, id: u64, peer: &Peer) -> Result<mpsc::Receiver<pb::Event>, Status> {
+        self.check_owner(id, peer)?;
+        let mut map = self.lock();
+        let e = map
+            .get_mut(&id)
+            .ok_or_else(|| Status::not_found("engine gone"))?;
+        if let Some(rx) = e.pending.take() {
+            return Ok(rx);
+        }
+        e.hub.subscribe().ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "engine_id {id}: its processes have ended; there is nothing more to report"
+            ))
+        })
+    }
+
+    /// Forget engine `id` (it detached or its processes ended).
+    pub fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Detach engine `id` in the tracer and forget it, without waiting.
+    pub fn detach_later(&self, id: u64) {
+        if self.lock().remove(&id).is_none() {
+            return;
+        }
+        let tracer = self.tracer.clone();
+        self.runtime.spawn(async move {
+            match tracer.detach(EngineId(id)).await {
+                Ok(()) => debug!(engine = id, "detached"),
+                Err(e) => debug!(engine = id, %e, "detach (already gone)"),
+            }
+        });
+    }
+
+    /// A connection closed: its engines detach.
+    pub fn connection_closed(&self, conn: u64) {
+        let ids: Vec<u64> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.conn == conn)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            debug!(conn, engine = id, "client gone: detaching its engine");
+            self.detach_later(id);
+        }
+    }
+}

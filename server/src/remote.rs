@@ -1,0 +1,284 @@
+//! Remote engines: an engine in the core whose reports go to gRPC clients.
+//!
+//! An asynchronous remote engine never holds the task. Each report is turned
+//! into a wire `Event` on the tracer thread and offered to every subscriber's
+//! bounded queue with `try_send`: a full queue drops the report and counts
+//! it, and the next event that gets through carries the count in
+//! `dropped_before`. One slow client never slows another, or the tracee.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use utrace_engines::builtin::recorder;
+use utrace_engines::{
+    Action, CloneKind, CloneReport, Engine, EventMask, ExecReport, ExitReport, SignalAction,
+    SignalReport, SyscallEntry, SyscallExit, Task,
+};
+use utrace_proto::v1 as pb;
+
+use crate::convert::exit_status;
+
+struct Sub {
+    tx: mpsc::Sender<pb::Event>,
+    dropped: u64,
+}
+
+/// The subscribers of one engine.
+pub struct Hub {
+    subs: Mutex<Vec<Sub>>,
+    closed: AtomicBool,
+    queue_len: usize,
+}
+
+impl Hub {
+    /// A hub with one subscriber, whose receiver is returned.
+    pub fn new(queue_len: usize) -> (Arc<Hub>, mpsc::Receiver<pb::Event>) {
+        let (tx, rx) = mpsc::channel(queue_len);
+        (
+            Arc::new(Hub {
+                subs: Mutex::new(vec![Sub { tx, dropped: 0 }]),
+                closed: AtomicBool::new(false),
+                queue_len,
+            }),
+            rx,
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sub>> {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Another subscriber; `None` once the engine has nothing more to report.
+    pub fn subscribe(&self) -> Option<mpsc::Receiver<pb::Event>> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(self.queue_len);
+        self.lock().push(Sub { tx, dropped: 0 });
+        Some(rx)
+    }
+
+    /// Offer `ev` to every subscriber without ever blocking.
+    pub fn publish(&self, ev: pb::Event) {
+        let mut subs = self.lock();
+        subs.retain_mut(|s| {
+            let mut e = ev.clone();
+            e.dropped_before = s.dropped;
+            match s.tx.try_send(e) {
+                Ok(()) => {
+                    s.dropped = 0;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    s.dropped += 1;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// No more reports: every stream ends once it has drained its queue.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.lock().clear();
+    }
+}
+
+/// What a remote engine reports and how.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The kinds the client asked for.
+    pub wanted: EventMask,
+    /// Attach strace-style text to syscall reports.
+    pub decode: bool,
+    pub follow_children: bool,
+}
+
+/// An asynchronous remote engine.
+pub struct RemoteEngine {
+    hub: Arc<Hub>,
+    spec: Spec,
+    seq: u64,
+    /// Traced processes still alive (the stream ends at zero).
+    live: i64,
+    /// Syscall entry text per thread, completed at exit.
+    decoder: recorder::Decoder,
+}
+
+impl RemoteEngine {
+    pub fn new(hub: Arc<Hub>, spec: Spec) -> Self {
+        RemoteEngine {
+            hub,
+            spec,
+            seq: 0,
+            live: 1,
+            decoder: recorder::Decoder::default(),
+        }
+    }
+
+    fn publish(&mut self, pid: i32, tid: i32, kind: pb::event::Kind) {
+        self.seq += 1;
+        let time_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.hub.publish(pb::Event {
+            seq: self.seq,
+            engine_id: 0,
+            pid: pid as u32,
+            tid: tid as u32,
+            time_ns,
+            kind: Some(kind),
+            expedited: None,
+            dropped_before: 0,
+        });
+    }
+
+    fn wants(&self, m: EventMask) -> bool {
+        self.spec.wanted.intersects(m)
+    }
+}
+
+impl Engine for RemoteEngine {
+    fn report_syscall_entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> Action {
+        let text = if self.spec.decode {
+            self.decoder.entry(task, call)
+        } else {
+            String::new()
+        };
+        if self.wants(EventMask::SYSCALL_ENTRY) {
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::SyscallEntry(pb::SyscallEntry {
+                    nr: call.nr,
+                    name: call.name().unwrap_or_default().to_string(),
+                    args: call.args.to_vec(),
+                    text,
+                }),
+            );
+        }
+        Action::Resume
+    }
+
+    fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
+        let (text, ret_text) = if self.spec.decode {
+            let d = self.decoder.exit(task, call);
+            (d.args, d.ret)
+        } else {
+            (String::new(), String::new())
+        };
+        if self.wants(EventMask::SYSCALL_EXIT) {
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::SyscallExit(pb::SyscallExit {
+                    nr: call.entry.nr,
+                    name: call.entry.name().unwrap_or_default().to_string(),
+                    ret: call.ret,
+                    is_error: call.is_error,
+                    errno: if call.is_error {
+                        utrace_engines::sys::errno_name((-call.ret) as i32)
+                    } else {
+                        String::new()
+                    },
+                    text,
+                    ret_text,
+                }),
+            );
+        }
+        Action::Resume
+    }
+
+    fn report_signal(&mut self, task: &mut Task<'_>, s: &SignalReport) -> SignalAction {
+        if self.wants(EventMask::SIGNAL) {
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::Signal(pb::Signal {
+                    signo: s.signo,
+                    name: utrace_engines::sys::signal_name(s.signo),
+                    code: s.code,
+                    sender_pid: s.sender_pid,
+                    addr: s.addr,
+                }),
+            );
+        }
+        SignalAction::default()
+    }
+
+    fn report_clone(&mut self, task: &mut Task<'_>, c: &CloneReport) -> Action {
+        if self.spec.follow_children && c.kind != CloneKind::Thread {
+            self.live += 1;
+        }
+        if self.wants(EventMask::CLONE) {
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::Clone(pb::Clone {
+                    child_tid: c.child_tid as u32,
+                    child_pid: c.child_pid as u32,
+                    kind: match c.kind {
+                        CloneKind::Thread => "thread",
+                        CloneKind::Fork => "fork",
+                        CloneKind::Vfork => "vfork",
+                    }
+                    .into(),
+                }),
+            );
+        }
+        Action::Resume
+    }
+
+    fn report_exec(&mut self, task: &mut Task<'_>, e: &ExecReport) -> Action {
+        if self.wants(EventMask::EXEC) {
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::Exec(pb::Exec {
+                    former_tid: e.former_tid as u32,
+                    exe: e.exe.clone().unwrap_or_default(),
+                }),
+            );
+        }
+        Action::Resume
+    }
+
+    fn report_exit(&mut self, task: &mut Task<'_>, e: &ExitReport) -> Action {
+        if self.wants(EventMask::EXIT) {
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::Exit(pb::Exit {
+                    status: Some(exit_status(e.status)),
+                }),
+            );
+        }
+        Action::Resume
+    }
+
+    fn report_death(&mut self, d: &ExitReport) {
+        if self.wants(EventMask::DEATH) {
+            self.publish(
+                d.pid,
+                d.tid,
+                pb::event::Kind::Death(pb::Death {
+                    status: Some(exit_status(d.status)),
+                    process_gone: d.process_gone,
+                }),
+            );
+        }
+        if d.process_gone {
+            self.live -= 1;
+            if self.live <= 0 {
+                self.hub.close();
+            }
+        }
+    }
+
+    fn report_detached(&mut self) {
+        self.hub.close();
+    }
+}
