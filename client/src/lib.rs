@@ -1,1 +1,166 @@
-//! Client library for utraced. It arrives with issue 3.
+//! # utrace-client
+//!
+//! A typed async client for utraced (`utrace.v1`).
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use utrace_client::{Client, pb};
+//! use tokio_stream::StreamExt;
+//!
+//! let mut client = Client::connect("unix:///run/utraced/utraced.sock").await?;
+//! let mut events = client
+//!     .trace(pb::TraceRequest {
+//!         target: Some(pb::trace_request::Target::Spawn(pb::SpawnRequest {
+//!             argv: vec!["/bin/echo".into(), "hi".into()],
+//!             ..Default::default()
+//!         })),
+//!         engine: Some(pb::EngineSpec { decode: true, ..Default::default() }),
+//!     })
+//!     .await?;
+//! while let Some(ev) = events.next().await {
+//!     println!("{:?}", ev?);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Status, Streaming};
+
+pub use utrace_proto::v1 as pb;
+
+/// Why a connection could not be made; each names the address and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("malformed server address {0:?}: expected unix:///path/to/utraced.sock or http://127.0.0.1:PORT")]
+    BadUri(String),
+    #[error("no server at {0}: the socket does not exist (start utraced, or pass --server / UTRACE_SERVER)")]
+    NoSocket(PathBuf),
+    #[error("permission denied connecting to {0}: the socket is mode 0660; run as root or as a member of its group")]
+    PermissionDenied(PathBuf),
+    #[error("nothing listens on {0} (a stale socket file? restart utraced)")]
+    Refused(PathBuf),
+    #[error("cannot connect to {addr}: {source}")]
+    Transport {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+}
+
+/// A connection to utraced.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: pb::tracer_client::TracerClient<Channel>,
+}
+
+impl Client {
+    /// Connect to `unix:///path` or `http://host:port`.
+    pub async fn connect(uri: &str) -> Result<Client, ConnectError> {
+        let channel = if let Some(path) = uri.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(ConnectError::BadUri(uri.into()));
+            }
+            connect_unix(Path::new(path)).await?
+        } else if uri.starts_with("http://") || uri.starts_with("https://") {
+            let ep = Endpoint::from_shared(uri.to_string())
+                .map_err(|_| ConnectError::BadUri(uri.into()))?;
+            ep.connect().await.map_err(|source| ConnectError::Transport {
+                addr: uri.into(),
+                source,
+            })?
+        } else {
+            return Err(ConnectError::BadUri(uri.into()));
+        };
+        Ok(Client {
+            inner: pb::tracer_client::TracerClient::new(channel)
+                .max_decoding_message_size(64 << 20),
+        })
+    }
+
+    /// The generated tonic client, for calls this type does not wrap.
+    pub fn raw(&mut self) -> &mut pb::tracer_client::TracerClient<Channel> {
+        &mut self.inner
+    }
+
+    /// Start a program under a new engine.
+    pub async fn spawn(&mut self, req: pb::SpawnRequest) -> Result<pb::SpawnReply, Status> {
+        Ok(self.inner.spawn(req).await?.into_inner())
+    }
+
+    /// Attach a new engine to a running process.
+    pub async fn attach(&mut self, req: pb::AttachRequest) -> Result<pb::AttachReply, Status> {
+        Ok(self.inner.attach(req).await?.into_inner())
+    }
+
+    /// Drop an engine.
+    pub async fn detach(&mut self, engine_id: u64) -> Result<(), Status> {
+        self.inner.detach(pb::DetachRequest { engine_id }).await?;
+        Ok(())
+    }
+
+    /// Traced threads (of `pid`, or all with 0).
+    pub async fn list_tasks(&mut self, pid: u32) -> Result<Vec<pb::TaskInfo>, Status> {
+        Ok(self
+            .inner
+            .list_tasks(pb::ListTasksRequest { pid })
+            .await?
+            .into_inner()
+            .tasks)
+    }
+
+    /// The server, the kernel, and the caller.
+    pub async fn server_info(&mut self) -> Result<pb::ServerInfo, Status> {
+        Ok(self
+            .inner
+            .get_server_info(pb::GetServerInfoRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// An engine's reports.
+    pub async fn events(&mut self, engine_id: u64) -> Result<Streaming<pb::Event>, Status> {
+        Ok(self
+            .inner
+            .events(pb::EventsRequest { engine_id })
+            .await?
+            .into_inner())
+    }
+
+    /// Spawn or attach and stream, in one call; cancel (drop) to detach.
+    pub async fn trace(&mut self, req: pb::TraceRequest) -> Result<Streaming<pb::Event>, Status> {
+        Ok(self.inner.trace(req).await?.into_inner())
+    }
+}
+
+async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
+    // Check first, so the error says what is wrong with the path.
+    match tokio::net::UnixStream::connect(path).await {
+        Ok(_) => {}
+        Err(e) => {
+            return Err(match e.kind() {
+                std::io::ErrorKind::NotFound => ConnectError::NoSocket(path.into()),
+                std::io::ErrorKind::PermissionDenied => ConnectError::PermissionDenied(path.into()),
+                std::io::ErrorKind::ConnectionRefused => ConnectError::Refused(path.into()),
+                _ => ConnectError::Refused(path.into()),
+            })
+        }
+    }
+    let p = path.to_path_buf();
+    // The URI is required by the API but unused: the connector dials the socket.
+    Endpoint::from_static("http://utraced.invalid")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let p = p.clone();
+            async move {
+                tokio::net::UnixStream::connect(p)
+                    .await
+                    .map(TokioIo::new)
+            }
+        }))
+        .await
+        .map_err(|source| ConnectError::Transport {
+            addr: format!("unix://{}", path.display()),
+            source,
+        })
+}
