@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
-use tonic::{Status, Streaming};
+use tonic::Streaming;
 
+pub use tonic::{Code, Status};
 pub use utrace_proto::v1 as pb;
 
 /// Why a connection could not be made; each names the address and the fix.
@@ -64,12 +65,16 @@ impl Client {
             }
             connect_unix(Path::new(path)).await?
         } else if uri.starts_with("http://") || uri.starts_with("https://") {
-            let ep = Endpoint::from_shared(uri.to_string())
-                .map_err(|_| ConnectError::BadUri(uri.into()))?;
-            ep.connect().await.map_err(|source| ConnectError::Transport {
-                addr: uri.into(),
-                source,
-            })?
+            let ep = windows(
+                Endpoint::from_shared(uri.to_string())
+                    .map_err(|_| ConnectError::BadUri(uri.into()))?,
+            );
+            ep.connect()
+                .await
+                .map_err(|source| ConnectError::Transport {
+                    addr: uri.into(),
+                    source,
+                })?
         } else {
             return Err(ConnectError::BadUri(uri.into()));
         };
@@ -134,6 +139,18 @@ impl Client {
     }
 }
 
+/// HTTP/2 receive windows. Event streams are many small messages; the h2
+/// crate budgets small DATA frames that are buffered but not yet read and
+/// ends the connection past the budget (half the connection window). A
+/// stream window of 256 KiB under a 4 MiB connection window keeps a reader
+/// that falls behind well inside that budget: the server then stops at flow
+/// control and drops (and counts) reports in its own bounded queue, instead
+/// of the connection dying.
+fn windows(ep: Endpoint) -> Endpoint {
+    ep.initial_stream_window_size(256 * 1024)
+        .initial_connection_window_size(4 << 20)
+}
+
 async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
     // Check first, so the error says what is wrong with the path.
     match tokio::net::UnixStream::connect(path).await {
@@ -149,14 +166,10 @@ async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
     }
     let p = path.to_path_buf();
     // The URI is required by the API but unused: the connector dials the socket.
-    Endpoint::from_static("http://utraced.invalid")
+    windows(Endpoint::from_static("http://utraced.invalid"))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let p = p.clone();
-            async move {
-                tokio::net::UnixStream::connect(p)
-                    .await
-                    .map(TokioIo::new)
-            }
+            async move { tokio::net::UnixStream::connect(p).await.map(TokioIo::new) }
         }))
         .await
         .map_err(|source| ConnectError::Transport {

@@ -6,21 +6,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
 use tonic::Status;
 use tracing::debug;
 use utrace_engines::{EngineId, Tracer};
-use utrace_proto::v1 as pb;
 
 use crate::peer::Peer;
-use crate::remote::Hub;
+use crate::remote::{Hub, Subscription};
 
 struct Entry {
     conn: u64,
     hub: Arc<Hub>,
     /// The first subscriber's queue, filled from the engine's first report
     /// and handed to the first Events call.
-    pending: Option<mpsc::Receiver<pb::Event>>,
+    pending: Option<Subscription>,
 }
 
 /// The engines clients created.
@@ -43,13 +41,7 @@ impl Registry {
         self.engines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(
-        &self,
-        id: EngineId,
-        peer: &Peer,
-        hub: Arc<Hub>,
-        pending: Option<mpsc::Receiver<pb::Event>>,
-    ) {
+    pub fn insert(&self, id: EngineId, peer: &Peer, hub: Arc<Hub>, pending: Option<Subscription>) {
         self.lock().insert(
             id.0,
             Entry {
@@ -61,7 +53,7 @@ impl Registry {
     }
 
     /// Store the first subscriber's queue for the engine's first Events call.
-    pub fn set_pending(&self, id: u64, rx: mpsc::Receiver<pb::Event>) {
+    pub fn set_pending(&self, id: u64, rx: Subscription) {
         if let Some(e) = self.lock().get_mut(&id) {
             e.pending = Some(rx);
         }
@@ -86,7 +78,7 @@ impl Registry {
 
     /// A stream of engine `id`'s reports for `peer`: the queue filled since
     /// the engine's creation for the first caller, a fresh one after.
-    pub fn subscribe(&self, id: u64, peer: &Peer) -> Result<mpsc::Receiver<pb::Event>, Status> {
+    pub fn subscribe(&self, id: u64, peer: &Peer) -> Result<Subscription, Status> {
         self.check_owner(id, peer)?;
         let mut map = self.lock();
         let e = map

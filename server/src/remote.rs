@@ -6,7 +6,7 @@
 //! it, and the next event that gets through carries the count in
 //! `dropped_before`. One slow client never slows another, or the tracee.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,7 +22,27 @@ use crate::convert::exit_status;
 
 struct Sub {
     tx: mpsc::Sender<pb::Event>,
-    dropped: u64,
+    /// Reports lost since the last one delivered; shared with the stream,
+    /// which reports what is left when it ends.
+    dropped: Arc<AtomicU64>,
+}
+
+/// One subscriber's end: its queue and its count of lost reports.
+pub struct Subscription {
+    pub rx: mpsc::Receiver<pb::Event>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+fn sub(queue_len: usize) -> (Sub, Subscription) {
+    let (tx, rx) = mpsc::channel(queue_len);
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        Sub {
+            tx,
+            dropped: Arc::clone(&dropped),
+        },
+        Subscription { rx, dropped },
+    )
 }
 
 /// The subscribers of one engine.
@@ -33,16 +53,16 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub with one subscriber, whose receiver is returned.
-    pub fn new(queue_len: usize) -> (Arc<Hub>, mpsc::Receiver<pb::Event>) {
-        let (tx, rx) = mpsc::channel(queue_len);
+    /// A hub with one subscriber, whose end is returned.
+    pub fn new(queue_len: usize) -> (Arc<Hub>, Subscription) {
+        let (s, end) = sub(queue_len);
         (
             Arc::new(Hub {
-                subs: Mutex::new(vec![Sub { tx, dropped: 0 }]),
+                subs: Mutex::new(vec![s]),
                 closed: AtomicBool::new(false),
                 queue_len,
             }),
-            rx,
+            end,
         )
     }
 
@@ -51,31 +71,32 @@ impl Hub {
     }
 
     /// Another subscriber; `None` once the engine has nothing more to report.
-    pub fn subscribe(&self) -> Option<mpsc::Receiver<pb::Event>> {
+    pub fn subscribe(&self) -> Option<Subscription> {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let (tx, rx) = mpsc::channel(self.queue_len);
-        self.lock().push(Sub { tx, dropped: 0 });
-        Some(rx)
+        let (s, end) = sub(self.queue_len);
+        self.lock().push(s);
+        Some(end)
     }
 
     /// Offer `ev` to every subscriber without ever blocking.
     pub fn publish(&self, ev: pb::Event) {
         let mut subs = self.lock();
         subs.retain_mut(|s| {
-            let mut e = ev.clone();
-            e.dropped_before = s.dropped;
-            match s.tx.try_send(e) {
-                Ok(()) => {
-                    s.dropped = 0;
+            // Reserve first, so the count travels with the event that gets in.
+            match s.tx.try_reserve() {
+                Ok(permit) => {
+                    let mut e = ev.clone();
+                    e.dropped_before = s.dropped.swap(0, Ordering::AcqRel);
+                    permit.send(e);
                     true
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    s.dropped += 1;
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    s.dropped.fetch_add(1, Ordering::AcqRel);
                     true
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(mpsc::error::TrySendError::Closed(())) => false,
             }
         });
     }

@@ -15,7 +15,7 @@ use utrace_proto::v1 as pb;
 use crate::convert::{self, status};
 use crate::peer::Peer;
 use crate::registry::Registry;
-use crate::remote::{Hub, RemoteEngine};
+use crate::remote::{Hub, RemoteEngine, Subscription};
 use crate::Limits;
 
 /// The service state shared by every listener.
@@ -48,6 +48,8 @@ fn span(method: &'static str, p: &Peer) -> tracing::Span {
 /// belongs to this call (Trace).
 pub struct EventStream {
     rx: mpsc::Receiver<pb::Event>,
+    /// Reports lost to a full queue and not yet told to the client.
+    dropped: Arc<std::sync::atomic::AtomicU64>,
     engine_id: u64,
     first: Option<pb::Event>,
     detach_on_drop: Option<Arc<Registry>>,
@@ -60,12 +62,26 @@ impl Stream for EventStream {
             return Poll::Ready(Some(Ok(ev)));
         }
         let id = self.engine_id;
-        self.rx.poll_recv(cx).map(|o| {
-            o.map(|mut ev| {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(mut ev)) => {
                 ev.engine_id = id;
-                Ok(ev)
-            })
-        })
+                Poll::Ready(Some(Ok(ev)))
+            }
+            Poll::Ready(None) => {
+                // The engine is done. Reports lost after the last delivered
+                // one are told in a final event with no kind.
+                let lost = self.dropped.swap(0, std::sync::atomic::Ordering::AcqRel);
+                if lost == 0 {
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(pb::Event {
+                    engine_id: id,
+                    dropped_before: lost,
+                    ..Default::default()
+                })))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -88,7 +104,7 @@ impl TracerService {
         req: pb::SpawnRequest,
         spec: Option<&pb::EngineSpec>,
         field: &str,
-    ) -> Result<(u32, u64, mpsc::Receiver<pb::Event>), Status> {
+    ) -> Result<(u32, u64, Subscription), Status> {
         if req.argv.is_empty() || req.argv[0].is_empty() {
             return Err(Status::invalid_argument(format!(
                 "{field}.argv: empty; give the program and its arguments, e.g. [\"/bin/ls\", \"/\"]"
@@ -140,7 +156,7 @@ impl TracerService {
         pid: u32,
         spec: Option<&pb::EngineSpec>,
         field: &str,
-    ) -> Result<(u64, Vec<u32>, mpsc::Receiver<pb::Event>), Status> {
+    ) -> Result<(u64, Vec<u32>, Subscription), Status> {
         if pid == 0 {
             return Err(Status::invalid_argument(format!(
                 "{field}: pid 0 is not a process; give the pid to attach to"
@@ -276,9 +292,10 @@ impl pb::tracer_server::Tracer for TracerService {
     ) -> Result<Response<Self::EventsStream>, Status> {
         let p = peer(&req)?;
         let id = req.into_inner().engine_id;
-        let rx = self.registry.subscribe(id, &p)?;
+        let sub = self.registry.subscribe(id, &p)?;
         Ok(Response::new(Box::pin(EventStream {
-            rx,
+            rx: sub.rx,
+            dropped: sub.dropped,
             engine_id: id,
             first: None,
             detach_on_drop: None,
@@ -325,7 +342,8 @@ impl pb::tracer_server::Tracer for TracerService {
                 dropped_before: 0,
             };
             let stream: Self::TraceStream = Box::pin(EventStream {
-                rx,
+                rx: rx.rx,
+                dropped: rx.dropped,
                 engine_id,
                 first: Some(first),
                 detach_on_drop: Some(Arc::clone(&self.registry)),

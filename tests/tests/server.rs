@@ -40,11 +40,19 @@ async fn collect(mut s: tonic::Streaming<pb::Event>) -> Vec<pb::Event> {
         }
     })
     .await;
-    assert!(r.is_ok(), "stream did not end within {:?}; got {} events", common::TIMEOUT, out.len());
+    assert!(
+        r.is_ok(),
+        "stream did not end within {:?}; got {} events",
+        common::TIMEOUT,
+        out.len()
+    );
     out
 }
 
-fn entries<'a>(evs: &'a [pb::Event], name: &'a str) -> impl Iterator<Item = &'a pb::SyscallEntry> + 'a {
+fn entries<'a>(
+    evs: &'a [pb::Event],
+    name: &'a str,
+) -> impl Iterator<Item = &'a pb::SyscallEntry> + 'a {
     evs.iter().filter_map(move |e| match &e.kind {
         Some(pb::event::Kind::SyscallEntry(s)) if s.name == name => Some(s),
         _ => None,
@@ -85,4 +93,562 @@ async fn trace_streams_until_death() {
         assert_eq!(w[1].dropped_before, 0);
     }
     let _ = Duration::from_secs(0);
+}
+
+fn kinds(evs: &[pb::Event]) -> Vec<&'static str> {
+    evs.iter()
+        .map(|e| match &e.kind {
+            Some(pb::event::Kind::SyscallEntry(_)) => "entry",
+            Some(pb::event::Kind::SyscallExit(_)) => "exit",
+            Some(pb::event::Kind::Death(_)) => "death",
+            Some(pb::event::Kind::Clone(_)) => "clone",
+            Some(pb::event::Kind::Exec(_)) => "exec",
+            Some(pb::event::Kind::Signal(_)) => "signal",
+            Some(pb::event::Kind::Exit(_)) => "exit_event",
+            Some(pb::event::Kind::Attached(_)) => "attached",
+            _ => "other",
+        })
+        .collect()
+}
+
+/// Spawn, then Events: nothing is lost between the two calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_then_events() {
+    let (_srv, mut c) = server().await;
+    let r = c
+        .spawn(pb::SpawnRequest {
+            engine: Some(spec(
+                &["getppid"],
+                &[pb::EventKind::SyscallEntry, pb::EventKind::Death],
+            )),
+            ..spawn_req(&[tracee!("syscall_loop"), "300"])
+        })
+        .await
+        .unwrap();
+    assert!(r.pid > 0 && r.engine_id > 0);
+    // Let the program run to its end before we even ask for the stream.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let evs = collect(c.events(r.engine_id).await.unwrap()).await;
+    assert_eq!(entries(&evs, "getppid").count(), 300);
+    assert!(evs
+        .iter()
+        .all(|e| e.engine_id == r.engine_id && e.pid == r.pid));
+    assert_eq!(death(&evs).unwrap().status.unwrap().code, 0);
+}
+
+/// Attach to a running program, read its events, detach: it finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_to_running_program() {
+    let (_srv, mut c) = server().await;
+    let mut child = std::process::Command::new(tracee!("ticker"))
+        .args(["20", "20"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = common::Lines::from_reader(child.stdout.take().unwrap());
+    out.next();
+    let pid = child.id();
+    let r = c
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(spec(&[], &[pb::EventKind::SyscallEntry])),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.tids, vec![pid]);
+    let mut s = c.events(r.engine_id).await.unwrap();
+    let first = tokio::time::timeout(common::TIMEOUT, s.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first.kind, Some(pb::event::Kind::SyscallEntry(_))));
+    let tasks = c.list_tasks(pid).await.unwrap();
+    assert_eq!(tasks[0].engines, vec![r.engine_id]);
+    assert_eq!(tasks[0].syscall_mode, "ptrace");
+    c.detach(r.engine_id).await.unwrap();
+    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(common::proc_status(pid as i32, "TracerPid"), None);
+    out.rest();
+    assert_eq!(out.value("done").as_deref(), Some("1"));
+}
+
+/// Two clients on one process, each with its own mask: each sees exactly its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_each_see_their_own() {
+    let (srv, mut a) = server().await;
+    let mut b = Client::connect(&srv.uri()).await.unwrap();
+    let r = a
+        .spawn(pb::SpawnRequest {
+            stop_at_entry: true,
+            engine: Some(spec(
+                &["openat"],
+                &[pb::EventKind::SyscallEntry, pb::EventKind::Death],
+            )),
+            ..spawn_req(&[tracee!("syscall_loop"), "200", "20"])
+        })
+        .await
+        .unwrap();
+    let rb = b
+        .attach(pb::AttachRequest {
+            pid: r.pid,
+            engine: Some(spec(
+                &["getppid"],
+                &[pb::EventKind::SyscallExit, pb::EventKind::Death],
+            )),
+        })
+        .await
+        .unwrap();
+    let sa = a.events(r.engine_id).await.unwrap();
+    let sb = b.events(rb.engine_id).await.unwrap();
+    // Release the spawn hold: detaching would end the program's tracing, so
+    // resume by attaching… the held-at-entry task runs when its engine lets
+    // go; a client resumes it by detaching that engine's hold. Here: detach
+    // nothing, just let A's stream read and B's stream read.
+    let tasks = a.list_tasks(r.pid).await.unwrap();
+    assert_eq!(tasks[0].holds, vec![r.engine_id]);
+    assert_eq!(tasks[0].engines, vec![r.engine_id, rb.engine_id]);
+    // Without Batch (issue 4) a held-at-entry task is released by detaching
+    // the engine that holds it; use a third engine-less run instead:
+    a.detach(r.engine_id).await.unwrap();
+    let (ea, eb) = tokio::join!(collect(sa), collect(sb));
+    // A detached before the program ran: it saw nothing of the run.
+    assert!(kinds(&ea).iter().all(|k| *k != "exit"));
+    // B saw exactly its own: getppid exits only.
+    let names: std::collections::BTreeSet<_> = eb
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::event::Kind::SyscallExit(x)) => Some(x.name.clone()),
+            Some(pb::event::Kind::SyscallEntry(_)) => Some("ENTRY?".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec!["getppid".to_string()]
+    );
+    assert_eq!(
+        eb.iter()
+            .filter(|e| matches!(&e.kind, Some(pb::event::Kind::SyscallExit(_))))
+            .count(),
+        200
+    );
+}
+
+/// Two clients watching one run with different masks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_different_masks_same_run() {
+    let (srv, mut a) = server().await;
+    let mut b = Client::connect(&srv.uri()).await.unwrap();
+    // A started program held at entry by a third, owner engine would need
+    // Batch to release; instead attach both to a program waiting on stdin.
+    let mut child = std::process::Command::new(tracee!("tracer_pid"))
+        .arg("1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = common::Lines::from_reader(child.stdout.take().unwrap());
+    out.next();
+    let pid = child.id();
+    let ra = a
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(spec(
+                &["openat"],
+                &[pb::EventKind::SyscallEntry, pb::EventKind::Death],
+            )),
+        })
+        .await
+        .unwrap();
+    let rb = b
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(spec(
+                &["write", "read"],
+                &[pb::EventKind::SyscallEntry, pb::EventKind::Death],
+            )),
+        })
+        .await
+        .unwrap();
+    let (sa, sb) = (
+        a.events(ra.engine_id).await.unwrap(),
+        b.events(rb.engine_id).await.unwrap(),
+    );
+    {
+        use std::io::Write;
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+    let (ea, eb) = tokio::join!(collect(sa), collect(sb));
+    let names = |evs: &[pb::Event]| -> std::collections::BTreeSet<String> {
+        evs.iter()
+            .filter_map(|e| match &e.kind {
+                Some(pb::event::Kind::SyscallEntry(x)) => Some(x.name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(names(&ea), ["openat".to_string()].into_iter().collect());
+    assert!(names(&eb).is_subset(
+        &["write".to_string(), "read".to_string()]
+            .into_iter()
+            .collect()
+    ));
+    assert!(names(&eb).contains("write"));
+    assert!(death(&ea).is_some() && death(&eb).is_some());
+    // Traced to its death in this process: its status is in the death report.
+    tokio::task::spawn_blocking(move || common::reap_traced_child(&mut child))
+        .await
+        .unwrap();
+    assert_eq!(death(&ea).unwrap().status.unwrap().code, 0);
+    out.rest();
+    // It was traced when it looked.
+    assert_ne!(out.value("tracer_pid").as_deref(), Some("0"));
+}
+
+/// A client that never reads its stream: the tracee is not slowed, that
+/// client's drops are counted, and a second client gets every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_client_drops_are_counted_fast_client_gets_all() {
+    let (srv, mut fast) = server().await;
+    let mut slow = Client::connect(&srv.uri()).await.unwrap();
+    // A shell that waits for a line, then runs 100,000 getppid: far more
+    // reports than the slow client's queue and transport window hold.
+    let mut child = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!("read x; exec {} 100000", tracee!("syscall_loop")),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    common::wait_for("tracee waiting on stdin", || {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+            .is_ok_and(|w| !w.is_empty() && w != "0")
+            && common::proc_status(pid as i32, "State").is_some_and(|s| s.starts_with('S'))
+    });
+    let mk = |queue_len| pb::EngineSpec {
+        queue_len,
+        ..spec(
+            &["getppid"],
+            &[pb::EventKind::SyscallEntry, pb::EventKind::Death],
+        )
+    };
+    let rs = slow
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(mk(4)),
+        })
+        .await
+        .unwrap();
+    let rf = fast
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(mk(0)),
+        })
+        .await
+        .unwrap();
+    let slow_stream = slow.events(rs.engine_id).await.unwrap();
+    let fast_stream = fast.events(rf.engine_id).await.unwrap();
+    {
+        use std::io::Write;
+        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+    // The fast client reads everything; the program finishes while the slow
+    // client has read nothing at all.
+    let ef = collect(fast_stream).await;
+    tokio::task::spawn_blocking(move || common::reap_traced_child(&mut child))
+        .await
+        .unwrap();
+    assert_eq!(death(&ef).unwrap().status.unwrap().code, 0);
+    let fast_entries = ef
+        .iter()
+        .filter(|e| matches!(e.kind, Some(pb::event::Kind::SyscallEntry(_))))
+        .count();
+    assert_eq!(fast_entries, 100_000, "the fast client got every report");
+    assert!(
+        ef.iter().all(|e| e.dropped_before == 0),
+        "the fast client lost nothing"
+    );
+    // Now the slow client reads: what its queue (and the transport's
+    // flow-control window) held, and the rest counted as dropped.
+    let es = collect(slow_stream).await;
+    let received = es.iter().filter(|e| e.kind.is_some()).count();
+    let dropped: u64 = es.iter().map(|e| e.dropped_before).sum();
+    assert!(dropped > 0, "the slow client must have lost reports");
+    assert!(received < ef.len());
+    assert_eq!(
+        received as u64 + dropped,
+        ef.len() as u64,
+        "every report is either received or counted"
+    );
+    assert!(
+        es.last().unwrap().kind.is_none(),
+        "the stream ends with the lost count"
+    );
+}
+
+/// A client that disconnects loses its engine; the tracee runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_detaches_engine() {
+    let (srv, mut watcher) = server().await;
+    let mut child = std::process::Command::new(tracee!("ticker"))
+        .args(["30", "20"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = common::Lines::from_reader(child.stdout.take().unwrap());
+    out.next();
+    let pid = child.id();
+    {
+        let mut gone = Client::connect(&srv.uri()).await.unwrap();
+        let r = gone
+            .attach(pb::AttachRequest { pid, engine: None })
+            .await
+            .unwrap();
+        let tasks = watcher.list_tasks(pid).await.unwrap();
+        assert_eq!(tasks[0].engines, vec![r.engine_id]);
+    } // dropped: the connection closes
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while !watcher.list_tasks(pid).await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "engine not detached after disconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+    assert!(st.success());
+    out.rest();
+    assert_eq!(out.value("done").as_deref(), Some("1"));
+}
+
+/// Run the `as_user` helper as uid 65534 against the server.
+fn as_nobody(uri: &str, args: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(tracee!("as_user"))
+        .arg("65534")
+        .arg(uri)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Authorization: an unprivileged client cannot attach to root's process or
+/// touch another client's engine, and what it spawns runs as itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unprivileged_client_is_confined() {
+    let (srv, mut root) = server().await;
+    // Let uid 65534 reach the socket (the embedded server's is private).
+    let sock = srv.uri().trim_start_matches("unix://").to_string();
+    let dir = std::path::Path::new(&sock).parent().unwrap().to_path_buf();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let uri = srv.uri();
+
+    let info = tokio::task::spawn_blocking({
+        let uri = uri.clone();
+        move || as_nobody(&uri, &["info"])
+    })
+    .await
+    .unwrap();
+    assert!(info[0].starts_with("uid=65534"), "{info:?}");
+
+    // A root-owned process.
+    let mut child = std::process::Command::new(tracee!("ticker"))
+        .args(["100", "20"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let r = tokio::task::spawn_blocking({
+        let uri = uri.clone();
+        let pid = pid.clone();
+        move || as_nobody(&uri, &["attach", &pid])
+    })
+    .await
+    .unwrap();
+    assert!(
+        r[0].starts_with("attach=err code=PermissionDenied"),
+        "{r:?}"
+    );
+    assert!(r[0].contains("uid"), "the cause is named: {r:?}");
+
+    // Another client's engine.
+    let mine = root
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    let r = tokio::task::spawn_blocking({
+        let uri = uri.clone();
+        let id = mine.engine_id.to_string();
+        move || as_nobody(&uri, &["detach", &id])
+    })
+    .await
+    .unwrap();
+    assert!(
+        r[0].starts_with("detach=err code=PermissionDenied"),
+        "{r:?}"
+    );
+    assert!(r[0].contains("another client"), "{r:?}");
+    root.detach(mine.engine_id).await.unwrap();
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+
+    // What it spawns runs as uid 65534.
+    let mut helper = std::process::Command::new(tracee!("as_user"))
+        .args(["65534", &uri, "spawn", tracee!("ticker"), "1", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = common::Lines::from_reader(helper.stdout.take().unwrap());
+    let first = tokio::task::spawn_blocking(move || (lines.next(), lines))
+        .await
+        .unwrap();
+    let (line, _lines) = first;
+    assert!(line.starts_with("spawn=ok"), "{line}");
+    let spawned: i32 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uids = common::proc_status(spawned, "Uid").unwrap();
+    assert_eq!(
+        uids.split_whitespace().collect::<Vec<_>>(),
+        vec!["65534"; 4],
+        "{uids}"
+    );
+    let gids = common::proc_status(spawned, "Gid").unwrap();
+    assert!(gids.starts_with("65534"), "{gids}");
+    {
+        use std::io::Write;
+        writeln!(helper.stdin.as_mut().unwrap(), "done").unwrap();
+    }
+    tokio::task::spawn_blocking(move || common::wait_child(&mut helper))
+        .await
+        .unwrap();
+}
+
+/// Bad input gets the right status and a message naming the field; the
+/// server carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_clearly() {
+    let (_srv, mut c) = server().await;
+    let e = c.spawn(spawn_req(&[])).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("argv"), "{}", e.message());
+
+    let e = c
+        .spawn(spawn_req(&["no-such-program-utrace"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(e.message().contains("not found"), "{}", e.message());
+
+    let e = c
+        .attach(pb::AttachRequest {
+            pid: 0x3fff_fff0,
+            engine: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+
+    let e = c
+        .spawn(pb::SpawnRequest {
+            engine: Some(spec(&["openat", "notasyscall"], &[])),
+            ..spawn_req(&["/bin/true"])
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("engine.syscalls[1]"),
+        "{}",
+        e.message()
+    );
+
+    let e = c
+        .spawn(pb::SpawnRequest {
+            engine: Some(pb::EngineSpec {
+                events: vec![42],
+                ..Default::default()
+            }),
+            ..spawn_req(&["/bin/true"])
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("engine.events[0]"), "{}", e.message());
+
+    let e = c.detach(987654).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+
+    let e = c.events(987654).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+
+    let e = c
+        .raw()
+        .trace(pb::TraceRequest {
+            target: None,
+            engine: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    let e = c
+        .raw()
+        .batch(pb::BatchRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented);
+
+    // Still serving.
+    let info = c.server_info().await.unwrap();
+    assert!(!info.kernel.is_empty());
+    assert!(info.caller.unwrap().may_trace_any);
+}
+
+#[tokio::test]
+async fn bad_uris_and_socket_paths() {
+    let e = Client::connect("tcp://nope").await.unwrap_err();
+    assert!(e.to_string().contains("malformed"), "{e}");
+    let e = Client::connect("unix:///nonexistent-dir/utraced.sock")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    let e = utraced::ListenAddr::parse("tcp://0.0.0.0:7000", true).unwrap_err();
+    assert!(e.to_string().contains("loopback"), "{e}");
+    let e = utraced::ListenAddr::parse("tcp://127.0.0.1:7000", false).unwrap_err();
+    assert!(e.to_string().contains("--insecure-tcp"), "{e}");
+    let cfg = utraced::Config {
+        listen: vec![utraced::ListenAddr::Unix(
+            "/proc/utrace-cannot/x.sock".into(),
+        )],
+        limits: Default::default(),
+    };
+    let e = utraced::Server::bind(cfg)
+        .await
+        .err()
+        .expect("bind must fail");
+    assert!(e.to_string().contains("cannot create socket"), "{e}");
 }

@@ -349,6 +349,27 @@ pub fn always(d: SignalDisposition) -> SignalHook {
     })
 }
 
+/// Wait for a std child traced to its death by a tracer in this same
+/// process. The kernel then lets the tracer reap it (the tracer and the real
+/// parent are one thread group), so the parent may find no child: `None`.
+/// The tracee's exit status is in the engine's death report instead.
+pub fn reap_traced_child(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return None,
+            Err(e) => panic!("try_wait: {e}"),
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("child {} did not exit within {TIMEOUT:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Wait for a std child with a bound; kill it if the bound passes.
 pub fn wait_child(child: &mut std::process::Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + TIMEOUT;
