@@ -104,15 +104,16 @@ impl TracerService {
         req: pb::SpawnRequest,
         spec: Option<&pb::EngineSpec>,
         field: &str,
+        engine_field: &str,
     ) -> Result<(u32, u64, Subscription), Status> {
         if req.argv.is_empty() || req.argv[0].is_empty() {
             return Err(Status::invalid_argument(format!(
-                "{field}.argv: empty; give the program and its arguments, e.g. [\"/bin/ls\", \"/\"]"
+                "{field}argv: empty; give the program and its arguments, e.g. [\"/bin/ls\", \"/\"]"
             )));
         }
         let cfg = convert::engine_config(
             spec,
-            &format!("{field}.engine"),
+            engine_field,
             self.limits.queue_len,
             self.limits.max_queue_len,
         )?;
@@ -200,7 +201,7 @@ impl pb::tracer_server::Tracer for TracerService {
         async {
             let mut r = req.into_inner();
             let engine = r.engine.take();
-            let (pid, engine_id, rx) = self.do_spawn(&p, r, engine.as_ref(), "").await?;
+            let (pid, engine_id, rx) = self.do_spawn(&p, r, engine.as_ref(), "", "engine").await?;
             // The first queue waits for the client's Events call.
             self.registry.set_pending(engine_id, rx);
             Ok(Response::new(pb::SpawnReply { pid, engine_id }))
@@ -314,7 +315,9 @@ impl pb::tracer_server::Tracer for TracerService {
             let r = req.into_inner();
             let (pid, engine_id, tids, rx) = match r.target {
                 Some(pb::trace_request::Target::Spawn(s)) => {
-                    let (pid, id, rx) = self.do_spawn(&p, s, r.engine.as_ref(), "spawn").await?;
+                    let (pid, id, rx) = self
+                        .do_spawn(&p, s, r.engine.as_ref(), "spawn.", "engine")
+                        .await?;
                     (pid, id, vec![pid], rx)
                 }
                 Some(pb::trace_request::Target::Pid(pid)) => {

@@ -1,1 +1,305 @@
-fn main() {}
+//! Tracing overhead through the server, side by side with strace, in one run.
+//!
+//! Tracee: `syscall_loop N 1000`: N `getppid()` with one `openat` per 1,000.
+//! The remote rows run utraced in-process ([`utraced::Embedded`], in this
+//! program's tokio runtime) and a [`utrace_client::Client`] in the same
+//! process that drains the `Trace` stream; a row's time runs from the `Trace`
+//! call to the end of the stream (the tracee's death, every event read).
+//! Each variant runs `RUNS` times; the table shows the median wall time, the
+//! ratio to native and to the matching strace reference, the events the
+//! client received and the reports it lost (sum of `dropped_before`, over
+//! all runs: 0 while the client keeps up).
+//!
+//! ```text
+//! cargo bench -p utrace-tests --bench server_overhead              # N=1,000,000, 3 runs
+//! UTRACE_BENCH_N=50000 UTRACE_BENCH_RUNS=3 cargo bench -p utrace-tests --bench server_overhead
+//! ```
+//!
+//! Needs root (or ptrace rights) and strace in PATH for the reference rows
+//! (`apt-get install -y strace`); without strace those rows say why they are
+//! missing.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_stream::StreamExt;
+use utrace_client::{pb, Client};
+
+const TRACEE: &str = env!("CARGO_BIN_EXE_syscall_loop");
+
+/// Bound on one traced run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What the client saw on one `Trace` stream.
+#[derive(Clone, Copy, Debug, Default)]
+struct Streamed {
+    /// Events with a kind, `attached` included.
+    events: u64,
+    /// Sum of `dropped_before` (the final kind-less event included).
+    dropped: u64,
+    /// The process's exit code, from its `death` with `process_gone`.
+    exit_code: Option<i32>,
+}
+
+/// One run of a variant.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    time: Duration,
+    stream: Option<Streamed>,
+}
+
+fn run_cmd(argv: &[&str]) -> Option<Sample> {
+    let start = Instant::now();
+    let st = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    st.success().then(|| Sample {
+        time: start.elapsed(),
+        stream: None,
+    })
+}
+
+/// Trace `syscall_loop n 1000` through the server with `engine`, draining the
+/// stream; `None` (with the reason on stderr) if the call or stream failed.
+async fn run_remote(client: &mut Client, n: &str, engine: &pb::EngineSpec) -> Option<Sample> {
+    let req = pb::TraceRequest {
+        target: Some(pb::trace_request::Target::Spawn(pb::SpawnRequest {
+            argv: vec![TRACEE.into(), n.into(), "1000".into()],
+            ..Default::default()
+        })),
+        engine: Some(engine.clone()),
+    };
+    let start = Instant::now();
+    let drained = tokio::time::timeout(RUN_TIMEOUT, async {
+        let mut stream = client.trace(req).await?;
+        let mut s = Streamed::default();
+        while let Some(ev) = stream.next().await {
+            let ev = ev?;
+            s.dropped += ev.dropped_before;
+            match &ev.kind {
+                None => {}
+                Some(pb::event::Kind::Death(d)) if d.process_gone && s.exit_code.is_none() => {
+                    s.events += 1;
+                    s.exit_code = d.status.map(|st| st.code);
+                }
+                Some(_) => s.events += 1,
+            }
+        }
+        Ok::<_, tonic::Status>(s)
+    })
+    .await;
+    let time = start.elapsed();
+    match drained {
+        Ok(Ok(s)) if s.exit_code == Some(0) => Some(Sample {
+            time,
+            stream: Some(s),
+        }),
+        Ok(Ok(s)) => {
+            eprintln!("    run failed: the tracee did not exit 0 ({s:?})");
+            None
+        }
+        Ok(Err(st)) => {
+            eprintln!("    run failed: {:?}: {}", st.code(), st.message());
+            None
+        }
+        Err(_) => {
+            eprintln!("    run failed: no stream end within {RUN_TIMEOUT:?}");
+            None
+        }
+    }
+}
+
+fn engine(syscalls: &[&str], events: &[pb::EventKind], decode: bool) -> pb::EngineSpec {
+    pb::EngineSpec {
+        syscalls: syscalls.iter().map(|s| s.to_string()).collect(),
+        events: events.iter().map(|e| *e as i32).collect(),
+        follow_children: true,
+        decode,
+        // Room for bursts: the client must keep up, not lose reports.
+        queue_len: 65536,
+        ..Default::default()
+    }
+}
+
+fn median(mut v: Vec<Sample>) -> Sample {
+    v.sort_by_key(|s| s.time);
+    v[v.len() / 2]
+}
+
+/// Point fd 1 at /dev/null (the server's tracees inherit it and print their
+/// counts there) and return the original stdout, for the table.
+fn quiet_stdout() -> File {
+    std::io::stdout().flush().expect("flush stdout");
+    let null = File::options()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    // SAFETY: dup and dup2 on descriptors this process owns; the duplicate
+    // is owned by the returned File alone.
+    unsafe {
+        let saved = libc::dup(1);
+        assert!(saved >= 0, "dup(1): {}", std::io::Error::last_os_error());
+        assert!(
+            libc::dup2(null.as_raw_fd(), 1) >= 0,
+            "dup2: {}",
+            std::io::Error::last_os_error()
+        );
+        File::from_raw_fd(saved)
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let n = std::env::var("UTRACE_BENCH_N").unwrap_or_else(|_| "1000000".into());
+    let runs: usize = std::env::var("UTRACE_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let strace_missing = match Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("`strace -V` failed ({s})")),
+        Err(e) => Some(format!("strace not found ({e}); apt-get install -y strace")),
+    };
+    if let Some(why) = &strace_missing {
+        eprintln!("{why}: reference rows are skipped");
+    }
+    let have_strace = strace_missing.is_none();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let srv = rt
+        .block_on(utraced::Embedded::start())
+        .expect("start utraced");
+    let client = rt
+        .block_on(Client::connect(&srv.uri()))
+        .expect("connect to utraced");
+    let mut out = quiet_stdout();
+
+    use pb::EventKind as K;
+    let openat_only = engine(&["openat"], &[K::SyscallEntry, K::Death], false);
+    let all = engine(&[], &[K::SyscallEntry, K::SyscallExit, K::Death], false);
+    let all_decoded = engine(&[], &[K::SyscallEntry, K::SyscallExit, K::Death], true);
+    let remote = |spec: &pb::EngineSpec| {
+        let mut c = client.clone();
+        rt.block_on(run_remote(&mut c, &n, spec))
+    };
+    let strace = |args: &[&str]| {
+        if !have_strace {
+            return None;
+        }
+        let mut argv = vec!["strace"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["-o", "/dev/null", TRACEE, &n, "1000"]);
+        run_cmd(&argv)
+    };
+
+    const STRACE_OPENAT: &str = "strace -f --seccomp-bpf -e trace=openat";
+    const STRACE_ALL: &str = "strace -f -o /dev/null";
+    type Variant<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Box<dyn Fn() -> Option<Sample> + 'a>,
+    );
+    let variants: Vec<Variant> = vec![
+        ("native", None, Box::new(|| run_cmd(&[TRACEE, &n, "1000"]))),
+        (
+            STRACE_OPENAT,
+            None,
+            Box::new(|| strace(&["-f", "--seccomp-bpf", "-e", "trace=openat"])),
+        ),
+        (
+            "server: openat entries (seccomp)",
+            Some(STRACE_OPENAT),
+            Box::new(|| remote(&openat_only)),
+        ),
+        (STRACE_ALL, None, Box::new(|| strace(&["-f"]))),
+        (
+            "server: all entries+exits",
+            Some(STRACE_ALL),
+            Box::new(|| remote(&all)),
+        ),
+        (
+            "server: all entries+exits, decode",
+            Some(STRACE_ALL),
+            Box::new(|| remote(&all_decoded)),
+        ),
+    ];
+
+    eprintln!("tracee: syscall_loop {n} 1000; {runs} runs per variant");
+    let mut results: Vec<(&str, Option<&str>, Option<Sample>, u64)> = Vec::new();
+    for (name, reference, f) in &variants {
+        // Each variant's runs back to back; medians compared.
+        let samples: Vec<Sample> = (0..runs).filter_map(|_| f()).collect();
+        for s in &samples {
+            eprintln!("  {name}: {:?} {:?}", s.time, s.stream);
+        }
+        let dropped: u64 = samples
+            .iter()
+            .filter_map(|s| s.stream.map(|st| st.dropped))
+            .sum();
+        let m = (!samples.is_empty()).then(|| median(samples));
+        results.push((name, *reference, m, dropped));
+    }
+
+    let get = |name: &str| results.iter().find(|r| r.0 == name).and_then(|r| r.2);
+    let native = get("native");
+    let mut table = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        table,
+        "tracee: syscall_loop {n} 1000 ({n} getppid + one openat per 1,000); median of {runs} runs\n"
+    );
+    let _ = writeln!(
+        table,
+        "{:<42} {:>12} {:>10} {:>12} {:>10} {:>8}  reference",
+        "variant", "median", "x native", "x reference", "events", "dropped"
+    );
+    for (name, reference, sample, dropped) in &results {
+        let Some(s) = sample else {
+            let why = match (reference, &strace_missing) {
+                (None, Some(why)) if name.starts_with("strace") => why.as_str(),
+                _ => "every run failed (see above)",
+            };
+            let _ = writeln!(table, "{name:<42} {:>12}  {why}", "skipped");
+            continue;
+        };
+        let t = s.time.as_secs_f64();
+        let xn = native.map_or("-".into(), |nt| format!("{:.2}", t / nt.time.as_secs_f64()));
+        let (xr, rname) = match reference.and_then(|r| get(r).map(|rt| (r, rt))) {
+            Some((r, rt)) => (format!("{:.2}", t / rt.time.as_secs_f64()), r),
+            None => ("-".into(), reference.unwrap_or("")),
+        };
+        let (events, dropped) = match s.stream {
+            Some(st) => (st.events.to_string(), dropped.to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            table,
+            "{name:<42} {t:>10.3} s {xn:>10} {xr:>12} {events:>10} {dropped:>8}  {rname}"
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\nevents: received by the client in the median run (attached and death included);\n\
+         dropped: sum of dropped_before over all {runs} runs (0: the client kept up)"
+    );
+    out.write_all(table.as_bytes()).expect("write table");
+    out.flush().expect("flush");
+    drop(variants);
+    drop(client);
+    rt.block_on(srv.stop()).expect("stop utraced");
+}
