@@ -87,6 +87,8 @@ pub(crate) struct Core {
     scratch: Vec<EngineId>,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
+    /// `shutdown` ran.
+    shut_down: bool,
     pub stats: TracerStats,
 }
 
@@ -115,6 +117,7 @@ impl Core {
             masks_changed: false,
             scratch: Vec::new(),
             shutting_down: false,
+            shut_down: false,
             stats: TracerStats::default(),
         }
     }
@@ -1104,7 +1107,12 @@ impl Core {
     }
 
     /// Detach every engine; kill trees that depend on our seccomp filter.
+    /// Idempotent.
     pub fn shutdown(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        self.shut_down = true;
         let ids: Vec<EngineId> = self.engines.keys().copied().collect();
         for id in ids {
             self.detach_engine(id);

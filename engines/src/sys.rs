@@ -534,11 +534,15 @@ pub fn tgkill(pid: Tid, tid: Tid, sig: i32) -> Result<(), Errno> {
 }
 
 /// The name of a signal number (`SIGSEGV`), or `SIG<n>` for an unknown one.
+/// Real-time signals are named from the kernel's SIGRTMIN (32), as strace
+/// and the kernel do, not glibc's (34, after its two reserved signals).
 pub fn signal_name(sig: i32) -> String {
+    const KERNEL_SIGRTMIN: i32 = 32;
     match nix::sys::signal::Signal::try_from(sig) {
         Ok(s) => s.as_str().to_string(),
-        Err(_) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) => {
-            format!("SIGRT_{}", sig - libc::SIGRTMIN())
+        Err(_) if sig == KERNEL_SIGRTMIN => "SIGRTMIN".into(),
+        Err(_) if sig > KERNEL_SIGRTMIN && sig <= libc::SIGRTMAX() => {
+            format!("SIGRT_{}", sig - KERNEL_SIGRTMIN)
         }
         Err(_) => format!("SIG{sig}"),
     }

@@ -254,6 +254,9 @@ impl Engine for RemoteEngine {
     }
 
     fn report_exec(&mut self, task: &mut Task<'_>, e: &ExecReport) -> Action {
+        if e.former_tid != task.tid() {
+            self.decoder.rekey(e.former_tid, task.tid());
+        }
         if self.wants(EventMask::EXEC) {
             self.publish(
                 task.pid(),
@@ -281,6 +284,7 @@ impl Engine for RemoteEngine {
     }
 
     fn report_death(&mut self, d: &ExitReport) {
+        self.decoder.forget(d.tid);
         if self.wants(EventMask::DEATH) {
             self.publish(
                 d.pid,

@@ -440,6 +440,14 @@ impl Decoder {
     pub fn forget(&mut self, tid: Tid) {
         self.pending.remove(&tid);
     }
+
+    /// A non-leader thread exec'd and took over the leader's tid: its open
+    /// call (the execve) continues under `to`.
+    pub fn rekey(&mut self, from: Tid, to: Tid) {
+        if let Some(p) = self.pending.remove(&from) {
+            self.pending.insert(to, p);
+        }
+    }
 }
 
 /// Pad `line` (which ends with `)`) to the result column and append `= RET`.

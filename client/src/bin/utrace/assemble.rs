@@ -1,0 +1,501 @@
+//! strace lines from wire events.
+//!
+//! The server decodes each syscall in two halves: `SyscallEntry.text` is
+//! `name(ARGS-KNOWN-AT-ENTRY` and `SyscallExit.text` is
+//! `ARGS-KNOWN-AT-EXIT)`, with `SyscallExit.ret_text` the return value. This
+//! module joins them into strace's lines exactly as the engine layer's
+//! in-process recorder does (`engines/src/builtin/recorder.rs`): a line
+//! starts at a call's entry and is printed at its exit; when another task's
+//! line comes in between, the open one is ended with ` <unfinished ...>` and
+//! its exit later printed as `<... NAME resumed>ARGS) = RET`. A task that
+//! exits inside a call gets ` = ?`. Pid prefixes follow strace: `[pid N] `
+//! while more than one task is traced, or `N ` on every line (`-f -o FILE`).
+
+use std::collections::HashMap;
+
+use utrace_client::pb;
+use utrace_client::pb::event::Kind;
+
+use crate::signals::{death_line, signal_line};
+
+/// The column results are aligned to (strace's `-a` default).
+const RESULT_COLUMN: usize = 40;
+
+/// When lines get a pid prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PidPrefix {
+    /// `[pid  1234] ` while more than one task is traced (strace -f to stderr).
+    WhenShared,
+    /// `1234  ` on every line (strace -f -o FILE).
+    Always,
+}
+
+/// A line printed in part: a call's entry, its exit still to come.
+struct OpenLine {
+    tid: u32,
+    text: String,
+}
+
+/// A call whose entry was seen and whose exit was not.
+struct Pending {
+    /// The syscall's name as the entry text shows it.
+    name: String,
+    /// The entry text ends where arguments known only at exit start.
+    args_at_exit: bool,
+    /// Its line was ended with ` <unfinished ...>`.
+    interrupted: bool,
+    /// It moved to another thread id (a non-leader thread's execve took
+    /// over the leader's id).
+    moved: bool,
+}
+
+/// Turns a stream of events into strace lines, handed one at a time
+/// (without a newline) to the caller's sink.
+pub struct Assembler {
+    prefix: PidPrefix,
+    follow: bool,
+    /// Tasks traced now (strace's `nprocs`): decides the `[pid N]` prefix.
+    live: usize,
+    open: Option<OpenLine>,
+    pending: HashMap<u32, Pending>,
+}
+
+impl Assembler {
+    /// An assembler for a trace that starts with `initial_tasks` tasks;
+    /// `follow`: child processes are traced too (they count as tasks).
+    pub fn new(prefix: PidPrefix, follow: bool, initial_tasks: usize) -> Self {
+        Assembler {
+            prefix,
+            follow,
+            live: initial_tasks.max(1),
+            open: None,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Feed one event; finished lines go to `out`.
+    pub fn event(&mut self, ev: &pb::Event, out: &mut dyn FnMut(&str)) {
+        let tid = ev.tid;
+        match &ev.kind {
+            Some(Kind::SyscallEntry(e)) => self.on_entry(tid, e, out),
+            Some(Kind::SyscallExit(x)) => self.on_exit(tid, x, out),
+            Some(Kind::Signal(s)) => {
+                self.interrupt_open(out);
+                let line = format!("{}{}", self.prefix_for(tid), signal_line(s));
+                out(&line);
+            }
+            Some(Kind::Clone(c)) => {
+                if c.kind == "thread" || self.follow {
+                    self.live += 1;
+                }
+            }
+            Some(Kind::Exec(x)) => self.on_exec(tid, x.former_tid, out),
+            Some(Kind::Exit(_)) => self.on_task_exit(tid, out),
+            Some(Kind::Death(d)) => self.on_death(tid, d.status.as_ref(), out),
+            Some(Kind::Attached(_)) | Some(Kind::Breakpoint(_)) | Some(Kind::Step(_)) | None => {}
+        }
+    }
+
+    /// The trace ended (detached, or the stream was cut): print the open
+    /// line with `suffix` (strace prints ` <detached ...>`).
+    pub fn finish(&mut self, suffix: &str, out: &mut dyn FnMut(&str)) {
+        if let Some(open) = self.open.take() {
+            out(&format!("{}{suffix}", open.text));
+        }
+        self.pending.clear();
+    }
+
+    fn prefix_for(&self, tid: u32) -> String {
+        match self.prefix {
+            PidPrefix::WhenShared if self.live > 1 => format!("[pid {tid:>5}] "),
+            PidPrefix::WhenShared => String::new(),
+            PidPrefix::Always => format!("{tid:<5} "),
+        }
+    }
+
+    /// End the open line (if any) with ` <unfinished ...>`.
+    fn interrupt_open(&mut self, out: &mut dyn FnMut(&str)) {
+        if let Some(open) = self.open.take() {
+            out(&format!("{} <unfinished ...>", open.text));
+            if let Some(p) = self.pending.get_mut(&open.tid) {
+                p.interrupted = true;
+            }
+        }
+    }
+
+    /// The start of the line finishing `tid`'s pending call: its open line
+    /// if nothing came in between, else `<... NAME resumed>`.
+    fn resume_head(&mut self, tid: u32, p: &Pending, out: &mut dyn FnMut(&str)) -> String {
+        if !p.interrupted {
+            if let Some(open) = self.open.take_if(|o| o.tid == tid) {
+                return open.text;
+            }
+        }
+        self.interrupt_open(out);
+        format!("{}<... {} resumed>", self.prefix_for(tid), p.name)
+    }
+
+    /// Drop `tid`'s pending call; if its line is open, print it unfinished.
+    fn abandon(&mut self, tid: u32, out: &mut dyn FnMut(&str)) {
+        if self.pending.remove(&tid).is_some() {
+            if let Some(open) = self.open.take_if(|o| o.tid == tid) {
+                out(&format!("{} <unfinished ...>", open.text));
+            }
+        }
+    }
+
+    fn on_entry(&mut self, tid: u32, e: &pb::SyscallEntry, out: &mut dyn FnMut(&str)) {
+        // An entry without the previous call's exit: leave the old line
+        // unfinished.
+        self.abandon(tid, out);
+        self.interrupt_open(out);
+        let text = if e.text.is_empty() {
+            // Not decoded (an older server): the name at least.
+            format!("{}(", call_name(&e.name, e.nr))
+        } else {
+            e.text.clone()
+        };
+        let name = text.split('(').next().unwrap_or_default().to_string();
+        self.pending.insert(
+            tid,
+            Pending {
+                name,
+                args_at_exit: text.ends_with(", "),
+                interrupted: false,
+                moved: false,
+            },
+        );
+        self.open = Some(OpenLine {
+            tid,
+            text: format!("{}{text}", self.prefix_for(tid)),
+        });
+    }
+
+    fn on_exit(&mut self, tid: u32, x: &pb::SyscallExit, out: &mut dyn FnMut(&str)) {
+        let name = call_name(&x.name, x.nr);
+        let mut text = x.text.as_str();
+        let mut line = match self.pending.remove(&tid) {
+            Some(p) => {
+                // The server's decoder keys calls by thread id and does not
+                // follow an exec's change of id: it sends the whole call,
+                // re-read after the exec. Its entry was printed already.
+                if p.moved && text.starts_with(&format!("{}(", p.name)) {
+                    text = ")";
+                }
+                self.resume_head(tid, &p, out)
+            }
+            None => {
+                self.interrupt_open(out);
+                // The server sends the whole call when it saw no entry; a
+                // tail means the entry report was lost on the way.
+                if text.starts_with(&format!("{name}(")) {
+                    self.prefix_for(tid)
+                } else {
+                    format!("{}<... {name} resumed>", self.prefix_for(tid))
+                }
+            }
+        };
+        line.push_str(text);
+        if text.is_empty() {
+            line.push(')');
+        }
+        let ret = if x.ret_text.is_empty() {
+            x.ret.to_string()
+        } else {
+            x.ret_text.clone()
+        };
+        finish(&mut line, &ret);
+        out(&line);
+    }
+
+    fn on_exec(&mut self, tid: u32, former: u32, out: &mut dyn FnMut(&str)) {
+        if former == tid || former == 0 {
+            return;
+        }
+        // A non-leader thread exec'd and took over the leader's id: the old
+        // leader is gone without a death report.
+        self.live = self.live.saturating_sub(1);
+        if let Some(mut p) = self.pending.remove(&former) {
+            p.moved = true;
+            self.pending.insert(tid, p);
+        }
+        if let Some(open) = self.open.as_mut().filter(|o| o.tid == former) {
+            open.tid = tid;
+        }
+        self.interrupt_open(out);
+        let line = format!(
+            "{}+++ superseded by execve in pid {former} +++",
+            self.prefix_for(tid)
+        );
+        out(&line);
+    }
+
+    /// The task is about to exit: a call it is inside never returns.
+    fn on_task_exit(&mut self, tid: u32, out: &mut dyn FnMut(&str)) {
+        if let Some(p) = self.pending.remove(&tid) {
+            let mut line = self.resume_head(tid, &p, out);
+            if p.args_at_exit {
+                line.push_str(" <unfinished ...>");
+            }
+            line.push(')');
+            finish(&mut line, "?");
+            out(&line);
+        }
+    }
+
+    fn on_death(&mut self, tid: u32, status: Option<&pb::ExitStatus>, out: &mut dyn FnMut(&str)) {
+        self.abandon(tid, out);
+        self.interrupt_open(out);
+        let line = format!("{}{}", self.prefix_for(tid), death_line(status));
+        out(&line);
+        self.live = self.live.saturating_sub(1);
+    }
+}
+
+/// A syscall's name, or `syscall_0x1ff` for a number without one.
+pub fn call_name(name: &str, nr: u64) -> String {
+    if name.is_empty() {
+        format!("syscall_{nr:#x}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Pad `line` (which ends with `)`) to the result column and append `= RET`.
+fn finish(line: &mut String, ret: &str) {
+    line.push(' ');
+    let width = line.chars().count();
+    if width < RESULT_COLUMN {
+        line.extend(std::iter::repeat_n(' ', RESULT_COLUMN - width));
+    }
+    line.push_str("= ");
+    line.push_str(ret);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(tid: u32, kind: Kind) -> pb::Event {
+        pb::Event {
+            pid: tid,
+            tid,
+            kind: Some(kind),
+            ..Default::default()
+        }
+    }
+
+    fn entry(tid: u32, name: &str, text: &str) -> pb::Event {
+        ev(
+            tid,
+            Kind::SyscallEntry(pb::SyscallEntry {
+                name: name.into(),
+                text: text.into(),
+                ..Default::default()
+            }),
+        )
+    }
+
+    fn exit(tid: u32, name: &str, text: &str, ret: &str) -> pb::Event {
+        ev(
+            tid,
+            Kind::SyscallExit(pb::SyscallExit {
+                name: name.into(),
+                text: text.into(),
+                ret_text: ret.into(),
+                ..Default::default()
+            }),
+        )
+    }
+
+    fn death(tid: u32, code: i32, gone: bool) -> pb::Event {
+        ev(
+            tid,
+            Kind::Death(pb::Death {
+                status: Some(pb::ExitStatus {
+                    code,
+                    signal: 0,
+                    core_dumped: false,
+                }),
+                process_gone: gone,
+            }),
+        )
+    }
+
+    fn run(a: &mut Assembler, events: &[pb::Event]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for e in events {
+            a.event(e, &mut |l| lines.push(l.to_string()));
+        }
+        lines
+    }
+
+    #[test]
+    fn single_task_lines() {
+        let mut a = Assembler::new(PidPrefix::WhenShared, false, 1);
+        let lines = run(
+            &mut a,
+            &[
+                entry(100, "write", "write(1, \"hi\\n\", 3"),
+                exit(100, "write", ")", "3"),
+                entry(100, "read", "read(3, "),
+                exit(100, "read", "\"abc\", 4096)", "3"),
+                entry(100, "exit_group", "exit_group(0"),
+                ev(100, Kind::Exit(pb::Exit { status: None })),
+                death(100, 0, true),
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                format!("write(1, \"hi\\n\", 3){}= 3", " ".repeat(21)),
+                format!("read(3, \"abc\", 4096){}= 3", " ".repeat(20)),
+                format!("exit_group(0){}= ?", " ".repeat(27)),
+                "+++ exited with 0 +++".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn interleaved_tasks_use_unfinished_and_resumed() {
+        // The recorder's own test, replayed through wire events.
+        let mut a = Assembler::new(PidPrefix::WhenShared, true, 1);
+        let lines = run(
+            &mut a,
+            &[
+                ev(
+                    100,
+                    Kind::Clone(pb::Clone {
+                        child_tid: 101,
+                        child_pid: 101,
+                        kind: "fork".into(),
+                    }),
+                ),
+                entry(100, "read", "read(3, "),
+                entry(101, "getpid", "getpid("),
+                exit(101, "getpid", ")", "101"),
+                exit(100, "read", "\"abc\", 4096)", "3"),
+                entry(101, "exit_group", "exit_group(0"),
+                ev(101, Kind::Exit(pb::Exit { status: None })),
+                death(101, 0, true),
+                entry(100, "close", "close(3"),
+                exit(100, "close", ")", "0"),
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                "[pid   100] read(3,  <unfinished ...>".to_string(),
+                format!("[pid   101] getpid(){}= 101", " ".repeat(20)),
+                "[pid   100] <... read resumed>\"abc\", 4096) = 3".to_string(),
+                format!("[pid   101] exit_group(0){}= ?", " ".repeat(15)),
+                "[pid   101] +++ exited with 0 +++".to_string(),
+                format!("close(3){}= 0", " ".repeat(32)),
+            ]
+        );
+    }
+
+    #[test]
+    fn always_prefix_and_signal_between() {
+        let mut a = Assembler::new(PidPrefix::Always, true, 1);
+        let lines = run(
+            &mut a,
+            &[
+                entry(
+                    100,
+                    "clone",
+                    "clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD",
+                ),
+                ev(
+                    100,
+                    Kind::Clone(pb::Clone {
+                        child_tid: 101,
+                        child_pid: 101,
+                        kind: "fork".into(),
+                    }),
+                ),
+                ev(
+                    101,
+                    Kind::Signal(pb::Signal {
+                        signo: 19,
+                        name: "SIGSTOP".into(),
+                        code: 0,
+                        sender_pid: 1,
+                        addr: 0,
+                    }),
+                ),
+                exit(100, "clone", ", child_tidptr=0x7f00)", "101"),
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                "100   clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|\
+                 SIGCHLD <unfinished ...>",
+                "101   --- SIGSTOP {si_signo=SIGSTOP, si_code=SI_USER, si_pid=1} ---",
+                "100   <... clone resumed>, child_tidptr=0x7f00) = 101",
+            ]
+        );
+    }
+
+    #[test]
+    fn exit_without_entry_and_death_inside_a_call() {
+        let mut a = Assembler::new(PidPrefix::WhenShared, false, 1);
+        let lines = run(
+            &mut a,
+            &[
+                // The server sends the whole call for an exit whose entry it
+                // did not see; a lost entry leaves only the tail.
+                exit(100, "getpid", "getpid()", "100"),
+                exit(100, "read", "\"x\", 1)", "1"),
+                entry(100, "read", "read(0, "),
+                ev(100, Kind::Exit(pb::Exit { status: None })),
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                format!("getpid(){}= 100", " ".repeat(32)),
+                format!("<... read resumed>\"x\", 1){}= 1", " ".repeat(15)),
+                format!("read(0,  <unfinished ...>){}= ?", " ".repeat(14)),
+            ]
+        );
+    }
+
+    #[test]
+    fn superseded_leader_and_detach() {
+        let mut a = Assembler::new(PidPrefix::WhenShared, false, 2);
+        let lines = run(
+            &mut a,
+            &[
+                entry(
+                    101,
+                    "execve",
+                    "execve(\"/bin/true\", [\"true\"], 0x1 /* 1 var */",
+                ),
+                ev(
+                    100,
+                    Kind::Exec(pb::Exec {
+                        former_tid: 101,
+                        exe: "/bin/true".into(),
+                    }),
+                ),
+                // The server re-decodes the whole call after the exec.
+                exit(100, "execve", "execve(0x1, 0x2, 0x3)", "0"),
+                entry(100, "pause", "pause("),
+            ],
+        );
+        let mut rest = Vec::new();
+        a.finish(" <detached ...>", &mut |l| rest.push(l.to_string()));
+        assert_eq!(
+            lines,
+            [
+                "[pid   101] execve(\"/bin/true\", [\"true\"], 0x1 /* 1 var */ <unfinished ...>"
+                    .to_string(),
+                "+++ superseded by execve in pid 101 +++".to_string(),
+                "<... execve resumed>)                   = 0".to_string(),
+            ]
+        );
+        assert_eq!(rest, ["pause( <detached ...>"]);
+    }
+}

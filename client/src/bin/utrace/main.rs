@@ -1,0 +1,347 @@
+//! `utrace`: the command-line client of utraced.
+//!
+//! ```text
+//! utrace [--server URI] trace [-f] [-e trace=NAME,…] [-c] [-o FILE] (-p PID | [--] CMD ARGS…)
+//! utrace [--server URI] ps [PID]
+//! utrace [--server URI] info [--json]
+//! utrace completions SHELL
+//! ```
+//!
+//! `trace` prints what `strace` prints, through one `Trace` call. The server
+//! is the one `--server` or `UTRACE_SERVER` names; else the utraced daemon on
+//! the default socket if one listens there; else a server started inside
+//! this process, so `utrace trace -- ls` works with no daemon at all.
+//!
+//! Exit status: `trace` leaves with the traced program's (128 + the signal
+//! that killed it), as strace; 0 after `-p` (detached with Ctrl-C or the
+//! process ended); 1 when the server refuses or fails (the message names the
+//! field and the fix); 2 on a usage error. Logs (`RUST_LOG=debug`) go to
+//! stderr.
+
+mod assemble;
+mod server;
+mod show;
+mod signals;
+mod trace;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::server::Connection;
+
+/// utrace: strace, and more, over the shared tracer utraced.
+#[derive(Parser, Debug)]
+#[command(name = "utrace", version, propagate_version = true)]
+struct Cli {
+    /// The server: unix:///PATH/utraced.sock or http://HOST:PORT. Default:
+    /// the utraced daemon on its default socket if one listens there, else a
+    /// server started inside this command.
+    #[arg(long, global = true, env = "UTRACE_SERVER", value_name = "URI")]
+    server: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Trace a program or a process, strace-style.
+    Trace(TraceCmd),
+    /// List the traced threads, their state and their engines.
+    Ps {
+        /// Only this process.
+        pid: Option<u32>,
+    },
+    /// Versions, kernel facts, capabilities, and what you may trace: the
+    /// first thing to attach to a bug report.
+    Info {
+        /// One JSON object instead of `key: value` lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The `trace` command line: strace's common flags.
+#[derive(Args, Debug)]
+#[command(override_usage = "utrace trace [OPTIONS] (-p PID | [--] CMD [ARGS]...)")]
+struct TraceCmd {
+    /// Follow child processes (fork, vfork, clone); threads are always
+    /// followed.
+    #[arg(short = 'f')]
+    follow: bool,
+    /// Trace only these syscalls: `trace=NAME,NAME…` (or just `NAME,…`).
+    /// Signals and exits are always shown.
+    #[arg(short = 'e', value_name = "EXPR", value_parser = parse_expr)]
+    exprs: Vec<TraceExpr>,
+    /// Count time, calls and errors per syscall and print strace's summary
+    /// table at the end, instead of lines.
+    #[arg(short = 'c')]
+    count: bool,
+    /// Write the trace (or the table) to FILE instead of stderr; with -f,
+    /// each line starts with its thread id.
+    #[arg(short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Attach to this running process (all its threads) instead of starting
+    /// one; Ctrl-C detaches and leaves it running.
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "command")]
+    pid: Option<u32>,
+    /// Reports the server may queue for this trace before dropping the
+    /// newest (0: the server's default). Default: 65536 with an embedded
+    /// server, the daemon's default otherwise.
+    #[arg(long, value_name = "N")]
+    queue_len: Option<u32>,
+    /// The program to start and its arguments.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "pid"
+    )]
+    command: Vec<String>,
+}
+
+/// One `-e` expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TraceExpr {
+    /// `trace=all`: every syscall.
+    All,
+    /// `trace=none`: no syscall (signals and exits only).
+    None,
+    /// `trace=NAME,…`.
+    Names(Vec<String>),
+}
+
+/// `trace=open,read` or `open,read`; `trace=all`, `trace=none`.
+fn parse_expr(expr: &str) -> Result<TraceExpr, String> {
+    let names = match expr.split_once('=') {
+        Some(("trace", names)) => names,
+        Some((qualifier, _)) => {
+            return Err(format!(
+                "unsupported qualifier {qualifier:?}: only trace=NAME,NAME… is supported"
+            ))
+        }
+        None => expr,
+    };
+    match names.trim() {
+        "all" => return Ok(TraceExpr::All),
+        "none" => return Ok(TraceExpr::None),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    for name in names.split(',').map(str::trim) {
+        match name.chars().next() {
+            None => return Err("empty syscall name".into()),
+            Some('!' | '%' | '/' | '?') => {
+                return Err(format!(
+                    "{name:?}: negation, classes (%file) and regular expressions are not \
+                     supported; list syscall names or numbers"
+                ))
+            }
+            _ => out.push(name.to_string()),
+        }
+    }
+    Ok(TraceExpr::Names(out))
+}
+
+/// The syscalls several `-e` expressions select together (strace adds them
+/// up): `(names, none)`, where empty names mean every syscall unless `none`
+/// (only `trace=none` was given).
+fn selected_syscalls(exprs: Vec<TraceExpr>) -> (Vec<String>, bool) {
+    let mut names = Vec::new();
+    let mut none = false;
+    for e in exprs {
+        match e {
+            TraceExpr::All => return (Vec::new(), false),
+            TraceExpr::None => none = true,
+            TraceExpr::Names(n) => names.extend(n),
+        }
+    }
+    let none = none && names.is_empty();
+    (names, none)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    if let Command::Completions { shell } = &cli.command {
+        // Into a buffer first: clap_complete panics on a failed write.
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "utrace", &mut script);
+        let mut stdout = std::io::stdout().lock();
+        return match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("utrace: writing the completion script failed: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("utrace: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(run(cli));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(msg) => {
+            eprintln!("utrace: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Connect, run the command, and stop an embedded server.
+async fn run(cli: Cli) -> Result<u8, String> {
+    let mut conn = Connection::open(cli.server.as_deref()).await?;
+    let result = command(&mut conn, cli.command).await;
+    conn.close().await;
+    result
+}
+
+async fn command(conn: &mut Connection, cmd: Command) -> Result<u8, String> {
+    match cmd {
+        Command::Trace(t) => {
+            let (syscalls, no_syscalls) = selected_syscalls(t.exprs);
+            let opts = trace::Options {
+                follow: t.follow,
+                syscalls,
+                no_syscalls,
+                count: t.count,
+                output: t.output,
+                pid: t.pid,
+                command: t.command,
+                queue_len: t.queue_len,
+            };
+            trace::run(conn, opts).await
+        }
+        Command::Ps { pid } => {
+            let tasks = conn
+                .client
+                .list_tasks(pid.unwrap_or(0))
+                .await
+                .map_err(|s| s.message().to_string())?;
+            if tasks.is_empty() && conn.is_embedded() {
+                eprintln!(
+                    "utrace: no utraced daemon listens on {}; this embedded server traces nothing",
+                    utraced::default_socket().display()
+                );
+            }
+            print!("{}", show::tasks_table(&tasks));
+            Ok(0)
+        }
+        Command::Info { json } => {
+            let info = conn
+                .client
+                .server_info()
+                .await
+                .map_err(|s| s.message().to_string())?;
+            let text = if json {
+                show::info_json(&info, &conn.uri, conn.is_embedded())
+            } else {
+                show::info_text(&info, &conn.uri, conn.is_embedded())
+            };
+            print!("{text}");
+            Ok(0)
+        }
+        Command::Completions { .. } => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn trace_expressions() {
+        let names = |v: &[&str]| TraceExpr::Names(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            parse_expr("trace=openat,read"),
+            Ok(names(&["openat", "read"]))
+        );
+        assert_eq!(parse_expr("openat"), Ok(names(&["openat"])));
+        assert_eq!(parse_expr("trace=all"), Ok(TraceExpr::All));
+        assert_eq!(parse_expr("none"), Ok(TraceExpr::None));
+        assert!(parse_expr("signal=SIGINT").is_err());
+        assert!(parse_expr("trace=%file").is_err());
+        assert!(parse_expr("trace=!open").is_err());
+        assert!(parse_expr("trace=").is_err());
+        assert_eq!(
+            selected_syscalls(vec![names(&["a"]), TraceExpr::None, names(&["b"])]),
+            (vec!["a".to_string(), "b".to_string()], false)
+        );
+        assert_eq!(selected_syscalls(vec![TraceExpr::None]), (vec![], true));
+        assert_eq!(
+            selected_syscalls(vec![names(&["a"]), TraceExpr::All]),
+            (vec![], false)
+        );
+        assert_eq!(selected_syscalls(vec![]), (vec![], false));
+    }
+
+    #[test]
+    fn trace_command_lines() {
+        let cli = Cli::try_parse_from([
+            "utrace",
+            "trace",
+            "-f",
+            "-e",
+            "trace=openat",
+            "--",
+            "ls",
+            "-l",
+        ])
+        .map_err(|e| e.to_string());
+        let Ok(Cli {
+            command: Command::Trace(t),
+            ..
+        }) = cli
+        else {
+            panic!("{cli:?}");
+        };
+        assert!(t.follow);
+        assert_eq!(t.command, ["ls", "-l"]);
+        // Without `--`, the program's own options stay its own.
+        let cli =
+            Cli::try_parse_from(["utrace", "trace", "ls", "-l", "-f"]).map_err(|e| e.to_string());
+        let Ok(Cli {
+            command: Command::Trace(t),
+            ..
+        }) = cli
+        else {
+            panic!("{cli:?}");
+        };
+        assert!(!t.follow);
+        assert_eq!(t.command, ["ls", "-l", "-f"]);
+        assert!(Cli::try_parse_from(["utrace", "trace"]).is_err());
+        assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1"]).is_ok());
+    }
+}

@@ -1,0 +1,384 @@
+//! `utrace trace`: strace over a `Trace` call.
+//!
+//! One `Trace` RPC spawns the program (or attaches to `-p PID`) under a new
+//! engine that asks for decoded text, and streams its reports; the lines
+//! are assembled here ([`crate::assemble`]), or with `-c` the calls are
+//! counted and strace's summary table printed at the end.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_stream::StreamExt;
+use tonic::Streaming;
+use tracing::{debug, warn};
+use utrace_client::pb;
+use utrace_client::pb::event::Kind;
+use utrace_engines::builtin::counter::Counts;
+
+use crate::assemble::{call_name, Assembler, PidPrefix};
+use crate::server::Connection;
+use crate::signals::exit_code;
+
+/// What to trace and how: the `trace` command line, parsed.
+#[derive(Debug)]
+pub struct Options {
+    /// Follow child processes (`-f`).
+    pub follow: bool,
+    /// Only these syscalls (`-e trace=`); empty: all, unless `no_syscalls`.
+    pub syscalls: Vec<String>,
+    /// No syscall at all (`-e trace=none`): signals and exits only.
+    pub no_syscalls: bool,
+    /// Count instead of printing lines (`-c`).
+    pub count: bool,
+    /// Write lines (or the table) here instead of stderr (`-o`).
+    pub output: Option<PathBuf>,
+    /// Attach to this process (`-p`).
+    pub pid: Option<u32>,
+    /// Or start this program.
+    pub command: Vec<String>,
+    /// Reports the server queues for us (None: [`EMBEDDED_QUEUE_LEN`] with
+    /// an embedded server, the daemon's default otherwise).
+    pub queue_len: Option<u32>,
+}
+
+/// The queue asked of an embedded server: its limits are known (up to 2^20)
+/// and it shares the machine's CPUs with this process, so a longer queue
+/// (a few MB at most) rides out bursts instead of losing lines.
+pub const EMBEDDED_QUEUE_LEN: u32 = 1 << 16;
+
+/// Why tracing failed; printed as `utrace: MESSAGE`, exit status 1.
+pub type Failure = String;
+
+/// How the event loop ended.
+enum End {
+    /// The server ended the stream: every traced process is gone (or the
+    /// engine was detached).
+    StreamEnded,
+    /// SIGINT (2) or SIGTERM (15).
+    Interrupted(u8),
+}
+
+/// Trace as `opts` says; the exit code to leave with.
+pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
+    let mut out: Box<dyn Write + Send> = match &opts.output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stderr())),
+    };
+    // Register before the program starts, so an early Ctrl-C is ours.
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+    let mut sigterm = signal(SignalKind::terminate())
+        .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
+
+    let events = if opts.no_syscalls {
+        // The protocol has no empty syscall set (empty means all): leave
+        // the syscall kinds out instead.
+        [
+            pb::EventKind::Signal,
+            pb::EventKind::Clone,
+            pb::EventKind::Exec,
+            pb::EventKind::Exit,
+            pb::EventKind::Death,
+        ]
+        .map(|k| k as i32)
+        .to_vec()
+    } else if opts.count {
+        // The counter needs the calls and, for the exit status, deaths;
+        // not the decoded text.
+        vec![
+            pb::EventKind::SyscallEntry as i32,
+            pb::EventKind::SyscallExit as i32,
+            pb::EventKind::Death as i32,
+        ]
+    } else {
+        Vec::new()
+    };
+    let engine = pb::EngineSpec {
+        events,
+        syscalls: opts.syscalls.clone(),
+        follow_children: opts.follow,
+        decode: !opts.count,
+        queue_len: opts.queue_len.unwrap_or(if conn.is_embedded() {
+            EMBEDDED_QUEUE_LEN
+        } else {
+            0
+        }),
+        ..Default::default()
+    };
+    let target = match opts.pid {
+        Some(pid) => pb::trace_request::Target::Pid(pid),
+        None => pb::trace_request::Target::Spawn(spawn_request(&opts)),
+    };
+    let mut stream = conn
+        .client
+        .trace(pb::TraceRequest {
+            target: Some(target),
+            engine: Some(engine),
+        })
+        .await
+        .map_err(|s| s.message().to_string())?;
+
+    let mut state = State::new(&opts);
+    let end = loop {
+        let next = tokio::select! {
+            biased;
+            _ = sigint.recv() => break End::Interrupted(2),
+            _ = sigterm.recv() => break End::Interrupted(15),
+            ev = next_event(&mut stream, &mut out) => ev,
+        };
+        match next {
+            Some(Ok(ev)) => state.event(&ev, &mut out),
+            Some(Err(status)) => {
+                state.flush_open(" <unfinished ...>", &mut out);
+                let _ = out.flush();
+                return Err(status.message().to_string());
+            }
+            None => break End::StreamEnded,
+        }
+    };
+
+    let code = match end {
+        End::StreamEnded => {
+            state.flush_open(" <unfinished ...>", &mut out);
+            state.finish(&mut out)?;
+            state.result(&opts)
+        }
+        End::Interrupted(_) if opts.pid.is_some() => {
+            // Detach explicitly (confirmed by the server), print what was
+            // still queued, then end the stream.
+            if let Some(id) = state.engine_id {
+                match tokio::time::timeout(Duration::from_secs(5), conn.client.detach(id)).await {
+                    Ok(Ok(())) => debug!(engine = id, "detached"),
+                    Ok(Err(s)) => debug!(engine = id, "detach: {}", s.message()),
+                    Err(_) => debug!(engine = id, "detach did not answer within 5 s"),
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(ev)) = stream.next().await {
+                        state.event(&ev, &mut out);
+                    }
+                })
+                .await;
+            }
+            drop(stream);
+            state.flush_open(" <detached ...>", &mut out);
+            state.finish(&mut out)?;
+            if let Some(pid) = state.main_pid {
+                eprintln!("utrace: Process {pid} detached");
+            }
+            Ok(0)
+        }
+        End::Interrupted(signo) => {
+            // Dropping the stream cancels the call: the server detaches the
+            // engine (or kills a program that depends on it) by its rules.
+            drop(stream);
+            state.flush_open(" <unfinished ...>", &mut out);
+            state.finish(&mut out)?;
+            Ok(128 + signo)
+        }
+    };
+    if state.dropped > 0 {
+        eprintln!(
+            "utrace: {} reports were lost: the server's queue for this trace was full \
+             (ask for a longer one with --queue-len)",
+            state.dropped
+        );
+    }
+    code
+}
+
+/// The next event; flushes the output first when none is ready at once,
+/// so lines appear promptly without a write per line under load.
+async fn next_event(
+    stream: &mut Streaming<pb::Event>,
+    out: &mut Box<dyn Write + Send>,
+) -> Option<Result<pb::Event, tonic::Status>> {
+    match tokio::time::timeout(Duration::ZERO, stream.next()).await {
+        Ok(next) => next,
+        Err(_) => {
+            let _ = out.flush();
+            stream.next().await
+        }
+    }
+}
+
+/// The spawn half of the request: the program, with this command's
+/// environment and working directory (as strace runs it).
+fn spawn_request(opts: &Options) -> pb::SpawnRequest {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.into_os_string().into_string().ok())
+        .unwrap_or_default();
+    pb::SpawnRequest {
+        argv: opts.command.clone(),
+        env,
+        cwd,
+        stop_at_entry: false,
+        // Kernel-side filtering only with -f, as strace's --seccomp-bpf: a
+        // filtered program depends on its tracer for its whole life, so
+        // children nobody follows would be tied to the server.
+        no_kernel_filter: !opts.follow,
+        engine: None,
+    }
+}
+
+/// What the event loop keeps.
+struct State {
+    /// Lines (None with `-c`).
+    lines: Option<Assembler>,
+    /// The counts (with `-c`), and each thread's open call's entry time.
+    counts: Option<(Counts, HashMap<u32, u64>)>,
+    follow: bool,
+    prefix: PidPrefix,
+    attaching: bool,
+    /// The traced process (from the `Attached` event).
+    main_pid: Option<u32>,
+    engine_id: Option<u64>,
+    /// How the traced process ended.
+    status: Option<pb::ExitStatus>,
+    /// Reports the server dropped for us.
+    dropped: u64,
+    /// The output failed once (reported once).
+    write_failed: bool,
+}
+
+impl State {
+    fn new(opts: &Options) -> State {
+        State {
+            lines: None,
+            counts: opts.count.then(|| (Counts::default(), HashMap::new())),
+            follow: opts.follow,
+            prefix: if opts.follow && opts.output.is_some() {
+                PidPrefix::Always
+            } else {
+                PidPrefix::WhenShared
+            },
+            attaching: opts.pid.is_some(),
+            main_pid: None,
+            engine_id: None,
+            status: None,
+            dropped: 0,
+            write_failed: false,
+        }
+    }
+
+    fn write(&mut self, out: &mut Box<dyn Write + Send>, text: &str) {
+        if let Err(e) = out.write_all(text.as_bytes()) {
+            if !self.write_failed {
+                self.write_failed = true;
+                warn!(%e, "writing the trace output failed");
+            }
+        }
+    }
+
+    fn event(&mut self, ev: &pb::Event, out: &mut Box<dyn Write + Send>) {
+        if ev.dropped_before > 0 {
+            self.dropped += ev.dropped_before;
+            warn!(
+                lost = ev.dropped_before,
+                "reports lost before seq {}", ev.seq
+            );
+        }
+        match &ev.kind {
+            Some(Kind::Attached(a)) => {
+                self.main_pid = Some(a.pid);
+                self.engine_id = Some(a.engine_id);
+                debug!(pid = a.pid, engine = a.engine_id, tids = ?a.tids, "traced");
+                if self.attaching {
+                    eprintln!("utrace: Process {} attached", a.pid);
+                }
+                if self.counts.is_none() {
+                    self.lines = Some(Assembler::new(self.prefix, self.follow, a.tids.len()));
+                }
+                return;
+            }
+            Some(Kind::Death(d)) if d.process_gone && Some(ev.pid) == self.main_pid => {
+                self.status = d.status;
+            }
+            _ => {}
+        }
+        if let Some((counts, entered)) = &mut self.counts {
+            match &ev.kind {
+                Some(Kind::SyscallEntry(_)) => {
+                    entered.insert(ev.tid, ev.time_ns);
+                }
+                Some(Kind::SyscallExit(x)) => {
+                    let ns = entered
+                        .remove(&ev.tid)
+                        .map_or(0, |t| ev.time_ns.saturating_sub(t));
+                    counts.record(
+                        &call_name(&x.name, x.nr),
+                        x.is_error,
+                        Duration::from_nanos(ns),
+                    );
+                }
+                Some(Kind::Death(_)) => {
+                    entered.remove(&ev.tid);
+                }
+                _ => {}
+            }
+            return;
+        }
+        let mut text = String::new();
+        if let Some(lines) = &mut self.lines {
+            lines.event(ev, &mut |l| {
+                text.push_str(l);
+                text.push('\n');
+            });
+        }
+        if !text.is_empty() {
+            self.write(out, &text);
+        }
+    }
+
+    /// End the open line, if any, with `suffix`.
+    fn flush_open(&mut self, suffix: &str, out: &mut Box<dyn Write + Send>) {
+        let mut text = String::new();
+        if let Some(lines) = &mut self.lines {
+            lines.finish(suffix, &mut |l| {
+                text.push_str(l);
+                text.push('\n');
+            });
+        }
+        if !text.is_empty() {
+            self.write(out, &text);
+        }
+    }
+
+    /// Print the table (with `-c`) and flush.
+    fn finish(&mut self, out: &mut Box<dyn Write + Send>) -> Result<(), Failure> {
+        if let Some((counts, _)) = &self.counts {
+            let table = counts.table();
+            self.write(out, &table);
+        }
+        out.flush()
+            .map_err(|e| format!("writing the trace output failed: {e}"))
+    }
+
+    /// The exit code once the stream has ended by itself.
+    fn result(&self, opts: &Options) -> Result<u8, Failure> {
+        if opts.pid.is_some() {
+            // strace -p leaves with 0 whatever the process did.
+            return Ok(0);
+        }
+        match (&self.status, self.main_pid) {
+            (Some(s), _) => Ok(exit_code(s)),
+            (None, None) => Err("the server ended the trace before it started".into()),
+            (None, Some(pid)) if self.dropped > 0 => Err(format!(
+                "the exit status of pid {pid} is unknown: {} reports were lost",
+                self.dropped
+            )),
+            (None, Some(pid)) => Err(format!(
+                "the server ended the trace before pid {pid} exited (it detached, or stopped)"
+            )),
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! End-to-end tests of the `utrace` command: the built binary, run as a
+//! separate process (as root), with its embedded server (no daemon needed),
+//! compared with strace where it matters. Every wait is bounded.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long any one command may run.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What a finished command left.
+#[derive(Debug)]
+struct Output {
+    /// Exit code (None: killed by a signal).
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Wait for `child` at most [`DEADLINE`]; kill it and fail past that.
+fn wait_bounded(mut child: Child, what: &str) -> Output {
+    let out = child.stdout.take().map(reader);
+    let err = child.stderr.take().map(reader);
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > DEADLINE => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what}: still running after {DEADLINE:?}; killed");
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{what}: wait failed: {e}"),
+        }
+    };
+    let join = |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+    Output {
+        code: status.code(),
+        stdout: join(out),
+        stderr: join(err),
+    }
+}
+
+/// Run `utrace ARGS…` with its embedded server (or the local daemon, if one
+/// listens on the default socket).
+fn utrace(args: &[&str]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_utrace"))
+        .args(args)
+        .env_remove("UTRACE_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run the utrace binary");
+    wait_bounded(child, &format!("utrace {}", args.join(" ")))
+}
+
+/// The strace binary, installed with apt-get if missing (once).
+fn strace() -> &'static str {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let present = |_: ()| {
+            Command::new("strace")
+                .arg("-V")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if present(()) {
+            return Ok(());
+        }
+        println!("strace is missing: installing it with apt-get install -y strace");
+        let install = Command::new("apt-get")
+            .args(["install", "-y", "strace"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        let out = wait_bounded(install, "apt-get install -y strace");
+        if out.code == Some(0) && present(()) {
+            println!("installed strace");
+            Ok(())
+        } else {
+            Err(format!(
+                "strace is not installed and `apt-get install -y strace` failed \
+                 (exit {:?}): {}",
+                out.code, out.stderr
+            ))
+        }
+    });
+    match ready {
+        Ok(()) => "strace",
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn run_strace(args: &[&str]) -> Output {
+    let child = Command::new(strace())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run strace");
+    wait_bounded(child, &format!("strace {}", args.join(" ")))
+}
+
+/// A trace line without its pid prefix (`[pid  N] ` or `N `).
+fn strip_prefix(line: &str) -> &str {
+    if let Some(rest) = line.strip_prefix("[pid ") {
+        return rest.split_once("] ").map_or(rest, |(_, l)| l);
+    }
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 && line[digits..].starts_with(' ') {
+        return line[digits..].trim_start();
+    }
+    line
+}
+
+/// The syscall names of a trace, in order: the start of each call line
+/// (resumed halves, signal and exit lines, and strace's own messages are
+/// not calls).
+fn syscall_names(trace: &str) -> Vec<String> {
+    trace
+        .lines()
+        .map(strip_prefix)
+        .filter(|l| !l.starts_with("+++") && !l.starts_with("---"))
+        .filter(|l| !l.starts_with("<...") && !l.starts_with("strace:"))
+        .filter_map(|l| {
+            let (name, _) = l.split_once('(')?;
+            let ok =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            ok.then(|| name.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn echo_makes_the_same_syscalls_as_strace() {
+    let ours = utrace(&["trace", "--", "/bin/echo", "hi"]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    assert_eq!(ours.stdout, "hi\n");
+    let theirs = run_strace(&["-f", "-qq", "/bin/echo", "hi"]);
+    assert_eq!(theirs.code, Some(0), "{theirs:?}");
+    let (a, b) = (syscall_names(&ours.stderr), syscall_names(&theirs.stderr));
+    assert!(a.len() > 10, "too few calls: {}", ours.stderr);
+    assert_eq!(a, b, "utrace:\n{}\nstrace:\n{}", ours.stderr, theirs.stderr);
+    // The last lines, as strace prints them.
+    let lines: Vec<&str> = ours.stderr.lines().collect();
+    assert_eq!(lines.last().copied(), Some("+++ exited with 0 +++"));
+    assert!(
+        lines.contains(&"write(1, \"hi\\n\", 3)                     = 3"),
+        "{}",
+        ours.stderr
+    );
+    assert!(lines.contains(&"exit_group(0)                           = ?"));
+}
+
+#[test]
+fn count_prints_straces_table() {
+    let ours = utrace(&["trace", "-c", "--", "/bin/ls", "/"]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    assert!(!ours.stdout.is_empty(), "ls printed nothing");
+    let theirs = run_strace(&["-c", "-w", "/bin/ls", "/"]);
+    let header = |s: &str| s.lines().take(2).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        header(&ours.stderr),
+        header(&theirs.stderr),
+        "{}",
+        ours.stderr
+    );
+    let total = ours
+        .stderr
+        .lines()
+        .find(|l| l.ends_with(" total"))
+        .unwrap_or_else(|| panic!("no total row: {}", ours.stderr));
+    let calls: u64 = total
+        .split_whitespace()
+        .nth(3)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad total row {total:?}"));
+    assert!(calls > 0, "{total}");
+    // No trace lines with -c.
+    assert!(!ours.stderr.contains("+++"), "{}", ours.stderr);
+}
+
+#[test]
+fn trace_filter_shows_only_those_calls() {
+    let ours = utrace(&[
+        "trace",
+        "-e",
+        "trace=openat",
+        "--",
+        "/bin/cat",
+        "/etc/hostname",
+    ]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert_eq!(ours.stdout, hostname);
+    let lines: Vec<&str> = ours.stderr.lines().collect();
+    assert!(
+        lines.contains(&"openat(AT_FDCWD, \"/etc/hostname\", O_RDONLY) = 3"),
+        "{}",
+        ours.stderr
+    );
+    for l in &lines {
+        assert!(
+            l.starts_with("openat(") || *l == "+++ exited with 0 +++",
+            "unexpected line {l:?} in\n{}",
+            ours.stderr
+        );
+    }
+    assert_eq!(lines.last().copied(), Some("+++ exited with 0 +++"));
+}
+
+#[test]
+fn missing_program_fails_with_not_found() {
+    let ours = utrace(&["trace", "--", "/nonexistent/prog"]);
+    assert_eq!(ours.code, Some(1), "{ours:?}");
+    assert!(ours.stderr.starts_with("utrace: "), "{}", ours.stderr);
+    assert!(ours.stderr.contains("not found"), "{}", ours.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(utrace(&["trace"]).code, Some(2));
+    assert_eq!(
+        utrace(&["trace", "-e", "signal=INT", "--", "true"]).code,
+        Some(2)
+    );
+    assert_eq!(utrace(&["frobnicate"]).code, Some(2));
+}
+
+#[test]
+fn info_shows_kernel_and_caller() {
+    let ours = utrace(&["info"]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel = ours
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("kernel:"))
+        .unwrap_or_else(|| panic!("no kernel line: {}", ours.stdout));
+    assert!(
+        kernel.ends_with(release.trim()),
+        "{kernel:?} vs {release:?}"
+    );
+    let caller = ours
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("caller:"))
+        .unwrap_or_else(|| panic!("no caller line: {}", ours.stdout));
+    assert!(caller.contains("uid 0"), "{caller}");
+
+    let json = utrace(&["info", "--json"]);
+    assert_eq!(json.code, Some(0), "{json:?}");
+    assert!(
+        json.stdout
+            .contains(&format!("\"kernel\": \"{}\"", release.trim())),
+        "{}",
+        json.stdout
+    );
+    assert!(
+        json.stdout.contains("\"caller\": {\"uid\": 0"),
+        "{}",
+        json.stdout
+    );
+}
+
+#[test]
+fn follow_prefixes_child_lines() {
+    let ours = utrace(&["trace", "-f", "--", "sh", "-c", "echo a; /bin/true"]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    assert_eq!(ours.stdout, "a\n");
+    // The shell is the first line's process; its child's lines carry its id.
+    let pids: std::collections::BTreeSet<u32> = ours
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("[pid "))
+        .filter_map(|l| l.split_once(']'))
+        .filter_map(|(p, _)| p.trim().parse().ok())
+        .collect();
+    assert!(pids.len() >= 2, "no child lines:\n{}", ours.stderr);
+    assert!(
+        ours.stderr
+            .lines()
+            .any(|l| l.starts_with("[pid ") && l.contains("execve(\"/bin/true\"")),
+        "{}",
+        ours.stderr
+    );
+    // Both processes end with an exit line; the shell's comes last, alone.
+    assert_eq!(
+        ours.stderr.lines().last(),
+        Some("+++ exited with 0 +++"),
+        "{}",
+        ours.stderr
+    );
+}
+
+#[test]
+fn follow_with_output_file_prefixes_every_line() {
+    let dir = std::env::temp_dir().join(format!("utrace-cli-test-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let file = dir.join("trace.txt");
+    let path = file.to_string_lossy().into_owned();
+    let ours = utrace(&[
+        "trace",
+        "-f",
+        "-o",
+        &path,
+        "--",
+        "sh",
+        "-c",
+        "/bin/true; exit 3",
+    ]);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(ours.code, Some(3), "{ours:?}");
+    assert!(ours.stderr.is_empty(), "{}", ours.stderr);
+    assert!(text.lines().count() > 10, "{text}");
+    for l in text.lines() {
+        let digits = l.bytes().take_while(u8::is_ascii_digit).count();
+        assert!(digits > 0 && l[digits..].starts_with(' '), "{l:?}");
+    }
+    assert!(text
+        .lines()
+        .last()
+        .is_some_and(|l| l.ends_with(" +++ exited with 3 +++")));
+}
+
+#[test]
+fn exit_code_is_the_programs() {
+    let ours = utrace(&["trace", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(ours.code, Some(7), "{ours:?}");
+    assert!(
+        ours.stderr.ends_with("+++ exited with 7 +++\n"),
+        "{}",
+        ours.stderr
+    );
+    let killed = utrace(&["trace", "--", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(killed.code, Some(128 + 9), "{killed:?}");
+    assert!(
+        killed.stderr.ends_with("+++ killed by SIGKILL +++\n"),
+        "{}",
+        killed.stderr
+    );
+}
+
+#[test]
+fn attach_and_interrupt_detaches() {
+    let mut sleeper = Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("cannot run sleep");
+    let pid = sleeper.id();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_utrace"))
+        .args(["trace", "-p", &pid.to_string()])
+        .env_remove("UTRACE_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run the utrace binary");
+    let traced = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("TracerPid:"))
+                    .map(|v| v.trim() != "0")
+            })
+            .unwrap_or(false)
+    };
+    let start = Instant::now();
+    while !traced(pid) && start.elapsed() < DEADLINE {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let attached = traced(pid);
+    // Ctrl-C, to utrace alone.
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = wait_bounded(child, "utrace trace -p");
+    let still_traced = traced(pid);
+    let alive = matches!(sleeper.try_wait(), Ok(None));
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(attached, "never attached: {out:?}");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(alive, "the process died");
+    assert!(!still_traced, "still traced after detaching");
+    assert!(
+        out.stderr.contains(&format!("Process {pid} attached")),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains(&format!("Process {pid} detached")),
+        "{out:?}"
+    );
+}
