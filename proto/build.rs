@@ -11,7 +11,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
-    let fds = protox::compile(files, ["."])?;
+    // Keep source info: the comments reach reflection clients, so grpcurl's
+    // `describe` shows every field's documentation.
+    let fds = protox::Compiler::new(["."])?
+        .include_source_info(true)
+        .open_files(files)?
+        .file_descriptor_set();
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("utrace_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
