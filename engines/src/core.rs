@@ -361,6 +361,43 @@ impl Core {
         for (id, w) in ws {
             self.with_task(tid, id, |task| w(task));
         }
+        self.apply_after(tid);
+    }
+
+    /// Apply the control actions batches recorded on `tid`.
+    fn apply_after(&mut self, tid: Tid) {
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        let afters = std::mem::take(&mut t.after);
+        let mut detach = Vec::new();
+        for (id, a) in afters {
+            let Some(t) = self.tasks.get_mut(&tid) else {
+                return;
+            };
+            if let Some(sig) = a.signal {
+                if t.stop == Some(StopKind::Signal) {
+                    t.pending_signal = sig;
+                }
+            }
+            match a.action {
+                None => {}
+                Some(Action::Resume) => {
+                    t.holds.remove(&id);
+                }
+                Some(Action::Stop) => {
+                    t.holds.insert(id);
+                }
+                Some(Action::SingleStep) => {
+                    t.holds.remove(&id);
+                    t.step_for.push(id);
+                }
+                Some(Action::Detach) => detach.push(id),
+            }
+        }
+        for id in detach {
+            self.detach_engine(id);
+        }
     }
 
     /// Build a `Task` view for engine `id` and call `f` with it.
@@ -1079,6 +1116,8 @@ impl Core {
         match run {
             Some(RunState::Stopped) => {
                 self.with_task(tid, id, |task| w(task));
+                self.apply_after(tid);
+                self.maybe_resume(tid);
                 if self.masks_changed {
                     self.masks_changed = false;
                     self.refresh_running();

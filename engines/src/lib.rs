@@ -32,6 +32,7 @@
 
 pub mod arch;
 mod attach;
+pub mod batch;
 pub mod builtin;
 mod core;
 mod engine;

@@ -87,6 +87,8 @@ pub(crate) struct TaskState {
     pub resumed_with: sys::Resume,
     /// Before the spawned program's own execve: stops are not reported.
     pub prelude: bool,
+    /// Control actions batches asked for, applied by the core after them.
+    pub after: Vec<(EngineId, crate::batch::AfterBatch)>,
     /// Seen its first stop (new tasks start with a trap stop).
     pub started: bool,
     pub regs: RegCache,
@@ -109,6 +111,7 @@ impl TaskState {
             skipped: None,
             resumed_with: sys::Resume::Cont,
             prelude: false,
+            after: Vec::new(),
             started: false,
             regs: RegCache::default(),
         }
@@ -330,6 +333,13 @@ impl Task<'_> {
     /// Change the calling engine's syscall set (next report point on).
     pub fn set_syscalls(&mut self, set: SyscallSet) {
         *self.engine.syscalls = set;
+    }
+
+    /// Record what a batch asked for; the core applies it after the batch.
+    pub(crate) fn push_after(&mut self, after: crate::batch::AfterBatch) {
+        if after != crate::batch::AfterBatch::default() {
+            self.state.after.push((self.engine.id, after));
+        }
     }
 
     // ---- syscalls ----

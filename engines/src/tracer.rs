@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info_span, warn};
 
 use crate::attach::{self, Attached};
+use crate::batch::{self, Op, OpResult};
 use crate::core::{Core, TaskInfo, TracerStats};
 use crate::engine::{Action, Engine, EngineId, EngineOptions};
 use crate::error::{Error, Result};
@@ -95,6 +96,20 @@ impl<R: Send + 'static> IntoFuture for Request<R> {
     }
 }
 
+/// The answer to one request, sent from the tracer thread.
+pub(crate) struct Reply<R>(oneshot::Sender<Result<R>>);
+
+impl<R> Reply<R> {
+    pub(crate) fn send(self, r: Result<R>) {
+        let _ = self.0.send(r);
+    }
+
+    /// The caller stopped waiting (its future was dropped, or it timed out).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
 impl Tracer {
     /// Start a tracer thread.
     pub fn new() -> Result<Tracer> {
@@ -135,12 +150,10 @@ impl Tracer {
 
     fn request<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Core, Box<dyn FnOnce(Result<R>) + Send>) + Send + 'static,
+        f: impl FnOnce(&mut Core, Reply<R>) + Send + 'static,
     ) -> Request<R> {
         let (tx, rx) = oneshot::channel();
-        let reply: Box<dyn FnOnce(Result<R>) + Send> = Box::new(move |r| {
-            let _ = tx.send(r);
-        });
+        let reply = Reply(tx);
         Request {
             tracer: self.clone(),
             cmd: Box::new(move |core| f(core, reply)),
@@ -152,7 +165,7 @@ impl Tracer {
         &self,
         f: impl FnOnce(&mut Core) -> Result<R> + Send + 'static,
     ) -> Request<R> {
-        self.request(move |core, reply| reply(f(core)))
+        self.request(move |core, reply| reply.send(f(core)))
     }
 
     /// Start a program traced by a new engine. Answers once the program has
@@ -164,7 +177,9 @@ impl Tracer {
         engine: Box<dyn Engine>,
         eopts: EngineOptions,
     ) -> Request<Spawned> {
-        self.request(move |core, reply| spawn::spawn(core, opts, engine, eopts, reply))
+        self.request(move |core, reply: Reply<Spawned>| {
+            spawn::spawn(core, opts, engine, eopts, Box::new(move |r| reply.send(r)))
+        })
     }
 
     /// Attach a new engine to a running process (all its threads), seizing it
@@ -215,14 +230,46 @@ impl Tracer {
         R: Send + 'static,
         F: FnOnce(&mut Task<'_>) -> R + Send + 'static,
     {
-        self.request(move |core, reply| {
+        self.request(move |core, reply: Reply<R>| {
             core.with_stopped(
                 engine,
                 tid,
                 interrupt,
-                Box::new(move |task| reply(task.map(f))),
+                Box::new(move |task| reply.send(task.map(f))),
             );
             // A task stopped by the interrupt is resumed by the normal path.
+        })
+    }
+
+    /// Run a batch of ops on `tid` as `engine`, in order, while it is held
+    /// (see [`crate::batch`]). With `interrupt`, a running task is stopped
+    /// for the batch and let go after it (unless some engine holds it).
+    pub fn batch(
+        &self,
+        engine: EngineId,
+        tid: Tid,
+        interrupt: bool,
+        ops: Vec<Op>,
+        stop_on_error: bool,
+    ) -> Request<Vec<OpResult>> {
+        self.request(move |core, reply: Reply<Vec<OpResult>>| {
+            core.with_stopped(
+                engine,
+                tid,
+                interrupt,
+                Box::new(move |task| {
+                    // A caller that gave up (timed out waiting for the stop)
+                    // must not have its ops run later.
+                    if reply.is_closed() {
+                        return;
+                    }
+                    reply.send(task.map(|task| {
+                        let (results, after) = batch::run(task, ops, stop_on_error);
+                        task.push_after(after);
+                        results
+                    }))
+                }),
+            );
         })
     }
 

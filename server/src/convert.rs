@@ -196,3 +196,274 @@ pub fn task_info(t: &TaskInfo) -> pb::TaskInfo {
             .unwrap_or_default(),
     }
 }
+
+// ---- Batch -------------------------------------------------------------------
+
+use utrace_engines::batch::{Op, OpErrorKind, OpResult};
+use utrace_engines::Action;
+
+/// Each op of a request: runnable, or already answered.
+pub enum Planned {
+    Run(Op),
+    Answer(pb::OpResult),
+}
+
+fn op_error(code: &str, message: String) -> pb::OpResult {
+    pb::OpResult {
+        result: Some(pb::op_result::Result::Error(pb::OpError {
+            code: code.into(),
+            message,
+        })),
+    }
+}
+
+/// Validate and authorize a batch. Past a limit the whole call is refused;
+/// a bad or forbidden op is answered in its own result.
+pub fn batch_ops(
+    ops: Vec<pb::Op>,
+    observe_only: bool,
+    limits: &crate::Limits,
+) -> Result<Vec<Planned>, Status> {
+    if ops.len() > limits.max_batch_ops {
+        return Err(Status::invalid_argument(format!(
+            "ops: {} ops is over the limit of {} per batch (--max-batch-ops); split the batch",
+            ops.len(),
+            limits.max_batch_ops
+        )));
+    }
+    let mut total = 0usize;
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, op) in ops.into_iter().enumerate() {
+        let Some(op) = op.op else {
+            out.push(Planned::Answer(op_error(
+                "INVALID_ARGUMENT",
+                format!(
+                    "ops[{i}]: empty op; set one of read_memory, write_memory, get_registers, …"
+                ),
+            )));
+            continue;
+        };
+        use pb::op::Op as P;
+        let bytes = match &op {
+            P::ReadMemory(r) => r.len as usize,
+            P::WriteMemory(w) => w.data.len(),
+            P::ReadString(r) => r.max_len as usize,
+            _ => 0,
+        };
+        if bytes > limits.max_op_bytes {
+            return Err(Status::invalid_argument(format!(
+                "ops[{i}]: {bytes} bytes is over the limit of {} bytes per op (--max-op-bytes)",
+                limits.max_op_bytes
+            )));
+        }
+        total += bytes;
+        if total > limits.max_batch_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "ops: the batch moves more than the limit of {} bytes (--max-batch-bytes); split it",
+                limits.max_batch_bytes
+            )));
+        }
+        let planned = match op {
+            P::ReadMemory(r) => Ok(Op::ReadMemory {
+                addr: r.addr,
+                len: r.len as usize,
+            }),
+            P::WriteMemory(w) => Ok(Op::WriteMemory {
+                addr: w.addr,
+                data: w.data,
+            }),
+            P::ReadString(r) => Ok(Op::ReadString {
+                addr: r.addr,
+                max_len: if r.max_len == 0 { 4096 } else { r.max_len as usize },
+            }),
+            P::GetRegisters(g) => Ok(Op::GetRegisters { names: g.names }),
+            P::SetRegisters(s) => {
+                let mut values: Vec<(String, u64)> = s.values.into_iter().collect();
+                values.sort();
+                Ok(Op::SetRegisters { values })
+            }
+            P::UpdateRegisterBits(u) => Ok(Op::UpdateRegisterBits {
+                name: u.name,
+                set: u.set,
+                clear: u.clear,
+            }),
+            P::GetEvents(_) => Ok(Op::GetEvents),
+            P::SetEvents(s) => {
+                let spec = pb::EngineSpec {
+                    events: s.events,
+                    syscalls: s.syscalls,
+                    ..Default::default()
+                };
+                match engine_config(Some(&spec), &format!("ops[{i}].set_events"), 1, 1) {
+                    Ok(cfg) => Ok(Op::SetEvents {
+                        events: cfg.options.events,
+                        syscalls: cfg.options.syscalls,
+                    }),
+                    Err(st) => Err(op_error("INVALID_ARGUMENT", st.message().to_string())),
+                }
+            }
+            P::InsertBreakpoint(_) | P::RemoveBreakpoint(_) => Err(op_error(
+                "UNIMPLEMENTED",
+                format!("ops[{i}]: breakpoints are not implemented by this server yet"),
+            )),
+            P::Control(c) => match pb::Action::try_from(c.action) {
+                Ok(pb::Action::Resume) => Ok(Action::Resume),
+                Ok(pb::Action::Step) => Ok(Action::SingleStep),
+                Ok(pb::Action::Hold) => Ok(Action::Stop),
+                Ok(pb::Action::Detach) => Ok(Action::Detach),
+                _ => Err(op_error(
+                    "INVALID_ARGUMENT",
+                    format!("ops[{i}].control.action: {} is not an action; use ACTION_RESUME, ACTION_STEP, ACTION_HOLD or ACTION_DETACH", c.action),
+                )),
+            }
+            .map(|action| Op::Control {
+                action,
+                signal: c.signal,
+            }),
+            P::GetSyscall(_) => Ok(Op::GetSyscall),
+            P::SetSyscallReturn(s) => Ok(Op::SetSyscallReturn { value: s.value }),
+            P::ReadMaps(_) => Ok(Op::ReadMaps),
+        };
+        out.push(match planned {
+            Ok(op) if observe_only && !op.is_observe() => Planned::Answer(op_error(
+                "PERMISSION_DENIED",
+                format!("ops[{i}]: this client may only observe (the server lists its uid under --observe-only); reads and get_* ops are allowed"),
+            )),
+            Ok(op) => Planned::Run(op),
+            Err(answer) => Planned::Answer(answer),
+        });
+    }
+    Ok(out)
+}
+
+/// Where each result comes from: the executor (in order) or a ready answer.
+pub enum Slot {
+    Run,
+    Ready(pb::OpResult),
+    Skipped,
+}
+
+/// Split a plan into the ops to run and the slots to merge back. Under
+/// `stop_on_error`, nothing after the first pre-answered error runs.
+pub fn split_plan(planned: Vec<Planned>, stop_on_error: bool) -> (Vec<Op>, Vec<Slot>) {
+    let mut ops = Vec::new();
+    let mut slots = Vec::with_capacity(planned.len());
+    let mut stopped = false;
+    for p in planned {
+        if stopped {
+            slots.push(Slot::Skipped);
+            continue;
+        }
+        match p {
+            Planned::Run(op) => {
+                ops.push(op);
+                slots.push(Slot::Run);
+            }
+            Planned::Answer(a) => {
+                stopped = stop_on_error;
+                slots.push(Slot::Ready(a));
+            }
+        }
+    }
+    (ops, slots)
+}
+
+/// Merge executor results back into request order. A pre-answered error
+/// under `stop_on_error` turns executor results after it into `skipped`
+/// only if they came after it; ops before it ran normally.
+pub fn merge_results(slots: Vec<Slot>, results: Vec<OpResult>) -> Vec<pb::OpResult> {
+    let mut results = results.into_iter();
+    slots
+        .into_iter()
+        .map(|s| match s {
+            Slot::Run => results.next().map(op_result).unwrap_or_else(|| skipped()),
+            Slot::Ready(r) => r,
+            Slot::Skipped => skipped(),
+        })
+        .collect()
+}
+
+fn skipped() -> pb::OpResult {
+    pb::OpResult {
+        result: Some(pb::op_result::Result::Skipped(pb::Skipped {})),
+    }
+}
+
+/// An engine-layer op result as a wire result.
+pub fn op_result(r: OpResult) -> pb::OpResult {
+    use pb::op_result::Result as R;
+    let result = match r {
+        OpResult::Memory(m) => R::Memory(pb::Memory {
+            data: m.data,
+            addr: m.addr,
+            error: m
+                .error
+                .map(|e| format!("{}: {}", e, e.desc()))
+                .unwrap_or_default(),
+        }),
+        OpResult::Registers(v) => R::Registers(pb::Registers {
+            values: v.into_iter().collect(),
+        }),
+        OpResult::Events { events, syscalls } => R::Events(pb::EventsState {
+            events: event_kinds(events),
+            syscalls: if syscalls.is_all() {
+                Vec::new()
+            } else {
+                syscalls
+                    .iter()
+                    .map(|n| {
+                        utrace_engines::syscall_name(n)
+                            .map(str::to_string)
+                            .unwrap_or_else(|| n.to_string())
+                    })
+                    .collect()
+            },
+        }),
+        OpResult::Syscall(s) => R::Syscall(match s {
+            Some(s) => pb::Syscall {
+                in_syscall: true,
+                nr: s.entry.nr,
+                name: s.entry.name().unwrap_or_default().to_string(),
+                args: s.entry.args.to_vec(),
+                ret: s.ret,
+            },
+            None => pb::Syscall::default(),
+        }),
+        OpResult::Maps(text) => R::Maps(pb::Maps { text }),
+        OpResult::Done => R::Done(pb::Done {}),
+        OpResult::Error(e) => R::Error(pb::OpError {
+            code: match e.kind {
+                OpErrorKind::InvalidArgument => "INVALID_ARGUMENT",
+                OpErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
+                OpErrorKind::Fault => "EFAULT",
+                OpErrorKind::NotFound => "NOT_FOUND",
+                OpErrorKind::Internal => "INTERNAL",
+            }
+            .into(),
+            message: e.message,
+        }),
+        OpResult::Skipped => R::Skipped(pb::Skipped {}),
+    };
+    pb::OpResult {
+        result: Some(result),
+    }
+}
+
+fn event_kinds(m: EventMask) -> Vec<i32> {
+    let mut v = Vec::new();
+    for (bit, kind) in [
+        (EventMask::SYSCALL_ENTRY, pb::EventKind::SyscallEntry),
+        (EventMask::SYSCALL_EXIT, pb::EventKind::SyscallExit),
+        (EventMask::SIGNAL, pb::EventKind::Signal),
+        (EventMask::CLONE, pb::EventKind::Clone),
+        (EventMask::EXEC, pb::EventKind::Exec),
+        (EventMask::EXIT, pb::EventKind::Exit),
+        (EventMask::DEATH, pb::EventKind::Death),
+        (EventMask::STEP, pb::EventKind::Step),
+    ] {
+        if m.contains(bit) {
+            v.push(kind as i32);
+        }
+    }
+    v
+}

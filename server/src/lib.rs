@@ -40,6 +40,14 @@ pub struct Limits {
     pub queue_len: usize,
     /// The largest queue a client may ask for.
     pub max_queue_len: usize,
+    /// Ops in one batch.
+    pub max_batch_ops: usize,
+    /// Bytes one read or write op may move.
+    pub max_op_bytes: usize,
+    /// Bytes one batch may move in all.
+    pub max_batch_bytes: usize,
+    /// How long a batch may wait for its task to stop and run.
+    pub batch_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +55,10 @@ impl Default for Limits {
         Limits {
             queue_len: 4096,
             max_queue_len: 1 << 20,
+            max_batch_ops: 65_536,
+            max_op_bytes: 64 << 20,
+            max_batch_bytes: 256 << 20,
+            batch_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -56,6 +68,9 @@ impl Default for Limits {
 pub struct Config {
     pub listen: Vec<ListenAddr>,
     pub limits: Limits,
+    /// Uids that may only observe: their batches' control ops (writes,
+    /// register changes, control) are refused.
+    pub observe_only: Vec<u32>,
 }
 
 impl Default for Config {
@@ -63,6 +78,7 @@ impl Default for Config {
         Config {
             listen: vec![ListenAddr::Unix(default_socket())],
             limits: Limits::default(),
+            observe_only: Vec::new(),
         }
     }
 }
@@ -123,6 +139,7 @@ impl Server {
             tracer: tracer.clone(),
             registry: Arc::clone(&registry),
             limits: config.limits,
+            observe_only: config.observe_only.clone(),
             listen: config.listen.iter().map(|l| l.to_string()).collect(),
         });
         Ok(Server {
@@ -162,8 +179,15 @@ impl Server {
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let mut servers = tokio::task::JoinSet::new();
         for (addr, b) in bound {
+            // Large enough for a write op of max_op_bytes, and a reply
+            // carrying a batch's reads.
+            let max_msg = svc.limits.max_batch_bytes + (1 << 20);
             let router = tonic::transport::Server::builder()
-                .add_service(TracerServer::from_arc(Arc::clone(&svc)))
+                .add_service(
+                    TracerServer::from_arc(Arc::clone(&svc))
+                        .max_decoding_message_size(max_msg)
+                        .max_encoding_message_size(max_msg),
+                )
                 .add_service(health.clone())
                 .add_service(reflection_v1.clone())
                 .add_service(reflection_v1alpha.clone());
@@ -255,6 +279,7 @@ impl Embedded {
         let config = Config {
             listen: vec![ListenAddr::Unix(socket.clone())],
             limits: Limits::default(),
+            observe_only: Vec::new(),
         };
         let server = Server::bind(config).await?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -26,6 +26,22 @@ struct Args {
     /// The largest queue a client may ask for (EngineSpec.queue_len).
     #[arg(long, default_value_t = Limits::default().max_queue_len)]
     max_queue_len: usize,
+    /// Ops in one Batch call.
+    #[arg(long, default_value_t = Limits::default().max_batch_ops)]
+    max_batch_ops: usize,
+    /// Bytes one read or write op may move.
+    #[arg(long, default_value_t = Limits::default().max_op_bytes)]
+    max_op_bytes: usize,
+    /// Bytes one Batch call may move in all.
+    #[arg(long, default_value_t = Limits::default().max_batch_bytes)]
+    max_batch_bytes: usize,
+    /// Seconds a batch may wait for its task to stop.
+    #[arg(long, default_value_t = Limits::default().batch_timeout.as_secs())]
+    batch_timeout_secs: u64,
+    /// A uid that may only observe (repeatable): its batches may read memory
+    /// and registers but not write, change registers, or control tasks.
+    #[arg(long = "observe-only", value_name = "UID")]
+    observe_only: Vec<u32>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -63,7 +79,12 @@ fn main() -> std::process::ExitCode {
         limits: Limits {
             queue_len: args.queue_len.max(1),
             max_queue_len: args.max_queue_len.max(1),
+            max_batch_ops: args.max_batch_ops.max(1),
+            max_op_bytes: args.max_op_bytes,
+            max_batch_bytes: args.max_batch_bytes,
+            batch_timeout: std::time::Duration::from_secs(args.batch_timeout_secs.max(1)),
         },
+        observe_only: args.observe_only,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -15,6 +15,8 @@ use crate::remote::{Hub, Subscription};
 
 struct Entry {
     conn: u64,
+    /// The process it was created on (its main thread is tid 0 in Batch).
+    pid: u32,
     hub: Arc<Hub>,
     /// The first subscriber's queue, filled from the engine's first report
     /// and handed to the first Events call.
@@ -41,11 +43,19 @@ impl Registry {
         self.engines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, id: EngineId, peer: &Peer, hub: Arc<Hub>, pending: Option<Subscription>) {
+    pub fn insert(
+        &self,
+        id: EngineId,
+        peer: &Peer,
+        pid: u32,
+        hub: Arc<Hub>,
+        pending: Option<Subscription>,
+    ) {
         self.lock().insert(
             id.0,
             Entry {
                 conn: peer.conn,
+                pid,
                 hub,
                 pending,
             },
@@ -61,6 +71,15 @@ impl Registry {
 
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The process engine `id` was created on, if `peer` owns it.
+    pub fn owned_pid(&self, id: u64, peer: &Peer) -> Result<u32, Status> {
+        self.check_owner(id, peer)?;
+        self.lock()
+            .get(&id)
+            .map(|e| e.pid)
+            .ok_or_else(|| Status::not_found("engine gone"))
     }
 
     /// Check that `peer` owns engine `id`.

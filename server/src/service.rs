@@ -23,6 +23,7 @@ pub struct TracerService {
     pub(crate) tracer: Tracer,
     pub(crate) registry: Arc<Registry>,
     pub(crate) limits: Limits,
+    pub(crate) observe_only: Vec<u32>,
     pub(crate) listen: Vec<String>,
 }
 
@@ -146,7 +147,8 @@ impl TracerService {
             .spawn(opts, Box::new(engine), cfg.options)
             .await
             .map_err(status)?;
-        self.registry.insert(spawned.engine, p, hub, None);
+        self.registry
+            .insert(spawned.engine, p, spawned.pid as u32, hub, None);
         info!(pid = spawned.pid, engine = spawned.engine.0, "spawned");
         Ok((spawned.pid as u32, spawned.engine.0, rx))
     }
@@ -184,7 +186,7 @@ impl TracerService {
             .attach(pid as i32, Box::new(engine), cfg.options)
             .await
             .map_err(status)?;
-        self.registry.insert(at.engine, p, hub, None);
+        self.registry.insert(at.engine, p, pid, hub, None);
         info!(pid, engine = at.engine.0, "attached");
         Ok((at.engine.0, at.tids.iter().map(|t| *t as u32).collect(), rx))
     }
@@ -278,11 +280,35 @@ impl pb::tracer_server::Tracer for TracerService {
 
     async fn batch(
         &self,
-        _req: Request<pb::BatchRequest>,
+        req: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchReply>, Status> {
-        Err(Status::unimplemented(
-            "Batch is not implemented by this server yet (it arrives with the batch issue)",
-        ))
+        let p = peer(&req)?;
+        let r = req.into_inner();
+        let pid = self.registry.owned_pid(r.engine_id, &p)?;
+        let tid = if r.tid == 0 { pid } else { r.tid };
+        let observe_only = self.observe_only.contains(&p.uid);
+        let planned = convert::batch_ops(r.ops, observe_only, &self.limits)?;
+        let (ops, slots) = convert::split_plan(planned, r.stop_on_error);
+        let run = self.tracer.batch(
+            utrace_engines::EngineId(r.engine_id),
+            tid as i32,
+            r.interrupt,
+            ops,
+            r.stop_on_error,
+        );
+        let results = match tokio::time::timeout(self.limits.batch_timeout, run).await {
+            Ok(Ok(results)) => results,
+            Ok(Err(e)) => return Err(status(e)),
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "thread {tid} did not stop within the batch time limit ({:?}); it may be in an uninterruptible sleep. The batch was not run.",
+                    self.limits.batch_timeout
+                )))
+            }
+        };
+        Ok(Response::new(pb::BatchReply {
+            results: convert::merge_results(slots, results),
+        }))
     }
 
     type EventsStream = BoxStream<pb::Event>;
