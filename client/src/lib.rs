@@ -32,6 +32,11 @@ use tonic::Streaming;
 pub use tonic::{Code, Status};
 pub use utrace_proto::v1 as pb;
 
+pub mod batch;
+pub use batch::{
+    Action, BatchBuilder, BatchResults, FailureKind, MemoryRead, OpFailure, OpOutcome, EFLAGS_TF,
+};
+
 /// Why a connection could not be made; each names the address and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -80,7 +85,9 @@ impl Client {
         };
         Ok(Client {
             inner: pb::tracer_client::TracerClient::new(channel)
-                .max_decoding_message_size(64 << 20),
+                // Above the server's largest batch reply (--max-batch-bytes,
+                // 256 MiB by default); the server bounds what it sends.
+                .max_decoding_message_size(512 << 20),
         })
     }
 

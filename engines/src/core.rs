@@ -297,6 +297,7 @@ impl Core {
 
     /// Handle one wait status from `waitpid`.
     pub fn on_wait(&mut self, tid: Tid, status: i32) {
+        trace!(tid, status = format_args!("{status:#x}"), "wait status");
         if let Some(exit) = ExitStatus::from_wait(status) {
             self.on_death(tid, exit);
             return;
@@ -316,6 +317,9 @@ impl Core {
         // Holds belong to the stop they were taken at. A held task that
         // reports a new stop was forced out (SIGKILL): the holds are void.
         t.holds.clear();
+        // Any stop absorbs a pending PTRACE_INTERRUPT (the kernel clears its
+        // trap at every ptrace stop): a later interrupt must be sent anew.
+        t.interrupt_sent = false;
         t.run = RunState::Stopped;
         t.regs = Default::default();
         let sig = libc::WSTOPSIG(status);
@@ -724,7 +728,31 @@ impl Core {
         if t.prelude {
             return;
         }
-        // SAFETY-free accessors: siginfo fields by the libc helpers.
+        // A trace trap we did not ask for: an engine set eflags.TF (e.g. with
+        // a batch's update_register_bits). Report it as a step to engines
+        // that want steps and swallow it; delivered, SIGTRAP would kill.
+        const TRAP_TRACE: i32 = 2;
+        if sig == libc::SIGTRAP && si.si_code == TRAP_TRACE {
+            let pid = t.proc as Tid;
+            let wanted = self.procs.get(&pid).is_some_and(|p| {
+                p.engines.iter().any(|id| {
+                    self.engines
+                        .get(id)
+                        .is_some_and(|s| s.events.contains(EventMask::STEP))
+                })
+            });
+            if wanted {
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.pending_signal = 0;
+                }
+                self.dispatch(
+                    tid,
+                    |s| s.events.contains(EventMask::STEP),
+                    |e, task| (e.report_step(task), ()),
+                );
+                return;
+            }
+        }
         let report = SignalReport {
             signo: sig,
             code: si.si_code,
@@ -943,6 +971,7 @@ impl Core {
     }
 
     pub fn interrupt(&mut self, tid: Tid) {
+        trace!(tid, "interrupt requested");
         if let Some(t) = self.tasks.get_mut(&tid) {
             if t.interrupt_sent {
                 return;

@@ -530,7 +530,13 @@ impl Task<'_> {
             Err(e) => error = Some(e),
         }
         r.data.truncate(done);
-        r.error = if done == len { None } else { error };
+        // /proc/PID/mem says EIO for an address with no mapping; callers
+        // (and process_vm_readv) call that EFAULT.
+        r.error = match (done == len, error) {
+            (true, _) => None,
+            (false, Some(Errno::EIO)) | (false, None) => Some(Errno::EFAULT),
+            (false, e) => e,
+        };
     }
 
     /// Read a NUL-terminated string of at most `max_len` bytes (the NUL is not

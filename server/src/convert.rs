@@ -60,9 +60,9 @@ pub fn engine_config(
                     "{field}.events[{i}]: {raw} is not an event kind; use EVENT_KIND_SYSCALL_ENTRY, EVENT_KIND_SYSCALL_EXIT, EVENT_KIND_SIGNAL, EVENT_KIND_CLONE, EVENT_KIND_EXEC, EVENT_KIND_EXIT or EVENT_KIND_DEATH"
                 )))
             }
-            Ok(pb::EventKind::Breakpoint) | Ok(pb::EventKind::Step) => {
+            Ok(pb::EventKind::Breakpoint) => {
                 return Err(Status::invalid_argument(format!(
-                    "{field}.events[{i}]: breakpoints and steps come with Batch, which this server does not implement yet"
+                    "{field}.events[{i}]: breakpoints are not implemented by this server yet"
                 )))
             }
             Ok(k) => wanted |= kind_mask(k),
@@ -223,7 +223,8 @@ pub fn batch_ops(
     ops: Vec<pb::Op>,
     observe_only: bool,
     limits: &crate::Limits,
-) -> Result<Vec<Planned>, Status> {
+) -> Result<(Vec<Planned>, Option<EventMask>), Status> {
+    let mut new_wanted = None;
     if ops.len() > limits.max_batch_ops {
         return Err(Status::invalid_argument(format!(
             "ops: {} ops is over the limit of {} per batch (--max-batch-ops); split the batch",
@@ -295,10 +296,13 @@ pub fn batch_ops(
                     ..Default::default()
                 };
                 match engine_config(Some(&spec), &format!("ops[{i}].set_events"), 1, 1) {
-                    Ok(cfg) => Ok(Op::SetEvents {
-                        events: cfg.options.events,
-                        syscalls: cfg.options.syscalls,
-                    }),
+                    Ok(cfg) => {
+                        new_wanted = Some(cfg.spec.wanted);
+                        Ok(Op::SetEvents {
+                            events: cfg.options.events,
+                            syscalls: cfg.options.syscalls,
+                        })
+                    }
                     Err(st) => Err(op_error("INVALID_ARGUMENT", st.message().to_string())),
                 }
             }
@@ -333,7 +337,7 @@ pub fn batch_ops(
             Err(answer) => Planned::Answer(answer),
         });
     }
-    Ok(out)
+    Ok((out, new_wanted))
 }
 
 /// Where each result comes from: the executor (in order) or a ready answer.
@@ -368,19 +372,57 @@ pub fn split_plan(planned: Vec<Planned>, stop_on_error: bool) -> (Vec<Op>, Vec<S
     (ops, slots)
 }
 
-/// Merge executor results back into request order. A pre-answered error
-/// under `stop_on_error` turns executor results after it into `skipped`
-/// only if they came after it; ops before it ran normally.
-pub fn merge_results(slots: Vec<Slot>, results: Vec<OpResult>) -> Vec<pb::OpResult> {
+/// Merge executor results back into request order. Under `stop_on_error`,
+/// everything after the first failure (run or pre-answered) is `skipped`.
+/// `get_events` shows the kinds the client asked for (`wanted`), not the
+/// engine's internal mask.
+pub fn merge_results(
+    slots: Vec<Slot>,
+    results: Vec<OpResult>,
+    stop_on_error: bool,
+    wanted: EventMask,
+) -> Vec<pb::OpResult> {
     let mut results = results.into_iter();
-    slots
-        .into_iter()
-        .map(|s| match s {
-            Slot::Run => results.next().map(op_result).unwrap_or_else(|| skipped()),
-            Slot::Ready(r) => r,
-            Slot::Skipped => skipped(),
-        })
-        .collect()
+    let mut failed = false;
+    let mut out = Vec::with_capacity(slots.len());
+    for s in slots {
+        let r = match s {
+            Slot::Run => match results.next() {
+                Some(r) => r,
+                None => {
+                    out.push(skipped());
+                    continue;
+                }
+            },
+            Slot::Ready(r) => {
+                out.push(if failed && stop_on_error {
+                    skipped()
+                } else {
+                    r
+                });
+                failed = true;
+                continue;
+            }
+            Slot::Skipped => {
+                out.push(skipped());
+                continue;
+            }
+        };
+        if failed && stop_on_error {
+            out.push(skipped());
+            continue;
+        }
+        failed |= matches!(&r, OpResult::Error(_))
+            || matches!(&r, OpResult::Memory(m) if m.error.is_some());
+        out.push(match r {
+            OpResult::Events { syscalls, .. } => op_result(OpResult::Events {
+                events: wanted,
+                syscalls,
+            }),
+            other => op_result(other),
+        });
+    }
+    out
 }
 
 fn skipped() -> pb::OpResult {
@@ -396,10 +438,7 @@ pub fn op_result(r: OpResult) -> pb::OpResult {
         OpResult::Memory(m) => R::Memory(pb::Memory {
             data: m.data,
             addr: m.addr,
-            error: m
-                .error
-                .map(|e| format!("{}: {}", e, e.desc()))
-                .unwrap_or_default(),
+            error: m.error.map(|e| e.to_string()).unwrap_or_default(),
         }),
         OpResult::Registers(v) => R::Registers(pb::Registers {
             values: v.into_iter().collect(),

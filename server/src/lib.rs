@@ -258,6 +258,12 @@ pub struct Embedded {
 impl Embedded {
     /// Start on the current tokio runtime.
     pub async fn start() -> Result<Embedded, ServeError> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Start with a configuration adjusted by `adjust` (limits, observe-only
+    /// uids); the listen address is always the private socket.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Result<Embedded, ServeError> {
         use std::os::unix::fs::DirBuilderExt;
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|d| !d.is_empty())
@@ -276,11 +282,13 @@ impl Embedded {
             source: std::io::Error::other("cannot create a private directory"),
         })?;
         let socket = dir.join("utraced.sock");
-        let config = Config {
+        let mut config = Config {
             listen: vec![ListenAddr::Unix(socket.clone())],
             limits: Limits::default(),
             observe_only: Vec::new(),
         };
+        adjust(&mut config);
+        config.listen = vec![ListenAddr::Unix(socket.clone())];
         let server = Server::bind(config).await?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {

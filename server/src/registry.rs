@@ -82,6 +82,15 @@ impl Registry {
             .ok_or_else(|| Status::not_found("engine gone"))
     }
 
+    /// The subscribers of engine `id`, if `peer` owns it.
+    pub fn hub(&self, id: u64, peer: &Peer) -> Result<Arc<Hub>, Status> {
+        self.check_owner(id, peer)?;
+        self.lock()
+            .get(&id)
+            .map(|e| Arc::clone(&e.hub))
+            .ok_or_else(|| Status::not_found("engine gone"))
+    }
+
     /// Check that `peer` owns engine `id`.
     pub fn check_owner(&self, id: u64, peer: &Peer) -> Result<(), Status> {
         match self.lock().get(&id) {

@@ -50,20 +50,35 @@ pub struct Hub {
     subs: Mutex<Vec<Sub>>,
     closed: AtomicBool,
     queue_len: usize,
+    /// The event kinds the client asked for (EventMask bits); a batch's
+    /// set_events changes it. The engine's own mask also always has CLONE
+    /// and DEATH, which it needs to end the stream.
+    wanted: std::sync::atomic::AtomicU32,
 }
 
 impl Hub {
     /// A hub with one subscriber, whose end is returned.
-    pub fn new(queue_len: usize) -> (Arc<Hub>, Subscription) {
+    pub fn new(queue_len: usize, wanted: EventMask) -> (Arc<Hub>, Subscription) {
         let (s, end) = sub(queue_len);
         (
             Arc::new(Hub {
                 subs: Mutex::new(vec![s]),
                 closed: AtomicBool::new(false),
                 queue_len,
+                wanted: std::sync::atomic::AtomicU32::new(wanted.bits()),
             }),
             end,
         )
+    }
+
+    /// The kinds the client wants reported.
+    pub fn wanted(&self) -> EventMask {
+        EventMask::from_bits_truncate(self.wanted.load(Ordering::Acquire))
+    }
+
+    /// Change the kinds the client wants reported.
+    pub fn set_wanted(&self, m: EventMask) {
+        self.wanted.store(m.bits(), Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sub>> {
@@ -158,7 +173,7 @@ impl RemoteEngine {
     }
 
     fn wants(&self, m: EventMask) -> bool {
-        self.spec.wanted.intersects(m)
+        self.hub.wanted().intersects(m)
     }
 }
 
@@ -301,6 +316,18 @@ impl Engine for RemoteEngine {
                 self.hub.close();
             }
         }
+    }
+
+    fn report_step(&mut self, task: &mut Task<'_>) -> Action {
+        if self.wants(EventMask::STEP) {
+            let rip = task.register("rip").unwrap_or(0);
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::Step(pb::Step { rip }),
+            );
+        }
+        Action::Resume
     }
 
     fn report_detached(&mut self) {

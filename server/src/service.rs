@@ -140,7 +140,7 @@ impl TracerService {
         opts.stop_at_entry = req.stop_at_entry;
         opts.kernel_filter = !req.no_kernel_filter;
         opts.credentials = credentials;
-        let (hub, rx) = Hub::new(cfg.queue_len);
+        let (hub, rx) = Hub::new(cfg.queue_len, cfg.spec.wanted);
         let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec);
         let spawned = self
             .tracer
@@ -179,7 +179,7 @@ impl TracerService {
         p.may_trace(pid as i32).map_err(|why| {
             Status::permission_denied(format!("not permitted to trace pid {pid}: {why}"))
         })?;
-        let (hub, rx) = Hub::new(cfg.queue_len);
+        let (hub, rx) = Hub::new(cfg.queue_len, cfg.spec.wanted);
         let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec);
         let at = self
             .tracer
@@ -287,7 +287,9 @@ impl pb::tracer_server::Tracer for TracerService {
         let pid = self.registry.owned_pid(r.engine_id, &p)?;
         let tid = if r.tid == 0 { pid } else { r.tid };
         let observe_only = self.observe_only.contains(&p.uid);
-        let planned = convert::batch_ops(r.ops, observe_only, &self.limits)?;
+        let hub = self.registry.hub(r.engine_id, &p)?;
+        // `new_wanted`: the kinds the last set_events op asks to be told.
+        let (planned, new_wanted) = convert::batch_ops(r.ops, observe_only, &self.limits)?;
         let (ops, slots) = convert::split_plan(planned, r.stop_on_error);
         let run = self.tracer.batch(
             utrace_engines::EngineId(r.engine_id),
@@ -306,8 +308,11 @@ impl pb::tracer_server::Tracer for TracerService {
                 )))
             }
         };
+        if let Some(w) = new_wanted {
+            hub.set_wanted(w);
+        }
         Ok(Response::new(pb::BatchReply {
-            results: convert::merge_results(slots, results),
+            results: convert::merge_results(slots, results, r.stop_on_error, hub.wanted()),
         }))
     }
 

@@ -620,7 +620,8 @@ async fn bad_input_is_refused_clearly() {
         .batch(pb::BatchRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::Unimplemented);
+    assert_eq!(e.code(), tonic::Code::NotFound, "batch on engine 0: {e:?}");
+    assert!(e.message().contains("engine_id 0"), "{}", e.message());
 
     // Still serving.
     let info = c.server_info().await.unwrap();
@@ -645,6 +646,7 @@ async fn bad_uris_and_socket_paths() {
             "/proc/utrace-cannot/x.sock".into(),
         )],
         limits: Default::default(),
+        observe_only: Vec::new(),
     };
     let e = utraced::Server::bind(cfg)
         .await

@@ -349,6 +349,17 @@ pub fn always(d: SignalDisposition) -> SignalHook {
     })
 }
 
+/// A child process killed when dropped, so a failing test never leaves a
+/// tracee running (a busy loop would skew every later benchmark).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.try_wait();
+    }
+}
+
 /// Wait for a std child traced to its death by a tracer in this same
 /// process. The kernel then lets the tracer reap it (the tracer and the real
 /// parent are one thread group), so the parent may find no child: `None`.

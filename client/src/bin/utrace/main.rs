@@ -4,6 +4,11 @@
 //! utrace [--server URI] trace [-f] [-e trace=NAME,…] [-c] [-o FILE] (-p PID | [--] CMD ARGS…)
 //! utrace [--server URI] ps [PID]
 //! utrace [--server URI] info [--json]
+//! utrace [--server URI] batch -p PID [--tid TID] [--stop-on-error] [FILE|-]
+//! utrace [--server URI] mem read -p PID ADDR LEN [--hex|--raw]
+//! utrace [--server URI] mem write -p PID ADDR HEXBYTES
+//! utrace [--server URI] regs -p PID [NAME…]
+//! utrace [--server URI] regs set -p PID NAME=VALUE…
 //! utrace completions SHELL
 //! ```
 //!
@@ -12,13 +17,23 @@
 //! the default socket if one listens there; else a server started inside
 //! this process, so `utrace trace -- ls` works with no daemon at all.
 //!
+//! `batch`, `mem` and `regs` attach a fresh engine to `-p PID` for the one
+//! command, run their ops as one `Batch` with `interrupt` (the thread is
+//! stopped for it and let go after) and detach: engines live as long as
+//! their connection, so an engine id would be useless across commands.
+//!
 //! Exit status: `trace` leaves with the traced program's (128 + the signal
 //! that killed it), as strace; 0 after `-p` (detached with Ctrl-C or the
 //! process ended); 1 when the server refuses or fails (the message names the
-//! field and the fix); 2 on a usage error. Logs (`RUST_LOG=debug`) go to
+//! field and the fix), or when an op of `batch`, `mem` or `regs` failed
+//! (its code and message on stderr); 2 on a usage error (a `batch` input
+//! that is not a JSON array of ops included). Logs (`RUST_LOG=debug`) go to
 //! stderr.
 
 mod assemble;
+mod batch;
+mod mem;
+mod regs;
 mod server;
 mod show;
 mod signals;
@@ -62,6 +77,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run operations (memory, registers, syscall, control…) on a process
+    /// in one round trip: a JSON array of ops in, a JSON array of results
+    /// out.
+    Batch(batch::BatchCmd),
+    /// Read or write a process's memory.
+    Mem {
+        #[command(subcommand)]
+        cmd: mem::MemCmd,
+    },
+    /// Print a thread's registers, or set them (`regs set`).
+    Regs(regs::RegsCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -216,14 +242,34 @@ fn main() -> ExitCode {
 
 /// Connect, run the command, and stop an embedded server.
 async fn run(cli: Cli) -> Result<u8, String> {
+    // A batch's input is read before connecting: a bad one is a usage
+    // error, and attaches to nothing.
+    let ops = match &cli.command {
+        Command::Batch(b) => match batch::load(b.input.as_ref()) {
+            Ok(ops) => ops,
+            Err(msg) => {
+                eprintln!("utrace: {msg}");
+                return Ok(2);
+            }
+        },
+        _ => Vec::new(),
+    };
     let mut conn = Connection::open(cli.server.as_deref()).await?;
-    let result = command(&mut conn, cli.command).await;
+    let result = command(&mut conn, cli.command, ops).await;
     conn.close().await;
     result
 }
 
-async fn command(conn: &mut Connection, cmd: Command) -> Result<u8, String> {
+/// Run `cmd`; `ops` are a `batch` command's, read beforehand.
+async fn command(
+    conn: &mut Connection,
+    cmd: Command,
+    ops: Vec<utrace_client::pb::Op>,
+) -> Result<u8, String> {
     match cmd {
+        Command::Batch(b) => batch::run(conn, &b, ops).await,
+        Command::Mem { cmd } => mem::run(conn, cmd).await,
+        Command::Regs(r) => regs::run(conn, r).await,
         Command::Trace(t) => {
             let (syscalls, no_syscalls) = selected_syscalls(t.exprs);
             let opts = trace::Options {

@@ -1,0 +1,463 @@
+//! Batch through a real server: many ops in one round trip, each with its
+//! own result, on a held or interrupted task.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+
+use tokio_stream::StreamExt;
+use utrace_client::{pb, Client};
+
+async fn server() -> (utraced::Embedded, Client) {
+    common::init_logging();
+    let srv = utraced::Embedded::start().await.expect("start server");
+    let client = Client::connect(&srv.uri()).await.expect("connect");
+    (srv, client)
+}
+
+/// memory_pattern, started outside the server: (child, output, buffer
+/// address, marker address).
+fn pattern_target() -> (Child, common::Lines, u64, u64) {
+    let mut child = Command::new(tracee!("memory_pattern"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = common::Lines::from_reader(child.stdout.take().unwrap());
+    let addr = u64::from_str_radix(out.next().trim_start_matches("addr=0x"), 16).unwrap();
+    assert_eq!(out.next(), "len=1048576");
+    let marker = u64::from_str_radix(out.next().trim_start_matches("marker_addr=0x"), 16).unwrap();
+    (child, out, addr, marker)
+}
+
+fn op(o: pb::op::Op) -> pb::Op {
+    pb::Op { op: Some(o) }
+}
+
+fn read(addr: u64, len: u32) -> pb::Op {
+    op(pb::op::Op::ReadMemory(pb::ReadMemory { addr, len }))
+}
+
+fn batch(engine_id: u64, ops: Vec<pb::Op>) -> pb::BatchRequest {
+    pb::BatchRequest {
+        engine_id,
+        tid: 0,
+        ops,
+        stop_on_error: false,
+        interrupt: true,
+    }
+}
+
+fn memory(r: &pb::OpResult) -> &pb::Memory {
+    match &r.result {
+        Some(pb::op_result::Result::Memory(m)) => m,
+        other => panic!("expected memory, got {other:?}"),
+    }
+}
+
+/// 1,000 scattered reads in one batch all match; a write is seen by the tracee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scattered_reads_match_and_write_is_seen() {
+    let (_srv, mut c) = server().await;
+    let (mut child, mut out, addr, marker) = pattern_target();
+    let pid = child.id();
+    let at = c
+        .attach(pb::AttachRequest { pid, engine: None })
+        .await
+        .unwrap();
+    let offsets: Vec<u64> = (0..1000u64)
+        .map(|i| 4096 + (i * 1031) % ((1 << 20) - 4096 - 8))
+        .collect();
+    let reply = c
+        .raw()
+        .batch(batch(
+            at.engine_id,
+            offsets.iter().map(|o| read(addr + o, 8)).collect(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.results.len(), 1000);
+    for (o, r) in offsets.iter().zip(&reply.results) {
+        let m = memory(r);
+        assert_eq!(m.addr, addr + o);
+        assert!(m.error.is_empty());
+        let want: Vec<u8> = (0..8).map(|k| ((o + k) * 7 + 3) as u8).collect();
+        assert_eq!(m.data, want, "offset {o}");
+    }
+    let reply = c
+        .raw()
+        .batch(batch(
+            at.engine_id,
+            vec![
+                op(pb::op::Op::WriteMemory(pb::WriteMemory {
+                    addr,
+                    data: b"batched write!!!".to_vec(),
+                })),
+                op(pb::op::Op::WriteMemory(pb::WriteMemory {
+                    addr: marker,
+                    data: 0x4242u64.to_ne_bytes().to_vec(),
+                })),
+                read(addr, 16),
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        reply.results[0].result,
+        Some(pb::op_result::Result::Done(_))
+    ));
+    assert_eq!(memory(&reply.results[2]).data, b"batched write!!!");
+    c.detach(at.engine_id).await.unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+    assert_eq!(st.code(), Some(0x42));
+    out.rest();
+    assert_eq!(out.value("pattern_ok").as_deref(), Some("1"));
+    assert_eq!(out.value("marker").as_deref(), Some("0x4242"));
+}
+
+/// One bad address among good ones fails alone; stop_on_error skips the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_address_fails_alone_and_stop_on_error_skips() {
+    let (_srv, mut c) = server().await;
+    let (mut child, _out, addr, _) = pattern_target();
+    let at = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    let ops = vec![
+        read(addr, 8),
+        read(0x10, 8),
+        read(addr + 8, 8),
+        op(pb::op::Op::GetRegisters(pb::GetRegisters {
+            names: vec!["rip".into(), "nosuchreg".into()],
+        })),
+    ];
+    let r = c
+        .raw()
+        .batch(batch(at.engine_id, ops.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(memory(&r[0]).data.len(), 8);
+    assert!(memory(&r[1]).data.is_empty());
+    assert!(
+        memory(&r[1]).error.contains("EFAULT") || memory(&r[1]).error.contains("EIO"),
+        "{:?}",
+        memory(&r[1]).error
+    );
+    assert_eq!(memory(&r[2]).data.len(), 8, "a bad address fails alone");
+    match &r[3].result {
+        Some(pb::op_result::Result::Error(e)) => {
+            assert_eq!(e.code, "INVALID_ARGUMENT");
+            assert!(e.message.contains("nosuchreg"), "{}", e.message);
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut req = batch(at.engine_id, ops);
+    req.stop_on_error = true;
+    let r = c.raw().batch(req).await.unwrap().into_inner().results;
+    assert_eq!(memory(&r[0]).data.len(), 8);
+    assert!(!memory(&r[1]).error.is_empty());
+    assert!(matches!(
+        r[2].result,
+        Some(pb::op_result::Result::Skipped(_))
+    ));
+    assert!(matches!(
+        r[3].result,
+        Some(pb::op_result::Result::Skipped(_))
+    ));
+    c.detach(at.engine_id).await.unwrap();
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+}
+
+/// update_register_bits sets eflags.TF: the next resume is a single step,
+/// reported as a step event; clearing TF lets the program run on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trap_flag_makes_next_resume_a_step() {
+    let (_srv, mut c) = server().await;
+    // A program busy in user space, so the step lands on a plain instruction.
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    let at = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Step as i32],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut events = c.events(at.engine_id).await.unwrap();
+    const TF: u64 = 1 << 8;
+    let r = c
+        .raw()
+        .batch(batch(
+            at.engine_id,
+            vec![
+                op(pb::op::Op::GetRegisters(pb::GetRegisters {
+                    names: vec!["rip".into()],
+                })),
+                op(pb::op::Op::UpdateRegisterBits(pb::UpdateRegisterBits {
+                    name: "eflags".into(),
+                    set: TF,
+                    clear: 0,
+                })),
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let old_flags = match &r[1].result {
+        Some(pb::op_result::Result::Registers(v)) => v.values["eflags"],
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(old_flags & TF, 0);
+    let ev = tokio::time::timeout(common::TIMEOUT, events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match ev.kind {
+        Some(pb::event::Kind::Step(s)) => assert_ne!(s.rip, 0),
+        other => panic!("expected a step, got {other:?}"),
+    }
+    // Clear TF: steps stop, the program runs on.
+    c.raw()
+        .batch(batch(
+            at.engine_id,
+            vec![op(pb::op::Op::UpdateRegisterBits(pb::UpdateRegisterBits {
+                name: "eflags".into(),
+                set: 0,
+                clear: TF,
+            }))],
+        ))
+        .await
+        .unwrap();
+    c.detach(at.engine_id).await.unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running after the steps"
+    );
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+}
+
+/// Batches from two clients on one task race without mixing results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_batches_do_not_mix() {
+    let (srv, mut a) = server().await;
+    let mut b = Client::connect(&srv.uri()).await.unwrap();
+    let (mut child, _out, addr, _) = pattern_target();
+    let pid = child.id();
+    let ea = a
+        .attach(pb::AttachRequest { pid, engine: None })
+        .await
+        .unwrap()
+        .engine_id;
+    let eb = b
+        .attach(pb::AttachRequest { pid, engine: None })
+        .await
+        .unwrap()
+        .engine_id;
+    let run = |mut c: Client, engine: u64, base: u64| async move {
+        for round in 0..50u64 {
+            let offs: Vec<u64> = (0..20).map(|i| base + round * 97 + i * 8).collect();
+            let r = c
+                .raw()
+                .batch(batch(
+                    engine,
+                    offs.iter().map(|o| read(addr + o, 8)).collect(),
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .results;
+            for (o, r) in offs.iter().zip(&r) {
+                let want: Vec<u8> = (0..8).map(|k| ((o + k) * 7 + 3) as u8).collect();
+                assert_eq!(memory(r).data, want);
+            }
+        }
+    };
+    tokio::join!(run(a.clone(), ea, 4096), run(b.clone(), eb, 600_000));
+    a.detach(ea).await.unwrap();
+    b.detach(eb).await.unwrap();
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+}
+
+/// A batch on a task that dies: a clean error, no hang, the server fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_on_dying_task_errors_cleanly() {
+    let (_srv, mut c) = server().await;
+    for _ in 0..5 {
+        let (mut child, _out, addr, _) = pattern_target();
+        let at = c
+            .attach(pb::AttachRequest {
+                pid: child.id(),
+                engine: None,
+            })
+            .await
+            .unwrap();
+        let _ = child.kill();
+        let r = c
+            .raw()
+            .batch(batch(at.engine_id, vec![read(addr, 8); 100]))
+            .await;
+        match r {
+            Ok(reply) => assert_eq!(reply.into_inner().results.len(), 100),
+            Err(e) => assert!(
+                matches!(
+                    e.code(),
+                    tonic::Code::NotFound | tonic::Code::FailedPrecondition
+                ),
+                "{e:?}"
+            ),
+        }
+        tokio::task::spawn_blocking(move || common::reap_traced_child(&mut child))
+            .await
+            .unwrap();
+    }
+    assert!(c.server_info().await.is_ok());
+}
+
+/// Oversized batches are refused whole, naming the limit; the server serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_batches_refused_with_the_limit_named() {
+    let (_srv, mut c) = server().await;
+    let (mut child, _out, addr, _) = pattern_target();
+    let at = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    let many = vec![op(pb::op::Op::GetEvents(pb::GetEvents {})); 65_537];
+    let e = c.raw().batch(batch(at.engine_id, many)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("65536"), "{}", e.message());
+    let e = c
+        .raw()
+        .batch(batch(at.engine_id, vec![read(addr, (64 << 20) + 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("--max-op-bytes"), "{}", e.message());
+    // Not the owner's engine / no engine.
+    let e = c
+        .raw()
+        .batch(batch(999_999, vec![read(addr, 8)]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    // Still serving, and the task is intact.
+    let r = c
+        .raw()
+        .batch(batch(at.engine_id, vec![read(addr, 8)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(memory(&r.results[0]).data.len(), 8);
+    c.detach(at.engine_id).await.unwrap();
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+}
+
+/// An observe-only client may read but not write or control.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_only_client_may_read_not_write() {
+    common::init_logging();
+    // The test runs as root: make uid 0 observe-only on this server.
+    let srv = utraced::Embedded::start_with(|c| c.observe_only = vec![0])
+        .await
+        .unwrap();
+    let mut c = Client::connect(&srv.uri()).await.unwrap();
+    let (mut child, _out, addr, _) = pattern_target();
+    let at = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    let r = c
+        .raw()
+        .batch(batch(
+            at.engine_id,
+            vec![
+                read(addr + 4096, 8),
+                op(pb::op::Op::WriteMemory(pb::WriteMemory {
+                    addr,
+                    data: vec![0; 8],
+                })),
+                op(pb::op::Op::SetRegisters(pb::SetRegisters {
+                    values: [("rax".to_string(), 1u64)].into(),
+                })),
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(memory(&r[0]).data.len(), 8);
+    for denied in &r[1..] {
+        match &denied.result {
+            Some(pb::op_result::Result::Error(e)) => assert_eq!(e.code, "PERMISSION_DENIED"),
+            other => panic!("{other:?}"),
+        }
+    }
+    c.detach(at.engine_id).await.unwrap();
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+}
+
+/// Without interrupt, a batch on a running task is refused, not queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_without_interrupt_on_running_task_is_refused() {
+    let (_srv, mut c) = server().await;
+    let (mut child, _out, addr, _) = pattern_target();
+    let at = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    // Let the attach interrupt settle: the task is running (blocked in read).
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let mut req = batch(at.engine_id, vec![read(addr, 8)]);
+    req.interrupt = false;
+    let e = c.raw().batch(req).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(e.message().contains("running"), "{}", e.message());
+    c.detach(at.engine_id).await.unwrap();
+    let _ = child.kill();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+}
