@@ -34,6 +34,10 @@ pub enum Op {
         events: EventMask,
         syscalls: SyscallSet,
     },
+    /// Insert a software breakpoint (shared, reference-counted).
+    InsertBreakpoint { addr: u64 },
+    /// Remove one insertion of this engine's breakpoint.
+    RemoveBreakpoint { addr: u64 },
     /// Act on the task after the batch: `Resume` releases this engine's
     /// hold, `Stop` holds it, `SingleStep` steps it, `Detach` detaches the
     /// engine. `signal`, if set, replaces the signal to deliver on resume
@@ -94,7 +98,10 @@ impl From<Error> for OpError {
             Error::WrongStop { .. } | Error::NotStopped(_) | Error::NotAttached { .. } => {
                 OpErrorKind::FailedPrecondition
             }
-            Error::TaskExited(_) | Error::NoSuchTask(_) => OpErrorKind::NotFound,
+            Error::TaskExited(_) | Error::NoSuchTask(_) | Error::NoBreakpoint { .. } => {
+                OpErrorKind::NotFound
+            }
+            Error::BreakpointAddress { .. } => OpErrorKind::Fault,
             _ => OpErrorKind::Internal,
         };
         OpError {
@@ -250,6 +257,14 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
                 Ok(()) => OpResult::Registers(vec![(name, old)]),
                 Err(e) => OpResult::Error(e.into()),
             },
+            Err(e) => OpResult::Error(e.into()),
+        },
+        Op::InsertBreakpoint { addr } => match task.insert_breakpoint(addr) {
+            Ok(()) => OpResult::Done,
+            Err(e) => OpResult::Error(e.into()),
+        },
+        Op::RemoveBreakpoint { addr } => match task.remove_breakpoint(addr) {
+            Ok(()) => OpResult::Done,
             Err(e) => OpResult::Error(e.into()),
         },
         Op::GetEvents => OpResult::Events {

@@ -56,6 +56,8 @@ pub(crate) struct Proc {
     /// filtering. Such a tree stays traced for its whole life.
     pub filter: Option<Arc<SyscallSet>>,
     pub mem: MemFile,
+    /// Software breakpoints inserted in this process.
+    pub breakpoints: crate::breakpoint::Breakpoints,
 }
 
 /// Public snapshot of one traced thread.
@@ -155,6 +157,7 @@ impl Core {
                 engines,
                 filter,
                 mem: MemFile::default(),
+                breakpoints: Default::default(),
             },
         );
     }
@@ -263,6 +266,7 @@ impl Core {
                 pid,
                 mode,
                 mem: &mut proc_.mem,
+                bps: &mut proc_.breakpoints,
                 engine: EngineCfg {
                     id,
                     events: &mut slot.events,
@@ -432,6 +436,7 @@ impl Core {
             pid,
             mode: mode.unwrap_or(SyscallMode::Ptrace),
             mem: &mut proc_.mem,
+            bps: &mut proc_.breakpoints,
             engine: EngineCfg {
                 id,
                 events: &mut slot.events,
@@ -627,6 +632,28 @@ impl Core {
                 None => (Vec::new(), None),
             };
             self.new_proc(child, engines, filter);
+            // The child's copy of memory has our int3s; breakpoints are per
+            // process, so put the original bytes back in it before it runs
+            // (it is stopped until its first trap). A vfork child shares the
+            // parent's memory: nothing to clean.
+            if kind == CloneKind::Fork {
+                let restore: Vec<(u64, u8)> = self
+                    .procs
+                    .get(&pid)
+                    .map(|p| {
+                        p.breakpoints
+                            .map
+                            .iter()
+                            .map(|(a, b)| (*a, b.orig))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(c) = self.procs.get_mut(&child) {
+                    for (addr, orig) in restore {
+                        let _ = c.mem.write(child, addr, &[orig]);
+                    }
+                }
+            }
         }
         let prelude = self.tasks.get(&tid).is_some_and(|t| t.prelude);
         let t = self.new_task(child, child_pid);
@@ -672,6 +699,8 @@ impl Core {
         let Some(pid) = self.pid_of(tid) else { return };
         if let Some(p) = self.procs.get_mut(&pid) {
             p.mem.reset();
+            // A new image: the old breakpoints are gone with the old text.
+            p.breakpoints = Default::default();
         }
         let was_prelude = self.tasks.get(&tid).is_some_and(|t| t.prelude);
         if let Some(t) = self.tasks.get_mut(&tid) {
@@ -708,6 +737,74 @@ impl Core {
         let t = self.tasks.get_mut(&tid).expect("caller checked");
         t.stop = Some(StopKind::Signal);
         t.pending_signal = sig;
+        let pid = t.proc as Tid;
+        if sig == libc::SIGTRAP {
+            if let Some(addr) = t.step_over.take() {
+                // Stepped past a breakpoint: put its int3 back (if it is
+                // still wanted). An engine's own step ends here too.
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    if p.breakpoints.contains(addr) {
+                        let _ = p.mem.write(pid, addr, &[crate::breakpoint::INT3]);
+                    }
+                }
+                let t = self.tasks.get_mut(&tid).expect("present");
+                if t.stepping.is_empty() {
+                    t.pending_signal = 0;
+                    return;
+                }
+            }
+        }
+        let t = self.tasks.get_mut(&tid).expect("caller checked");
+        const SI_KERNEL: i32 = 0x80;
+        if sig == libc::SIGTRAP
+            && si.si_code == SI_KERNEL
+            && self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| !p.breakpoints.is_empty())
+        {
+            let rip = t.gp_word(gp::RIP).unwrap_or(0);
+            let addr = rip.wrapping_sub(1);
+            let owners = self
+                .procs
+                .get(&pid)
+                .map(|p| p.breakpoints.owners(addr))
+                .unwrap_or_default();
+            if owners.is_empty() {
+                // A late hit of a breakpoint removed while this SIGTRAP was
+                // on its way: if no int3 is there now, it was ours. Back up
+                // and carry on; a program's own int3 is still delivered.
+                let p = self.procs.get_mut(&pid).expect("checked above");
+                let mut now = [0u8; 1];
+                let ours = p.breakpoints.was_removed(addr)
+                    && p.mem.read(pid, addr, &mut now) == Ok(1)
+                    && now[0] != crate::breakpoint::INT3;
+                if ours {
+                    let t = self.tasks.get_mut(&tid).expect("caller checked");
+                    let _ = t.set_gp_word(gp::RIP, addr);
+                    t.pending_signal = 0;
+                    return;
+                }
+            } else {
+                // Our int3: back up to the breakpoint, swallow the SIGTRAP,
+                // and tell its owners (and only them).
+                let _ = t.set_gp_word(gp::RIP, addr);
+                t.pending_signal = 0;
+                self.dispatch(
+                    tid,
+                    |s| s.events.contains(EventMask::BREAKPOINT),
+                    |e, task| {
+                        if owners.contains(&task.engine_id()) {
+                            (e.report_breakpoint(task, addr), ())
+                        } else {
+                            (Action::Resume, ())
+                        }
+                    },
+                );
+                return;
+            }
+        }
+        let t = self.tasks.get_mut(&tid).expect("caller checked");
         if sig == libc::SIGTRAP && !t.stepping.is_empty() {
             // Our single step finished: report it and swallow the trap.
             t.pending_signal = 0;
@@ -916,6 +1013,21 @@ impl Core {
             }
             (how, _) => how,
         };
+        // Resuming at a breakpoint: restore its byte for one instruction.
+        let how = if how != Resume::Listen && !p.breakpoints.is_empty() {
+            match t.gp_word(gp::RIP) {
+                Ok(rip) if p.breakpoints.contains(rip) => {
+                    let orig = p.breakpoints.map[&rip].orig;
+                    let pm = self.procs.get_mut(&pid).expect("present above");
+                    let _ = pm.mem.write(pid, rip, &[orig]);
+                    t.step_over = Some(rip);
+                    Resume::SingleStep
+                }
+                _ => how,
+            }
+        } else {
+            how
+        };
         if how == Resume::Cont {
             t.in_syscall = None;
         }
@@ -927,7 +1039,7 @@ impl Core {
         if let Err(e) = t.flush_registers() {
             warn!(tid, error = %e, "writing registers back failed");
         }
-        if how == Resume::SingleStep {
+        if how == Resume::SingleStep && !t.step_for.is_empty() {
             let steps = std::mem::take(&mut t.step_for);
             t.stepping = steps;
         }
@@ -1038,6 +1150,12 @@ impl Core {
             if p.engines.contains(&id) {
                 p.engines.retain(|x| *x != id);
                 affected.extend(p.tasks.iter().copied());
+                // Its breakpoints go; bytes nobody else needs are restored.
+                for (addr, orig) in p.breakpoints.remove_engine(id) {
+                    if let Err(e) = p.mem.write(p.pid, addr, &[orig]) {
+                        warn!(pid = p.pid, addr, %e, "restoring a breakpoint's byte failed");
+                    }
+                }
             }
         }
         for w in self.waiters.values_mut() {

@@ -149,6 +149,12 @@ pub trait Engine: Send + 'static {
         Action::Resume
     }
 
+    /// A breakpoint this engine inserted was hit; `addr` is its address and
+    /// the task's `rip` has been set back to it. Other engines do not see it.
+    fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
+        Action::Resume
+    }
+
     /// A single step this engine asked for has completed.
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
         Action::Resume

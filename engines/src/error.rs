@@ -75,6 +75,10 @@ pub enum Error {
         expected: usize,
         got: usize,
     },
+    #[error("no breakpoint of this engine at {addr:#x}")]
+    NoBreakpoint { addr: u64 },
+    #[error("cannot insert a breakpoint at {addr:#x}: the address is not mapped ({errno})")]
+    BreakpointAddress { addr: u64, errno: Errno },
     #[error("{what} is only valid at a syscall {stop} stop")]
     WrongStop {
         what: &'static str,

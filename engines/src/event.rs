@@ -29,6 +29,8 @@ bitflags::bitflags! {
         const STEP = 1 << 7;
         /// The task stopped because this engine asked ([`crate::Tracer::interrupt`]).
         const QUIESCE = 1 << 8;
+        /// A breakpoint this engine inserted was hit (only for its owners).
+        const BREAKPOINT = 1 << 9;
         /// Both syscall reports.
         const SYSCALLS = Self::SYSCALL_ENTRY.bits() | Self::SYSCALL_EXIT.bits();
     }
@@ -50,6 +52,7 @@ impl EventMask {
             "death" => Self::DEATH,
             "step" => Self::STEP,
             "quiesce" => Self::QUIESCE,
+            "breakpoint" => Self::BREAKPOINT,
             "all" => Self::all(),
             _ => return None,
         })

@@ -33,6 +33,7 @@
 pub mod arch;
 mod attach;
 pub mod batch;
+mod breakpoint;
 pub mod builtin;
 mod core;
 mod engine;

@@ -69,6 +69,9 @@ pub(crate) struct TaskState {
     pub stop: Option<StopKind>,
     /// Signal to deliver when resumed from a signal-delivery-stop (0: none).
     pub pending_signal: i32,
+    /// Stepping over the breakpoint at this address (its byte is restored
+    /// for one instruction); the `int3` goes back at the next trap.
+    pub step_over: Option<u64>,
     /// Engines holding this task stopped.
     pub holds: BTreeSet<EngineId>,
     /// Engines that asked for a single step at this stop.
@@ -102,6 +105,7 @@ impl TaskState {
             run: RunState::Running,
             stop: None,
             pending_signal: 0,
+            step_over: None,
             holds: BTreeSet::new(),
             step_for: Vec::new(),
             stepping: Vec::new(),
@@ -248,6 +252,24 @@ impl MemFile {
         self.file = None;
     }
 
+    /// Read bytes at `addr` of process `pid` as memory holds them.
+    pub fn read(
+        &mut self,
+        pid: Tid,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, Errno> {
+        let fd = self.get(pid)?.as_raw_fd();
+        sys::pread(fd, buf, addr)
+    }
+
+    /// Write bytes at `addr` of process `pid` (the core's own writes:
+    /// breakpoint bytes put back).
+    pub fn write(&mut self, pid: Tid, addr: u64, data: &[u8]) -> std::result::Result<usize, Errno> {
+        let fd = self.get(pid)?.as_raw_fd();
+        sys::pwrite(fd, data, addr)
+    }
+
     fn get(&mut self, pid: Tid) -> std::result::Result<&File, Errno> {
         if self.file.is_none() {
             let f = std::fs::OpenOptions::new()
@@ -288,6 +310,7 @@ pub struct Task<'a> {
     pub(crate) pid: Tid,
     pub(crate) mode: SyscallMode,
     pub(crate) mem: &'a mut MemFile,
+    pub(crate) bps: &'a mut crate::breakpoint::Breakpoints,
     pub(crate) engine: EngineCfg<'a>,
 }
 
@@ -455,6 +478,15 @@ impl Task<'_> {
     /// allows (one per 1,024 ranges, plus one per range that fails). Each range
     /// gets its own result; a bad range does not spoil the others.
     pub fn read_scatter(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
+        let mut out = self.read_scatter_raw(ranges);
+        for r in &mut out {
+            self.bps.unpatch(r.addr, &mut r.data);
+        }
+        out
+    }
+
+    /// Reads as the memory holds them, `int3`s included.
+    fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
         let mut out: Vec<MemRead> = ranges
             .iter()
             .map(|&(addr, len)| MemRead {
@@ -579,6 +611,67 @@ impl Task<'_> {
     /// read-only text, for breakpoints), falling back to `PTRACE_POKEDATA`.
     /// Returns the bytes written.
     pub fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<usize> {
+        if self.bps.is_empty() {
+            return self.write_raw(addr, data);
+        }
+        // Bytes under a breakpoint become its saved original; the int3 stays.
+        let mut data = data.to_vec();
+        self.bps.patch_write(addr, &mut data);
+        self.write_raw(addr, &data)
+    }
+
+    /// Software breakpoint at `addr` for the calling engine (shared with
+    /// other engines: reference-counted; the `int3` goes in once).
+    pub fn insert_breakpoint(&mut self, addr: u64) -> Result<()> {
+        let id = self.engine.id;
+        if let Some(bp) = self.bps.map.get_mut(&addr) {
+            *bp.users.entry(id).or_insert(0) += 1;
+            return Ok(());
+        }
+        let r = self
+            .read_scatter_raw(&[(addr, 1)])
+            .pop()
+            .expect("one range");
+        let Some(&orig) = r.data.first() else {
+            return Err(Error::BreakpointAddress {
+                addr,
+                errno: r.error.unwrap_or(Errno::EFAULT),
+            });
+        };
+        self.write_raw(addr, &[crate::breakpoint::INT3])?;
+        self.bps.map.insert(
+            addr,
+            crate::breakpoint::Bp {
+                orig,
+                users: [(id, 1)].into_iter().collect(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Remove one insertion of the calling engine's breakpoint at `addr`;
+    /// the original byte returns when no engine uses it any more.
+    pub fn remove_breakpoint(&mut self, addr: u64) -> Result<()> {
+        let id = self.engine.id;
+        let bp = self
+            .bps
+            .map
+            .get_mut(&addr)
+            .ok_or(Error::NoBreakpoint { addr })?;
+        let n = bp.users.get_mut(&id).ok_or(Error::NoBreakpoint { addr })?;
+        *n -= 1;
+        if *n == 0 {
+            bp.users.remove(&id);
+        }
+        if bp.users.is_empty() {
+            let orig = bp.orig;
+            self.bps.forget(addr);
+            self.write_raw(addr, &[orig])?;
+        }
+        Ok(())
+    }
+
+    fn write_raw(&mut self, addr: u64, data: &[u8]) -> Result<usize> {
         let tid = self.state.tid;
         if let Ok(f) = self.mem.get(self.pid) {
             let fd = f.as_raw_fd();

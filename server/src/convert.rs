@@ -38,7 +38,7 @@ fn kind_mask(k: pb::EventKind) -> EventMask {
         pb::EventKind::Exec => EventMask::EXEC,
         pb::EventKind::Exit => EventMask::EXIT,
         pb::EventKind::Death => EventMask::DEATH,
-        pb::EventKind::Breakpoint => EventMask::empty(),
+        pb::EventKind::Breakpoint => EventMask::BREAKPOINT,
         pb::EventKind::Step => EventMask::STEP,
     }
 }
@@ -58,11 +58,6 @@ pub fn engine_config(
             Ok(pb::EventKind::Unspecified) | Err(_) => {
                 return Err(Status::invalid_argument(format!(
                     "{field}.events[{i}]: {raw} is not an event kind; use EVENT_KIND_SYSCALL_ENTRY, EVENT_KIND_SYSCALL_EXIT, EVENT_KIND_SIGNAL, EVENT_KIND_CLONE, EVENT_KIND_EXEC, EVENT_KIND_EXIT or EVENT_KIND_DEATH"
-                )))
-            }
-            Ok(pb::EventKind::Breakpoint) => {
-                return Err(Status::invalid_argument(format!(
-                    "{field}.events[{i}]: breakpoints are not implemented by this server yet"
                 )))
             }
             Ok(k) => wanted |= kind_mask(k),
@@ -145,9 +140,11 @@ pub fn status(e: Error) -> Status {
             SpawnError::Exec { .. } => Status::failed_precondition(msg),
             SpawnError::Setup { .. } | SpawnError::Fork(_) => Status::internal(msg),
         },
-        Error::NoSuchEngine(_) | Error::NoSuchTask(_) | Error::TaskExited(_) => {
-            Status::not_found(msg)
-        }
+        Error::NoSuchEngine(_)
+        | Error::NoSuchTask(_)
+        | Error::TaskExited(_)
+        | Error::NoBreakpoint { .. } => Status::not_found(msg),
+        Error::BreakpointAddress { .. } => Status::invalid_argument(msg),
         Error::NotAttached { .. } | Error::NotStopped(_) | Error::WrongStop { .. } => {
             Status::failed_precondition(msg)
         }
@@ -306,10 +303,8 @@ pub fn batch_ops(
                     Err(st) => Err(op_error("INVALID_ARGUMENT", st.message().to_string())),
                 }
             }
-            P::InsertBreakpoint(_) | P::RemoveBreakpoint(_) => Err(op_error(
-                "UNIMPLEMENTED",
-                format!("ops[{i}]: breakpoints are not implemented by this server yet"),
-            )),
+            P::InsertBreakpoint(b) => Ok(Op::InsertBreakpoint { addr: b.addr }),
+            P::RemoveBreakpoint(b) => Ok(Op::RemoveBreakpoint { addr: b.addr }),
             P::Control(c) => match pb::Action::try_from(c.action) {
                 Ok(pb::Action::Resume) => Ok(Action::Resume),
                 Ok(pb::Action::Step) => Ok(Action::SingleStep),
@@ -499,6 +494,7 @@ fn event_kinds(m: EventMask) -> Vec<i32> {
         (EventMask::EXIT, pb::EventKind::Exit),
         (EventMask::DEATH, pb::EventKind::Death),
         (EventMask::STEP, pb::EventKind::Step),
+        (EventMask::BREAKPOINT, pb::EventKind::Breakpoint),
     ] {
         if m.contains(bit) {
             v.push(kind as i32);

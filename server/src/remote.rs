@@ -318,6 +318,17 @@ impl Engine for RemoteEngine {
         }
     }
 
+    fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
+        if self.wants(EventMask::BREAKPOINT) {
+            self.publish(
+                task.pid(),
+                task.tid(),
+                pb::event::Kind::Breakpoint(pb::Breakpoint { addr }),
+            );
+        }
+        Action::Resume
+    }
+
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
         if self.wants(EventMask::STEP) {
             let rip = task.register("rip").unwrap_or(0);
