@@ -601,3 +601,62 @@ async fn builder_scenario() {
     })
     .await;
 }
+
+/// A busy loop in user space, killed when dropped.
+struct Busy(Child);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `utrace break` reports hits at an address the program runs through, then
+/// removes the breakpoint: the original byte is back, the program runs on,
+/// untraced.
+#[test]
+fn break_reports_hits_and_leaves_no_int3() {
+    let busy = Busy(
+        Command::new("/bin/sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("start the busy loop"),
+    );
+    let pid = busy.0.id();
+    let p = pid.to_string();
+    let rip_line = utrace_ok(&["regs", "-p", &p, "rip"]).text();
+    let rip = rip_line
+        .split_whitespace()
+        .nth(1)
+        .map(hex_u64)
+        .expect("rip value");
+    let orig = {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, rip).expect("read");
+        b[0]
+    };
+    let addr = format!("{rip:#x}");
+    let out = utrace_ok(&["break", "-p", &p, &addr, "--count", "2"]);
+    let hits = out
+        .text()
+        .lines()
+        .filter(|l| l.contains("hit by pid"))
+        .count();
+    assert_eq!(hits, 2, "{out:?}");
+    wait_until("detached", || {
+        status_field(pid, "TracerPid").as_deref() == Some("0")
+    });
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, rip).expect("read");
+    assert_eq!(b[0], orig, "the original byte is back");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        status_field(pid, "State").is_some(),
+        "the program is still running"
+    );
+}

@@ -32,6 +32,7 @@
 
 mod assemble;
 mod batch;
+mod brk;
 mod mem;
 mod regs;
 mod server;
@@ -88,6 +89,8 @@ enum Command {
     },
     /// Print a thread's registers, or set them (`regs set`).
     Regs(regs::RegsCmd),
+    /// Insert a software breakpoint, report its hits, remove it.
+    Break(brk::BreakCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -270,6 +273,7 @@ async fn command(
         Command::Batch(b) => batch::run(conn, &b, ops).await,
         Command::Mem { cmd } => mem::run(conn, cmd).await,
         Command::Regs(r) => regs::run(conn, r).await,
+        Command::Break(b) => brk::run(conn, &b).await,
         Command::Trace(t) => {
             let (syscalls, no_syscalls) = selected_syscalls(t.exprs);
             let opts = trace::Options {
