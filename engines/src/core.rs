@@ -838,6 +838,19 @@ impl Core {
                         .is_some_and(|s| s.events.contains(EventMask::STEP))
                 })
             });
+            if t.tf_by_engine {
+                // Ours: never the program's. Once TF is clear again, this
+                // was the last one.
+                t.pending_signal = 0;
+                if t.gp_word(gp::EFLAGS)
+                    .is_ok_and(|f| f & arch::EFLAGS_TF == 0)
+                {
+                    t.tf_by_engine = false;
+                }
+                if !wanted {
+                    return;
+                }
+            }
             if wanted {
                 if let Some(t) = self.tasks.get_mut(&tid) {
                     t.pending_signal = 0;

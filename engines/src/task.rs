@@ -69,6 +69,10 @@ pub(crate) struct TaskState {
     pub stop: Option<StopKind>,
     /// Signal to deliver when resumed from a signal-delivery-stop (0: none).
     pub pending_signal: i32,
+    /// An engine set eflags.TF: its trace traps are the engines' business,
+    /// never delivered to the program (even one that arrives after the
+    /// engine cleared TF or detached).
+    pub tf_by_engine: bool,
     /// Stepping over the breakpoint at this address (its byte is restored
     /// for one instruction); the `int3` goes back at the next trap.
     pub step_over: Option<u64>,
@@ -106,6 +110,7 @@ impl TaskState {
             stop: None,
             pending_signal: 0,
             step_over: None,
+            tf_by_engine: false,
             holds: BTreeSet::new(),
             step_for: Vec::new(),
             stepping: Vec::new(),
@@ -439,6 +444,9 @@ impl Task<'_> {
                 name: desc.name,
                 size: desc.size,
             });
+        }
+        if desc.name == "eflags" && value & arch::EFLAGS_TF != 0 {
+            self.state.tf_by_engine = true;
         }
         self.state
             .set_reg_bytes(desc, &value.to_le_bytes()[..desc.size])

@@ -253,15 +253,20 @@ impl pb::tracer_server::Tracer for TracerService {
         req: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksReply>, Status> {
         let p = peer(&req)?;
-        let only = req.into_inner().pid;
-        let tasks = self.tracer.tasks().await.map_err(status)?;
-        let tasks = tasks
-            .iter()
-            .filter(|t| only == 0 || t.pid as u32 == only)
-            .filter(|t| p.may_see(t.pid))
-            .map(convert::task_info)
-            .collect();
-        Ok(Response::new(pb::ListTasksReply { tasks }))
+        let span = span("ListTasks", &p);
+        async move {
+            let only = req.into_inner().pid;
+            let tasks = self.tracer.tasks().await.map_err(status)?;
+            let tasks = tasks
+                .iter()
+                .filter(|t| only == 0 || t.pid as u32 == only)
+                .filter(|t| p.may_see(t.pid))
+                .map(convert::task_info)
+                .collect();
+            Ok(Response::new(pb::ListTasksReply { tasks }))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn get_server_info(
@@ -269,13 +274,18 @@ impl pb::tracer_server::Tracer for TracerService {
         req: Request<pb::GetServerInfoRequest>,
     ) -> Result<Response<pb::ServerInfo>, Status> {
         let p = peer(&req)?;
-        let tasks = self.tracer.tasks().await.map_err(status)?;
-        Ok(Response::new(crate::info::server_info(
-            &p,
-            &self.listen,
-            self.registry.len() as u32,
-            tasks.len() as u32,
-        )))
+        let span = span("GetServerInfo", &p);
+        async move {
+            let tasks = self.tracer.tasks().await.map_err(status)?;
+            Ok(Response::new(crate::info::server_info(
+                &p,
+                &self.listen,
+                self.registry.len() as u32,
+                tasks.len() as u32,
+            )))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn batch(
@@ -283,37 +293,42 @@ impl pb::tracer_server::Tracer for TracerService {
         req: Request<pb::BatchRequest>,
     ) -> Result<Response<pb::BatchReply>, Status> {
         let p = peer(&req)?;
-        let r = req.into_inner();
-        let pid = self.registry.owned_pid(r.engine_id, &p)?;
-        let tid = if r.tid == 0 { pid } else { r.tid };
-        let observe_only = self.observe_only.contains(&p.uid);
-        let hub = self.registry.hub(r.engine_id, &p)?;
-        // `new_wanted`: the kinds the last set_events op asks to be told.
-        let (planned, new_wanted) = convert::batch_ops(r.ops, observe_only, &self.limits)?;
-        let (ops, slots) = convert::split_plan(planned, r.stop_on_error);
-        let run = self.tracer.batch(
-            utrace_engines::EngineId(r.engine_id),
-            tid as i32,
-            r.interrupt,
-            ops,
-            r.stop_on_error,
-        );
-        let results = match tokio::time::timeout(self.limits.batch_timeout, run).await {
-            Ok(Ok(results)) => results,
-            Ok(Err(e)) => return Err(status(e)),
-            Err(_) => {
-                return Err(Status::deadline_exceeded(format!(
-                    "thread {tid} did not stop within the batch time limit ({:?}); it may be in an uninterruptible sleep. The batch was not run.",
-                    self.limits.batch_timeout
-                )))
+        let span = span("Batch", &p);
+        async move {
+            let r = req.into_inner();
+            let pid = self.registry.owned_pid(r.engine_id, &p)?;
+            let tid = if r.tid == 0 { pid } else { r.tid };
+            let observe_only = self.observe_only.contains(&p.uid);
+            let hub = self.registry.hub(r.engine_id, &p)?;
+            // `new_wanted`: the kinds the last set_events op asks to be told.
+            let (planned, new_wanted) = convert::batch_ops(r.ops, observe_only, &self.limits)?;
+            let (ops, slots) = convert::split_plan(planned, r.stop_on_error);
+            let run = self.tracer.batch(
+                utrace_engines::EngineId(r.engine_id),
+                tid as i32,
+                r.interrupt,
+                ops,
+                r.stop_on_error,
+            );
+            let results = match tokio::time::timeout(self.limits.batch_timeout, run).await {
+                Ok(Ok(results)) => results,
+                Ok(Err(e)) => return Err(status(e)),
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "thread {tid} did not stop within the batch time limit ({:?}); it may be in an uninterruptible sleep. The batch was not run.",
+                        self.limits.batch_timeout
+                    )))
+                }
+            };
+            if let Some(w) = new_wanted {
+                hub.set_wanted(w);
             }
-        };
-        if let Some(w) = new_wanted {
-            hub.set_wanted(w);
+            Ok(Response::new(pb::BatchReply {
+                results: convert::merge_results(slots, results, r.stop_on_error, hub.wanted()),
+            }))
         }
-        Ok(Response::new(pb::BatchReply {
-            results: convert::merge_results(slots, results, r.stop_on_error, hub.wanted()),
-        }))
+        .instrument(span)
+        .await
     }
 
     type EventsStream = BoxStream<pb::Event>;
@@ -323,15 +338,21 @@ impl pb::tracer_server::Tracer for TracerService {
         req: Request<pb::EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
         let p = peer(&req)?;
-        let id = req.into_inner().engine_id;
-        let sub = self.registry.subscribe(id, &p)?;
-        Ok(Response::new(Box::pin(EventStream {
-            rx: sub.rx,
-            dropped: sub.dropped,
-            engine_id: id,
-            first: None,
-            detach_on_drop: None,
-        })))
+        let span = span("Events", &p);
+        async move {
+            let id = req.into_inner().engine_id;
+            let sub = self.registry.subscribe(id, &p)?;
+            let stream: Self::EventsStream = Box::pin(EventStream {
+                rx: sub.rx,
+                dropped: sub.dropped,
+                engine_id: id,
+                first: None,
+                detach_on_drop: None,
+            });
+            Ok(Response::new(stream))
+        }
+        .instrument(span)
+        .await
     }
 
     type TraceStream = BoxStream<pb::Event>;

@@ -189,10 +189,13 @@ async fn bad_address_fails_alone_and_stop_on_error_skips() {
 async fn trap_flag_makes_next_resume_a_step() {
     let (_srv, mut c) = server().await;
     // A program busy in user space, so the step lands on a plain instruction.
-    let mut child = Command::new("/bin/sh")
-        .args(["-c", "while :; do :; done"])
-        .spawn()
-        .unwrap();
+    let mut guard = common::KillOnDrop(
+        Command::new("/bin/sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let at = c
         .attach(pb::AttachRequest {
             pid: child.id(),
@@ -255,10 +258,7 @@ async fn trap_flag_makes_next_resume_a_step() {
         child.try_wait().unwrap().is_none(),
         "still running after the steps"
     );
-    let _ = child.kill();
-    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
-        .await
-        .unwrap();
+    // `guard` kills it, also when an assertion above fails.
 }
 
 /// Batches from two clients on one task race without mixing results.
