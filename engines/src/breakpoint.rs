@@ -35,8 +35,16 @@ pub(crate) struct Breakpoints {
 const MAX_REMOVED: usize = 1024;
 
 impl Breakpoints {
+    /// No breakpoint is inserted now and none was removed: no SIGTRAP of
+    /// this process can be ours.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty() && self.removed.is_empty()
+    }
+
+    /// Some breakpoint is inserted now (resuming may need a step-over,
+    /// writes may need patching).
+    pub fn active(&self) -> bool {
+        !self.map.is_empty()
     }
 
     /// Remember that the breakpoint at `addr` went away.

@@ -1027,7 +1027,7 @@ impl Core {
             (how, _) => how,
         };
         // Resuming at a breakpoint: restore its byte for one instruction.
-        let how = if how != Resume::Listen && !p.breakpoints.is_empty() {
+        let how = if how != Resume::Listen && p.breakpoints.active() {
             match t.gp_word(gp::RIP) {
                 Ok(rip) if p.breakpoints.contains(rip) => {
                     let orig = p.breakpoints.map[&rip].orig;

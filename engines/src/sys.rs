@@ -6,7 +6,7 @@
 //! Every ptrace wrapper must be called from the tracer thread that seized the
 //! tracee (the kernel answers ESRCH from any other thread).
 
-use std::ffi::{c_long, c_void, CStr};
+use std::ffi::{c_long, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -493,13 +493,6 @@ pub fn pin_to_cpu(tid: Tid, cpu: usize) -> Result<(), Errno> {
     Ok(())
 }
 
-/// The CPU the calling thread runs on now.
-pub fn current_cpu() -> usize {
-    // SAFETY: sched_getcpu has no arguments and no preconditions.
-    let c = unsafe { libc::sched_getcpu() };
-    usize::try_from(c).unwrap_or(0)
-}
-
 /// Fork. The child must only make async-signal-safe calls until exec.
 ///
 /// # Safety
@@ -555,11 +548,4 @@ pub fn errno_name(e: i32) -> String {
         Errno::UnknownErrno => format!("errno {e}"),
         known => format!("{known:?}"),
     }
-}
-
-/// Read a NUL-terminated C string field safely from a fixed buffer.
-pub fn cstr_lossy(buf: &[u8]) -> String {
-    CStr::from_bytes_until_nul(buf)
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| String::from_utf8_lossy(buf).into_owned())
 }

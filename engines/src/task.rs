@@ -619,7 +619,7 @@ impl Task<'_> {
     /// read-only text, for breakpoints), falling back to `PTRACE_POKEDATA`.
     /// Returns the bytes written.
     pub fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<usize> {
-        if self.bps.is_empty() {
+        if !self.bps.active() {
             return self.write_raw(addr, data);
         }
         // Bytes under a breakpoint become its saved original; the int3 stays.

@@ -59,7 +59,7 @@ pub const DEFAULT_STRING_LIMIT: usize = 32;
 /// Paths are shown whole up to `PATH_MAX`, as strace does.
 const PATH_LIMIT: usize = libc::PATH_MAX as usize;
 /// The column results are aligned to (strace's `-a` default).
-const RESULT_COLUMN: usize = 40;
+pub const RESULT_COLUMN: usize = 40;
 /// Environment pointers counted at most for `execve`'s `/* N vars */`.
 const MAX_ENV_COUNT: usize = 1 << 16;
 /// Directory-entry bytes read at most to count `getdents` entries.
@@ -451,7 +451,7 @@ impl Decoder {
 }
 
 /// Pad `line` (which ends with `)`) to the result column and append `= RET`.
-fn finish(line: &mut String, ret: &str) {
+pub fn finish(line: &mut String, ret: &str) {
     line.push(' ');
     let width = line.chars().count();
     if width < RESULT_COLUMN {
@@ -2297,7 +2297,9 @@ fn fcntl_arg(cmd: i32, v: u64) -> Option<String> {
 
 /// A signal's name as strace prints it: `SIGUSR1`, `SIGRTMIN`, `SIGRT_1`
 /// (real-time signals counted from the kernel's 32, not glibc's).
-fn signame(n: i32) -> String {
+/// A signal's name as strace prints it: `SIGUSR1`, `SIGRTMIN`, `SIGRT_1`
+/// (real-time signals counted from the kernel's 32), else the number.
+pub fn signame(n: i32) -> String {
     match n {
         1..=31 => sys::signal_name(n),
         32 => "SIGRTMIN".into(),
@@ -2334,7 +2336,7 @@ fn si_code_name(signo: i32, code: i32) -> String {
 }
 
 /// `--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=42} ---`.
-fn signal_line(r: &SignalReport) -> String {
+pub fn signal_line(r: &SignalReport) -> String {
     let sig = signame(r.signo);
     let mut s = format!(
         "--- {sig} {{si_signo={sig}, si_code={}",
@@ -2355,7 +2357,7 @@ fn signal_line(r: &SignalReport) -> String {
 }
 
 /// `+++ exited with 0 +++`, `+++ killed by SIGKILL +++`.
-fn death_line(status: &ExitStatus) -> String {
+pub fn death_line(status: &ExitStatus) -> String {
     match *status {
         ExitStatus::Exited(code) => format!("+++ exited with {code} +++"),
         ExitStatus::Signaled { signo, core_dumped } => format!(

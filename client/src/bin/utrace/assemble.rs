@@ -18,9 +18,6 @@ use utrace_client::pb::event::Kind;
 
 use crate::signals::{death_line, signal_line};
 
-/// The column results are aligned to (strace's `-a` default).
-const RESULT_COLUMN: usize = 40;
-
 /// When lines get a pid prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PidPrefix {
@@ -261,16 +258,8 @@ pub fn call_name(name: &str, nr: u64) -> String {
     }
 }
 
-/// Pad `line` (which ends with `)`) to the result column and append `= RET`.
-fn finish(line: &mut String, ret: &str) {
-    line.push(' ');
-    let width = line.chars().count();
-    if width < RESULT_COLUMN {
-        line.extend(std::iter::repeat_n(' ', RESULT_COLUMN - width));
-    }
-    line.push_str("= ");
-    line.push_str(ret);
-}
+// Pads a line to strace's result column and appends `= RET`.
+use utrace_engines::builtin::recorder::finish;
 
 #[cfg(test)]
 mod tests {
