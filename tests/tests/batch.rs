@@ -254,10 +254,7 @@ async fn trap_flag_makes_next_resume_a_step() {
         .await
         .unwrap();
     c.detach(at.engine_id).await.unwrap();
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "still running after the steps"
-    );
+    assert!(common::alive(child.id()), "still running after the steps");
     // `guard` kills it, also when an assertion above fails.
 }
 
@@ -513,7 +510,7 @@ async fn shared_breakpoint_refcounted_and_restored() {
     let (srv, mut a) = server().await;
     let mut b = Client::connect(&srv.uri()).await.unwrap();
     let mut c = Client::connect(&srv.uri()).await.unwrap();
-    let mut guard = common::KillOnDrop(
+    let guard = common::KillOnDrop(
         Command::new("/bin/sh")
             .args(["-c", "while :; do :; done"])
             .spawn()
@@ -650,7 +647,7 @@ async fn shared_breakpoint_refcounted_and_restored() {
     assert_eq!(raw_byte(pid, rip), orig, "original byte restored");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(
-        guard.0.try_wait().unwrap().is_none(),
+        common::alive(pid),
         "the program was not killed by a stray int3"
     );
     // C inserted nothing and saw no breakpoint.

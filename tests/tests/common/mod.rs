@@ -349,6 +349,14 @@ pub fn always(d: SignalDisposition) -> SignalHook {
     })
 }
 
+/// Whether `pid` is alive (not a zombie), read from /proc. Tests use this
+/// instead of `waitpid` while the process may still be traced: a tracer in
+/// this same process makes the test thread's `waitpid` able to take the
+/// tracee's ptrace stops away from the tracer thread.
+pub fn alive(pid: u32) -> bool {
+    proc_status(pid as i32, "State").is_some_and(|s| !s.starts_with('Z') && !s.starts_with('X'))
+}
+
 /// A child process killed when dropped, so a failing test never leaves a
 /// tracee running (a busy loop would skew every later benchmark).
 pub struct KillOnDrop(pub std::process::Child);
