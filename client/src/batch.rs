@@ -192,6 +192,7 @@ impl BatchBuilder<'_> {
     /// syscall set (names or numbers; empty: all). Result: done.
     pub fn set_events<S: AsRef<str>>(self, events: &[EventKind], syscalls: &[S]) -> Self {
         self.op(pb::op::Op::SetEvents(pb::SetEvents {
+            engine_id: 0,
             events: events.iter().map(|k| *k as i32).collect(),
             syscalls: syscalls.iter().map(|s| s.as_ref().to_string()).collect(),
         }))

@@ -33,9 +33,11 @@ pub use tonic::{Code, Status};
 pub use utrace_proto::v1 as pb;
 
 pub mod batch;
+pub mod session;
 pub use batch::{
     Action, BatchBuilder, BatchResults, FailureKind, MemoryRead, OpFailure, OpOutcome, EFLAGS_TF,
 };
+pub use session::{Decision, Session, SessionError, SessionEvent};
 
 /// Why a connection could not be made; each names the address and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,12 @@ impl Client {
             .events(pb::EventsRequest { engine_id })
             .await?
             .into_inner())
+    }
+
+    /// Open a Session stream: synchronous engines whose reports wait for
+    /// this client's decisions (see [`Session`]).
+    pub async fn session(&mut self) -> Result<Session, Status> {
+        Session::open(&mut self.inner).await
     }
 
     /// Spawn or attach and stream, in one call; cancel (drop) to detach.

@@ -324,6 +324,8 @@ impl Core {
         // Any stop absorbs a pending PTRACE_INTERRUPT (the kernel clears its
         // trap at every ptrace stop): a later interrupt must be sent anew.
         t.interrupt_sent = false;
+        t.stop_seq += 1;
+        t.signal_suppressed = false;
         t.run = RunState::Stopped;
         t.regs = Default::default();
         let sig = libc::WSTOPSIG(status);
@@ -384,8 +386,10 @@ impl Core {
                 return;
             };
             if let Some(sig) = a.signal {
-                if t.stop == Some(StopKind::Signal) {
+                // A suppression stands against any later replacement.
+                if t.stop == Some(StopKind::Signal) && !t.signal_suppressed {
                     t.pending_signal = sig;
+                    t.signal_suppressed = sig == 0;
                 }
             }
             match a.action {
@@ -902,6 +906,7 @@ impl Core {
             };
         }
         if let Some(t) = self.tasks.get_mut(&tid) {
+            t.signal_suppressed = fate == SignalDisposition::Suppress;
             t.pending_signal = match fate {
                 SignalDisposition::Deliver => sig,
                 SignalDisposition::Suppress => 0,

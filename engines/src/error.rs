@@ -63,6 +63,8 @@ pub enum Error {
     NoSuchTask(Tid),
     #[error("thread {0} is running; hold it (Action::Stop) or ask for an interrupt first")]
     NotStopped(Tid),
+    #[error("thread {tid} has left the stop this was meant for (it was decided already, its deadline passed, or it was killed)")]
+    StopGone { tid: Tid },
     #[error("thread {0} exited")]
     TaskExited(Tid),
     #[error("unknown register {0:?}")]

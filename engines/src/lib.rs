@@ -56,4 +56,4 @@ pub use crate::event::{
 pub use crate::seccomp::filter_for as seccomp_filter_for;
 pub use crate::spawn::{Credentials, SpawnOptions, Spawned};
 pub use crate::task::{MemRead, RunState, SyscallMode, Task};
-pub use crate::tracer::{Request, Tracer, TracerOptions};
+pub use crate::tracer::{Answer, Decided, Request, Tracer, TracerOptions, Verdict};

@@ -69,6 +69,12 @@ pub(crate) struct TaskState {
     pub stop: Option<StopKind>,
     /// Signal to deliver when resumed from a signal-delivery-stop (0: none).
     pub pending_signal: i32,
+    /// An engine suppressed this stop's signal: it stays suppressed whatever
+    /// other engines decide later (a replacement does not revive it).
+    pub signal_suppressed: bool,
+    /// Counts this task's stops; identifies the stop a report was made at,
+    /// so a late decision cannot act on a later stop.
+    pub stop_seq: u64,
     /// An engine set eflags.TF: its trace traps are the engines' business,
     /// never delivered to the program (even one that arrives after the
     /// engine cleared TF or detached).
@@ -109,6 +115,8 @@ impl TaskState {
             run: RunState::Running,
             stop: None,
             pending_signal: 0,
+            signal_suppressed: false,
+            stop_seq: 0,
             step_over: None,
             tf_by_engine: false,
             holds: BTreeSet::new(),
@@ -333,6 +341,13 @@ impl Task<'_> {
     /// The engine this view was handed to.
     pub fn engine_id(&self) -> EngineId {
         self.engine.id
+    }
+
+    /// Identifies the stop the task is at: it changes at every stop. A
+    /// decision taken later for the report made here can be checked against
+    /// it (see [`crate::Tracer::decide`]).
+    pub fn stop_id(&self) -> u64 {
+        self.state.stop_seq
     }
 
     /// How this task's syscalls reach the tracer.

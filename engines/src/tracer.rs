@@ -79,6 +79,33 @@ impl<R: Send + 'static> Request<R> {
     }
 }
 
+impl<R: Send + 'static> Request<R> {
+    /// Queue the request now (waiting only for room in the command queue)
+    /// and return its answer to await later. Requests submitted one after
+    /// another run in that order, so a caller can pipeline them.
+    pub async fn submit(self) -> Result<Answer<R>> {
+        self.tracer
+            .tx
+            .send(self.cmd)
+            .await
+            .map_err(|_| Error::TracerGone)?;
+        self.tracer.waker.wake();
+        Ok(Answer(self.rx))
+    }
+}
+
+/// The answer of a [`Request::submit`]ted request; `.await` it.
+pub struct Answer<R>(oneshot::Receiver<Result<R>>);
+
+impl<R: Send + 'static> IntoFuture for Answer<R> {
+    type Output = Result<R>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<R>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.0.await.map_err(|_| Error::TracerGone)? })
+    }
+}
+
 impl<R: Send + 'static> IntoFuture for Request<R> {
     type Output = Result<R>;
     type IntoFuture = Pin<Box<dyn Future<Output = Result<R>> + Send>>;
@@ -273,6 +300,41 @@ impl Tracer {
         })
     }
 
+    /// Decide a report `engine` holds `tid` at: at the stop identified by
+    /// `stop_id` ([`Task::stop_id`] at the report), run `ops`, then
+    /// `verdict`'s syscall change, then its action. Fails with
+    /// [`Error::StopGone`] when the task has left that stop (killed, or
+    /// released by someone else), so a late decision never acts on a later
+    /// stop.
+    pub fn decide(
+        &self,
+        engine: EngineId,
+        tid: Tid,
+        stop_id: u64,
+        ops: Vec<Op>,
+        stop_on_error: bool,
+        verdict: Verdict,
+    ) -> Request<Decided> {
+        self.request(move |core, reply: Reply<Decided>| {
+            core.with_stopped(
+                engine,
+                tid,
+                false,
+                Box::new(move |task| {
+                    let r = match task {
+                        Err(Error::NotStopped(tid)) => Err(Error::StopGone { tid }),
+                        Err(e) => Err(e),
+                        Ok(task) if task.stop_id() != stop_id => {
+                            Err(Error::StopGone { tid: task.tid() })
+                        }
+                        Ok(task) => Ok(decide_at(task, ops, stop_on_error, verdict)),
+                    };
+                    reply.send(r);
+                }),
+            );
+        })
+    }
+
     /// Replace `engine`'s event mask and syscall set from outside.
     pub fn set_events(
         &self,
@@ -370,5 +432,51 @@ fn reap(core: &mut Core) {
                 break;
             }
         }
+    }
+}
+
+/// The end of a decision (see [`Tracer::decide`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What this engine wants done with the task.
+    pub action: Action,
+    /// At a signal stop: the signal to deliver instead (0 suppresses it; a
+    /// suppression by any engine stands).
+    pub signal: Option<i32>,
+    /// At a syscall entry: skip the call, the task sees this value; at an
+    /// exit: the value the task sees instead of the real one.
+    pub syscall_return: Option<i64>,
+}
+
+/// What a decision did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    /// One result per op.
+    pub results: Vec<OpResult>,
+    /// The syscall change failed (the action was applied regardless).
+    pub syscall_error: Option<crate::batch::OpError>,
+}
+
+fn decide_at(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool, verdict: Verdict) -> Decided {
+    let (results, after) = batch::run(task, ops, stop_on_error);
+    task.push_after(after);
+    let syscall_error = verdict.syscall_return.and_then(|value| {
+        let r = match task.current_syscall() {
+            Some((_, None)) => task.skip_syscall(value),
+            Some((_, Some(_))) => task.set_syscall_return(value),
+            None => Err(Error::WrongStop {
+                what: "syscall_return",
+                stop: "entry or exit",
+            }),
+        };
+        r.err().map(crate::batch::OpError::from)
+    });
+    task.push_after(batch::AfterBatch {
+        action: Some(verdict.action),
+        signal: verdict.signal,
+    });
+    Decided {
+        results,
+        syscall_error,
     }
 }

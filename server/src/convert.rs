@@ -9,7 +9,7 @@ use utrace_engines::{
 };
 use utrace_proto::v1 as pb;
 
-use crate::remote::Spec;
+use crate::remote::{Expedite, MemRef, Spec, SyncSpec};
 
 /// An engine spec, validated.
 pub struct EngineConfig {
@@ -47,9 +47,9 @@ fn kind_mask(k: pb::EventKind) -> EventMask {
 pub fn engine_config(
     spec: Option<&pb::EngineSpec>,
     field: &str,
-    default_queue: usize,
-    max_queue: usize,
+    ctx: &SpecContext,
 ) -> Result<EngineConfig, Status> {
+    let (default_queue, max_queue) = (ctx.queue_len, ctx.max_queue_len);
     let empty = pb::EngineSpec::default();
     let spec = spec.unwrap_or(&empty);
     let mut wanted = EventMask::empty();
@@ -77,11 +77,8 @@ pub fn engine_config(
         }
         set
     };
-    if spec.sync {
-        return Err(Status::invalid_argument(format!(
-            "{field}.sync: synchronous engines run over the Session call, which this server does not implement yet; leave sync false"
-        )));
-    }
+    let expedite = expedite_config(spec.expedite.as_ref(), field)?;
+    let sync = sync_config(spec, field, ctx)?;
     let queue_len = match spec.queue_len as usize {
         0 => default_queue,
         n if n > max_queue => {
@@ -110,9 +107,203 @@ pub fn engine_config(
             wanted,
             decode: spec.decode,
             follow_children: spec.follow_children,
+            expedite,
+            sync,
         },
         queue_len,
     })
+}
+
+/// Where an engine spec is being validated, and the server's bounds.
+pub struct SpecContext {
+    pub queue_len: usize,
+    pub max_queue_len: usize,
+    /// Inside a Session (sync engines allowed).
+    pub session: bool,
+    /// A held report's deadline when the spec sets none.
+    pub decision_deadline: std::time::Duration,
+}
+
+impl SpecContext {
+    pub fn new(limits: &crate::Limits, session: bool) -> Self {
+        SpecContext {
+            queue_len: limits.queue_len,
+            max_queue_len: limits.max_queue_len,
+            session,
+            decision_deadline: limits.decision_deadline,
+        }
+    }
+}
+
+/// Registers an expedite may name, memory references, and bytes per reference.
+const MAX_EXPEDITE_REGISTERS: usize = 64;
+const MAX_EXPEDITE_MEMORY: usize = 16;
+const MAX_EXPEDITE_LEN: u32 = 65_536;
+/// The longest deadline a client may ask for (a day).
+const MAX_DEADLINE_MS: u32 = 86_400_000;
+
+fn register_8(name: &str, at: &str) -> Result<String, Status> {
+    match utrace_engines::arch::register(name) {
+        None => Err(Status::invalid_argument(format!(
+            "{at}: unknown register {name:?}; use names such as rip, rsp, rdi, rsi, rdx, r10, eflags, orig_rax"
+        ))),
+        Some(d) if d.size > 8 => Err(Status::invalid_argument(format!(
+            "{at}: register {name} is {} bytes wide; expedite takes registers of at most 8 bytes",
+            d.size
+        ))),
+        Some(d) => Ok(d.name.to_string()),
+    }
+}
+
+fn expedite_config(x: Option<&pb::Expedite>, field: &str) -> Result<Option<Expedite>, Status> {
+    let Some(x) = x else { return Ok(None) };
+    if x.registers.is_empty() && x.memory.is_empty() {
+        return Ok(None);
+    }
+    if x.registers.len() > MAX_EXPEDITE_REGISTERS || x.memory.len() > MAX_EXPEDITE_MEMORY {
+        return Err(Status::invalid_argument(format!(
+            "{field}.expedite: at most {MAX_EXPEDITE_REGISTERS} registers and {MAX_EXPEDITE_MEMORY} memory references (got {} and {})",
+            x.registers.len(),
+            x.memory.len()
+        )));
+    }
+    let mut registers = Vec::with_capacity(x.registers.len());
+    for (i, r) in x.registers.iter().enumerate() {
+        // Keep the client's spelling: it is the key in Expedited.registers.
+        register_8(r.trim(), &format!("{field}.expedite.registers[{i}]"))?;
+        registers.push(r.trim().to_string());
+    }
+    let mut memory = Vec::with_capacity(x.memory.len());
+    for (i, m) in x.memory.iter().enumerate() {
+        let at = format!("{field}.expedite.memory[{i}]");
+        let register = register_8(m.register.trim(), &format!("{at}.register"))?;
+        if m.len == 0 || m.len > MAX_EXPEDITE_LEN {
+            return Err(Status::invalid_argument(format!(
+                "{at}.len: {} is out of range; give 1 to {MAX_EXPEDITE_LEN} bytes",
+                m.len
+            )));
+        }
+        memory.push(MemRef {
+            register,
+            len: m.len as usize,
+            string: m.string,
+        });
+    }
+    Ok(Some(Expedite { registers, memory }))
+}
+
+fn sync_config(
+    spec: &pb::EngineSpec,
+    field: &str,
+    ctx: &SpecContext,
+) -> Result<Option<SyncSpec>, Status> {
+    if !spec.sync {
+        let stray = if spec.deadline_ms.is_some() {
+            Some("deadline_ms")
+        } else if spec.default_action != 0 {
+            Some("default_action")
+        } else if !spec.hold.is_empty() {
+            Some("hold")
+        } else if !spec.hold_syscalls.is_empty() {
+            Some("hold_syscalls")
+        } else {
+            None
+        };
+        if let Some(f) = stray {
+            return Err(Status::invalid_argument(format!(
+                "{field}.{f}: only for a sync engine; set sync: true (in a Session) or leave it unset"
+            )));
+        }
+        return Ok(None);
+    }
+    if !ctx.session {
+        return Err(Status::invalid_argument(format!(
+            "{field}.sync: a synchronous engine needs a stream to receive decisions on; spawn or attach it through the Session call, or leave sync false"
+        )));
+    }
+    let deadline = match spec.deadline_ms {
+        None => ctx.decision_deadline,
+        Some(0) => {
+            return Err(Status::invalid_argument(format!(
+                "{field}.deadline_ms: 0 would resume every report before the client could decide; give a deadline in milliseconds (1 to {MAX_DEADLINE_MS}) or leave it unset for the server's default ({} ms)",
+                ctx.decision_deadline.as_millis()
+            )))
+        }
+        Some(ms) if ms > MAX_DEADLINE_MS => {
+            return Err(Status::invalid_argument(format!(
+                "{field}.deadline_ms: {ms} is over the limit of {MAX_DEADLINE_MS} (a day); to hold a task indefinitely, decide ACTION_HOLD"
+            )))
+        }
+        Some(ms) => std::time::Duration::from_millis(u64::from(ms)),
+    };
+    let default_action = match pb::Action::try_from(spec.default_action) {
+        Ok(pb::Action::Unspecified | pb::Action::Resume) => Action::Resume,
+        Ok(pb::Action::Detach) => Action::Detach,
+        Ok(a) => {
+            return Err(Status::invalid_argument(format!(
+                "{field}.default_action: {} cannot be a default (it would never end); use ACTION_RESUME or ACTION_DETACH",
+                a.as_str_name()
+            )))
+        }
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "{field}.default_action: {} is not an action; use ACTION_RESUME or ACTION_DETACH",
+                spec.default_action
+            )))
+        }
+    };
+    let mut hold = EventMask::empty();
+    for (i, raw) in spec.hold.iter().enumerate() {
+        match pb::EventKind::try_from(*raw) {
+            Ok(pb::EventKind::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "{field}.hold[{i}]: {raw} is not an event kind"
+                )))
+            }
+            Ok(pb::EventKind::Death) => {
+                return Err(Status::invalid_argument(format!(
+                    "{field}.hold[{i}]: a death report cannot hold (the thread is gone)"
+                )))
+            }
+            Ok(k) => hold |= kind_mask(k),
+        }
+    }
+    if spec.hold.is_empty() {
+        hold = EventMask::all() - EventMask::DEATH;
+    }
+    let hold_syscalls = if spec.hold_syscalls.is_empty() {
+        SyscallSet::all()
+    } else {
+        let mut set = SyscallSet::empty();
+        for (i, name) in spec.hold_syscalls.iter().enumerate() {
+            let nr = utrace_engines::syscall_number(name.trim()).map_err(|e| {
+                Status::invalid_argument(format!("{field}.hold_syscalls[{i}]: {e}"))
+            })?;
+            set.insert(nr);
+        }
+        set
+    };
+    Ok(Some(SyncSpec {
+        deadline,
+        default_action,
+        hold,
+        hold_syscalls,
+    }))
+}
+
+/// A SetEvents message (`field` is its path) as (the engine's mask, its
+/// syscall set, the kinds the client wants told).
+pub fn set_events(
+    s: &pb::SetEvents,
+    field: &str,
+) -> Result<(EventMask, SyscallSet, EventMask), Status> {
+    let spec = pb::EngineSpec {
+        events: s.events.clone(),
+        syscalls: s.syscalls.clone(),
+        ..Default::default()
+    };
+    let cfg = engine_config(Some(&spec), field, &SET_EVENTS_CTX)?;
+    Ok((cfg.options.events, cfg.options.syscalls, cfg.spec.wanted))
 }
 
 /// An engine-layer error as a gRPC status with the cause in words.
@@ -145,9 +336,10 @@ pub fn status(e: Error) -> Status {
         | Error::TaskExited(_)
         | Error::NoBreakpoint { .. } => Status::not_found(msg),
         Error::BreakpointAddress { .. } => Status::invalid_argument(msg),
-        Error::NotAttached { .. } | Error::NotStopped(_) | Error::WrongStop { .. } => {
-            Status::failed_precondition(msg)
-        }
+        Error::NotAttached { .. }
+        | Error::NotStopped(_)
+        | Error::StopGone { .. }
+        | Error::WrongStop { .. } => Status::failed_precondition(msg),
         Error::UnknownRegister(_) | Error::WideRegister { .. } | Error::RegisterSize { .. } => {
             Status::invalid_argument(msg)
         }
@@ -188,6 +380,7 @@ pub fn task_info(t: &TaskInfo) -> pb::TaskInfo {
         .into(),
         engines: t.engines.iter().map(|e| e.0).collect(),
         holds: t.holds.iter().map(|e| e.0).collect(),
+        holders: Vec::new(),
         comm: std::fs::read_to_string(format!("/proc/{}/comm", t.tid))
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
@@ -198,6 +391,14 @@ pub fn task_info(t: &TaskInfo) -> pb::TaskInfo {
 
 use utrace_engines::batch::{Op, OpErrorKind, OpResult};
 use utrace_engines::Action;
+
+/// Validation context of a set_events op (only its kinds and syscalls count).
+const SET_EVENTS_CTX: SpecContext = SpecContext {
+    queue_len: 1,
+    max_queue_len: 1,
+    session: false,
+    decision_deadline: std::time::Duration::from_secs(1),
+};
 
 /// Each op of a request: runnable, or already answered.
 pub enum Planned {
@@ -292,7 +493,7 @@ pub fn batch_ops(
                     syscalls: s.syscalls,
                     ..Default::default()
                 };
-                match engine_config(Some(&spec), &format!("ops[{i}].set_events"), 1, 1) {
+                match engine_config(Some(&spec), &format!("ops[{i}].set_events"), &SET_EVENTS_CTX) {
                     Ok(cfg) => {
                         new_wanted = Some(cfg.spec.wanted);
                         Ok(Op::SetEvents {

@@ -19,6 +19,7 @@ mod peer;
 mod registry;
 mod remote;
 mod service;
+mod session;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ pub struct Limits {
     pub max_batch_bytes: usize,
     /// How long a batch may wait for its task to stop and run.
     pub batch_timeout: std::time::Duration,
+    /// How long a sync engine's held report waits for its decision when
+    /// the engine does not say (`EngineSpec.deadline_ms`).
+    pub decision_deadline: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             max_op_bytes: 64 << 20,
             max_batch_bytes: 256 << 20,
             batch_timeout: std::time::Duration::from_secs(10),
+            decision_deadline: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -135,12 +140,13 @@ impl Server {
             tracer.clone(),
             tokio::runtime::Handle::current(),
         ));
-        let svc = Arc::new(service::TracerService {
+        let svc = Arc::new_cyclic(|this| service::TracerService {
             tracer: tracer.clone(),
             registry: Arc::clone(&registry),
             limits: config.limits,
             observe_only: config.observe_only.clone(),
             listen: config.listen.iter().map(|l| l.to_string()).collect(),
+            this: this.clone(),
         });
         Ok(Server {
             tracer,

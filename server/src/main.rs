@@ -38,6 +38,11 @@ struct Args {
     /// Seconds a batch may wait for its task to stop.
     #[arg(long, default_value_t = Limits::default().batch_timeout.as_secs())]
     batch_timeout_secs: u64,
+    /// Milliseconds a sync engine's held report waits for the client's
+    /// decision (when the engine's deadline_ms is unset); then its default
+    /// action (resume) applies.
+    #[arg(long, default_value_t = Limits::default().decision_deadline.as_millis() as u64)]
+    decision_deadline_ms: u64,
     /// A uid that may only observe (repeatable): its batches may read memory
     /// and registers but not write, change registers, or control tasks.
     #[arg(long = "observe-only", value_name = "UID")]
@@ -83,6 +88,7 @@ fn main() -> std::process::ExitCode {
             max_op_bytes: args.max_op_bytes,
             max_batch_bytes: args.max_batch_bytes,
             batch_timeout: std::time::Duration::from_secs(args.batch_timeout_secs.max(1)),
+            decision_deadline: std::time::Duration::from_millis(args.decision_deadline_ms.max(1)),
         },
         observe_only: args.observe_only,
     };

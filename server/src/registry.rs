@@ -11,10 +11,17 @@ use tracing::debug;
 use utrace_engines::{EngineId, Tracer};
 
 use crate::peer::Peer;
-use crate::remote::{Hub, Subscription};
+use crate::remote::{Hub, Subscription, SyncState};
 
 struct Entry {
     conn: u64,
+    /// The client's pid and uid (for ListTasks' holders).
+    client_pid: u32,
+    client_uid: u32,
+    /// The Session that created it (it detaches when that session ends).
+    session: Option<u64>,
+    /// Its ledger of held reports, for a sync engine.
+    sync: Option<Arc<SyncState>>,
     /// The process it was created on (its main thread is tid 0 in Batch).
     pid: u32,
     hub: Arc<Hub>,
@@ -49,17 +56,66 @@ impl Registry {
         peer: &Peer,
         pid: u32,
         hub: Arc<Hub>,
-        pending: Option<Subscription>,
+        sync: Option<Arc<SyncState>>,
+        session: Option<u64>,
     ) {
         self.lock().insert(
             id.0,
             Entry {
                 conn: peer.conn,
+                client_pid: peer.pid.max(0) as u32,
+                client_uid: peer.uid,
+                session,
+                sync,
                 pid,
                 hub,
-                pending,
+                pending: None,
             },
         );
+    }
+
+    /// Who is behind engine `id`: (client pid, client uid, its ledger).
+    pub fn holder(&self, id: u64) -> Option<(u32, u32, Option<Arc<SyncState>>)> {
+        self.lock()
+            .get(&id)
+            .map(|e| (e.client_pid, e.client_uid, e.sync.clone()))
+    }
+
+    /// Engine `id`'s ledger, if it is a sync engine of `session`.
+    pub fn session_engine(
+        &self,
+        id: u64,
+        peer: &Peer,
+        session: u64,
+    ) -> Result<(u32, Arc<SyncState>), Status> {
+        self.check_owner(id, peer)?;
+        let map = self.lock();
+        let e = map
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("engine_id {id}: no such engine")))?;
+        match (&e.sync, e.session) {
+            (Some(sync), Some(s)) if s == session => Ok((e.pid, Arc::clone(sync))),
+            (None, _) => Err(Status::failed_precondition(format!(
+                "engine_id {id} is not synchronous: its reports do not hold the task, so there is nothing to decide"
+            ))),
+            _ => Err(Status::permission_denied(format!(
+                "engine_id {id} belongs to another session; decide its reports on the stream that created it"
+            ))),
+        }
+    }
+
+    /// A session ended: its engines detach.
+    pub fn session_closed(&self, session: u64) {
+        let ids: Vec<u64> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.session == Some(session))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            debug!(session, engine = id, "session ended: detaching its engine");
+            self.detach_later(id);
+        }
     }
 
     /// Store the first subscriber's queue for the engine's first Events call.

@@ -5,16 +5,23 @@
 //! bounded queue with `try_send`: a full queue drops the report and counts
 //! it, and the next event that gets through carries the count in
 //! `dropped_before`. One slow client never slows another, or the tracee.
+//!
+//! A synchronous remote engine (a Session's, `EngineSpec.sync`) returns
+//! `Action::Stop` at each holding report and records it in its
+//! [`SyncState`] ledger with the task's stop id and a deadline; the session
+//! decides it later with `Tracer::decide`, which checks the task is still at
+//! that stop. A holding report that no queue takes does not hold.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 use utrace_engines::builtin::recorder;
 use utrace_engines::{
     Action, CloneKind, CloneReport, Engine, EventMask, ExecReport, ExitReport, SignalAction,
-    SignalReport, SyscallEntry, SyscallExit, Task,
+    SignalReport, SyscallEntry, SyscallExit, SyscallSet, Task,
 };
 use utrace_proto::v1 as pb;
 
@@ -95,9 +102,11 @@ impl Hub {
         Some(end)
     }
 
-    /// Offer `ev` to every subscriber without ever blocking.
-    pub fn publish(&self, ev: pb::Event) {
+    /// Offer `ev` to every subscriber without ever blocking. Returns whether
+    /// some subscriber's queue took it.
+    pub fn publish(&self, ev: pb::Event) -> bool {
         let mut subs = self.lock();
+        let mut taken = false;
         subs.retain_mut(|s| {
             // Reserve first, so the count travels with the event that gets in.
             match s.tx.try_reserve() {
@@ -105,6 +114,7 @@ impl Hub {
                     let mut e = ev.clone();
                     e.dropped_before = s.dropped.swap(0, Ordering::AcqRel);
                     permit.send(e);
+                    taken = true;
                     true
                 }
                 Err(mpsc::error::TrySendError::Full(())) => {
@@ -114,6 +124,7 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(())) => false,
             }
         });
+        taken
     }
 
     /// No more reports: every stream ends once it has drained its queue.
@@ -121,6 +132,34 @@ impl Hub {
         self.closed.store(true, Ordering::Release);
         self.lock().clear();
     }
+}
+
+/// Registers and memory fetched at each report (validated).
+#[derive(Clone, Debug, Default)]
+pub struct Expedite {
+    pub registers: Vec<String>,
+    pub memory: Vec<MemRef>,
+}
+
+/// Memory at the address a register holds.
+#[derive(Clone, Debug)]
+pub struct MemRef {
+    pub register: String,
+    pub len: usize,
+    pub string: bool,
+}
+
+/// What makes a remote engine synchronous.
+#[derive(Clone, Debug)]
+pub struct SyncSpec {
+    /// How long a held report waits for its decision.
+    pub deadline: Duration,
+    /// What a report gets when its deadline passes.
+    pub default_action: Action,
+    /// Report kinds that hold.
+    pub hold: EventMask,
+    /// Syscalls whose reports hold.
+    pub hold_syscalls: SyscallSet,
 }
 
 /// What a remote engine reports and how.
@@ -131,12 +170,133 @@ pub struct Spec {
     /// Attach strace-style text to syscall reports.
     pub decode: bool,
     pub follow_children: bool,
+    /// Data fetched at each report.
+    pub expedite: Option<Expedite>,
+    /// Reports hold the task until the client decides (Session engines).
+    pub sync: Option<SyncSpec>,
 }
 
-/// An asynchronous remote engine.
+/// A report a sync engine holds its task at, waiting for a decision.
+#[derive(Clone, Copy, Debug)]
+pub struct Held {
+    pub tid: i32,
+    /// The task's stop when reported (`Task::stop_id`).
+    pub stop_id: u64,
+    /// Its kind (one bit).
+    pub kind: EventMask,
+    /// When its default action applies; `None` after a HOLD decision.
+    pub deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Ledger {
+    held: BTreeMap<u64, Held>,
+    /// Seqs whose deadline passed, not yet told to the client.
+    defaulted: Vec<u64>,
+    /// The last seq issued.
+    last_seq: u64,
+}
+
+/// Why a decision cannot take a report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TakeError {
+    /// No report with this seq was made yet.
+    Unknown { last: u64 },
+    /// It was decided, its deadline passed, or it did not hold the task.
+    NotHeld,
+}
+
+/// The held reports of one sync engine, shared by the engine (tracer
+/// thread) and its session (which decides them and runs their deadlines).
+pub struct SyncState {
+    pub spec: SyncSpec,
+    ledger: Mutex<Ledger>,
+    /// Woken when a report is held (a new deadline to watch).
+    pub changed: tokio::sync::Notify,
+}
+
+impl SyncState {
+    pub fn new(spec: SyncSpec) -> Arc<Self> {
+        Arc::new(SyncState {
+            spec,
+            ledger: Mutex::new(Ledger::default()),
+            changed: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take report `seq` out of the ledger to decide it.
+    pub fn take(&self, seq: u64) -> Result<Held, TakeError> {
+        let mut l = self.lock();
+        if seq == 0 || seq > l.last_seq {
+            return Err(TakeError::Unknown { last: l.last_seq });
+        }
+        l.held.remove(&seq).ok_or(TakeError::NotHeld)
+    }
+
+    /// Look at report `seq` without taking it.
+    pub fn peek(&self, seq: u64) -> Result<Held, TakeError> {
+        let l = self.lock();
+        if seq == 0 || seq > l.last_seq {
+            return Err(TakeError::Unknown { last: l.last_seq });
+        }
+        l.held.get(&seq).copied().ok_or(TakeError::NotHeld)
+    }
+
+    /// Put report `seq` back (a HOLD decision: no deadline any more).
+    pub fn put_back(&self, seq: u64, held: Held) {
+        self.lock().held.insert(seq, held);
+    }
+
+    /// The earliest deadline of a held report.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lock().held.values().filter_map(|h| h.deadline).min()
+    }
+
+    /// Take every report whose deadline is at or before `now`, and note
+    /// them for the client.
+    pub fn expire(&self, now: Instant) -> Vec<(u64, Held)> {
+        let mut l = self.lock();
+        let due: Vec<u64> = l
+            .held
+            .iter()
+            .filter(|(_, h)| h.deadline.is_some_and(|d| d <= now))
+            .map(|(s, _)| *s)
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for seq in due {
+            if let Some(h) = l.held.remove(&seq) {
+                l.defaulted.push(seq);
+                out.push((seq, h));
+            }
+        }
+        out
+    }
+
+    /// The report `tid` is held at, if any (for ListTasks).
+    pub fn held_at(&self, tid: i32) -> Option<(u64, Held)> {
+        self.lock()
+            .held
+            .iter()
+            .find(|(_, h)| h.tid == tid)
+            .map(|(s, h)| (*s, *h))
+    }
+
+    /// Seqs defaulted since the last call.
+    pub fn take_defaulted(&self) -> Vec<u64> {
+        std::mem::take(&mut self.lock().defaulted)
+    }
+}
+
+/// A remote engine: asynchronous (reports never hold the task), or
+/// synchronous (held reports wait for the client's decision).
 pub struct RemoteEngine {
     hub: Arc<Hub>,
     spec: Spec,
+    sync: Option<Arc<SyncState>>,
     seq: u64,
     /// Traced processes still alive (the stream ends at zero).
     live: i64,
@@ -144,31 +304,141 @@ pub struct RemoteEngine {
     decoder: recorder::Decoder,
 }
 
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Fetch what `x` asks for from the stopped task.
+fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
+    let mut registers = std::collections::HashMap::with_capacity(x.registers.len());
+    for name in &x.registers {
+        if let Ok(v) = task.register(name) {
+            registers.insert(name.clone(), v);
+        }
+    }
+    let memory = x
+        .memory
+        .iter()
+        .map(|m| {
+            let Ok(addr) = task.register(&m.register) else {
+                return Vec::new();
+            };
+            let r = if m.string {
+                task.read_string(addr, m.len)
+            } else {
+                task.read_memory(addr, m.len)
+            };
+            let mut data = r.data;
+            if m.string {
+                if let Some(nul) = data.iter().position(|b| *b == 0) {
+                    data.truncate(nul);
+                }
+            }
+            data
+        })
+        .collect();
+    pb::Expedited { registers, memory }
+}
+
 impl RemoteEngine {
-    pub fn new(hub: Arc<Hub>, spec: Spec) -> Self {
+    pub fn new(hub: Arc<Hub>, spec: Spec, sync: Option<Arc<SyncState>>) -> Self {
         RemoteEngine {
             hub,
             spec,
+            sync,
             seq: 0,
             live: 1,
             decoder: recorder::Decoder::default(),
         }
     }
 
-    fn publish(&mut self, pid: i32, tid: i32, kind: pb::event::Kind) {
+    /// Report `kind` (of kind bit `bit`, syscall `nr`) at `task`'s stop, if
+    /// the client wants it; hold the task when this is a sync engine's
+    /// holding report and the client's queue took it.
+    fn report(
+        &mut self,
+        task: &mut Task<'_>,
+        bit: EventMask,
+        nr: Option<u64>,
+        kind: pb::event::Kind,
+    ) -> Action {
+        if !self.wants(bit) {
+            return Action::Resume;
+        }
         self.seq += 1;
-        let time_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let seq = self.seq;
+        let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
+        let hold = self.spec.sync.as_ref().is_some_and(|s| {
+            s.hold.intersects(bit) && nr.is_none_or(|nr| s.hold_syscalls.contains(nr))
+        });
+        let mut defaulted = Vec::new();
+        if let Some(sync) = &self.sync {
+            let mut l = sync.lock();
+            l.last_seq = seq;
+            defaulted = std::mem::take(&mut l.defaulted);
+            if hold {
+                l.held.insert(
+                    seq,
+                    Held {
+                        tid: task.tid(),
+                        stop_id: task.stop_id(),
+                        kind: bit,
+                        deadline: Some(Instant::now() + sync.spec.deadline),
+                    },
+                );
+            }
+        }
+        let delivered = self.hub.publish(pb::Event {
+            seq,
+            engine_id: 0,
+            pid: task.pid() as u32,
+            tid: task.tid() as u32,
+            time_ns: now_ns(),
+            kind: Some(kind),
+            expedited,
+            dropped_before: 0,
+            held: hold,
+            defaulted,
+        });
+        match &self.sync {
+            Some(sync) if hold && delivered => {
+                sync.changed.notify_one();
+                Action::Stop
+            }
+            Some(sync) if hold => {
+                // Nobody will see it: it cannot hold the task.
+                sync.lock().held.remove(&seq);
+                Action::Resume
+            }
+            _ => Action::Resume,
+        }
+    }
+
+    /// Report without a task (death): never holds.
+    fn report_gone(&mut self, pid: i32, tid: i32, bit: EventMask, kind: pb::event::Kind) {
+        if !self.wants(bit) {
+            return;
+        }
+        self.seq += 1;
+        let mut defaulted = Vec::new();
+        if let Some(sync) = &self.sync {
+            let mut l = sync.lock();
+            l.last_seq = self.seq;
+            defaulted = std::mem::take(&mut l.defaulted);
+        }
         self.hub.publish(pb::Event {
             seq: self.seq,
             engine_id: 0,
             pid: pid as u32,
             tid: tid as u32,
-            time_ns,
+            time_ns: now_ns(),
             kind: Some(kind),
             expedited: None,
             dropped_before: 0,
+            held: false,
+            defaulted,
         });
     }
 
@@ -184,19 +454,17 @@ impl Engine for RemoteEngine {
         } else {
             String::new()
         };
-        if self.wants(EventMask::SYSCALL_ENTRY) {
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::SyscallEntry(pb::SyscallEntry {
-                    nr: call.nr,
-                    name: call.name().unwrap_or_default().to_string(),
-                    args: call.args.to_vec(),
-                    text,
-                }),
-            );
-        }
-        Action::Resume
+        self.report(
+            task,
+            EventMask::SYSCALL_ENTRY,
+            Some(call.nr),
+            pb::event::Kind::SyscallEntry(pb::SyscallEntry {
+                nr: call.nr,
+                name: call.name().unwrap_or_default().to_string(),
+                args: call.args.to_vec(),
+                text,
+            }),
+        )
     }
 
     fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
@@ -206,110 +474,100 @@ impl Engine for RemoteEngine {
         } else {
             (String::new(), String::new())
         };
-        if self.wants(EventMask::SYSCALL_EXIT) {
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::SyscallExit(pb::SyscallExit {
-                    nr: call.entry.nr,
-                    name: call.entry.name().unwrap_or_default().to_string(),
-                    ret: call.ret,
-                    is_error: call.is_error,
-                    errno: if call.is_error {
-                        utrace_engines::sys::errno_name((-call.ret) as i32)
-                    } else {
-                        String::new()
-                    },
-                    text,
-                    ret_text,
-                }),
-            );
-        }
-        Action::Resume
+        self.report(
+            task,
+            EventMask::SYSCALL_EXIT,
+            Some(call.entry.nr),
+            pb::event::Kind::SyscallExit(pb::SyscallExit {
+                nr: call.entry.nr,
+                name: call.entry.name().unwrap_or_default().to_string(),
+                ret: call.ret,
+                is_error: call.is_error,
+                errno: if call.is_error {
+                    utrace_engines::sys::errno_name((-call.ret) as i32)
+                } else {
+                    String::new()
+                },
+                text,
+                ret_text,
+            }),
+        )
     }
 
     fn report_signal(&mut self, task: &mut Task<'_>, s: &SignalReport) -> SignalAction {
-        if self.wants(EventMask::SIGNAL) {
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::Signal(pb::Signal {
-                    signo: s.signo,
-                    name: utrace_engines::sys::signal_name(s.signo),
-                    code: s.code,
-                    sender_pid: s.sender_pid,
-                    addr: s.addr,
-                }),
-            );
-        }
-        SignalAction::default()
+        self.report(
+            task,
+            EventMask::SIGNAL,
+            None,
+            pb::event::Kind::Signal(pb::Signal {
+                signo: s.signo,
+                name: utrace_engines::sys::signal_name(s.signo),
+                code: s.code,
+                sender_pid: s.sender_pid,
+                addr: s.addr,
+            }),
+        )
+        .into()
     }
 
     fn report_clone(&mut self, task: &mut Task<'_>, c: &CloneReport) -> Action {
         if self.spec.follow_children && c.kind != CloneKind::Thread {
             self.live += 1;
         }
-        if self.wants(EventMask::CLONE) {
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::Clone(pb::Clone {
-                    child_tid: c.child_tid as u32,
-                    child_pid: c.child_pid as u32,
-                    kind: match c.kind {
-                        CloneKind::Thread => "thread",
-                        CloneKind::Fork => "fork",
-                        CloneKind::Vfork => "vfork",
-                    }
-                    .into(),
-                }),
-            );
-        }
-        Action::Resume
+        self.report(
+            task,
+            EventMask::CLONE,
+            None,
+            pb::event::Kind::Clone(pb::Clone {
+                child_tid: c.child_tid as u32,
+                child_pid: c.child_pid as u32,
+                kind: match c.kind {
+                    CloneKind::Thread => "thread",
+                    CloneKind::Fork => "fork",
+                    CloneKind::Vfork => "vfork",
+                }
+                .into(),
+            }),
+        )
     }
 
     fn report_exec(&mut self, task: &mut Task<'_>, e: &ExecReport) -> Action {
         if e.former_tid != task.tid() {
             self.decoder.rekey(e.former_tid, task.tid());
         }
-        if self.wants(EventMask::EXEC) {
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::Exec(pb::Exec {
-                    former_tid: e.former_tid as u32,
-                    exe: e.exe.clone().unwrap_or_default(),
-                }),
-            );
-        }
-        Action::Resume
+        self.report(
+            task,
+            EventMask::EXEC,
+            None,
+            pb::event::Kind::Exec(pb::Exec {
+                former_tid: e.former_tid as u32,
+                exe: e.exe.clone().unwrap_or_default(),
+            }),
+        )
     }
 
     fn report_exit(&mut self, task: &mut Task<'_>, e: &ExitReport) -> Action {
-        if self.wants(EventMask::EXIT) {
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::Exit(pb::Exit {
-                    status: Some(exit_status(e.status)),
-                }),
-            );
-        }
-        Action::Resume
+        self.report(
+            task,
+            EventMask::EXIT,
+            None,
+            pb::event::Kind::Exit(pb::Exit {
+                status: Some(exit_status(e.status)),
+            }),
+        )
     }
 
     fn report_death(&mut self, d: &ExitReport) {
         self.decoder.forget(d.tid);
-        if self.wants(EventMask::DEATH) {
-            self.publish(
-                d.pid,
-                d.tid,
-                pb::event::Kind::Death(pb::Death {
-                    status: Some(exit_status(d.status)),
-                    process_gone: d.process_gone,
-                }),
-            );
-        }
+        self.report_gone(
+            d.pid,
+            d.tid,
+            EventMask::DEATH,
+            pb::event::Kind::Death(pb::Death {
+                status: Some(exit_status(d.status)),
+                process_gone: d.process_gone,
+            }),
+        );
         if d.process_gone {
             self.live -= 1;
             if self.live <= 0 {
@@ -319,26 +577,25 @@ impl Engine for RemoteEngine {
     }
 
     fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
-        if self.wants(EventMask::BREAKPOINT) {
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::Breakpoint(pb::Breakpoint { addr }),
-            );
-        }
-        Action::Resume
+        self.report(
+            task,
+            EventMask::BREAKPOINT,
+            None,
+            pb::event::Kind::Breakpoint(pb::Breakpoint { addr }),
+        )
     }
 
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
-        if self.wants(EventMask::STEP) {
-            let rip = task.register("rip").unwrap_or(0);
-            self.publish(
-                task.pid(),
-                task.tid(),
-                pb::event::Kind::Step(pb::Step { rip }),
-            );
+        if !self.wants(EventMask::STEP) {
+            return Action::Resume;
         }
-        Action::Resume
+        let rip = task.register("rip").unwrap_or(0);
+        self.report(
+            task,
+            EventMask::STEP,
+            None,
+            pb::event::Kind::Step(pb::Step { rip }),
+        )
     }
 
     fn report_detached(&mut self) {

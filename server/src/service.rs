@@ -12,10 +12,10 @@ use tracing::{info, info_span, Instrument};
 use utrace_engines::{Credentials, SpawnOptions, Tracer};
 use utrace_proto::v1 as pb;
 
-use crate::convert::{self, status};
+use crate::convert::{self, status, SpecContext};
 use crate::peer::Peer;
 use crate::registry::Registry;
-use crate::remote::{Hub, RemoteEngine, Subscription};
+use crate::remote::{Hub, RemoteEngine, Subscription, SyncState};
 use crate::Limits;
 
 /// The service state shared by every listener.
@@ -25,6 +25,19 @@ pub struct TracerService {
     pub(crate) limits: Limits,
     pub(crate) observe_only: Vec<u32>,
     pub(crate) listen: Vec<String>,
+    /// This service itself, for sessions (which outlive a handler call).
+    pub(crate) this: std::sync::Weak<TracerService>,
+}
+
+/// An engine just created by a spawn or an attach.
+pub(crate) struct NewEngine {
+    pub pid: u32,
+    pub engine_id: u64,
+    pub tids: Vec<u32>,
+    /// Its first subscriber's queue.
+    pub sub: Subscription,
+    /// Its ledger of held reports, for a sync engine.
+    pub sync: Option<Arc<SyncState>>,
 }
 
 /// The caller, from the connection (every listener attaches a [`Peer`]).
@@ -94,19 +107,125 @@ impl Drop for EventStream {
     }
 }
 
+/// A batch validated and authorized, ready to run.
+pub(crate) struct PlannedBatch {
+    pub engine: utrace_engines::EngineId,
+    pub tid: i32,
+    pub interrupt: bool,
+    pub stop_on_error: bool,
+    pub ops: Vec<utrace_engines::batch::Op>,
+    pub reply: BatchReplyPlan,
+}
+
+/// How to turn a batch's results into its reply.
+pub(crate) struct BatchReplyPlan {
+    slots: Vec<convert::Slot>,
+    stop_on_error: bool,
+    hub: Arc<Hub>,
+    /// The kinds the last set_events op asks to be told.
+    new_wanted: Option<utrace_engines::EventMask>,
+}
+
+impl BatchReplyPlan {
+    pub fn new(
+        slots: Vec<convert::Slot>,
+        stop_on_error: bool,
+        hub: Arc<Hub>,
+        new_wanted: Option<utrace_engines::EventMask>,
+    ) -> Self {
+        BatchReplyPlan {
+            slots,
+            stop_on_error,
+            hub,
+            new_wanted,
+        }
+    }
+
+    pub fn finish(self, results: Vec<utrace_engines::batch::OpResult>) -> pb::BatchReply {
+        if let Some(w) = self.new_wanted {
+            self.hub.set_wanted(w);
+        }
+        pb::BatchReply {
+            results: convert::merge_results(
+                self.slots,
+                results,
+                self.stop_on_error,
+                self.hub.wanted(),
+            ),
+        }
+    }
+}
+
+pub(crate) fn batch_timed_out(tid: i32, limit: std::time::Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "thread {tid} did not stop within the batch time limit ({limit:?}); it may be in an uninterruptible sleep. The batch was not run."
+    ))
+}
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 impl TracerService {
-    /// Spawn for `p` with engine spec `spec`; returns (pid, engine id, first
-    /// queue).
-    async fn do_spawn(
+    /// This service, owned (for a session's tasks).
+    pub(crate) fn me(&self) -> Result<Arc<TracerService>, Status> {
+        self.this
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("the server is shutting down"))
+    }
+
+    /// Who holds task `tid` through engine `id`.
+    fn holder(&self, id: u64, tid: i32) -> pb::Holder {
+        let mut h = pb::Holder {
+            engine_id: id,
+            ..Default::default()
+        };
+        if let Some((client_pid, client_uid, sync)) = self.registry.holder(id) {
+            h.client_pid = client_pid;
+            h.client_uid = client_uid;
+            h.sync = sync.is_some();
+            if let Some((seq, held)) = sync.and_then(|s| s.held_at(tid)) {
+                h.seq = seq;
+                h.deadline_in_ms = held.deadline.map_or(0, |d| {
+                    d.saturating_duration_since(std::time::Instant::now())
+                        .as_millis() as u64
+                });
+            }
+        }
+        h
+    }
+
+    /// Validate and authorize a batch for `p`.
+    pub(crate) fn plan_batch(&self, p: &Peer, r: pb::BatchRequest) -> Result<PlannedBatch, Status> {
+        let pid = self.registry.owned_pid(r.engine_id, p)?;
+        let tid = if r.tid == 0 { pid } else { r.tid };
+        let observe_only = self.observe_only.contains(&p.uid);
+        let hub = self.registry.hub(r.engine_id, p)?;
+        let (planned, new_wanted) = convert::batch_ops(r.ops, observe_only, &self.limits)?;
+        let (ops, slots) = convert::split_plan(planned, r.stop_on_error);
+        Ok(PlannedBatch {
+            engine: utrace_engines::EngineId(r.engine_id),
+            tid: tid as i32,
+            interrupt: r.interrupt,
+            stop_on_error: r.stop_on_error,
+            ops,
+            reply: BatchReplyPlan {
+                slots,
+                stop_on_error: r.stop_on_error,
+                hub,
+                new_wanted,
+            },
+        })
+    }
+
+    /// Spawn for `p` with engine spec `spec`; returns the new engine.
+    pub(crate) async fn do_spawn(
         &self,
         p: &Peer,
         req: pb::SpawnRequest,
         spec: Option<&pb::EngineSpec>,
         field: &str,
         engine_field: &str,
-    ) -> Result<(u32, u64, Subscription), Status> {
+        session: Option<u64>,
+    ) -> Result<NewEngine, Status> {
         if req.argv.is_empty() || req.argv[0].is_empty() {
             return Err(Status::invalid_argument(format!(
                 "{field}argv: empty; give the program and its arguments, e.g. [\"/bin/ls\", \"/\"]"
@@ -115,8 +234,7 @@ impl TracerService {
         let cfg = convert::engine_config(
             spec,
             engine_field,
-            self.limits.queue_len,
-            self.limits.max_queue_len,
+            &SpecContext::new(&self.limits, session.is_some()),
         )?;
         // SAFETY: geteuid has no preconditions.
         let server_uid = unsafe { libc::geteuid() };
@@ -141,25 +259,39 @@ impl TracerService {
         opts.kernel_filter = !req.no_kernel_filter;
         opts.credentials = credentials;
         let (hub, rx) = Hub::new(cfg.queue_len, cfg.spec.wanted);
-        let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec);
+        let sync = cfg.spec.sync.clone().map(SyncState::new);
+        let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec, sync.clone());
         let spawned = self
             .tracer
             .spawn(opts, Box::new(engine), cfg.options)
             .await
             .map_err(status)?;
-        self.registry
-            .insert(spawned.engine, p, spawned.pid as u32, hub, None);
+        self.registry.insert(
+            spawned.engine,
+            p,
+            spawned.pid as u32,
+            hub,
+            sync.clone(),
+            session,
+        );
         info!(pid = spawned.pid, engine = spawned.engine.0, "spawned");
-        Ok((spawned.pid as u32, spawned.engine.0, rx))
+        Ok(NewEngine {
+            pid: spawned.pid as u32,
+            engine_id: spawned.engine.0,
+            tids: vec![spawned.pid as u32],
+            sub: rx,
+            sync,
+        })
     }
 
-    async fn do_attach(
+    pub(crate) async fn do_attach(
         &self,
         p: &Peer,
         pid: u32,
         spec: Option<&pb::EngineSpec>,
         field: &str,
-    ) -> Result<(u64, Vec<u32>, Subscription), Status> {
+        session: Option<u64>,
+    ) -> Result<NewEngine, Status> {
         if pid == 0 {
             return Err(Status::invalid_argument(format!(
                 "{field}: pid 0 is not a process; give the pid to attach to"
@@ -168,8 +300,7 @@ impl TracerService {
         let cfg = convert::engine_config(
             spec,
             "engine",
-            self.limits.queue_len,
-            self.limits.max_queue_len,
+            &SpecContext::new(&self.limits, session.is_some()),
         )?;
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(Status::not_found(format!(
@@ -180,15 +311,23 @@ impl TracerService {
             Status::permission_denied(format!("not permitted to trace pid {pid}: {why}"))
         })?;
         let (hub, rx) = Hub::new(cfg.queue_len, cfg.spec.wanted);
-        let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec);
+        let sync = cfg.spec.sync.clone().map(SyncState::new);
+        let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec, sync.clone());
         let at = self
             .tracer
             .attach(pid as i32, Box::new(engine), cfg.options)
             .await
             .map_err(status)?;
-        self.registry.insert(at.engine, p, pid, hub, None);
+        self.registry
+            .insert(at.engine, p, pid, hub, sync.clone(), session);
         info!(pid, engine = at.engine.0, "attached");
-        Ok((at.engine.0, at.tids.iter().map(|t| *t as u32).collect(), rx))
+        Ok(NewEngine {
+            pid,
+            engine_id: at.engine.0,
+            tids: at.tids.iter().map(|t| *t as u32).collect(),
+            sub: rx,
+            sync,
+        })
     }
 }
 
@@ -203,10 +342,15 @@ impl pb::tracer_server::Tracer for TracerService {
         async {
             let mut r = req.into_inner();
             let engine = r.engine.take();
-            let (pid, engine_id, rx) = self.do_spawn(&p, r, engine.as_ref(), "", "engine").await?;
+            let e = self
+                .do_spawn(&p, r, engine.as_ref(), "", "engine", None)
+                .await?;
             // The first queue waits for the client's Events call.
-            self.registry.set_pending(engine_id, rx);
-            Ok(Response::new(pb::SpawnReply { pid, engine_id }))
+            self.registry.set_pending(e.engine_id, e.sub);
+            Ok(Response::new(pb::SpawnReply {
+                pid: e.pid,
+                engine_id: e.engine_id,
+            }))
         }
         .instrument(span)
         .await
@@ -220,9 +364,14 @@ impl pb::tracer_server::Tracer for TracerService {
         let span = span("Attach", &p);
         async {
             let r = req.into_inner();
-            let (engine_id, tids, rx) = self.do_attach(&p, r.pid, r.engine.as_ref(), "pid").await?;
-            self.registry.set_pending(engine_id, rx);
-            Ok(Response::new(pb::AttachReply { engine_id, tids }))
+            let e = self
+                .do_attach(&p, r.pid, r.engine.as_ref(), "pid", None)
+                .await?;
+            self.registry.set_pending(e.engine_id, e.sub);
+            Ok(Response::new(pb::AttachReply {
+                engine_id: e.engine_id,
+                tids: e.tids,
+            }))
         }
         .instrument(span)
         .await
@@ -261,7 +410,11 @@ impl pb::tracer_server::Tracer for TracerService {
                 .iter()
                 .filter(|t| only == 0 || t.pid as u32 == only)
                 .filter(|t| p.may_see(t.pid))
-                .map(convert::task_info)
+                .map(|t| {
+                    let mut info = convert::task_info(t);
+                    info.holders = t.holds.iter().map(|id| self.holder(id.0, t.tid)).collect();
+                    info
+                })
                 .collect();
             Ok(Response::new(pb::ListTasksReply { tasks }))
         }
@@ -295,37 +448,20 @@ impl pb::tracer_server::Tracer for TracerService {
         let p = peer(&req)?;
         let span = span("Batch", &p);
         async move {
-            let r = req.into_inner();
-            let pid = self.registry.owned_pid(r.engine_id, &p)?;
-            let tid = if r.tid == 0 { pid } else { r.tid };
-            let observe_only = self.observe_only.contains(&p.uid);
-            let hub = self.registry.hub(r.engine_id, &p)?;
-            // `new_wanted`: the kinds the last set_events op asks to be told.
-            let (planned, new_wanted) = convert::batch_ops(r.ops, observe_only, &self.limits)?;
-            let (ops, slots) = convert::split_plan(planned, r.stop_on_error);
+            let plan = self.plan_batch(&p, req.into_inner())?;
             let run = self.tracer.batch(
-                utrace_engines::EngineId(r.engine_id),
-                tid as i32,
-                r.interrupt,
-                ops,
-                r.stop_on_error,
+                plan.engine,
+                plan.tid,
+                plan.interrupt,
+                plan.ops,
+                plan.stop_on_error,
             );
             let results = match tokio::time::timeout(self.limits.batch_timeout, run).await {
                 Ok(Ok(results)) => results,
                 Ok(Err(e)) => return Err(status(e)),
-                Err(_) => {
-                    return Err(Status::deadline_exceeded(format!(
-                        "thread {tid} did not stop within the batch time limit ({:?}); it may be in an uninterruptible sleep. The batch was not run.",
-                        self.limits.batch_timeout
-                    )))
-                }
+                Err(_) => return Err(batch_timed_out(plan.tid, self.limits.batch_timeout)),
             };
-            if let Some(w) = new_wanted {
-                hub.set_wanted(w);
-            }
-            Ok(Response::new(pb::BatchReply {
-                results: convert::merge_results(slots, results, r.stop_on_error, hub.wanted()),
-            }))
+            Ok(Response::new(plan.reply.finish(results)))
         }
         .instrument(span)
         .await
@@ -365,16 +501,14 @@ impl pb::tracer_server::Tracer for TracerService {
         let span = span("Trace", &p);
         async {
             let r = req.into_inner();
-            let (pid, engine_id, tids, rx) = match r.target {
+            let e = match r.target {
                 Some(pb::trace_request::Target::Spawn(s)) => {
-                    let (pid, id, rx) = self
-                        .do_spawn(&p, s, r.engine.as_ref(), "spawn.", "engine")
-                        .await?;
-                    (pid, id, vec![pid], rx)
+                    self.do_spawn(&p, s, r.engine.as_ref(), "spawn.", "engine", None)
+                        .await?
                 }
                 Some(pb::trace_request::Target::Pid(pid)) => {
-                    let (id, tids, rx) = self.do_attach(&p, pid, r.engine.as_ref(), "pid").await?;
-                    (pid, id, tids, rx)
+                    self.do_attach(&p, pid, r.engine.as_ref(), "pid", None)
+                        .await?
                 }
                 None => {
                     return Err(Status::invalid_argument(
@@ -382,23 +516,22 @@ impl pb::tracer_server::Tracer for TracerService {
                     ))
                 }
             };
+            let (pid, engine_id) = (e.pid, e.engine_id);
             let first = pb::Event {
                 seq: 0,
                 engine_id,
                 pid,
                 tid: pid,
-                time_ns: 0,
                 kind: Some(pb::event::Kind::Attached(pb::Attached {
                     pid,
                     engine_id,
-                    tids,
+                    tids: e.tids,
                 })),
-                expedited: None,
-                dropped_before: 0,
+                ..Default::default()
             };
             let stream: Self::TraceStream = Box::pin(EventStream {
-                rx: rx.rx,
-                dropped: rx.dropped,
+                rx: e.sub.rx,
+                dropped: e.sub.dropped,
                 engine_id,
                 first: Some(first),
                 detach_on_drop: Some(Arc::clone(&self.registry)),
@@ -413,10 +546,11 @@ impl pb::tracer_server::Tracer for TracerService {
 
     async fn session(
         &self,
-        _req: Request<Streaming<pb::ClientMessage>>,
+        req: Request<Streaming<pb::ClientMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        Err(Status::unimplemented(
-            "Session (synchronous engines) is not implemented by this server yet",
-        ))
+        let p = peer(&req)?;
+        let span = span("Session", &p);
+        let stream = crate::session::start(self.me()?, p, req.into_inner(), span);
+        Ok(Response::new(stream))
     }
 }

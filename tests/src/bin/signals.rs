@@ -1,6 +1,7 @@
 //! Signal-delivery tracee.
 //!
 //! Usage: `signals SIGNAL_NUMBER COUNT` (e.g. `signals 10 3` for SIGUSR1 x3).
+//! With `UTRACE_TRACEE_WAIT=1` it first waits for a line on stdin.
 //!
 //! Installs a handler (sigaction, SA_RESTART) for the signal that increments
 //! a counter, then COUNT times sends itself the signal with a raw
@@ -29,6 +30,7 @@ fn main() {
     let sig: libc::c_int = args[0].parse().unwrap_or_else(|_| usage());
     let count: u32 = args[1].parse().unwrap_or_else(|_| usage());
 
+    utrace_tests::wait_if_asked();
     // SAFETY: an all-zero sigaction is a valid value; every field we rely on is set below.
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = handler as extern "C" fn(libc::c_int) as libc::sighandler_t;

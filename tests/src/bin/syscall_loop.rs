@@ -1,6 +1,7 @@
 //! Syscall-heavy tracee, also the benchmark tracee.
 //!
-//! Usage: `syscall_loop N [K] [PATH]` (defaults: K=0, PATH=/dev/null).
+//! Usage: `syscall_loop N [K] [PATH]` (defaults: K=0, PATH=/dev/null). With
+//! `UTRACE_TRACEE_WAIT=1` it first waits for a line on stdin.
 //!
 //! Performs N raw `getppid` syscalls. If K > 0, after every K-th `getppid` it
 //! also does one raw `openat(AT_FDCWD, PATH, O_RDONLY)` and, if that returned
@@ -29,6 +30,7 @@ fn main() {
     let path =
         CString::new(args.get(2).map_or("/dev/null", String::as_str)).unwrap_or_else(|_| usage());
 
+    utrace_tests::wait_if_asked();
     let (mut ok, mut err, mut last_errno) = (0u64, 0u64, 0i32);
     for i in 1..=n {
         // SAFETY: getppid takes no arguments and cannot fail.

@@ -512,6 +512,7 @@ fn parse_op(i: usize, item: &Value) -> Result<pb::Op, String> {
             P::SetEvents(pb::SetEvents {
                 events,
                 syscalls: f.strings("syscalls")?,
+                engine_id: 0,
             })
         }
         "insertBreakpoint" => {
@@ -793,7 +794,8 @@ mod tests {
             ops[10],
             op(P::SetEvents(pb::SetEvents {
                 events: vec![1, 6, 7],
-                syscalls: vec!["openat".into()]
+                syscalls: vec!["openat".into()],
+                engine_id: 0,
             }))
         );
         assert_eq!(

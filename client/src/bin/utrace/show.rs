@@ -7,6 +7,38 @@ use utrace_client::pb;
 
 /// `ListTasks` as a table, one row per thread, ordered by process and
 /// thread id.
+/// Who holds a task: each engine with its client's pid and, for a sync
+/// engine waiting for a decision, the report: `2(pid 4242, #7)`.
+fn holders(t: &pb::TaskInfo) -> String {
+    if t.holders.is_empty() {
+        return if t.holds.is_empty() {
+            "-".into()
+        } else {
+            t.holds
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+    }
+    t.holders
+        .iter()
+        .map(|h| {
+            let who = if h.client_pid != 0 {
+                format!("pid {}", h.client_pid)
+            } else {
+                format!("uid {}", h.client_uid)
+            };
+            if h.seq != 0 {
+                format!("{}({who}, #{})", h.engine_id, h.seq)
+            } else {
+                format!("{}({who})", h.engine_id)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 pub fn tasks_table(tasks: &[pb::TaskInfo]) -> String {
     let ids = |v: &[u64]| {
         if v.is_empty() {
@@ -26,7 +58,7 @@ pub fn tasks_table(tasks: &[pb::TaskInfo]) -> String {
             t.state.clone(),
             t.syscall_mode.clone(),
             ids(&t.engines),
-            ids(&t.holds),
+            holders(t),
             t.comm.clone(),
         ]);
     }
@@ -205,6 +237,14 @@ mod tests {
                 engines: vec![1, 2],
                 holds: vec![2],
                 comm: "worker".into(),
+                holders: vec![pb::Holder {
+                    engine_id: 2,
+                    seq: 7,
+                    client_pid: 4242,
+                    client_uid: 0,
+                    sync: true,
+                    deadline_in_ms: 1500,
+                }],
             },
             pb::TaskInfo {
                 tid: 12345,
@@ -214,21 +254,22 @@ mod tests {
                 engines: vec![1, 2],
                 holds: vec![],
                 comm: "prog".into(),
+                holders: vec![],
             },
         ];
         let t = tasks_table(&tasks);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[0],
-            "  PID    TID  STATE    MODE     ENGINES  HOLDS  COMM"
+            "  PID    TID  STATE    MODE     ENGINES  HOLDS            COMM"
         );
         assert_eq!(
             lines[1],
-            "12345  12345  running  seccomp  1,2      -      prog"
+            "12345  12345  running  seccomp  1,2      -                prog"
         );
         assert_eq!(
             lines[2],
-            "12345  12346  stopped  ptrace   1,2      2      worker"
+            "12345  12346  stopped  ptrace   1,2      2(pid 4242, #7)  worker"
         );
     }
 

@@ -1,0 +1,590 @@
+//! The `Session` call: synchronous remote engines over one bidirectional
+//! stream.
+//!
+//! One task per session reads the client's messages in order and acts on
+//! each at once: spawns and attaches are awaited (their `attached` answer
+//! goes out before any report of the new engine); decisions and batches are
+//! *submitted* to the tracer thread in arrival order and their answers are
+//! awaited on their own tasks, so a client can pipeline them. Per engine, a
+//! forwarder moves reports from the engine's bounded queue to the stream,
+//! and (for a sync engine) a deadline task applies the default action to
+//! reports left undecided too long. When the client's side ends, or the
+//! client goes away, the session's engines detach.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Code, Status, Streaming};
+use tracing::{debug, info, warn, Instrument, Span};
+use utrace_engines::{Action, EngineId, EventMask, Verdict};
+use utrace_proto::v1 as pb;
+
+use crate::convert::{self, status};
+use crate::peer::Peer;
+use crate::remote::{Held, Subscription, SyncState, TakeError};
+use crate::service::{batch_timed_out, NewEngine, TracerService};
+
+/// Messages queued for the client. Reports wait here when the client reads
+/// slowly; past it they wait in their engine's queue, then are dropped
+/// (and a holding report that no queue takes does not hold).
+const OUT_QUEUE: usize = 256;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+type Out = mpsc::Sender<Result<pb::ServerMessage, Status>>;
+type BoxStream = Pin<Box<dyn Stream<Item = Result<pb::ServerMessage, Status>> + Send>>;
+
+/// Start a session for `peer` on `inbound`; returns the stream to the client.
+pub fn start(
+    svc: Arc<TracerService>,
+    peer: Peer,
+    inbound: Streaming<pb::ClientMessage>,
+    span: Span,
+) -> BoxStream {
+    let (out, rx) = mpsc::channel(OUT_QUEUE);
+    let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+    let session = Session {
+        id,
+        svc,
+        peer,
+        out,
+        engines: Vec::new(),
+        tasks: Vec::new(),
+    };
+    tokio::spawn(session.run(inbound).instrument(span));
+    Box::pin(ReceiverStream::new(rx))
+}
+
+/// A message could not be acted on.
+struct Refusal {
+    status: Status,
+    engine_id: u64,
+    seq: u64,
+}
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Refusal {
+            status,
+            engine_id: 0,
+            seq: 0,
+        }
+    }
+}
+
+fn refuse(status: Status, engine_id: u64, seq: u64) -> Refusal {
+    Refusal {
+        status,
+        engine_id,
+        seq,
+    }
+}
+
+/// A gRPC code's canonical name.
+fn code_name(c: Code) -> &'static str {
+    match c {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn error_message(in_reply_to: u64, r: Refusal) -> pb::ServerMessage {
+    pb::ServerMessage {
+        msg: Some(pb::server_message::Msg::Error(pb::SessionError {
+            code: code_name(r.status.code()).into(),
+            message: r.status.message().to_string(),
+            engine_id: r.engine_id,
+            seq: r.seq,
+        })),
+        in_reply_to,
+    }
+}
+
+fn kind_name(k: EventMask) -> &'static str {
+    [
+        (EventMask::SYSCALL_ENTRY, "syscall entry"),
+        (EventMask::SYSCALL_EXIT, "syscall exit"),
+        (EventMask::SIGNAL, "signal"),
+        (EventMask::CLONE, "clone"),
+        (EventMask::EXEC, "exec"),
+        (EventMask::EXIT, "exit"),
+        (EventMask::BREAKPOINT, "breakpoint"),
+        (EventMask::STEP, "step"),
+    ]
+    .iter()
+    .find(|(bit, _)| k.contains(*bit))
+    .map_or("other", |(_, n)| n)
+}
+
+struct Session {
+    id: u64,
+    svc: Arc<TracerService>,
+    peer: Peer,
+    out: Out,
+    /// Engines created here, in creation order.
+    engines: Vec<u64>,
+    /// Forwarders and deadline tasks, stopped when the session ends.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Session {
+    async fn run(mut self, mut inbound: Streaming<pb::ClientMessage>) {
+        info!(session = self.id, "session started");
+        loop {
+            let msg = tokio::select! {
+                m = inbound.message() => m,
+                () = self.out.closed() => {
+                    debug!(session = self.id, "client stopped listening");
+                    break;
+                }
+            };
+            match msg {
+                Ok(Some(m)) => {
+                    let id = m.id;
+                    if let Err(r) = self.handle(m).await {
+                        debug!(session = self.id, in_reply_to = id, status = %r.status.message(), "refused");
+                        if self.out.send(Ok(error_message(id, r))).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    debug!(session = self.id, "client ended its side");
+                    break;
+                }
+                Err(e) => {
+                    debug!(session = self.id, error = %e, "client stream failed");
+                    break;
+                }
+            }
+        }
+        info!(
+            session = self.id,
+            engines = self.engines.len(),
+            "session ended: detaching its engines"
+        );
+        self.svc.registry.session_closed(self.id);
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    async fn handle(&mut self, m: pb::ClientMessage) -> Result<(), Refusal> {
+        use pb::client_message::Msg;
+        let id = m.id;
+        match m.msg {
+            None => Err(Status::invalid_argument(
+                "message: empty; set one of spawn, attach, decide, batch, set_events",
+            )
+            .into()),
+            Some(Msg::Spawn(mut s)) => {
+                let engine = s.engine.take();
+                let e = self
+                    .svc
+                    .do_spawn(
+                        &self.peer,
+                        s,
+                        engine.as_ref(),
+                        "spawn.",
+                        "spawn.engine",
+                        Some(self.id),
+                    )
+                    .await?;
+                self.started(id, e).await;
+                Ok(())
+            }
+            Some(Msg::Attach(a)) => {
+                let e = self
+                    .svc
+                    .do_attach(
+                        &self.peer,
+                        a.pid,
+                        a.engine.as_ref(),
+                        "attach.pid",
+                        Some(self.id),
+                    )
+                    .await?;
+                self.started(id, e).await;
+                Ok(())
+            }
+            Some(Msg::Decide(d)) => self.decide(id, d).await,
+            Some(Msg::Batch(b)) => self.batch(id, b).await,
+            Some(Msg::SetEvents(s)) => self.set_events(s).await,
+        }
+    }
+
+    /// A new engine: answer `attached`, then forward its reports and watch
+    /// its deadlines.
+    async fn started(&mut self, in_reply_to: u64, e: NewEngine) {
+        let engine_id = e.engine_id;
+        self.engines.push(engine_id);
+        let _ = self
+            .out
+            .send(Ok(pb::ServerMessage {
+                msg: Some(pb::server_message::Msg::Attached(pb::Attached {
+                    pid: e.pid,
+                    engine_id,
+                    tids: e.tids,
+                })),
+                in_reply_to,
+            }))
+            .await;
+        self.tasks.push(tokio::spawn(
+            forward(engine_id, e.sub, e.sync.clone(), self.out.clone()).in_current_span(),
+        ));
+        if let Some(sync) = e.sync {
+            let tracer = self.svc.tracer.clone();
+            self.tasks.push(tokio::spawn(
+                deadlines(tracer, engine_id, sync).in_current_span(),
+            ));
+        }
+    }
+
+    /// The engine a message names; 0: the session's only engine.
+    fn engine(&self, id: u64, field: &str) -> Result<u64, Refusal> {
+        if id != 0 {
+            return Ok(id);
+        }
+        match self.engines.as_slice() {
+            [only] => Ok(*only),
+            [] => Err(Status::failed_precondition(format!(
+                "{field}: this session has no engine yet; spawn or attach first"
+            ))
+            .into()),
+            _ => Err(Status::invalid_argument(format!(
+                "{field}: this session has {} engines; name one (engine_id)",
+                self.engines.len()
+            ))
+            .into()),
+        }
+    }
+
+    async fn decide(&mut self, in_reply_to: u64, d: pb::Decision) -> Result<(), Refusal> {
+        let engine_id = self.engine(d.engine_id, "decide.engine_id")?;
+        let seq = d.seq;
+        let at = |s: Status| refuse(s, engine_id, seq);
+        let (_pid, sync) = self
+            .svc
+            .registry
+            .session_engine(engine_id, &self.peer, self.id)
+            .map_err(at)?;
+        let held = sync.peek(seq).map_err(|e| at(not_held(e, seq)))?;
+        let action = match pb::Action::try_from(d.action) {
+            Ok(pb::Action::Resume) => Action::Resume,
+            Ok(pb::Action::Step) => Action::SingleStep,
+            Ok(pb::Action::Hold) => Action::Stop,
+            Ok(pb::Action::Detach) => Action::Detach,
+            _ => {
+                return Err(at(Status::invalid_argument(format!(
+                    "decide.action: {} is not an action; use ACTION_RESUME, ACTION_STEP, ACTION_HOLD or ACTION_DETACH",
+                    d.action
+                ))))
+            }
+        };
+        let kind = held.kind;
+        let signal_stop = kind == EventMask::SIGNAL;
+        if (d.signal != 0 || d.suppress_signal) && !signal_stop {
+            return Err(at(Status::invalid_argument(format!(
+                "decide.signal: report {seq} is a {} report; signal and suppress_signal apply only at a signal report",
+                kind_name(kind)
+            ))));
+        }
+        if !(0..=64).contains(&d.signal) {
+            return Err(at(Status::invalid_argument(format!(
+                "decide.signal: {} is not a signal number (1-64; 0 keeps the reported signal)",
+                d.signal
+            ))));
+        }
+        if d.skip_syscall && kind != EventMask::SYSCALL_ENTRY {
+            return Err(at(Status::invalid_argument(format!(
+                "decide.skip_syscall: report {seq} is a {} report; a syscall can be skipped only at its entry",
+                kind_name(kind)
+            ))));
+        }
+        if d.syscall_return.is_some() && !d.skip_syscall && kind != EventMask::SYSCALL_EXIT {
+            return Err(at(Status::invalid_argument(format!(
+                "decide.syscall_return: report {seq} is a {} report; set it at a syscall exit, or with skip_syscall at an entry",
+                kind_name(kind)
+            ))));
+        }
+        let changes =
+            d.skip_syscall || d.syscall_return.is_some() || d.signal != 0 || d.suppress_signal;
+        if changes && self.svc.observe_only.contains(&self.peer.uid) {
+            return Err(at(Status::permission_denied(
+                "decide: this client may only observe (--observe-only): it may resume, hold, step or detach, not change syscalls or signals",
+            )));
+        }
+        let (ops, reply_plan, stop_on_error) = match d.batch {
+            Some(b) => {
+                let observe_only = self.svc.observe_only.contains(&self.peer.uid);
+                let (planned, new_wanted) =
+                    convert::batch_ops(b.ops, observe_only, &self.svc.limits).map_err(|s| {
+                        at(Status::new(
+                            s.code(),
+                            format!("decide.batch: {}", s.message()),
+                        ))
+                    })?;
+                let (ops, slots) = convert::split_plan(planned, b.stop_on_error);
+                let hub = self.svc.registry.hub(engine_id, &self.peer).map_err(at)?;
+                (
+                    ops,
+                    Some(crate::service::BatchReplyPlan::new(
+                        slots,
+                        b.stop_on_error,
+                        hub,
+                        new_wanted,
+                    )),
+                    b.stop_on_error,
+                )
+            }
+            None => (Vec::new(), None, false),
+        };
+        // Everything checks out: the report is decided now.
+        let held = sync.take(seq).map_err(|e| at(not_held(e, seq)))?;
+        if action == Action::Stop {
+            sync.put_back(
+                seq,
+                Held {
+                    deadline: None,
+                    ..held
+                },
+            );
+        }
+        let verdict = Verdict {
+            action,
+            signal: if d.suppress_signal {
+                Some(0)
+            } else if d.signal != 0 {
+                Some(d.signal)
+            } else {
+                None
+            },
+            syscall_return: if d.skip_syscall {
+                Some(d.syscall_return.unwrap_or(-i64::from(libc::ENOSYS)))
+            } else {
+                d.syscall_return
+            },
+        };
+        debug!(
+            engine = engine_id,
+            seq,
+            tid = held.tid,
+            ?verdict,
+            "decision"
+        );
+        let answer = self
+            .svc
+            .tracer
+            .decide(
+                EngineId(engine_id),
+                held.tid,
+                held.stop_id,
+                ops,
+                stop_on_error,
+                verdict,
+            )
+            .submit()
+            .await
+            .map_err(|e| at(status(e)))?;
+        let out = self.out.clone();
+        self.tasks.push(tokio::spawn(
+            async move {
+                let msg = match answer.await {
+                    Ok(done) => {
+                        if let Some(e) = done.syscall_error {
+                            let r = refuse(Status::failed_precondition(e.message), engine_id, seq);
+                            let _ = out.send(Ok(error_message(in_reply_to, r))).await;
+                        }
+                        match reply_plan {
+                            Some(plan) => pb::ServerMessage {
+                                msg: Some(pb::server_message::Msg::BatchReply(
+                                    plan.finish(done.results),
+                                )),
+                                in_reply_to,
+                            },
+                            None => return,
+                        }
+                    }
+                    Err(e) => error_message(in_reply_to, refuse(status(e), engine_id, seq)),
+                };
+                let _ = out.send(Ok(msg)).await;
+            }
+            .in_current_span(),
+        ));
+        self.reap();
+        Ok(())
+    }
+
+    async fn batch(&mut self, in_reply_to: u64, b: pb::BatchRequest) -> Result<(), Refusal> {
+        let mut b = b;
+        b.engine_id = self.engine(b.engine_id, "batch.engine_id")?;
+        let plan = self
+            .svc
+            .plan_batch(&self.peer, b)
+            .map_err(|s| Status::new(s.code(), format!("batch: {}", s.message())))?;
+        let tid = plan.tid;
+        let answer = self
+            .svc
+            .tracer
+            .batch(
+                plan.engine,
+                plan.tid,
+                plan.interrupt,
+                plan.ops,
+                plan.stop_on_error,
+            )
+            .submit()
+            .await
+            .map_err(status)?;
+        let out = self.out.clone();
+        let limit = self.svc.limits.batch_timeout;
+        let reply = plan.reply;
+        self.tasks.push(tokio::spawn(
+            async move {
+                let msg = match tokio::time::timeout(limit, answer.into_future()).await {
+                    Ok(Ok(results)) => pb::ServerMessage {
+                        msg: Some(pb::server_message::Msg::BatchReply(reply.finish(results))),
+                        in_reply_to,
+                    },
+                    Ok(Err(e)) => error_message(in_reply_to, status(e).into()),
+                    Err(_) => error_message(in_reply_to, batch_timed_out(tid, limit).into()),
+                };
+                let _ = out.send(Ok(msg)).await;
+            }
+            .in_current_span(),
+        ));
+        self.reap();
+        Ok(())
+    }
+
+    async fn set_events(&mut self, s: pb::SetEvents) -> Result<(), Refusal> {
+        let engine_id = self.engine(s.engine_id, "set_events.engine_id")?;
+        let hub = self.svc.registry.hub(engine_id, &self.peer)?;
+        let (events, syscalls, wanted) = convert::set_events(&s, "set_events")?;
+        self.svc
+            .tracer
+            .set_events(EngineId(engine_id), events, syscalls)
+            .await
+            .map_err(status)?;
+        hub.set_wanted(wanted);
+        Ok(())
+    }
+
+    /// Forget finished answer tasks (the list stays as long as what is in
+    /// flight).
+    fn reap(&mut self) {
+        if self.tasks.len() > 64 {
+            self.tasks.retain(|t| !t.is_finished());
+        }
+    }
+}
+
+use std::future::IntoFuture;
+
+fn not_held(e: TakeError, seq: u64) -> Status {
+    match e {
+        TakeError::Unknown { last } => Status::not_found(format!(
+            "decide.seq: no report {seq} yet (the last report has seq {last})"
+        )),
+        TakeError::NotHeld => Status::failed_precondition(format!(
+            "decide.seq: report {seq} is not waiting for a decision: it was decided already, its deadline passed (the default action was applied), or it did not hold the task (Event.held false)"
+        )),
+    }
+}
+
+/// Move one engine's reports to the session stream, in order.
+async fn forward(engine_id: u64, mut sub: Subscription, sync: Option<Arc<SyncState>>, out: Out) {
+    while let Some(mut ev) = sub.rx.recv().await {
+        ev.engine_id = engine_id;
+        let msg = pb::ServerMessage {
+            msg: Some(pb::server_message::Msg::Report(ev)),
+            in_reply_to: 0,
+        };
+        if out.send(Ok(msg)).await.is_err() {
+            return;
+        }
+    }
+    // The engine is done. Tell what the client has not heard yet.
+    let lost = sub.dropped.swap(0, Ordering::AcqRel);
+    let defaulted = sync.map(|s| s.take_defaulted()).unwrap_or_default();
+    if lost > 0 || !defaulted.is_empty() {
+        let ev = pb::Event {
+            engine_id,
+            dropped_before: lost,
+            defaulted,
+            ..Default::default()
+        };
+        let _ = out
+            .send(Ok(pb::ServerMessage {
+                msg: Some(pb::server_message::Msg::Report(ev)),
+                in_reply_to: 0,
+            }))
+            .await;
+    }
+}
+
+/// Apply the default action to held reports whose deadline passed.
+async fn deadlines(tracer: utrace_engines::Tracer, engine_id: u64, sync: Arc<SyncState>) {
+    loop {
+        let changed = sync.changed.notified();
+        match sync.next_deadline() {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+                    () = changed => continue,
+                }
+            }
+            None => {
+                changed.await;
+                continue;
+            }
+        }
+        for (seq, held) in sync.expire(std::time::Instant::now()) {
+            warn!(
+                engine = engine_id,
+                seq,
+                tid = held.tid,
+                action = ?sync.spec.default_action,
+                "decision deadline passed; applying the default action"
+            );
+            let verdict = Verdict {
+                action: sync.spec.default_action,
+                signal: None,
+                syscall_return: None,
+            };
+            let req = tracer.decide(
+                EngineId(engine_id),
+                held.tid,
+                held.stop_id,
+                Vec::new(),
+                false,
+                verdict,
+            );
+            // Only queue it: the answer (StopGone if the task moved on) is
+            // of no use here.
+            if req.submit().await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,617 @@
+//! Synchronous remote engines over the Session call: held reports,
+//! decisions, expedited data, arbitration between clients, deadlines, and
+//! bad input. Each test starts its own server on a private socket.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use utrace_client::{pb, Client, Decision, Session, SessionError, SessionEvent};
+
+async fn server_with(adjust: impl FnOnce(&mut utraced::Config)) -> (utraced::Embedded, Client) {
+    common::init_logging();
+    let srv = utraced::Embedded::start_with(adjust)
+        .await
+        .expect("start server");
+    let client = Client::connect(&srv.uri()).await.expect("connect");
+    (srv, client)
+}
+
+async fn server() -> (utraced::Embedded, Client) {
+    server_with(|_| {}).await
+}
+
+fn kinds(k: &[pb::EventKind]) -> Vec<i32> {
+    k.iter().map(|k| *k as i32).collect()
+}
+
+/// A sync engine on `openat` entries (and deaths), expediting the path
+/// (rsi, as a string) and rip/rsi.
+fn openat_probe() -> pb::EngineSpec {
+    pb::EngineSpec {
+        events: kinds(&[pb::EventKind::SyscallEntry, pb::EventKind::Death]),
+        syscalls: vec!["openat".into()],
+        sync: true,
+        expedite: Some(pb::Expedite {
+            registers: vec!["rip".into(), "rsi".into()],
+            memory: vec![pb::MemRef {
+                register: "rsi".into(),
+                len: 4096,
+                string: true,
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+/// The next message of `s` that is not a batch reply, within the test bound.
+async fn next(s: &mut Session) -> SessionEvent {
+    tokio::time::timeout(common::TIMEOUT, s.next())
+        .await
+        .expect("no session message within the test bound")
+        .expect("session ended")
+        .expect("session stream failed")
+}
+
+/// The next report of `s` (refusals fail the test).
+async fn next_report(s: &mut Session) -> pb::Event {
+    loop {
+        match next(s).await {
+            SessionEvent::Report(e) => return e,
+            SessionEvent::Error { error, .. } => panic!("unexpected refusal: {error:?}"),
+            SessionEvent::BatchReply { .. } => {}
+        }
+    }
+}
+
+/// The next refusal of `s`, skipping reports (which are resumed if held).
+async fn next_error(s: &mut Session) -> (u64, pb::SessionError) {
+    loop {
+        match next(s).await {
+            SessionEvent::Error { in_reply_to, error } => return (in_reply_to, error),
+            SessionEvent::Report(e) if e.held => {
+                s.decide(Decision::resume(&e)).await.unwrap();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn death_code(e: &pb::Event) -> Option<i32> {
+    match &e.kind {
+        Some(pb::event::Kind::Death(d)) if d.process_gone => d.status.map(|s| s.code),
+        _ => None,
+    }
+}
+
+fn path_of(e: &pb::Event) -> String {
+    let x = e.expedited.as_ref().expect("expedited data");
+    String::from_utf8_lossy(&x.memory[0]).into_owned()
+}
+
+/// A test-started tracee that waits on stdin until `go`, with its stdout
+/// captured (a spawn by the server could not be read from here).
+struct Waiting {
+    child: common::KillOnDrop,
+    stdin: Option<std::process::ChildStdin>,
+    out: common::Lines,
+}
+
+impl Waiting {
+    fn start(argv: &[&str]) -> Waiting {
+        let mut child = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .env("UTRACE_TRACEE_WAIT", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tracee");
+        let out = common::Lines::from_reader(child.stdout.take().expect("stdout"));
+        let stdin = child.stdin.take();
+        Waiting {
+            child: common::KillOnDrop(child),
+            stdin,
+            out,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    fn go(&mut self) {
+        let mut i = self.stdin.take().expect("go once");
+        i.write_all(b"go\n").expect("write to tracee");
+    }
+
+    /// Wait for it to finish; its output lines as key=value.
+    fn finish(&mut self) {
+        common::reap_traced_child(&mut self.child.0);
+        self.out.rest();
+    }
+}
+
+/// A sync client gets every `openat` entry with its path expedited, resumes
+/// each, and the program finishes normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_client_sees_every_openat_path() {
+    let (_srv, mut c) = server().await;
+    let mut s = c.session().await.unwrap();
+    let a = s
+        .spawn(pb::SpawnRequest {
+            argv: vec![
+                tracee!("syscall_loop").into(),
+                "100".into(),
+                "10".into(),
+                "/etc/hostname".into(),
+            ],
+            engine: Some(openat_probe()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(a.pid > 0 && a.engine_id > 0);
+    let mut paths = Vec::new();
+    let mut last_seq = 0;
+    let code = loop {
+        let e = next_report(&mut s).await;
+        assert_eq!(e.engine_id, a.engine_id);
+        assert_eq!(e.seq, last_seq + 1, "reports in order, none lost");
+        last_seq = e.seq;
+        if let Some(code) = death_code(&e) {
+            assert!(!e.held, "a death report never holds");
+            break code;
+        }
+        let Some(pb::event::Kind::SyscallEntry(call)) = &e.kind else {
+            continue;
+        };
+        assert_eq!(call.name, "openat");
+        assert!(e.held, "a sync engine's openat entry holds the task");
+        let x = e.expedited.as_ref().expect("expedited");
+        assert_eq!(x.registers.get("rsi"), Some(&call.args[1]));
+        assert!(x.registers.get("rip").is_some_and(|r| *r != 0));
+        paths.push(path_of(&e));
+        s.decide(Decision::resume(&e)).await.unwrap();
+    };
+    assert_eq!(code, 0);
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/etc/hostname").count(),
+        10,
+        "paths: {paths:?}"
+    );
+    // The dynamic loader's opens are there too, with their paths.
+    assert!(paths.iter().all(|p| p.starts_with('/')), "{paths:?}");
+}
+
+/// Skipping `openat` with -ENOENT: the program sees the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_openat_fails_in_the_program() {
+    let (_srv, mut c) = server().await;
+    let mut t = Waiting::start(&[tracee!("syscall_loop"), "50", "5", "/etc/hostname"]);
+    let mut s = c.session().await.unwrap();
+    let a = s.attach(t.pid(), openat_probe()).await.unwrap();
+    assert_eq!(a.pid, t.pid());
+    t.go();
+    let mut skipped = 0;
+    loop {
+        let e = next_report(&mut s).await;
+        if death_code(&e).is_some() {
+            break;
+        }
+        if e.held {
+            assert_eq!(path_of(&e), "/etc/hostname");
+            s.decide(Decision::skip_syscall(&e, -i64::from(libc::ENOENT)))
+                .await
+                .unwrap();
+            skipped += 1;
+        }
+    }
+    t.finish();
+    assert_eq!(skipped, 10);
+    assert_eq!(t.out.value("openat_ok").as_deref(), Some("0"));
+    assert_eq!(t.out.value("openat_err").as_deref(), Some("10"));
+    assert_eq!(
+        t.out.value("last_errno"),
+        Some(libc::ENOENT.to_string()),
+        "the program saw ENOENT"
+    );
+}
+
+/// Two sync clients and one async observer on one process: the task waits
+/// for both decisions; a signal one suppresses is not delivered, whatever
+/// the other decides; the observer sees every report, in order; ListTasks
+/// names the client still holding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sync_clients_and_an_observer() {
+    let (srv, mut c1) = server().await;
+    let mut c2 = Client::connect(&srv.uri()).await.unwrap();
+    let mut c3 = Client::connect(&srv.uri()).await.unwrap();
+    let mut t = Waiting::start(&[tracee!("signals"), "10", "3"]);
+    let pid = t.pid();
+    let signals = || pb::EngineSpec {
+        events: kinds(&[pb::EventKind::Signal, pb::EventKind::Death]),
+        sync: true,
+        ..Default::default()
+    };
+    let mut a = c1.session().await.unwrap();
+    let mut b = c2.session().await.unwrap();
+    let ea = a.attach(pid, signals()).await.unwrap().engine_id;
+    let eb = b.attach(pid, signals()).await.unwrap().engine_id;
+    let obs = c3
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(pb::EngineSpec {
+                events: kinds(&[pb::EventKind::Signal, pb::EventKind::Death]),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut observed = c3.events(obs.engine_id).await.unwrap();
+    t.go();
+    for round in 0..3 {
+        let ra = next_report(&mut a).await;
+        let rb = next_report(&mut b).await;
+        for r in [&ra, &rb] {
+            assert!(r.held);
+            assert!(
+                matches!(&r.kind, Some(pb::event::Kind::Signal(s)) if s.signo == libc::SIGUSR1)
+            );
+        }
+        // A suppresses at once; the task must still wait for B.
+        a.decide(Decision::suppress_signal(&ra)).await.unwrap();
+        let deadline = Instant::now() + common::TIMEOUT;
+        loop {
+            let tasks = c3.list_tasks(pid).await.unwrap();
+            let task = &tasks[0];
+            if task.holds == vec![eb] {
+                assert_eq!(task.state, "stopped", "round {round}: held by B");
+                let h = &task.holders[0];
+                assert_eq!(h.engine_id, eb);
+                assert_eq!(h.seq, rb.seq);
+                assert!(h.sync);
+                assert_eq!(h.client_pid, std::process::id());
+                break;
+            }
+            assert!(Instant::now() < deadline, "A's decision never applied");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(c3.list_tasks(pid).await.unwrap()[0].state, "stopped");
+        // B would deliver it (even as another signal): A's suppression stands.
+        let mut d = Decision::resume(&rb);
+        if round == 1 {
+            d.signal = libc::SIGUSR2;
+        }
+        b.decide(d).await.unwrap();
+    }
+    let mut deaths = 0;
+    for s in [&mut a, &mut b] {
+        let e = next_report(s).await;
+        assert_eq!(death_code(&e), Some(0));
+        deaths += 1;
+    }
+    assert_eq!(deaths, 2);
+    t.finish();
+    assert_eq!(t.out.value("sent").as_deref(), Some("3"));
+    assert_eq!(
+        t.out.value("handled").as_deref(),
+        Some("0"),
+        "suppressed signals were delivered"
+    );
+    let mut seqs = Vec::new();
+    while let Ok(Some(Ok(e))) = tokio::time::timeout(
+        common::TIMEOUT,
+        tokio_stream::StreamExt::next(&mut observed),
+    )
+    .await
+    {
+        assert!(!e.held, "an async observer never holds");
+        assert_eq!(e.dropped_before, 0);
+        seqs.push((e.seq, e.kind.clone()));
+        if death_code(&e).is_some() {
+            break;
+        }
+    }
+    assert_eq!(
+        seqs.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(seqs[..3]
+        .iter()
+        .all(|(_, k)| matches!(k, Some(pb::event::Kind::Signal(s)) if s.signo == libc::SIGUSR1)));
+    let _ = ea;
+}
+
+/// A client that stops reading: each held report's deadline applies the
+/// default action and the program finishes; the next message says which
+/// reports were defaulted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_releases_a_stalled_client() {
+    let (_srv, mut c) = server().await;
+    let mut s = c.session().await.unwrap();
+    let a = s
+        .spawn(pb::SpawnRequest {
+            argv: vec![tracee!("syscall_loop").into(), "20".into(), "5".into()],
+            engine: Some(pb::EngineSpec {
+                deadline_ms: Some(100),
+                ..openat_probe()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Read nothing: the program must still finish.
+    let started = Instant::now();
+    while common::alive(a.pid) {
+        assert!(
+            started.elapsed() < common::TIMEOUT,
+            "held forever by a client that stopped reading"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Now read: every held report was defaulted, and the stream says so.
+    let mut held = Vec::new();
+    let mut defaulted = Vec::new();
+    loop {
+        let e = next_report(&mut s).await;
+        defaulted.extend(e.defaulted.iter().copied());
+        if e.held {
+            held.push(e.seq);
+        }
+        if death_code(&e).is_some() {
+            // The death report tells of the last ones.
+            break;
+        }
+    }
+    assert!(held.len() >= 4, "held: {held:?}");
+    assert_eq!(defaulted, held, "every held report was defaulted, in order");
+    // Deciding one of them now is refused, and says why.
+    s.decide(Decision::resume(&pb::Event {
+        seq: held[0],
+        engine_id: a.engine_id,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let (_, err) = next_error(&mut s).await;
+    assert_eq!(err.code, "FAILED_PRECONDITION");
+    assert!(err.message.contains("deadline"), "{}", err.message);
+}
+
+/// A client that disconnects while holding: its hold goes with it and the
+/// program finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_releases_the_task() {
+    let (srv, mut c) = server().await;
+    let mut s = c.session().await.unwrap();
+    let a = s
+        .spawn(pb::SpawnRequest {
+            argv: vec![tracee!("syscall_loop").into(), "20".into(), "5".into()],
+            engine: Some(openat_probe()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let e = next_report(&mut s).await;
+    assert!(e.held);
+    let mut other = Client::connect(&srv.uri()).await.unwrap();
+    let tasks = other.list_tasks(a.pid).await.unwrap();
+    assert_eq!(tasks[0].holds, vec![a.engine_id]);
+    drop(s);
+    drop(c);
+    let started = Instant::now();
+    while common::alive(a.pid) {
+        assert!(
+            started.elapsed() < common::TIMEOUT,
+            "still held after its client left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(other.list_tasks(a.pid).await.unwrap().is_empty());
+}
+
+/// HOLD keeps the task past the deadline; a later RESUME of the same report
+/// lets it go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_outlives_the_deadline() {
+    let (_srv, mut c) = server().await;
+    let mut s = c.session().await.unwrap();
+    let a = s
+        .spawn(pb::SpawnRequest {
+            argv: vec![
+                tracee!("syscall_loop").into(),
+                "10".into(),
+                "5".into(),
+                "/etc/hostname".into(),
+            ],
+            engine: Some(pb::EngineSpec {
+                deadline_ms: Some(50),
+                hold_syscalls: vec!["openat".into()],
+                ..openat_probe()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let e = next_report(&mut s).await;
+    assert!(e.held);
+    s.decide(Decision::hold(&e)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tasks = c.list_tasks(a.pid).await.unwrap();
+    assert_eq!(tasks[0].state, "stopped");
+    assert_eq!(tasks[0].holders[0].seq, e.seq);
+    assert_eq!(tasks[0].holders[0].deadline_in_ms, 0);
+    // A decision's batch runs at the stop, before the action.
+    let mut d = Decision::resume(&e);
+    d.batch = Some(pb::BatchRequest {
+        ops: vec![pb::Op {
+            op: Some(pb::op::Op::GetSyscall(pb::GetSyscall {})),
+        }],
+        ..Default::default()
+    });
+    let id = s.decide(d).await.unwrap();
+    loop {
+        match next(&mut s).await {
+            SessionEvent::BatchReply { in_reply_to, reply } => {
+                assert_eq!(in_reply_to, id);
+                let Some(pb::op_result::Result::Syscall(sc)) = &reply.results[0].result else {
+                    panic!("{reply:?}");
+                };
+                assert_eq!(sc.name, "openat");
+                break;
+            }
+            SessionEvent::Report(r) if r.held => {
+                s.decide(Decision::resume(&r)).await.unwrap();
+            }
+            other => assert!(matches!(other, SessionEvent::Report(_)), "{other:?}"),
+        }
+    }
+    loop {
+        let r = next_report(&mut s).await;
+        if death_code(&r).is_some() {
+            assert_eq!(death_code(&r), Some(0));
+            break;
+        }
+        if r.held {
+            s.decide(Decision::resume(&r)).await.unwrap();
+        }
+    }
+}
+
+/// Bad decisions and messages get a SessionError naming the problem; the
+/// session and the tracee carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_are_refused_and_the_session_goes_on() {
+    let (srv, mut c) = server().await;
+    let mut s = c.session().await.unwrap();
+
+    // A deadline of zero.
+    let err = s
+        .spawn(pb::SpawnRequest {
+            argv: vec![tracee!("syscall_loop").into(), "1".into()],
+            engine: Some(pb::EngineSpec {
+                deadline_ms: Some(0),
+                ..openat_probe()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let SessionError::Refused { code, message, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(code, "INVALID_ARGUMENT");
+    assert!(message.contains("deadline_ms"), "{message}");
+
+    let a = s
+        .spawn(pb::SpawnRequest {
+            argv: vec![
+                tracee!("syscall_loop").into(),
+                "20".into(),
+                "5".into(),
+                "/etc/hostname".into(),
+            ],
+            engine: Some(openat_probe()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let e = next_report(&mut s).await;
+    assert!(e.held);
+
+    // An unknown seq.
+    let id = s
+        .decide(pb::Decision {
+            seq: 999_999,
+            ..Decision::resume(&e)
+        })
+        .await
+        .unwrap();
+    let (r, err) = next_error(&mut s).await;
+    assert_eq!((r, err.code.as_str()), (id, "NOT_FOUND"));
+    assert!(err.message.contains("999999"), "{}", err.message);
+
+    // No action.
+    s.decide(pb::Decision {
+        action: 0,
+        ..Decision::resume(&e)
+    })
+    .await
+    .unwrap();
+    let (_, err) = next_error(&mut s).await;
+    assert_eq!(err.code, "INVALID_ARGUMENT");
+    assert!(err.message.contains("decide.action"), "{}", err.message);
+
+    // A signal at a syscall report.
+    s.decide(Decision::suppress_signal(&e)).await.unwrap();
+    let (_, err) = next_error(&mut s).await;
+    assert_eq!(err.code, "INVALID_ARGUMENT");
+    assert!(err.message.contains("signal"), "{}", err.message);
+
+    // A malformed batch: over the op limit.
+    let mut d = Decision::resume(&e);
+    d.batch = Some(pb::BatchRequest {
+        ops: vec![
+            pb::Op {
+                op: Some(pb::op::Op::GetEvents(pb::GetEvents {}))
+            };
+            70_000
+        ],
+        ..Default::default()
+    });
+    s.decide(d).await.unwrap();
+    let (_, err) = next_error(&mut s).await;
+    assert_eq!(err.code, "INVALID_ARGUMENT");
+    assert!(
+        err.message.contains("decide.batch") && err.message.contains("limit"),
+        "{}",
+        err.message
+    );
+
+    // Another client's engine.
+    let mut c2 = Client::connect(&srv.uri()).await.unwrap();
+    let mut s2 = c2.session().await.unwrap();
+    s2.decide(Decision::resume(&e)).await.unwrap();
+    let (_, err) = next_error(&mut s2).await;
+    assert_eq!(err.code, "PERMISSION_DENIED");
+    assert!(err.message.contains("another client"), "{}", err.message);
+
+    // The report is still held, and a good decision still works.
+    let tasks = c.list_tasks(a.pid).await.unwrap();
+    assert_eq!(tasks[0].holds, vec![a.engine_id]);
+    s.decide(Decision::resume(&e)).await.unwrap();
+    // Deciding it twice.
+    s.decide(Decision::resume(&e)).await.unwrap();
+    let (_, err) = next_error(&mut s).await;
+    assert_eq!(err.code, "FAILED_PRECONDITION");
+    assert!(err.message.contains("already"), "{}", err.message);
+    // The program finishes normally.
+    loop {
+        let r = next_report(&mut s).await;
+        if let Some(code) = death_code(&r) {
+            assert_eq!(code, 0);
+            break;
+        }
+        if r.held {
+            s.decide(Decision::resume(&r)).await.unwrap();
+        }
+    }
+}
+
+/// `sync` outside a Session is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_needs_a_session() {
+    let (_srv, mut c) = server().await;
+    let err = c
+        .spawn(pb::SpawnRequest {
+            argv: vec![tracee!("syscall_loop").into(), "1".into()],
+            engine: Some(openat_probe()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("Session"), "{}", err.message());
+}
