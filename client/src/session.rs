@@ -96,6 +96,9 @@ pub enum SessionEvent {
         in_reply_to: u64,
         error: pb::SessionError,
     },
+    /// An engine has nothing more to report (its processes are gone, or it
+    /// was detached): its last message.
+    Ended(pb::EngineEnded),
 }
 
 /// Builders for [`pb::Decision`].
@@ -292,6 +295,7 @@ fn event(in_reply_to: u64, msg: pb::server_message::Msg) -> Option<SessionEvent>
         Msg::Report(e) => Some(SessionEvent::Report(e)),
         Msg::BatchReply(reply) => Some(SessionEvent::BatchReply { in_reply_to, reply }),
         Msg::Error(error) => Some(SessionEvent::Error { in_reply_to, error }),
+        Msg::Ended(e) => Some(SessionEvent::Ended(e)),
         // An `attached` no call waits for (its caller gave up): nothing to say.
         Msg::Attached(_) => None,
     }

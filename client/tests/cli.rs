@@ -417,3 +417,100 @@ fn attach_and_interrupt_detaches() {
         "{out:?}"
     );
 }
+
+/// A temporary path for a trace file, unique to this test process.
+fn temp_trace(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("utrace-cli-{}-{name}", std::process::id()))
+}
+
+/// `-e inject=openat:error=ENOENT` fails the program as strace's does: the
+/// same message, the same exit status, the same calls, each injected call
+/// marked `(INJECTED)`.
+#[test]
+fn inject_fails_the_program_like_strace() {
+    let (ours_file, theirs_file) = (temp_trace("inject-ours"), temp_trace("inject-theirs"));
+    let ours = utrace(&[
+        "trace",
+        "-o",
+        ours_file.to_str().unwrap(),
+        "-e",
+        "inject=openat:error=ENOENT",
+        "--",
+        "cat",
+        "/etc/hostname",
+    ]);
+    let theirs = run_strace(&[
+        "-o",
+        theirs_file.to_str().unwrap(),
+        "-e",
+        "inject=openat:error=ENOENT",
+        "cat",
+        "/etc/hostname",
+    ]);
+    let ours_trace = std::fs::read_to_string(&ours_file).unwrap_or_default();
+    let theirs_trace = std::fs::read_to_string(&theirs_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&ours_file);
+    let _ = std::fs::remove_file(&theirs_file);
+    assert_ne!(theirs.code, Some(0), "strace: {theirs:?}");
+    assert_eq!(
+        ours.code, theirs.code,
+        "utrace: {ours:?}\nstrace: {theirs:?}"
+    );
+    assert_eq!(ours.stderr, theirs.stderr);
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert_eq!(syscall_names(&ours_trace), syscall_names(&theirs_trace));
+    let injected = |t: &str| t.lines().filter(|l| l.ends_with(" (INJECTED)")).count();
+    assert!(injected(&ours_trace) > 0, "{ours_trace}");
+    assert_eq!(injected(&ours_trace), injected(&theirs_trace));
+}
+
+/// `when=N+` counts as strace does, and `retval=` sets the value.
+#[test]
+fn inject_when_and_retval_like_strace() {
+    for (expr, argv) in [
+        (
+            "inject=openat:error=EACCES:when=3+",
+            &["cat", "/etc/hostname"][..],
+        ),
+        ("inject=getpid:retval=42", &["sh", "-c", "echo $$"][..]),
+    ] {
+        let mut args = vec!["trace", "-o", "/dev/null", "-e", expr, "--"];
+        args.extend_from_slice(argv);
+        let ours = utrace(&args);
+        let mut sargs = vec!["-o", "/dev/null", "-e", expr];
+        sargs.extend_from_slice(argv);
+        let theirs = run_strace(&sargs);
+        assert_eq!(
+            (ours.code, &ours.stdout, &ours.stderr),
+            (theirs.code, &theirs.stdout, &theirs.stderr),
+            "{expr}"
+        );
+    }
+    let r = utrace(&[
+        "trace",
+        "-o",
+        "/dev/null",
+        "-e",
+        "inject=getpid:retval=42",
+        "--",
+        "sh",
+        "-c",
+        "echo $$",
+    ]);
+    assert_eq!(r.stdout, "42\n");
+}
+
+/// A malformed inject expression is a usage error naming the problem.
+#[test]
+fn inject_usage_errors() {
+    for (expr, needle) in [
+        ("inject=openat", "error="),
+        ("inject=openat:error=ENOPE", "ENOPE"),
+        ("inject=openat:error=EIO:when=0", "when=0"),
+        ("inject=nosuch:error=EIO", "nosuch"),
+    ] {
+        let r = utrace(&["trace", "-e", expr, "--", "true"]);
+        assert_eq!(r.code, Some(2), "{expr}: {r:?}");
+        assert!(r.stderr.contains(needle), "{expr}: {}", r.stderr);
+    }
+}

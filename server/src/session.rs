@@ -524,23 +524,18 @@ async fn forward(engine_id: u64, mut sub: Subscription, sync: Option<Arc<SyncSta
             return;
         }
     }
-    // The engine is done. Tell what the client has not heard yet.
-    let lost = sub.dropped.swap(0, Ordering::AcqRel);
-    let defaulted = sync.map(|s| s.take_defaulted()).unwrap_or_default();
-    if lost > 0 || !defaulted.is_empty() {
-        let ev = pb::Event {
-            engine_id,
-            dropped_before: lost,
-            defaulted,
-            ..Default::default()
-        };
-        let _ = out
-            .send(Ok(pb::ServerMessage {
-                msg: Some(pb::server_message::Msg::Report(ev)),
-                in_reply_to: 0,
-            }))
-            .await;
-    }
+    // The engine is done. Say so, with what the client has not heard yet.
+    let ended = pb::EngineEnded {
+        engine_id,
+        dropped: sub.dropped.swap(0, Ordering::AcqRel),
+        defaulted: sync.map(|s| s.take_defaulted()).unwrap_or_default(),
+    };
+    let _ = out
+        .send(Ok(pb::ServerMessage {
+            msg: Some(pb::server_message::Msg::Ended(ended)),
+            in_reply_to: 0,
+        }))
+        .await;
 }
 
 /// Apply the default action to held reports whose deadline passed.

@@ -60,6 +60,7 @@ async fn next_report(s: &mut Session) -> pb::Event {
         match next(s).await {
             SessionEvent::Report(e) => return e,
             SessionEvent::Error { error, .. } => panic!("unexpected refusal: {error:?}"),
+            SessionEvent::Ended(e) => panic!("engine ended while a report was expected: {e:?}"),
             SessionEvent::BatchReply { .. } => {}
         }
     }
@@ -175,6 +176,10 @@ async fn sync_client_sees_every_openat_path() {
         s.decide(Decision::resume(&e)).await.unwrap();
     };
     assert_eq!(code, 0);
+    match next(&mut s).await {
+        SessionEvent::Ended(e) => assert_eq!((e.engine_id, e.dropped), (a.engine_id, 0)),
+        other => panic!("expected the engine's end, got {other:?}"),
+    }
     assert_eq!(
         paths.iter().filter(|p| *p == "/etc/hostname").count(),
         10,
@@ -335,9 +340,11 @@ async fn deadline_releases_a_stalled_client() {
         .spawn(pb::SpawnRequest {
             argv: vec![tracee!("syscall_loop").into(), "20".into(), "5".into()],
             engine: Some(pb::EngineSpec {
-                deadline_ms: Some(100),
+                deadline_ms: Some(20),
                 ..openat_probe()
             }),
+            // Not cargo's library path: fewer loader probes to time out.
+            env: [("LD_LIBRARY_PATH".to_string(), String::new())].into(),
             ..Default::default()
         })
         .await

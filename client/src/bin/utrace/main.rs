@@ -1,7 +1,7 @@
 //! `utrace`: the command-line client of utraced.
 //!
 //! ```text
-//! utrace [--server URI] trace [-f] [-e trace=NAME,…] [-c] [-o FILE] (-p PID | [--] CMD ARGS…)
+//! utrace [--server URI] trace [-f] [-e trace=NAME,…] [-e inject=SET:error=ERRNO[:when=N[+STEP]]] [-c] [-o FILE] (-p PID | [--] CMD ARGS…)
 //! utrace [--server URI] ps [PID]
 //! utrace [--server URI] info [--json]
 //! utrace [--server URI] batch -p PID [--tid TID] [--stop-on-error] [FILE|-]
@@ -33,6 +33,7 @@
 mod assemble;
 mod batch;
 mod brk;
+mod inject;
 mod mem;
 mod regs;
 mod server;
@@ -107,7 +108,9 @@ struct TraceCmd {
     #[arg(short = 'f')]
     follow: bool,
     /// Trace only these syscalls: `trace=NAME,NAME…` (or just `NAME,…`).
-    /// Signals and exits are always shown.
+    /// Signals and exits are always shown. Fault injection, as strace:
+    /// `inject=SET:error=ERRNO[:when=N[+[STEP]]]` or `inject=SET:retval=V`
+    /// makes the calls in SET fail (or return V) without running.
     #[arg(short = 'e', value_name = "EXPR", value_parser = parse_expr)]
     exprs: Vec<TraceExpr>,
     /// Count time, calls and errors per syscall and print strace's summary
@@ -146,15 +149,18 @@ enum TraceExpr {
     None,
     /// `trace=NAME,…`.
     Names(Vec<String>),
+    /// `inject=SET:…`.
+    Inject(inject::Rule),
 }
 
 /// `trace=open,read` or `open,read`; `trace=all`, `trace=none`.
 fn parse_expr(expr: &str) -> Result<TraceExpr, String> {
     let names = match expr.split_once('=') {
         Some(("trace", names)) => names,
+        Some(("inject", spec)) => return inject::parse(spec).map(TraceExpr::Inject),
         Some((qualifier, _)) => {
             return Err(format!(
-                "unsupported qualifier {qualifier:?}: only trace=NAME,NAME… is supported"
+                "unsupported qualifier {qualifier:?}: only trace=NAME,NAME… and inject=SET:… are supported"
             ))
         }
         None => expr,
@@ -191,6 +197,7 @@ fn selected_syscalls(exprs: Vec<TraceExpr>) -> (Vec<String>, bool) {
             TraceExpr::All => return (Vec::new(), false),
             TraceExpr::None => none = true,
             TraceExpr::Names(n) => names.extend(n),
+            TraceExpr::Inject(_) => {}
         }
     }
     let none = none && names.is_empty();
@@ -275,6 +282,14 @@ async fn command(
         Command::Regs(r) => regs::run(conn, r).await,
         Command::Break(b) => brk::run(conn, &b).await,
         Command::Trace(t) => {
+            let inject = t
+                .exprs
+                .iter()
+                .filter_map(|e| match e {
+                    TraceExpr::Inject(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect();
             let (syscalls, no_syscalls) = selected_syscalls(t.exprs);
             let opts = trace::Options {
                 follow: t.follow,
@@ -285,6 +300,7 @@ async fn command(
                 pid: t.pid,
                 command: t.command,
                 queue_len: t.queue_len,
+                inject,
             };
             trace::run(conn, opts).await
         }

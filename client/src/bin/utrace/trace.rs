@@ -4,6 +4,11 @@
 //! engine that asks for decoded text, and streams its reports; the lines
 //! are assembled here ([`crate::assemble`]), or with `-c` the calls are
 //! counted and strace's summary table printed at the end.
+//!
+//! With `-e inject=`, the same engine is a sync engine on a `Session`
+//! stream instead: it holds each entry of an injected syscall, and
+//! [`crate::inject::Injector`] decides it (skip with the error or value, or
+//! run it).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,11 +20,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_stream::StreamExt;
 use tonic::Streaming;
 use tracing::{debug, warn};
-use utrace_client::pb;
 use utrace_client::pb::event::Kind;
+use utrace_client::{pb, Session, SessionEvent};
 use utrace_engines::builtin::counter::Counts;
 
 use crate::assemble::{call_name, Assembler, PidPrefix};
+use crate::inject::{Injector, Rule};
 use crate::server::Connection;
 use crate::signals::exit_code;
 
@@ -43,6 +49,8 @@ pub struct Options {
     /// Reports the server queues for us (None: [`EMBEDDED_QUEUE_LEN`] with
     /// an embedded server, the daemon's default otherwise).
     pub queue_len: Option<u32>,
+    /// Fault injection (`-e inject=`).
+    pub inject: Vec<Rule>,
 }
 
 /// The queue asked of an embedded server: its limits are known (up to 2^20)
@@ -99,7 +107,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
     } else {
         Vec::new()
     };
-    let engine = pb::EngineSpec {
+    let mut engine = pb::EngineSpec {
         events,
         syscalls: opts.syscalls.clone(),
         follow_children: opts.follow,
@@ -115,14 +123,49 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         Some(pid) => pb::trace_request::Target::Pid(pid),
         None => pb::trace_request::Target::Spawn(spawn_request(&opts)),
     };
-    let mut stream = conn
-        .client
-        .trace(pb::TraceRequest {
-            target: Some(target),
-            engine: Some(engine),
-        })
-        .await
-        .map_err(|s| s.message().to_string())?;
+    let mut stream = if opts.inject.is_empty() {
+        Source::Trace(Box::new(
+            conn.client
+                .trace(pb::TraceRequest {
+                    target: Some(target),
+                    engine: Some(engine),
+                })
+                .await
+                .map_err(|s| s.message().to_string())?,
+        ))
+    } else {
+        let injector = Injector::new(opts.inject.clone());
+        let show = hold_injected(&mut engine, &injector, &opts);
+        let mut session = conn
+            .client
+            .session()
+            .await
+            .map_err(|s| s.message().to_string())?;
+        let attached = match target {
+            pb::trace_request::Target::Pid(pid) => session.attach(pid, engine).await,
+            pb::trace_request::Target::Spawn(mut s) => {
+                s.engine = Some(engine);
+                session.spawn(s).await
+            }
+        }
+        .map_err(|e| match e {
+            utrace_client::SessionError::Refused { message, .. } => message,
+            other => other.to_string(),
+        })?;
+        Source::Session(Box::new(Injecting {
+            session,
+            injector,
+            show,
+            attached: Some(pb::Event {
+                engine_id: attached.engine_id,
+                pid: attached.pid,
+                tid: attached.pid,
+                kind: Some(Kind::Attached(attached)),
+                ..Default::default()
+            }),
+            ended: false,
+        }))
+    };
 
     let mut state = State::new(&opts);
     let end = loop {
@@ -134,10 +177,10 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         };
         match next {
             Some(Ok(ev)) => state.event(&ev, &mut out),
-            Some(Err(status)) => {
+            Some(Err(msg)) => {
                 state.flush_open(" <unfinished ...>", &mut out);
                 let _ = out.flush();
-                return Err(status.message().to_string());
+                return Err(msg);
             }
             None => break End::StreamEnded,
         }
@@ -195,14 +238,142 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
 /// The next event; flushes the output first when none is ready at once,
 /// so lines appear promptly without a write per line under load.
 async fn next_event(
-    stream: &mut Streaming<pb::Event>,
+    source: &mut Source,
     out: &mut Box<dyn Write + Send>,
-) -> Option<Result<pb::Event, tonic::Status>> {
-    match tokio::time::timeout(Duration::ZERO, stream.next()).await {
-        Ok(next) => next,
-        Err(_) => {
+) -> Option<Result<pb::Event, String>> {
+    match source {
+        Source::Trace(stream) => {
+            let next = match tokio::time::timeout(Duration::ZERO, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let _ = out.flush();
+                    stream.next().await
+                }
+            };
+            next.map(|r| r.map_err(|s| s.message().to_string()))
+        }
+        // Not cancelled midway (it may be sending a decision): flush first.
+        Source::Session(s) => {
             let _ = out.flush();
-            stream.next().await
+            s.next().await
+        }
+    }
+}
+
+/// Where the events come from.
+enum Source {
+    /// A `Trace` call's stream.
+    Trace(Box<Streaming<pb::Event>>),
+    /// A `Session` whose engine holds injected syscalls' entries.
+    Session(Box<Injecting>),
+}
+
+impl Source {
+    async fn next(&mut self) -> Option<Result<pb::Event, String>> {
+        match self {
+            Source::Trace(s) => s
+                .next()
+                .await
+                .map(|r| r.map_err(|s| s.message().to_string())),
+            Source::Session(s) => s.next().await,
+        }
+    }
+}
+
+/// Make `engine` a sync engine that holds the entries of the injected
+/// syscalls. Returns the syscalls to show (None: all): with `-e trace=`
+/// (or `trace=none`) the injected ones are traced but not all shown.
+fn hold_injected(
+    engine: &mut pb::EngineSpec,
+    injector: &Injector,
+    opts: &Options,
+) -> Option<Vec<u64>> {
+    let injected = injector.syscalls();
+    let show = if opts.no_syscalls {
+        engine.events.extend([
+            pb::EventKind::SyscallEntry as i32,
+            pb::EventKind::SyscallExit as i32,
+        ]);
+        engine.decode = !opts.count;
+        engine.syscalls = injected.clone();
+        Some(Vec::new())
+    } else if opts.syscalls.is_empty() {
+        None
+    } else {
+        let show = opts
+            .syscalls
+            .iter()
+            .filter_map(|n| utrace_engines::syscall_number(n).ok())
+            .collect();
+        engine.syscalls.extend(injected.iter().cloned());
+        Some(show)
+    };
+    engine.sync = true;
+    engine.hold = vec![pb::EventKind::SyscallEntry as i32];
+    engine.hold_syscalls = injected;
+    show
+}
+
+/// A session that injects faults, seen as a stream of events.
+struct Injecting {
+    session: Session,
+    injector: Injector,
+    /// Syscalls to show (None: all).
+    show: Option<Vec<u64>>,
+    /// The `attached` event, given first.
+    attached: Option<pb::Event>,
+    ended: bool,
+}
+
+impl Injecting {
+    async fn next(&mut self) -> Option<Result<pb::Event, String>> {
+        if let Some(a) = self.attached.take() {
+            return Some(Ok(a));
+        }
+        if self.ended {
+            return None;
+        }
+        loop {
+            let mut ev = match self.session.next().await? {
+                Ok(SessionEvent::Report(ev)) => ev,
+                Ok(SessionEvent::Ended(e)) => {
+                    self.ended = true;
+                    return (e.dropped > 0).then(|| {
+                        Ok(pb::Event {
+                            dropped_before: e.dropped,
+                            ..Default::default()
+                        })
+                    });
+                }
+                Ok(SessionEvent::Error { error, .. }) => {
+                    warn!(code = %error.code, "the server refused a decision: {}", error.message);
+                    continue;
+                }
+                Ok(SessionEvent::BatchReply { .. }) => continue,
+                Err(e) => return Some(Err(e.to_string())),
+            };
+            if ev.held {
+                let d = self.injector.decide(&ev);
+                if let Err(e) = self.session.decide(d).await {
+                    return Some(Err(e.to_string()));
+                }
+            }
+            if self.injector.was_injected(&ev) {
+                if let Some(Kind::SyscallExit(x)) = &mut ev.kind {
+                    x.ret_text.push_str(" (INJECTED)");
+                }
+            }
+            let nr = match &ev.kind {
+                Some(Kind::SyscallEntry(c)) => Some(c.nr),
+                Some(Kind::SyscallExit(x)) => Some(x.nr),
+                _ => None,
+            };
+            if let (Some(nr), Some(show)) = (nr, &self.show) {
+                if !show.contains(&nr) {
+                    continue;
+                }
+            }
+            return Some(Ok(ev));
         }
     }
 }
