@@ -189,6 +189,18 @@ impl Session {
         }
     }
 
+    /// A sync engine holds tasks: control, which an observe-only client
+    /// may not exercise.
+    fn may_hold(&self, spec: Option<&pb::EngineSpec>, field: &str) -> Result<(), Refusal> {
+        if spec.is_some_and(|s| s.sync) && self.svc.observe_only.contains(&self.peer.uid) {
+            return Err(Status::permission_denied(format!(
+                "{field}.sync: this client may only observe (--observe-only), and a sync engine holds tasks; leave sync false"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     async fn handle(&mut self, m: pb::ClientMessage) -> Result<(), Refusal> {
         use pb::client_message::Msg;
         let id = m.id;
@@ -199,6 +211,7 @@ impl Session {
             .into()),
             Some(Msg::Spawn(mut s)) => {
                 let engine = s.engine.take();
+                self.may_hold(engine.as_ref(), "spawn.engine")?;
                 let e = self
                     .svc
                     .do_spawn(
@@ -214,6 +227,7 @@ impl Session {
                 Ok(())
             }
             Some(Msg::Attach(a)) => {
+                self.may_hold(a.engine.as_ref(), "attach.engine")?;
                 let e = self
                     .svc
                     .do_attach(

@@ -622,3 +622,103 @@ async fn sync_needs_a_session() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("Session"), "{}", err.message());
 }
+
+/// Expedited data comes with asynchronous reports too (a Trace stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expedite_on_an_async_stream() {
+    let (_srv, mut c) = server().await;
+    let mut spec = openat_probe();
+    spec.sync = false;
+    let mut stream = c
+        .trace(pb::TraceRequest {
+            target: Some(pb::trace_request::Target::Spawn(pb::SpawnRequest {
+                argv: vec![
+                    tracee!("syscall_loop").into(),
+                    "20".into(),
+                    "5".into(),
+                    "/etc/hostname".into(),
+                ],
+                ..Default::default()
+            })),
+            engine: Some(spec),
+        })
+        .await
+        .unwrap();
+    let mut paths = Vec::new();
+    while let Ok(Some(Ok(e))) =
+        tokio::time::timeout(common::TIMEOUT, tokio_stream::StreamExt::next(&mut stream)).await
+    {
+        assert!(!e.held);
+        if matches!(e.kind, Some(pb::event::Kind::SyscallEntry(_))) {
+            paths.push(path_of(&e));
+        }
+    }
+    assert_eq!(paths.iter().filter(|p| *p == "/etc/hostname").count(), 4);
+}
+
+/// Bad engine specs and mask changes in a session are refused with the
+/// field named; an observe-only client may not hold tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_specs_are_refused() {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let (_srv, mut c) = server_with(|cfg| cfg.observe_only = vec![me]).await;
+    let mut s = c.session().await.unwrap();
+    let spawn = |spec: pb::EngineSpec| pb::SpawnRequest {
+        argv: vec![tracee!("syscall_loop").into(), "1".into()],
+        engine: Some(spec),
+        ..Default::default()
+    };
+    let refused = |e: SessionError| match e {
+        SessionError::Refused { code, message, .. } => (code, message),
+        other => panic!("{other}"),
+    };
+    let (code, msg) = refused(s.spawn(spawn(openat_probe())).await.unwrap_err());
+    assert_eq!(code, "PERMISSION_DENIED");
+    assert!(msg.contains("observe"), "{msg}");
+    let mut bad = openat_probe();
+    bad.sync = false;
+    bad.expedite = Some(pb::Expedite {
+        registers: vec!["rip".into(), "nosuchreg".into()],
+        memory: vec![],
+    });
+    let (code, msg) = refused(s.spawn(spawn(bad)).await.unwrap_err());
+    assert_eq!(code, "INVALID_ARGUMENT");
+    assert!(
+        msg.contains("expedite.registers[1]") && msg.contains("nosuchreg"),
+        "{msg}"
+    );
+    let mut bad = openat_probe();
+    bad.sync = false;
+    bad.expedite = Some(pb::Expedite {
+        registers: vec![],
+        memory: vec![pb::MemRef {
+            register: "rsi".into(),
+            len: 0,
+            string: true,
+        }],
+    });
+    let (code, msg) = refused(s.spawn(spawn(bad)).await.unwrap_err());
+    assert_eq!(code, "INVALID_ARGUMENT");
+    assert!(msg.contains("expedite.memory[0].len"), "{msg}");
+    let mut bad = openat_probe();
+    bad.sync = false;
+    bad.deadline_ms = Some(10);
+    let (code, msg) = refused(s.spawn(spawn(bad)).await.unwrap_err());
+    assert_eq!(code, "INVALID_ARGUMENT");
+    assert!(msg.contains("deadline_ms") && msg.contains("sync"), "{msg}");
+    // An async engine in the session works, and a bad mask change is refused.
+    let mut ok = openat_probe();
+    ok.sync = false;
+    let a = s.spawn(spawn(ok)).await.unwrap();
+    s.set_events(pb::SetEvents {
+        syscalls: vec!["nosuchcall".into()],
+        engine_id: a.engine_id,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (_, err) = next_error(&mut s).await;
+    assert_eq!(err.code, "INVALID_ARGUMENT");
+    assert!(err.message.contains("nosuchcall"), "{}", err.message);
+}
