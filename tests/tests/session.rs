@@ -722,3 +722,51 @@ async fn bad_specs_are_refused() {
     assert_eq!(err.code, "INVALID_ARGUMENT");
     assert!(err.message.contains("nosuchcall"), "{}", err.message);
 }
+
+/// A syscall one sync client skips is what another client's later report
+/// (the exit) shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skip_shows_in_the_other_clients_exit_report() {
+    let (srv, mut c1) = server().await;
+    let mut c2 = Client::connect(&srv.uri()).await.unwrap();
+    let mut t = Waiting::start(&[tracee!("syscall_loop"), "10", "5", "/etc/hostname"]);
+    let mut a = c1.session().await.unwrap();
+    let mut b = c2.session().await.unwrap();
+    a.attach(t.pid(), openat_probe()).await.unwrap();
+    let both = pb::EngineSpec {
+        events: kinds(&[
+            pb::EventKind::SyscallEntry,
+            pb::EventKind::SyscallExit,
+            pb::EventKind::Death,
+        ]),
+        ..openat_probe()
+    };
+    b.attach(t.pid(), both).await.unwrap();
+    t.go();
+    let mut exits = Vec::new();
+    for _ in 0..2 {
+        let ra = next_report(&mut a).await;
+        a.decide(Decision::skip_syscall(&ra, -i64::from(libc::EACCES)))
+            .await
+            .unwrap();
+        let entry = next_report(&mut b).await;
+        assert!(matches!(entry.kind, Some(pb::event::Kind::SyscallEntry(_))));
+        b.decide(Decision::resume(&entry)).await.unwrap();
+        let exit = next_report(&mut b).await;
+        let Some(pb::event::Kind::SyscallExit(x)) = &exit.kind else {
+            panic!("{exit:?}")
+        };
+        exits.push((x.ret, x.errno.clone()));
+        b.decide(Decision::resume(&exit)).await.unwrap();
+    }
+    assert_eq!(
+        exits,
+        vec![(-i64::from(libc::EACCES), "EACCES".to_string()); 2]
+    );
+    for s in [&mut a, &mut b] {
+        assert_eq!(death_code(&next_report(s).await), Some(0));
+    }
+    t.finish();
+    assert_eq!(t.out.value("openat_err").as_deref(), Some("2"));
+    assert_eq!(t.out.value("last_errno"), Some(libc::EACCES.to_string()));
+}
