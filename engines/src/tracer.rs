@@ -329,6 +329,9 @@ impl Tracer {
                         }
                         Ok(task) => Ok(decide_at(task, ops, stop_on_error, verdict)),
                     };
+                    if let Err(e) = &r {
+                        debug!(%engine, tid, error = %e, "decision not applied");
+                    }
                     reply.send(r);
                 }),
             );

@@ -211,8 +211,12 @@ pub enum TakeError {
 pub struct SyncState {
     pub spec: SyncSpec,
     ledger: Mutex<Ledger>,
-    /// Woken when a report is held (a new deadline to watch).
+    /// Woken when a report is held while the deadline task has none to
+    /// watch. Deadlines are "now + a constant", so a new one is never
+    /// earlier than one already armed: a busy deadline task needs no wake.
     pub changed: tokio::sync::Notify,
+    /// The deadline task is waiting for a first held report.
+    pub idle: std::sync::atomic::AtomicBool,
 }
 
 impl SyncState {
@@ -221,6 +225,7 @@ impl SyncState {
             spec,
             ledger: Mutex::new(Ledger::default()),
             changed: tokio::sync::Notify::new(),
+            idle: AtomicBool::new(false),
         })
     }
 
@@ -404,7 +409,9 @@ impl RemoteEngine {
         });
         match &self.sync {
             Some(sync) if hold && delivered => {
-                sync.changed.notify_one();
+                if sync.idle.swap(false, Ordering::SeqCst) {
+                    sync.changed.notify_one();
+                }
                 Action::Stop
             }
             Some(sync) if hold => {

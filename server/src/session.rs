@@ -5,19 +5,19 @@
 //! each at once: spawns and attaches are awaited (their `attached` answer
 //! goes out before any report of the new engine); decisions and batches are
 //! *submitted* to the tracer thread in arrival order and their answers are
-//! awaited on their own tasks, so a client can pipeline them. Per engine, a
-//! forwarder moves reports from the engine's bounded queue to the stream,
-//! and (for a sync engine) a deadline task applies the default action to
-//! reports left undecided too long. When the client's side ends, or the
+//! awaited on their own tasks, so a client can pipeline them. The response
+//! stream reads each engine's bounded queue directly, and (for a sync
+//! engine) a deadline task applies the default action to reports left
+//! undecided too long. When the client's side ends, or the
 //! client goes away, the session's engines detach.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Code, Status, Streaming};
 use tracing::{debug, info, warn, Instrument, Span};
@@ -29,15 +29,42 @@ use crate::peer::Peer;
 use crate::remote::{Held, Subscription, SyncState, TakeError};
 use crate::service::{batch_timed_out, NewEngine, TracerService};
 
-/// Messages queued for the client. Reports wait here when the client reads
-/// slowly; past it they wait in their engine's queue, then are dropped
-/// (and a holding report that no queue takes does not hold).
+/// Answers (attached, batch replies, errors) queued for the client. Reports
+/// wait in their engine's own bounded queue, read by the response stream;
+/// when a slow client lets it fill, reports are dropped and counted (and a
+/// holding report that no queue takes does not hold).
 const OUT_QUEUE: usize = 256;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
-type Out = mpsc::Sender<Result<pb::ServerMessage, Status>>;
 type BoxStream = Pin<Box<dyn Stream<Item = Result<pb::ServerMessage, Status>> + Send>>;
+
+/// What the session task and its answer tasks hand to the response stream.
+enum Item {
+    /// A message for the client.
+    Msg(Box<pb::ServerMessage>),
+    /// A new engine: stream its reports from now on (after everything
+    /// queued before, e.g. its `attached` answer).
+    Engine {
+        engine_id: u64,
+        sub: Subscription,
+        sync: Option<Arc<SyncState>>,
+    },
+}
+
+/// The sending side of the response stream.
+#[derive(Clone)]
+struct Out(mpsc::Sender<Item>);
+
+impl Out {
+    async fn send(&self, m: pb::ServerMessage) -> Result<(), ()> {
+        self.0.send(Item::Msg(Box::new(m))).await.map_err(|_| ())
+    }
+
+    async fn closed(&self) {
+        self.0.closed().await
+    }
+}
 
 /// Start a session for `peer` on `inbound`; returns the stream to the client.
 pub fn start(
@@ -47,6 +74,7 @@ pub fn start(
     span: Span,
 ) -> BoxStream {
     let (out, rx) = mpsc::channel(OUT_QUEUE);
+    let out = Out(out);
     let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let session = Session {
         id,
@@ -57,7 +85,12 @@ pub fn start(
         tasks: Vec::new(),
     };
     tokio::spawn(session.run(inbound).instrument(span));
-    Box::pin(ReceiverStream::new(rx))
+    Box::pin(Replies {
+        ctl: rx,
+        ctl_done: false,
+        engines: Vec::new(),
+        next: 0,
+    })
 }
 
 /// A message could not be acted on.
@@ -163,7 +196,7 @@ impl Session {
                     let id = m.id;
                     if let Err(r) = self.handle(m).await {
                         debug!(session = self.id, in_reply_to = id, status = %r.status.message(), "refused");
-                        if self.out.send(Ok(error_message(id, r))).await.is_err() {
+                        if self.out.send(error_message(id, r)).await.is_err() {
                             break;
                         }
                     }
@@ -254,18 +287,24 @@ impl Session {
         self.engines.push(engine_id);
         let _ = self
             .out
-            .send(Ok(pb::ServerMessage {
+            .send(pb::ServerMessage {
                 msg: Some(pb::server_message::Msg::Attached(pb::Attached {
                     pid: e.pid,
                     engine_id,
                     tids: e.tids,
                 })),
                 in_reply_to,
-            }))
+            })
             .await;
-        self.tasks.push(tokio::spawn(
-            forward(engine_id, e.sub, e.sync.clone(), self.out.clone()).in_current_span(),
-        ));
+        let _ = self
+            .out
+            .0
+            .send(Item::Engine {
+                engine_id,
+                sub: e.sub,
+                sync: e.sync.clone(),
+            })
+            .await;
         if let Some(sync) = e.sync {
             let tracer = self.svc.tracer.clone();
             self.tasks.push(tokio::spawn(
@@ -420,6 +459,13 @@ impl Session {
             .submit()
             .await
             .map_err(|e| at(status(e)))?;
+        if reply_plan.is_none() && verdict.syscall_return.is_none() {
+            // Nothing to answer on success: do not wait (the tracer thread
+            // then wakes nobody before it resumes the task). A failure
+            // (the task left the stop meanwhile) is logged by the tracer.
+            drop(answer);
+            return Ok(());
+        }
         let out = self.out.clone();
         self.tasks.push(tokio::spawn(
             async move {
@@ -427,7 +473,7 @@ impl Session {
                     Ok(done) => {
                         if let Some(e) = done.syscall_error {
                             let r = refuse(Status::failed_precondition(e.message), engine_id, seq);
-                            let _ = out.send(Ok(error_message(in_reply_to, r))).await;
+                            let _ = out.send(error_message(in_reply_to, r)).await;
                         }
                         match reply_plan {
                             Some(plan) => pb::ServerMessage {
@@ -441,7 +487,7 @@ impl Session {
                     }
                     Err(e) => error_message(in_reply_to, refuse(status(e), engine_id, seq)),
                 };
-                let _ = out.send(Ok(msg)).await;
+                let _ = out.send(msg).await;
             }
             .in_current_span(),
         ));
@@ -483,7 +529,7 @@ impl Session {
                     Ok(Err(e)) => error_message(in_reply_to, status(e).into()),
                     Err(_) => error_message(in_reply_to, batch_timed_out(tid, limit).into()),
                 };
-                let _ = out.send(Ok(msg)).await;
+                let _ = out.send(msg).await;
             }
             .in_current_span(),
         ));
@@ -526,45 +572,87 @@ fn not_held(e: TakeError, seq: u64) -> Status {
     }
 }
 
-/// Move one engine's reports to the session stream, in order.
-async fn forward(engine_id: u64, mut sub: Subscription, sync: Option<Arc<SyncState>>, out: Out) {
-    while let Some(mut ev) = sub.rx.recv().await {
-        ev.engine_id = engine_id;
-        let msg = pb::ServerMessage {
-            msg: Some(pb::server_message::Msg::Report(ev)),
-            in_reply_to: 0,
-        };
-        if out.send(Ok(msg)).await.is_err() {
-            return;
+/// The response stream: the session's answers, and every engine's
+/// reports straight from its queue (no task in between: a report goes from
+/// the tracer thread's `try_send` to HTTP/2). Each engine's last message is
+/// `ended`. Answers come first; engines are served round-robin.
+struct Replies {
+    ctl: mpsc::Receiver<Item>,
+    ctl_done: bool,
+    engines: Vec<(u64, Subscription, Option<Arc<SyncState>>)>,
+    /// The engine to look at first next time.
+    next: usize,
+}
+
+impl Stream for Replies {
+    type Item = Result<pb::ServerMessage, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        while !this.ctl_done {
+            match this.ctl.poll_recv(cx) {
+                Poll::Ready(Some(Item::Msg(m))) => return Poll::Ready(Some(Ok(*m))),
+                Poll::Ready(Some(Item::Engine {
+                    engine_id,
+                    sub,
+                    sync,
+                })) => this.engines.push((engine_id, sub, sync)),
+                Poll::Ready(None) => this.ctl_done = true,
+                Poll::Pending => break,
+            }
+        }
+        let n = this.engines.len();
+        for k in 0..n {
+            let i = (this.next + k) % n;
+            let (engine_id, sub, _) = &mut this.engines[i];
+            match sub.rx.poll_recv(cx) {
+                Poll::Ready(Some(mut ev)) => {
+                    ev.engine_id = *engine_id;
+                    this.next = i + 1;
+                    return Poll::Ready(Some(Ok(pb::ServerMessage {
+                        msg: Some(pb::server_message::Msg::Report(ev)),
+                        in_reply_to: 0,
+                    })));
+                }
+                Poll::Ready(None) => {
+                    // The engine is done: say so, with what the client has
+                    // not heard yet.
+                    let (engine_id, sub, sync) = this.engines.remove(i);
+                    let ended = pb::EngineEnded {
+                        engine_id,
+                        dropped: sub.dropped.swap(0, Ordering::AcqRel),
+                        defaulted: sync.map(|s| s.take_defaulted()).unwrap_or_default(),
+                    };
+                    return Poll::Ready(Some(Ok(pb::ServerMessage {
+                        msg: Some(pb::server_message::Msg::Ended(ended)),
+                        in_reply_to: 0,
+                    })));
+                }
+                Poll::Pending => {}
+            }
+        }
+        if this.ctl_done && this.engines.is_empty() {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
         }
     }
-    // The engine is done. Say so, with what the client has not heard yet.
-    let ended = pb::EngineEnded {
-        engine_id,
-        dropped: sub.dropped.swap(0, Ordering::AcqRel),
-        defaulted: sync.map(|s| s.take_defaulted()).unwrap_or_default(),
-    };
-    let _ = out
-        .send(Ok(pb::ServerMessage {
-            msg: Some(pb::server_message::Msg::Ended(ended)),
-            in_reply_to: 0,
-        }))
-        .await;
 }
 
 /// Apply the default action to held reports whose deadline passed.
 async fn deadlines(tracer: utrace_engines::Tracer, engine_id: u64, sync: Arc<SyncState>) {
     loop {
-        let changed = sync.changed.notified();
+        // Idle first, then look: a report held in between either is seen
+        // here or finds `idle` set and wakes us.
+        sync.idle.store(true, Ordering::SeqCst);
         match sync.next_deadline() {
             Some(at) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
-                    () = changed => continue,
-                }
+                // Later reports' deadlines are later: no wake needed for them.
+                sync.idle.store(false, Ordering::SeqCst);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
             }
             None => {
-                changed.await;
+                sync.changed.notified().await;
                 continue;
             }
         }
