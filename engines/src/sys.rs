@@ -407,25 +407,22 @@ impl RemoteWaker {
 
 // ---- memory ----------------------------------------------------------------
 
-/// One `process_vm_readv` over a scatter list. Returns bytes read in total
-/// (the kernel stops at the first failing remote iovec).
+/// One `process_vm_readv` of the `remote` ranges, back to back into `local`.
+/// Returns bytes read in total (the kernel stops at the first failing remote
+/// iovec).
 pub fn process_vm_readv(
     pid: Tid,
-    local: &mut [libc::iovec],
+    local: &mut [u8],
     remote: &[libc::iovec],
 ) -> Result<usize, Errno> {
-    // SAFETY: `local` iovecs point into buffers the caller owns and keeps alive;
-    // `remote` addresses are only interpreted in the target process.
-    let r = unsafe {
-        libc::process_vm_readv(
-            pid,
-            local.as_ptr(),
-            local.len() as _,
-            remote.as_ptr(),
-            remote.len() as _,
-            0,
-        )
+    let local = libc::iovec {
+        iov_base: local.as_mut_ptr().cast(),
+        iov_len: local.len(),
     };
+    // SAFETY: the one local iovec is `local`, a buffer borrowed mutably for
+    // the call; `remote` addresses are only interpreted in the target process.
+    let r =
+        unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), remote.len() as _, 0) };
     if r < 0 {
         Err(Errno::last())
     } else {

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
+use bytes::Bytes;
+
 use crate::arch::{self, gp, RegDesc, RegSet};
 use crate::engine::EngineId;
 use crate::error::{Error, Result};
@@ -294,10 +296,18 @@ impl MemFile {
 pub struct MemRead {
     /// Address the read started at.
     pub addr: u64,
-    /// The bytes read; shorter than asked when `error` is set.
-    pub data: Vec<u8>,
+    /// The bytes read; shorter than asked when `error` is set. The reads of
+    /// one [`Task::read_scatter`] share one buffer (each is a slice of it):
+    /// no copy and no allocation per range.
+    pub data: Bytes,
     /// Why the read stopped short (EFAULT/EIO for unmapped memory).
     pub error: Option<Errno>,
+}
+
+/// How much of one range of a scatter read arrived, and why not the rest.
+struct Got {
+    len: usize,
+    error: Option<Errno>,
 }
 
 /// Callback-time configuration of the engine being called.
@@ -483,77 +493,100 @@ impl Task<'_> {
     }
 
     /// Read many ranges with as few `process_vm_readv` calls as the kernel
-    /// allows (one per 1,024 ranges, plus one per range that fails). Each range
-    /// gets its own result; a bad range does not spoil the others.
+    /// allows (one per 1,024 ranges, plus one per range that fails), into one
+    /// buffer. Each range gets its own result (a slice of that buffer); a bad
+    /// range does not spoil the others.
     pub fn read_scatter(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
-        let mut out = self.read_scatter_raw(ranges);
-        for r in &mut out {
-            self.bps.unpatch(r.addr, &mut r.data);
+        let (mut buf, got) = self.read_scatter_raw(ranges);
+        if self.bps.active() {
+            let mut off = 0;
+            for (&(addr, len), g) in ranges.iter().zip(&got) {
+                self.bps.unpatch(addr, &mut buf[off..off + g.len]);
+                off += len;
+            }
         }
-        out
+        let buf = Bytes::from(buf);
+        let mut off = 0;
+        ranges
+            .iter()
+            .zip(got)
+            .map(|(&(addr, len), g)| {
+                let data = buf.slice(off..off + g.len);
+                off += len;
+                MemRead {
+                    addr,
+                    data,
+                    error: g.error,
+                }
+            })
+            .collect()
     }
 
-    /// Reads as the memory holds them, `int3`s included.
-    fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
-        let mut out: Vec<MemRead> = ranges
+    /// Reads as the memory holds them, `int3`s included: one buffer with
+    /// every range at its place (the sum of the lengths before it), and how
+    /// much of each range arrived.
+    fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> (Vec<u8>, Vec<Got>) {
+        let total = ranges.iter().fold(0usize, |acc, r| acc.saturating_add(r.1));
+        let mut buf = vec![0u8; total];
+        let mut got: Vec<Got> = ranges
             .iter()
-            .map(|&(addr, len)| MemRead {
-                addr,
-                data: vec![0; len],
+            .map(|r| Got {
+                len: r.1,
                 error: None,
             })
             .collect();
-        let mut start = 0;
-        while start < out.len() {
-            let end = (start + IOV_MAX).min(out.len());
-            let mut local: Vec<libc::iovec> = out[start..end]
-                .iter_mut()
-                .map(|r| libc::iovec {
-                    iov_base: r.data.as_mut_ptr().cast(),
-                    iov_len: r.data.len(),
-                })
-                .collect();
-            let remote: Vec<libc::iovec> = out[start..end]
-                .iter()
-                .map(|r| libc::iovec {
-                    iov_base: r.addr as usize as *mut libc::c_void,
-                    iov_len: r.data.len(),
-                })
-                .collect();
-            let got = sys::process_vm_readv(self.pid, &mut local, &remote).unwrap_or(0);
-            // Everything up to `got` bytes arrived; the range where it stopped failed.
+        let mut remote: Vec<libc::iovec> = Vec::with_capacity(ranges.len().min(IOV_MAX));
+        // `start`: the first range not read yet; `off`: where it goes in `buf`.
+        let (mut start, mut off) = (0usize, 0usize);
+        while start < ranges.len() {
+            let end = (start + IOV_MAX).min(ranges.len());
+            remote.clear();
+            remote.extend(ranges[start..end].iter().map(|&(addr, len)| libc::iovec {
+                iov_base: addr as usize as *mut libc::c_void,
+                iov_len: len,
+            }));
+            let want: usize = ranges[start..end].iter().map(|r| r.1).sum();
+            let local = &mut buf[off..off + want];
+            let n = sys::process_vm_readv(self.pid, local, &remote).unwrap_or(0);
+            if n >= want {
+                start = end;
+                off += want;
+                continue;
+            }
+            // Everything up to `n` bytes arrived; the range where it stopped
+            // failed: read it the slow way, then go on after it.
             let mut acc = 0usize;
-            let mut failed = None;
-            for (i, r) in out[start..end].iter().enumerate() {
-                if acc + r.data.len() > got {
-                    failed = Some(start + i);
-                    break;
-                }
-                acc += r.data.len();
+            let mut i = start;
+            while i < end && acc + ranges[i].1 <= n {
+                acc += ranges[i].1;
+                i += 1;
             }
-            match failed {
-                None => start = end,
-                Some(i) => {
-                    self.read_slow(i, &mut out[i]);
-                    start = i + 1;
-                }
-            }
+            let Some(&(addr, len)) = ranges.get(i).filter(|_| i < end) else {
+                // Not reached (the ranges sum to more than `n`); go on anyway.
+                start = end;
+                off += want;
+                continue;
+            };
+            let slot = off + acc;
+            got[i] = self.read_slow(addr, &mut buf[slot..slot + len]);
+            start = i + 1;
+            off = slot + len;
         }
-        out
+        (buf, got)
     }
 
     /// One range that `process_vm_readv` could not read whole: retry through
     /// `/proc/PID/mem` (which can also read pages without read permission),
     /// keep what arrives, and record why the rest did not.
-    fn read_slow(&mut self, _index: usize, r: &mut MemRead) {
-        let len = r.data.len();
+    fn read_slow(&mut self, addr: u64, data: &mut [u8]) -> Got {
+        let len = data.len();
         let mut done = 0usize;
         let mut error = None;
         match self.mem.get(self.pid) {
             Ok(f) => {
                 let fd = f.as_raw_fd();
                 while done < len {
-                    match sys::pread(fd, &mut r.data[done..], r.addr + done as u64) {
+                    match sys::pread(fd, &mut data[done..], addr + done as u64) {
                         Ok(0) => {
                             error = Some(Errno::EIO);
                             break;
@@ -569,14 +602,14 @@ impl Task<'_> {
             }
             Err(e) => error = Some(e),
         }
-        r.data.truncate(done);
         // /proc/PID/mem says EIO for an address with no mapping; callers
         // (and process_vm_readv) call that EFAULT.
-        r.error = match (done == len, error) {
+        let error = match (done == len, error) {
             (true, _) => None,
             (false, Some(Errno::EIO)) | (false, None) => Some(Errno::EFAULT),
             (false, e) => e,
         };
+        Got { len: done, error }
     }
 
     /// Read a NUL-terminated string of at most `max_len` bytes (the NUL is not
@@ -594,7 +627,7 @@ impl Task<'_> {
                 data.extend_from_slice(&chunk.data[..nul]);
                 return MemRead {
                     addr,
-                    data,
+                    data: data.into(),
                     error: None,
                 };
             }
@@ -602,7 +635,7 @@ impl Task<'_> {
             if chunk.error.is_some() {
                 return MemRead {
                     addr,
-                    data,
+                    data: data.into(),
                     error: chunk.error,
                 };
             }
@@ -610,7 +643,7 @@ impl Task<'_> {
         }
         MemRead {
             addr,
-            data,
+            data: data.into(),
             error: None,
         }
     }
@@ -636,14 +669,11 @@ impl Task<'_> {
             *bp.users.entry(id).or_insert(0) += 1;
             return Ok(());
         }
-        let r = self
-            .read_scatter_raw(&[(addr, 1)])
-            .pop()
-            .expect("one range");
-        let Some(&orig) = r.data.first() else {
+        let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
+        let (Some(&orig), Some(Got { len: 1, .. })) = (buf.first(), got.first()) else {
             return Err(Error::BreakpointAddress {
                 addr,
-                errno: r.error.unwrap_or(Errno::EFAULT),
+                errno: got.first().and_then(|g| g.error).unwrap_or(Errno::EFAULT),
             });
         };
         self.write_raw(addr, &[crate::breakpoint::INT3])?;

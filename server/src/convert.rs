@@ -431,7 +431,7 @@ pub fn op_result(r: OpResult) -> pb::OpResult {
     use pb::op_result::Result as R;
     let result = match r {
         OpResult::Memory(m) => R::Memory(pb::Memory {
-            data: m.data,
+            data: m.data.into(),
             addr: m.addr,
             error: m.error.map(|e| e.to_string()).unwrap_or_default(),
         }),
