@@ -31,6 +31,8 @@ use tonic::Streaming;
 
 pub use tonic::{Code, Status};
 pub use utrace_proto::v1 as pb;
+/// The type of the protocol's `bytes` fields (`pb::Memory.data`…).
+pub use utrace_proto::Bytes;
 
 pub mod batch;
 pub use batch::{

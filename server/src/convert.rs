@@ -268,7 +268,7 @@ pub fn batch_ops(
             }),
             P::WriteMemory(w) => Ok(Op::WriteMemory {
                 addr: w.addr,
-                data: w.data,
+                data: w.data.into(),
             }),
             P::ReadString(r) => Ok(Op::ReadString {
                 addr: r.addr,
@@ -431,7 +431,7 @@ pub fn op_result(r: OpResult) -> pb::OpResult {
     use pb::op_result::Result as R;
     let result = match r {
         OpResult::Memory(m) => R::Memory(pb::Memory {
-            data: m.data.into(),
+            data: m.data,
             addr: m.addr,
             error: m.error.map(|e| e.to_string()).unwrap_or_default(),
         }),

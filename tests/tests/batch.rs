@@ -93,11 +93,11 @@ async fn scattered_reads_match_and_write_is_seen() {
             vec![
                 op(pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr,
-                    data: b"batched write!!!".to_vec(),
+                    data: b"batched write!!!".to_vec().into(),
                 })),
                 op(pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr: marker,
-                    data: 0x4242u64.to_ne_bytes().to_vec(),
+                    data: 0x4242u64.to_ne_bytes().to_vec().into(),
                 })),
                 read(addr, 16),
             ],
@@ -109,7 +109,7 @@ async fn scattered_reads_match_and_write_is_seen() {
         reply.results[0].result,
         Some(pb::op_result::Result::Done(_))
     ));
-    assert_eq!(memory(&reply.results[2]).data, b"batched write!!!");
+    assert_eq!(memory(&reply.results[2]).data, &b"batched write!!!"[..]);
     c.detach(at.engine_id).await.unwrap();
     writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
     let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
@@ -408,7 +408,7 @@ async fn observe_only_client_may_read_not_write() {
                 read(addr + 4096, 8),
                 op(pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr,
-                    data: vec![0; 8],
+                    data: vec![0; 8].into(),
                 })),
                 op(pb::op::Op::SetRegisters(pb::SetRegisters {
                     values: [("rax".to_string(), 1u64)].into(),
