@@ -175,6 +175,8 @@ pub fn run(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool) -> (Vec<OpRes
     let mut failed = false;
     let mut i = 0;
     let ops_len = ops.len();
+    // The current run of reads (one scatter read).
+    let mut ranges: Vec<(u64, usize)> = Vec::new();
     let mut ops = ops.into_iter().peekable();
     while let Some(op) = ops.next() {
         if failed && stop_on_error {
@@ -184,19 +186,21 @@ pub fn run(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool) -> (Vec<OpRes
         }
         // Coalesce a run of reads into one scatter list.
         if let Op::ReadMemory { addr, len } = op {
-            let mut ranges = vec![(addr, len)];
+            ranges.clear();
+            ranges.reserve(ops.len() + 1);
+            ranges.push((addr, len));
             if !stop_on_error {
                 while let Some(Op::ReadMemory { addr, len }) = ops.peek() {
                     ranges.push((*addr, *len));
                     ops.next();
                 }
             }
-            for r in task.read_scatter(&ranges) {
+            task.read_scatter_each(&ranges, |r| {
                 let res = OpResult::Memory(r);
                 failed |= res.failed();
                 results.push(res);
                 i += 1;
-            }
+            });
             continue;
         }
         let res = run_one(task, op, &mut after);

@@ -497,6 +497,18 @@ impl Task<'_> {
     /// buffer. Each range gets its own result (a slice of that buffer); a bad
     /// range does not spoil the others.
     pub fn read_scatter(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
+        let mut out = Vec::with_capacity(ranges.len());
+        self.read_scatter_each(ranges, |r| out.push(r));
+        out
+    }
+
+    /// [`Task::read_scatter`], handing each range's result to `f` in order
+    /// (no vector of results in between).
+    pub(crate) fn read_scatter_each(
+        &mut self,
+        ranges: &[(u64, usize)],
+        mut f: impl FnMut(MemRead),
+    ) {
         let (mut buf, got) = self.read_scatter_raw(ranges);
         if self.bps.active() {
             let mut off = 0;
@@ -507,19 +519,14 @@ impl Task<'_> {
         }
         let buf = Bytes::from(buf);
         let mut off = 0;
-        ranges
-            .iter()
-            .zip(got)
-            .map(|(&(addr, len), g)| {
-                let data = buf.slice(off..off + g.len);
-                off += len;
-                MemRead {
-                    addr,
-                    data,
-                    error: g.error,
-                }
-            })
-            .collect()
+        for (&(addr, len), g) in ranges.iter().zip(got) {
+            f(MemRead {
+                addr,
+                data: buf.slice(off..off + g.len),
+                error: g.error,
+            });
+            off += len;
+        }
     }
 
     /// Reads as the memory holds them, `int3`s included: one buffer with

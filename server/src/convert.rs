@@ -199,10 +199,32 @@ pub fn task_info(t: &TaskInfo) -> pb::TaskInfo {
 use utrace_engines::batch::{Op, OpErrorKind, OpResult};
 use utrace_engines::Action;
 
-/// Each op of a request: runnable, or already answered.
-pub enum Planned {
-    Run(Op),
-    Answer(pb::OpResult),
+/// A batch, validated: the ops to run (in request order) and, for every op
+/// of the request, where its result comes from.
+pub struct Planned {
+    ops: Vec<Op>,
+    slots: Vec<Slot>,
+}
+
+impl Planned {
+    fn with_capacity(n: usize) -> Planned {
+        Planned {
+            ops: Vec::with_capacity(n),
+            slots: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, op: Op) {
+        self.ops.push(op);
+        match self.slots.last_mut() {
+            Some(Slot::Run(n)) => *n += 1,
+            _ => self.slots.push(Slot::Run(1)),
+        }
+    }
+
+    fn answer(&mut self, r: pb::OpResult) {
+        self.slots.push(Slot::Ready(r));
+    }
 }
 
 fn op_error(code: &str, message: String) -> pb::OpResult {
@@ -220,7 +242,7 @@ pub fn batch_ops(
     ops: Vec<pb::Op>,
     observe_only: bool,
     limits: &crate::Limits,
-) -> Result<(Vec<Planned>, Option<EventMask>), Status> {
+) -> Result<(Planned, Option<EventMask>), Status> {
     let mut new_wanted = None;
     if ops.len() > limits.max_batch_ops {
         return Err(Status::invalid_argument(format!(
@@ -230,15 +252,15 @@ pub fn batch_ops(
         )));
     }
     let mut total = 0usize;
-    let mut out = Vec::with_capacity(ops.len());
+    let mut out = Planned::with_capacity(ops.len());
     for (i, op) in ops.into_iter().enumerate() {
         let Some(op) = op.op else {
-            out.push(Planned::Answer(op_error(
+            out.answer(op_error(
                 "INVALID_ARGUMENT",
                 format!(
                     "ops[{i}]: empty op; set one of read_memory, write_memory, get_registers, …"
                 ),
-            )));
+            ));
             continue;
         };
         use pb::op::Op as P;
@@ -323,46 +345,55 @@ pub fn batch_ops(
             P::SetSyscallReturn(s) => Ok(Op::SetSyscallReturn { value: s.value }),
             P::ReadMaps(_) => Ok(Op::ReadMaps),
         };
-        out.push(match planned {
-            Ok(op) if observe_only && !op.is_observe() => Planned::Answer(op_error(
+        match planned {
+            Ok(op) if observe_only && !op.is_observe() => out.answer(op_error(
                 "PERMISSION_DENIED",
                 format!("ops[{i}]: this client may only observe (the server lists its uid under --observe-only); reads and get_* ops are allowed"),
             )),
-            Ok(op) => Planned::Run(op),
-            Err(answer) => Planned::Answer(answer),
-        });
+            Ok(op) => out.run(op),
+            Err(answer) => out.answer(answer),
+        }
     }
     Ok((out, new_wanted))
 }
 
-/// Where each result comes from: the executor (in order) or a ready answer.
+/// Where results come from, in request order: the next `n` executor
+/// results, a ready answer, or `n` ops not run (`skipped`).
 pub enum Slot {
-    Run,
+    Run(usize),
     Ready(pb::OpResult),
-    Skipped,
+    Skipped(usize),
 }
 
 /// Split a plan into the ops to run and the slots to merge back. Under
 /// `stop_on_error`, nothing after the first pre-answered error runs.
-pub fn split_plan(planned: Vec<Planned>, stop_on_error: bool) -> (Vec<Op>, Vec<Slot>) {
-    let mut ops = Vec::new();
-    let mut slots = Vec::with_capacity(planned.len());
-    let mut stopped = false;
-    for p in planned {
-        if stopped {
-            slots.push(Slot::Skipped);
-            continue;
-        }
-        match p {
-            Planned::Run(op) => {
-                ops.push(op);
-                slots.push(Slot::Run);
-            }
-            Planned::Answer(a) => {
-                stopped = stop_on_error;
-                slots.push(Slot::Ready(a));
-            }
-        }
+pub fn split_plan(planned: Planned, stop_on_error: bool) -> (Vec<Op>, Vec<Slot>) {
+    let Planned { mut ops, mut slots } = planned;
+    if !stop_on_error {
+        return (ops, slots);
+    }
+    let Some(first) = slots.iter().position(|s| matches!(s, Slot::Ready(_))) else {
+        return (ops, slots);
+    };
+    // The ops before the first answer run; every later op is skipped.
+    let runs: usize = slots[..first]
+        .iter()
+        .map(|s| match s {
+            Slot::Run(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    let rest: usize = slots[first + 1..]
+        .iter()
+        .map(|s| match s {
+            Slot::Run(n) | Slot::Skipped(n) => *n,
+            Slot::Ready(_) => 1,
+        })
+        .sum();
+    ops.truncate(runs);
+    slots.truncate(first + 1);
+    if rest > 0 {
+        slots.push(Slot::Skipped(rest));
     }
     (ops, slots)
 }
@@ -377,18 +408,38 @@ pub fn merge_results(
     stop_on_error: bool,
     wanted: EventMask,
 ) -> Vec<pb::OpResult> {
+    let total: usize = slots
+        .iter()
+        .map(|s| match s {
+            Slot::Run(n) | Slot::Skipped(n) => *n,
+            Slot::Ready(_) => 1,
+        })
+        .sum();
     let mut results = results.into_iter();
     let mut failed = false;
-    let mut out = Vec::with_capacity(slots.len());
+    let mut out = Vec::with_capacity(total);
     for s in slots {
-        let r = match s {
-            Slot::Run => match results.next() {
-                Some(r) => r,
-                None => {
-                    out.push(skipped());
-                    continue;
+        match s {
+            Slot::Run(n) => {
+                for _ in 0..n {
+                    let r = match results.next() {
+                        Some(r) if !(failed && stop_on_error) => r,
+                        _ => {
+                            out.push(skipped());
+                            continue;
+                        }
+                    };
+                    failed |= matches!(&r, OpResult::Error(_))
+                        || matches!(&r, OpResult::Memory(m) if m.error.is_some());
+                    out.push(match r {
+                        OpResult::Events { syscalls, .. } => op_result(OpResult::Events {
+                            events: wanted,
+                            syscalls,
+                        }),
+                        other => op_result(other),
+                    });
                 }
-            },
+            }
             Slot::Ready(r) => {
                 out.push(if failed && stop_on_error {
                     skipped()
@@ -396,26 +447,9 @@ pub fn merge_results(
                     r
                 });
                 failed = true;
-                continue;
             }
-            Slot::Skipped => {
-                out.push(skipped());
-                continue;
-            }
-        };
-        if failed && stop_on_error {
-            out.push(skipped());
-            continue;
+            Slot::Skipped(n) => out.extend((0..n).map(|_| skipped())),
         }
-        failed |= matches!(&r, OpResult::Error(_))
-            || matches!(&r, OpResult::Memory(m) if m.error.is_some());
-        out.push(match r {
-            OpResult::Events { syscalls, .. } => op_result(OpResult::Events {
-                events: wanted,
-                syscalls,
-            }),
-            other => op_result(other),
-        });
     }
     out
 }
