@@ -748,7 +748,7 @@ fn syscall_skipped_at_entry() {
             // Only the tracee's own opens of /dev/null, not the loader's.
             if call.nr == OPENAT {
                 let path = task.read_string(call.args[1], 64);
-                if path.data == &b"/dev/null"[..] {
+                if path.data == b"/dev/null"[..] {
                     task.skip_syscall(-(libc::ENOENT as i64)).unwrap();
                 }
             }
