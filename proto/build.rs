@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // the encoder without a copy, and a decoded reply's data are slices
         // of the received buffer, not one allocation and copy each.
         .bytes(".")
+        // Decode from one contiguous `Bytes` (src/codec.rs).
+        .codec_path("crate::codec::Codec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

@@ -7,6 +7,8 @@
 /// `Bytes::copy_from_slice(&[…])`; it derefs to `&[u8]`.
 pub use bytes::Bytes;
 
+pub mod codec;
+
 /// Generated from `utrace/v1/tracer.proto`.
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
