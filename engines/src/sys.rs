@@ -430,6 +430,22 @@ pub fn process_vm_readv(
     }
 }
 
+/// Ask for transparent huge pages under the whole pages of `buf` (advice
+/// only: errors are ignored). A large read buffer not touched yet then
+/// faults in 2 MiB at a time instead of 4 KiB.
+pub fn advise_huge_pages(buf: &mut [u8]) {
+    const PAGE: usize = 4096;
+    let start = buf.as_mut_ptr() as usize;
+    let first = start.next_multiple_of(PAGE);
+    let end = (start + buf.len()) & !(PAGE - 1);
+    if end > first {
+        // SAFETY: madvise(2) with MADV_HUGEPAGE only changes how the kernel
+        // backs the pages of [first, end), a page-aligned range inside
+        // `buf`, which this function borrows mutably; contents are kept.
+        unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
+    }
+}
+
 pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     // SAFETY: `buf` is a valid writable buffer of the given length.
     let r = unsafe { libc::pread64(fd, buf.as_mut_ptr().cast(), buf.len(), offset as i64) };
