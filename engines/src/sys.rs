@@ -407,41 +407,52 @@ impl RemoteWaker {
 
 // ---- memory ----------------------------------------------------------------
 
-/// One `process_vm_readv` of the `remote` ranges, back to back into `local`.
-/// Returns bytes read in total (the kernel stops at the first failing remote
-/// iovec).
-pub fn process_vm_readv(
+/// One `process_vm_readv` of the `remote` ranges, back to back, appended to
+/// `buf` (at most `want` bytes, into its spare capacity: the new bytes are
+/// never zeroed first). Returns the bytes read (the kernel stops at the
+/// first failing remote iovec); `buf` grows by exactly that many.
+pub fn process_vm_readv_append(
     pid: Tid,
-    local: &mut [u8],
+    buf: &mut Vec<u8>,
+    want: usize,
     remote: &[libc::iovec],
 ) -> Result<usize, Errno> {
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
     let local = libc::iovec {
-        iov_base: local.as_mut_ptr().cast(),
-        iov_len: local.len(),
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: want.min(spare.len()),
     };
-    // SAFETY: the one local iovec is `local`, a buffer borrowed mutably for
-    // the call; `remote` addresses are only interpreted in the target process.
+    // SAFETY: the one local iovec is spare capacity of `buf` (borrowed
+    // mutably for the call, at least `iov_len` bytes after reserve); the
+    // kernel only writes there. `remote` addresses are only interpreted in
+    // the target process.
     let r =
         unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), remote.len() as _, 0) };
     if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(r as usize)
+        return Err(Errno::last());
     }
+    let n = (r as usize).min(local.iov_len);
+    // SAFETY: the kernel initialized the first `n` bytes after the old
+    // length (it returns how many it copied, never more than `iov_len`).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
 }
 
-/// Ask for transparent huge pages under the whole pages of `buf` (advice
-/// only: errors are ignored). A large read buffer not touched yet then
-/// faults in 2 MiB at a time instead of 4 KiB.
-pub fn advise_huge_pages(buf: &mut [u8]) {
+/// Ask for transparent huge pages under the whole pages of `buf`'s spare
+/// capacity (advice only: errors are ignored). A large read buffer not
+/// touched yet then faults in 2 MiB at a time instead of 4 KiB.
+pub fn advise_huge_pages(buf: &mut Vec<u8>) {
     const PAGE: usize = 4096;
-    let start = buf.as_mut_ptr() as usize;
+    let spare = buf.spare_capacity_mut();
+    let start = spare.as_mut_ptr() as usize;
     let first = start.next_multiple_of(PAGE);
-    let end = (start + buf.len()) & !(PAGE - 1);
+    let end = (start + spare.len()) & !(PAGE - 1);
     if end > first {
         // SAFETY: madvise(2) with MADV_HUGEPAGE only changes how the kernel
         // backs the pages of [first, end), a page-aligned range inside
-        // `buf`, which this function borrows mutably; contents are kept.
+        // `buf`'s allocation, borrowed mutably; no contents are read or
+        // changed.
         unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
     }
 }

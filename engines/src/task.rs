@@ -539,7 +539,7 @@ impl Task<'_> {
     /// much of each range arrived.
     fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> (Vec<u8>, Vec<Got>) {
         let total = ranges.iter().fold(0usize, |acc, r| acc.saturating_add(r.1));
-        let mut buf = vec![0u8; total];
+        let mut buf: Vec<u8> = Vec::with_capacity(total);
         if total >= HUGE_READ {
             sys::advise_huge_pages(&mut buf);
         }
@@ -551,8 +551,8 @@ impl Task<'_> {
             })
             .collect();
         let mut remote: Vec<libc::iovec> = Vec::with_capacity(ranges.len().min(IOV_MAX));
-        // `start`: the first range not read yet; `off`: where it goes in `buf`.
-        let (mut start, mut off) = (0usize, 0usize);
+        // `start`: the first range not read yet; it goes at `buf.len()`.
+        let mut start = 0usize;
         while start < ranges.len() {
             let end = (start + IOV_MAX).min(ranges.len());
             remote.clear();
@@ -561,11 +561,10 @@ impl Task<'_> {
                 iov_len: len,
             }));
             let want: usize = ranges[start..end].iter().map(|r| r.1).sum();
-            let local = &mut buf[off..off + want];
-            let n = sys::process_vm_readv(self.pid, local, &remote).unwrap_or(0);
+            let off = buf.len();
+            let n = sys::process_vm_readv_append(self.pid, &mut buf, want, &remote).unwrap_or(0);
             if n >= want {
                 start = end;
-                off += want;
                 continue;
             }
             // Everything up to `n` bytes arrived; the range where it stopped
@@ -576,16 +575,18 @@ impl Task<'_> {
                 acc += ranges[i].1;
                 i += 1;
             }
+            let slot = off + acc;
             let Some(&(addr, len)) = ranges.get(i).filter(|_| i < end) else {
                 // Not reached (the ranges sum to more than `n`); go on anyway.
+                buf.resize(off + want, 0);
                 start = end;
-                off += want;
                 continue;
             };
-            let slot = off + acc;
+            // Drop the failed range's partial bytes; read it again whole.
+            buf.truncate(slot);
+            buf.resize(slot + len, 0);
             got[i] = self.read_slow(addr, &mut buf[slot..slot + len]);
             start = i + 1;
-            off = slot + len;
         }
         (buf, got)
     }
