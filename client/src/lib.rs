@@ -146,6 +146,16 @@ impl Client {
     pub async fn trace(&mut self, req: pb::TraceRequest) -> Result<Streaming<pb::Event>, Status> {
         Ok(self.inner.trace(req).await?.into_inner())
     }
+
+    /// A large memory read as a stream of chunks, in address order (the
+    /// last one, or one with `error` set, ends it). Hold the task first for
+    /// a consistent snapshot.
+    pub async fn read_memory_stream(
+        &mut self,
+        req: pb::ReadMemoryStreamRequest,
+    ) -> Result<Streaming<pb::MemoryChunk>, Status> {
+        Ok(self.inner.read_memory_stream(req).await?.into_inner())
+    }
 }
 
 /// HTTP/2 receive windows and frame size. Event streams are many small

@@ -536,3 +536,36 @@ fn event_kinds(m: EventMask) -> Vec<i32> {
     }
     v
 }
+
+/// The default chunk of a ReadMemoryStream.
+const STREAM_CHUNK: u64 = 1 << 20;
+
+/// Validate a ReadMemoryStream request: the end address and the chunk
+/// length.
+pub fn memory_stream(
+    r: &pb::ReadMemoryStreamRequest,
+    limits: &crate::Limits,
+) -> Result<(u64, u64), Status> {
+    if r.len == 0 {
+        return Err(Status::invalid_argument("len: 0 bytes; ask for at least 1"));
+    }
+    let end = r.addr.checked_add(r.len).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "len: {} bytes at addr {:#x} pass the end of the address space; ask for at most {}",
+            r.len,
+            r.addr,
+            u64::MAX - r.addr
+        ))
+    })?;
+    let chunk = match u64::from(r.chunk_len) {
+        0 => STREAM_CHUNK,
+        n if n > limits.max_op_bytes as u64 => {
+            return Err(Status::invalid_argument(format!(
+                "chunk_len: {n} bytes is over the limit of {} bytes per op (--max-op-bytes); 0 means 1 MiB",
+                limits.max_op_bytes
+            )))
+        }
+        n => n,
+    };
+    Ok((end, chunk))
+}
