@@ -9,13 +9,20 @@
 //! that buffer. Decoding a 1,000-result `BatchReply` takes about a third less
 //! time this way. Encoding reserves the message's length once, so a large
 //! message is not grown by doubling.
+//!
+//! `BatchRequest` and `BatchReply`, the messages of a large batch, go
+//! through the hand-written code of [`crate::fast`] (same bytes as prost).
 
+use std::any::Any;
 use std::marker::PhantomData;
 
 use bytes::{Buf, Bytes};
 use prost::Message;
 use tonic::codec::{DecodeBuf, EncodeBuf};
 use tonic::Status;
+
+use crate::fast;
+use crate::v1::{BatchReply, BatchRequest};
 
 /// A [`tonic::codec::Codec`] for prost messages (`application/grpc+proto`).
 #[derive(Debug, Clone)]
@@ -54,14 +61,23 @@ pub struct Encoder<T> {
     _pd: PhantomData<T>,
 }
 
-impl<T: Message> tonic::codec::Encoder for Encoder<T> {
+impl<T: Message + 'static> tonic::codec::Encoder for Encoder<T> {
     type Item = T;
     type Error = Status;
 
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.reserve(item.encoded_len());
-        item.encode(buf)
-            .map_err(|e| Status::internal(format!("encoding a message: {e}")))
+        let any: &dyn Any = &item;
+        let done = if let Some(r) = any.downcast_ref::<BatchReply>() {
+            buf.reserve(fast::batch_reply_len(r));
+            fast::encode_batch_reply(r, buf)
+        } else if let Some(r) = any.downcast_ref::<BatchRequest>() {
+            buf.reserve(fast::batch_request_len(r));
+            fast::encode_batch_request(r, buf)
+        } else {
+            buf.reserve(item.encoded_len());
+            item.encode(buf)
+        };
+        done.map_err(|e| Status::internal(format!("encoding a message: {e}")))
     }
 }
 
@@ -71,14 +87,30 @@ pub struct Decoder<U> {
     _pd: PhantomData<U>,
 }
 
-impl<U: Message + Default> tonic::codec::Decoder for Decoder<U> {
+impl<U: Message + Default + 'static> tonic::codec::Decoder for Decoder<U> {
     type Item = U;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         let msg: Bytes = buf.copy_to_bytes(buf.remaining());
+        if let Some(m) = decode_fast::<U>(&msg) {
+            return Ok(Some(m));
+        }
         U::decode(msg)
             .map(Some)
             .map_err(|e| Status::internal(e.to_string()))
     }
+}
+
+/// `msg` decoded by [`crate::fast`], when `U` is a message it knows and the
+/// input is on its fast path.
+fn decode_fast<U: 'static>(msg: &Bytes) -> Option<U> {
+    let any: Box<dyn Any> = if std::any::TypeId::of::<U>() == std::any::TypeId::of::<BatchReply>() {
+        Box::new(fast::decode_batch_reply(msg)?)
+    } else if std::any::TypeId::of::<U>() == std::any::TypeId::of::<BatchRequest>() {
+        Box::new(fast::decode_batch_request(msg)?)
+    } else {
+        return None;
+    };
+    any.downcast::<U>().ok().map(|m| *m)
 }

@@ -8,6 +8,7 @@
 pub use bytes::Bytes;
 
 pub mod codec;
+mod fast;
 
 /// Generated from `utrace/v1/tracer.proto`.
 #[allow(clippy::all, missing_docs)]
