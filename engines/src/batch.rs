@@ -29,10 +29,11 @@ pub enum Op {
     /// The calling engine's event mask and syscall set.
     GetEvents,
     /// Replace the calling engine's event mask and syscall set (from the
-    /// next report point on).
+    /// next report point on). The set is boxed: it is rare and large, and
+    /// every op is as large as the largest.
     SetEvents {
         events: EventMask,
-        syscalls: SyscallSet,
+        syscalls: Box<SyscallSet>,
     },
     /// Insert a software breakpoint (shared, reference-counted).
     InsertBreakpoint { addr: u64 },
@@ -126,13 +127,14 @@ pub enum OpResult {
     Memory(MemRead),
     /// Register values by name.
     Registers(Vec<(String, u64)>),
-    /// The engine's mask and syscall set.
+    /// The engine's mask and syscall set (boxed, as the syscall below:
+    /// rare and large, and every result is as large as the largest).
     Events {
         events: EventMask,
-        syscalls: SyscallSet,
+        syscalls: Box<SyscallSet>,
     },
     /// The current syscall, or `None` when not at a syscall stop.
-    Syscall(Option<SyscallState>),
+    Syscall(Option<Box<SyscallState>>),
     /// `/proc/PID/maps`.
     Maps(String),
     /// An op without a value succeeded.
@@ -273,11 +275,11 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
         },
         Op::GetEvents => OpResult::Events {
             events: task.events(),
-            syscalls: task.syscalls().clone(),
+            syscalls: Box::new(task.syscalls().clone()),
         },
         Op::SetEvents { events, syscalls } => {
             task.set_events(events);
-            task.set_syscalls(syscalls);
+            task.set_syscalls(*syscalls);
             OpResult::Done
         }
         Op::Control { action, signal } => {
@@ -289,7 +291,7 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
         }
         Op::GetSyscall => OpResult::Syscall(
             task.current_syscall()
-                .map(|(entry, ret)| SyscallState { entry, ret }),
+                .map(|(entry, ret)| Box::new(SyscallState { entry, ret })),
         ),
         Op::SetSyscallReturn { value } => match task.current_syscall() {
             Some((_, None)) => match task.skip_syscall(value) {

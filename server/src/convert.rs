@@ -319,7 +319,7 @@ pub fn batch_ops(
                         new_wanted = Some(cfg.spec.wanted);
                         Ok(Op::SetEvents {
                             events: cfg.options.events,
-                            syscalls: cfg.options.syscalls,
+                            syscalls: Box::new(cfg.options.syscalls),
                         })
                     }
                     Err(st) => Err(op_error("INVALID_ARGUMENT", st.message().to_string())),
