@@ -20,6 +20,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("utrace_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // Every `bytes` field is a `bytes::Bytes`: a read's buffer goes to
+        // the encoder without a copy, and a decoded reply's data are slices
+        // of the received buffer, not one allocation and copy each.
+        .bytes(".")
+        // Decode from one contiguous `Bytes` (src/codec.rs).
+        .codec_path("crate::codec::Codec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

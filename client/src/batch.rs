@@ -141,7 +141,7 @@ impl BatchBuilder<'_> {
     pub fn write(self, addr: u64, data: impl Into<Vec<u8>>) -> Self {
         self.op(pb::op::Op::WriteMemory(pb::WriteMemory {
             addr,
-            data: data.into(),
+            data: utrace_proto::Bytes::from(data.into()),
         }))
     }
 
@@ -651,12 +651,12 @@ mod tests {
     fn sample() -> BatchResults {
         BatchResults::from_raw(vec![
             res(R::Memory(pb::Memory {
-                data: vec![1, 2, 3],
+                data: vec![1, 2, 3].into(),
                 addr: 0x1000,
                 error: String::new(),
             })),
             res(R::Memory(pb::Memory {
-                data: vec![9],
+                data: vec![9].into(),
                 addr: 0x2000,
                 error: "EFAULT: Bad address".into(),
             })),

@@ -31,6 +31,8 @@ use tonic::Streaming;
 
 pub use tonic::{Code, Status};
 pub use utrace_proto::v1 as pb;
+/// The type of the protocol's `bytes` fields (`pb::Memory.data`…).
+pub use utrace_proto::Bytes;
 
 pub mod batch;
 pub mod session;
@@ -152,18 +154,32 @@ impl Client {
     pub async fn trace(&mut self, req: pb::TraceRequest) -> Result<Streaming<pb::Event>, Status> {
         Ok(self.inner.trace(req).await?.into_inner())
     }
+
+    /// A large memory read as a stream of chunks, in address order (the
+    /// last one, or one with `error` set, ends it). Hold the task first for
+    /// a consistent snapshot.
+    pub async fn read_memory_stream(
+        &mut self,
+        req: pb::ReadMemoryStreamRequest,
+    ) -> Result<Streaming<pb::MemoryChunk>, Status> {
+        Ok(self.inner.read_memory_stream(req).await?.into_inner())
+    }
 }
 
-/// HTTP/2 receive windows. Event streams are many small messages; the h2
-/// crate budgets small DATA frames that are buffered but not yet read and
-/// ends the connection past the budget (half the connection window). A
-/// stream window of 256 KiB under a 4 MiB connection window keeps a reader
-/// that falls behind well inside that budget: the server then stops at flow
-/// control and drops (and counts) reports in its own bounded queue, instead
-/// of the connection dying.
+/// HTTP/2 receive windows and frame size. Event streams are many small
+/// messages; the h2 crate budgets small DATA frames that are buffered but
+/// not yet read and ends the connection past the budget (half the
+/// connection window). A stream window of 256 KiB under a 4 MiB connection
+/// window keeps a reader that falls behind well inside that budget: the
+/// server then stops at flow control and drops (and counts) reports in its
+/// own bounded queue, instead of the connection dying. Large replies (a big
+/// read) come in frames of up to 1 MiB instead of HTTP/2's default 16 KiB:
+/// 64 times fewer frames to parse and copy (larger windows measured no
+/// faster on a Unix socket).
 fn windows(ep: Endpoint) -> Endpoint {
     ep.initial_stream_window_size(256 * 1024)
         .initial_connection_window_size(4 << 20)
+        .max_frame_size(1 << 20)
 }
 
 async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {

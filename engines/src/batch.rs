@@ -29,10 +29,11 @@ pub enum Op {
     /// The calling engine's event mask and syscall set.
     GetEvents,
     /// Replace the calling engine's event mask and syscall set (from the
-    /// next report point on).
+    /// next report point on). The set is boxed: it is rare and large, and
+    /// every op is as large as the largest.
     SetEvents {
         events: EventMask,
-        syscalls: SyscallSet,
+        syscalls: Box<SyscallSet>,
     },
     /// Insert a software breakpoint (shared, reference-counted).
     InsertBreakpoint { addr: u64 },
@@ -126,13 +127,14 @@ pub enum OpResult {
     Memory(MemRead),
     /// Register values by name.
     Registers(Vec<(String, u64)>),
-    /// The engine's mask and syscall set.
+    /// The engine's mask and syscall set (boxed, as the syscall below:
+    /// rare and large, and every result is as large as the largest).
     Events {
         events: EventMask,
-        syscalls: SyscallSet,
+        syscalls: Box<SyscallSet>,
     },
     /// The current syscall, or `None` when not at a syscall stop.
-    Syscall(Option<SyscallState>),
+    Syscall(Option<Box<SyscallState>>),
     /// `/proc/PID/maps`.
     Maps(String),
     /// An op without a value succeeded.
@@ -175,6 +177,8 @@ pub fn run(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool) -> (Vec<OpRes
     let mut failed = false;
     let mut i = 0;
     let ops_len = ops.len();
+    // The current run of reads (one scatter read).
+    let mut ranges: Vec<(u64, usize)> = Vec::new();
     let mut ops = ops.into_iter().peekable();
     while let Some(op) = ops.next() {
         if failed && stop_on_error {
@@ -184,19 +188,21 @@ pub fn run(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool) -> (Vec<OpRes
         }
         // Coalesce a run of reads into one scatter list.
         if let Op::ReadMemory { addr, len } = op {
-            let mut ranges = vec![(addr, len)];
+            ranges.clear();
+            ranges.reserve(ops.len() + 1);
+            ranges.push((addr, len));
             if !stop_on_error {
                 while let Some(Op::ReadMemory { addr, len }) = ops.peek() {
                     ranges.push((*addr, *len));
                     ops.next();
                 }
             }
-            for r in task.read_scatter(&ranges) {
+            task.read_scatter_each(&ranges, |r| {
                 let res = OpResult::Memory(r);
                 failed |= res.failed();
                 results.push(res);
                 i += 1;
-            }
+            });
             continue;
         }
         let res = run_one(task, op, &mut after);
@@ -269,11 +275,11 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
         },
         Op::GetEvents => OpResult::Events {
             events: task.events(),
-            syscalls: task.syscalls().clone(),
+            syscalls: Box::new(task.syscalls().clone()),
         },
         Op::SetEvents { events, syscalls } => {
             task.set_events(events);
-            task.set_syscalls(syscalls);
+            task.set_syscalls(*syscalls);
             OpResult::Done
         }
         Op::Control { action, signal } => {
@@ -285,7 +291,7 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
         }
         Op::GetSyscall => OpResult::Syscall(
             task.current_syscall()
-                .map(|(entry, ret)| SyscallState { entry, ret }),
+                .map(|(entry, ret)| Box::new(SyscallState { entry, ret })),
         ),
         Op::SetSyscallReturn { value } => match task.current_syscall() {
             Some((_, None)) => match task.skip_syscall(value) {

@@ -407,20 +407,84 @@ impl RemoteWaker {
 
 // ---- memory ----------------------------------------------------------------
 
-/// One `process_vm_readv` over a scatter list. Returns bytes read in total
-/// (the kernel stops at the first failing remote iovec).
-pub fn process_vm_readv(
+/// One `process_vm_readv` of the `remote` ranges, back to back, appended to
+/// `buf` (at most `want` bytes, into its spare capacity: the new bytes are
+/// never zeroed first). Returns the bytes read (the kernel stops at the
+/// first failing remote iovec); `buf` grows by exactly that many.
+pub fn process_vm_readv_append(
     pid: Tid,
-    local: &mut [libc::iovec],
+    buf: &mut Vec<u8>,
+    want: usize,
     remote: &[libc::iovec],
 ) -> Result<usize, Errno> {
-    // SAFETY: `local` iovecs point into buffers the caller owns and keeps alive;
-    // `remote` addresses are only interpreted in the target process.
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
+    let local = libc::iovec {
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: want.min(spare.len()),
+    };
+    // SAFETY: the one local iovec is spare capacity of `buf` (borrowed
+    // mutably for the call, at least `iov_len` bytes after reserve); the
+    // kernel only writes there. `remote` addresses are only interpreted in
+    // the target process.
+    let r =
+        unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), remote.len() as _, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    let n = (r as usize).min(local.iov_len);
+    // SAFETY: the kernel initialized the first `n` bytes after the old
+    // length (it returns how many it copied, never more than `iov_len`).
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Where one local piece of a [`process_vm_readv_pieces`] read goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Dest {
+    /// `buf[offset..offset + len]`.
+    Buf(usize),
+    /// The start of the scratch buffer (bytes read only to be skipped).
+    Scratch,
+}
+
+/// One `process_vm_readv` of the `remote` ranges, their bytes handed out in
+/// order to the `local` pieces (`(where, len)`), which must lie inside
+/// `buf` or `scratch` (checked: `EINVAL` otherwise). `iov` is working space.
+/// Returns the bytes read in total (the kernel stops at the first failing
+/// remote iovec).
+pub fn process_vm_readv_pieces(
+    pid: Tid,
+    buf: &mut [u8],
+    scratch: &mut [u8],
+    local: &[(Dest, usize)],
+    remote: &[libc::iovec],
+    iov: &mut Vec<libc::iovec>,
+) -> Result<usize, Errno> {
+    iov.clear();
+    for &(dest, len) in local {
+        let piece = match dest {
+            Dest::Buf(off) => off
+                .checked_add(len)
+                .and_then(|end| buf.get_mut(off..end))
+                .ok_or(Errno::EINVAL)?,
+            Dest::Scratch => scratch.get_mut(..len).ok_or(Errno::EINVAL)?,
+        };
+        iov.push(libc::iovec {
+            iov_base: piece.as_mut_ptr().cast(),
+            iov_len: len,
+        });
+    }
+    // SAFETY: every local iovec was made from a slice of `buf` or `scratch`
+    // just above (bounds checked), both borrowed mutably for the call; the
+    // kernel only writes bytes there (pieces may overlap in `scratch`,
+    // whose contents are never read). `remote` addresses are only
+    // interpreted in the target process.
     let r = unsafe {
         libc::process_vm_readv(
             pid,
-            local.as_ptr(),
-            local.len() as _,
+            iov.as_ptr(),
+            iov.len() as _,
             remote.as_ptr(),
             remote.len() as _,
             0,
@@ -430,6 +494,24 @@ pub fn process_vm_readv(
         Err(Errno::last())
     } else {
         Ok(r as usize)
+    }
+}
+
+/// Ask for transparent huge pages under the whole pages of `buf`'s spare
+/// capacity (advice only: errors are ignored). A large read buffer not
+/// touched yet then faults in 2 MiB at a time instead of 4 KiB.
+pub fn advise_huge_pages(buf: &mut Vec<u8>) {
+    const PAGE: usize = 4096;
+    let spare = buf.spare_capacity_mut();
+    let start = spare.as_mut_ptr() as usize;
+    let first = start.next_multiple_of(PAGE);
+    let end = (start + spare.len()) & !(PAGE - 1);
+    if end > first {
+        // SAFETY: madvise(2) with MADV_HUGEPAGE only changes how the kernel
+        // backs the pages of [first, end), a page-aligned range inside
+        // `buf`'s allocation, borrowed mutably; no contents are read or
+        // changed.
+        unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
     }
 }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
+use bytes::Bytes;
+
 use crate::arch::{self, gp, RegDesc, RegSet};
 use crate::engine::EngineId;
 use crate::error::{Error, Result};
@@ -13,6 +15,15 @@ use crate::sys::{self, Errno, Tid};
 
 /// Largest number of iovecs one `process_vm_readv` takes (`IOV_MAX`).
 const IOV_MAX: usize = 1024;
+
+/// Scatter reads of at most this many bytes in all may be coalesced by page
+/// (the buffer is zeroed first, which costs little at this size).
+const COALESCE_MAX_TOTAL: usize = 1 << 20;
+
+/// Reads of at least this many bytes go to a buffer backed by transparent
+/// huge pages where the kernel allows (`madvise` mode): a fresh 64 MiB
+/// buffer then takes 32 page faults, not 16,384.
+const HUGE_READ: usize = 4 << 20;
 
 /// How a task's syscalls reach the tracer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,10 +313,18 @@ impl MemFile {
 pub struct MemRead {
     /// Address the read started at.
     pub addr: u64,
-    /// The bytes read; shorter than asked when `error` is set.
-    pub data: Vec<u8>,
+    /// The bytes read; shorter than asked when `error` is set. The reads of
+    /// one [`Task::read_scatter`] share one buffer (each is a slice of it):
+    /// no copy and no allocation per range.
+    pub data: Bytes,
     /// Why the read stopped short (EFAULT/EIO for unmapped memory).
     pub error: Option<Errno>,
+}
+
+/// How much of one range of a scatter read arrived, and why not the rest.
+struct Got {
+    len: usize,
+    error: Option<Errno>,
 }
 
 /// Callback-time configuration of the engine being called.
@@ -498,77 +517,236 @@ impl Task<'_> {
     }
 
     /// Read many ranges with as few `process_vm_readv` calls as the kernel
-    /// allows (one per 1,024 ranges, plus one per range that fails). Each range
-    /// gets its own result; a bad range does not spoil the others.
+    /// allows (one per 1,024 ranges, plus one per range that fails), into one
+    /// buffer. Each range gets its own result (a slice of that buffer); a bad
+    /// range does not spoil the others.
     pub fn read_scatter(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
-        let mut out = self.read_scatter_raw(ranges);
-        for r in &mut out {
-            self.bps.unpatch(r.addr, &mut r.data);
-        }
+        let mut out = Vec::with_capacity(ranges.len());
+        self.read_scatter_each(ranges, |r| out.push(r));
         out
     }
 
-    /// Reads as the memory holds them, `int3`s included.
-    fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> Vec<MemRead> {
-        let mut out: Vec<MemRead> = ranges
-            .iter()
-            .map(|&(addr, len)| MemRead {
+    /// [`Task::read_scatter`], handing each range's result to `f` in order
+    /// (no vector of results in between).
+    pub(crate) fn read_scatter_each(
+        &mut self,
+        ranges: &[(u64, usize)],
+        mut f: impl FnMut(MemRead),
+    ) {
+        let (mut buf, got) = self.read_scatter_raw(ranges);
+        if self.bps.active() {
+            let mut off = 0;
+            for (&(addr, len), g) in ranges.iter().zip(&got) {
+                self.bps.unpatch(addr, &mut buf[off..off + g.len]);
+                off += len;
+            }
+        }
+        let buf = Bytes::from(buf);
+        let mut off = 0;
+        for (&(addr, len), g) in ranges.iter().zip(got) {
+            f(MemRead {
                 addr,
-                data: vec![0; len],
+                data: buf.slice(off..off + g.len),
+                error: g.error,
+            });
+            off += len;
+        }
+    }
+
+    /// Reads as the memory holds them, `int3`s included: one buffer with
+    /// every range at its place (the sum of the lengths before it), and how
+    /// much of each range arrived.
+    fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> (Vec<u8>, Vec<Got>) {
+        let total = ranges.iter().fold(0usize, |acc, r| acc.saturating_add(r.1));
+        if let Some(buf) = self.read_coalesced(ranges, total) {
+            let got = ranges
+                .iter()
+                .map(|r| Got {
+                    len: r.1,
+                    error: None,
+                })
+                .collect();
+            return (buf, got);
+        }
+        let mut buf: Vec<u8> = Vec::with_capacity(total);
+        if total >= HUGE_READ {
+            sys::advise_huge_pages(&mut buf);
+        }
+        let mut got: Vec<Got> = ranges
+            .iter()
+            .map(|r| Got {
+                len: r.1,
                 error: None,
             })
             .collect();
-        let mut start = 0;
-        while start < out.len() {
-            let end = (start + IOV_MAX).min(out.len());
-            let mut local: Vec<libc::iovec> = out[start..end]
-                .iter_mut()
-                .map(|r| libc::iovec {
-                    iov_base: r.data.as_mut_ptr().cast(),
-                    iov_len: r.data.len(),
-                })
-                .collect();
-            let remote: Vec<libc::iovec> = out[start..end]
-                .iter()
-                .map(|r| libc::iovec {
-                    iov_base: r.addr as usize as *mut libc::c_void,
-                    iov_len: r.data.len(),
-                })
-                .collect();
-            let got = sys::process_vm_readv(self.pid, &mut local, &remote).unwrap_or(0);
-            // Everything up to `got` bytes arrived; the range where it stopped failed.
-            let mut acc = 0usize;
-            let mut failed = None;
-            for (i, r) in out[start..end].iter().enumerate() {
-                if acc + r.data.len() > got {
-                    failed = Some(start + i);
-                    break;
-                }
-                acc += r.data.len();
+        let mut remote: Vec<libc::iovec> = Vec::with_capacity(ranges.len().min(IOV_MAX));
+        // `start`: the first range not read yet; it goes at `buf.len()`.
+        let mut start = 0usize;
+        while start < ranges.len() {
+            let end = (start + IOV_MAX).min(ranges.len());
+            remote.clear();
+            remote.extend(ranges[start..end].iter().map(|&(addr, len)| libc::iovec {
+                iov_base: addr as usize as *mut libc::c_void,
+                iov_len: len,
+            }));
+            let want: usize = ranges[start..end].iter().map(|r| r.1).sum();
+            let off = buf.len();
+            let n = sys::process_vm_readv_append(self.pid, &mut buf, want, &remote).unwrap_or(0);
+            if n >= want {
+                start = end;
+                continue;
             }
-            match failed {
-                None => start = end,
-                Some(i) => {
-                    self.read_slow(i, &mut out[i]);
-                    start = i + 1;
+            // Everything up to `n` bytes arrived; the range where it stopped
+            // failed: read it the slow way, then go on after it.
+            let mut acc = 0usize;
+            let mut i = start;
+            while i < end && acc + ranges[i].1 <= n {
+                acc += ranges[i].1;
+                i += 1;
+            }
+            let slot = off + acc;
+            let Some(&(addr, len)) = ranges.get(i).filter(|_| i < end) else {
+                // Not reached (the ranges sum to more than `n`); go on anyway.
+                buf.resize(off + want, 0);
+                start = end;
+                continue;
+            };
+            // Drop the failed range's partial bytes; read it again whole.
+            buf.truncate(slot);
+            buf.resize(slot + len, 0);
+            got[i] = self.read_slow(addr, &mut buf[slot..slot + len]);
+            start = i + 1;
+        }
+        (buf, got)
+    }
+
+    /// Many small ranges, several to a page: read the ranges of each page
+    /// with one remote iovec, in address order, each straight to its place
+    /// in the buffer (the bytes between them, in the same page, go to a
+    /// scratch buffer). The kernel's cost is mostly per remote iovec (a VMA
+    /// lookup, a page-table walk, a pin and an unpin): 1,000 8-byte reads
+    /// over 256 pages took ~30% less time in the kernel this way, sorting
+    /// included. Bytes read in a page that holds requested bytes anyway
+    /// cannot fail where those succeed. `None` when that saves little, or
+    /// when anything failed (the caller then reads range by range and
+    /// finds the failures).
+    fn read_coalesced(&mut self, ranges: &[(u64, usize)], total: usize) -> Option<Vec<u8>> {
+        const PAGE_SHIFT: u32 = 12;
+        // Pieces one remote iovec may feed (a page of 1-byte ranges would
+        // otherwise need thousands).
+        const MAX_PIECES: usize = 64;
+        // Sort keys below hold the request index in 16 bits.
+        if ranges.len() < 8 || ranges.len() > 1 << 16 || total > COALESCE_MAX_TOTAL {
+            return None;
+        }
+        let mut offs = Vec::with_capacity(ranges.len());
+        let mut off = 0usize;
+        for r in ranges {
+            offs.push(off);
+            off += r.1;
+        }
+        // Sort keys: the address above (user addresses fit in 47 bits), the
+        // request index below.
+        let mut order: Vec<u64> = Vec::with_capacity(ranges.len());
+        for (i, r) in ranges.iter().enumerate() {
+            if r.0 >= 1 << 47 {
+                return None;
+            }
+            if r.1 > 0 {
+                order.push(r.0 << 16 | i as u64);
+            }
+        }
+        order.sort_unstable();
+        // Groups: one remote iovec each, and its local pieces.
+        let mut remote: Vec<libc::iovec> = Vec::new();
+        let mut local: Vec<(sys::Dest, usize)> = Vec::with_capacity(order.len() * 2);
+        // Where each group's pieces end in `local`.
+        let mut group_end: Vec<usize> = Vec::new();
+        let mut cur: Option<(u64, u64, usize)> = None; // start, end, pieces
+        for &key in &order {
+            let (addr, i) = (key >> 16, (key & 0xffff) as usize);
+            let len = ranges[i].1;
+            let end = addr.checked_add(len as u64)?;
+            let piece = (sys::Dest::Buf(offs[i]), len);
+            match &mut cur {
+                Some((_, e, pieces))
+                    if addr >= *e
+                        && addr >> PAGE_SHIFT == (*e - 1) >> PAGE_SHIFT
+                        && *pieces + 2 <= MAX_PIECES =>
+                {
+                    if addr > *e {
+                        local.push((sys::Dest::Scratch, (addr - *e) as usize));
+                        *pieces += 1;
+                    }
+                    local.push(piece);
+                    *pieces += 1;
+                    *e = end;
+                }
+                _ => {
+                    if let Some((s, e, _)) = cur {
+                        remote.push(libc::iovec {
+                            iov_base: s as usize as *mut libc::c_void,
+                            iov_len: (e - s) as usize,
+                        });
+                        group_end.push(local.len());
+                    }
+                    local.push(piece);
+                    cur = Some((addr, end, 1));
                 }
             }
         }
-        out
+        if let Some((s, e, _)) = cur {
+            remote.push(libc::iovec {
+                iov_base: s as usize as *mut libc::c_void,
+                iov_len: (e - s) as usize,
+            });
+            group_end.push(local.len());
+        }
+        // Worth it only if it saves a quarter of the remote iovecs.
+        if remote.len() * 4 > order.len() * 3 {
+            return None;
+        }
+        let mut buf = vec![0u8; total];
+        let mut scratch = vec![0u8; 1 << PAGE_SHIFT];
+        let mut iov = Vec::with_capacity(IOV_MAX);
+        // Calls of at most IOV_MAX iovecs on either side, whole groups each.
+        let (mut g, mut l) = (0usize, 0usize);
+        while g < remote.len() {
+            let mut g_end = g;
+            while g_end < remote.len() && g_end - g < IOV_MAX && group_end[g_end] - l <= IOV_MAX {
+                g_end += 1;
+            }
+            let l_end = group_end[g_end - 1];
+            let want: usize = remote[g..g_end].iter().map(|r| r.iov_len).sum();
+            let n = sys::process_vm_readv_pieces(
+                self.pid,
+                &mut buf,
+                &mut scratch,
+                &local[l..l_end],
+                &remote[g..g_end],
+                &mut iov,
+            )
+            .ok()?;
+            if n != want {
+                return None;
+            }
+            (g, l) = (g_end, l_end);
+        }
+        Some(buf)
     }
 
     /// One range that `process_vm_readv` could not read whole: retry through
     /// `/proc/PID/mem` (which can also read pages without read permission),
     /// keep what arrives, and record why the rest did not.
-    fn read_slow(&mut self, _index: usize, r: &mut MemRead) {
-        let len = r.data.len();
+    fn read_slow(&mut self, addr: u64, data: &mut [u8]) -> Got {
+        let len = data.len();
         let mut done = 0usize;
         let mut error = None;
         match self.mem.get(self.pid) {
             Ok(f) => {
                 let fd = f.as_raw_fd();
                 while done < len {
-                    match sys::pread(fd, &mut r.data[done..], r.addr + done as u64) {
+                    match sys::pread(fd, &mut data[done..], addr + done as u64) {
                         Ok(0) => {
                             error = Some(Errno::EIO);
                             break;
@@ -584,14 +762,14 @@ impl Task<'_> {
             }
             Err(e) => error = Some(e),
         }
-        r.data.truncate(done);
         // /proc/PID/mem says EIO for an address with no mapping; callers
         // (and process_vm_readv) call that EFAULT.
-        r.error = match (done == len, error) {
+        let error = match (done == len, error) {
             (true, _) => None,
             (false, Some(Errno::EIO)) | (false, None) => Some(Errno::EFAULT),
             (false, e) => e,
         };
+        Got { len: done, error }
     }
 
     /// Read a NUL-terminated string of at most `max_len` bytes (the NUL is not
@@ -609,7 +787,7 @@ impl Task<'_> {
                 data.extend_from_slice(&chunk.data[..nul]);
                 return MemRead {
                     addr,
-                    data,
+                    data: data.into(),
                     error: None,
                 };
             }
@@ -617,7 +795,7 @@ impl Task<'_> {
             if chunk.error.is_some() {
                 return MemRead {
                     addr,
-                    data,
+                    data: data.into(),
                     error: chunk.error,
                 };
             }
@@ -625,7 +803,7 @@ impl Task<'_> {
         }
         MemRead {
             addr,
-            data,
+            data: data.into(),
             error: None,
         }
     }
@@ -651,14 +829,11 @@ impl Task<'_> {
             *bp.users.entry(id).or_insert(0) += 1;
             return Ok(());
         }
-        let r = self
-            .read_scatter_raw(&[(addr, 1)])
-            .pop()
-            .expect("one range");
-        let Some(&orig) = r.data.first() else {
+        let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
+        let (Some(&orig), Some(Got { len: 1, .. })) = (buf.first(), got.first()) else {
             return Err(Error::BreakpointAddress {
                 addr,
-                errno: r.error.unwrap_or(Errno::EFAULT),
+                errno: got.first().and_then(|g| g.error).unwrap_or(Errno::EFAULT),
             });
         };
         self.write_raw(addr, &[crate::breakpoint::INT3])?;

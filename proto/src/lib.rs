@@ -2,6 +2,14 @@
 //! `proto/utrace/v1/tracer.proto`, and the encoded descriptor set that gRPC
 //! reflection serves (so grpcurl works without the .proto files).
 
+/// The type of every `bytes` field (`Memory.data`, `WriteMemory.data`…):
+/// build one with `Bytes::from(vec)` (no copy) or
+/// `Bytes::copy_from_slice(&[…])`; it derefs to `&[u8]`.
+pub use bytes::Bytes;
+
+pub mod codec;
+mod fast;
+
 /// Generated from `utrace/v1/tracer.proto`.
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {

@@ -400,10 +400,32 @@ const SET_EVENTS_CTX: SpecContext = SpecContext {
     decision_deadline: std::time::Duration::from_secs(1),
 };
 
-/// Each op of a request: runnable, or already answered.
-pub enum Planned {
-    Run(Op),
-    Answer(pb::OpResult),
+/// A batch, validated: the ops to run (in request order) and, for every op
+/// of the request, where its result comes from.
+pub struct Planned {
+    ops: Vec<Op>,
+    slots: Vec<Slot>,
+}
+
+impl Planned {
+    fn with_capacity(n: usize) -> Planned {
+        Planned {
+            ops: Vec::with_capacity(n),
+            slots: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, op: Op) {
+        self.ops.push(op);
+        match self.slots.last_mut() {
+            Some(Slot::Run(n)) => *n += 1,
+            _ => self.slots.push(Slot::Run(1)),
+        }
+    }
+
+    fn answer(&mut self, r: pb::OpResult) {
+        self.slots.push(Slot::Ready(r));
+    }
 }
 
 fn op_error(code: &str, message: String) -> pb::OpResult {
@@ -421,7 +443,7 @@ pub fn batch_ops(
     ops: Vec<pb::Op>,
     observe_only: bool,
     limits: &crate::Limits,
-) -> Result<(Vec<Planned>, Option<EventMask>), Status> {
+) -> Result<(Planned, Option<EventMask>), Status> {
     let mut new_wanted = None;
     if ops.len() > limits.max_batch_ops {
         return Err(Status::invalid_argument(format!(
@@ -431,15 +453,15 @@ pub fn batch_ops(
         )));
     }
     let mut total = 0usize;
-    let mut out = Vec::with_capacity(ops.len());
+    let mut out = Planned::with_capacity(ops.len());
     for (i, op) in ops.into_iter().enumerate() {
         let Some(op) = op.op else {
-            out.push(Planned::Answer(op_error(
+            out.answer(op_error(
                 "INVALID_ARGUMENT",
                 format!(
                     "ops[{i}]: empty op; set one of read_memory, write_memory, get_registers, …"
                 ),
-            )));
+            ));
             continue;
         };
         use pb::op::Op as P;
@@ -469,7 +491,7 @@ pub fn batch_ops(
             }),
             P::WriteMemory(w) => Ok(Op::WriteMemory {
                 addr: w.addr,
-                data: w.data,
+                data: w.data.into(),
             }),
             P::ReadString(r) => Ok(Op::ReadString {
                 addr: r.addr,
@@ -498,7 +520,7 @@ pub fn batch_ops(
                         new_wanted = Some(cfg.spec.wanted);
                         Ok(Op::SetEvents {
                             events: cfg.options.events,
-                            syscalls: cfg.options.syscalls,
+                            syscalls: Box::new(cfg.options.syscalls),
                         })
                     }
                     Err(st) => Err(op_error("INVALID_ARGUMENT", st.message().to_string())),
@@ -524,46 +546,55 @@ pub fn batch_ops(
             P::SetSyscallReturn(s) => Ok(Op::SetSyscallReturn { value: s.value }),
             P::ReadMaps(_) => Ok(Op::ReadMaps),
         };
-        out.push(match planned {
-            Ok(op) if observe_only && !op.is_observe() => Planned::Answer(op_error(
+        match planned {
+            Ok(op) if observe_only && !op.is_observe() => out.answer(op_error(
                 "PERMISSION_DENIED",
                 format!("ops[{i}]: this client may only observe (the server lists its uid under --observe-only); reads and get_* ops are allowed"),
             )),
-            Ok(op) => Planned::Run(op),
-            Err(answer) => Planned::Answer(answer),
-        });
+            Ok(op) => out.run(op),
+            Err(answer) => out.answer(answer),
+        }
     }
     Ok((out, new_wanted))
 }
 
-/// Where each result comes from: the executor (in order) or a ready answer.
+/// Where results come from, in request order: the next `n` executor
+/// results, a ready answer, or `n` ops not run (`skipped`).
 pub enum Slot {
-    Run,
+    Run(usize),
     Ready(pb::OpResult),
-    Skipped,
+    Skipped(usize),
 }
 
 /// Split a plan into the ops to run and the slots to merge back. Under
 /// `stop_on_error`, nothing after the first pre-answered error runs.
-pub fn split_plan(planned: Vec<Planned>, stop_on_error: bool) -> (Vec<Op>, Vec<Slot>) {
-    let mut ops = Vec::new();
-    let mut slots = Vec::with_capacity(planned.len());
-    let mut stopped = false;
-    for p in planned {
-        if stopped {
-            slots.push(Slot::Skipped);
-            continue;
-        }
-        match p {
-            Planned::Run(op) => {
-                ops.push(op);
-                slots.push(Slot::Run);
-            }
-            Planned::Answer(a) => {
-                stopped = stop_on_error;
-                slots.push(Slot::Ready(a));
-            }
-        }
+pub fn split_plan(planned: Planned, stop_on_error: bool) -> (Vec<Op>, Vec<Slot>) {
+    let Planned { mut ops, mut slots } = planned;
+    if !stop_on_error {
+        return (ops, slots);
+    }
+    let Some(first) = slots.iter().position(|s| matches!(s, Slot::Ready(_))) else {
+        return (ops, slots);
+    };
+    // The ops before the first answer run; every later op is skipped.
+    let runs: usize = slots[..first]
+        .iter()
+        .map(|s| match s {
+            Slot::Run(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    let rest: usize = slots[first + 1..]
+        .iter()
+        .map(|s| match s {
+            Slot::Run(n) | Slot::Skipped(n) => *n,
+            Slot::Ready(_) => 1,
+        })
+        .sum();
+    ops.truncate(runs);
+    slots.truncate(first + 1);
+    if rest > 0 {
+        slots.push(Slot::Skipped(rest));
     }
     (ops, slots)
 }
@@ -578,18 +609,38 @@ pub fn merge_results(
     stop_on_error: bool,
     wanted: EventMask,
 ) -> Vec<pb::OpResult> {
+    let total: usize = slots
+        .iter()
+        .map(|s| match s {
+            Slot::Run(n) | Slot::Skipped(n) => *n,
+            Slot::Ready(_) => 1,
+        })
+        .sum();
     let mut results = results.into_iter();
     let mut failed = false;
-    let mut out = Vec::with_capacity(slots.len());
+    let mut out = Vec::with_capacity(total);
     for s in slots {
-        let r = match s {
-            Slot::Run => match results.next() {
-                Some(r) => r,
-                None => {
-                    out.push(skipped());
-                    continue;
+        match s {
+            Slot::Run(n) => {
+                for _ in 0..n {
+                    let r = match results.next() {
+                        Some(r) if !(failed && stop_on_error) => r,
+                        _ => {
+                            out.push(skipped());
+                            continue;
+                        }
+                    };
+                    failed |= matches!(&r, OpResult::Error(_))
+                        || matches!(&r, OpResult::Memory(m) if m.error.is_some());
+                    out.push(match r {
+                        OpResult::Events { syscalls, .. } => op_result(OpResult::Events {
+                            events: wanted,
+                            syscalls,
+                        }),
+                        other => op_result(other),
+                    });
                 }
-            },
+            }
             Slot::Ready(r) => {
                 out.push(if failed && stop_on_error {
                     skipped()
@@ -597,26 +648,9 @@ pub fn merge_results(
                     r
                 });
                 failed = true;
-                continue;
             }
-            Slot::Skipped => {
-                out.push(skipped());
-                continue;
-            }
-        };
-        if failed && stop_on_error {
-            out.push(skipped());
-            continue;
+            Slot::Skipped(n) => out.extend((0..n).map(|_| skipped())),
         }
-        failed |= matches!(&r, OpResult::Error(_))
-            || matches!(&r, OpResult::Memory(m) if m.error.is_some());
-        out.push(match r {
-            OpResult::Events { syscalls, .. } => op_result(OpResult::Events {
-                events: wanted,
-                syscalls,
-            }),
-            other => op_result(other),
-        });
     }
     out
 }
@@ -702,4 +736,37 @@ fn event_kinds(m: EventMask) -> Vec<i32> {
         }
     }
     v
+}
+
+/// The default chunk of a ReadMemoryStream.
+const STREAM_CHUNK: u64 = 1 << 20;
+
+/// Validate a ReadMemoryStream request: the end address and the chunk
+/// length.
+pub fn memory_stream(
+    r: &pb::ReadMemoryStreamRequest,
+    limits: &crate::Limits,
+) -> Result<(u64, u64), Status> {
+    if r.len == 0 {
+        return Err(Status::invalid_argument("len: 0 bytes; ask for at least 1"));
+    }
+    let end = r.addr.checked_add(r.len).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "len: {} bytes at addr {:#x} pass the end of the address space; ask for at most {}",
+            r.len,
+            r.addr,
+            u64::MAX - r.addr
+        ))
+    })?;
+    let chunk = match u64::from(r.chunk_len) {
+        0 => STREAM_CHUNK,
+        n if n > limits.max_op_bytes as u64 => {
+            return Err(Status::invalid_argument(format!(
+                "chunk_len: {n} bytes is over the limit of {} bytes per op (--max-op-bytes); 0 means 1 MiB",
+                limits.max_op_bytes
+            )))
+        }
+        n => n,
+    };
+    Ok((end, chunk))
 }

@@ -189,6 +189,8 @@ impl Server {
             // carrying a batch's reads.
             let max_msg = svc.limits.max_batch_bytes + (1 << 20);
             let router = tonic::transport::Server::builder()
+                // Large writes arrive in frames of up to 1 MiB, not 16 KiB.
+                .max_frame_size(1 << 20)
                 .add_service(
                     TracerServer::from_arc(Arc::clone(&svc))
                         .max_decoding_message_size(max_msg)

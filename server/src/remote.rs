@@ -328,7 +328,7 @@ fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
         .iter()
         .map(|m| {
             let Ok(addr) = task.register(&m.register) else {
-                return Vec::new();
+                return utrace_proto::Bytes::new();
             };
             let r = if m.string {
                 task.read_string(addr, m.len)

@@ -553,4 +553,73 @@ impl pb::tracer_server::Tracer for TracerService {
         let stream = crate::session::start(self.me()?, p, req.into_inner(), span);
         Ok(Response::new(stream))
     }
+
+    type ReadMemoryStreamStream = BoxStream<pb::MemoryChunk>;
+
+    async fn read_memory_stream(
+        &self,
+        req: Request<pb::ReadMemoryStreamRequest>,
+    ) -> Result<Response<Self::ReadMemoryStreamStream>, Status> {
+        let p = peer(&req)?;
+        let span = span("ReadMemoryStream", &p);
+        async move {
+            let r = req.into_inner();
+            let (end, chunk_len) = convert::memory_stream(&r, &self.limits)?;
+            let pid = self.registry.owned_pid(r.engine_id, &p)?;
+            let tid = if r.tid == 0 { pid } else { r.tid } as i32;
+            let engine = utrace_engines::EngineId(r.engine_id);
+            // The reader runs ahead of the sender by up to READ_AHEAD chunks:
+            // the next chunk is read while the last one is encoded and sent.
+            let (tx, rx) = mpsc::channel(READ_AHEAD);
+            let tracer = self.tracer.clone();
+            let limit = self.limits.batch_timeout;
+            tokio::spawn(
+                async move {
+                    let mut addr = r.addr;
+                    while addr < end {
+                        let len = chunk_len.min(end - addr) as usize;
+                        let op = utrace_engines::batch::Op::ReadMemory { addr, len };
+                        let run = tracer.batch(engine, tid, r.interrupt, vec![op], false);
+                        let chunk = match tokio::time::timeout(limit, run).await {
+                            Ok(Ok(mut results)) => match results.pop() {
+                                Some(utrace_engines::batch::OpResult::Memory(m)) => {
+                                    Ok(pb::MemoryChunk {
+                                        addr,
+                                        data: m.data,
+                                        error: m.error.map(|e| e.to_string()).unwrap_or_default(),
+                                    })
+                                }
+                                other => Err(Status::internal(format!(
+                                    "reading {len} bytes at {addr:#x}: the executor answered {other:?}"
+                                ))),
+                            },
+                            Ok(Err(e)) => Err(status(e)),
+                            Err(_) => Err(read_timed_out(tid, limit, addr)),
+                        };
+                        let last = chunk.as_ref().map_or(true, |c| !c.error.is_empty());
+                        if tx.send(chunk).await.is_err() || last {
+                            // The client is gone, or the read ended.
+                            break;
+                        }
+                        addr += len as u64;
+                    }
+                }
+                .in_current_span(),
+            );
+            let stream: Self::ReadMemoryStreamStream =
+                Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
+            Ok(Response::new(stream))
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Chunks a ReadMemoryStream reads ahead of what the client has taken.
+const READ_AHEAD: usize = 2;
+
+fn read_timed_out(tid: i32, limit: std::time::Duration, addr: u64) -> Status {
+    Status::deadline_exceeded(format!(
+        "thread {tid} did not stop within the batch time limit ({limit:?}); it may be in an uninterruptible sleep. The read stopped at {addr:#x}."
+    ))
 }

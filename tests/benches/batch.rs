@@ -32,7 +32,11 @@
 //!    decoded reply), from a target with a 64 MiB buffer: this bench program
 //!    itself, started again in target mode ([`BIG_TARGET_ENV`]), since no
 //!    tracee program has a mapping that large. Goal: at least 1 GiB/s. A
-//!    direct `process_vm_readv` of the same 64 MiB is shown for reference.
+//!    direct `process_vm_readv` of the same 64 MiB is shown for reference;
+//! 6. the same 64 MiB through `ReadMemoryStream` (1 MiB chunks, the
+//!    server reading ahead while it sends), end to end: request to the last
+//!    chunk decoded and copied into a 64 MiB buffer of this program (its
+//!    pages touched before, like (5a)'s). Goal: at least 1 GiB/s.
 //!
 //! ```text
 //! cargo bench -p utrace-tests --bench batch                    # 5 runs
@@ -314,6 +318,48 @@ impl DirectRead {
         assert_eq!(n, self.total, "process_vm_readv read short");
         &self.local_buf
     }
+}
+
+/// Row 6: read `len` bytes at `addr` through ReadMemoryStream (default
+/// chunks) into `dest`, checking the chunks are back to back and whole.
+async fn stream_read(
+    tc: &mut Raw,
+    engine_id: u64,
+    addr: u64,
+    dest: &mut [u8],
+) -> Result<(), String> {
+    let mut s = tc
+        .read_memory_stream(pb::ReadMemoryStreamRequest {
+            engine_id,
+            tid: 0,
+            addr,
+            len: dest.len() as u64,
+            chunk_len: 0,
+            interrupt: false,
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    let mut at = 0usize;
+    while let Some(c) = s.message().await.map_err(|e| e.to_string())? {
+        if !c.error.is_empty() || c.addr != addr + at as u64 || at + c.data.len() > dest.len() {
+            return Err(format!(
+                "chunk of {} bytes at {:#x} (error {:?}) after {at} bytes",
+                c.data.len(),
+                c.addr,
+                c.error
+            ));
+        }
+        dest[at..at + c.data.len()].copy_from_slice(&c.data);
+        at += c.data.len();
+    }
+    if at != dest.len() {
+        return Err(format!(
+            "the stream ended after {at} of {} bytes",
+            dest.len()
+        ));
+    }
+    Ok(())
 }
 
 /// One run of the scattered rows (1, 2, 3a), in seconds.
@@ -728,7 +774,18 @@ fn main() {
     let (mut t_batch, mut t_singles, mut t_empty, mut t_readv) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut t_gdb_reads, mut t_gdb_empty) = (Vec::new(), Vec::new());
-    let (mut t_big, mut t_big_direct) = (Vec::new(), Vec::new());
+    let (mut t_big, mut t_big_direct, mut t_stream) = (Vec::new(), Vec::new(), Vec::new());
+    // Row 6's destination, every page touched now (as (5a)'s buffer).
+    let mut stream_dest = vec![1u8; BIG];
+    rt.block_on(stream_read(&mut tc, engine_c, c.addr, &mut stream_dest))
+        .expect("64 MiB stream");
+    assert!(
+        stream_dest
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == big_pattern(i as u64)),
+        "64 MiB stream: wrong bytes"
+    );
     eprintln!(
         "{runs} runs; targets: memory_pattern {} (utraced), {} (gdbserver), 64 MiB {} (utraced)",
         a.pid(),
@@ -786,16 +843,30 @@ fn main() {
         let n = direct_big.read().expect("process_vm_readv 64 MiB");
         let big_direct = start.elapsed().as_secs_f64();
         assert_eq!(n, BIG);
+        // 6.
+        stream_dest.fill(0);
+        let start = Instant::now();
+        rt.block_on(stream_read(&mut tc, engine_c, c.addr, &mut stream_dest))
+            .expect("64 MiB stream");
+        let stream = start.elapsed().as_secs_f64();
+        assert!(
+            stream_dest
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x == big_pattern(i as u64)),
+            "64 MiB stream: wrong bytes"
+        );
 
         eprintln!(
-            "  run {}: batch {} singles {} empty {} readv {}{gdb_line} 64MiB {} (direct {})",
+            "  run {}: batch {} singles {} empty {} readv {}{gdb_line} 64MiB {} (direct {}, stream {})",
             run + 1,
             fmt_time(s.batch),
             fmt_time(s.singles),
             fmt_time(s.empty),
             fmt_time(readv),
             fmt_time(big),
-            fmt_time(big_direct)
+            fmt_time(big_direct),
+            fmt_time(stream)
         );
         t_batch.push(s.batch);
         t_singles.push(s.singles);
@@ -803,6 +874,7 @@ fn main() {
         t_readv.push(readv);
         t_big.push(big);
         t_big_direct.push(big_direct);
+        t_stream.push(stream);
     }
 
     // Let the targets go.
@@ -826,6 +898,8 @@ fn main() {
     let floor = m_empty + m_readv;
     let m_big = median(t_big).expect("runs");
     let m_big_direct = median(t_big_direct).expect("runs");
+    let m_stream = median(t_stream).expect("runs");
+    let stream_gib = gib_per_s(BIG, m_stream);
     let singles_x = m_singles / m_batch;
     let floor_x = m_batch / floor;
     let big_gib = gib_per_s(BIG, m_big);
@@ -895,6 +969,12 @@ fn main() {
         goal: ">= 1 GiB/s",
         met: Some(big_gib >= 1.0),
         ..Row::plain("(5) Batch: one 64 MiB read_memory op", Some(m_big))
+    });
+    rows.push(Row {
+        ratio: Some((format!("{stream_gib:.2}"), "GiB/s")),
+        goal: ">= 1 GiB/s",
+        met: Some(stream_gib >= 1.0),
+        ..Row::plain("(6) ReadMemoryStream: 64 MiB, 1 MiB chunks", Some(m_stream))
     });
 
     let mut table = String::new();

@@ -206,6 +206,14 @@ impl pb::tracer_server::Tracer for Echo {
         unimplemented()
     }
 
+    type ReadMemoryStreamStream = BoxStream<pb::MemoryChunk>;
+    async fn read_memory_stream(
+        &self,
+        _: Request<pb::ReadMemoryStreamRequest>,
+    ) -> Result<Response<Self::ReadMemoryStreamStream>, Status> {
+        unimplemented()
+    }
+
     type SessionStream = BoxStream<pb::ServerMessage>;
     async fn session(
         &self,
@@ -439,7 +447,7 @@ async fn sync_run(client: &mut Client, probe: Probe) -> Result<SyncRun, String> 
                 .expedited
                 .as_ref()
                 .and_then(|x| x.memory.first())
-                .cloned()
+                .map(|b| b.to_vec())
                 .ok_or_else(|| format!("report {} has no expedited memory", ev.seq))?,
             Probe::Batch => {
                 let addr = *call
@@ -461,7 +469,7 @@ async fn sync_run(client: &mut Client, probe: Probe) -> Result<SyncRun, String> 
                     .await
                     .map_err(|e| format!("read_string batch: {e}"))?;
                 match reply.results.first().and_then(|r| r.result.as_ref()) {
-                    Some(pb::op_result::Result::Memory(m)) if m.error.is_empty() => m.data.clone(),
+                    Some(pb::op_result::Result::Memory(m)) if m.error.is_empty() => m.data.to_vec(),
                     other => return Err(format!("read_string answered {other:?}")),
                 }
             }

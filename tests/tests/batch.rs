@@ -93,11 +93,11 @@ async fn scattered_reads_match_and_write_is_seen() {
             vec![
                 op(pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr,
-                    data: b"batched write!!!".to_vec(),
+                    data: b"batched write!!!".to_vec().into(),
                 })),
                 op(pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr: marker,
-                    data: 0x4242u64.to_ne_bytes().to_vec(),
+                    data: 0x4242u64.to_ne_bytes().to_vec().into(),
                 })),
                 read(addr, 16),
             ],
@@ -109,7 +109,7 @@ async fn scattered_reads_match_and_write_is_seen() {
         reply.results[0].result,
         Some(pb::op_result::Result::Done(_))
     ));
-    assert_eq!(memory(&reply.results[2]).data, b"batched write!!!");
+    assert_eq!(memory(&reply.results[2]).data, &b"batched write!!!"[..]);
     c.detach(at.engine_id).await.unwrap();
     writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
     let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
@@ -408,7 +408,7 @@ async fn observe_only_client_may_read_not_write() {
                 read(addr + 4096, 8),
                 op(pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr,
-                    data: vec![0; 8],
+                    data: vec![0; 8].into(),
                 })),
                 op(pb::op::Op::SetRegisters(pb::SetRegisters {
                     values: [("rax".to_string(), 1u64)].into(),
@@ -668,4 +668,192 @@ async fn shared_breakpoint_refcounted_and_restored() {
         seen_by_c, 0,
         "breakpoints are hidden from engines that did not insert them"
     );
+}
+
+/// big_pattern with `mib` MiB, started outside the server: (child, output,
+/// buffer address, length).
+fn big_target(mib: usize) -> (Child, common::Lines, u64, u64) {
+    let mut child = Command::new(tracee!("big_pattern"))
+        .arg(mib.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = common::Lines::from_reader(child.stdout.take().unwrap());
+    let addr = u64::from_str_radix(out.next().trim_start_matches("addr=0x"), 16).unwrap();
+    let len: u64 = out.next().trim_start_matches("len=").parse().unwrap();
+    (child, out, addr, len)
+}
+
+fn stream_req(engine_id: u64, addr: u64, len: u64, chunk_len: u32) -> pb::ReadMemoryStreamRequest {
+    pb::ReadMemoryStreamRequest {
+        engine_id,
+        tid: 0,
+        addr,
+        len,
+        chunk_len,
+        interrupt: false,
+    }
+}
+
+/// Every chunk of a streamed read, in order (the stream's error, if any).
+async fn stream_chunks(
+    c: &mut Client,
+    req: pb::ReadMemoryStreamRequest,
+) -> Result<Vec<pb::MemoryChunk>, tonic::Status> {
+    let mut s = c.read_memory_stream(req).await?;
+    let mut chunks = Vec::new();
+    while let Some(chunk) = s.message().await? {
+        chunks.push(chunk);
+    }
+    Ok(chunks)
+}
+
+/// Check that `chunks` are `len` bytes from `addr` of big_pattern's buffer
+/// at `base`, back to back, each `chunk` bytes but the last.
+fn check_big_chunks(chunks: &[pb::MemoryChunk], base: u64, addr: u64, len: u64, chunk: u64) {
+    assert_eq!(chunks.len() as u64, len.div_ceil(chunk), "chunk count");
+    let mut at = addr;
+    for (k, c) in chunks.iter().enumerate() {
+        assert_eq!(c.addr, at, "chunk {k} address");
+        assert!(c.error.is_empty(), "chunk {k}: {}", c.error);
+        let want = chunk.min(addr + len - at);
+        assert_eq!(c.data.len() as u64, want, "chunk {k} length");
+        if let Some(i) = c
+            .data
+            .iter()
+            .enumerate()
+            .position(|(i, &b)| b != ((at - base + i as u64) % 251) as u8)
+        {
+            panic!("chunk {k}: wrong byte at {:#x}", at + i as u64);
+        }
+        at += want;
+    }
+    assert_eq!(at, addr + len);
+}
+
+/// ReadMemoryStream moves 64 MiB of a held task in chunks (default 1 MiB,
+/// or an odd size, from an odd address), every byte right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stream_reads_64_mib() {
+    let (_srv, mut c) = server().await;
+    let (mut child, _out, addr, len) = big_target(64);
+    assert_eq!(len, 64 << 20);
+    let at = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    let hold = op(pb::op::Op::Control(pb::Control {
+        action: pb::Action::Hold as i32,
+        signal: None,
+    }));
+    let r = c
+        .raw()
+        .batch(batch(at.engine_id, vec![hold]))
+        .await
+        .unwrap();
+    done(&r.into_inner().results[0]);
+
+    let chunks = stream_chunks(&mut c, stream_req(at.engine_id, addr, len, 0))
+        .await
+        .unwrap();
+    check_big_chunks(&chunks, addr, addr, len, 1 << 20);
+    drop(chunks);
+    let odd = (3 << 20) + 7;
+    let chunks = stream_chunks(
+        &mut c,
+        stream_req(at.engine_id, addr + 5, len - 5 - 11, odd),
+    )
+    .await
+    .unwrap();
+    check_big_chunks(&chunks, addr, addr + 5, len - 5 - 11, odd.into());
+    drop(chunks);
+
+    c.detach(at.engine_id).await.unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+    assert!(st.success(), "{st:?}");
+}
+
+/// ReadMemoryStream: bad fields are INVALID_ARGUMENT naming the field; a
+/// task neither held nor interrupted is FAILED_PRECONDITION; unreadable
+/// memory ends the stream with a chunk that says why (keeping what came
+/// back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stream_refuses_bad_fields_and_stops_at_unmapped_memory() {
+    let (_srv, mut c) = server().await;
+    let (mut child, _out, addr, _) = pattern_target();
+    let pid = child.id();
+    let at = c
+        .attach(pb::AttachRequest { pid, engine: None })
+        .await
+        .unwrap();
+    let e = at.engine_id;
+    for (req, field) in [
+        (stream_req(e, addr, 0, 0), "len: "),
+        (stream_req(e, u64::MAX - 10, 100, 0), "len: "),
+        (stream_req(e, addr, 16, u32::MAX), "chunk_len: "),
+    ] {
+        let err = stream_chunks(&mut c, req).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(err.message().starts_with(field), "{err:?}");
+    }
+    assert!(stream_chunks(&mut c, stream_req(e + 1000, addr, 16, 0))
+        .await
+        .is_err());
+    // Not held, no interrupt: refused (the task runs, blocked in read).
+    let err = stream_chunks(&mut c, stream_req(e, addr, 16, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+
+    let interrupted = |addr, len, chunk_len| pb::ReadMemoryStreamRequest {
+        interrupt: true,
+        ..stream_req(e, addr, len, chunk_len)
+    };
+    let chunks = stream_chunks(&mut c, interrupted(addr, 4096 * 3, 4096))
+        .await
+        .unwrap();
+    assert_eq!(chunks.len(), 3);
+    assert!(chunks
+        .iter()
+        .all(|c| c.error.is_empty() && c.data.len() == 4096));
+    assert_eq!(chunks[2].data[0], ((8192 * 7 + 3) % 256) as u8);
+    // Nothing mapped at 0x10: one chunk, empty, with the error.
+    let chunks = stream_chunks(&mut c, interrupted(0x10, 1 << 20, 0))
+        .await
+        .unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert!(chunks[0].data.is_empty());
+    assert!(chunks[0].error.contains("EFAULT"), "{:?}", chunks[0].error);
+    // The stack's top: its last 8 bytes come back, then the error; no more
+    // chunks after it.
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let end = maps
+        .lines()
+        .find(|l| l.ends_with("[stack]"))
+        .and_then(|l| l.split('-').nth(1))
+        .and_then(|s| s.split(' ').next())
+        .map(|s| u64::from_str_radix(s, 16).unwrap())
+        .unwrap();
+    let chunks = stream_chunks(&mut c, interrupted(end - 4096 - 8, 3 * 4096, 4096))
+        .await
+        .unwrap();
+    assert_eq!(chunks.len(), 2, "{chunks:?}");
+    assert!(chunks[0].error.is_empty() && chunks[0].data.len() == 4096);
+    assert_eq!(chunks[1].addr, end - 8);
+    assert_eq!(chunks[1].data.len(), 8);
+    assert!(!chunks[1].error.is_empty());
+
+    c.detach(e).await.unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap();
+    assert!(st.success(), "{st:?}");
 }

@@ -479,7 +479,7 @@ trait Tracee {
 impl Tracee for Task<'_> {
     fn bytes(&mut self, addr: u64, len: usize) -> Option<Vec<u8>> {
         let r = self.read_memory(addr, len);
-        (r.error.is_none() && r.data.len() == len).then_some(r.data)
+        (r.error.is_none() && r.data.len() == len).then(|| r.data.into())
     }
 
     fn string(&mut self, addr: u64, max: usize) -> Option<(Vec<u8>, bool)> {
@@ -487,12 +487,12 @@ impl Tracee for Task<'_> {
         if r.data.len() > max {
             let mut data = r.data;
             data.truncate(max);
-            return Some((data, false));
+            return Some((data.into(), false));
         }
         if r.error.is_some() {
             return None;
         }
-        Some((r.data, true))
+        Some((r.data.into(), true))
     }
 
     fn stack_pointer(&mut self) -> Option<u64> {

@@ -446,8 +446,8 @@ fn parse_op(i: usize, item: &Value) -> Result<pb::Op, String> {
             P::WriteMemory(pb::WriteMemory {
                 addr: f.u64("addr")?,
                 data: match f.get("data") {
-                    Some((p, v)) => json_bytes(&p, v)?,
-                    None => Vec::new(),
+                    Some((p, v)) => json_bytes(&p, v)?.into(),
+                    None => Default::default(),
                 },
             })
         }
@@ -779,7 +779,12 @@ mod tests {
                 len: 16
             }))
         );
-        let write = |data: Vec<u8>| op(P::WriteMemory(pb::WriteMemory { addr: 4096, data }));
+        let write = |data: Vec<u8>| {
+            op(P::WriteMemory(pb::WriteMemory {
+                addr: 4096,
+                data: data.into(),
+            }))
+        };
         assert_eq!(ops[2], write(vec![0x90, 0xcc]));
         assert_eq!(ops[3], write(vec![0x90, 0xcc]));
         assert_eq!(
@@ -853,7 +858,7 @@ mod tests {
         let res = |r| pb::OpResult { result: Some(r) };
         let results = BatchResults::from_raw(vec![
             res(R::Memory(pb::Memory {
-                data: vec![0x90, 0xcc],
+                data: vec![0x90, 0xcc].into(),
                 addr: 16,
                 error: String::new(),
             })),

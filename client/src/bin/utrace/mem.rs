@@ -153,7 +153,7 @@ pub async fn run(conn: &mut Connection, cmd: MemCmd) -> Result<u8, String> {
         MemCmd::Write(w) => {
             let op = pb::op::Op::WriteMemory(pb::WriteMemory {
                 addr: w.addr,
-                data: w.bytes.0,
+                data: w.bytes.0.into(),
             });
             let results = run_once(conn, &w.target, vec![pb::Op { op: Some(op) }], false).await?;
             results.done(0).map_err(|f| single_failure(&f))?;

@@ -1,0 +1,644 @@
+//! Hand-written wire code for the two messages a large batch is made of:
+//! `BatchRequest` (many `read_memory` ops) and `BatchReply` (many `memory`
+//! results). prost's generic code spends most of a 1,000-op batch's
+//! encode and decode time on per-field calls (three length computations per
+//! nested message when encoding, a `Buf` call per varint when decoding);
+//! these functions handle those two shapes directly and leave everything
+//! else to prost.
+//!
+//! Encoding writes exactly what prost writes (the tests compare the bytes).
+//! Decoding takes a fast path only for input it fully understands (the
+//! fields above, one-byte keys, well-formed varints and lengths, valid
+//! UTF-8); any other op or result is decoded by prost alone, and anything
+//! else in the message (an unknown field, a malformed length…) sends the
+//! whole message to prost, so what is accepted and every error are prost's.
+
+use bytes::{BufMut, Bytes};
+use prost::{EncodeError, Message};
+
+use crate::v1::{op, op_result, BatchReply, BatchRequest, Memory, Op, OpResult, ReadMemory};
+
+/// Bytes of `v` as a varint.
+fn varint_len(v: u64) -> usize {
+    // 1 + the number of 7-bit groups past the first.
+    1 + (63 - (v | 1).leading_zeros() as usize) / 7
+}
+
+/// A field's encoded length: key (one byte here) and value.
+fn len_field(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// Encoded bytes gathered on the stack, then written with one `put_slice`
+/// (a `put_slice` per field costs more than the field).
+struct Head {
+    buf: [u8; HEAD],
+    len: usize,
+}
+
+/// Bytes gathered before a `put_slice`.
+const HEAD: usize = 1024;
+/// Byte strings up to this long are gathered; longer ones are written
+/// directly.
+const INLINE: usize = 256;
+/// Room kept for one more op or result's keys and varints (at most 55).
+const ROOM: usize = 64;
+
+impl Head {
+    fn new() -> Head {
+        Head {
+            buf: [0; HEAD],
+            len: 0,
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    /// Write `b`: gathered if short, else after what is gathered.
+    fn bytes(&mut self, b: &[u8], out: &mut impl BufMut) {
+        if b.len() > INLINE {
+            self.flush(out);
+            out.put_slice(b);
+            return;
+        }
+        if self.len + b.len() > HEAD - ROOM {
+            self.flush(out);
+        }
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+
+    /// Write what is gathered if less than ROOM bytes are left.
+    fn room(&mut self, out: &mut impl BufMut) {
+        if self.len > HEAD - ROOM {
+            self.flush(out);
+        }
+    }
+
+    fn flush(&mut self, out: &mut impl BufMut) {
+        if self.len > 0 {
+            out.put_slice(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+// ---- BatchReply --------------------------------------------------------------
+
+/// The encoded length of a `Memory` message's fields.
+fn memory_len(m: &Memory) -> usize {
+    let mut n = 0;
+    if !m.data.is_empty() {
+        n += len_field(m.data.len());
+    }
+    if m.addr != 0 {
+        n += 1 + varint_len(m.addr);
+    }
+    if !m.error.is_empty() {
+        n += len_field(m.error.len());
+    }
+    n
+}
+
+/// The encoded length of one `results` element's value (the OpResult).
+fn result_len(r: &OpResult) -> usize {
+    match &r.result {
+        Some(op_result::Result::Memory(m)) => len_field(memory_len(m)),
+        _ => r.encoded_len(),
+    }
+}
+
+/// `r.encoded_len()`.
+pub(crate) fn batch_reply_len(r: &BatchReply) -> usize {
+    r.results.iter().map(|x| len_field(result_len(x))).sum()
+}
+
+/// `r.encode(out)`.
+pub(crate) fn encode_batch_reply(r: &BatchReply, out: &mut impl BufMut) -> Result<(), EncodeError> {
+    let mut h = Head::new();
+    for x in &r.results {
+        match &x.result {
+            Some(op_result::Result::Memory(m)) => {
+                let mlen = memory_len(m);
+                h.byte(0x0a); // results
+                h.varint(len_field(mlen) as u64);
+                h.byte(0x0a); // OpResult.memory
+                h.varint(mlen as u64);
+                if !m.data.is_empty() {
+                    h.byte(0x0a); // Memory.data
+                    h.varint(m.data.len() as u64);
+                    h.bytes(&m.data, out);
+                }
+                if m.addr != 0 {
+                    h.byte(0x10); // Memory.addr
+                    h.varint(m.addr);
+                }
+                if !m.error.is_empty() {
+                    h.byte(0x1a); // Memory.error
+                    h.varint(m.error.len() as u64);
+                    h.bytes(m.error.as_bytes(), out);
+                }
+                h.room(out);
+            }
+            _ => {
+                h.flush(out);
+                out.put_u8(0x0a);
+                x.encode_length_delimited(out)?;
+            }
+        }
+    }
+    h.flush(out);
+    Ok(())
+}
+
+// ---- BatchRequest ------------------------------------------------------------
+
+fn read_memory_len(r: &ReadMemory) -> usize {
+    let mut n = 0;
+    if r.addr != 0 {
+        n += 1 + varint_len(r.addr);
+    }
+    if r.len != 0 {
+        n += 1 + varint_len(r.len.into());
+    }
+    n
+}
+
+fn op_len(o: &Op) -> usize {
+    match &o.op {
+        Some(op::Op::ReadMemory(r)) => len_field(read_memory_len(r)),
+        _ => o.encoded_len(),
+    }
+}
+
+/// `r.encoded_len()`.
+pub(crate) fn batch_request_len(r: &BatchRequest) -> usize {
+    let mut n = 0;
+    if r.engine_id != 0 {
+        n += 1 + varint_len(r.engine_id);
+    }
+    if r.tid != 0 {
+        n += 1 + varint_len(r.tid.into());
+    }
+    n += r.ops.iter().map(|o| len_field(op_len(o))).sum::<usize>();
+    n += 2 * usize::from(r.stop_on_error) + 2 * usize::from(r.interrupt);
+    n
+}
+
+/// `r.encode(out)`.
+pub(crate) fn encode_batch_request(
+    r: &BatchRequest,
+    out: &mut impl BufMut,
+) -> Result<(), EncodeError> {
+    let mut h = Head::new();
+    if r.engine_id != 0 {
+        h.byte(0x08);
+        h.varint(r.engine_id);
+    }
+    if r.tid != 0 {
+        h.byte(0x10);
+        h.varint(r.tid.into());
+    }
+    for o in &r.ops {
+        match &o.op {
+            Some(op::Op::ReadMemory(rm)) => {
+                let rlen = read_memory_len(rm);
+                h.byte(0x1a); // ops
+                h.varint(len_field(rlen) as u64);
+                h.byte(0x0a); // Op.read_memory
+                h.varint(rlen as u64);
+                if rm.addr != 0 {
+                    h.byte(0x08);
+                    h.varint(rm.addr);
+                }
+                if rm.len != 0 {
+                    h.byte(0x10);
+                    h.varint(rm.len.into());
+                }
+                h.room(out);
+            }
+            _ => {
+                h.flush(out);
+                out.put_u8(0x1a);
+                o.encode_length_delimited(out)?;
+            }
+        }
+    }
+    if r.stop_on_error {
+        h.byte(0x20);
+        h.byte(1);
+    }
+    if r.interrupt {
+        h.byte(0x28);
+        h.byte(1);
+    }
+    h.flush(out);
+    Ok(())
+}
+
+// ---- decoding ----------------------------------------------------------------
+
+/// A well-formed varint at `b[*i..]` (at most 10 bytes, the 10th at most 1,
+/// as prost requires); advances `i`.
+fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for k in 0..10 {
+        let byte = *b.get(*i + k)?;
+        if k == 9 && byte > 1 {
+            return None;
+        }
+        v |= u64::from(byte & 0x7f) << (7 * k);
+        if byte < 0x80 {
+            *i += k + 1;
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// A length-delimited value at `b[*i..]`: its bounds; advances `i` past it.
+fn delimited(b: &[u8], i: &mut usize) -> Option<(usize, usize)> {
+    let len = usize::try_from(varint(b, i)?).ok()?;
+    let start = *i;
+    let end = start.checked_add(len).filter(|&e| e <= b.len())?;
+    *i = end;
+    Some((start, end))
+}
+
+/// How many top-level fields with key `want` `b` holds, if every top-level
+/// key is one of `known` (one-byte keys; wire type from the key).
+fn count_fields(b: &[u8], want: u8, known: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut n = 0;
+    while i < b.len() {
+        let key = b[i];
+        i += 1;
+        if !known.contains(&key) {
+            return None;
+        }
+        match key & 7 {
+            0 => {
+                varint(b, &mut i)?;
+            }
+            2 => {
+                delimited(b, &mut i)?;
+            }
+            _ => return None,
+        }
+        n += usize::from(key == want);
+    }
+    Some(n)
+}
+
+/// `b` is exactly one field with key `key`, length-delimited: its bounds.
+fn only_field(b: &[u8], key: u8) -> Option<(usize, usize)> {
+    if b.first() != Some(&key) {
+        return None;
+    }
+    let mut i = 1;
+    let span = delimited(b, &mut i)?;
+    (i == b.len()).then_some(span)
+}
+
+/// A `ReadMemory` op's fields, if that is all `b` holds.
+fn fast_read_memory(b: &[u8]) -> Option<ReadMemory> {
+    let (s, e) = only_field(b, 0x0a)?;
+    let f = &b[s..e];
+    let mut r = ReadMemory::default();
+    let mut i = 0;
+    while i < f.len() {
+        let key = f[i];
+        i += 1;
+        match key {
+            0x08 => r.addr = varint(f, &mut i)?,
+            0x10 => r.len = varint(f, &mut i)? as u32,
+            _ => return None,
+        }
+    }
+    Some(r)
+}
+
+/// `BatchRequest::decode(msg)`, or `None` when prost should decode it.
+pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
+    let b: &[u8] = msg;
+    let n = count_fields(b, 0x1a, &[0x08, 0x10, 0x1a, 0x20, 0x28])?;
+    let mut r = BatchRequest {
+        ops: Vec::with_capacity(n),
+        ..Default::default()
+    };
+    let mut i = 0;
+    while i < b.len() {
+        let key = b[i];
+        i += 1;
+        match key {
+            0x08 => r.engine_id = varint(b, &mut i)?,
+            0x10 => r.tid = varint(b, &mut i)? as u32,
+            0x20 => r.stop_on_error = varint(b, &mut i)? != 0,
+            0x28 => r.interrupt = varint(b, &mut i)? != 0,
+            0x1a => {
+                let (s, e) = delimited(b, &mut i)?;
+                let op = match fast_read_memory(&b[s..e]) {
+                    Some(rm) => Op {
+                        op: Some(op::Op::ReadMemory(rm)),
+                    },
+                    None => Op::decode(msg.slice(s..e)).ok()?,
+                };
+                r.ops.push(op);
+            }
+            _ => return None,
+        }
+    }
+    Some(r)
+}
+
+/// A `memory` result, if that is all `b` (at `off` in `msg`) holds.
+fn fast_memory(msg: &Bytes, off: usize, b: &[u8]) -> Option<Memory> {
+    let (s, e) = only_field(b, 0x0a)?;
+    let f = &b[s..e];
+    let mut m = Memory::default();
+    let mut i = 0;
+    while i < f.len() {
+        let key = f[i];
+        i += 1;
+        match key {
+            0x0a => {
+                let (ds, de) = delimited(f, &mut i)?;
+                let base = off + s;
+                m.data = msg.slice(base + ds..base + de);
+            }
+            0x10 => m.addr = varint(f, &mut i)?,
+            0x1a => {
+                let (ds, de) = delimited(f, &mut i)?;
+                m.error = std::str::from_utf8(&f[ds..de]).ok()?.to_owned();
+            }
+            _ => return None,
+        }
+    }
+    Some(m)
+}
+
+/// `BatchReply::decode(msg)`, or `None` when prost should decode it.
+pub(crate) fn decode_batch_reply(msg: &Bytes) -> Option<BatchReply> {
+    let b: &[u8] = msg;
+    let n = count_fields(b, 0x0a, &[0x0a])?;
+    let mut r = BatchReply {
+        results: Vec::with_capacity(n),
+    };
+    let mut i = 0;
+    while i < b.len() {
+        // count_fields saw only `results` fields.
+        i += 1;
+        let (s, e) = delimited(b, &mut i)?;
+        let result = match fast_memory(msg, s, &b[s..e]) {
+            Some(m) => OpResult {
+                result: Some(op_result::Result::Memory(m)),
+            },
+            None => OpResult::decode(msg.slice(s..e)).ok()?,
+        };
+        r.results.push(result);
+    }
+    Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1 as pb;
+
+    /// xorshift64*: deterministic test data without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        /// 0, small, or any width.
+        fn value(&mut self) -> u64 {
+            match self.below(4) {
+                0 => 0,
+                1 => self.below(200),
+                2 => self.next() >> self.below(64),
+                _ => self.next(),
+            }
+        }
+    }
+
+    fn random_op(g: &mut Rng) -> pb::Op {
+        let o = match g.below(6) {
+            0..=2 => pb::op::Op::ReadMemory(pb::ReadMemory {
+                addr: g.value(),
+                len: g.value() as u32,
+            }),
+            3 => pb::op::Op::WriteMemory(pb::WriteMemory {
+                addr: g.value(),
+                data: (0..g.below(20)).map(|_| g.next() as u8).collect(),
+            }),
+            4 => pb::op::Op::GetRegisters(pb::GetRegisters {
+                names: vec!["rip".into(), "rax".into()],
+            }),
+            _ => pb::op::Op::Control(pb::Control {
+                action: g.below(5) as i32,
+                signal: (g.below(2) == 0).then(|| g.below(64) as i32),
+            }),
+        };
+        pb::Op {
+            op: (g.below(20) != 0).then_some(o),
+        }
+    }
+
+    fn random_request(g: &mut Rng) -> pb::BatchRequest {
+        pb::BatchRequest {
+            engine_id: g.value(),
+            tid: g.value() as u32,
+            ops: (0..g.below(40)).map(|_| random_op(g)).collect(),
+            stop_on_error: g.below(2) == 0,
+            interrupt: g.below(2) == 0,
+        }
+    }
+
+    fn random_result(g: &mut Rng) -> pb::OpResult {
+        let r = match g.below(6) {
+            0..=2 => pb::op_result::Result::Memory(pb::Memory {
+                data: (0..g.below(3) * g.below(300))
+                    .map(|_| g.next() as u8)
+                    .collect(),
+                addr: g.value(),
+                error: if g.below(4) == 0 {
+                    "EFAULT: Bad address ü".into()
+                } else {
+                    String::new()
+                },
+            }),
+            3 => pb::op_result::Result::Registers(pb::Registers {
+                values: [("rip".to_string(), g.value())].into_iter().collect(),
+            }),
+            4 => pb::op_result::Result::Done(pb::Done {}),
+            _ => pb::op_result::Result::Error(pb::OpError {
+                code: "EFAULT".into(),
+                message: "no".into(),
+            }),
+        };
+        pb::OpResult {
+            result: (g.below(20) != 0).then_some(r),
+        }
+    }
+
+    fn random_reply(g: &mut Rng) -> pb::BatchReply {
+        pb::BatchReply {
+            results: (0..g.below(40)).map(|_| random_result(g)).collect(),
+        }
+    }
+
+    fn enc_req(r: &pb::BatchRequest) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_batch_request(r, &mut v).unwrap();
+        v
+    }
+
+    fn enc_reply(r: &pb::BatchReply) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_batch_reply(r, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn varint_len_matches_prost() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u64::MAX >> 1,
+            u64::MAX,
+        ] {
+            let mut b = Vec::new();
+            prost::encoding::encode_varint(v, &mut b);
+            assert_eq!(varint_len(v), b.len(), "{v}");
+            let mut i = 0;
+            assert_eq!(varint(&b, &mut i), Some(v));
+            assert_eq!(i, b.len());
+        }
+    }
+
+    #[test]
+    fn encodings_are_prosts() {
+        let mut g = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..3000 {
+            let req = random_request(&mut g);
+            assert_eq!(enc_req(&req), req.encode_to_vec(), "{req:?}");
+            assert_eq!(batch_request_len(&req), req.encoded_len());
+            let reply = random_reply(&mut g);
+            assert_eq!(enc_reply(&reply), reply.encode_to_vec(), "{reply:?}");
+            assert_eq!(batch_reply_len(&reply), reply.encoded_len());
+        }
+        assert!(enc_req(&pb::BatchRequest::default()).is_empty());
+        assert!(enc_reply(&pb::BatchReply::default()).is_empty());
+    }
+
+    /// The fast decoders agree with prost on `b`: the same message, or
+    /// (falling back) nothing where prost fails or where they decline.
+    fn agree(b: &[u8]) {
+        let msg = Bytes::copy_from_slice(b);
+        if let Some(r) = decode_batch_request(&msg) {
+            assert_eq!(Ok(r), pb::BatchRequest::decode(b), "{b:02x?}");
+        }
+        if let Some(r) = decode_batch_reply(&msg) {
+            assert_eq!(Ok(r), pb::BatchReply::decode(b), "{b:02x?}");
+        }
+    }
+
+    #[test]
+    fn decoders_agree_with_prost() {
+        let mut g = Rng(0x1234_5678_9abc_def1);
+        let mut fast = (0, 0);
+        for _ in 0..3000 {
+            let req = random_request(&mut g);
+            let b = req.encode_to_vec();
+            let got = decode_batch_request(&Bytes::from(b.clone()));
+            fast.0 += usize::from(got.is_some());
+            if let Some(r) = got {
+                assert_eq!(r, req);
+            }
+            agree(&b);
+            let reply = random_reply(&mut g);
+            let b = reply.encode_to_vec();
+            let got = decode_batch_reply(&Bytes::from(b.clone()));
+            fast.1 += usize::from(got.is_some());
+            if let Some(r) = got {
+                assert_eq!(r, reply);
+            }
+            agree(&b);
+            // Damaged copies: truncated, a byte changed, bytes appended.
+            for b in [req.encode_to_vec(), reply.encode_to_vec()] {
+                if b.is_empty() {
+                    continue;
+                }
+                let cut = g.below(b.len() as u64) as usize;
+                agree(&b[..cut]);
+                let mut x = b.clone();
+                x[cut] = g.next() as u8;
+                agree(&x);
+                let mut x = b.clone();
+                x.extend((0..g.below(4)).map(|_| g.next() as u8));
+                agree(&x);
+            }
+        }
+        // Well-formed messages take the fast path.
+        assert_eq!(fast, (3000, 3000));
+    }
+
+    #[test]
+    fn decoders_take_odd_but_valid_encodings_as_prost_does() {
+        // Fields out of order and repeated (the last wins), a non-minimal
+        // varint, an unknown field (prost skips it: the fast path declines),
+        // invalid UTF-8 in `error` (prost fails).
+        let cases: &[&[u8]] = &[
+            &[
+                0x28, 0x01, 0x1a, 0x06, 0x0a, 0x04, 0x10, 0x08, 0x08, 0x05, 0x08, 0x07, 0x08, 0x09,
+            ],
+            &[0x1a, 0x07, 0x0a, 0x05, 0x08, 0x80, 0x80, 0x80, 0x00],
+            &[0x1a, 0x02, 0x0a, 0x00, 0x30, 0x01],
+            &[
+                0x0a, 0x0a, 0x0a, 0x08, 0x1a, 0x02, 0xff, 0xfe, 0x10, 0x05, 0x0a, 0x00,
+            ],
+            &[
+                0x0a, 0x0b, 0x0a, 0x09, 0x10, 0x05, 0x0a, 0x01, 0x07, 0x10, 0x06, 0x0a, 0x00,
+            ],
+            &[0x0a, 0x04, 0x0a, 0x00, 0x0a, 0x00],
+            &[0x1a, 0x04, 0x0a, 0x00, 0x0a, 0x00],
+        ];
+        for b in cases {
+            agree(b);
+        }
+        let r = decode_batch_request(&Bytes::from_static(cases[0])).unwrap();
+        assert_eq!(r.engine_id, 9);
+        assert!(r.interrupt);
+        let m = decode_batch_reply(&Bytes::from_static(cases[4])).unwrap();
+        assert!(matches!(
+            &m.results[0].result,
+            Some(pb::op_result::Result::Memory(m)) if m.addr == 6 && m.data.is_empty()
+        ));
+    }
+}
