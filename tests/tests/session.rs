@@ -79,6 +79,19 @@ async fn next_error(s: &mut Session) -> (u64, pb::SessionError) {
     }
 }
 
+/// Resume every held report until the process's death; its exit code.
+async fn resume_to_death(s: &mut Session) -> i32 {
+    loop {
+        let r = next_report(s).await;
+        if let Some(code) = death_code(&r) {
+            return code;
+        }
+        if r.held {
+            s.decide(Decision::resume(&r)).await.unwrap();
+        }
+    }
+}
+
 fn death_code(e: &pb::Event) -> Option<i32> {
     match &e.kind {
         Some(pb::event::Kind::Death(d)) if d.process_gone => d.status.map(|s| s.code),
@@ -475,16 +488,7 @@ async fn hold_outlives_the_deadline() {
             other => assert!(matches!(other, SessionEvent::Report(_)), "{other:?}"),
         }
     }
-    loop {
-        let r = next_report(&mut s).await;
-        if death_code(&r).is_some() {
-            assert_eq!(death_code(&r), Some(0));
-            break;
-        }
-        if r.held {
-            s.decide(Decision::resume(&r)).await.unwrap();
-        }
-    }
+    assert_eq!(resume_to_death(&mut s).await, 0);
 }
 
 /// Bad decisions and messages get a SessionError naming the problem; the
@@ -595,16 +599,7 @@ async fn bad_messages_are_refused_and_the_session_goes_on() {
     assert_eq!(err.code, "FAILED_PRECONDITION");
     assert!(err.message.contains("already"), "{}", err.message);
     // The program finishes normally.
-    loop {
-        let r = next_report(&mut s).await;
-        if let Some(code) = death_code(&r) {
-            assert_eq!(code, 0);
-            break;
-        }
-        if r.held {
-            s.decide(Decision::resume(&r)).await.unwrap();
-        }
-    }
+    assert_eq!(resume_to_death(&mut s).await, 0);
 }
 
 /// `sync` outside a Session is refused with the reason.
