@@ -87,14 +87,14 @@ impl Registry {
         id: u64,
         peer: &Peer,
         session: u64,
-    ) -> Result<(u32, Arc<SyncState>), Status> {
+    ) -> Result<Arc<SyncState>, Status> {
         self.check_owner(id, peer)?;
         let map = self.lock();
         let e = map
             .get(&id)
             .ok_or_else(|| Status::not_found(format!("engine_id {id}: no such engine")))?;
         match (&e.sync, e.session) {
-            (Some(sync), Some(s)) if s == session => Ok((e.pid, Arc::clone(sync))),
+            (Some(sync), Some(s)) if s == session => Ok(Arc::clone(sync)),
             (None, _) => Err(Status::failed_precondition(format!(
                 "engine_id {id} is not synchronous: its reports do not hold the task, so there is nothing to decide"
             ))),

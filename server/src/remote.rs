@@ -348,7 +348,10 @@ fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
 }
 
 impl RemoteEngine {
-    pub fn new(hub: Arc<Hub>, spec: Spec, sync: Option<Arc<SyncState>>) -> Self {
+    /// A remote engine reporting to `hub`; synchronous when `spec.sync` is
+    /// set (its ledger is [`RemoteEngine::sync_state`]).
+    pub fn new(hub: Arc<Hub>, mut spec: Spec) -> Self {
+        let sync = spec.sync.take().map(SyncState::new);
         RemoteEngine {
             hub,
             spec,
@@ -357,6 +360,11 @@ impl RemoteEngine {
             live: 1,
             decoder: recorder::Decoder::default(),
         }
+    }
+
+    /// The ledger of held reports, for a sync engine.
+    pub fn sync_state(&self) -> Option<Arc<SyncState>> {
+        self.sync.clone()
     }
 
     /// Report `kind` (of kind bit `bit`, syscall `nr`) at `task`'s stop, if
@@ -372,81 +380,75 @@ impl RemoteEngine {
         if !self.wants(bit) {
             return Action::Resume;
         }
+        let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
+        let hold = self.sync.as_ref().and_then(|sync| {
+            let s = &sync.spec;
+            (s.hold.intersects(bit) && nr.is_none_or(|nr| s.hold_syscalls.contains(nr))).then(
+                || Held {
+                    tid: task.tid(),
+                    stop_id: task.stop_id(),
+                    kind: bit,
+                    deadline: Some(Instant::now() + s.deadline),
+                },
+            )
+        });
+        self.publish(task.pid(), task.tid(), kind, expedited, hold)
+    }
+
+    /// Report without a task (death): never holds.
+    fn report_gone(&mut self, pid: i32, tid: i32, bit: EventMask, kind: pb::event::Kind) {
+        if self.wants(bit) {
+            self.publish(pid, tid, kind, None, None);
+        }
+    }
+
+    /// Number the report, record it in the ledger if it holds, and offer it
+    /// to the subscribers. `Stop` if it holds and some queue took it.
+    fn publish(
+        &mut self,
+        pid: i32,
+        tid: i32,
+        kind: pb::event::Kind,
+        expedited: Option<pb::Expedited>,
+        hold: Option<Held>,
+    ) -> Action {
         self.seq += 1;
         let seq = self.seq;
-        let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
-        let hold = self.spec.sync.as_ref().is_some_and(|s| {
-            s.hold.intersects(bit) && nr.is_none_or(|nr| s.hold_syscalls.contains(nr))
-        });
         let mut defaulted = Vec::new();
         if let Some(sync) = &self.sync {
             let mut l = sync.lock();
             l.last_seq = seq;
             defaulted = std::mem::take(&mut l.defaulted);
-            if hold {
-                l.held.insert(
-                    seq,
-                    Held {
-                        tid: task.tid(),
-                        stop_id: task.stop_id(),
-                        kind: bit,
-                        deadline: Some(Instant::now() + sync.spec.deadline),
-                    },
-                );
+            if let Some(h) = hold {
+                l.held.insert(seq, h);
             }
         }
         let delivered = self.hub.publish(pb::Event {
             seq,
             engine_id: 0,
-            pid: task.pid() as u32,
-            tid: task.tid() as u32,
+            pid: pid as u32,
+            tid: tid as u32,
             time_ns: now_ns(),
             kind: Some(kind),
             expedited,
             dropped_before: 0,
-            held: hold,
+            held: hold.is_some(),
             defaulted,
         });
-        match &self.sync {
-            Some(sync) if hold && delivered => {
+        match (&self.sync, hold) {
+            (Some(sync), Some(_)) if delivered => {
                 if sync.idle.swap(false, Ordering::SeqCst) {
                     sync.changed.notify_one();
                 }
                 Action::Stop
             }
-            Some(sync) if hold => {
+            (Some(sync), Some(_)) => {
                 // Nobody will see it: it cannot hold the task.
                 sync.lock().held.remove(&seq);
                 Action::Resume
             }
             _ => Action::Resume,
         }
-    }
-
-    /// Report without a task (death): never holds.
-    fn report_gone(&mut self, pid: i32, tid: i32, bit: EventMask, kind: pb::event::Kind) {
-        if !self.wants(bit) {
-            return;
-        }
-        self.seq += 1;
-        let mut defaulted = Vec::new();
-        if let Some(sync) = &self.sync {
-            let mut l = sync.lock();
-            l.last_seq = self.seq;
-            defaulted = std::mem::take(&mut l.defaulted);
-        }
-        self.hub.publish(pb::Event {
-            seq: self.seq,
-            engine_id: 0,
-            pid: pid as u32,
-            tid: tid as u32,
-            time_ns: now_ns(),
-            kind: Some(kind),
-            expedited: None,
-            dropped_before: 0,
-            held: false,
-            defaulted,
-        });
     }
 
     fn wants(&self, m: EventMask) -> bool {

@@ -40,6 +40,43 @@ pub(crate) struct NewEngine {
     pub sync: Option<Arc<SyncState>>,
 }
 
+/// A remote engine's server-side parts, kept while the tracer attaches it.
+struct Parts {
+    hub: Arc<Hub>,
+    sub: Subscription,
+    sync: Option<Arc<SyncState>>,
+}
+
+impl Parts {
+    /// A remote engine for `spec` and the parts the server keeps of it.
+    fn new(queue_len: usize, spec: crate::remote::Spec) -> (Box<RemoteEngine>, Parts) {
+        let (hub, sub) = Hub::new(queue_len, spec.wanted);
+        let engine = RemoteEngine::new(Arc::clone(&hub), spec);
+        let sync = engine.sync_state();
+        (Box::new(engine), Parts { hub, sub, sync })
+    }
+
+    /// The engine exists as `id` on `pid`: record it for `p`.
+    fn register(
+        self,
+        registry: &Registry,
+        id: utrace_engines::EngineId,
+        p: &Peer,
+        pid: u32,
+        tids: Vec<u32>,
+        session: Option<u64>,
+    ) -> NewEngine {
+        registry.insert(id, p, pid, self.hub, self.sync.clone(), session);
+        NewEngine {
+            pid,
+            engine_id: id.0,
+            tids,
+            sub: self.sub,
+            sync: self.sync,
+        }
+    }
+}
+
 /// The caller, from the connection (every listener attaches a [`Peer`]).
 fn peer<T>(req: &Request<T>) -> Result<Peer, Status> {
     req.extensions()
@@ -258,30 +295,15 @@ impl TracerService {
         opts.stop_at_entry = req.stop_at_entry;
         opts.kernel_filter = !req.no_kernel_filter;
         opts.credentials = credentials;
-        let (hub, rx) = Hub::new(cfg.queue_len, cfg.spec.wanted);
-        let sync = cfg.spec.sync.clone().map(SyncState::new);
-        let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec, sync.clone());
+        let (engine, parts) = Parts::new(cfg.queue_len, cfg.spec);
         let spawned = self
             .tracer
-            .spawn(opts, Box::new(engine), cfg.options)
+            .spawn(opts, engine, cfg.options)
             .await
             .map_err(status)?;
-        self.registry.insert(
-            spawned.engine,
-            p,
-            spawned.pid as u32,
-            hub,
-            sync.clone(),
-            session,
-        );
         info!(pid = spawned.pid, engine = spawned.engine.0, "spawned");
-        Ok(NewEngine {
-            pid: spawned.pid as u32,
-            engine_id: spawned.engine.0,
-            tids: vec![spawned.pid as u32],
-            sub: rx,
-            sync,
-        })
+        let pid = spawned.pid as u32;
+        Ok(parts.register(&self.registry, spawned.engine, p, pid, vec![pid], session))
     }
 
     pub(crate) async fn do_attach(
@@ -310,24 +332,15 @@ impl TracerService {
         p.may_trace(pid as i32).map_err(|why| {
             Status::permission_denied(format!("not permitted to trace pid {pid}: {why}"))
         })?;
-        let (hub, rx) = Hub::new(cfg.queue_len, cfg.spec.wanted);
-        let sync = cfg.spec.sync.clone().map(SyncState::new);
-        let engine = RemoteEngine::new(Arc::clone(&hub), cfg.spec, sync.clone());
+        let (engine, parts) = Parts::new(cfg.queue_len, cfg.spec);
         let at = self
             .tracer
-            .attach(pid as i32, Box::new(engine), cfg.options)
+            .attach(pid as i32, engine, cfg.options)
             .await
             .map_err(status)?;
-        self.registry
-            .insert(at.engine, p, pid, hub, sync.clone(), session);
         info!(pid, engine = at.engine.0, "attached");
-        Ok(NewEngine {
-            pid,
-            engine_id: at.engine.0,
-            tids: at.tids.iter().map(|t| *t as u32).collect(),
-            sub: rx,
-            sync,
-        })
+        let tids = at.tids.iter().map(|t| *t as u32).collect();
+        Ok(parts.register(&self.registry, at.engine, p, pid, tids, session))
     }
 }
 

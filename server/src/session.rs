@@ -11,6 +11,7 @@
 //! undecided too long. When the client's side ends, or the
 //! client goes away, the session's engines detach.
 
+use std::future::IntoFuture;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -336,7 +337,7 @@ impl Session {
         let engine_id = self.engine(d.engine_id, "decide.engine_id")?;
         let seq = d.seq;
         let at = |s: Status| refuse(s, engine_id, seq);
-        let (_pid, sync) = self
+        let sync = self
             .svc
             .registry
             .session_engine(engine_id, &self.peer, self.id)
@@ -558,8 +559,6 @@ impl Session {
         }
     }
 }
-
-use std::future::IntoFuture;
 
 fn not_held(e: TakeError, seq: u64) -> Status {
     match e {

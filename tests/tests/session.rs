@@ -92,6 +92,17 @@ async fn resume_to_death(s: &mut Session) -> i32 {
     }
 }
 
+/// The next refusal of `s` has `code` and a message with every `needle`;
+/// returns the id of the message it answers.
+async fn expect_refusal(s: &mut Session, code: &str, needles: &[&str]) -> u64 {
+    let (in_reply_to, err) = next_error(s).await;
+    assert_eq!(err.code, code, "{}", err.message);
+    for n in needles {
+        assert!(err.message.contains(n), "{:?} not in {}", n, err.message);
+    }
+    in_reply_to
+}
+
 fn death_code(e: &pb::Event) -> Option<i32> {
     match &e.kind {
         Some(pb::event::Kind::Death(d)) if d.process_gone => d.status.map(|s| s.code),
@@ -395,9 +406,7 @@ async fn deadline_releases_a_stalled_client() {
     }))
     .await
     .unwrap();
-    let (_, err) = next_error(&mut s).await;
-    assert_eq!(err.code, "FAILED_PRECONDITION");
-    assert!(err.message.contains("deadline"), "{}", err.message);
+    expect_refusal(&mut s, "FAILED_PRECONDITION", &["deadline"]).await;
 }
 
 /// A client that disconnects while holding: its hold goes with it and the
@@ -540,9 +549,8 @@ async fn bad_messages_are_refused_and_the_session_goes_on() {
         })
         .await
         .unwrap();
-    let (r, err) = next_error(&mut s).await;
-    assert_eq!((r, err.code.as_str()), (id, "NOT_FOUND"));
-    assert!(err.message.contains("999999"), "{}", err.message);
+    let r = expect_refusal(&mut s, "NOT_FOUND", &["999999"]).await;
+    assert_eq!(r, id);
 
     // No action.
     s.decide(pb::Decision {
@@ -551,15 +559,11 @@ async fn bad_messages_are_refused_and_the_session_goes_on() {
     })
     .await
     .unwrap();
-    let (_, err) = next_error(&mut s).await;
-    assert_eq!(err.code, "INVALID_ARGUMENT");
-    assert!(err.message.contains("decide.action"), "{}", err.message);
+    expect_refusal(&mut s, "INVALID_ARGUMENT", &["decide.action"]).await;
 
     // A signal at a syscall report.
     s.decide(Decision::suppress_signal(&e)).await.unwrap();
-    let (_, err) = next_error(&mut s).await;
-    assert_eq!(err.code, "INVALID_ARGUMENT");
-    assert!(err.message.contains("signal"), "{}", err.message);
+    expect_refusal(&mut s, "INVALID_ARGUMENT", &["signal"]).await;
 
     // A malformed batch: over the op limit.
     let mut d = Decision::resume(&e);
@@ -573,21 +577,13 @@ async fn bad_messages_are_refused_and_the_session_goes_on() {
         ..Default::default()
     });
     s.decide(d).await.unwrap();
-    let (_, err) = next_error(&mut s).await;
-    assert_eq!(err.code, "INVALID_ARGUMENT");
-    assert!(
-        err.message.contains("decide.batch") && err.message.contains("limit"),
-        "{}",
-        err.message
-    );
+    expect_refusal(&mut s, "INVALID_ARGUMENT", &["decide.batch", "limit"]).await;
 
     // Another client's engine.
     let mut c2 = Client::connect(&srv.uri()).await.unwrap();
     let mut s2 = c2.session().await.unwrap();
     s2.decide(Decision::resume(&e)).await.unwrap();
-    let (_, err) = next_error(&mut s2).await;
-    assert_eq!(err.code, "PERMISSION_DENIED");
-    assert!(err.message.contains("another client"), "{}", err.message);
+    expect_refusal(&mut s2, "PERMISSION_DENIED", &["another client"]).await;
 
     // The report is still held, and a good decision still works.
     let tasks = c.list_tasks(a.pid).await.unwrap();
@@ -595,9 +591,7 @@ async fn bad_messages_are_refused_and_the_session_goes_on() {
     s.decide(Decision::resume(&e)).await.unwrap();
     // Deciding it twice.
     s.decide(Decision::resume(&e)).await.unwrap();
-    let (_, err) = next_error(&mut s).await;
-    assert_eq!(err.code, "FAILED_PRECONDITION");
-    assert!(err.message.contains("already"), "{}", err.message);
+    expect_refusal(&mut s, "FAILED_PRECONDITION", &["already"]).await;
     // The program finishes normally.
     assert_eq!(resume_to_death(&mut s).await, 0);
 }
@@ -713,9 +707,7 @@ async fn bad_specs_are_refused() {
     })
     .await
     .unwrap();
-    let (_, err) = next_error(&mut s).await;
-    assert_eq!(err.code, "INVALID_ARGUMENT");
-    assert!(err.message.contains("nosuchcall"), "{}", err.message);
+    expect_refusal(&mut s, "INVALID_ARGUMENT", &["nosuchcall"]).await;
 }
 
 /// A syscall one sync client skips is what another client's later report
