@@ -86,6 +86,10 @@ pub(crate) struct Core {
     hold_next: HashMap<Tid, Vec<EngineId>>,
     /// Engines whose masks changed in a callback: running tasks may need a new mode.
     masks_changed: bool,
+    /// Engines that asked to detach during a stop's handling; detached by
+    /// [`Core::settle`] once the stop is handled (a detach may resume the
+    /// task, which must not happen before its signal's fate is decided).
+    detach_later: Vec<EngineId>,
     scratch: Vec<EngineId>,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
@@ -117,6 +121,7 @@ impl Core {
             waiters: HashMap::new(),
             hold_next: HashMap::new(),
             masks_changed: false,
+            detach_later: Vec::new(),
             scratch: Vec::new(),
             shutting_down: false,
             shut_down: false,
@@ -291,9 +296,7 @@ impl Core {
             }
         }
         self.scratch = ids;
-        for id in detach {
-            self.detach_engine(id);
-        }
+        self.detach_later.extend(detach);
         out
     }
 
@@ -357,6 +360,16 @@ impl Core {
         } else {
             self.on_signal(tid, sig);
         }
+        self.settle(tid);
+    }
+
+    /// The end of handling a stop of `tid` (or of a command run at it):
+    /// detach the engines that asked to leave, apply mask changes to running
+    /// tasks, and resume `tid` if nobody holds it.
+    fn settle(&mut self, tid: Tid) {
+        for id in std::mem::take(&mut self.detach_later) {
+            self.detach_engine(id);
+        }
         if self.masks_changed {
             self.masks_changed = false;
             self.refresh_running();
@@ -380,7 +393,6 @@ impl Core {
             return;
         };
         let afters = std::mem::take(&mut t.after);
-        let mut detach = Vec::new();
         for (id, a) in afters {
             let Some(t) = self.tasks.get_mut(&tid) else {
                 return;
@@ -404,11 +416,8 @@ impl Core {
                     t.holds.remove(&id);
                     t.step_for.push(id);
                 }
-                Some(Action::Detach) => detach.push(id),
+                Some(Action::Detach) => self.detach_later.push(id),
             }
-        }
-        for id in detach {
-            self.detach_engine(id);
         }
     }
 
@@ -1264,7 +1273,7 @@ impl Core {
         t.quiesce_for.push(id);
         if t.run == RunState::Stopped {
             self.report_quiesce(tid);
-            self.maybe_resume(tid);
+            self.settle(tid);
         } else {
             self.interrupt(tid);
         }
@@ -1282,11 +1291,7 @@ impl Core {
             Some(RunState::Stopped) => {
                 self.with_task(tid, id, |task| w(task));
                 self.apply_after(tid);
-                self.maybe_resume(tid);
-                if self.masks_changed {
-                    self.masks_changed = false;
-                    self.refresh_running();
-                }
+                self.settle(tid);
             }
             Some(_) if interrupt => {
                 self.waiters.entry(tid).or_default().push((id, w));

@@ -420,6 +420,35 @@ fn signals_delivered_unchanged() {
     assert_eq!(out.value("handled").as_deref(), Some("3"));
 }
 
+/// An engine that suppresses a signal and detaches in the same answer: the
+/// suppression holds (the detach waits until the stop is handled), and the
+/// later signals, nobody tracing them, are delivered.
+#[test]
+fn suppress_and_detach_at_one_signal() {
+    init_logging();
+    let tracer = Tracer::new().unwrap();
+    let (mut a, a_log) = Log::new();
+    a.on_signal = Some(Box::new(|_, _| utrace_engines::SignalAction {
+        action: Action::Detach,
+        disposition: SignalDisposition::Suppress,
+    }));
+    let (mut opts, mut out) = spawn_opts(&[tracee!("signals"), "10", "3"]);
+    opts.kernel_filter = false;
+    let sp = tracer
+        .spawn(opts, Box::new(a), EngineOptions::new(EventMask::SIGNAL))
+        .wait()
+        .unwrap();
+    out.rest();
+    assert_eq!(out.value("sent").as_deref(), Some("3"));
+    assert_eq!(
+        out.value("handled").as_deref(),
+        Some("2"),
+        "the first signal was suppressed, the other two delivered"
+    );
+    assert_eq!(a_log.count(|s| matches!(s, Seen::Signal { .. })), 1);
+    let _ = sp;
+}
+
 trait IntoAction {
     fn into_action(self) -> utrace_engines::SignalAction;
 }
