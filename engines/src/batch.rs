@@ -96,9 +96,10 @@ impl From<Error> for OpError {
             Error::UnknownRegister(_) | Error::WideRegister { .. } | Error::RegisterSize { .. } => {
                 OpErrorKind::InvalidArgument
             }
-            Error::WrongStop { .. } | Error::NotStopped(_) | Error::NotAttached { .. } => {
-                OpErrorKind::FailedPrecondition
-            }
+            Error::WrongStop { .. }
+            | Error::NotAtSyscall { .. }
+            | Error::NotStopped(_)
+            | Error::NotAttached { .. } => OpErrorKind::FailedPrecondition,
             Error::TaskExited(_) | Error::NoSuchTask(_) | Error::NoBreakpoint { .. } => {
                 OpErrorKind::NotFound
             }
@@ -175,7 +176,6 @@ pub fn run(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool) -> (Vec<OpRes
     let mut results: Vec<OpResult> = Vec::with_capacity(ops.len());
     let mut after = AfterBatch::default();
     let mut failed = false;
-    let mut i = 0;
     let ops_len = ops.len();
     // The current run of reads (one scatter read).
     let mut ranges: Vec<(u64, usize)> = Vec::new();
@@ -183,7 +183,6 @@ pub fn run(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool) -> (Vec<OpRes
     while let Some(op) = ops.next() {
         if failed && stop_on_error {
             results.push(OpResult::Skipped);
-            i += 1;
             continue;
         }
         // Coalesce a run of reads into one scatter list.
@@ -201,16 +200,14 @@ pub fn run(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool) -> (Vec<OpRes
                 let res = OpResult::Memory(r);
                 failed |= res.failed();
                 results.push(res);
-                i += 1;
             });
             continue;
         }
         let res = run_one(task, op, &mut after);
         failed |= res.failed();
         results.push(res);
-        i += 1;
     }
-    debug_assert_eq!(i, ops_len);
+    debug_assert_eq!(results.len(), ops_len);
     (results, after)
 }
 
@@ -235,9 +232,9 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
         Op::GetRegisters { names } => {
             if names.is_empty() {
                 return match task.registers() {
-                    Ok(v) => {
-                        OpResult::Registers(v.into_iter().map(|(n, v)| (n.to_string(), v)).collect())
-                    }
+                    Ok(v) => OpResult::Registers(
+                        v.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+                    ),
                     Err(e) => OpResult::Error(e.into()),
                 };
             }
@@ -293,23 +290,16 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
             task.current_syscall()
                 .map(|(entry, ret)| Box::new(SyscallState { entry, ret })),
         ),
-        Op::SetSyscallReturn { value } => match task.current_syscall() {
-            Some((_, None)) => match task.skip_syscall(value) {
-                Ok(()) => OpResult::Done,
-                Err(e) => OpResult::Error(e.into()),
-            },
-            Some((_, Some(_))) => match task.set_syscall_return(value) {
-                Ok(()) => OpResult::Done,
-                Err(e) => OpResult::Error(e.into()),
-            },
-            None => err(
-                OpErrorKind::FailedPrecondition,
-                "set_syscall_return: the task is not stopped at a syscall (hold it at a syscall entry or exit report first)",
-            ),
+        Op::SetSyscallReturn { value } => match task.set_syscall_result(value) {
+            Ok(()) => OpResult::Done,
+            Err(e) => OpResult::Error(e.into()),
         },
         Op::ReadMaps => match std::fs::read_to_string(format!("/proc/{}/maps", task.pid())) {
             Ok(m) => OpResult::Maps(m),
-            Err(e) => err(OpErrorKind::NotFound, format!("reading /proc/{}/maps: {e}", task.pid())),
+            Err(e) => err(
+                OpErrorKind::NotFound,
+                format!("reading /proc/{}/maps: {e}", task.pid()),
+            ),
         },
     }
 }

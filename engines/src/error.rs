@@ -65,6 +65,8 @@ pub enum Error {
     NotStopped(Tid),
     #[error("thread {tid} has left the stop this was meant for (it was decided already, its deadline passed, or it was killed)")]
     StopGone { tid: Tid },
+    #[error("{what}: the task is not stopped at a syscall (hold it at a syscall entry or exit report first)")]
+    NotAtSyscall { what: &'static str },
     #[error("thread {0} exited")]
     TaskExited(Tid),
     #[error("unknown register {0:?}")]

@@ -108,19 +108,8 @@ impl PendingSpawn {
 
     pub fn fail(self, status: ExitStatus) {
         let mut buf = [0u8; 5];
-        let n = sys::pread(self.err_pipe.as_raw_fd(), &mut buf, 0)
-            .or_else(|_| {
-                // Pipes are not seekable: read(2) instead.
-                // SAFETY: reading into a live 5-byte buffer.
-                let r =
-                    unsafe { libc::read(self.err_pipe.as_raw_fd(), buf.as_mut_ptr().cast(), 5) };
-                if r < 0 {
-                    Err(Errno::last())
-                } else {
-                    Ok(r as usize)
-                }
-            })
-            .unwrap_or(0);
+        // The child wrote its failure record before exiting: one read.
+        let n = nix::unistd::read(&self.err_pipe, &mut buf).unwrap_or(0);
         let err = if n == 5 {
             let errno = Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]));
             if buf[0] == STEP_EXEC {

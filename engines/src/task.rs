@@ -441,6 +441,19 @@ impl Task<'_> {
         self.state.set_gp_word(gp::RAX, ret as u64)
     }
 
+    /// What the task sees as the current syscall's result: at an entry stop
+    /// the call is skipped with `value` ([`Task::skip_syscall`]), at an exit
+    /// stop its return value is replaced ([`Task::set_syscall_return`]).
+    pub fn set_syscall_result(&mut self, value: i64) -> Result<()> {
+        match self.current_syscall() {
+            Some((_, None)) => self.skip_syscall(value),
+            Some((_, Some(_))) => self.set_syscall_return(value),
+            None => Err(Error::NotAtSyscall {
+                what: "set_syscall_return",
+            }),
+        }
+    }
+
     /// The syscall this task is stopped in, if at a syscall stop: entry, and
     /// the return value at an exit.
     pub fn current_syscall(&self) -> Option<(SyscallEntry, Option<i64>)> {

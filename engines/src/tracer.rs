@@ -111,15 +111,7 @@ impl<R: Send + 'static> IntoFuture for Request<R> {
     type IntoFuture = Pin<Box<dyn Future<Output = Result<R>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            self.tracer
-                .tx
-                .send(self.cmd)
-                .await
-                .map_err(|_| Error::TracerGone)?;
-            self.tracer.waker.wake();
-            self.rx.await.map_err(|_| Error::TracerGone)?
-        })
+        Box::pin(async move { self.submit().await?.await })
     }
 }
 
@@ -464,15 +456,9 @@ fn decide_at(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool, verdict: Ve
     let (results, after) = batch::run(task, ops, stop_on_error);
     task.push_after(after);
     let syscall_error = verdict.syscall_return.and_then(|value| {
-        let r = match task.current_syscall() {
-            Some((_, None)) => task.skip_syscall(value),
-            Some((_, Some(_))) => task.set_syscall_return(value),
-            None => Err(Error::WrongStop {
-                what: "syscall_return",
-                stop: "entry or exit",
-            }),
-        };
-        r.err().map(crate::batch::OpError::from)
+        task.set_syscall_result(value)
+            .err()
+            .map(crate::batch::OpError::from)
     });
     task.push_after(batch::AfterBatch {
         action: Some(verdict.action),

@@ -339,6 +339,7 @@ pub fn status(e: Error) -> Status {
         Error::NotAttached { .. }
         | Error::NotStopped(_)
         | Error::StopGone { .. }
+        | Error::NotAtSyscall { .. }
         | Error::WrongStop { .. } => Status::failed_precondition(msg),
         Error::UnknownRegister(_) | Error::WideRegister { .. } | Error::RegisterSize { .. } => {
             Status::invalid_argument(msg)

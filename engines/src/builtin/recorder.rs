@@ -2296,15 +2296,12 @@ fn fcntl_arg(cmd: i32, v: u64) -> Option<String> {
 // ---- signals, errors, exits -------------------------------------------------
 
 /// A signal's name as strace prints it: `SIGUSR1`, `SIGRTMIN`, `SIGRT_1`
-/// (real-time signals counted from the kernel's 32, not glibc's).
-/// A signal's name as strace prints it: `SIGUSR1`, `SIGRTMIN`, `SIGRT_1`
 /// (real-time signals counted from the kernel's 32), else the number.
 pub fn signame(n: i32) -> String {
-    match n {
-        1..=31 => sys::signal_name(n),
-        32 => "SIGRTMIN".into(),
-        33..=64 => format!("SIGRT_{}", n - 32),
-        _ => n.to_string(),
+    if (1..=64).contains(&n) {
+        sys::signal_name(n)
+    } else {
+        n.to_string()
     }
 }
 
