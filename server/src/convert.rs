@@ -88,14 +88,13 @@ pub fn engine_config(
         }
         n => n,
     };
-    // Internally the engine always sees clones and deaths: it ends the stream
-    // when its last process is gone.
-    let mut events = wanted | EventMask::CLONE | EventMask::DEATH;
-    if spec.decode {
-        // Decoded text is assembled over entry and exit.
-        if wanted.intersects(EventMask::SYSCALLS) {
-            events |= EventMask::SYSCALLS;
-        }
+    // Internally the engine always sees clones and deaths (it ends the stream
+    // when its last process is gone) and its own breakpoints' hits (its
+    // client inserted them: they are always reported).
+    let mut events = wanted | EventMask::CLONE | EventMask::DEATH | EventMask::BREAKPOINT;
+    if spec.decode && wanted.contains(EventMask::SYSCALL_EXIT) {
+        // An exit's text completes its entry's: the entry must be seen.
+        events |= EventMask::SYSCALL_ENTRY;
     }
     Ok(EngineConfig {
         options: EngineOptions {
@@ -306,6 +305,30 @@ pub fn set_events(
     Ok((cfg.options.events, cfg.options.syscalls, cfg.spec.wanted))
 }
 
+/// A wire action (field path `field`).
+pub fn action(raw: i32, field: &str) -> Result<Action, String> {
+    match pb::Action::try_from(raw) {
+        Ok(pb::Action::Resume) => Ok(Action::Resume),
+        Ok(pb::Action::Step) => Ok(Action::SingleStep),
+        Ok(pb::Action::Hold) => Ok(Action::Stop),
+        Ok(pb::Action::Detach) => Ok(Action::Detach),
+        _ => Err(format!(
+            "{field}: {raw} is not an action; use ACTION_RESUME, ACTION_STEP, ACTION_HOLD or ACTION_DETACH"
+        )),
+    }
+}
+
+/// A signal number to deliver (0: none), field path `field`.
+pub fn signal(raw: i32, field: &str) -> Result<i32, String> {
+    if (0..=64).contains(&raw) {
+        Ok(raw)
+    } else {
+        Err(format!(
+            "{field}: {raw} is not a signal number (1-64, or 0 for none)"
+        ))
+    }
+}
+
 /// An engine-layer error as a gRPC status with the cause in words.
 pub fn status(e: Error) -> Status {
     let msg = e.to_string();
@@ -496,7 +519,11 @@ pub fn batch_ops(
             }),
             P::ReadString(r) => Ok(Op::ReadString {
                 addr: r.addr,
-                max_len: if r.max_len == 0 { 4096 } else { r.max_len as usize },
+                max_len: if r.max_len == 0 {
+                    4096
+                } else {
+                    r.max_len as usize
+                },
             }),
             P::GetRegisters(g) => Ok(Op::GetRegisters { names: g.names }),
             P::SetRegisters(s) => {
@@ -516,7 +543,11 @@ pub fn batch_ops(
                     syscalls: s.syscalls,
                     ..Default::default()
                 };
-                match engine_config(Some(&spec), &format!("ops[{i}].set_events"), &SET_EVENTS_CTX) {
+                match engine_config(
+                    Some(&spec),
+                    &format!("ops[{i}].set_events"),
+                    &SET_EVENTS_CTX,
+                ) {
                     Ok(cfg) => {
                         new_wanted = Some(cfg.spec.wanted);
                         Ok(Op::SetEvents {
@@ -529,20 +560,15 @@ pub fn batch_ops(
             }
             P::InsertBreakpoint(b) => Ok(Op::InsertBreakpoint { addr: b.addr }),
             P::RemoveBreakpoint(b) => Ok(Op::RemoveBreakpoint { addr: b.addr }),
-            P::Control(c) => match pb::Action::try_from(c.action) {
-                Ok(pb::Action::Resume) => Ok(Action::Resume),
-                Ok(pb::Action::Step) => Ok(Action::SingleStep),
-                Ok(pb::Action::Hold) => Ok(Action::Stop),
-                Ok(pb::Action::Detach) => Ok(Action::Detach),
-                _ => Err(op_error(
-                    "INVALID_ARGUMENT",
-                    format!("ops[{i}].control.action: {} is not an action; use ACTION_RESUME, ACTION_STEP, ACTION_HOLD or ACTION_DETACH", c.action),
-                )),
-            }
-            .map(|action| Op::Control {
-                action,
-                signal: c.signal,
-            }),
+            P::Control(c) => action(c.action, &format!("ops[{i}].control.action"))
+                .and_then(|action| {
+                    let signal = c
+                        .signal
+                        .map(|s| signal(s, &format!("ops[{i}].control.signal")))
+                        .transpose()?;
+                    Ok(Op::Control { action, signal })
+                })
+                .map_err(|m| op_error("INVALID_ARGUMENT", m)),
             P::GetSyscall(_) => Ok(Op::GetSyscall),
             P::SetSyscallReturn(s) => Ok(Op::SetSyscallReturn { value: s.value }),
             P::ReadMaps(_) => Ok(Op::ReadMaps),

@@ -74,6 +74,11 @@ impl Registry {
         );
     }
 
+    /// Engine `id` exists and still has something to report.
+    pub fn is_open(&self, id: u64) -> bool {
+        self.lock().get(&id).is_some_and(|e| !e.hub.is_closed())
+    }
+
     /// Who is behind engine `id`: (client pid, client uid, its ledger).
     pub fn holder(&self, id: u64) -> Option<(u32, u32, Option<Arc<SyncState>>)> {
         self.lock()

@@ -94,11 +94,13 @@ impl Hub {
 
     /// Another subscriber; `None` once the engine has nothing more to report.
     pub fn subscribe(&self) -> Option<Subscription> {
+        // Under the lock, so a concurrent close cannot miss the new queue.
+        let mut subs = self.lock();
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
         let (s, end) = sub(self.queue_len);
-        self.lock().push(s);
+        subs.push(s);
         Some(end)
     }
 
@@ -107,14 +109,21 @@ impl Hub {
     pub fn publish(&self, ev: pb::Event) -> bool {
         let mut subs = self.lock();
         let mut taken = false;
+        let last = subs.len();
+        let (mut ev, mut i) = (Some(ev), 0);
         subs.retain_mut(|s| {
+            i += 1;
             // Reserve first, so the count travels with the event that gets in.
             match s.tx.try_reserve() {
                 Ok(permit) => {
-                    let mut e = ev.clone();
-                    e.dropped_before = s.dropped.swap(0, Ordering::AcqRel);
-                    permit.send(e);
-                    taken = true;
+                    // The last subscriber (usually the only one) gets the
+                    // event itself; the others a copy.
+                    let e = if i == last { ev.take() } else { ev.clone() };
+                    if let Some(mut e) = e {
+                        e.dropped_before = s.dropped.swap(0, Ordering::AcqRel);
+                        permit.send(e);
+                        taken = true;
+                    }
                     true
                 }
                 Err(mpsc::error::TrySendError::Full(())) => {
@@ -127,10 +136,16 @@ impl Hub {
         taken
     }
 
+    /// The engine has nothing more to report.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// No more reports: every stream ends once it has drained its queue.
     pub fn close(&self) {
+        let mut subs = self.lock();
         self.closed.store(true, Ordering::Release);
-        self.lock().clear();
+        subs.clear();
     }
 }
 
@@ -211,12 +226,8 @@ pub enum TakeError {
 pub struct SyncState {
     pub spec: SyncSpec,
     ledger: Mutex<Ledger>,
-    /// Woken when a report is held while the deadline task has none to
-    /// watch. Deadlines are "now + a constant", so a new one is never
-    /// earlier than one already armed: a busy deadline task needs no wake.
+    /// Notified when a report is held (a new deadline to watch).
     pub changed: tokio::sync::Notify,
-    /// The deadline task is waiting for a first held report.
-    pub idle: std::sync::atomic::AtomicBool,
 }
 
 impl SyncState {
@@ -225,7 +236,6 @@ impl SyncState {
             spec,
             ledger: Mutex::new(Ledger::default()),
             changed: tokio::sync::Notify::new(),
-            idle: AtomicBool::new(false),
         })
     }
 
@@ -307,6 +317,9 @@ pub struct RemoteEngine {
     live: i64,
     /// Syscall entry text per thread, completed at exit.
     decoder: recorder::Decoder,
+    /// With decode but no entry reports: each thread's entry text, put in
+    /// front of its exit's.
+    heads: std::collections::HashMap<i32, String>,
 }
 
 fn now_ns() -> u64 {
@@ -359,6 +372,7 @@ impl RemoteEngine {
             seq: 0,
             live: 1,
             decoder: recorder::Decoder::default(),
+            heads: std::collections::HashMap::new(),
         }
     }
 
@@ -380,6 +394,17 @@ impl RemoteEngine {
         if !self.wants(bit) {
             return Action::Resume;
         }
+        self.report_asked(task, bit, nr, kind)
+    }
+
+    /// [`RemoteEngine::report`] without the client's filter.
+    fn report_asked(
+        &mut self,
+        task: &mut Task<'_>,
+        bit: EventMask,
+        nr: Option<u64>,
+        kind: pb::event::Kind,
+    ) -> Action {
         let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
         let hold = self.sync.as_ref().and_then(|sync| {
             let s = &sync.spec;
@@ -423,6 +448,7 @@ impl RemoteEngine {
                 l.held.insert(seq, h);
             }
         }
+        let told = defaulted.clone();
         let delivered = self.hub.publish(pb::Event {
             seq,
             engine_id: 0,
@@ -435,20 +461,27 @@ impl RemoteEngine {
             held: hold.is_some(),
             defaulted,
         });
-        match (&self.sync, hold) {
-            (Some(sync), Some(_)) if delivered => {
-                if sync.idle.swap(false, Ordering::SeqCst) {
-                    sync.changed.notify_one();
-                }
-                Action::Stop
+        let Some(sync) = &self.sync else {
+            return Action::Resume;
+        };
+        if !delivered {
+            // Nobody will see it: it cannot hold the task, and the defaulted
+            // seqs it carried are told with a later report.
+            let mut l = sync.lock();
+            if hold.is_some() {
+                l.held.remove(&seq);
             }
-            (Some(sync), Some(_)) => {
-                // Nobody will see it: it cannot hold the task.
-                sync.lock().held.remove(&seq);
-                Action::Resume
-            }
-            _ => Action::Resume,
+            l.defaulted.splice(0..0, told);
+            return Action::Resume;
         }
+        if hold.is_none() {
+            return Action::Resume;
+        }
+        // Wakes the deadline task only if it waits for a first deadline;
+        // asleep on a timer it finds the stored permit later (deadlines are
+        // "now + a constant": a new one is never earlier than the armed one).
+        sync.changed.notify_one();
+        Action::Stop
     }
 
     fn wants(&self, m: EventMask) -> bool {
@@ -463,6 +496,11 @@ impl Engine for RemoteEngine {
         } else {
             String::new()
         };
+        if self.spec.decode && !self.wants(EventMask::SYSCALL_ENTRY) {
+            // Only the exit is reported: it carries the whole call.
+            self.heads.insert(task.tid(), text);
+            return Action::Resume;
+        }
         self.report(
             task,
             EventMask::SYSCALL_ENTRY,
@@ -479,7 +517,10 @@ impl Engine for RemoteEngine {
     fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
         let (text, ret_text) = if self.spec.decode {
             let d = self.decoder.exit(task, call);
-            (d.args, d.ret)
+            match self.heads.remove(&task.tid()) {
+                Some(head) => (head + &d.args, d.ret),
+                None => (d.args, d.ret),
+            }
         } else {
             (String::new(), String::new())
         };
@@ -543,6 +584,9 @@ impl Engine for RemoteEngine {
     fn report_exec(&mut self, task: &mut Task<'_>, e: &ExecReport) -> Action {
         if e.former_tid != task.tid() {
             self.decoder.rekey(e.former_tid, task.tid());
+            if let Some(head) = self.heads.remove(&e.former_tid) {
+                self.heads.insert(task.tid(), head);
+            }
         }
         self.report(
             task,
@@ -568,6 +612,7 @@ impl Engine for RemoteEngine {
 
     fn report_death(&mut self, d: &ExitReport) {
         self.decoder.forget(d.tid);
+        self.heads.remove(&d.tid);
         self.report_gone(
             d.pid,
             d.tid,
@@ -585,8 +630,10 @@ impl Engine for RemoteEngine {
         }
     }
 
+    // Breakpoint hits and steps reach this engine only when it asked for
+    // them (it inserted the breakpoint, or decided a step): always told.
     fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
-        self.report(
+        self.report_asked(
             task,
             EventMask::BREAKPOINT,
             None,
@@ -595,11 +642,8 @@ impl Engine for RemoteEngine {
     }
 
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
-        if !self.wants(EventMask::STEP) {
-            return Action::Resume;
-        }
         let rip = task.register("rip").unwrap_or(0);
-        self.report(
+        self.report_asked(
             task,
             EventMask::STEP,
             None,

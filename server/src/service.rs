@@ -306,6 +306,8 @@ impl TracerService {
         Ok(parts.register(&self.registry, spawned.engine, p, pid, vec![pid], session))
     }
 
+    /// Attach for `p`; `field` prefixes the request's field paths in errors
+    /// ("" for Attach and Trace, "attach." in a Session).
     pub(crate) async fn do_attach(
         &self,
         p: &Peer,
@@ -316,17 +318,17 @@ impl TracerService {
     ) -> Result<NewEngine, Status> {
         if pid == 0 {
             return Err(Status::invalid_argument(format!(
-                "{field}: pid 0 is not a process; give the pid to attach to"
+                "{field}pid: pid 0 is not a process; give the pid to attach to"
             )));
         }
         let cfg = convert::engine_config(
             spec,
-            "engine",
+            &format!("{field}engine"),
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(Status::not_found(format!(
-                "{field}: no process with pid {pid}"
+                "{field}pid: no process with pid {pid}"
             )));
         }
         p.may_trace(pid as i32).map_err(|why| {
@@ -378,7 +380,7 @@ impl pb::tracer_server::Tracer for TracerService {
         async {
             let r = req.into_inner();
             let e = self
-                .do_attach(&p, r.pid, r.engine.as_ref(), "pid", None)
+                .do_attach(&p, r.pid, r.engine.as_ref(), "", None)
                 .await?;
             self.registry.set_pending(e.engine_id, e.sub);
             Ok(Response::new(pb::AttachReply {
@@ -520,8 +522,7 @@ impl pb::tracer_server::Tracer for TracerService {
                         .await?
                 }
                 Some(pb::trace_request::Target::Pid(pid)) => {
-                    self.do_attach(&p, pid, r.engine.as_ref(), "pid", None)
-                        .await?
+                    self.do_attach(&p, pid, r.engine.as_ref(), "", None).await?
                 }
                 None => {
                     return Err(Status::invalid_argument(

@@ -268,7 +268,7 @@ impl Session {
                         &self.peer,
                         a.pid,
                         a.engine.as_ref(),
-                        "attach.pid",
+                        "attach.",
                         Some(self.id),
                     )
                     .await?;
@@ -315,14 +315,17 @@ impl Session {
     }
 
     /// The engine a message names; 0: the session's only engine.
-    fn engine(&self, id: u64, field: &str) -> Result<u64, Refusal> {
+    fn engine(&mut self, id: u64, field: &str) -> Result<u64, Refusal> {
         if id != 0 {
             return Ok(id);
         }
+        // Engines whose processes are gone no longer count.
+        let registry = &self.svc.registry;
+        self.engines.retain(|id| registry.is_open(*id));
         match self.engines.as_slice() {
             [only] => Ok(*only),
             [] => Err(Status::failed_precondition(format!(
-                "{field}: this session has no engine yet; spawn or attach first"
+                "{field}: this session has no live engine; spawn or attach first"
             ))
             .into()),
             _ => Err(Status::invalid_argument(format!(
@@ -343,18 +346,8 @@ impl Session {
             .session_engine(engine_id, &self.peer, self.id)
             .map_err(at)?;
         let held = sync.peek(seq).map_err(|e| at(not_held(e, seq)))?;
-        let action = match pb::Action::try_from(d.action) {
-            Ok(pb::Action::Resume) => Action::Resume,
-            Ok(pb::Action::Step) => Action::SingleStep,
-            Ok(pb::Action::Hold) => Action::Stop,
-            Ok(pb::Action::Detach) => Action::Detach,
-            _ => {
-                return Err(at(Status::invalid_argument(format!(
-                    "decide.action: {} is not an action; use ACTION_RESUME, ACTION_STEP, ACTION_HOLD or ACTION_DETACH",
-                    d.action
-                ))))
-            }
-        };
+        let action = convert::action(d.action, "decide.action")
+            .map_err(|m| at(Status::invalid_argument(m)))?;
         let kind = held.kind;
         let signal_stop = kind == EventMask::SIGNAL;
         if (d.signal != 0 || d.suppress_signal) && !signal_stop {
@@ -641,15 +634,10 @@ impl Stream for Replies {
 /// Apply the default action to held reports whose deadline passed.
 async fn deadlines(tracer: utrace_engines::Tracer, engine_id: u64, sync: Arc<SyncState>) {
     loop {
-        // Idle first, then look: a report held in between either is seen
-        // here or finds `idle` set and wakes us.
-        sync.idle.store(true, Ordering::SeqCst);
         match sync.next_deadline() {
-            Some(at) => {
-                // Later reports' deadlines are later: no wake needed for them.
-                sync.idle.store(false, Ordering::SeqCst);
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-            }
+            // Later reports' deadlines are later: sleep through their
+            // notifications (a stored permit only costs one extra loop).
+            Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
             None => {
                 sync.changed.notified().await;
                 continue;
