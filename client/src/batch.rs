@@ -340,7 +340,7 @@ pub struct OpFailure {
     /// The op's index in the batch.
     pub index: usize,
     /// `INVALID_ARGUMENT`, `FAILED_PRECONDITION`, `PERMISSION_DENIED`,
-    /// `NOT_FOUND`, `UNIMPLEMENTED`, `INTERNAL`, `EFAULT`…; `SKIPPED` for a
+    /// `NOT_FOUND`, `INTERNAL`, `EFAULT`…; `SKIPPED` for a
     /// skipped op.
     pub code: String,
     /// In words.

@@ -94,8 +94,7 @@ pub(crate) fn explain_eperm(pid: Tid) -> AttachError {
     let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok());
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = nix::unistd::geteuid().as_raw();
     let cause = match (yama, status(pid)) {
         (Some(3), _) => "Yama ptrace_scope is 3: attaching is disabled on this system until reboot".to_string(),
         (Some(2), _) if euid != 0 => {

@@ -25,7 +25,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layers: [`sys`] (thin kernel wrappers, the only `unsafe`), [`arch`]
+//! Layers: [`sys`] (thin kernel wrappers, nearly all the `unsafe`), [`arch`]
 //! (register layout), the core (stop decoding, dispatch and arbitration, on
 //! the tracer thread), [`Tracer`] (the handle), and built-in engines in
 //! [`builtin`].

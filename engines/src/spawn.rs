@@ -4,7 +4,7 @@
 //! async-signal-safe calls.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -169,13 +169,7 @@ fn cstring(s: &[u8]) -> Result<CString, SpawnError> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid 2-element out array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SpawnError::Fork(Errno::last()));
-    }
-    // SAFETY: pipe2 returned two fresh descriptors we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::Fork)
 }
 
 /// Everything the child needs, built before fork.
@@ -318,8 +312,7 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<ChildPlan> {
     let wants_syscalls = eopts.events.intersects(EventMask::SYSCALLS) && !eopts.syscalls.is_empty();
     let filter =
         (opts.kernel_filter && wants_syscalls).then(|| crate::seccomp::filter_for(&eopts.syscalls));
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let dropping = opts.credentials.as_ref().is_some_and(|c| c.uid != 0);
     Ok(ChildPlan {
         path: cstring(path.as_os_str().as_bytes())?,

@@ -150,8 +150,7 @@ impl Tracer {
                         return;
                     }
                 };
-                // SAFETY: gettid has no preconditions.
-                let tid = unsafe { libc::gettid() };
+                let tid = nix::unistd::gettid().as_raw();
                 let _ = ready_tx.send(Ok((waker.remote(), tid)));
                 run(rx, waker);
             })

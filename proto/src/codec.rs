@@ -6,8 +6,7 @@
 //! layers and a `BytesMut` advance. Splitting the message off as one
 //! `Bytes` first (no copy: a reference-counted slice of the same buffer)
 //! makes prost's reads plain slice reads, and every `bytes` field a slice of
-//! that buffer. Decoding a 1,000-result `BatchReply` takes about a third less
-//! time this way. Encoding reserves the message's length once, so a large
+//! that buffer. Encoding reserves the message's length once, so a large
 //! message is not grown by doubling.
 //!
 //! `BatchRequest` and `BatchReply`, the messages of a large batch, go

@@ -18,11 +18,7 @@ use prost::{EncodeError, Message};
 
 use crate::v1::{op, op_result, BatchReply, BatchRequest, Memory, Op, OpResult, ReadMemory};
 
-/// Bytes of `v` as a varint.
-fn varint_len(v: u64) -> usize {
-    // 1 + the number of 7-bit groups past the first.
-    1 + (63 - (v | 1).leading_zeros() as usize) / 7
-}
+use prost::encoding::encoded_len_varint as varint_len;
 
 /// A field's encoded length: key (one byte here) and value.
 fn len_field(len: usize) -> usize {
@@ -249,22 +245,13 @@ pub(crate) fn encode_batch_request(
 
 // ---- decoding ----------------------------------------------------------------
 
-/// A well-formed varint at `b[*i..]` (at most 10 bytes, the 10th at most 1,
-/// as prost requires); advances `i`.
+/// A well-formed varint at `b[*i..]` (prost's rules); advances `i`.
 fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
-    let mut v: u64 = 0;
-    for k in 0..10 {
-        let byte = *b.get(*i + k)?;
-        if k == 9 && byte > 1 {
-            return None;
-        }
-        v |= u64::from(byte & 0x7f) << (7 * k);
-        if byte < 0x80 {
-            *i += k + 1;
-            return Some(v);
-        }
-    }
-    None
+    let mut rest = b.get(*i..)?;
+    let before = rest.len();
+    let v = prost::encoding::decode_varint(&mut rest).ok()?;
+    *i += before - rest.len();
+    Some(v)
 }
 
 /// A length-delimited value at `b[*i..]`: its bounds; advances `i` past it.

@@ -20,7 +20,8 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "plain")]
     log_format: LogFormat,
-    /// Reports queued per subscriber before the oldest are dropped.
+    /// Reports queued per subscriber; when full, new reports are dropped
+    /// (and counted for the client).
     #[arg(long, default_value_t = Limits::default().queue_len)]
     queue_len: usize,
     /// The largest queue a client may ask for (EngineSpec.queue_len).
@@ -61,7 +62,8 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Plain => fmt.init(),
         LogFormat::Json => fmt.json().init(),

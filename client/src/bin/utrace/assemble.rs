@@ -41,9 +41,6 @@ struct Pending {
     args_at_exit: bool,
     /// Its line was ended with ` <unfinished ...>`.
     interrupted: bool,
-    /// It moved to another thread id (a non-leader thread's execve took
-    /// over the leader's id).
-    moved: bool,
 }
 
 /// Turns a stream of events into strace lines, handed one at a time
@@ -159,7 +156,6 @@ impl Assembler {
                 name,
                 args_at_exit: text.ends_with(", "),
                 interrupted: false,
-                moved: false,
             },
         );
         self.open = Some(OpenLine {
@@ -170,17 +166,9 @@ impl Assembler {
 
     fn on_exit(&mut self, tid: u32, x: &pb::SyscallExit, out: &mut dyn FnMut(&str)) {
         let name = call_name(&x.name, x.nr);
-        let mut text = x.text.as_str();
+        let text = x.text.as_str();
         let mut line = match self.pending.remove(&tid) {
-            Some(p) => {
-                // The server's decoder keys calls by thread id and does not
-                // follow an exec's change of id: it sends the whole call,
-                // re-read after the exec. Its entry was printed already.
-                if p.moved && text.starts_with(&format!("{}(", p.name)) {
-                    text = ")";
-                }
-                self.resume_head(tid, &p, out)
-            }
+            Some(p) => self.resume_head(tid, &p, out),
             None => {
                 self.interrupt_open(out);
                 // The server sends the whole call when it saw no entry; a
@@ -212,8 +200,9 @@ impl Assembler {
         // A non-leader thread exec'd and took over the leader's id: the old
         // leader is gone without a death report.
         self.live = self.live.saturating_sub(1);
-        if let Some(mut p) = self.pending.remove(&former) {
-            p.moved = true;
+        // The server's decoder follows the move too: the exit's text is
+        // the tail of the call printed under the former id.
+        if let Some(p) = self.pending.remove(&former) {
             self.pending.insert(tid, p);
         }
         if let Some(open) = self.open.as_mut().filter(|o| o.tid == former) {
@@ -469,8 +458,8 @@ mod tests {
                         exe: "/bin/true".into(),
                     }),
                 ),
-                // The server re-decodes the whole call after the exec.
-                exit(100, "execve", "execve(0x1, 0x2, 0x3)", "0"),
+                // The server follows the move: the exit completes the call.
+                exit(100, "execve", ")", "0"),
                 entry(100, "pause", "pause("),
             ],
         );

@@ -703,7 +703,7 @@ pub fn single_failure(f: &OpFailure) -> String {
 /// when any op failed.
 pub async fn run(conn: &mut Connection, cmd: &BatchCmd, ops: Vec<pb::Op>) -> Result<u8, String> {
     let results = run_once(conn, &cmd.target, ops, cmd.stop_on_error).await?;
-    print!("{}", results_json(&results));
+    crate::write_stdout(results_json(&results).as_bytes())?;
     let mut failed = false;
     let mut skipped = 0usize;
     for (i, outcome) in results.iter().enumerate() {

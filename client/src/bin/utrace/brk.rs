@@ -98,10 +98,13 @@ pub async fn run(conn: &mut Connection, cmd: &BreakCmd) -> Result<u8, String> {
             Ok(Some(Ok(ev))) => match ev.kind {
                 Some(pb::event::Kind::Breakpoint(b)) => {
                     hits += 1;
-                    println!(
-                        "breakpoint {:#x} hit by pid {} tid {}",
-                        b.addr, ev.pid, ev.tid
-                    );
+                    crate::write_stdout(
+                        format!(
+                            "breakpoint {:#x} hit by pid {} tid {}\n",
+                            b.addr, ev.pid, ev.tid
+                        )
+                        .as_bytes(),
+                    )?;
                 }
                 Some(pb::event::Kind::Death(d)) if d.process_gone => {
                     eprintln!("utrace: process {pid} exited");

@@ -164,12 +164,14 @@ impl Injector {
     }
 
     /// Whether this exit report is of an injected call (it is marked
-    /// `(INJECTED)`, as strace marks it).
-    pub fn was_injected(&mut self, ev: &pb::Event) -> bool {
+    /// `(INJECTED)`, as strace marks it); the thread's mark is used up.
+    pub fn take_injected(&mut self, ev: &pb::Event) -> bool {
         match &ev.kind {
-            Some(pb::event::Kind::SyscallExit(x)) => {
-                self.injected.get(&ev.tid) == Some(&x.nr) && self.injected.remove(&ev.tid).is_some()
+            Some(pb::event::Kind::SyscallExit(x)) if self.injected.get(&ev.tid) == Some(&x.nr) => {
+                self.injected.remove(&ev.tid);
+                true
             }
+            Some(pb::event::Kind::SyscallExit(_)) => false,
             Some(pb::event::Kind::Death(_)) => {
                 self.injected.remove(&ev.tid);
                 false
@@ -240,7 +242,7 @@ mod tests {
             })),
             ..Default::default()
         };
-        assert!(inj.was_injected(&exit));
-        assert!(!inj.was_injected(&exit));
+        assert!(inj.take_injected(&exit));
+        assert!(!inj.take_injected(&exit));
     }
 }

@@ -218,12 +218,10 @@ fn main() -> ExitCode {
         // Into a buffer first: clap_complete panics on a failed write.
         let mut script = Vec::new();
         clap_complete::generate(*shell, &mut Cli::command(), "utrace", &mut script);
-        let mut stdout = std::io::stdout().lock();
-        return match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+        return match write_stdout(&script) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("utrace: writing the completion script failed: {e}");
+                eprintln!("utrace: {e}");
                 ExitCode::from(1)
             }
         };
@@ -247,6 +245,17 @@ fn main() -> ExitCode {
             eprintln!("utrace: {msg}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Write a command's output. A reader that went away (`utrace info | head`)
+/// is not an error.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("writing to standard output failed: {e}")),
     }
 }
 
@@ -316,7 +325,7 @@ async fn command(
                     utraced::default_socket().display()
                 );
             }
-            print!("{}", show::tasks_table(&tasks));
+            write_stdout(show::tasks_table(&tasks).as_bytes())?;
             Ok(0)
         }
         Command::Info { json } => {
@@ -330,7 +339,7 @@ async fn command(
             } else {
                 show::info_text(&info, &conn.uri, conn.is_embedded())
             };
-            print!("{text}");
+            write_stdout(text.as_bytes())?;
             Ok(0)
         }
         Command::Completions { .. } => Ok(0),

@@ -2,7 +2,6 @@
 //! one-shot engine.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use clap::{Args, Subcommand};
 use utrace_client::pb;
@@ -116,21 +115,16 @@ pub fn hexdump(addr: u64, data: &[u8]) -> String {
 }
 
 fn print_bytes(cmd: &ReadCmd, addr: u64, data: &[u8]) -> Result<(), String> {
-    let mut stdout = std::io::stdout().lock();
-    let written = if data.is_empty() {
+    if data.is_empty() {
         Ok(())
     } else if cmd.raw {
-        stdout.write_all(data)
+        crate::write_stdout(data)
     } else if cmd.hex {
-        let text: String = data.iter().map(|b| format!("{b:02x}")).collect();
-        writeln!(stdout, "{text}")
+        let mut text: String = data.iter().map(|b| format!("{b:02x}")).collect();
+        text.push('\n');
+        crate::write_stdout(text.as_bytes())
     } else {
-        stdout.write_all(hexdump(addr, data).as_bytes())
-    };
-    match written.and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(format!("writing to standard output failed: {e}")),
+        crate::write_stdout(hexdump(addr, data).as_bytes())
     }
 }
 

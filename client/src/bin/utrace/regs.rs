@@ -118,7 +118,7 @@ pub async fn run(conn: &mut Connection, cmd: RegsCmd) -> Result<u8, String> {
             {
                 return Err(format!("the server did not answer register {missing:?}"));
             }
-            print!("{}", format_regs(&regs));
+            crate::write_stdout(format_regs(&regs).as_bytes())?;
             Ok(0)
         }
     }

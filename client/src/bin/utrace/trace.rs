@@ -294,7 +294,6 @@ fn hold_injected(
             pb::EventKind::SyscallEntry as i32,
             pb::EventKind::SyscallExit as i32,
         ]);
-        engine.decode = !opts.count;
         engine.syscalls = injected.clone();
         Some(Vec::new())
     } else if opts.syscalls.is_empty() {
@@ -358,7 +357,7 @@ impl Injecting {
                     return Some(Err(e.to_string()));
                 }
             }
-            if self.injector.was_injected(&ev) {
+            if self.injector.take_injected(&ev) {
                 if let Some(Kind::SyscallExit(x)) = &mut ev.kind {
                     x.ret_text.push_str(" (INJECTED)");
                 }
