@@ -4,71 +4,20 @@
 //! in this process. Targets are `sleep` processes started here; every wait
 //! is bounded.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use common::{status_field, utrace_command, wait_bounded, Output, DEADLINE};
 
 use utrace_client::{pb, Action, Client, Code, FailureKind, OpOutcome, EFLAGS_TF};
 
-/// How long any one wait may last.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Output {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
-fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
-}
-
-/// Wait for `child` at most [`DEADLINE`]; kill it and fail past that.
-fn wait_bounded(mut child: Child, what: &str) -> Output {
-    let out = child.stdout.take().map(reader);
-    let err = child.stderr.take().map(reader);
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() > DEADLINE => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what}: still running after {DEADLINE:?}; killed");
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("{what}: wait failed: {e}"),
-        }
-    };
-    let join = |h: Option<JoinHandle<Vec<u8>>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
-    Output {
-        code: status.code(),
-        stdout: join(out),
-        stderr: String::from_utf8_lossy(&join(err)).into_owned(),
-    }
-}
-
 /// Run `utrace ARGS…`, with `stdin` as its standard input.
 fn utrace_with(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_utrace"))
-        .args(args)
-        .env_remove("UTRACE_SERVER")
-        .env_remove("RUST_LOG")
+    let mut child = utrace_command(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("cannot run the utrace binary");
     if let Some(mut pipe) = child.stdin.take() {
@@ -87,16 +36,6 @@ fn utrace_ok(args: &[&str]) -> Output {
     let out = utrace(args);
     assert_eq!(out.code, Some(0), "utrace {}: {out:?}", args.join(" "));
     out
-}
-
-/// A `/proc/PID/status` field.
-fn status_field(pid: u32, field: &str) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix(field)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    })
 }
 
 /// Poll `cond` until it holds, at most [`DEADLINE`].
@@ -287,7 +226,11 @@ fn mem_read_prints_the_bytes() {
         "16",
         "--raw",
     ]);
-    let raw_hex: String = raw.stdout.iter().map(|b| format!("{b:02x}")).collect();
+    let raw_hex: String = raw
+        .stdout_bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(raw_hex, hex);
     // An unmapped address: the code and the message, exit 1.
     let out = utrace(&["mem", "read", "-p", &t.arg(), "0x10", "8"]);

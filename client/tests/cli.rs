@@ -2,67 +2,18 @@
 //! separate process (as root), with its embedded server (no daemon needed),
 //! compared with strace where it matters. Every wait is bounded.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long any one command may run.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// What a finished command left.
-#[derive(Debug)]
-struct Output {
-    /// Exit code (None: killed by a signal).
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
-/// Wait for `child` at most [`DEADLINE`]; kill it and fail past that.
-fn wait_bounded(mut child: Child, what: &str) -> Output {
-    let out = child.stdout.take().map(reader);
-    let err = child.stderr.take().map(reader);
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() > DEADLINE => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what}: still running after {DEADLINE:?}; killed");
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("{what}: wait failed: {e}"),
-        }
-    };
-    let join = |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
-    Output {
-        code: status.code(),
-        stdout: join(out),
-        stderr: join(err),
-    }
-}
+use common::{status_field, utrace_command, wait_bounded, Output, DEADLINE};
 
 /// Run `utrace ARGS…` with its embedded server (or the local daemon, if one
 /// listens on the default socket).
 fn utrace(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_utrace"))
-        .args(args)
-        .env_remove("UTRACE_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let child = utrace_command(args)
         .spawn()
         .expect("cannot run the utrace binary");
     wait_bounded(child, &format!("utrace {}", args.join(" ")))
@@ -368,25 +319,10 @@ fn attach_and_interrupt_detaches() {
         .spawn()
         .expect("cannot run sleep");
     let pid = sleeper.id();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_utrace"))
-        .args(["trace", "-p", &pid.to_string()])
-        .env_remove("UTRACE_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = utrace_command(&["trace", "-p", &pid.to_string()])
         .spawn()
         .expect("cannot run the utrace binary");
-    let traced = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("TracerPid:"))
-                    .map(|v| v.trim() != "0")
-            })
-            .unwrap_or(false)
-    };
+    let traced = |pid: u32| status_field(pid, "TracerPid").is_some_and(|v| v != "0");
     let start = Instant::now();
     while !traced(pid) && start.elapsed() < DEADLINE {
         if let Ok(Some(_)) = child.try_wait() {

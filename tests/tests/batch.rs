@@ -3,18 +3,13 @@
 
 mod common;
 
+use common::{server, server_with};
+
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 
 use tokio_stream::StreamExt;
 use utrace_client::{pb, Client};
-
-async fn server() -> (utraced::Embedded, Client) {
-    common::init_logging();
-    let srv = utraced::Embedded::start().await.expect("start server");
-    let client = Client::connect(&srv.uri()).await.expect("connect");
-    (srv, client)
-}
 
 /// memory_pattern, started outside the server: (child, output, buffer
 /// address, marker address).
@@ -388,10 +383,7 @@ async fn oversized_batches_refused_with_the_limit_named() {
 async fn observe_only_client_may_read_not_write() {
     common::init_logging();
     // The test runs as root: make uid 0 observe-only on this server.
-    let srv = utraced::Embedded::start_with(|c| c.observe_only = vec![0])
-        .await
-        .unwrap();
-    let mut c = Client::connect(&srv.uri()).await.unwrap();
+    let (_srv, mut c) = server_with(|c| c.observe_only = vec![0]).await;
     let (mut child, _out, addr, _) = pattern_target();
     let at = c
         .attach(pb::AttachRequest {

@@ -3,19 +3,14 @@
 
 mod common;
 
+use common::server;
+
 use std::time::Duration;
 
 use tokio_stream::StreamExt;
 use utrace_client::{pb, Client};
 
 /// A server on a private socket, and a client connected to it.
-async fn server() -> (utraced::Embedded, Client) {
-    common::init_logging();
-    let srv = utraced::Embedded::start().await.expect("start server");
-    let client = Client::connect(&srv.uri()).await.expect("connect");
-    (srv, client)
-}
-
 fn spawn_req(argv: &[&str]) -> pb::SpawnRequest {
     pb::SpawnRequest {
         argv: argv.iter().map(|s| s.to_string()).collect(),

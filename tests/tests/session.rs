@@ -4,23 +4,12 @@
 
 mod common;
 
+use common::{server, server_with};
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use utrace_client::{pb, Client, Decision, Session, SessionError, SessionEvent};
-
-async fn server_with(adjust: impl FnOnce(&mut utraced::Config)) -> (utraced::Embedded, Client) {
-    common::init_logging();
-    let srv = utraced::Embedded::start_with(adjust)
-        .await
-        .expect("start server");
-    let client = Client::connect(&srv.uri()).await.expect("connect");
-    (srv, client)
-}
-
-async fn server() -> (utraced::Embedded, Client) {
-    server_with(|_| {}).await
-}
 
 fn kinds(k: &[pb::EventKind]) -> Vec<i32> {
     k.iter().map(|k| *k as i32).collect()

@@ -23,6 +23,26 @@ macro_rules! tracee {
     };
 }
 
+/// A server on a private socket (its own tracer thread), with its
+/// configuration adjusted by `adjust`, and a client connected to it.
+pub async fn server_with(
+    adjust: impl FnOnce(&mut utraced::Config),
+) -> (utraced::Embedded, utrace_client::Client) {
+    init_logging();
+    let srv = utraced::Embedded::start_with(adjust)
+        .await
+        .expect("start server");
+    let client = utrace_client::Client::connect(&srv.uri())
+        .await
+        .expect("connect");
+    (srv, client)
+}
+
+/// A server with the default configuration, and a client.
+pub async fn server() -> (utraced::Embedded, utrace_client::Client) {
+    server_with(|_| {}).await
+}
+
 /// The default bound for any wait in these tests.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
