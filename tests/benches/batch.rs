@@ -45,6 +45,9 @@
 //!
 //! Needs root (or ptrace rights over its children).
 
+mod common;
+
+use common::{fmt_time, median};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -604,24 +607,6 @@ fn check_gdb(out: &str, base: u64, offs: &[u64]) -> Result<(), String> {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
-fn fmt_time(s: f64) -> String {
-    if s < 1e-3 {
-        format!("{:.1} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{s:.3} s")
-    }
-}
-
 fn gib_per_s(bytes: usize, s: f64) -> f64 {
     bytes as f64 / s / (1u64 << 30) as f64
 }
@@ -656,11 +641,7 @@ fn main() {
         big_target_main();
     }
     // `cargo bench` passes `--bench`; ignore arguments.
-    let runs: usize = std::env::var("UTRACE_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5)
-        .max(1);
+    let runs = common::runs(5);
     let gdb_missing = ensure_gdb().err();
     if let Some(why) = &gdb_missing {
         eprintln!("{why}: the gdb rows are skipped");

@@ -19,9 +19,10 @@
 //! (`apt-get install -y strace`); without strace those rows say why they are
 //! missing.
 
-use std::fs::File;
+mod common;
+
+use common::quiet_stdout;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -132,36 +133,10 @@ fn median(mut v: Vec<Sample>) -> Sample {
     v[v.len() / 2]
 }
 
-/// Point fd 1 at /dev/null (the server's tracees inherit it and print their
-/// counts there) and return the original stdout, for the table.
-fn quiet_stdout() -> File {
-    std::io::stdout().flush().expect("flush stdout");
-    let null = File::options()
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    // SAFETY: dup and dup2 on descriptors this process owns; the duplicate
-    // is owned by the returned File alone.
-    unsafe {
-        let saved = libc::dup(1);
-        assert!(saved >= 0, "dup(1): {}", std::io::Error::last_os_error());
-        assert!(
-            libc::dup2(null.as_raw_fd(), 1) >= 0,
-            "dup2: {}",
-            std::io::Error::last_os_error()
-        );
-        File::from_raw_fd(saved)
-    }
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let n = std::env::var("UTRACE_BENCH_N").unwrap_or_else(|_| "1000000".into());
-    let runs: usize = std::env::var("UTRACE_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+    let runs = common::runs(3);
     let strace_missing = match Command::new("strace")
         .arg("-V")
         .stdout(Stdio::null())

@@ -72,12 +72,13 @@
 //!
 //! Needs root (or ptrace rights over its children).
 
+mod common;
+
+use common::{fmt_time, median, quiet_stdout};
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::future::IntoFuture;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
@@ -940,46 +941,6 @@ fn native_run() -> Result<f64, String> {
 // ---------------------------------------------------------------------------
 // The table.
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
-fn fmt_time(s: f64) -> String {
-    if s < 1e-3 {
-        format!("{:.1} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.2} ms", s * 1e3)
-    } else {
-        format!("{s:.3} s")
-    }
-}
-
-/// Point fd 1 at /dev/null (the server's tracees inherit it and print their
-/// counts there) and return the original stdout, for the table.
-fn quiet_stdout() -> File {
-    std::io::stdout().flush().expect("flush stdout");
-    let null = File::options()
-        .write(true)
-        .open("/dev/null")
-        .expect("open /dev/null");
-    // SAFETY: dup and dup2 on descriptors this process owns; the duplicate
-    // is owned by the returned File alone.
-    unsafe {
-        let saved = libc::dup(1);
-        assert!(saved >= 0, "dup(1): {}", std::io::Error::last_os_error());
-        assert!(
-            libc::dup2(null.as_raw_fd(), 1) >= 0,
-            "dup2: {}",
-            std::io::Error::last_os_error()
-        );
-        File::from_raw_fd(saved)
-    }
-}
-
 /// One table row.
 struct Row {
     name: String,
@@ -1241,11 +1202,7 @@ fn sync_note(v: &[SyncRun]) -> String {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let runs: usize = std::env::var("UTRACE_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5)
-        .max(1);
+    let runs = common::runs(5);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = std::env::var("UTRACE_BENCH_WORKERS")
         .ok()

@@ -1,0 +1,58 @@
+//! Helpers shared by the benchmarks: medians, times, the run count, and
+//! a quiet stdout for tracees that print.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::fd::{AsRawFd, FromRawFd};
+
+/// Runs per row: `UTRACE_BENCH_RUNS`, else `default` (at least 1).
+pub fn runs(default: usize) -> usize {
+    std::env::var("UTRACE_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+        .max(1)
+}
+
+/// The median (the upper one of an even count); `None` for no samples.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// Seconds as µs, ms or s.
+pub fn fmt_time(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+/// Point fd 1 at /dev/null (the server's tracees inherit it and print their
+/// counts there) and return the original stdout, for the table.
+pub fn quiet_stdout() -> File {
+    std::io::stdout().flush().expect("flush stdout");
+    let null = File::options()
+        .write(true)
+        .open("/dev/null")
+        .expect("open /dev/null");
+    // SAFETY: dup and dup2 on descriptors this process owns; the duplicate
+    // is owned by the returned File alone.
+    unsafe {
+        let saved = libc::dup(1);
+        assert!(saved >= 0, "dup(1): {}", std::io::Error::last_os_error());
+        assert!(
+            libc::dup2(null.as_raw_fd(), 1) >= 0,
+            "dup2: {}",
+            std::io::Error::last_os_error()
+        );
+        File::from_raw_fd(saved)
+    }
+}
