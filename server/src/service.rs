@@ -164,20 +164,6 @@ pub(crate) struct BatchReplyPlan {
 }
 
 impl BatchReplyPlan {
-    pub fn new(
-        slots: Vec<convert::Slot>,
-        stop_on_error: bool,
-        hub: Arc<Hub>,
-        new_wanted: Option<utrace_engines::EventMask>,
-    ) -> Self {
-        BatchReplyPlan {
-            slots,
-            stop_on_error,
-            hub,
-            new_wanted,
-        }
-    }
-
     pub fn finish(self, results: Vec<utrace_engines::batch::OpResult>) -> pb::BatchReply {
         if let Some(w) = self.new_wanted {
             self.hub.set_wanted(w);
@@ -234,23 +220,37 @@ impl TracerService {
     pub(crate) fn plan_batch(&self, p: &Peer, r: pb::BatchRequest) -> Result<PlannedBatch, Status> {
         let pid = self.registry.owned_pid(r.engine_id, p)?;
         let tid = if r.tid == 0 { pid } else { r.tid };
-        let observe_only = self.observe_only.contains(&p.uid);
-        let hub = self.registry.hub(r.engine_id, p)?;
-        let (planned, new_wanted) = convert::batch_ops(r.ops, observe_only, &self.limits)?;
-        let (ops, slots) = convert::split_plan(planned, r.stop_on_error);
+        let (ops, reply) = self.plan_ops(p, r.engine_id, r.ops, r.stop_on_error)?;
         Ok(PlannedBatch {
             engine: utrace_engines::EngineId(r.engine_id),
             tid: tid as i32,
             interrupt: r.interrupt,
             stop_on_error: r.stop_on_error,
             ops,
-            reply: BatchReplyPlan {
-                slots,
-                stop_on_error: r.stop_on_error,
-                hub,
-                new_wanted,
-            },
+            reply,
         })
+    }
+
+    /// Validate and authorize `ops` for `p` on engine `engine_id`: the ops
+    /// to run and how to answer (a Batch's, or a Decision's batch).
+    pub(crate) fn plan_ops(
+        &self,
+        p: &Peer,
+        engine_id: u64,
+        ops: Vec<pb::Op>,
+        stop_on_error: bool,
+    ) -> Result<(Vec<utrace_engines::batch::Op>, BatchReplyPlan), Status> {
+        let observe_only = self.observe_only.contains(&p.uid);
+        let hub = self.registry.hub(engine_id, p)?;
+        let (planned, new_wanted) = convert::batch_ops(ops, observe_only, &self.limits)?;
+        let (ops, slots) = convert::split_plan(planned, stop_on_error);
+        let reply = BatchReplyPlan {
+            slots,
+            stop_on_error,
+            hub,
+            new_wanted,
+        };
+        Ok((ops, reply))
     }
 
     /// Spawn for `p` with engine spec `spec`; returns the new engine.

@@ -383,26 +383,16 @@ impl Session {
         }
         let (ops, reply_plan, stop_on_error) = match d.batch {
             Some(b) => {
-                let observe_only = self.svc.observe_only.contains(&self.peer.uid);
-                let (planned, new_wanted) =
-                    convert::batch_ops(b.ops, observe_only, &self.svc.limits).map_err(|s| {
+                let (ops, reply) = self
+                    .svc
+                    .plan_ops(&self.peer, engine_id, b.ops, b.stop_on_error)
+                    .map_err(|s| {
                         at(Status::new(
                             s.code(),
                             format!("decide.batch: {}", s.message()),
                         ))
                     })?;
-                let (ops, slots) = convert::split_plan(planned, b.stop_on_error);
-                let hub = self.svc.registry.hub(engine_id, &self.peer).map_err(at)?;
-                (
-                    ops,
-                    Some(crate::service::BatchReplyPlan::new(
-                        slots,
-                        b.stop_on_error,
-                        hub,
-                        new_wanted,
-                    )),
-                    b.stop_on_error,
-                )
+                (ops, Some(reply), b.stop_on_error)
             }
             None => (Vec::new(), None, false),
         };
