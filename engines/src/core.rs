@@ -327,13 +327,15 @@ impl Core {
         // Any stop absorbs a pending PTRACE_INTERRUPT (the kernel clears its
         // trap at every ptrace stop): a later interrupt must be sent anew.
         t.interrupt_sent = false;
-        t.stop_seq += 1;
+        // Stop ids count every stop of the tracer, so one names one stop of
+        // one task for good (a reused tid starts no new count).
+        self.stats.stops += 1;
+        t.stop_seq = self.stats.stops;
         t.signal_suppressed = false;
         t.run = RunState::Stopped;
         t.regs = Default::default();
         let sig = libc::WSTOPSIG(status);
         let event = status >> 16;
-        self.stats.stops += 1;
         if sig == (libc::SIGTRAP | 0x80) || event == sys::PTRACE_EVENT_SECCOMP {
             self.stats.syscall_stops += 1;
         }

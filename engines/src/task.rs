@@ -83,8 +83,9 @@ pub(crate) struct TaskState {
     /// An engine suppressed this stop's signal: it stays suppressed whatever
     /// other engines decide later (a replacement does not revive it).
     pub signal_suppressed: bool,
-    /// Counts this task's stops; identifies the stop a report was made at,
-    /// so a late decision cannot act on a later stop.
+    /// The tracer's stop count at this task's current stop: identifies the
+    /// stop a report was made at (unique per tracer), so a late decision
+    /// cannot act on a later stop.
     pub stop_seq: u64,
     /// An engine set eflags.TF: its trace traps are the engines' business,
     /// never delivered to the program (even one that arrives after the
@@ -362,9 +363,10 @@ impl Task<'_> {
         self.engine.id
     }
 
-    /// Identifies the stop the task is at: it changes at every stop. A
-    /// decision taken later for the report made here can be checked against
-    /// it (see [`crate::Tracer::decide`]).
+    /// Identifies the stop the task is at: it changes at every stop, and no
+    /// two stops under one tracer share it. A decision taken later for the
+    /// report made here can be checked against it (see
+    /// [`crate::Tracer::decide`]).
     pub fn stop_id(&self) -> u64 {
         self.state.stop_seq
     }

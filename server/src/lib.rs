@@ -52,6 +52,11 @@ pub struct Limits {
     /// How long a sync engine's held report waits for its decision when
     /// the engine does not say (`EngineSpec.deadline_ms`).
     pub decision_deadline: std::time::Duration,
+    /// How long an async report stream (`Events`, `Trace`) lets reports
+    /// gather after sending some, so that a busy stream sends many per
+    /// write; zero sends each at once. A report that comes to an idle
+    /// stream is never delayed.
+    pub report_window: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -64,6 +69,7 @@ impl Default for Limits {
             max_batch_bytes: 256 << 20,
             batch_timeout: std::time::Duration::from_secs(10),
             decision_deadline: std::time::Duration::from_secs(30),
+            report_window: std::time::Duration::from_millis(1),
         }
     }
 }

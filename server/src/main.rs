@@ -44,6 +44,11 @@ struct Args {
     /// action (resume) applies.
     #[arg(long, default_value_t = Limits::default().decision_deadline.as_millis() as u64)]
     decision_deadline_ms: u64,
+    /// How long, in microseconds, a busy async report stream (Events,
+    /// Trace) lets reports gather so that many go in one write; a report
+    /// to an idle stream goes at once. 0: every report at once.
+    #[arg(long, default_value_t = Limits::default().report_window.as_micros() as u64)]
+    report_window_us: u64,
     /// A uid that may only observe (repeatable): its batches may read memory
     /// and registers but not write, change registers, or control tasks.
     #[arg(long = "observe-only", value_name = "UID")]
@@ -91,6 +96,7 @@ fn main() -> std::process::ExitCode {
             max_batch_bytes: args.max_batch_bytes,
             batch_timeout: std::time::Duration::from_secs(args.batch_timeout_secs.max(1)),
             decision_deadline: std::time::Duration::from_millis(args.decision_deadline_ms.max(1)),
+            report_window: std::time::Duration::from_micros(args.report_window_us),
         },
         observe_only: args.observe_only,
     };

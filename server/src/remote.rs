@@ -12,12 +12,13 @@
 //! decides it later with `Tracer::decide`, which checks the task is still at
 //! that stop. A holding report that no queue takes does not hold.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use utrace_engines::builtin::recorder;
 use utrace_engines::{
     Action, CloneKind, CloneReport, Engine, EventMask, ExecReport, ExitReport, SignalAction,
@@ -27,28 +28,70 @@ use utrace_proto::v1 as pb;
 
 use crate::convert::exit_status;
 
+/// A report as it waits in a subscriber's queue. What every engine
+/// reporting the same stop shares (its kind and time) is built once, on the
+/// tracer thread, and shared; the wire `Event` is made on the way out
+/// ([`Report::into_event`]), off the tracer thread.
+#[derive(Clone, Debug)]
+pub struct Report {
+    seq: u64,
+    pid: u32,
+    tid: u32,
+    time_ns: u64,
+    kind: Arc<pb::event::Kind>,
+    expedited: Option<pb::Expedited>,
+    dropped_before: u64,
+    held: bool,
+    defaulted: Vec<u64>,
+}
+
+impl Report {
+    /// The wire event, for engine `engine_id`.
+    pub fn into_event(self, engine_id: u64) -> pb::Event {
+        pb::Event {
+            seq: self.seq,
+            engine_id,
+            pid: self.pid,
+            tid: self.tid,
+            time_ns: self.time_ns,
+            kind: Some(Arc::try_unwrap(self.kind).unwrap_or_else(|k| (*k).clone())),
+            expedited: self.expedited,
+            dropped_before: self.dropped_before,
+            held: self.held,
+            defaulted: self.defaulted,
+        }
+    }
+}
+
 struct Sub {
-    tx: mpsc::Sender<pb::Event>,
+    tx: mpsc::Sender<Report>,
     /// Reports lost since the last one delivered; shared with the stream,
     /// which reports what is left when it ends.
     dropped: Arc<AtomicU64>,
+    /// Told when the queue is half full, so that a stream waiting to send
+    /// many reports in one write sends them now rather than lose some.
+    hurry: Arc<Notify>,
 }
 
-/// One subscriber's end: its queue and its count of lost reports.
+/// One subscriber's end: its queue, its count of lost reports, and the
+/// signal that its queue is filling up.
 pub struct Subscription {
-    pub rx: mpsc::Receiver<pb::Event>,
+    pub rx: mpsc::Receiver<Report>,
     pub dropped: Arc<AtomicU64>,
+    pub hurry: Arc<Notify>,
 }
 
 fn sub(queue_len: usize) -> (Sub, Subscription) {
     let (tx, rx) = mpsc::channel(queue_len);
     let dropped = Arc::new(AtomicU64::new(0));
+    let hurry = Arc::new(Notify::new());
     (
         Sub {
             tx,
             dropped: Arc::clone(&dropped),
+            hurry: Arc::clone(&hurry),
         },
-        Subscription { rx, dropped },
+        Subscription { rx, dropped, hurry },
     )
 }
 
@@ -106,7 +149,7 @@ impl Hub {
 
     /// Offer `ev` to every subscriber without ever blocking. Returns whether
     /// some subscriber's queue took it.
-    pub fn publish(&self, ev: pb::Event) -> bool {
+    fn publish(&self, ev: Report) -> bool {
         let mut subs = self.lock();
         let mut taken = false;
         let last = subs.len();
@@ -123,6 +166,9 @@ impl Hub {
                         e.dropped_before = s.dropped.swap(0, Ordering::AcqRel);
                         permit.send(e);
                         taken = true;
+                        if s.tx.capacity() * 2 <= s.tx.max_capacity() {
+                            s.hurry.notify_one();
+                        }
                     }
                     true
                 }
@@ -360,6 +406,43 @@ fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
     pb::Expedited { registers, memory }
 }
 
+/// The kind and time of the last stop a remote engine reported.
+struct LastStop {
+    /// (tid, stop id, kind bit): stop ids are unique per tracer.
+    key: (i32, u64, u32),
+    time_ns: u64,
+    kind: Arc<pb::event::Kind>,
+}
+
+thread_local! {
+    /// Remote engines' callbacks run on their tracer's thread, one engine
+    /// after another at each stop: the first to report a stop builds its
+    /// kind and time, and the others share them (16 observers of one
+    /// process cost one report's allocations, not 16).
+    static LAST_STOP: RefCell<Option<LastStop>> = const { RefCell::new(None) };
+}
+
+/// The kind and time of the stop `key` names: built by `make` for the first
+/// engine reporting it, shared with the others.
+fn shared_kind(
+    key: (i32, u64, u32),
+    make: impl FnOnce() -> pb::event::Kind,
+) -> (u64, Arc<pb::event::Kind>) {
+    LAST_STOP.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some(l) = last.as_ref().filter(|l| l.key == key) {
+            return (l.time_ns, Arc::clone(&l.kind));
+        }
+        let (time_ns, kind) = (now_ns(), Arc::new(make()));
+        *last = Some(LastStop {
+            key,
+            time_ns,
+            kind: Arc::clone(&kind),
+        });
+        (time_ns, kind)
+    })
+}
+
 impl RemoteEngine {
     /// A remote engine reporting to `hub`; synchronous when `spec.sync` is
     /// set (its ledger is [`RemoteEngine::sync_state`]).
@@ -381,20 +464,20 @@ impl RemoteEngine {
         self.sync.clone()
     }
 
-    /// Report `kind` (of kind bit `bit`, syscall `nr`) at `task`'s stop, if
-    /// the client wants it; hold the task when this is a sync engine's
-    /// holding report and the client's queue took it.
+    /// Report the kind `make` builds (of kind bit `bit`, syscall `nr`) at
+    /// `task`'s stop, if the client wants it; hold the task when this is a
+    /// sync engine's holding report and the client's queue took it.
     fn report(
         &mut self,
         task: &mut Task<'_>,
         bit: EventMask,
         nr: Option<u64>,
-        kind: pb::event::Kind,
+        make: impl FnOnce(&mut Task<'_>) -> pb::event::Kind,
     ) -> Action {
         if !self.wants(bit) {
             return Action::Resume;
         }
-        self.report_asked(task, bit, nr, kind)
+        self.report_asked(task, bit, nr, make)
     }
 
     /// [`RemoteEngine::report`] without the client's filter.
@@ -403,8 +486,15 @@ impl RemoteEngine {
         task: &mut Task<'_>,
         bit: EventMask,
         nr: Option<u64>,
-        kind: pb::event::Kind,
+        make: impl FnOnce(&mut Task<'_>) -> pb::event::Kind,
     ) -> Action {
+        let (time_ns, kind) = if self.spec.decode {
+            // The text is this engine's own (its decoder's state).
+            (now_ns(), Arc::new(make(task)))
+        } else {
+            let key = (task.tid(), task.stop_id(), bit.bits());
+            shared_kind(key, || make(task))
+        };
         let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
         let hold = self.sync.as_ref().and_then(|sync| {
             let s = &sync.spec;
@@ -417,13 +507,13 @@ impl RemoteEngine {
                 },
             )
         });
-        self.publish(task.pid(), task.tid(), kind, expedited, hold)
+        self.publish(task.pid(), task.tid(), time_ns, kind, expedited, hold)
     }
 
     /// Report without a task (death): never holds.
     fn report_gone(&mut self, pid: i32, tid: i32, bit: EventMask, kind: pb::event::Kind) {
         if self.wants(bit) {
-            self.publish(pid, tid, kind, None, None);
+            self.publish(pid, tid, now_ns(), Arc::new(kind), None, None);
         }
     }
 
@@ -433,7 +523,8 @@ impl RemoteEngine {
         &mut self,
         pid: i32,
         tid: i32,
-        kind: pb::event::Kind,
+        time_ns: u64,
+        kind: Arc<pb::event::Kind>,
         expedited: Option<pb::Expedited>,
         hold: Option<Held>,
     ) -> Action {
@@ -449,13 +540,12 @@ impl RemoteEngine {
             }
         }
         let told = defaulted.clone();
-        let delivered = self.hub.publish(pb::Event {
+        let delivered = self.hub.publish(Report {
             seq,
-            engine_id: 0,
             pid: pid as u32,
             tid: tid as u32,
-            time_ns: now_ns(),
-            kind: Some(kind),
+            time_ns,
+            kind,
             expedited,
             dropped_before: 0,
             held: hold.is_some(),
@@ -501,17 +591,14 @@ impl Engine for RemoteEngine {
             self.heads.insert(task.tid(), text);
             return Action::Resume;
         }
-        self.report(
-            task,
-            EventMask::SYSCALL_ENTRY,
-            Some(call.nr),
+        self.report(task, EventMask::SYSCALL_ENTRY, Some(call.nr), |_| {
             pb::event::Kind::SyscallEntry(pb::SyscallEntry {
                 nr: call.nr,
                 name: call.name().unwrap_or_default().to_string(),
                 args: call.args.to_vec(),
                 text,
-            }),
-        )
+            })
+        })
     }
 
     fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
@@ -524,10 +611,7 @@ impl Engine for RemoteEngine {
         } else {
             (String::new(), String::new())
         };
-        self.report(
-            task,
-            EventMask::SYSCALL_EXIT,
-            Some(call.entry.nr),
+        self.report(task, EventMask::SYSCALL_EXIT, Some(call.entry.nr), |_| {
             pb::event::Kind::SyscallExit(pb::SyscallExit {
                 nr: call.entry.nr,
                 name: call.entry.name().unwrap_or_default().to_string(),
@@ -540,23 +624,20 @@ impl Engine for RemoteEngine {
                 },
                 text,
                 ret_text,
-            }),
-        )
+            })
+        })
     }
 
     fn report_signal(&mut self, task: &mut Task<'_>, s: &SignalReport) -> SignalAction {
-        self.report(
-            task,
-            EventMask::SIGNAL,
-            None,
+        self.report(task, EventMask::SIGNAL, None, |_| {
             pb::event::Kind::Signal(pb::Signal {
                 signo: s.signo,
                 name: utrace_engines::sys::signal_name(s.signo),
                 code: s.code,
                 sender_pid: s.sender_pid,
                 addr: s.addr,
-            }),
-        )
+            })
+        })
         .into()
     }
 
@@ -564,10 +645,7 @@ impl Engine for RemoteEngine {
         if self.spec.follow_children && c.kind != CloneKind::Thread {
             self.live += 1;
         }
-        self.report(
-            task,
-            EventMask::CLONE,
-            None,
+        self.report(task, EventMask::CLONE, None, |_| {
             pb::event::Kind::Clone(pb::Clone {
                 child_tid: c.child_tid as u32,
                 child_pid: c.child_pid as u32,
@@ -577,8 +655,8 @@ impl Engine for RemoteEngine {
                     CloneKind::Vfork => "vfork",
                 }
                 .into(),
-            }),
-        )
+            })
+        })
     }
 
     fn report_exec(&mut self, task: &mut Task<'_>, e: &ExecReport) -> Action {
@@ -588,26 +666,20 @@ impl Engine for RemoteEngine {
                 self.heads.insert(task.tid(), head);
             }
         }
-        self.report(
-            task,
-            EventMask::EXEC,
-            None,
+        self.report(task, EventMask::EXEC, None, |_| {
             pb::event::Kind::Exec(pb::Exec {
                 former_tid: e.former_tid as u32,
                 exe: e.exe.clone().unwrap_or_default(),
-            }),
-        )
+            })
+        })
     }
 
     fn report_exit(&mut self, task: &mut Task<'_>, e: &ExitReport) -> Action {
-        self.report(
-            task,
-            EventMask::EXIT,
-            None,
+        self.report(task, EventMask::EXIT, None, |_| {
             pb::event::Kind::Exit(pb::Exit {
                 status: Some(exit_status(e.status)),
-            }),
-        )
+            })
+        })
     }
 
     fn report_death(&mut self, d: &ExitReport) {
@@ -633,22 +705,17 @@ impl Engine for RemoteEngine {
     // Breakpoint hits and steps reach this engine only when it asked for
     // them (it inserted the breakpoint, or decided a step): always told.
     fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
-        self.report_asked(
-            task,
-            EventMask::BREAKPOINT,
-            None,
-            pb::event::Kind::Breakpoint(pb::Breakpoint { addr }),
-        )
+        self.report_asked(task, EventMask::BREAKPOINT, None, |_| {
+            pb::event::Kind::Breakpoint(pb::Breakpoint { addr })
+        })
     }
 
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
-        let rip = task.register("rip").unwrap_or(0);
-        self.report_asked(
-            task,
-            EventMask::STEP,
-            None,
-            pb::event::Kind::Step(pb::Step { rip }),
-        )
+        self.report_asked(task, EventMask::STEP, None, |t| {
+            pb::event::Kind::Step(pb::Step {
+                rip: t.register("rip").unwrap_or(0),
+            })
+        })
     }
 
     fn report_detached(&mut self) {

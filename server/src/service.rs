@@ -1,9 +1,11 @@
 //! The `utrace.v1.Tracer` service. Handlers validate, authorize, and send
 //! commands to the tracer thread; they never touch ptrace themselves.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -98,40 +100,104 @@ fn span(method: &'static str, p: &Peer) -> tracing::Span {
 /// A stream of one engine's events; detaches the engine when dropped if it
 /// belongs to this call (Trace).
 pub struct EventStream {
-    rx: mpsc::Receiver<pb::Event>,
-    /// Reports lost to a full queue and not yet told to the client.
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    sub: Subscription,
     engine_id: u64,
     first: Option<pb::Event>,
     detach_on_drop: Option<Arc<Registry>>,
+    /// After handing out reports, how long the stream lets more gather
+    /// before it looks again (zero: it never waits).
+    window: Duration,
+    /// Set while it waits: the window's timer, cut short when the queue
+    /// is half full.
+    wait: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Reports were handed out since the queue was last found empty.
+    burst: bool,
+}
+
+impl EventStream {
+    fn new(
+        sub: Subscription,
+        engine_id: u64,
+        first: Option<pb::Event>,
+        detach_on_drop: Option<Arc<Registry>>,
+        window: Duration,
+    ) -> Self {
+        EventStream {
+            sub,
+            engine_id,
+            first,
+            detach_on_drop,
+            window,
+            wait: None,
+            burst: false,
+        }
+    }
+
+    /// The engine is done. Reports lost after the last delivered one are
+    /// told in a final event with no kind.
+    fn end(&self) -> Option<Result<pb::Event, Status>> {
+        let lost = self
+            .sub
+            .dropped
+            .swap(0, std::sync::atomic::Ordering::AcqRel);
+        (lost != 0).then(|| {
+            Ok(pb::Event {
+                engine_id: self.engine_id,
+                dropped_before: lost,
+                ..Default::default()
+            })
+        })
+    }
 }
 
 impl Stream for EventStream {
     type Item = Result<pb::Event, Status>;
+
+    /// Reports that come while others are being sent go out together: after
+    /// a burst, the stream waits up to `window` (less if the queue fills to
+    /// half) and then hands out everything queued, which tonic encodes into
+    /// one HTTP/2 write. A report that comes when the stream is idle goes
+    /// out at once. While the stream waits, the tracer thread's sends wake
+    /// nobody.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if let Some(ev) = self.first.take() {
+        let this = &mut *self;
+        if let Some(ev) = this.first.take() {
             return Poll::Ready(Some(Ok(ev)));
         }
-        let id = self.engine_id;
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(mut ev)) => {
-                ev.engine_id = id;
-                Poll::Ready(Some(Ok(ev)))
-            }
-            Poll::Ready(None) => {
-                // The engine is done. Reports lost after the last delivered
-                // one are told in a final event with no kind.
-                let lost = self.dropped.swap(0, std::sync::atomic::Ordering::AcqRel);
-                if lost == 0 {
-                    return Poll::Ready(None);
+        loop {
+            if let Some(wait) = this.wait.as_mut() {
+                if wait.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-                Poll::Ready(Some(Ok(pb::Event {
-                    engine_id: id,
-                    dropped_before: lost,
-                    ..Default::default()
-                })))
+                this.wait = None;
             }
-            Poll::Pending => Poll::Pending,
+            match this.sub.rx.try_recv() {
+                Ok(r) => {
+                    this.burst = true;
+                    return Poll::Ready(Some(Ok(r.into_event(this.engine_id))));
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return Poll::Ready(this.end()),
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if std::mem::take(&mut this.burst) && !this.window.is_zero() {
+                let (window, hurry) = (this.window, Arc::clone(&this.sub.hurry));
+                this.wait = Some(Box::pin(async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(window) => {}
+                        _ = hurry.notified() => {}
+                    }
+                }));
+                continue;
+            }
+            // Idle: the next report goes out as soon as it comes.
+            return match this.sub.rx.poll_recv(cx) {
+                Poll::Ready(Some(r)) => {
+                    this.burst = true;
+                    Poll::Ready(Some(Ok(r.into_event(this.engine_id))))
+                }
+                Poll::Ready(None) => Poll::Ready(this.end()),
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }
@@ -493,13 +559,13 @@ impl pb::tracer_server::Tracer for TracerService {
         async move {
             let id = req.into_inner().engine_id;
             let sub = self.registry.subscribe(id, &p)?;
-            let stream: Self::EventsStream = Box::pin(EventStream {
-                rx: sub.rx,
-                dropped: sub.dropped,
-                engine_id: id,
-                first: None,
-                detach_on_drop: None,
-            });
+            let stream: Self::EventsStream = Box::pin(EventStream::new(
+                sub,
+                id,
+                None,
+                None,
+                self.limits.report_window,
+            ));
             Ok(Response::new(stream))
         }
         .instrument(span)
@@ -543,13 +609,13 @@ impl pb::tracer_server::Tracer for TracerService {
                 })),
                 ..Default::default()
             };
-            let stream: Self::TraceStream = Box::pin(EventStream {
-                rx: e.sub.rx,
-                dropped: e.sub.dropped,
+            let stream: Self::TraceStream = Box::pin(EventStream::new(
+                e.sub,
                 engine_id,
-                first: Some(first),
-                detach_on_drop: Some(Arc::clone(&self.registry)),
-            });
+                Some(first),
+                Some(Arc::clone(&self.registry)),
+                self.limits.report_window,
+            ));
             Ok(Response::new(stream))
         }
         .instrument(span)

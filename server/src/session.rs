@@ -588,11 +588,10 @@ impl Stream for Replies {
             let i = (this.next + k) % n;
             let (engine_id, sub, _) = &mut this.engines[i];
             match sub.rx.poll_recv(cx) {
-                Poll::Ready(Some(mut ev)) => {
-                    ev.engine_id = *engine_id;
+                Poll::Ready(Some(r)) => {
                     this.next = i + 1;
                     return Poll::Ready(Some(Ok(pb::ServerMessage {
-                        msg: Some(pb::server_message::Msg::Report(ev)),
+                        msg: Some(pb::server_message::Msg::Report(r.into_event(*engine_id))),
                         in_reply_to: 0,
                     })));
                 }

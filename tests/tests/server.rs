@@ -388,6 +388,115 @@ async fn slow_client_drops_are_counted_fast_client_gets_all() {
     );
 }
 
+/// A shell waiting for a line on stdin, then exec'ing `syscall_loop n`,
+/// once it sits in `read`.
+fn waiting_loop(n: u32) -> std::process::Child {
+    let child = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!("read x; exec {} {n}", tracee!("syscall_loop")),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    common::wait_for("tracee waiting on stdin", || {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+            .is_ok_and(|w| !w.is_empty() && w != "0")
+            && common::proc_status(pid as i32, "State").is_some_and(|s| s.starts_with('S'))
+    });
+    child
+}
+
+fn go(child: &mut std::process::Child) {
+    use std::io::Write;
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+}
+
+/// A report that comes to an idle async stream goes out at once, however
+/// long the server's batching window (`Limits::report_window`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_stream_sends_a_report_at_once() {
+    let (_srv, mut c) = common::server_with(|cfg| {
+        cfg.limits.report_window = Duration::from_secs(60);
+    })
+    .await;
+    let mut child = waiting_loop(1);
+    let a = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: Some(spec(&["getppid"], &[pb::EventKind::SyscallEntry])),
+        })
+        .await
+        .unwrap();
+    let mut events = c.events(a.engine_id).await.unwrap();
+    let t0 = std::time::Instant::now();
+    go(&mut child);
+    let first = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .expect("the first report must not wait for the 60 s window")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&first.kind, Some(pb::event::Kind::SyscallEntry(e)) if e.name == "getppid"),
+        "{first:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    c.detach(a.engine_id).await.unwrap();
+    // The in-process tracer may reap it first: no status to check here.
+    tokio::task::spawn_blocking(move || common::reap_traced_child(&mut child))
+        .await
+        .unwrap();
+}
+
+/// A busy async stream batches reports, but a queue filling up cuts the
+/// window short: with a 2 s window and 20,000 reports in a few hundred
+/// milliseconds, waiting out the window would lose all but the queue's
+/// 4,096; the stream must deliver (nearly) all of them, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_stream_batches_without_losing_reports() {
+    const N: u32 = 20_000;
+    let (_srv, mut c) = common::server_with(|cfg| {
+        cfg.limits.report_window = Duration::from_secs(2);
+    })
+    .await;
+    let mut child = waiting_loop(N);
+    let a = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: Some(pb::EngineSpec {
+                queue_len: 4096,
+                ..spec(
+                    &["getppid"],
+                    &[pb::EventKind::SyscallEntry, pb::EventKind::Death],
+                )
+            }),
+        })
+        .await
+        .unwrap();
+    let events = c.events(a.engine_id).await.unwrap();
+    go(&mut child);
+    let evs = collect(events).await;
+    // The in-process tracer may reap it first: no status to check here.
+    tokio::task::spawn_blocking(move || common::reap_traced_child(&mut child))
+        .await
+        .unwrap();
+    let got = entries(&evs, "getppid").count() as u64;
+    let dropped: u64 = evs.iter().map(|e| e.dropped_before).sum();
+    assert_eq!(got + dropped, N as u64, "every report received or counted");
+    assert!(
+        dropped < 10_000,
+        "{dropped} of {N} reports lost: the full queue did not cut the window short"
+    );
+    assert!(
+        evs.windows(2)
+            .all(|w| w[0].seq < w[1].seq || w[1].kind.is_none()),
+        "reports in order"
+    );
+    assert_eq!(death(&evs).unwrap().status.unwrap().code, 0);
+}
+
 /// A client that disconnects loses its engine; the tracee runs on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_detaches_engine() {
