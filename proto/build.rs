@@ -26,8 +26,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".")
         // Decode from one contiguous `Bytes` (src/codec.rs).
         .codec_path("crate::codec::Codec")
-        .build_server(true)
+        .build_server(false)
         .build_client(true)
+        .compile_fds(fds.clone())?;
+    // The server stubs, on their own: the same messages (crate::v1), except
+    // that the Events and Trace streams send a `WireEvent` (src/wire.rs),
+    // an Event whose shared part is encoded once for all its subscribers.
+    let server = out.join("server");
+    std::fs::create_dir_all(&server)?;
+    tonic_prost_build::configure()
+        .extern_path(".utrace.v1.Event", "crate::wire::WireEvent")
+        .extern_path(".utrace.v1", "crate::v1")
+        .codec_path("crate::codec::Codec")
+        .build_server(true)
+        .build_client(false)
+        .out_dir(&server)
         .compile_fds(fds)?;
     Ok(())
 }

@@ -9,11 +9,20 @@ pub use bytes::Bytes;
 
 pub mod codec;
 mod fast;
+pub mod wire;
 
 /// Generated from `utrace/v1/tracer.proto`.
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("utrace.v1");
+}
+
+/// The server's stubs: `tracer_server::Tracer` takes and returns the
+/// [`v1`] messages, except that its `Events` and `Trace` streams send
+/// [`wire::WireEvent`]s.
+#[allow(clippy::all, missing_docs)]
+pub mod server {
+    include!(concat!(env!("OUT_DIR"), "/server/utrace.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of every utrace .proto, for reflection.

@@ -29,7 +29,7 @@ use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_stream::StreamExt;
 use tracing::info;
 use utrace_engines::Tracer;
-use utrace_proto::v1::tracer_server::TracerServer;
+use utrace_proto::server::tracer_server::TracerServer;
 
 pub use crate::listen::{default_socket, ListenAddr, ListenError};
 pub use crate::peer::{Peer, Transport};

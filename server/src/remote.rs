@@ -13,32 +13,55 @@
 //! that stop. A holding report that no queue takes does not hold.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, Notify};
 use utrace_engines::builtin::recorder;
 use utrace_engines::{
     Action, CloneKind, CloneReport, Engine, EventMask, ExecReport, ExitReport, SignalAction,
     SignalReport, SyscallEntry, SyscallExit, SyscallSet, Task,
 };
 use utrace_proto::v1 as pb;
+use utrace_proto::wire::WireEvent;
+use utrace_proto::Bytes;
 
 use crate::convert::exit_status;
 
-/// A report as it waits in a subscriber's queue. What every engine
-/// reporting the same stop shares (its kind and time) is built once, on the
-/// tracer thread, and shared; the wire `Event` is made on the way out
-/// ([`Report::into_event`]), off the tracer thread.
-#[derive(Clone, Debug)]
-pub struct Report {
-    seq: u64,
+/// What every engine reporting one stop shares: built once, on the
+/// tracer thread, by the first engine to report the stop; encoded once, by
+/// the first stream to send it.
+#[derive(Debug)]
+pub struct Shared {
     pid: u32,
     tid: u32,
     time_ns: u64,
-    kind: Arc<pb::event::Kind>,
+    kind: pb::event::Kind,
+    /// Those fields as an encoded `Event` (see [`WireEvent::with_shared`]).
+    wire: OnceLock<Bytes>,
+}
+
+impl Shared {
+    fn new(pid: i32, tid: i32, time_ns: u64, kind: pb::event::Kind) -> Arc<Self> {
+        Arc::new(Shared {
+            pid: pid as u32,
+            tid: tid as u32,
+            time_ns,
+            kind,
+            wire: OnceLock::new(),
+        })
+    }
+}
+
+/// A report as it waits in a subscriber's queue: the stop's shared part,
+/// and this engine's own fields. The wire form is made on the way out
+/// ([`Report::into_wire`], [`Report::into_event`]), off the tracer thread.
+#[derive(Clone, Debug)]
+pub struct Report {
+    seq: u64,
+    shared: Arc<Shared>,
     expedited: Option<pb::Expedited>,
     dropped_before: u64,
     held: bool,
@@ -46,58 +69,239 @@ pub struct Report {
 }
 
 impl Report {
-    /// The wire event, for engine `engine_id`.
+    /// This engine's fields, without the shared ones.
+    fn own(self, engine_id: u64) -> (pb::Event, Arc<Shared>) {
+        (
+            pb::Event {
+                seq: self.seq,
+                engine_id,
+                expedited: self.expedited,
+                dropped_before: self.dropped_before,
+                held: self.held,
+                defaulted: self.defaulted,
+                ..Default::default()
+            },
+            self.shared,
+        )
+    }
+
+    /// The event as one message (for a Session's `ServerMessage`).
     pub fn into_event(self, engine_id: u64) -> pb::Event {
-        pb::Event {
-            seq: self.seq,
-            engine_id,
-            pid: self.pid,
-            tid: self.tid,
-            time_ns: self.time_ns,
-            kind: Some(Arc::try_unwrap(self.kind).unwrap_or_else(|k| (*k).clone())),
-            expedited: self.expedited,
-            dropped_before: self.dropped_before,
-            held: self.held,
-            defaulted: self.defaulted,
+        let (mut ev, shared) = self.own(engine_id);
+        ev.pid = shared.pid;
+        ev.tid = shared.tid;
+        ev.time_ns = shared.time_ns;
+        ev.kind = Some(match Arc::try_unwrap(shared) {
+            Ok(s) => s.kind,
+            Err(s) => s.kind.clone(),
+        });
+        ev
+    }
+
+    /// The event for an `Events` or `Trace` stream: this engine's fields,
+    /// then the stop's, encoded once for every subscriber.
+    pub fn into_wire(self, engine_id: u64) -> WireEvent {
+        let (own, shared) = self.own(engine_id);
+        let wire = shared.wire.get_or_init(|| {
+            WireEvent::encode_shared(&pb::Event {
+                pid: shared.pid,
+                tid: shared.tid,
+                time_ns: shared.time_ns,
+                kind: Some(shared.kind.clone()),
+                ..Default::default()
+            })
+        });
+        WireEvent::with_shared(own, wire.clone())
+    }
+}
+
+/// What a waiting consumer waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A first report.
+    Any,
+    /// The queue half full (a stream gathering reports to send together).
+    Half,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Report>,
+    /// Reports lost to a full queue since the last one taken in.
+    dropped: u64,
+    /// The consumer's waker, and what it waits for.
+    waiter: Option<(Waker, Want)>,
+    /// The hub let go of the queue: nothing more will come.
+    closed: bool,
+    /// The consumer is gone: the hub drops the queue.
+    gone: bool,
+}
+
+/// One subscriber's bounded queue: the tracer thread pushes, the stream
+/// takes everything queued at once. A plain lock rather than a lock-free
+/// channel: the consumer takes the lock once per batch (not per report), so
+/// the tracer thread's pushes stay on cache lines its own CPU holds, and
+/// wake the consumer only when it waits for what the push brings.
+struct Queue {
+    state: Mutex<QueueState>,
+    cap: usize,
+}
+
+/// What [`Queue::offer`] did.
+enum Offer {
+    Taken,
+    Full,
+    Gone,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue the report `make` gives, if there is room; the count of
+    /// reports lost before it travels with it.
+    fn offer(&self, make: impl FnOnce() -> Option<Report>) -> Offer {
+        let mut st = self.lock();
+        if st.gone {
+            return Offer::Gone;
+        }
+        if st.items.len() >= self.cap {
+            st.dropped += 1;
+            return Offer::Full;
+        }
+        let Some(mut r) = make() else {
+            return Offer::Taken;
+        };
+        r.dropped_before = std::mem::take(&mut st.dropped);
+        st.items.push_back(r);
+        let wake = match st.waiter {
+            Some((_, Want::Any)) => true,
+            Some((_, Want::Half)) => st.items.len() * 2 >= self.cap,
+            None => false,
+        };
+        let waker = if wake { st.waiter.take() } else { None };
+        drop(st);
+        if let Some((w, _)) = waker {
+            w.wake();
+        }
+        Offer::Taken
+    }
+
+    fn close(&self) {
+        let waker = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.waiter.take()
+        };
+        if let Some((w, _)) = waker {
+            w.wake();
         }
     }
 }
 
-struct Sub {
-    tx: mpsc::Sender<Report>,
-    /// Reports lost since the last one delivered; shared with the stream,
-    /// which reports what is left when it ends.
-    dropped: Arc<AtomicU64>,
-    /// Told when the queue is half full, so that a stream waiting to send
-    /// many reports in one write sends them now rather than lose some.
-    hurry: Arc<Notify>,
+/// What a subscription has for its stream now.
+pub enum Next {
+    Report(Report),
+    /// Nothing queued.
+    Empty,
+    /// Nothing queued, and nothing more will come.
+    Ended,
 }
 
-/// One subscriber's end: its queue, its count of lost reports, and the
-/// signal that its queue is filling up.
+/// One subscriber's end of its queue.
 pub struct Subscription {
-    pub rx: mpsc::Receiver<Report>,
-    pub dropped: Arc<AtomicU64>,
-    pub hurry: Arc<Notify>,
+    queue: Arc<Queue>,
+    /// Reports taken from the queue, not handed out yet.
+    taken: VecDeque<Report>,
 }
 
-fn sub(queue_len: usize) -> (Sub, Subscription) {
-    let (tx, rx) = mpsc::channel(queue_len);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let hurry = Arc::new(Notify::new());
+impl Subscription {
+    /// The next report, without waiting.
+    pub fn try_next(&mut self) -> Next {
+        if let Some(r) = self.taken.pop_front() {
+            return Next::Report(r);
+        }
+        let mut st = self.queue.lock();
+        std::mem::swap(&mut st.items, &mut self.taken);
+        let closed = st.closed;
+        drop(st);
+        match self.taken.pop_front() {
+            Some(r) => Next::Report(r),
+            None if closed => Next::Ended,
+            None => Next::Empty,
+        }
+    }
+
+    /// The next report; `None` once the engine has nothing more to report.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Report>> {
+        loop {
+            match self.try_next() {
+                Next::Report(r) => return Poll::Ready(Some(r)),
+                Next::Ended => return Poll::Ready(None),
+                Next::Empty if self.wait(cx, Want::Any) => return Poll::Pending,
+                Next::Empty => {}
+            }
+        }
+    }
+
+    /// Be woken when the queue is half full; `false` if it is already (or
+    /// ended).
+    pub fn wait_half(&mut self, cx: &mut Context<'_>) -> bool {
+        self.wait(cx, Want::Half)
+    }
+
+    /// Register to be woken for `want`; `false` if it is already there.
+    fn wait(&mut self, cx: &mut Context<'_>, want: Want) -> bool {
+        let mut st = self.queue.lock();
+        let there = st.closed
+            || match want {
+                Want::Any => !st.items.is_empty(),
+                Want::Half => st.items.len() * 2 >= self.queue.cap,
+            };
+        if there {
+            st.waiter = None;
+            return false;
+        }
+        match &mut st.waiter {
+            Some((w, x)) if w.will_wake(cx.waker()) => *x = want,
+            w => *w = Some((cx.waker().clone(), want)),
+        }
+        true
+    }
+
+    /// Reports lost since the last one queued (told when the stream ends).
+    pub fn take_dropped(&self) -> u64 {
+        std::mem::take(&mut self.queue.lock().dropped)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut st = self.queue.lock();
+        st.gone = true;
+        st.items.clear();
+        st.waiter = None;
+    }
+}
+
+fn sub(queue_len: usize) -> (Arc<Queue>, Subscription) {
+    let queue = Arc::new(Queue {
+        state: Mutex::new(QueueState::default()),
+        cap: queue_len.max(1),
+    });
     (
-        Sub {
-            tx,
-            dropped: Arc::clone(&dropped),
-            hurry: Arc::clone(&hurry),
+        Arc::clone(&queue),
+        Subscription {
+            queue,
+            taken: VecDeque::new(),
         },
-        Subscription { rx, dropped, hurry },
     )
 }
 
 /// The subscribers of one engine.
 pub struct Hub {
-    subs: Mutex<Vec<Sub>>,
+    subs: Mutex<Vec<Arc<Queue>>>,
     closed: AtomicBool,
     queue_len: usize,
     /// The event kinds the client asked for (EventMask bits); a batch's
@@ -131,7 +335,7 @@ impl Hub {
         self.wanted.store(m.bits(), Ordering::Release);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sub>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Queue>>> {
         self.subs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -154,29 +358,17 @@ impl Hub {
         let mut taken = false;
         let last = subs.len();
         let (mut ev, mut i) = (Some(ev), 0);
-        subs.retain_mut(|s| {
+        subs.retain(|q| {
             i += 1;
-            // Reserve first, so the count travels with the event that gets in.
-            match s.tx.try_reserve() {
-                Ok(permit) => {
-                    // The last subscriber (usually the only one) gets the
-                    // event itself; the others a copy.
-                    let e = if i == last { ev.take() } else { ev.clone() };
-                    if let Some(mut e) = e {
-                        e.dropped_before = s.dropped.swap(0, Ordering::AcqRel);
-                        permit.send(e);
-                        taken = true;
-                        if s.tx.capacity() * 2 <= s.tx.max_capacity() {
-                            s.hurry.notify_one();
-                        }
-                    }
+            // The last subscriber (usually the only one) gets the report
+            // itself; the others a copy (its kind is shared).
+            match q.offer(|| if i == last { ev.take() } else { ev.clone() }) {
+                Offer::Taken => {
+                    taken = true;
                     true
                 }
-                Err(mpsc::error::TrySendError::Full(())) => {
-                    s.dropped.fetch_add(1, Ordering::AcqRel);
-                    true
-                }
-                Err(mpsc::error::TrySendError::Closed(())) => false,
+                Offer::Full => true,
+                Offer::Gone => false,
             }
         });
         taken
@@ -191,7 +383,9 @@ impl Hub {
     pub fn close(&self) {
         let mut subs = self.lock();
         self.closed.store(true, Ordering::Release);
-        subs.clear();
+        for q in subs.drain(..) {
+            q.close();
+        }
     }
 }
 
@@ -406,40 +600,35 @@ fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
     pb::Expedited { registers, memory }
 }
 
-/// The kind and time of the last stop a remote engine reported.
+/// The shared part of the last stop a remote engine reported.
 struct LastStop {
     /// (tid, stop id, kind bit): stop ids are unique per tracer.
     key: (i32, u64, u32),
-    time_ns: u64,
-    kind: Arc<pb::event::Kind>,
+    shared: Arc<Shared>,
 }
 
 thread_local! {
     /// Remote engines' callbacks run on their tracer's thread, one engine
     /// after another at each stop: the first to report a stop builds its
-    /// kind and time, and the others share them (16 observers of one
-    /// process cost one report's allocations, not 16).
+    /// shared part, and the others take it (16 observers of one process
+    /// cost one report's allocations and one encoding, not 16).
     static LAST_STOP: RefCell<Option<LastStop>> = const { RefCell::new(None) };
 }
 
-/// The kind and time of the stop `key` names: built by `make` for the first
-/// engine reporting it, shared with the others.
-fn shared_kind(
-    key: (i32, u64, u32),
-    make: impl FnOnce() -> pb::event::Kind,
-) -> (u64, Arc<pb::event::Kind>) {
+/// The shared part of the report of the stop `key` names: built by `make`
+/// for the first engine reporting it, taken by the others.
+fn shared_report(key: (i32, u64, u32), make: impl FnOnce() -> Arc<Shared>) -> Arc<Shared> {
     LAST_STOP.with(|last| {
         let mut last = last.borrow_mut();
         if let Some(l) = last.as_ref().filter(|l| l.key == key) {
-            return (l.time_ns, Arc::clone(&l.kind));
+            return Arc::clone(&l.shared);
         }
-        let (time_ns, kind) = (now_ns(), Arc::new(make()));
+        let shared = make();
         *last = Some(LastStop {
             key,
-            time_ns,
-            kind: Arc::clone(&kind),
+            shared: Arc::clone(&shared),
         });
-        (time_ns, kind)
+        shared
     })
 }
 
@@ -488,12 +677,13 @@ impl RemoteEngine {
         nr: Option<u64>,
         make: impl FnOnce(&mut Task<'_>) -> pb::event::Kind,
     ) -> Action {
-        let (time_ns, kind) = if self.spec.decode {
+        let shared = if self.spec.decode {
             // The text is this engine's own (its decoder's state).
-            (now_ns(), Arc::new(make(task)))
+            Shared::new(task.pid(), task.tid(), now_ns(), make(task))
         } else {
             let key = (task.tid(), task.stop_id(), bit.bits());
-            shared_kind(key, || make(task))
+            let (pid, tid) = (task.pid(), task.tid());
+            shared_report(key, || Shared::new(pid, tid, now_ns(), make(task)))
         };
         let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
         let hold = self.sync.as_ref().and_then(|sync| {
@@ -507,13 +697,13 @@ impl RemoteEngine {
                 },
             )
         });
-        self.publish(task.pid(), task.tid(), time_ns, kind, expedited, hold)
+        self.publish(shared, expedited, hold)
     }
 
     /// Report without a task (death): never holds.
     fn report_gone(&mut self, pid: i32, tid: i32, bit: EventMask, kind: pb::event::Kind) {
         if self.wants(bit) {
-            self.publish(pid, tid, now_ns(), Arc::new(kind), None, None);
+            self.publish(Shared::new(pid, tid, now_ns(), kind), None, None);
         }
     }
 
@@ -521,10 +711,7 @@ impl RemoteEngine {
     /// to the subscribers. `Stop` if it holds and some queue took it.
     fn publish(
         &mut self,
-        pid: i32,
-        tid: i32,
-        time_ns: u64,
-        kind: Arc<pb::event::Kind>,
+        shared: Arc<Shared>,
         expedited: Option<pb::Expedited>,
         hold: Option<Held>,
     ) -> Action {
@@ -542,10 +729,7 @@ impl RemoteEngine {
         let told = defaulted.clone();
         let delivered = self.hub.publish(Report {
             seq,
-            pid: pid as u32,
-            tid: tid as u32,
-            time_ns,
-            kind,
+            shared,
             expedited,
             dropped_before: 0,
             held: hold.is_some(),

@@ -13,11 +13,12 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, info_span, Instrument};
 use utrace_engines::{Credentials, SpawnOptions, Tracer};
 use utrace_proto::v1 as pb;
+use utrace_proto::wire::WireEvent;
 
 use crate::convert::{self, status, SpecContext};
 use crate::peer::Peer;
 use crate::registry::Registry;
-use crate::remote::{Hub, RemoteEngine, Subscription, SyncState};
+use crate::remote::{Hub, Next, RemoteEngine, Subscription, SyncState};
 use crate::Limits;
 
 /// The service state shared by every listener.
@@ -107,9 +108,10 @@ pub struct EventStream {
     /// After handing out reports, how long the stream lets more gather
     /// before it looks again (zero: it never waits).
     window: Duration,
-    /// Set while it waits: the window's timer, cut short when the queue
-    /// is half full.
-    wait: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The window's timer.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// The stream waits out a window (or for its queue to fill to half).
+    waiting: bool,
     /// Reports were handed out since the queue was last found empty.
     burst: bool,
 }
@@ -128,72 +130,65 @@ impl EventStream {
             first,
             detach_on_drop,
             window,
-            wait: None,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            waiting: false,
             burst: false,
         }
     }
 
     /// The engine is done. Reports lost after the last delivered one are
     /// told in a final event with no kind.
-    fn end(&self) -> Option<Result<pb::Event, Status>> {
-        let lost = self
-            .sub
-            .dropped
-            .swap(0, std::sync::atomic::Ordering::AcqRel);
+    fn end(&self) -> Option<Result<WireEvent, Status>> {
+        let lost = self.sub.take_dropped();
         (lost != 0).then(|| {
-            Ok(pb::Event {
+            Ok(WireEvent::new(pb::Event {
                 engine_id: self.engine_id,
                 dropped_before: lost,
                 ..Default::default()
-            })
+            }))
         })
     }
 }
 
 impl Stream for EventStream {
-    type Item = Result<pb::Event, Status>;
+    type Item = Result<WireEvent, Status>;
 
     /// Reports that come while others are being sent go out together: after
-    /// a burst, the stream waits up to `window` (less if the queue fills to
-    /// half) and then hands out everything queued, which tonic encodes into
-    /// one HTTP/2 write. A report that comes when the stream is idle goes
-    /// out at once. While the stream waits, the tracer thread's sends wake
-    /// nobody.
+    /// a burst, the stream waits up to `window` (less if its queue fills to
+    /// half), then hands out everything queued, which tonic encodes into
+    /// one HTTP/2 write. A report that comes to an idle stream goes out at
+    /// once. While the stream waits, the tracer thread's pushes wake nobody.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Some(ev) = this.first.take() {
-            return Poll::Ready(Some(Ok(ev)));
+            return Poll::Ready(Some(Ok(WireEvent::new(ev))));
         }
         loop {
-            if let Some(wait) = this.wait.as_mut() {
-                if wait.as_mut().poll(cx).is_pending() {
+            if this.waiting {
+                if this.timer.as_mut().poll(cx).is_pending() && this.sub.wait_half(cx) {
                     return Poll::Pending;
                 }
-                this.wait = None;
+                this.waiting = false;
             }
-            match this.sub.rx.try_recv() {
-                Ok(r) => {
+            match this.sub.try_next() {
+                Next::Report(r) => {
                     this.burst = true;
-                    return Poll::Ready(Some(Ok(r.into_event(this.engine_id))));
+                    return Poll::Ready(Some(Ok(r.into_wire(this.engine_id))));
                 }
-                Err(mpsc::error::TryRecvError::Disconnected) => return Poll::Ready(this.end()),
-                Err(mpsc::error::TryRecvError::Empty) => {}
+                Next::Ended => return Poll::Ready(this.end()),
+                Next::Empty => {}
             }
             if std::mem::take(&mut this.burst) && !this.window.is_zero() {
-                let (window, hurry) = (this.window, Arc::clone(&this.sub.hurry));
-                this.wait = Some(Box::pin(async move {
-                    tokio::select! {
-                        _ = tokio::time::sleep(window) => {}
-                        _ = hurry.notified() => {}
-                    }
-                }));
+                let at = tokio::time::Instant::now() + this.window;
+                this.timer.as_mut().reset(at);
+                this.waiting = true;
                 continue;
             }
             // Idle: the next report goes out as soon as it comes.
-            return match this.sub.rx.poll_recv(cx) {
+            return match this.sub.poll_next(cx) {
                 Poll::Ready(Some(r)) => {
                     this.burst = true;
-                    Poll::Ready(Some(Ok(r.into_event(this.engine_id))))
+                    Poll::Ready(Some(Ok(r.into_wire(this.engine_id))))
                 }
                 Poll::Ready(None) => Poll::Ready(this.end()),
                 Poll::Pending => Poll::Pending,
@@ -413,7 +408,7 @@ impl TracerService {
 }
 
 #[tonic::async_trait]
-impl pb::tracer_server::Tracer for TracerService {
+impl utrace_proto::server::tracer_server::Tracer for TracerService {
     async fn spawn(
         &self,
         req: Request<pb::SpawnRequest>,
@@ -548,7 +543,7 @@ impl pb::tracer_server::Tracer for TracerService {
         .await
     }
 
-    type EventsStream = BoxStream<pb::Event>;
+    type EventsStream = BoxStream<WireEvent>;
 
     async fn events(
         &self,
@@ -572,7 +567,7 @@ impl pb::tracer_server::Tracer for TracerService {
         .await
     }
 
-    type TraceStream = BoxStream<pb::Event>;
+    type TraceStream = BoxStream<WireEvent>;
 
     async fn trace(
         &self,

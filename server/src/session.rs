@@ -587,7 +587,7 @@ impl Stream for Replies {
         for k in 0..n {
             let i = (this.next + k) % n;
             let (engine_id, sub, _) = &mut this.engines[i];
-            match sub.rx.poll_recv(cx) {
+            match sub.poll_next(cx) {
                 Poll::Ready(Some(r)) => {
                     this.next = i + 1;
                     return Poll::Ready(Some(Ok(pb::ServerMessage {
@@ -601,7 +601,7 @@ impl Stream for Replies {
                     let (engine_id, sub, sync) = this.engines.remove(i);
                     let ended = pb::EngineEnded {
                         engine_id,
-                        dropped: sub.dropped.swap(0, Ordering::AcqRel),
+                        dropped: sub.take_dropped(),
                         defaulted: sync.map(|s| s.take_defaulted()).unwrap_or_default(),
                     };
                     return Poll::Ready(Some(Ok(pb::ServerMessage {

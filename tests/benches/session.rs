@@ -153,7 +153,7 @@ fn unimplemented<T>() -> Result<Response<T>, Status> {
 }
 
 #[tonic::async_trait]
-impl pb::tracer_server::Tracer for Echo {
+impl utrace_proto::server::tracer_server::Tracer for Echo {
     async fn spawn(
         &self,
         _: Request<pb::SpawnRequest>,
@@ -191,7 +191,7 @@ impl pb::tracer_server::Tracer for Echo {
         unimplemented()
     }
 
-    type EventsStream = BoxStream<pb::Event>;
+    type EventsStream = BoxStream<utrace_proto::wire::WireEvent>;
     async fn events(
         &self,
         _: Request<pb::EventsRequest>,
@@ -199,7 +199,7 @@ impl pb::tracer_server::Tracer for Echo {
         unimplemented()
     }
 
-    type TraceStream = BoxStream<pb::Event>;
+    type TraceStream = BoxStream<utrace_proto::wire::WireEvent>;
     async fn trace(
         &self,
         _: Request<pb::TraceRequest>,
@@ -260,7 +260,9 @@ impl EchoServer {
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(pb::tracer_server::TracerServer::new(Echo { mapped }))
+                .add_service(utrace_proto::server::tracer_server::TracerServer::new(
+                    Echo { mapped },
+                ))
                 .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
                     let _ = rx.await;
                 }),

@@ -497,6 +497,103 @@ async fn busy_stream_batches_without_losing_reports() {
     assert_eq!(death(&evs).unwrap().status.unwrap().code, 0);
 }
 
+/// Engines reporting the same stops share each stop's report (built and
+/// encoded once): every observer still gets its own engine id and seq, the
+/// entry and the exit of one call stay two reports, and an engine that
+/// decodes gets its own text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_of_one_stop_share_its_report() {
+    const N: usize = 50;
+    let (srv, mut a) = server().await;
+    let mut b = Client::connect(&srv.uri()).await.unwrap();
+    let mut c = Client::connect(&srv.uri()).await.unwrap();
+    let mut child = waiting_loop(N as u32);
+    let plain = spec(
+        &["getppid"],
+        &[
+            pb::EventKind::SyscallEntry,
+            pb::EventKind::SyscallExit,
+            pb::EventKind::Death,
+        ],
+    );
+    let mut ids = Vec::new();
+    let mut streams = Vec::new();
+    for (client, decode) in [(&mut a, false), (&mut b, false), (&mut c, true)] {
+        let r = client
+            .attach(pb::AttachRequest {
+                pid: child.id(),
+                engine: Some(pb::EngineSpec {
+                    decode,
+                    ..plain.clone()
+                }),
+            })
+            .await
+            .unwrap();
+        ids.push(r.engine_id);
+        streams.push(client.events(r.engine_id).await.unwrap());
+    }
+    go(&mut child);
+    let mut got = Vec::new();
+    for s in streams {
+        got.push(collect(s).await);
+    }
+    tokio::task::spawn_blocking(move || common::reap_traced_child(&mut child))
+        .await
+        .unwrap();
+    let calls = |evs: &[pb::Event]| {
+        evs.iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    Some(pb::event::Kind::SyscallEntry(_) | pb::event::Kind::SyscallExit(_))
+                )
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (ea, eb, ec) = (calls(&got[0]), calls(&got[1]), calls(&got[2]));
+    assert_eq!(ea.len(), 2 * N, "{:?}", kinds(&got[0]));
+    assert_eq!(eb.len(), 2 * N);
+    assert_eq!(ec.len(), 2 * N);
+    for (k, ((x, y), z)) in ea.iter().zip(&eb).zip(&ec).enumerate() {
+        assert_eq!(x.engine_id, ids[0]);
+        assert_eq!(y.engine_id, ids[1]);
+        assert_eq!(z.engine_id, ids[2]);
+        // The same stop: the same process, thread, time and call.
+        assert_eq!((x.pid, x.tid, x.time_ns), (y.pid, y.tid, y.time_ns));
+        assert_eq!(x.kind, y.kind, "report {k}");
+        assert_eq!((x.pid, x.tid), (z.pid, z.tid));
+        // Entries and exits alternate.
+        let entry = k % 2 == 0;
+        match (&x.kind, &z.kind) {
+            (Some(pb::event::Kind::SyscallEntry(p)), Some(pb::event::Kind::SyscallEntry(d)))
+                if entry =>
+            {
+                assert_eq!((p.nr, &p.name, &p.args), (d.nr, &d.name, &d.args));
+                assert!(p.text.is_empty());
+                assert!(d.text.starts_with("getppid("), "{d:?}");
+            }
+            (Some(pb::event::Kind::SyscallExit(p)), Some(pb::event::Kind::SyscallExit(d)))
+                if !entry =>
+            {
+                assert_eq!((p.nr, p.ret), (d.nr, d.ret));
+                assert!(p.ret_text.is_empty());
+                assert!(!d.ret_text.is_empty(), "{d:?}");
+            }
+            other => panic!("report {k}: {other:?}"),
+        }
+    }
+    // Each engine numbers its own reports from 1, with no gap.
+    for evs in &got {
+        let seqs: Vec<u64> = evs
+            .iter()
+            .filter(|e| e.kind.is_some())
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    }
+}
+
 /// A client that disconnects loses its engine; the tracee runs on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_detaches_engine() {
