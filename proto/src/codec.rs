@@ -10,7 +10,9 @@
 //! message is not grown by doubling.
 //!
 //! `BatchRequest` and `BatchReply`, the messages of a large batch, go
-//! through the hand-written code of [`crate::fast`] (same bytes as prost).
+//! through the hand-written code of [`crate::fast`] (same bytes as prost),
+//! and so does the decoding of `Event`s that are syscall entries and exits,
+//! the bulk of a trace.
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -21,7 +23,7 @@ use tonic::codec::{DecodeBuf, EncodeBuf};
 use tonic::Status;
 
 use crate::fast;
-use crate::v1::{BatchReply, BatchRequest};
+use crate::v1::{BatchReply, BatchRequest, Event};
 
 /// A [`tonic::codec::Codec`] for prost messages (`application/grpc+proto`).
 #[derive(Debug, Clone)]
@@ -108,6 +110,8 @@ fn decode_fast<U: 'static>(msg: &Bytes) -> Option<U> {
         Box::new(fast::decode_batch_reply(msg)?)
     } else if std::any::TypeId::of::<U>() == std::any::TypeId::of::<BatchRequest>() {
         Box::new(fast::decode_batch_request(msg)?)
+    } else if std::any::TypeId::of::<U>() == std::any::TypeId::of::<Event>() {
+        Box::new(fast::decode_event(msg)?)
     } else {
         return None;
     };

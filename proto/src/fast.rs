@@ -1,10 +1,11 @@
 //! Hand-written wire code for the two messages a large batch is made of:
 //! `BatchRequest` (many `read_memory` ops) and `BatchReply` (many `memory`
-//! results). prost's generic code spends most of a 1,000-op batch's
-//! encode and decode time on per-field calls (three length computations per
-//! nested message when encoding, a `Buf` call per varint when decoding);
-//! these functions handle those two shapes directly and leave everything
-//! else to prost.
+//! results), and a decoder for the `Event`s a trace is made of (syscall
+//! entries and exits). prost's generic code spends most of a 1,000-op
+//! batch's encode and decode time on per-field calls (three length
+//! computations per nested message when encoding, a `Buf` call per varint
+//! when decoding); these functions handle those shapes directly and leave
+//! everything else to prost.
 //!
 //! Encoding writes exactly what prost writes (the tests compare the bytes).
 //! Decoding takes a fast path only for input it fully understands (the
@@ -16,7 +17,10 @@
 use bytes::{BufMut, Bytes};
 use prost::{EncodeError, Message};
 
-use crate::v1::{op, op_result, BatchReply, BatchRequest, Memory, Op, OpResult, ReadMemory};
+use crate::v1::{
+    event, op, op_result, BatchReply, BatchRequest, Event, Memory, Op, OpResult, ReadMemory,
+    SyscallEntry, SyscallExit,
+};
 
 use prost::encoding::encoded_len_varint as varint_len;
 
@@ -398,6 +402,121 @@ pub(crate) fn decode_batch_reply(msg: &Bytes) -> Option<BatchReply> {
     Some(r)
 }
 
+// ---- Event ---------------------------------------------------------------------
+
+/// One field of a message: its number, and its value (a varint's, or a
+/// length-delimited value's bounds); wire types other than these two, and
+/// field numbers past 63, are left to prost.
+enum Value {
+    Varint(u64),
+    Delimited(usize, usize),
+}
+
+/// The fields of `b`, each number at most once (a repeated field merges
+/// in prost's way: left to prost).
+fn fields(b: &[u8], mut f: impl FnMut(u32, Value) -> Option<()>) -> Option<()> {
+    let mut seen = 0u64;
+    let mut i = 0;
+    while i < b.len() {
+        let key = varint(b, &mut i)?;
+        let n = u32::try_from(key >> 3)
+            .ok()
+            .filter(|n| (1..64).contains(n))?;
+        if seen & (1 << n) != 0 {
+            return None;
+        }
+        seen |= 1 << n;
+        let v = match key & 7 {
+            0 => Value::Varint(varint(b, &mut i)?),
+            2 => {
+                let (s, e) = delimited(b, &mut i)?;
+                Value::Delimited(s, e)
+            }
+            _ => return None,
+        };
+        f(n, v)?;
+    }
+    Some(())
+}
+
+fn string(b: &[u8], s: usize, e: usize) -> Option<String> {
+    String::from_utf8(b[s..e].to_vec()).ok()
+}
+
+/// A packed `repeated uint64` value.
+fn packed(b: &[u8], s: usize, e: usize) -> Option<Vec<u64>> {
+    let b = &b[..e];
+    // A varint ends at each byte without the continuation bit.
+    let mut out = Vec::with_capacity(b[s..].iter().filter(|x| **x < 0x80).count());
+    let mut i = s;
+    while i < e {
+        out.push(varint(b, &mut i)?);
+    }
+    Some(out)
+}
+
+fn fast_syscall_entry(b: &[u8]) -> Option<SyscallEntry> {
+    let mut m = SyscallEntry::default();
+    fields(b, |n, v| {
+        match (n, v) {
+            (1, Value::Varint(x)) => m.nr = x,
+            (2, Value::Delimited(s, e)) => m.name = string(b, s, e)?,
+            (3, Value::Delimited(s, e)) => m.args = packed(b, s, e)?,
+            (4, Value::Delimited(s, e)) => m.text = string(b, s, e)?,
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(m)
+}
+
+fn fast_syscall_exit(b: &[u8]) -> Option<SyscallExit> {
+    let mut m = SyscallExit::default();
+    fields(b, |n, v| {
+        match (n, v) {
+            (1, Value::Varint(x)) => m.nr = x,
+            (2, Value::Delimited(s, e)) => m.name = string(b, s, e)?,
+            (3, Value::Varint(x)) => m.ret = x as i64,
+            (4, Value::Varint(x)) => m.is_error = x != 0,
+            (5, Value::Delimited(s, e)) => m.errno = string(b, s, e)?,
+            (6, Value::Delimited(s, e)) => m.text = string(b, s, e)?,
+            (7, Value::Delimited(s, e)) => m.ret_text = string(b, s, e)?,
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(m)
+}
+
+/// `Event::decode(msg)`, for the events a trace is made of: syscall
+/// entries and exits with their numbers and flags (anything else: `None`,
+/// and prost decodes it).
+pub(crate) fn decode_event(msg: &Bytes) -> Option<Event> {
+    let b: &[u8] = msg;
+    let mut ev = Event::default();
+    fields(b, |n, v| {
+        match (n, v) {
+            (1, Value::Varint(x)) => ev.seq = x,
+            (2, Value::Varint(x)) => ev.engine_id = x,
+            (3, Value::Varint(x)) => ev.pid = x as u32,
+            (4, Value::Varint(x)) => ev.tid = x as u32,
+            (5, Value::Varint(x)) => ev.time_ns = x,
+            (11, Value::Delimited(s, e)) => {
+                ev.kind = Some(event::Kind::SyscallEntry(fast_syscall_entry(&b[s..e])?))
+            }
+            (12, Value::Delimited(s, e)) => {
+                ev.kind = Some(event::Kind::SyscallExit(fast_syscall_exit(&b[s..e])?))
+            }
+            (31, Value::Varint(x)) => ev.dropped_before = x,
+            (32, Value::Varint(x)) => ev.held = x != 0,
+            (33, Value::Delimited(s, e)) => ev.defaulted = packed(b, s, e)?,
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(ev)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +673,118 @@ mod tests {
         if let Some(r) = decode_batch_reply(&msg) {
             assert_eq!(Ok(r), pb::BatchReply::decode(b), "{b:02x?}");
         }
+        if let Some(r) = decode_event(&msg) {
+            assert_eq!(Ok(r), pb::Event::decode(b), "{b:02x?}");
+        }
+    }
+
+    fn text(g: &mut Rng) -> String {
+        ["", "openat", "getppid(", "é✓", "\"/etc/hostname\""][g.below(5) as usize].to_string()
+    }
+
+    fn random_event(g: &mut Rng) -> pb::Event {
+        let kind = match g.below(8) {
+            0..=2 => Some(pb::event::Kind::SyscallEntry(pb::SyscallEntry {
+                nr: g.value(),
+                name: text(g),
+                args: (0..g.below(7)).map(|_| g.value()).collect(),
+                text: text(g),
+            })),
+            3..=5 => Some(pb::event::Kind::SyscallExit(pb::SyscallExit {
+                nr: g.value(),
+                name: text(g),
+                ret: g.value() as i64,
+                is_error: g.below(2) == 0,
+                errno: text(g),
+                text: text(g),
+                ret_text: text(g),
+            })),
+            6 => Some(pb::event::Kind::Signal(pb::Signal {
+                signo: g.below(64) as i32,
+                ..Default::default()
+            })),
+            _ => None,
+        };
+        pb::Event {
+            seq: g.value(),
+            engine_id: g.value(),
+            pid: g.value() as u32,
+            tid: g.value() as u32,
+            time_ns: g.value(),
+            kind,
+            expedited: None,
+            dropped_before: g.value(),
+            held: g.below(2) == 0,
+            defaulted: (0..g.below(3)).map(|_| g.value()).collect(),
+        }
+    }
+
+    #[test]
+    fn event_decoder_agrees_with_prost() {
+        let mut g = Rng(0x0bad_cafe_f00d_1234);
+        let mut fast = 0;
+        for _ in 0..5000 {
+            let ev = random_event(&mut g);
+            let b = ev.encode_to_vec();
+            if let Some(d) = decode_event(&Bytes::from(b.clone())) {
+                fast += 1;
+                assert_eq!(d, ev);
+            } else {
+                // Only the kinds it leaves to prost.
+                assert!(
+                    matches!(ev.kind, Some(pb::event::Kind::Signal(_))),
+                    "{ev:?}"
+                );
+            }
+            agree(&b);
+            if b.is_empty() {
+                continue;
+            }
+            let cut = g.below(b.len() as u64) as usize;
+            agree(&b[..cut]);
+            let mut x = b.clone();
+            x[cut] = g.next() as u8;
+            agree(&x);
+            let mut x = b.clone();
+            x.extend((0..g.below(4)).map(|_| g.next() as u8));
+            agree(&x);
+        }
+        assert!(fast > 3000, "{fast}");
+        // A server's WireEvent (own fields, then the shared ones) decodes
+        // on the fast path too.
+        let ev = random_event(&mut g);
+        let shared = pb::Event {
+            pid: 9,
+            tid: 10,
+            time_ns: 11,
+            kind: Some(pb::event::Kind::SyscallEntry(pb::SyscallEntry {
+                nr: 39,
+                name: "getppid".into(),
+                args: vec![0; 6],
+                text: String::new(),
+            })),
+            ..Default::default()
+        };
+        let own = pb::Event {
+            pid: 0,
+            tid: 0,
+            time_ns: 0,
+            kind: None,
+            ..ev
+        };
+        let w = crate::wire::WireEvent::with_shared(
+            own.clone(),
+            crate::wire::WireEvent::encode_shared(&shared),
+        );
+        let b = Bytes::from(w.encode_to_vec());
+        let want = pb::Event {
+            pid: 9,
+            tid: 10,
+            time_ns: 11,
+            kind: shared.kind.clone(),
+            ..own
+        };
+        assert_eq!(decode_event(&b), Some(want));
     }
 
     #[test]
