@@ -467,7 +467,7 @@ pub fn batch_ops(
     ops: Vec<pb::Op>,
     observe_only: bool,
     limits: &crate::Limits,
-) -> Result<(Planned, Option<EventMask>), Status> {
+) -> Result<(Planned, Option<(usize, EventMask)>), Status> {
     let mut new_wanted = None;
     if ops.len() > limits.max_batch_ops {
         return Err(Status::invalid_argument(format!(
@@ -549,7 +549,7 @@ pub fn batch_ops(
                     &SET_EVENTS_CTX,
                 ) {
                     Ok(cfg) => {
-                        new_wanted = Some(cfg.spec.wanted);
+                        new_wanted = Some((i, cfg.spec.wanted));
                         Ok(Op::SetEvents {
                             events: cfg.options.events,
                             syscalls: Box::new(cfg.options.syscalls),

@@ -220,23 +220,26 @@ pub(crate) struct BatchReplyPlan {
     slots: Vec<convert::Slot>,
     stop_on_error: bool,
     hub: Arc<Hub>,
-    /// The kinds the last set_events op asks to be told.
-    new_wanted: Option<utrace_engines::EventMask>,
+    /// The last set_events op (its index) and the kinds it asks to be told.
+    new_wanted: Option<(usize, utrace_engines::EventMask)>,
 }
 
 impl BatchReplyPlan {
     pub fn finish(self, results: Vec<utrace_engines::batch::OpResult>) -> pb::BatchReply {
-        if let Some(w) = self.new_wanted {
-            self.hub.set_wanted(w);
+        // A get_events after the set_events tells the new kinds; no op after
+        // a set_events that failed or was skipped runs.
+        let wanted = self.new_wanted.map_or(self.hub.wanted(), |(_, w)| w);
+        let results = convert::merge_results(self.slots, results, self.stop_on_error, wanted);
+        if let Some((i, w)) = self.new_wanted {
+            // The engine's mask changed only if the op ran.
+            if matches!(
+                results.get(i).and_then(|r| r.result.as_ref()),
+                Some(pb::op_result::Result::Done(_))
+            ) {
+                self.hub.set_wanted(w);
+            }
         }
-        pb::BatchReply {
-            results: convert::merge_results(
-                self.slots,
-                results,
-                self.stop_on_error,
-                self.hub.wanted(),
-            ),
-        }
+        pb::BatchReply { results }
     }
 }
 

@@ -849,3 +849,107 @@ async fn memory_stream_refuses_bad_fields_and_stops_at_unmapped_memory() {
         .unwrap();
     assert!(st.success(), "{st:?}");
 }
+
+/// A batch's `set_events` changes what the engine's stream reports, and
+/// only when it runs: skipped under `stop_on_error`, the client's kinds stay
+/// as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_events_op_applies_only_when_it_runs() {
+    const N: usize = 30;
+    let (_srv, mut c) = server().await;
+    let entries_and_death = vec![
+        pb::EventKind::SyscallEntry as i32,
+        pb::EventKind::Death as i32,
+    ];
+    let set_death_only = op(pb::op::Op::SetEvents(pb::SetEvents {
+        events: vec![pb::EventKind::Death as i32],
+        syscalls: vec!["getppid".into()],
+        engine_id: 0,
+    }));
+    let get_events = op(pb::op::Op::GetEvents(pb::GetEvents {}));
+    let resume = op(pb::op::Op::Control(pb::Control {
+        action: pb::Action::Resume as i32,
+        signal: None,
+    }));
+    for skipped in [true, false] {
+        let sp = c
+            .spawn(pb::SpawnRequest {
+                argv: vec![tracee!("syscall_loop").into(), N.to_string()],
+                stop_at_entry: true,
+                engine: Some(pb::EngineSpec {
+                    events: entries_and_death.clone(),
+                    syscalls: vec!["getppid".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let stream = c.events(sp.engine_id).await.unwrap();
+        let mut ops = vec![set_death_only.clone(), get_events.clone()];
+        if skipped {
+            // A read of unmapped memory fails first: the rest is skipped.
+            ops.insert(0, read(8, 8));
+        }
+        let reply = c
+            .raw()
+            .batch(pb::BatchRequest {
+                stop_on_error: true,
+                interrupt: false,
+                ..batch(sp.engine_id, ops)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if skipped {
+            assert!(!memory(&reply.results[0]).error.is_empty());
+            for r in &reply.results[1..] {
+                assert!(
+                    matches!(r.result, Some(pb::op_result::Result::Skipped(_))),
+                    "{r:?}"
+                );
+            }
+        } else {
+            done(&reply.results[0]);
+            match &reply.results[1].result {
+                Some(pb::op_result::Result::Events(e)) => {
+                    assert_eq!(e.events, vec![pb::EventKind::Death as i32], "{e:?}")
+                }
+                other => panic!("get_events: {other:?}"),
+            }
+        }
+        let reply = c
+            .raw()
+            .batch(pb::BatchRequest {
+                interrupt: false,
+                ..batch(sp.engine_id, vec![get_events.clone(), resume.clone()])
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        match &reply.results[0].result {
+            Some(pb::op_result::Result::Events(e)) if skipped => {
+                assert_eq!(e.events, entries_and_death, "{e:?}")
+            }
+            Some(pb::op_result::Result::Events(e)) => {
+                assert_eq!(e.events, vec![pb::EventKind::Death as i32], "{e:?}")
+            }
+            other => panic!("get_events: {other:?}"),
+        }
+        done(&reply.results[1]);
+        let evs: Vec<pb::Event> = tokio::time::timeout(common::TIMEOUT, async {
+            stream.map(|e| e.unwrap()).collect::<Vec<_>>().await
+        })
+        .await
+        .expect("the stream ends with the program");
+        let entries = evs
+            .iter()
+            .filter(|e| matches!(e.kind, Some(pb::event::Kind::SyscallEntry(_))))
+            .count();
+        assert_eq!(entries, if skipped { N } else { 0 }, "skipped: {skipped}");
+        assert!(evs.iter().any(|e| matches!(
+            &e.kind,
+            Some(pb::event::Kind::Death(d)) if d.process_gone
+        )));
+    }
+}
