@@ -4,8 +4,9 @@
 //! engines' masks need (`PTRACE_CONT`, `PTRACE_SYSCALL`, a single step, or
 //! `PTRACE_LISTEN` for a group-stop) once no engine holds it.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use tracing::{debug, trace, warn};
 
@@ -19,6 +20,10 @@ use crate::event::{
 use crate::spawn::PendingSpawn;
 use crate::sys::{self, Errno, Resume, Tid};
 use crate::task::{EngineCfg, MemFile, RunState, StopKind, SyscallMode, Task, TaskState};
+
+// The tables below are keyed by tids and engine ids, which no tracee or
+// client picks freely enough to flood a bucket: FxHash (rustc-hash), a few
+// instructions per lookup, instead of SipHash. Lookups are on every stop.
 
 /// A closure waiting to run on a stopped task (see `Tracer::with_stopped`).
 pub(crate) type Waiter = Box<dyn FnOnce(Result<&mut Task<'_>>) + Send>;
@@ -46,6 +51,64 @@ impl EngineSlot {
     }
 }
 
+/// What the engines of one process want of its syscalls, derived from
+/// their masks and kept in [`Proc::view`] so a stop does not recompute it:
+/// updated whenever an engine joins or leaves the process or changes its
+/// mask ([`Core::update_views`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SyscallView {
+    /// How the syscalls reach us: kernel-side if the filter covers every
+    /// syscall any engine wants, otherwise `PTRACE_SYSCALL`.
+    pub mode: SyscallMode,
+    /// Some engine wants some syscall report.
+    pub wants_any: bool,
+    /// The syscalls whose exit some engine wants.
+    pub exits: SyscallSet,
+}
+
+impl Default for SyscallView {
+    fn default() -> Self {
+        SyscallView {
+            mode: SyscallMode::Ptrace,
+            wants_any: false,
+            exits: SyscallSet::empty(),
+        }
+    }
+}
+
+impl SyscallView {
+    fn of(engines: &FxHashMap<EngineId, EngineSlot>, p: &Proc) -> SyscallView {
+        let mut v = SyscallView {
+            mode: if p.filter.is_some() {
+                SyscallMode::Seccomp
+            } else {
+                SyscallMode::Ptrace
+            },
+            ..SyscallView::default()
+        };
+        for s in p.engines.iter().filter_map(|id| engines.get(id)) {
+            if !s.events.intersects(EventMask::SYSCALLS) {
+                continue;
+            }
+            v.wants_any |= !s.syscalls.is_empty();
+            if let Some(filter) = &p.filter {
+                if !s.syscalls.is_subset(filter) {
+                    v.mode = SyscallMode::Ptrace;
+                }
+            }
+            if s.events.contains(EventMask::SYSCALL_EXIT) {
+                v.exits.union_with(&s.syscalls);
+            }
+        }
+        v
+    }
+
+    /// Running tasks must be resumed with `PTRACE_SYSCALL`.
+    fn needs_syscall_stops(&self) -> bool {
+        self.mode == SyscallMode::Ptrace && self.wants_any
+    }
+}
+
 /// A traced process (thread group).
 pub(crate) struct Proc {
     pub pid: Tid,
@@ -58,6 +121,8 @@ pub(crate) struct Proc {
     pub mem: MemFile,
     /// Software breakpoints inserted in this process.
     pub breakpoints: crate::breakpoint::Breakpoints,
+    /// Derived from `engines` and their masks; see [`SyscallView`].
+    pub view: SyscallView,
 }
 
 /// Public snapshot of one traced thread.
@@ -74,23 +139,20 @@ pub struct TaskInfo {
 }
 
 pub(crate) struct Core {
-    pub tasks: HashMap<Tid, TaskState>,
-    pub procs: HashMap<Tid, Proc>,
-    engines: BTreeMap<EngineId, EngineSlot>,
+    pub tasks: FxHashMap<Tid, TaskState>,
+    pub procs: FxHashMap<Tid, Proc>,
+    engines: FxHashMap<EngineId, EngineSlot>,
     next_engine: u64,
     /// Stops of new tasks that arrived before their parent's clone event.
-    unknown: HashMap<Tid, i32>,
-    pub spawns: HashMap<Tid, PendingSpawn>,
-    waiters: HashMap<Tid, Vec<(EngineId, Waiter)>>,
-    /// Engines to hold a task at its next stop (`control(Stop)` on a running task).
-    hold_next: HashMap<Tid, Vec<EngineId>>,
-    /// Engines whose masks changed in a callback: running tasks may need a new mode.
-    masks_changed: bool,
+    unknown: FxHashMap<Tid, i32>,
+    pub spawns: FxHashMap<Tid, PendingSpawn>,
+    /// Engines whose masks changed in a callback: their processes' views
+    /// are updated, and running tasks may need a new mode ([`Core::settle`]).
+    masks_changed: Vec<EngineId>,
     /// Engines that asked to detach during a stop's handling; detached by
     /// [`Core::settle`] once the stop is handled (a detach may resume the
     /// task, which must not happen before its signal's fate is decided).
     detach_later: Vec<EngineId>,
-    scratch: Vec<EngineId>,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
     /// `shutdown` ran.
@@ -112,17 +174,14 @@ pub struct TracerStats {
 impl Core {
     pub fn new() -> Self {
         Core {
-            tasks: HashMap::new(),
-            procs: HashMap::new(),
-            engines: BTreeMap::new(),
+            tasks: FxHashMap::default(),
+            procs: FxHashMap::default(),
+            engines: FxHashMap::default(),
             next_engine: 1,
-            unknown: HashMap::new(),
-            spawns: HashMap::new(),
-            waiters: HashMap::new(),
-            hold_next: HashMap::new(),
-            masks_changed: false,
+            unknown: FxHashMap::default(),
+            spawns: FxHashMap::default(),
+            masks_changed: Vec::new(),
             detach_later: Vec::new(),
-            scratch: Vec::new(),
             shutting_down: false,
             shut_down: false,
             stats: TracerStats::default(),
@@ -154,17 +213,17 @@ impl Core {
     }
 
     pub fn new_proc(&mut self, pid: Tid, engines: Vec<EngineId>, filter: Option<Arc<SyscallSet>>) {
-        self.procs.insert(
+        let mut p = Proc {
             pid,
-            Proc {
-                pid,
-                tasks: Vec::new(),
-                engines,
-                filter,
-                mem: MemFile::default(),
-                breakpoints: Default::default(),
-            },
-        );
+            tasks: Vec::new(),
+            engines,
+            filter,
+            mem: MemFile::default(),
+            breakpoints: Default::default(),
+            view: SyscallView::default(),
+        };
+        p.view = SyscallView::of(&self.engines, &p);
+        self.procs.insert(pid, p);
     }
 
     pub fn new_task(&mut self, tid: Tid, pid: Tid) -> &mut TaskState {
@@ -193,7 +252,7 @@ impl Core {
                     tid: t.tid,
                     pid: p.pid,
                     state: t.run,
-                    mode: self.mode(p),
+                    mode: p.view.mode,
                     engines: p.engines.clone(),
                     holds: t.holds.iter().copied().collect(),
                 })
@@ -203,106 +262,83 @@ impl Core {
         out
     }
 
-    /// How syscalls of `p` reach us: kernel-side if its filter covers every
-    /// syscall any engine wants, otherwise `PTRACE_SYSCALL`.
-    fn mode(&self, p: &Proc) -> SyscallMode {
-        let Some(filter) = &p.filter else {
-            return SyscallMode::Ptrace;
-        };
-        for id in &p.engines {
-            if let Some(s) = self.engines.get(id) {
-                if s.events.intersects(EventMask::SYSCALLS) && !s.syscalls.is_subset(filter) {
-                    return SyscallMode::Ptrace;
-                }
-            }
-        }
-        SyscallMode::Seccomp
-    }
-
-    fn wants_any_syscall(&self, p: &Proc) -> bool {
-        p.engines.iter().any(|id| {
-            self.engines
-                .get(id)
-                .is_some_and(|s| s.events.intersects(EventMask::SYSCALLS) && !s.syscalls.is_empty())
-        })
-    }
-
     // ---- dispatch ---------------------------------------------------------
 
     /// Call `f` for each engine of `tid`'s process that `want`s this report,
-    /// in attach order, and apply the actions. Returns the engines' results.
-    fn dispatch<R>(
+    /// in attach order, and apply the actions it returns.
+    ///
+    /// The task, its process and its syscall mode are looked up once per
+    /// stop; per engine, one lookup of its slot and one bit test. Callbacks
+    /// cannot change the set of engines (a `Detach` is deferred to
+    /// [`Core::settle`]), so the process's engine list is walked in place.
+    fn dispatch(
         &mut self,
         tid: Tid,
         want: impl Fn(&EngineSlot) -> bool,
-        mut f: impl FnMut(&mut dyn Engine, &mut Task<'_>) -> (Action, R),
-    ) -> Vec<R> {
-        let mut out = Vec::new();
-        let Some(pid) = self.pid_of(tid) else {
-            return out;
+        mut f: impl FnMut(&mut dyn Engine, &mut Task<'_>) -> Action,
+    ) {
+        let Core {
+            tasks,
+            procs,
+            engines,
+            stats,
+            masks_changed,
+            detach_later,
+            ..
+        } = self;
+        let Some(state) = tasks.get_mut(&tid) else {
+            return;
         };
-        let mut ids = std::mem::take(&mut self.scratch);
-        ids.clear();
-        if let Some(p) = self.procs.get(&pid) {
-            ids.extend_from_slice(&p.engines);
-        }
-        let mode = self
-            .procs
-            .get(&pid)
-            .map_or(SyscallMode::Ptrace, |p| self.mode(p));
-        let mut detach = Vec::new();
-        for &id in &ids {
-            let (Some(slot), Some(state), Some(proc_)) = (
-                self.engines.get_mut(&id),
-                self.tasks.get_mut(&tid),
-                self.procs.get_mut(&pid),
-            ) else {
+        let pid = state.proc as Tid;
+        let Some(Proc {
+            engines: ids,
+            mem,
+            breakpoints,
+            view,
+            ..
+        }) = procs.get_mut(&pid)
+        else {
+            return;
+        };
+        let mode = view.mode;
+        for &id in ids.iter() {
+            let Some(slot) = engines.get_mut(&id) else {
                 continue;
             };
-            if !proc_.engines.contains(&id) || !want(slot) {
+            if !want(slot) {
                 continue;
             }
             let Some(mut engine) = slot.engine.take() else {
                 continue;
             };
-            let before = (slot.events, slot.syscalls.clone());
             let mut task = Task {
-                state,
+                state: &mut *state,
                 pid,
                 mode,
-                mem: &mut proc_.mem,
-                bps: &mut proc_.breakpoints,
-                engine: EngineCfg {
-                    id,
-                    events: &mut slot.events,
-                    syscalls: &mut slot.syscalls,
-                },
+                mem: &mut *mem,
+                bps: &mut *breakpoints,
+                engine: EngineCfg::new(id, &mut slot.events, &mut slot.syscalls),
             };
-            let (action, r) = f(engine.as_mut(), &mut task);
-            self.stats.reports += 1;
+            let action = f(engine.as_mut(), &mut task);
+            let changed = task.engine.changed;
             slot.engine = Some(engine);
-            if before.0 != slot.events || before.1 != slot.syscalls {
-                self.masks_changed = true;
+            stats.reports += 1;
+            if changed {
+                masks_changed.push(id);
             }
-            out.push(r);
-            let state = self.tasks.get_mut(&tid).expect("present above");
-            match action {
-                Action::Resume => {}
-                Action::Stop => {
-                    state.holds.insert(id);
-                }
-                Action::SingleStep => state.step_for.push(id),
-                Action::Detach => detach.push(id),
-            }
+            apply_action(state, id, action, Answer::Report, detach_later);
         }
-        self.scratch = ids;
-        self.detach_later.extend(detach);
-        out
     }
 
     // ---- stops ------------------------------------------------------------
 
     /// Handle one wait status from `waitpid`.
+    ///
+    /// Order: a non-leader exec first moves the exec'ing thread's state to
+    /// the leader's tid; the stop is decoded (its kind, syscall, signal);
+    /// then closures waiting for the stop run (so a batch sees the syscall it
+    /// landed on), holds asked for while it ran are taken, quiesce reports
+    /// go out, and the stop is reported to the engines that want it.
     pub fn on_wait(&mut self, tid: Tid, status: i32) {
         trace!(tid, status = format_args!("{status:#x}"), "wait status");
         if let Some(exit) = ExitStatus::from_wait(status) {
@@ -311,6 +347,19 @@ impl Core {
         }
         if !libc::WIFSTOPPED(status) {
             return;
+        }
+        let sig = libc::WSTOPSIG(status);
+        let event = status >> 16;
+        let mut exec_from = None;
+        if event == sys::PTRACE_EVENT_EXEC {
+            match sys::get_event_msg(tid) {
+                Ok(former) => {
+                    let former = former as Tid;
+                    self.exec_moves(tid, former);
+                    exec_from = Some(former);
+                }
+                Err(e) => return self.vanishing(tid, "PTRACE_GETEVENTMSG", e),
+            }
         }
         let Some(t) = self.tasks.get_mut(&tid) else {
             trace!(
@@ -334,35 +383,196 @@ impl Core {
         t.signal_suppressed = false;
         t.run = RunState::Stopped;
         t.regs = Default::default();
-        let sig = libc::WSTOPSIG(status);
-        let event = status >> 16;
         if sig == (libc::SIGTRAP | 0x80) || event == sys::PTRACE_EVENT_SECCOMP {
             self.stats.syscall_stops += 1;
         }
         let first_stop = !t.started;
         t.started = true;
 
-        // Closures waiting for this task to stop run first, at the state of the stop.
+        let Some(report) = self.decode(tid, sig, event, first_stop, exec_from) else {
+            // The task vanished (ESRCH): its death follows, and fails its waiters.
+            return;
+        };
+        // Closures waiting for this task to stop run first, at the stop as
+        // decoded and before any engine acted on it.
         self.run_waiters(tid);
-        if let Some(ids) = self.hold_next.remove(&tid) {
-            if let Some(t) = self.tasks.get_mut(&tid) {
-                t.holds.extend(ids);
-            }
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            let next = std::mem::take(&mut t.hold_next);
+            t.holds.extend(next);
         }
         self.report_quiesce(tid);
-
-        if sig == (libc::SIGTRAP | 0x80) {
-            self.on_syscall_stop(tid);
-        } else if event == sys::PTRACE_EVENT_SECCOMP {
-            self.on_seccomp_stop(tid);
-        } else if event == sys::PTRACE_EVENT_STOP {
-            self.on_trap_stop(tid, sig, first_stop);
-        } else if event != 0 {
-            self.on_event(tid, event);
-        } else {
-            self.on_signal(tid, sig);
-        }
+        self.report(tid, report);
         self.settle(tid);
+    }
+
+    /// A non-leader thread `former` exec'd and took over the leader's tid
+    /// `tid`: its state (waiters and pending holds included) moves to
+    /// `tid`, and the old leader is gone without a report.
+    fn exec_moves(&mut self, tid: Tid, former: Tid) {
+        if former == tid {
+            return;
+        }
+        let Some(mut moved) = self.tasks.remove(&former) else {
+            return;
+        };
+        if let Some(mut old) = self.tasks.remove(&tid) {
+            fail_waiters(&mut old);
+        }
+        moved.tid = tid;
+        self.tasks.insert(tid, moved);
+        if let Some(p) = self.procs.get_mut(&tid) {
+            p.tasks.retain(|t| *t != former);
+            if !p.tasks.contains(&tid) {
+                p.tasks.push(tid);
+            }
+        }
+        debug!(
+            tid,
+            former, "non-leader exec: the thread takes the leader's tid"
+        );
+    }
+
+    /// Record what kind of stop `tid` is at (`TaskState::stop`, the syscall,
+    /// the pending signal) and say what is to be reported. `None`: the task
+    /// vanished (a ptrace request failed with ESRCH).
+    fn decode(
+        &mut self,
+        tid: Tid,
+        sig: i32,
+        event: i32,
+        first_stop: bool,
+        exec_from: Option<Tid>,
+    ) -> Option<Decoded> {
+        if sig == (libc::SIGTRAP | 0x80) {
+            let info = match sys::get_syscall_info(tid) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.vanishing(tid, "PTRACE_GET_SYSCALL_INFO", e);
+                    return None;
+                }
+            };
+            let t = self.tasks.get_mut(&tid)?;
+            return Some(match info.op {
+                sys::PTRACE_SYSCALL_INFO_ENTRY => entry_stop(
+                    t,
+                    SyscallEntry {
+                        nr: info.data[0],
+                        args: args_of(&info.data),
+                        arch: info.arch,
+                        from_seccomp: false,
+                    },
+                ),
+                sys::PTRACE_SYSCALL_INFO_EXIT => {
+                    let entry = match t.in_syscall.take() {
+                        Some(e) => e,
+                        None => match entry_from_regs(t, info.arch) {
+                            Ok(e) => e,
+                            Err(_) => {
+                                t.stop = Some(StopKind::Event);
+                                return Some(Decoded::Nothing);
+                            }
+                        },
+                    };
+                    let exit = SyscallExit {
+                        entry,
+                        ret: info.data[0] as i64,
+                        is_error: info.data[1] & 0xff != 0,
+                    };
+                    t.stop = Some(StopKind::SyscallExit(exit));
+                    if t.prelude && !is_execve(&entry) {
+                        Decoded::Nothing
+                    } else {
+                        Decoded::Exit(exit)
+                    }
+                }
+                op => {
+                    debug!(tid, op, "syscall stop with unexpected op");
+                    t.stop = Some(StopKind::Event);
+                    Decoded::Nothing
+                }
+            });
+        }
+        if event == sys::PTRACE_EVENT_SECCOMP {
+            let t = self.tasks.get_mut(&tid)?;
+            if t.in_syscall.is_some() {
+                // The entry was reported at the ptrace entry stop just before
+                // (Linux >= 4.8 order: entry, seccomp, exit). Nothing new.
+                t.stop = Some(StopKind::Event);
+                return Some(Decoded::Nothing);
+            }
+            let info = match sys::get_syscall_info(tid) {
+                Ok(i) => i,
+                Err(e) => {
+                    self.vanishing(tid, "PTRACE_GET_SYSCALL_INFO", e);
+                    return None;
+                }
+            };
+            let t = self.tasks.get_mut(&tid)?;
+            return Some(entry_stop(
+                t,
+                SyscallEntry {
+                    nr: info.data[0],
+                    args: args_of(&info.data),
+                    arch: info.arch,
+                    from_seccomp: true,
+                },
+            ));
+        }
+        if event == sys::PTRACE_EVENT_STOP {
+            self.on_trap_stop(tid, sig, first_stop);
+            return Some(Decoded::Nothing);
+        }
+        if event != 0 {
+            let msg = match exec_from {
+                Some(former) => former as u64,
+                None => match sys::get_event_msg(tid) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.vanishing(tid, "PTRACE_GETEVENTMSG", e);
+                        return None;
+                    }
+                },
+            };
+            self.tasks.get_mut(&tid)?.stop = Some(StopKind::Event);
+            return Some(Decoded::Event { event, msg });
+        }
+        let si = match sys::get_siginfo(tid) {
+            Ok(si) => si,
+            Err(e) => {
+                self.vanishing(tid, "PTRACE_GETSIGINFO", e);
+                return None;
+            }
+        };
+        let t = self.tasks.get_mut(&tid)?;
+        t.stop = Some(StopKind::Signal);
+        t.pending_signal = sig;
+        Some(Decoded::Signal { sig, si })
+    }
+
+    /// Report a decoded stop to the engines that want it.
+    fn report(&mut self, tid: Tid, d: Decoded) {
+        match d {
+            Decoded::Nothing => {}
+            Decoded::Entry(entry) => {
+                let nr = entry.nr;
+                self.dispatch(
+                    tid,
+                    |s| s.wants_syscall(EventMask::SYSCALL_ENTRY, nr),
+                    |e, task| e.report_syscall_entry(task, &entry),
+                );
+                // A skipped call still reaches its exit stop; the entry stays recorded.
+            }
+            Decoded::Exit(exit) => {
+                let nr = exit.entry.nr;
+                self.dispatch(
+                    tid,
+                    |s| s.wants_syscall(EventMask::SYSCALL_EXIT, nr),
+                    |e, task| e.report_syscall_exit(task, &exit),
+                );
+            }
+            Decoded::Event { event, msg } => self.on_event(tid, event, msg),
+            Decoded::Signal { sig, si } => self.on_signal(tid, sig, si),
+        }
     }
 
     /// The end of handling a stop of `tid` (or of a command run at it):
@@ -372,16 +582,17 @@ impl Core {
         for id in std::mem::take(&mut self.detach_later) {
             self.detach_engine(id);
         }
-        if self.masks_changed {
-            self.masks_changed = false;
-            self.refresh_running();
+        if !self.masks_changed.is_empty() {
+            let ids = std::mem::take(&mut self.masks_changed);
+            self.update_views(&ids);
         }
         self.maybe_resume(tid);
     }
 
     fn run_waiters(&mut self, tid: Tid) {
-        let Some(ws) = self.waiters.remove(&tid) else {
-            return;
+        let ws = match self.tasks.get_mut(&tid) {
+            Some(t) if !t.waiters.is_empty() => std::mem::take(&mut t.waiters),
+            _ => return,
         };
         for (id, w) in ws {
             self.with_task(tid, id, |task| w(task));
@@ -394,31 +605,14 @@ impl Core {
         let Some(t) = self.tasks.get_mut(&tid) else {
             return;
         };
-        let afters = std::mem::take(&mut t.after);
-        for (id, a) in afters {
-            let Some(t) = self.tasks.get_mut(&tid) else {
-                return;
-            };
-            if let Some(sig) = a.signal {
-                // A suppression stands against any later replacement.
-                if t.stop == Some(StopKind::Signal) && !t.signal_suppressed {
-                    t.pending_signal = sig;
-                    t.signal_suppressed = sig == 0;
-                }
-            }
-            match a.action {
+        for (id, a) in std::mem::take(&mut t.after) {
+            match a.signal {
+                Some(0) => fold_signal(t, SignalDisposition::Suppress),
+                Some(sig) => fold_signal(t, SignalDisposition::Replace(sig)),
                 None => {}
-                Some(Action::Resume) => {
-                    t.holds.remove(&id);
-                }
-                Some(Action::Stop) => {
-                    t.holds.insert(id);
-                }
-                Some(Action::SingleStep) => {
-                    t.holds.remove(&id);
-                    t.step_for.push(id);
-                }
-                Some(Action::Detach) => self.detach_later.push(id),
+            }
+            if let Some(action) = a.action {
+                apply_action(t, id, action, Answer::Command, &mut self.detach_later);
             }
         }
     }
@@ -430,37 +624,34 @@ impl Core {
         id: EngineId,
         f: impl FnOnce(Result<&mut Task<'_>>) -> R,
     ) -> R {
-        let pid = match self.pid_of(tid) {
-            Some(p) => p,
-            None => return f(Err(Error::NoSuchTask(tid))),
+        let Core {
+            tasks,
+            procs,
+            engines,
+            masks_changed,
+            ..
+        } = self;
+        let Some(state) = tasks.get_mut(&tid) else {
+            return f(Err(Error::NoSuchTask(tid)));
         };
-        let mode = self.procs.get(&pid).map(|p| self.mode(p));
-        let (Some(slot), Some(state), Some(proc_)) = (
-            self.engines.get_mut(&id),
-            self.tasks.get_mut(&tid),
-            self.procs.get_mut(&pid),
-        ) else {
+        let pid = state.proc as Tid;
+        let (Some(slot), Some(proc_)) = (engines.get_mut(&id), procs.get_mut(&pid)) else {
             return f(Err(Error::NoSuchEngine(id)));
         };
         if !proc_.engines.contains(&id) {
             return f(Err(Error::NotAttached { engine: id, tid }));
         }
-        let before = (slot.events, slot.syscalls.clone());
         let mut task = Task {
             state,
             pid,
-            mode: mode.unwrap_or(SyscallMode::Ptrace),
+            mode: proc_.view.mode,
             mem: &mut proc_.mem,
             bps: &mut proc_.breakpoints,
-            engine: EngineCfg {
-                id,
-                events: &mut slot.events,
-                syscalls: &mut slot.syscalls,
-            },
+            engine: EngineCfg::new(id, &mut slot.events, &mut slot.syscalls),
         };
         let r = f(Ok(&mut task));
-        if before.0 != slot.events || before.1 != slot.syscalls {
-            self.masks_changed = true;
+        if task.engine.changed {
+            masks_changed.push(id);
         }
         r
     }
@@ -478,94 +669,12 @@ impl Core {
             |_| true,
             |e, task| {
                 if asked.contains(&task.engine_id()) {
-                    (e.report_quiesce(task), ())
+                    e.report_quiesce(task)
                 } else {
-                    (Action::Resume, ())
+                    Action::Resume
                 }
             },
         );
-    }
-
-    fn on_syscall_stop(&mut self, tid: Tid) {
-        let info = match sys::get_syscall_info(tid) {
-            Ok(i) => i,
-            Err(e) => return self.vanishing(tid, "PTRACE_GET_SYSCALL_INFO", e),
-        };
-        match info.op {
-            sys::PTRACE_SYSCALL_INFO_ENTRY => {
-                let entry = SyscallEntry {
-                    nr: info.data[0],
-                    args: args_of(&info.data),
-                    arch: info.arch,
-                    from_seccomp: false,
-                };
-                self.report_entry(tid, entry);
-            }
-            sys::PTRACE_SYSCALL_INFO_EXIT => {
-                let t = self.tasks.get_mut(&tid).expect("caller checked");
-                let entry = match t.in_syscall.take() {
-                    Some(e) => e,
-                    None => match entry_from_regs(t, info.arch) {
-                        Ok(e) => e,
-                        Err(_) => return,
-                    },
-                };
-                let exit = SyscallExit {
-                    entry,
-                    ret: info.data[0] as i64,
-                    is_error: info.data[1] & 0xff != 0,
-                };
-                t.stop = Some(StopKind::SyscallExit(exit));
-                if t.prelude && !is_execve(&entry) {
-                    return;
-                }
-                let nr = entry.nr;
-                self.dispatch(
-                    tid,
-                    |s| s.wants_syscall(EventMask::SYSCALL_EXIT, nr),
-                    |e, task| (e.report_syscall_exit(task, &exit), ()),
-                );
-            }
-            op => debug!(tid, op, "syscall stop with unexpected op"),
-        }
-    }
-
-    fn on_seccomp_stop(&mut self, tid: Tid) {
-        let t = self.tasks.get_mut(&tid).expect("caller checked");
-        if t.in_syscall.is_some() {
-            // The entry was reported at the ptrace entry stop just before
-            // (Linux >= 4.8 order: entry, seccomp, exit). Nothing new.
-            t.stop = Some(StopKind::Event);
-            return;
-        }
-        let info = match sys::get_syscall_info(tid) {
-            Ok(i) => i,
-            Err(e) => return self.vanishing(tid, "PTRACE_GET_SYSCALL_INFO", e),
-        };
-        let entry = SyscallEntry {
-            nr: info.data[0],
-            args: args_of(&info.data),
-            arch: info.arch,
-            from_seccomp: true,
-        };
-        self.report_entry(tid, entry);
-    }
-
-    fn report_entry(&mut self, tid: Tid, entry: SyscallEntry) {
-        let t = self.tasks.get_mut(&tid).expect("caller checked");
-        t.stop = Some(StopKind::SyscallEntry(entry));
-        t.in_syscall = Some(entry);
-        t.skipped = None;
-        if t.prelude && !is_execve(&entry) {
-            return;
-        }
-        let nr = entry.nr;
-        self.dispatch(
-            tid,
-            |s| s.wants_syscall(EventMask::SYSCALL_ENTRY, nr),
-            |e, task| (e.report_syscall_entry(task, &entry), ()),
-        );
-        // A skipped call still reaches its exit stop; the entry stays recorded.
     }
 
     fn on_trap_stop(&mut self, tid: Tid, sig: i32, first_stop: bool) {
@@ -585,14 +694,7 @@ impl Core {
         trace!(tid, first_stop, "trap stop");
     }
 
-    fn on_event(&mut self, tid: Tid, event: i32) {
-        let msg = match sys::get_event_msg(tid) {
-            Ok(m) => m,
-            Err(e) => return self.vanishing(tid, "PTRACE_GETEVENTMSG", e),
-        };
-        if let Some(t) = self.tasks.get_mut(&tid) {
-            t.stop = Some(StopKind::Event);
-        }
+    fn on_event(&mut self, tid: Tid, event: i32, msg: u64) {
         match event {
             sys::PTRACE_EVENT_FORK | sys::PTRACE_EVENT_VFORK | sys::PTRACE_EVENT_CLONE => {
                 self.on_clone(tid, event, msg as Tid)
@@ -612,7 +714,7 @@ impl Core {
                 self.dispatch(
                     tid,
                     |s| s.events.contains(EventMask::EXIT),
-                    |e, task| (e.report_exit(task, &report), ()),
+                    |e, task| e.report_exit(task, &report),
                 );
             }
             other => debug!(tid, event = other, "unexpected ptrace event"),
@@ -683,7 +785,7 @@ impl Core {
             self.dispatch(
                 tid,
                 |s| s.events.contains(EventMask::CLONE),
-                |e, task| (e.report_clone(task, &report), ()),
+                |e, task| e.report_clone(task, &report),
             );
         }
         if let Some(status) = self.unknown.remove(&child) {
@@ -691,26 +793,9 @@ impl Core {
         }
     }
 
+    /// An exec stop (a non-leader's state was moved to `tid` already, by
+    /// [`Core::exec_moves`]).
     fn on_exec(&mut self, tid: Tid, former: Tid) {
-        if former != tid {
-            // A non-leader thread exec'd and took over the leader's tid: its
-            // state moves to `tid`, and the old leader is gone without a report.
-            if let Some(mut moved) = self.tasks.remove(&former) {
-                if let Some(old) = self.tasks.remove(&tid) {
-                    self.fail_waiters(tid, &old);
-                }
-                moved.tid = tid;
-                moved.run = RunState::Stopped;
-                moved.stop = Some(StopKind::Event);
-                self.tasks.insert(tid, moved);
-                if let Some(ws) = self.waiters.remove(&former) {
-                    self.waiters.entry(tid).or_default().extend(ws);
-                }
-                if let Some(p) = self.procs.get_mut(&tid) {
-                    p.tasks.retain(|t| *t != former);
-                }
-            }
-        }
         let Some(pid) = self.pid_of(tid) else { return };
         if let Some(p) = self.procs.get_mut(&pid) {
             p.mem.reset();
@@ -730,7 +815,7 @@ impl Core {
         self.dispatch(
             tid,
             |s| s.events.contains(EventMask::EXEC),
-            |e, task| (e.report_exec(task, &report), ()),
+            |e, task| e.report_exec(task, &report),
         );
         if was_prelude {
             if let Some(sp) = self.spawns.remove(&pid) {
@@ -744,14 +829,10 @@ impl Core {
         }
     }
 
-    fn on_signal(&mut self, tid: Tid, sig: i32) {
-        let si = match sys::get_siginfo(tid) {
-            Ok(si) => si,
-            Err(e) => return self.vanishing(tid, "PTRACE_GETSIGINFO", e),
+    fn on_signal(&mut self, tid: Tid, sig: i32, si: libc::siginfo_t) {
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return;
         };
-        let t = self.tasks.get_mut(&tid).expect("caller checked");
-        t.stop = Some(StopKind::Signal);
-        t.pending_signal = sig;
         let pid = t.proc as Tid;
         if sig == libc::SIGTRAP {
             if let Some(addr) = t.step_over.take() {
@@ -810,9 +891,9 @@ impl Core {
                     |s| s.events.contains(EventMask::BREAKPOINT),
                     |e, task| {
                         if owners.contains(&task.engine_id()) {
-                            (e.report_breakpoint(task, addr), ())
+                            e.report_breakpoint(task, addr)
                         } else {
-                            (Action::Resume, ())
+                            Action::Resume
                         }
                     },
                 );
@@ -829,9 +910,9 @@ impl Core {
                 |_| true,
                 |e, task| {
                     if stepped.contains(&task.engine_id()) {
-                        (e.report_step(task), ())
+                        e.report_step(task)
                     } else {
-                        (Action::Resume, ())
+                        Action::Resume
                     }
                 },
             );
@@ -873,7 +954,7 @@ impl Core {
                 self.dispatch(
                     tid,
                     |s| s.events.contains(EventMask::STEP),
-                    |e, task| (e.report_step(task), ()),
+                    |e, task| e.report_step(task),
                 );
                 return;
             }
@@ -898,42 +979,24 @@ impl Core {
                 0
             },
         };
-        let answers = self.dispatch(
+        self.dispatch(
             tid,
             |s| s.events.contains(EventMask::SIGNAL),
             |e, task| {
                 let a = e.report_signal(task, &report);
-                (a.action, a.disposition)
+                fold_signal(task.state, a.disposition);
+                a.action
             },
         );
-        let mut fate = SignalDisposition::Deliver;
-        for d in answers {
-            fate = match (fate, d) {
-                (SignalDisposition::Suppress, _) | (_, SignalDisposition::Suppress) => {
-                    SignalDisposition::Suppress
-                }
-                (SignalDisposition::Replace(s), _) => SignalDisposition::Replace(s),
-                (SignalDisposition::Deliver, other) => other,
-            };
-        }
-        if let Some(t) = self.tasks.get_mut(&tid) {
-            t.signal_suppressed = fate == SignalDisposition::Suppress;
-            t.pending_signal = match fate {
-                SignalDisposition::Deliver => sig,
-                SignalDisposition::Suppress => 0,
-                SignalDisposition::Replace(s) => s,
-            };
-        }
     }
 
     fn on_death(&mut self, tid: Tid, status: ExitStatus) {
         self.unknown.remove(&tid);
-        self.hold_next.remove(&tid);
-        let Some(t) = self.tasks.remove(&tid) else {
+        let Some(mut t) = self.tasks.remove(&tid) else {
             trace!(tid, ?status, "death of an untracked task");
             return;
         };
-        self.fail_waiters(tid, &t);
+        fail_waiters(&mut t);
         let pid = t.proc as Tid;
         if let Some(sp) = self.spawns.remove(&pid) {
             // The child died before its exec: the spawn failed.
@@ -979,14 +1042,6 @@ impl Core {
         }
     }
 
-    fn fail_waiters(&mut self, tid: Tid, _t: &TaskState) {
-        if let Some(ws) = self.waiters.remove(&tid) {
-            for (_, w) in ws {
-                w(Err(Error::TaskExited(tid)));
-            }
-        }
-    }
-
     /// A ptrace request failed while handling a stop. ESRCH means the task was
     /// killed (SIGKILL takes it out of any stop): its death will be reported.
     fn vanishing(&mut self, tid: Tid, op: &'static str, errno: Errno) {
@@ -1018,8 +1073,13 @@ impl Core {
             self.detach_task(tid);
             return;
         }
-        let mode = self.mode(p);
-        let wants_any = self.wants_any_syscall(p);
+        debug_assert_eq!(
+            p.view,
+            SyscallView::of(&self.engines, p),
+            "a process's syscall view is kept up to date"
+        );
+        let mode = p.view.mode;
+        let wants_any = p.view.wants_any;
         let t = self.tasks.get_mut(&tid).expect("present above");
         let prelude = t.prelude;
         let how = if t.stop == Some(StopKind::GroupStop) {
@@ -1037,9 +1097,7 @@ impl Core {
         };
         // In seccomp mode a syscall's exit is seen only if we ask for it now.
         let how = match (how, t.in_syscall) {
-            (Resume::Cont, Some(e)) if wants_any && self_wants_exit(&self.engines, p, e.nr) => {
-                Resume::Syscall
-            }
+            (Resume::Cont, Some(e)) if wants_any && p.view.exits.contains(e.nr) => Resume::Syscall,
             (how, _) => how,
         };
         // Resuming at a breakpoint: restore its byte for one instruction.
@@ -1090,20 +1148,32 @@ impl Core {
         }
     }
 
-    /// After masks or engines change, running tasks whose resume mode is now
-    /// wrong are interrupted so the next resume applies the new mode.
-    pub fn refresh_running(&mut self) {
+    /// The masks of engines `ids` changed (or they joined or left
+    /// processes): update the syscall views of their processes, and
+    /// interrupt running tasks whose resume mode is now wrong, so the next
+    /// resume applies the new mode. Processes without these engines are not
+    /// looked at.
+    fn update_views(&mut self, ids: &[EngineId]) {
         let mut to_interrupt = Vec::new();
-        for t in self.tasks.values() {
-            if t.run != RunState::Running || t.interrupt_sent || !t.started {
+        for p in self.procs.values_mut() {
+            if !p.engines.iter().any(|e| ids.contains(e)) {
                 continue;
             }
-            let Some(p) = self.procs.get(&(t.proc as Tid)) else {
+            p.view = SyscallView::of(&self.engines, p);
+            if !p.view.needs_syscall_stops() {
                 continue;
-            };
-            let need_syscall = self.mode(p) == SyscallMode::Ptrace && self.wants_any_syscall(p);
-            if need_syscall && t.resumed_with == Resume::Cont {
-                to_interrupt.push(t.tid);
+            }
+            for tid in &p.tasks {
+                let Some(t) = self.tasks.get(tid) else {
+                    continue;
+                };
+                if t.run == RunState::Running
+                    && !t.interrupt_sent
+                    && t.started
+                    && t.resumed_with == Resume::Cont
+                {
+                    to_interrupt.push(*tid);
+                }
             }
         }
         for tid in to_interrupt {
@@ -1140,7 +1210,7 @@ impl Core {
             Ok(()) => debug!(tid, "detached"),
             Err(e) => debug!(tid, %e, "PTRACE_DETACH failed (task exiting?)"),
         }
-        self.fail_waiters(tid, &t);
+        fail_waiters(&mut t);
         let pid = t.proc as Tid;
         if let Some(p) = self.procs.get_mut(&pid) {
             p.tasks.retain(|x| *x != tid);
@@ -1161,7 +1231,7 @@ impl Core {
             }
             None => return Vec::new(),
         };
-        self.refresh_running();
+        self.update_views(&[id]);
         tids
     }
 
@@ -1178,6 +1248,7 @@ impl Core {
         for p in self.procs.values_mut() {
             if p.engines.contains(&id) {
                 p.engines.retain(|x| *x != id);
+                p.view = SyscallView::of(&self.engines, p);
                 affected.extend(p.tasks.iter().copied());
                 // Its breakpoints go; bytes nobody else needs are restored.
                 for (addr, orig) in p.breakpoints.remove_engine(id) {
@@ -1187,13 +1258,12 @@ impl Core {
                 }
             }
         }
-        for w in self.waiters.values_mut() {
-            w.retain(|(e, _)| *e != id);
-        }
         for tid in affected {
             let Some(t) = self.tasks.get_mut(&tid) else {
                 continue;
             };
+            t.waiters.retain(|(e, _)| *e != id);
+            t.hold_next.retain(|e| *e != id);
             t.holds.remove(&id);
             t.step_for.retain(|x| *x != id);
             t.stepping.retain(|x| *x != id);
@@ -1217,35 +1287,29 @@ impl Core {
 
     pub fn control(&mut self, id: EngineId, tid: Tid, action: Action) -> Result<()> {
         self.check_attached(id, tid)?;
+        let t = self.tasks.get_mut(&tid).ok_or(Error::NoSuchTask(tid))?;
         match action {
             Action::Detach => {
                 self.detach_engine(id);
                 return Ok(());
             }
-            Action::Stop => {
-                let t = self.tasks.get_mut(&tid).expect("checked");
-                if t.run == RunState::Stopped {
-                    t.holds.insert(id);
-                } else {
-                    self.hold_next.entry(tid).or_default().push(id);
-                    self.interrupt(tid);
+            Action::Stop if t.run != RunState::Stopped => {
+                if !t.hold_next.contains(&id) {
+                    t.hold_next.push(id);
                 }
+                self.interrupt(tid);
                 return Ok(());
             }
-            Action::SingleStep => {
-                let t = self.tasks.get_mut(&tid).expect("checked");
-                if t.run != RunState::Stopped {
-                    return Err(Error::NotStopped(tid));
-                }
-                t.holds.remove(&id);
-                t.step_for.push(id);
+            Action::SingleStep if t.run != RunState::Stopped => {
+                return Err(Error::NotStopped(tid));
             }
-            Action::Resume => {
-                let t = self.tasks.get_mut(&tid).expect("checked");
-                t.holds.remove(&id);
+            Action::Resume if t.run != RunState::Stopped => {
+                // Not held yet: a hold asked for its next stop is called off.
+                t.hold_next.retain(|e| *e != id);
             }
+            _ => apply_action(t, id, action, Answer::Command, &mut self.detach_later),
         }
-        self.maybe_resume(tid);
+        self.settle(tid);
         Ok(())
     }
 
@@ -1296,7 +1360,9 @@ impl Core {
                 self.settle(tid);
             }
             Some(_) if interrupt => {
-                self.waiters.entry(tid).or_default().push((id, w));
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.waiters.push((id, w));
+                }
                 self.interrupt(tid);
             }
             Some(_) => w(Err(Error::NotStopped(tid))),
@@ -1313,7 +1379,7 @@ impl Core {
         let slot = self.engines.get_mut(&id).ok_or(Error::NoSuchEngine(id))?;
         slot.events = events;
         slot.syscalls = syscalls;
-        self.refresh_running();
+        self.update_views(&[id]);
         Ok(())
     }
 
@@ -1324,7 +1390,8 @@ impl Core {
             return;
         }
         self.shut_down = true;
-        let ids: Vec<EngineId> = self.engines.keys().copied().collect();
+        let mut ids: Vec<EngineId> = self.engines.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
             self.detach_engine(id);
         }
@@ -1343,12 +1410,102 @@ impl Core {
     }
 }
 
-fn self_wants_exit(engines: &BTreeMap<EngineId, EngineSlot>, p: &Proc, nr: u64) -> bool {
-    p.engines.iter().any(|id| {
-        engines
-            .get(id)
-            .is_some_and(|s| s.wants_syscall(EventMask::SYSCALL_EXIT, nr))
-    })
+/// A decoded stop: what is to be reported to the engines.
+enum Decoded {
+    /// Nothing to report (an interrupt's trap, a group-stop, a stop of the
+    /// spawn's prelude, the seccomp stop after an entry stop).
+    Nothing,
+    Entry(SyscallEntry),
+    Exit(SyscallExit),
+    /// A ptrace event (clone, fork, vfork, exec, exit) and its message.
+    Event {
+        event: i32,
+        msg: u64,
+    },
+    Signal {
+        sig: i32,
+        si: libc::siginfo_t,
+    },
+}
+
+/// Record a syscall entry stop on `t`; report it unless in the prelude.
+fn entry_stop(t: &mut TaskState, entry: SyscallEntry) -> Decoded {
+    t.stop = Some(StopKind::SyscallEntry(entry));
+    t.in_syscall = Some(entry);
+    t.skipped = None;
+    if t.prelude && !is_execve(&entry) {
+        Decoded::Nothing
+    } else {
+        Decoded::Entry(entry)
+    }
+}
+
+/// Who gave an action.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// An engine's answer to a report.
+    Report,
+    /// A command acting on the engine's standing at a stop: `control`, a
+    /// batch's `Control`, a decision.
+    Command,
+}
+
+/// The one place an engine's action takes effect on a stopped task. `Stop`
+/// holds it for `id`; `SingleStep` releases `id`'s hold and asks for one
+/// step; `Detach` is deferred to [`Core::settle`] (pushed on `detach`).
+/// `Resume` from a command releases `id`'s hold; as a report's answer it
+/// only says "no hold from this report": a hold the engine took otherwise at
+/// this stop (`control(Stop)` while the task ran, a batch's `Control`)
+/// stands.
+fn apply_action(
+    t: &mut TaskState,
+    id: EngineId,
+    action: Action,
+    from: Answer,
+    detach: &mut Vec<EngineId>,
+) {
+    match action {
+        Action::Resume => {
+            if from == Answer::Command {
+                t.holds.remove(&id);
+            }
+        }
+        Action::Stop => {
+            t.holds.insert(id);
+        }
+        Action::SingleStep => {
+            t.holds.remove(&id);
+            if !t.step_for.contains(&id) {
+                t.step_for.push(id);
+            }
+        }
+        Action::Detach => detach.push(id),
+    }
+}
+
+/// The one rule for a signal's fate at a signal-delivery stop, whoever
+/// decides it (an engine's answer to the report, a batch's `Control`, a
+/// decision), applied in the order they come: a suppression stands for the
+/// rest of the stop; otherwise the latest replacement counts.
+fn fold_signal(t: &mut TaskState, d: SignalDisposition) {
+    if t.stop != Some(StopKind::Signal) || t.signal_suppressed {
+        return;
+    }
+    match d {
+        SignalDisposition::Deliver => {}
+        SignalDisposition::Suppress => {
+            t.pending_signal = 0;
+            t.signal_suppressed = true;
+        }
+        SignalDisposition::Replace(sig) => t.pending_signal = sig,
+    }
+}
+
+/// Answer the closures waiting for a task that is gone.
+fn fail_waiters(t: &mut TaskState) {
+    for (_, w) in std::mem::take(&mut t.waiters) {
+        w(Err(Error::TaskExited(t.tid)));
+    }
 }
 
 fn args_of(data: &[u64; 8]) -> [u64; 6] {

@@ -39,8 +39,10 @@ pub enum Action {
 /// What happens to a signal about to be delivered.
 ///
 /// Across engines: `Suppress` stands against any `Deliver` or `Replace`; a
-/// `Replace` stands against `Deliver`; the first engine (attach order) to
-/// replace wins among replacements.
+/// `Replace` stands against `Deliver`; among replacements the latest counts
+/// (engines are asked in attach order, and a later batch `Control` or
+/// decision at the same stop comes after them), as in utrace, where each
+/// engine sees the signal as the previous one left it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SignalDisposition {
     #[default]

@@ -117,6 +117,13 @@ pub(crate) struct TaskState {
     /// Seen its first stop (new tasks start with a trap stop).
     pub started: bool,
     pub regs: RegCache,
+    /// Closures waiting for this task's next stop (`Core::with_stopped` on
+    /// a running task). Kept here, not in a map keyed by tid, so that they
+    /// follow the task when a non-leader exec moves it to the leader's tid.
+    pub waiters: Vec<(EngineId, crate::core::Waiter)>,
+    /// Engines to hold this task at its next stop (`control(Stop)` while it
+    /// runs); moves with the task like `waiters`.
+    pub hold_next: Vec<EngineId>,
 }
 
 impl TaskState {
@@ -143,6 +150,8 @@ impl TaskState {
             after: Vec::new(),
             started: false,
             regs: RegCache::default(),
+            waiters: Vec::new(),
+            hold_next: Vec::new(),
         }
     }
 
@@ -333,6 +342,22 @@ pub(crate) struct EngineCfg<'a> {
     pub id: EngineId,
     pub events: &'a mut EventMask,
     pub syscalls: &'a mut SyscallSet,
+    /// Set when the callback changed the mask or the syscall set: the core
+    /// then recomputes the syscall mode of the engine's processes (no copy
+    /// of the set is taken to compare).
+    pub changed: bool,
+}
+
+impl<'a> EngineCfg<'a> {
+    /// The configuration of engine `id`, unchanged so far.
+    pub fn new(id: EngineId, events: &'a mut EventMask, syscalls: &'a mut SyscallSet) -> Self {
+        EngineCfg {
+            id,
+            events,
+            syscalls,
+            changed: false,
+        }
+    }
 }
 
 /// A stopped thread, as an engine sees it during a callback or a
@@ -386,7 +411,10 @@ impl Task<'_> {
     /// Change the calling engine's event mask; applies from the next report
     /// point (so setting `SYSCALL_EXIT` at an entry report yields that exit).
     pub fn set_events(&mut self, events: EventMask) {
-        *self.engine.events = events;
+        if *self.engine.events != events {
+            *self.engine.events = events;
+            self.engine.changed = true;
+        }
     }
 
     /// The calling engine's syscall set.
@@ -396,7 +424,10 @@ impl Task<'_> {
 
     /// Change the calling engine's syscall set (next report point on).
     pub fn set_syscalls(&mut self, set: SyscallSet) {
-        *self.engine.syscalls = set;
+        if *self.engine.syscalls != set {
+            *self.engine.syscalls = set;
+            self.engine.changed = true;
+        }
     }
 
     /// Record what a batch asked for; the core applies it after the batch.

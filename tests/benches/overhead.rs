@@ -1,13 +1,32 @@
-//! Tracing overhead, side by side with strace, in one run.
+//! Tracing overhead, side by side with strace, in one run; and the engine
+//! layer's own cost per engine per stop.
 //!
-//! Tracee: `syscall_loop N 1000`: N `getppid()` with one `openat` per 1,000.
-//! Each variant runs `RUNS` times; the table shows the median wall time and
-//! the ratio to native and to the matching strace reference.
+//! Table 1 (`strace`). Tracee: `syscall_loop N 1000`: N `getppid()` with one
+//! `openat` per 1,000. Each variant runs `RUNS` times; the table shows the
+//! median wall time and the ratio to native and to the matching strace
+//! reference.
+//!
+//! Table 2 (`engines`). Tracee: `syscall_loop M` (M raw `getppid()`, nothing
+//! else), spawned with kernel-side filtering and traced by K in-process
+//! engines (default K = 1 and 16), each wanting `getppid` entries only and
+//! answering `Resume`: one seccomp stop per call, K callbacks per stop, no
+//! gRPC. The spawn holds the program at its entry until all K engines are
+//! attached, so every call is seen by every engine. Rows: median wall time
+//! per stop (from the release to the death report), median CPU time of the
+//! tracer thread per stop (`/proc/self/task/TID/schedstat`), and for the
+//! native run the time per call. Then the ratio K=16 / K=1 and the cost of
+//! each extra engine per stop, (t16 - t1) / 15, in wall and tracer CPU. The
+//! runs of the K values are interleaved, so drift hits them alike.
 //!
 //! ```text
-//! cargo bench -p utrace-tests --bench overhead              # N=1,000,000, 3 runs
+//! cargo bench -p utrace-tests --bench overhead              # N=1,000,000, M=200,000, 3 runs
 //! UTRACE_BENCH_N=200000 UTRACE_BENCH_RUNS=5 cargo bench -p utrace-tests --bench overhead
+//! UTRACE_BENCH_ONLY=engines UTRACE_BENCH_RUNS=7 cargo bench -p utrace-tests --bench overhead
 //! ```
+//!
+//! Variables: `UTRACE_BENCH_ONLY` (`strace` or `engines`: one table),
+//! `UTRACE_BENCH_N`, `UTRACE_BENCH_ENGINE_N` (M), `UTRACE_BENCH_ENGINES`
+//! (the K values, comma-separated, default `1,16`), `UTRACE_BENCH_RUNS`.
 //!
 //! Needs root (or ptrace rights) and strace in PATH for the reference rows
 //! (`apt-get install -y strace`); without strace those rows say why they are
@@ -21,6 +40,14 @@ use utrace_engines::{
     Action, Engine, EngineOptions, EventMask, ExitReport, SpawnOptions, SyscallEntry, SyscallExit,
     SyscallSet, Task, Tracer,
 };
+
+mod common;
+use common::median;
+
+/// Seconds as ns (per-stop figures are a few µs; the differences, tens of ns).
+fn fmt_ns(s: f64) -> String {
+    format!("{:.0} ns", s * 1e9)
+}
 
 const TRACEE: &str = env!("CARGO_BIN_EXE_syscall_loop");
 
@@ -107,18 +134,20 @@ fn run_cmd(argv: &[&str]) -> Option<Duration> {
     st.success().then(|| start.elapsed())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
+    let only = std::env::var("UTRACE_BENCH_ONLY").ok();
+    let runs = common::runs(3);
+    if only.as_deref().is_none_or(|o| o == "strace") {
+        strace_table(runs);
+    }
+    if only.as_deref().is_none_or(|o| o == "engines") {
+        engines_table(runs);
+    }
+}
+
+fn strace_table(runs: usize) {
     let n = std::env::var("UTRACE_BENCH_N").unwrap_or_else(|_| "1000000".into());
-    let runs: usize = std::env::var("UTRACE_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
     let have_strace = Command::new("strace")
         .arg("-V")
         .stdout(Stdio::null())
@@ -203,8 +232,11 @@ fn main() {
     let mut results: Vec<(&str, Option<Duration>)> = Vec::new();
     for (name, f) in &variants {
         // Interleave nothing: each variant's runs back to back, medians compared.
-        let times: Vec<Duration> = (0..runs).filter_map(|_| f()).collect();
-        let m = (!times.is_empty()).then(|| median(times));
+        let times: Vec<f64> = (0..runs)
+            .filter_map(|_| f())
+            .map(|d| d.as_secs_f64())
+            .collect();
+        let m = median(times).map(Duration::from_secs_f64);
         eprintln!("  {name}: {m:?}");
         results.push((name, m));
     }
@@ -234,6 +266,175 @@ fn main() {
         println!(
             "{name:<42} {:>10.3} s {xn:>10} {xr:>12}  {rname}",
             t.as_secs_f64()
+        );
+    }
+}
+
+// ---- table 2: the engine layer's cost per engine per stop ------------------
+
+/// Sees `getppid` entries and resumes; at the death, sends how many it saw.
+struct Observer {
+    seen: u64,
+    done: mpsc::Sender<u64>,
+}
+
+impl Engine for Observer {
+    fn report_syscall_entry(&mut self, _: &mut Task<'_>, _: &SyscallEntry) -> Action {
+        self.seen += 1;
+        Action::Resume
+    }
+    fn report_death(&mut self, d: &ExitReport) {
+        if d.process_gone {
+            let _ = self.done.send(self.seen);
+        }
+    }
+}
+
+/// One traced run of `syscall_loop m` under `k` observers.
+struct EngineRun {
+    /// Wall seconds from the release at entry to the last death report.
+    wall: f64,
+    /// CPU seconds of the tracer thread over the same span.
+    tracer_cpu: f64,
+    /// ptrace stops the tracer handled in the span.
+    stops: u64,
+}
+
+/// CPU seconds `tid` (a thread of this process) has run, from schedstat.
+fn thread_cpu(tid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
+fn run_engines(m: u64, k: usize) -> Result<EngineRun, String> {
+    let tracer = Tracer::new().map_err(|e| e.to_string())?;
+    let getppid = SyscallSet::from_names(["getppid"]).map_err(|e| e.to_string())?;
+    let opts = || {
+        EngineOptions::new(EventMask::SYSCALL_ENTRY | EventMask::DEATH).syscalls(getppid.clone())
+    };
+    let (tx, rx) = mpsc::channel();
+    let observer = || {
+        Box::new(Observer {
+            seen: 0,
+            done: tx.clone(),
+        })
+    };
+    let mut sopts = SpawnOptions::new([TRACEE.to_string(), m.to_string()]);
+    sopts.stdout = Some(devnull());
+    sopts.stop_at_entry = true;
+    let spawned = tracer
+        .spawn(sopts, observer(), opts())
+        .wait()
+        .map_err(|e| format!("spawn: {e}"))?;
+    for _ in 1..k {
+        tracer
+            .attach(spawned.pid, observer(), opts())
+            .wait()
+            .map_err(|e| format!("attach: {e}"))?;
+    }
+    let stats0 = tracer.stats().wait().map_err(|e| e.to_string())?;
+    let cpu0 = thread_cpu(tracer.thread_id());
+    let start = Instant::now();
+    tracer
+        .control(spawned.engine, spawned.pid, Action::Resume)
+        .wait()
+        .map_err(|e| format!("release: {e}"))?;
+    for _ in 0..k {
+        let seen = rx
+            .recv_timeout(Duration::from_secs(3600))
+            .map_err(|_| "no death report".to_string())?;
+        if seen != m {
+            return Err(format!("an observer saw {seen} getppid entries of {m}"));
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let tracer_cpu = thread_cpu(tracer.thread_id()) - cpu0;
+    let stats = tracer.stats().wait().map_err(|e| e.to_string())?;
+    Ok(EngineRun {
+        wall,
+        tracer_cpu,
+        stops: stats.stops - stats0.stops,
+    })
+}
+
+fn engines_table(runs: usize) {
+    let m: u64 = std::env::var("UTRACE_BENCH_ENGINE_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let ks: Vec<usize> = std::env::var("UTRACE_BENCH_ENGINES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 16])
+        .into_iter()
+        .filter(|k| *k >= 1)
+        .collect();
+    let m_s = m.to_string();
+    println!(
+        "\ntracee: syscall_loop {m} ({m} getppid, one seccomp stop each); K in-process \
+         observers of getppid entries; median of {runs} runs, interleaved\n"
+    );
+    let mut native = Vec::new();
+    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); ks.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); ks.len()];
+    for round in 0..runs {
+        if let Some(t) = run_cmd(&[TRACEE, &m_s]) {
+            native.push(t.as_secs_f64() / m as f64);
+        }
+        for (i, &k) in ks.iter().enumerate() {
+            match run_engines(m, k) {
+                Ok(r) => {
+                    let per = r.stops.max(1) as f64;
+                    eprintln!(
+                        "  round {round}: K={k}: {:.3} s, tracer CPU {:.3} s, {} stops",
+                        r.wall, r.tracer_cpu, r.stops
+                    );
+                    wall[i].push(r.wall / per);
+                    cpu[i].push(r.tracer_cpu / per);
+                }
+                Err(e) => eprintln!("  round {round}: K={k}: failed: {e}"),
+            }
+        }
+    }
+    println!(
+        "{:<42} {:>14} {:>18}",
+        "variant", "wall per stop", "tracer CPU / stop"
+    );
+    let show = |x: Option<f64>| x.map_or("-".into(), fmt_ns);
+    println!(
+        "{:<42} {:>14} {:>18}",
+        "native (per getppid)",
+        show(median(native)),
+        "-"
+    );
+    let wm: Vec<Option<f64>> = wall.into_iter().map(median).collect();
+    let cm: Vec<Option<f64>> = cpu.into_iter().map(median).collect();
+    for (i, k) in ks.iter().enumerate() {
+        let name = format!("utrace {k} engine{}", if *k == 1 { "" } else { "s" });
+        println!("{name:<42} {:>14} {:>18}", show(wm[i]), show(cm[i]));
+    }
+    let (Some(i1), Some(ik)) = (
+        ks.iter().position(|k| *k == 1),
+        ks.iter().rposition(|k| *k > 1),
+    ) else {
+        return;
+    };
+    let k = ks[ik];
+    if let (Some(w1), Some(wk), Some(c1), Some(ck)) = (wm[i1], wm[ik], cm[i1], cm[ik]) {
+        let extra = (k - 1) as f64;
+        println!(
+            "{:<42} {:>14} {:>18}",
+            format!("ratio {k}/1"),
+            format!("{:.2}", wk / w1),
+            format!("{:.2}", ck / c1)
+        );
+        println!(
+            "{:<42} {:>14} {:>18}",
+            "per extra engine per stop",
+            fmt_ns((wk - w1) / extra),
+            fmt_ns((ck - c1) / extra)
         );
     }
 }

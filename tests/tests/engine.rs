@@ -1211,3 +1211,111 @@ async fn async_api_spawn_and_tasks() {
     .unwrap();
     assert!(tracer.tasks().await.unwrap().is_empty());
 }
+
+/// `control(Stop)` on a running non-leader thread that is in the middle of
+/// an execve: the exec's stop comes on the leader's tid (the thread takes it
+/// over), and the hold asked for follows the thread there.
+#[test]
+fn control_stop_follows_a_non_leader_exec() {
+    init_logging();
+    let tracer = Tracer::new().unwrap();
+    let (mut log, h) = Log::new();
+    let queue = tracer.clone();
+    let asked = Arc::new(AtomicU64::new(0));
+    let asked_in = Arc::clone(&asked);
+    log.on_entry = Some(Box::new(move |task, c| {
+        if c.nr == libc::SYS_execve as u64 && task.tid() != task.pid() {
+            // Queued now, run by the tracer thread once this stop is handled
+            // and the thread is running (inside its execve): a hold for the
+            // thread's next stop, which is the exec's.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let req = queue.control(task.engine_id(), task.tid(), Action::Stop);
+            if rt.block_on(req.submit()).is_ok() {
+                asked_in.store(task.tid() as u64, Ordering::SeqCst);
+            }
+        }
+        Action::Resume
+    }));
+    let (opts, mut out) = spawn_opts(&[tracee!("exec_from_thread"), tracee!("getpid_ret")]);
+    let sp = tracer
+        .spawn(opts, Box::new(log), all_events(set(&["execve", "getpid"])))
+        .wait()
+        .unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let held = loop {
+        let tasks = tracer.tasks().wait().unwrap();
+        if let Some(t) = tasks.iter().find(|t| t.tid == sp.pid) {
+            if t.state == RunState::Stopped && t.holds == vec![sp.engine] {
+                break true;
+            }
+        }
+        if tasks.is_empty() || std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let thread = asked.load(Ordering::SeqCst) as i32;
+    assert_ne!(thread, 0, "the thread's execve entry was reported");
+    assert!(held, "the exec stop is held for the engine");
+    assert!(h.seen().iter().any(|s| matches!(
+        s,
+        Seen::Exec { tid, report } if *tid == sp.pid && report.former_tid == thread
+    )));
+    tracer
+        .control(sp.engine, sp.pid, Action::Resume)
+        .wait()
+        .unwrap();
+    let death = h.wait_process_death(sp.pid);
+    assert_eq!(death.status, ExitStatus::Exited(0));
+    out.rest();
+    assert_eq!(out.value("getpid"), Some(sp.pid.to_string()));
+}
+
+/// A batch with `interrupt` on a task blocked in a syscall under
+/// `PTRACE_SYSCALL` runs at that syscall's exit stop, and sees the syscall:
+/// the stop is decoded before waiting batches run.
+#[test]
+fn interrupt_batch_sees_the_syscall_it_lands_on() {
+    use utrace_engines::batch::{Op, OpResult};
+    init_logging();
+    let tracer = Tracer::new().unwrap();
+    let (log, h) = Log::new();
+    let (stdin_r, stdin_w) = nix::unistd::pipe().unwrap();
+    let (mut opts, mut out) = spawn_opts(&[tracee!("syscall_loop"), "10"]);
+    // PTRACE_SYSCALL, so the interrupted read stops at its exit.
+    opts.kernel_filter = false;
+    opts.stdin = Some(stdin_r);
+    opts.env
+        .push(("UTRACE_TRACEE_WAIT".to_string(), "1".to_string()));
+    let sp = tracer
+        .spawn(opts, Box::new(log), all_events(set(&["read"])))
+        .wait()
+        .unwrap();
+    const READ: u64 = libc::SYS_read as u64;
+    h.wait_until("the read from stdin starts", |s| {
+        s.iter()
+            .any(|e| matches!(e, Seen::Entry { nr: READ, args, .. } if args[0] == 0))
+    });
+    // Let it resume and block in the read.
+    std::thread::sleep(Duration::from_millis(100));
+    let results = tracer
+        .batch(sp.engine, sp.pid, true, vec![Op::GetSyscall], false)
+        .wait()
+        .unwrap();
+    match &results[..] {
+        [OpResult::Syscall(Some(st))] => {
+            assert_eq!(st.entry.nr, READ);
+            assert_eq!(st.entry.args[0], 0);
+            assert!(st.ret.is_some(), "at the read's exit stop: {st:?}");
+        }
+        other => panic!("expected the read at its exit stop, got {other:?}"),
+    }
+    // The read is restarted; a line lets the program go on.
+    nix::unistd::write(&stdin_w, b"go\n").unwrap();
+    let death = h.wait_process_death(sp.pid);
+    assert_eq!(death.status, ExitStatus::Exited(0));
+    out.rest();
+    assert_eq!(out.value("getppid"), Some("10".to_string()));
+}
