@@ -332,6 +332,7 @@ pub struct MemRead {
 }
 
 /// How much of one range of a scatter read arrived, and why not the rest.
+#[derive(Clone, Copy)]
 struct Got {
     len: usize,
     error: Option<Errno>,
@@ -580,16 +581,27 @@ impl Task<'_> {
         mut f: impl FnMut(MemRead),
     ) {
         let (mut buf, got) = self.read_scatter_raw(ranges);
+        // How much of range `i` arrived, and why not all (`None`: all did).
+        let got_of = |i: usize| -> Got {
+            got.as_ref().map_or(
+                Got {
+                    len: ranges[i].1,
+                    error: None,
+                },
+                |g| g[i],
+            )
+        };
         if self.bps.active() {
             let mut off = 0;
-            for (&(addr, len), g) in ranges.iter().zip(&got) {
-                self.bps.unpatch(addr, &mut buf[off..off + g.len]);
+            for (i, &(addr, len)) in ranges.iter().enumerate() {
+                self.bps.unpatch(addr, &mut buf[off..off + got_of(i).len]);
                 off += len;
             }
         }
         let buf = Bytes::from(buf);
         let mut off = 0;
-        for (&(addr, len), g) in ranges.iter().zip(got) {
+        for (i, &(addr, len)) in ranges.iter().enumerate() {
+            let g = got_of(i);
             f(MemRead {
                 addr,
                 data: buf.slice(off..off + g.len),
@@ -601,18 +613,12 @@ impl Task<'_> {
 
     /// Reads as the memory holds them, `int3`s included: one buffer with
     /// every range at its place (the sum of the lengths before it), and how
-    /// much of each range arrived.
-    fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> (Vec<u8>, Vec<Got>) {
+    /// much of each range arrived (`None`: every range arrived whole, the
+    /// common case, with no vector of one entry per range to build).
+    fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> (Vec<u8>, Option<Vec<Got>>) {
         let total = ranges.iter().fold(0usize, |acc, r| acc.saturating_add(r.1));
         if let Some(buf) = self.read_coalesced(ranges, total) {
-            let got = ranges
-                .iter()
-                .map(|r| Got {
-                    len: r.1,
-                    error: None,
-                })
-                .collect();
-            return (buf, got);
+            return (buf, None);
         }
         let mut buf: Vec<u8> = Vec::with_capacity(total);
         if total >= HUGE_READ {
@@ -663,7 +669,7 @@ impl Task<'_> {
             got[i] = self.read_slow(addr, &mut buf[slot..slot + len]);
             start = i + 1;
         }
-        (buf, got)
+        (buf, Some(got))
     }
 
     /// Many small ranges, several to a page: read the ranges of each page
@@ -876,10 +882,18 @@ impl Task<'_> {
             return Ok(());
         }
         let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
-        let (Some(&orig), Some(Got { len: 1, .. })) = (buf.first(), got.first()) else {
+        let got = got
+            .as_ref()
+            .and_then(|g| g.first())
+            .copied()
+            .unwrap_or(Got {
+                len: 1,
+                error: None,
+            });
+        let (Some(&orig), Got { len: 1, .. }) = (buf.first(), got) else {
             return Err(Error::BreakpointAddress {
                 addr,
-                errno: got.first().and_then(|g| g.error).unwrap_or(Errno::EFAULT),
+                errno: got.error.unwrap_or(Errno::EFAULT),
             });
         };
         self.write_raw(addr, &[crate::breakpoint::INT3])?;
