@@ -1282,7 +1282,9 @@ fn interrupt_batch_sees_the_syscall_it_lands_on() {
     init_logging();
     let tracer = Tracer::new().unwrap();
     let (log, h) = Log::new();
-    let (stdin_r, stdin_w) = nix::unistd::pipe().unwrap();
+    // Close-on-exec: the program must not keep the write end (its read
+    // would never see EOF if this test fails before writing).
+    let (stdin_r, stdin_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let (mut opts, mut out) = spawn_opts(&[tracee!("syscall_loop"), "10"]);
     // PTRACE_SYSCALL, so the interrupted read stops at its exit.
     opts.kernel_filter = false;
