@@ -54,8 +54,10 @@ pub struct Limits {
     pub decision_deadline: std::time::Duration,
     /// How long an async report stream (`Events`, `Trace`) lets reports
     /// gather after sending some, so that a busy stream sends many per
-    /// write; zero sends each at once. A report that comes to an idle
-    /// stream is never delayed.
+    /// write; zero (the default) sends each at once. A report that comes to
+    /// an idle stream is never delayed. A window saves the server most of a
+    /// busy stream's CPU, but leaves a vCPU idle that the scheduler may then
+    /// split the tracer and the tracee across (see the README).
     pub report_window: std::time::Duration,
 }
 
@@ -69,7 +71,7 @@ impl Default for Limits {
             max_batch_bytes: 256 << 20,
             batch_timeout: std::time::Duration::from_secs(10),
             decision_deadline: std::time::Duration::from_secs(30),
-            report_window: std::time::Duration::from_millis(1),
+            report_window: std::time::Duration::ZERO,
         }
     }
 }

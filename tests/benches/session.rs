@@ -67,6 +67,7 @@
 //!
 //! `UTRACE_BENCH_ONLY` (a comma-separated list of the row names printed per
 //! run) runs only those rows, e.g. under `perf record`;
+//! `UTRACE_BENCH_REPORT_WINDOW_US` sets the server's `--report-window-us`;
 //! `UTRACE_BENCH_WORKERS` sets the tokio worker count (default: one per
 //! CPU). A row whose runs all failed shows `-` (the failures are on stderr).
 //!
@@ -1218,8 +1219,16 @@ fn main() {
     std::fs::create_dir_all(&scratch).expect("create the echo servers' directory");
     let mut out = quiet_stdout();
 
+    // UTRACE_BENCH_REPORT_WINDOW_US: the server's --report-window-us.
+    let window = std::env::var("UTRACE_BENCH_REPORT_WINDOW_US")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
     let srv = rt
-        .block_on(utraced::Embedded::start())
+        .block_on(utraced::Embedded::start_with(|cfg| {
+            if let Some(us) = window {
+                cfg.limits.report_window = Duration::from_micros(us);
+            }
+        }))
         .expect("start utraced");
     let (echo, echo_mapped) = rt.block_on(async {
         (

@@ -395,6 +395,14 @@ impl Drop for KillOnDrop {
 pub fn reap_traced_child(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + TIMEOUT;
     loop {
+        if !exited(child.id()) {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("child {} did not exit within {TIMEOUT:?}", child.id());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
         match child.try_wait() {
             Ok(Some(st)) => return Some(st),
             Ok(None) => {}
@@ -409,12 +417,30 @@ pub fn reap_traced_child(child: &mut std::process::Child) -> Option<std::process
     }
 }
 
+/// Whether `pid` has exited (a zombie, or gone). Only then may a test wait
+/// for its child: while the child may still be traced by a tracer thread
+/// of this process, the kernel counts the test's wait as the tracer's (one
+/// thread group), and a `waitpid` would take a ptrace stop meant for the
+/// tracer, leaving the child stopped for good.
+pub fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which ends at the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|st| st == "Z" || st == "X"),
+        Err(_) => true,
+    }
+}
+
 /// Wait for a std child with a bound; kill it if the bound passes.
 pub fn wait_child(child: &mut std::process::Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return st;
+        if exited(child.id()) {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                return st;
+            }
         }
         if Instant::now() > deadline {
             let _ = child.kill();
