@@ -52,12 +52,10 @@ pub struct Limits {
     /// How long a sync engine's held report waits for its decision when
     /// the engine does not say (`EngineSpec.deadline_ms`).
     pub decision_deadline: std::time::Duration,
-    /// How long an async report stream (`Events`, `Trace`) lets reports
-    /// gather after sending some, so that a busy stream sends many per
-    /// write; zero (the default) sends each at once. A report that comes to
-    /// an idle stream is never delayed. A window saves the server most of a
-    /// busy stream's CPU, but leaves a vCPU idle that the scheduler may then
-    /// split the tracer and the tracee across (see the README).
+    /// When more than one async report stream (`Events`, `Trace`) is busy,
+    /// how long each lets reports gather after sending some, so that it
+    /// sends many per write; zero sends each at once. A report to an idle
+    /// stream, or to the only busy one, is never delayed.
     pub report_window: std::time::Duration,
 }
 
@@ -71,7 +69,7 @@ impl Default for Limits {
             max_batch_bytes: 256 << 20,
             batch_timeout: std::time::Duration::from_secs(10),
             decision_deadline: std::time::Duration::from_secs(30),
-            report_window: std::time::Duration::ZERO,
+            report_window: std::time::Duration::from_millis(1),
         }
     }
 }
@@ -155,6 +153,7 @@ impl Server {
             observe_only: config.observe_only.clone(),
             listen: config.listen.iter().map(|l| l.to_string()).collect(),
             this: this.clone(),
+            busy_streams: Default::default(),
         });
         Ok(Server {
             tracer,

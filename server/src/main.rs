@@ -44,10 +44,10 @@ struct Args {
     /// action (resume) applies.
     #[arg(long, default_value_t = Limits::default().decision_deadline.as_millis() as u64)]
     decision_deadline_ms: u64,
-    /// How long, in microseconds, a busy async report stream (Events,
-    /// Trace) lets reports gather so that many go in one write (less server
-    /// CPU); a report to an idle stream goes at once. 0 (the default):
-    /// every report at once.
+    /// When several async report streams (Events, Trace) are busy, how
+    /// long, in microseconds, each lets reports gather so that many go in
+    /// one write; a report to an idle stream, or to the only busy one, goes
+    /// at once. 0: every report at once.
     #[arg(long, default_value_t = Limits::default().report_window.as_micros() as u64)]
     report_window_us: u64,
     /// A uid that may only observe (repeatable): its batches may read memory

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct TracerService {
     pub(crate) listen: Vec<String>,
     /// This service itself, for sessions (which outlive a handler call).
     pub(crate) this: std::sync::Weak<TracerService>,
+    /// Async report streams handing out reports now (see [`EventStream`]).
+    pub(crate) busy_streams: Arc<AtomicUsize>,
 }
 
 /// An engine just created by a spawn or an attach.
@@ -114,6 +117,10 @@ pub struct EventStream {
     waiting: bool,
     /// Reports were handed out since the queue was last found empty.
     burst: bool,
+    /// The server's count of busy streams, and whether this one is in it
+    /// (from its first report after being idle until it is idle again).
+    busy: Arc<AtomicUsize>,
+    counted: bool,
 }
 
 impl EventStream {
@@ -123,6 +130,7 @@ impl EventStream {
         first: Option<pb::Event>,
         detach_on_drop: Option<Arc<Registry>>,
         window: Duration,
+        busy: Arc<AtomicUsize>,
     ) -> Self {
         EventStream {
             sub,
@@ -133,6 +141,25 @@ impl EventStream {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             waiting: false,
             burst: false,
+            busy,
+            counted: false,
+        }
+    }
+
+    /// A report goes out: the stream is busy.
+    fn hand_out(&mut self, r: crate::remote::Report) -> Poll<Option<Result<WireEvent, Status>>> {
+        self.burst = true;
+        if !self.counted {
+            self.counted = true;
+            self.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        Poll::Ready(Some(Ok(r.into_wire(self.engine_id))))
+    }
+
+    /// The stream has nothing to send: it is idle.
+    fn idle(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.busy.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -153,11 +180,15 @@ impl EventStream {
 impl Stream for EventStream {
     type Item = Result<WireEvent, Status>;
 
-    /// Reports that come while others are being sent go out together: after
-    /// a burst, the stream waits up to `window` (less if its queue fills to
-    /// half), then hands out everything queued, which tonic encodes into
-    /// one HTTP/2 write. A report that comes to an idle stream goes out at
-    /// once. While the stream waits, the tracer thread's pushes wake nobody.
+    /// When several streams are busy at once (many clients watching
+    /// syscall-heavy programs), reports that come while others are being
+    /// sent go out together: after a burst, the stream waits up to `window`
+    /// (less if its queue fills to half), then hands out everything queued,
+    /// which tonic encodes into one HTTP/2 write; while it waits, the tracer
+    /// thread's pushes wake nobody. A report that comes to an idle stream,
+    /// or to the only busy one, goes out at once: one busy stream costs the
+    /// server one wake per report, and batching it would leave a CPU idle
+    /// for the scheduler to move the tracer or the tracee to.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Some(ev) = this.first.take() {
@@ -171,14 +202,17 @@ impl Stream for EventStream {
                 this.waiting = false;
             }
             match this.sub.try_next() {
-                Next::Report(r) => {
-                    this.burst = true;
-                    return Poll::Ready(Some(Ok(r.into_wire(this.engine_id))));
+                Next::Report(r) => return this.hand_out(r),
+                Next::Ended => {
+                    this.idle();
+                    return Poll::Ready(this.end());
                 }
-                Next::Ended => return Poll::Ready(this.end()),
                 Next::Empty => {}
             }
-            if std::mem::take(&mut this.burst) && !this.window.is_zero() {
+            if std::mem::take(&mut this.burst)
+                && !this.window.is_zero()
+                && this.busy.load(Ordering::Relaxed) > 1
+            {
                 let at = tokio::time::Instant::now() + this.window;
                 this.timer.as_mut().reset(at);
                 this.waiting = true;
@@ -186,12 +220,15 @@ impl Stream for EventStream {
             }
             // Idle: the next report goes out as soon as it comes.
             return match this.sub.poll_next(cx) {
-                Poll::Ready(Some(r)) => {
-                    this.burst = true;
-                    Poll::Ready(Some(Ok(r.into_wire(this.engine_id))))
+                Poll::Ready(Some(r)) => this.hand_out(r),
+                Poll::Ready(None) => {
+                    this.idle();
+                    Poll::Ready(this.end())
                 }
-                Poll::Ready(None) => Poll::Ready(this.end()),
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    this.idle();
+                    Poll::Pending
+                }
             };
         }
     }
@@ -199,6 +236,7 @@ impl Stream for EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
+        self.idle();
         if let Some(reg) = self.detach_on_drop.take() {
             reg.detach_later(self.engine_id);
         }
@@ -563,6 +601,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                 None,
                 None,
                 self.limits.report_window,
+                Arc::clone(&self.busy_streams),
             ));
             Ok(Response::new(stream))
         }
@@ -613,6 +652,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                 Some(first),
                 Some(Arc::clone(&self.registry)),
                 self.limits.report_window,
+                Arc::clone(&self.busy_streams),
             ));
             Ok(Response::new(stream))
         }
