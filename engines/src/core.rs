@@ -444,13 +444,7 @@ impl Core {
         exec_from: Option<Tid>,
     ) -> Option<Decoded> {
         if sig == (libc::SIGTRAP | 0x80) {
-            let info = match sys::get_syscall_info(tid) {
-                Ok(i) => i,
-                Err(e) => {
-                    self.vanishing(tid, "PTRACE_GET_SYSCALL_INFO", e);
-                    return None;
-                }
-            };
+            let info = self.syscall_info(tid)?;
             let t = self.tasks.get_mut(&tid)?;
             return Some(match info.op {
                 sys::PTRACE_SYSCALL_INFO_ENTRY => entry_stop(
@@ -500,13 +494,7 @@ impl Core {
                 t.stop = Some(StopKind::Event);
                 return Some(Decoded::Nothing);
             }
-            let info = match sys::get_syscall_info(tid) {
-                Ok(i) => i,
-                Err(e) => {
-                    self.vanishing(tid, "PTRACE_GET_SYSCALL_INFO", e);
-                    return None;
-                }
-            };
+            let info = self.syscall_info(tid)?;
             let t = self.tasks.get_mut(&tid)?;
             return Some(entry_stop(
                 t,
@@ -1044,6 +1032,18 @@ impl Core {
 
     /// A ptrace request failed while handling a stop. ESRCH means the task was
     /// killed (SIGKILL takes it out of any stop): its death will be reported.
+    /// `PTRACE_GET_SYSCALL_INFO` at `tid`'s stop; `None` if the task
+    /// vanished (its death follows).
+    fn syscall_info(&mut self, tid: Tid) -> Option<sys::RawSyscallInfo> {
+        match sys::get_syscall_info(tid) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                self.vanishing(tid, "PTRACE_GET_SYSCALL_INFO", e);
+                None
+            }
+        }
+    }
+
     fn vanishing(&mut self, tid: Tid, op: &'static str, errno: Errno) {
         if errno != Errno::ESRCH {
             warn!(tid, op, %errno, "ptrace request failed while handling a stop");

@@ -804,17 +804,7 @@ mod tests {
                 );
             }
             agree(&b);
-            if b.is_empty() {
-                continue;
-            }
-            let cut = g.below(b.len() as u64) as usize;
-            agree(&b[..cut]);
-            let mut x = b.clone();
-            x[cut] = g.next() as u8;
-            agree(&x);
-            let mut x = b.clone();
-            x.extend((0..g.below(4)).map(|_| g.next() as u8));
-            agree(&x);
+            agree_damaged(&mut g, &b);
         }
         assert!(fast > 3000, "{fast}");
         // A server's WireEvent (own fields, then the shared ones) decodes
@@ -854,6 +844,22 @@ mod tests {
         assert_eq!(decode_event(&b), Some(want));
     }
 
+    /// [`agree`] on damaged copies of `b`: truncated, a byte changed,
+    /// bytes appended.
+    fn agree_damaged(g: &mut Rng, b: &[u8]) {
+        if b.is_empty() {
+            return;
+        }
+        let cut = g.below(b.len() as u64) as usize;
+        agree(&b[..cut]);
+        let mut x = b.to_vec();
+        x[cut] = g.next() as u8;
+        agree(&x);
+        let mut x = b.to_vec();
+        x.extend((0..g.below(4)).map(|_| g.next() as u8));
+        agree(&x);
+    }
+
     #[test]
     fn decoders_agree_with_prost() {
         let mut g = Rng(0x1234_5678_9abc_def1);
@@ -875,19 +881,8 @@ mod tests {
                 assert_eq!(r, reply);
             }
             agree(&b);
-            // Damaged copies: truncated, a byte changed, bytes appended.
             for b in [req.encode_to_vec(), reply.encode_to_vec()] {
-                if b.is_empty() {
-                    continue;
-                }
-                let cut = g.below(b.len() as u64) as usize;
-                agree(&b[..cut]);
-                let mut x = b.clone();
-                x[cut] = g.next() as u8;
-                agree(&x);
-                let mut x = b.clone();
-                x.extend((0..g.below(4)).map(|_| g.next() as u8));
-                agree(&x);
+                agree_damaged(&mut g, &b);
             }
         }
         // Well-formed messages take the fast path.

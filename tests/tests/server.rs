@@ -312,21 +312,8 @@ async fn slow_client_drops_are_counted_fast_client_gets_all() {
     let mut slow = Client::connect(&srv.uri()).await.unwrap();
     // A shell that waits for a line, then runs 100,000 getppid: far more
     // reports than the slow client's queue and transport window hold.
-    let mut child = std::process::Command::new("/bin/sh")
-        .args([
-            "-c",
-            &format!("read x; exec {} 100000", tracee!("syscall_loop")),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = waiting_loop(100_000);
     let pid = child.id();
-    common::wait_for("tracee waiting on stdin", || {
-        std::fs::read_to_string(format!("/proc/{pid}/wchan"))
-            .is_ok_and(|w| !w.is_empty() && w != "0")
-            && common::proc_status(pid as i32, "State").is_some_and(|s| s.starts_with('S'))
-    });
     let mk = |queue_len| pb::EngineSpec {
         queue_len,
         ..spec(
@@ -350,10 +337,7 @@ async fn slow_client_drops_are_counted_fast_client_gets_all() {
         .unwrap();
     let slow_stream = slow.events(rs.engine_id).await.unwrap();
     let fast_stream = fast.events(rf.engine_id).await.unwrap();
-    {
-        use std::io::Write;
-        writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
-    }
+    go(&mut child);
     // The fast client reads everything; the program finishes while the slow
     // client has read nothing at all.
     let ef = collect(fast_stream).await;
