@@ -1195,7 +1195,7 @@ impl Core {
     }
 
     fn detach_task(&mut self, tid: Tid) {
-        let Some(mut t) = self.tasks.remove(&tid) else {
+        let Some(t) = self.tasks.get_mut(&tid) else {
             return;
         };
         let sig = if t.stop == Some(StopKind::Signal) {
@@ -1208,8 +1208,23 @@ impl Core {
         }
         match sys::detach(tid, sig) {
             Ok(()) => debug!(tid, "detached"),
-            Err(e) => debug!(tid, %e, "PTRACE_DETACH failed (task exiting?)"),
+            Err(Errno::ESRCH) if std::path::Path::new(&format!("/proc/{tid}")).exists() => {
+                // A SIGKILL took it out of its stop: it is still traced, and
+                // will stop again at its exit (PTRACE_EVENT_EXIT). Keep it,
+                // and detach it then (or forget it at its death); dropped
+                // now, it would wait in that stop for good.
+                debug!(
+                    tid,
+                    "PTRACE_DETACH: no longer stopped (killed?); detaching at its next stop"
+                );
+                t.run = RunState::Running;
+                return;
+            }
+            Err(e) => debug!(tid, %e, "PTRACE_DETACH failed (task gone?)"),
         }
+        let Some(mut t) = self.tasks.remove(&tid) else {
+            return;
+        };
         fail_waiters(&mut t);
         let pid = t.proc as Tid;
         if let Some(p) = self.procs.get_mut(&pid) {

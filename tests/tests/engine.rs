@@ -1095,6 +1095,7 @@ fn attach_self_or_ancestor() {
 
 #[test]
 fn attach_already_traced_names_the_tracer() {
+    init_logging();
     let first = Tracer::new().unwrap();
     let second = Tracer::new().unwrap();
     let (mut child, _out) = outside(&[tracee!("ticker"), "50", "20"]);
@@ -1119,6 +1120,33 @@ fn attach_already_traced_names_the_tracer() {
     first.detach(at.engine).wait().unwrap();
     let _ = child.kill();
     wait_child(&mut child);
+}
+
+/// The last engine detached while the program is being killed: the
+/// detach needs a stop, the SIGKILL takes the task out of it (PTRACE_DETACH
+/// fails with ESRCH), and the task stops once more at its exit; the tracer
+/// must detach it there rather than forget it (it would wait in that stop
+/// for good). Repeated, since the race is narrow.
+#[test]
+fn killed_while_being_detached_does_not_hang() {
+    init_logging();
+    let tracer = Tracer::new().unwrap();
+    for _ in 0..20 {
+        let (mut child, _out) = outside(&[tracee!("ticker"), "50", "20"]);
+        let pid = child.id() as i32;
+        let (log, _) = Log::new();
+        let at = tracer
+            .attach(pid, Box::new(log), EngineOptions::default())
+            .wait()
+            .unwrap();
+        tracer.detach(at.engine).wait().unwrap();
+        let _ = child.kill();
+        let st = wait_child(&mut child);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL)
+        );
+    }
 }
 
 #[test]

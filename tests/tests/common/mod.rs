@@ -410,8 +410,13 @@ pub fn reap_traced_child(child: &mut std::process::Child) -> Option<std::process
             Err(e) => panic!("try_wait: {e}"),
         }
         if Instant::now() > deadline {
+            let pid = child.id();
+            let state = proc_status(pid as i32, "State");
+            let tracer = proc_status(pid as i32, "TracerPid");
             let _ = child.kill();
-            panic!("child {} did not exit within {TIMEOUT:?}", child.id());
+            panic!(
+                "child {pid} did not exit within {TIMEOUT:?} (state {state:?}, tracer {tracer:?})"
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -443,8 +448,13 @@ pub fn wait_child(child: &mut std::process::Child) -> std::process::ExitStatus {
             }
         }
         if Instant::now() > deadline {
+            let pid = child.id();
+            let state = proc_status(pid as i32, "State");
+            let tracer = proc_status(pid as i32, "TracerPid");
             let _ = child.kill();
-            panic!("child {} did not exit within {TIMEOUT:?}", child.id());
+            panic!(
+                "child {pid} did not exit within {TIMEOUT:?} (state {state:?}, tracer {tracer:?})"
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
