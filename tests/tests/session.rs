@@ -740,7 +740,8 @@ async fn a_skip_shows_in_the_other_clients_exit_report() {
         vec![(-i64::from(libc::EACCES), "EACCES".to_string()); 2]
     );
     for s in [&mut a, &mut b] {
-        assert_eq!(death_code(&next_report(s).await), Some(0));
+        let ev = next_report(s).await;
+        assert_eq!(death_code(&ev), Some(0), "{ev:?}");
     }
     t.finish();
     assert_eq!(t.out.value("openat_err").as_deref(), Some("2"));
