@@ -384,12 +384,7 @@ fn waiting_loop(n: u32) -> std::process::Child {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    common::wait_for("tracee waiting on stdin", || {
-        std::fs::read_to_string(format!("/proc/{pid}/wchan"))
-            .is_ok_and(|w| !w.is_empty() && w != "0")
-            && common::proc_status(pid as i32, "State").is_some_and(|s| s.starts_with('S'))
-    });
+    common::wait_reading_stdin(child.id());
     child
 }
 

@@ -123,6 +123,8 @@ impl Waiting {
             .expect("start tracee");
         let out = common::Lines::from_reader(child.stdout.take().expect("stdout"));
         let stdin = child.stdin.take();
+        // Attached before it waits, a test would see the loader's opens.
+        common::wait_reading_stdin(child.id());
         Waiting {
             child: common::KillOnDrop(child),
             stdin,

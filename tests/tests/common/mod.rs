@@ -422,6 +422,17 @@ pub fn reap_traced_child(child: &mut std::process::Child) -> Option<std::process
     }
 }
 
+/// Wait until `pid` is blocked reading its stdin (`read(0, …)` in
+/// `/proc/PID/syscall`): a program started to wait for a line there has
+/// finished starting (its loader's and runtime's opens are done), so a test
+/// that attaches now sees only what the program does after the line.
+pub fn wait_reading_stdin(pid: u32) {
+    wait_for("the program to wait on stdin", || {
+        std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .is_ok_and(|s| s.starts_with("0 0x0 "))
+    });
+}
+
 /// Whether `pid` has exited (a zombie, or gone). Only then may a test wait
 /// for its child: while the child may still be traced by a tracer thread
 /// of this process, the kernel counts the test's wait as the tracer's (one
