@@ -51,12 +51,6 @@ impl WireEvent {
     }
 }
 
-impl From<Event> for WireEvent {
-    fn from(ev: Event) -> Self {
-        WireEvent::new(ev)
-    }
-}
-
 impl Message for WireEvent {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         self.own.encode_raw(buf);
