@@ -44,11 +44,6 @@ impl WireEvent {
     pub fn encode_shared(ev: &Event) -> Bytes {
         Bytes::from(ev.encode_to_vec())
     }
-
-    /// The event as a client decodes it.
-    pub fn to_event(&self) -> Result<Event, DecodeError> {
-        Event::decode(self.encode_to_vec().as_slice())
-    }
 }
 
 impl Message for WireEvent {
@@ -127,7 +122,6 @@ mod tests {
         let bytes = w.encode_to_vec();
         assert_eq!(bytes.len(), w.encoded_len());
         assert_eq!(Event::decode(bytes.as_slice()).unwrap(), ev);
-        assert_eq!(w.to_event().unwrap(), ev);
         // A whole event encodes exactly as prost encodes it.
         assert_eq!(
             WireEvent::new(ev.clone()).encode_to_vec(),

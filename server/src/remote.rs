@@ -141,7 +141,9 @@ struct QueueState {
 /// takes everything queued at once. A plain lock rather than a lock-free
 /// channel: the consumer takes the lock once per batch (not per report), so
 /// the tracer thread's pushes stay on cache lines its own CPU holds, and
-/// wake the consumer only when it waits for what the push brings.
+/// wake the consumer only when it waits for what the push brings. A
+/// subscriber holds at most twice its `queue_len`: what its stream took and
+/// is handing out, and what came since.
 struct Queue {
     state: Mutex<QueueState>,
     cap: usize,

@@ -636,6 +636,16 @@ impl Row {
     }
 }
 
+/// `got` is the big target's pattern from its start.
+fn check_big(got: &[u8], what: &str) {
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, &x)| x == big_pattern(i as u64)),
+        "{what}: wrong bytes"
+    );
+}
+
 fn main() {
     if std::env::var_os(BIG_TARGET_ENV).is_some() {
         big_target_main();
@@ -760,13 +770,7 @@ fn main() {
     let mut stream_dest = vec![1u8; BIG];
     rt.block_on(stream_read(&mut tc, engine_c, c.addr, &mut stream_dest))
         .expect("64 MiB stream");
-    assert!(
-        stream_dest
-            .iter()
-            .enumerate()
-            .all(|(i, &x)| x == big_pattern(i as u64)),
-        "64 MiB stream: wrong bytes"
-    );
+    check_big(&stream_dest, "64 MiB stream");
     eprintln!(
         "{runs} runs; targets: memory_pattern {} (utraced), {} (gdbserver), 64 MiB {} (utraced)",
         a.pid(),
@@ -830,13 +834,7 @@ fn main() {
         rt.block_on(stream_read(&mut tc, engine_c, c.addr, &mut stream_dest))
             .expect("64 MiB stream");
         let stream = start.elapsed().as_secs_f64();
-        assert!(
-            stream_dest
-                .iter()
-                .enumerate()
-                .all(|(i, &x)| x == big_pattern(i as u64)),
-            "64 MiB stream: wrong bytes"
-        );
+        check_big(&stream_dest, "64 MiB stream");
 
         eprintln!(
             "  run {}: batch {} singles {} empty {} readv {}{gdb_line} 64MiB {} (direct {}, stream {})",

@@ -44,6 +44,20 @@ fn batch(engine_id: u64, ops: Vec<pb::Op>) -> pb::BatchRequest {
     }
 }
 
+/// Detach `engine`, let the waiting target go on (a line on its stdin)
+/// and wait for its exit.
+async fn detach_and_finish(
+    c: &mut Client,
+    engine: u64,
+    mut child: Child,
+) -> std::process::ExitStatus {
+    c.detach(engine).await.unwrap();
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    tokio::task::spawn_blocking(move || common::wait_child(&mut child))
+        .await
+        .unwrap()
+}
+
 fn memory(r: &pb::OpResult) -> &pb::Memory {
     match &r.result {
         Some(pb::op_result::Result::Memory(m)) => m,
@@ -55,7 +69,7 @@ fn memory(r: &pb::OpResult) -> &pb::Memory {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scattered_reads_match_and_write_is_seen() {
     let (_srv, mut c) = server().await;
-    let (mut child, mut out, addr, marker) = pattern_target();
+    let (child, mut out, addr, marker) = pattern_target();
     let pid = child.id();
     let at = c
         .attach(pb::AttachRequest { pid, engine: None })
@@ -105,11 +119,7 @@ async fn scattered_reads_match_and_write_is_seen() {
         Some(pb::op_result::Result::Done(_))
     ));
     assert_eq!(memory(&reply.results[2]).data, &b"batched write!!!"[..]);
-    c.detach(at.engine_id).await.unwrap();
-    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
-    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
-        .await
-        .unwrap();
+    let st = detach_and_finish(&mut c, at.engine_id, child).await;
     assert_eq!(st.code(), Some(0x42));
     out.rest();
     assert_eq!(out.value("pattern_ok").as_deref(), Some("1"));
@@ -729,7 +739,7 @@ fn check_big_chunks(chunks: &[pb::MemoryChunk], base: u64, addr: u64, len: u64, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stream_reads_64_mib() {
     let (_srv, mut c) = server().await;
-    let (mut child, _out, addr, len) = big_target(64);
+    let (child, _out, addr, len) = big_target(64);
     assert_eq!(len, 64 << 20);
     let at = c
         .attach(pb::AttachRequest {
@@ -764,11 +774,7 @@ async fn memory_stream_reads_64_mib() {
     check_big_chunks(&chunks, addr, addr + 5, len - 5 - 11, odd.into());
     drop(chunks);
 
-    c.detach(at.engine_id).await.unwrap();
-    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
-    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
-        .await
-        .unwrap();
+    let st = detach_and_finish(&mut c, at.engine_id, child).await;
     assert!(st.success(), "{st:?}");
 }
 
@@ -779,7 +785,7 @@ async fn memory_stream_reads_64_mib() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stream_refuses_bad_fields_and_stops_at_unmapped_memory() {
     let (_srv, mut c) = server().await;
-    let (mut child, _out, addr, _) = pattern_target();
+    let (child, _out, addr, _) = pattern_target();
     let pid = child.id();
     let at = c
         .attach(pb::AttachRequest { pid, engine: None })
@@ -825,14 +831,7 @@ async fn memory_stream_refuses_bad_fields_and_stops_at_unmapped_memory() {
     assert!(chunks[0].error.contains("EFAULT"), "{:?}", chunks[0].error);
     // The stack's top: its last 8 bytes come back, then the error; no more
     // chunks after it.
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let end = maps
-        .lines()
-        .find(|l| l.ends_with("[stack]"))
-        .and_then(|l| l.split('-').nth(1))
-        .and_then(|s| s.split(' ').next())
-        .map(|s| u64::from_str_radix(s, 16).unwrap())
-        .unwrap();
+    let end = common::stack_end(pid);
     let chunks = stream_chunks(&mut c, interrupted(end - 4096 - 8, 3 * 4096, 4096))
         .await
         .unwrap();
@@ -842,11 +841,7 @@ async fn memory_stream_refuses_bad_fields_and_stops_at_unmapped_memory() {
     assert_eq!(chunks[1].data.len(), 8);
     assert!(!chunks[1].error.is_empty());
 
-    c.detach(e).await.unwrap();
-    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
-    let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
-        .await
-        .unwrap();
+    let st = detach_and_finish(&mut c, e, child).await;
     assert!(st.success(), "{st:?}");
 }
 

@@ -31,6 +31,25 @@ fn spawn_opts(argv: &[&str]) -> (SpawnOptions, Lines) {
     (o, lines)
 }
 
+/// memory_pattern spawned under `tracer` with `log` asking only for death,
+/// its stdin a pipe: the spawn, its output after the `len` line, the stdin
+/// writer, and the address of its 1 MiB pattern buffer.
+fn spawn_memory_pattern(
+    tracer: &Tracer,
+    log: Log,
+) -> (utrace_engines::Spawned, Lines, std::fs::File, u64) {
+    let (stdin_r, stdin_w) = stdin_pipe();
+    let (mut opts, mut out) = spawn_opts(&[tracee!("memory_pattern")]);
+    opts.stdin = Some(stdin_r);
+    let sp = tracer
+        .spawn(opts, Box::new(log), EngineOptions::new(EventMask::DEATH))
+        .wait()
+        .unwrap();
+    let addr = u64::from_str_radix(out.next().trim_start_matches("addr=0x"), 16).unwrap();
+    assert_eq!(out.next(), "len=1048576");
+    (sp, out, stdin_w, addr)
+}
+
 fn all_events(syscalls: SyscallSet) -> EngineOptions {
     EngineOptions::new(EventMask::all()).syscalls(syscalls)
 }
@@ -641,15 +660,7 @@ fn memory_read_write_seen_by_tracee() {
     init_logging();
     let tracer = Tracer::new().unwrap();
     let (log, h) = Log::new();
-    let (stdin_r, mut stdin_w) = stdin_pipe();
-    let (mut opts, mut out) = spawn_opts(&[tracee!("memory_pattern")]);
-    opts.stdin = Some(stdin_r);
-    let sp = tracer
-        .spawn(opts, Box::new(log), EngineOptions::new(EventMask::DEATH))
-        .wait()
-        .unwrap();
-    let addr = u64::from_str_radix(out.next().trim_start_matches("addr=0x"), 16).unwrap();
-    assert_eq!(out.next(), "len=1048576");
+    let (sp, mut out, mut stdin_w, addr) = spawn_memory_pattern(&tracer, log);
     let marker = u64::from_str_radix(out.next().trim_start_matches("marker_addr=0x"), 16).unwrap();
     let checked = tracer
         .with_stopped(sp.engine, sp.pid, true, move |task| {
@@ -700,15 +711,7 @@ fn scatter_reads_match_single_reads() {
     init_logging();
     let tracer = Tracer::new().unwrap();
     let (log, _h) = Log::new();
-    let (stdin_r, mut stdin_w) = stdin_pipe();
-    let (mut opts, mut out) = spawn_opts(&[tracee!("memory_pattern")]);
-    opts.stdin = Some(stdin_r);
-    let sp = tracer
-        .spawn(opts, Box::new(log), EngineOptions::new(EventMask::DEATH))
-        .wait()
-        .unwrap();
-    let addr = u64::from_str_radix(out.next().trim_start_matches("addr=0x"), 16).unwrap();
-    assert_eq!(out.next(), "len=1048576");
+    let (sp, mut out, mut stdin_w, addr) = spawn_memory_pattern(&tracer, log);
     // A deterministic jumble over the first 64 KiB: lengths 0 to 40.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -763,26 +766,12 @@ fn unmapped_memory_read_is_partial() {
     init_logging();
     let tracer = Tracer::new().unwrap();
     let (log, _h) = Log::new();
-    let (mut opts, mut out) = spawn_opts(&[tracee!("memory_pattern")]);
-    let (stdin_r, mut stdin_w) = stdin_pipe();
-    opts.stdin = Some(stdin_r);
-    let sp = tracer
-        .spawn(opts, Box::new(log), EngineOptions::new(EventMask::DEATH))
-        .wait()
-        .unwrap();
-    out.next();
+    let (sp, mut out, mut stdin_w, _) = spawn_memory_pattern(&tracer, log);
     let (null, rest) = tracer
         .with_stopped(sp.engine, sp.pid, true, |task| {
             let null = task.read_memory(0x10, 16);
             // The stack's top: readable, then unmapped past the end of its mapping.
-            let maps = std::fs::read_to_string(format!("/proc/{}/maps", task.pid())).unwrap();
-            let end = maps
-                .lines()
-                .find(|l| l.ends_with("[stack]"))
-                .and_then(|l| l.split('-').nth(1))
-                .and_then(|s| s.split(' ').next())
-                .map(|s| u64::from_str_radix(s, 16).unwrap())
-                .unwrap();
+            let end = stack_end(task.pid() as u32);
             let scatter = task.read_scatter(&[(end - 8, 16), (0x10, 4), (end - 16, 8)]);
             (null, scatter)
         })
@@ -1312,7 +1301,7 @@ fn interrupt_batch_sees_the_syscall_it_lands_on() {
     let (log, h) = Log::new();
     // Close-on-exec: the program must not keep the write end (its read
     // would never see EOF if this test fails before writing).
-    let (stdin_r, stdin_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let (stdin_r, stdin_w) = stdin_pipe();
     let (mut opts, mut out) = spawn_opts(&[tracee!("syscall_loop"), "10"]);
     // PTRACE_SYSCALL, so the interrupted read stops at its exit.
     opts.kernel_filter = false;

@@ -393,33 +393,12 @@ impl Drop for KillOnDrop {
 /// parent are one thread group), so the parent may find no child: `None`.
 /// The tracee's exit status is in the engine's death report instead.
 pub fn reap_traced_child(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if !exited(child.id()) {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("child {} did not exit within {TIMEOUT:?}", child.id());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
-        }
-        match child.try_wait() {
-            Ok(Some(st)) => return Some(st),
-            Ok(None) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return None,
-            Err(e) => panic!("try_wait: {e}"),
-        }
-        if Instant::now() > deadline {
-            let pid = child.id();
-            let state = proc_status(pid as i32, "State");
-            let tracer = proc_status(pid as i32, "TracerPid");
-            let _ = child.kill();
-            panic!(
-                "child {pid} did not exit within {TIMEOUT:?} (state {state:?}, tracer {tracer:?})"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    poll_exited(child, |c| match c.try_wait() {
+        Ok(Some(st)) => Some(Some(st)),
+        Ok(None) => None,
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Some(None),
+        Err(e) => panic!("try_wait: {e}"),
+    })
 }
 
 /// Wait until `pid` is blocked reading its stdin (`read(0, …)` in
@@ -451,11 +430,21 @@ pub fn exited(pid: u32) -> bool {
 
 /// Wait for a std child with a bound; kill it if the bound passes.
 pub fn wait_child(child: &mut std::process::Child) -> std::process::ExitStatus {
+    poll_exited(child, |c| c.try_wait().expect("try_wait"))
+}
+
+/// Once `child` has exited ([`exited`]), what `reap` makes of it; polled
+/// until it says, within [`TIMEOUT`]. Past it, kill the child and fail,
+/// naming its state and tracer.
+fn poll_exited<T>(
+    child: &mut std::process::Child,
+    mut reap: impl FnMut(&mut std::process::Child) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if exited(child.id()) {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                return st;
+            if let Some(t) = reap(child) {
+                return t;
             }
         }
         if Instant::now() > deadline {
@@ -469,4 +458,15 @@ pub fn wait_child(child: &mut std::process::Child) -> std::process::ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The end address of `pid`'s main stack mapping (`[stack]` in its maps).
+pub fn stack_end(pid: u32) -> u64 {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
+    maps.lines()
+        .find(|l| l.ends_with("[stack]"))
+        .and_then(|l| l.split('-').nth(1))
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .expect("a [stack] mapping")
 }
