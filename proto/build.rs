@@ -31,11 +31,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(fds.clone())?;
     // The server stubs, on their own: the same messages (crate::v1), except
     // that the Events and Trace streams send a `WireEvent` (src/wire.rs),
-    // an Event whose shared part is encoded once for all its subscribers.
+    // an Event whose shared part is encoded once for all its subscribers,
+    // and Batch answers a `WireBatchReply`.
     let server = out.join("server");
     std::fs::create_dir_all(&server)?;
     tonic_prost_build::configure()
         .extern_path(".utrace.v1.Event", "crate::wire::WireEvent")
+        // The Batch RPC answers a `WireBatchReply` (src/wire.rs): a batch
+        // of reads is encoded straight from its read buffer.
+        .extern_path(".utrace.v1.BatchReply", "crate::wire::WireBatchReply")
         .extern_path(".utrace.v1", "crate::v1")
         .codec_path("crate::codec::Codec")
         .build_server(true)

@@ -55,5 +55,5 @@ pub use crate::event::{
 };
 pub use crate::seccomp::filter_for as seccomp_filter_for;
 pub use crate::spawn::{Credentials, SpawnOptions, Spawned};
-pub use crate::task::{MemRead, RunState, SyscallMode, Task};
+pub use crate::task::{Got, MemRead, RunState, ScatterRead, SyscallMode, Task};
 pub use crate::tracer::{Answer, Decided, Request, Tracer, TracerOptions, Verdict};

@@ -439,64 +439,6 @@ pub fn process_vm_readv_append(
     Ok(n)
 }
 
-/// Where one local piece of a [`process_vm_readv_pieces`] read goes.
-#[derive(Clone, Copy, Debug)]
-pub enum Dest {
-    /// `buf[offset..offset + len]`.
-    Buf(usize),
-    /// The start of the scratch buffer (bytes read only to be skipped).
-    Scratch,
-}
-
-/// One `process_vm_readv` of the `remote` ranges, their bytes handed out in
-/// order to the `local` pieces (`(where, len)`), which must lie inside
-/// `buf` or `scratch` (checked: `EINVAL` otherwise). `iov` is working space.
-/// Returns the bytes read in total (the kernel stops at the first failing
-/// remote iovec).
-pub fn process_vm_readv_pieces(
-    pid: Tid,
-    buf: &mut [u8],
-    scratch: &mut [u8],
-    local: &[(Dest, usize)],
-    remote: &[libc::iovec],
-    iov: &mut Vec<libc::iovec>,
-) -> Result<usize, Errno> {
-    iov.clear();
-    for &(dest, len) in local {
-        let piece = match dest {
-            Dest::Buf(off) => off
-                .checked_add(len)
-                .and_then(|end| buf.get_mut(off..end))
-                .ok_or(Errno::EINVAL)?,
-            Dest::Scratch => scratch.get_mut(..len).ok_or(Errno::EINVAL)?,
-        };
-        iov.push(libc::iovec {
-            iov_base: piece.as_mut_ptr().cast(),
-            iov_len: len,
-        });
-    }
-    // SAFETY: every local iovec was made from a slice of `buf` or `scratch`
-    // just above (bounds checked), both borrowed mutably for the call; the
-    // kernel only writes bytes there (pieces may overlap in `scratch`,
-    // whose contents are never read). `remote` addresses are only
-    // interpreted in the target process.
-    let r = unsafe {
-        libc::process_vm_readv(
-            pid,
-            iov.as_ptr(),
-            iov.len() as _,
-            remote.as_ptr(),
-            remote.len() as _,
-            0,
-        )
-    };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(r as usize)
-    }
-}
-
 /// Ask for transparent huge pages under the whole pages of `buf`'s spare
 /// capacity (advice only: errors are ignored). A large read buffer not
 /// touched yet then faults in 2 MiB at a time instead of 4 KiB.

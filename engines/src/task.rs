@@ -19,6 +19,25 @@ const IOV_MAX: usize = 1024;
 /// Scatter reads of at most this many bytes in all may be coalesced by page
 /// (the buffer is zeroed first, which costs little at this size).
 const COALESCE_MAX_TOTAL: usize = 1 << 20;
+/// The largest gap between two ranges that one span bridges (see
+/// `Task::read_coalesced`).
+const SPAN_GAP: u64 = 4096;
+/// The most bytes the spans of one coalesced read may hold.
+const STAGE_MAX: usize = 4 << 20;
+/// A staging buffer larger than this is freed after use.
+const STAGE_KEEP: usize = 4 << 20;
+
+thread_local! {
+    /// The tracer thread's staging buffer for coalesced reads.
+    static STAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn iovec(start: u64, end: u64) -> libc::iovec {
+    libc::iovec {
+        iov_base: start as usize as *mut libc::c_void,
+        iov_len: (end - start) as usize,
+    }
+}
 
 /// Reads of at least this many bytes go to a buffer backed by transparent
 /// huge pages where the kernel allows (`madvise` mode): a fresh 64 MiB
@@ -332,10 +351,36 @@ pub struct MemRead {
 }
 
 /// How much of one range of a scatter read arrived, and why not the rest.
-#[derive(Clone, Copy)]
-struct Got {
-    len: usize,
-    error: Option<Errno>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Got {
+    /// Bytes that arrived, from the range's start.
+    pub len: usize,
+    /// Why the rest did not (EFAULT/EIO for unmapped memory).
+    pub error: Option<Errno>,
+}
+
+/// The bytes of many ranges read in one go ([`Task::read_scatter_buf`]):
+/// every range at its place in `buf` (after the *asked* lengths of the
+/// ranges before it), as a debugger sees memory (its own breakpoints'
+/// `int3`s hidden).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScatterRead {
+    /// The ranges' bytes, back to back; bytes of a range that did not
+    /// arrive are zero.
+    pub buf: Vec<u8>,
+    /// Per range, how much arrived; `None` when every range arrived whole
+    /// (the common case, with no vector to build).
+    pub got: Option<Vec<Got>>,
+}
+
+impl ScatterRead {
+    /// How much of range `i` (of `len` bytes asked) arrived.
+    pub fn got(&self, i: usize, len: usize) -> Got {
+        self.got
+            .as_ref()
+            .and_then(|g| g.get(i).copied())
+            .unwrap_or(Got { len, error: None })
+    }
 }
 
 /// Callback-time configuration of the engine being called.
@@ -580,28 +625,13 @@ impl Task<'_> {
         ranges: &[(u64, usize)],
         mut f: impl FnMut(MemRead),
     ) {
-        let (mut buf, got) = self.read_scatter_raw(ranges);
-        // How much of range `i` arrived, and why not all (`None`: all did).
-        let got_of = |i: usize| -> Got {
-            got.as_ref().map_or(
-                Got {
-                    len: ranges[i].1,
-                    error: None,
-                },
-                |g| g[i],
-            )
-        };
-        if self.bps.active() {
-            let mut off = 0;
-            for (i, &(addr, len)) in ranges.iter().enumerate() {
-                self.bps.unpatch(addr, &mut buf[off..off + got_of(i).len]);
-                off += len;
-            }
-        }
-        let buf = Bytes::from(buf);
+        let read = self.read_scatter_buf(ranges);
+        // Empty when every range arrived whole.
+        let got: Vec<Got> = read.got.unwrap_or_default();
+        let buf = Bytes::from(read.buf);
         let mut off = 0;
         for (i, &(addr, len)) in ranges.iter().enumerate() {
-            let g = got_of(i);
+            let g = got.get(i).copied().unwrap_or(Got { len, error: None });
             f(MemRead {
                 addr,
                 data: buf.slice(off..off + g.len),
@@ -609,6 +639,21 @@ impl Task<'_> {
             });
             off += len;
         }
+    }
+
+    /// Read many ranges into one buffer (see [`ScatterRead`]): the same
+    /// reads as [`Task::read_scatter`], without a result per range.
+    pub fn read_scatter_buf(&mut self, ranges: &[(u64, usize)]) -> ScatterRead {
+        let (mut buf, got) = self.read_scatter_raw(ranges);
+        if self.bps.active() {
+            let mut off = 0;
+            for (i, &(addr, len)) in ranges.iter().enumerate() {
+                let n = got.as_ref().map_or(len, |g| g[i].len);
+                self.bps.unpatch(addr, &mut buf[off..off + n]);
+                off += len;
+            }
+        }
+        ScatterRead { buf, got }
     }
 
     /// Reads as the memory holds them, `int3`s included: one buffer with
@@ -672,30 +717,22 @@ impl Task<'_> {
         (buf, Some(got))
     }
 
-    /// Many small ranges, several to a page: read the ranges of each page
-    /// with one remote iovec, in address order, each straight to its place
-    /// in the buffer (the bytes between them, in the same page, go to a
-    /// scratch buffer). The kernel's cost is mostly per remote iovec (a VMA
-    /// lookup, a page-table walk, a pin and an unpin): 1,000 8-byte reads
-    /// over 256 pages took ~30% less time in the kernel this way, sorting
-    /// included. Bytes read in a page that holds requested bytes anyway
-    /// cannot fail where those succeed. `None` when that saves little, or
-    /// when anything failed (the caller then reads range by range and
-    /// finds the failures).
+    /// Many small ranges close together: read them as few spans as will
+    /// do, into one staging buffer, and copy each range to its place. The
+    /// kernel's cost is mostly per remote iovec (a VMA lookup, a page-table
+    /// walk, a pin and an unpin) and per local piece, not per byte: a span
+    /// that bridges a gap of up to [`SPAN_GAP`] bytes between two ranges
+    /// costs less than a second iovec does. The ranges are sorted by
+    /// address (ties: request order); spans hold at most [`STAGE_MAX`]
+    /// bytes in all; the staging buffer lives on as long as the tracer
+    /// thread, so its pages are not faulted in again for every read.
+    /// `None` when that saves little, or when anything failed (the caller
+    /// then reads range by range and finds the failures: bytes in a gap may
+    /// be unmapped where the ranges are not).
     fn read_coalesced(&mut self, ranges: &[(u64, usize)], total: usize) -> Option<Vec<u8>> {
-        const PAGE_SHIFT: u32 = 12;
-        // Pieces one remote iovec may feed (a page of 1-byte ranges would
-        // otherwise need thousands).
-        const MAX_PIECES: usize = 64;
         // Sort keys below hold the request index in 16 bits.
         if ranges.len() < 8 || ranges.len() > 1 << 16 || total > COALESCE_MAX_TOTAL {
             return None;
-        }
-        let mut offs = Vec::with_capacity(ranges.len());
-        let mut off = 0usize;
-        for r in ranges {
-            offs.push(off);
-            off += r.1;
         }
         // Sort keys: the address above (user addresses fit in 47 bits), the
         // request index below.
@@ -709,82 +746,65 @@ impl Task<'_> {
             }
         }
         order.sort_unstable();
-        // Groups: one remote iovec each, and its local pieces.
-        let mut remote: Vec<libc::iovec> = Vec::new();
-        let mut local: Vec<(sys::Dest, usize)> = Vec::with_capacity(order.len() * 2);
-        // Where each group's pieces end in `local`.
-        let mut group_end: Vec<usize> = Vec::new();
-        let mut cur: Option<(u64, u64, usize)> = None; // start, end, pieces
+        // Spans, in address order: (start, end).
+        let mut spans: Vec<libc::iovec> = Vec::new();
+        let mut cur: Option<(u64, u64)> = None;
+        let mut staged = 0usize;
         for &key in &order {
             let (addr, i) = (key >> 16, (key & 0xffff) as usize);
-            let len = ranges[i].1;
-            let end = addr.checked_add(len as u64)?;
-            let piece = (sys::Dest::Buf(offs[i]), len);
+            let end = addr.checked_add(ranges[i].1 as u64)?;
             match &mut cur {
-                Some((_, e, pieces))
-                    if addr >= *e
-                        && addr >> PAGE_SHIFT == (*e - 1) >> PAGE_SHIFT
-                        && *pieces + 2 <= MAX_PIECES =>
-                {
-                    if addr > *e {
-                        local.push((sys::Dest::Scratch, (addr - *e) as usize));
-                        *pieces += 1;
-                    }
-                    local.push(piece);
-                    *pieces += 1;
-                    *e = end;
-                }
+                Some((_, e)) if addr <= e.saturating_add(SPAN_GAP) => *e = (*e).max(end),
                 _ => {
-                    if let Some((s, e, _)) = cur {
-                        remote.push(libc::iovec {
-                            iov_base: s as usize as *mut libc::c_void,
-                            iov_len: (e - s) as usize,
-                        });
-                        group_end.push(local.len());
+                    if let Some((s, e)) = cur.replace((addr, end)) {
+                        staged += (e - s) as usize;
+                        spans.push(iovec(s, e));
                     }
-                    local.push(piece);
-                    cur = Some((addr, end, 1));
                 }
             }
         }
-        if let Some((s, e, _)) = cur {
-            remote.push(libc::iovec {
-                iov_base: s as usize as *mut libc::c_void,
-                iov_len: (e - s) as usize,
-            });
-            group_end.push(local.len());
+        if let Some((s, e)) = cur {
+            staged += (e - s) as usize;
+            spans.push(iovec(s, e));
         }
         // Worth it only if it saves a quarter of the remote iovecs.
-        if remote.len() * 4 > order.len() * 3 {
+        if spans.len() * 4 > order.len() * 3 || staged > STAGE_MAX {
             return None;
         }
-        let mut buf = vec![0u8; total];
-        let mut scratch = vec![0u8; 1 << PAGE_SHIFT];
-        let mut iov = Vec::with_capacity(IOV_MAX);
-        // Calls of at most IOV_MAX iovecs on either side, whole groups each.
-        let (mut g, mut l) = (0usize, 0usize);
-        while g < remote.len() {
-            let mut g_end = g;
-            while g_end < remote.len() && g_end - g < IOV_MAX && group_end[g_end] - l <= IOV_MAX {
-                g_end += 1;
+        STAGE.with(|stage| {
+            let mut stage = stage.borrow_mut();
+            stage.clear();
+            for chunk in spans.chunks(IOV_MAX) {
+                let want: usize = chunk.iter().map(|r| r.iov_len).sum();
+                let n = sys::process_vm_readv_append(self.pid, &mut stage, want, chunk).ok()?;
+                if n != want {
+                    return None;
+                }
             }
-            let l_end = group_end[g_end - 1];
-            let want: usize = remote[g..g_end].iter().map(|r| r.iov_len).sum();
-            let n = sys::process_vm_readv_pieces(
-                self.pid,
-                &mut buf,
-                &mut scratch,
-                &local[l..l_end],
-                &remote[g..g_end],
-                &mut iov,
-            )
-            .ok()?;
-            if n != want {
-                return None;
+            let mut buf = vec![0u8; total];
+            let mut offs = Vec::with_capacity(ranges.len());
+            let mut off = 0usize;
+            for r in ranges {
+                offs.push(off);
+                off += r.1;
             }
-            (g, l) = (g_end, l_end);
-        }
-        Some(buf)
+            // Walk the sorted ranges and the spans together.
+            let (mut span, mut span_off) = (0usize, 0usize);
+            for &key in &order {
+                let (addr, i) = (key >> 16, (key & 0xffff) as usize);
+                while addr >= spans[span].iov_base as u64 + spans[span].iov_len as u64 {
+                    span_off += spans[span].iov_len;
+                    span += 1;
+                }
+                let at = span_off + (addr - spans[span].iov_base as u64) as usize;
+                let len = ranges[i].1;
+                buf[offs[i]..offs[i] + len].copy_from_slice(&stage[at..at + len]);
+            }
+            if stage.capacity() > STAGE_KEEP {
+                *stage = Vec::new();
+            }
+            Some(buf)
+        })
     }
 
     /// One range that `process_vm_readv` could not read whole: retry through

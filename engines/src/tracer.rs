@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventMask, SyscallSet};
 use crate::spawn::{self, SpawnOptions, Spawned};
 use crate::sys::{self, RemoteWaker, Tid, Waker};
+use crate::task::ScatterRead;
 use crate::task::Task;
 
 type Command = Box<dyn FnOnce(&mut Core) + Send>;
@@ -286,6 +287,32 @@ impl Tracer {
                         task.push_after(after);
                         results
                     }))
+                }),
+            );
+        })
+    }
+
+    /// Read many ranges of `tid`'s memory into one buffer, as a batch of
+    /// only `ReadMemory` ops would (same stop, hold and `interrupt` rules as
+    /// [`Tracer::batch`]), without a result per range: for callers that
+    /// encode the bytes straight from the buffer.
+    pub fn read_scatter(
+        &self,
+        engine: EngineId,
+        tid: Tid,
+        interrupt: bool,
+        ranges: Vec<(u64, usize)>,
+    ) -> Request<ScatterRead> {
+        self.request(move |core, reply: Reply<ScatterRead>| {
+            core.with_stopped(
+                engine,
+                tid,
+                interrupt,
+                Box::new(move |task| {
+                    if reply.is_closed() {
+                        return;
+                    }
+                    reply.send(task.map(|task| task.read_scatter_buf(&ranges)))
                 }),
             );
         })

@@ -9,10 +9,10 @@
 //! that buffer. Encoding reserves the message's length once, so a large
 //! message is not grown by doubling.
 //!
-//! `BatchRequest` and `BatchReply`, the messages of a large batch, go
-//! through the hand-written code of [`crate::fast`] (same bytes as prost),
-//! and so does the decoding of `Event`s that are syscall entries and exits,
-//! the bulk of a trace.
+//! `BatchRequest` and `BatchReply`, the messages of a large batch, and the
+//! server's [`WireBatchReply`] go through the hand-written code of
+//! [`crate::fast`] (same bytes as prost), and so does the decoding of
+//! `Event`s that are syscall entries and exits, the bulk of a trace.
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -24,6 +24,7 @@ use tonic::Status;
 
 use crate::fast;
 use crate::v1::{BatchReply, BatchRequest, Event};
+use crate::wire::WireBatchReply;
 
 /// A [`tonic::codec::Codec`] for prost messages (`application/grpc+proto`).
 #[derive(Debug, Clone)]
@@ -74,6 +75,11 @@ impl<T: Message + 'static> tonic::codec::Encoder for Encoder<T> {
         } else if let Some(r) = any.downcast_ref::<BatchRequest>() {
             buf.reserve(fast::batch_request_len(r));
             fast::encode_batch_request(r, buf)
+        } else if let Some(r) = any.downcast_ref::<WireBatchReply>() {
+            // Its length is computed once (`encode` would do it again).
+            buf.reserve(r.encoded_len());
+            r.encode_raw(buf);
+            Ok(())
         } else {
             buf.reserve(item.encoded_len());
             item.encode(buf)

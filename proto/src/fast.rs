@@ -21,6 +21,7 @@ use crate::v1::{
     event, op, op_result, BatchReply, BatchRequest, Event, Memory, Op, OpResult, ReadMemory,
     SyscallEntry, SyscallExit,
 };
+use crate::wire::ReadsReply;
 
 use prost::encoding::encoded_len_varint as varint_len;
 
@@ -98,15 +99,20 @@ impl Head {
 
 /// The encoded length of a `Memory` message's fields.
 fn memory_len(m: &Memory) -> usize {
+    memory_fields_len(m.data.len(), m.addr, m.error.len())
+}
+
+/// The encoded length of a `Memory` message with these fields.
+fn memory_fields_len(data: usize, addr: u64, error: usize) -> usize {
     let mut n = 0;
-    if !m.data.is_empty() {
-        n += len_field(m.data.len());
+    if data != 0 {
+        n += len_field(data);
     }
-    if m.addr != 0 {
-        n += 1 + varint_len(m.addr);
+    if addr != 0 {
+        n += 1 + varint_len(addr);
     }
-    if !m.error.is_empty() {
-        n += len_field(m.error.len());
+    if error != 0 {
+        n += len_field(error);
     }
     n
 }
@@ -124,32 +130,37 @@ pub(crate) fn batch_reply_len(r: &BatchReply) -> usize {
     r.results.iter().map(|x| len_field(result_len(x))).sum()
 }
 
+/// One `results` element holding a `memory` result.
+fn put_memory_result(h: &mut Head, data: &[u8], addr: u64, error: &str, out: &mut impl BufMut) {
+    let mlen = memory_fields_len(data.len(), addr, error.len());
+    h.byte(0x0a); // results
+    h.varint(len_field(mlen) as u64);
+    h.byte(0x0a); // OpResult.memory
+    h.varint(mlen as u64);
+    if !data.is_empty() {
+        h.byte(0x0a); // Memory.data
+        h.varint(data.len() as u64);
+        h.bytes(data, out);
+    }
+    if addr != 0 {
+        h.byte(0x10); // Memory.addr
+        h.varint(addr);
+    }
+    if !error.is_empty() {
+        h.byte(0x1a); // Memory.error
+        h.varint(error.len() as u64);
+        h.bytes(error.as_bytes(), out);
+    }
+    h.room(out);
+}
+
 /// `r.encode(out)`.
 pub(crate) fn encode_batch_reply(r: &BatchReply, out: &mut impl BufMut) -> Result<(), EncodeError> {
     let mut h = Head::new();
     for x in &r.results {
         match &x.result {
             Some(op_result::Result::Memory(m)) => {
-                let mlen = memory_len(m);
-                h.byte(0x0a); // results
-                h.varint(len_field(mlen) as u64);
-                h.byte(0x0a); // OpResult.memory
-                h.varint(mlen as u64);
-                if !m.data.is_empty() {
-                    h.byte(0x0a); // Memory.data
-                    h.varint(m.data.len() as u64);
-                    h.bytes(&m.data, out);
-                }
-                if m.addr != 0 {
-                    h.byte(0x10); // Memory.addr
-                    h.varint(m.addr);
-                }
-                if !m.error.is_empty() {
-                    h.byte(0x1a); // Memory.error
-                    h.varint(m.error.len() as u64);
-                    h.bytes(m.error.as_bytes(), out);
-                }
-                h.room(out);
+                put_memory_result(&mut h, &m.data, m.addr, &m.error, out)
             }
             _ => {
                 h.flush(out);
@@ -160,6 +171,65 @@ pub(crate) fn encode_batch_reply(r: &BatchReply, out: &mut impl BufMut) -> Resul
     }
     h.flush(out);
     Ok(())
+}
+
+/// A `results` element holding `skipped {}`: key, length 2, then the
+/// oneof's key (field 8, length-delimited) and an empty message.
+const SKIPPED_RESULT: [u8; 4] = [0x0a, 0x02, 0x42, 0x00];
+
+/// What range `i` of `r` (at `off` in its buffer) answers: its bytes and
+/// error text, or `None` when it is skipped. `failed` carries whether an
+/// earlier range fell short.
+fn reads_result<'a>(
+    r: &'a ReadsReply,
+    i: usize,
+    off: usize,
+    failed: &mut bool,
+) -> Option<(&'a [u8], &'a str)> {
+    if *failed && r.stop_on_error {
+        return None;
+    }
+    let asked = r.ranges[i].1;
+    let (n, error) = match &r.got {
+        Some(g) => g
+            .get(i)
+            .map_or((asked, ""), |(n, e)| ((*n).min(asked), e.as_str())),
+        None => (asked, ""),
+    };
+    *failed |= !error.is_empty();
+    Some((r.buf.get(off..off + n).unwrap_or(&[]), error))
+}
+
+/// The encoded length of the `BatchReply` that `r` stands for.
+pub(crate) fn reads_reply_len(r: &ReadsReply) -> usize {
+    let (mut off, mut failed, mut n) = (0usize, false, 0usize);
+    for (i, &(addr, asked)) in r.ranges.iter().enumerate() {
+        n += match reads_result(r, i, off, &mut failed) {
+            Some((data, error)) => {
+                len_field(len_field(memory_fields_len(data.len(), addr, error.len())))
+            }
+            None => SKIPPED_RESULT.len(),
+        };
+        off += asked;
+    }
+    n
+}
+
+/// Encode the `BatchReply` that `r` stands for.
+pub(crate) fn encode_reads_reply(r: &ReadsReply, out: &mut impl BufMut) {
+    let mut h = Head::new();
+    let (mut off, mut failed) = (0usize, false);
+    for (i, &(addr, asked)) in r.ranges.iter().enumerate() {
+        match reads_result(r, i, off, &mut failed) {
+            Some((data, error)) => put_memory_result(&mut h, data, addr, error, out),
+            None => {
+                h.bytes(&SKIPPED_RESULT, out);
+                h.room(out);
+            }
+        }
+        off += asked;
+    }
+    h.flush(out);
 }
 
 // ---- BatchRequest ------------------------------------------------------------

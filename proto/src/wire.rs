@@ -12,7 +12,8 @@ use bytes::{BufMut, Bytes};
 use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
-use crate::v1::Event;
+use crate::fast;
+use crate::v1::{BatchReply, Event};
 
 /// An `Event` on its way out (see the module documentation). Clients decode
 /// it as a plain [`Event`].
@@ -73,6 +74,84 @@ impl Message for WireEvent {
     }
 }
 
+/// A `BatchReply` on its way out of the server's `Batch` RPC: either a
+/// reply as it is, or (for a batch of only `read_memory` ops) the bytes of
+/// one scatter read and each range's outcome, encoded straight into the
+/// `results` a client decodes, with no `OpResult` built per range.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WireBatchReply {
+    /// Any reply.
+    Reply(BatchReply),
+    /// The reply of a batch of reads (see [`ReadsReply`]).
+    Reads(ReadsReply),
+}
+
+impl Default for WireBatchReply {
+    fn default() -> Self {
+        WireBatchReply::Reply(BatchReply::default())
+    }
+}
+
+/// The reply of a batch whose ops are all `read_memory`, as one buffer:
+/// result `i` is a `memory` result with range `i`'s address and the bytes
+/// that arrived, or `skipped` after a range that fell short under
+/// `stop_on_error`. Encodes exactly as the equivalent `BatchReply`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReadsReply {
+    /// The ranges' bytes, back to back: range `i` at the sum of the asked
+    /// lengths before it.
+    pub buf: Vec<u8>,
+    /// Each range's address and asked length, in request order.
+    pub ranges: Vec<(u64, usize)>,
+    /// Per range, the bytes that arrived (from its start) and why the rest
+    /// did not (empty when all did); `None` when every range arrived whole.
+    pub got: Option<Vec<(usize, String)>>,
+    /// The batch's `stop_on_error`: results after the first range that
+    /// fell short are `skipped`.
+    pub stop_on_error: bool,
+}
+
+impl Message for WireBatchReply {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        match self {
+            // Cannot fail: `Message::encode` checked `buf` has room for
+            // `encoded_len()` bytes before calling this.
+            WireBatchReply::Reply(r) => {
+                let _ = fast::encode_batch_reply(r, buf);
+            }
+            WireBatchReply::Reads(r) => fast::encode_reads_reply(r, buf),
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        // Decoding (which the server never does) yields a plain reply.
+        if let WireBatchReply::Reads(_) = self {
+            *self = WireBatchReply::default();
+        }
+        match self {
+            WireBatchReply::Reply(r) => r.merge_field(tag, wire_type, buf, ctx),
+            WireBatchReply::Reads(_) => Ok(()),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            WireBatchReply::Reply(r) => fast::batch_reply_len(r),
+            WireBatchReply::Reads(r) => fast::reads_reply_len(r),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = WireBatchReply::default();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +206,76 @@ mod tests {
             WireEvent::new(ev.clone()).encode_to_vec(),
             ev.encode_to_vec()
         );
+    }
+
+    /// A [`ReadsReply`] encodes exactly as the `BatchReply` it stands for,
+    /// built the plain way: whole, partial and failed ranges, empty ones,
+    /// address 0, with and without `stop_on_error`.
+    #[test]
+    fn reads_reply_encodes_as_its_batch_reply() {
+        use crate::v1::{op_result, Memory, OpResult, Skipped};
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for case in 0..400 {
+            let count = next(40) as usize;
+            let ranges: Vec<(u64, usize)> = (0..count)
+                .map(|_| (next(3) * next(1 << 40), next(300) as usize))
+                .collect();
+            let total: usize = ranges.iter().map(|r| r.1).sum();
+            let buf: Vec<u8> = (0..total).map(|_| next(256) as u8).collect();
+            let got: Option<Vec<(usize, String)>> = (case % 2 == 1).then(|| {
+                ranges
+                    .iter()
+                    .map(|&(_, len)| match next(4) {
+                        0 => (
+                            next(len as u64 + 1) as usize,
+                            "EFAULT: Bad address".to_string(),
+                        ),
+                        _ => (len, String::new()),
+                    })
+                    .collect()
+            });
+            let stop_on_error = case % 4 >= 2;
+            let reads = ReadsReply {
+                buf: buf.clone(),
+                ranges: ranges.clone(),
+                got: got.clone(),
+                stop_on_error,
+            };
+            // The plain way.
+            let (mut off, mut failed, mut results) = (0usize, false, Vec::new());
+            for (i, &(addr, len)) in ranges.iter().enumerate() {
+                let (n, error) = got.as_ref().map_or((len, String::new()), |g| g[i].clone());
+                let result = if failed && stop_on_error {
+                    op_result::Result::Skipped(Skipped {})
+                } else {
+                    failed |= !error.is_empty();
+                    op_result::Result::Memory(Memory {
+                        data: Bytes::copy_from_slice(&buf[off..off + n]),
+                        addr,
+                        error,
+                    })
+                };
+                results.push(OpResult {
+                    result: Some(result),
+                });
+                off += len;
+            }
+            let plain = BatchReply { results };
+            let w = WireBatchReply::Reads(reads);
+            let bytes = w.encode_to_vec();
+            assert_eq!(bytes, plain.encode_to_vec(), "case {case}");
+            assert_eq!(w.encoded_len(), bytes.len(), "case {case}");
+            assert_eq!(
+                WireBatchReply::Reply(plain.clone()).encode_to_vec(),
+                bytes,
+                "case {case}"
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@ use utrace_engines::{
     SyscallSet, TaskInfo,
 };
 use utrace_proto::v1 as pb;
+use utrace_proto::wire::ReadsReply;
 
 use crate::remote::{Expedite, MemRef, Spec, SyncSpec};
 
@@ -469,13 +470,7 @@ pub fn batch_ops(
     limits: &crate::Limits,
 ) -> Result<(Planned, Option<(usize, EventMask)>), Status> {
     let mut new_wanted = None;
-    if ops.len() > limits.max_batch_ops {
-        return Err(Status::invalid_argument(format!(
-            "ops: {} ops is over the limit of {} per batch (--max-batch-ops); split the batch",
-            ops.len(),
-            limits.max_batch_ops
-        )));
-    }
+    check_op_count(ops.len(), limits)?;
     let mut total = 0usize;
     let mut out = Planned::with_capacity(ops.len());
     for (i, op) in ops.into_iter().enumerate() {
@@ -495,19 +490,7 @@ pub fn batch_ops(
             P::ReadString(r) => r.max_len as usize,
             _ => 0,
         };
-        if bytes > limits.max_op_bytes {
-            return Err(Status::invalid_argument(format!(
-                "ops[{i}]: {bytes} bytes is over the limit of {} bytes per op (--max-op-bytes)",
-                limits.max_op_bytes
-            )));
-        }
-        total += bytes;
-        if total > limits.max_batch_bytes {
-            return Err(Status::resource_exhausted(format!(
-                "ops: the batch moves more than the limit of {} bytes (--max-batch-bytes); split it",
-                limits.max_batch_bytes
-            )));
-        }
+        check_op_bytes(i, bytes, &mut total, limits)?;
         let planned = match op {
             P::ReadMemory(r) => Ok(Op::ReadMemory {
                 addr: r.addr,
@@ -583,6 +566,85 @@ pub fn batch_ops(
         }
     }
     Ok((out, new_wanted))
+}
+
+fn check_op_count(n: usize, limits: &crate::Limits) -> Result<(), Status> {
+    if n > limits.max_batch_ops {
+        return Err(Status::invalid_argument(format!(
+            "ops: {n} ops is over the limit of {} per batch (--max-batch-ops); split the batch",
+            limits.max_batch_ops
+        )));
+    }
+    Ok(())
+}
+
+/// Op `i` moves `bytes`; `total` is what the ops before it move.
+fn check_op_bytes(
+    i: usize,
+    bytes: usize,
+    total: &mut usize,
+    limits: &crate::Limits,
+) -> Result<(), Status> {
+    if bytes > limits.max_op_bytes {
+        return Err(Status::invalid_argument(format!(
+            "ops[{i}]: {bytes} bytes is over the limit of {} bytes per op (--max-op-bytes)",
+            limits.max_op_bytes
+        )));
+    }
+    *total += bytes;
+    if *total > limits.max_batch_bytes {
+        return Err(Status::resource_exhausted(format!(
+            "ops: the batch moves more than the limit of {} bytes (--max-batch-bytes); split it",
+            limits.max_batch_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a batch is made only of `read_memory` ops (at least one). Such a
+/// batch runs as one scatter read whose reply is encoded from the read
+/// buffer ([`read_ranges`], [`reads_reply`]); reads are allowed to
+/// observe-only clients.
+pub fn all_reads(ops: &[pb::Op]) -> bool {
+    !ops.is_empty()
+        && ops
+            .iter()
+            .all(|o| matches!(o.op, Some(pb::op::Op::ReadMemory(_))))
+}
+
+/// The ranges of a batch of reads ([`all_reads`]), checked against the
+/// limits as [`batch_ops`] checks them.
+pub fn read_ranges(ops: &[pb::Op], limits: &crate::Limits) -> Result<Vec<(u64, usize)>, Status> {
+    check_op_count(ops.len(), limits)?;
+    let mut total = 0usize;
+    let mut ranges = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        if let Some(pb::op::Op::ReadMemory(r)) = &op.op {
+            check_op_bytes(i, r.len as usize, &mut total, limits)?;
+            ranges.push((r.addr, r.len as usize));
+        }
+    }
+    Ok(ranges)
+}
+
+/// The reply of a batch of reads: the scatter read of `ranges`, each
+/// range's result as [`op_result`] would give it.
+pub fn reads_reply(
+    ranges: Vec<(u64, usize)>,
+    read: utrace_engines::ScatterRead,
+    stop_on_error: bool,
+) -> ReadsReply {
+    let got = read.got.map(|g| {
+        g.into_iter()
+            .map(|g| (g.len, g.error.map(|e| e.to_string()).unwrap_or_default()))
+            .collect()
+    });
+    ReadsReply {
+        buf: read.buf,
+        ranges,
+        got,
+        stop_on_error,
+    }
 }
 
 /// Where results come from, in request order: the next `n` executor

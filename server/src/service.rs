@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, info_span, Instrument};
 use utrace_engines::{Credentials, SpawnOptions, Tracer};
 use utrace_proto::v1 as pb;
-use utrace_proto::wire::WireEvent;
+use utrace_proto::wire::{WireBatchReply, WireEvent};
 
 use crate::convert::{self, status, SpecContext};
 use crate::peer::Peer;
@@ -355,6 +355,35 @@ impl TracerService {
         Ok((ops, reply))
     }
 
+    /// A batch of only `read_memory` ops: one scatter read on the tracer
+    /// thread, its reply encoded from the read buffer. Same checks (owner,
+    /// then limits), stop rules and time limit as any batch.
+    async fn read_batch(
+        &self,
+        p: &Peer,
+        r: pb::BatchRequest,
+    ) -> Result<Response<WireBatchReply>, Status> {
+        let pid = self.registry.owned_pid(r.engine_id, p)?;
+        let ranges = convert::read_ranges(&r.ops, &self.limits)?;
+        let tid = if r.tid == 0 { pid } else { r.tid } as i32;
+        let run = self.tracer.read_scatter(
+            utrace_engines::EngineId(r.engine_id),
+            tid,
+            r.interrupt,
+            ranges.clone(),
+        );
+        let read = match tokio::time::timeout(self.limits.batch_timeout, run).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return Err(status(e)),
+            Err(_) => return Err(batch_timed_out(tid, self.limits.batch_timeout)),
+        };
+        Ok(Response::new(WireBatchReply::Reads(convert::reads_reply(
+            ranges,
+            read,
+            r.stop_on_error,
+        ))))
+    }
+
     /// Spawn for `p` with engine spec `spec`; returns the new engine.
     pub(crate) async fn do_spawn(
         &self,
@@ -561,11 +590,15 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
     async fn batch(
         &self,
         req: Request<pb::BatchRequest>,
-    ) -> Result<Response<pb::BatchReply>, Status> {
+    ) -> Result<Response<WireBatchReply>, Status> {
         let p = peer(&req)?;
         let span = span("Batch", &p);
         async move {
-            let plan = self.plan_batch(&p, req.into_inner())?;
+            let r = req.into_inner();
+            if convert::all_reads(&r.ops) {
+                return self.read_batch(&p, r).await;
+            }
+            let plan = self.plan_batch(&p, r)?;
             let run = self.tracer.batch(
                 plan.engine,
                 plan.tid,
@@ -578,7 +611,9 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                 Ok(Err(e)) => return Err(status(e)),
                 Err(_) => return Err(batch_timed_out(plan.tid, self.limits.batch_timeout)),
             };
-            Ok(Response::new(plan.reply.finish(results)))
+            Ok(Response::new(WireBatchReply::Reply(
+                plan.reply.finish(results),
+            )))
         }
         .instrument(span)
         .await

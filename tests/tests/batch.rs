@@ -188,6 +188,78 @@ async fn bad_address_fails_alone_and_stop_on_error_skips() {
         .unwrap();
 }
 
+/// A batch of only reads (answered from one scatter read's buffer) gives
+/// exactly what the same reads give in a batch with another op (answered
+/// op by op): scattered, overlapping and empty ranges, one unmapped, one
+/// cut short at the end of the stack, one over a breakpoint (its int3
+/// hidden); with and without stop_on_error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_only_batch_answers_as_a_mixed_batch_does() {
+    let (_srv, mut c) = server().await;
+    let (child, mut out, addr, _) = pattern_target();
+    let pid = child.id();
+    let at = c
+        .attach(pb::AttachRequest { pid, engine: None })
+        .await
+        .unwrap();
+    let bp = addr + 8192 + 5;
+    let ins = c
+        .raw()
+        .batch(batch(
+            at.engine_id,
+            vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                addr: bp,
+            }))],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    done(&ins.results[0]);
+    let end = common::stack_end(pid);
+    let mut ranges: Vec<(u64, u32)> = (0..600u64)
+        .map(|i| (addr + 4096 + (i * 2311) % 60_000, (i % 33) as u32))
+        .collect();
+    ranges[10] = (bp - 3, 8);
+    ranges[20] = (addr + 100, 0);
+    ranges[300] = (end - 4, 16);
+    ranges[450] = (0x10, 8);
+    for stop_on_error in [false, true] {
+        let reads: Vec<pb::Op> = ranges.iter().map(|&(a, l)| read(a, l)).collect();
+        let mut fast = batch(at.engine_id, reads.clone());
+        fast.stop_on_error = stop_on_error;
+        let mut mixed = batch(at.engine_id, reads);
+        mixed.ops.push(op(pb::op::Op::GetEvents(pb::GetEvents {})));
+        mixed.stop_on_error = stop_on_error;
+        let f = c.raw().batch(fast).await.unwrap().into_inner().results;
+        let m = c.raw().batch(mixed).await.unwrap().into_inner().results;
+        assert_eq!(f.len(), ranges.len());
+        assert_eq!(f[..], m[..ranges.len()], "stop_on_error {stop_on_error}");
+        let hidden = memory(&f[10]);
+        assert_eq!(hidden.data.len(), 8);
+        assert_eq!(
+            hidden.data[3],
+            (((bp - addr) * 7 + 3) & 0xff) as u8,
+            "int3 shown"
+        );
+        let short = memory(&f[300]);
+        assert_eq!(short.data.len(), 4, "cut at the stack's end");
+        assert!(!short.error.is_empty());
+        if stop_on_error {
+            assert!(matches!(
+                f[301].result,
+                Some(pb::op_result::Result::Skipped(_))
+            ));
+        } else {
+            assert!(!memory(&f[450]).error.is_empty());
+            assert_eq!(memory(&f[451]).data.len(), ranges[451].1 as usize);
+        }
+    }
+    let st = detach_and_finish(&mut c, at.engine_id, child).await;
+    assert!(st.success(), "{st:?}");
+    out.rest();
+    assert_eq!(out.value("pattern_ok").as_deref(), Some("1"));
+}
+
 /// update_register_bits sets eflags.TF: the next resume is a single step,
 /// reported as a step event; clearing TF lets the program run on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
