@@ -5,7 +5,11 @@
 //! batch's encode and decode time on per-field calls (three length
 //! computations per nested message when encoding, a `Buf` call per varint
 //! when decoding); these functions handle those shapes directly and leave
-//! everything else to prost.
+//! everything else to prost. The server's reply to a batch of reads
+//! ([`crate::wire::ReadsReply`]) is encoded here straight from its read
+//! buffer. Decoded results are built in place, each in one expression: a
+//! message built apart and then moved into its parent and the vector cost
+//! more than parsing it (store-forwarding stalls on the moves).
 //!
 //! Encoding writes exactly what prost writes (the tests compare the bytes).
 //! Decoding takes a fast path only for input it fully understands (the
@@ -361,31 +365,6 @@ fn delimited(b: &[u8], i: &mut usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// How many top-level fields with key `want` `b` holds, if every top-level
-/// key is one of `known` (one-byte keys; wire type from the key).
-fn count_fields(b: &[u8], want: u8, known: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    let mut n = 0;
-    while i < b.len() {
-        let key = b[i];
-        i += 1;
-        if !known.contains(&key) {
-            return None;
-        }
-        match key & 7 {
-            0 => {
-                varint(b, &mut i)?;
-            }
-            2 => {
-                delimited(b, &mut i)?;
-            }
-            _ => return None,
-        }
-        n += usize::from(key == want);
-    }
-    Some(n)
-}
-
 /// `b` is exactly one field with key `key`, length-delimited: its bounds.
 fn only_field(b: &[u8], key: u8) -> Option<(usize, usize)> {
     if b.first() != Some(&key) {
@@ -396,30 +375,32 @@ fn only_field(b: &[u8], key: u8) -> Option<(usize, usize)> {
     (i == b.len()).then_some(span)
 }
 
-/// A `ReadMemory` op's fields, if that is all `b` holds.
-fn fast_read_memory(b: &[u8]) -> Option<ReadMemory> {
+/// A `ReadMemory` op's fields (address, length), if that is all `b` holds.
+#[inline(always)]
+fn read_memory_fields(b: &[u8]) -> Option<(u64, u32)> {
     let (s, e) = only_field(b, 0x0a)?;
-    let f = &b[s..e];
-    let mut r = ReadMemory::default();
-    let mut i = 0;
-    while i < f.len() {
+    let f = &b[..e];
+    let (mut addr, mut len) = (0, 0);
+    let mut i = s;
+    while i < e {
         let key = f[i];
         i += 1;
         match key {
-            0x08 => r.addr = varint(f, &mut i)?,
-            0x10 => r.len = varint(f, &mut i)? as u32,
+            0x08 => addr = varint(f, &mut i)?,
+            0x10 => len = varint(f, &mut i)? as u32,
             _ => return None,
         }
     }
-    Some(r)
+    Some((addr, len))
 }
 
 /// `BatchRequest::decode(msg)`, or `None` when prost should decode it.
 pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
     let b: &[u8] = msg;
-    let n = count_fields(b, 0x1a, &[0x08, 0x10, 0x1a, 0x20, 0x28])?;
     let mut r = BatchRequest {
-        ops: Vec::with_capacity(n),
+        // A guess (a read op takes about 13 bytes), grown as needed; no
+        // counting pass.
+        ops: Vec::with_capacity((b.len() / 12).min(1 << 16)),
         ..Default::default()
     };
     let mut i = 0;
@@ -433,13 +414,13 @@ pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
             0x28 => r.interrupt = varint(b, &mut i)? != 0,
             0x1a => {
                 let (s, e) = delimited(b, &mut i)?;
-                let op = match fast_read_memory(&b[s..e]) {
-                    Some(rm) => Op {
-                        op: Some(op::Op::ReadMemory(rm)),
-                    },
-                    None => Op::decode(msg.slice(s..e)).ok()?,
-                };
-                r.ops.push(op);
+                // Built in place, in one expression (see the module documentation).
+                match read_memory_fields(&b[s..e]) {
+                    Some((addr, len)) => r.ops.push(Op {
+                        op: Some(op::Op::ReadMemory(ReadMemory { addr, len })),
+                    }),
+                    None => r.ops.push(Op::decode(msg.slice(s..e)).ok()?),
+                }
             }
             _ => return None,
         }
@@ -447,53 +428,60 @@ pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
     Some(r)
 }
 
-/// A `memory` result, if that is all `b` (at `off` in `msg`) holds.
-fn fast_memory(msg: &Bytes, off: usize, b: &[u8]) -> Option<Memory> {
+/// Bounds of a length-delimited value within its message.
+type Span = (usize, usize);
+
+/// The fields of a `memory` result, if that is all `b` holds: the bounds
+/// of its data and error (within `b`) and its address.
+#[inline(always)]
+fn memory_fields(b: &[u8]) -> Option<(Span, u64, Span)> {
     let (s, e) = only_field(b, 0x0a)?;
-    let f = &b[s..e];
-    let mut m = Memory::default();
-    let mut i = 0;
-    while i < f.len() {
-        let key = f[i];
+    let (mut data, mut addr, mut error) = ((s, s), 0, (s, s));
+    let mut i = s;
+    while i < e {
+        let key = b[i];
         i += 1;
         match key {
-            0x0a => {
-                let (ds, de) = delimited(f, &mut i)?;
-                let base = off + s;
-                m.data = msg.slice(base + ds..base + de);
-            }
-            0x10 => m.addr = varint(f, &mut i)?,
-            0x1a => {
-                let (ds, de) = delimited(f, &mut i)?;
-                m.error = std::str::from_utf8(&f[ds..de]).ok()?.to_owned();
-            }
+            0x0a => data = delimited(&b[..e], &mut i)?,
+            0x10 => addr = varint(&b[..e], &mut i)?,
+            0x1a => error = delimited(&b[..e], &mut i)?,
             _ => return None,
         }
     }
-    Some(m)
+    Some((data, addr, error))
 }
 
 /// `BatchReply::decode(msg)`, or `None` when prost should decode it.
 pub(crate) fn decode_batch_reply(msg: &Bytes) -> Option<BatchReply> {
     let b: &[u8] = msg;
-    let n = count_fields(b, 0x0a, &[0x0a])?;
-    let mut r = BatchReply {
-        results: Vec::with_capacity(n),
-    };
+    // A guess (a `memory` result of 8 bytes takes about 20), grown as
+    // needed; no counting pass.
+    let mut results = Vec::with_capacity((b.len() / 16).min(1 << 16));
     let mut i = 0;
     while i < b.len() {
-        // count_fields saw only `results` fields.
+        // `results` is the only field; anything else goes to prost.
+        if b[i] != 0x0a {
+            return None;
+        }
         i += 1;
         let (s, e) = delimited(b, &mut i)?;
-        let result = match fast_memory(msg, s, &b[s..e]) {
-            Some(m) => OpResult {
-                result: Some(op_result::Result::Memory(m)),
-            },
-            None => OpResult::decode(msg.slice(s..e)).ok()?,
-        };
-        r.results.push(result);
+        // Built in place, in one expression (see the module documentation).
+        match memory_fields(&b[s..e]) {
+            Some(((ds, de), addr, (es, ee))) => results.push(OpResult {
+                result: Some(op_result::Result::Memory(Memory {
+                    data: msg.slice(s + ds..s + de),
+                    addr,
+                    error: if es == ee {
+                        String::new()
+                    } else {
+                        std::str::from_utf8(&b[s + es..s + ee]).ok()?.to_owned()
+                    },
+                })),
+            }),
+            None => results.push(OpResult::decode(msg.slice(s..e)).ok()?),
+        }
     }
-    Some(r)
+    Some(BatchReply { results })
 }
 
 // ---- Event ---------------------------------------------------------------------
