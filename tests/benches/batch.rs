@@ -18,7 +18,8 @@
 //! 3. the floor: an empty `Batch` (0 ops) on the held task (the mean of
 //!    [`EMPTY_PER_RUN`] calls), plus one `process_vm_readv` of the same
 //!    1,000 iovecs done directly by this process (the mean of
-//!    [`READV_PER_RUN`] calls); goal: (1) at most 1.5 times the floor;
+//!    [`READV_PER_RUN`] calls); goal: (1) at most 1.5 times the floor (the
+//!    table's last line gives this ratio taken within each run as well);
 //! 4. gdb reading the same 1,000 words through gdbserver on loopback: a
 //!    second copy of the target (a process has only one tracer), a fresh
 //!    `gdbserver --attach 127.0.0.1:PORT PID` per gdb run, and
@@ -870,10 +871,10 @@ fn main() {
     let _ = std::fs::remove_dir_all(&scratch);
 
     // The table.
-    let m_batch = median(t_batch).expect("runs");
+    let m_batch = median(t_batch.clone()).expect("runs");
     let m_singles = median(t_singles).expect("runs");
-    let m_empty = median(t_empty).expect("runs");
-    let m_readv = median(t_readv).expect("runs");
+    let m_empty = median(t_empty.clone()).expect("runs");
+    let m_readv = median(t_readv.clone()).expect("runs");
     let floor = m_empty + m_readv;
     let m_big = median(t_big).expect("runs");
     let m_big_direct = median(t_big_direct).expect("runs");
@@ -881,6 +882,22 @@ fn main() {
     let stream_gib = gib_per_s(BIG, m_stream);
     let singles_x = m_singles / m_batch;
     let floor_x = m_batch / floor;
+    // The floor goal's ratio taken within each run (the rows move together
+    // with the machine's state, so this is steadier than the ratio of the
+    // medians): median and range.
+    let mut within: Vec<f64> = t_batch
+        .iter()
+        .zip(t_empty.iter().zip(&t_readv))
+        .map(|(b, (e, r))| b / (e + r))
+        .collect();
+    within.sort_by(f64::total_cmp);
+    let within_note = match (within.first(), within.last()) {
+        (Some(lo), Some(hi)) => format!(
+            "(1)/(3) within runs: median {:.2} ({lo:.2}..{hi:.2})",
+            median(within.clone()).unwrap_or(f64::NAN)
+        ),
+        _ => String::new(),
+    };
     let big_gib = gib_per_s(BIG, m_big);
 
     let mut rows = vec![
@@ -989,7 +1006,8 @@ fn main() {
     let _ = writeln!(
         table,
         "\n(1), (3a), (3b): mean of {BATCHES_PER_RUN}, {EMPTY_PER_RUN} and {READV_PER_RUN} calls per run; \
-         (2): total of 1,000 calls; (4): medians of gdb runs, each on a fresh gdbserver"
+         (2): total of 1,000 calls; (4): medians of gdb runs, each on a fresh gdbserver\n\
+         {within_note}"
     );
     print!("{table}");
     std::io::stdout().flush().expect("flush");
