@@ -237,7 +237,10 @@ impl Tracer {
     /// Run `f` on the tracer thread while `tid` is stopped. If it is running:
     /// with `interrupt`, stop it (`PTRACE_INTERRUPT`), run `f` at that stop
     /// and let it go again unless some engine holds it; without, fail with
-    /// [`Error::NotStopped`]. `f` must not call back into this tracer.
+    /// [`Error::NotStopped`]. `f` must not call back into this tracer. If
+    /// the caller gave up before the stop (dropped the request, e.g. timed
+    /// out waiting), `f` never runs: nothing acts on a task for a caller
+    /// that is no longer there.
     pub fn with_stopped<R, F>(
         &self,
         engine: EngineId,
@@ -254,7 +257,11 @@ impl Tracer {
                 engine,
                 tid,
                 interrupt,
-                Box::new(move |task| reply.send(task.map(f))),
+                Box::new(move |task| {
+                    if !reply.is_closed() {
+                        reply.send(task.map(f));
+                    }
+                }),
             );
             // A task stopped by the interrupt is resumed by the normal path.
         })
@@ -271,24 +278,10 @@ impl Tracer {
         ops: Vec<Op>,
         stop_on_error: bool,
     ) -> Request<Vec<OpResult>> {
-        self.request(move |core, reply: Reply<Vec<OpResult>>| {
-            core.with_stopped(
-                engine,
-                tid,
-                interrupt,
-                Box::new(move |task| {
-                    // A caller that gave up (timed out waiting for the stop)
-                    // must not have its ops run later.
-                    if reply.is_closed() {
-                        return;
-                    }
-                    reply.send(task.map(|task| {
-                        let (results, after) = batch::run(task, ops, stop_on_error);
-                        task.push_after(after);
-                        results
-                    }))
-                }),
-            );
+        self.with_stopped(engine, tid, interrupt, move |task| {
+            let (results, after) = batch::run(task, ops, stop_on_error);
+            task.push_after(after);
+            results
         })
     }
 
@@ -303,18 +296,8 @@ impl Tracer {
         interrupt: bool,
         ranges: Vec<(u64, usize)>,
     ) -> Request<ScatterRead> {
-        self.request(move |core, reply: Reply<ScatterRead>| {
-            core.with_stopped(
-                engine,
-                tid,
-                interrupt,
-                Box::new(move |task| {
-                    if reply.is_closed() {
-                        return;
-                    }
-                    reply.send(task.map(|task| task.read_scatter_buf(&ranges)))
-                }),
-            );
+        self.with_stopped(engine, tid, interrupt, move |task| {
+            task.read_scatter_buf(&ranges)
         })
     }
 
