@@ -528,8 +528,9 @@ fn string(b: &[u8], s: usize, e: usize) -> Option<String> {
 /// A packed `repeated uint64` value.
 fn packed(b: &[u8], s: usize, e: usize) -> Option<Vec<u64>> {
     let b = &b[..e];
-    // A varint ends at each byte without the continuation bit.
-    let mut out = Vec::with_capacity(b[s..].iter().filter(|x| **x < 0x80).count());
+    // At most one value per byte; a syscall's six arguments fit without a
+    // counting pass or a regrowth.
+    let mut out = Vec::with_capacity((e - s).min(8));
     let mut i = s;
     while i < e {
         out.push(varint(b, &mut i)?);
@@ -573,9 +574,18 @@ fn fast_syscall_exit(b: &[u8]) -> Option<SyscallExit> {
 /// `Event::decode(msg)`, for the events a trace is made of: syscall
 /// entries and exits with their numbers and flags (anything else: `None`,
 /// and prost decodes it).
+#[cfg(test)]
 pub(crate) fn decode_event(msg: &Bytes) -> Option<Event> {
-    let b: &[u8] = msg;
     let mut ev = Event::default();
+    decode_event_into(msg, &mut ev)?;
+    Some(ev)
+}
+
+/// [`decode_event`] into `ev` (a default `Event`), where the caller keeps
+/// it: an `Event` is large, and moving it out cost as much as parsing its
+/// scalars.
+pub(crate) fn decode_event_into(msg: &Bytes, ev: &mut Event) -> Option<()> {
+    let b: &[u8] = msg;
     fields(b, |n, v| {
         match (n, v) {
             (1, Value::Varint(x)) => ev.seq = x,
@@ -595,8 +605,7 @@ pub(crate) fn decode_event(msg: &Bytes) -> Option<Event> {
             _ => return None,
         }
         Some(())
-    })?;
-    Some(ev)
+    })
 }
 
 #[cfg(test)]
