@@ -373,16 +373,6 @@ pub struct ScatterRead {
     pub got: Option<Vec<Got>>,
 }
 
-impl ScatterRead {
-    /// How much of range `i` (of `len` bytes asked) arrived.
-    pub fn got(&self, i: usize, len: usize) -> Got {
-        self.got
-            .as_ref()
-            .and_then(|g| g.get(i).copied())
-            .unwrap_or(Got { len, error: None })
-    }
-}
-
 /// Callback-time configuration of the engine being called.
 pub(crate) struct EngineCfg<'a> {
     pub id: EngineId,

@@ -355,6 +355,19 @@ impl TracerService {
         Ok((ops, reply))
     }
 
+    /// Wait for `run` (a batch on `tid`) within the batch time limit.
+    async fn within_batch_limit<T: Send + 'static>(
+        &self,
+        tid: i32,
+        run: utrace_engines::Request<T>,
+    ) -> Result<T, Status> {
+        match tokio::time::timeout(self.limits.batch_timeout, run).await {
+            Ok(Ok(x)) => Ok(x),
+            Ok(Err(e)) => Err(status(e)),
+            Err(_) => Err(batch_timed_out(tid, self.limits.batch_timeout)),
+        }
+    }
+
     /// A batch of only `read_memory` ops: one scatter read on the tracer
     /// thread, its reply encoded from the read buffer. Same checks (owner,
     /// then limits), stop rules and time limit as any batch.
@@ -372,11 +385,7 @@ impl TracerService {
             r.interrupt,
             ranges.clone(),
         );
-        let read = match tokio::time::timeout(self.limits.batch_timeout, run).await {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => return Err(status(e)),
-            Err(_) => return Err(batch_timed_out(tid, self.limits.batch_timeout)),
-        };
+        let read = self.within_batch_limit(tid, run).await?;
         Ok(Response::new(WireBatchReply::Reads(convert::reads_reply(
             ranges,
             read,
@@ -606,11 +615,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                 plan.ops,
                 plan.stop_on_error,
             );
-            let results = match tokio::time::timeout(self.limits.batch_timeout, run).await {
-                Ok(Ok(results)) => results,
-                Ok(Err(e)) => return Err(status(e)),
-                Err(_) => return Err(batch_timed_out(plan.tid, self.limits.batch_timeout)),
-            };
+            let results = self.within_batch_limit(plan.tid, run).await?;
             Ok(Response::new(WireBatchReply::Reply(
                 plan.reply.finish(results),
             )))
