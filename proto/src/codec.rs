@@ -69,10 +69,9 @@ impl<T: Message + 'static> tonic::codec::Encoder for Encoder<T> {
 
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         let any: &dyn Any = &item;
-        let done = if let Some(r) = any.downcast_ref::<BatchReply>() {
-            buf.reserve(fast::batch_reply_len(r));
-            fast::encode_batch_reply(r, buf)
-        } else if let Some(r) = any.downcast_ref::<BatchRequest>() {
+        // (A top-level `BatchReply` is only ever sent by the server, as a
+        // `WireBatchReply`.)
+        let done = if let Some(r) = any.downcast_ref::<BatchRequest>() {
             buf.reserve(fast::batch_request_len(r));
             fast::encode_batch_request(r, buf)
         } else if let Some(r) = any.downcast_ref::<WireBatchReply>() {

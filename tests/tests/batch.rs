@@ -220,6 +220,8 @@ async fn reads_only_batch_answers_as_a_mixed_batch_does() {
         .map(|i| (addr + 4096 + (i * 2311) % 60_000, (i % 33) as u32))
         .collect();
     ranges[10] = (bp - 3, 8);
+    ranges[40] = (ranges[41].0 + 2, 8); // overlaps the next one
+    ranges[50] = ranges[51]; // the same range twice
     ranges[20] = (addr + 100, 0);
     ranges[300] = (end - 4, 16);
     ranges[450] = (0x10, 8);
