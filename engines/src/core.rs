@@ -17,6 +17,7 @@ use crate::event::{
     CloneKind, CloneReport, EventMask, ExecReport, ExitReport, ExitStatus, SignalReport,
     SyscallEntry, SyscallExit, SyscallSet,
 };
+use crate::gate::{ProcGate, TaskGate};
 use crate::spawn::PendingSpawn;
 use crate::sys::{self, Errno, Resume, Tid};
 use crate::task::{EngineCfg, MemFile, RunState, StopKind, SyscallMode, Task, TaskState};
@@ -123,6 +124,23 @@ pub(crate) struct Proc {
     pub breakpoints: crate::breakpoint::Breakpoints,
     /// Derived from `engines` and their masks; see [`SyscallView`].
     pub view: SyscallView,
+    /// What other threads may know of it, to read its memory (see
+    /// [`crate::gate`]): kept in step with `engines` and `breakpoints`.
+    pub gate: Arc<ProcGate>,
+}
+
+impl Proc {
+    /// The core's own memory writes (breakpoint bytes), which readers on
+    /// other threads must not see half done.
+    fn write_mem(&mut self, addr: u64, data: &[u8]) -> std::result::Result<usize, Errno> {
+        let _c = self.gate.changing();
+        self.mem.write(self.pid, addr, data)
+    }
+
+    /// `engines` changed: tell the gate.
+    fn engines_changed(&self) {
+        self.gate.set_engines(&self.engines);
+    }
 }
 
 /// Public snapshot of one traced thread.
@@ -169,6 +187,12 @@ pub struct TracerStats {
     pub syscall_stops: u64,
     /// Engine callbacks made.
     pub reports: u64,
+    /// Calls of [`crate::Tracer::read_scatter_now`] answered by the calling
+    /// thread.
+    pub reads_now: u64,
+    /// Calls of [`crate::Tracer::read_scatter_now`] that could not be (the
+    /// caller went to the tracer thread).
+    pub reads_routed: u64,
 }
 
 impl Core {
@@ -213,10 +237,12 @@ impl Core {
     }
 
     pub fn new_proc(&mut self, pid: Tid, engines: Vec<EngineId>, filter: Option<Arc<SyscallSet>>) {
+        let gate = ProcGate::new(pid, &engines);
         let mut p = Proc {
             pid,
             tasks: Vec::new(),
             engines,
+            gate,
             filter,
             mem: MemFile::default(),
             breakpoints: Default::default(),
@@ -227,12 +253,18 @@ impl Core {
     }
 
     pub fn new_task(&mut self, tid: Tid, pid: Tid) -> &mut TaskState {
-        if let Some(p) = self.procs.get_mut(&pid) {
-            if !p.tasks.contains(&tid) {
-                p.tasks.push(tid);
+        let gate = match self.procs.get_mut(&pid) {
+            Some(p) => {
+                if !p.tasks.contains(&tid) {
+                    p.tasks.push(tid);
+                }
+                Arc::clone(&p.gate)
             }
-        }
-        self.tasks.insert(tid, TaskState::new(tid, pid as u64));
+            // No process yet: a gate no engine may read through.
+            None => ProcGate::new(pid, &[]),
+        };
+        self.tasks
+            .insert(tid, TaskState::new(tid, pid as u64, TaskGate::new(gate)));
         self.tasks.get_mut(&tid).expect("inserted above")
     }
 
@@ -295,6 +327,7 @@ impl Core {
             mem,
             breakpoints,
             view,
+            gate,
             ..
         }) = procs.get_mut(&pid)
         else {
@@ -317,6 +350,7 @@ impl Core {
                 mode,
                 mem: &mut *mem,
                 bps: &mut *breakpoints,
+                gate,
                 engine: EngineCfg::new(id, &mut slot.events, &mut slot.syscalls),
             };
             let action = f(engine.as_mut(), &mut task);
@@ -381,7 +415,7 @@ impl Core {
         self.stats.stops += 1;
         t.stop_seq = self.stats.stops;
         t.signal_suppressed = false;
-        t.run = RunState::Stopped;
+        t.set_run(RunState::Stopped);
         t.regs = Default::default();
         if sig == (libc::SIGTRAP | 0x80) || event == sys::PTRACE_EVENT_SECCOMP {
             self.stats.syscall_stops += 1;
@@ -419,6 +453,13 @@ impl Core {
             fail_waiters(&mut old);
         }
         moved.tid = tid;
+        // Its old tid is gone: readers holding the old gate must not use it.
+        moved.gate.close();
+        let proc_gate = self.procs.get(&tid).map(|p| Arc::clone(&p.gate));
+        moved.gate = TaskGate::new(proc_gate.unwrap_or_else(|| ProcGate::new(tid, &[])));
+        if moved.run == RunState::Stopped {
+            moved.gate.set_stopped(true);
+        }
         self.tasks.insert(tid, moved);
         if let Some(p) = self.procs.get_mut(&tid) {
             p.tasks.retain(|t| *t != former);
@@ -635,6 +676,7 @@ impl Core {
             mode: proc_.view.mode,
             mem: &mut proc_.mem,
             bps: &mut proc_.breakpoints,
+            gate: &proc_.gate,
             engine: EngineCfg::new(id, &mut slot.events, &mut slot.syscalls),
         };
         let r = f(Ok(&mut task));
@@ -672,7 +714,7 @@ impl Core {
             libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
         ) {
             t.stop = Some(StopKind::GroupStop);
-            t.run = RunState::Stopped;
+            t.set_run(RunState::Stopped);
             trace!(tid, sig, "group-stop");
             return;
         }
@@ -755,7 +797,7 @@ impl Core {
                     .unwrap_or_default();
                 if let Some(c) = self.procs.get_mut(&child) {
                     for (addr, orig) in restore {
-                        let _ = c.mem.write(child, addr, &[orig]);
+                        let _ = c.write_mem(addr, &[orig]);
                     }
                 }
             }
@@ -789,6 +831,7 @@ impl Core {
             p.mem.reset();
             // A new image: the old breakpoints are gone with the old text.
             p.breakpoints = Default::default();
+            p.gate.set_breakpoints(&p.breakpoints);
         }
         let was_prelude = self.tasks.get(&tid).is_some_and(|t| t.prelude);
         if let Some(t) = self.tasks.get_mut(&tid) {
@@ -828,7 +871,7 @@ impl Core {
                 // still wanted). An engine's own step ends here too.
                 if let Some(p) = self.procs.get_mut(&pid) {
                     if p.breakpoints.contains(addr) {
-                        let _ = p.mem.write(pid, addr, &[crate::breakpoint::INT3]);
+                        let _ = p.write_mem(addr, &[crate::breakpoint::INT3]);
                     }
                 }
                 let t = self.tasks.get_mut(&tid).expect("present");
@@ -1049,7 +1092,7 @@ impl Core {
             warn!(tid, op, %errno, "ptrace request failed while handling a stop");
         }
         if let Some(t) = self.tasks.get_mut(&tid) {
-            t.run = RunState::Running;
+            t.set_run(RunState::Running);
             t.stop = None;
         }
     }
@@ -1106,7 +1149,7 @@ impl Core {
                 Ok(rip) if p.breakpoints.contains(rip) => {
                     let orig = p.breakpoints.map[&rip].orig;
                     let pm = self.procs.get_mut(&pid).expect("present above");
-                    let _ = pm.mem.write(pid, rip, &[orig]);
+                    let _ = pm.write_mem(rip, &[orig]);
                     t.step_over = Some(rip);
                     Resume::SingleStep
                 }
@@ -1138,11 +1181,11 @@ impl Core {
         t.pending_signal = 0;
         t.skipped = None;
         t.resumed_with = how;
-        t.run = if how == Resume::Listen {
+        t.set_run(if how == Resume::Listen {
             RunState::GroupStop
         } else {
             RunState::Running
-        };
+        });
         if let Err(e) = sys::resume(tid, how, sig) {
             self.vanishing(tid, "resume", e);
         }
@@ -1217,7 +1260,7 @@ impl Core {
                     tid,
                     "PTRACE_DETACH: no longer stopped (killed?); detaching at its next stop"
                 );
-                t.run = RunState::Running;
+                t.set_run(RunState::Running);
                 return;
             }
             Err(e) => debug!(tid, %e, "PTRACE_DETACH failed (task gone?)"),
@@ -1242,6 +1285,7 @@ impl Core {
         let tids = match self.procs.get_mut(&pid) {
             Some(p) => {
                 p.engines.push(id);
+                p.engines_changed();
                 p.tasks.clone()
             }
             None => return Vec::new(),
@@ -1263,11 +1307,16 @@ impl Core {
         for p in self.procs.values_mut() {
             if p.engines.contains(&id) {
                 p.engines.retain(|x| *x != id);
+                p.engines_changed();
                 p.view = SyscallView::of(&self.engines, p);
                 affected.extend(p.tasks.iter().copied());
                 // Its breakpoints go; bytes nobody else needs are restored.
-                for (addr, orig) in p.breakpoints.remove_engine(id) {
-                    if let Err(e) = p.mem.write(p.pid, addr, &[orig]) {
+                let gate = Arc::clone(&p.gate);
+                let _c = gate.changing();
+                let restore = p.breakpoints.remove_engine(id);
+                gate.set_breakpoints(&p.breakpoints);
+                for (addr, orig) in restore {
+                    if let Err(e) = p.write_mem(addr, &[orig]) {
                         warn!(pid = p.pid, addr, %e, "restoring a breakpoint's byte failed");
                     }
                 }

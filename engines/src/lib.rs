@@ -39,6 +39,7 @@ mod core;
 mod engine;
 mod error;
 mod event;
+mod gate;
 mod seccomp;
 mod spawn;
 pub mod sys;

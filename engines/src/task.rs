@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -11,6 +12,7 @@ use crate::arch::{self, gp, RegDesc, RegSet};
 use crate::engine::EngineId;
 use crate::error::{Error, Result};
 use crate::event::{EventMask, SyscallEntry, SyscallExit, SyscallSet};
+use crate::gate::{ProcGate, TaskGate};
 use crate::sys::{self, Errno, Tid};
 
 /// Largest number of iovecs one `process_vm_readv` takes (`IOV_MAX`).
@@ -26,6 +28,11 @@ const SPAN_GAP: u64 = 4096;
 const STAGE_MAX: usize = 4 << 20;
 /// A staging buffer larger than this is freed after use.
 const STAGE_KEEP: usize = 4 << 20;
+/// Coalesced reads are staged this many bytes at a time (spans are cut
+/// where they would grow past it): a staging buffer this small stays in
+/// the CPU's caches, where a whole 1 MiB one would push out everything
+/// else the thread is doing.
+const STAGE_CHUNK: usize = 64 << 10;
 
 thread_local! {
     /// The tracer thread's staging buffer for coalesced reads.
@@ -143,10 +150,20 @@ pub(crate) struct TaskState {
     /// Engines to hold this task at its next stop (`control(Stop)` while it
     /// runs); moves with the task like `waiters`.
     pub hold_next: Vec<EngineId>,
+    /// What other threads may know of this one, to read its memory while
+    /// it is stopped (see [`crate::gate`]); follows `run`.
+    pub gate: Arc<TaskGate>,
+}
+
+impl Drop for TaskState {
+    fn drop(&mut self) {
+        // Forgotten by the tracer: no reader may read through its gate.
+        self.gate.close();
+    }
 }
 
 impl TaskState {
-    pub fn new(tid: Tid, proc: u64) -> Self {
+    pub fn new(tid: Tid, proc: u64, gate: Arc<TaskGate>) -> Self {
         TaskState {
             tid,
             proc,
@@ -171,7 +188,15 @@ impl TaskState {
             regs: RegCache::default(),
             waiters: Vec::new(),
             hold_next: Vec::new(),
+            gate,
         }
+    }
+
+    /// Set the run state, and the gate with it: call it *before* resuming
+    /// the task, so no reader reads it as stopped once it runs.
+    pub fn set_run(&mut self, run: RunState) {
+        self.run = run;
+        self.gate.set_stopped(run == RunState::Stopped);
     }
 
     /// Write back changed registers (once, before resuming) and forget the cache.
@@ -405,6 +430,8 @@ pub struct Task<'a> {
     pub(crate) mode: SyscallMode,
     pub(crate) mem: &'a mut MemFile,
     pub(crate) bps: &'a mut crate::breakpoint::Breakpoints,
+    /// Its process's gate: memory and breakpoint changes go through it.
+    pub(crate) gate: &'a ProcGate,
     pub(crate) engine: EngineCfg<'a>,
 }
 
@@ -652,7 +679,7 @@ impl Task<'_> {
     /// common case, with no vector of one entry per range to build).
     fn read_scatter_raw(&mut self, ranges: &[(u64, usize)]) -> (Vec<u8>, Option<Vec<Got>>) {
         let total = ranges.iter().fold(0usize, |acc, r| acc.saturating_add(r.1));
-        if let Some(buf) = self.read_coalesced(ranges, total) {
+        if let Some(buf) = read_coalesced(self.pid, ranges, total) {
             return (buf, None);
         }
         let mut buf: Vec<u8> = Vec::with_capacity(total);
@@ -705,96 +732,6 @@ impl Task<'_> {
             start = i + 1;
         }
         (buf, Some(got))
-    }
-
-    /// Many small ranges close together: read them as few spans as will
-    /// do, into one staging buffer, and copy each range to its place. The
-    /// kernel's cost is mostly per remote iovec (a VMA lookup, a page-table
-    /// walk, a pin and an unpin) and per local piece, not per byte: a span
-    /// that bridges a gap of up to [`SPAN_GAP`] bytes between two ranges
-    /// costs less than a second iovec does. The ranges are sorted by
-    /// address (ties: request order); spans hold at most [`STAGE_MAX`]
-    /// bytes in all; the staging buffer lives on as long as the tracer
-    /// thread, so its pages are not faulted in again for every read.
-    /// `None` when that saves little, or when anything failed (the caller
-    /// then reads range by range and finds the failures: bytes in a gap may
-    /// be unmapped where the ranges are not).
-    fn read_coalesced(&mut self, ranges: &[(u64, usize)], total: usize) -> Option<Vec<u8>> {
-        // Sort keys below hold the request index in 16 bits.
-        if ranges.len() < 8 || ranges.len() > 1 << 16 || total > COALESCE_MAX_TOTAL {
-            return None;
-        }
-        // Sort keys: the address above (user addresses fit in 47 bits), the
-        // request index below.
-        let mut order: Vec<u64> = Vec::with_capacity(ranges.len());
-        for (i, r) in ranges.iter().enumerate() {
-            if r.0 >= 1 << 47 {
-                return None;
-            }
-            if r.1 > 0 {
-                order.push(r.0 << 16 | i as u64);
-            }
-        }
-        order.sort_unstable();
-        // Spans, in address order: (start, end).
-        let mut spans: Vec<libc::iovec> = Vec::new();
-        let mut cur: Option<(u64, u64)> = None;
-        let mut staged = 0usize;
-        for &key in &order {
-            let (addr, i) = (key >> 16, (key & 0xffff) as usize);
-            let end = addr.checked_add(ranges[i].1 as u64)?;
-            match &mut cur {
-                Some((_, e)) if addr <= e.saturating_add(SPAN_GAP) => *e = (*e).max(end),
-                _ => {
-                    if let Some((s, e)) = cur.replace((addr, end)) {
-                        staged += (e - s) as usize;
-                        spans.push(iovec(s, e));
-                    }
-                }
-            }
-        }
-        if let Some((s, e)) = cur {
-            staged += (e - s) as usize;
-            spans.push(iovec(s, e));
-        }
-        // Worth it only if it saves a quarter of the remote iovecs.
-        if spans.len() * 4 > order.len() * 3 || staged > STAGE_MAX {
-            return None;
-        }
-        STAGE.with(|stage| {
-            let mut stage = stage.borrow_mut();
-            stage.clear();
-            for chunk in spans.chunks(IOV_MAX) {
-                let want: usize = chunk.iter().map(|r| r.iov_len).sum();
-                let n = sys::process_vm_readv_append(self.pid, &mut stage, want, chunk).ok()?;
-                if n != want {
-                    return None;
-                }
-            }
-            let mut buf = vec![0u8; total];
-            let mut offs = Vec::with_capacity(ranges.len());
-            let mut off = 0usize;
-            for r in ranges {
-                offs.push(off);
-                off += r.1;
-            }
-            // Walk the sorted ranges and the spans together.
-            let (mut span, mut span_off) = (0usize, 0usize);
-            for &key in &order {
-                let (addr, i) = (key >> 16, (key & 0xffff) as usize);
-                while addr >= spans[span].iov_base as u64 + spans[span].iov_len as u64 {
-                    span_off += spans[span].iov_len;
-                    span += 1;
-                }
-                let at = span_off + (addr - spans[span].iov_base as u64) as usize;
-                let len = ranges[i].1;
-                buf[offs[i]..offs[i] + len].copy_from_slice(&stage[at..at + len]);
-            }
-            if stage.capacity() > STAGE_KEEP {
-                *stage = Vec::new();
-            }
-            Some(buf)
-        })
     }
 
     /// One range that `process_vm_readv` could not read whole: retry through
@@ -878,8 +815,11 @@ impl Task<'_> {
             return self.write_raw(addr, data);
         }
         // Bytes under a breakpoint become its saved original; the int3 stays.
+        let gate = self.gate;
+        let _c = gate.changing();
         let mut data = data.to_vec();
         self.bps.patch_write(addr, &mut data);
+        gate.set_breakpoints(self.bps);
         self.write_raw(addr, &data)
     }
 
@@ -906,6 +846,8 @@ impl Task<'_> {
                 errno: got.error.unwrap_or(Errno::EFAULT),
             });
         };
+        let gate = self.gate;
+        let _c = gate.changing();
         self.write_raw(addr, &[crate::breakpoint::INT3])?;
         self.bps.map.insert(
             addr,
@@ -914,6 +856,7 @@ impl Task<'_> {
                 users: [(id, 1)].into_iter().collect(),
             },
         );
+        gate.set_breakpoints(self.bps);
         Ok(())
     }
 
@@ -933,13 +876,18 @@ impl Task<'_> {
         }
         if bp.users.is_empty() {
             let orig = bp.orig;
+            let gate = self.gate;
+            let _c = gate.changing();
             self.bps.forget(addr);
+            gate.set_breakpoints(self.bps);
             self.write_raw(addr, &[orig])?;
         }
         Ok(())
     }
 
     fn write_raw(&mut self, addr: u64, data: &[u8]) -> Result<usize> {
+        let gate = self.gate;
+        let _c = gate.changing();
         let tid = self.state.tid;
         if let Ok(f) = self.mem.get(self.pid) {
             let fd = f.as_raw_fd();
@@ -988,4 +936,156 @@ impl Task<'_> {
         }
         Ok(done)
     }
+}
+
+/// Many small ranges close together: read them as few spans as will
+/// do, into one staging buffer, and copy each range to its place. The
+/// kernel's cost is mostly per remote iovec (a VMA lookup, a page-table
+/// walk, a pin and an unpin) and per local piece, not per byte: a span
+/// that bridges a gap of up to [`SPAN_GAP`] bytes between two ranges
+/// costs less than a second iovec does. The ranges are sorted by
+/// address (ties: request order); spans hold at most [`STAGE_MAX`]
+/// bytes in all; the staging buffer lives on as long as the tracer
+/// thread, so its pages are not faulted in again for every read.
+/// `None` when that saves little, or when anything failed (the caller
+/// then reads range by range and finds the failures: bytes in a gap may
+/// be unmapped where the ranges are not).
+fn read_coalesced(pid: Tid, ranges: &[(u64, usize)], total: usize) -> Option<Vec<u8>> {
+    // Sort keys below hold the request index in 16 bits.
+    if ranges.len() < 8 || ranges.len() > 1 << 16 || total > COALESCE_MAX_TOTAL {
+        return None;
+    }
+    // Sort keys: the address above (user addresses fit in 47 bits), the
+    // request index below.
+    let mut order: Vec<u64> = Vec::with_capacity(ranges.len());
+    for (i, r) in ranges.iter().enumerate() {
+        if r.0 >= 1 << 47 {
+            return None;
+        }
+        if r.1 > 0 {
+            order.push(r.0 << 16 | i as u64);
+        }
+    }
+    order.sort_unstable();
+    // Spans, in address order: (start, end). A span stops growing at
+    // STAGE_CHUNK bytes where the next range does not overlap it.
+    let mut spans: Vec<libc::iovec> = Vec::new();
+    let mut cur: Option<(u64, u64)> = None;
+    let mut staged = 0usize;
+    for &key in &order {
+        let (addr, i) = (key >> 16, (key & 0xffff) as usize);
+        let end = addr.checked_add(ranges[i].1 as u64)?;
+        match &mut cur {
+            Some((s, e))
+                if addr < *e
+                    || (addr <= e.saturating_add(SPAN_GAP)
+                        && end.max(*e) - *s <= STAGE_CHUNK as u64) =>
+            {
+                *e = (*e).max(end)
+            }
+            _ => {
+                if let Some((s, e)) = cur.replace((addr, end)) {
+                    staged += (e - s) as usize;
+                    spans.push(iovec(s, e));
+                }
+            }
+        }
+    }
+    if let Some((s, e)) = cur {
+        staged += (e - s) as usize;
+        spans.push(iovec(s, e));
+    }
+    // Worth it only if it saves a quarter of the remote iovecs.
+    if spans.len() * 4 > order.len() * 3 || staged > STAGE_MAX {
+        return None;
+    }
+    let mut buf = vec![0u8; total];
+    let mut offs = Vec::with_capacity(ranges.len());
+    let mut off = 0usize;
+    for r in ranges {
+        offs.push(off);
+        off += r.1;
+    }
+    let span_end = |s: &libc::iovec| s.iov_base as u64 + s.iov_len as u64;
+    STAGE.with(|stage| {
+        let mut stage = stage.borrow_mut();
+        // `k`: the next range (in address order) to copy out.
+        let (mut k, mut first) = (0usize, 0usize);
+        while first < spans.len() {
+            // A group of spans that fits the staging chunk (at least one).
+            let (mut last, mut want) = (first, 0usize);
+            while last < spans.len()
+                && last - first < IOV_MAX
+                && (last == first || want + spans[last].iov_len <= STAGE_CHUNK)
+            {
+                want += spans[last].iov_len;
+                last += 1;
+            }
+            stage.clear();
+            let n =
+                sys::process_vm_readv_append(pid, &mut stage, want, &spans[first..last]).ok()?;
+            if n != want {
+                return None;
+            }
+            // Copy out the ranges of this group, walking them and its spans
+            // together.
+            let group_end = span_end(&spans[last - 1]);
+            let (mut span, mut span_off) = (first, 0usize);
+            while let Some(&key) = order.get(k) {
+                let (addr, i) = (key >> 16, (key & 0xffff) as usize);
+                if addr >= group_end {
+                    break;
+                }
+                while addr >= span_end(&spans[span]) {
+                    span_off += spans[span].iov_len;
+                    span += 1;
+                }
+                let at = span_off + (addr - spans[span].iov_base as u64) as usize;
+                let len = ranges[i].1;
+                buf[offs[i]..offs[i] + len].copy_from_slice(&stage[at..at + len]);
+                k += 1;
+            }
+            first = last;
+        }
+        if stage.capacity() > STAGE_KEEP {
+            *stage = Vec::new();
+        }
+        Some(())
+    })?;
+    Some(buf)
+}
+
+/// Read every range whole with `process_vm_readv`, into one buffer (every
+/// range at its place, after the lengths of the ranges before it): from any
+/// thread of the tracer's process, stopped task or not. `None` if any byte
+/// did not arrive (the caller then reads through the tracer thread, which
+/// finds out which range failed and why). `int3`s are not hidden.
+pub(crate) fn read_whole(pid: Tid, ranges: &[(u64, usize)]) -> Option<Vec<u8>> {
+    let total = ranges
+        .iter()
+        .try_fold(0usize, |acc, r| acc.checked_add(r.1))?;
+    if let Some(buf) = read_coalesced(pid, ranges, total) {
+        return Some(buf);
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(total);
+    if total >= HUGE_READ {
+        sys::advise_huge_pages(&mut buf);
+    }
+    let mut remote: Vec<libc::iovec> = Vec::with_capacity(ranges.len().min(IOV_MAX));
+    for chunk in ranges.chunks(IOV_MAX) {
+        remote.clear();
+        remote.extend(chunk.iter().map(|&(addr, len)| libc::iovec {
+            iov_base: addr as usize as *mut libc::c_void,
+            iov_len: len,
+        }));
+        let want: usize = chunk.iter().map(|r| r.1).sum();
+        if want == 0 {
+            continue;
+        }
+        let n = sys::process_vm_readv_append(pid, &mut buf, want, &remote).ok()?;
+        if n != want {
+            return None;
+        }
+    }
+    Some(buf)
 }

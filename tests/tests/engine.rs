@@ -1338,3 +1338,165 @@ fn interrupt_batch_sees_the_syscall_it_lands_on() {
     out.rest();
     assert_eq!(out.value("getppid"), Some("10".to_string()));
 }
+
+/// Hold `pid` for `engine` and wait until it sits in the stop.
+fn hold(tracer: &Tracer, engine: utrace_engines::EngineId, pid: i32) {
+    tracer.control(engine, pid, Action::Stop).wait().unwrap();
+    wait_for("the task to be held", || {
+        tracer
+            .tasks()
+            .wait()
+            .unwrap()
+            .iter()
+            .any(|t| t.tid == pid && t.state == RunState::Stopped && t.holds.contains(&engine))
+    });
+}
+
+/// Reads from other threads (`read_scatter_now`) give exactly what the
+/// tracer thread gives, breakpoints hidden; they give up (leaving the
+/// caller to the tracer thread) before the thread was read once through
+/// the tracer, for an engine not attached, while it runs, and once the
+/// engine detached.
+#[test]
+fn reads_now_match_the_tracer_thread_and_give_up_when_they_must() {
+    init_logging();
+    let tracer = Tracer::new().unwrap();
+    let (log, h) = Log::new();
+    let (sp, mut out, mut stdin_w, addr) = spawn_memory_pattern(&tracer, log);
+    let bp = addr + 5000;
+    let mut ranges: Vec<(u64, usize)> = (0..1000u64)
+        .map(|i| (addr + 4096 + (i * 1031) % ((1 << 20) - 4104), 8))
+        .collect();
+    ranges.push((bp - 3, 8));
+    let e = sp.engine;
+    assert!(
+        tracer.read_scatter_now(e, sp.pid, &ranges).is_none(),
+        "not read through the tracer yet"
+    );
+    hold(&tracer, e, sp.pid);
+    tracer
+        .with_stopped(e, sp.pid, false, move |task| task.insert_breakpoint(bp))
+        .wait()
+        .unwrap()
+        .unwrap();
+    let routed = tracer
+        .read_scatter(e, sp.pid, false, ranges.clone())
+        .wait()
+        .unwrap();
+    let now = tracer
+        .read_scatter_now(e, sp.pid, &ranges)
+        .expect("a held task, read before: answered here");
+    assert_eq!(now, routed);
+    assert!(now.got.is_none());
+    let mut off = 0;
+    for &(a, len) in &ranges {
+        for k in 0..len {
+            let i = a - addr + k as u64;
+            assert_eq!(now.buf[off + k], (i * 7 + 3) as u8, "byte {i}");
+        }
+        off += len;
+    }
+    // The int3 is in memory, hidden from both reads.
+    let mut raw = [0u8; 1];
+    nix::sys::uio::pread(
+        std::fs::File::open(format!("/proc/{}/mem", sp.pid)).unwrap(),
+        &mut raw,
+        bp as i64,
+    )
+    .unwrap();
+    assert_eq!(raw[0], 0xcc);
+    assert!(tracer
+        .read_scatter_now(utrace_engines::EngineId(999), sp.pid, &ranges)
+        .is_none());
+    assert!(tracer
+        .read_scatter_now(e, sp.pid + 100_000, &ranges)
+        .is_none());
+    let stats = tracer.stats().wait().unwrap();
+    assert_eq!(stats.reads_now, 1);
+    assert_eq!(stats.reads_routed, 3);
+    // Running: not read here.
+    tracer.control(e, sp.pid, Action::Resume).wait().unwrap();
+    assert!(tracer.read_scatter_now(e, sp.pid, &ranges).is_none());
+    // Held again: read here again.
+    hold(&tracer, e, sp.pid);
+    assert!(tracer.read_scatter_now(e, sp.pid, &ranges).is_some());
+    // Detached: the tracer forgot it.
+    tracer.detach(e).wait().unwrap();
+    assert!(tracer.read_scatter_now(e, sp.pid, &ranges).is_none());
+    send_line(&mut stdin_w, "go");
+    out.rest();
+    assert_eq!(out.value("pattern_ok").as_deref(), Some("1"));
+    drop(h);
+}
+
+/// Reads from other threads never see a tracer write or a breakpoint half
+/// done: while the tracer thread writes alternating patterns over a page
+/// and inserts and removes a breakpoint in it, three threads read the page;
+/// every read they answer is one pattern whole, with no `int3`.
+#[test]
+fn reads_now_never_see_a_change_half_done() {
+    init_logging();
+    let tracer = Tracer::new().unwrap();
+    let (log, _h) = Log::new();
+    let (sp, mut out, mut stdin_w, addr) = spawn_memory_pattern(&tracer, log);
+    let e = sp.engine;
+    hold(&tracer, e, sp.pid);
+    let page = vec![(addr, 4096usize)];
+    // The scratch page starts as the pattern: make it one fill first.
+    tracer
+        .with_stopped(e, sp.pid, false, move |task| {
+            task.write_memory(addr, &[0x22; 4096]).unwrap()
+        })
+        .wait()
+        .unwrap();
+    tracer
+        .read_scatter(e, sp.pid, false, page.clone())
+        .wait()
+        .unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (tracer, page, done) = (tracer.clone(), page.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let (mut answered, mut refused) = (0u64, 0u64);
+                while !done.load(Ordering::SeqCst) || answered == 0 {
+                    match tracer.read_scatter_now(e, sp.pid, &page) {
+                        Some(r) => {
+                            answered += 1;
+                            let first = r.buf[0];
+                            assert!(first == 0x11 || first == 0x22, "read {first:#x}");
+                            assert!(
+                                r.buf.iter().all(|b| *b == first),
+                                "a page read mixes two writes, or shows an int3"
+                            );
+                        }
+                        None => refused += 1,
+                    }
+                }
+                (answered, refused)
+            })
+        })
+        .collect();
+    for k in 0..400u32 {
+        let fill = if k % 2 == 0 { 0x11u8 } else { 0x22 };
+        tracer
+            .with_stopped(e, sp.pid, false, move |task| {
+                task.insert_breakpoint(addr + 100).unwrap();
+                task.write_memory(addr, &[fill; 4096]).unwrap();
+                task.remove_breakpoint(addr + 100).unwrap();
+            })
+            .wait()
+            .unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut answered = 0;
+    for r in readers {
+        let (a, _refused) = r.join().expect("reader thread");
+        answered += a;
+    }
+    assert!(answered > 0);
+    tracer.control(e, sp.pid, Action::Resume).wait().unwrap();
+    send_line(&mut stdin_w, "go");
+    out.rest();
+    assert_eq!(out.value("pattern_ok").as_deref(), Some("1"));
+}
