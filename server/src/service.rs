@@ -793,7 +793,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
 }
 
 /// Chunks a ReadMemoryStream reads ahead of what the client has taken.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 4;
 
 /// Reads of at most this many bytes in all may run on an async worker
 /// thread (about 0.3 ms per MiB here); larger ones go to a blocking thread.

@@ -808,7 +808,7 @@ fn check_big_chunks(chunks: &[pb::MemoryChunk], base: u64, addr: u64, len: u64, 
     assert_eq!(at, addr + len);
 }
 
-/// ReadMemoryStream moves 64 MiB of a held task in chunks (default 1 MiB,
+/// ReadMemoryStream moves 64 MiB of a held task in chunks (default 64 KiB,
 /// or an odd size, from an odd address), every byte right.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stream_reads_64_mib() {
@@ -836,7 +836,7 @@ async fn memory_stream_reads_64_mib() {
     let chunks = stream_chunks(&mut c, stream_req(at.engine_id, addr, len, 0))
         .await
         .unwrap();
-    check_big_chunks(&chunks, addr, addr, len, 1 << 20);
+    check_big_chunks(&chunks, addr, addr, len, 64 << 10);
     drop(chunks);
     let odd = (3 << 20) + 7;
     let chunks = stream_chunks(
