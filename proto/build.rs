@@ -40,6 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The Batch RPC answers a `WireBatchReply` (src/wire.rs): a batch
         // of reads is encoded straight from its read buffer.
         .extern_path(".utrace.v1.BatchReply", "crate::wire::WireBatchReply")
+        // ... and takes a `WireBatchRequest`: a batch of reads is decoded
+        // straight to its ranges.
+        .extern_path(".utrace.v1.BatchRequest", "crate::wire::WireBatchRequest")
         .extern_path(".utrace.v1", "crate::v1")
         .codec_path("crate::codec::Codec")
         .build_server(true)

@@ -24,7 +24,7 @@ use tonic::Status;
 
 use crate::fast;
 use crate::v1::{BatchReply, BatchRequest, Event};
-use crate::wire::WireBatchReply;
+use crate::wire::{WireBatchReply, WireBatchRequest};
 
 /// A [`tonic::codec::Codec`] for prost messages (`application/grpc+proto`).
 #[derive(Debug, Clone)]
@@ -119,6 +119,8 @@ fn decode_fast<U: 'static>(msg: &Bytes) -> Option<U> {
         *s = fast::decode_batch_reply(msg);
     } else if let Some(s) = slot.downcast_mut::<Option<BatchRequest>>() {
         *s = fast::decode_batch_request(msg);
+    } else if let Some(s) = slot.downcast_mut::<Option<WireBatchRequest>>() {
+        *s = fast::decode_wire_batch_request(msg);
     } else if let Some(s) = slot.downcast_mut::<Option<Event>>() {
         if fast::decode_event_into(msg, s.insert(Event::default())).is_none() {
             *s = None;

@@ -13,7 +13,7 @@ use prost::encoding::{DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
 use crate::fast;
-use crate::v1::{BatchReply, Event};
+use crate::v1::{op, BatchReply, BatchRequest, Event, Op, ReadMemory};
 
 /// An `Event` on its way out (see the module documentation). Clients decode
 /// it as a plain [`Event`].
@@ -149,6 +149,109 @@ impl Message for WireBatchReply {
 
     fn clear(&mut self) {
         *self = WireBatchReply::default();
+    }
+}
+
+/// What the server's `Batch` stub takes: a `BatchRequest`, decoded straight
+/// to its ranges when every op is a `read_memory` (no `Op` per range to
+/// build, convert and drop), else as a plain request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WireBatchRequest {
+    /// Any request.
+    Request(BatchRequest),
+    /// A request whose ops are all `read_memory` (see [`ReadsRequest`]).
+    Reads(ReadsRequest),
+}
+
+impl Default for WireBatchRequest {
+    fn default() -> Self {
+        WireBatchRequest::Request(BatchRequest::default())
+    }
+}
+
+/// A `BatchRequest` of one or more ops, all `read_memory`: its fields, with
+/// the ops as (address, length) ranges in request order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReadsRequest {
+    /// `BatchRequest.engine_id`.
+    pub engine_id: u64,
+    /// `BatchRequest.tid`.
+    pub tid: u32,
+    /// Each op's address and length, in request order.
+    pub ranges: Vec<(u64, usize)>,
+    /// `BatchRequest.stop_on_error`.
+    pub stop_on_error: bool,
+    /// `BatchRequest.interrupt`.
+    pub interrupt: bool,
+}
+
+impl From<ReadsRequest> for BatchRequest {
+    fn from(r: ReadsRequest) -> BatchRequest {
+        BatchRequest {
+            engine_id: r.engine_id,
+            tid: r.tid,
+            ops: r
+                .ranges
+                .iter()
+                .map(|&(addr, len)| Op {
+                    op: Some(op::Op::ReadMemory(ReadMemory {
+                        addr,
+                        len: len as u32,
+                    })),
+                })
+                .collect(),
+            stop_on_error: r.stop_on_error,
+            interrupt: r.interrupt,
+        }
+    }
+}
+
+impl WireBatchRequest {
+    /// As a plain request.
+    pub fn into_request(self) -> BatchRequest {
+        match self {
+            WireBatchRequest::Request(r) => r,
+            WireBatchRequest::Reads(r) => r.into(),
+        }
+    }
+}
+
+impl Message for WireBatchRequest {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        // Only clients encode requests, and they send `BatchRequest`s;
+        // this is here for completeness.
+        match self {
+            WireBatchRequest::Request(r) => r.encode_raw(buf),
+            WireBatchRequest::Reads(r) => BatchRequest::from(r.clone()).encode_raw(buf),
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        // prost's decoding (off the fast path) builds a plain request.
+        if let WireBatchRequest::Reads(r) = self {
+            *self = WireBatchRequest::Request(std::mem::take(r).into());
+        }
+        match self {
+            WireBatchRequest::Request(r) => r.merge_field(tag, wire_type, buf, ctx),
+            WireBatchRequest::Reads(_) => Ok(()),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            WireBatchRequest::Request(r) => r.encoded_len(),
+            WireBatchRequest::Reads(r) => BatchRequest::from(r.clone()).encoded_len(),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = WireBatchRequest::default();
     }
 }
 

@@ -8,7 +8,7 @@ use utrace_engines::{
     SyscallSet, TaskInfo,
 };
 use utrace_proto::v1 as pb;
-use utrace_proto::wire::ReadsReply;
+use utrace_proto::wire::{ReadsReply, ReadsRequest};
 
 use crate::remote::{Expedite, MemRef, Spec, SyncSpec};
 
@@ -601,28 +601,42 @@ fn check_op_bytes(
     Ok(())
 }
 
-/// Whether a batch is made only of `read_memory` ops (at least one). Such a
-/// batch runs as one scatter read whose reply is encoded from the read
-/// buffer ([`read_ranges`], [`reads_reply`]); reads are allowed to
-/// observe-only clients.
-pub fn all_reads(ops: &[pb::Op]) -> bool {
-    !ops.is_empty()
-        && ops
-            .iter()
-            .all(|o| matches!(o.op, Some(pb::op::Op::ReadMemory(_))))
+/// A batch made only of `read_memory` ops (at least one), as ranges. Such
+/// a batch runs as one scatter read whose reply is encoded from the read
+/// buffer ([`check_read_ranges`], [`reads_reply`]); reads are allowed to
+/// observe-only clients. The server's decoder gives most such batches as
+/// ranges already (`WireBatchRequest::Reads`); this finds the others.
+pub fn as_reads(r: &pb::BatchRequest) -> Option<ReadsRequest> {
+    let ranges = r
+        .ops
+        .iter()
+        .map(|o| match &o.op {
+            Some(pb::op::Op::ReadMemory(m)) => Some((m.addr, m.len as usize)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    if ranges.is_empty() {
+        return None;
+    }
+    Some(ReadsRequest {
+        engine_id: r.engine_id,
+        tid: r.tid,
+        ranges,
+        stop_on_error: r.stop_on_error,
+        interrupt: r.interrupt,
+    })
 }
 
-/// The ranges of a batch of reads ([`all_reads`]), checked against the
-/// limits as [`batch_ops`] checks them.
-pub fn read_ranges(ops: &[pb::Op], limits: &crate::Limits) -> Result<Vec<(u64, usize)>, Status> {
-    check_op_count(ops.len(), limits)?;
+/// The ranges of a batch of reads, checked against the limits as
+/// [`batch_ops`] checks them (same order, same messages).
+pub fn check_read_ranges(
+    ranges: Vec<(u64, usize)>,
+    limits: &crate::Limits,
+) -> Result<Vec<(u64, usize)>, Status> {
+    check_op_count(ranges.len(), limits)?;
     let mut total = 0usize;
-    let mut ranges = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        if let Some(pb::op::Op::ReadMemory(r)) = &op.op {
-            check_op_bytes(i, r.len as usize, &mut total, limits)?;
-            ranges.push((r.addr, r.len as usize));
-        }
+    for (i, &(_, len)) in ranges.iter().enumerate() {
+        check_op_bytes(i, len, &mut total, limits)?;
     }
     Ok(ranges)
 }

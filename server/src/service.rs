@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, info_span, Instrument};
 use utrace_engines::{Credentials, SpawnOptions, Tracer};
 use utrace_proto::v1 as pb;
-use utrace_proto::wire::{WireBatchReply, WireEvent};
+use utrace_proto::wire::{ReadsRequest, WireBatchReply, WireBatchRequest, WireEvent};
 
 use crate::convert::{self, status, SpecContext};
 use crate::peer::Peer;
@@ -377,10 +377,10 @@ impl TracerService {
     async fn read_batch(
         &self,
         p: &Peer,
-        r: pb::BatchRequest,
+        r: ReadsRequest,
     ) -> Result<Response<WireBatchReply>, Status> {
         let pid = self.registry.owned_pid(r.engine_id, p)?;
-        let ranges = convert::read_ranges(&r.ops, &self.limits)?;
+        let ranges = convert::check_read_ranges(r.ranges, &self.limits)?;
         let tid = if r.tid == 0 { pid } else { r.tid } as i32;
         let engine = utrace_engines::EngineId(r.engine_id);
         let (ranges, read) = read_ranges(
@@ -604,14 +604,17 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
 
     async fn batch(
         &self,
-        req: Request<pb::BatchRequest>,
+        req: Request<WireBatchRequest>,
     ) -> Result<Response<WireBatchReply>, Status> {
         let p = peer(&req)?;
         let span = span("Batch", &p);
         async move {
-            let r = req.into_inner();
-            if convert::all_reads(&r.ops) {
-                return self.read_batch(&p, r).await;
+            let r = match req.into_inner() {
+                WireBatchRequest::Reads(r) => return self.read_batch(&p, r).await,
+                WireBatchRequest::Request(r) => r,
+            };
+            if let Some(reads) = convert::as_reads(&r) {
+                return self.read_batch(&p, reads).await;
             }
             let plan = self.plan_batch(&p, r)?;
             let run = self.tracer.batch(

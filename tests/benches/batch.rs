@@ -1013,7 +1013,10 @@ fn main() {
         ratio: Some((format!("{stream_gib:.2}"), "GiB/s")),
         goal: ">= 1 GiB/s",
         met: Some(stream_gib >= 1.0),
-        ..Row::plain("(6) ReadMemoryStream: 64 MiB, 64 KiB chunks", Some(m_stream))
+        ..Row::plain(
+            "(6) ReadMemoryStream: 64 MiB, 64 KiB chunks",
+            Some(m_stream),
+        )
     });
 
     let mut table = String::new();
