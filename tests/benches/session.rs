@@ -195,7 +195,7 @@ impl utrace_proto::server::tracer_server::Tracer for Echo {
     }
     async fn batch(
         &self,
-        _: Request<pb::BatchRequest>,
+        _: Request<utrace_proto::wire::WireBatchRequest>,
     ) -> Result<Response<utrace_proto::wire::WireBatchReply>, Status> {
         unimplemented()
     }
