@@ -394,38 +394,65 @@ fn read_memory_fields(b: &[u8]) -> Option<(u64, u32)> {
     Some((addr, len))
 }
 
-/// `BatchRequest::decode(msg)`, or `None` when prost should decode it.
-pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
-    let b: &[u8] = msg;
-    let mut r = BatchRequest {
-        // A guess (a read op takes about 13 bytes), grown as needed; no
-        // counting pass.
-        ops: Vec::with_capacity((b.len() / 12).min(1 << 16)),
-        ..Default::default()
-    };
+/// A `BatchRequest`'s fields but its ops.
+#[derive(Default)]
+struct RequestHead {
+    engine_id: u64,
+    tid: u32,
+    stop_on_error: bool,
+    interrupt: bool,
+}
+
+/// Walk a `BatchRequest`: its fields, and each op's bounds handed to
+/// `on_op` in order. `None` if the walk or `on_op` gave up.
+#[inline(always)]
+fn request_fields(
+    b: &[u8],
+    mut on_op: impl FnMut(usize, usize) -> Option<()>,
+) -> Option<RequestHead> {
+    let mut h = RequestHead::default();
     let mut i = 0;
     while i < b.len() {
         let key = b[i];
         i += 1;
         match key {
-            0x08 => r.engine_id = varint(b, &mut i)?,
-            0x10 => r.tid = varint(b, &mut i)? as u32,
-            0x20 => r.stop_on_error = varint(b, &mut i)? != 0,
-            0x28 => r.interrupt = varint(b, &mut i)? != 0,
+            0x08 => h.engine_id = varint(b, &mut i)?,
+            0x10 => h.tid = varint(b, &mut i)? as u32,
+            0x20 => h.stop_on_error = varint(b, &mut i)? != 0,
+            0x28 => h.interrupt = varint(b, &mut i)? != 0,
             0x1a => {
                 let (s, e) = delimited(b, &mut i)?;
-                // Built in place, in one expression (see the module documentation).
-                match read_memory_fields(&b[s..e]) {
-                    Some((addr, len)) => r.ops.push(Op {
-                        op: Some(op::Op::ReadMemory(ReadMemory { addr, len })),
-                    }),
-                    None => r.ops.push(Op::decode(msg.slice(s..e)).ok()?),
-                }
+                on_op(s, e)?;
             }
             _ => return None,
         }
     }
-    Some(r)
+    Some(h)
+}
+
+/// `BatchRequest::decode(msg)`, or `None` when prost should decode it.
+pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
+    let b: &[u8] = msg;
+    // A guess (a read op takes about 13 bytes), grown as needed; no
+    // counting pass.
+    let mut ops = Vec::with_capacity((b.len() / 12).min(1 << 16));
+    let h = request_fields(b, |s, e| {
+        // Built in place, in one expression (see the module documentation).
+        match read_memory_fields(&b[s..e]) {
+            Some((addr, len)) => ops.push(Op {
+                op: Some(op::Op::ReadMemory(ReadMemory { addr, len })),
+            }),
+            None => ops.push(Op::decode(msg.slice(s..e)).ok()?),
+        }
+        Some(())
+    })?;
+    Some(BatchRequest {
+        engine_id: h.engine_id,
+        tid: h.tid,
+        ops,
+        stop_on_error: h.stop_on_error,
+        interrupt: h.interrupt,
+    })
 }
 
 /// The server's `Batch` request, decoded (`None`: prost should decode it):
@@ -433,31 +460,29 @@ pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
 /// [`decode_batch_request`] does.
 pub(crate) fn decode_wire_batch_request(msg: &Bytes) -> Option<WireBatchRequest> {
     let b: &[u8] = msg;
-    let mut r = ReadsRequest {
-        // A guess (a read op takes about 13 bytes), grown as needed.
-        ranges: Vec::with_capacity((b.len() / 12).min(1 << 16)),
-        ..Default::default()
+    let mut ranges = Vec::with_capacity((b.len() / 12).min(1 << 16));
+    let mut other_op = false;
+    let walked = request_fields(b, |s, e| {
+        let (addr, len) = read_memory_fields(&b[s..e]).or_else(|| {
+            other_op = true;
+            None
+        })?;
+        ranges.push((addr, len as usize));
+        Some(())
+    });
+    let h = match walked {
+        Some(h) => h,
+        // Another op: a plain request after all.
+        None if other_op => return decode_batch_request(msg).map(WireBatchRequest::Request),
+        None => return None,
     };
-    let mut i = 0;
-    while i < b.len() {
-        let key = b[i];
-        i += 1;
-        match key {
-            0x08 => r.engine_id = varint(b, &mut i)?,
-            0x10 => r.tid = varint(b, &mut i)? as u32,
-            0x20 => r.stop_on_error = varint(b, &mut i)? != 0,
-            0x28 => r.interrupt = varint(b, &mut i)? != 0,
-            0x1a => {
-                let (s, e) = delimited(b, &mut i)?;
-                match read_memory_fields(&b[s..e]) {
-                    Some((addr, len)) => r.ranges.push((addr, len as usize)),
-                    // Another op: a plain request after all.
-                    None => return decode_batch_request(msg).map(WireBatchRequest::Request),
-                }
-            }
-            _ => return None,
-        }
-    }
+    let r = ReadsRequest {
+        engine_id: h.engine_id,
+        tid: h.tid,
+        ranges,
+        stop_on_error: h.stop_on_error,
+        interrupt: h.interrupt,
+    };
     if r.ranges.is_empty() {
         return Some(WireBatchRequest::Request(r.into()));
     }
