@@ -1249,6 +1249,8 @@ impl Core {
         if let Err(e) = t.flush_registers() {
             debug!(tid, error = %e, "register write-back before detach failed");
         }
+        // Untraced, it runs: no reader may take it for stopped from here.
+        t.set_run(RunState::Running);
         match sys::detach(tid, sig) {
             Ok(()) => debug!(tid, "detached"),
             Err(Errno::ESRCH) if std::path::Path::new(&format!("/proc/{tid}")).exists() => {
@@ -1260,7 +1262,6 @@ impl Core {
                     tid,
                     "PTRACE_DETACH: no longer stopped (killed?); detaching at its next stop"
                 );
-                t.set_run(RunState::Running);
                 return;
             }
             Err(e) => debug!(tid, %e, "PTRACE_DETACH failed (task gone?)"),
