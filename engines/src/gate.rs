@@ -141,15 +141,8 @@ impl TaskGate {
 
     /// The tracer forgot the thread: no reader may use this gate again.
     pub fn close(&self) {
+        self.set_stopped(false);
         self.closed.store(true, SeqCst);
-        self.set_stopped_closed();
-    }
-
-    fn set_stopped_closed(&self) {
-        let s = self.seq.load(SeqCst);
-        if s & 1 == 0 {
-            self.seq.store(s + 1, SeqCst);
-        }
     }
 
     /// Read `ranges` as `engine` while the thread stays stopped (see the

@@ -29,13 +29,14 @@ const STAGE_MAX: usize = 4 << 20;
 /// A staging buffer larger than this is freed after use.
 const STAGE_KEEP: usize = 4 << 20;
 /// Coalesced reads are staged this many bytes at a time (spans are cut
-/// where they would grow past it): a staging buffer this small stays in
-/// the CPU's caches, where a whole 1 MiB one would push out everything
-/// else the thread is doing.
+/// where they would grow past it): reads run on any thread of the server
+/// (see `crate::gate`), and each thread keeps its staging buffer, so it is
+/// kept small. (1,000 reads over 1 MiB measured no slower than staging the
+/// whole span at once.)
 const STAGE_CHUNK: usize = 64 << 10;
 
 thread_local! {
-    /// The tracer thread's staging buffer for coalesced reads.
+    /// This thread's staging buffer for coalesced reads.
     static STAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 

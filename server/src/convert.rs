@@ -844,7 +844,7 @@ fn event_kinds(m: EventMask) -> Vec<i32> {
 /// The default chunk of a ReadMemoryStream. Chunks this small come and go
 /// within the allocator's heap on both sides; 1 MiB ones were each a fresh
 /// `mmap` (256 page faults) for the read, the encoding and the decoding,
-/// and streamed 64 MiB about 12% slower here (the batch bench's row 6).
+/// and streamed 64 MiB about 14% slower here (the batch bench's row 6).
 const STREAM_CHUNK: u64 = 64 << 10;
 
 /// Validate a ReadMemoryStream request: the end address and the chunk
