@@ -88,16 +88,20 @@ impl Breakpoints {
 
     /// Before writing `data` at `addr`: record the new bytes as the
     /// originals under breakpoints, and keep the `int3`s in what is written.
-    pub fn patch_write(&mut self, addr: u64, data: &mut [u8]) {
+    /// Whether any breakpoint lies under `data` (its original changed).
+    pub fn patch_write(&mut self, addr: u64, data: &mut [u8]) -> bool {
         if self.map.is_empty() || data.is_empty() {
-            return;
+            return false;
         }
         let end = addr.saturating_add(data.len() as u64);
+        let mut any = false;
         for (a, bp) in self.map.range_mut(addr..end) {
             let i = (a - addr) as usize;
             bp.orig = data[i];
             data[i] = INT3;
+            any = true;
         }
+        any
     }
 
     /// Remove every breakpoint of `engine`; returns the (address, original

@@ -453,13 +453,9 @@ impl Core {
             fail_waiters(&mut old);
         }
         moved.tid = tid;
-        // Its old tid is gone: readers holding the old gate must not use it.
-        moved.gate.close();
-        let proc_gate = self.procs.get(&tid).map(|p| Arc::clone(&p.gate));
-        moved.gate = TaskGate::new(proc_gate.unwrap_or_else(|| ProcGate::new(tid, &[])));
-        if moved.run == RunState::Stopped {
-            moved.gate.set_stopped(true);
-        }
+        // Its old tid is gone: readers holding the old gate must not use
+        // it. (The exec stop being handled marks the new one stopped.)
+        moved.gate = moved.gate.renew();
         self.tasks.insert(tid, moved);
         if let Some(p) = self.procs.get_mut(&tid) {
             p.tasks.retain(|t| *t != former);

@@ -139,6 +139,15 @@ impl TaskGate {
         }
     }
 
+    /// The thread's tid changed (a non-leader exec took the leader's): close
+    /// this gate, which readers found under the old tid, and give the
+    /// thread a new one over the same process, reading as running until
+    /// the next [`TaskGate::set_stopped`].
+    pub fn renew(&self) -> Arc<TaskGate> {
+        self.close();
+        TaskGate::new(Arc::clone(&self.proc))
+    }
+
     /// The tracer forgot the thread: no reader may use this gate again.
     pub fn close(&self) {
         self.set_stopped(false);

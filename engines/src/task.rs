@@ -47,6 +47,14 @@ fn iovec(start: u64, end: u64) -> libc::iovec {
     }
 }
 
+/// The remote iovec of one (address, length) range.
+fn range_iovec(&(addr, len): &(u64, usize)) -> libc::iovec {
+    libc::iovec {
+        iov_base: addr as usize as *mut libc::c_void,
+        iov_len: len,
+    }
+}
+
 /// Reads of at least this many bytes go to a buffer backed by transparent
 /// huge pages where the kernel allows (`madvise` mode): a fresh 64 MiB
 /// buffer then takes 32 page faults, not 16,384.
@@ -700,10 +708,7 @@ impl Task<'_> {
         while start < ranges.len() {
             let end = (start + IOV_MAX).min(ranges.len());
             remote.clear();
-            remote.extend(ranges[start..end].iter().map(|&(addr, len)| libc::iovec {
-                iov_base: addr as usize as *mut libc::c_void,
-                iov_len: len,
-            }));
+            remote.extend(ranges[start..end].iter().map(range_iovec));
             let want: usize = ranges[start..end].iter().map(|r| r.1).sum();
             let off = buf.len();
             let n = sys::process_vm_readv_append(self.pid, &mut buf, want, &remote).unwrap_or(0);
@@ -819,8 +824,9 @@ impl Task<'_> {
         let gate = self.gate;
         let _c = gate.changing();
         let mut data = data.to_vec();
-        self.bps.patch_write(addr, &mut data);
-        gate.set_breakpoints(self.bps);
+        if self.bps.patch_write(addr, &mut data) {
+            gate.set_breakpoints(self.bps);
+        }
         self.write_raw(addr, &data)
     }
 
@@ -1075,10 +1081,7 @@ pub(crate) fn read_whole(pid: Tid, ranges: &[(u64, usize)]) -> Option<Vec<u8>> {
     let mut remote: Vec<libc::iovec> = Vec::with_capacity(ranges.len().min(IOV_MAX));
     for chunk in ranges.chunks(IOV_MAX) {
         remote.clear();
-        remote.extend(chunk.iter().map(|&(addr, len)| libc::iovec {
-            iov_base: addr as usize as *mut libc::c_void,
-            iov_len: len,
-        }));
+        remote.extend(chunk.iter().map(range_iovec));
         let want: usize = chunk.iter().map(|r| r.1).sum();
         if want == 0 {
             continue;

@@ -841,10 +841,10 @@ fn event_kinds(m: EventMask) -> Vec<i32> {
     v
 }
 
-/// The default chunk of a ReadMemoryStream. Chunks this small come and go
-/// within the allocator's heap on both sides; 1 MiB ones were each a fresh
-/// `mmap` (256 page faults) for the read, the encoding and the decoding,
-/// and streamed 64 MiB about 14% slower here (the batch bench's row 6).
+/// The default chunk of a ReadMemoryStream. With 1 MiB chunks, perf showed
+/// page faults (fresh buffers) in the read, the encoding and the socket
+/// reads, and 64 MiB streamed about 14% slower here (the batch bench's
+/// row 6); buffers of 64 KiB are reused from the allocator's heap.
 const STREAM_CHUNK: u64 = 64 << 10;
 
 /// Validate a ReadMemoryStream request: the end address and the chunk
