@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 
 use tracing::debug;
 
+use std::os::fd::OwnedFd;
+
+use crate::access::{self, Denied, Owner};
 use crate::core::{Core, BASE_OPTIONS};
 use crate::engine::{Engine, EngineId, EngineOptions};
 use crate::error::{AttachError, Result};
@@ -112,20 +115,48 @@ pub(crate) fn explain_eperm(pid: Tid) -> AttachError {
     AttachError::PermissionDenied { pid, cause }
 }
 
-/// Seize every thread of `pid` for engine `engine` (already added).
+/// The owner's rights over `pid`, as an attach error.
+fn owner_may(owner: Option<&Owner>, pid: Tid) -> Result<(), AttachError> {
+    match owner.map(|o| access::check(o, pid)) {
+        None | Some(Ok(())) => Ok(()),
+        Some(Err(Denied::NoProcess { .. })) => Err(AttachError::NoSuchProcess { pid }),
+        Some(Err(why)) => Err(AttachError::PermissionDenied {
+            pid,
+            cause: why.to_string(),
+        }),
+    }
+}
+
+/// Attach a new engine to the process `pidfd` names (`pid`, any thread of
+/// it), seizing every thread unless another engine traces it already.
+///
+/// The engine's owner (if any) must be allowed by [`access::check`]: asked
+/// first (no process is seized for a caller refused outright), and again
+/// once every thread is seized, when the answer is final (a traced process
+/// cannot change credentials but by exec, which is checked then). The
+/// pidfd, taken when the caller named the pid, is checked after the seize:
+/// if that process is gone, the pid may now be another's, and nothing is
+/// attached.
 pub(crate) fn attach(
     core: &mut Core,
     pid: Tid,
+    pidfd: &OwnedFd,
     engine: Box<dyn Engine>,
     eopts: EngineOptions,
 ) -> Result<Attached> {
+    let owner = eopts.owner.clone();
     if let Some(leader) = core.tasks.get(&pid).map(|t| t.proc as Tid) {
         // Traced already (by another engine here): join its process.
+        if !sys::pidfd_alive(pidfd) {
+            return Err(AttachError::NoSuchProcess { pid }.into());
+        }
+        owner_may(owner.as_deref(), leader)?;
         let id = core.add_engine(engine, eopts);
         let tids = core.join_proc(leader, id);
         return Ok(Attached { engine: id, tids });
     }
     precheck(pid)?;
+    owner_may(owner.as_deref(), pid)?;
     // Seize every thread; threads created meanwhile by a seized thread are
     // auto-attached (TRACECLONE), so loop until a listing brings nothing new.
     let mut seized: Vec<Tid> = Vec::new();
@@ -168,6 +199,20 @@ pub(crate) fn attach(
         if new == 0 {
             break;
         }
+    }
+    // Seized: its pid cannot be reused now. Is it still the process the
+    // caller named, and may the owner trace it as it is now?
+    let settled = if sys::pidfd_alive(pidfd) {
+        owner_may(owner.as_deref(), pid)
+    } else {
+        Err(AttachError::NoSuchProcess { pid })
+    };
+    if let Err(e) = settled {
+        for t in &seized {
+            let _ = sys::interrupt(*t);
+        }
+        release_partial(&seized);
+        return Err(e.into());
     }
     let id = core.add_engine(engine, eopts);
     core.new_proc(pid, vec![id], None);

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 use tracing::{debug, trace, warn};
 
+use crate::access::{self, Denied, Owner};
 use crate::arch::{self, gp};
 use crate::engine::{Action, Engine, EngineId, EngineOptions, SignalDisposition};
 use crate::error::{Error, Result};
@@ -43,6 +44,8 @@ pub(crate) struct EngineSlot {
     events: EventMask,
     syscalls: SyscallSet,
     follow_children: bool,
+    /// Whose rights it acts with (`None`: the tracer's).
+    owner: Option<Arc<Owner>>,
 }
 
 impl EngineSlot {
@@ -171,6 +174,9 @@ pub(crate) struct Core {
     /// [`Core::settle`] once the stop is handled (a detach may resume the
     /// task, which must not happen before its signal's fate is decided).
     detach_later: Vec<EngineId>,
+    /// Why a spawn's engine lost its program at the program's exec (the
+    /// spawn then fails with it).
+    revoked: Option<Denied>,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
     /// `shutdown` ran.
@@ -206,6 +212,7 @@ impl Core {
             spawns: FxHashMap::default(),
             masks_changed: Vec::new(),
             detach_later: Vec::new(),
+            revoked: None,
             shutting_down: false,
             shut_down: false,
             stats: TracerStats::default(),
@@ -226,6 +233,7 @@ impl Core {
                 events: opts.events,
                 syscalls: opts.syscalls,
                 follow_children: opts.follow_children,
+                owner: opts.owner,
             },
         );
         id
@@ -394,6 +402,12 @@ impl Core {
                 }
                 Err(e) => return self.vanishing(tid, "PTRACE_GETEVENTMSG", e),
             }
+            // A new program: new memory, and maybe new credentials. Engines
+            // whose owners may not trace it leave now, before anything (a
+            // reader on another thread included) sees the task stopped in
+            // it, and before it runs an instruction.
+            self.new_image(tid);
+            self.recheck_access(tid);
         }
         let Some(t) = self.tasks.get_mut(&tid) else {
             trace!(
@@ -823,12 +837,6 @@ impl Core {
     /// [`Core::exec_moves`]).
     fn on_exec(&mut self, tid: Tid, former: Tid) {
         let Some(pid) = self.pid_of(tid) else { return };
-        if let Some(p) = self.procs.get_mut(&pid) {
-            p.mem.reset();
-            // A new image: the old breakpoints are gone with the old text.
-            p.breakpoints = Default::default();
-            p.gate.set_breakpoints(&p.breakpoints);
-        }
         let was_prelude = self.tasks.get(&tid).is_some_and(|t| t.prelude);
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.prelude = false;
@@ -846,6 +854,22 @@ impl Core {
         );
         if was_prelude {
             if let Some(sp) = self.spawns.remove(&pid) {
+                if !self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|p| p.engines.contains(&sp.engine))
+                {
+                    // Its owner may not trace the program it asked for (it
+                    // is not readable by them): the spawn fails, and the
+                    // program, which nobody asked to run untraced, dies.
+                    let why = self
+                        .revoked
+                        .take()
+                        .map_or_else(|| "access was revoked".to_string(), |d| d.to_string());
+                    let _ = sys::tgkill(pid, tid, libc::SIGKILL);
+                    sp.refuse(why);
+                    return;
+                }
                 if sp.stop_at_entry {
                     if let Some(t) = self.tasks.get_mut(&tid) {
                         t.holds.insert(sp.engine);
@@ -853,6 +877,76 @@ impl Core {
                 }
                 sp.succeed(pid);
             }
+        }
+    }
+
+    /// `tid` exec'd: its process has new memory, and the old breakpoints
+    /// are gone with the old text.
+    fn new_image(&mut self, tid: Tid) {
+        let Some(pid) = self.pid_of(tid) else { return };
+        if let Some(p) = self.procs.get_mut(&pid) {
+            let _c = p.gate.changing();
+            p.mem.reset();
+            p.breakpoints = Default::default();
+            p.gate.set_breakpoints(&p.breakpoints);
+        }
+    }
+
+    /// At an exec stop of `tid`: each engine whose owner may not trace the
+    /// new program (a setuid or file-capability program, one its owner
+    /// cannot read) leaves the process.
+    fn recheck_access(&mut self, tid: Tid) {
+        let Some(pid) = self.pid_of(tid) else { return };
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let mut lost = Vec::new();
+        let mut decided: Vec<(Arc<Owner>, Result<(), Denied>)> = Vec::new();
+        for id in &p.engines {
+            let Some(owner) = self.engines.get(id).and_then(|s| s.owner.clone()) else {
+                continue;
+            };
+            // Engines of one client share their owner: one check each.
+            let verdict = match decided
+                .iter()
+                .find(|(o, _)| Arc::ptr_eq(o, &owner) || **o == *owner)
+            {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = access::check_exec(&owner, pid);
+                    decided.push((owner, v.clone()));
+                    v
+                }
+            };
+            if let Err(why) = verdict {
+                lost.push((*id, why));
+            }
+        }
+        for (id, why) in lost {
+            warn!(pid, engine = %id, %why, "exec: the engine's owner may not trace the new program; it leaves the process");
+            self.leave_proc(id, pid, tid, why);
+        }
+    }
+
+    /// Engine `id` leaves process `pid` alone (it lost the right to trace
+    /// it), with `why`. Its last process gone, it is detached.
+    fn leave_proc(&mut self, id: EngineId, pid: Tid, at_stop: Tid, why: Denied) {
+        if !self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.engines.contains(&id))
+        {
+            return;
+        }
+        self.leave(id, &[pid], Some(at_stop));
+        if let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) {
+            e.report_revoked(pid, &why);
+        }
+        if self.spawns.get(&pid).is_some_and(|sp| sp.engine == id) {
+            self.revoked = Some(why);
+        }
+        if !self.procs.values().any(|p| p.engines.contains(&id)) {
+            self.detach_engine(id);
         }
     }
 
@@ -1300,22 +1394,41 @@ impl Core {
         if let Some(e) = slot.engine.as_mut() {
             e.report_detached();
         }
+        let pids: Vec<Tid> = self
+            .procs
+            .values()
+            .filter(|p| p.engines.contains(&id))
+            .map(|p| p.pid)
+            .collect();
+        self.leave(id, &pids, None);
+        debug!(engine = %id, "engine detached");
+    }
+
+    /// Engine `id` leaves processes `pids`: its breakpoints there go (bytes
+    /// nobody else needs are restored), and so do its holds, waiters and
+    /// steps on their tasks; a task left with no engine is detached. Task
+    /// `at_stop`, whose stop is being handled, is left to that (it resumes
+    /// or detaches it).
+    fn leave(&mut self, id: EngineId, pids: &[Tid], at_stop: Option<Tid>) {
         let mut affected = Vec::new();
-        for p in self.procs.values_mut() {
-            if p.engines.contains(&id) {
-                p.engines.retain(|x| *x != id);
-                p.engines_changed();
-                p.view = SyscallView::of(&self.engines, p);
-                affected.extend(p.tasks.iter().copied());
-                // Its breakpoints go; bytes nobody else needs are restored.
-                let gate = Arc::clone(&p.gate);
-                let _c = gate.changing();
-                let restore = p.breakpoints.remove_engine(id);
-                gate.set_breakpoints(&p.breakpoints);
-                for (addr, orig) in restore {
-                    if let Err(e) = p.write_mem(addr, &[orig]) {
-                        warn!(pid = p.pid, addr, %e, "restoring a breakpoint's byte failed");
-                    }
+        for pid in pids {
+            let Some(p) = self.procs.get_mut(pid) else {
+                continue;
+            };
+            if !p.engines.contains(&id) {
+                continue;
+            }
+            p.engines.retain(|x| *x != id);
+            p.engines_changed();
+            p.view = SyscallView::of(&self.engines, p);
+            affected.extend(p.tasks.iter().copied());
+            let gate = Arc::clone(&p.gate);
+            let _c = gate.changing();
+            let restore = p.breakpoints.remove_engine(id);
+            gate.set_breakpoints(&p.breakpoints);
+            for (addr, orig) in restore {
+                if let Err(e) = p.write_mem(addr, &[orig]) {
+                    warn!(pid = p.pid, addr, %e, "restoring a breakpoint's byte failed");
                 }
             }
         }
@@ -1323,7 +1436,15 @@ impl Core {
             let Some(t) = self.tasks.get_mut(&tid) else {
                 continue;
             };
-            t.waiters.retain(|(e, _)| *e != id);
+            let at_stop = at_stop == Some(tid);
+            let (gone, kept) = std::mem::take(&mut t.waiters)
+                .into_iter()
+                .partition::<Vec<_>, _>(|(e, _)| *e == id);
+            t.waiters = kept;
+            for (_, w) in gone {
+                w(Err(Error::NotAttached { engine: id, tid }));
+            }
+            let t = self.tasks.get_mut(&tid).expect("present above");
             t.hold_next.retain(|e| *e != id);
             t.holds.remove(&id);
             t.step_for.retain(|x| *x != id);
@@ -1335,6 +1456,7 @@ impl Core {
                 .get(&pid)
                 .is_some_and(|p| p.engines.is_empty() && p.filter.is_none());
             match t.run {
+                _ if at_stop => {}
                 RunState::Stopped => self.maybe_resume(tid),
                 RunState::Running | RunState::GroupStop if orphan => {
                     // Detach needs a stop: interrupt, and detach when it comes.
@@ -1343,7 +1465,6 @@ impl Core {
                 _ => {}
             }
         }
-        debug!(engine = %id, "engine detached");
     }
 
     pub fn control(&mut self, id: EngineId, tid: Tid, action: Action) -> Result<()> {
@@ -1372,6 +1493,20 @@ impl Core {
         }
         self.settle(tid);
         Ok(())
+    }
+
+    pub fn kill(&mut self, id: EngineId, pid: Tid) -> Result<()> {
+        self.check_attached(id, pid)?;
+        let pid = self.pid_of(pid).ok_or(Error::NoSuchTask(pid))?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .map_err(|errno| Error::Sys {
+            op: "kill",
+            tid: pid,
+            errno,
+        })
     }
 
     pub fn check_engine(&self, id: EngineId) -> Result<()> {

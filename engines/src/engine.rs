@@ -5,6 +5,10 @@ use crate::event::{
     CloneReport, EventMask, ExecReport, ExitReport, SignalReport, SyscallEntry, SyscallExit,
     SyscallSet,
 };
+use std::sync::Arc;
+
+use crate::access::{Denied, Owner};
+use crate::sys::Tid;
 use crate::task::Task;
 
 /// An engine's identity; engines are called in attach order, which is the
@@ -78,6 +82,13 @@ pub struct EngineOptions {
     /// Also attach to child processes (fork/vfork/clone without
     /// `CLONE_THREAD`). Threads of an attached process are always followed.
     pub follow_children: bool,
+    /// Whose rights the engine acts with: it may trace only what these
+    /// credentials could trace with ptrace ([`crate::access::check`]),
+    /// checked at attach, when it joins a traced process, and again at
+    /// every exec (a setuid program ends its hold on that process). `None`:
+    /// the tracer's own rights (an engine of the program that runs the
+    /// tracer).
+    pub owner: Option<Arc<Owner>>,
 }
 
 impl EngineOptions {
@@ -87,6 +98,7 @@ impl EngineOptions {
             events,
             syscalls: SyscallSet::all(),
             follow_children: false,
+            owner: None,
         }
     }
 
@@ -99,6 +111,12 @@ impl EngineOptions {
     /// Follow child processes.
     pub fn follow_children(mut self, yes: bool) -> Self {
         self.follow_children = yes;
+        self
+    }
+
+    /// Act with `owner`'s rights, not the tracer's.
+    pub fn owner(mut self, owner: Owner) -> Self {
+        self.owner = Some(Arc::new(owner));
         self
     }
 }
@@ -161,6 +179,15 @@ pub trait Engine: Send + 'static {
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
         Action::Resume
     }
+
+    /// This engine lost the right to trace process `pid` and has left it
+    /// (its breakpoints there removed, its holds released): the process
+    /// exec'd a program its owner may not trace (setuid, file
+    /// capabilities, unreadable), and it runs that program untraced by
+    /// this engine. `why` names the rule. Called before the new program
+    /// runs an instruction; if it was the engine's last process,
+    /// [`Engine::report_detached`] follows.
+    fn report_revoked(&mut self, pid: Tid, why: &Denied) {}
 
     /// This engine has been detached (by its own `Detach` action, by
     /// [`crate::Tracer::detach`], or at tracer shutdown). Last call it gets.

@@ -42,6 +42,10 @@ pub enum SpawnError {
     NulByte(String),
     #[error("cannot execute {path}: {errno}")]
     Exec { path: PathBuf, errno: Errno },
+    #[error("cannot change to the working directory {path:?}: {errno}")]
+    Cwd { path: PathBuf, errno: Errno },
+    #[error("{program} started, but you may not trace it: {why}; it was killed")]
+    NotTraceable { program: String, why: String },
     #[error("setting up the child before exec failed at {step}: {errno}")]
     Setup { step: &'static str, errno: Errno },
     #[error("fork failed: {0}")]

@@ -30,6 +30,7 @@
 //! the tracer thread), [`Tracer`] (the handle), and built-in engines in
 //! [`builtin`].
 
+pub mod access;
 pub mod arch;
 mod attach;
 pub mod batch;
@@ -46,6 +47,7 @@ pub mod sys;
 mod task;
 mod tracer;
 
+pub use crate::access::{Denied, Owner};
 pub use crate::attach::Attached;
 pub use crate::core::{TaskInfo, TracerStats};
 pub use crate::engine::{Action, Engine, EngineId, EngineOptions, SignalAction, SignalDisposition};

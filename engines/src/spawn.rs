@@ -6,7 +6,6 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,6 +50,21 @@ pub struct SpawnOptions {
     pub stderr: Option<OwnedFd>,
     /// Pin the program (and the tracer thread) to this CPU.
     pub pin_cpu: Option<usize>,
+    /// Set `no_new_privs` whether or not a filter is installed: setuid and
+    /// file-capability programs then run without the privileges they
+    /// carry. Always set for a program of an owner without every
+    /// capability (see [`crate::access::Owner::is_privileged`]): without
+    /// it, the tracer's root rights would let such a program gain them
+    /// while traced, which the kernel never allows an unprivileged tracer.
+    pub no_new_privs: bool,
+    /// Keep the tracer's descriptors other than 0, 1 and 2 open in the
+    /// program (default: closed, with `close_range`, so a program never
+    /// inherits what the tracer's own parent left open).
+    pub keep_fds: bool,
+    /// Capabilities left in the program's bounding set (default: all the
+    /// tracer has): a program started for a client never holds a
+    /// capability its client could not hold.
+    pub cap_bounding: Option<u64>,
 }
 
 impl SpawnOptions {
@@ -76,7 +90,7 @@ pub struct Spawned {
 }
 
 /// Steps of the child's set-up, reported through the error pipe.
-const STEPS: [&str; 9] = [
+const STEPS: [&str; 12] = [
     "?",
     "waiting for the tracer",
     "setgroups",
@@ -86,14 +100,24 @@ const STEPS: [&str; 9] = [
     "stdio",
     "installing the seccomp filter",
     "execve",
+    "closing inherited descriptors",
+    "no_new_privs",
+    "dropping capabilities from the bounding set",
 ];
+const STEP_CHDIR: u8 = 5;
 const STEP_EXEC: u8 = 8;
+/// The failure record: step, errno, index of the program candidate.
+const RECORD: usize = 7;
 
 /// A spawn waiting for its child's exec (success) or death (failure).
 pub(crate) struct PendingSpawn {
     pub engine: EngineId,
     pub stop_at_entry: bool,
-    path: PathBuf,
+    program: String,
+    /// Where the program was looked for (`PATH=…`, or "the path as given").
+    searched: String,
+    candidates: Vec<PathBuf>,
+    cwd: Option<PathBuf>,
     err_pipe: OwnedFd,
     reply: Box<dyn FnOnce(Result<Spawned>) + Send>,
 }
@@ -106,22 +130,45 @@ impl PendingSpawn {
         }));
     }
 
+    /// The program exec'd, but its owner may not trace it (`why`).
+    pub fn refuse(self, why: String) {
+        (self.reply)(Err(SpawnError::NotTraceable {
+            program: self.program.clone(),
+            why,
+        }
+        .into()));
+    }
+
     pub fn fail(self, status: ExitStatus) {
-        let mut buf = [0u8; 5];
+        let mut buf = [0u8; RECORD];
         // The child wrote its failure record before exiting: one read.
         let n = nix::unistd::read(&self.err_pipe, &mut buf).unwrap_or(0);
-        let err = if n == 5 {
+        let err = if n == RECORD {
             let errno = Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]));
-            if buf[0] == STEP_EXEC {
-                SpawnError::Exec {
-                    path: self.path.clone(),
-                    errno,
+            let index = u16::from_ne_bytes([buf[5], buf[6]]) as usize;
+            match buf[0] {
+                STEP_EXEC if matches!(errno, Errno::ENOENT | Errno::ENOTDIR) => {
+                    SpawnError::NotFound {
+                        program: self.program.clone(),
+                        searched: self.searched.clone(),
+                    }
                 }
-            } else {
-                SpawnError::Setup {
-                    step: STEPS.get(buf[0] as usize).copied().unwrap_or("?"),
+                STEP_EXEC => SpawnError::Exec {
+                    path: self
+                        .candidates
+                        .get(index)
+                        .cloned()
+                        .unwrap_or_else(|| PathBuf::from(&self.program)),
                     errno,
-                }
+                },
+                STEP_CHDIR => SpawnError::Cwd {
+                    path: self.cwd.clone().unwrap_or_default(),
+                    errno,
+                },
+                step => SpawnError::Setup {
+                    step: STEPS.get(step as usize).copied().unwrap_or("?"),
+                    errno,
+                },
             }
         } else {
             SpawnError::Setup {
@@ -136,32 +183,21 @@ impl PendingSpawn {
     }
 }
 
-/// Find `program` like execvp would, in `path_var`.
-pub(crate) fn resolve(program: &str, path_var: Option<&str>) -> Result<PathBuf, SpawnError> {
+/// Where `program` may be, in the order execvp looks: the path itself if it
+/// has a `/`, else each directory of `path_var`. Which one runs is decided
+/// in the child, with the program's own credentials (see [`child`]), so
+/// nothing here tells a client about a path it could not look at itself.
+pub(crate) fn candidates(program: &str, path_var: Option<&str>) -> (Vec<PathBuf>, String) {
     if program.contains('/') {
-        let p = PathBuf::from(program);
-        return if p.exists() {
-            Ok(p)
-        } else {
-            Err(SpawnError::NotFound {
-                program: program.into(),
-                searched: "the path as given".into(),
-            })
-        };
+        return (vec![PathBuf::from(program)], "the path as given".into());
     }
     let path_var = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
-        let candidate = Path::new(dir).join(program);
-        if let Ok(m) = std::fs::metadata(&candidate) {
-            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(SpawnError::NotFound {
-        program: program.into(),
-        searched: format!("PATH={path_var}"),
-    })
+    let list = path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .collect();
+    (list, format!("PATH={path_var}"))
 }
 
 fn cstring(s: &[u8]) -> Result<CString, SpawnError> {
@@ -174,7 +210,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 
 /// Everything the child needs, built before fork.
 struct ChildPlan {
-    path: CString,
+    /// Where the program may be; the child runs the first it may execute.
+    candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
     cwd: Option<CString>,
@@ -182,6 +219,9 @@ struct ChildPlan {
     stdio: [RawFd; 3],
     filter: Option<Vec<libc::sock_filter>>,
     no_new_privs: bool,
+    close_fds: bool,
+    /// Capabilities to drop from the bounding set.
+    drop_caps: u64,
     pin_cpu: Option<usize>,
 }
 
@@ -195,7 +235,9 @@ pub(crate) fn spawn(
     reply: Box<dyn FnOnce(Result<Spawned>) + Send>,
 ) {
     let stop_at_entry = opts.stop_at_entry;
-    let plan = match plan(&opts, &eopts) {
+    let opts_program = opts.argv.first().cloned().unwrap_or_default();
+    let opts_cwd = opts.cwd.clone();
+    let (plan, searched) = match plan(&opts, &eopts) {
         Ok(p) => p,
         Err(e) => {
             reply(Err(e));
@@ -286,14 +328,21 @@ pub(crate) fn spawn(
         PendingSpawn {
             engine: id,
             stop_at_entry,
-            path: PathBuf::from(std::ffi::OsStr::from_bytes(plan.path.as_bytes())),
+            program: opts_program,
+            searched,
+            candidates: plan
+                .candidates
+                .iter()
+                .map(|c| PathBuf::from(std::ffi::OsStr::from_bytes(c.as_bytes())))
+                .collect(),
+            cwd: opts_cwd,
             err_pipe: err_r,
             reply,
         },
     );
 }
 
-fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<ChildPlan> {
+fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, String)> {
     let program = opts.argv.first().ok_or(SpawnError::EmptyArgv)?;
     let mut env: Vec<(String, String)> = if opts.env_clear {
         Vec::new()
@@ -308,14 +357,24 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<ChildPlan> {
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str());
-    let path = resolve(program, path_var)?;
+    let (candidates, searched) = candidates(program, path_var);
+    if candidates.is_empty() || candidates.len() > u16::MAX as usize {
+        return Err(SpawnError::NotFound {
+            program: program.clone(),
+            searched,
+        }
+        .into());
+    }
     let wants_syscalls = eopts.events.intersects(EventMask::SYSCALLS) && !eopts.syscalls.is_empty();
     let filter =
         (opts.kernel_filter && wants_syscalls).then(|| crate::seccomp::filter_for(&eopts.syscalls));
     let root = nix::unistd::geteuid().is_root();
     let dropping = opts.credentials.as_ref().is_some_and(|c| c.uid != 0);
-    Ok(ChildPlan {
-        path: cstring(path.as_os_str().as_bytes())?,
+    let plan = ChildPlan {
+        candidates: candidates
+            .iter()
+            .map(|c| cstring(c.as_os_str().as_bytes()))
+            .collect::<Result<_, _>>()?,
         argv: opts
             .argv
             .iter()
@@ -338,13 +397,24 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<ChildPlan> {
         ],
         filter,
         // Without CAP_SYS_ADMIN (not root, or dropping to a user) a filter
-        // needs no_new_privs.
-        no_new_privs: !root || dropping,
+        // needs no_new_privs; and it is asked for on its own.
+        no_new_privs: opts.no_new_privs || !root || dropping,
+        close_fds: !opts.keep_fds,
+        drop_caps: opts
+            .cap_bounding
+            .map_or(0, |keep| !keep & crate::access::ALL_CAPS),
         pin_cpu: opts.pin_cpu,
-    })
+    };
+    Ok((plan, searched))
 }
 
 /// The child between fork and exec. Never returns.
+///
+/// Order: wait for the tracer's seize; stdio; descriptors from 3 up
+/// closed; capabilities dropped from the bounding set (while still
+/// privileged); groups, gid and uid; the working directory and the program
+/// chosen with those credentials (so a path the program's user cannot
+/// reach fails as it would for them); no_new_privs and the filter; exec.
 fn child(
     plan: &ChildPlan,
     argv: &[*const libc::c_char],
@@ -352,14 +422,15 @@ fn child(
     sync_fd: RawFd,
     err_fd: RawFd,
 ) -> ! {
-    let fail = |step: u8| -> ! {
+    let fail = |step: u8, index: u16| -> ! {
         // SAFETY: async-signal-safe calls on stack buffers; _exit never returns.
         unsafe {
             let errno = *libc::__errno_location();
-            let mut buf = [0u8; 5];
+            let mut buf = [0u8; RECORD];
             buf[0] = step;
-            buf[1..].copy_from_slice(&errno.to_ne_bytes());
-            libc::write(err_fd, buf.as_ptr().cast(), 5);
+            buf[1..5].copy_from_slice(&errno.to_ne_bytes());
+            buf[5..7].copy_from_slice(&index.to_ne_bytes());
+            libc::write(err_fd, buf.as_ptr().cast(), RECORD);
             libc::_exit(127)
         }
     };
@@ -368,7 +439,7 @@ fn child(
     unsafe {
         let mut b = [0u8; 1];
         if libc::read(sync_fd, b.as_mut_ptr().cast(), 1) != 1 {
-            fail(1);
+            fail(1, 0);
         }
         // The tracer thread blocks SIGCHLD and Rust ignores SIGPIPE; both
         // would survive exec. Start the program as a shell would.
@@ -378,34 +449,99 @@ fn child(
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         for (target, fd) in plan.stdio.iter().enumerate() {
             if *fd >= 0 && libc::dup2(*fd, target as i32) < 0 {
-                fail(6);
+                fail(6, 0);
+            }
+        }
+        if plan.close_fds {
+            // Everything from 3 up but the error pipe, which is
+            // close-on-exec: it stays for a failure record until exec.
+            let closed = if err_fd >= 3 {
+                let err = err_fd as u32;
+                (err == 3 || sys::close_range(3, err - 1).is_ok())
+                    && sys::close_range(err + 1, u32::MAX).is_ok()
+            } else {
+                sys::close_range(3, u32::MAX).is_ok()
+            };
+            if !closed {
+                fail(9, 0);
+            }
+        }
+        for cap in 0..64 {
+            if plan.drop_caps & (1u64 << cap) != 0
+                && libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
+                && *libc::__errno_location() != libc::EINVAL
+            {
+                fail(11, 0);
             }
         }
         if let Some(c) = &plan.creds {
             if libc::setgroups(c.groups.len(), c.groups.as_ptr()) != 0 {
-                fail(2);
+                fail(2, 0);
             }
             if libc::setgid(c.gid) != 0 {
-                fail(3);
+                fail(3, 0);
             }
             if libc::setuid(c.uid) != 0 {
-                fail(4);
+                fail(4, 0);
             }
         }
         if let Some(cwd) = &plan.cwd {
             if libc::chdir(cwd.as_ptr()) != 0 {
-                fail(5);
+                fail(STEP_CHDIR, 0);
             }
         }
+        // The first candidate these credentials may execute, as execvp
+        // picks it (a permission error is kept while later ones are tried).
+        let mut chosen = None;
+        let mut denied = None;
+        for (i, c) in plan.candidates.iter().enumerate() {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::stat(c.as_ptr(), &mut st) != 0 {
+                let e = *libc::__errno_location();
+                if e == libc::EACCES && denied.is_none() {
+                    denied = Some(i);
+                }
+                continue;
+            }
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG
+                || libc::access(c.as_ptr(), libc::X_OK) != 0
+            {
+                if denied.is_none() {
+                    denied = Some(i);
+                }
+                continue;
+            }
+            chosen = Some(i);
+            break;
+        }
+        let Some(index) = chosen else {
+            match denied {
+                Some(i) => {
+                    *libc::__errno_location() = libc::EACCES;
+                    fail(STEP_EXEC, i as u16)
+                }
+                None => {
+                    *libc::__errno_location() = libc::ENOENT;
+                    fail(STEP_EXEC, 0)
+                }
+            }
+        };
         if let Some(cpu) = plan.pin_cpu {
             let _ = sys::pin_to_cpu(0, cpu);
         }
+        if plan.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            fail(10, 0);
+        }
         if let Some(filter) = &plan.filter {
             if sys::seccomp_install(filter, plan.no_new_privs).is_err() {
-                fail(7);
+                fail(7, 0);
             }
         }
-        libc::execve(plan.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        fail(STEP_EXEC)
+        libc::execve(
+            plan.candidates[index].as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+        );
+        fail(STEP_EXEC, index as u16)
     }
 }

@@ -573,3 +573,167 @@ pub fn errno_name(e: i32) -> String {
         known => format!("{known:?}"),
     }
 }
+
+// ---- process identity: pidfds, peers, user namespaces ----------------------
+
+/// A pidfd for `pid` (`pidfd_open`): it names that process for good, so a
+/// decision made on it cannot land on a later process given the same pid.
+pub fn pidfd_open(pid: Tid) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with scalar arguments; a returned fd is ours.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// A pidfd for the process `tid` belongs to (a pid, or the id of any of
+/// its threads), and that process's pid.
+pub fn pidfd_of(tid: Tid) -> Result<(OwnedFd, Tid), Errno> {
+    if tid <= 0 {
+        return Err(Errno::ESRCH);
+    }
+    match pidfd_open(tid) {
+        Err(Errno::EINVAL) => {
+            // Not a thread-group leader: open its leader.
+            let status =
+                std::fs::read_to_string(format!("/proc/{tid}/status")).map_err(|_| Errno::ESRCH)?;
+            let tgid: Tid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or(Errno::ESRCH)?;
+            Ok((pidfd_open(tgid)?, tgid))
+        }
+        r => r.map(|fd| (fd, tid)),
+    }
+}
+
+/// Whether the process a pidfd names still exists (signal 0 through the
+/// pidfd). A zombie still exists: its pid is not free for reuse until
+/// it is reaped.
+pub fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+    // SAFETY: plain syscall; signal 0 only checks for existence.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    r == 0 || Errno::last() == Errno::EPERM
+}
+
+/// The process id a pidfd names now (from its fdinfo), or `None` once it
+/// has been reaped.
+pub fn pidfd_pid(pidfd: &OwnedFd) -> Option<Tid> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    let pid: Tid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (pid > 0).then_some(pid)
+}
+
+const SO_PEERGROUPS: libc::c_int = 59;
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// The supplementary groups of a Unix socket's peer, as they were when it
+/// connected (`SO_PEERGROUPS`).
+pub fn peer_groups(sock: RawFd) -> Result<Vec<u32>, Errno> {
+    let mut groups = vec![0u32; 64];
+    loop {
+        let mut len = (groups.len() * 4) as libc::socklen_t;
+        // SAFETY: `groups` is a live buffer of `len` bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                sock,
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            groups.truncate(len as usize / 4);
+            return Ok(groups);
+        }
+        let e = Errno::last();
+        // ERANGE: `len` now says how much room the list needs.
+        if e == Errno::ERANGE && (len as usize / 4) > groups.len() && groups.len() < 65536 {
+            groups.resize(len as usize / 4, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// A pidfd of a Unix socket's peer: the process that connected
+/// (`SO_PEERPIDFD`, Linux 6.5 and later).
+pub fn peer_pidfd(sock: RawFd) -> Result<OwnedFd, Errno> {
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is a live c_int and `len` its size.
+    let r = unsafe {
+        libc::getsockopt(
+            sock,
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    if fd < 0 {
+        return Err(Errno::ESRCH);
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `NS_GET_PARENT` and `NS_GET_OWNER_UID` (linux/nsfs.h: `_IO(0xb7, n)`).
+const NS_GET_PARENT: libc::c_ulong = 0xb702;
+const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+
+/// The parent of the user namespace `ns` names (`None` at the top).
+pub fn ns_parent(ns: &OwnedFd) -> Option<OwnedFd> {
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new fd.
+    let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT) };
+    // SAFETY: the kernel just gave us this descriptor.
+    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// The uid that created the user namespace `ns` names.
+pub fn ns_owner_uid(ns: &OwnedFd) -> Result<u32, Errno> {
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t to the live `uid`.
+    let r = unsafe {
+        libc::ioctl(
+            ns.as_raw_fd(),
+            NS_GET_OWNER_UID,
+            &mut uid as *mut libc::uid_t,
+        )
+    };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(uid)
+}
+
+/// Close descriptors `first..=last` (`close_range`). Async-signal-safe:
+/// called in a forked child.
+pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: plain syscall with scalar arguments.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}

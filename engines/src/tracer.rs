@@ -213,14 +213,34 @@ impl Tracer {
     }
 
     /// Attach a new engine to a running process (all its threads), seizing it
-    /// with `PTRACE_SEIZE` unless this tracer traces it already.
+    /// with `PTRACE_SEIZE` unless this tracer traces it already. The
+    /// process is the one `pid` names now, when this is called (a pidfd is
+    /// taken here): if it exits before the seize, nothing is attached,
+    /// whoever has its pid by then. With [`EngineOptions::owner`], the
+    /// owner's rights are checked ([`crate::access::check`]).
     pub fn attach(
         &self,
         pid: Tid,
         engine: Box<dyn Engine>,
         eopts: EngineOptions,
     ) -> Request<Attached> {
-        self.call(move |core| attach::attach(core, pid, engine, eopts))
+        let pidfd = sys::pidfd_of(pid);
+        self.call(move |core| match pidfd {
+            Ok((fd, leader)) => attach::attach(core, leader, &fd, engine, eopts),
+            Err(_) => Err(crate::AttachError::NoSuchProcess { pid }.into()),
+        })
+    }
+
+    /// [`Tracer::attach`] to the process `pidfd` names, whose pid is `pid`
+    /// ([`sys::pidfd_of`] gives both for a pid or thread id).
+    pub fn attach_pidfd(
+        &self,
+        pidfd: std::os::fd::OwnedFd,
+        pid: Tid,
+        engine: Box<dyn Engine>,
+        eopts: EngineOptions,
+    ) -> Request<Attached> {
+        self.call(move |core| attach::attach(core, pid, &pidfd, engine, eopts))
     }
 
     /// Detach an engine from every task. The last engine to leave a process
@@ -231,6 +251,14 @@ impl Tracer {
             core.detach_engine(engine);
             Ok(())
         })
+    }
+
+    /// Kill process `pid` (SIGKILL), which `engine` traces: for a program
+    /// started for a caller that went away. Refused if `engine` does not
+    /// trace it (any more); while it is traced its pid cannot be reused, so
+    /// the signal reaches that process and no other.
+    pub fn kill(&self, engine: EngineId, pid: Tid) -> Request<()> {
+        self.call(move |core| core.kill(engine, pid))
     }
 
     /// Act on a task as `engine`: release its hold (`Resume`), hold it

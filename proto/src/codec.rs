@@ -102,10 +102,18 @@ impl<U: Message + Default + 'static> tonic::codec::Decoder for Decoder<U> {
         if let Some(m) = decode_fast::<U>(&msg) {
             return Ok(Some(m));
         }
-        U::decode(msg)
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
+        U::decode(msg).map(Some).map_err(|e| {
+            Status::invalid_argument(format!(
+                "malformed {} message: {e}",
+                short_name(std::any::type_name::<U>())
+            ))
+        })
     }
+}
+
+/// `utrace_proto::v1::SpawnRequest` → `SpawnRequest`.
+fn short_name(full: &str) -> &str {
+    full.rsplit("::").next().unwrap_or(full)
 }
 
 /// `msg` decoded by [`crate::fast`], when `U` is a message it knows and the

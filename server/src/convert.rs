@@ -102,6 +102,7 @@ pub fn engine_config(
             events,
             syscalls,
             follow_children: spec.follow_children,
+            owner: None,
         },
         spec: Spec {
             wanted,
@@ -353,6 +354,12 @@ pub fn status(e: Error) -> Status {
                 Status::permission_denied(msg)
             }
             SpawnError::Exec { .. } => Status::failed_precondition(msg),
+            SpawnError::Cwd {
+                errno: nix::errno::Errno::EACCES,
+                ..
+            } => Status::permission_denied(msg),
+            SpawnError::Cwd { .. } => Status::invalid_argument(msg),
+            SpawnError::NotTraceable { .. } => Status::permission_denied(msg),
             SpawnError::Setup { .. } | SpawnError::Fork(_) => Status::internal(msg),
         },
         Error::NoSuchEngine(_)

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod convert;
 mod info;
 mod listen;
@@ -25,8 +26,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tokio_stream::StreamExt;
 use tracing::info;
 use utrace_engines::Tracer;
 use utrace_proto::server::tracer_server::TracerServer;
@@ -57,6 +56,38 @@ pub struct Limits {
     /// sends many per write; zero sends each at once. A report to an idle
     /// stream, or to the only busy one, is never delayed.
     pub report_window: std::time::Duration,
+    /// Open connections per uid (privileged clients are not counted).
+    pub max_conns_per_uid: usize,
+    /// Engines per connection and per uid (privileged clients are not
+    /// counted).
+    pub max_engines_per_conn: usize,
+    pub max_engines_per_uid: usize,
+    /// Bytes of reports (expedited data included) queued for one uid's
+    /// streams, all engines together; past it, reports are dropped and
+    /// counted.
+    pub max_queued_bytes_per_uid: usize,
+    /// Bytes moved by one uid's batches running at once.
+    pub max_batch_bytes_in_flight_per_uid: usize,
+    /// Calls (streams) open at once on one connection.
+    pub max_streams_per_conn: u32,
+}
+
+impl Limits {
+    /// The largest request a client may send: a batch's writes at most,
+    /// with room for its ops' framing. Ops are counted while a request is
+    /// decoded, so a request of many tiny ops is refused before it grows.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_batch_bytes
+            .saturating_add(self.max_batch_ops.saturating_mul(32))
+            .saturating_add(1 << 20)
+    }
+
+    /// The largest reply: a batch's reads, with their framing.
+    pub fn max_reply_bytes(&self) -> usize {
+        self.max_batch_bytes
+            .saturating_add(self.max_batch_ops.saturating_mul(48))
+            .saturating_add(1 << 20)
+    }
 }
 
 impl Default for Limits {
@@ -70,6 +101,12 @@ impl Default for Limits {
             batch_timeout: std::time::Duration::from_secs(10),
             decision_deadline: std::time::Duration::from_secs(30),
             report_window: std::time::Duration::from_millis(1),
+            max_conns_per_uid: 256,
+            max_engines_per_conn: 1024,
+            max_engines_per_uid: 4096,
+            max_queued_bytes_per_uid: 256 << 20,
+            max_batch_bytes_in_flight_per_uid: 1 << 30,
+            max_streams_per_conn: 256,
         }
     }
 }
@@ -116,28 +153,25 @@ pub async fn serve(
     Server::bind(config).await?.run(shutdown).await
 }
 
-enum Bound {
-    Unix(tokio::net::UnixListener, PathBuf),
-    Tcp(tokio::net::TcpListener),
-}
-
 /// A server whose sockets are bound (clients may connect from now on) and
 /// whose tracer thread runs; [`Server::run`] serves them.
 pub struct Server {
     tracer: Tracer,
     registry: Arc<registry::Registry>,
     svc: Arc<service::TracerService>,
-    bound: Vec<(ListenAddr, Bound)>,
+    bound: Vec<(ListenAddr, listen::Listener)>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
     /// Start the tracer thread and bind every listener.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        raise_fd_limit();
         let mut bound = Vec::new();
         for addr in &config.listen {
             let b = match addr {
-                ListenAddr::Unix(path) => Bound::Unix(listen::bind_unix(path)?, path.clone()),
-                ListenAddr::Tcp(a) => Bound::Tcp(listen::bind_tcp(*a).await?),
+                ListenAddr::Unix(path) => listen::Listener::Unix(listen::bind_unix(path)?),
+                ListenAddr::Tcp(a) => listen::Listener::Tcp(listen::bind_tcp(*a).await?),
             };
             bound.push((addr.clone(), b));
         }
@@ -145,7 +179,9 @@ impl Server {
         let registry = Arc::new(registry::Registry::new(
             tracer.clone(),
             tokio::runtime::Handle::current(),
+            budget::Budgets::new(config.limits),
         ));
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let svc = Arc::new_cyclic(|this| service::TracerService {
             tracer: tracer.clone(),
             registry: Arc::clone(&registry),
@@ -154,12 +190,14 @@ impl Server {
             listen: config.listen.iter().map(|l| l.to_string()).collect(),
             this: this.clone(),
             busy_streams: Default::default(),
+            stopping: stopping_rx,
         });
         Ok(Server {
             tracer,
             registry,
             svc,
             bound,
+            stopping,
         })
     }
 
@@ -173,6 +211,7 @@ impl Server {
             registry,
             svc,
             bound,
+            stopping,
         } = self;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(utrace_proto::FILE_DESCRIPTOR_SET)
@@ -191,50 +230,38 @@ impl Server {
 
         let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let mut servers = tokio::task::JoinSet::new();
-        for (addr, b) in bound {
-            // Large enough for a write op of max_op_bytes, and a reply
-            // carrying a batch's reads.
-            let max_msg = svc.limits.max_batch_bytes + (1 << 20);
+        let mut sockets = Vec::new();
+        let limits = svc.limits;
+        for (addr, listener) in bound {
             let router = tonic::transport::Server::builder()
                 // Large writes arrive in frames of up to 1 MiB, not 16 KiB.
                 .max_frame_size(1 << 20)
+                .max_concurrent_streams(limits.max_streams_per_conn)
                 .add_service(
                     TracerServer::from_arc(Arc::clone(&svc))
-                        .max_decoding_message_size(max_msg)
-                        .max_encoding_message_size(max_msg),
+                        .max_decoding_message_size(limits.max_request_bytes())
+                        .max_encoding_message_size(limits.max_reply_bytes()),
                 )
                 .add_service(health.clone())
                 .add_service(reflection_v1.clone())
                 .add_service(reflection_v1alpha.clone());
             let mut stop = stop_tx.subscribe();
-            let reg = Arc::clone(&registry);
             info!(listen = %addr, "serving");
-            match b {
-                Bound::Unix(l, path) => {
-                    let incoming = UnixListenerStream::new(l)
-                        .map(move |s| s.map(|s| listen::Conn::unix(s, Arc::clone(&reg))));
-                    servers.spawn(async move {
-                        let r = router
-                            .serve_with_incoming_shutdown(incoming, async move {
-                                let _ = stop.recv().await;
-                            })
-                            .await;
-                        let _ = std::fs::remove_file(&path);
-                        r
-                    });
-                }
-                Bound::Tcp(l) => {
-                    let incoming = TcpListenerStream::new(l)
-                        .map(move |s| s.map(|s| listen::Conn::tcp(s, Arc::clone(&reg))));
-                    servers.spawn(async move {
-                        router
-                            .serve_with_incoming_shutdown(incoming, async move {
-                                let _ = stop.recv().await;
-                            })
-                            .await
-                    });
-                }
+            if let ListenAddr::Unix(path) = &addr {
+                sockets.push(path.clone());
             }
+            let incoming = listen::incoming(
+                listener,
+                Arc::clone(&registry),
+                Arc::clone(&registry.budgets),
+            );
+            servers.spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        let _ = stop.recv().await;
+                    })
+                    .await
+            });
         }
         let mut failed = None;
         tokio::select! {
@@ -245,17 +272,38 @@ impl Server {
                 }
             }
         }
+        // No new client finds the sockets; sessions end (with UNAVAILABLE),
+        // connections are told to go.
+        for path in &sockets {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = stopping.send(true);
         let _ = stop_tx.send(());
         // Detach every engine: streams end, tracees run on.
         let _ = tracer.shutdown().await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(1), async {
             while servers.join_next().await.is_some() {}
         })
         .await;
+        if waited.is_err() {
+            info!("connections still open after 1 s: closing them");
+            servers.abort_all();
+        }
         info!("stopped");
         match failed {
             Some(e) => Err(e.into()),
             None => Ok(()),
+        }
+    }
+}
+
+/// Raise the soft limit of open descriptors to the hard limit: each client
+/// connection holds one (budgets bound them per uid).
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
 }

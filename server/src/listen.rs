@@ -3,20 +3,24 @@
 //! [`Conn`], which carries the peer's identity into every request and tells
 //! the registry when the connection closes (its engines then detach).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
-use crate::peer::{next_conn_id, tcp_peer_uid, Peer, Transport};
+use crate::budget::{Admission, Budgets, Ticket};
+use crate::peer::{tcp_peer_uid, Peer};
 use crate::registry::Registry;
 
 /// Where to listen.
@@ -54,6 +58,8 @@ pub enum ListenError {
     Socket { path: PathBuf, source: io::Error },
     #[error("another server already listens on {0}; stop it or choose another path with --listen")]
     InUse(PathBuf),
+    #[error("refusing to listen in {dir}: it belongs to uid {owner}, who could replace the socket; use a directory of your own or root's")]
+    ForeignDir { dir: PathBuf, owner: u32 },
     #[error("cannot listen on {addr}: {source}")]
     Tcp { addr: SocketAddr, source: io::Error },
 }
@@ -109,6 +115,18 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, ListenError> {
             std::fs::create_dir_all(dir).map_err(err)?;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
         }
+        // A directory another user owns lets them swap the socket for
+        // their own (and take every client's calls).
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(dir).map_err(err)?.uid();
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if owner != me && owner != 0 {
+            return Err(ListenError::ForeignDir {
+                dir: dir.to_path_buf(),
+                owner,
+            });
+        }
     }
     if path.exists() {
         match std::os::unix::net::UnixStream::connect(path) {
@@ -135,58 +153,150 @@ enum Io {
     Tcp(TcpStream),
 }
 
-/// An accepted connection: the stream, the peer, and a guard that tells the
-/// registry when the connection is gone.
+/// An accepted connection: the stream, the peer, its place in the
+/// connection budget, and a guard that tells the registry when the
+/// connection is gone.
 pub struct Conn {
     io: Io,
     peer: Peer,
     registry: Arc<Registry>,
+    _ticket: Ticket,
+    /// A connection past its uid's budget is closed at this time (its calls
+    /// are refused until then, with the reason).
+    close_at: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+/// How long a connection past the budget stays, to tell its calls why.
+const REFUSED_GRACE: Duration = Duration::from_secs(2);
+
 impl Conn {
-    pub fn unix(s: UnixStream, registry: Arc<Registry>) -> Conn {
+    /// A connection of `peer` on `io`, if the budget lets it in.
+    fn admit(
+        io: Io,
+        mut peer: Peer,
+        registry: Arc<Registry>,
+        budgets: &Arc<Budgets>,
+    ) -> Option<Conn> {
+        let (ticket, close_at) = match budgets.admit(peer.uid, peer.is_root()) {
+            Admission::Admitted(t) => (t, None),
+            Admission::Refused(t, why) => {
+                warn!(conn = peer.conn, uid = peer.uid, "{why}");
+                peer.refused = Some(why.into());
+                (t, Some(Box::pin(tokio::time::sleep(REFUSED_GRACE))))
+            }
+            Admission::Dropped => {
+                debug!(uid = peer.uid, "connection past the budget: closed");
+                return None;
+            }
+        };
+        registry.connection_opened(peer.conn);
+        Some(Conn {
+            io,
+            peer,
+            registry,
+            _ticket: ticket,
+            close_at,
+        })
+    }
+
+    fn unix(s: UnixStream, registry: Arc<Registry>, budgets: &Arc<Budgets>) -> Option<Conn> {
         let (uid, gid, pid) = match s.peer_cred() {
             Ok(c) => (c.uid(), c.gid(), c.pid().unwrap_or(0)),
             Err(e) => {
-                // Unknowable peer: treat as nobody.
-                warn!(%e, "SO_PEERCRED failed; treating the peer as uid 65534");
-                (65534, 65534, 0)
+                warn!(%e, "SO_PEERCRED failed; closing the connection");
+                return None;
             }
         };
-        let peer = Peer {
-            conn: next_conn_id(),
-            uid,
-            gid,
-            pid,
-            transport: Transport::Unix,
-        };
-        debug!(conn = peer.conn, uid, pid, "connection");
-        Conn {
-            io: Io::Unix(s),
-            peer,
-            registry,
-        }
+        let peer = Peer::unix(s.as_raw_fd(), uid, gid, pid);
+        debug!(conn = peer.conn, uid, pid, groups = ?peer.owner.groups, "connection");
+        Self::admit(Io::Unix(s), peer, registry, budgets)
     }
 
-    pub fn tcp(s: TcpStream, registry: Arc<Registry>) -> Conn {
+    fn tcp(s: TcpStream, registry: Arc<Registry>, budgets: &Arc<Budgets>) -> Option<Conn> {
         let uid = match (s.peer_addr(), s.local_addr()) {
             (Ok(p), Ok(l)) => tcp_peer_uid(p, l),
             _ => None,
-        }
-        .unwrap_or(65534);
-        let peer = Peer {
-            conn: next_conn_id(),
-            uid,
-            gid: if uid == 0 { 0 } else { 65534 },
-            pid: 0,
-            transport: Transport::Tcp,
         };
+        let Some(uid) = uid else {
+            warn!(
+                peer = ?s.peer_addr().ok(),
+                "TCP connection whose socket owner cannot be found (another network namespace?); closing it"
+            );
+            return None;
+        };
+        let peer = Peer::tcp(uid);
         debug!(conn = peer.conn, uid, "tcp connection");
-        Conn {
-            io: Io::Tcp(s),
-            peer,
-            registry,
+        Self::admit(Io::Tcp(s), peer, registry, budgets)
+    }
+}
+
+/// Accepted connections of a listener, as the server's incoming stream.
+///
+/// When the process is out of descriptors (EMFILE, ENFILE), accepting
+/// backs off (10 ms, doubling up to 1 s) instead of spinning, and says so
+/// once per episode; connections waiting in the backlog are taken when
+/// descriptors come back.
+pub fn incoming(
+    listener: Listener,
+    registry: Arc<Registry>,
+    budgets: Arc<Budgets>,
+) -> impl tokio_stream::Stream<Item = io::Result<Conn>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Conn>>(16);
+    tokio::spawn(async move {
+        let mut backoff = Duration::ZERO;
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept(&registry, &budgets) => a,
+                () = tx.closed() => return,
+            };
+            match accepted {
+                Ok(Some(conn)) => {
+                    backoff = Duration::ZERO;
+                    if tx.send(Ok(conn)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if backoff.is_zero() {
+                        warn!(error = %e, "out of file descriptors: accepting paused until some are closed");
+                    }
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) => {
+                    debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
         }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// A bound listener.
+pub enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    async fn accept(
+        &self,
+        registry: &Arc<Registry>,
+        budgets: &Arc<Budgets>,
+    ) -> io::Result<Option<Conn>> {
+        Ok(match self {
+            Listener::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                Conn::unix(s, Arc::clone(registry), budgets)
+            }
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept().await?;
+                Conn::tcp(s, Arc::clone(registry), budgets)
+            }
+        })
     }
 }
 
@@ -210,7 +320,13 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        if let Some(t) = &mut this.close_at {
+            if t.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::other("closed: over the connection budget")));
+            }
+        }
+        match &mut this.io {
             Io::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
         }

@@ -50,6 +50,27 @@ struct Args {
     /// at once. 0: every report at once.
     #[arg(long, default_value_t = Limits::default().report_window.as_micros() as u64)]
     report_window_us: u64,
+    /// Open connections per uid (root, with every capability, is not
+    /// counted). Past it a connection's calls fail with RESOURCE_EXHAUSTED
+    /// for two seconds, then it is closed.
+    #[arg(long, default_value_t = Limits::default().max_conns_per_uid)]
+    max_conns_per_uid: usize,
+    /// Engines one connection may hold.
+    #[arg(long, default_value_t = Limits::default().max_engines_per_conn)]
+    max_engines_per_conn: usize,
+    /// Engines one uid may hold, over all its connections.
+    #[arg(long, default_value_t = Limits::default().max_engines_per_uid)]
+    max_engines_per_uid: usize,
+    /// Bytes of reports (expedited data included) queued for one uid's
+    /// streams at once; past it, reports are dropped and counted.
+    #[arg(long, default_value_t = Limits::default().max_queued_bytes_per_uid)]
+    max_queued_bytes_per_uid: usize,
+    /// Bytes one uid's batches may move while they run at once.
+    #[arg(long, default_value_t = Limits::default().max_batch_bytes_in_flight_per_uid)]
+    max_batch_bytes_in_flight_per_uid: usize,
+    /// Calls (streams) open at once on one connection.
+    #[arg(long, default_value_t = Limits::default().max_streams_per_conn)]
+    max_streams_per_conn: u32,
     /// A uid that may only observe (repeatable): its batches may read memory
     /// and registers but not write, change registers, or control tasks.
     #[arg(long = "observe-only", value_name = "UID")]
@@ -98,6 +119,12 @@ fn main() -> std::process::ExitCode {
             batch_timeout: std::time::Duration::from_secs(args.batch_timeout_secs.max(1)),
             decision_deadline: std::time::Duration::from_millis(args.decision_deadline_ms.max(1)),
             report_window: std::time::Duration::from_micros(args.report_window_us),
+            max_conns_per_uid: args.max_conns_per_uid.max(1),
+            max_engines_per_conn: args.max_engines_per_conn.max(1),
+            max_engines_per_uid: args.max_engines_per_uid.max(1),
+            max_queued_bytes_per_uid: args.max_queued_bytes_per_uid,
+            max_batch_bytes_in_flight_per_uid: args.max_batch_bytes_in_flight_per_uid,
+            max_streams_per_conn: args.max_streams_per_conn.max(1),
         },
         observe_only: args.observe_only,
     };

@@ -1,8 +1,26 @@
-//! Who is calling: peer credentials of each connection, and the kernel's
-//! ptrace rule applied on the caller's behalf.
+//! Who is calling: each connection's identity, taken once when it is
+//! accepted and never looked up again from a pid that may be reused.
+//!
+//! Over a Unix socket: `SO_PEERCRED` (uid, gid, pid), `SO_PEERGROUPS`
+//! (supplementary groups) and, for the capability sets and the user
+//! namespace, the peer's `/proc` status read through a pidfd
+//! (`SO_PEERPIDFD`, or `pidfd_open` of the pid on kernels before 6.5) that
+//! is checked after the read: if the process is gone, what was read may be
+//! another's, and the peer is taken to hold no capabilities. Over loopback
+//! TCP: the uid owning the client's socket (see [`tcp_peer_uid`]), with no
+//! capabilities.
+//!
+//! What a peer may do is [`utrace_engines::access::check`] with its
+//! [`Owner`]: the kernel's own ptrace rule.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tracing::debug;
+use utrace_engines::access::{self, Owner};
+use utrace_engines::sys;
 
 /// How a client reached us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +48,11 @@ pub struct Peer {
     /// The client's pid (0 when unknown, e.g. over TCP).
     pub pid: i32,
     pub transport: Transport,
+    /// The credentials its engines act with.
+    pub owner: Arc<Owner>,
+    /// The connection is past its uid's budget: every call is refused
+    /// with this reason (RESOURCE_EXHAUSTED) until it is closed.
+    pub refused: Option<Arc<str>>,
 }
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -40,71 +63,81 @@ pub fn next_conn_id() -> u64 {
 }
 
 impl Peer {
-    /// The caller is root: it may trace any process (but the server's own
-    /// family, which the engine layer refuses for everyone).
+    /// The peer of an accepted Unix socket `fd`, whose `SO_PEERCRED` said
+    /// `uid`, `gid`, `pid`.
+    pub fn unix(fd: RawFd, uid: u32, gid: u32, pid: i32) -> Peer {
+        let groups = match sys::peer_groups(fd) {
+            Ok(g) => g,
+            Err(e) => {
+                debug!(%e, "SO_PEERGROUPS failed; the peer's only group is its gid");
+                vec![gid]
+            }
+        };
+        let owner = unix_owner(fd, uid, gid, pid, groups);
+        Peer {
+            conn: next_conn_id(),
+            uid,
+            gid,
+            pid,
+            transport: Transport::Unix,
+            owner: Arc::new(owner),
+            refused: None,
+        }
+    }
+
+    /// A loopback TCP peer: the user owning its socket, as that user's
+    /// login credentials (primary gid and groups from the user database),
+    /// with no capabilities.
+    pub fn tcp(uid: u32) -> Peer {
+        let (gid, groups) = user_groups(uid);
+        let mut owner = Owner::user(uid, gid);
+        owner.groups = groups;
+        Peer {
+            conn: next_conn_id(),
+            uid,
+            gid,
+            pid: 0,
+            transport: Transport::Tcp,
+            owner: Arc::new(owner),
+            refused: None,
+        }
+    }
+
+    /// The caller may trace anything (root with every capability, in the
+    /// server's user namespace).
     pub fn is_root(&self) -> bool {
-        self.uid == 0
+        self.owner.is_privileged()
+    }
+
+    /// This connection is from the server's own process (the `utrace`
+    /// command's embedded server): what the program it starts inherits
+    /// (stdio, descriptors, working directory) is its own already.
+    pub fn is_in_process(&self) -> bool {
+        self.transport == Transport::Unix && self.pid == std::process::id() as i32
     }
 
     /// The rule this caller is held to, in words.
     pub fn rule(&self) -> String {
         if self.is_root() {
-            "root: may trace any process except the server and its ancestors".into()
+            return "root: may trace any process except the server and its ancestors".into();
+        }
+        let caps = if self.owner.cap_permitted == 0 {
+            "that hold no capabilities".to_string()
         } else {
             format!(
-                "may trace processes whose real, effective and saved uids are {} and gids are {}, and that are dumpable",
-                self.uid, self.gid
+                "whose capabilities are among yours ({})",
+                access::cap_names(self.owner.cap_permitted)
             )
-        }
+        };
+        format!(
+            "may trace processes whose real, effective and saved uids are {} and gids are {}, that are dumpable, and {caps} (the kernel's ptrace rule)",
+            self.uid, self.gid
+        )
     }
 
-    /// The kernel's ptrace access rule (ptrace_may_access without
-    /// CAP_SYS_PTRACE), applied for this caller to `pid`. `Err` says why not.
+    /// The kernel's ptrace rule for this caller on `pid`. `Err` says why not.
     pub fn may_trace(&self, pid: i32) -> Result<(), String> {
-        if self.is_root() {
-            return Ok(());
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .map_err(|_| format!("no process with pid {pid}"))?;
-        let ids = |field: &str| -> Vec<u32> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .map(|v| {
-                    v.split_whitespace()
-                        .filter_map(|x| x.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let uids = ids("Uid:");
-        let gids = ids("Gid:");
-        if uids.iter().take(3).any(|u| *u != self.uid) {
-            return Err(format!(
-                "pid {pid} runs as uid {} (real/effective/saved {:?}); you are uid {}",
-                uids.get(1).copied().unwrap_or(0),
-                &uids[..uids.len().min(3)],
-                self.uid
-            ));
-        }
-        if gids.iter().take(3).any(|g| *g != self.gid) {
-            return Err(format!(
-                "pid {pid} runs with gids {:?}; your gid is {}",
-                &gids[..gids.len().min(3)],
-                self.gid
-            ));
-        }
-        // A non-dumpable process's /proc entries belong to root.
-        use std::os::unix::fs::MetadataExt;
-        let owner = std::fs::metadata(format!("/proc/{pid}"))
-            .map(|m| m.uid())
-            .map_err(|_| format!("no process with pid {pid}"))?;
-        if owner != self.uid {
-            return Err(format!(
-                "pid {pid} is not dumpable (setuid/setgid or PR_SET_DUMPABLE 0)"
-            ));
-        }
-        Ok(())
+        access::check(&self.owner, pid).map_err(|e| e.to_string())
     }
 
     /// Whether the caller may see a traced process in ListTasks.
@@ -113,57 +146,153 @@ impl Peer {
     }
 }
 
-/// Supplementary groups of a process (the client's, for Spawn).
-pub fn groups_of(pid: i32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Groups:").map(|v| {
-                    v.split_whitespace()
-                        .filter_map(|x| x.parse().ok())
-                        .collect()
-                })
-            })
-        })
-        .unwrap_or_default()
+/// The owner behind a Unix socket: capability sets and user namespace from
+/// the peer's `/proc` status, trusted only if a pidfd of the peer shows it
+/// was alive after the read (so its pid was not reused meanwhile) and the
+/// status's euid is the one `SO_PEERCRED` gave.
+fn unix_owner(fd: RawFd, uid: u32, gid: u32, pid: i32, groups: Vec<u32>) -> Owner {
+    let pidfd = sys::peer_pidfd(fd).or_else(|e| {
+        if pid > 0 && matches!(e, sys::Errno::ENOPROTOOPT | sys::Errno::EINVAL) {
+            // Before Linux 6.5: a pidfd taken now. The pid may have been
+            // reused already (the peer exited at once); the uid check
+            // below catches reuse by another user.
+            sys::pidfd_open(pid)
+        } else {
+            Err(e)
+        }
+    });
+    let read = pidfd.ok().and_then(|pidfd| {
+        let pid = sys::pidfd_pid(&pidfd)?;
+        let o = Owner::of_process(pid)?;
+        (sys::pidfd_alive(&pidfd) && o.uid == uid).then_some(o)
+    });
+    match read {
+        Some(o) => Owner {
+            pid: (pid > 0).then_some(pid),
+            uid,
+            gid,
+            groups,
+            cap_effective: o.cap_effective,
+            cap_permitted: o.cap_permitted,
+            cap_bounding: o.cap_bounding,
+            userns: o.userns,
+        },
+        None => {
+            debug!(
+                pid,
+                uid, "the peer's process is gone: no capabilities, namespace unknown"
+            );
+            Owner {
+                pid: None,
+                uid,
+                gid,
+                groups,
+                cap_effective: 0,
+                cap_permitted: 0,
+                cap_bounding: 0,
+                userns: None,
+            }
+        }
+    }
 }
 
-/// The uid owning a loopback TCP connection, from /proc/net/tcp{,6}: the
-/// socket whose local address is the client's and remote address is ours.
-pub fn tcp_peer_uid(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
-    let (file, p, l) = match (peer, local) {
-        (SocketAddr::V4(p), SocketAddr::V4(l)) => (
-            "/proc/net/tcp",
-            format!(
-                "{:08X}:{:04X}",
-                u32::from_le_bytes(p.ip().octets()),
-                p.port()
-            ),
-            format!(
-                "{:08X}:{:04X}",
-                u32::from_le_bytes(l.ip().octets()),
-                l.port()
-            ),
-        ),
-        (SocketAddr::V6(p), SocketAddr::V6(l)) => {
-            let hex6 = |ip: std::net::Ipv6Addr| {
-                ip.octets()
-                    .chunks(4)
-                    .map(|c| format!("{:08X}", u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-                    .collect::<String>()
-            };
-            (
-                "/proc/net/tcp6",
-                format!("{}:{:04X}", hex6(*p.ip()), p.port()),
-                format!("{}:{:04X}", hex6(*l.ip()), l.port()),
-            )
-        }
-        _ => return None,
+/// `uid`'s primary gid and groups from the user database (`getpwuid_r`,
+/// `getgrouplist`), or `uid` itself and no other group when it has no
+/// entry.
+fn user_groups(uid: u32) -> (u32, Vec<u32>) {
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return (uid, vec![uid]);
     };
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() > 7 && f[1] == p && f[2] == l).then(|| f[7].parse().ok())?
-    })
+    let gid = user.gid.as_raw();
+    let groups = std::ffi::CString::new(user.name.as_bytes())
+        .ok()
+        .and_then(|name| nix::unistd::getgrouplist(&name, user.gid).ok())
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_else(|| vec![gid]);
+    (gid, groups)
+}
+
+/// The socket-table form of `addr` in `/proc/net/tcp` (IPv4) or
+/// `/proc/net/tcp6` (IPv6, where an IPv4 address appears v4-mapped):
+/// each 32-bit word in host order, as hex.
+fn proc_net_addr(ip: IpAddr, port: u16, v6_table: bool) -> Option<String> {
+    let words: Vec<[u8; 4]> = match (ip, v6_table) {
+        (IpAddr::V4(a), false) => vec![a.octets()],
+        (IpAddr::V4(a), true) => {
+            let m = a.to_ipv6_mapped().octets();
+            m.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+        }
+        (IpAddr::V6(a), true) => a
+            .octets()
+            .chunks(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect(),
+        (IpAddr::V6(a), false) => vec![a.to_ipv4_mapped()?.octets()],
+    };
+    let hex: String = words
+        .iter()
+        .map(|w| format!("{:08X}", u32::from_le_bytes(*w)))
+        .collect();
+    Some(format!("{hex}:{port:04X}"))
+}
+
+/// The uid owning the client end of a loopback TCP connection: the socket
+/// whose local address is the client's and remote address is ours. The
+/// client's socket may be IPv4 or IPv6 (a dual-stack socket connecting to
+/// an IPv4 address shows it v4-mapped in `tcp6`), whatever ours is, so
+/// both tables are searched. `None` when no such socket is found (the
+/// client is in another network namespace, or already gone).
+pub fn tcp_peer_uid(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
+    let peer_ip = canonical(peer.ip());
+    let local_ip = canonical(local.ip());
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let (Some(p), Some(l)) = (
+            proc_net_addr(peer_ip, peer.port(), v6),
+            proc_net_addr(local_ip, local.port(), v6),
+        ) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let found = text.lines().skip(1).find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 7 && f[1] == p && f[2] == l).then(|| f[7].parse().ok())?
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// An IPv4 address given as v4-mapped IPv6 is the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_table_addresses() {
+        let lo4: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(proc_net_addr(lo4, 0x1F4B, false).unwrap(), "0100007F:1F4B");
+        // v4-mapped in tcp6: ::ffff:127.0.0.1
+        assert_eq!(
+            proc_net_addr(lo4, 80, true).unwrap(),
+            "0000000000000000FFFF00000100007F:0050"
+        );
+        let lo6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(
+            proc_net_addr(lo6, 80, true).unwrap(),
+            "00000000000000000000000001000000:0050"
+        );
+        assert!(proc_net_addr(lo6, 80, false).is_none());
+        assert_eq!(canonical("::ffff:127.0.0.1".parse().unwrap()), lo4);
+    }
 }

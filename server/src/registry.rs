@@ -3,18 +3,21 @@
 //! the connection closes the engine detaches (its holds go, the tracee runs
 //! on).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tonic::Status;
 use tracing::debug;
 use utrace_engines::{EngineId, Tracer};
 
+use crate::budget::{Budgets, Ticket};
 use crate::peer::Peer;
 use crate::remote::{Hub, Subscription, SyncState};
 
 struct Entry {
     conn: u64,
+    /// Its place in the engine budget.
+    _ticket: Ticket,
     /// The client's pid and uid (for ListTasks' holders).
     client_pid: u32,
     client_uid: u32,
@@ -35,14 +38,19 @@ pub struct Registry {
     tracer: Tracer,
     runtime: tokio::runtime::Handle,
     engines: Mutex<HashMap<u64, Entry>>,
+    /// Connections open now: an engine is registered only to one of them.
+    conns: Mutex<HashSet<u64>>,
+    pub budgets: Arc<Budgets>,
 }
 
 impl Registry {
-    pub fn new(tracer: Tracer, runtime: tokio::runtime::Handle) -> Self {
+    pub fn new(tracer: Tracer, runtime: tokio::runtime::Handle, budgets: Arc<Budgets>) -> Self {
         Registry {
             tracer,
             runtime,
             engines: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashSet::new()),
+            budgets,
         }
     }
 
@@ -50,19 +58,48 @@ impl Registry {
         self.engines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connection `conn` is open.
+    pub fn connection_opened(&self, conn: u64) {
+        self.conns().insert(conn);
+    }
+
+    /// Room for one more engine of `peer` (its uid's and its connection's
+    /// budgets), to be handed to [`Registry::insert`].
+    pub fn reserve(&self, peer: &Peer) -> Result<Ticket, Status> {
+        let mine = self.lock().values().filter(|e| e.conn == peer.conn).count();
+        self.budgets.engine(peer, mine)
+    }
+
+    /// Record engine `id` as `peer`'s. Refused if `peer`'s connection has
+    /// closed meanwhile (nobody could act on the engine or end it): the
+    /// caller must undo it.
+    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &self,
         id: EngineId,
         peer: &Peer,
+        ticket: Ticket,
         pid: u32,
         hub: Arc<Hub>,
         sync: Option<Arc<SyncState>>,
         session: Option<u64>,
-    ) {
+    ) -> Result<(), Status> {
+        // Under the connection lock: a close cannot slip in between.
+        let conns = self.conns();
+        if !conns.contains(&peer.conn) {
+            return Err(Status::cancelled(
+                "the connection closed before the engine could be given to it",
+            ));
+        }
         self.lock().insert(
             id.0,
             Entry {
                 conn: peer.conn,
+                _ticket: ticket,
                 client_pid: peer.pid.max(0) as u32,
                 client_uid: peer.uid,
                 session,
@@ -72,6 +109,8 @@ impl Registry {
                 pending: None,
             },
         );
+        drop(conns);
+        Ok(())
     }
 
     /// Engine `id` exists and still has something to report.
@@ -202,8 +241,28 @@ impl Registry {
         });
     }
 
+    /// Engine `id` was made for a call that went away before answering
+    /// (cancelled, timed out, its connection closed): forget it, detach
+    /// it, and with `kill` end the program it started, which nobody knows
+    /// of (only while the engine still traces it: a pid is never
+    /// signalled after its process could have been reaped).
+    pub fn abandon(&self, id: u64, kill: Option<u32>) {
+        self.lock().remove(&id);
+        let tracer = self.tracer.clone();
+        self.runtime.spawn(async move {
+            if let Some(pid) = kill {
+                let _ = tracer.kill(EngineId(id), pid as i32).await;
+            }
+            match tracer.detach(EngineId(id)).await {
+                Ok(()) => debug!(engine = id, "abandoned engine detached"),
+                Err(e) => debug!(engine = id, %e, "abandoned engine (already gone)"),
+            }
+        });
+    }
+
     /// A connection closed: its engines detach.
     pub fn connection_closed(&self, conn: u64) {
+        self.conns().remove(&conn);
         let ids: Vec<u64> = self
             .lock()
             .iter()

@@ -28,6 +28,7 @@ use utrace_proto::v1 as pb;
 use utrace_proto::wire::WireEvent;
 use utrace_proto::Bytes;
 
+use crate::budget::ByteMeter;
 use crate::convert::exit_status;
 
 /// What every engine reporting one stop shares: built once, on the
@@ -38,6 +39,8 @@ pub struct Shared {
     pid: u32,
     tid: u32,
     time_ns: u64,
+    /// Bytes it holds, roughly (for the queued-bytes budget).
+    cost: u32,
     kind: pb::event::Kind,
     /// Those fields as an encoded `Event` (see [`WireEvent::with_shared`]).
     wire: OnceLock<Bytes>,
@@ -45,10 +48,20 @@ pub struct Shared {
 
 impl Shared {
     fn new(pid: i32, tid: i32, time_ns: u64, kind: pb::event::Kind) -> Arc<Self> {
+        let text = match &kind {
+            pb::event::Kind::SyscallEntry(e) => e.text.len() + e.name.len(),
+            pb::event::Kind::SyscallExit(e) => {
+                e.text.len() + e.ret_text.len() + e.name.len() + e.errno.len()
+            }
+            pb::event::Kind::Exec(e) => e.exe.len(),
+            pb::event::Kind::Revoked(r) => r.reason.len(),
+            _ => 0,
+        };
         Arc::new(Shared {
             pid: pid as u32,
             tid: tid as u32,
             time_ns,
+            cost: (std::mem::size_of::<Shared>() + text).min(u32::MAX as usize) as u32,
             kind,
             wire: OnceLock::new(),
         })
@@ -71,6 +84,8 @@ pub struct Report {
     dropped_before: u64,
     extra: Option<Box<Extra>>,
     held: bool,
+    /// Bytes charged to its uid's budget while it is queued.
+    cost: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Report>() <= 40);
@@ -83,6 +98,21 @@ struct Extra {
 }
 
 impl Report {
+    /// What it holds, roughly: itself, the stop's shared part (charged to
+    /// each queue it is in, though they share it) and expedited data.
+    fn measure(&self) -> u32 {
+        let expedited = self
+            .extra
+            .as_ref()
+            .and_then(|e| e.expedited.as_ref())
+            .map_or(0, |x| {
+                x.memory.iter().map(|m| m.len() + 32).sum::<usize>() + x.registers.len() * 48
+            });
+        let defaulted = self.extra.as_ref().map_or(0, |e| e.defaulted.len() * 8);
+        (std::mem::size_of::<Report>() + self.shared.cost as usize + expedited + defaulted)
+            .min(u32::MAX as usize) as u32
+    }
+
     /// This engine's fields, without the shared ones.
     fn own(self, engine_id: u64) -> (pb::Event, Arc<Shared>) {
         let Extra {
@@ -165,6 +195,8 @@ struct QueueState {
 struct Queue {
     state: Mutex<QueueState>,
     cap: usize,
+    /// Its uid's queued bytes (the budget every queue of the uid shares).
+    meter: Arc<ByteMeter>,
 }
 
 /// What [`Queue::offer`] did.
@@ -193,6 +225,12 @@ impl Queue {
         let Some(mut r) = make() else {
             return Offer::Taken;
         };
+        r.cost = r.measure();
+        if !self.meter.try_charge(r.cost as usize) {
+            // Past the uid's queued-bytes budget: lost like a full queue's.
+            st.dropped += 1;
+            return Offer::Full;
+        }
         r.dropped_before = std::mem::take(&mut st.dropped);
         st.items.push_back(r);
         let wake = match st.waiter {
@@ -237,17 +275,23 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A report leaves the queue: its bytes go back to the budget.
+    fn out(&self, r: Report) -> Report {
+        self.queue.meter.release(r.cost as usize);
+        r
+    }
+
     /// The next report, without waiting.
     pub fn try_next(&mut self) -> Next {
         if let Some(r) = self.taken.pop_front() {
-            return Next::Report(r);
+            return Next::Report(self.out(r));
         }
         let mut st = self.queue.lock();
         std::mem::swap(&mut st.items, &mut self.taken);
         let closed = st.closed;
         drop(st);
         match self.taken.pop_front() {
-            Some(r) => Next::Report(r),
+            Some(r) => Next::Report(self.out(r)),
             None if closed => Next::Ended,
             None => Next::Empty,
         }
@@ -300,15 +344,23 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut st = self.queue.lock();
         st.gone = true;
-        st.items.clear();
+        let queued: usize = st
+            .items
+            .drain(..)
+            .chain(self.taken.drain(..))
+            .map(|r| r.cost as usize)
+            .sum();
         st.waiter = None;
+        drop(st);
+        self.queue.meter.release(queued);
     }
 }
 
-fn sub(queue_len: usize) -> (Arc<Queue>, Subscription) {
+fn sub(queue_len: usize, meter: Arc<ByteMeter>) -> (Arc<Queue>, Subscription) {
     let queue = Arc::new(Queue {
         state: Mutex::new(QueueState::default()),
         cap: queue_len.max(1),
+        meter,
     });
     (
         Arc::clone(&queue),
@@ -324,6 +376,7 @@ pub struct Hub {
     subs: Mutex<Vec<Arc<Queue>>>,
     closed: AtomicBool,
     queue_len: usize,
+    meter: Arc<ByteMeter>,
     /// The event kinds the client asked for (EventMask bits); a batch's
     /// set_events changes it. The engine's own mask also always has CLONE
     /// and DEATH, which it needs to end the stream.
@@ -332,13 +385,18 @@ pub struct Hub {
 
 impl Hub {
     /// A hub with one subscriber, whose end is returned.
-    pub fn new(queue_len: usize, wanted: EventMask) -> (Arc<Hub>, Subscription) {
-        let (s, end) = sub(queue_len);
+    pub fn new(
+        queue_len: usize,
+        wanted: EventMask,
+        meter: Arc<ByteMeter>,
+    ) -> (Arc<Hub>, Subscription) {
+        let (s, end) = sub(queue_len, Arc::clone(&meter));
         (
             Arc::new(Hub {
                 subs: Mutex::new(vec![s]),
                 closed: AtomicBool::new(false),
                 queue_len,
+                meter,
                 wanted: std::sync::atomic::AtomicU32::new(wanted.bits()),
             }),
             end,
@@ -366,7 +424,7 @@ impl Hub {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let (s, end) = sub(self.queue_len);
+        let (s, end) = sub(self.queue_len, Arc::clone(&self.meter));
         subs.push(s);
         Some(end)
     }
@@ -759,6 +817,7 @@ impl RemoteEngine {
             dropped_before: 0,
             extra,
             held: hold.is_some(),
+            cost: 0,
         });
         let Some(sync) = &self.sync else {
             return Action::Resume;
@@ -925,6 +984,26 @@ impl Engine for RemoteEngine {
                 rip: t.register("rip").unwrap_or(0),
             })
         })
+    }
+
+    fn report_revoked(&mut self, pid: i32, why: &utrace_engines::Denied) {
+        // Always told: the client must learn its engine left a process.
+        self.publish(
+            Shared::new(
+                pid,
+                pid,
+                now_ns(),
+                pb::event::Kind::Revoked(pb::Revoked {
+                    reason: why.to_string(),
+                }),
+            ),
+            None,
+            None,
+        );
+        self.live -= 1;
+        if self.live <= 0 {
+            self.hub.close();
+        }
     }
 
     fn report_detached(&mut self) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info, info_span, Instrument};
+use tracing::{debug, info, info_span, Instrument};
 use utrace_engines::{Credentials, SpawnOptions, Tracer};
 use utrace_proto::v1 as pb;
 use utrace_proto::wire::{ReadsRequest, WireBatchReply, WireBatchRequest, WireEvent};
@@ -36,17 +36,53 @@ pub struct TracerService {
     pub(crate) this: std::sync::Weak<TracerService>,
     /// Async report streams handing out reports now (see [`EventStream`]).
     pub(crate) busy_streams: Arc<AtomicUsize>,
+    /// Becomes true when the server stops: sessions end.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
-/// An engine just created by a spawn or an attach.
+/// An engine just created by a spawn or an attach, registered to its
+/// client's connection. Until [`NewEngine::keep`] says its client has
+/// learned of it (the reply is built, the stream set up), dropping it
+/// undoes it: a call cancelled at any point leaves no engine, and no
+/// started program, behind.
 pub(crate) struct NewEngine {
     pub pid: u32,
     pub engine_id: u64,
     pub tids: Vec<u32>,
     /// Its first subscriber's queue.
-    pub sub: Subscription,
+    pub sub: Option<Subscription>,
     /// Its ledger of held reports, for a sync engine.
     pub sync: Option<Arc<SyncState>>,
+    undo: Option<Undo>,
+}
+
+/// What undoes an engine nobody learned of.
+struct Undo {
+    registry: Arc<Registry>,
+    /// The program it started (killed with it).
+    spawned: Option<u32>,
+}
+
+impl NewEngine {
+    /// Its client knows of it now: it stays.
+    pub fn keep(mut self) -> Subscription {
+        self.undo = None;
+        self.sub
+            .take()
+            .expect("a new engine has its first subscriber")
+    }
+}
+
+impl Drop for NewEngine {
+    fn drop(&mut self) {
+        if let Some(u) = self.undo.take() {
+            debug!(
+                engine = self.engine_id,
+                "its call went away: undoing the new engine"
+            );
+            u.registry.abandon(self.engine_id, u.spawned);
+        }
+    }
 }
 
 /// A remote engine's server-side parts, kept while the tracer attaches it.
@@ -54,44 +90,85 @@ struct Parts {
     hub: Arc<Hub>,
     sub: Subscription,
     sync: Option<Arc<SyncState>>,
+    ticket: crate::budget::Ticket,
 }
 
 impl Parts {
     /// A remote engine for `spec` and the parts the server keeps of it.
-    fn new(queue_len: usize, spec: crate::remote::Spec) -> (Box<RemoteEngine>, Parts) {
-        let (hub, sub) = Hub::new(queue_len, spec.wanted);
+    fn new(
+        registry: &Registry,
+        p: &Peer,
+        queue_len: usize,
+        spec: crate::remote::Spec,
+    ) -> Result<(Box<RemoteEngine>, Parts), Status> {
+        let ticket = registry.reserve(p)?;
+        let meter = registry.budgets.queued(p.uid);
+        let (hub, sub) = Hub::new(queue_len, spec.wanted, meter);
         let engine = RemoteEngine::new(Arc::clone(&hub), spec);
         let sync = engine.sync_state();
-        (Box::new(engine), Parts { hub, sub, sync })
+        Ok((
+            Box::new(engine),
+            Parts {
+                hub,
+                sub,
+                sync,
+                ticket,
+            },
+        ))
     }
 
-    /// The engine exists as `id` on `pid`: record it for `p`.
+    /// The engine exists as `id` on `pid`: record it for `p`. If `p`'s
+    /// connection is gone, the engine (and a program it `spawned`) is undone.
+    #[allow(clippy::too_many_arguments)]
     fn register(
         self,
-        registry: &Registry,
+        registry: &Arc<Registry>,
         id: utrace_engines::EngineId,
         p: &Peer,
         pid: u32,
         tids: Vec<u32>,
         session: Option<u64>,
-    ) -> NewEngine {
-        registry.insert(id, p, pid, self.hub, self.sync.clone(), session);
-        NewEngine {
+        spawned: bool,
+    ) -> Result<NewEngine, Status> {
+        let undo = Undo {
+            registry: Arc::clone(registry),
+            spawned: spawned.then_some(pid),
+        };
+        if let Err(e) = registry.insert(
+            id,
+            p,
+            self.ticket,
+            pid,
+            self.hub,
+            self.sync.clone(),
+            session,
+        ) {
+            undo.registry.abandon(id.0, undo.spawned);
+            return Err(e);
+        }
+        Ok(NewEngine {
             pid,
             engine_id: id.0,
             tids,
-            sub: self.sub,
+            sub: Some(self.sub),
             sync: self.sync,
-        }
+            undo: Some(undo),
+        })
     }
 }
 
 /// The caller, from the connection (every listener attaches a [`Peer`]).
+/// A connection past its uid's budget gets the reason for every call.
 fn peer<T>(req: &Request<T>) -> Result<Peer, Status> {
-    req.extensions()
+    let p = req
+        .extensions()
         .get::<Peer>()
         .cloned()
-        .ok_or_else(|| Status::internal("connection without peer identity"))
+        .ok_or_else(|| Status::internal("connection without peer identity"))?;
+    match &p.refused {
+        Some(why) => Err(Status::resource_exhausted(why.to_string())),
+        None => Ok(p),
+    }
 }
 
 fn span(method: &'static str, p: &Peer) -> tracing::Span {
@@ -263,6 +340,8 @@ pub(crate) struct BatchReplyPlan {
     hub: Arc<Hub>,
     /// The last set_events op (its index) and the kinds it asks to be told.
     new_wanted: Option<(usize, utrace_engines::EventMask)>,
+    /// The bytes it moves, in its uid's budget until its reply is built.
+    _bytes: crate::budget::Ticket,
 }
 
 impl BatchReplyPlan {
@@ -349,11 +428,13 @@ impl TracerService {
         let hub = self.registry.hub(engine_id, p)?;
         let (planned, new_wanted) = convert::batch_ops(ops, observe_only, &self.limits)?;
         let (ops, slots) = convert::split_plan(planned, stop_on_error);
+        let bytes = self.registry.budgets.batch_bytes(p, moved_bytes(&ops))?;
         let reply = BatchReplyPlan {
             slots,
             stop_on_error,
             hub,
             new_wanted,
+            _bytes: bytes,
         };
         Ok((ops, reply))
     }
@@ -381,6 +462,8 @@ impl TracerService {
     ) -> Result<Response<WireBatchReply>, Status> {
         let pid = self.registry.owned_pid(r.engine_id, p)?;
         let ranges = convert::check_read_ranges(r.ranges, &self.limits)?;
+        let total = ranges.iter().map(|r| r.1).sum();
+        let _bytes = self.registry.budgets.batch_bytes(p, total)?;
         let tid = if r.tid == 0 { pid } else { r.tid } as i32;
         let engine = utrace_engines::EngineId(r.engine_id);
         let (ranges, read) = read_ranges(
@@ -400,6 +483,17 @@ impl TracerService {
     }
 
     /// Spawn for `p` with engine spec `spec`; returns the new engine.
+    ///
+    /// The program gets what its client sends and nothing of the server's:
+    /// the environment in the request only; the client's uid, gid and
+    /// groups (from the connection); `no_new_privs` unless the client holds
+    /// every capability (so a setuid program cannot gain what the client
+    /// could not); the client's capability bounding set; stdio on
+    /// /dev/null, descriptors from 3 up closed, and `/` as its working
+    /// directory unless the request names one (entered with the client's
+    /// rights). A client in the server's own process (the `utrace`
+    /// command's embedded server) keeps its stdio, descriptors and
+    /// directory: they are its own.
     pub(crate) async fn do_spawn(
         &self,
         p: &Peer,
@@ -414,11 +508,12 @@ impl TracerService {
                 "{field}argv: empty; give the program and its arguments, e.g. [\"/bin/ls\", \"/\"]"
             )));
         }
-        let cfg = convert::engine_config(
+        let mut cfg = convert::engine_config(
             spec,
             engine_field,
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
+        cfg.options.owner = Some(Arc::clone(&p.owner));
         // SAFETY: geteuid has no preconditions.
         let server_uid = unsafe { libc::geteuid() };
         let credentials = if p.uid == server_uid {
@@ -427,7 +522,7 @@ impl TracerService {
             Some(Credentials {
                 uid: p.uid,
                 gid: p.gid,
-                groups: crate::peer::groups_of(p.pid),
+                groups: p.owner.groups.clone(),
             })
         } else {
             return Err(Status::permission_denied(format!(
@@ -437,19 +532,61 @@ impl TracerService {
         };
         let mut opts = SpawnOptions::new(req.argv);
         opts.env = req.env.into_iter().collect();
-        opts.cwd = (!req.cwd.is_empty()).then(|| req.cwd.into());
+        opts.env_clear = true;
         opts.stop_at_entry = req.stop_at_entry;
         opts.kernel_filter = !req.no_kernel_filter;
         opts.credentials = credentials;
-        let (engine, parts) = Parts::new(cfg.queue_len, cfg.spec);
-        let spawned = self
-            .tracer
-            .spawn(opts, engine, cfg.options)
-            .await
-            .map_err(status)?;
-        info!(pid = spawned.pid, engine = spawned.engine.0, "spawned");
-        let pid = spawned.pid as u32;
-        Ok(parts.register(&self.registry, spawned.engine, p, pid, vec![pid], session))
+        opts.no_new_privs = !p.is_root();
+        opts.cap_bounding = (!p.is_root()).then_some(p.owner.cap_bounding);
+        if p.is_in_process() {
+            opts.keep_fds = true;
+            opts.cwd = (!req.cwd.is_empty()).then(|| req.cwd.into());
+        } else {
+            let null = |write: bool| {
+                std::fs::OpenOptions::new()
+                    .read(!write)
+                    .write(write)
+                    .open("/dev/null")
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(|e| {
+                        Status::internal(format!("opening /dev/null for the program's stdio: {e}"))
+                    })
+            };
+            opts.stdin = Some(null(false)?);
+            opts.stdout = Some(null(true)?);
+            opts.stderr = Some(null(true)?);
+            opts.cwd = Some(if req.cwd.is_empty() {
+                "/".into()
+            } else {
+                req.cwd.into()
+            });
+        }
+        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
+        // The tracer's answer is awaited on a task of its own, which a
+        // cancelled call does not stop: the engine is then registered and
+        // undone (program killed) when nobody takes it.
+        let (tracer, registry, p2) = (self.tracer.clone(), Arc::clone(&self.registry), p.clone());
+        let options = cfg.options;
+        let made = tokio::spawn(
+            async move {
+                let spawned = tracer.spawn(opts, engine, options).await.map_err(status)?;
+                info!(pid = spawned.pid, engine = spawned.engine.0, "spawned");
+                let pid = spawned.pid as u32;
+                parts.register(
+                    &registry,
+                    spawned.engine,
+                    &p2,
+                    pid,
+                    vec![pid],
+                    session,
+                    true,
+                )
+            }
+            .in_current_span(),
+        );
+        made.await
+            .map_err(|e| Status::internal(format!("spawning: {e}")))?
+            .map_err(|e| spawn_field(e, field))
     }
 
     /// Attach for `p`; `field` prefixes the request's field paths in errors
@@ -462,33 +599,58 @@ impl TracerService {
         field: &str,
         session: Option<u64>,
     ) -> Result<NewEngine, Status> {
-        if pid == 0 {
+        if pid == 0 || pid > i32::MAX as u32 {
             return Err(Status::invalid_argument(format!(
-                "{field}pid: pid 0 is not a process; give the pid to attach to"
+                "{field}pid: {pid} is not a process id; give the pid to attach to"
             )));
         }
-        let cfg = convert::engine_config(
+        let mut cfg = convert::engine_config(
             spec,
             &format!("{field}engine"),
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(Status::not_found(format!(
-                "{field}pid: no process with pid {pid}"
-            )));
-        }
-        p.may_trace(pid as i32).map_err(|why| {
-            Status::permission_denied(format!("not permitted to trace pid {pid}: {why}"))
-        })?;
-        let (engine, parts) = Parts::new(cfg.queue_len, cfg.spec);
-        let at = self
-            .tracer
-            .attach(pid as i32, engine, cfg.options)
-            .await
-            .map_err(status)?;
-        info!(pid, engine = at.engine.0, "attached");
-        let tids = at.tids.iter().map(|t| *t as u32).collect();
-        Ok(parts.register(&self.registry, at.engine, p, pid, tids, session))
+        cfg.options.owner = Some(Arc::clone(&p.owner));
+        // The process the client names now: a later one given the same
+        // pid is never attached (the engine layer checks the pidfd after
+        // seizing, and the client's rights on the seized process).
+        let (pidfd, leader) = utrace_engines::sys::pidfd_of(pid as i32)
+            .map_err(|_| Status::not_found(format!("{field}pid: no process with pid {pid}")))?;
+        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
+        let (tracer, registry, p2) = (self.tracer.clone(), Arc::clone(&self.registry), p.clone());
+        let options = cfg.options;
+        let made = tokio::spawn(
+            async move {
+                let at = tracer
+                    .attach_pidfd(pidfd, leader, engine, options)
+                    .await
+                    .map_err(status)?;
+                info!(pid = leader, engine = at.engine.0, "attached");
+                let tids = at.tids.iter().map(|t| *t as u32).collect();
+                parts.register(
+                    &registry,
+                    at.engine,
+                    &p2,
+                    leader as u32,
+                    tids,
+                    session,
+                    false,
+                )
+            }
+            .in_current_span(),
+        );
+        made.await
+            .map_err(|e| Status::internal(format!("attaching: {e}")))?
+    }
+}
+
+/// A spawn error, with the request's field named where one is at fault.
+fn spawn_field(e: Status, field: &str) -> Status {
+    if e.message()
+        .starts_with("cannot change to the working directory")
+    {
+        Status::new(e.code(), format!("{field}cwd: {}", e.message()))
+    } else {
+        e
     }
 }
 
@@ -506,12 +668,14 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
             let e = self
                 .do_spawn(&p, r, engine.as_ref(), "", "engine", None)
                 .await?;
-            // The first queue waits for the client's Events call.
-            self.registry.set_pending(e.engine_id, e.sub);
-            Ok(Response::new(pb::SpawnReply {
+            let reply = pb::SpawnReply {
                 pid: e.pid,
                 engine_id: e.engine_id,
-            }))
+            };
+            // The first queue waits for the client's Events call.
+            let id = e.engine_id;
+            self.registry.set_pending(id, e.keep());
+            Ok(Response::new(reply))
         }
         .instrument(span)
         .await
@@ -525,14 +689,16 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         let span = span("Attach", &p);
         async {
             let r = req.into_inner();
-            let e = self
+            let mut e = self
                 .do_attach(&p, r.pid, r.engine.as_ref(), "", None)
                 .await?;
-            self.registry.set_pending(e.engine_id, e.sub);
-            Ok(Response::new(pb::AttachReply {
+            let reply = pb::AttachReply {
                 engine_id: e.engine_id,
-                tids: e.tids,
-            }))
+                tids: std::mem::take(&mut e.tids),
+            };
+            let id = e.engine_id;
+            self.registry.set_pending(id, e.keep());
+            Ok(Response::new(reply))
         }
         .instrument(span)
         .await
@@ -682,6 +848,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                     ))
                 }
             };
+            let mut e = e;
             let (pid, engine_id) = (e.pid, e.engine_id);
             let first = pb::Event {
                 seq: 0,
@@ -691,12 +858,14 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                 kind: Some(pb::event::Kind::Attached(pb::Attached {
                     pid,
                     engine_id,
-                    tids: e.tids,
+                    tids: std::mem::take(&mut e.tids),
                 })),
                 ..Default::default()
             };
+            // From here the stream owns the engine (it detaches it when
+            // the client goes).
             let stream: Self::TraceStream = Box::pin(EventStream::new(
-                e.sub,
+                e.keep(),
                 engine_id,
                 Some(first),
                 Some(Arc::clone(&self.registry)),
@@ -733,6 +902,9 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
             let r = req.into_inner();
             let (end, chunk_len) = convert::memory_stream(&r, &self.limits)?;
             let pid = self.registry.owned_pid(r.engine_id, &p)?;
+            // Chunks read ahead, the one being sent, and the one being read.
+            let in_flight = (chunk_len as usize).saturating_mul(READ_AHEAD + 2);
+            let bytes = self.registry.budgets.batch_bytes(&p, in_flight)?;
             let tid = if r.tid == 0 { pid } else { r.tid } as i32;
             let engine = utrace_engines::EngineId(r.engine_id);
             // The reader runs ahead of the sender by up to READ_AHEAD chunks:
@@ -742,6 +914,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
             let limit = self.limits.batch_timeout;
             tokio::spawn(
                 async move {
+                    let _bytes = bytes;
                     let mut addr = r.addr;
                     while addr < end {
                         let len = chunk_len.min(end - addr) as usize;
@@ -793,6 +966,19 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         .instrument(span)
         .await
     }
+}
+
+/// Bytes a batch's ops move (reads, strings, writes).
+fn moved_bytes(ops: &[utrace_engines::batch::Op]) -> usize {
+    use utrace_engines::batch::Op;
+    ops.iter()
+        .map(|op| match op {
+            Op::ReadMemory { len, .. } => *len,
+            Op::ReadString { max_len, .. } => *max_len,
+            Op::WriteMemory { data, .. } => data.len(),
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// Chunks a ReadMemoryStream reads ahead of what the client has taken.

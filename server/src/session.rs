@@ -51,6 +51,8 @@ enum Item {
         sub: Subscription,
         sync: Option<Arc<SyncState>>,
     },
+    /// The session fails: its stream ends with this status.
+    End(Status),
 }
 
 /// The sending side of the response stream.
@@ -184,11 +186,18 @@ struct Session {
 impl Session {
     async fn run(mut self, mut inbound: Streaming<pb::ClientMessage>) {
         info!(session = self.id, "session started");
+        let mut stopping = self.svc.stopping.clone();
         loop {
             let msg = tokio::select! {
                 m = inbound.message() => m,
                 () = self.out.closed() => {
                     debug!(session = self.id, "client stopped listening");
+                    break;
+                }
+                () = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                    let _ = self.out.0.send(Item::End(Status::unavailable(
+                        "the server is shutting down; every engine was detached",
+                    ))).await;
                     break;
                 }
             };
@@ -208,6 +217,18 @@ impl Session {
                 }
                 Err(e) => {
                     debug!(session = self.id, error = %e, "client stream failed");
+                    // Say why (a message that cannot be decoded is the
+                    // client's error); a client that is gone hears nothing.
+                    let status = if e.code() == Code::Internal || e.code() == Code::InvalidArgument
+                    {
+                        Status::invalid_argument(format!(
+                            "the session ends: a message could not be decoded ({}); its engines are detached",
+                            e.message()
+                        ))
+                    } else {
+                        e
+                    };
+                    let _ = self.out.0.send(Item::End(status)).await;
                     break;
                 }
             }
@@ -283,16 +304,19 @@ impl Session {
 
     /// A new engine: answer `attached`, then forward its reports and watch
     /// its deadlines.
-    async fn started(&mut self, in_reply_to: u64, e: NewEngine) {
+    async fn started(&mut self, in_reply_to: u64, mut e: NewEngine) {
         let engine_id = e.engine_id;
+        let (pid, tids, sync) = (e.pid, std::mem::take(&mut e.tids), e.sync.clone());
+        // The session owns it now: it detaches when the session ends.
+        let sub = e.keep();
         self.engines.push(engine_id);
         let _ = self
             .out
             .send(pb::ServerMessage {
                 msg: Some(pb::server_message::Msg::Attached(pb::Attached {
-                    pid: e.pid,
+                    pid,
                     engine_id,
-                    tids: e.tids,
+                    tids,
                 })),
                 in_reply_to,
             })
@@ -302,11 +326,11 @@ impl Session {
             .0
             .send(Item::Engine {
                 engine_id,
-                sub: e.sub,
-                sync: e.sync.clone(),
+                sub,
+                sync: sync.clone(),
             })
             .await;
-        if let Some(sync) = e.sync {
+        if let Some(sync) = sync {
             let tracer = self.svc.tracer.clone();
             self.tasks.push(tokio::spawn(
                 deadlines(tracer, engine_id, sync).in_current_span(),
@@ -574,6 +598,11 @@ impl Stream for Replies {
         while !this.ctl_done {
             match this.ctl.poll_recv(cx) {
                 Poll::Ready(Some(Item::Msg(m))) => return Poll::Ready(Some(Ok(*m))),
+                Poll::Ready(Some(Item::End(status))) => {
+                    this.ctl_done = true;
+                    this.engines.clear();
+                    return Poll::Ready(Some(Err(status)));
+                }
                 Poll::Ready(Some(Item::Engine {
                     engine_id,
                     sub,

@@ -86,6 +86,19 @@ impl Assembler {
             Some(Kind::Exec(x)) => self.on_exec(tid, x.former_tid, out),
             Some(Kind::Exit(_)) => self.on_task_exit(tid, out),
             Some(Kind::Death(d)) => self.on_death(tid, d.status.as_ref(), out),
+            Some(Kind::Revoked(r)) => {
+                // The process runs on, no longer traced by us (it exec'd a
+                // program we may not trace): its calls in progress never end.
+                self.interrupt_open(out);
+                self.pending.remove(&tid);
+                let line = format!(
+                    "{}+++ no longer traced: {} +++",
+                    self.prefix_for(ev.pid),
+                    r.reason
+                );
+                out(&line);
+                self.live = self.live.saturating_sub(1);
+            }
             Some(Kind::Attached(_)) | Some(Kind::Breakpoint(_)) | Some(Kind::Step(_)) | None => {}
         }
     }
