@@ -52,6 +52,13 @@ pub enum ConnectError {
     PermissionDenied(PathBuf),
     #[error("nothing listens on {0} (a stale socket file? restart utraced)")]
     Refused(PathBuf),
+    #[error("refusing the server on {path}: it runs as uid {owner}{name}, neither root nor you, and would see every request you send (your environment included); use a server started by root or by yourself")]
+    ForeignServer {
+        path: PathBuf,
+        owner: u32,
+        /// ` (name)` when the user database knows the uid.
+        name: String,
+    },
     #[error("cannot connect to {addr}: {source}")]
     Transport {
         addr: String,
@@ -182,10 +189,36 @@ fn windows(ep: Endpoint) -> Endpoint {
         .max_frame_size(1 << 20)
 }
 
+/// The server behind a connected socket runs as root or as us: anyone
+/// else's (another user who created the socket path first, e.g. in /tmp)
+/// would see our requests.
+fn check_server(s: &tokio::net::UnixStream, path: &Path) -> Result<(), ConnectError> {
+    // The credentials the listening process had when it called listen().
+    let owner = s
+        .peer_cred()
+        .map_err(|_| ConnectError::Refused(path.into()))?
+        .uid();
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if owner == 0 || owner == me {
+        return Ok(());
+    }
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner))
+        .ok()
+        .flatten()
+        .map(|u| format!(" ({})", u.name))
+        .unwrap_or_default();
+    Err(ConnectError::ForeignServer {
+        path: path.into(),
+        owner,
+        name,
+    })
+}
+
 async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
     // Check first, so the error says what is wrong with the path.
     match tokio::net::UnixStream::connect(path).await {
-        Ok(_) => {}
+        Ok(s) => check_server(&s, path)?,
         Err(e) => {
             return Err(match e.kind() {
                 std::io::ErrorKind::NotFound => ConnectError::NoSocket(path.into()),
@@ -200,7 +233,11 @@ async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
     windows(Endpoint::from_static("http://utraced.invalid"))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let p = p.clone();
-            async move { tokio::net::UnixStream::connect(p).await.map(TokioIo::new) }
+            async move {
+                let s = tokio::net::UnixStream::connect(&p).await?;
+                check_server(&s, &p).map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(TokioIo::new(s))
+            }
         }))
         .await
         .map_err(|source| ConnectError::Transport {

@@ -297,9 +297,10 @@ impl Target {
     fn read(pid: Tid, tid: Tid) -> Option<Target> {
         let dir = format!("/proc/{pid}/task/{tid}");
         let st = ProcStatus::read(&format!("{dir}/status"))?;
-        // A task's /proc entries belong to its euid when it is dumpable, and
-        // to root (of its user namespace) when not (`task_dump_owner`).
-        let owner = std::fs::metadata(&dir).ok()?.uid();
+        // A task's /proc files belong to its euid when it is dumpable, and
+        // to root (of its user namespace) when not (`task_dump_owner`). Its
+        // directory may keep the euid either way: look at a file.
+        let owner = std::fs::metadata(format!("{dir}/status")).ok()?.uid();
         Some(Target {
             dumpable: owner == st.uids[1],
             uids: st.uids,

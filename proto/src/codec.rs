@@ -102,6 +102,13 @@ impl<U: Message + Default + 'static> tonic::codec::Decoder for Decoder<U> {
         if let Some(m) = decode_fast::<U>(&msg) {
             return Ok(Some(m));
         }
+        // A request (the server decodes it): its 32-bit fields must fit and
+        // its repeated fields must not be huge, before prost decodes it.
+        if let Some(name) = request_name::<U>() {
+            crate::validate::check(name, &msg).map_err(|e| {
+                Status::invalid_argument(format!("{}: {e}", short_name(std::any::type_name::<U>())))
+            })?;
+        }
         U::decode(msg).map(Some).map_err(|e| {
             Status::invalid_argument(format!(
                 "malformed {} message: {e}",
@@ -109,6 +116,49 @@ impl<U: Message + Default + 'static> tonic::codec::Decoder for Decoder<U> {
             ))
         })
     }
+}
+
+/// The schema name of `U` if it is a message clients send (what the
+/// server decodes).
+fn request_name<U: 'static>() -> Option<&'static str> {
+    use crate::v1;
+    use std::any::TypeId;
+    let t = TypeId::of::<U>();
+    let known: [(TypeId, &str); 11] = [
+        (TypeId::of::<v1::SpawnRequest>(), ".utrace.v1.SpawnRequest"),
+        (
+            TypeId::of::<v1::AttachRequest>(),
+            ".utrace.v1.AttachRequest",
+        ),
+        (
+            TypeId::of::<v1::DetachRequest>(),
+            ".utrace.v1.DetachRequest",
+        ),
+        (
+            TypeId::of::<v1::ListTasksRequest>(),
+            ".utrace.v1.ListTasksRequest",
+        ),
+        (
+            TypeId::of::<v1::GetServerInfoRequest>(),
+            ".utrace.v1.GetServerInfoRequest",
+        ),
+        (
+            TypeId::of::<v1::EventsRequest>(),
+            ".utrace.v1.EventsRequest",
+        ),
+        (TypeId::of::<v1::TraceRequest>(), ".utrace.v1.TraceRequest"),
+        (
+            TypeId::of::<v1::ClientMessage>(),
+            ".utrace.v1.ClientMessage",
+        ),
+        (
+            TypeId::of::<v1::ReadMemoryStreamRequest>(),
+            ".utrace.v1.ReadMemoryStreamRequest",
+        ),
+        (TypeId::of::<v1::BatchRequest>(), ".utrace.v1.BatchRequest"),
+        (TypeId::of::<WireBatchRequest>(), ".utrace.v1.BatchRequest"),
+    ];
+    known.iter().find(|(id, _)| *id == t).map(|(_, n)| *n)
 }
 
 /// `utrace_proto::v1::SpawnRequest` → `SpawnRequest`.

@@ -387,7 +387,8 @@ fn read_memory_fields(b: &[u8]) -> Option<(u64, u32)> {
         i += 1;
         match key {
             0x08 => addr = varint(f, &mut i)?,
-            0x10 => len = varint(f, &mut i)? as u32,
+            // A length that does not fit is the validator's to refuse.
+            0x10 => len = u32::try_from(varint(f, &mut i)?).ok()?,
             _ => return None,
         }
     }
@@ -412,15 +413,22 @@ fn request_fields(
 ) -> Option<RequestHead> {
     let mut h = RequestHead::default();
     let mut i = 0;
+    // Past this many ops, the validator refuses the request (before
+    // anything decodes them all).
+    let (max_ops, mut ops) = (crate::validate::max_repeated(), 0usize);
     while i < b.len() {
         let key = b[i];
         i += 1;
         match key {
             0x08 => h.engine_id = varint(b, &mut i)?,
-            0x10 => h.tid = varint(b, &mut i)? as u32,
+            0x10 => h.tid = u32::try_from(varint(b, &mut i)?).ok()?,
             0x20 => h.stop_on_error = varint(b, &mut i)? != 0,
             0x28 => h.interrupt = varint(b, &mut i)? != 0,
             0x1a => {
+                ops += 1;
+                if ops > max_ops {
+                    return None;
+                }
                 let (s, e) = delimited(b, &mut i)?;
                 on_op(s, e)?;
             }
@@ -455,27 +463,18 @@ pub(crate) fn decode_batch_request(msg: &Bytes) -> Option<BatchRequest> {
     })
 }
 
-/// The server's `Batch` request, decoded (`None`: prost should decode it):
-/// straight to ranges when every op is a `read_memory`, else as
-/// [`decode_batch_request`] does.
+/// The server's `Batch` request, decoded straight to ranges when every op
+/// is a `read_memory` (`None`: prost should decode it).
 pub(crate) fn decode_wire_batch_request(msg: &Bytes) -> Option<WireBatchRequest> {
     let b: &[u8] = msg;
     let mut ranges = Vec::with_capacity((b.len() / 12).min(1 << 16));
-    let mut other_op = false;
-    let walked = request_fields(b, |s, e| {
-        let (addr, len) = read_memory_fields(&b[s..e]).or_else(|| {
-            other_op = true;
-            None
-        })?;
+    // Another op (or anything unusual): a plain request after all, which
+    // the caller checks (crate::validate) and prost decodes.
+    let h = request_fields(b, |s, e| {
+        let (addr, len) = read_memory_fields(&b[s..e])?;
         ranges.push((addr, len as usize));
         Some(())
-    });
-    let h = match walked {
-        Some(h) => h,
-        // Another op: a plain request after all.
-        None if other_op => return decode_batch_request(msg).map(WireBatchRequest::Request),
-        None => return None,
-    };
+    })?;
     let r = ReadsRequest {
         engine_id: h.engine_id,
         tid: h.tid,

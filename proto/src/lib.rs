@@ -9,6 +9,7 @@ pub use bytes::Bytes;
 
 pub mod codec;
 mod fast;
+pub mod validate;
 pub mod wire;
 
 /// Generated from `utrace/v1/tracer.proto`.

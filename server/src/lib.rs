@@ -167,13 +167,21 @@ impl Server {
     /// Start the tracer thread and bind every listener.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
         raise_fd_limit();
+        // Requests are checked as they arrive: no repeated field much longer
+        // than a batch may be is decoded at all.
+        utrace_proto::validate::allow_repeated(config.limits.max_batch_ops.saturating_mul(4));
         let mut bound = Vec::new();
         for addr in &config.listen {
             let b = match addr {
                 ListenAddr::Unix(path) => listen::Listener::Unix(listen::bind_unix(path)?),
                 ListenAddr::Tcp(a) => listen::Listener::Tcp(listen::bind_tcp(*a).await?),
             };
-            bound.push((addr.clone(), b));
+            // Port 0 binds a free port: say which.
+            let addr = match &b {
+                listen::Listener::Tcp(l) => l.local_addr().map_or(addr.clone(), ListenAddr::Tcp),
+                listen::Listener::Unix(_) => addr.clone(),
+            };
+            bound.push((addr, b));
         }
         let tracer = Tracer::new()?;
         let registry = Arc::new(registry::Registry::new(
@@ -187,7 +195,7 @@ impl Server {
             registry: Arc::clone(&registry),
             limits: config.limits,
             observe_only: config.observe_only.clone(),
-            listen: config.listen.iter().map(|l| l.to_string()).collect(),
+            listen: bound.iter().map(|(a, _)| a.to_string()).collect(),
             this: this.clone(),
             busy_streams: Default::default(),
             stopping: stopping_rx,
@@ -199,6 +207,12 @@ impl Server {
             bound,
             stopping,
         })
+    }
+
+    /// The addresses it listens on (a TCP port 0 resolved to the port
+    /// bound).
+    pub fn local_addrs(&self) -> Vec<ListenAddr> {
+        self.bound.iter().map(|(a, _)| a.clone()).collect()
     }
 
     /// Serve until `shutdown` completes, then detach everything.

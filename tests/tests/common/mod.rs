@@ -3,6 +3,8 @@
 //! fails the test instead of hanging CI.
 #![allow(dead_code)]
 
+pub mod users;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
