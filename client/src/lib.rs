@@ -59,11 +59,31 @@ pub enum ConnectError {
         /// ` (name)` when the user database knows the uid.
         name: String,
     },
+    #[error("{0} is a TLS server: give the CA, and your certificate and key (--tls-ca, --tls-cert, --tls-key)")]
+    NeedsTls(String),
+    #[error("{path}: {why}")]
+    TlsFile { path: PathBuf, why: String },
     #[error("cannot connect to {addr}: {source}")]
     Transport {
         addr: String,
         source: tonic::transport::Error,
     },
+}
+
+/// TLS for an `https://` server: the CA that signed the server's
+/// certificate, and this client's certificate and key (the server maps the
+/// certificate to the uid it acts as).
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// CA certificate(s) that sign the server's certificate (PEM).
+    pub ca: PathBuf,
+    /// This client's certificate chain (PEM).
+    pub cert: PathBuf,
+    /// This client's private key (PEM).
+    pub key: PathBuf,
+    /// The name to check the server's certificate for (default: the host
+    /// in the URI).
+    pub domain: Option<String>,
 }
 
 /// A connection to utraced.
@@ -75,16 +95,32 @@ pub struct Client {
 impl Client {
     /// Connect to `unix:///path` or `http://host:port`.
     pub async fn connect(uri: &str) -> Result<Client, ConnectError> {
+        Self::connect_with(uri, None).await
+    }
+
+    /// Connect, with TLS and a client certificate for `https://` servers.
+    pub async fn connect_with(uri: &str, tls: Option<&TlsOptions>) -> Result<Client, ConnectError> {
+        if uri.starts_with("https://") && tls.is_none() {
+            return Err(ConnectError::NeedsTls(uri.into()));
+        }
         let channel = if let Some(path) = uri.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(ConnectError::BadUri(uri.into()));
             }
             connect_unix(Path::new(path)).await?
         } else if uri.starts_with("http://") || uri.starts_with("https://") {
-            let ep = windows(
+            let mut ep = windows(
                 Endpoint::from_shared(uri.to_string())
                     .map_err(|_| ConnectError::BadUri(uri.into()))?,
             );
+            if let (Some(t), true) = (tls, uri.starts_with("https://")) {
+                ep = ep
+                    .tls_config(tls_config(t)?)
+                    .map_err(|source| ConnectError::Transport {
+                        addr: uri.into(),
+                        source,
+                    })?;
+            }
             ep.connect()
                 .await
                 .map_err(|source| ConnectError::Transport {
@@ -171,6 +207,24 @@ impl Client {
     ) -> Result<Streaming<pb::MemoryChunk>, Status> {
         Ok(self.inner.read_memory_stream(req).await?.into_inner())
     }
+}
+
+/// The TLS client configuration `t` names.
+fn tls_config(t: &TlsOptions) -> Result<tonic::transport::ClientTlsConfig, ConnectError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| ConnectError::TlsFile {
+            path: p.into(),
+            why: e.to_string(),
+        })
+    };
+    let mut c = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&t.ca)?))
+        .identity(Identity::from_pem(read(&t.cert)?, read(&t.key)?));
+    if let Some(d) = &t.domain {
+        c = c.domain_name(d.clone());
+    }
+    Ok(c)
 }
 
 /// HTTP/2 receive windows and frame size. Event streams are many small

@@ -31,6 +31,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
 
 use crate::sys::{self, Tid};
 
@@ -108,9 +109,11 @@ impl UserNs {
         Self::of_path(&format!("/proc/{pid}/ns/user"))
     }
 
-    /// This process's user namespace.
+    /// This process's user namespace (it never changes: a threaded
+    /// process cannot enter another).
     pub fn current() -> Option<UserNs> {
-        Self::of_path("/proc/self/ns/user")
+        static CURRENT: OnceLock<Option<UserNs>> = OnceLock::new();
+        *CURRENT.get_or_init(|| Self::of_path("/proc/self/ns/user"))
     }
 
     fn of_path(path: &str) -> Option<UserNs> {
@@ -158,7 +161,7 @@ pub const ALL_CAPS: u64 = (1u64 << CAP_NAMES.len()) - 1;
 
 /// This process's permitted and bounding capability sets.
 fn tracer_caps() -> (u64, u64) {
-    static CAPS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    static CAPS: OnceLock<(u64, u64)> = OnceLock::new();
     *CAPS.get_or_init(|| {
         ProcStatus::read("/proc/self/status")
             .map_or((ALL_CAPS, ALL_CAPS), |s| (s.cap_prm, s.cap_bnd))
@@ -387,6 +390,15 @@ fn check_with(owner: &Owner, pid: Tid, yama: Option<u32>) -> Result<(), Denied> 
             scope: 3,
             why: "attaching is disabled on this system until reboot",
         });
+    }
+    if owner.is_privileged() {
+        // CAP_SYS_PTRACE in the tracer's own namespace covers every one
+        // below it, and every capability the tracer could meet.
+        return if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            Ok(())
+        } else {
+            Err(Denied::NoProcess { pid })
+        };
     }
     let ns_fd = std::fs::File::open(format!("/proc/{pid}/ns/user"))
         .ok()

@@ -21,6 +21,7 @@ mod registry;
 mod remote;
 mod service;
 mod session;
+mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use utrace_proto::server::tracer_server::TracerServer;
 
 pub use crate::listen::{default_socket, ListenAddr, ListenError};
 pub use crate::peer::{Peer, Transport};
+pub use crate::tls::{TlsError, TlsFiles};
 
 /// Bounds on what clients may ask for.
 #[derive(Clone, Copy, Debug)]
@@ -119,6 +121,8 @@ pub struct Config {
     /// Uids that may only observe: their batches' control ops (writes,
     /// register changes, control) are refused.
     pub observe_only: Vec<u32>,
+    /// Certificates and identities for `tls://` listeners.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for Config {
@@ -127,6 +131,7 @@ impl Default for Config {
             listen: vec![ListenAddr::Unix(default_socket())],
             limits: Limits::default(),
             observe_only: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -142,6 +147,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Serve until `shutdown` completes; then detach every engine, so every
@@ -171,14 +178,30 @@ impl Server {
         // than a batch may be is decoded at all.
         utrace_proto::validate::allow_repeated(config.limits.max_batch_ops.saturating_mul(4));
         let mut bound = Vec::new();
+        let mut tls = None;
         for addr in &config.listen {
             let b = match addr {
                 ListenAddr::Unix(path) => listen::Listener::Unix(listen::bind_unix(path)?),
                 ListenAddr::Tcp(a) => listen::Listener::Tcp(listen::bind_tcp(*a).await?),
+                ListenAddr::Tls(a) => {
+                    if tls.is_none() {
+                        let files = config.tls.as_ref().ok_or(tls::TlsError::Missing)?;
+                        tls = Some(tls::load(files)?);
+                    }
+                    let (acceptor, ids) = tls.clone().expect("loaded above");
+                    listen::Listener::Tls {
+                        tcp: listen::bind_tcp(*a).await?,
+                        acceptor,
+                        ids,
+                    }
+                }
             };
             // Port 0 binds a free port: say which.
             let addr = match &b {
                 listen::Listener::Tcp(l) => l.local_addr().map_or(addr.clone(), ListenAddr::Tcp),
+                listen::Listener::Tls { tcp, .. } => {
+                    tcp.local_addr().map_or(addr.clone(), ListenAddr::Tls)
+                }
                 listen::Listener::Unix(_) => addr.clone(),
             };
             bound.push((addr, b));
@@ -363,6 +386,7 @@ impl Embedded {
             listen: vec![ListenAddr::Unix(socket.clone())],
             limits: Limits::default(),
             observe_only: Vec::new(),
+            tls: None,
         };
         adjust(&mut config);
         config.listen = vec![ListenAddr::Unix(socket.clone())];

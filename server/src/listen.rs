@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use crate::budget::{Admission, Budgets, Ticket};
 use crate::peer::{tcp_peer_uid, Peer};
 use crate::registry::Registry;
+use crate::tls::Identities;
 
 /// Where to listen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub enum ListenAddr {
     Unix(PathBuf),
     /// A TCP address (loopback only, plaintext, with `--insecure-tcp`).
     Tcp(SocketAddr),
+    /// A TCP address with TLS and client certificates (any address).
+    Tls(SocketAddr),
 }
 
 impl std::fmt::Display for ListenAddr {
@@ -37,6 +40,7 @@ impl std::fmt::Display for ListenAddr {
         match self {
             ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
             ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            ListenAddr::Tls(a) => write!(f, "tls://{a}"),
         }
     }
 }
@@ -45,12 +49,12 @@ impl std::fmt::Display for ListenAddr {
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     #[error(
-        "malformed listen address {0:?}: expected unix:///path/to.sock or tcp://127.0.0.1:PORT"
+        "malformed listen address {0:?}: expected unix:///path/to.sock, tls://ADDR:PORT or tcp://127.0.0.1:PORT"
     )]
     Malformed(String),
-    #[error("refusing plaintext TCP on {0}: without TLS anyone on the network could trace as this server; use a loopback address (127.0.0.1 or [::1]) or a unix:// socket")]
+    #[error("refusing plaintext TCP on {0}: without TLS anyone on the network could trace as this server; use tls://{0} with client certificates, a loopback address (127.0.0.1 or [::1]) or a unix:// socket")]
     NotLoopback(SocketAddr),
-    #[error("TCP listening ({0}) is plaintext and must be asked for explicitly with --insecure-tcp (loopback only)")]
+    #[error("TCP listening ({0}) is plaintext and must be asked for explicitly with --insecure-tcp (loopback only); for clients elsewhere use tls://ADDR:PORT with client certificates")]
     TcpNeedsFlag(SocketAddr),
     #[error(
         "cannot create socket {path}: {source}; choose another path with --listen unix:///PATH"
@@ -65,8 +69,14 @@ pub enum ListenError {
 }
 
 impl ListenAddr {
-    /// Parse `unix:///path` or `tcp://host:port`.
+    /// Parse `unix:///path`, `tls://addr:port` or `tcp://host:port`.
     pub fn parse(uri: &str, insecure_tcp: bool) -> Result<ListenAddr, ListenError> {
+        if let Some(addr) = uri.strip_prefix("tls://") {
+            return addr
+                .parse()
+                .map(ListenAddr::Tls)
+                .map_err(|_| ListenError::Malformed(uri.into()));
+        }
         if let Some(path) = uri.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(ListenError::Malformed(uri.into()));
@@ -151,6 +161,7 @@ pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ListenError> {
 enum Io {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
 /// An accepted connection: the stream, the peer, its place in the
@@ -181,7 +192,7 @@ impl Conn {
             Admission::Admitted(t) => (t, None),
             Admission::Refused(t, why) => {
                 warn!(conn = peer.conn, uid = peer.uid, "{why}");
-                peer.refused = Some(why.into());
+                peer.refused = Some((tonic::Code::ResourceExhausted, why.into()));
                 (t, Some(Box::pin(tokio::time::sleep(REFUSED_GRACE))))
             }
             Admission::Dropped => {
@@ -230,6 +241,41 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// A TLS connection whose handshake is done: the client is who its
+    /// certificate says, per the identities file.
+    fn tls(
+        s: tokio_rustls::server::TlsStream<TcpStream>,
+        ids: &Identities,
+        registry: Arc<Registry>,
+        budgets: &Arc<Budgets>,
+    ) -> Option<Conn> {
+        let leaf = s
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec());
+        let peer = match leaf.map(|c| ids.identify(&c)) {
+            Some((Some(id), names)) => {
+                debug!(uid = id.uid, %names, "tls connection");
+                Peer::tls(id.uid, id.observe_only)
+            }
+            Some((None, names)) => {
+                warn!(%names, "TLS client whose certificate maps to no user");
+                Peer::unmapped(&names)
+            }
+            None => return None,
+        };
+        Self::admit(Io::Tls(Box::new(s)), peer, registry, budgets)
+    }
+}
+
+/// TLS handshakes running at once, at most (the rest wait to be accepted).
+const HANDSHAKES: usize = 64;
+/// How long a client may take to finish its handshake.
+const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+
 /// Accepted connections of a listener, as the server's incoming stream.
 ///
 /// When the process is out of descriptors (EMFILE, ENFILE), accepting
@@ -242,11 +288,12 @@ pub fn incoming(
     budgets: Arc<Budgets>,
 ) -> impl tokio_stream::Stream<Item = io::Result<Conn>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Conn>>(16);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
     tokio::spawn(async move {
         let mut backoff = Duration::ZERO;
         loop {
             let accepted = tokio::select! {
-                a = listener.accept(&registry, &budgets) => a,
+                a = listener.accept(&registry, &budgets, &tx, &handshakes) => a,
                 () = tx.closed() => return,
             };
             match accepted {
@@ -279,13 +326,23 @@ pub fn incoming(
 pub enum Listener {
     Unix(UnixListener),
     Tcp(TcpListener),
+    Tls {
+        tcp: TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+        ids: Arc<Identities>,
+    },
 }
 
 impl Listener {
+    /// The next connection. A TLS one is handed to `tx` by a task of its
+    /// own once its handshake is done (at most [`HANDSHAKES`] at once, each
+    /// within [`HANDSHAKE_TIME`]): a slow client never holds up the others.
     async fn accept(
         &self,
         registry: &Arc<Registry>,
         budgets: &Arc<Budgets>,
+        tx: &tokio::sync::mpsc::Sender<io::Result<Conn>>,
+        handshakes: &Arc<tokio::sync::Semaphore>,
     ) -> io::Result<Option<Conn>> {
         Ok(match self {
             Listener::Unix(l) => {
@@ -295,6 +352,33 @@ impl Listener {
             Listener::Tcp(l) => {
                 let (s, _) = l.accept().await?;
                 Conn::tcp(s, Arc::clone(registry), budgets)
+            }
+            Listener::Tls { tcp, acceptor, ids } => {
+                let permit = Arc::clone(handshakes)
+                    .acquire_owned()
+                    .await
+                    .map_err(io::Error::other)?;
+                let (s, addr) = tcp.accept().await?;
+                let (acceptor, ids, registry, budgets, tx) = (
+                    acceptor.clone(),
+                    Arc::clone(ids),
+                    Arc::clone(registry),
+                    Arc::clone(budgets),
+                    tx.clone(),
+                );
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(s)).await {
+                        Ok(Ok(s)) => {
+                            if let Some(conn) = Conn::tls(s, &ids, registry, &budgets) {
+                                let _ = tx.send(Ok(conn)).await;
+                            }
+                        }
+                        Ok(Err(e)) => debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%addr, "TLS handshake timed out"),
+                    }
+                });
+                None
             }
         })
     }
@@ -329,6 +413,7 @@ impl AsyncRead for Conn {
         match &mut this.io {
             Io::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -342,18 +427,21 @@ impl AsyncWrite for Conn {
         match &mut self.get_mut().io {
             Io::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Io::Unix(s) => Pin::new(s).poll_flush(cx),
             Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().io {
             Io::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

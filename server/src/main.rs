@@ -8,8 +8,9 @@ use utraced::{default_socket, Config, Limits, ListenAddr};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Where to listen (repeatable): unix:///PATH, or tcp://127.0.0.1:PORT with
-    /// --insecure-tcp. Default: /run/utraced/utraced.sock as root, else
+    /// Where to listen (repeatable): unix:///PATH; tls://ADDR:PORT (with
+    /// --tls-cert, --tls-key, --tls-client-ca, --tls-identities); or
+    /// tcp://127.0.0.1:PORT with --insecure-tcp. Default: /run/utraced/utraced.sock as root, else
     /// $XDG_RUNTIME_DIR/utraced.sock.
     #[arg(long = "listen", value_name = "URI")]
     listen: Vec<String>,
@@ -17,6 +18,21 @@ struct Args {
     /// user can then connect; each is authorized as the uid owning its socket.
     #[arg(long)]
     insecure_tcp: bool,
+    /// For tls:// listeners: the server's certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// For tls:// listeners: the server's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
+    /// For tls:// listeners: the CA certificates that sign client
+    /// certificates (PEM); a client without one is refused at the handshake.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<std::path::PathBuf>,
+    /// For tls:// listeners: which uid each client certificate acts as,
+    /// one `CN=NAME UID [observe-only]` or `SAN=NAME UID [observe-only]`
+    /// per line.
+    #[arg(long, value_name = "FILE")]
+    tls_identities: Option<std::path::PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value = "plain")]
     log_format: LogFormat,
@@ -108,7 +124,26 @@ fn main() -> std::process::ExitCode {
     if listen.is_empty() {
         listen.push(ListenAddr::Unix(default_socket()));
     }
+    let tls = match (
+        args.tls_cert,
+        args.tls_key,
+        args.tls_client_ca,
+        args.tls_identities,
+    ) {
+        (Some(cert), Some(key), Some(client_ca), Some(identities)) => Some(utraced::TlsFiles {
+            cert,
+            key,
+            client_ca,
+            identities,
+        }),
+        (None, None, None, None) => None,
+        _ => {
+            eprintln!("utraced: {}", utraced::TlsError::Missing);
+            return std::process::ExitCode::from(2);
+        }
+    };
     let config = Config {
+        tls,
         listen,
         limits: Limits {
             queue_len: args.queue_len.max(1),

@@ -27,6 +27,7 @@ use utrace_engines::sys;
 pub enum Transport {
     Unix,
     Tcp,
+    Tls,
 }
 
 impl Transport {
@@ -34,6 +35,7 @@ impl Transport {
         match self {
             Transport::Unix => "unix",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         }
     }
 }
@@ -50,9 +52,11 @@ pub struct Peer {
     pub transport: Transport,
     /// The credentials its engines act with.
     pub owner: Arc<Owner>,
-    /// The connection is past its uid's budget: every call is refused
-    /// with this reason (RESOURCE_EXHAUSTED) until it is closed.
-    pub refused: Option<Arc<str>>,
+    /// Every call of this connection is refused with this status (past its
+    /// uid's budget; a certificate mapped to no user).
+    pub refused: Option<(tonic::Code, Arc<str>)>,
+    /// It may only observe (an identity so configured for TLS).
+    pub observe_only: bool,
 }
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -82,6 +86,7 @@ impl Peer {
             transport: Transport::Unix,
             owner: Arc::new(owner),
             refused: None,
+            observe_only: false,
         }
     }
 
@@ -89,6 +94,32 @@ impl Peer {
     /// login credentials (primary gid and groups from the user database),
     /// with no capabilities.
     pub fn tcp(uid: u32) -> Peer {
+        Self::user(uid, Transport::Tcp)
+    }
+
+    /// A TLS peer whose certificate maps to `uid` (see `tls.rs`): that
+    /// user's login credentials, no capabilities.
+    pub fn tls(uid: u32, observe_only: bool) -> Peer {
+        let mut p = Self::user(uid, Transport::Tls);
+        p.observe_only = observe_only;
+        p
+    }
+
+    /// A TLS peer whose certificate (`names`) maps to no user: every call
+    /// is refused, saying so. Counted in the budgets as uid `u32::MAX`.
+    pub fn unmapped(names: &str) -> Peer {
+        let mut p = Self::user(u32::MAX, Transport::Tls);
+        p.refused = Some((
+            tonic::Code::Unauthenticated,
+            format!(
+                "your certificate ({names}) is mapped to no user on this server (--tls-identities)"
+            )
+            .into(),
+        ));
+        p
+    }
+
+    fn user(uid: u32, transport: Transport) -> Peer {
         let (gid, groups) = user_groups(uid);
         let mut owner = Owner::user(uid, gid);
         owner.groups = groups;
@@ -97,9 +128,10 @@ impl Peer {
             uid,
             gid,
             pid: 0,
-            transport: Transport::Tcp,
+            transport,
             owner: Arc::new(owner),
             refused: None,
+            observe_only: false,
         }
     }
 

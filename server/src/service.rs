@@ -166,7 +166,7 @@ fn peer<T>(req: &Request<T>) -> Result<Peer, Status> {
         .cloned()
         .ok_or_else(|| Status::internal("connection without peer identity"))?;
     match &p.refused {
-        Some(why) => Err(Status::resource_exhausted(why.to_string())),
+        Some((code, why)) => Err(Status::new(*code, why.to_string())),
         None => Ok(p),
     }
 }
@@ -424,7 +424,7 @@ impl TracerService {
         ops: Vec<pb::Op>,
         stop_on_error: bool,
     ) -> Result<(Vec<utrace_engines::batch::Op>, BatchReplyPlan), Status> {
-        let observe_only = self.observe_only.contains(&p.uid);
+        let observe_only = p.observe_only || self.observe_only.contains(&p.uid);
         let hub = self.registry.hub(engine_id, p)?;
         let (planned, new_wanted) = convert::batch_ops(ops, observe_only, &self.limits)?;
         let (ops, slots) = convert::split_plan(planned, stop_on_error);

@@ -247,7 +247,9 @@ impl Session {
     /// A sync engine holds tasks: control, which an observe-only client
     /// may not exercise.
     fn may_hold(&self, spec: Option<&pb::EngineSpec>, field: &str) -> Result<(), Refusal> {
-        if spec.is_some_and(|s| s.sync) && self.svc.observe_only.contains(&self.peer.uid) {
+        if spec.is_some_and(|s| s.sync)
+            && (self.peer.observe_only || self.svc.observe_only.contains(&self.peer.uid))
+        {
             return Err(Status::permission_denied(format!(
                 "{field}.sync: this client may only observe (--observe-only), and a sync engine holds tasks; leave sync false"
             ))
@@ -400,7 +402,7 @@ impl Session {
         }
         let changes =
             d.skip_syscall || d.syscall_return.is_some() || d.signal != 0 || d.suppress_signal;
-        if changes && self.svc.observe_only.contains(&self.peer.uid) {
+        if changes && (self.peer.observe_only || self.svc.observe_only.contains(&self.peer.uid)) {
             return Err(at(Status::permission_denied(
                 "decide: this client may only observe (--observe-only): it may resume, hold, step or detach, not change syscalls or signals",
             )));

@@ -704,6 +704,7 @@ fn a_server_of_another_user_is_refused() {
             listen: vec![utraced::ListenAddr::Unix(dir.join("s.sock"))],
             limits: Default::default(),
             observe_only: Vec::new(),
+            tls: None,
         }))
         .err()
         .expect("bind must fail");
@@ -902,6 +903,7 @@ fn loopback_tcp_clients_are_who_their_socket_says() {
             listen,
             limits: Default::default(),
             observe_only: Vec::new(),
+            tls: None,
         }))
         .unwrap();
     let ports: Vec<std::net::SocketAddr> = server
@@ -1220,4 +1222,189 @@ async fn oversized_fields_and_op_floods_are_refused_before_decoding() {
     );
     // Still serving, the engine intact.
     c.detach(engine).await.unwrap();
+}
+
+/// A certificate authority for the TLS test, and certificates it signs.
+struct Pki {
+    dir: Scratch,
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+}
+
+impl Pki {
+    fn new(tag: &str) -> Pki {
+        let dir = Scratch::new(tag);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{tag} CA"));
+        let ca = p.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.0.join("ca.pem"), ca.pem()).unwrap();
+        Pki { dir, ca, ca_key }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.0.join(name)
+    }
+
+    /// A certificate for `cn` (and `sans`), for a server or a client;
+    /// writes NAME.pem and NAME.key.
+    fn issue(&self, name: &str, cn: &str, sans: &[&str], server: bool) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.extended_key_usages = vec![if server {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let cert = p.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+
+    fn client(&self, name: &str) -> utrace_client::TlsOptions {
+        utrace_client::TlsOptions {
+            ca: self.path("ca.pem"),
+            cert: self.path(&format!("{name}.pem")),
+            key: self.path(&format!("{name}.key")),
+            domain: Some("localhost".into()),
+        }
+    }
+}
+
+/// TCP with TLS: the client must hold a certificate of the configured CA,
+/// and acts as the uid its certificate maps to (held to that user's ptrace
+/// rights, observe-only if so configured); a certificate mapped to no one
+/// is told so; a plaintext or certificate-less client gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_clients_are_who_their_certificate_says() {
+    let u = users::user("tls");
+    let pki = Pki::new("utt-tls");
+    pki.issue("server", "utraced", &["localhost", "127.0.0.1"], true);
+    pki.issue("alice", "utt-alice", &[], false);
+    pki.issue("watcher", "utt-watcher", &["watcher.example.com"], false);
+    pki.issue("stranger", "utt-stranger", &[], false);
+    let other = Pki::new("utt-tls-other");
+    other.issue("alice", "utt-alice", &[], false);
+    std::fs::write(
+        pki.path("identities"),
+        format!(
+            "# test identities\nCN=utt-alice {uid}\nSAN=watcher.example.com {uid} observe-only\n",
+            uid = u.uid
+        ),
+    )
+    .unwrap();
+    let server = utraced::Server::bind(utraced::Config {
+        listen: vec![utraced::ListenAddr::parse("tls://127.0.0.1:0", false).unwrap()],
+        limits: Default::default(),
+        observe_only: Vec::new(),
+        tls: Some(utraced::TlsFiles {
+            cert: pki.path("server.pem"),
+            key: pki.path("server.key"),
+            client_ca: pki.path("ca.pem"),
+            identities: pki.path("identities"),
+        }),
+    })
+    .await
+    .unwrap();
+    let port = match &server.local_addrs()[0] {
+        utraced::ListenAddr::Tls(a) => a.port(),
+        other => panic!("{other}"),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let uri = format!("https://localhost:{port}");
+
+    // alice acts as the user: its process yes, root's no.
+    let mut alice = Client::connect_with(&uri, Some(&pki.client("alice")))
+        .await
+        .unwrap();
+    let caller = alice.server_info().await.unwrap().caller.unwrap();
+    assert_eq!((caller.uid, caller.gid), (u.uid, u.gid));
+    assert_eq!(caller.transport, "tls");
+    let root_proc = common::KillOnDrop(Command::new("sleep").arg("1000").spawn().unwrap());
+    let e = alice
+        .attach(pb::AttachRequest {
+            pid: root_proc.0.id(),
+            engine: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    let mine = Target::start(users::command_as(&u, &[], &["sleep", "1000"]), "sleep");
+    let at = alice
+        .attach(pb::AttachRequest {
+            pid: mine.pid(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    alice.detach(at.engine_id).await.unwrap();
+
+    // watcher (by its SAN) may only observe.
+    let mut watcher = Client::connect_with(&uri, Some(&pki.client("watcher")))
+        .await
+        .unwrap();
+    let at = watcher
+        .attach(pb::AttachRequest {
+            pid: mine.pid(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    let r = watcher
+        .raw()
+        .batch(pb::BatchRequest {
+            engine_id: at.engine_id,
+            interrupt: true,
+            ops: vec![pb::Op {
+                op: Some(pb::op::Op::SetRegisters(pb::SetRegisters {
+                    values: [("rax".to_string(), 1u64)].into(),
+                })),
+            }],
+            ..Default::default()
+        })
+        .await;
+    let refused = match r {
+        Err(s) => s.code() == tonic::Code::PermissionDenied,
+        Ok(reply) => matches!(
+            reply.into_inner().results[0].result,
+            Some(pb::op_result::Result::Error(_))
+        ),
+    };
+    assert!(refused, "an observe-only identity may not change registers");
+    watcher.detach(at.engine_id).await.unwrap();
+
+    // A certificate mapped to no one.
+    let mut stranger = Client::connect_with(&uri, Some(&pki.client("stranger")))
+        .await
+        .unwrap();
+    let e = stranger.server_info().await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(e.message().contains("CN=utt-stranger"), "{}", e.message());
+
+    // A certificate of another CA, and none at all: no call gets through.
+    let forged = Client::connect_with(&uri, Some(&other.client("alice"))).await;
+    let forged_ok = match forged {
+        Ok(mut c) => c.server_info().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!forged_ok, "a certificate of another CA is refused");
+    let e = Client::connect(&uri).await.unwrap_err();
+    assert!(e.to_string().contains("--tls-cert"), "{e}");
+    let plain = Client::connect(&format!("http://127.0.0.1:{port}")).await;
+    let plain_ok = match plain {
+        Ok(mut c) => c.server_info().await.is_ok(),
+        Err(_) => false,
+    };
+    assert!(!plain_ok, "plaintext to the TLS port gets nothing");
+
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
 }

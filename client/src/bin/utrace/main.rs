@@ -54,11 +54,22 @@ use crate::server::Connection;
 #[derive(Parser, Debug)]
 #[command(name = "utrace", version, propagate_version = true)]
 struct Cli {
-    /// The server: unix:///PATH/utraced.sock or http://HOST:PORT. Default:
+    /// The server: unix:///PATH/utraced.sock, https://HOST:PORT (with
+    /// --tls-ca, --tls-cert, --tls-key) or http://127.0.0.1:PORT. Default:
     /// the utraced daemon on its default socket if one listens there, else a
     /// server started inside this command.
     #[arg(long, global = true, env = "UTRACE_SERVER", value_name = "URI")]
     server: Option<String>,
+    /// For an https:// server: the CA certificate that signed it (PEM).
+    #[arg(long, global = true, env = "UTRACE_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// For an https:// server: your certificate (PEM), which the server maps
+    /// to the user you act as.
+    #[arg(long, global = true, env = "UTRACE_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// For an https:// server: your private key (PEM).
+    #[arg(long, global = true, env = "UTRACE_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -273,7 +284,17 @@ async fn run(cli: Cli) -> Result<u8, String> {
         },
         _ => Vec::new(),
     };
-    let mut conn = Connection::open(cli.server.as_deref()).await?;
+    let tls = match (&cli.tls_ca, &cli.tls_cert, &cli.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => Some(utrace_client::TlsOptions {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+            domain: None,
+        }),
+        (None, None, None) => None,
+        _ => return Err("--tls-ca, --tls-cert and --tls-key go together".into()),
+    };
+    let mut conn = Connection::open(cli.server.as_deref(), tls.as_ref()).await?;
     let result = command(&mut conn, cli.command, ops).await;
     conn.close().await;
     result

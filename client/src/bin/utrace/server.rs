@@ -21,9 +21,14 @@ pub struct Connection {
 impl Connection {
     /// Connect as the command line says: `explicit` (from `--server` or
     /// `UTRACE_SERVER`), or the default daemon, or an embedded server.
-    pub async fn open(explicit: Option<&str>) -> Result<Connection, String> {
+    pub async fn open(
+        explicit: Option<&str>,
+        tls: Option<&utrace_client::TlsOptions>,
+    ) -> Result<Connection, String> {
         if let Some(uri) = explicit {
-            let client = Client::connect(uri).await.map_err(|e| e.to_string())?;
+            let client = Client::connect_with(uri, tls)
+                .await
+                .map_err(|e| e.to_string())?;
             debug!(uri, "using the server given by --server / UTRACE_SERVER");
             return Ok(Connection {
                 client,
