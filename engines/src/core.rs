@@ -177,6 +177,9 @@ pub(crate) struct Core {
     /// Why a spawn's engine lost its program at the program's exec (the
     /// spawn then fails with it).
     revoked: Option<Denied>,
+    /// Where breakpoint changes are recorded for the keeper (see
+    /// [`crate::journal`]).
+    pub journal: Option<Arc<crate::journal::Journal>>,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
     /// `shutdown` ran.
@@ -213,6 +216,7 @@ impl Core {
             masks_changed: Vec::new(),
             detach_later: Vec::new(),
             revoked: None,
+            journal: None,
             shutting_down: false,
             shut_down: false,
             stats: TracerStats::default(),
@@ -245,7 +249,7 @@ impl Core {
     }
 
     pub fn new_proc(&mut self, pid: Tid, engines: Vec<EngineId>, filter: Option<Arc<SyscallSet>>) {
-        let gate = ProcGate::new(pid, &engines);
+        let gate = ProcGate::new(pid, &engines, self.journal.as_ref());
         let mut p = Proc {
             pid,
             tasks: Vec::new(),
@@ -269,7 +273,7 @@ impl Core {
                 Arc::clone(&p.gate)
             }
             // No process yet: a gate no engine may read through.
-            None => ProcGate::new(pid, &[]),
+            None => ProcGate::new(pid, &[], None),
         };
         self.tasks
             .insert(tid, TaskState::new(tid, pid as u64, TaskGate::new(gate)));
@@ -1603,6 +1607,14 @@ impl Core {
                 );
             }
         }
+    }
+}
+
+impl Drop for Core {
+    /// A tracer thread that unwinds (a panic) still restores every byte it
+    /// wrote and detaches every task before it goes: the tasks run on.
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

@@ -31,6 +31,7 @@ use rustc_hash::FxHashMap;
 
 use crate::breakpoint::Breakpoints;
 use crate::engine::EngineId;
+use crate::journal::{start_time, Journal};
 use crate::sys::Tid;
 use crate::task::ScatterRead;
 
@@ -42,6 +43,9 @@ pub(crate) struct ProcGate {
     /// engines.
     gen: AtomicU64,
     view: RwLock<ProcView>,
+    /// The breakpoint journal (its keeper restores bytes if the tracer
+    /// dies), and the process's start time, which names it there.
+    journal: Option<(Arc<Journal>, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +57,8 @@ struct ProcView {
 }
 
 impl ProcGate {
-    pub fn new(pid: Tid, engines: &[EngineId]) -> Arc<ProcGate> {
+    pub fn new(pid: Tid, engines: &[EngineId], journal: Option<&Arc<Journal>>) -> Arc<ProcGate> {
+        let journal = journal.and_then(|j| Some((Arc::clone(j), start_time(pid)?)));
         Arc::new(ProcGate {
             pid,
             gen: AtomicU64::new(0),
@@ -61,6 +66,7 @@ impl ProcGate {
                 engines: engines.to_vec(),
                 bps: Vec::new(),
             }),
+            journal,
         })
     }
 
@@ -90,8 +96,26 @@ impl ProcGate {
     pub fn set_breakpoints(&self, bps: &Breakpoints) {
         let _c = self.changing();
         let mut v = self.view.write().unwrap_or_else(PoisonError::into_inner);
+        let was_empty = v.bps.is_empty();
         v.bps.clear();
         v.bps.extend(bps.map.iter().map(|(a, b)| (*a, b.orig)));
+        if let Some((j, start)) = &self.journal {
+            if !(was_empty && v.bps.is_empty()) {
+                j.record(self.pid, *start, &v.bps);
+            }
+        }
+    }
+}
+
+impl Drop for ProcGate {
+    fn drop(&mut self) {
+        // The process is gone from the tracer: the keeper forgets it.
+        if let Some((j, start)) = &self.journal {
+            let v = self.view.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if !v.bps.is_empty() {
+                j.record(self.pid, *start, &[]);
+            }
+        }
     }
 }
 
@@ -265,7 +289,7 @@ mod tests {
 
     #[test]
     fn changing_nests_and_leaves_gen_even() {
-        let p = ProcGate::new(1, &[]);
+        let p = ProcGate::new(1, &[], None);
         {
             let _a = p.changing();
             assert_eq!(p.gen.load(SeqCst) & 1, 1);
@@ -279,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_closed_gate_stays_shut() {
-        let t = TaskGate::new(ProcGate::new(1, &[EngineId(1)]));
+        let t = TaskGate::new(ProcGate::new(1, &[EngineId(1)], None));
         t.set_stopped(true);
         assert_eq!(t.seq.load(SeqCst) & 1, 0);
         t.close();

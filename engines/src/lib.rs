@@ -41,6 +41,7 @@ mod engine;
 mod error;
 mod event;
 mod gate;
+pub mod journal;
 mod seccomp;
 mod spawn;
 pub mod sys;

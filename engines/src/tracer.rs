@@ -40,6 +40,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct TracerOptions {
     /// Name of the thread (default `utrace-tracer`).
     pub thread_name: Option<String>,
+    /// Record breakpoint changes for a keeper process, which restores the
+    /// bytes if this tracer dies ([`crate::journal::start_keeper`]).
+    pub journal: Option<Arc<crate::journal::Journal>>,
 }
 
 /// A handle to one tracer thread: cheap to clone, `Send`, usable from async
@@ -147,6 +150,7 @@ impl Tracer {
         check_kernel()?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let journal = opts.journal.clone();
         std::thread::Builder::new()
             .name(opts.thread_name.unwrap_or_else(|| "utrace-tracer".into()))
             .spawn(move || {
@@ -159,7 +163,7 @@ impl Tracer {
                 };
                 let tid = nix::unistd::gettid().as_raw();
                 let _ = ready_tx.send(Ok((waker.remote(), tid)));
-                run(rx, waker);
+                run(rx, waker, journal);
             })
             .map_err(|e| Error::Start(e.to_string()))?;
         let (waker, tid) = ready_rx
@@ -451,10 +455,15 @@ fn check_kernel() -> Result<()> {
     Ok(())
 }
 
-fn run(mut rx: mpsc::Receiver<Command>, waker: Waker) {
+fn run(
+    mut rx: mpsc::Receiver<Command>,
+    waker: Waker,
+    journal: Option<Arc<crate::journal::Journal>>,
+) {
     Waker::unblock_sigchld();
     let _span = info_span!("tracer").entered();
     let mut core = Core::new();
+    core.journal = journal;
     let mut closed = false;
     loop {
         loop {

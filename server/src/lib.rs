@@ -123,6 +123,9 @@ pub struct Config {
     pub observe_only: Vec<u32>,
     /// Certificates and identities for `tls://` listeners.
     pub tls: Option<TlsFiles>,
+    /// The breakpoint keeper's journal (see `utrace_engines::journal`): if
+    /// set, breakpoint bytes are restored even when the server is killed.
+    pub journal: Option<Arc<utrace_engines::journal::Journal>>,
 }
 
 impl Default for Config {
@@ -132,6 +135,7 @@ impl Default for Config {
             limits: Limits::default(),
             observe_only: Vec::new(),
             tls: None,
+            journal: None,
         }
     }
 }
@@ -206,7 +210,10 @@ impl Server {
             };
             bound.push((addr, b));
         }
-        let tracer = Tracer::new()?;
+        let tracer = Tracer::with_options(utrace_engines::TracerOptions {
+            journal: config.journal.clone(),
+            ..Default::default()
+        })?;
         let registry = Arc::new(registry::Registry::new(
             tracer.clone(),
             tokio::runtime::Handle::current(),
@@ -387,6 +394,7 @@ impl Embedded {
             limits: Limits::default(),
             observe_only: Vec::new(),
             tls: None,
+            journal: None,
         };
         adjust(&mut config);
         config.listen = vec![ListenAddr::Unix(socket.clone())];

@@ -101,6 +101,16 @@ enum LogFormat {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // First, while this process has one thread: the keeper, which restores
+    // breakpoint bytes if this server is killed.
+    // SAFETY: no other thread exists yet (no runtime, no tracer).
+    let journal = match unsafe { utrace_engines::journal::start_keeper() } {
+        Ok(j) => Some(j),
+        Err(e) => {
+            eprintln!("utraced: warning: cannot start the breakpoint keeper ({e}); a crash could leave int3s in traced programs");
+            None
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()
@@ -143,6 +153,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let config = Config {
+        journal,
         tls,
         listen,
         limits: Limits {

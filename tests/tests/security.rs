@@ -705,6 +705,7 @@ fn a_server_of_another_user_is_refused() {
             limits: Default::default(),
             observe_only: Vec::new(),
             tls: None,
+            journal: None,
         }))
         .err()
         .expect("bind must fail");
@@ -904,6 +905,7 @@ fn loopback_tcp_clients_are_who_their_socket_says() {
             limits: Default::default(),
             observe_only: Vec::new(),
             tls: None,
+            journal: None,
         }))
         .unwrap();
     let ports: Vec<std::net::SocketAddr> = server
@@ -1308,6 +1310,7 @@ async fn tls_clients_are_who_their_certificate_says() {
             client_ca: pki.path("ca.pem"),
             identities: pki.path("identities"),
         }),
+        journal: None,
     })
     .await
     .unwrap();

@@ -833,6 +833,7 @@ async fn bad_uris_and_socket_paths() {
         limits: Default::default(),
         observe_only: Vec::new(),
         tls: None,
+        journal: None,
     };
     let e = utraced::Server::bind(cfg)
         .await

@@ -23,6 +23,9 @@
 //! - `list` → `ok TID:PID:ENGINES …`
 //! - `conns N`: open N more plain connections to the socket and hold them
 //!   → `ok held=TOTAL`
+//! - `session-hold PID` → `ok engine=E`: a Session's sync engine that holds
+//!   every syscall entry of PID and never decides (`event E held …` lines)
+//! - `batch-loop E TID N` → `ok` after N register batches
 //! - `seize PID`: the kernel's verdict for these credentials
 //!   (`PTRACE_SEIZE` then `PTRACE_DETACH`) → `ok` or `err ERRNO`
 //!
@@ -426,6 +429,69 @@ async fn command(c: &mut Raw, out: &Out, line: &str) -> String {
             Err(s) => status_line(&s),
         },
         ["seize", pid] => seize(num(pid) as i32),
+        ["session-hold", pid] => {
+            // A Session whose sync engine holds every syscall entry of `pid`
+            // and never decides.
+            let (tx, rx) = tokio::sync::mpsc::channel::<pb::ClientMessage>(4);
+            let attach = pb::ClientMessage {
+                id: 1,
+                msg: Some(pb::client_message::Msg::Attach(pb::AttachRequest {
+                    pid: num(pid) as u32,
+                    engine: Some(pb::EngineSpec {
+                        sync: true,
+                        events: kinds("syscall_entry"),
+                        deadline_ms: Some(600_000),
+                        ..Default::default()
+                    }),
+                })),
+            };
+            let _ = tx.send(attach).await;
+            let mut replies = match c
+                .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+            {
+                Ok(r) => r.into_inner(),
+                Err(s) => return status_line(&s),
+            };
+            let engine = match replies.message().await {
+                Ok(Some(pb::ServerMessage {
+                    msg: Some(pb::server_message::Msg::Attached(a)),
+                    ..
+                })) => a.engine_id,
+                other => return format!("err session {other:?}"),
+            };
+            let out = Arc::clone(out);
+            tokio::spawn(async move {
+                let _keep = tx;
+                let code = loop {
+                    match replies.message().await {
+                        Ok(Some(m)) => {
+                            if let Some(pb::server_message::Msg::Report(ev)) = m.msg {
+                                say(
+                                    &out,
+                                    &format!("event {engine} held seq={} tid={}", ev.seq, ev.tid),
+                                );
+                            }
+                        }
+                        Ok(None) => break "Ok".to_string(),
+                        Err(s) => break format!("{:?}", s.code()),
+                    }
+                };
+                say(&out, &format!("end {engine} {code}"));
+            });
+            format!("ok engine={engine}")
+        }
+        ["batch-loop", engine, tid, n] => {
+            for _ in 0..num(n) {
+                let op = batch_op(pb::op::Op::GetRegisters(pb::GetRegisters {
+                    names: vec!["rip".into()],
+                }));
+                if let Err(e) = batch(c, num(engine), num(tid), vec![op]).await {
+                    return e;
+                }
+            }
+            "ok".into()
+        }
         ["conns", n] => {
             // Plain connections to the same socket, held open (no HTTP/2).
             let Some(path) = PATH.get() else {

@@ -203,6 +203,11 @@ impl AsClient {
         self.answer()
     }
 
+    /// The helper's stdin, to send a command whose answer is not awaited.
+    pub fn stdin_for_test(&mut self) -> &mut ChildStdin {
+        &mut self.stdin
+    }
+
     /// Wait for an event or end line containing `what`.
     pub fn wait_event(&mut self, what: &str) -> String {
         if let Some(l) = self.events.iter().find(|l| l.contains(what)) {

@@ -1,0 +1,182 @@
+//! The breakpoint journal and its keeper: what the tracer has written into
+//! traced processes, known to a small process outside the tracer's, so that
+//! a tracer killed outright (SIGKILL, the OOM killer, a crash that aborts)
+//! leaves no `int3` behind.
+//!
+//! An `int3` left in a process that is no longer traced kills it with
+//! SIGTRAP when it next runs that instruction. On a clean stop the tracer
+//! restores every byte itself; a tracer that dies cannot. So every time the
+//! set of breakpoints of a process changes, the tracer thread writes that
+//! set (pid, start time, and each address with its original byte) down a
+//! pipe to the keeper, a process forked at start-up that only reads. When
+//! the pipe ends (the tracer is gone, however it went), the keeper writes
+//! each original byte back through `/proc/PID/mem` wherever an `int3`
+//! still sits, in every process that is still the one recorded (same pid
+//! and start time), and exits.
+//!
+//! What it cannot do: a thread that executes the `int3` between the
+//! tracer's death and the keeper's write (tens of microseconds) gets the
+//! SIGTRAP and dies. A breakpoint in code a program runs rarely (what a
+//! debugger's user sets) is saved; one in a hot loop usually is not. The
+//! keeper is for the daemon (`utraced`); an embedded server has none.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::sys::{self, Tid};
+
+/// The tracer's end of the journal.
+#[derive(Debug)]
+pub struct Journal {
+    pipe: std::sync::Mutex<std::fs::File>,
+    broken: AtomicBool,
+}
+
+/// A process by pid and start time (clock ticks after boot, from
+/// `/proc/PID/stat`): the pair names one process for good.
+pub(crate) fn start_time(pid: Tid) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22; the command name (field 2) may hold spaces, so count from
+    // its closing parenthesis (field 3 is the first after it).
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+impl Journal {
+    /// Record that process `pid` (started at `start`) now holds exactly the
+    /// breakpoints `bps` (address, original byte); empty: none.
+    pub(crate) fn record(&self, pid: Tid, start: u64, bps: &[(u64, u8)]) {
+        if self.broken.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut rec = Vec::with_capacity(16 + bps.len() * 9);
+        rec.extend_from_slice(&(pid as u32).to_le_bytes());
+        rec.extend_from_slice(&start.to_le_bytes());
+        rec.extend_from_slice(&(bps.len() as u32).to_le_bytes());
+        for (addr, orig) in bps {
+            rec.extend_from_slice(&addr.to_le_bytes());
+            rec.push(*orig);
+        }
+        let mut pipe = self.pipe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = pipe.write_all(&rec) {
+            self.broken.store(true, Ordering::Relaxed);
+            tracing::warn!(error = %e, "the breakpoint keeper is gone: a crash of this server could now leave int3s behind");
+        }
+    }
+}
+
+/// Fork the keeper and return the journal that feeds it.
+///
+/// # Safety
+/// The calling process must have a single thread: the child runs ordinary
+/// Rust code after the fork. Call it first thing in `main`.
+pub unsafe fn start_keeper() -> std::io::Result<Arc<Journal>> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    // A large pipe: the tracer thread never waits on the keeper in practice.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    // SAFETY: the caller guarantees a single thread.
+    match unsafe { sys::fork() }.map_err(std::io::Error::from)? {
+        0 => {
+            drop(w);
+            keep(r)
+        }
+        _ => {
+            drop(r);
+            Ok(Arc::new(Journal {
+                pipe: std::sync::Mutex::new(std::fs::File::from(w)),
+                broken: AtomicBool::new(false),
+            }))
+        }
+    }
+}
+
+/// The keeper: read records until the pipe ends, then restore. Never
+/// returns.
+fn keep(pipe: OwnedFd) -> ! {
+    // The keeper outlives a stop of the server (it is told by the pipe),
+    // and ignores the signals a service manager sends the whole group.
+    // SAFETY: setting dispositions and the name of this single-threaded child.
+    unsafe {
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        libc::prctl(libc::PR_SET_NAME, c"utraced-keeper".as_ptr(), 0, 0, 0);
+        // Die with nothing else: no descriptor but the pipe and stderr.
+        let keep_fd = pipe.as_raw_fd() as u32;
+        let _ = sys::close_range(0, 1);
+        if keep_fd > 3 {
+            let _ = sys::close_range(3, keep_fd - 1);
+        }
+        let _ = sys::close_range(keep_fd + 1, u32::MAX);
+    }
+    let mut table: HashMap<(u32, u64), Vec<(u64, u8)>> = HashMap::new();
+    let mut f = std::fs::File::from(pipe);
+    let mut head = [0u8; 16];
+    loop {
+        if f.read_exact(&mut head).is_err() {
+            break;
+        }
+        let pid = u32::from_le_bytes(head[0..4].try_into().unwrap_or_default());
+        let start = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
+        let n = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default()) as usize;
+        let mut body = vec![0u8; n * 9];
+        if f.read_exact(&mut body).is_err() {
+            break;
+        }
+        let bps: Vec<(u64, u8)> = body
+            .chunks_exact(9)
+            .map(|c| {
+                (
+                    u64::from_le_bytes(c[0..8].try_into().unwrap_or_default()),
+                    c[8],
+                )
+            })
+            .collect();
+        if bps.is_empty() {
+            table.remove(&(pid, start));
+        } else {
+            table.insert((pid, start), bps);
+        }
+    }
+    let (mut restored, mut processes) = (0usize, 0usize);
+    for ((pid, start), bps) in table {
+        // Open first, then check the start time: if it matches, the open
+        // file is that process's memory (a pid is not reused while it lives).
+        let Ok(mem) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/mem"))
+        else {
+            continue;
+        };
+        if start_time(pid as Tid) != Some(start) {
+            continue;
+        }
+        processes += 1;
+        for (addr, orig) in bps {
+            let mut b = [0u8; 1];
+            if mem.read_exact_at(&mut b, addr).is_ok()
+                && b[0] == crate::breakpoint::INT3
+                && mem.write_all_at(&[orig], addr).is_ok()
+            {
+                restored += 1;
+            }
+        }
+    }
+    if restored > 0 {
+        eprintln!(
+            "utraced-keeper: the server is gone; restored {restored} breakpoint byte(s) in {processes} process(es)"
+        );
+    }
+    // SAFETY: ends this process; nothing is left to clean.
+    unsafe { libc::_exit(0) }
+}

@@ -1,0 +1,214 @@
+//! How often a program survives its tracer being killed outright (SIGKILL)
+//! while a breakpoint sits in its code: rounds of start a server (with its
+//! keeper, as `utraced` runs), attach, insert a breakpoint, see it hit,
+//! `kill -9` the server, and check half a second later that the program
+//! still runs with its original byte back.
+//!
+//! Each program is run with the keeper and without it (as before it
+//! existed), side by side. Two programs: one that reaches the breakpoint every 50 ms (a sleep's
+//! return, as a debugger user's breakpoint is hit now and then) and one
+//! that reaches it in a tight loop (`sh -c 'while :; do :; done'`). Without
+//! the keeper both would die of SIGTRAP; with it the first survives unless
+//! the kill lands in the tens of microseconds around a hit, and the second
+//! is almost always mid-hit (held in its SIGTRAP stop) when the tracer
+//! dies, and dies.
+//!
+//! ```text
+//! cargo bench -p utrace-tests --bench faults
+//! UTRACE_BENCH_ROUNDS=100 cargo bench -p utrace-tests --bench faults
+//! ```
+//!
+//! The server runs in a child process: this bench re-runs itself with
+//! `UTRACE_FAULT_BENCH_SERVE=SOCKET`, and that process starts the keeper
+//! first thing, as `utraced`'s main does.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use utrace_client::{pb, Client};
+
+fn serve(sock: &str, keeper: bool) -> ! {
+    // SAFETY: first thing in this process: one thread.
+    let journal =
+        keeper.then(|| unsafe { utrace_engines::journal::start_keeper() }.expect("keeper"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let config = utraced::Config {
+        listen: vec![utraced::ListenAddr::Unix(sock.into())],
+        journal,
+        ..Default::default()
+    };
+    let _ = rt.block_on(utraced::serve(config, std::future::pending()));
+    std::process::exit(0)
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+fn raw_byte(pid: u32, addr: u64) -> Option<u8> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, addr).ok()?;
+    Some(b[0])
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X")
+    })
+}
+
+/// One round: does `program` survive? `None`: the round could not be set up.
+async fn round(dir: &std::path::Path, program: &[&str], keeper: bool) -> Option<bool> {
+    let sock = dir.join(format!("s{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let mut server = Command::new(std::env::current_exe().ok()?)
+        .env("UTRACE_FAULT_BENCH_SERVE", &sock)
+        .env("UTRACE_FAULT_BENCH_KEEPER", if keeper { "1" } else { "0" })
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut prog: Child = Command::new(program[0])
+        .args(&program[1..])
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    let pid = prog.id();
+    let result = async {
+        if !wait_for(|| sock.exists()) {
+            return None;
+        }
+        let mut c = Client::connect(&format!("unix://{}", sock.display()))
+            .await
+            .ok()?;
+        let at = c
+            .attach(pb::AttachRequest {
+                pid,
+                engine: Some(pb::EngineSpec {
+                    events: vec![pb::EventKind::Breakpoint as i32],
+                    ..Default::default()
+                }),
+            })
+            .await
+            .ok()?;
+        let mut events = c.events(at.engine_id).await.ok()?;
+        let op = |o| pb::Op { op: Some(o) };
+        let r = c
+            .raw()
+            .batch(pb::BatchRequest {
+                engine_id: at.engine_id,
+                interrupt: true,
+                ops: vec![op(pb::op::Op::GetRegisters(pb::GetRegisters {
+                    names: vec!["rip".into()],
+                }))],
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        let Some(pb::op_result::Result::Registers(regs)) = &r.results[0].result else {
+            return None;
+        };
+        let rip = regs.values["rip"];
+        let orig = raw_byte(pid, rip)?;
+        c.raw()
+            .batch(pb::BatchRequest {
+                engine_id: at.engine_id,
+                interrupt: true,
+                ops: vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                    addr: rip,
+                }))],
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+        // Hit once, then killed at a random point of its cycle.
+        loop {
+            let ev = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio_stream::StreamExt::next(&mut events),
+            )
+            .await
+            .ok()??
+            .ok()?;
+            if matches!(ev.kind, Some(pb::event::Kind::Breakpoint(_))) {
+                break;
+            }
+        }
+        let jitter = (Instant::now().elapsed().as_nanos() as u64 ^ u64::from(pid)) % 50;
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
+        let _ = server.kill();
+        let _ = server.wait();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(alive(pid) && raw_byte(pid, rip) == Some(orig))
+    }
+    .await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = prog.kill();
+    let _ = prog.wait();
+    result
+}
+
+fn main() {
+    if let Ok(sock) = std::env::var("UTRACE_FAULT_BENCH_SERVE") {
+        serve(
+            &sock,
+            std::env::var("UTRACE_FAULT_BENCH_KEEPER").as_deref() == Ok("1"),
+        );
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rounds: usize = std::env::var("UTRACE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let dir = std::env::temp_dir().join(format!("utrace-fault-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ticker = env!("CARGO_BIN_EXE_ticker");
+    let programs: [(&str, Vec<&str>); 2] = [
+        (
+            "hit every 50 ms (a sleep returns)",
+            vec![ticker, "1000000", "50"],
+        ),
+        (
+            "hit in a tight loop",
+            vec!["/bin/sh", "-c", "while :; do :; done"],
+        ),
+    ];
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    println!("SIGKILL of the server with a breakpoint inserted, {rounds} rounds each");
+    println!("| program | keeper | rounds | survived | share |");
+    println!("|---|---|---|---|---|");
+    for (what, argv) in &programs {
+        for keeper in [true, false] {
+            let (mut ran, mut survived) = (0, 0);
+            for _ in 0..rounds {
+                match rt.block_on(round(&dir, argv, keeper)) {
+                    Some(s) => {
+                        ran += 1;
+                        survived += usize::from(s);
+                    }
+                    None => eprintln!("a round could not be set up"),
+                }
+            }
+            println!(
+                "| {what} | {} | {ran} | {survived} | {:.0}% |",
+                if keeper { "yes" } else { "no (before)" },
+                100.0 * survived as f64 / ran.max(1) as f64
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,353 @@
+//! Faults: the server killed outright or stopped (SIGKILL, SIGTERM) and
+//! clients killed in the middle of what they do, with real programs being
+//! traced; each program's state afterwards is what the docs promise.
+//!
+//! - A breakpoint left by a killed server is put back by the keeper (a
+//!   process `utraced` forks at start, fed a journal of breakpoints), so a
+//!   program that calls the function now and then runs on. (One in a hot
+//!   loop is hit before the keeper can act: see the fault bench.)
+//! - A task held by an engine, or streamed, runs on when the server dies:
+//!   the kernel detaches it.
+//! - A program spawned with kernel-side filtering dies with the server, by
+//!   design (its filtered syscalls would fail untraced).
+//! - A client killed mid-stream, mid-decision or mid-batch loses its
+//!   engines; what it held runs on, and other clients carry on.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::users::{AsClient, Scratch};
+use utrace_client::{pb, Client};
+
+/// A `utraced` daemon on a private socket.
+struct Daemon {
+    _dir: Scratch,
+    server: Option<Child>,
+    uri: String,
+}
+
+impl Daemon {
+    fn start(tag: &str) -> Daemon {
+        let dir = Scratch::new(tag);
+        let sock = dir.path("s.sock");
+        let server = Command::new(common::users::utraced_bin())
+            .args(["--listen", &format!("unix://{sock}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        common::wait_for("the server's socket", || {
+            std::path::Path::new(&sock).exists()
+        });
+        Daemon {
+            _dir: dir,
+            server: Some(server),
+            uri: format!("unix://{sock}"),
+        }
+    }
+
+    /// Send `sig` to the server and wait for it; its log.
+    fn stop(&mut self, sig: i32) -> String {
+        let mut server = self.server.take().expect("running");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(server.id() as i32, sig) };
+        common::wait_child(&mut server);
+        let mut log = String::new();
+        let _ = server.stderr.take().unwrap().read_to_string(&mut log);
+        log
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+/// A `ticker` (a line every `ms`), its output read line by line.
+fn ticker(ms: u32) -> (common::KillOnDrop, common::Lines) {
+    let mut child = Command::new(tracee!("ticker"))
+        .args(["100000", &ms.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = common::Lines::from_reader(child.stdout.take().unwrap());
+    assert!(lines.next().starts_with("pid="));
+    (common::KillOnDrop(child), lines)
+}
+
+/// `n` more ticks come: the program runs on.
+fn ticks_on(lines: &mut common::Lines, n: usize) {
+    for _ in 0..n {
+        let l = lines.next();
+        assert!(l.starts_with("tick="), "{l}");
+    }
+}
+
+fn untraced(pid: u32) {
+    common::wait_for(&format!("pid {pid} to be untraced"), || {
+        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
+    });
+}
+
+/// The byte at `addr` in `pid`'s memory, not through any tracer.
+fn raw_byte(pid: u32, addr: u64) -> u8 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, addr).unwrap();
+    b[0]
+}
+
+/// Attach to `pid` and insert a breakpoint where it is now (in its sleep,
+/// which returns there every tick); wait for a hit. Returns the address
+/// and the original byte.
+async fn breakpoint_where_it_sleeps(c: &mut Client, pid: u32) -> (u64, u8) {
+    let at = c
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Breakpoint as i32],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut events = c.events(at.engine_id).await.unwrap();
+    let op = |o| pb::Op { op: Some(o) };
+    let r = c
+        .raw()
+        .batch(pb::BatchRequest {
+            engine_id: at.engine_id,
+            interrupt: true,
+            ops: vec![op(pb::op::Op::GetRegisters(pb::GetRegisters {
+                names: vec!["rip".into()],
+            }))],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::op_result::Result::Registers(regs)) = &r.results[0].result else {
+        panic!("{r:?}")
+    };
+    let rip = regs.values["rip"];
+    let orig = raw_byte(pid, rip);
+    let r = c
+        .raw()
+        .batch(pb::BatchRequest {
+            engine_id: at.engine_id,
+            interrupt: true,
+            ops: vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                addr: rip,
+            }))],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        matches!(r.results[0].result, Some(pb::op_result::Result::Done(_))),
+        "{r:?}"
+    );
+    // (Right after the insertion the thread steps over it: the int3 is
+    // back once that step is done.)
+    common::wait_for("the int3 in memory", || raw_byte(pid, rip) == 0xcc);
+    // It is hit (the program keeps calling it).
+    loop {
+        let ev = tokio::time::timeout(common::TIMEOUT, tokio_stream::StreamExt::next(&mut events))
+            .await
+            .expect("a breakpoint hit")
+            .unwrap()
+            .unwrap();
+        if matches!(ev.kind, Some(pb::event::Kind::Breakpoint(_))) {
+            break;
+        }
+    }
+    std::mem::forget(events);
+    (rip, orig)
+}
+
+/// SIGKILL of the server with a breakpoint in a function the program
+/// calls every 50 ms: the keeper puts the byte back and the program runs
+/// on; a held task and a streamed one run on (the kernel detaches them);
+/// a program spawned with kernel-side filtering dies with the server, by
+/// design.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
+    let mut d = Daemon::start("kill9");
+    let mut c = Client::connect(&d.uri).await.unwrap();
+
+    let (bp_prog, mut bp_lines) = ticker(50);
+    let (addr, orig) = breakpoint_where_it_sleeps(&mut c, bp_prog.0.id()).await;
+
+    let (held_prog, mut held_lines) = ticker(20);
+    let mut holder = AsClient::start(&[], &d.uri);
+    let r = holder.cmd(&format!("session-hold {}", held_prog.0.id()));
+    assert!(r.starts_with("ok"), "{r}");
+    holder.wait_event("held");
+
+    let (streamed, mut streamed_lines) = ticker(5);
+    let mut stream = c
+        .trace(pb::TraceRequest {
+            target: Some(pb::trace_request::Target::Pid(streamed.0.id())),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    assert!(tokio_stream::StreamExt::next(&mut stream).await.is_some());
+
+    let filtered = c
+        .spawn(pb::SpawnRequest {
+            argv: vec![tracee!("ticker").into(), "100000".into(), "20".into()],
+            engine: Some(pb::EngineSpec {
+                syscalls: vec!["write".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(common::alive(filtered.pid));
+
+    let log = d.stop(libc::SIGKILL);
+    let _ = log;
+    // The breakpoint's byte is back, and the program ticks on.
+    common::wait_for("the keeper to restore the byte", || {
+        raw_byte(bp_prog.0.id(), addr) == orig
+    });
+    ticks_on(&mut bp_lines, 10);
+    untraced(bp_prog.0.id());
+    // The held and the streamed programs run on.
+    ticks_on(&mut held_lines, 5);
+    untraced(held_prog.0.id());
+    ticks_on(&mut streamed_lines, 20);
+    // The filtered program died with its tracer.
+    common::wait_for("the filtered program to die", || {
+        !common::alive(filtered.pid)
+    });
+}
+
+/// SIGTERM: every breakpoint restored by the server itself, the held task
+/// released, the stream ended, the filtered program ended; the others run
+/// on, untraced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_the_server_leaves_programs_as_if_never_traced() {
+    let mut d = Daemon::start("term");
+    let mut c = Client::connect(&d.uri).await.unwrap();
+    let (bp_prog, mut bp_lines) = ticker(20);
+    let (addr, orig) = breakpoint_where_it_sleeps(&mut c, bp_prog.0.id()).await;
+    let (held_prog, mut held_lines) = ticker(20);
+    let mut holder = AsClient::start(&[], &d.uri);
+    assert!(holder
+        .cmd(&format!("session-hold {}", held_prog.0.id()))
+        .starts_with("ok"));
+    holder.wait_event("held");
+    let filtered = c
+        .spawn(pb::SpawnRequest {
+            argv: vec![tracee!("ticker").into(), "100000".into(), "20".into()],
+            engine: Some(pb::EngineSpec {
+                syscalls: vec!["write".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let log = d.stop(libc::SIGTERM);
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(raw_byte(bp_prog.0.id(), addr), orig);
+    ticks_on(&mut bp_lines, 5);
+    untraced(bp_prog.0.id());
+    ticks_on(&mut held_lines, 5);
+    untraced(held_prog.0.id());
+    holder.wait_event("end");
+    common::wait_for("the filtered program to end", || {
+        !common::alive(filtered.pid)
+    });
+}
+
+/// A client killed mid-stream, mid-decision (its sync engine holding a
+/// task) or mid-batch: its engines go with its connection, what it held
+/// runs on, and another client of the same process carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_killed_midway_harms_nobody() {
+    let d = Daemon::start("client-kill");
+    let mut other = Client::connect(&d.uri).await.unwrap();
+
+    // Mid-decision: a held syscall entry that is never decided.
+    let (held_prog, mut held_lines) = ticker(20);
+    let mut holder = AsClient::start(&[], &d.uri);
+    assert!(holder
+        .cmd(&format!("session-hold {}", held_prog.0.id()))
+        .starts_with("ok"));
+    holder.wait_event("held");
+    let watch = other
+        .attach(pb::AttachRequest {
+            pid: held_prog.0.id(),
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Exit as i32],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    drop(holder);
+    ticks_on(&mut held_lines, 5);
+
+    // Mid-stream.
+    let (streamed, mut streamed_lines) = ticker(5);
+    let mut streamer = AsClient::start(&[], &d.uri);
+    let r = streamer.cmd(&format!("attach {}", streamed.0.id()));
+    let e = AsClient::field(&r, "engine");
+    assert_eq!(streamer.cmd(&format!("events {e}")), "ok");
+    streamer.wait_event(&format!("event {e}"));
+    drop(streamer);
+    ticks_on(&mut streamed_lines, 20);
+    untraced(streamed.0.id());
+
+    // Mid-batch: a client in a loop of batches that stop the program.
+    let (batched, mut batched_lines) = ticker(5);
+    let mut batcher = AsClient::start(&[], &d.uri);
+    let r = batcher.cmd(&format!("attach {}", batched.0.id()));
+    let e = AsClient::field(&r, "engine");
+    writeln!(
+        batcher.stdin_for_test(),
+        "batch-loop {e} {} 1000000",
+        batched.0.id()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(batcher);
+    ticks_on(&mut batched_lines, 20);
+    untraced(batched.0.id());
+
+    // The other client's engine on the held program works throughout.
+    let r = other
+        .raw()
+        .batch(pb::BatchRequest {
+            engine_id: watch.engine_id,
+            interrupt: true,
+            ops: vec![pb::Op {
+                op: Some(pb::op::Op::GetRegisters(pb::GetRegisters {
+                    names: vec!["rip".into()],
+                })),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        r.results[0].result,
+        Some(pb::op_result::Result::Registers(_))
+    ));
+    other.detach(watch.engine_id).await.unwrap();
+    untraced(held_prog.0.id());
+    ticks_on(&mut held_lines, 5);
+}
