@@ -634,7 +634,6 @@ fn fast_syscall_exit(b: &[u8]) -> Option<SyscallExit> {
 /// `Event::decode(msg)`, for the events a trace is made of: syscall
 /// entries and exits with their numbers and flags (anything else: `None`,
 /// and prost decodes it).
-#[cfg(test)]
 pub(crate) fn decode_event(msg: &Bytes) -> Option<Event> {
     let mut ev = Event::default();
     decode_event_into(msg, &mut ev)?;
@@ -879,34 +878,8 @@ mod tests {
         assert!(enc_reply(&pb::BatchReply::default()).is_empty());
     }
 
-    /// The fast decoders agree with prost on `b`: the same message, or
-    /// (falling back) nothing where prost fails or where they decline.
     fn agree(b: &[u8]) {
-        let msg = Bytes::copy_from_slice(b);
-        if let Some(r) = decode_batch_request(&msg) {
-            assert_eq!(Ok(r), pb::BatchRequest::decode(b), "{b:02x?}");
-        }
-        if let Some(r) = decode_batch_reply(&msg) {
-            assert_eq!(Ok(r), pb::BatchReply::decode(b), "{b:02x?}");
-        }
-        if let Some(w) = decode_wire_batch_request(&msg) {
-            let reads = matches!(w, WireBatchRequest::Reads(_));
-            let r = w.into_request();
-            // (An odd encoding of a read leaves the batch a plain request.)
-            if reads {
-                assert!(
-                    !r.ops.is_empty()
-                        && r.ops
-                            .iter()
-                            .all(|o| matches!(o.op, Some(pb::op::Op::ReadMemory(_)))),
-                    "{b:02x?}"
-                );
-            }
-            assert_eq!(Ok(r), pb::BatchRequest::decode(b), "{b:02x?}");
-        }
-        if let Some(r) = decode_event(&msg) {
-            assert_eq!(Ok(r), pb::Event::decode(b), "{b:02x?}");
-        }
+        crate::fuzzing::decoders(b);
     }
 
     fn text(g: &mut Rng) -> String {

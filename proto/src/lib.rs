@@ -9,6 +9,8 @@ pub use bytes::Bytes;
 
 pub mod codec;
 mod fast;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod validate;
 pub mod wire;
 

@@ -14,6 +14,8 @@
 
 mod budget;
 mod convert;
+#[doc(hidden)]
+pub mod fuzzing;
 mod info;
 mod listen;
 mod peer;
