@@ -61,10 +61,14 @@ pub struct SpawnOptions {
     /// program (default: closed, with `close_range`, so a program never
     /// inherits what the tracer's own parent left open).
     pub keep_fds: bool,
-    /// Capabilities left in the program's bounding set (default: all the
-    /// tracer has): a program started for a client never holds a
-    /// capability its client could not hold.
-    pub cap_bounding: Option<u64>,
+    /// The capabilities the program may hold at most (default: the
+    /// tracer's): its permitted and effective sets are cut down to these
+    /// (which needs no privilege), ambient capabilities are cleared, and
+    /// the others leave its bounding set where the tracer may drop them
+    /// (`CAP_SETPCAP`). With `no_new_privs`, no exec can give them back: a
+    /// program started for a client never holds a capability its client
+    /// does not.
+    pub max_caps: Option<u64>,
 }
 
 impl SpawnOptions {
@@ -102,7 +106,7 @@ const STEPS: [&str; 12] = [
     "execve",
     "closing inherited descriptors",
     "no_new_privs",
-    "dropping capabilities from the bounding set",
+    "limiting capabilities",
 ];
 const STEP_CHDIR: u8 = 5;
 const STEP_EXEC: u8 = 8;
@@ -220,8 +224,8 @@ struct ChildPlan {
     filter: Option<Vec<libc::sock_filter>>,
     no_new_privs: bool,
     close_fds: bool,
-    /// Capabilities to drop from the bounding set.
-    drop_caps: u64,
+    /// The capabilities the program may keep, if limited.
+    max_caps: Option<u64>,
     pin_cpu: Option<usize>,
 }
 
@@ -400,9 +404,7 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, String
         // needs no_new_privs; and it is asked for on its own.
         no_new_privs: opts.no_new_privs || !root || dropping,
         close_fds: !opts.keep_fds,
-        drop_caps: opts
-            .cap_bounding
-            .map_or(0, |keep| !keep & crate::access::ALL_CAPS),
+        max_caps: opts.max_caps,
         pin_cpu: opts.pin_cpu,
     };
     Ok((plan, searched))
@@ -411,8 +413,8 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, String
 /// The child between fork and exec. Never returns.
 ///
 /// Order: wait for the tracer's seize; stdio; descriptors from 3 up
-/// closed; capabilities dropped from the bounding set (while still
-/// privileged); groups, gid and uid; the working directory and the program
+/// closed; capabilities the program may not hold dropped from the bounding
+/// set (while still privileged, where allowed); groups, gid and uid; the working directory and the program
 /// chosen with those credentials (so a path the program's user cannot
 /// reach fails as it would for them); no_new_privs and the filter; exec.
 fn child(
@@ -466,13 +468,21 @@ fn child(
                 fail(9, 0);
             }
         }
-        for cap in 0..64 {
-            if plan.drop_caps & (1u64 << cap) != 0
-                && libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
-                && *libc::__errno_location() != libc::EINVAL
-            {
-                fail(11, 0);
+        if let Some(keep) = plan.max_caps {
+            // Best effort: dropping from the bounding set needs CAP_SETPCAP,
+            // which a confined server may not have; the cut below does not.
+            for cap in 0..64u64 {
+                if keep & (1 << cap) == 0 {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+                }
             }
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
         }
         if let Some(c) = &plan.creds {
             if libc::setgroups(c.groups.len(), c.groups.as_ptr()) != 0 {
@@ -483,6 +493,13 @@ fn child(
             }
             if libc::setuid(c.uid) != 0 {
                 fail(4, 0);
+            }
+        }
+        if let Some(keep) = plan.max_caps {
+            // After setuid (which needs CAP_SETUID, and clears everything
+            // for a user other than root): what is left is cut to `keep`.
+            if sys::capset_limit(keep).is_err() {
+                fail(11, 0);
             }
         }
         if let Some(cwd) = &plan.cwd {

@@ -737,3 +737,48 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Cut the calling thread's permitted, effective and inheritable
+/// capabilities down to `keep` (each ANDed: never raised). Needs no
+/// privilege. Async-signal-safe: called in a forked child.
+pub fn capset_limit(keep: u64) -> Result<(), Errno> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capget/capset with a version-3 header and two data words,
+    // both live for the calls.
+    unsafe {
+        if libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) != 0 {
+            return Err(Errno::last());
+        }
+        for (i, d) in data.iter_mut().enumerate() {
+            let k = (keep >> (32 * i)) as u32;
+            d.effective &= k;
+            d.permitted &= k;
+            d.inheritable &= k;
+        }
+        if libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}

@@ -486,9 +486,10 @@ impl TracerService {
     ///
     /// The program gets what its client sends and nothing of the server's:
     /// the environment in the request only; the client's uid, gid and
-    /// groups (from the connection); `no_new_privs` unless the client holds
-    /// every capability (so a setuid program cannot gain what the client
-    /// could not); the client's capability bounding set; stdio on
+    /// groups (from the connection); unless the client holds every
+    /// capability the server has, `no_new_privs` and no capability the
+    /// client does not hold (so neither the server's rights nor a setuid
+    /// program give it what the client could not have); stdio on
     /// /dev/null, descriptors from 3 up closed, and `/` as its working
     /// directory unless the request names one (entered with the client's
     /// rights). A client in the server's own process (the `utrace`
@@ -537,7 +538,7 @@ impl TracerService {
         opts.kernel_filter = !req.no_kernel_filter;
         opts.credentials = credentials;
         opts.no_new_privs = !p.is_root();
-        opts.cap_bounding = (!p.is_root()).then_some(p.owner.cap_bounding);
+        opts.max_caps = (!p.is_root()).then_some(p.owner.cap_permitted);
         if p.is_in_process() {
             opts.keep_fds = true;
             opts.cwd = (!req.cwd.is_empty()).then(|| req.cwd.into());

@@ -1411,3 +1411,68 @@ async fn tls_clients_are_who_their_certificate_says() {
     let _ = stop.send(());
     task.await.unwrap().unwrap();
 }
+
+/// A client whose uid is 0 but which holds fewer capabilities than the
+/// server (root in a confined container, say) gains none through it: it may
+/// not trace a process holding more, as the kernel says, and what it spawns
+/// holds no capability it lacks, with no_new_privs.
+#[test]
+fn a_confined_root_client_gains_no_capability() {
+    let (_rt, srv) = server();
+    let scratch = Scratch::new("confined-root");
+    // Root, with CAP_DAC_OVERRIDE only.
+    let mut c = AsClient::start(
+        &[
+            "--uid".into(),
+            "0".into(),
+            "--gid".into(),
+            "0".into(),
+            "--caps".into(),
+            "2".into(),
+        ],
+        &srv.uri(),
+    );
+    assert!(c.cmd("info").ends_with("any=false"));
+    let t = Target::start(
+        {
+            let mut s = Command::new("sleep");
+            s.arg("1000");
+            s
+        },
+        "sleep",
+    );
+    assert_eq!(c.cmd(&format!("seize {}", t.pid())), "err EPERM");
+    let r = c.cmd(&format!("attach {}", t.pid()));
+    assert!(
+        r.starts_with("err PermissionDenied") && r.contains("capabilities"),
+        "{r}"
+    );
+    let script = scratch.0.join("caps.sh");
+    std::fs::write(
+        &script,
+        "grep -E 'CapPrm|CapEff|CapAmb|NoNewPrivs' /proc/self/status > $1/caps\n",
+    )
+    .unwrap();
+    let r = c.cmd(&format!(
+        "spawn nofilter -- /bin/sh {} {}",
+        script.display(),
+        scratch.0.display()
+    ));
+    assert!(r.starts_with("ok"), "{r}");
+    let caps = scratch.read("caps");
+    let fields: Vec<&str> = caps.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        [
+            "CapPrm:",
+            "0000000000000002",
+            "CapEff:",
+            "0000000000000002",
+            "CapAmb:",
+            "0000000000000000",
+            "NoNewPrivs:",
+            "1"
+        ],
+        "{caps}"
+    );
+}

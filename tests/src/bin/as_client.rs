@@ -531,6 +531,9 @@ fn main() {
             die("fork failed");
         }
         if pid > 0 {
+            // Long enough for the server to accept the connection while
+            // this process lives (it reads its credentials then).
+            std::thread::sleep(std::time::Duration::from_millis(300));
             println!("parent={}", std::process::id());
             let _ = std::io::stdout().flush();
             // SAFETY: _exit ends the process without running destructors
