@@ -84,8 +84,6 @@ pub struct Report {
     dropped_before: u64,
     extra: Option<Box<Extra>>,
     held: bool,
-    /// Bytes charged to its uid's budget while it is queued.
-    cost: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<Report>() <= 40);
@@ -179,6 +177,10 @@ struct QueueState {
     dropped: u64,
     /// The consumer's waker, and what it waits for.
     waiter: Option<(Waker, Want)>,
+    /// Bytes charged to the uid's budget for the reports in `items`, given
+    /// back when the consumer takes them (one release per batch taken,
+    /// not per report: the meter's cache line stays with the tracer thread).
+    bytes: usize,
     /// The hub let go of the queue: nothing more will come.
     closed: bool,
     /// The consumer is gone: the hub drops the queue.
@@ -213,7 +215,7 @@ impl Queue {
 
     /// Queue the report `make` gives, if there is room; the count of
     /// reports lost before it travels with it.
-    fn offer(&self, make: impl FnOnce() -> Option<Report>) -> Offer {
+    fn offer(&self, cost: usize, make: impl FnOnce() -> Option<Report>) -> Offer {
         let mut st = self.lock();
         if st.gone {
             return Offer::Gone;
@@ -225,12 +227,12 @@ impl Queue {
         let Some(mut r) = make() else {
             return Offer::Taken;
         };
-        r.cost = r.measure();
-        if !self.meter.try_charge(r.cost as usize) {
+        if !self.meter.try_charge(cost) {
             // Past the uid's queued-bytes budget: lost like a full queue's.
             st.dropped += 1;
             return Offer::Full;
         }
+        st.bytes += cost;
         r.dropped_before = std::mem::take(&mut st.dropped);
         st.items.push_back(r);
         let wake = match st.waiter {
@@ -275,23 +277,25 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// A report leaves the queue: its bytes go back to the budget.
-    fn out(&self, r: Report) -> Report {
-        self.queue.meter.release(r.cost as usize);
-        r
-    }
-
     /// The next report, without waiting.
+    ///
+    /// Reports taken from the queue leave the uid's queued-bytes budget:
+    /// what a subscriber holds beyond it is at most one queue's worth,
+    /// being handed to its stream.
     pub fn try_next(&mut self) -> Next {
         if let Some(r) = self.taken.pop_front() {
-            return Next::Report(self.out(r));
+            return Next::Report(r);
         }
         let mut st = self.queue.lock();
         std::mem::swap(&mut st.items, &mut self.taken);
         let closed = st.closed;
+        let bytes = std::mem::take(&mut st.bytes);
         drop(st);
+        if bytes > 0 {
+            self.queue.meter.release(bytes);
+        }
         match self.taken.pop_front() {
-            Some(r) => Next::Report(self.out(r)),
+            Some(r) => Next::Report(r),
             None if closed => Next::Ended,
             None => Next::Empty,
         }
@@ -344,12 +348,8 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut st = self.queue.lock();
         st.gone = true;
-        let queued: usize = st
-            .items
-            .drain(..)
-            .chain(self.taken.drain(..))
-            .map(|r| r.cost as usize)
-            .sum();
+        st.items.clear();
+        let queued = std::mem::take(&mut st.bytes);
         st.waiter = None;
         drop(st);
         self.queue.meter.release(queued);
@@ -435,12 +435,14 @@ impl Hub {
         let mut subs = self.lock();
         let mut taken = false;
         let last = subs.len();
+        // Measured once, charged to each queue that takes it.
+        let cost = ev.measure() as usize;
         let (mut ev, mut i) = (Some(ev), 0);
         subs.retain(|q| {
             i += 1;
             // The last subscriber (usually the only one) gets the report
             // itself; the others a copy (its kind is shared).
-            match q.offer(|| if i == last { ev.take() } else { ev.clone() }) {
+            match q.offer(cost, || if i == last { ev.take() } else { ev.clone() }) {
                 Offer::Taken => {
                     taken = true;
                     true
@@ -817,7 +819,6 @@ impl RemoteEngine {
             dropped_before: 0,
             extra,
             held: hold.is_some(),
-            cost: 0,
         });
         let Some(sync) = &self.sync else {
             return Action::Resume;
