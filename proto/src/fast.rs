@@ -504,7 +504,12 @@ fn memory_fields(b: &[u8]) -> Option<(Span, u64, Span)> {
         match key {
             0x0a => data = delimited(&b[..e], &mut i)?,
             0x10 => addr = varint(&b[..e], &mut i)?,
-            0x1a => error = delimited(&b[..e], &mut i)?,
+            0x1a => {
+                error = delimited(&b[..e], &mut i)?;
+                // prost checks every occurrence of a string field, even
+                // one a later occurrence replaces (found by cargo fuzz).
+                std::str::from_utf8(&b[error.0..error.1]).ok()?;
+            }
             _ => return None,
         }
     }
@@ -1069,6 +1074,12 @@ mod tests {
             ],
             &[0x0a, 0x04, 0x0a, 0x00, 0x0a, 0x00],
             &[0x1a, 0x04, 0x0a, 0x00, 0x0a, 0x00],
+            // A memory result whose error is given twice, the first time
+            // not UTF-8 (prost refuses it; found by cargo fuzz).
+            &[
+                0x0a, 0x07, 0x0a, 0x05, 0x1a, 0x01, 0x86, 0x1a, 0x00, 0x0a, 0x07, 0x0a, 0x05, 0x1a,
+                0x01, 0x00, 0x1a, 0x00,
+            ],
         ];
         for b in cases {
             agree(b);
