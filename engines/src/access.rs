@@ -38,8 +38,8 @@ use crate::sys::{self, Tid};
 /// `CAP_SYS_PTRACE` (linux/capability.h).
 pub const CAP_SYS_PTRACE: u32 = 19;
 
-/// Capability names by number (linux/capability.h), for messages.
-const CAP_NAMES: [&str; 41] = [
+/// Capability names by number (`linux/capability.h`; libc has none).
+pub(crate) const CAP_NAMES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",

@@ -677,22 +677,14 @@ mod tests {
     use super::*;
     use crate::v1 as pb;
 
-    /// xorshift64*: deterministic test data without a dependency.
-    struct Rng(u64);
+    use crate::fuzzing::Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
+    /// 0, small, or any width.
+    trait Value {
+        fn value(&mut self) -> u64;
+    }
 
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        /// 0, small, or any width.
+    impl Value for Rng {
         fn value(&mut self) -> u64 {
             match self.below(4) {
                 0 => 0,

@@ -55,3 +55,22 @@ pub fn decoders(b: &[u8]) {
         let _ = crate::validate::check(name, b);
     }
 }
+
+/// xorshift64*: deterministic random inputs without a dependency, for the
+/// bounded random tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform below `n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

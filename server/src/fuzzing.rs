@@ -75,20 +75,7 @@ pub fn batch(b: &[u8]) {
 mod tests {
     use super::*;
 
-    /// xorshift64*: deterministic inputs without a dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use utrace_proto::fuzzing::Rng;
 
     fn pick<'a>(g: &mut Rng, from: &[&'a str]) -> &'a str {
         from[g.below(from.len() as u64) as usize]

@@ -173,6 +173,21 @@ async fn breakpoint_where_it_sleeps(c: &mut Client, pid: u32) -> (u64, u8) {
     (rip, orig)
 }
 
+/// A `ticker` spawned with kernel-side filtering (on `write`): it depends
+/// on the server for its whole life.
+async fn spawn_filtered(c: &mut Client) -> pb::SpawnReply {
+    c.spawn(pb::SpawnRequest {
+        argv: vec![tracee!("ticker").into(), "100000".into(), "20".into()],
+        engine: Some(pb::EngineSpec {
+            syscalls: vec!["write".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// SIGKILL of the server with a breakpoint in a function the program
 /// calls every 50 ms: the keeper puts the byte back and the program runs
 /// on; a held task and a streamed one run on (the kernel detaches them);
@@ -202,17 +217,7 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
         .unwrap();
     assert!(tokio_stream::StreamExt::next(&mut stream).await.is_some());
 
-    let filtered = c
-        .spawn(pb::SpawnRequest {
-            argv: vec![tracee!("ticker").into(), "100000".into(), "20".into()],
-            engine: Some(pb::EngineSpec {
-                syscalls: vec!["write".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let filtered = spawn_filtered(&mut c).await;
     assert!(common::alive(filtered.pid));
 
     let log = d.stop(libc::SIGKILL);
@@ -248,17 +253,7 @@ async fn sigterm_of_the_server_leaves_programs_as_if_never_traced() {
         .cmd(&format!("session-hold {}", held_prog.0.id()))
         .starts_with("ok"));
     holder.wait_event("held");
-    let filtered = c
-        .spawn(pb::SpawnRequest {
-            argv: vec![tracee!("ticker").into(), "100000".into(), "20".into()],
-            engine: Some(pb::EngineSpec {
-                syscalls: vec!["write".into()],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let filtered = spawn_filtered(&mut c).await;
     let log = d.stop(libc::SIGTERM);
     assert!(!log.contains("panicked"), "{log}");
     assert_eq!(raw_byte(bp_prog.0.id(), addr), orig);

@@ -1941,10 +1941,12 @@ fn prctl_rest(c: &mut Ctx<'_>) -> Option<String> {
         | libc::PR_GET_TIMERSLACK
         | libc::PR_GET_NO_NEW_PRIVS
         | libc::PR_GET_THP_DISABLE => return None,
-        libc::PR_CAPBSET_READ | libc::PR_CAPBSET_DROP => match CAPABILITIES.get(a as usize) {
-            Some(name) => (*name).to_string(),
-            None => format!("{} /* CAP_??? */", hex(a)),
-        },
+        libc::PR_CAPBSET_READ | libc::PR_CAPBSET_DROP => {
+            match crate::access::CAP_NAMES.get(a as usize) {
+                Some(name) => (*name).to_string(),
+                None => format!("{} /* CAP_??? */", hex(a)),
+            }
+        }
         libc::PR_SET_NAME => {
             let limit = c.limit;
             string_at(c, a, limit)
@@ -2680,51 +2682,6 @@ static MPOL_MODES: &Names = &[
     c!(MPOL_INTERLEAVE),
     c!(MPOL_LOCAL),
     u!(MPOL_PREFERRED_MANY),
-];
-
-/// Capability names by number (`linux/capability.h`; libc has none).
-static CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
 ];
 
 static SHUTDOWN_HOW: &Names = &[c!(SHUT_RD), c!(SHUT_WR), c!(SHUT_RDWR)];
