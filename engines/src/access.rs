@@ -124,10 +124,9 @@ impl UserNs {
     }
 
     fn of_fd(fd: &OwnedFd) -> Option<UserNs> {
-        let f = std::fs::File::from(fd.try_clone().ok()?);
-        f.metadata().ok().map(|m| UserNs {
-            dev: m.dev(),
-            ino: m.ino(),
+        nix::sys::stat::fstat(fd).ok().map(|m| UserNs {
+            dev: m.st_dev,
+            ino: m.st_ino,
         })
     }
 }
@@ -151,8 +150,8 @@ pub struct Owner {
     pub cap_permitted: u64,
     pub cap_bounding: u64,
     /// The client's user namespace; `None` when it could not be learned
-    /// safely (the client had exited): then only uid/gid-equal targets in
-    /// the server's own namespace with no capabilities pass.
+    /// safely (the client had exited): then nothing may be traced for it
+    /// ([`Denied::Unverified`]).
     pub userns: Option<UserNs>,
 }
 
@@ -188,7 +187,7 @@ impl Owner {
     /// caller must make sure `pid` is the process it means (a pidfd
     /// checked after the read).
     pub fn of_process(pid: Tid) -> Option<Owner> {
-        let st = ProcStatus::read(&format!("/proc/{pid}/status"))?;
+        let st = ProcStatus::of(pid)?;
         Some(Owner {
             pid: Some(pid),
             uid: st.uids[1],
@@ -245,18 +244,29 @@ pub enum Denied {
     Unverified,
 }
 
-/// The credential fields of `/proc/PID/status` the rule looks at.
-struct ProcStatus {
-    uids: [u32; 4],
-    gids: [u32; 4],
+/// The fields of `/proc/PID/status` the rule (and the attach checks)
+/// look at.
+pub(crate) struct ProcStatus {
+    /// The state letter (`R`, `S`, `Z`…).
+    pub state: char,
+    pub ppid: Tid,
+    /// The pid of its tracer, 0 if none.
+    pub tracer: Tid,
+    /// Real, effective, saved and filesystem ids.
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
     groups: Vec<u32>,
     cap_prm: u64,
     cap_eff: u64,
     cap_bnd: u64,
-    ppid: Tid,
 }
 
 impl ProcStatus {
+    /// The status of process (or thread) `pid`.
+    pub fn of(pid: Tid) -> Option<ProcStatus> {
+        Self::read(&format!("/proc/{pid}/status"))
+    }
+
     fn read(path: &str) -> Option<ProcStatus> {
         let text = std::fs::read_to_string(path).ok()?;
         let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name));
@@ -283,7 +293,9 @@ impl ProcStatus {
             cap_prm: caps("CapPrm:")?,
             cap_eff: caps("CapEff:")?,
             cap_bnd: caps("CapBnd:")?,
+            state: field("State:")?.trim().chars().next()?,
             ppid: field("PPid:")?.trim().parse().ok()?,
+            tracer: field("TracerPid:")?.trim().parse().ok()?,
         })
     }
 }
@@ -354,7 +366,7 @@ pub fn yama_scope() -> Option<u32> {
 fn is_ancestor(ancestor: Tid, pid: Tid) -> bool {
     let mut p = pid;
     for _ in 0..4096 {
-        let Some(st) = ProcStatus::read(&format!("/proc/{p}/status")) else {
+        let Some(st) = ProcStatus::of(p) else {
             return false;
         };
         if st.ppid == ancestor {
@@ -410,21 +422,26 @@ fn check_with(owner: &Owner, pid: Tid, yama: Option<u32>) -> Result<(), Denied> 
         return Err(Denied::Unverified);
     }
     let ptrace_cap = capable_in(owner, target_ns, ns_fd, CAP_SYS_PTRACE);
-    let same_ns = owner.userns == Some(target_ns);
-    let tids: Vec<Tid> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map_err(|_| Denied::NoProcess { pid })?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    if tids.is_empty() {
-        return Err(Denied::NoProcess { pid });
-    }
-    for tid in tids {
-        // A thread that exits meanwhile is no longer to be traced.
-        let Some(t) = Target::read(pid, tid) else {
-            continue;
-        };
-        check_thread(owner, pid, &t, ptrace_cap, same_ns)?;
+    if !ptrace_cap {
+        // Without CAP_SYS_PTRACE over it, every thread must pass the
+        // credential checks (threads may differ).
+        if owner.userns != Some(target_ns) {
+            return Err(Denied::UserNamespace { pid });
+        }
+        let tids: Vec<Tid> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map_err(|_| Denied::NoProcess { pid })?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        if tids.is_empty() {
+            return Err(Denied::NoProcess { pid });
+        }
+        for tid in tids {
+            // A thread that exits meanwhile is no longer to be traced.
+            if let Some(t) = Target::read(pid, tid) {
+                check_thread(owner, pid, &t)?;
+            }
+        }
     }
     match yama {
         Some(2) if !ptrace_cap => Err(Denied::Yama {
@@ -441,41 +458,32 @@ fn check_with(owner: &Owner, pid: Tid, yama: Option<u32>) -> Result<(), Denied> 
     }
 }
 
-fn check_thread(
-    owner: &Owner,
-    pid: Tid,
-    t: &Target,
-    ptrace_cap: bool,
-    same_ns: bool,
-) -> Result<(), Denied> {
-    if !ptrace_cap {
-        let target = [t.uids[0], t.uids[1], t.uids[2]];
-        if target.iter().any(|u| *u != owner.uid) {
-            return Err(Denied::Uid {
-                pid,
-                target,
-                uid: owner.uid,
-            });
-        }
-        let target = [t.gids[0], t.gids[1], t.gids[2]];
-        if target.iter().any(|g| *g != owner.gid) {
-            return Err(Denied::Gid {
-                pid,
-                target,
-                gid: owner.gid,
-            });
-        }
-        if !t.dumpable {
-            return Err(Denied::NotDumpable { pid });
-        }
+/// One thread against an owner without `CAP_SYS_PTRACE` over it, in the
+/// same user namespace: the same ids, dumpable, no capability the owner
+/// lacks.
+fn check_thread(owner: &Owner, pid: Tid, t: &Target) -> Result<(), Denied> {
+    let target = [t.uids[0], t.uids[1], t.uids[2]];
+    if target.iter().any(|u| *u != owner.uid) {
+        return Err(Denied::Uid {
+            pid,
+            target,
+            uid: owner.uid,
+        });
     }
-    if same_ns {
-        let missing = t.cap_prm & !owner.cap_permitted;
-        if missing != 0 && !ptrace_cap {
-            return Err(Denied::Capabilities { pid, missing });
-        }
-    } else if !ptrace_cap {
-        return Err(Denied::UserNamespace { pid });
+    let target = [t.gids[0], t.gids[1], t.gids[2]];
+    if target.iter().any(|g| *g != owner.gid) {
+        return Err(Denied::Gid {
+            pid,
+            target,
+            gid: owner.gid,
+        });
+    }
+    if !t.dumpable {
+        return Err(Denied::NotDumpable { pid });
+    }
+    let missing = t.cap_prm & !owner.cap_permitted;
+    if missing != 0 {
+        return Err(Denied::Capabilities { pid, missing });
     }
     Ok(())
 }

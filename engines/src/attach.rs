@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use tracing::debug;
-
 use std::os::fd::OwnedFd;
 
-use crate::access::{self, Denied, Owner};
+use tracing::debug;
+
+use crate::access::{self, Denied, Owner, ProcStatus};
 use crate::core::{Core, BASE_OPTIONS};
 use crate::engine::{Engine, EngineId, EngineOptions};
 use crate::error::{AttachError, Result};
@@ -21,40 +21,12 @@ pub struct Attached {
     pub tids: Vec<Tid>,
 }
 
-/// Fields of `/proc/PID/status` the checks use.
-struct Status {
-    state: char,
-    ppid: Tid,
-    tracer: Tid,
-    uids: [u32; 3],
-}
-
-fn status(pid: Tid) -> Option<Status> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-            .unwrap_or("")
-    };
-    let mut uids = [0u32; 3];
-    for (slot, v) in uids.iter_mut().zip(field("Uid:").split_whitespace()) {
-        *slot = v.parse().unwrap_or(0);
-    }
-    Some(Status {
-        state: field("State:").chars().next().unwrap_or('?'),
-        ppid: field("PPid:").parse().unwrap_or(0),
-        tracer: field("TracerPid:").parse().unwrap_or(0),
-        uids,
-    })
-}
-
 /// Our process and its ancestors, up to init.
 fn ancestors() -> BTreeSet<Tid> {
     let mut out = BTreeSet::new();
     let mut pid = std::process::id() as Tid;
     while pid > 0 && out.insert(pid) {
-        pid = status(pid).map_or(0, |s| s.ppid);
+        pid = ProcStatus::of(pid).map_or(0, |s| s.ppid);
     }
     out
 }
@@ -70,7 +42,7 @@ pub(crate) fn precheck(pid: Tid) -> Result<(), AttachError> {
     if pid <= 0 {
         return Err(AttachError::NoSuchProcess { pid });
     }
-    let Some(st) = status(pid) else {
+    let Some(st) = ProcStatus::of(pid) else {
         return Err(AttachError::NoSuchProcess { pid });
     };
     if ancestors().contains(&pid) {
@@ -94,16 +66,14 @@ pub(crate) fn precheck(pid: Tid) -> Result<(), AttachError> {
 
 /// Explain an EPERM from PTRACE_SEIZE.
 pub(crate) fn explain_eperm(pid: Tid) -> AttachError {
-    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
+    let yama = access::yama_scope();
     let euid = nix::unistd::geteuid().as_raw();
-    let cause = match (yama, status(pid)) {
+    let cause = match (yama, ProcStatus::of(pid)) {
         (Some(3), _) => "Yama ptrace_scope is 3: attaching is disabled on this system until reboot".to_string(),
         (Some(2), _) if euid != 0 => {
             "Yama ptrace_scope is 2: only a tracer with CAP_SYS_PTRACE may attach".to_string()
         }
-        (_, Some(st)) if euid != 0 && st.uids.iter().any(|u| *u != euid) => format!(
+        (_, Some(st)) if euid != 0 && st.uids[..3].iter().any(|u| *u != euid) => format!(
             "uid mismatch: the process runs as uid {}/{}/{} (real/effective/saved) and the tracer as uid {euid}",
             st.uids[0], st.uids[1], st.uids[2]
         ),

@@ -14,11 +14,13 @@
 //! still sits, in every process that is still the one recorded (same pid
 //! and start time), and exits.
 //!
-//! What it cannot do: a thread that executes the `int3` between the
-//! tracer's death and the keeper's write (tens of microseconds) gets the
-//! SIGTRAP and dies. A breakpoint in code a program runs rarely (what a
-//! debugger's user sets) is saved; one in a hot loop usually is not. The
-//! keeper is for the daemon (`utraced`); an embedded server has none.
+//! What it cannot do: a thread stopped at the breakpoint when the tracer
+//! dies (the kernel then delivers the SIGTRAP it was stopped for), or one
+//! that reaches it before the keeper's write, dies. Measured with
+//! `benches/faults.rs`: a program reaching its breakpoint every 50 ms
+//! survived 98 of 100 kills (0 without the keeper), one in a tight loop 5
+//! of 99 (as without it). The keeper is for the daemon (`utraced`); an
+//! embedded server has none.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -52,8 +52,8 @@ pub struct SpawnOptions {
     pub pin_cpu: Option<usize>,
     /// Set `no_new_privs` whether or not a filter is installed: setuid and
     /// file-capability programs then run without the privileges they
-    /// carry. Always set for a program of an owner without every
-    /// capability (see [`crate::access::Owner::is_privileged`]): without
+    /// carry. A program started for an owner less privileged than the
+    /// tracer ([`crate::access::Owner::is_privileged`]) needs it: without
     /// it, the tracer's root rights would let such a program gain them
     /// while traced, which the kernel never allows an unprivileged tracer.
     pub no_new_privs: bool,
@@ -241,7 +241,7 @@ pub(crate) fn spawn(
     let stop_at_entry = opts.stop_at_entry;
     let opts_program = opts.argv.first().cloned().unwrap_or_default();
     let opts_cwd = opts.cwd.clone();
-    let (plan, searched) = match plan(&opts, &eopts) {
+    let (plan, candidates, searched) = match plan(&opts, &eopts) {
         Ok(p) => p,
         Err(e) => {
             reply(Err(e));
@@ -334,11 +334,7 @@ pub(crate) fn spawn(
             stop_at_entry,
             program: opts_program,
             searched,
-            candidates: plan
-                .candidates
-                .iter()
-                .map(|c| PathBuf::from(std::ffi::OsStr::from_bytes(c.as_bytes())))
-                .collect(),
+            candidates,
             cwd: opts_cwd,
             err_pipe: err_r,
             reply,
@@ -346,7 +342,9 @@ pub(crate) fn spawn(
     );
 }
 
-fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, String)> {
+/// The child's plan, and where the program is looked for (the candidate
+/// paths, and in words) for the spawn's error messages.
+fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, Vec<PathBuf>, String)> {
     let program = opts.argv.first().ok_or(SpawnError::EmptyArgv)?;
     let mut env: Vec<(String, String)> = if opts.env_clear {
         Vec::new()
@@ -407,16 +405,18 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, String
         max_caps: opts.max_caps,
         pin_cpu: opts.pin_cpu,
     };
-    Ok((plan, searched))
+    Ok((plan, candidates, searched))
 }
 
 /// The child between fork and exec. Never returns.
 ///
 /// Order: wait for the tracer's seize; stdio; descriptors from 3 up
-/// closed; capabilities the program may not hold dropped from the bounding
-/// set (while still privileged, where allowed); groups, gid and uid; the working directory and the program
-/// chosen with those credentials (so a path the program's user cannot
-/// reach fails as it would for them); no_new_privs and the filter; exec.
+/// closed; capabilities the program may not hold dropped from the
+/// bounding set (while still privileged, where allowed); groups, gid and
+/// uid; capabilities cut to the allowed; the working directory and the
+/// program chosen with those credentials (so a path the program's user
+/// cannot reach fails as it would for them); no_new_privs and the filter;
+/// exec.
 fn child(
     plan: &ChildPlan,
     argv: &[*const libc::c_char],
@@ -550,7 +550,8 @@ fn child(
             fail(10, 0);
         }
         if let Some(filter) = &plan.filter {
-            if sys::seccomp_install(filter, plan.no_new_privs).is_err() {
+            // (no_new_privs, where needed, was set just above.)
+            if sys::seccomp_install(filter).is_err() {
                 fail(7, 0);
             }
         }

@@ -479,18 +479,16 @@ pub fn pwrite(fd: RawFd, buf: &[u8], offset: u64) -> Result<usize, Errno> {
 
 // ---- seccomp and process set-up (used between fork and exec) ---------------
 
-/// Install a seccomp filter on the calling thread. Async-signal-safe: called
-/// in a forked child.
-pub fn seccomp_install(filter: &[libc::sock_filter], no_new_privs: bool) -> Result<(), Errno> {
+/// Install a seccomp filter on the calling thread, which must have
+/// `no_new_privs` set or `CAP_SYS_ADMIN`. Async-signal-safe: called in a
+/// forked child.
+pub fn seccomp_install(filter: &[libc::sock_filter]) -> Result<(), Errno> {
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut _,
     };
-    // SAFETY: `prog` points at a live filter array; prctl/seccomp only read it.
+    // SAFETY: `prog` points at a live filter array; seccomp only reads it.
     unsafe {
-        if no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(Errno::last());
-        }
         if libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,

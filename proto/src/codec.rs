@@ -108,6 +108,9 @@ impl<U: Message + Default + 'static> tonic::codec::Decoder for Decoder<U> {
             crate::validate::check(name, &msg).map_err(|e| {
                 Status::invalid_argument(format!("{}: {e}", short_name(std::any::type_name::<U>())))
             })?;
+            if let Some(m) = decode_checked::<U>(&msg) {
+                return Ok(Some(m));
+            }
         }
         U::decode(msg).map(Some).map_err(|e| {
             Status::invalid_argument(format!(
@@ -159,6 +162,18 @@ fn request_name<U: 'static>() -> Option<&'static str> {
         (TypeId::of::<WireBatchRequest>(), ".utrace.v1.BatchRequest"),
     ];
     known.iter().find(|(id, _)| *id == t).map(|(_, n)| *n)
+}
+
+/// A checked request the fast path left (a batch with ops other than
+/// reads), decoded by [`crate::fast`] where it can: its reads are still
+/// built without prost, the other ops by prost one by one.
+fn decode_checked<U: 'static>(msg: &Bytes) -> Option<U> {
+    let mut out: Option<U> = None;
+    let slot: &mut dyn Any = &mut out;
+    if let Some(s) = slot.downcast_mut::<Option<WireBatchRequest>>() {
+        *s = fast::decode_batch_request(msg).map(WireBatchRequest::Request);
+    }
+    out
 }
 
 /// `utrace_proto::v1::SpawnRequest` → `SpawnRequest`.

@@ -114,11 +114,12 @@ pub fn check(message: &str, buf: &[u8]) -> Result<(), String> {
 }
 
 /// One step of a field path: a name, with an index for repeated fields.
-type Step = (String, Option<usize>);
+type Step = (&'static str, Option<usize>);
 
-fn path_text(path: &[Step]) -> String {
+/// `path`, then `name[index]`, as text: `ops[3].read_memory.len`.
+fn at(path: &[Step], last: Option<Step>) -> String {
     let mut s = String::new();
-    for (name, index) in path {
+    for (name, index) in path.iter().chain(last.as_ref()) {
         if !s.is_empty() {
             s.push('.');
         }
@@ -128,6 +129,13 @@ fn path_text(path: &[Step]) -> String {
         }
     }
     s
+}
+
+fn malformed(path: &[Step]) -> String {
+    match at(path, None) {
+        p if p.is_empty() => "the message is malformed (a field runs past its end)".into(),
+        p => format!("{p}: malformed (a field runs past its end)"),
+    }
 }
 
 fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
@@ -143,6 +151,7 @@ fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
     None
 }
 
+/// `v` fits a field of `kind` (any value fits a kind not checked).
 fn fits(kind: &Kind, v: u64) -> bool {
     match kind {
         Kind::U32 => v <= u64::from(u32::MAX),
@@ -151,8 +160,15 @@ fn fits(kind: &Kind, v: u64) -> bool {
     }
 }
 
+/// A field's value on the wire.
+enum Value<'a> {
+    Varint(u64),
+    Delimited(&'a [u8]),
+    Fixed,
+}
+
 fn walk(
-    schema: &Schema,
+    schema: &'static Schema,
     message: &str,
     b: &[u8],
     max: usize,
@@ -160,106 +176,85 @@ fn walk(
     depth: usize,
 ) -> Result<(), String> {
     if depth > MAX_DEPTH {
-        return Err(format!("{}: nested too deeply", path_text(path)));
+        return Err(format!("{}: nested too deeply", at(path, None)));
     }
     let fields = schema.get(message);
+    // Elements seen per repeated field: the next one's index.
     let mut counts: HashMap<u32, usize> = HashMap::new();
-    let malformed = |path: &[Step]| {
-        let at = path_text(path);
-        if at.is_empty() {
-            "the message is malformed (a field runs past its end)".to_string()
-        } else {
-            format!("{at}: malformed (a field runs past its end)")
-        }
-    };
     let mut i = 0;
     while i < b.len() {
         let key = varint(b, &mut i).ok_or_else(|| malformed(path))?;
         let (number, wire) = ((key >> 3) as u32, key & 7);
-        let field = fields.and_then(|f| f.get(&number));
-        let index = field.filter(|f| f.repeated).map(|_| {
-            let n = counts.entry(number).or_insert(0);
-            *n += 1;
-            *n - 1
-        });
-        if let (Some(f), Some(n)) = (field, index) {
-            if n >= max {
-                path.push((f.name.clone(), None));
-                let e = format!(
-                    "{}: more than {max} elements; split the request",
-                    path_text(path)
-                );
-                return Err(e);
-            }
-        }
-        match wire {
-            0 => {
-                let v = varint(b, &mut i).ok_or_else(|| malformed(path))?;
-                if let Some(f) = field {
-                    if !fits(&f.kind, v) {
-                        path.push((f.name.clone(), index));
-                        let e = format!("{}: {v} does not fit in {} bits", path_text(path), 32);
-                        return Err(e);
-                    }
-                }
-            }
-            1 => {
-                i = i
-                    .checked_add(8)
-                    .filter(|e| *e <= b.len())
-                    .ok_or_else(|| malformed(path))?
-            }
-            5 => {
-                i = i
-                    .checked_add(4)
-                    .filter(|e| *e <= b.len())
-                    .ok_or_else(|| malformed(path))?
-            }
+        let skip = |i: &mut usize, n: usize| {
+            *i = i
+                .checked_add(n)
+                .filter(|e| *e <= b.len())
+                .ok_or_else(|| malformed(path))?;
+            Ok::<_, String>(())
+        };
+        let value = match wire {
+            0 => Value::Varint(varint(b, &mut i).ok_or_else(|| malformed(path))?),
+            1 => skip(&mut i, 8).map(|()| Value::Fixed)?,
+            5 => skip(&mut i, 4).map(|()| Value::Fixed)?,
             2 => {
                 let len = varint(b, &mut i).ok_or_else(|| malformed(path))?;
-                let end = usize::try_from(len)
-                    .ok()
-                    .and_then(|l| i.checked_add(l))
-                    .filter(|e| *e <= b.len())
-                    .ok_or_else(|| malformed(path))?;
-                let body = &b[i..end];
-                i = end;
-                let Some(f) = field else { continue };
-                match &f.kind {
-                    Kind::Message(name) => {
-                        path.push((f.name.clone(), index));
-                        walk(schema, name, body, max, path, depth + 1)?;
-                        path.pop();
-                    }
-                    Kind::U32 | Kind::I32 if f.repeated => {
-                        // Packed: count the elements and check each.
-                        let mut j = 0;
-                        let mut n = counts.get(&number).copied().unwrap_or(1) - 1;
-                        while j < body.len() {
-                            let v = varint(body, &mut j).ok_or_else(|| malformed(path))?;
-                            path.push((f.name.clone(), Some(n)));
-                            if !fits(&f.kind, v) {
-                                return Err(format!(
-                                    "{}: {v} does not fit in 32 bits",
-                                    path_text(path)
-                                ));
-                            }
-                            path.pop();
-                            n += 1;
-                            if n > max {
-                                path.push((f.name.clone(), None));
-                                return Err(format!(
-                                    "{}: more than {max} elements; split the request",
-                                    path_text(path)
-                                ));
-                            }
-                        }
-                        counts.insert(number, n);
-                    }
-                    _ => {}
-                }
+                let start = i;
+                skip(&mut i, usize::try_from(len).map_err(|_| malformed(path))?)?;
+                Value::Delimited(&b[start..i])
             }
             _ => return Err(malformed(path)),
+        };
+        let Some(f) = fields.and_then(|f| f.get(&number)) else {
+            continue;
+        };
+        // The index of the next element of `f`, refused past `max`.
+        let mut next = || -> Result<Option<usize>, String> {
+            if !f.repeated {
+                return Ok(None);
+            }
+            let n = counts.entry(number).or_insert(0);
+            if *n >= max {
+                return Err(format!(
+                    "{}: more than {max} elements; split the request",
+                    at(path, Some((&f.name, None)))
+                ));
+            }
+            *n += 1;
+            Ok(Some(*n - 1))
+        };
+        let too_wide = |index, v| {
+            format!(
+                "{}: {v} does not fit in 32 bits",
+                at(path, Some((&f.name, index)))
+            )
+        };
+        match (value, &f.kind) {
+            (Value::Varint(v), kind) => {
+                let index = next()?;
+                if !fits(kind, v) {
+                    return Err(too_wide(index, v));
+                }
+            }
+            (Value::Delimited(body), Kind::Message(name)) => {
+                let index = next()?;
+                path.push((&f.name, index));
+                walk(schema, name, body, max, path, depth + 1)?;
+                path.pop();
+            }
+            // Packed numbers: each is an element.
+            (Value::Delimited(body), kind @ (Kind::U32 | Kind::I32)) => {
+                let mut j = 0;
+                while j < body.len() {
+                    let v = varint(body, &mut j).ok_or_else(|| malformed(path))?;
+                    let index = next()?;
+                    if !fits(kind, v) {
+                        return Err(too_wide(index, v));
+                    }
+                }
+            }
+            _ => {
+                next()?;
+            }
         }
     }
     Ok(())

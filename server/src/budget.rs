@@ -184,31 +184,31 @@ impl Budgets {
             )));
         }
         let mut uids = self.lock();
-        let u = uids.entry(peer.uid).or_default();
+        let u = uids.entry(peer.uid()).or_default();
         if u.engines >= self.limits.max_engines_per_uid && !peer.is_root() {
             return Err(Status::resource_exhausted(format!(
                 "engines: uid {} has {} engines on this server, its limit (--max-engines-per-uid); detach some",
-                peer.uid, u.engines
+                peer.uid(), u.engines
             )));
         }
         u.engines += 1;
-        Ok(self.ticket(peer.uid, Kind::Engine))
+        Ok(self.ticket(peer.uid(), Kind::Engine))
     }
 
     /// Room for a batch moving `bytes` of `peer`'s, while it runs and its
     /// reply is built.
     pub fn batch_bytes(self: &Arc<Self>, peer: &Peer, bytes: usize) -> Result<Ticket, Status> {
         let mut uids = self.lock();
-        let u = uids.entry(peer.uid).or_default();
+        let u = uids.entry(peer.uid()).or_default();
         let limit = self.limits.max_batch_bytes_in_flight_per_uid;
         if u.batch_bytes.saturating_add(bytes) > limit {
             return Err(Status::resource_exhausted(format!(
                 "batch bytes: uid {} has {} bytes of batches running, and this one's {bytes} would pass its limit of {limit} (--max-batch-bytes-in-flight-per-uid); wait for them",
-                peer.uid, u.batch_bytes
+                peer.uid(), u.batch_bytes
             )));
         }
         u.batch_bytes += bytes;
-        Ok(self.ticket(peer.uid, Kind::BatchBytes(bytes)))
+        Ok(self.ticket(peer.uid(), Kind::BatchBytes(bytes)))
     }
 
     /// The meter of `uid`'s queued report bytes (one per uid, shared by

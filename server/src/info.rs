@@ -30,18 +30,15 @@ pub fn server_info(p: &Peer, listen: &[String], engines: u32, tasks: u32) -> pb:
     pb::ServerInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         kernel: utrace_engines::sys::kernel_release(),
-        yama_ptrace_scope: std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(-1),
+        yama_ptrace_scope: utrace_engines::access::yama_scope().map_or(-1, |s| s as i32),
         capabilities: effective_caps(),
         seccomp_filter: std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
             .map(|s| s.contains("trace"))
             .unwrap_or(false),
         listen: listen.to_vec(),
         caller: Some(pb::Caller {
-            uid: p.uid,
-            gid: p.gid,
+            uid: p.uid(),
+            gid: p.gid(),
             pid: p.pid.max(0) as u32,
             transport: p.transport.as_str().into(),
             may_trace_any: p.is_root(),

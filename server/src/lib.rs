@@ -60,7 +60,8 @@ pub struct Limits {
     /// sends many per write; zero sends each at once. A report to an idle
     /// stream, or to the only busy one, is never delayed.
     pub report_window: std::time::Duration,
-    /// Open connections per uid (privileged clients are not counted).
+    /// Open connections per uid (privileged clients, root with every
+    /// capability the server has, are not counted).
     pub max_conns_per_uid: usize,
     /// Engines per connection and per uid (privileged clients are not
     /// counted).
@@ -184,33 +185,37 @@ impl Server {
         // than a batch may be is decoded at all.
         utrace_proto::validate::allow_repeated(config.limits.max_batch_ops.saturating_mul(4));
         let mut bound = Vec::new();
-        let mut tls = None;
+        // Loaded once, for the first tls:// listener.
+        let mut tls: Option<(tokio_rustls::TlsAcceptor, Arc<tls::Identities>)> = None;
         for addr in &config.listen {
+            // A TCP port 0 binds a free port: the address kept says which.
+            let local =
+                |l: &tokio::net::TcpListener, a: std::net::SocketAddr| l.local_addr().unwrap_or(a);
             let b = match addr {
-                ListenAddr::Unix(path) => listen::Listener::Unix(listen::bind_unix(path)?),
-                ListenAddr::Tcp(a) => listen::Listener::Tcp(listen::bind_tcp(*a).await?),
+                ListenAddr::Unix(path) => (
+                    addr.clone(),
+                    listen::Listener::Unix(listen::bind_unix(path)?),
+                ),
+                ListenAddr::Tcp(a) => {
+                    let l = listen::bind_tcp(*a).await?;
+                    (ListenAddr::Tcp(local(&l, *a)), listen::Listener::Tcp(l))
+                }
                 ListenAddr::Tls(a) => {
-                    if tls.is_none() {
-                        let files = config.tls.as_ref().ok_or(tls::TlsError::Missing)?;
-                        tls = Some(tls::load(files)?);
-                    }
-                    let (acceptor, ids) = tls.clone().expect("loaded above");
-                    listen::Listener::Tls {
-                        tcp: listen::bind_tcp(*a).await?,
-                        acceptor,
-                        ids,
-                    }
+                    let (acceptor, ids) = match &tls {
+                        Some(t) => t.clone(),
+                        None => {
+                            let files = config.tls.as_ref().ok_or(tls::TlsError::Missing)?;
+                            tls.insert(tls::load(files)?).clone()
+                        }
+                    };
+                    let tcp = listen::bind_tcp(*a).await?;
+                    (
+                        ListenAddr::Tls(local(&tcp, *a)),
+                        listen::Listener::Tls { tcp, acceptor, ids },
+                    )
                 }
             };
-            // Port 0 binds a free port: say which.
-            let addr = match &b {
-                listen::Listener::Tcp(l) => l.local_addr().map_or(addr.clone(), ListenAddr::Tcp),
-                listen::Listener::Tls { tcp, .. } => {
-                    tcp.local_addr().map_or(addr.clone(), ListenAddr::Tls)
-                }
-                listen::Listener::Unix(_) => addr.clone(),
-            };
-            bound.push((addr, b));
+            bound.push(b);
         }
         let tracer = Tracer::with_options(utrace_engines::TracerOptions {
             journal: config.journal.clone(),
@@ -296,11 +301,7 @@ impl Server {
             if let ListenAddr::Unix(path) = &addr {
                 sockets.push(path.clone());
             }
-            let incoming = listen::incoming(
-                listener,
-                Arc::clone(&registry),
-                Arc::clone(&registry.budgets),
-            );
+            let incoming = listen::incoming(listener, Arc::clone(&registry));
             servers.spawn(async move {
                 router
                     .serve_with_incoming_shutdown(incoming, async move {
@@ -393,10 +394,7 @@ impl Embedded {
         let socket = dir.join("utraced.sock");
         let mut config = Config {
             listen: vec![ListenAddr::Unix(socket.clone())],
-            limits: Limits::default(),
-            observe_only: Vec::new(),
-            tls: None,
-            journal: None,
+            ..Config::default()
         };
         adjust(&mut config);
         config.listen = vec![ListenAddr::Unix(socket.clone())];

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
-use crate::budget::{Admission, Budgets, Ticket};
+use crate::budget::{Admission, Ticket};
 use crate::peer::{tcp_peer_uid, Peer};
 use crate::registry::Registry;
 use crate::tls::Identities;
@@ -182,21 +182,16 @@ const REFUSED_GRACE: Duration = Duration::from_secs(2);
 
 impl Conn {
     /// A connection of `peer` on `io`, if the budget lets it in.
-    fn admit(
-        io: Io,
-        mut peer: Peer,
-        registry: Arc<Registry>,
-        budgets: &Arc<Budgets>,
-    ) -> Option<Conn> {
-        let (ticket, close_at) = match budgets.admit(peer.uid, peer.is_root()) {
+    fn admit(io: Io, mut peer: Peer, registry: Arc<Registry>) -> Option<Conn> {
+        let (ticket, close_at) = match registry.budgets.admit(peer.uid(), peer.is_root()) {
             Admission::Admitted(t) => (t, None),
             Admission::Refused(t, why) => {
-                warn!(conn = peer.conn, uid = peer.uid, "{why}");
+                warn!(conn = peer.conn, uid = peer.uid(), "{why}");
                 peer.refused = Some((tonic::Code::ResourceExhausted, why.into()));
                 (t, Some(Box::pin(tokio::time::sleep(REFUSED_GRACE))))
             }
             Admission::Dropped => {
-                debug!(uid = peer.uid, "connection past the budget: closed");
+                debug!(uid = peer.uid(), "connection past the budget: closed");
                 return None;
             }
         };
@@ -210,7 +205,7 @@ impl Conn {
         })
     }
 
-    fn unix(s: UnixStream, registry: Arc<Registry>, budgets: &Arc<Budgets>) -> Option<Conn> {
+    fn unix(s: UnixStream, registry: Arc<Registry>) -> Option<Conn> {
         let (uid, gid, pid) = match s.peer_cred() {
             Ok(c) => (c.uid(), c.gid(), c.pid().unwrap_or(0)),
             Err(e) => {
@@ -220,10 +215,10 @@ impl Conn {
         };
         let peer = Peer::unix(s.as_raw_fd(), uid, gid, pid);
         debug!(conn = peer.conn, uid, pid, groups = ?peer.owner.groups, "connection");
-        Self::admit(Io::Unix(s), peer, registry, budgets)
+        Self::admit(Io::Unix(s), peer, registry)
     }
 
-    fn tcp(s: TcpStream, registry: Arc<Registry>, budgets: &Arc<Budgets>) -> Option<Conn> {
+    fn tcp(s: TcpStream, registry: Arc<Registry>) -> Option<Conn> {
         let uid = match (s.peer_addr(), s.local_addr()) {
             (Ok(p), Ok(l)) => tcp_peer_uid(p, l),
             _ => None,
@@ -237,18 +232,15 @@ impl Conn {
         };
         let peer = Peer::tcp(uid);
         debug!(conn = peer.conn, uid, "tcp connection");
-        Self::admit(Io::Tcp(s), peer, registry, budgets)
+        Self::admit(Io::Tcp(s), peer, registry)
     }
-}
 
-impl Conn {
     /// A TLS connection whose handshake is done: the client is who its
     /// certificate says, per the identities file.
     fn tls(
         s: tokio_rustls::server::TlsStream<TcpStream>,
         ids: &Identities,
         registry: Arc<Registry>,
-        budgets: &Arc<Budgets>,
     ) -> Option<Conn> {
         let leaf = s
             .get_ref()
@@ -267,7 +259,7 @@ impl Conn {
             }
             None => return None,
         };
-        Self::admit(Io::Tls(Box::new(s)), peer, registry, budgets)
+        Self::admit(Io::Tls(Box::new(s)), peer, registry)
     }
 }
 
@@ -285,7 +277,6 @@ const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 pub fn incoming(
     listener: Listener,
     registry: Arc<Registry>,
-    budgets: Arc<Budgets>,
 ) -> impl tokio_stream::Stream<Item = io::Result<Conn>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Conn>>(16);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
@@ -293,7 +284,7 @@ pub fn incoming(
         let mut backoff = Duration::ZERO;
         loop {
             let accepted = tokio::select! {
-                a = listener.accept(&registry, &budgets, &tx, &handshakes) => a,
+                a = listener.accept(&registry, &tx, &handshakes) => a,
                 () = tx.closed() => return,
             };
             match accepted {
@@ -340,18 +331,17 @@ impl Listener {
     async fn accept(
         &self,
         registry: &Arc<Registry>,
-        budgets: &Arc<Budgets>,
         tx: &tokio::sync::mpsc::Sender<io::Result<Conn>>,
         handshakes: &Arc<tokio::sync::Semaphore>,
     ) -> io::Result<Option<Conn>> {
         Ok(match self {
             Listener::Unix(l) => {
                 let (s, _) = l.accept().await?;
-                Conn::unix(s, Arc::clone(registry), budgets)
+                Conn::unix(s, Arc::clone(registry))
             }
             Listener::Tcp(l) => {
                 let (s, _) = l.accept().await?;
-                Conn::tcp(s, Arc::clone(registry), budgets)
+                Conn::tcp(s, Arc::clone(registry))
             }
             Listener::Tls { tcp, acceptor, ids } => {
                 let permit = Arc::clone(handshakes)
@@ -359,18 +349,17 @@ impl Listener {
                     .await
                     .map_err(io::Error::other)?;
                 let (s, addr) = tcp.accept().await?;
-                let (acceptor, ids, registry, budgets, tx) = (
+                let (acceptor, ids, registry, tx) = (
                     acceptor.clone(),
                     Arc::clone(ids),
                     Arc::clone(registry),
-                    Arc::clone(budgets),
                     tx.clone(),
                 );
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(s)).await {
                         Ok(Ok(s)) => {
-                            if let Some(conn) = Conn::tls(s, &ids, registry, &budgets) {
+                            if let Some(conn) = Conn::tls(s, &ids, registry) {
                                 let _ = tx.send(Ok(conn)).await;
                             }
                         }

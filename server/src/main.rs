@@ -10,8 +10,8 @@ use utraced::{default_socket, Config, Limits, ListenAddr};
 struct Args {
     /// Where to listen (repeatable): unix:///PATH; tls://ADDR:PORT (with
     /// --tls-cert, --tls-key, --tls-client-ca, --tls-identities); or
-    /// tcp://127.0.0.1:PORT with --insecure-tcp. Default: /run/utraced/utraced.sock as root, else
-    /// $XDG_RUNTIME_DIR/utraced.sock.
+    /// tcp://127.0.0.1:PORT with --insecure-tcp. Default:
+    /// /run/utraced/utraced.sock as root, else $XDG_RUNTIME_DIR/utraced.sock.
     #[arg(long = "listen", value_name = "URI")]
     listen: Vec<String>,
     /// Allow a plaintext TCP listener (loopback addresses only). Every local
@@ -66,8 +66,8 @@ struct Args {
     /// at once. 0: every report at once.
     #[arg(long, default_value_t = Limits::default().report_window.as_micros() as u64)]
     report_window_us: u64,
-    /// Open connections per uid (root, with every capability, is not
-    /// counted). Past it a connection's calls fail with RESOURCE_EXHAUSTED
+    /// Open connections per uid (a root client with every capability the
+    /// server has is not counted). Past it a connection's calls fail with RESOURCE_EXHAUSTED
     /// for two seconds, then it is closed.
     #[arg(long, default_value_t = Limits::default().max_conns_per_uid)]
     max_conns_per_uid: usize,

@@ -45,8 +45,6 @@ impl Transport {
 pub struct Peer {
     /// Connection id, unique for the server's life.
     pub conn: u64,
-    pub uid: u32,
-    pub gid: u32,
     /// The client's pid (0 when unknown, e.g. over TCP).
     pub pid: i32,
     pub transport: Transport,
@@ -80,8 +78,6 @@ impl Peer {
         let owner = unix_owner(fd, uid, gid, pid, groups);
         Peer {
             conn: next_conn_id(),
-            uid,
-            gid,
             pid,
             transport: Transport::Unix,
             owner: Arc::new(owner),
@@ -125,8 +121,6 @@ impl Peer {
         owner.groups = groups;
         Peer {
             conn: next_conn_id(),
-            uid,
-            gid,
             pid: 0,
             transport,
             owner: Arc::new(owner),
@@ -135,8 +129,17 @@ impl Peer {
         }
     }
 
-    /// The caller may trace anything (root with every capability, in the
-    /// server's user namespace).
+    /// Its effective uid and gid (`SO_PEERCRED`, or the mapped user).
+    pub fn uid(&self) -> u32 {
+        self.owner.uid
+    }
+
+    pub fn gid(&self) -> u32 {
+        self.owner.gid
+    }
+
+    /// The caller may trace anything: root with `CAP_SYS_PTRACE` and every
+    /// capability the server has, in the server's user namespace.
     pub fn is_root(&self) -> bool {
         self.owner.is_privileged()
     }
@@ -163,18 +166,15 @@ impl Peer {
         };
         format!(
             "may trace processes whose real, effective and saved uids are {} and gids are {}, that are dumpable, and {caps} (the kernel's ptrace rule)",
-            self.uid, self.gid
+            self.uid(),
+            self.gid()
         )
     }
 
-    /// The kernel's ptrace rule for this caller on `pid`. `Err` says why not.
-    pub fn may_trace(&self, pid: i32) -> Result<(), String> {
-        access::check(&self.owner, pid).map_err(|e| e.to_string())
-    }
-
-    /// Whether the caller may see a traced process in ListTasks.
+    /// Whether the caller may see a traced process in ListTasks: whether
+    /// it could trace it.
     pub fn may_see(&self, pid: i32) -> bool {
-        self.is_root() || self.may_trace(pid).is_ok()
+        access::check(&self.owner, pid).is_ok()
     }
 }
 

@@ -101,7 +101,7 @@ impl Registry {
                 conn: peer.conn,
                 _ticket: ticket,
                 client_pid: peer.pid.max(0) as u32,
-                client_uid: peer.uid,
+                client_uid: peer.uid(),
                 session,
                 sync,
                 pid,

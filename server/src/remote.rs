@@ -224,14 +224,17 @@ impl Queue {
             st.dropped += 1;
             return Offer::Full;
         }
-        let Some(mut r) = make() else {
-            return Offer::Taken;
-        };
+        // Charged before the report is made (a copy, for all but the last
+        // subscriber): one past the budget costs no copy.
         if !self.meter.try_charge(cost) {
             // Past the uid's queued-bytes budget: lost like a full queue's.
             st.dropped += 1;
             return Offer::Full;
         }
+        let Some(mut r) = make() else {
+            self.meter.release(cost);
+            return Offer::Taken;
+        };
         st.bytes += cost;
         r.dropped_before = std::mem::take(&mut st.dropped);
         st.items.push_back(r);
@@ -843,6 +846,15 @@ impl RemoteEngine {
         Action::Stop
     }
 
+    /// One of its processes is gone from it (died, or left by revocation):
+    /// after the last, its stream ends.
+    fn process_gone(&mut self) {
+        self.live -= 1;
+        if self.live <= 0 {
+            self.hub.close();
+        }
+    }
+
     fn wants(&self, m: EventMask) -> bool {
         self.hub.wanted().intersects(m)
     }
@@ -964,10 +976,7 @@ impl Engine for RemoteEngine {
             }),
         );
         if d.process_gone {
-            self.live -= 1;
-            if self.live <= 0 {
-                self.hub.close();
-            }
+            self.process_gone();
         }
     }
 
@@ -1001,10 +1010,7 @@ impl Engine for RemoteEngine {
             None,
             None,
         );
-        self.live -= 1;
-        if self.live <= 0 {
-            self.hub.close();
-        }
+        self.process_gone();
     }
 
     fn report_detached(&mut self) {

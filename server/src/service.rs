@@ -102,7 +102,7 @@ impl Parts {
         spec: crate::remote::Spec,
     ) -> Result<(Box<RemoteEngine>, Parts), Status> {
         let ticket = registry.reserve(p)?;
-        let meter = registry.budgets.queued(p.uid);
+        let meter = registry.budgets.queued(p.uid());
         let (hub, sub) = Hub::new(queue_len, spec.wanted, meter);
         let engine = RemoteEngine::new(Arc::clone(&hub), spec);
         let sync = engine.sync_state();
@@ -176,7 +176,7 @@ fn span(method: &'static str, p: &Peer) -> tracing::Span {
         "rpc",
         method,
         conn = p.conn,
-        uid = p.uid,
+        uid = p.uid(),
         client_pid = p.pid
     )
 }
@@ -379,6 +379,12 @@ impl TracerService {
             .ok_or_else(|| Status::unavailable("the server is shutting down"))
     }
 
+    /// `p` may only observe: its identity says so (TLS), or its uid is
+    /// listed (`--observe-only`).
+    pub(crate) fn observes_only(&self, p: &Peer) -> bool {
+        p.observe_only || self.observe_only.contains(&p.uid())
+    }
+
     /// Who holds task `tid` through engine `id`.
     fn holder(&self, id: u64, tid: i32) -> pb::Holder {
         let mut h = pb::Holder {
@@ -424,7 +430,7 @@ impl TracerService {
         ops: Vec<pb::Op>,
         stop_on_error: bool,
     ) -> Result<(Vec<utrace_engines::batch::Op>, BatchReplyPlan), Status> {
-        let observe_only = p.observe_only || self.observe_only.contains(&p.uid);
+        let observe_only = self.observes_only(p);
         let hub = self.registry.hub(engine_id, p)?;
         let (planned, new_wanted) = convert::batch_ops(ops, observe_only, &self.limits)?;
         let (ops, slots) = convert::split_plan(planned, stop_on_error);
@@ -517,18 +523,18 @@ impl TracerService {
         cfg.options.owner = Some(Arc::clone(&p.owner));
         // SAFETY: geteuid has no preconditions.
         let server_uid = unsafe { libc::geteuid() };
-        let credentials = if p.uid == server_uid {
+        let credentials = if p.uid() == server_uid {
             None
         } else if server_uid == 0 {
             Some(Credentials {
-                uid: p.uid,
-                gid: p.gid,
+                uid: p.uid(),
+                gid: p.gid(),
                 groups: p.owner.groups.clone(),
             })
         } else {
             return Err(Status::permission_denied(format!(
                 "this server runs as uid {server_uid} and cannot start programs as your uid {}",
-                p.uid
+                p.uid()
             )));
         };
         let mut opts = SpawnOptions::new(req.argv);
@@ -568,9 +574,13 @@ impl TracerService {
         // undone (program killed) when nobody takes it.
         let (tracer, registry, p2) = (self.tracer.clone(), Arc::clone(&self.registry), p.clone());
         let options = cfg.options;
+        let field = field.to_string();
         let made = tokio::spawn(
             async move {
-                let spawned = tracer.spawn(opts, engine, options).await.map_err(status)?;
+                let spawned = tracer
+                    .spawn(opts, engine, options)
+                    .await
+                    .map_err(|e| spawn_status(e, &field))?;
                 info!(pid = spawned.pid, engine = spawned.engine.0, "spawned");
                 let pid = spawned.pid as u32;
                 parts.register(
@@ -587,7 +597,6 @@ impl TracerService {
         );
         made.await
             .map_err(|e| Status::internal(format!("spawning: {e}")))?
-            .map_err(|e| spawn_field(e, field))
     }
 
     /// Attach for `p`; `field` prefixes the request's field paths in errors
@@ -644,14 +653,18 @@ impl TracerService {
     }
 }
 
-/// A spawn error, with the request's field named where one is at fault.
-fn spawn_field(e: Status, field: &str) -> Status {
-    if e.message()
-        .starts_with("cannot change to the working directory")
-    {
-        Status::new(e.code(), format!("{field}cwd: {}", e.message()))
+/// A spawn's error as a status; a working directory the request named is
+/// its field's fault.
+fn spawn_status(e: utrace_engines::Error, field: &str) -> Status {
+    let cwd = matches!(
+        e,
+        utrace_engines::Error::Spawn(utrace_engines::SpawnError::Cwd { .. })
+    );
+    let s = status(e);
+    if cwd {
+        Status::new(s.code(), format!("{field}cwd: {}", s.message()))
     } else {
-        e
+        s
     }
 }
 
@@ -734,10 +747,12 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         async move {
             let only = req.into_inner().pid;
             let tasks = self.tracer.tasks().await.map_err(status)?;
+            // Decided once per process (the check reads every thread of it).
+            let mut visible = std::collections::HashMap::new();
             let tasks = tasks
                 .iter()
                 .filter(|t| only == 0 || t.pid as u32 == only)
-                .filter(|t| p.may_see(t.pid))
+                .filter(|t| *visible.entry(t.pid).or_insert_with(|| p.may_see(t.pid)))
                 .map(|t| {
                     let mut info = convert::task_info(t);
                     info.holders = t.holds.iter().map(|id| self.holder(id.0, t.tid)).collect();

@@ -219,8 +219,7 @@ impl Session {
                     debug!(session = self.id, error = %e, "client stream failed");
                     // Say why (a message that cannot be decoded is the
                     // client's error); a client that is gone hears nothing.
-                    let status = if e.code() == Code::Internal || e.code() == Code::InvalidArgument
-                    {
+                    let status = if e.code() == Code::InvalidArgument {
                         Status::invalid_argument(format!(
                             "the session ends: a message could not be decoded ({}); its engines are detached",
                             e.message()
@@ -247,9 +246,7 @@ impl Session {
     /// A sync engine holds tasks: control, which an observe-only client
     /// may not exercise.
     fn may_hold(&self, spec: Option<&pb::EngineSpec>, field: &str) -> Result<(), Refusal> {
-        if spec.is_some_and(|s| s.sync)
-            && (self.peer.observe_only || self.svc.observe_only.contains(&self.peer.uid))
-        {
+        if spec.is_some_and(|s| s.sync) && self.svc.observes_only(&self.peer) {
             return Err(Status::permission_denied(format!(
                 "{field}.sync: this client may only observe (--observe-only), and a sync engine holds tasks; leave sync false"
             ))
@@ -402,7 +399,7 @@ impl Session {
         }
         let changes =
             d.skip_syscall || d.syscall_return.is_some() || d.signal != 0 || d.suppress_signal;
-        if changes && (self.peer.observe_only || self.svc.observe_only.contains(&self.peer.uid)) {
+        if changes && self.svc.observes_only(&self.peer) {
             return Err(at(Status::permission_denied(
                 "decide: this client may only observe (--observe-only): it may resume, hold, step or detach, not change syscalls or signals",
             )));

@@ -102,35 +102,25 @@ async fn round(dir: &std::path::Path, program: &[&str], keeper: bool) -> Option<
             .await
             .ok()?;
         let mut events = c.events(at.engine_id).await.ok()?;
-        let op = |o| pb::Op { op: Some(o) };
-        let r = c
-            .raw()
-            .batch(pb::BatchRequest {
-                engine_id: at.engine_id,
-                interrupt: true,
-                ops: vec![op(pb::op::Op::GetRegisters(pb::GetRegisters {
-                    names: vec!["rip".into()],
-                }))],
-                ..Default::default()
-            })
+        let rip = c
+            .batch(at.engine_id, 0)
+            .interrupt(true)
+            .regs(&["rip"])
+            .send()
             .await
             .ok()?
-            .into_inner();
-        let Some(pb::op_result::Result::Registers(regs)) = &r.results[0].result else {
-            return None;
-        };
-        let rip = regs.values["rip"];
+            .register(0, "rip")
+            .ok()?;
         let orig = raw_byte(pid, rip)?;
-        c.raw()
-            .batch(pb::BatchRequest {
-                engine_id: at.engine_id,
-                interrupt: true,
-                ops: vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                    addr: rip,
-                }))],
-                ..Default::default()
-            })
+        c.batch(at.engine_id, 0)
+            .interrupt(true)
+            .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                addr: rip,
+            }))
+            .send()
             .await
+            .ok()?
+            .done(0)
             .ok()?;
         // Hit once, then killed at a random point of its cycle.
         loop {

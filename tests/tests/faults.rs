@@ -81,6 +81,16 @@ fn ticker(ms: u32) -> (common::KillOnDrop, common::Lines) {
     (common::KillOnDrop(child), lines)
 }
 
+/// A client (another process) whose Session holds `pid` at a syscall
+/// entry and never decides, once it does.
+fn held_by_a_client(uri: &str, pid: u32) -> AsClient {
+    let mut holder = AsClient::start(&[], uri);
+    let r = holder.cmd(&format!("session-hold {pid}"));
+    assert!(r.starts_with("ok"), "{r}");
+    holder.wait_event("held");
+    holder
+}
+
 /// `n` more ticks come: the program runs on.
 fn ticks_on(lines: &mut common::Lines, n: usize) {
     for _ in 0..n {
@@ -119,42 +129,26 @@ async fn breakpoint_where_it_sleeps(c: &mut Client, pid: u32) -> (u64, u8) {
         .await
         .unwrap();
     let mut events = c.events(at.engine_id).await.unwrap();
-    let op = |o| pb::Op { op: Some(o) };
-    let r = c
-        .raw()
-        .batch(pb::BatchRequest {
-            engine_id: at.engine_id,
-            interrupt: true,
-            ops: vec![op(pb::op::Op::GetRegisters(pb::GetRegisters {
-                names: vec!["rip".into()],
-            }))],
-            ..Default::default()
-        })
+    let rip = c
+        .batch(at.engine_id, 0)
+        .interrupt(true)
+        .regs(&["rip"])
+        .send()
         .await
         .unwrap()
-        .into_inner();
-    let Some(pb::op_result::Result::Registers(regs)) = &r.results[0].result else {
-        panic!("{r:?}")
-    };
-    let rip = regs.values["rip"];
+        .register(0, "rip")
+        .unwrap();
     let orig = raw_byte(pid, rip);
-    let r = c
-        .raw()
-        .batch(pb::BatchRequest {
-            engine_id: at.engine_id,
-            interrupt: true,
-            ops: vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                addr: rip,
-            }))],
-            ..Default::default()
-        })
+    c.batch(at.engine_id, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            addr: rip,
+        }))
+        .send()
         .await
         .unwrap()
-        .into_inner();
-    assert!(
-        matches!(r.results[0].result, Some(pb::op_result::Result::Done(_))),
-        "{r:?}"
-    );
+        .done(0)
+        .unwrap();
     // (Right after the insertion the thread steps over it: the int3 is
     // back once that step is done.)
     common::wait_for("the int3 in memory", || raw_byte(pid, rip) == 0xcc);
@@ -202,10 +196,7 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     let (addr, orig) = breakpoint_where_it_sleeps(&mut c, bp_prog.0.id()).await;
 
     let (held_prog, mut held_lines) = ticker(20);
-    let mut holder = AsClient::start(&[], &d.uri);
-    let r = holder.cmd(&format!("session-hold {}", held_prog.0.id()));
-    assert!(r.starts_with("ok"), "{r}");
-    holder.wait_event("held");
+    let _holder = held_by_a_client(&d.uri, held_prog.0.id());
 
     let (streamed, mut streamed_lines) = ticker(5);
     let mut stream = c
@@ -220,8 +211,7 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     let filtered = spawn_filtered(&mut c).await;
     assert!(common::alive(filtered.pid));
 
-    let log = d.stop(libc::SIGKILL);
-    let _ = log;
+    d.stop(libc::SIGKILL);
     // The breakpoint's byte is back, and the program ticks on.
     common::wait_for("the keeper to restore the byte", || {
         raw_byte(bp_prog.0.id(), addr) == orig
@@ -248,11 +238,7 @@ async fn sigterm_of_the_server_leaves_programs_as_if_never_traced() {
     let (bp_prog, mut bp_lines) = ticker(20);
     let (addr, orig) = breakpoint_where_it_sleeps(&mut c, bp_prog.0.id()).await;
     let (held_prog, mut held_lines) = ticker(20);
-    let mut holder = AsClient::start(&[], &d.uri);
-    assert!(holder
-        .cmd(&format!("session-hold {}", held_prog.0.id()))
-        .starts_with("ok"));
-    holder.wait_event("held");
+    let mut holder = held_by_a_client(&d.uri, held_prog.0.id());
     let filtered = spawn_filtered(&mut c).await;
     let log = d.stop(libc::SIGTERM);
     assert!(!log.contains("panicked"), "{log}");
@@ -261,7 +247,11 @@ async fn sigterm_of_the_server_leaves_programs_as_if_never_traced() {
     untraced(bp_prog.0.id());
     ticks_on(&mut held_lines, 5);
     untraced(held_prog.0.id());
-    holder.wait_event("end");
+    let end = holder.wait_event("end");
+    assert!(
+        end.ends_with("Unavailable"),
+        "the session ends UNAVAILABLE: {end}"
+    );
     common::wait_for("the filtered program to end", || {
         !common::alive(filtered.pid)
     });
@@ -277,11 +267,7 @@ async fn a_client_killed_midway_harms_nobody() {
 
     // Mid-decision: a held syscall entry that is never decided.
     let (held_prog, mut held_lines) = ticker(20);
-    let mut holder = AsClient::start(&[], &d.uri);
-    assert!(holder
-        .cmd(&format!("session-hold {}", held_prog.0.id()))
-        .starts_with("ok"));
-    holder.wait_event("held");
+    let holder = held_by_a_client(&d.uri, held_prog.0.id());
     let watch = other
         .attach(pb::AttachRequest {
             pid: held_prog.0.id(),
@@ -323,25 +309,15 @@ async fn a_client_killed_midway_harms_nobody() {
     untraced(batched.0.id());
 
     // The other client's engine on the held program works throughout.
-    let r = other
-        .raw()
-        .batch(pb::BatchRequest {
-            engine_id: watch.engine_id,
-            interrupt: true,
-            ops: vec![pb::Op {
-                op: Some(pb::op::Op::GetRegisters(pb::GetRegisters {
-                    names: vec!["rip".into()],
-                })),
-            }],
-            ..Default::default()
-        })
+    other
+        .batch(watch.engine_id, 0)
+        .interrupt(true)
+        .regs(&["rip"])
+        .send()
         .await
         .unwrap()
-        .into_inner();
-    assert!(matches!(
-        r.results[0].result,
-        Some(pb::op_result::Result::Registers(_))
-    ));
+        .register(0, "rip")
+        .unwrap();
     other.detach(watch.engine_id).await.unwrap();
     untraced(held_prog.0.id());
     ticks_on(&mut held_lines, 5);

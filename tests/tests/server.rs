@@ -615,40 +615,22 @@ async fn disconnect_detaches_engine() {
     assert_eq!(out.value("done").as_deref(), Some("1"));
 }
 
-/// Run the `as_user` helper as uid 65534 against the server.
-fn as_nobody(uri: &str, args: &[&str]) -> Vec<String> {
-    let out = std::process::Command::new(tracee!("as_user"))
-        .arg("65534")
-        .arg(uri)
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Authorization: an unprivileged client cannot attach to root's process or
 /// touch another client's engine, and what it spawns runs as itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unprivileged_client_is_confined() {
+    use common::users::AsClient;
     let (srv, mut root) = server().await;
     // Let uid 65534 reach the socket (the embedded server's is private).
-    let sock = srv.uri().trim_start_matches("unix://").to_string();
-    let dir = std::path::Path::new(&sock).parent().unwrap().to_path_buf();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    common::users::open_socket(&srv.uri());
     let uri = srv.uri();
+    // The client, as uid 65534, in a process of its own (driven blocking).
+    let nobody = ["--uid", "65534", "--gid", "65534"].map(String::from);
+    let mut c = tokio::task::block_in_place(|| AsClient::start(&nobody, &uri));
+    let mut cmd = |line: String| tokio::task::block_in_place(|| c.cmd(&line));
 
-    let info = tokio::task::spawn_blocking({
-        let uri = uri.clone();
-        move || as_nobody(&uri, &["info"])
-    })
-    .await
-    .unwrap();
-    assert!(info[0].starts_with("uid=65534"), "{info:?}");
+    let info = cmd("info".into());
+    assert!(info.starts_with("ok uid=65534"), "{info}");
 
     // A root-owned process.
     let mut child = std::process::Command::new(tracee!("ticker"))
@@ -656,19 +638,9 @@ async fn unprivileged_client_is_confined() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id().to_string();
-    let r = tokio::task::spawn_blocking({
-        let uri = uri.clone();
-        let pid = pid.clone();
-        move || as_nobody(&uri, &["attach", &pid])
-    })
-    .await
-    .unwrap();
-    assert!(
-        r[0].starts_with("attach=err code=PermissionDenied"),
-        "{r:?}"
-    );
-    assert!(r[0].contains("uid"), "the cause is named: {r:?}");
+    let r = cmd(format!("attach {}", child.id()));
+    assert!(r.starts_with("err PermissionDenied"), "{r}");
+    assert!(r.contains("uid"), "the cause is named: {r}");
 
     // Another client's engine.
     let mine = root
@@ -678,43 +650,19 @@ async fn unprivileged_client_is_confined() {
         })
         .await
         .unwrap();
-    let r = tokio::task::spawn_blocking({
-        let uri = uri.clone();
-        let id = mine.engine_id.to_string();
-        move || as_nobody(&uri, &["detach", &id])
-    })
-    .await
-    .unwrap();
-    assert!(
-        r[0].starts_with("detach=err code=PermissionDenied"),
-        "{r:?}"
-    );
-    assert!(r[0].contains("another client"), "{r:?}");
+    let r = cmd(format!("detach {}", mine.engine_id));
+    assert!(r.starts_with("err PermissionDenied"), "{r}");
+    assert!(r.contains("another client"), "{r}");
     root.detach(mine.engine_id).await.unwrap();
     let _ = child.kill();
     tokio::task::spawn_blocking(move || common::wait_child(&mut child))
         .await
         .unwrap();
 
-    // What it spawns runs as uid 65534.
-    let mut helper = std::process::Command::new(tracee!("as_user"))
-        .args(["65534", &uri, "spawn", tracee!("ticker"), "1", "1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = common::Lines::from_reader(helper.stdout.take().unwrap());
-    let first = tokio::task::spawn_blocking(move || (lines.next(), lines))
-        .await
-        .unwrap();
-    let (line, _lines) = first;
-    assert!(line.starts_with("spawn=ok"), "{line}");
-    let spawned: i32 = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("pid="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    // What it spawns runs as uid 65534 (held at its first instruction).
+    let line = cmd(format!("spawn stop -- {} 1 1", tracee!("ticker")));
+    assert!(line.starts_with("ok"), "{line}");
+    let spawned: i32 = AsClient::field(&line, "pid").parse().unwrap();
     let uids = common::proc_status(spawned, "Uid").unwrap();
     assert_eq!(
         uids.split_whitespace().collect::<Vec<_>>(),
@@ -723,13 +671,11 @@ async fn unprivileged_client_is_confined() {
     );
     let gids = common::proc_status(spawned, "Gid").unwrap();
     assert!(gids.starts_with("65534"), "{gids}");
-    {
-        use std::io::Write;
-        writeln!(helper.stdin.as_mut().unwrap(), "done").unwrap();
-    }
-    tokio::task::spawn_blocking(move || common::wait_child(&mut helper))
-        .await
-        .unwrap();
+    // The client goes: its engine detaches and the program runs to its end.
+    drop(c);
+    common::wait_for("the spawned program to end", || {
+        common::exited(spawned as u32)
+    });
 }
 
 /// Bad input gets the right status and a message naming the field; the
