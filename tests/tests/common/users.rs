@@ -112,7 +112,11 @@ pub struct Target {
 
 impl Target {
     /// Start `cmd` (stdin piped: it may wait for a line) and wait until
-    /// the program it ends up running has `comm`.
+    /// the program it ends up running has `comm`. The `hold` helper sets
+    /// itself up (`--nondumpable`, `--listen`) after its exec, then reads
+    /// stdin: for it, wait for that read too, or a test could meet it
+    /// before its setup (a CI run once seized a `hold --nondumpable` that
+    /// was still dumpable).
     pub fn start(mut cmd: Command, comm: &str) -> Target {
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -123,6 +127,9 @@ impl Target {
         super::wait_for(&format!("pid {pid} to run {comm}"), || {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
         });
+        if comm == "hold" {
+            super::wait_reading_stdin(pid);
+        }
         Target {
             stdin: child.stdin.take(),
             child,
