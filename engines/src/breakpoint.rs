@@ -1,27 +1,111 @@
-//! Software breakpoints, per process: an `int3` byte at each address,
-//! reference-counted per engine so two engines can share one. The original
-//! byte is restored when the last user removes it, detaches, or the tracer
-//! shuts down; reads through the tracer show the original bytes, never the
-//! `int3`. (A breakpoint left in an untraced process kills it with SIGTRAP.)
+//! Breakpoint sites, per process: one table owns every breakpoint of a
+//! process, whichever mechanism serves it, because the kernel lets only
+//! one serve an address (a uprobe and a ptrace `int3` at one address do
+//! not coexist: each erases the other's hits).
+//!
+//! A site is reference-counted per engine, so engines share it. It is
+//! served by
+//! - an in-kernel **uprobe** ([`crate::uprobe`]) when every engine using it
+//!   takes hits without a stop ([`crate::EngineOptions::breakpoint_hits`])
+//!   and the code there is a file's, unchanged: no ptrace stop, and the
+//!   kernel removes it when the tracer's process ends, however it ends;
+//! - an **`int3`** written by the tracer otherwise: the task stops, engines
+//!   see it stopped. The original byte is restored when the last user
+//!   goes, detaches, or the tracer shuts down (and by the keeper if the
+//!   tracer is killed, [`crate::journal`]).
+//!
+//! The table switches a site between the two as engines come and go.
+//! Reads through the tracer show the original bytes, never an `int3`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use tracing::{debug, warn};
 
 use crate::engine::EngineId;
+use crate::sys::{Errno, Tid};
+use crate::task::MemFile;
+use crate::uprobe::{self, Probes, Site};
 
 /// The x86 breakpoint instruction.
 pub const INT3: u8 = 0xcc;
 
-/// One inserted breakpoint.
-#[derive(Clone, Debug)]
+/// How a site is served.
+#[derive(Debug, Default)]
+pub(crate) enum Mech {
+    /// Not yet (a site being made).
+    #[default]
+    Unplaced,
+    /// Our `int3` is in memory.
+    Int3,
+    /// The kernel's uprobes.
+    Probe(Site),
+}
+
+#[derive(Clone, Copy)]
+enum Now {
+    Unplaced,
+    Int3,
+    Probe,
+}
+
+/// One breakpoint site.
+#[derive(Debug)]
 pub(crate) struct Bp {
-    /// The byte the `int3` replaced.
+    /// The byte at the address before any breakpoint.
     pub orig: u8,
     /// Insertions per engine.
     pub users: BTreeMap<EngineId, u32>,
+    /// Users whose hits need the task stopped.
+    pub stoppers: BTreeSet<EngineId>,
+    pub mech: Mech,
+    /// A uprobe cannot serve it (not a file's unchanged code, an int3 of
+    /// ours at its location elsewhere, or the kernel refused one).
+    pub no_probe: bool,
+    /// Its location in a mapped file, if it is in one.
+    pub loc: Option<uprobe::Loc>,
 }
 
-/// A process's breakpoints by address.
-#[derive(Default, Debug)]
+impl Bp {
+    pub fn new(orig: u8, loc: Option<uprobe::Loc>) -> Bp {
+        Bp {
+            orig,
+            users: BTreeMap::new(),
+            stoppers: BTreeSet::new(),
+            mech: Mech::Unplaced,
+            no_probe: false,
+            loc,
+        }
+    }
+
+    pub fn is_int3(&self) -> bool {
+        matches!(self.mech, Mech::Int3)
+    }
+}
+
+/// What the table needs of its process to place a site: its threads and
+/// its memory. The caller holds the process gate's `changing()` guard.
+pub(crate) struct Io<'a> {
+    pub pid: Tid,
+    pub threads: &'a [Tid],
+    pub mem: &'a mut MemFile,
+}
+
+impl Io<'_> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> usize {
+        self.mem.read(self.pid, addr, buf).unwrap_or(0)
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        match self.mem.write(self.pid, addr, data) {
+            Ok(n) if n == data.len() => Ok(()),
+            Ok(_) => Err(Errno::EFAULT),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A process's breakpoint sites by address.
+#[derive(Debug)]
 pub(crate) struct Breakpoints {
     pub map: BTreeMap<u64, Bp>,
     /// Addresses of removed breakpoints (at most [`MAX_REMOVED`], oldest
@@ -29,20 +113,119 @@ pub(crate) struct Breakpoints {
     /// and its SIGTRAP arrives after. Such a late hit is swallowed, not
     /// delivered (gdb's "moribund locations").
     removed: std::collections::VecDeque<u64>,
+    /// The uprobe side: rings per thread, events by id.
+    pub probes: Probes,
 }
 
 /// Removed breakpoint addresses remembered per process.
 const MAX_REMOVED: usize = 1024;
 
 impl Breakpoints {
+    pub fn new(probes: Probes) -> Self {
+        Breakpoints {
+            map: BTreeMap::new(),
+            removed: Default::default(),
+            probes,
+        }
+    }
+
+    /// Put the site at `addr` in `mech` (the old one already taken out),
+    /// keeping the process-wide count of each location's mechanisms (an
+    /// int3 where uprobes serve the location elsewhere is a conflict every
+    /// tracer resolves: [`uprobe::Keys`]).
+    fn set_mech(&mut self, addr: u64, mech: Mech) {
+        let Some(bp) = self.map.get_mut(&addr) else {
+            return;
+        };
+        let old = std::mem::replace(&mut bp.mech, mech);
+        let Some(key) = bp.loc.as_ref().map(|l| l.key) else {
+            return;
+        };
+        let mut keys = uprobe::keys();
+        match old {
+            Mech::Int3 => keys.count(key, false, -1),
+            Mech::Probe(_) => keys.count(key, true, -1),
+            Mech::Unplaced => {}
+        }
+        match bp.mech {
+            Mech::Int3 => {
+                keys.count(key, false, 1);
+            }
+            Mech::Probe(_) => keys.count(key, true, 1),
+            Mech::Unplaced => {}
+        }
+    }
+
+    /// Take the site's mechanism out of the books (its uprobe closed, or
+    /// its int3 left to the caller) and leave it unplaced.
+    fn unplace(&mut self, addr: u64) -> Mech {
+        let Some(bp) = self.map.get_mut(&addr) else {
+            return Mech::Unplaced;
+        };
+        let old = std::mem::take(&mut bp.mech);
+        if let Some(key) = bp.loc.as_ref().map(|l| l.key) {
+            let probe = matches!(old, Mech::Probe(_));
+            if !matches!(old, Mech::Unplaced) {
+                uprobe::keys().count(key, probe, -1);
+            }
+        }
+        old
+    }
+
+    /// Sites at location `key` served by uprobes.
+    pub fn probes_at(&self, key: &uprobe::Key) -> Vec<u64> {
+        self.map
+            .iter()
+            .filter(|(_, b)| {
+                matches!(b.mech, Mech::Probe(_)) && b.loc.as_ref().is_some_and(|l| l.key == *key)
+            })
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
+    /// Sites at location `key` served by our int3s.
+    pub fn int3s_at(&self, key: &uprobe::Key) -> Vec<u64> {
+        self.map
+            .iter()
+            .filter(|(_, b)| b.is_int3() && b.loc.as_ref().is_some_and(|l| l.key == *key))
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
+    /// The process exec'd: every uprobe closes (its recorded hits and
+    /// losses stay to be delivered, while the sites still name their
+    /// owners); [`Self::new_image`] then forgets the sites.
+    pub fn close_probes(&mut self) {
+        let addrs: Vec<u64> = self
+            .map
+            .iter()
+            .filter(|(_, b)| matches!(b.mech, Mech::Probe(_)))
+            .map(|(a, _)| *a)
+            .collect();
+        for a in addrs {
+            self.unplace(a);
+        }
+        self.probes.close_all();
+    }
+
+    /// The process has new memory: no site of the old one remains.
+    pub fn new_image(&mut self) {
+        self.close_probes();
+        let addrs: Vec<u64> = self.map.keys().copied().collect();
+        for a in addrs {
+            self.unplace(a);
+        }
+        self.map.clear();
+        self.removed.clear();
+    }
+
     /// No breakpoint is inserted now and none was removed: no SIGTRAP of
     /// this process can be ours.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty() && self.removed.is_empty()
     }
 
-    /// Some breakpoint is inserted now (resuming may need a step-over,
-    /// writes may need patching).
+    /// Some breakpoint is inserted now (writes may need patching).
     pub fn active(&self) -> bool {
         !self.map.is_empty()
     }
@@ -63,8 +246,9 @@ impl Breakpoints {
         self.removed.contains(&addr)
     }
 
-    pub fn contains(&self, addr: u64) -> bool {
-        self.map.contains_key(&addr)
+    /// Our `int3` sits at `addr` (resuming there needs a step-over).
+    pub fn has_int3(&self, addr: u64) -> bool {
+        self.map.get(&addr).is_some_and(Bp::is_int3)
     }
 
     /// Engines that inserted a breakpoint at `addr`.
@@ -75,7 +259,22 @@ impl Breakpoints {
             .unwrap_or_default()
     }
 
-    /// Show original bytes in `data` (read at `addr`) where `int3`s sit.
+    /// (address, original byte) of every site, for readers to hide them.
+    pub fn originals(&self) -> impl Iterator<Item = (u64, u8)> + '_ {
+        self.map.iter().map(|(a, b)| (*a, b.orig))
+    }
+
+    /// (address, original byte) of every `int3` of ours in memory: what
+    /// the keeper must restore if the tracer dies (uprobes go by
+    /// themselves).
+    pub fn int3s(&self) -> impl Iterator<Item = (u64, u8)> + '_ {
+        self.map
+            .iter()
+            .filter(|(_, b)| b.is_int3())
+            .map(|(a, b)| (*a, b.orig))
+    }
+
+    /// Show original bytes in `data` (read at `addr`) where sites are.
     pub fn unpatch(&self, addr: u64, data: &mut [u8]) {
         if self.map.is_empty() || data.is_empty() {
             return;
@@ -86,9 +285,23 @@ impl Breakpoints {
         }
     }
 
+    /// Sites served by uprobes whose instruction `len` bytes written at
+    /// `addr` would change (a uprobe runs its file's copy of the
+    /// instruction, so such a site must become an `int3` first).
+    pub fn probes_under(&self, addr: u64, len: usize) -> Vec<u64> {
+        let from = addr.saturating_sub(uprobe::MAX_INSN as u64 - 1);
+        let end = addr.saturating_add(len as u64);
+        self.map
+            .range(from..end)
+            .filter(|(_, b)| matches!(b.mech, Mech::Probe(_)))
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
     /// Before writing `data` at `addr`: record the new bytes as the
     /// originals under breakpoints, and keep the `int3`s in what is written.
     /// Whether any breakpoint lies under `data` (its original changed).
+    /// (Sites served by uprobes are made `int3`s first: [`Self::probes_under`].)
     pub fn patch_write(&mut self, addr: u64, data: &mut [u8]) -> bool {
         if self.map.is_empty() || data.is_empty() {
             return false;
@@ -104,19 +317,217 @@ impl Breakpoints {
         any
     }
 
-    /// Remove every breakpoint of `engine`; returns the (address, original
-    /// byte) pairs whose last user it was, to be written back.
-    pub fn remove_engine(&mut self, engine: EngineId) -> Vec<(u64, u8)> {
-        let mut restore = Vec::new();
-        for (addr, bp) in self.map.iter_mut() {
-            bp.users.remove(&engine);
-            if bp.users.is_empty() {
-                restore.push((*addr, bp.orig));
+    /// Put the site at `addr` in the mechanism its users call for: a
+    /// uprobe when none of them needs a stop and one can serve it, else an
+    /// `int3`. An error is a failed write of the `int3` (the site is then
+    /// unplaced: nothing of ours is in memory).
+    pub fn settle(&mut self, addr: u64, io: &mut Io<'_>) -> Result<(), Errno> {
+        let Some(bp) = self.map.get(&addr) else {
+            return Ok(());
+        };
+        let want_probe = bp.stoppers.is_empty() && !bp.users.is_empty() && !bp.no_probe;
+        let now = match bp.mech {
+            Mech::Unplaced => Now::Unplaced,
+            Mech::Int3 => Now::Int3,
+            Mech::Probe(_) => Now::Probe,
+        };
+        match (now, want_probe) {
+            (Now::Probe, true) | (Now::Int3, false) => return Ok(()),
+            (Now::Unplaced, false) => {}
+            (Now::Probe, false) => {
+                // The kernel puts the original instruction back as the
+                // events close; then our int3 goes in.
+                let orig = bp.orig;
+                if let Mech::Probe(site) = self.unplace(addr) {
+                    self.probes.close_site(site);
+                }
+                wait_restored(io, addr, orig);
+                debug!(pid = io.pid, addr, "breakpoint: uprobe -> int3");
+            }
+            (Now::Int3 | Now::Unplaced, true) => {
+                if self.place_probe(addr, io) {
+                    return Ok(());
+                }
+                if self.map.get(&addr).is_some_and(Bp::is_int3) {
+                    return Ok(());
+                }
             }
         }
-        for (addr, _) in &restore {
-            self.forget(*addr);
+        io.write(addr, &[INT3])?;
+        self.set_mech(addr, Mech::Int3);
+        Ok(())
+    }
+
+    /// Serve `addr` with uprobes if one can; `false` (and `no_probe` set)
+    /// if not, the site as it was.
+    fn place_probe(&mut self, addr: u64, io: &mut Io<'_>) -> bool {
+        let mut code = [0u8; uprobe::MAX_INSN];
+        let n = io.read(addr, &mut code);
+        self.unpatch(addr, &mut code[..n]);
+        let Some(bp) = self.map.get(&addr) else {
+            return false;
+        };
+        // Not where an int3 of ours serves the same location elsewhere
+        // (the uprobe would erase it).
+        let own = u32::from(bp.is_int3());
+        let target = bp.loc.as_ref().and_then(|loc| {
+            (uprobe::keys().uses(&loc.key).1 <= own)
+                .then(|| uprobe::target(loc, &code[..n]))
+                .flatten()
+        });
+        let Some(target) = target else {
+            if let Some(bp) = self.map.get_mut(&addr) {
+                bp.no_probe = true;
+            }
+            return false;
+        };
+        if bp.is_int3() {
+            // Our int3 out first: the kernel's probe must find the
+            // original instruction.
+            if io.write(addr, &[bp.orig]).is_err() {
+                if let Some(bp) = self.map.get_mut(&addr) {
+                    bp.no_probe = true;
+                }
+                return false;
+            }
+            self.unplace(addr);
         }
-        restore
+        match self.probes.open_site(target, addr, io.threads) {
+            Ok(site) => {
+                debug!(pid = io.pid, addr, "breakpoint: served by a uprobe");
+                self.set_mech(addr, Mech::Probe(site));
+                true
+            }
+            Err(e) => {
+                warn!(pid = io.pid, addr, %e, "a uprobe could not serve a breakpoint; an int3 does");
+                if let Some(bp) = self.map.get_mut(&addr) {
+                    bp.no_probe = true;
+                }
+                false
+            }
+        }
+    }
+
+    /// The site at `addr` has no users left: take it out (the original
+    /// byte back, or the uprobe closed) and remember it was here.
+    pub fn drop_site(&mut self, addr: u64, io: &mut Io<'_>) -> Result<(), Errno> {
+        let mech = self.unplace(addr);
+        let Some(bp) = self.map.remove(&addr) else {
+            return Ok(());
+        };
+        self.forget(addr);
+        match mech {
+            Mech::Int3 => io.write(addr, &[bp.orig]),
+            Mech::Probe(site) => {
+                self.probes.close_site(site);
+                // A new breakpoint here must find the original byte.
+                wait_restored(io, addr, bp.orig);
+                Ok(())
+            }
+            Mech::Unplaced => Ok(()),
+        }
+    }
+
+    /// Engine `engine` no longer uses any site: sites it was the last user
+    /// of go, and the others settle (a stop-needing user gone may let a
+    /// uprobe serve). Errors are logged: the engine is gone either way.
+    pub fn remove_engine(&mut self, engine: EngineId, io: &mut Io<'_>) {
+        let touched: Vec<u64> = self
+            .map
+            .iter_mut()
+            .filter_map(|(addr, bp)| {
+                bp.stoppers.remove(&engine);
+                bp.users.remove(&engine).map(|_| *addr)
+            })
+            .collect();
+        for addr in touched {
+            let r = if self.map.get(&addr).is_some_and(|b| b.users.is_empty()) {
+                self.drop_site(addr, io)
+            } else {
+                self.settle(addr, io)
+            };
+            if let Err(e) = r {
+                warn!(pid = io.pid, addr, %e, "restoring a breakpoint's byte failed");
+            }
+        }
+    }
+
+    /// A new thread `tid` of the process: the uprobes get it too (a site
+    /// that cannot becomes an `int3`, which every thread sees).
+    pub fn thread_added(&mut self, tid: Tid, io: &mut Io<'_>) {
+        let addrs: Vec<u64> = self
+            .map
+            .iter()
+            .filter(|(_, b)| matches!(&b.mech, Mech::Probe(s) if !s.has_thread(tid)))
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in addrs {
+            let Some(Bp {
+                mech: Mech::Probe(site),
+                ..
+            }) = self.map.get_mut(&addr)
+            else {
+                continue;
+            };
+            if let Err(e) = self.probes.add_thread(site, addr, tid) {
+                warn!(pid = io.pid, tid, addr, %e, "a new thread's uprobe failed; an int3 serves the breakpoint");
+                if let Some(bp) = self.map.get_mut(&addr) {
+                    bp.no_probe = true;
+                }
+                if let Err(e) = self.settle(addr, io) {
+                    warn!(pid = io.pid, addr, %e, "the breakpoint's int3 could not be written");
+                }
+            }
+        }
+    }
+
+    /// Thread `tid` is gone: its events and ring close.
+    pub fn thread_gone(&mut self, tid: Tid) {
+        let sites = self.map.values_mut().filter_map(|b| match &mut b.mech {
+            Mech::Probe(s) => Some(s),
+            _ => None,
+        });
+        self.probes.thread_gone(tid, sites);
+    }
+}
+
+/// The kernel takes a closed uprobe out of memory a little after its last
+/// descriptor closes, not during the close (seen on 6.18: an int3 written
+/// at once was erased a moment later, without a trace): wait until the
+/// original byte is back at `addr` (bounded; a process that exits or a
+/// page that goes away ends the wait too).
+fn wait_restored(io: &mut Io<'_>, addr: u64, orig: u8) {
+    let start = std::time::Instant::now();
+    let mut polls = 0u32;
+    loop {
+        let mut b = [0u8; 1];
+        if io.read(addr, &mut b) != 1 || b[0] == orig {
+            break;
+        }
+        if start.elapsed() > RESTORE_WAIT {
+            warn!(pid = io.pid, addr, "a closed uprobe is still in memory after {RESTORE_WAIT:?}");
+            return;
+        }
+        polls += 1;
+        if polls < 100 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+    debug!(pid = io.pid, addr, waited = ?start.elapsed(), polls, "uprobe out of memory");
+}
+
+/// How long [`wait_restored`] waits.
+const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Drop for Breakpoints {
+    /// The process is gone from the tracer: its sites leave the
+    /// tracer-wide books (its uprobes close with [`Probes`]).
+    fn drop(&mut self) {
+        let addrs: Vec<u64> = self.map.keys().copied().collect();
+        for a in addrs {
+            self.unplace(a);
+        }
     }
 }

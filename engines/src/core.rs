@@ -46,6 +46,8 @@ pub(crate) struct EngineSlot {
     follow_children: bool,
     /// Whose rights it acts with (`None`: the tracer's).
     owner: Option<Arc<Owner>>,
+    /// Takes breakpoint hits without stops (uprobes may serve it).
+    breakpoint_hits: bool,
 }
 
 impl EngineSlot {
@@ -180,6 +182,11 @@ pub(crate) struct Core {
     /// Where breakpoint changes are recorded for the keeper (see
     /// [`crate::journal`]).
     pub journal: Option<Arc<crate::journal::Journal>>,
+    /// The tracer thread's epoll, which uprobe rings wake (each with its
+    /// process's pid as the event's data).
+    pub epoll: Option<Arc<std::os::fd::OwnedFd>>,
+    /// The [`crate::uprobe::Keys`] generation last acted on.
+    keys_seen: u64,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
     /// `shutdown` ran.
@@ -217,6 +224,8 @@ impl Core {
             detach_later: Vec::new(),
             revoked: None,
             journal: None,
+            epoll: None,
+            keys_seen: 0,
             shutting_down: false,
             shut_down: false,
             stats: TracerStats::default(),
@@ -238,6 +247,7 @@ impl Core {
                 syscalls: opts.syscalls,
                 follow_children: opts.follow_children,
                 owner: opts.owner,
+                breakpoint_hits: opts.breakpoint_hits,
             },
         );
         id
@@ -257,7 +267,10 @@ impl Core {
             gate,
             filter,
             mem: MemFile::default(),
-            breakpoints: Default::default(),
+            breakpoints: crate::breakpoint::Breakpoints::new(crate::uprobe::Probes::new(
+                pid,
+                self.epoll.clone(),
+            )),
             view: SyscallView::default(),
         };
         p.view = SyscallView::of(&self.engines, &p);
@@ -269,6 +282,18 @@ impl Core {
             Some(p) => {
                 if !p.tasks.contains(&tid) {
                     p.tasks.push(tid);
+                    if p.breakpoints.active() {
+                        // Uprobes are per thread: the new one gets them
+                        // before it runs (it is stopped until seen).
+                        let _c = p.gate.changing();
+                        let mut io = crate::breakpoint::Io {
+                            pid,
+                            threads: &p.tasks,
+                            mem: &mut p.mem,
+                        };
+                        p.breakpoints.thread_added(tid, &mut io);
+                        p.gate.set_breakpoints(&p.breakpoints);
+                    }
                 }
                 Arc::clone(&p.gate)
             }
@@ -336,6 +361,7 @@ impl Core {
         let pid = state.proc as Tid;
         let Some(Proc {
             engines: ids,
+            tasks: threads,
             mem,
             breakpoints,
             view,
@@ -362,8 +388,14 @@ impl Core {
                 mode,
                 mem: &mut *mem,
                 bps: &mut *breakpoints,
+                threads,
                 gate,
-                engine: EngineCfg::new(id, &mut slot.events, &mut slot.syscalls),
+                engine: EngineCfg::new(
+                    id,
+                    &mut slot.events,
+                    &mut slot.syscalls,
+                    slot.breakpoint_hits,
+                ),
             };
             let action = f(engine.as_mut(), &mut task);
             let changed = task.engine.changed;
@@ -387,6 +419,13 @@ impl Core {
     /// go out, and the stop is reported to the engines that want it.
     pub fn on_wait(&mut self, tid: Tid, status: i32) {
         trace!(tid, status = format_args!("{status:#x}"), "wait status");
+        // Uprobe hits of this thread happened before this stop: they are
+        // reported first (its ring has them by now).
+        if let Some(pid) = self.pid_of(tid) {
+            if ExitStatus::from_wait(status).is_none() {
+                self.deliver_hits(pid, Some(tid));
+            }
+        }
         if let Some(exit) = ExitStatus::from_wait(status) {
             self.on_death(tid, exit);
             return;
@@ -622,6 +661,7 @@ impl Core {
     /// detach the engines that asked to leave, apply mask changes to running
     /// tasks, and resume `tid` if nobody holds it.
     fn settle(&mut self, tid: Tid) {
+        self.resolve_conflicts();
         for id in std::mem::take(&mut self.detach_later) {
             self.detach_engine(id);
         }
@@ -630,6 +670,63 @@ impl Core {
             self.update_views(&ids);
         }
         self.maybe_resume(tid);
+    }
+
+    /// Act on the uprobe/int3 conflicts of this process's tracers (see
+    /// [`crate::uprobe::Keys`]): this tracer's uprobes at a conflicting
+    /// location become int3s; once no uprobe serves it, this tracer's
+    /// int3s there are checked and written again if a hit of the lingering
+    /// uprobe erased one.
+    pub fn resolve_conflicts(&mut self) {
+        let conflicts = {
+            let mut k = crate::uprobe::keys();
+            if k.generation == self.keys_seen && !k.any_conflict() {
+                return;
+            }
+            self.keys_seen = k.generation;
+            k.conflicts()
+        };
+        let Core { procs, tasks, .. } = self;
+        for (key, probes_gone) in conflicts {
+            for p in procs.values_mut() {
+                let probes = p.breakpoints.probes_at(&key);
+                let int3s = if probes_gone {
+                    p.breakpoints.int3s_at(&key)
+                } else {
+                    Vec::new()
+                };
+                if probes.is_empty() && int3s.is_empty() {
+                    continue;
+                }
+                let _c = p.gate.changing();
+                let mut io = crate::breakpoint::Io {
+                    pid: p.pid,
+                    threads: &p.tasks,
+                    mem: &mut p.mem,
+                };
+                for addr in probes {
+                    if let Some(bp) = p.breakpoints.map.get_mut(&addr) {
+                        bp.no_probe = true;
+                    }
+                    if let Err(e) = p.breakpoints.settle(addr, &mut io) {
+                        warn!(pid = p.pid, addr, %e, "a breakpoint's int3 could not be written");
+                    }
+                }
+                for addr in int3s {
+                    let stepping = p
+                        .tasks
+                        .iter()
+                        .any(|t| tasks.get(t).is_some_and(|t| t.step_over == Some(addr)));
+                    let mut b = [0u8; 1];
+                    let n = io.mem.read(p.pid, addr, &mut b).unwrap_or(0);
+                    if n == 1 && b[0] != crate::breakpoint::INT3 && !stepping {
+                        debug!(pid = p.pid, addr, "an int3 erased by a uprobe: written again");
+                        let _ = io.mem.write(p.pid, addr, &[crate::breakpoint::INT3]);
+                    }
+                }
+                p.gate.set_breakpoints(&p.breakpoints);
+            }
+        }
     }
 
     fn run_waiters(&mut self, tid: Tid) {
@@ -690,14 +787,89 @@ impl Core {
             mode: proc_.view.mode,
             mem: &mut proc_.mem,
             bps: &mut proc_.breakpoints,
+            threads: &proc_.tasks,
             gate: &proc_.gate,
-            engine: EngineCfg::new(id, &mut slot.events, &mut slot.syscalls),
+            engine: EngineCfg::new(
+                id,
+                &mut slot.events,
+                &mut slot.syscalls,
+                slot.breakpoint_hits,
+            ),
         };
         let r = f(Ok(&mut task));
         if task.engine.changed {
             masks_changed.push(id);
         }
         r
+    }
+
+    /// Some process has uprobe rings: the tracer thread drains them every
+    /// few milliseconds (they wake it only when half full).
+    pub fn probing(&self) -> bool {
+        self.procs.values().any(|p| !p.breakpoints.probes.is_empty())
+    }
+
+    /// [`Core::deliver_hits`] for every process with rings.
+    pub fn deliver_all_hits(&mut self) {
+        let pids: Vec<Tid> = self
+            .procs
+            .values()
+            .filter(|p| !p.breakpoints.probes.is_empty())
+            .map(|p| p.pid)
+            .collect();
+        for pid in pids {
+            self.deliver_hits(pid, None);
+        }
+    }
+
+    /// Report the uprobe hits waiting in the rings of process `pid` (of
+    /// thread `tid` only, or of all its threads) to the engines whose
+    /// breakpoints they are, in attach order (lost hits likewise).
+    pub fn deliver_hits(&mut self, pid: Tid, tid: Option<Tid>) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.breakpoints.probes.is_empty() {
+            return;
+        }
+        let recs = p
+            .breakpoints
+            .probes
+            .drain(tid, crate::uprobe::clock_offset_ns());
+        for rec in recs {
+            let Some(p) = self.procs.get(&pid) else {
+                return;
+            };
+            let owners = match &rec {
+                crate::uprobe::Record::Hit(h) => p.breakpoints.owners(h.addr),
+                crate::uprobe::Record::Lost { addr, .. } => p.breakpoints.owners(*addr),
+            };
+            // Like an int3's hit: to its owners that want breakpoint reports.
+            let order: Vec<EngineId> = p
+                .engines
+                .iter()
+                .copied()
+                .filter(|id| {
+                    owners.contains(id)
+                        && self
+                            .engines
+                            .get(id)
+                            .is_some_and(|s| s.events.contains(EventMask::BREAKPOINT))
+                })
+                .collect();
+            for id in order {
+                let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) else {
+                    continue;
+                };
+                self.stats.reports += 1;
+                match &rec {
+                    crate::uprobe::Record::Hit(h) => e.report_breakpoint_hit(h),
+                    crate::uprobe::Record::Lost { addr, n } => {
+                        e.report_breakpoint_hits_lost(pid, *addr, *n)
+                    }
+                }
+            }
+        }
     }
 
     fn report_quiesce(&mut self, tid: Tid) {
@@ -891,7 +1063,14 @@ impl Core {
         if let Some(p) = self.procs.get_mut(&pid) {
             let _c = p.gate.changing();
             p.mem.reset();
-            p.breakpoints = Default::default();
+            // Its uprobes close (the kernel takes them out); what they
+            // recorded is delivered while the sites still name their owners.
+            p.breakpoints.close_probes();
+        }
+        self.deliver_hits(pid, None);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            let _c = p.gate.changing();
+            p.breakpoints.new_image();
             p.gate.set_breakpoints(&p.breakpoints);
         }
     }
@@ -964,7 +1143,7 @@ impl Core {
                 // Stepped past a breakpoint: put its int3 back (if it is
                 // still wanted). An engine's own step ends here too.
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    if p.breakpoints.contains(addr) {
+                    if p.breakpoints.has_int3(addr) {
                         let _ = p.write_mem(addr, &[crate::breakpoint::INT3]);
                     }
                 }
@@ -1134,13 +1313,16 @@ impl Core {
             sp.fail(status);
             return;
         }
+        // Its last uprobe hits (and losses) come before its death.
         let process_gone = match self.procs.get_mut(&pid) {
             Some(p) => {
                 p.tasks.retain(|x| *x != tid);
+                p.breakpoints.thread_gone(tid);
                 p.tasks.is_empty()
             }
             None => true,
         };
+        self.deliver_hits(pid, Some(tid));
         let report = ExitReport {
             tid,
             pid,
@@ -1240,7 +1422,7 @@ impl Core {
         // Resuming at a breakpoint: restore its byte for one instruction.
         let how = if how != Resume::Listen && p.breakpoints.active() {
             match t.gp_word(gp::RIP) {
-                Ok(rip) if p.breakpoints.contains(rip) => {
+                Ok(rip) if p.breakpoints.has_int3(rip) => {
                     let orig = p.breakpoints.map[&rip].orig;
                     let pm = self.procs.get_mut(&pid).expect("present above");
                     let _ = pm.write_mem(rip, &[orig]);
@@ -1428,13 +1610,13 @@ impl Core {
             affected.extend(p.tasks.iter().copied());
             let gate = Arc::clone(&p.gate);
             let _c = gate.changing();
-            let restore = p.breakpoints.remove_engine(id);
+            let mut io = crate::breakpoint::Io {
+                pid: p.pid,
+                threads: &p.tasks,
+                mem: &mut p.mem,
+            };
+            p.breakpoints.remove_engine(id, &mut io);
             gate.set_breakpoints(&p.breakpoints);
-            for (addr, orig) in restore {
-                if let Err(e) = p.write_mem(addr, &[orig]) {
-                    warn!(pid = p.pid, addr, %e, "restoring a breakpoint's byte failed");
-                }
-            }
         }
         for tid in affected {
             let Some(t) = self.tasks.get_mut(&tid) else {

@@ -52,8 +52,10 @@ pub(crate) struct ProcGate {
 struct ProcView {
     /// Engines attached to the process.
     engines: Vec<EngineId>,
-    /// Inserted breakpoints: (address, original byte), by address.
+    /// Breakpoint sites: (address, original byte), by address.
     bps: Vec<(u64, u8)>,
+    /// Of those, the `int3`s (what the keeper knows of).
+    int3s: Vec<(u64, u8)>,
 }
 
 impl ProcGate {
@@ -65,6 +67,7 @@ impl ProcGate {
             view: RwLock::new(ProcView {
                 engines: engines.to_vec(),
                 bps: Vec::new(),
+                int3s: Vec::new(),
             }),
             journal,
         })
@@ -96,12 +99,15 @@ impl ProcGate {
     pub fn set_breakpoints(&self, bps: &Breakpoints) {
         let _c = self.changing();
         let mut v = self.view.write().unwrap_or_else(PoisonError::into_inner);
-        let was_empty = v.bps.is_empty();
         v.bps.clear();
-        v.bps.extend(bps.map.iter().map(|(a, b)| (*a, b.orig)));
+        v.bps.extend(bps.originals());
+        // The keeper restores int3s only: the kernel takes uprobes out.
+        let was_empty = v.int3s.is_empty();
+        v.int3s.clear();
+        v.int3s.extend(bps.int3s());
         if let Some((j, start)) = &self.journal {
-            if !(was_empty && v.bps.is_empty()) {
-                j.record(self.pid, *start, &v.bps);
+            if !(was_empty && v.int3s.is_empty()) {
+                j.record(self.pid, *start, &v.int3s);
             }
         }
     }
@@ -112,7 +118,7 @@ impl Drop for ProcGate {
         // The process is gone from the tracer: the keeper forgets it.
         if let Some((j, start)) = &self.journal {
             let v = self.view.get_mut().unwrap_or_else(PoisonError::into_inner);
-            if !v.bps.is_empty() {
+            if !v.int3s.is_empty() {
                 j.record(self.pid, *start, &[]);
             }
         }

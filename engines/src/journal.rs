@@ -14,13 +14,20 @@
 //! still sits, in every process that is still the one recorded (same pid
 //! and start time), and exits.
 //!
+//! The pipe ends only when the tracer's *last* thread has closed its
+//! descriptors, but its traced processes run untraced as soon as the
+//! tracer *thread* exits, which can be well before (a dying process with
+//! perf rings mapped spends milliseconds in unmapping them). So the keeper
+//! also watches the tracer thread itself (a `PIDFD_THREAD` pidfd, Linux
+//! 6.9, sent with [`Journal::watch_thread`]) and acts when it exits,
+//! after reading what the pipe holds by then.
+//!
 //! What it cannot do: a thread stopped at the breakpoint when the tracer
 //! dies (the kernel then delivers the SIGTRAP it was stopped for), or one
-//! that reaches it before the keeper's write, dies. Measured with
-//! `benches/faults.rs`: a program reaching its breakpoint every 50 ms
-//! survived 98 of 100 kills (0 without the keeper), one in a tight loop 5
-//! of 99 (as without it). The keeper is for the daemon (`utraced`); an
-//! embedded server has none.
+//! that reaches it before the keeper's write, dies. Breakpoints that need
+//! no stop are uprobes (`uprobe.rs`), which the kernel removes by itself.
+//! Measured with `benches/faults.rs` (see the README). The keeper is for
+//! the daemon (`utraced`); an embedded server has none.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -53,6 +60,13 @@ pub(crate) fn start_time(pid: Tid) -> Option<u64> {
 }
 
 impl Journal {
+    /// The tracer thread `tid` (this process's only one): when it exits,
+    /// the keeper restores at once, not when the pipe ends.
+    pub(crate) fn watch_thread(&self, tid: Tid) {
+        // A record for pid 0 (no process) names the thread.
+        self.record(0, tid as u64, &[]);
+    }
+
     /// Record that process `pid` (started at `start`) now holds exactly the
     /// breakpoints `bps` (address, original byte); empty: none.
     pub(crate) fn record(&self, pid: Tid, start: u64, bps: &[(u64, u8)]) {
@@ -101,8 +115,47 @@ pub unsafe fn start_keeper() -> std::io::Result<Arc<Journal>> {
     }
 }
 
-/// The keeper: read records until the pipe ends, then restore. Never
-/// returns.
+/// Apply the whole records at the start of `buf` to `table` (a pid-0
+/// record names the tracer thread to watch); the bytes used.
+fn apply_records(
+    buf: &[u8],
+    table: &mut HashMap<(u32, u64), Vec<(u64, u8)>>,
+    watched: &mut Option<OwnedFd>,
+) -> usize {
+    let mut at = 0;
+    while let Some(head) = buf.get(at..at + 16) {
+        let pid = u32::from_le_bytes(head[0..4].try_into().unwrap_or_default());
+        let start = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
+        let n = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default()) as usize;
+        let Some(body) = buf.get(at + 16..at + 16 + n * 9) else {
+            break;
+        };
+        at += 16 + n * 9;
+        if pid == 0 {
+            // Not on kernels before 6.9: the pipe's end is all we have.
+            *watched = sys::pidfd_open_thread(start as Tid).ok();
+            continue;
+        }
+        let bps: Vec<(u64, u8)> = body
+            .chunks_exact(9)
+            .map(|c| {
+                (
+                    u64::from_le_bytes(c[0..8].try_into().unwrap_or_default()),
+                    c[8],
+                )
+            })
+            .collect();
+        if bps.is_empty() {
+            table.remove(&(pid, start));
+        } else {
+            table.insert((pid, start), bps);
+        }
+    }
+    at
+}
+
+/// The keeper: read records until the pipe ends or the tracer thread
+/// exits, then restore. Never returns.
 fn keep(pipe: OwnedFd) -> ! {
     // The keeper outlives a stop of the server (it is told by the pipe),
     // and ignores the signals a service manager sends the whole group.
@@ -121,32 +174,38 @@ fn keep(pipe: OwnedFd) -> ! {
         let _ = sys::close_range(keep_fd + 1, u32::MAX);
     }
     let mut table: HashMap<(u32, u64), Vec<(u64, u8)>> = HashMap::new();
+    let mut watched: Option<OwnedFd> = None;
+    let pipe_fd = pipe.as_raw_fd();
     let mut f = std::fs::File::from(pipe);
-    let mut head = [0u8; 16];
-    loop {
-        if f.read_exact(&mut head).is_err() {
-            break;
-        }
-        let pid = u32::from_le_bytes(head[0..4].try_into().unwrap_or_default());
-        let start = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
-        let n = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default()) as usize;
-        let mut body = vec![0u8; n * 9];
-        if f.read_exact(&mut body).is_err() {
-            break;
-        }
-        let bps: Vec<(u64, u8)> = body
-            .chunks_exact(9)
-            .map(|c| {
-                (
-                    u64::from_le_bytes(c[0..8].try_into().unwrap_or_default()),
-                    c[8],
-                )
-            })
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    'read: loop {
+        let fds: Vec<i32> = std::iter::once(pipe_fd)
+            .chain(watched.as_ref().map(|w| w.as_raw_fd()))
             .collect();
-        if bps.is_empty() {
-            table.remove(&(pid, start));
-        } else {
-            table.insert((pid, start), bps);
+        let ready = sys::poll_readable(&fds).unwrap_or_else(|_| vec![true]);
+        let thread_gone = ready.get(1).copied().unwrap_or(false);
+        if thread_gone {
+            // Whatever the tracer wrote before it went is in the pipe.
+            // SAFETY: fcntl on the pipe this process owns.
+            unsafe { libc::fcntl(pipe_fd, libc::F_SETFL, libc::O_NONBLOCK) };
+        }
+        loop {
+            match f.read(&mut chunk) {
+                Ok(0) => break 'read,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) if thread_gone => break,
+                Err(_) => break 'read,
+            }
+            if !thread_gone {
+                break;
+            }
+        }
+        let used = apply_records(&buf, &mut table, &mut watched);
+        buf.drain(..used);
+        if thread_gone {
+            break;
         }
     }
     let (mut restored, mut processes) = (0usize, 0usize);

@@ -42,11 +42,13 @@ mod error;
 mod event;
 mod gate;
 pub mod journal;
+mod perf;
 mod seccomp;
 mod spawn;
 pub mod sys;
 mod task;
 mod tracer;
+mod uprobe;
 
 pub use crate::access::{Denied, Owner};
 pub use crate::attach::Attached;
@@ -61,3 +63,4 @@ pub use crate::seccomp::filter_for as seccomp_filter_for;
 pub use crate::spawn::{Credentials, SpawnOptions, Spawned};
 pub use crate::task::{Got, MemRead, RunState, ScatterRead, SyscallMode, Task};
 pub use crate::tracer::{Answer, Decided, Request, Tracer, TracerOptions, Verdict};
+pub use crate::uprobe::BreakpointHit;

@@ -270,6 +270,24 @@ extern "C" fn on_sigchld(sig: i32, info: *mut libc::siginfo_t, ctx: *mut c_void)
     }
 }
 
+/// Wake every tracer thread of this process (as a SIGCHLD does): for
+/// state they share ([`crate::uprobe`]'s location table).
+pub fn wake_all_tracers() {
+    IN_HANDLER.fetch_add(1, Ordering::AcqRel);
+    let one: u64 = 1;
+    for slot in &WAKERS {
+        let fd = slot.load(Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: a live tracer's eventfd (it is not closed while
+            // IN_HANDLER is non-zero); writes 8 bytes from a valid u64.
+            unsafe {
+                libc::write(fd, (&one as *const u64).cast(), 8);
+            }
+        }
+    }
+    IN_HANDLER.fetch_sub(1, Ordering::AcqRel);
+}
+
 fn install_sigchld_handler() -> Result<(), Errno> {
     let mut result = Ok(());
     INSTALL.call_once(|| {
@@ -353,19 +371,32 @@ impl Waker {
         })
     }
 
+    /// The epoll instance itself (shared), so other descriptors can wake
+    /// the thread too (uprobe rings: [`epoll_add`]).
+    pub fn epoll(&self) -> io::Result<Arc<OwnedFd>> {
+        Ok(Arc::new(self.epoll.try_clone()?))
+    }
+
     /// A sender-side handle: writes the eventfd.
     pub fn remote(&self) -> RemoteWaker {
         RemoteWaker(Arc::clone(&self.eventfd))
     }
 
-    /// Block until the next wake-up (command or SIGCHLD), or `timeout_ms`
-    /// (-1: no timeout; used only for the bounded shutdown).
-    pub fn wait(&self, timeout_ms: i32) {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: `ev` is a valid buffer for one event. EINTR (a signal) is a
-        // wake-up like any other; the caller re-checks all its sources.
-        unsafe {
-            libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms);
+    /// Block until the next wake-up (command, SIGCHLD, or a descriptor
+    /// added with [`epoll_add`]), or `timeout_ms` (-1: no timeout; used
+    /// only for the bounded shutdown). The data of the added descriptors
+    /// that are ready go to `ready`.
+    pub fn wait(&self, timeout_ms: i32, ready: &mut Vec<u64>) {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        // SAFETY: `evs` is a valid buffer for 16 events. EINTR (a signal) is
+        // a wake-up like any other; the caller re-checks all its sources.
+        let n =
+            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, timeout_ms) };
+        for ev in evs.iter().take(n.max(0) as usize) {
+            let data = ev.u64;
+            if data != 0 {
+                ready.push(data);
+            }
         }
     }
 
@@ -586,6 +617,42 @@ pub fn pidfd_open(pid: Tid) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 
+/// A pidfd for the thread `tid` alone (`PIDFD_THREAD`, Linux 6.9): it
+/// becomes readable when that thread exits.
+pub fn pidfd_open_thread(tid: Tid) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with scalar arguments; a returned fd is ours.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Wait until one of `fds` is readable (or hung up); which ones are.
+pub fn poll_readable(fds: &[RawFd]) -> Result<Vec<bool>, Errno> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `p` is a valid array of `p.len()` pollfds.
+        let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, -1) };
+        if r >= 0 {
+            break;
+        }
+        let e = Errno::last();
+        if e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+    Ok(p.iter().map(|x| x.revents != 0).collect())
+}
+
 /// A pidfd for the process `tid` belongs to (a pid, or the id of any of
 /// its threads), and that process's pid.
 pub fn pidfd_of(tid: Tid) -> Result<(OwnedFd, Tid), Errno> {
@@ -777,6 +844,61 @@ pub fn capset_limit(keep: u64) -> Result<(), Errno> {
         if libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) != 0 {
             return Err(Errno::last());
         }
+    }
+    Ok(())
+}
+
+/// Watch `fd` for input with the epoll instance `ep`; [`Waker::wait`]
+/// hands back `data` when it is ready (0 is the waker's own eventfd).
+pub fn epoll_add(ep: &OwnedFd, fd: RawFd, data: u64) -> Result<(), Errno> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: data,
+    };
+    // SAFETY: epoll_ctl with a valid event buffer.
+    if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Stop watching `fd` (before it closes; closing does it too, once every
+/// reference to the file is gone).
+pub fn epoll_del(ep: &OwnedFd, fd: RawFd) {
+    // SAFETY: epoll_ctl; a null event is allowed for EPOLL_CTL_DEL.
+    unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut(),
+        );
+    }
+}
+
+/// The time on clock `clock`, in nanoseconds.
+pub fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe {
+        libc::clock_gettime(clock, &mut ts);
+    }
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Read exactly `buf.len()` bytes from `fd` in one `read` (a perf event's
+/// counters); a short read is `EIO`.
+pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), Errno> {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    if n as usize != buf.len() {
+        return Err(Errno::EIO);
     }
     Ok(())
 }

@@ -416,16 +416,25 @@ pub(crate) struct EngineCfg<'a> {
     /// then recomputes the syscall mode of the engine's processes (no copy
     /// of the set is taken to compare).
     pub changed: bool,
+    /// The engine takes breakpoint hits without a stop
+    /// ([`crate::EngineOptions::breakpoint_hits`]).
+    pub breakpoint_hits: bool,
 }
 
 impl<'a> EngineCfg<'a> {
     /// The configuration of engine `id`, unchanged so far.
-    pub fn new(id: EngineId, events: &'a mut EventMask, syscalls: &'a mut SyscallSet) -> Self {
+    pub fn new(
+        id: EngineId,
+        events: &'a mut EventMask,
+        syscalls: &'a mut SyscallSet,
+        breakpoint_hits: bool,
+    ) -> Self {
         EngineCfg {
             id,
             events,
             syscalls,
             changed: false,
+            breakpoint_hits,
         }
     }
 }
@@ -439,6 +448,8 @@ pub struct Task<'a> {
     pub(crate) mode: SyscallMode,
     pub(crate) mem: &'a mut MemFile,
     pub(crate) bps: &'a mut crate::breakpoint::Breakpoints,
+    /// Its process's threads (a uprobe serves each).
+    pub(crate) threads: &'a [Tid],
     /// Its process's gate: memory and breakpoint changes go through it.
     pub(crate) gate: &'a ProcGate,
     pub(crate) engine: EngineCfg<'a>,
@@ -820,9 +831,21 @@ impl Task<'_> {
         if !self.bps.active() {
             return self.write_raw(addr, data);
         }
-        // Bytes under a breakpoint become its saved original; the int3 stays.
         let gate = self.gate;
         let _c = gate.changing();
+        // A uprobe runs its file's copy of the instruction: a site whose
+        // instruction this write changes becomes an int3 first.
+        for site in self.bps.probes_under(addr, data.len()) {
+            if let Some(bp) = self.bps.map.get_mut(&site) {
+                bp.no_probe = true;
+            }
+            let r = {
+                let (bps, mut io) = self.sites();
+                bps.settle(site, &mut io)
+            };
+            r.map_err(|errno| Error::BreakpointAddress { addr: site, errno })?;
+        }
+        // Bytes under a breakpoint become its saved original; the int3 stays.
         let mut data = data.to_vec();
         if self.bps.patch_write(addr, &mut data) {
             gate.set_breakpoints(self.bps);
@@ -830,12 +853,45 @@ impl Task<'_> {
         self.write_raw(addr, &data)
     }
 
-    /// Software breakpoint at `addr` for the calling engine (shared with
-    /// other engines: reference-counted; the `int3` goes in once).
+    /// The breakpoint table, and what it needs to place this process's
+    /// sites.
+    fn sites(
+        &mut self,
+    ) -> (
+        &mut crate::breakpoint::Breakpoints,
+        crate::breakpoint::Io<'_>,
+    ) {
+        (
+            &mut *self.bps,
+            crate::breakpoint::Io {
+                pid: self.pid,
+                threads: self.threads,
+                mem: &mut *self.mem,
+            },
+        )
+    }
+
+    /// Breakpoint at `addr` for the calling engine, shared with other
+    /// engines (reference-counted). Served by an `int3` (the task stops
+    /// there: [`crate::Engine::report_breakpoint`]) or, when every engine
+    /// using it takes hits without a stop
+    /// ([`crate::EngineOptions::breakpoint_hits`]), by the kernel's uprobe
+    /// ([`crate::Engine::report_breakpoint_hit`]).
     pub fn insert_breakpoint(&mut self, addr: u64) -> Result<()> {
         let id = self.engine.id;
+        let stops = !self.engine.breakpoint_hits;
+        let gate = self.gate;
         if let Some(bp) = self.bps.map.get_mut(&addr) {
             *bp.users.entry(id).or_insert(0) += 1;
+            if stops && bp.stoppers.insert(id) {
+                let _c = gate.changing();
+                let r = {
+                    let (bps, mut io) = self.sites();
+                    bps.settle(addr, &mut io)
+                };
+                gate.set_breakpoints(self.bps);
+                r.map_err(|errno| Error::BreakpointAddress { addr, errno })?;
+            }
             return Ok(());
         }
         let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
@@ -853,16 +909,22 @@ impl Task<'_> {
                 errno: got.error.unwrap_or(Errno::EFAULT),
             });
         };
-        let gate = self.gate;
         let _c = gate.changing();
-        self.write_raw(addr, &[crate::breakpoint::INT3])?;
-        self.bps.map.insert(
-            addr,
-            crate::breakpoint::Bp {
-                orig,
-                users: [(id, 1)].into_iter().collect(),
-            },
-        );
+        let mut bp = crate::breakpoint::Bp::new(orig, crate::uprobe::locate(self.pid, addr));
+        bp.users.insert(id, 1);
+        if stops {
+            bp.stoppers.insert(id);
+        }
+        self.bps.map.insert(addr, bp);
+        let r = {
+            let (bps, mut io) = self.sites();
+            bps.settle(addr, &mut io)
+        };
+        if let Err(errno) = r {
+            // Nothing of ours went in.
+            self.bps.map.remove(&addr);
+            return Err(Error::BreakpointAddress { addr, errno });
+        }
         gate.set_breakpoints(self.bps);
         Ok(())
     }
@@ -878,17 +940,32 @@ impl Task<'_> {
             .ok_or(Error::NoBreakpoint { addr })?;
         let n = bp.users.get_mut(&id).ok_or(Error::NoBreakpoint { addr })?;
         *n -= 1;
-        if *n == 0 {
-            bp.users.remove(&id);
+        if *n > 0 {
+            return Ok(());
         }
-        if bp.users.is_empty() {
-            let orig = bp.orig;
-            let gate = self.gate;
-            let _c = gate.changing();
-            self.bps.forget(addr);
-            gate.set_breakpoints(self.bps);
-            self.write_raw(addr, &[orig])?;
-        }
+        bp.users.remove(&id);
+        bp.stoppers.remove(&id);
+        let last = bp.users.is_empty();
+        let gate = self.gate;
+        let _c = gate.changing();
+        let r = if last {
+            {
+                let (bps, mut io) = self.sites();
+                bps.drop_site(addr, &mut io)
+            }
+        } else {
+            // Its last stop-needing user gone, a uprobe may serve it.
+            {
+                let (bps, mut io) = self.sites();
+                bps.settle(addr, &mut io)
+            }
+        };
+        gate.set_breakpoints(self.bps);
+        r.map_err(|errno| Error::Sys {
+            op: "restore a breakpoint's byte",
+            tid: self.state.tid,
+            errno,
+        })?;
         Ok(())
     }
 

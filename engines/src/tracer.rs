@@ -455,6 +455,10 @@ fn check_kernel() -> Result<()> {
     Ok(())
 }
 
+/// How often the tracer thread drains uprobe rings that have not filled
+/// half way (the longest a hit of a rare breakpoint waits to be reported).
+const PROBE_POLL_MS: i32 = 5;
+
 fn run(
     mut rx: mpsc::Receiver<Command>,
     waker: Waker,
@@ -463,8 +467,16 @@ fn run(
     Waker::unblock_sigchld();
     let _span = info_span!("tracer").entered();
     let mut core = Core::new();
+    if let Some(j) = &journal {
+        j.watch_thread(nix::unistd::gettid().as_raw());
+    }
     core.journal = journal;
+    match waker.epoll() {
+        Ok(ep) => core.epoll = Some(ep),
+        Err(e) => warn!(%e, "no epoll for uprobe rings: every breakpoint is an int3"),
+    }
     let mut closed = false;
+    let mut ready = Vec::new();
     loop {
         loop {
             match rx.try_recv() {
@@ -477,10 +489,18 @@ fn run(
             }
         }
         reap(&mut core);
+        // Uprobe hits after the stops (a hot probe must not delay them;
+        // each thread's hits are taken at its stops anyway, first).
+        if core.probing() {
+            ready.clear();
+            core.deliver_all_hits();
+        }
+        core.resolve_conflicts();
         if closed || core.shutting_down {
             break;
         }
-        waker.wait(-1);
+        // Rings wake us only when half full: look at them every 5 ms.
+        waker.wait(if core.probing() { PROBE_POLL_MS } else { -1 }, &mut ready);
     }
     // Shutdown: detach all, then give running tasks a bounded time to stop
     // and be detached.
@@ -491,7 +511,8 @@ fn run(
         if core.is_idle() {
             break;
         }
-        waker.wait(100);
+        waker.wait(100, &mut ready);
+        ready.clear();
         // Commands that arrive now get TracerGone when their reply is dropped.
         while let Ok(cmd) = rx.try_recv() {
             drop(cmd);

@@ -97,12 +97,26 @@ pub fn engine_config(
         // An exit's text completes its entry's: the entry must be seen.
         events |= EventMask::SYSCALL_ENTRY;
     }
+    // Breakpoints that need no stop are served by uprobes where they can
+    // be (no ptrace stop, and nothing left behind if the server is
+    // killed): an engine whose breakpoint reports do not hold, and whose
+    // expedited data a hit carries (registers it samples, no memory).
+    let breakpoint_hits = sync
+        .as_ref()
+        .is_none_or(|s| !s.hold.contains(EventMask::BREAKPOINT))
+        && expedite.as_ref().is_none_or(|x| {
+            x.memory.is_empty()
+                && x.registers
+                    .iter()
+                    .all(|r| utrace_engines::BreakpointHit::REGISTERS.contains(&r.as_str()))
+        });
     Ok(EngineConfig {
         options: EngineOptions {
             events,
             syscalls,
             follow_children: spec.follow_children,
             owner: None,
+            breakpoint_hits,
         },
         spec: Spec {
             wanted,

@@ -457,6 +457,16 @@ impl Hub {
         taken
     }
 
+    /// `n` reports were lost before they reached the hub (uprobe hits the
+    /// kernel could not record): each subscriber is told with its next
+    /// report, as of a full queue.
+    pub fn lost(&self, n: u64) {
+        for q in self.lock().iter() {
+            let mut st = q.lock();
+            st.dropped = st.dropped.saturating_add(n);
+        }
+    }
+
     /// The engine has nothing more to report.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
@@ -986,6 +996,34 @@ impl Engine for RemoteEngine {
         self.report_asked(task, EventMask::BREAKPOINT, None, |_| {
             pb::event::Kind::Breakpoint(pb::Breakpoint { addr })
         })
+    }
+
+    fn report_breakpoint_hit(&mut self, hit: &utrace_engines::BreakpointHit) {
+        // A uprobe's hit: the program did not stop. Its registers are the
+        // sample's (the spec asked only for ones it carries).
+        let expedited = self.spec.expedite.as_ref().map(|x| pb::Expedited {
+            registers: x
+                .registers
+                .iter()
+                .filter_map(|n| hit.register(n).map(|v| (n.clone(), v)))
+                .collect(),
+            memory: Vec::new(),
+        });
+        self.publish(
+            Shared::new(
+                hit.pid,
+                hit.tid,
+                hit.time_ns,
+                pb::event::Kind::Breakpoint(pb::Breakpoint { addr: hit.addr }),
+            ),
+            expedited,
+            None,
+        );
+    }
+
+    fn report_breakpoint_hits_lost(&mut self, _pid: i32, _addr: u64, lost: u64) {
+        // Counted like reports a full queue lost.
+        self.hub.lost(lost);
     }
 
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {

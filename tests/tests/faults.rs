@@ -2,10 +2,14 @@
 //! clients killed in the middle of what they do, with real programs being
 //! traced; each program's state afterwards is what the docs promise.
 //!
-//! - A breakpoint left by a killed server is put back by the keeper (a
-//!   process `utraced` forks at start, fed a journal of breakpoints), so a
-//!   program that calls the function now and then runs on. (One in a hot
-//!   loop is hit before the keeper can act: see the fault bench.)
+//! - A breakpoint of a client that takes hits without stops is a uprobe,
+//!   which the kernel takes out when the server dies: a program that hits
+//!   it in a tight loop runs on.
+//! - A breakpoint that stops (an int3) left by a killed server is put back
+//!   by the keeper (a process `utraced` forks at start, fed a journal of
+//!   breakpoints), so a program that calls the function now and then runs
+//!   on. (One in a hot loop is hit before the keeper can act: see the
+//!   fault bench.)
 //! - A task held by an engine, or streamed, runs on when the server dies:
 //!   the kernel detaches it.
 //! - A program spawned with kernel-side filtering dies with the server, by
@@ -114,15 +118,26 @@ fn raw_byte(pid: u32, addr: u64) -> u8 {
     b[0]
 }
 
-/// Attach to `pid` and insert a breakpoint where it is now (in its sleep,
-/// which returns there every tick); wait for a hit. Returns the address
-/// and the original byte.
-async fn breakpoint_where_it_sleeps(c: &mut Client, pid: u32) -> (u64, u8) {
+/// Attach to `pid` and insert a breakpoint where it is now (in a sleep,
+/// which returns there every tick; in a loop, reached at once); wait for
+/// a hit. With `int3`, the engine asks for memory at each hit, which only
+/// a stop can give: an int3 serves it; without, a uprobe. Returns the
+/// address and the original byte.
+async fn breakpoint_where_it_is(c: &mut Client, pid: u32, int3: bool) -> (u64, u8) {
+    let expedite = int3.then(|| pb::Expedite {
+        registers: vec![],
+        memory: vec![pb::MemRef {
+            register: "rsp".into(),
+            len: 8,
+            string: false,
+        }],
+    });
     let at = c
         .attach(pb::AttachRequest {
             pid,
             engine: Some(pb::EngineSpec {
                 events: vec![pb::EventKind::Breakpoint as i32],
+                expedite,
                 ..Default::default()
             }),
         })
@@ -149,8 +164,8 @@ async fn breakpoint_where_it_sleeps(c: &mut Client, pid: u32) -> (u64, u8) {
         .unwrap()
         .done(0)
         .unwrap();
-    // (Right after the insertion the thread steps over it: the int3 is
-    // back once that step is done.)
+    // (Right after the insertion the thread steps over an int3: it is back
+    // once that step is done. A uprobe's is the kernel's.)
     common::wait_for("the int3 in memory", || raw_byte(pid, rip) == 0xcc);
     // It is hit (the program keeps calling it).
     loop {
@@ -193,7 +208,8 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     let mut c = Client::connect(&d.uri).await.unwrap();
 
     let (bp_prog, mut bp_lines) = ticker(50);
-    let (addr, orig) = breakpoint_where_it_sleeps(&mut c, bp_prog.0.id()).await;
+    let (addr, orig) = breakpoint_where_it_is(&mut c, bp_prog.0.id(), true).await;
+
 
     let (held_prog, mut held_lines) = ticker(20);
     let _holder = held_by_a_client(&d.uri, held_prog.0.id());
@@ -218,6 +234,7 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     });
     ticks_on(&mut bp_lines, 10);
     untraced(bp_prog.0.id());
+
     // The held and the streamed programs run on.
     ticks_on(&mut held_lines, 5);
     untraced(held_prog.0.id());
@@ -228,6 +245,29 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     });
 }
 
+/// SIGKILL of the server with a breakpoint in a tight loop, for a client
+/// that needs no stops: a uprobe, which the kernel takes out with the
+/// server's descriptors; the program runs on. (An int3 there would kill
+/// it: the program is nearly always at the breakpoint when the server
+/// dies. See the fault bench for the figures.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_server_spares_a_hot_loop_with_a_uprobe() {
+    let mut d = Daemon::start("kill9-hot");
+    let mut c = Client::connect(&d.uri).await.unwrap();
+    let hot = common::KillOnDrop(
+        Command::new("/bin/sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap(),
+    );
+    let (addr, orig) = breakpoint_where_it_is(&mut c, hot.0.id(), false).await;
+    d.stop(libc::SIGKILL);
+    common::wait_for("the uprobe to go", || raw_byte(hot.0.id(), addr) == orig);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(common::alive(hot.0.id()), "the hot loop survived");
+    untraced(hot.0.id());
+}
+
 /// SIGTERM: every breakpoint restored by the server itself, the held task
 /// released, the stream ended, the filtered program ended; the others run
 /// on, untraced.
@@ -236,7 +276,7 @@ async fn sigterm_of_the_server_leaves_programs_as_if_never_traced() {
     let mut d = Daemon::start("term");
     let mut c = Client::connect(&d.uri).await.unwrap();
     let (bp_prog, mut bp_lines) = ticker(20);
-    let (addr, orig) = breakpoint_where_it_sleeps(&mut c, bp_prog.0.id()).await;
+    let (addr, orig) = breakpoint_where_it_is(&mut c, bp_prog.0.id(), true).await;
     let (held_prog, mut held_lines) = ticker(20);
     let mut holder = held_by_a_client(&d.uri, held_prog.0.id());
     let filtered = spawn_filtered(&mut c).await;

@@ -1,0 +1,242 @@
+//! The kernel boundary of the uprobe back end: `perf_event_open` on the
+//! uprobe PMU, its ioctls, and the ring buffer the kernel writes samples
+//! into. Like [`crate::sys`], nothing here decides anything: each wrapper
+//! maps errno to [`Errno`]; `uprobe.rs` builds on it.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use perf_event_open_sys as pe;
+use perf_event_open_sys::bindings as b;
+
+use crate::sys::{Errno, Tid};
+
+/// `PERF_SAMPLE_*` of every uprobe sample: the event's id (first, so a
+/// record names its event before anything else is parsed), the thread,
+/// the time and the user registers.
+pub(crate) const SAMPLE_TYPE: u64 = (b::PERF_SAMPLE_IDENTIFIER
+    | b::PERF_SAMPLE_TID
+    | b::PERF_SAMPLE_TIME
+    | b::PERF_SAMPLE_REGS_USER) as u64;
+
+/// The user registers sampled (`PERF_REG_X86_*` bits): AX BX CX DX SI DI
+/// BP SP IP FLAGS CS SS (0–11) and R8–R15 (16–23). DS ES FS GS (12–15)
+/// are refused by the kernel for 64-bit tasks.
+pub(crate) const REGS_MASK: u64 = 0x00ff_0fff;
+
+/// The names of the sampled registers, in the order the kernel writes
+/// them (ascending bit), as [`crate::arch`] names them.
+pub(crate) const REG_NAMES: [&str; 20] = [
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "rip", "eflags", "cs", "ss", "r8",
+    "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+];
+
+pub(crate) const RECORD_SAMPLE: u32 = b::PERF_RECORD_SAMPLE;
+pub(crate) const RECORD_LOST: u32 = b::PERF_RECORD_LOST;
+
+/// The uprobe PMU's type number (`/sys/bus/event_source/devices/uprobe/
+/// type`), read once; `None` when the kernel has no uprobes.
+pub(crate) fn uprobe_pmu() -> Option<u32> {
+    static TYPE: OnceLock<Option<u32>> = OnceLock::new();
+    *TYPE.get_or_init(|| {
+        std::fs::read_to_string("/sys/bus/event_source/devices/uprobe/type")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    })
+}
+
+fn open(attr: &mut b::perf_event_attr, tid: Tid) -> Result<OwnedFd, Errno> {
+    attr.size = std::mem::size_of::<b::perf_event_attr>() as u32;
+    // Monotonic time (the default is the scheduler's clock), the same for
+    // every event sharing a ring (the kernel insists).
+    attr.set_use_clockid(1);
+    attr.clockid = libc::CLOCK_MONOTONIC;
+    // SAFETY: `attr` is a fully initialised perf_event_attr of the size it
+    // states; any pointer in it (the uprobe path) is valid for the call.
+    let fd =
+        unsafe { pe::perf_event_open(attr, tid, -1, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a new descriptor this process now owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A uprobe on thread `tid` at `offset` in the file `path` names: one
+/// sample per hit ([`SAMPLE_TYPE`], [`REGS_MASK`]), waking the ring's
+/// poller when it is half full. Enabled from the start. Returns the event and
+/// its id (the identifier its samples carry).
+pub(crate) fn open_uprobe(
+    pmu: u32,
+    path: &CStr,
+    offset: u64,
+    tid: Tid,
+) -> Result<(OwnedFd, u64), Errno> {
+    // SAFETY: perf_event_attr is plain data; all-zero is its default.
+    let mut attr: b::perf_event_attr = unsafe { std::mem::zeroed() };
+    attr.type_ = pmu;
+    attr.config = 0; // entry probe (bit 0: retprobe)
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.sample_type = SAMPLE_TYPE;
+    attr.sample_regs_user = REGS_MASK;
+    // Wake the poller when half the ring is full, not at every sample: a
+    // hot probe must not wake the tracer thread at every hit (it drains
+    // the rings at each loop and every few milliseconds anyway).
+    attr.set_watermark(1);
+    attr.__bindgen_anon_2.wakeup_watermark = (ring_bytes() / 2) as u32;
+    // read() gives the samples this event could not write (a full ring).
+    attr.read_format = b::PERF_FORMAT_LOST as u64;
+    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.probe_offset = offset;
+    let fd = open(&mut attr, tid)?;
+    let mut id = 0u64;
+    // SAFETY: PERF_EVENT_IOC_ID writes one u64 through the pointer.
+    if unsafe { pe::ioctls::ID(fd.as_raw_fd(), &mut id) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok((fd, id))
+}
+
+/// How many samples `event` (opened by [`open_uprobe`]) has lost so far.
+pub(crate) fn lost(event: &OwnedFd) -> Result<u64, Errno> {
+    // read_format LOST alone: { value, lost }.
+    let mut v = [0u8; 16];
+    crate::sys::read_exact(event.as_raw_fd(), &mut v)?;
+    let (_, lost) = v.split_at(8);
+    Ok(u64::from_ne_bytes(lost.try_into().map_err(|_| Errno::EIO)?))
+}
+
+/// Send the samples of `event` to `ring`'s buffer (both on one thread).
+pub(crate) fn set_output(event: &OwnedFd, ring: &Ring) -> Result<(), Errno> {
+    // SAFETY: plain ioctl on two perf descriptors this process owns.
+    if unsafe { pe::ioctls::SET_OUTPUT(event.as_raw_fd(), ring.fd.as_raw_fd()) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// One thread's sample buffer: a dummy software event on the thread (it
+/// counts nothing) whose mapped ring the thread's uprobes write to.
+pub(crate) struct Ring {
+    fd: OwnedFd,
+    /// The mapping: one control page, then `data_size` bytes of ring.
+    base: NonNull<u8>,
+    map_len: usize,
+    data_offset: usize,
+    data_size: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; the kernel writes the
+// data pages and `data_head`, which are only read through atomics and
+// copies here. Moving it to another thread moves that ownership.
+unsafe impl Send for Ring {}
+
+/// Data pages per ring (a power of two): 32 KiB, about 180 samples.
+const RING_PAGES: usize = 8;
+
+fn ring_bytes() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }) as usize * RING_PAGES
+}
+
+impl Ring {
+    pub(crate) fn open(tid: Tid) -> Result<Ring, Errno> {
+        // SAFETY: perf_event_attr is plain data; all-zero is its default.
+        let mut attr: b::perf_event_attr = unsafe { std::mem::zeroed() };
+        attr.type_ = b::PERF_TYPE_SOFTWARE;
+        attr.config = b::PERF_COUNT_SW_DUMMY as u64;
+        let fd = open(&mut attr, tid)?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let map_len = page * (1 + RING_PAGES);
+        // SAFETY: a new shared mapping of a perf descriptor; the result is
+        // checked before use and unmapped in Drop.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let base = NonNull::new(p.cast::<u8>()).ok_or(Errno::ENOMEM)?;
+        // SAFETY: the control page is mapped and the kernel filled it in.
+        let (off, size) = unsafe {
+            let meta = base.as_ptr().cast::<b::perf_event_mmap_page>();
+            (
+                std::ptr::addr_of!((*meta).data_offset).read_volatile(),
+                std::ptr::addr_of!((*meta).data_size).read_volatile(),
+            )
+        };
+        // Kernels before 4.1 leave these zero: the data follow the page.
+        let (data_offset, data_size) = if size == 0 {
+            (page, page * RING_PAGES)
+        } else {
+            (off as usize, size as usize)
+        };
+        Ok(Ring {
+            fd,
+            base,
+            map_len,
+            data_offset,
+            data_size,
+        })
+    }
+
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn meta_word(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: `offset` is that of `data_head` or `data_tail`, u64s in
+        // the mapped control page, 8-aligned; the reference lives no
+        // longer than `self`, which keeps the mapping.
+        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// Move every record written so far out of the ring, oldest first,
+    /// into `out` (each record whole, wrapped parts joined); the space is
+    /// given back to the kernel.
+    pub(crate) fn drain(&mut self, out: &mut Vec<u8>) {
+        let head_at = std::mem::offset_of!(b::perf_event_mmap_page, data_head);
+        let tail_at = std::mem::offset_of!(b::perf_event_mmap_page, data_tail);
+        // Acquire: the records up to `head` are written before it moved.
+        let head = self.meta_word(head_at).load(Ordering::Acquire);
+        let tail = self.meta_word(tail_at).load(Ordering::Relaxed);
+        let len = head.wrapping_sub(tail) as usize;
+        if len == 0 {
+            return;
+        }
+        let len = len.min(self.data_size);
+        let start = (tail as usize) % self.data_size;
+        let first = len.min(self.data_size - start);
+        // SAFETY: both spans lie inside the mapped data area (start +
+        // first <= data_size, len - first < data_size); the kernel does
+        // not write there until `data_tail` moves past them.
+        unsafe {
+            let data = self.base.as_ptr().add(self.data_offset);
+            out.extend_from_slice(std::slice::from_raw_parts(data.add(start), first));
+            out.extend_from_slice(std::slice::from_raw_parts(data, len - first));
+        }
+        // Release: the copy is complete before the kernel may overwrite.
+        self.meta_word(tail_at)
+            .store(tail.wrapping_add(len as u64), Ordering::Release);
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, unmapped once.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.map_len);
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! Breakpoints served by the kernel's uprobes: a hit costs the program
+//! ~1.5 µs and no ptrace stop, and the kernel takes the probe out when the
+//! last descriptor of it closes, so a tracer killed with SIGKILL leaves no
+//! `int3` behind for a program to die on.
+//!
+//! One uprobe event per thread and site (`perf_event_open` on the uprobe
+//! PMU with the thread's tid: a per-task event samples only while its own
+//! thread runs), every event of a thread writing to that thread's ring (a
+//! dummy event, `PERF_EVENT_IOC_SET_OUTPUT`), each ring polled by the
+//! tracer thread's epoll. Samples carry the event's id, the thread, the
+//! time and the user registers ([`crate::perf::REG_NAMES`]).
+//!
+//! Which sites a uprobe may serve, and the switching between uprobe and
+//! `int3` as engines come and go, is [`crate::breakpoint`]'s business.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use tracing::debug;
+
+use crate::perf::{self, Ring};
+use crate::sys::{Errno, Tid};
+
+/// The most bytes of one x86 instruction: a uprobe copies (and later
+/// emulates or single-steps) the instruction from the *file*, so these
+/// bytes of memory must be the file's.
+pub(crate) const MAX_INSN: usize = 15;
+
+/// A code location as the kernel's uprobes know it: a file (device and
+/// inode) and an offset in it. One uprobe exists per location, shared by
+/// every process mapping the file; while it exists, an `int3` of ours at
+/// that location in *any* process is taken for the uprobe's and erased
+/// at its first hit. So no location has both: [`Keys`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    dev: u64,
+    inode: u64,
+    offset: u64,
+}
+
+/// Where an address is: its location, and whether a uprobe may serve it
+/// (private executable mapping of a regular file) and through what path
+/// (`/proc/PID/map_files/...`, so the file is found in the traced
+/// process's mount namespace, whatever the tracer's).
+#[derive(Debug)]
+pub(crate) struct Loc {
+    pub key: Key,
+    path: Option<CString>,
+    /// Bytes of the mapping from the address on.
+    room: u64,
+}
+
+/// Where `addr` of process `pid` is, if in a file's mapping. `None` also
+/// when the kernel has no uprobes (then no location matters) or
+/// `UTRACE_NO_UPROBES` is set.
+pub(crate) fn locate(pid: Tid, addr: u64) -> Option<Loc> {
+    perf::uprobe_pmu()?;
+    if std::env::var_os("UTRACE_NO_UPROBES").is_some() {
+        return None;
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    for l in maps.lines() {
+        let mut f = l.split_whitespace();
+        let (Some(range), Some(perms), Some(off), Some(dev), Some(inode)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some((start, end)) = range.split_once('-').and_then(|(a, b)| Some((hex(a)?, hex(b)?)))
+        else {
+            continue;
+        };
+        if !(start <= addr && addr < end) {
+            continue;
+        }
+        let inode: u64 = inode.parse().ok()?;
+        if inode == 0 {
+            return None;
+        }
+        let (major, minor) = dev.split_once(':')?;
+        let path = f.next().unwrap_or("");
+        let offset = hex(off)? + (addr - start);
+        let probe_ok = perms.contains('x') && perms.ends_with('p') && path.starts_with('/');
+        return Some(Loc {
+            key: Key {
+                dev: (hex(major)? << 32) | hex(minor)?,
+                inode,
+                offset,
+            },
+            path: probe_ok
+                .then(|| CString::new(format!("/proc/{pid}/map_files/{range}")).ok())
+                .flatten(),
+            room: end - addr,
+        });
+    }
+    None
+}
+
+/// Where a uprobe can serve an address: the file and the offset in it.
+#[derive(Debug)]
+pub(crate) struct Target {
+    path: CString,
+    offset: u64,
+}
+
+/// Whether a uprobe can serve `loc`, whose memory is `code` (the original
+/// bytes, our own breakpoints hidden; up to [`MAX_INSN`]): a private,
+/// executable mapping of a regular file whose bytes there are the file's
+/// (code written by the program or a debugger is not, and a uprobe would
+/// run the file's instead).
+pub(crate) fn target(loc: &Loc, code: &[u8]) -> Option<Target> {
+    let path = loc.path.clone()?;
+    let n = code.len().min(loc.room as usize);
+    if n == 0 {
+        return None;
+    }
+    let mut file = vec![0u8; n];
+    let got = std::fs::File::open(std::ffi::OsStr::from_bytes(path.as_bytes()))
+        .and_then(|f| f.read_at(&mut file, loc.key.offset))
+        .ok()?;
+    if got != n || file != code[..n] {
+        debug!(offset = loc.key.offset, "code differs from its file: an int3 serves it");
+        return None;
+    }
+    Some(Target {
+        path,
+        offset: loc.key.offset,
+    })
+}
+
+/// How each location is served by the tracers of this process (one
+/// table for all: the kernel has one uprobe per location, whichever
+/// tracer opened it). A uprobe is placed only where no `int3` of ours is;
+/// an `int3` placed where uprobes are is a *conflict*: every tracer turns
+/// its uprobes there into `int3`s, then checks its `int3`s there (one
+/// hit of a lingering uprobe erases an `int3`) until the conflict
+/// expires, a second after the last uprobe there closed.
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    uses: FxHashMap<Key, (u32, u32)>,
+    /// Conflicting locations, and since when no uprobe serves them.
+    conflicts: Vec<(Key, Option<std::time::Instant>)>,
+    /// Changes with every conflict news: a tracer that saw this value has
+    /// nothing new to do.
+    pub generation: u64,
+}
+
+static KEYS: std::sync::LazyLock<std::sync::Mutex<Keys>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The process's location table.
+pub(crate) fn keys() -> std::sync::MutexGuard<'static, Keys> {
+    KEYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long an int3 at a location whose uprobes all closed is still
+/// checked (and written again if erased).
+const CONFLICT_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Keys {
+    /// Uprobes (first) and int3s (second) of ours at `key`.
+    pub fn uses(&self, key: &Key) -> (u32, u32) {
+        self.uses.get(key).copied().unwrap_or((0, 0))
+    }
+
+    /// Count one more (`+1`) or one fewer (`-1`) uprobe / int3 at `key`.
+    pub fn count(&mut self, key: Key, probe: bool, delta: i32) {
+        let e = self.uses.entry(key).or_insert((0, 0));
+        let n = if probe { &mut e.0 } else { &mut e.1 };
+        *n = n.saturating_add_signed(delta);
+        let (probes, int3s) = *e;
+        if (probes, int3s) == (0, 0) {
+            self.uses.remove(&key);
+        }
+        let news = if !probe && delta > 0 && probes > 0 {
+            match self.conflicts.iter_mut().find(|(k, _)| *k == key) {
+                Some(c) => c.1 = None,
+                None => self.conflicts.push((key, None)),
+            }
+            true
+        } else if probe && probes == 0 {
+            // The last uprobe here closed: the int3s here are checked.
+            match self.conflicts.iter_mut().find(|(k, _)| *k == key) {
+                Some(c) => {
+                    c.1 = Some(std::time::Instant::now());
+                    true
+                }
+                None => false,
+            }
+        } else {
+            false
+        };
+        if news {
+            self.generation += 1;
+            crate::sys::wake_all_tracers();
+        }
+    }
+
+    /// Conflicts now: (location, whether its uprobes are all closed);
+    /// expired ones forgotten.
+    pub fn conflicts(&mut self) -> Vec<(Key, bool)> {
+        self.conflicts
+            .retain(|(_, since)| since.is_none_or(|t| t.elapsed() < CONFLICT_LINGER));
+        self.conflicts.iter().map(|(k, s)| (*k, s.is_some())).collect()
+    }
+
+    /// Some conflict is open.
+    pub fn any_conflict(&self) -> bool {
+        !self.conflicts.is_empty()
+    }
+}
+
+/// A breakpoint served by uprobes: one event per thread of its process
+/// (the events themselves are in [`Probes`]).
+#[derive(Debug)]
+pub(crate) struct Site {
+    target: Target,
+    /// Event ids by thread.
+    ids: FxHashMap<Tid, u64>,
+}
+
+impl Site {
+    pub fn has_thread(&self, tid: Tid) -> bool {
+        self.ids.contains_key(&tid)
+    }
+}
+
+/// A hit of a breakpoint served by a uprobe: the program did not stop;
+/// the registers are as they were at the breakpoint (`rip` is its
+/// address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakpointHit {
+    pub pid: Tid,
+    pub tid: Tid,
+    /// The breakpoint's address.
+    pub addr: u64,
+    /// When, in nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    regs: [u64; perf::REG_NAMES.len()],
+}
+
+impl BreakpointHit {
+    /// Registers the hit carries: `rax`…`r15`, `rip`, `eflags`, `cs`,
+    /// `ss` (not `orig_rax`, `fs_base`, `gs_base`, nor the FPU's).
+    pub const REGISTERS: &'static [&'static str] = &perf::REG_NAMES;
+
+    /// A register by name, as [`crate::Task::register`] names them.
+    pub fn register(&self, name: &str) -> Option<u64> {
+        perf::REG_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| self.regs[i])
+    }
+}
+
+/// What draining the rings found.
+#[derive(Debug)]
+pub(crate) enum Record {
+    Hit(BreakpointHit),
+    /// Hits of the breakpoint at `addr` the kernel could not record (its
+    /// thread's ring was full).
+    Lost { addr: u64, n: u64 },
+}
+
+/// One uprobe event: a site on a thread.
+struct Event {
+    fd: OwnedFd,
+    tid: Tid,
+    addr: u64,
+    /// Losses already reported.
+    lost: u64,
+}
+
+/// A process's uprobe state: each thread's ring, every event by id, and
+/// records taken out of the rings (or losses counted at an event's close)
+/// not yet delivered.
+#[derive(Default)]
+pub(crate) struct Probes {
+    /// The process (rings wake the tracer with it as the event's data).
+    pid: Tid,
+    /// The tracer thread's epoll: a ring's samples wake it.
+    epoll: Option<Arc<OwnedFd>>,
+    rings: FxHashMap<Tid, Ring>,
+    events: FxHashMap<u64, Event>,
+    pending: Vec<Record>,
+    /// Drained bytes, reused.
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Probes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probes")
+            .field("rings", &self.rings.len())
+            .field("events", &self.events.len())
+            .finish()
+    }
+}
+
+impl Probes {
+    pub fn new(pid: Tid, epoll: Option<Arc<OwnedFd>>) -> Self {
+        Probes {
+            pid,
+            epoll,
+            ..Probes::default()
+        }
+    }
+
+    /// Nothing to drain or deliver.
+    pub fn is_empty(&self) -> bool {
+        self.rings.is_empty() && self.pending.is_empty()
+    }
+
+    /// A uprobe at `addr` (served as `target` says) on each of `threads`.
+    /// All or nothing: on an error no event stays open.
+    pub fn open_site(&mut self, target: Target, addr: u64, threads: &[Tid]) -> Result<Site, Errno> {
+        let mut site = Site {
+            target,
+            ids: FxHashMap::default(),
+        };
+        for &tid in threads {
+            if let Err(e) = self.add_thread(&mut site, addr, tid) {
+                self.close_site(site);
+                return Err(e);
+            }
+        }
+        Ok(site)
+    }
+
+    /// The site's uprobe on one more thread (a new one).
+    pub fn add_thread(&mut self, site: &mut Site, addr: u64, tid: Tid) -> Result<(), Errno> {
+        let pmu = perf::uprobe_pmu().ok_or(Errno::ENOENT)?;
+        let ring = match self.rings.entry(tid) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let ring = Ring::open(tid)?;
+                if let Some(ep) = &self.epoll {
+                    crate::sys::epoll_add(ep, ring.raw_fd(), self.pid as u64)?;
+                }
+                v.insert(ring)
+            }
+        };
+        let (fd, id) = perf::open_uprobe(pmu, &site.target.path, site.target.offset, tid)?;
+        perf::set_output(&fd, ring)?;
+        self.events.insert(
+            id,
+            Event {
+                fd,
+                tid,
+                addr,
+                lost: 0,
+            },
+        );
+        site.ids.insert(tid, id);
+        Ok(())
+    }
+
+    /// Take the site's uprobes out (the kernel puts the original
+    /// instruction back in every process). Hits already recorded stay to
+    /// be delivered; so do the losses counted.
+    pub fn close_site(&mut self, site: Site) {
+        for (tid, id) in site.ids {
+            self.take_ring(tid);
+            self.close_event(id);
+        }
+    }
+
+    fn close_event(&mut self, id: u64) {
+        if let Some(ev) = self.events.remove(&id) {
+            let mut ev = ev;
+            self.count_lost(&mut ev);
+        }
+    }
+
+    /// Report what `ev` lost since last asked.
+    fn count_lost(&mut self, ev: &mut Event) {
+        if let Ok(total) = perf::lost(&ev.fd) {
+            if total > ev.lost {
+                self.pending.push(Record::Lost {
+                    addr: ev.addr,
+                    n: total - ev.lost,
+                });
+                ev.lost = total;
+            }
+        }
+    }
+
+    /// Thread `tid` is gone: its records are kept, its events (also named
+    /// in `sites`) and its ring close.
+    pub fn thread_gone<'a>(&mut self, tid: Tid, sites: impl Iterator<Item = &'a mut Site>) {
+        self.take_ring(tid);
+        for s in sites {
+            if let Some(id) = s.ids.remove(&tid) {
+                self.close_event(id);
+            }
+        }
+        if let Some(ring) = self.rings.remove(&tid) {
+            if let Some(ep) = &self.epoll {
+                crate::sys::epoll_del(ep, ring.raw_fd());
+            }
+        }
+    }
+
+    /// Every site is going (a new image): rings drained, losses counted,
+    /// events and rings closed. What was recorded stays to be delivered.
+    pub fn close_all(&mut self) {
+        let tids: Vec<Tid> = self.rings.keys().copied().collect();
+        for t in tids {
+            self.take_ring(t);
+        }
+        let ids: Vec<u64> = self.events.keys().copied().collect();
+        for id in ids {
+            self.close_event(id);
+        }
+        for (_, ring) in self.rings.drain() {
+            if let Some(ep) = &self.epoll {
+                crate::sys::epoll_del(ep, ring.raw_fd());
+            }
+        }
+    }
+
+    /// Move the records in `tid`'s ring to `pending`; if the kernel lost
+    /// some, count each of the thread's events' losses.
+    fn take_ring(&mut self, tid: Tid) {
+        let Some(ring) = self.rings.get_mut(&tid) else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        ring.drain(&mut buf);
+        let lost = self.parse(&buf);
+        self.buf = buf;
+        if lost {
+            let ids: Vec<u64> = self
+                .events
+                .iter()
+                .filter(|(_, e)| e.tid == tid)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                if let Some(mut ev) = self.events.remove(&id) {
+                    self.count_lost(&mut ev);
+                    self.events.insert(id, ev);
+                }
+            }
+        }
+    }
+
+    /// Records of `tid` (or of every thread), oldest first per thread,
+    /// with whatever was pending. `offset_ns`: realtime minus monotonic.
+    pub fn drain(&mut self, tid: Option<Tid>, offset_ns: i64) -> Vec<Record> {
+        match tid {
+            Some(t) => self.take_ring(t),
+            None => {
+                let tids: Vec<Tid> = self.rings.keys().copied().collect();
+                for t in tids {
+                    self.take_ring(t);
+                }
+            }
+        }
+        let mut out = std::mem::take(&mut self.pending);
+        for r in &mut out {
+            if let Record::Hit(h) = r {
+                h.time_ns = (h.time_ns as i64).saturating_add(offset_ns) as u64;
+            }
+        }
+        out
+    }
+
+    /// Parse `data` (whole records) into `pending`; whether any said the
+    /// kernel lost samples.
+    fn parse(&mut self, mut data: &[u8]) -> bool {
+        fn u64_at(d: &[u8], at: usize) -> Option<u64> {
+            Some(u64::from_ne_bytes(d.get(at..at + 8)?.try_into().ok()?))
+        }
+        let mut lost = false;
+        while data.len() >= 8 {
+            let kind = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]);
+            let size = u16::from_ne_bytes([data[6], data[7]]) as usize;
+            if size < 8 || size > data.len() {
+                break;
+            }
+            let rec = &data[8..size];
+            data = &data[size..];
+            match kind {
+                perf::RECORD_SAMPLE => {
+                    let (Some(id), Some(pt), Some(time), Some(abi)) =
+                        (u64_at(rec, 0), u64_at(rec, 8), u64_at(rec, 16), u64_at(rec, 24))
+                    else {
+                        continue;
+                    };
+                    let Some(addr) = self.events.get(&id).map(|e| e.addr) else {
+                        // An event closed since (its hits are no one's).
+                        continue;
+                    };
+                    let mut regs = [0u64; perf::REG_NAMES.len()];
+                    if abi != 0 {
+                        for (i, r) in regs.iter_mut().enumerate() {
+                            *r = u64_at(rec, 32 + 8 * i).unwrap_or(0);
+                        }
+                    }
+                    self.pending.push(Record::Hit(BreakpointHit {
+                        pid: self.pid,
+                        tid: (pt >> 32) as Tid,
+                        addr,
+                        // Monotonic here; made wall-clock on delivery.
+                        time_ns: time,
+                        regs,
+                    }));
+                }
+                perf::RECORD_LOST => lost = true,
+                _ => {}
+            }
+        }
+        lost
+    }
+}
+
+/// Realtime minus monotonic, now, in nanoseconds: sample times are
+/// monotonic; reports carry wall-clock times.
+pub(crate) fn clock_offset_ns() -> i64 {
+    crate::sys::clock_ns(libc::CLOCK_REALTIME) - crate::sys::clock_ns(libc::CLOCK_MONOTONIC)
+}

@@ -1,0 +1,341 @@
+//! Breakpoint sites with real programs: one table per process decides
+//! whether the kernel's uprobe or our `int3` serves each address, and
+//! switches as engines come and go (the two cannot share an address).
+//!
+//! - An engine that takes hits without stops gets every hit of a hot
+//!   breakpoint (or its loss counted) with no ptrace stop per hit, from
+//!   every thread, those made after the insertion included.
+//! - An engine that must stop there makes the site an `int3` for everyone;
+//!   when it goes the uprobe serves again; when the last user goes the
+//!   original byte is back.
+//! - Reads through the tracer never show the kernel's or our `int3`.
+//! - One uprobe serves a code location in every process that maps it: an
+//!   int3 of ours at that location in another process makes the uprobes
+//!   there int3s too (the uprobe would erase it at its first hit).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use utrace_engines::{
+    Action, BreakpointHit, Engine, EngineOptions, EventMask, ExitReport, SpawnOptions,
+    SyscallEntry, SyscallSet, Task, Tracer,
+};
+
+#[derive(Default)]
+struct Counts {
+    /// Hits without a stop (uprobe).
+    hits: AtomicU64,
+    /// Hits the kernel could not record.
+    lost: AtomicU64,
+    /// Hits at a stop (int3).
+    stops: AtomicU64,
+    /// Threads seen hitting.
+    tids: std::sync::Mutex<std::collections::BTreeSet<i32>>,
+    /// Where the breakpoint went (0: not yet).
+    addr: AtomicU64,
+    /// `rip` in the last hit's registers.
+    last_rip: AtomicU64,
+    gone: AtomicBool,
+}
+
+impl Counts {
+    fn all_hits(&self) -> u64 {
+        self.hits.load(SeqCst) + self.lost.load(SeqCst) + self.stops.load(SeqCst)
+    }
+}
+
+/// Where a [`Prober`] puts its breakpoint, at the program's first
+/// `getppid` (made through libc's `syscall()`, a leaf function): where the
+/// syscall returns to in libc, or where `syscall()` returns to in the
+/// program. Both run once per call. Tests that put an int3 somewhere use
+/// a location no other test of this file uses: uprobes are per location,
+/// not per process, and an int3 where another test's uprobe is turns that
+/// one into an int3 too (by design: see `uprobe::Keys`).
+#[derive(Clone, Copy)]
+enum Where {
+    InLibc,
+    InProgram,
+}
+
+/// Inserts a breakpoint (see [`Where`]), then wants no more syscalls;
+/// counts the hits.
+struct Prober(Arc<Counts>, Where);
+
+impl Engine for Prober {
+    fn report_syscall_entry(&mut self, task: &mut Task<'_>, _call: &SyscallEntry) -> Action {
+        if self.0.addr.load(SeqCst) == 0 {
+            let addr = match self.1 {
+                Where::InLibc => task.register("rip").expect("rip"),
+                Where::InProgram => {
+                    let rsp = task.register("rsp").expect("rsp");
+                    let r = task.read_memory(rsp, 8);
+                    u64::from_ne_bytes(r.data[..8].try_into().expect("8 bytes"))
+                }
+            };
+            task.insert_breakpoint(addr).expect("insert");
+            self.0.addr.store(addr, SeqCst);
+            task.set_events(EventMask::BREAKPOINT | EventMask::DEATH);
+        }
+        Action::Resume
+    }
+
+    fn report_breakpoint_hit(&mut self, hit: &BreakpointHit) {
+        self.0.hits.fetch_add(1, SeqCst);
+        self.0.last_rip.store(hit.register("rip").unwrap_or(0), SeqCst);
+        self.0.tids.lock().unwrap().insert(hit.tid);
+    }
+
+    fn report_breakpoint_hits_lost(&mut self, _pid: i32, _addr: u64, lost: u64) {
+        self.0.lost.fetch_add(lost, SeqCst);
+    }
+
+    fn report_breakpoint(&mut self, task: &mut Task<'_>, _addr: u64) -> Action {
+        self.0.stops.fetch_add(1, SeqCst);
+        self.0.tids.lock().unwrap().insert(task.tid());
+        Action::Resume
+    }
+
+    fn report_death(&mut self, death: &ExitReport) {
+        if death.process_gone {
+            self.0.gone.store(true, SeqCst);
+        }
+    }
+}
+
+fn prober_opts(hits: bool) -> EngineOptions {
+    EngineOptions::new(EventMask::SYSCALL_ENTRY | EventMask::BREAKPOINT | EventMask::DEATH)
+        .syscalls(SyscallSet::from_names(["getppid"]).unwrap())
+        .breakpoint_hits(hits)
+}
+
+/// Run `argv` under a [`Prober`] to its end; its counts, its output and
+/// how many ptrace stops the tracer handled.
+fn run_probed(argv: &[&str], hits: bool, at: Where) -> (Arc<Counts>, Lines, u64) {
+    let tracer = Tracer::new().unwrap();
+    let counts = Arc::new(Counts::default());
+    let (w, mut out) = Lines::pipe();
+    let mut opts = SpawnOptions::new(argv.iter().copied());
+    opts.stdout = Some(w);
+    // Syscall stops by ptrace, which end when the engine wants no more
+    // syscalls (a kernel-side filter would stop every getppid for good).
+    opts.kernel_filter = false;
+    tracer
+        .spawn(opts, Box::new(Prober(Arc::clone(&counts), at)), prober_opts(hits))
+        .wait()
+        .unwrap();
+    wait_for("the program to end", || counts.gone.load(SeqCst));
+    out.rest();
+    let stops = tracer.stats().wait().unwrap().stops;
+    (counts, out, stops)
+}
+
+/// A hot breakpoint (20,000 hits) for an engine that needs no stops: every
+/// hit reported (or counted lost), with its registers, and no ptrace stop
+/// per hit; the same breakpoint for an engine that stops takes two stops a
+/// hit (the hit and the step over it).
+#[test]
+fn a_breakpoint_that_needs_no_stop_is_a_uprobe() {
+    init_logging();
+    let n = 20_000u64;
+    let (c, out, stops) = run_probed(
+        &[tracee!("syscall_loop"), &n.to_string()],
+        true,
+        Where::InLibc,
+    );
+    assert_eq!(out.value("getppid"), Some(n.to_string()));
+    assert_eq!(c.stops.load(SeqCst), 0, "no hit stopped the program");
+    assert_eq!(c.all_hits(), n, "every hit reported or counted lost");
+    assert!(c.hits.load(SeqCst) > 0);
+    assert_eq!(c.last_rip.load(SeqCst), c.addr.load(SeqCst), "rip is the breakpoint's");
+    // (The stops are the program's start-up syscalls, before the insertion.)
+    assert!(stops < n / 20, "{stops} ptrace stops for {n} hits");
+    eprintln!(
+        "uprobe: {n} hits, {} reported, {} lost, {stops} ptrace stops",
+        c.hits.load(SeqCst),
+        c.lost.load(SeqCst)
+    );
+
+    let n = 2_000u64;
+    let (c, _, stops) = run_probed(
+        &[tracee!("syscall_loop"), &n.to_string()],
+        false,
+        Where::InProgram,
+    );
+    assert_eq!(c.stops.load(SeqCst), n);
+    assert_eq!(c.hits.load(SeqCst), 0);
+    assert!(stops >= 2 * n, "{stops} ptrace stops for {n} int3 hits");
+}
+
+/// Threads made before and after the insertion: the uprobe serves each
+/// (events are per thread; new threads get theirs before they run).
+#[test]
+fn every_thread_hits_a_uprobe() {
+    init_logging();
+    let (t, n) = (4u64, 3_000u64);
+    let (c, out, stops) = run_probed(
+        &[tracee!("threads"), &t.to_string(), &n.to_string()],
+        true,
+        Where::InLibc,
+    );
+    assert_eq!(out.value("calls"), Some((t * n).to_string()));
+    assert_eq!(c.stops.load(SeqCst), 0);
+    assert_eq!(c.all_hits(), t * n, "every hit of every thread");
+    assert_eq!(c.tids.lock().unwrap().len() as u64, t, "hits from each thread");
+    assert!(stops < t * n / 20, "{stops} ptrace stops");
+}
+
+/// An engine that takes hits without stops, then one that stops at the
+/// same address: the site becomes an int3 for both (both see stops); the
+/// stopping one leaves: a uprobe again; the last one leaves: the original
+/// byte is back. Reads through the tracer show the original byte
+/// throughout; the memory itself holds the kernel's or our int3.
+#[test]
+fn a_site_switches_between_uprobe_and_int3_as_engines_come_and_go() {
+    init_logging();
+    let tracer = Tracer::new().unwrap();
+    let a = Arc::new(Counts::default());
+    let (w, _out) = Lines::pipe();
+    // (Its own location: `threads`'s code, which no other test probes.)
+    let mut opts = SpawnOptions::new([tracee!("threads"), "1", "1000000000"]);
+    opts.stdout = Some(w);
+    opts.kernel_filter = false;
+    let sp = tracer
+        .spawn(
+            opts,
+            Box::new(Prober(Arc::clone(&a), Where::InProgram)),
+            prober_opts(true),
+        )
+        .wait()
+        .unwrap();
+    let pid = sp.pid;
+    let _kill = KillPid(pid);
+    wait_for("the breakpoint", || a.addr.load(SeqCst) != 0);
+    let addr = a.addr.load(SeqCst);
+    let orig = tracer
+        .read_scatter(sp.engine, pid, true, vec![(addr, 1)])
+        .wait()
+        .unwrap()
+        .buf[0];
+    assert_ne!(orig, 0xcc, "reads hide the breakpoint");
+    let raw = |what: &str| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, addr).unwrap();
+        eprintln!("{what}: {:#x}", b[0]);
+        b[0]
+    };
+    let grows = |what: &str, f: &dyn Fn() -> u64| {
+        let before = f();
+        wait_for(what, || f() > before + 100);
+    };
+    // Phase 1: a uprobe.
+    assert_eq!(raw("uprobe"), 0xcc, "the kernel's int3");
+    grows("uprobe hits", &|| a.hits.load(SeqCst));
+    let stops_before = tracer.stats().wait().unwrap().stops;
+
+    // Phase 2: an engine that stops there joins: an int3 for both.
+    let b = Arc::new(Counts::default());
+    let at = tracer
+        .attach(
+            pid,
+            Box::new(Prober(Arc::clone(&b), Where::InProgram)),
+            EngineOptions::new(EventMask::BREAKPOINT | EventMask::DEATH),
+        )
+        .wait()
+        .unwrap();
+    tracer
+        .with_stopped(at.engine, pid, true, move |t| t.insert_breakpoint(addr))
+        .wait()
+        .unwrap()
+        .unwrap();
+    grows("b's stops", &|| b.stops.load(SeqCst));
+    grows("a's stops", &|| a.stops.load(SeqCst));
+    // Ours (out for a moment at each step over it).
+    wait_for("our int3", || raw("int3") == 0xcc);
+    assert!(tracer.stats().wait().unwrap().stops > stops_before + 200);
+    let hits = a.hits.load(SeqCst);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(a.hits.load(SeqCst), hits, "no uprobe hits while an int3 serves");
+
+    // Phase 3: the stopping engine leaves: a uprobe again.
+    tracer
+        .with_stopped(at.engine, pid, true, move |t| t.remove_breakpoint(addr))
+        .wait()
+        .unwrap()
+        .unwrap();
+    tracer.detach(at.engine).wait().unwrap();
+    grows("uprobe hits again", &|| a.hits.load(SeqCst));
+    let (s1, b1) = (a.stops.load(SeqCst), b.stops.load(SeqCst));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!((a.stops.load(SeqCst), b.stops.load(SeqCst)), (s1, b1), "no more stops");
+    assert_eq!(raw("uprobe again"), 0xcc);
+    let seen = tracer
+        .read_scatter(sp.engine, pid, true, vec![(addr, 1)])
+        .wait()
+        .unwrap()
+        .buf[0];
+    assert_eq!(seen, orig, "reads hide the uprobe's int3");
+
+    // Phase 4: the last user leaves: the original byte.
+    tracer
+        .with_stopped(sp.engine, pid, true, move |t| t.remove_breakpoint(addr))
+        .wait()
+        .unwrap()
+        .unwrap();
+    assert_eq!(raw("removed"), orig);
+    let hits = a.all_hits();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(a.all_hits(), hits, "no hits once removed");
+
+    // Phase 5: another process of the same program, whose engine stops at
+    // the same place: one uprobe serves a location in every process, and
+    // it would erase that int3 at its first hit. So the first process's
+    // uprobe becomes an int3 too, and both engines see every hit stop.
+    tracer
+        .with_stopped(sp.engine, pid, true, move |t| t.insert_breakpoint(addr))
+        .wait()
+        .unwrap()
+        .unwrap();
+    grows("uprobe hits once more", &|| a.hits.load(SeqCst));
+    let c = Arc::new(Counts::default());
+    let (w2, _out2) = Lines::pipe();
+    let mut opts = SpawnOptions::new([tracee!("threads"), "1", "1000000000"]);
+    opts.stdout = Some(w2);
+    opts.kernel_filter = false;
+    let sp2 = tracer
+        .spawn(
+            opts,
+            Box::new(Prober(Arc::clone(&c), Where::InProgram)),
+            prober_opts(false),
+        )
+        .wait()
+        .unwrap();
+    let _kill2 = KillPid(sp2.pid);
+    wait_for("the second breakpoint", || c.addr.load(SeqCst) != 0);
+    grows("the second process's stops", &|| c.stops.load(SeqCst));
+    grows("the first process's stops", &|| a.stops.load(SeqCst));
+    let hits = a.hits.load(SeqCst);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(a.hits.load(SeqCst), hits, "no uprobe left at that location");
+    grows("the second process's stops, still", &|| c.stops.load(SeqCst));
+
+    drop(_kill);
+    wait_for("the program to die", || a.gone.load(SeqCst));
+}
+
+/// Kills the program when the test ends, passed or not.
+struct KillPid(i32);
+
+impl Drop for KillPid {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
