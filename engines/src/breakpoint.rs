@@ -505,7 +505,10 @@ fn wait_restored(io: &mut Io<'_>, addr: u64, orig: u8) {
             break;
         }
         if start.elapsed() > RESTORE_WAIT {
-            warn!(pid = io.pid, addr, "a closed uprobe is still in memory after {RESTORE_WAIT:?}");
+            warn!(
+                pid = io.pid,
+                addr, "a closed uprobe is still in memory after {RESTORE_WAIT:?}"
+            );
             return;
         }
         polls += 1;

@@ -720,7 +720,10 @@ impl Core {
                     let mut b = [0u8; 1];
                     let n = io.mem.read(p.pid, addr, &mut b).unwrap_or(0);
                     if n == 1 && b[0] != crate::breakpoint::INT3 && !stepping {
-                        debug!(pid = p.pid, addr, "an int3 erased by a uprobe: written again");
+                        debug!(
+                            pid = p.pid,
+                            addr, "an int3 erased by a uprobe: written again"
+                        );
                         let _ = io.mem.write(p.pid, addr, &[crate::breakpoint::INT3]);
                     }
                 }
@@ -806,7 +809,9 @@ impl Core {
     /// Some process has uprobe rings: the tracer thread drains them every
     /// few milliseconds (they wake it only when half full).
     pub fn probing(&self) -> bool {
-        self.procs.values().any(|p| !p.breakpoints.probes.is_empty())
+        self.procs
+            .values()
+            .any(|p| !p.breakpoints.probes.is_empty())
     }
 
     /// [`Core::deliver_hits`] for every process with rings.

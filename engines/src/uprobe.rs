@@ -71,7 +71,9 @@ pub(crate) fn locate(pid: Tid, addr: u64) -> Option<Loc> {
         else {
             continue;
         };
-        let Some((start, end)) = range.split_once('-').and_then(|(a, b)| Some((hex(a)?, hex(b)?)))
+        let Some((start, end)) = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((hex(a)?, hex(b)?)))
         else {
             continue;
         };
@@ -124,7 +126,10 @@ pub(crate) fn target(loc: &Loc, code: &[u8]) -> Option<Target> {
         .and_then(|f| f.read_at(&mut file, loc.key.offset))
         .ok()?;
     if got != n || file != code[..n] {
-        debug!(offset = loc.key.offset, "code differs from its file: an int3 serves it");
+        debug!(
+            offset = loc.key.offset,
+            "code differs from its file: an int3 serves it"
+        );
         return None;
     }
     Some(Target {
@@ -155,7 +160,8 @@ static KEYS: std::sync::LazyLock<std::sync::Mutex<Keys>> =
 
 /// The process's location table.
 pub(crate) fn keys() -> std::sync::MutexGuard<'static, Keys> {
-    KEYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    KEYS.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How long an int3 at a location whose uprobes all closed is still
@@ -206,7 +212,10 @@ impl Keys {
     pub fn conflicts(&mut self) -> Vec<(Key, bool)> {
         self.conflicts
             .retain(|(_, since)| since.is_none_or(|t| t.elapsed() < CONFLICT_LINGER));
-        self.conflicts.iter().map(|(k, s)| (*k, s.is_some())).collect()
+        self.conflicts
+            .iter()
+            .map(|(k, s)| (*k, s.is_some()))
+            .collect()
     }
 
     /// Some conflict is open.
@@ -264,7 +273,10 @@ pub(crate) enum Record {
     Hit(BreakpointHit),
     /// Hits of the breakpoint at `addr` the kernel could not record (its
     /// thread's ring was full).
-    Lost { addr: u64, n: u64 },
+    Lost {
+        addr: u64,
+        n: u64,
+    },
 }
 
 /// One uprobe event: a site on a thread.
@@ -488,9 +500,12 @@ impl Probes {
             data = &data[size..];
             match kind {
                 perf::RECORD_SAMPLE => {
-                    let (Some(id), Some(pt), Some(time), Some(abi)) =
-                        (u64_at(rec, 0), u64_at(rec, 8), u64_at(rec, 16), u64_at(rec, 24))
-                    else {
+                    let (Some(id), Some(pt), Some(time), Some(abi)) = (
+                        u64_at(rec, 0),
+                        u64_at(rec, 8),
+                        u64_at(rec, 16),
+                        u64_at(rec, 24),
+                    ) else {
                         continue;
                     };
                     let Some(addr) = self.events.get(&id).map(|e| e.addr) else {

@@ -4,14 +4,17 @@
 //! `kill -9` the server, and check half a second later that the program
 //! still runs with its original byte back.
 //!
-//! Each program is run with the keeper and without it (as before it
-//! existed), side by side. Two programs: one that reaches the breakpoint every 50 ms (a sleep's
-//! return, as a debugger user's breakpoint is hit now and then) and one
-//! that reaches it in a tight loop (`sh -c 'while :; do :; done'`). Without
-//! the keeper both would die of SIGTRAP; with it the first survives unless
-//! the kill lands in the tens of microseconds around a hit, and the second
-//! is almost always mid-hit (held in its SIGTRAP stop) when the tracer
-//! dies, and dies.
+//! Three ways to serve the breakpoint, side by side: a uprobe (the client
+//! needs no stop at it: the server's default then), an int3 with the
+//! keeper (the client asks for memory at each hit, which needs a stop), and
+//! an int3 without the keeper (as before it existed). Two programs: one
+//! that reaches the breakpoint every 50 ms (a sleep's return, as a
+//! debugger user's breakpoint is hit now and then) and one that reaches it
+//! in a tight loop (`sh -c 'while :; do :; done'`). The kernel takes a
+//! uprobe out with the server's descriptors: both survive. An int3 without
+//! the keeper kills both; with it the first survives unless the kill lands
+//! around a hit, and the second is almost always mid-hit (held in its
+//! SIGTRAP stop) when the tracer dies, and dies.
 //!
 //! ```text
 //! cargo bench -p utrace-tests --bench faults
@@ -69,7 +72,7 @@ fn alive(pid: u32) -> bool {
 }
 
 /// One round: does `program` survive? `None`: the round could not be set up.
-async fn round(dir: &std::path::Path, program: &[&str], keeper: bool) -> Option<bool> {
+async fn round(dir: &std::path::Path, program: &[&str], keeper: bool, int3: bool) -> Option<bool> {
     let sock = dir.join(format!("s{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
     let mut server = Command::new(std::env::current_exe().ok()?)
@@ -96,6 +99,15 @@ async fn round(dir: &std::path::Path, program: &[&str], keeper: bool) -> Option<
                 pid,
                 engine: Some(pb::EngineSpec {
                     events: vec![pb::EventKind::Breakpoint as i32],
+                    // Memory at each hit needs a stop: an int3.
+                    expedite: int3.then(|| pb::Expedite {
+                        registers: vec![],
+                        memory: vec![pb::MemRef {
+                            register: "rsp".into(),
+                            len: 8,
+                            string: false,
+                        }],
+                    }),
                     ..Default::default()
                 }),
             })
@@ -179,13 +191,18 @@ fn main() {
     ];
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!("SIGKILL of the server with a breakpoint inserted, {rounds} rounds each");
-    println!("| program | keeper | rounds | survived | share |");
+    println!("| program | breakpoint | rounds | survived | share |");
     println!("|---|---|---|---|---|");
+    let ways = [
+        ("uprobe (no stop needed)", false, false),
+        ("int3, keeper", true, true),
+        ("int3, no keeper (before)", true, false),
+    ];
     for (what, argv) in &programs {
-        for keeper in [true, false] {
+        for (way, int3, keeper) in ways {
             let (mut ran, mut survived) = (0, 0);
             for _ in 0..rounds {
-                match rt.block_on(round(&dir, argv, keeper)) {
+                match rt.block_on(round(&dir, argv, keeper, int3)) {
                     Some(s) => {
                         ran += 1;
                         survived += usize::from(s);
@@ -194,8 +211,7 @@ fn main() {
                 }
             }
             println!(
-                "| {what} | {} | {ran} | {survived} | {:.0}% |",
-                if keeper { "yes" } else { "no (before)" },
+                "| {what} | {way} | {ran} | {survived} | {:.0}% |",
                 100.0 * survived as f64 / ran.max(1) as f64
             );
         }

@@ -85,7 +85,9 @@ impl Engine for Prober {
 
     fn report_breakpoint_hit(&mut self, hit: &BreakpointHit) {
         self.0.hits.fetch_add(1, SeqCst);
-        self.0.last_rip.store(hit.register("rip").unwrap_or(0), SeqCst);
+        self.0
+            .last_rip
+            .store(hit.register("rip").unwrap_or(0), SeqCst);
         self.0.tids.lock().unwrap().insert(hit.tid);
     }
 
@@ -124,7 +126,11 @@ fn run_probed(argv: &[&str], hits: bool, at: Where) -> (Arc<Counts>, Lines, u64)
     // syscalls (a kernel-side filter would stop every getppid for good).
     opts.kernel_filter = false;
     tracer
-        .spawn(opts, Box::new(Prober(Arc::clone(&counts), at)), prober_opts(hits))
+        .spawn(
+            opts,
+            Box::new(Prober(Arc::clone(&counts), at)),
+            prober_opts(hits),
+        )
         .wait()
         .unwrap();
     wait_for("the program to end", || counts.gone.load(SeqCst));
@@ -150,7 +156,11 @@ fn a_breakpoint_that_needs_no_stop_is_a_uprobe() {
     assert_eq!(c.stops.load(SeqCst), 0, "no hit stopped the program");
     assert_eq!(c.all_hits(), n, "every hit reported or counted lost");
     assert!(c.hits.load(SeqCst) > 0);
-    assert_eq!(c.last_rip.load(SeqCst), c.addr.load(SeqCst), "rip is the breakpoint's");
+    assert_eq!(
+        c.last_rip.load(SeqCst),
+        c.addr.load(SeqCst),
+        "rip is the breakpoint's"
+    );
     // (The stops are the program's start-up syscalls, before the insertion.)
     assert!(stops < n / 20, "{stops} ptrace stops for {n} hits");
     eprintln!(
@@ -184,7 +194,11 @@ fn every_thread_hits_a_uprobe() {
     assert_eq!(out.value("calls"), Some((t * n).to_string()));
     assert_eq!(c.stops.load(SeqCst), 0);
     assert_eq!(c.all_hits(), t * n, "every hit of every thread");
-    assert_eq!(c.tids.lock().unwrap().len() as u64, t, "hits from each thread");
+    assert_eq!(
+        c.tids.lock().unwrap().len() as u64,
+        t,
+        "hits from each thread"
+    );
     assert!(stops < t * n / 20, "{stops} ptrace stops");
 }
 
@@ -260,7 +274,11 @@ fn a_site_switches_between_uprobe_and_int3_as_engines_come_and_go() {
     assert!(tracer.stats().wait().unwrap().stops > stops_before + 200);
     let hits = a.hits.load(SeqCst);
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(a.hits.load(SeqCst), hits, "no uprobe hits while an int3 serves");
+    assert_eq!(
+        a.hits.load(SeqCst),
+        hits,
+        "no uprobe hits while an int3 serves"
+    );
 
     // Phase 3: the stopping engine leaves: a uprobe again.
     tracer
@@ -272,7 +290,11 @@ fn a_site_switches_between_uprobe_and_int3_as_engines_come_and_go() {
     grows("uprobe hits again", &|| a.hits.load(SeqCst));
     let (s1, b1) = (a.stops.load(SeqCst), b.stops.load(SeqCst));
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!((a.stops.load(SeqCst), b.stops.load(SeqCst)), (s1, b1), "no more stops");
+    assert_eq!(
+        (a.stops.load(SeqCst), b.stops.load(SeqCst)),
+        (s1, b1),
+        "no more stops"
+    );
     assert_eq!(raw("uprobe again"), 0xcc);
     let seen = tracer
         .read_scatter(sp.engine, pid, true, vec![(addr, 1)])
@@ -322,7 +344,9 @@ fn a_site_switches_between_uprobe_and_int3_as_engines_come_and_go() {
     let hits = a.hits.load(SeqCst);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(a.hits.load(SeqCst), hits, "no uprobe left at that location");
-    grows("the second process's stops, still", &|| c.stops.load(SeqCst));
+    grows("the second process's stops, still", &|| {
+        c.stops.load(SeqCst)
+    });
 
     drop(_kill);
     wait_for("the program to die", || a.gone.load(SeqCst));

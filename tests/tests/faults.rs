@@ -210,7 +210,6 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     let (bp_prog, mut bp_lines) = ticker(50);
     let (addr, orig) = breakpoint_where_it_is(&mut c, bp_prog.0.id(), true).await;
 
-
     let (held_prog, mut held_lines) = ticker(20);
     let _holder = held_by_a_client(&d.uri, held_prog.0.id());
 
