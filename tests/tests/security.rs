@@ -347,7 +347,7 @@ fn a_spawned_program_inherits_nothing_of_the_server() {
     common::wait_for("the server's socket", || {
         std::path::Path::new(&sock).exists()
     });
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    users::open_socket_to_all(&sock);
 
     let script = scratch.0.join("probe.sh");
     std::fs::write(
@@ -1066,7 +1066,6 @@ fn cpu_seconds(pid: u32) -> f64 {
 /// (it backs off), and serves again as soon as descriptors come back.
 #[test]
 fn descriptor_exhaustion_backs_off_and_recovers() {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let u = users::user("fds");
     let v = users::user("fds-other");
@@ -1093,7 +1092,7 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
     common::wait_for("the server's socket", || {
         std::path::Path::new(&sock).exists()
     });
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    users::open_socket_to_all(&sock);
     let uri = format!("unix://{sock}");
     let mut hog = AsClient::as_user(&u, &[], &uri);
     assert!(hog.cmd("conns 100").starts_with("ok held=100"));

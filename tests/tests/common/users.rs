@@ -357,3 +357,14 @@ pub fn process_with_pid(pid: i32, argv: &[&str]) -> bool {
     }
     r == pid as i64
 }
+
+/// Let every user connect to a server's socket at `sock`: once the server
+/// has set its own mode (0660, just after the bind that made the file
+/// appear; setting ours before would be undone), make it 0666.
+pub fn open_socket_to_all(sock: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    super::wait_for("the server to set its socket's mode", || {
+        std::fs::metadata(sock).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o660)
+    });
+    std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
