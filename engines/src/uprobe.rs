@@ -378,6 +378,19 @@ impl Probes {
         for (tid, id) in site.ids {
             self.take_ring(tid);
             self.close_event(id);
+            // A ring no event writes to any more goes too (the tracer then
+            // stops looking at this process's rings when none is left).
+            if !self.events.values().any(|e| e.tid == tid) {
+                self.drop_ring(tid);
+            }
+        }
+    }
+
+    fn drop_ring(&mut self, tid: Tid) {
+        if let Some(ring) = self.rings.remove(&tid) {
+            if let Some(ep) = &self.epoll {
+                crate::sys::epoll_del(ep, ring.raw_fd());
+            }
         }
     }
 
@@ -410,11 +423,7 @@ impl Probes {
                 self.close_event(id);
             }
         }
-        if let Some(ring) = self.rings.remove(&tid) {
-            if let Some(ep) = &self.epoll {
-                crate::sys::epoll_del(ep, ring.raw_fd());
-            }
-        }
+        self.drop_ring(tid);
     }
 
     /// Every site is going (a new image): rings drained, losses counted,
@@ -428,10 +437,9 @@ impl Probes {
         for id in ids {
             self.close_event(id);
         }
-        for (_, ring) in self.rings.drain() {
-            if let Some(ep) = &self.epoll {
-                crate::sys::epoll_del(ep, ring.raw_fd());
-            }
+        let tids: Vec<Tid> = self.rings.keys().copied().collect();
+        for t in tids {
+            self.drop_ring(t);
         }
     }
 
