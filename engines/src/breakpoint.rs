@@ -133,43 +133,37 @@ impl Breakpoints {
     /// keeping the process-wide count of each location's mechanisms (an
     /// int3 where uprobes serve the location elsewhere is a conflict every
     /// tracer resolves: [`uprobe::Keys`]).
-    fn set_mech(&mut self, addr: u64, mech: Mech) {
-        let Some(bp) = self.map.get_mut(&addr) else {
-            return;
-        };
-        let old = std::mem::replace(&mut bp.mech, mech);
-        let Some(key) = bp.loc.as_ref().map(|l| l.key) else {
-            return;
-        };
-        let mut keys = uprobe::keys();
-        match old {
-            Mech::Int3 => keys.count(key, false, -1),
-            Mech::Probe(_) => keys.count(key, true, -1),
-            Mech::Unplaced => {}
-        }
-        match bp.mech {
-            Mech::Int3 => {
-                keys.count(key, false, 1);
-            }
-            Mech::Probe(_) => keys.count(key, true, 1),
-            Mech::Unplaced => {}
-        }
-    }
-
-    /// Take the site's mechanism out of the books (its uprobe closed, or
-    /// its int3 left to the caller) and leave it unplaced.
-    fn unplace(&mut self, addr: u64) -> Mech {
+    fn set_mech(&mut self, addr: u64, mech: Mech) -> Mech {
         let Some(bp) = self.map.get_mut(&addr) else {
             return Mech::Unplaced;
         };
-        let old = std::mem::take(&mut bp.mech);
+        let old = std::mem::replace(&mut bp.mech, mech);
         if let Some(key) = bp.loc.as_ref().map(|l| l.key) {
-            let probe = matches!(old, Mech::Probe(_));
-            if !matches!(old, Mech::Unplaced) {
-                uprobe::keys().count(key, probe, -1);
+            let mut keys = uprobe::keys();
+            for (m, delta) in [(&old, -1), (&bp.mech, 1)] {
+                match m {
+                    Mech::Int3 => keys.count(key, false, delta),
+                    Mech::Probe(_) => keys.count(key, true, delta),
+                    Mech::Unplaced => {}
+                }
             }
         }
         old
+    }
+
+    /// Take the site's mechanism out of the books (its uprobe to close, or
+    /// its int3 left to the caller) and leave it unplaced.
+    fn unplace(&mut self, addr: u64) -> Mech {
+        self.set_mech(addr, Mech::Unplaced)
+    }
+
+    /// Serve the site at `addr` with an int3 from now on (its code changes,
+    /// a uprobe failed, or a stop is wanted at its location elsewhere).
+    pub fn force_int3(&mut self, addr: u64, io: &mut Io<'_>) -> Result<(), Errno> {
+        if let Some(bp) = self.map.get_mut(&addr) {
+            bp.no_probe = true;
+        }
+        self.settle(addr, io)
     }
 
     /// Sites at location `key` served by uprobes.
@@ -471,10 +465,7 @@ impl Breakpoints {
             };
             if let Err(e) = self.probes.add_thread(site, addr, tid) {
                 warn!(pid = io.pid, tid, addr, %e, "a new thread's uprobe failed; an int3 serves the breakpoint");
-                if let Some(bp) = self.map.get_mut(&addr) {
-                    bp.no_probe = true;
-                }
-                if let Err(e) = self.settle(addr, io) {
+                if let Err(e) = self.force_int3(addr, io) {
                     warn!(pid = io.pid, addr, %e, "the breakpoint's int3 could not be written");
                 }
             }

@@ -187,6 +187,8 @@ pub(crate) struct Core {
     pub epoll: Option<Arc<std::os::fd::OwnedFd>>,
     /// The [`crate::uprobe::Keys`] generation last acted on.
     keys_seen: u64,
+    /// Uprobe rings open in this tracer's processes.
+    open_rings: Arc<std::sync::atomic::AtomicUsize>,
     /// `Tracer::shutdown` was called: the thread leaves its loop.
     pub shutting_down: bool,
     /// `shutdown` ran.
@@ -226,6 +228,7 @@ impl Core {
             journal: None,
             epoll: None,
             keys_seen: 0,
+            open_rings: Default::default(),
             shutting_down: false,
             shut_down: false,
             stats: TracerStats::default(),
@@ -270,6 +273,7 @@ impl Core {
             breakpoints: crate::breakpoint::Breakpoints::new(crate::uprobe::Probes::new(
                 pid,
                 self.epoll.clone(),
+                Arc::clone(&self.open_rings),
             )),
             view: SyscallView::default(),
         };
@@ -705,10 +709,7 @@ impl Core {
                     mem: &mut p.mem,
                 };
                 for addr in probes {
-                    if let Some(bp) = p.breakpoints.map.get_mut(&addr) {
-                        bp.no_probe = true;
-                    }
-                    if let Err(e) = p.breakpoints.settle(addr, &mut io) {
+                    if let Err(e) = p.breakpoints.force_int3(addr, &mut io) {
                         warn!(pid = p.pid, addr, %e, "a breakpoint's int3 could not be written");
                     }
                 }
@@ -809,9 +810,7 @@ impl Core {
     /// Some process has uprobe rings: the tracer thread drains them every
     /// few milliseconds (they wake it only when half full).
     pub fn probing(&self) -> bool {
-        self.procs
-            .values()
-            .any(|p| !p.breakpoints.probes.is_empty())
+        self.open_rings.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// [`Core::deliver_hits`] for every process with rings.
@@ -837,32 +836,30 @@ impl Core {
         if p.breakpoints.probes.is_empty() {
             return;
         }
-        let recs = p
-            .breakpoints
-            .probes
-            .drain(tid, crate::uprobe::clock_offset_ns());
+        let recs = p.breakpoints.probes.drain(tid);
+        // Who is told, per address: the same for a run of hits there (these
+        // callbacks have no task, and cannot change who owns what).
+        let mut order: Vec<EngineId> = Vec::new();
+        let mut order_of = None;
         for rec in recs {
-            let Some(p) = self.procs.get(&pid) else {
-                return;
-            };
-            let owners = match &rec {
-                crate::uprobe::Record::Hit(h) => p.breakpoints.owners(h.addr),
-                crate::uprobe::Record::Lost { addr, .. } => p.breakpoints.owners(*addr),
-            };
-            // Like an int3's hit: to its owners that want breakpoint reports.
-            let order: Vec<EngineId> = p
-                .engines
-                .iter()
-                .copied()
-                .filter(|id| {
+            if order_of != Some(rec.addr()) {
+                let Some(p) = self.procs.get(&pid) else {
+                    return;
+                };
+                let owners = p.breakpoints.owners(rec.addr());
+                // Like an int3's hit: to its owners that want breakpoint
+                // reports, in attach order.
+                order.clear();
+                order.extend(p.engines.iter().copied().filter(|id| {
                     owners.contains(id)
                         && self
                             .engines
                             .get(id)
                             .is_some_and(|s| s.events.contains(EventMask::BREAKPOINT))
-                })
-                .collect();
-            for id in order {
+                }));
+                order_of = Some(rec.addr());
+            }
+            for &id in &order {
                 let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) else {
                     continue;
                 };

@@ -383,20 +383,14 @@ impl Waker {
     }
 
     /// Block until the next wake-up (command, SIGCHLD, or a descriptor
-    /// added with [`epoll_add`]), or `timeout_ms` (-1: no timeout; used
-    /// only for the bounded shutdown). The data of the added descriptors
-    /// that are ready go to `ready`.
-    pub fn wait(&self, timeout_ms: i32, ready: &mut Vec<u64>) {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
-        // SAFETY: `evs` is a valid buffer for 16 events. EINTR (a signal) is
-        // a wake-up like any other; the caller re-checks all its sources.
-        let n =
-            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), evs.as_mut_ptr(), 16, timeout_ms) };
-        for ev in evs.iter().take(n.max(0) as usize) {
-            let data = ev.u64;
-            if data != 0 {
-                ready.push(data);
-            }
+    /// added with [`epoll_add`]), or `timeout_ms` (-1: no timeout). The
+    /// caller re-checks all its sources, so which one woke it is not said.
+    pub fn wait(&self, timeout_ms: i32) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: `ev` is a valid buffer for one event. EINTR (a signal) is a
+        // wake-up like any other; the caller re-checks all its sources.
+        unsafe {
+            libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms);
         }
     }
 
@@ -848,12 +842,12 @@ pub fn capset_limit(keep: u64) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Watch `fd` for input with the epoll instance `ep`; [`Waker::wait`]
-/// hands back `data` when it is ready (0 is the waker's own eventfd).
-pub fn epoll_add(ep: &OwnedFd, fd: RawFd, data: u64) -> Result<(), Errno> {
+/// Watch `fd` for input with the epoll instance `ep` (a [`Waker`]'s: it
+/// wakes [`Waker::wait`]).
+pub fn epoll_add(ep: &OwnedFd, fd: RawFd) -> Result<(), Errno> {
     let mut ev = libc::epoll_event {
         events: libc::EPOLLIN as u32,
-        u64: data,
+        u64: 1,
     };
     // SAFETY: epoll_ctl with a valid event buffer.
     if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {

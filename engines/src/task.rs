@@ -836,12 +836,9 @@ impl Task<'_> {
         // A uprobe runs its file's copy of the instruction: a site whose
         // instruction this write changes becomes an int3 first.
         for site in self.bps.probes_under(addr, data.len()) {
-            if let Some(bp) = self.bps.map.get_mut(&site) {
-                bp.no_probe = true;
-            }
             let r = {
                 let (bps, mut io) = self.sites();
-                bps.settle(site, &mut io)
+                bps.force_int3(site, &mut io)
             };
             r.map_err(|errno| Error::BreakpointAddress { addr: site, errno })?;
         }

@@ -476,7 +476,6 @@ fn run(
         Err(e) => warn!(%e, "no epoll for uprobe rings: every breakpoint is an int3"),
     }
     let mut closed = false;
-    let mut ready = Vec::new();
     loop {
         loop {
             match rx.try_recv() {
@@ -492,7 +491,6 @@ fn run(
         // Uprobe hits after the stops (a hot probe must not delay them;
         // each thread's hits are taken at its stops anyway, first).
         if core.probing() {
-            ready.clear();
             core.deliver_all_hits();
         }
         core.resolve_conflicts();
@@ -500,7 +498,7 @@ fn run(
             break;
         }
         // Rings wake us only when half full: look at them every 5 ms.
-        waker.wait(if core.probing() { PROBE_POLL_MS } else { -1 }, &mut ready);
+        waker.wait(if core.probing() { PROBE_POLL_MS } else { -1 });
     }
     // Shutdown: detach all, then give running tasks a bounded time to stop
     // and be detached.
@@ -511,8 +509,7 @@ fn run(
         if core.is_idle() {
             break;
         }
-        waker.wait(100, &mut ready);
-        ready.clear();
+        waker.wait(100);
         // Commands that arrive now get TracerGone when their reply is dropped.
         while let Ok(cmd) = rx.try_recv() {
             drop(cmd);

@@ -1,5 +1,6 @@
-//! Breakpoints served by the kernel's uprobes: a hit costs the program
-//! ~1.5 µs and no ptrace stop, and the kernel takes the probe out when the
+//! Breakpoints served by the kernel's uprobes: a hit costs the program a
+//! few µs and no ptrace stop (7.8 µs against an int3's 61 in
+//! `benches/breakpoints.rs`), and the kernel takes the probe out when the
 //! last descriptor of it closes, so a tracer killed with SIGKILL leaves no
 //! `int3` behind for a program to die on.
 //!
@@ -17,6 +18,7 @@ use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -279,6 +281,16 @@ pub(crate) enum Record {
     },
 }
 
+impl Record {
+    /// The breakpoint's address.
+    pub fn addr(&self) -> u64 {
+        match self {
+            Record::Hit(h) => h.addr,
+            Record::Lost { addr, .. } => *addr,
+        }
+    }
+}
+
 /// One uprobe event: a site on a thread.
 struct Event {
     fd: OwnedFd,
@@ -288,15 +300,32 @@ struct Event {
     lost: u64,
 }
 
+impl Event {
+    /// Record in `out` what this event lost since last asked.
+    fn count_lost(&mut self, out: &mut Vec<Record>) {
+        if let Ok(total) = perf::lost(&self.fd) {
+            if total > self.lost {
+                out.push(Record::Lost {
+                    addr: self.addr,
+                    n: total - self.lost,
+                });
+                self.lost = total;
+            }
+        }
+    }
+}
+
 /// A process's uprobe state: each thread's ring, every event by id, and
 /// records taken out of the rings (or losses counted at an event's close)
 /// not yet delivered.
-#[derive(Default)]
 pub(crate) struct Probes {
-    /// The process (rings wake the tracer with it as the event's data).
+    /// The process (hits name it).
     pid: Tid,
     /// The tracer thread's epoll: a ring's samples wake it.
     epoll: Option<Arc<OwnedFd>>,
+    /// Rings open in all the tracer's processes (the tracer thread polls
+    /// rings only while there are some).
+    open_rings: Arc<AtomicUsize>,
     rings: FxHashMap<Tid, Ring>,
     events: FxHashMap<u64, Event>,
     pending: Vec<Record>,
@@ -313,12 +342,23 @@ impl std::fmt::Debug for Probes {
     }
 }
 
+impl Drop for Probes {
+    fn drop(&mut self) {
+        self.open_rings
+            .fetch_sub(self.rings.len(), Ordering::Relaxed);
+    }
+}
+
 impl Probes {
-    pub fn new(pid: Tid, epoll: Option<Arc<OwnedFd>>) -> Self {
+    pub fn new(pid: Tid, epoll: Option<Arc<OwnedFd>>, open_rings: Arc<AtomicUsize>) -> Self {
         Probes {
             pid,
             epoll,
-            ..Probes::default()
+            open_rings,
+            rings: FxHashMap::default(),
+            events: FxHashMap::default(),
+            pending: Vec::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -351,8 +391,9 @@ impl Probes {
             std::collections::hash_map::Entry::Vacant(v) => {
                 let ring = Ring::open(tid)?;
                 if let Some(ep) = &self.epoll {
-                    crate::sys::epoll_add(ep, ring.raw_fd(), self.pid as u64)?;
+                    crate::sys::epoll_add(ep, ring.raw_fd())?;
                 }
+                self.open_rings.fetch_add(1, Ordering::Relaxed);
                 v.insert(ring)
             }
         };
@@ -391,26 +432,13 @@ impl Probes {
             if let Some(ep) = &self.epoll {
                 crate::sys::epoll_del(ep, ring.raw_fd());
             }
+            self.open_rings.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     fn close_event(&mut self, id: u64) {
-        if let Some(ev) = self.events.remove(&id) {
-            let mut ev = ev;
-            self.count_lost(&mut ev);
-        }
-    }
-
-    /// Report what `ev` lost since last asked.
-    fn count_lost(&mut self, ev: &mut Event) {
-        if let Ok(total) = perf::lost(&ev.fd) {
-            if total > ev.lost {
-                self.pending.push(Record::Lost {
-                    addr: ev.addr,
-                    n: total - ev.lost,
-                });
-                ev.lost = total;
-            }
+        if let Some(mut ev) = self.events.remove(&id) {
+            ev.count_lost(&mut self.pending);
         }
     }
 
@@ -455,24 +483,15 @@ impl Probes {
         let lost = self.parse(&buf);
         self.buf = buf;
         if lost {
-            let ids: Vec<u64> = self
-                .events
-                .iter()
-                .filter(|(_, e)| e.tid == tid)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in ids {
-                if let Some(mut ev) = self.events.remove(&id) {
-                    self.count_lost(&mut ev);
-                    self.events.insert(id, ev);
-                }
+            for ev in self.events.values_mut().filter(|e| e.tid == tid) {
+                ev.count_lost(&mut self.pending);
             }
         }
     }
 
     /// Records of `tid` (or of every thread), oldest first per thread,
-    /// with whatever was pending. `offset_ns`: realtime minus monotonic.
-    pub fn drain(&mut self, tid: Option<Tid>, offset_ns: i64) -> Vec<Record> {
+    /// with whatever was pending; hit times made wall-clock.
+    pub fn drain(&mut self, tid: Option<Tid>) -> Vec<Record> {
         match tid {
             Some(t) => self.take_ring(t),
             None => {
@@ -483,6 +502,10 @@ impl Probes {
             }
         }
         let mut out = std::mem::take(&mut self.pending);
+        if out.is_empty() {
+            return out;
+        }
+        let offset_ns = clock_offset_ns();
         for r in &mut out {
             if let Record::Hit(h) = r {
                 h.time_ns = (h.time_ns as i64).saturating_add(offset_ns) as u64;
@@ -545,6 +568,6 @@ impl Probes {
 
 /// Realtime minus monotonic, now, in nanoseconds: sample times are
 /// monotonic; reports carry wall-clock times.
-pub(crate) fn clock_offset_ns() -> i64 {
+fn clock_offset_ns() -> i64 {
     crate::sys::clock_ns(libc::CLOCK_REALTIME) - crate::sys::clock_ns(libc::CLOCK_MONOTONIC)
 }

@@ -17,52 +17,16 @@
 //! UTRACE_BENCH_N=500000 UTRACE_BENCH_RUNS=7 cargo bench -p utrace-tests --bench breakpoints
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use utrace_engines::{
-    Action, BreakpointHit, Engine, EngineOptions, EventMask, ExitReport, SpawnOptions,
-    SyscallEntry, SyscallSet, Task, Tracer,
-};
+use utrace_engines::{SpawnOptions, Tracer};
 
-#[derive(Default)]
-struct Counts {
-    hits: AtomicU64,
-    lost: AtomicU64,
-    stops: AtomicU64,
-    placed: AtomicBool,
-    gone: AtomicBool,
-}
-
-struct Bp(Arc<Counts>);
-
-impl Engine for Bp {
-    fn report_syscall_entry(&mut self, task: &mut Task<'_>, _c: &SyscallEntry) -> Action {
-        if !self.0.placed.swap(true, SeqCst) {
-            if let Ok(rip) = task.register("rip") {
-                let _ = task.insert_breakpoint(rip);
-            }
-            task.set_events(EventMask::BREAKPOINT | EventMask::DEATH);
-        }
-        Action::Resume
-    }
-    fn report_breakpoint_hit(&mut self, _h: &BreakpointHit) {
-        self.0.hits.fetch_add(1, SeqCst);
-    }
-    fn report_breakpoint_hits_lost(&mut self, _pid: i32, _addr: u64, n: u64) {
-        self.0.lost.fetch_add(n, SeqCst);
-    }
-    fn report_breakpoint(&mut self, _t: &mut Task<'_>, _addr: u64) -> Action {
-        self.0.stops.fetch_add(1, SeqCst);
-        Action::Resume
-    }
-    fn report_death(&mut self, d: &ExitReport) {
-        if d.process_gone {
-            self.0.gone.store(true, SeqCst);
-        }
-    }
-}
+#[path = "../tests/common/probe.rs"]
+#[allow(dead_code)]
+mod probe;
+use probe::{prober_opts, Counts, Prober, Where};
 
 /// One traced run: wall time and counts.
 fn traced(tracer: &Tracer, n: u64, uprobe: bool) -> (Duration, Arc<Counts>) {
@@ -74,13 +38,13 @@ fn traced(tracer: &Tracer, n: u64, uprobe: bool) -> (Duration, Arc<Counts>) {
             .expect("/dev/null")
             .into(),
     );
-    let eopts =
-        EngineOptions::new(EventMask::SYSCALL_ENTRY | EventMask::BREAKPOINT | EventMask::DEATH)
-            .syscalls(SyscallSet::from_names(["getppid"]).expect("getppid"))
-            .breakpoint_hits(uprobe);
     let start = Instant::now();
     tracer
-        .spawn(opts, Box::new(Bp(Arc::clone(&counts))), eopts)
+        .spawn(
+            opts,
+            Box::new(Prober(Arc::clone(&counts), Where::InLibc)),
+            prober_opts(uprobe),
+        )
         .wait()
         .expect("spawn");
     while !counts.gone.load(SeqCst) {

@@ -15,104 +15,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::probe::{prober_opts, Counts, Prober, Where};
 use common::*;
-use utrace_engines::{
-    Action, BreakpointHit, Engine, EngineOptions, EventMask, ExitReport, SpawnOptions,
-    SyscallEntry, SyscallSet, Task, Tracer,
-};
-
-#[derive(Default)]
-struct Counts {
-    /// Hits without a stop (uprobe).
-    hits: AtomicU64,
-    /// Hits the kernel could not record.
-    lost: AtomicU64,
-    /// Hits at a stop (int3).
-    stops: AtomicU64,
-    /// Threads seen hitting.
-    tids: std::sync::Mutex<std::collections::BTreeSet<i32>>,
-    /// Where the breakpoint went (0: not yet).
-    addr: AtomicU64,
-    /// `rip` in the last hit's registers.
-    last_rip: AtomicU64,
-    gone: AtomicBool,
-}
-
-impl Counts {
-    fn all_hits(&self) -> u64 {
-        self.hits.load(SeqCst) + self.lost.load(SeqCst) + self.stops.load(SeqCst)
-    }
-}
-
-/// Where a [`Prober`] puts its breakpoint, at the program's first
-/// `getppid` (made through libc's `syscall()`, a leaf function): where the
-/// syscall returns to in libc, or where `syscall()` returns to in the
-/// program. Both run once per call. Tests that put an int3 somewhere use
-/// a location no other test of this file uses: uprobes are per location,
-/// not per process, and an int3 where another test's uprobe is turns that
-/// one into an int3 too (by design: see `uprobe::Keys`).
-#[derive(Clone, Copy)]
-enum Where {
-    InLibc,
-    InProgram,
-}
-
-/// Inserts a breakpoint (see [`Where`]), then wants no more syscalls;
-/// counts the hits.
-struct Prober(Arc<Counts>, Where);
-
-impl Engine for Prober {
-    fn report_syscall_entry(&mut self, task: &mut Task<'_>, _call: &SyscallEntry) -> Action {
-        if self.0.addr.load(SeqCst) == 0 {
-            let addr = match self.1 {
-                Where::InLibc => task.register("rip").expect("rip"),
-                Where::InProgram => {
-                    let rsp = task.register("rsp").expect("rsp");
-                    let r = task.read_memory(rsp, 8);
-                    u64::from_ne_bytes(r.data[..8].try_into().expect("8 bytes"))
-                }
-            };
-            task.insert_breakpoint(addr).expect("insert");
-            self.0.addr.store(addr, SeqCst);
-            task.set_events(EventMask::BREAKPOINT | EventMask::DEATH);
-        }
-        Action::Resume
-    }
-
-    fn report_breakpoint_hit(&mut self, hit: &BreakpointHit) {
-        self.0.hits.fetch_add(1, SeqCst);
-        self.0
-            .last_rip
-            .store(hit.register("rip").unwrap_or(0), SeqCst);
-        self.0.tids.lock().unwrap().insert(hit.tid);
-    }
-
-    fn report_breakpoint_hits_lost(&mut self, _pid: i32, _addr: u64, lost: u64) {
-        self.0.lost.fetch_add(lost, SeqCst);
-    }
-
-    fn report_breakpoint(&mut self, task: &mut Task<'_>, _addr: u64) -> Action {
-        self.0.stops.fetch_add(1, SeqCst);
-        self.0.tids.lock().unwrap().insert(task.tid());
-        Action::Resume
-    }
-
-    fn report_death(&mut self, death: &ExitReport) {
-        if death.process_gone {
-            self.0.gone.store(true, SeqCst);
-        }
-    }
-}
-
-fn prober_opts(hits: bool) -> EngineOptions {
-    EngineOptions::new(EventMask::SYSCALL_ENTRY | EventMask::BREAKPOINT | EventMask::DEATH)
-        .syscalls(SyscallSet::from_names(["getppid"]).unwrap())
-        .breakpoint_hits(hits)
-}
+use utrace_engines::{EngineOptions, EventMask, SpawnOptions, Spawned, Tracer};
 
 /// Run `argv` under a [`Prober`] to its end; its counts, its output and
 /// how many ptrace stops the tracer handled.
@@ -211,20 +120,7 @@ fn every_thread_hits_a_uprobe() {
 fn a_site_switches_between_uprobe_and_int3_as_engines_come_and_go() {
     init_logging();
     let tracer = Tracer::new().unwrap();
-    let a = Arc::new(Counts::default());
-    let (w, _out) = Lines::pipe();
-    // (Its own location: `threads`'s code, which no other test probes.)
-    let mut opts = SpawnOptions::new([tracee!("threads"), "1", "1000000000"]);
-    opts.stdout = Some(w);
-    opts.kernel_filter = false;
-    let sp = tracer
-        .spawn(
-            opts,
-            Box::new(Prober(Arc::clone(&a), Where::InProgram)),
-            prober_opts(true),
-        )
-        .wait()
-        .unwrap();
+    let (a, sp, _out) = endless_threads(&tracer, true);
     let pid = sp.pid;
     let _kill = KillPid(pid);
     wait_for("the breakpoint", || a.addr.load(SeqCst) != 0);
@@ -324,19 +220,7 @@ fn a_site_switches_between_uprobe_and_int3_as_engines_come_and_go() {
         .unwrap()
         .unwrap();
     grows("uprobe hits once more", &|| a.hits.load(SeqCst));
-    let c = Arc::new(Counts::default());
-    let (w2, _out2) = Lines::pipe();
-    let mut opts = SpawnOptions::new([tracee!("threads"), "1", "1000000000"]);
-    opts.stdout = Some(w2);
-    opts.kernel_filter = false;
-    let sp2 = tracer
-        .spawn(
-            opts,
-            Box::new(Prober(Arc::clone(&c), Where::InProgram)),
-            prober_opts(false),
-        )
-        .wait()
-        .unwrap();
+    let (c, sp2, _out2) = endless_threads(&tracer, false);
     let _kill2 = KillPid(sp2.pid);
     wait_for("the second breakpoint", || c.addr.load(SeqCst) != 0);
     grows("the second process's stops", &|| c.stops.load(SeqCst));
@@ -350,6 +234,26 @@ fn a_site_switches_between_uprobe_and_int3_as_engines_come_and_go() {
 
     drop(_kill);
     wait_for("the program to die", || a.gone.load(SeqCst));
+}
+
+/// `threads 1 1000000000` under a [`Prober`] with its breakpoint in the
+/// program's own code (a location no other test of this file probes),
+/// taking hits without stops or not.
+fn endless_threads(tracer: &Tracer, hits: bool) -> (Arc<Counts>, Spawned, Lines) {
+    let counts = Arc::new(Counts::default());
+    let (w, out) = Lines::pipe();
+    let mut opts = SpawnOptions::new([tracee!("threads"), "1", "1000000000"]);
+    opts.stdout = Some(w);
+    opts.kernel_filter = false;
+    let sp = tracer
+        .spawn(
+            opts,
+            Box::new(Prober(Arc::clone(&counts), Where::InProgram)),
+            prober_opts(hits),
+        )
+        .wait()
+        .unwrap();
+    (counts, sp, out)
 }
 
 /// Kills the program when the test ends, passed or not.

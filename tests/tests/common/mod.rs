@@ -3,6 +3,7 @@
 //! fails the test instead of hanging CI.
 #![allow(dead_code)]
 
+pub mod probe;
 pub mod users;
 
 use std::collections::HashMap;
