@@ -319,12 +319,19 @@ fn attach_and_interrupt_detaches() {
         .spawn()
         .expect("cannot run sleep");
     let pid = sleeper.id();
+    // Its stderr in a file, read while it runs: the interrupt goes only
+    // once utrace said it attached (the kernel shows the tracer a moment
+    // before utrace has its answer and prints it).
+    let err_path = std::env::temp_dir().join(format!("utrace-cli-attach-{pid}.err"));
+    let err_file = std::fs::File::create(&err_path).expect("stderr file");
     let mut child = utrace_command(&["trace", "-p", &pid.to_string()])
+        .stderr(err_file)
         .spawn()
         .expect("cannot run the utrace binary");
     let traced = |pid: u32| status_field(pid, "TracerPid").is_some_and(|v| v != "0");
+    let said = || std::fs::read_to_string(&err_path).unwrap_or_default();
     let start = Instant::now();
-    while !traced(pid) && start.elapsed() < DEADLINE {
+    while !(traced(pid) && said().contains("attached")) && start.elapsed() < DEADLINE {
         if let Ok(Some(_)) = child.try_wait() {
             break;
         }
@@ -335,7 +342,9 @@ fn attach_and_interrupt_detaches() {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
-    let out = wait_bounded(child, "utrace trace -p");
+    let mut out = wait_bounded(child, "utrace trace -p");
+    out.stderr = said();
+    let _ = std::fs::remove_file(&err_path);
     let still_traced = traced(pid);
     let alive = matches!(sleeper.try_wait(), Ok(None));
     let _ = sleeper.kill();
