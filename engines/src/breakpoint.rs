@@ -16,6 +16,14 @@
 //!
 //! The table switches a site between the two as engines come and go.
 //! Reads through the tracer show the original bytes, never an `int3`.
+//!
+//! An `int3` site can be *disarmed* for a while: its original byte back in
+//! memory because a thread sits stopped at it and no other thread of the
+//! process runs. Were the tracer killed then, the kernel would run that
+//! thread on from the breakpoint's address, and it would meet the original
+//! instruction, not an `int3` with no tracer (which kills it). Every
+//! disarmed site is armed again before any thread of the process resumes
+//! ([`Breakpoints::rearm`]); the thread stepping over it takes it as it is.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +36,15 @@ use crate::uprobe::{self, Probes, Site};
 
 /// The x86 breakpoint instruction.
 pub const INT3: u8 = 0xcc;
+
+/// `int3` sites placed, across every tracer of this process (the tracer
+/// loops then look at a SIGTRAP stop before taking it).
+static INT3_SITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether any tracer of this process has an `int3` in some program.
+pub fn int3s_placed() -> bool {
+    INT3_SITES.load(std::sync::atomic::Ordering::Relaxed) != 0
+}
 
 /// How a site is served.
 #[derive(Debug, Default)]
@@ -58,6 +75,9 @@ pub(crate) struct Bp {
     /// Users whose hits need the task stopped.
     pub stoppers: BTreeSet<EngineId>,
     pub mech: Mech,
+    /// An `int3` site whose original byte is in memory for now (see the
+    /// module's doc). Any change of mechanism ends it.
+    disarmed: bool,
     /// A uprobe cannot serve it (not a file's unchanged code, an int3 of
     /// ours at its location elsewhere, or the kernel refused one).
     pub no_probe: bool,
@@ -72,6 +92,7 @@ impl Bp {
             users: BTreeMap::new(),
             stoppers: BTreeSet::new(),
             mech: Mech::Unplaced,
+            disarmed: false,
             no_probe: false,
             loc,
         }
@@ -115,6 +136,9 @@ pub(crate) struct Breakpoints {
     removed: std::collections::VecDeque<u64>,
     /// The uprobe side: rings per thread, events by id.
     pub probes: Probes,
+    /// How many sites are disarmed (so that resuming a thread costs no
+    /// walk of the table when none is).
+    disarmed: usize,
 }
 
 /// Removed breakpoint addresses remembered per process.
@@ -126,6 +150,7 @@ impl Breakpoints {
             map: BTreeMap::new(),
             removed: Default::default(),
             probes,
+            disarmed: 0,
         }
     }
 
@@ -138,6 +163,20 @@ impl Breakpoints {
             return Mech::Unplaced;
         };
         let old = std::mem::replace(&mut bp.mech, mech);
+        use std::sync::atomic::Ordering::Relaxed;
+        match (&old, &bp.mech) {
+            (Mech::Int3, Mech::Int3) => {}
+            (Mech::Int3, _) => {
+                INT3_SITES.fetch_sub(1, Relaxed);
+            }
+            (_, Mech::Int3) => {
+                INT3_SITES.fetch_add(1, Relaxed);
+            }
+            _ => {}
+        }
+        if std::mem::take(&mut bp.disarmed) {
+            self.disarmed -= 1;
+        }
         if let Some(key) = bp.loc.as_ref().map(|l| l.key) {
             let mut keys = uprobe::keys();
             for (m, delta) in [(&old, -1), (&bp.mech, 1)] {
@@ -305,10 +344,66 @@ impl Breakpoints {
         for (a, bp) in self.map.range_mut(addr..end) {
             let i = (a - addr) as usize;
             bp.orig = data[i];
-            data[i] = INT3;
+            if !bp.disarmed {
+                data[i] = INT3;
+            }
             any = true;
         }
         any
+    }
+
+    /// A thread stopped at the `int3` at `addr`, and no other thread of the
+    /// process runs: put the original byte back until one does (see the
+    /// module's doc). Whether the site is disarmed now.
+    pub fn disarm(&mut self, addr: u64, io: &mut Io<'_>) -> bool {
+        let Some(bp) = self.map.get_mut(&addr) else {
+            return false;
+        };
+        if !bp.is_int3() || bp.disarmed {
+            return bp.disarmed;
+        }
+        if io.write(addr, &[bp.orig]).is_err() {
+            return false;
+        }
+        bp.disarmed = true;
+        self.disarmed += 1;
+        true
+    }
+
+    /// The site at `addr` is disarmed: a thread about to step over it
+    /// takes it so (its original byte is already in memory); the step's
+    /// end arms it again. Whether it was.
+    pub fn take_disarmed(&mut self, addr: u64) -> bool {
+        match self.map.get_mut(&addr) {
+            Some(bp) if bp.disarmed => {
+                bp.disarmed = false;
+                self.disarmed -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether any site is disarmed.
+    pub fn any_disarmed(&self) -> bool {
+        self.disarmed != 0
+    }
+
+    /// Whether the site at `addr` is disarmed.
+    pub fn is_disarmed(&self, addr: u64) -> bool {
+        self.map.get(&addr).is_some_and(|b| b.disarmed)
+    }
+
+    /// A thread of the process is about to run: every disarmed site gets
+    /// its `int3` back.
+    pub fn rearm(&mut self, io: &mut Io<'_>) {
+        for (addr, bp) in self.map.iter_mut().filter(|(_, b)| b.disarmed) {
+            if let Err(e) = io.write(*addr, &[INT3]) {
+                warn!(pid = io.pid, addr, %e, "a breakpoint's int3 could not be written back");
+            }
+            bp.disarmed = false;
+        }
+        self.disarmed = 0;
     }
 
     /// Put the site at `addr` in the mechanism its users call for: a

@@ -720,7 +720,8 @@ impl Core {
                         .any(|t| tasks.get(t).is_some_and(|t| t.step_over == Some(addr)));
                     let mut b = [0u8; 1];
                     let n = io.mem.read(p.pid, addr, &mut b).unwrap_or(0);
-                    if n == 1 && b[0] != crate::breakpoint::INT3 && !stepping {
+                    let disarmed = p.breakpoints.is_disarmed(addr);
+                    if n == 1 && b[0] != crate::breakpoint::INT3 && !stepping && !disarmed {
                         debug!(
                             pid = p.pid,
                             addr, "an int3 erased by a uprobe: written again"
@@ -1135,6 +1136,39 @@ impl Core {
         }
     }
 
+    /// `tid` is in a SIGTRAP stop that no wait has taken yet (the tracer
+    /// loop looked with `WNOWAIT`). If it is a hit of our int3, the kernel
+    /// gets the rewound `rip` now, while the SIGTRAP is still the task's:
+    /// a tracer killed before its wait takes the stop leaves the task to
+    /// die of that SIGTRAP; killed after, to run on from the breakpoint's
+    /// address. Without this look, a tracer killed between its wait and the
+    /// rewind leaves the task to run from one byte past the int3, the
+    /// middle of an instruction, with no signal (the wait took it).
+    pub fn before_taking(&mut self, tid: Tid) {
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        let Some(p) = self.procs.get(&(t.proc as Tid)) else {
+            return;
+        };
+        if t.step_over.is_some() || !p.breakpoints.active() {
+            return;
+        }
+        const SI_KERNEL: i32 = 0x80;
+        if !sys::get_siginfo(tid)
+            .is_ok_and(|si| si.si_signo == libc::SIGTRAP && si.si_code == SI_KERNEL)
+        {
+            return;
+        }
+        let Ok(rip) = t.gp_word(gp::RIP) else {
+            return;
+        };
+        let addr = rip.wrapping_sub(1);
+        if p.breakpoints.has_int3(addr) && t.set_gp_word_now(gp::RIP, addr).is_ok() {
+            t.int3_rewound = Some(addr);
+        }
+    }
+
     fn on_signal(&mut self, tid: Tid, sig: i32, si: libc::siginfo_t) {
         let Some(t) = self.tasks.get_mut(&tid) else {
             return;
@@ -1165,8 +1199,10 @@ impl Core {
                 .get(&pid)
                 .is_some_and(|p| !p.breakpoints.is_empty())
         {
-            let rip = t.gp_word(gp::RIP).unwrap_or(0);
-            let addr = rip.wrapping_sub(1);
+            let (addr, rewound) = match t.int3_rewound.take() {
+                Some(addr) => (addr, true),
+                None => (t.gp_word(gp::RIP).unwrap_or(0).wrapping_sub(1), false),
+            };
             let owners = self
                 .procs
                 .get(&pid)
@@ -1183,14 +1219,43 @@ impl Core {
                     && now[0] != crate::breakpoint::INT3;
                 if ours {
                     let t = self.tasks.get_mut(&tid).expect("caller checked");
-                    let _ = t.set_gp_word(gp::RIP, addr);
+                    let _ = t.set_gp_word_now(gp::RIP, addr);
                     t.pending_signal = 0;
                     return;
                 }
             } else {
                 // Our int3: back up to the breakpoint, swallow the SIGTRAP,
-                // and tell its owners (and only them).
-                let _ = t.set_gp_word(gp::RIP, addr);
+                // and tell its owners (and only them). The kernel gets the
+                // rewound rip now, not at the resume: our wait consumed the
+                // SIGTRAP, so were this tracer killed while the task sits
+                // here, the kernel would run it on from the registers it
+                // has, and rip one past the int3 is the middle of an
+                // instruction (measured: SIGSEGV, SIGILL, a smashed stack).
+                // At the int3 it dies of a clean SIGTRAP, or runs on if the
+                // keeper was first to put the byte back; and while no other
+                // thread runs, the original byte goes back now (the site is
+                // disarmed), so it runs on, whoever is first. (While int3s
+                // are placed, the tracer loop has done this before its wait
+                // took the SIGTRAP: `before_taking`.)
+                if !rewound {
+                    let _ = t.set_gp_word_now(gp::RIP, addr);
+                }
+                let Core { procs, tasks, .. } = self;
+                let p = procs.get_mut(&pid).expect("checked above");
+                let alone = p
+                    .tasks
+                    .iter()
+                    .all(|x| *x == tid || tasks.get(x).is_none_or(|o| o.run == RunState::Stopped));
+                if alone {
+                    let _c = p.gate.changing();
+                    let mut io = crate::breakpoint::Io {
+                        pid,
+                        threads: &p.tasks,
+                        mem: &mut p.mem,
+                    };
+                    p.breakpoints.disarm(addr, &mut io);
+                }
+                let t = self.tasks.get_mut(&tid).expect("caller checked");
                 t.pending_signal = 0;
                 self.dispatch(
                     tid,
@@ -1427,7 +1492,9 @@ impl Core {
                 Ok(rip) if p.breakpoints.has_int3(rip) => {
                     let orig = p.breakpoints.map[&rip].orig;
                     let pm = self.procs.get_mut(&pid).expect("present above");
-                    let _ = pm.write_mem(rip, &[orig]);
+                    if !pm.breakpoints.take_disarmed(rip) {
+                        let _ = pm.write_mem(rip, &[orig]);
+                    }
                     t.step_over = Some(rip);
                     Resume::SingleStep
                 }
@@ -1447,6 +1514,17 @@ impl Core {
         if let Err(e) = t.flush_registers() {
             warn!(tid, error = %e, "writing registers back failed");
         }
+        // A thread runs: no site stays disarmed (but the one it steps over).
+        let pm = self.procs.get_mut(&pid).expect("present above");
+        if pm.breakpoints.any_disarmed() {
+            let _c = pm.gate.changing();
+            let mut io = crate::breakpoint::Io {
+                pid,
+                threads: &pm.tasks,
+                mem: &mut pm.mem,
+            };
+            pm.breakpoints.rearm(&mut io);
+        }
         if how == Resume::SingleStep && !t.step_for.is_empty() {
             let steps = std::mem::take(&mut t.step_for);
             t.stepping = steps;
@@ -1458,6 +1536,7 @@ impl Core {
         };
         t.pending_signal = 0;
         t.skipped = None;
+        t.int3_rewound = None;
         t.resumed_with = how;
         t.set_run(if how == Resume::Listen {
             RunState::GroupStop

@@ -213,6 +213,42 @@ pub fn wait_any_nohang() -> Result<Option<WaitStatus>, Errno> {
     }
 }
 
+/// A pending status of this thread's tracees or children, looked at but
+/// left to be taken (`WNOWAIT`): its tid, and for a ptrace stop the stop's
+/// whole code (`si_status` of a `CLD_TRAPPED`: the signal, with the event
+/// or syscall bits), else `None`.
+pub fn peek_any_nohang() -> Result<Option<(Tid, Option<i32>)>, Errno> {
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value.
+    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `si` is a valid out pointer for the duration of the call.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut si,
+            libc::WEXITED
+                | libc::WSTOPPED
+                | libc::WNOHANG
+                | libc::WNOWAIT
+                | libc::__WALL
+                | libc::__WNOTHREAD,
+        )
+    };
+    if r == -1 {
+        return match Errno::last() {
+            Errno::ECHILD => Ok(None),
+            e => Err(e),
+        };
+    }
+    // SAFETY: waitid filled the SIGCHLD fields (or left them zero: none).
+    let (pid, status) = unsafe { (si.si_pid(), si.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    const CLD_TRAPPED: i32 = 4;
+    Ok(Some((pid, (si.si_code == CLD_TRAPPED).then_some(status))))
+}
+
 /// Wait for one specific child (used only during spawn set-up).
 pub fn wait_pid(tid: Tid, flags: i32) -> Result<Option<WaitStatus>, Errno> {
     let mut status = 0;

@@ -129,6 +129,9 @@ pub(crate) struct TaskState {
     /// Stepping over the breakpoint at this address (its byte is restored
     /// for one instruction); the `int3` goes back at the next trap.
     pub step_over: Option<u64>,
+    /// This stop is a hit of our int3 at this address, and the kernel has
+    /// the rewound `rip` already (`Core::before_taking`).
+    pub int3_rewound: Option<u64>,
     /// Engines holding this task stopped.
     pub holds: BTreeSet<EngineId>,
     /// Engines that asked for a single step at this stop.
@@ -182,6 +185,7 @@ impl TaskState {
             signal_suppressed: false,
             stop_seq: 0,
             step_over: None,
+            int3_rewound: None,
             tf_by_engine: false,
             holds: BTreeSet::new(),
             step_for: Vec::new(),
@@ -277,6 +281,23 @@ impl TaskState {
         let g = self.general()?;
         g[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
         self.regs.general_dirty = true;
+        Ok(())
+    }
+
+    /// Set a general register word and write the general registers to the
+    /// kernel at once (the cache stays valid). For changes that must not
+    /// wait for the resume: a tracee whose tracer dies runs on from the
+    /// registers the kernel has, not from our cache.
+    pub fn set_gp_word_now(&mut self, offset: usize, value: u64) -> Result<()> {
+        self.set_gp_word(offset, value)?;
+        let tid = self.tid;
+        let g = self.general()?;
+        sys::set_regset(tid, libc::NT_PRSTATUS as u32, &g[..]).map_err(|errno| Error::Sys {
+            op: "PTRACE_SETREGSET(NT_PRSTATUS)",
+            tid,
+            errno,
+        })?;
+        self.regs.general_dirty = false;
         Ok(())
     }
 

@@ -526,7 +526,23 @@ fn run(
 
 fn reap(core: &mut Core) {
     loop {
-        match sys::wait_any_nohang() {
+        // While an int3 of ours is in some program, a SIGTRAP stop is looked
+        // at before the wait takes it (see `Core::before_taking`).
+        let taken = if crate::breakpoint::int3s_placed() {
+            match sys::peek_any_nohang() {
+                Ok(Some((tid, stop))) => {
+                    if stop == Some(libc::SIGTRAP) {
+                        core.before_taking(tid);
+                    }
+                    sys::wait_pid(tid, libc::WNOHANG)
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        } else {
+            sys::wait_any_nohang()
+        };
+        match taken {
             Ok(Some(ws)) => core.on_wait(ws.tid, ws.status),
             Ok(None) => break,
             Err(e) => {

@@ -7,19 +7,27 @@
 //! Three ways to serve the breakpoint, side by side: a uprobe (the client
 //! needs no stop at it: the server's default then), an int3 with the
 //! keeper (the client asks for memory at each hit, which needs a stop), and
-//! an int3 without the keeper (as before it existed). Two programs: one
+//! an int3 without the keeper (as before it existed). Three programs: one
 //! that reaches the breakpoint every 50 ms (a sleep's return, as a
-//! debugger user's breakpoint is hit now and then) and one that reaches it
-//! in a tight loop (`sh -c 'while :; do :; done'`). The kernel takes a
-//! uprobe out with the server's descriptors: both survive. An int3 without
-//! the keeper kills both; with it the first survives unless the kill lands
-//! around a hit, and the second is almost always mid-hit (held in its
-//! SIGTRAP stop) when the tracer dies, and dies.
+//! debugger user's breakpoint is hit now and then), one that reaches it
+//! in a tight loop (`sh -c 'while :; do :; done'`), and the first held at
+//! its breakpoint by a debugger (a Session's sync engine that does not
+//! decide: a gdb user looking at the stop) when the server dies. The
+//! kernel takes a uprobe out with the server's descriptors: both survive.
+//! An int3 without the keeper kills a program that reaches it again; with
+//! the keeper, the one that reaches it now and then survives unless the
+//! kill lands around a hit, and the tight loop mostly dies (the kill lands
+//! while it runs towards the int3 or steps over it, and it gets there
+//! before the keeper can act). A held program sits at the breakpoint with
+//! the original byte back in memory (no other thread runs), so it runs on
+//! with or without the keeper. (A debugger's breakpoint needs a stop: no
+//! uprobe row for it.)
 //!
 //! ```text
 //! cargo bench -p utrace-tests --bench faults
 //! UTRACE_BENCH_ROUNDS=100 cargo bench -p utrace-tests --bench faults
 //! UTRACE_BENCH_ONLY=loop UTRACE_BENCH_ROUNDS=100 cargo bench -p utrace-tests --bench faults
+//! UTRACE_BENCH_ONLY=held cargo bench -p utrace-tests --bench faults
 //! ```
 //!
 //! A program that does not survive should die of SIGTRAP (an int3 with no
@@ -77,7 +85,14 @@ fn alive(pid: u32) -> bool {
 }
 
 /// One round: does `program` survive? `None`: the round could not be set up.
-async fn round(dir: &std::path::Path, program: &[&str], keeper: bool, int3: bool) -> Option<bool> {
+/// `held`: a debugger holds it at the breakpoint when the server dies.
+async fn round(
+    dir: &std::path::Path,
+    program: &[&str],
+    keeper: bool,
+    int3: bool,
+    held: bool,
+) -> Option<bool> {
     let sock = dir.join(format!("s{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&sock);
     let mut server = Command::new(std::env::current_exe().ok()?)
@@ -99,6 +114,9 @@ async fn round(dir: &std::path::Path, program: &[&str], keeper: bool, int3: bool
         let mut c = Client::connect(&format!("unix://{}", sock.display()))
             .await
             .ok()?;
+        if held {
+            return held_round(&mut c, pid, &mut server).await;
+        }
         let at = c
             .attach(pb::AttachRequest {
                 pid,
@@ -178,6 +196,61 @@ async fn round(dir: &std::path::Path, program: &[&str], keeper: bool, int3: bool
     result
 }
 
+/// A round where a debugger holds the program at its breakpoint (a
+/// Session's sync engine that does not decide) when the server dies.
+async fn held_round(c: &mut Client, pid: u32, server: &mut Child) -> Option<bool> {
+    let mut s = c.session().await.ok()?;
+    let a = s
+        .attach(
+            pid,
+            pb::EngineSpec {
+                sync: true,
+                events: vec![pb::EventKind::Breakpoint as i32],
+                deadline_ms: Some(600_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .ok()?;
+    let rip = c
+        .batch(a.engine_id, 0)
+        .interrupt(true)
+        .regs(&["rip"])
+        .send()
+        .await
+        .ok()?
+        .register(0, "rip")
+        .ok()?;
+    let orig = raw_byte(pid, rip)?;
+    c.batch(a.engine_id, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            addr: rip,
+        }))
+        .send()
+        .await
+        .ok()?
+        .done(0)
+        .ok()?;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let utrace_client::SessionEvent::Report(e) = ev {
+            if e.held && matches!(e.kind, Some(pb::event::Kind::Breakpoint(_))) {
+                break;
+            }
+        }
+    }
+    let jitter = (Instant::now().elapsed().as_nanos() as u64 ^ u64::from(pid)) % 50;
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Some(alive(pid) && raw_byte(pid, rip) == Some(orig))
+}
+
 /// Programs that did not die of SIGTRAP (or survive).
 static OTHER_DEATHS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -198,18 +271,28 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("utrace-fault-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ticker = env!("CARGO_BIN_EXE_ticker");
-    let mut programs: Vec<(&str, Vec<&str>)> = vec![
+    // (what, argv, held by a debugger)
+    let mut programs: Vec<(&str, Vec<&str>, bool)> = vec![
         (
             "hit every 50 ms (a sleep returns)",
             vec![ticker, "1000000", "50"],
+            false,
         ),
         (
             "hit in a tight loop",
             vec!["/bin/sh", "-c", "while :; do :; done"],
+            false,
+        ),
+        (
+            "held at the breakpoint by a debugger",
+            vec![ticker, "1000000", "50"],
+            true,
         ),
     ];
-    if std::env::var("UTRACE_BENCH_ONLY").as_deref() == Ok("loop") {
-        programs.remove(0);
+    match std::env::var("UTRACE_BENCH_ONLY").as_deref() {
+        Ok("loop") => programs.retain(|p| p.0.contains("loop")),
+        Ok("held") => programs.retain(|p| p.2),
+        _ => {}
     }
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!("SIGKILL of the server with a breakpoint inserted, {rounds} rounds each");
@@ -220,11 +303,14 @@ fn main() {
         ("int3, keeper", true, true),
         ("int3, no keeper (before)", true, false),
     ];
-    for (what, argv) in &programs {
+    for (what, argv, held) in &programs {
         for (way, int3, keeper) in ways {
+            if *held && !int3 {
+                continue;
+            }
             let (mut ran, mut survived) = (0, 0);
             for _ in 0..rounds {
-                match rt.block_on(round(&dir, argv, keeper, int3)) {
+                match rt.block_on(round(&dir, argv, keeper, int3, *held)) {
                     Some(s) => {
                         ran += 1;
                         survived += usize::from(s);

@@ -244,6 +244,87 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     });
 }
 
+/// SIGKILL of the server while a debugger (a Session's sync engine) holds
+/// a program at its breakpoint, as a gdb user sits at one: the program
+/// runs on, from the breakpoint's instruction, correctly. (Our wait has
+/// taken the SIGTRAP: the kernel runs the thread on from the registers it
+/// has when its tracer dies. Were rip still one past the int3, it would
+/// run from the middle of an instruction; were the int3 still in memory,
+/// it would die of SIGTRAP before the keeper could act.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_server_spares_a_program_a_debugger_holds_at_a_breakpoint() {
+    let mut d = Daemon::start("kill9-held-bp");
+    let mut c = Client::connect(&d.uri).await.unwrap();
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let mut s = c.session().await.unwrap();
+    let a = s
+        .attach(
+            pid,
+            pb::EngineSpec {
+                sync: true,
+                events: vec![pb::EventKind::Breakpoint as i32],
+                deadline_ms: Some(600_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Where it sleeps: the sleep returns there every tick.
+    let rip = c
+        .batch(a.engine_id, 0)
+        .interrupt(true)
+        .regs(&["rip"])
+        .send()
+        .await
+        .unwrap()
+        .register(0, "rip")
+        .unwrap();
+    let orig = raw_byte(pid, rip);
+    c.batch(a.engine_id, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            addr: rip,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .done(0)
+        .unwrap();
+    let hit = loop {
+        match tokio::time::timeout(common::TIMEOUT, s.next())
+            .await
+            .expect("a breakpoint hit")
+            .expect("session open")
+            .expect("session stream")
+        {
+            utrace_client::SessionEvent::Report(e)
+                if matches!(e.kind, Some(pb::event::Kind::Breakpoint(_))) =>
+            {
+                break e;
+            }
+            _ => {}
+        }
+    };
+    assert!(hit.held, "the debugger holds the program at its breakpoint");
+    // What the kernel would run it on from if the tracer died now: the
+    // breakpoint's address (its pc as /proc shows a stopped task's), with
+    // the original byte there (no other thread runs: the site is disarmed).
+    let kernel_pc = || {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap();
+        let pc = s.split_whitespace().nth(2).unwrap_or_default().to_string();
+        u64::from_str_radix(pc.trim_start_matches("0x"), 16).unwrap_or(0)
+    };
+    assert_eq!(kernel_pc(), rip, "the kernel's pc is the breakpoint's");
+    assert_eq!(raw_byte(pid, rip), orig, "the original byte is in memory");
+    d.stop(libc::SIGKILL);
+    ticks_on(&mut lines, 10);
+    assert!(common::alive(pid), "the program runs on");
+    untraced(pid);
+    assert_eq!(raw_byte(pid, rip), orig, "no int3 of ours is left");
+    drop(s);
+}
+
 /// SIGKILL of the server with a breakpoint in a tight loop, for a client
 /// that needs no stops: a uprobe, which the kernel takes out with the
 /// server's descriptors; the program runs on. (An int3 there would kill
