@@ -15,7 +15,14 @@ the JSON argument, and prints ONE line of JSON on stdout:
    "events": N, "first_kind": "attached", "syscall_entries": {"getppid": 50, ...},
    "entry_texts": {"<SyscallEntry.text (EngineSpec.decode)>": count, ...},
    "syscall_exits": N, "dropped_before": N, "death_seen": bool,
-   "exit_code": int | null, "exit_signal": int | null}
+   "exit_code": int | null, "exit_signal": int | null,
+   "rpcs": {"<every utrace.v1.Tracer method>": "<status code name>", ...}}
+
+The channel is grpcio's on its defaults (no options): gRPC core sends the
+socket's path as :authority on a unix: target, which the server accepts.
+"rpcs" is each method of the service, learnt from reflection, called once
+with an empty request (a stream of none for Session): a status the server
+chose (OK, INVALID_ARGUMENT, NOT_FOUND...), never one the transport made.
 
 A failed Trace call is a result, not an error (status/details say why); any
 other failure (reflection, health) exits non-zero with a traceback on stderr.
@@ -205,16 +212,45 @@ def trace(channel, refl, body):
     return out
 
 
+def every_rpc(channel, refl):
+    """Each method of utrace.v1.Tracer, called once with an empty request;
+    the status code name of each."""
+    refl.load_symbol("utrace.v1.Tracer")
+    sd = refl.pool.FindServiceByName("utrace.v1.Tracer")
+    out = {}
+    for md in sd.methods:
+        path, req_cls, resp_cls, cs, ss = refl.method("utrace.v1.Tracer", md.name)
+        kinds = {
+            (False, False): channel.unary_unary,
+            (False, True): channel.unary_stream,
+            (True, False): channel.stream_unary,
+            (True, True): channel.stream_stream,
+        }
+        call = kinds[(cs, ss)](
+            path,
+            request_serializer=req_cls.SerializeToString,
+            response_deserializer=resp_cls.FromString,
+        )
+        request = iter([]) if cs else req_cls()
+        try:
+            r = call(request, timeout=10.0)
+            if ss:
+                for _ in r:
+                    pass
+            out[md.name] = "OK"
+        except grpc.RpcError as e:
+            out[md.name] = e.code().name
+    return out
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     uri, body = sys.argv[1], sys.argv[2]
-    # gRPC core (>= 1.57) sends the percent-encoded socket path as :authority
-    # on unix: targets ("tmp%2Fx%2Futraced.sock"); the server's HTTP/2 layer
-    # (hyperium/h2) rejects that as a malformed authority and resets every
-    # stream (RST_STREAM PROTOCOL_ERROR). Send "localhost", as grpc-go does.
-    channel = grpc.insecure_channel(uri, options=[("grpc.default_authority", "localhost")])
+    # No options: gRPC core (>= 1.57) then sends the percent-encoded socket
+    # path ("tmp%2Fx%2Futraced.sock") as :authority, which utraced accepts.
+    channel = grpc.insecure_channel(uri)
     grpc.channel_ready_future(channel).result(timeout=TIMEOUT_S)
     refl = Reflection(channel)
     result = {
@@ -223,6 +259,7 @@ def main():
     }
     result["health"] = health(channel, refl, ["", "utrace.v1.Tracer"])
     result.update(trace(channel, refl, body))
+    result["rpcs"] = every_rpc(channel, refl)
     channel.close()
     print(json.dumps(result, sort_keys=True, ensure_ascii=True), flush=True)
 

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+mod authority;
 mod budget;
 mod convert;
 #[doc(hidden)]

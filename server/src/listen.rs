@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
+use crate::authority::AuthorityFix;
 use crate::budget::{Admission, Ticket};
 use crate::peer::{tcp_peer_uid, Peer};
 use crate::registry::Registry;
@@ -175,6 +176,9 @@ pub struct Conn {
     /// A connection past its uid's budget is closed at this time (its calls
     /// are refused until then, with the reason).
     close_at: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// On a Unix socket, until the client is known to send a valid
+    /// `:authority`: what it sends goes through this ([`AuthorityFix`]).
+    fix: Option<Box<AuthorityFix>>,
 }
 
 /// How long a connection past the budget stays, to tell its calls why.
@@ -196,12 +200,14 @@ impl Conn {
             }
         };
         registry.connection_opened(peer.conn);
+        let fix = matches!(io, Io::Unix(_)).then(|| Box::new(AuthorityFix::new()));
         Some(Conn {
             io,
             peer,
             registry,
             _ticket: ticket,
             close_at,
+            fix,
         })
     }
 
@@ -398,6 +404,31 @@ impl AsyncRead for Conn {
             if t.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(io::Error::other("closed: over the connection budget")));
             }
+        }
+        if let (Some(fix), Io::Unix(s)) = (&mut this.fix, &mut this.io) {
+            loop {
+                let out = fix.output();
+                if !out.is_empty() {
+                    let n = out.len().min(buf.remaining());
+                    buf.put_slice(&out[..n]);
+                    out.drain(..n);
+                    return Poll::Ready(Ok(()));
+                }
+                if fix.is_raw() {
+                    break;
+                }
+                let mut chunk = [0u8; 8192];
+                let mut rb = ReadBuf::new(&mut chunk);
+                std::task::ready!(Pin::new(&mut *s).poll_read(cx, &mut rb))?;
+                if rb.filled().is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                if let Err(e) = fix.feed(rb.filled()) {
+                    warn!(conn = this.peer.conn, error = %e, "closing the connection");
+                    return Poll::Ready(Err(e.into()));
+                }
+            }
+            this.fix = None;
         }
         match &mut this.io {
             Io::Unix(s) => Pin::new(s).poll_read(cx, buf),

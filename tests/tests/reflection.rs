@@ -71,6 +71,11 @@ fn ensure_python_deps() {
 /// free to block on the script), run the script with `body` against it, and
 /// return its JSON line, parsed.
 fn run_client(body: &str) -> Json {
+    run_client_at(body, |uri| uri.to_string())
+}
+
+/// [`run_client`], with the script given `target(server's unix:// URI)`.
+fn run_client_at(body: &str, target: impl Fn(&str) -> String) -> Json {
     common::init_logging();
     ensure_python_deps();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -81,7 +86,7 @@ fn run_client(body: &str) -> Json {
     let srv = rt
         .block_on(utraced::Embedded::start())
         .expect("start server");
-    let out = run_script(&srv.uri(), body);
+    let out = run_script(&target(&srv.uri()), body);
     rt.block_on(srv.stop()).expect("server stopped cleanly");
     let line = out
         .lines()
@@ -224,4 +229,64 @@ fn reflection_client_bad_syscall_is_invalid_argument_naming_the_field() {
     );
     assert!(details.contains("notasyscall"), "{details:?}");
     assert_eq!(r["events"].as_u64(), Some(0));
+}
+
+/// Python grpcio on its defaults (`grpc.insecure_channel("unix:///path")`,
+/// no options), which sends the socket's path, percent-encoded, as the
+/// HTTP/2 `:authority`: every RPC of `utrace.v1.Tracer` gets the server's
+/// own answer, never a transport error (before, each one failed with
+/// `INTERNAL: Stream removed`). Also with the `unix:/path` form.
+#[test]
+fn grpcio_on_its_defaults_reaches_every_rpc() {
+    for (form, target) in [
+        (
+            "unix:///path",
+            Box::new(|u: &str| u.to_string()) as Box<dyn Fn(&str) -> String>,
+        ),
+        (
+            "unix:/path",
+            Box::new(|u: &str| u.replacen("unix://", "unix:", 1)),
+        ),
+    ] {
+        let r = run_client_at(&trace_body(&["getppid"], false), target);
+        check_services_and_health(&r);
+        assert_eq!(r["status"].as_str(), Some("OK"), "{form}: Trace: {r:?}");
+        assert_eq!(r["syscall_entries"]["getppid"].as_u64(), Some(50), "{form}");
+        let rpcs = r["rpcs"].as_object().expect("rpcs");
+        let mut names: Vec<&str> = rpcs.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "Attach",
+                "Batch",
+                "Detach",
+                "Events",
+                "GetServerInfo",
+                "ListTasks",
+                "ReadMemoryStream",
+                "Session",
+                "Spawn",
+                "Trace"
+            ],
+            "{form}"
+        );
+        for (name, code) in rpcs {
+            let code = code.as_str().unwrap_or_default();
+            assert!(
+                ![
+                    "INTERNAL",
+                    "UNKNOWN",
+                    "UNAVAILABLE",
+                    "UNIMPLEMENTED",
+                    "DEADLINE_EXCEEDED"
+                ]
+                .contains(&code),
+                "{form}: {name} answered {code}: {rpcs:?}"
+            );
+        }
+        for ok in ["GetServerInfo", "ListTasks", "Session"] {
+            assert_eq!(rpcs[ok].as_str(), Some("OK"), "{form}: {ok}: {rpcs:?}");
+        }
+    }
 }
