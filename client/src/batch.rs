@@ -167,6 +167,26 @@ impl BatchBuilder<'_> {
         self.op(pb::op::Op::SetRegisters(pb::SetRegisters { values }))
     }
 
+    /// Read registers of any width as bytes (`xmm0`, `st0`…); no names:
+    /// every register. Result: register bytes
+    /// ([`BatchResults::register_bytes`]).
+    pub fn reg_bytes<S: AsRef<str>>(self, names: &[S]) -> Self {
+        let names = names.iter().map(|n| n.as_ref().to_string()).collect();
+        self.op(pb::op::Op::GetRegisterBytes(pb::GetRegisterBytes { names }))
+    }
+
+    /// Write registers of any width from bytes, each its register's width.
+    /// Result: the old values ([`BatchResults::register_bytes`]).
+    pub fn set_reg_bytes<S: AsRef<str>>(self, values: &[(S, Vec<u8>)]) -> Self {
+        let values = values
+            .iter()
+            .map(|(n, v)| (n.as_ref().to_string(), utrace_proto::Bytes::from(v.clone())))
+            .collect();
+        self.op(pb::op::Op::SetRegisterBytes(pb::SetRegisterBytes {
+            values,
+        }))
+    }
+
     /// Write one register. Result: done.
     pub fn set_reg(self, name: &str, value: u64) -> Self {
         self.set_regs(&[(name, value)])
@@ -302,6 +322,8 @@ pub enum OpOutcome<'a> {
     Memory(MemoryRead<'a>),
     /// `regs`; `set_bits` gives the old value.
     Registers(&'a HashMap<String, u64>),
+    /// `reg_bytes`; `set_reg_bytes` gives the old values.
+    RegisterBytes(&'a HashMap<String, utrace_proto::Bytes>),
     /// `events`.
     Events(&'a pb::EventsState),
     /// `syscall`: `None` when the task is not at a syscall stop.
@@ -396,6 +418,7 @@ fn kind_name(r: Option<&pb::op_result::Result>) -> &'static str {
         None => "nothing",
         Some(R::Memory(_)) => "memory",
         Some(R::Registers(_)) => "registers",
+        Some(R::RegisterBytes(_)) => "register bytes",
         Some(R::Events(_)) => "events",
         Some(R::Syscall(_)) => "syscall",
         Some(R::Maps(_)) => "maps",
@@ -447,6 +470,7 @@ impl BatchResults {
                 error: (!m.error.is_empty()).then_some(m.error.as_str()),
             }),
             Some(R::Registers(v)) => OpOutcome::Registers(&v.values),
+            Some(R::RegisterBytes(v)) => OpOutcome::RegisterBytes(&v.values),
             Some(R::Events(e)) => OpOutcome::Events(e),
             Some(R::Syscall(s)) => OpOutcome::Syscall(s.in_syscall.then_some(s)),
             Some(R::Maps(m)) => OpOutcome::Maps(&m.text),
@@ -578,6 +602,17 @@ impl BatchResults {
     pub fn registers(&self, i: usize) -> Result<&HashMap<String, u64>, OpFailure> {
         self.typed(i, "registers", false, |o| match o {
             OpOutcome::Registers(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The register bytes of op `i` (`reg_bytes`, `set_reg_bytes`).
+    pub fn register_bytes(
+        &self,
+        i: usize,
+    ) -> Result<&HashMap<String, utrace_proto::Bytes>, OpFailure> {
+        self.typed(i, "register bytes", false, |o| match o {
+            OpOutcome::RegisterBytes(r) => Some(r),
             _ => None,
         })
     }

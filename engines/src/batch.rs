@@ -24,6 +24,10 @@ pub enum Op {
     GetRegisters { names: Vec<String> },
     /// Set registers (written back once, when the task resumes).
     SetRegisters { values: Vec<(String, u64)> },
+    /// Registers of any width by name, as bytes; empty: every register.
+    GetRegisterBytes { names: Vec<String> },
+    /// Set registers of any width from bytes (each its register's width).
+    SetRegisterBytes { values: Vec<(String, Vec<u8>)> },
     /// Atomic read-modify-write of one register: `(old | set) & !clear`.
     UpdateRegisterBits { name: String, set: u64, clear: u64 },
     /// The calling engine's event mask and syscall set.
@@ -61,6 +65,7 @@ impl Op {
             Op::ReadMemory { .. }
                 | Op::ReadString { .. }
                 | Op::GetRegisters { .. }
+                | Op::GetRegisterBytes { .. }
                 | Op::GetEvents
                 | Op::GetSyscall
                 | Op::ReadMaps
@@ -128,6 +133,8 @@ pub enum OpResult {
     Memory(MemRead),
     /// Register values by name.
     Registers(Vec<(String, u64)>),
+    /// Register values by name, as bytes.
+    RegisterBytes(Vec<(String, Vec<u8>)>),
     /// The engine's mask and syscall set (boxed, as the syscall below:
     /// rare and large, and every result is as large as the largest).
     Events {
@@ -246,6 +253,38 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
                 }
             }
             OpResult::Registers(out)
+        }
+        Op::GetRegisterBytes { names } => {
+            let names: Vec<String> = if names.is_empty() {
+                crate::arch::REGISTERS
+                    .iter()
+                    .map(|d| d.name.to_string())
+                    .collect()
+            } else {
+                names
+            };
+            let mut out = Vec::with_capacity(names.len());
+            for n in names {
+                match task.register_bytes(&n) {
+                    Ok(v) => out.push((n, v)),
+                    Err(e) => return OpResult::Error(e.into()),
+                }
+            }
+            OpResult::RegisterBytes(out)
+        }
+        Op::SetRegisterBytes { values } => {
+            let mut old = Vec::with_capacity(values.len());
+            for (n, v) in values {
+                let before = match task.register_bytes(&n) {
+                    Ok(b) => b,
+                    Err(e) => return OpResult::Error(e.into()),
+                };
+                if let Err(e) = task.set_register_bytes(&n, &v) {
+                    return OpResult::Error(e.into());
+                }
+                old.push((n, before));
+            }
+            OpResult::RegisterBytes(old)
         }
         Op::SetRegisters { values } => {
             for (n, v) in values {

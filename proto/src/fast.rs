@@ -696,7 +696,10 @@ mod tests {
     }
 
     fn random_op(g: &mut Rng) -> pb::Op {
-        let o = match g.below(6) {
+        let o = match g.below(7) {
+            6 => pb::op::Op::SetRegisterBytes(pb::SetRegisterBytes {
+                values: [("xmm0".to_string(), vec![g.next() as u8; 16].into())].into(),
+            }),
             0..=2 => pb::op::Op::ReadMemory(pb::ReadMemory {
                 addr: g.value(),
                 len: g.value() as u32,

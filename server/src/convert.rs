@@ -535,6 +535,13 @@ pub fn batch_ops(
                 values.sort();
                 Ok(Op::SetRegisters { values })
             }
+            P::GetRegisterBytes(g) => Ok(Op::GetRegisterBytes { names: g.names }),
+            P::SetRegisterBytes(s) => {
+                let mut values: Vec<(String, Vec<u8>)> =
+                    s.values.into_iter().map(|(n, v)| (n, v.to_vec())).collect();
+                values.sort();
+                Ok(Op::SetRegisterBytes { values })
+            }
             P::UpdateRegisterBits(u) => Ok(Op::UpdateRegisterBits {
                 name: u.name,
                 set: u.set,
@@ -796,6 +803,9 @@ pub fn op_result(r: OpResult) -> pb::OpResult {
         }),
         OpResult::Registers(v) => R::Registers(pb::Registers {
             values: v.into_iter().collect(),
+        }),
+        OpResult::RegisterBytes(v) => R::RegisterBytes(pb::RegisterBytes {
+            values: v.into_iter().map(|(n, b)| (n, b.into())).collect(),
         }),
         OpResult::Events { events, syscalls } => R::Events(pb::EventsState {
             events: event_kinds(events),

@@ -111,7 +111,7 @@ mod tests {
     fn op(g: &mut Rng) -> pb::Op {
         use pb::op::Op;
         let big = [0u64, 1, 4096, 4097, u64::MAX][g.below(5) as usize];
-        let o = match g.below(14) {
+        let o = match g.below(16) {
             0 => Op::ReadMemory(pb::ReadMemory {
                 addr: big,
                 len: g.below(6000) as u32,
@@ -149,6 +149,16 @@ mod tests {
             }),
             11 => Op::GetSyscall(pb::GetSyscall {}),
             12 => Op::SetSyscallReturn(pb::SetSyscallReturn { value: big as i64 }),
+            13 => Op::GetRegisterBytes(pb::GetRegisterBytes {
+                names: vec![pick(g, &["xmm0", "st7", "nope", ""]).into()],
+            }),
+            14 => Op::SetRegisterBytes(pb::SetRegisterBytes {
+                values: [(
+                    pick(g, &["xmm0", "st0", "rip", "nope"]).to_string(),
+                    vec![0u8; g.below(20) as usize].into(),
+                )]
+                .into(),
+            }),
             _ => Op::ReadMaps(pb::ReadMaps {}),
         };
         pb::Op {

@@ -1022,3 +1022,95 @@ async fn set_events_op_applies_only_when_it_runs() {
         )));
     }
 }
+
+fn reg_bytes(r: &pb::OpResult) -> &std::collections::HashMap<String, utrace_client::Bytes> {
+    match &r.result {
+        Some(pb::op_result::Result::RegisterBytes(v)) => &v.values,
+        other => panic!("expected register bytes, got {other:?}"),
+    }
+}
+
+fn op_error(r: &pb::OpResult) -> &pb::OpError {
+    match &r.result {
+        Some(pb::op_result::Result::Error(e)) => e,
+        other => panic!("expected an op error, got {other:?}"),
+    }
+}
+
+/// Registers wider than 8 bytes (SSE, x87) by bytes: read at their widths,
+/// written (the old values answered), and read back from the kernel in a
+/// later batch; a wrong width or name is INVALID_ARGUMENT naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_registers_read_written_and_read_back() {
+    let (_srv, mut c) = server().await;
+    let (child, _out, _addr, _) = pattern_target();
+    let at = c
+        .attach(pb::AttachRequest {
+            pid: child.id(),
+            engine: None,
+        })
+        .await
+        .unwrap();
+    let get = |names: &[&str]| {
+        op(pb::op::Op::GetRegisterBytes(pb::GetRegisterBytes {
+            names: names.iter().map(|s| s.to_string()).collect(),
+        }))
+    };
+    let set = |name: &str, v: Vec<u8>| {
+        op(pb::op::Op::SetRegisterBytes(pb::SetRegisterBytes {
+            values: [(name.to_string(), v.into())].into(),
+        }))
+    };
+    let pattern: Vec<u8> = (0x10..0x20).collect();
+    let r = c
+        .raw()
+        .batch(batch(
+            at.engine_id,
+            vec![
+                get(&["xmm2", "st0", "fcw", "rip"]),
+                set("xmm2", pattern.clone()),
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let before = reg_bytes(&r.results[0]);
+    let widths: Vec<(&str, usize)> = ["xmm2", "st0", "fcw", "rip"]
+        .iter()
+        .map(|n| (*n, before[*n].len()))
+        .collect();
+    assert_eq!(widths, [("xmm2", 16), ("st0", 10), ("fcw", 2), ("rip", 8)]);
+    // The x87 control word of a fresh Linux process.
+    assert_eq!(&before["fcw"][..], &0x037fu16.to_le_bytes());
+    // The write answers the old value.
+    assert_eq!(reg_bytes(&r.results[1])["xmm2"], before["xmm2"]);
+    // A later batch reads it back from the kernel.
+    let r = c
+        .raw()
+        .batch(batch(
+            at.engine_id,
+            vec![
+                get(&["xmm2"]),
+                set("xmm2", vec![0; 15]),
+                get(&["nope"]),
+                set("xmm2", before["xmm2"].to_vec()),
+            ],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&reg_bytes(&r.results[0])["xmm2"][..], &pattern[..]);
+    let e = op_error(&r.results[1]);
+    assert_eq!(e.code, "INVALID_ARGUMENT");
+    assert!(
+        e.message.contains("xmm2") && e.message.contains("16"),
+        "{}",
+        e.message
+    );
+    let e = op_error(&r.results[2]);
+    assert_eq!(e.code, "INVALID_ARGUMENT");
+    assert!(e.message.contains("nope"), "{}", e.message);
+    reg_bytes(&r.results[3]);
+    let status = detach_and_finish(&mut c, at.engine_id, child).await;
+    assert!(status.success(), "{status:?}");
+}

@@ -74,6 +74,8 @@ const OPS: &[(&str, &str)] = &[
     ("getSyscall", "get_syscall"),
     ("setSyscallReturn", "set_syscall_return"),
     ("readMaps", "read_maps"),
+    ("getRegisterBytes", "get_register_bytes"),
+    ("setRegisterBytes", "set_register_bytes"),
 ];
 
 const EXAMPLE: &str =
@@ -481,6 +483,29 @@ fn parse_op(i: usize, item: &Value) -> Result<pb::Op, String> {
             };
             P::SetRegisters(pb::SetRegisters { values })
         }
+        "getRegisterBytes" => {
+            f.only(&["names"])?;
+            P::GetRegisterBytes(pb::GetRegisterBytes {
+                names: f.strings("names")?,
+            })
+        }
+        "setRegisterBytes" => {
+            f.only(&["values"])?;
+            let values = match f.get("values") {
+                None => Default::default(),
+                Some((p, Value::Object(m))) => m
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), json_bytes(&format!("{p}.{k}"), v)?.into())))
+                    .collect::<Result<_, String>>()?,
+                Some((p, v)) => {
+                    return Err(format!(
+                    "{p}: expected an object of register bytes (base64), e.g. {{\"xmm0\": \"AAAAAAAAAAAAAAAAAAAAAA==\"}}; got {}",
+                    type_name(v)
+                ))
+                }
+            };
+            P::SetRegisterBytes(pb::SetRegisterBytes { values })
+        }
         "updateRegisterBits" => {
             f.only(&["name", "set", "clear"])?;
             P::UpdateRegisterBits(pb::UpdateRegisterBits {
@@ -606,6 +631,24 @@ pub fn result_json(r: &pb::OpResult) -> Value {
                 .map(|(k, v)| (k.clone(), Value::String(format!("{v:#x}"))))
                 .collect();
             json!({ "registers": { "values": values, "hex": hexes } })
+        }
+        Some(R::RegisterBytes(regs)) => {
+            let values: Map<String, Value> = regs
+                .values
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Value::String(base64::engine::general_purpose::STANDARD.encode(v)),
+                    )
+                })
+                .collect();
+            let hexes: Map<String, Value> = regs
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(hex(v))))
+                .collect();
+            json!({ "registerBytes": { "values": values, "hex": hexes } })
         }
         Some(R::Events(e)) => json!({ "events": {
             "events": e.events.iter().map(|k| event_kind_name(*k)).collect::<Vec<_>>(),
