@@ -35,6 +35,8 @@ pub use utrace_proto::v1 as pb;
 pub use utrace_proto::Bytes;
 
 pub mod batch;
+#[cfg(feature = "gdb")]
+pub mod gdb;
 pub mod session;
 pub use batch::{
     Action, BatchBuilder, BatchResults, FailureKind, MemoryRead, OpFailure, OpOutcome, EFLAGS_TF,

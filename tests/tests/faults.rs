@@ -19,59 +19,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::users::{AsClient, Scratch};
+use common::daemon::Daemon;
+use common::users::AsClient;
 use utrace_client::{pb, Client};
-
-/// A `utraced` daemon on a private socket.
-struct Daemon {
-    _dir: Scratch,
-    server: Option<Child>,
-    uri: String,
-}
-
-impl Daemon {
-    fn start(tag: &str) -> Daemon {
-        let dir = Scratch::new(tag);
-        let sock = dir.path("s.sock");
-        let server = Command::new(common::users::utraced_bin())
-            .args(["--listen", &format!("unix://{sock}")])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        common::wait_for("the server's socket", || {
-            std::path::Path::new(&sock).exists()
-        });
-        Daemon {
-            _dir: dir,
-            server: Some(server),
-            uri: format!("unix://{sock}"),
-        }
-    }
-
-    /// Send `sig` to the server and wait for it; its log.
-    fn stop(&mut self, sig: i32) -> String {
-        let mut server = self.server.take().expect("running");
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(server.id() as i32, sig) };
-        common::wait_child(&mut server);
-        let mut log = String::new();
-        let _ = server.stderr.take().unwrap().read_to_string(&mut log);
-        log
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-    }
-}
 
 /// A `ticker` (a line every `ms`), its output read line by line.
 fn ticker(ms: u32) -> (common::KillOnDrop, common::Lines) {

@@ -3,6 +3,7 @@
 //! fails the test instead of hanging CI.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod probe;
 pub mod users;
 

@@ -9,6 +9,7 @@
 //! utrace [--server URI] mem write -p PID ADDR HEXBYTES
 //! utrace [--server URI] regs -p PID [NAME…]
 //! utrace [--server URI] regs set -p PID NAME=VALUE…
+//! utrace [--server URI] gdb (--stdio | --listen ADDR) (-p PID | [--] CMD ARGS…)
 //! utrace completions SHELL
 //! ```
 //!
@@ -33,6 +34,7 @@
 mod assemble;
 mod batch;
 mod brk;
+mod gdb;
 mod inject;
 mod mem;
 mod regs;
@@ -103,6 +105,9 @@ enum Command {
     Regs(regs::RegsCmd),
     /// Insert a software breakpoint, report its hits, remove it.
     Break(brk::BreakCmd),
+    /// Serve gdb or lldb (GDB remote protocol) for a process, alongside
+    /// whatever else traces it.
+    Gdb(gdb::GdbCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -311,6 +316,7 @@ async fn command(
         Command::Mem { cmd } => mem::run(conn, cmd).await,
         Command::Regs(r) => regs::run(conn, r).await,
         Command::Break(b) => brk::run(conn, &b).await,
+        Command::Gdb(g) => gdb::run(conn, g).await,
         Command::Trace(t) => {
             let inject = t
                 .exprs

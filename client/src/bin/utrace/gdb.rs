@@ -1,0 +1,158 @@
+//! `utrace gdb`: a GDB remote-protocol server for a process that others may
+//! trace at the same time (see `utrace_client::gdb`).
+//!
+//! ```text
+//! gdb PROG -ex 'target remote | utrace gdb --stdio -p PID'
+//! gdb PROG -ex 'target remote | utrace gdb --stdio -- PROG ARGS'
+//! utrace gdb --listen 127.0.0.1:2345 -p PID      # then: target remote :2345
+//! ```
+
+use std::io::IsTerminal;
+
+use clap::Args;
+use tracing::{debug, warn};
+use utrace_client::gdb::{serve, Ended, What};
+
+use crate::server::Connection;
+
+/// `utrace gdb`.
+#[derive(Args, Debug)]
+#[command(override_usage = "utrace gdb (--stdio | --listen ADDR) (-p PID | [--] CMD [ARGS]...)")]
+pub struct GdbCmd {
+    /// Serve one debugger on standard input and output, for gdb's
+    /// `target remote | utrace gdb --stdio …` (the program's own output
+    /// then goes to standard error, its input is /dev/null).
+    #[arg(long, conflicts_with = "listen", required_unless_present = "listen")]
+    pub stdio: bool,
+    /// Listen for debuggers on this TCP address (`127.0.0.1:2345`; port 0
+    /// picks one, printed on stderr); each connection is a session of its
+    /// own, several at once.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Debug this running process (all its threads).
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// The program to start (held at its first instruction) and its
+    /// arguments.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "pid"
+    )]
+    pub command: Vec<String>,
+}
+
+fn spawn_what(command: &[String]) -> What {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.into_os_string().into_string().ok())
+        .unwrap_or_default();
+    What::Spawn {
+        argv: command.to_vec(),
+        env,
+        cwd,
+    }
+}
+
+/// Standard input and output become the debugger's alone: the protocol
+/// gets copies of them, and descriptors 0 and 1 become /dev/null and
+/// standard error, which a program started here inherits.
+fn take_stdio() -> Result<(std::fs::File, std::fs::File), String> {
+    use std::os::fd::AsFd;
+    let input =
+        nix::unistd::dup(std::io::stdin().as_fd()).map_err(|e| format!("dup stdin: {e}"))?;
+    let output =
+        nix::unistd::dup(std::io::stdout().as_fd()).map_err(|e| format!("dup stdout: {e}"))?;
+    for fd in [&input, &output] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| format!("close-on-exec: {e}"))?;
+    }
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    nix::unistd::dup2_stdin(&null).map_err(|e| format!("dup2 stdin: {e}"))?;
+    nix::unistd::dup2_stdout(std::io::stderr().as_fd()).map_err(|e| format!("dup2 stdout: {e}"))?;
+    Ok((input.into(), output.into()))
+}
+
+/// Exit status: 0 when the debugger detached, killed, or the program
+/// exited; 1 when the session could not start or failed.
+pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
+    let rt = tokio::runtime::Handle::current();
+    if cmd.stdio {
+        if std::io::stdin().is_terminal() {
+            eprintln!(
+                "utrace: --stdio speaks the GDB remote protocol on stdin/stdout; run it from gdb: \
+                 target remote | utrace gdb --stdio …"
+            );
+        }
+        let (input, output) = take_stdio()?;
+        let what = match cmd.pid {
+            Some(pid) => What::Attach(pid),
+            None => spawn_what(&cmd.command),
+        };
+        let client = conn.client.clone();
+        let ended = tokio::task::spawn_blocking(move || {
+            serve(rt, client, what, Box::new(input), Box::new(output))
+        })
+        .await
+        .map_err(|e| format!("the bridge failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        debug!(?ended, "debugging session over");
+        return Ok(0);
+    }
+    let addr = cmd.listen.as_deref().unwrap_or("127.0.0.1:0");
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listening socket: {e}"))?;
+    eprintln!("utrace: listening for debuggers on {local}");
+    let Some(pid) = cmd.pid else {
+        // A program to start: one session, the first debugger's.
+        let (sock, peer) = tokio::task::block_in_place(|| listener.accept())
+            .map_err(|e| format!("accept: {e}"))?;
+        debug!(%peer, "debugger connected");
+        let _ = sock.set_nodelay(true);
+        let read = sock.try_clone().map_err(|e| format!("socket: {e}"))?;
+        let client = conn.client.clone();
+        let what = spawn_what(&cmd.command);
+        let ended = tokio::task::spawn_blocking(move || {
+            serve(rt, client, what, Box::new(read), Box::new(sock))
+        })
+        .await
+        .map_err(|e| format!("the bridge failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        debug!(?ended, "debugging session over");
+        return Ok(0);
+    };
+    // A running process: a session per connection, several at once, until
+    // interrupted.
+    loop {
+        let (sock, peer) = tokio::task::block_in_place(|| listener.accept())
+            .map_err(|e| format!("accept: {e}"))?;
+        debug!(%peer, "debugger connected");
+        let _ = sock.set_nodelay(true);
+        let read = sock.try_clone().map_err(|e| format!("socket: {e}"))?;
+        let client = conn.client.clone();
+        let rt = rt.clone();
+        std::thread::spawn(move || {
+            match serve(
+                rt,
+                client,
+                What::Attach(pid),
+                Box::new(read),
+                Box::new(sock),
+            ) {
+                Ok(Ended::Exited) => eprintln!("utrace: process {pid} exited"),
+                Ok(e) => debug!(%peer, ?e, "debugging session over"),
+                Err(e) => warn!(%peer, "debugging session failed: {e}"),
+            }
+        });
+    }
+}

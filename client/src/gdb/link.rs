@@ -1,0 +1,174 @@
+//! The bridge's inbox: bytes from the debugger and stops from the server,
+//! on one bounded channel ([`INBOX`]), so the blocking stub can wait for
+//! whichever comes first.
+//!
+//! A thread reads the debugger's stream (a socket, or stdin with
+//! `--stdio`) and a task reads the server's Session stream; both send here.
+//! gdbstub reads packet bytes through [`Link`] (its `Connection`), and the
+//! event loop takes stops from the same queue ([`Link::next_input`]).
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use tokio::sync::mpsc;
+
+use gdbstub::conn::{Connection, ConnectionExt};
+use utrace_proto::v1 as pb;
+
+/// Inputs waiting at most (the debugger's reader then waits; reports are
+/// few: each holds its thread until decided).
+pub const INBOX: usize = 256;
+
+/// What arrives for the bridge.
+#[derive(Debug)]
+pub enum Input {
+    /// Bytes from the debugger.
+    Bytes(Vec<u8>),
+    /// The debugger closed its side.
+    DebuggerGone,
+    /// A report of the bridge's engine.
+    Report(Box<pb::Event>),
+    /// The Session stream ended (the server went away), with why.
+    ServerGone(String),
+}
+
+/// What [`Link::next_input`] found.
+#[derive(Debug)]
+pub enum Next {
+    Byte(u8),
+    Report(Box<pb::Event>),
+}
+
+/// The debugger's connection, and the reports that came while it was read.
+pub struct Link {
+    rx: mpsc::Receiver<Input>,
+    bytes: VecDeque<u8>,
+    reports: VecDeque<Box<pb::Event>>,
+    /// Buffered: gdbstub writes a packet in pieces, then flushes it.
+    out: std::io::BufWriter<Box<dyn Write + Send>>,
+    /// Why the inbox ended, once it has.
+    closed: Option<String>,
+}
+
+impl Link {
+    pub fn new(rx: mpsc::Receiver<Input>, out: Box<dyn Write + Send>) -> Link {
+        Link {
+            rx,
+            bytes: VecDeque::new(),
+            reports: VecDeque::new(),
+            out: std::io::BufWriter::new(out),
+            closed: None,
+        }
+    }
+
+    fn take(&mut self, i: Input) {
+        match i {
+            Input::Bytes(b) => self.bytes.extend(b),
+            Input::Report(r) => self.reports.push_back(r),
+            Input::DebuggerGone => self.closed = Some("the debugger closed the connection".into()),
+            Input::ServerGone(why) => self.closed = Some(why),
+        }
+    }
+
+    fn gone(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            self.closed.clone().unwrap_or_else(|| "closed".into()),
+        )
+    }
+
+    /// The next byte from the debugger (reports that come meanwhile wait).
+    pub fn read_byte(&mut self) -> std::io::Result<u8> {
+        loop {
+            if let Some(b) = self.bytes.pop_front() {
+                return Ok(b);
+            }
+            if self.closed.is_some() {
+                return Err(self.gone());
+            }
+            match self.rx.blocking_recv() {
+                Some(i) => self.take(i),
+                None => self.closed = Some("the bridge's inputs are gone".into()),
+            }
+        }
+    }
+
+    /// The next byte or report, whichever is first (bytes first when both
+    /// are waiting: an interrupt must not wait behind reports).
+    pub fn next_input(&mut self) -> std::io::Result<Next> {
+        loop {
+            if let Some(b) = self.bytes.pop_front() {
+                return Ok(Next::Byte(b));
+            }
+            if let Some(r) = self.reports.pop_front() {
+                return Ok(Next::Report(r));
+            }
+            if self.closed.is_some() {
+                return Err(self.gone());
+            }
+            match self.rx.blocking_recv() {
+                Some(i) => self.take(i),
+                None => self.closed = Some("the bridge's inputs are gone".into()),
+            }
+        }
+    }
+
+    /// Reports already in, without waiting.
+    pub fn pending_reports(&mut self) -> Vec<Box<pb::Event>> {
+        while let Ok(i) = self.rx.try_recv() {
+            self.take(i);
+        }
+        self.reports.drain(..).collect()
+    }
+}
+
+impl Connection for Link {
+    type Error = std::io::Error;
+
+    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
+        self.out.write_all(&[byte])
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.out.write_all(buf)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.out.flush()
+    }
+}
+
+impl ConnectionExt for Link {
+    fn read(&mut self) -> Result<u8, Self::Error> {
+        self.read_byte()
+    }
+
+    fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
+        while let Ok(i) = self.rx.try_recv() {
+            self.take(i);
+        }
+        Ok(self.bytes.front().copied())
+    }
+}
+
+/// Read `r` on a thread of its own into `tx`, until it ends.
+pub fn pump(mut r: impl Read + Send + 'static, tx: mpsc::Sender<Input>) {
+    std::thread::Builder::new()
+        .name("gdb-in".into())
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.blocking_send(Input::DebuggerGone);
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.blocking_send(Input::Bytes(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn the debugger reader");
+}

@@ -1,0 +1,651 @@
+//! The debugged process as gdbstub sees it, through one Session engine.
+//!
+//! All-stop, as gdb and lldb expect by default: when a thread stops for the
+//! engine (a breakpoint, a step, a signal, the debugger's interrupt), the
+//! bridge stops the process's other threads too (an interrupting batch
+//! that holds each), and a resume lets every thread go again. A thread
+//! held by a report is let go by deciding that report; one the bridge
+//! stopped, by a `Control` op. Other clients tracing the same process keep
+//! their own engines: they see the process stop and run as the debugger
+//! drives it, and nothing of theirs is touched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
+
+use gdbstub::common::{Pid, Signal, Tid};
+use gdbstub::stub::MultiThreadStopReason;
+use gdbstub::target::ext::auxv::{Auxv, AuxvOps};
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+};
+use gdbstub::target::ext::base::BaseOps;
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
+};
+use gdbstub::target::ext::exec_file::{ExecFile, ExecFileOps};
+use gdbstub::target::ext::extended_mode::{
+    Args, AttachKind, CurrentActivePid, CurrentActivePidOps, ExtendedMode, ExtendedModeOps,
+    ShouldTerminate,
+};
+use gdbstub::target::{Target, TargetError, TargetResult};
+use tokio::sync::mpsc;
+use utrace_proto::v1 as pb;
+
+use super::arch::{Regs, X86_64Linux, WIDE, WORDS};
+use crate::Client;
+
+/// Why the bridge cannot go on (the debugger is told the target failed).
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("the server refused: {0}")]
+    Server(String),
+    #[error("the server's session ended: {0}")]
+    SessionGone(String),
+    #[error("{0} is not supported by utrace gdb yet")]
+    Unsupported(&'static str),
+}
+
+/// How a thread is held now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// Running (or not yet stopped by us).
+    Running,
+    /// Held by its report `seq`; `signal` if the report was a signal.
+    Report { seq: u64, signal: Option<i32> },
+    /// Stopped and held by the bridge (an interrupting batch).
+    Stopped,
+}
+
+/// What gdb asked for a thread at the next resume.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    Continue(Option<i32>),
+    Step(Option<i32>),
+}
+
+/// The stop reason type the bridge reports.
+pub type StopReason = MultiThreadStopReason<u64>;
+
+/// The debugged process.
+pub struct Bridge {
+    rt: tokio::runtime::Handle,
+    client: Client,
+    session: mpsc::Sender<pb::ClientMessage>,
+    pub engine: u64,
+    pub pid: u32,
+    threads: BTreeMap<u32, Held>,
+    wants: HashMap<u32, Want>,
+    /// The next resume moves only the threads named (gdb's scheduler
+    /// locking, and its `stepi`: `vCont;s:TID` alone).
+    locked: bool,
+    regs: HashMap<u32, Regs>,
+    next_msg: u64,
+    /// The process is gone.
+    pub exited: bool,
+    /// The bridge started the program (else it attached).
+    pub spawned: bool,
+    /// The debugger asked to kill the process (done with this user's own
+    /// rights, as gdbserver beside the process would).
+    pub killed: bool,
+}
+
+fn tid_of(t: u32) -> Option<Tid> {
+    NonZeroUsize::new(t as usize)
+}
+
+fn op(o: pb::op::Op) -> pb::Op {
+    pb::Op { op: Some(o) }
+}
+
+fn control(action: pb::Action) -> pb::Op {
+    op(pb::op::Op::Control(pb::Control {
+        action: action as i32,
+        signal: None,
+    }))
+}
+
+impl Bridge {
+    pub fn new(
+        rt: tokio::runtime::Handle,
+        client: Client,
+        session: mpsc::Sender<pb::ClientMessage>,
+        engine: u64,
+        pid: u32,
+        tids: &[u32],
+    ) -> Bridge {
+        Bridge {
+            rt,
+            client,
+            session,
+            engine,
+            pid,
+            threads: tids.iter().map(|t| (*t, Held::Running)).collect(),
+            wants: HashMap::new(),
+            locked: false,
+            regs: HashMap::new(),
+            next_msg: 1_000_000,
+            exited: false,
+            spawned: false,
+            killed: false,
+        }
+    }
+
+    /// One batch on `tid`, interrupting it if asked.
+    fn batch(
+        &mut self,
+        tid: u32,
+        interrupt: bool,
+        ops: Vec<pb::Op>,
+    ) -> Result<crate::BatchResults, BridgeError> {
+        let req = pb::BatchRequest {
+            engine_id: self.engine,
+            tid,
+            ops,
+            stop_on_error: true,
+            interrupt,
+        };
+        let mut c = self.client.clone();
+        self.rt
+            .block_on(c.send_batch(req))
+            .map_err(|s| BridgeError::Server(s.message().to_string()))
+    }
+
+    fn decide(&mut self, d: pb::Decision) -> Result<(), BridgeError> {
+        self.next_msg += 1;
+        let msg = pb::ClientMessage {
+            id: self.next_msg,
+            msg: Some(pb::client_message::Msg::Decide(d)),
+        };
+        self.session
+            .blocking_send(msg)
+            .map_err(|_| BridgeError::SessionGone("the session stream is closed".into()))
+    }
+
+    /// A thread to run ops on: one that is stopped, else the first.
+    fn any_stopped(&self) -> u32 {
+        self.threads
+            .iter()
+            .find(|(_, h)| **h != Held::Running)
+            .map(|(t, _)| *t)
+            .unwrap_or(self.pid)
+    }
+
+    /// The process's threads, as the server knows them now.
+    fn refresh_threads(&mut self) -> Result<(), BridgeError> {
+        let mut c = self.client.clone();
+        let tasks = self
+            .rt
+            .block_on(c.list_tasks(self.pid))
+            .map_err(|s| BridgeError::Server(s.message().to_string()))?;
+        let now: Vec<u32> = tasks.iter().map(|t| t.tid).collect();
+        self.threads.retain(|t, _| now.contains(t));
+        for t in now {
+            self.threads.entry(t).or_insert(Held::Running);
+        }
+        Ok(())
+    }
+
+    /// Stop and hold every running thread (all-stop).
+    pub fn stop_all(&mut self) -> Result<(), BridgeError> {
+        self.refresh_threads()?;
+        let running: Vec<u32> = self
+            .threads
+            .iter()
+            .filter(|(_, h)| **h == Held::Running)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in running {
+            match self.batch(t, true, vec![control(pb::Action::Hold)]) {
+                Ok(_) => {
+                    self.threads.insert(t, Held::Stopped);
+                }
+                // Gone meanwhile.
+                Err(e) => {
+                    tracing_debug(&format!("stopping thread {t}: {e}"));
+                    self.threads.remove(&t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The thread a stop without one is reported on.
+    pub fn main_tid(&self) -> Tid {
+        tid_of(self.pid).expect("a pid is not 0")
+    }
+
+    /// A report of the engine: the stop to tell the debugger, if any.
+    pub fn on_report(&mut self, ev: pb::Event) -> Result<Option<StopReason>, BridgeError> {
+        use pb::event::Kind;
+        let tid = ev.tid;
+        let reason = match &ev.kind {
+            Some(Kind::Breakpoint(_)) => tid_of(tid).map(StopReason::SwBreak),
+            Some(Kind::Step(_)) => tid_of(tid).map(|tid| StopReason::SignalWithThread {
+                tid,
+                signal: Signal::SIGTRAP,
+            }),
+            Some(Kind::Signal(s)) => tid_of(tid).map(|tid| StopReason::SignalWithThread {
+                tid,
+                signal: Signal(s.signo as u8),
+            }),
+            Some(Kind::Death(d)) => {
+                self.threads.remove(&tid);
+                if d.process_gone {
+                    self.exited = true;
+                    let st = d.status.unwrap_or_default();
+                    return Ok(Some(if st.signal != 0 {
+                        StopReason::Terminated(Signal(st.signal as u8))
+                    } else {
+                        StopReason::Exited(st.code as u8)
+                    }));
+                }
+                None
+            }
+            Some(Kind::Clone(c)) => {
+                self.threads.entry(c.child_tid).or_insert(Held::Running);
+                None
+            }
+            Some(Kind::Exit(_)) => {
+                self.threads.remove(&tid);
+                None
+            }
+            _ => None,
+        };
+        if !ev.held {
+            return Ok(reason);
+        }
+        let Some(reason) = reason else {
+            // Held, but nothing the debugger is told: let it go.
+            self.decide(pb::Decision {
+                seq: ev.seq,
+                action: pb::Action::Resume as i32,
+                engine_id: self.engine,
+                ..Default::default()
+            })?;
+            return Ok(None);
+        };
+        // Keep it held, with no deadline, until the debugger resumes it.
+        self.decide(pb::Decision {
+            seq: ev.seq,
+            action: pb::Action::Hold as i32,
+            engine_id: self.engine,
+            ..Default::default()
+        })?;
+        let signal = match &ev.kind {
+            Some(Kind::Signal(s)) => Some(s.signo),
+            _ => None,
+        };
+        self.threads.insert(
+            tid,
+            Held::Report {
+                seq: ev.seq,
+                signal,
+            },
+        );
+        self.stop_all()?;
+        Ok(Some(reason))
+    }
+
+    fn regs_of(&mut self, tid: u32) -> Result<Regs, BridgeError> {
+        if let Some(r) = self.regs.get(&tid) {
+            return Ok(r.clone());
+        }
+        let words: Vec<String> = WORDS.iter().map(|s| s.to_string()).collect();
+        let wide: Vec<String> = WIDE.iter().map(|s| s.to_string()).collect();
+        let res = self.batch(
+            tid,
+            false,
+            vec![
+                op(pb::op::Op::GetRegisters(pb::GetRegisters { names: words })),
+                op(pb::op::Op::GetRegisterBytes(pb::GetRegisterBytes {
+                    names: wide,
+                })),
+            ],
+        )?;
+        let f = |e: crate::OpFailure| BridgeError::Server(e.to_string());
+        let regs = Regs::from_server(
+            res.registers(0).map_err(f)?,
+            res.register_bytes(1).map_err(f)?,
+        )
+        .map_err(BridgeError::Server)?;
+        self.regs.insert(tid, regs.clone());
+        Ok(regs)
+    }
+}
+
+/// Debug log through `tracing` when the CLI has it (the library does not
+/// depend on it).
+fn tracing_debug(_msg: &str) {
+    #[cfg(feature = "embedded")]
+    tracing::debug!("{_msg}");
+}
+
+impl Target for Bridge {
+    type Arch = X86_64Linux;
+    type Error = BridgeError;
+
+    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+        BaseOps::MultiThread(self)
+    }
+
+    fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_exec_file(&mut self) -> Option<ExecFileOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_auxv(&mut self) -> Option<AuxvOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_extended_mode(&mut self) -> Option<ExtendedModeOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+/// Extended mode, for the real pid in every thread id and for `kill`.
+/// `run` and `attach` from the debugger are refused for now (start the
+/// bridge with `-p PID` or `-- PROG`).
+impl ExtendedMode for Bridge {
+    fn run(&mut self, _filename: Option<&[u8]>, _args: Args<'_, '_>) -> TargetResult<Pid, Self> {
+        tracing_debug("the debugger asked to run a program: not supported yet");
+        Err(TargetError::NonFatal)
+    }
+
+    fn attach(&mut self, _pid: Pid) -> TargetResult<(), Self> {
+        tracing_debug("the debugger asked to attach: not supported yet");
+        Err(TargetError::NonFatal)
+    }
+
+    fn query_if_attached(&mut self, _pid: Pid) -> TargetResult<AttachKind, Self> {
+        Ok(if self.spawned {
+            AttachKind::Run
+        } else {
+            AttachKind::Attach
+        })
+    }
+
+    fn kill(&mut self, _pid: Option<Pid>) -> TargetResult<ShouldTerminate, Self> {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        self.killed = true;
+        Ok(ShouldTerminate::Yes)
+    }
+
+    fn restart(&mut self) -> Result<(), Self::Error> {
+        Err(BridgeError::Unsupported("restarting the program"))
+    }
+
+    fn support_current_active_pid(&mut self) -> Option<CurrentActivePidOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl CurrentActivePid for Bridge {
+    fn current_active_pid(&mut self) -> Result<Pid, Self::Error> {
+        Ok(self.main_tid())
+    }
+}
+
+impl MultiThreadBase for Bridge {
+    fn read_registers(&mut self, regs: &mut Regs, tid: Tid) -> TargetResult<(), Self> {
+        *regs = self.regs_of(tid.get() as u32).map_err(TargetError::Fatal)?;
+        Ok(())
+    }
+
+    fn write_registers(&mut self, regs: &Regs, tid: Tid) -> TargetResult<(), Self> {
+        let t = tid.get() as u32;
+        let old = self.regs_of(t).map_err(TargetError::Fatal)?;
+        let (words, wide) = regs.changes_from(&old);
+        let mut ops = Vec::new();
+        if !words.is_empty() {
+            ops.push(op(pb::op::Op::SetRegisters(pb::SetRegisters {
+                values: words.into_iter().collect(),
+            })));
+        }
+        if !wide.is_empty() {
+            ops.push(op(pb::op::Op::SetRegisterBytes(pb::SetRegisterBytes {
+                values: wide
+                    .into_iter()
+                    .map(|(n, v)| (n, utrace_proto::Bytes::from(v)))
+                    .collect(),
+            })));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let res = self.batch(t, false, ops).map_err(TargetError::Fatal)?;
+        if let Some(f) = res.first_failure() {
+            tracing_debug(&format!("writing registers of {t}: {f}"));
+            return Err(TargetError::NonFatal);
+        }
+        self.regs.insert(t, regs.clone());
+        Ok(())
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
+        let res = self
+            .batch(
+                tid.get() as u32,
+                false,
+                vec![op(pb::op::Op::ReadMemory(pb::ReadMemory {
+                    addr: start,
+                    len: data.len() as u32,
+                }))],
+            )
+            .map_err(TargetError::Fatal)?;
+        let got = res.read(0).map_err(|_| TargetError::NonFatal)?;
+        let n = got.data.len().min(data.len());
+        data[..n].copy_from_slice(&got.data[..n]);
+        if n == 0 {
+            return Err(TargetError::NonFatal);
+        }
+        Ok(n)
+    }
+
+    fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        let res = self
+            .batch(
+                tid.get() as u32,
+                false,
+                vec![op(pb::op::Op::WriteMemory(pb::WriteMemory {
+                    addr: start,
+                    data: utrace_proto::Bytes::copy_from_slice(data),
+                }))],
+            )
+            .map_err(TargetError::Fatal)?;
+        if res.first_failure().is_some() {
+            return Err(TargetError::NonFatal);
+        }
+        Ok(())
+    }
+
+    fn list_active_threads(&mut self, found: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
+        for t in self.threads.keys() {
+            if let Some(t) = tid_of(*t) {
+                found(t);
+            }
+        }
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadResume for Bridge {
+    fn resume(&mut self) -> Result<(), Self::Error> {
+        self.regs.clear();
+        let wants = std::mem::take(&mut self.wants);
+        let locked = std::mem::take(&mut self.locked);
+        let threads: Vec<(u32, Held)> = self.threads.iter().map(|(t, h)| (*t, *h)).collect();
+        // Threads not named continue, unless the scheduler is locked (then
+        // they stay stopped). The stepping threads go last: the others are
+        // on their way first.
+        let mut order: Vec<(u32, Held, Want)> = threads
+            .into_iter()
+            .filter_map(|(t, h)| match wants.get(&t) {
+                Some(w) => Some((t, h, *w)),
+                None if locked => None,
+                None => Some((t, h, Want::Continue(None))),
+            })
+            .collect();
+        order.sort_by_key(|(_, _, w)| matches!(w, Want::Step(_)));
+        for (t, held, want) in order {
+            let (action, sig) = match want {
+                Want::Continue(s) => (pb::Action::Resume, s),
+                Want::Step(s) => (pb::Action::Step, s),
+            };
+            match held {
+                Held::Running => {}
+                Held::Report { seq, signal } => {
+                    // At a signal stop, gdb passes the signal (or another)
+                    // by naming it; no signal named: not delivered.
+                    let d = pb::Decision {
+                        seq,
+                        action: action as i32,
+                        engine_id: self.engine,
+                        signal: sig.unwrap_or(0),
+                        suppress_signal: signal.is_some() && sig.is_none(),
+                        ..Default::default()
+                    };
+                    self.decide(d)?;
+                }
+                Held::Stopped => {
+                    if let Err(e) = self.batch(t, false, vec![control(action)]) {
+                        tracing_debug(&format!("resuming thread {t}: {e}"));
+                    }
+                }
+            }
+            self.threads.insert(t, Held::Running);
+        }
+        Ok(())
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        self.wants.clear();
+        Ok(())
+    }
+
+    fn set_resume_action_continue(
+        &mut self,
+        tid: Tid,
+        signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        self.wants.insert(
+            tid.get() as u32,
+            Want::Continue(signal.map(|s| i32::from(s.0))),
+        );
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadSchedulerLocking for Bridge {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        self.locked = true;
+        Ok(())
+    }
+}
+
+impl MultiThreadSingleStep for Bridge {
+    fn set_resume_action_step(
+        &mut self,
+        tid: Tid,
+        signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        self.wants
+            .insert(tid.get() as u32, Want::Step(signal.map(|s| i32::from(s.0))));
+        Ok(())
+    }
+}
+
+impl Breakpoints for Bridge {
+    fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SwBreakpoint for Bridge {
+    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let t = self.any_stopped();
+        let res = self
+            .batch(
+                t,
+                false,
+                vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                    addr,
+                }))],
+            )
+            .map_err(TargetError::Fatal)?;
+        Ok(res.first_failure().is_none())
+    }
+
+    fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let t = self.any_stopped();
+        let res = self
+            .batch(
+                t,
+                false,
+                vec![op(pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint {
+                    addr,
+                }))],
+            )
+            .map_err(TargetError::Fatal)?;
+        Ok(res.first_failure().is_none())
+    }
+}
+
+/// `offset`/`length` of `bytes` into `buf`: the size copied.
+fn window(bytes: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let n = length.min(buf.len()).min(bytes.len() - start);
+    buf[..n].copy_from_slice(&bytes[start..start + n]);
+    n
+}
+
+impl Auxv for Bridge {
+    fn get_auxv(&self, offset: u64, length: usize, buf: &mut [u8]) -> TargetResult<usize, Self> {
+        // Where the program and the dynamic loader were loaded (AT_ENTRY,
+        // AT_BASE): gdb relocates a PIE and finds the libraries from it.
+        let auxv =
+            std::fs::read(format!("/proc/{}/auxv", self.pid)).map_err(|_| TargetError::NonFatal)?;
+        Ok(window(&auxv, offset, length, buf))
+    }
+}
+
+impl ExecFile for Bridge {
+    fn get_exec_file(
+        &self,
+        _pid: Option<Pid>,
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        // The bridge runs beside the process (as gdbserver does): its
+        // executable's path, as this user may read it.
+        let path = std::fs::read_link(format!("/proc/{}/exe", self.pid))
+            .map_err(|_| TargetError::NonFatal)?;
+        Ok(window(
+            path.as_os_str().as_encoded_bytes(),
+            offset,
+            length,
+            buf,
+        ))
+    }
+}

@@ -1,0 +1,287 @@
+//! gdb, the real one, debugging through `utrace gdb` (the GDB remote
+//! protocol bridge) on a utraced daemon, while another client traces the
+//! same process: a breakpoint, registers (general, x87, SSE, written and
+//! read back), a backtrace, stepping, Ctrl-C, detach; a program started
+//! under gdb and seen to exit; TCP with `--listen`.
+//!
+//! gdb is installed by `.ci/run`; without it these tests say so and pass.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::daemon::Daemon;
+
+/// The `utrace` binary, beside this test's (`cargo test --workspace`
+/// builds it).
+fn utrace_bin() -> String {
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|d| d.join("utrace"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin.display().to_string()
+}
+
+fn have_gdb() -> bool {
+    let ok = Command::new("gdb")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("SKIP: gdb is not installed (apt-get install -y gdb; .ci/run does)");
+    }
+    ok
+}
+
+/// Run gdb in batch mode on `program` with `commands` (each an `-ex`);
+/// its output, stdout and stderr together. Bounded.
+fn gdb(program: &str, commands: &[String]) -> String {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "gdb", "-q", "-nx", "-batch", program]);
+    for c in commands {
+        cmd.args(["-ex", c]);
+    }
+    let out = cmd.output().expect("run gdb");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("--- gdb\n{text}");
+    text
+}
+
+/// A `ticker` (a line every `ms`), its output read line by line.
+fn ticker(ms: u32) -> (common::KillOnDrop, common::Lines) {
+    let mut child = Command::new(tracee!("ticker"))
+        .args(["100000", &ms.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = common::Lines::from_reader(child.stdout.take().unwrap());
+    assert!(lines.next().starts_with("pid="));
+    (common::KillOnDrop(child), lines)
+}
+
+fn ticks_on(lines: &mut common::Lines, n: usize) {
+    for _ in 0..n {
+        let l = lines.next();
+        assert!(l.starts_with("tick="), "{l}");
+    }
+}
+
+/// `utrace trace -p PID -e trace=write -o FILE` on the daemon: another
+/// client tracing the same process.
+fn strace_like(d: &Daemon, pid: u32, file: &str) -> Child {
+    Command::new(utrace_bin())
+        .args(["--server", &d.uri, "trace", "-e", "trace=write", "-o", file])
+        .args(["-p", &pid.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("utrace trace")
+}
+
+fn write_lines(file: &str) -> usize {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("write("))
+        .count()
+}
+
+/// gdb attaches to a running ticker that `utrace trace` also traces:
+/// breakpoint at `clock_nanosleep`, registers, a backtrace, SSE registers
+/// written and read back through the server, a step, detach. The program
+/// runs on, still traced by the other client, whose trace carries on.
+#[test]
+fn gdb_debugs_a_process_another_client_traces() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-shared");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let trace_file = d.dir.path("trace.out");
+    let mut tracer = common::KillOnDrop(strace_like(&d, pid, &trace_file));
+    common::wait_for("the other client's first write lines", || {
+        write_lines(&trace_file) >= 3
+    });
+    let remote = format!(
+        "target remote | {} --server {} gdb --stdio -p {pid}",
+        utrace_bin(),
+        d.uri
+    );
+    let out = gdb(
+        tracee!("ticker"),
+        &[
+            remote,
+            "break clock_nanosleep".into(),
+            "continue".into(),
+            "printf \"PC=%#lx\\n\", $pc".into(),
+            "info symbol $pc".into(),
+            "bt 3".into(),
+            "printf \"FCW=%#x\\n\", $fctrl".into(),
+            "set var $xmm1.v2_int64[0] = 0x1122334455667788".into(),
+            "set var $r12 = 0x5a5a".into(),
+            "stepi".into(),
+            "printf \"XMM1=%#lx R12=%#lx\\n\", $xmm1.v2_int64[0], $r12".into(),
+            "delete".into(),
+            "detach".into(),
+        ],
+    );
+    assert!(out.contains("Breakpoint 1, "), "the breakpoint hit:\n{out}");
+    assert!(
+        out.contains("clock_nanosleep"),
+        "stopped in clock_nanosleep:\n{out}"
+    );
+    // The pc is the breakpoint's address, rewound (not one past the int3).
+    let pc = out
+        .lines()
+        .find_map(|l| l.strip_prefix("PC="))
+        .expect("PC line");
+    assert!(
+        out.contains(&format!("Breakpoint 1 at {pc}")),
+        "pc {pc} is the breakpoint's address:\n{out}"
+    );
+    assert!(
+        out.contains("std::thread") || out.contains("sleep"),
+        "a backtrace through std's sleep:\n{out}"
+    );
+    // x87 control word as the kernel has it (the Linux default).
+    assert!(out.contains("FCW=0x37f"), "x87 control word:\n{out}");
+    // Written through SetRegisterBytes/SetRegisters, kept across a step,
+    // read back from the kernel.
+    assert!(
+        out.contains("XMM1=0x1122334455667788 R12=0x5a5a"),
+        "registers written and read back:\n{out}"
+    );
+    assert!(out.contains(&format!("(process {pid}) detached]")), "{out}");
+    // The program runs on, still traced by the other client, whose trace
+    // goes on.
+    let before = write_lines(&trace_file);
+    ticks_on(&mut lines, 10);
+    common::wait_for("more write lines from the other client", || {
+        write_lines(&trace_file) >= before + 5
+    });
+    assert_ne!(
+        common::proc_status(pid as i32, "TracerPid").as_deref(),
+        Some("0"),
+        "still traced (by the other client)"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(tracer.0.id() as i32, libc::SIGINT) };
+    common::wait_child(&mut tracer.0);
+}
+
+/// gdb starts the program through the bridge (held at its first
+/// instruction), stops at a breakpoint, then lets it run to its end.
+#[test]
+fn gdb_starts_a_program_and_sees_it_exit() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-spawn");
+    let remote = format!(
+        "target remote | {} --server {} gdb --stdio -- {} 3 10",
+        utrace_bin(),
+        d.uri,
+        tracee!("ticker")
+    );
+    let out = gdb(
+        tracee!("ticker"),
+        &[
+            remote,
+            "printf \"ENTRY=%#lx\\n\", $pc".into(),
+            // libc is not loaded yet: gdb learns of it at the dynamic
+            // loader's breakpoint, through the bridge too.
+            "set breakpoint pending on".into(),
+            "break clock_nanosleep".into(),
+            "continue".into(),
+            "bt 1".into(),
+            "delete".into(),
+            "continue".into(),
+        ],
+    );
+    // Held at the dynamic loader's first instruction.
+    assert!(out.contains("ENTRY=0x"), "{out}");
+    assert!(out.contains("_start"), "stopped at _start:\n{out}");
+    assert!(out.contains("Breakpoint 1, "), "{out}");
+    assert!(
+        out.contains("exited normally"),
+        "the program ran to its end:\n{out}"
+    );
+}
+
+/// `utrace gdb --listen`: gdb connects over TCP; Ctrl-C (SIGINT to gdb)
+/// stops the running program, which runs on after detach.
+#[test]
+fn gdb_over_tcp_and_ctrl_c() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-tcp");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let mut bridge = common::KillOnDrop(
+        Command::new(utrace_bin())
+            .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0"])
+            .args(["-p", &pid.to_string()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("utrace gdb --listen"),
+    );
+    let mut err = BufReader::new(bridge.0.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).expect("the bridge's first line");
+    let addr = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("listening address")
+        .to_string();
+    assert!(
+        first.contains("listening for debuggers on 127.0.0.1:"),
+        "{first}"
+    );
+    let g = Command::new("timeout")
+        .args(["60", "gdb", "-q", "-nx", "-batch", tracee!("ticker")])
+        .args(["-ex", &format!("target remote {addr}")])
+        .args(["-ex", "continue"])
+        .args(["-ex", "printf \"AFTER=%#lx\\n\", $pc"])
+        .args(["-ex", "detach"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gdb");
+    // Let it run, then press Ctrl-C.
+    std::thread::sleep(Duration::from_millis(1500));
+    ticks_on(&mut lines, 2);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(g.id() as i32, libc::SIGINT) };
+    let out = g.wait_with_output().expect("gdb output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("--- gdb\n{text}");
+    assert!(text.contains("SIGINT"), "interrupted:\n{text}");
+    assert!(text.contains("AFTER=0x"), "{text}");
+    assert!(
+        text.contains(&format!("(process {pid}) detached]")),
+        "{text}"
+    );
+    ticks_on(&mut lines, 5);
+    common::wait_for("the program to be untraced", || {
+        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
+    });
+}
