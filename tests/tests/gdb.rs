@@ -252,9 +252,22 @@ fn gdb_over_tcp_and_ctrl_c() {
         first.contains("listening for debuggers on 127.0.0.1:"),
         "{first}"
     );
+    let flag = d.dir.path("continuing");
+    // `--foreground`: the SIGINT below reaches gdb once (without it,
+    // timeout also signals its process group, and gdb, interrupted twice,
+    // gives up on the target).
     let g = Command::new("timeout")
-        .args(["60", "gdb", "-q", "-nx", "-batch", tracee!("ticker")])
+        .args([
+            "--foreground",
+            "60",
+            "gdb",
+            "-q",
+            "-nx",
+            "-batch",
+            tracee!("ticker"),
+        ])
         .args(["-ex", &format!("target remote {addr}")])
+        .args(["-ex", &format!("shell touch {flag}")])
         .args(["-ex", "continue"])
         .args(["-ex", "printf \"AFTER=%#lx\\n\", $pc"])
         .args(["-ex", "detach"])
@@ -262,8 +275,9 @@ fn gdb_over_tcp_and_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("gdb");
-    // Let it run, then press Ctrl-C.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once gdb has said `continue` and the program runs, press Ctrl-C.
+    common::wait_for("gdb to continue", || std::path::Path::new(&flag).exists());
+    std::thread::sleep(Duration::from_millis(300));
     ticks_on(&mut lines, 2);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(g.id() as i32, libc::SIGINT) };
@@ -284,4 +298,59 @@ fn gdb_over_tcp_and_ctrl_c() {
     common::wait_for("the program to be untraced", || {
         common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
     });
+}
+
+/// gdb with no local file: it learns the executable's path from the
+/// bridge and reads it, ld.so and libc through `vFile` (as the process
+/// sees them, in its root), resolves symbols, and reads `/proc/PID/maps`
+/// the same way for `info proc mappings`.
+#[test]
+fn gdb_reads_the_files_through_the_bridge() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-vfile");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "gdb", "-q", "-nx", "-batch"]).args([
+        "-ex",
+        &format!(
+            "target remote | {} --server {} gdb --stdio -p {pid}",
+            utrace_bin(),
+            d.uri
+        ),
+        "-ex",
+        "bt 2",
+        "-ex",
+        "info proc mappings",
+        "-ex",
+        "detach",
+    ]);
+    let out = cmd.output().expect("gdb");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("--- gdb\n{text}");
+    assert!(
+        !text.contains("does not support file transfer"),
+        "vFile served:\n{text}"
+    );
+    assert!(
+        text.contains("clock_nanosleep"),
+        "symbols from the fetched files:\n{text}"
+    );
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        text.contains(&format!("{}", exe.display())),
+        "the mappings name the executable {}:\n{text}",
+        exe.display()
+    );
+    assert!(
+        text.contains(&format!("(process {pid}) detached]")),
+        "{text}"
+    );
+    ticks_on(&mut lines, 3);
 }

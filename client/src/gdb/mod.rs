@@ -27,6 +27,7 @@
 //! and `kill`.
 
 pub mod arch;
+pub mod hostio;
 pub mod link;
 pub mod target;
 
@@ -193,6 +194,9 @@ async fn open(
     Ok((tx, attached.engine_id, attached.pid, attached.tids))
 }
 
+/// The largest packet the bridge takes and offers (`PacketSize`).
+const PACKET_SIZE: usize = 64 * 1024;
+
 enum Loop {}
 
 impl BlockingEventLoop for Loop {
@@ -249,7 +253,12 @@ pub fn serve(
     // Stopped when the debugger connects: it asks why first.
     bridge.stop_all()?;
     let conn = Link::new(inbox_rx, output);
-    let stub = GdbStub::new(conn);
+    // Large packets: gdb reads files (vFile:pread) and memory in pieces of
+    // at most this, each a round trip.
+    let stub = GdbStub::builder(conn)
+        .packet_buffer_size(PACKET_SIZE)
+        .build()
+        .map_err(|e| GdbError::Protocol(e.to_string()))?;
     let reason = stub.run_blocking::<Loop>(&mut bridge);
     let ended = match reason {
         Ok(DisconnectReason::Disconnect) => Ended::Detached,

@@ -88,6 +88,8 @@ pub struct Bridge {
     /// The debugger asked to kill the process (done with this user's own
     /// rights, as gdbserver beside the process would).
     pub killed: bool,
+    /// `vFile`'s open files.
+    pub(super) files: super::hostio::Files,
 }
 
 fn tid_of(t: u32) -> Option<Tid> {
@@ -128,6 +130,7 @@ impl Bridge {
             exited: false,
             spawned: false,
             killed: false,
+            files: Default::default(),
         }
     }
 
@@ -342,6 +345,10 @@ impl Target for Bridge {
     }
 
     fn support_extended_mode(&mut self) -> Option<ExtendedModeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_host_io(&mut self) -> Option<gdbstub::target::ext::host_io::HostIoOps<'_, Self>> {
         Some(self)
     }
 }
