@@ -354,3 +354,72 @@ fn gdb_reads_the_files_through_the_bridge() {
     );
     ticks_on(&mut lines, 3);
 }
+
+/// lldb (16) through `utrace gdb --listen`: it finds the modules, stops at
+/// a breakpoint in libc (its own "breakpoint 1.1" stop reason: the pc is
+/// the breakpoint's), reads SSE and x87 registers, steps one instruction,
+/// and detaches; the program runs on, untraced.
+#[test]
+fn lldb_debugs_through_the_bridge() {
+    let lldb = ["lldb-16", "lldb"].into_iter().find(|l| {
+        Command::new(l)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(lldb) = lldb else {
+        println!("SKIP: lldb is not installed (apt-get install -y lldb-16; .ci/run does)");
+        return;
+    };
+    let d = Daemon::start("lldb");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let mut bridge = common::KillOnDrop(
+        Command::new(utrace_bin())
+            .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0"])
+            .args(["-p", &pid.to_string()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("utrace gdb --listen"),
+    );
+    let mut err = BufReader::new(bridge.0.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).expect("the bridge's first line");
+    let addr = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("address")
+        .to_string();
+    let out = Command::new("timeout")
+        .args(["60", lldb, "--batch"])
+        .args(["-o", &format!("gdb-remote {addr}")])
+        .args(["-o", "breakpoint set -n clock_nanosleep"])
+        .args(["-o", "continue"])
+        .args(["-o", "bt 2"])
+        .args(["-o", "register read xmm0 st0 fctrl"])
+        .args(["-o", "thread step-inst"])
+        .args(["-o", "breakpoint delete 1"])
+        .args(["-o", "process detach"])
+        .output()
+        .expect("lldb");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("--- lldb\n{text}");
+    assert!(text.contains("stop reason = breakpoint 1.1"), "{text}");
+    assert!(text.contains("clock_nanosleep"), "{text}");
+    assert!(text.contains("xmm0 = {"), "{text}");
+    assert!(text.contains("fctrl = 0x0000037f"), "{text}");
+    assert!(
+        text.contains("stop reason = instruction step into"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("Process {pid} detached")), "{text}");
+    ticks_on(&mut lines, 5);
+    common::wait_for("the program to be untraced", || {
+        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
+    });
+}

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 
+use gdbstub::common::Endianness;
 use gdbstub::common::{Pid, Signal, Tid};
 use gdbstub::stub::MultiThreadStopReason;
 use gdbstub::target::ext::auxv::{Auxv, AuxvOps};
@@ -28,6 +29,7 @@ use gdbstub::target::ext::extended_mode::{
     Args, AttachKind, CurrentActivePid, CurrentActivePidOps, ExtendedMode, ExtendedModeOps,
     ShouldTerminate,
 };
+use gdbstub::target::ext::host_info::{HostInfo, HostInfoOps, HostInfoResponse};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use tokio::sync::mpsc;
 use utrace_proto::v1 as pb;
@@ -350,6 +352,24 @@ impl Target for Bridge {
 
     fn support_host_io(&mut self) -> Option<gdbstub::target::ext::host_io::HostIoOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_host_info(&mut self) -> Option<HostInfoOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+/// lldb's `qHostInfo`: what it is talking to. (Not `qProcessInfo`:
+/// gdbstub 0.7 writes its pid in decimal where lldb reads hex, and lldb
+/// then takes the process for another and kills it.)
+const TRIPLE: &str = "x86_64-pc-linux-gnu";
+
+impl HostInfo for Bridge {
+    fn host_info(&self, write: &mut dyn FnMut(&HostInfoResponse<'_>)) -> Result<(), Self::Error> {
+        write(&HostInfoResponse::Triple(TRIPLE));
+        write(&HostInfoResponse::Endianness(Endianness::Little));
+        write(&HostInfoResponse::PointerSize(8));
+        Ok(())
     }
 }
 
