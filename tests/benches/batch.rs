@@ -52,7 +52,7 @@
 
 mod common;
 
-use common::{fmt_time, median};
+use common::{ensure_gdb, fmt_time, free_port, median};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -436,72 +436,6 @@ fn output_within(
     let _ = tx.send(());
     let _ = watchdog.join();
     Ok((out?, time))
-}
-
-/// Whether `prog --version` runs.
-fn runs_ok(prog: &str) -> bool {
-    Command::new(prog)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Make gdb and gdbserver available, installing them when missing; the
-/// reason when they cannot be had.
-fn ensure_gdb() -> Result<(), String> {
-    let missing = || -> Vec<&str> {
-        ["gdb", "gdbserver"]
-            .into_iter()
-            .filter(|p| !runs_ok(p))
-            .collect()
-    };
-    if missing().is_empty() {
-        return Ok(());
-    }
-    eprintln!(
-        "{} not found: installing them with `apt-get install -y gdb gdbserver`",
-        missing().join(" and ")
-    );
-    let apt = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run apt-get: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            let err = String::from_utf8_lossy(&out.stderr);
-            Err(format!(
-                "`apt-get {}` failed ({}): {}",
-                args.join(" "),
-                out.status,
-                err.lines().last().unwrap_or("").trim()
-            ))
-        }
-    };
-    if let Err(first) = apt(&["install", "-y", "gdb", "gdbserver"]) {
-        eprintln!("{first}; retrying after `apt-get update`");
-        apt(&["update"])?;
-        apt(&["install", "-y", "gdb", "gdbserver"])?;
-    }
-    match missing().as_slice() {
-        [] => Ok(()),
-        m => Err(format!(
-            "{} still missing after apt-get install",
-            m.join(" and ")
-        )),
-    }
-}
-
-/// A free loopback port (bound, read, released).
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// One gdb run through a fresh `gdbserver --attach` on `pid`: the gdb

@@ -227,7 +227,7 @@ impl BlockingEventLoop for Loop {
     }
 
     fn on_interrupt(target: &mut Bridge) -> Result<Option<StopReason>, BridgeError> {
-        target.stop_all()?;
+        target.stop_all(true)?;
         Ok(Some(StopReason::SignalWithThread {
             tid: target.main_tid(),
             signal: gdbstub::common::Signal::SIGINT,
@@ -251,7 +251,7 @@ pub fn serve(
     let mut bridge = Bridge::new(rt.clone(), client.clone(), session, engine, pid, &tids);
     bridge.spawned = matches!(what, What::Spawn { .. });
     // Stopped when the debugger connects: it asks why first.
-    bridge.stop_all()?;
+    bridge.stop_all(true)?;
     let conn = Link::new(inbox_rx, output);
     // Large packets: gdb reads files (vFile:pread) and memory in pieces of
     // at most this, each a round trip.

@@ -191,9 +191,14 @@ impl Bridge {
         Ok(())
     }
 
-    /// Stop and hold every running thread (all-stop).
-    pub fn stop_all(&mut self) -> Result<(), BridgeError> {
-        self.refresh_threads()?;
+    /// Stop and hold every running thread (all-stop). `refresh`: ask the
+    /// server for the thread list first (at the first stop and at an
+    /// interrupt; at a report the list is current: threads come and go by
+    /// the engine's clone, exit and death reports, which come in order).
+    pub fn stop_all(&mut self, refresh: bool) -> Result<(), BridgeError> {
+        if refresh {
+            self.refresh_threads()?;
+        }
         let running: Vec<u32> = self
             .threads
             .iter()
@@ -288,7 +293,7 @@ impl Bridge {
                 signal,
             },
         );
-        self.stop_all()?;
+        self.stop_all(false)?;
         Ok(Some(reason))
     }
 

@@ -1,0 +1,216 @@
+//! gdb through the bridge (`utrace gdb`) against gdb through gdbserver, in
+//! one run: the cost of a breakpoint hit and of a single step as gdb sees
+//! them.
+//!
+//! Target: `syscall_loop`, which calls libc's `syscall()` in a loop. For
+//! each server, a fresh copy of the target, attached by a fresh server on a
+//! loopback TCP port (a process has one tracer):
+//! - gdbserver: `gdbserver --attach 127.0.0.1:PORT PID`;
+//! - the bridge: `utrace_client::gdb::serve` in this process, on a
+//!   utraced embedded in this process (what `utrace gdb --listen` does with
+//!   no daemon).
+//!
+//! Then `gdb -batch -nx EXE -ex 'target remote 127.0.0.1:PORT'`, `break
+//! syscall`, `continue` to the first hit, and, timed inside gdb by its
+//! Python (`time.perf_counter()`):
+//! - hits: `ignore 1 N` then `continue` (gdb takes N stops and resumes
+//!   each, then stops at the next): time / (N + 1);
+//! - steps: `stepi N`: time / N.
+//!
+//! The table shows medians over `UTRACE_BENCH_RUNS` runs (default 3) and
+//! the ratio bridge / gdbserver. gdb and gdbserver are installed with
+//! apt-get when missing.
+//!
+//! ```text
+//! cargo bench -p utrace-tests --bench gdb
+//! UTRACE_BENCH_RUNS=5 UTRACE_BENCH_HITS=2000 cargo bench -p utrace-tests --bench gdb
+//! ```
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{ensure_gdb, fmt_time, free_port, median};
+
+const SYSCALL_LOOP: &str = env!("CARGO_BIN_EXE_syscall_loop");
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One gdb session on `port`: (seconds per hit, seconds per step).
+fn session(port: u16, hits: usize, steps: usize) -> Result<(f64, f64), String> {
+    let out = Command::new("timeout")
+        .args([
+            "--foreground",
+            "300",
+            "gdb",
+            "-q",
+            "-nx",
+            "-batch",
+            SYSCALL_LOOP,
+        ])
+        .args(["-ex", "set confirm off"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args(["-ex", "break syscall"])
+        .args(["-ex", "continue"])
+        .args(["-ex", &format!("ignore 1 {hits}")])
+        .args(["-ex", "python import time; t0 = time.perf_counter()"])
+        .args(["-ex", "continue"])
+        .args([
+            "-ex",
+            "python print('HITS %.9f' % (time.perf_counter() - t0))",
+        ])
+        .args(["-ex", "delete"])
+        .args(["-ex", "python t0 = time.perf_counter()"])
+        .args(["-ex", &format!("stepi {steps}")])
+        .args([
+            "-ex",
+            "python print('STEPS %.9f' % (time.perf_counter() - t0))",
+        ])
+        .args(["-ex", "detach"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("gdb: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    match (field("HITS "), field("STEPS ")) {
+        (Some(h), Some(s)) => Ok((h / (hits + 1) as f64, s / steps as f64)),
+        _ => Err(format!("no timing from gdb:\n{text}")),
+    }
+}
+
+/// A child killed and reaped when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn target() -> Reaped {
+    Reaped(
+        Command::new(SYSCALL_LOOP)
+            .arg("1000000000")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("syscall_loop"),
+    )
+}
+
+fn with_gdbserver(hits: usize, steps: usize) -> Result<(f64, f64), String> {
+    let t = target();
+    let port = free_port().map_err(|e| e.to_string())?;
+    let _server = Reaped(
+        Command::new("gdbserver")
+            .args([
+                "--attach",
+                &format!("127.0.0.1:{port}"),
+                &t.0.id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("gdbserver: {e}"))?,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    session(port, hits, steps)
+}
+
+fn with_bridge(
+    rt: &tokio::runtime::Runtime,
+    uri: &str,
+    hits: usize,
+    steps: usize,
+) -> Result<(f64, f64), String> {
+    let t = target();
+    let pid = t.0.id();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let client = rt
+        .block_on(utrace_client::Client::connect(uri))
+        .map_err(|e| e.to_string())?;
+    let handle = rt.handle().clone();
+    let bridge = std::thread::spawn(move || -> Result<(), String> {
+        let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
+        let _ = sock.set_nodelay(true);
+        let read = sock.try_clone().map_err(|e| e.to_string())?;
+        utrace_client::gdb::serve(
+            handle,
+            client,
+            utrace_client::gdb::What::Attach(pid),
+            Box::new(read),
+            Box::new(sock),
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
+    });
+    let r = session(port, hits, steps);
+    let _ = bridge.join();
+    drop(t);
+    r
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runs = env_usize("UTRACE_BENCH_RUNS", 3);
+    let hits = env_usize("UTRACE_BENCH_HITS", 1000);
+    let steps = env_usize("UTRACE_BENCH_STEPS", 1000);
+    if let Err(why) = ensure_gdb() {
+        println!("SKIP: gdb and gdbserver are needed: {why}");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let server = rt
+        .block_on(utraced::Embedded::start())
+        .expect("embedded server");
+    let uri = server.uri();
+    let (mut gs_hit, mut gs_step, mut br_hit, mut br_step) = (vec![], vec![], vec![], vec![]);
+    for run in 0..runs {
+        match with_gdbserver(hits, steps) {
+            Ok((h, s)) => {
+                gs_hit.push(h);
+                gs_step.push(s);
+            }
+            Err(e) => eprintln!("run {run}: gdbserver: {e}"),
+        }
+        match with_bridge(&rt, &uri, hits, steps) {
+            Ok((h, s)) => {
+                br_hit.push(h);
+                br_step.push(s);
+            }
+            Err(e) => eprintln!("run {run}: bridge: {e}"),
+        }
+    }
+    let _ = rt.block_on(server.stop());
+    println!("gdb through gdbserver and through utrace gdb: median of {runs} runs ({hits} hits, {steps} steps each)");
+    println!("| per | gdbserver | utrace gdb | utrace gdb / gdbserver |");
+    println!("|---|---|---|---|");
+    for (what, g, b) in [
+        ("breakpoint hit (stop, report, resume)", gs_hit, br_hit),
+        ("single step (stepi)", gs_step, br_step),
+    ] {
+        match (median(g), median(b)) {
+            (Some(g), Some(b)) => println!(
+                "| {what} | {} | {} | {:.2} |",
+                fmt_time(g),
+                fmt_time(b),
+                b / g
+            ),
+            _ => println!("| {what} | - | - | (no samples) |"),
+        }
+    }
+}
