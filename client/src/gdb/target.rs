@@ -92,6 +92,22 @@ pub struct Bridge {
     pub killed: bool,
     /// `vFile`'s open files.
     pub(super) files: super::hostio::Files,
+    /// A register read started at the last stop, for its thread.
+    #[allow(clippy::type_complexity)]
+    prefetch: Option<(
+        u32,
+        tokio::task::JoinHandle<Result<crate::BatchResults, tonic::Status>>,
+    )>,
+    /// Breakpoints of this engine in the server.
+    inserted: std::collections::BTreeSet<u64>,
+    /// Of those, the ones gdb removed since the last resume: gdb takes its
+    /// breakpoints out at every stop and puts them back before it resumes
+    /// (stepping over the one it stopped at first), so a removal waits for
+    /// the resume, and an insertion of the same address before then cancels
+    /// it: no round trip to the server for either. Meanwhile the server
+    /// hides the byte from every read, and steps over its own int3 when a
+    /// thread resumes on it, as if it were out.
+    doomed: std::collections::BTreeSet<u64>,
 }
 
 fn tid_of(t: u32) -> Option<Tid> {
@@ -133,6 +149,9 @@ impl Bridge {
             spawned: false,
             killed: false,
             files: Default::default(),
+            prefetch: None,
+            inserted: Default::default(),
+            doomed: Default::default(),
         }
     }
 
@@ -294,25 +313,60 @@ impl Bridge {
             },
         );
         self.stop_all(false)?;
+        self.prefetch_regs(tid);
         Ok(Some(reason))
+    }
+
+    /// The batch that reads every register gdb's `g` packet holds.
+    fn regs_request(&self, tid: u32) -> pb::BatchRequest {
+        let words: Vec<String> = WORDS.iter().map(|s| s.to_string()).collect();
+        let wide: Vec<String> = WIDE.iter().map(|s| s.to_string()).collect();
+        pb::BatchRequest {
+            engine_id: self.engine,
+            tid,
+            ops: vec![
+                op(pb::op::Op::GetRegisters(pb::GetRegisters { names: words })),
+                op(pb::op::Op::GetRegisterBytes(pb::GetRegisterBytes {
+                    names: wide,
+                })),
+            ],
+            stop_on_error: true,
+            interrupt: false,
+        }
+    }
+
+    /// Start reading `tid`'s registers now, before the debugger asks (it
+    /// always does, right after a stop reply): the round trip to the
+    /// server overlaps the one to the debugger.
+    fn prefetch_regs(&mut self, tid: u32) {
+        let req = self.regs_request(tid);
+        let mut c = self.client.clone();
+        let task = self.rt.spawn(async move { c.send_batch(req).await });
+        if let Some((_, old)) = self.prefetch.replace((tid, task)) {
+            old.abort();
+        }
     }
 
     fn regs_of(&mut self, tid: u32) -> Result<Regs, BridgeError> {
         if let Some(r) = self.regs.get(&tid) {
             return Ok(r.clone());
         }
-        let words: Vec<String> = WORDS.iter().map(|s| s.to_string()).collect();
-        let wide: Vec<String> = WIDE.iter().map(|s| s.to_string()).collect();
-        let res = self.batch(
-            tid,
-            false,
-            vec![
-                op(pb::op::Op::GetRegisters(pb::GetRegisters { names: words })),
-                op(pb::op::Op::GetRegisterBytes(pb::GetRegisterBytes {
-                    names: wide,
-                })),
-            ],
-        )?;
+        let res = match self.prefetch.take() {
+            Some((t, task)) if t == tid => match self.rt.block_on(task) {
+                Ok(r) => r.map_err(|s| BridgeError::Server(s.message().to_string()))?,
+                Err(e) => return Err(BridgeError::Server(format!("register read: {e}"))),
+            },
+            other => {
+                if let Some((_, task)) = other {
+                    task.abort();
+                }
+                let req = self.regs_request(tid);
+                let mut c = self.client.clone();
+                self.rt
+                    .block_on(c.send_batch(req))
+                    .map_err(|s| BridgeError::Server(s.message().to_string()))?
+            }
+        };
         let f = |e: crate::OpFailure| BridgeError::Server(e.to_string());
         let regs = Regs::from_server(
             res.registers(0).map_err(f)?,
@@ -514,6 +568,27 @@ impl MultiThreadBase for Bridge {
 impl MultiThreadResume for Bridge {
     fn resume(&mut self) -> Result<(), Self::Error> {
         self.regs.clear();
+        if let Some((_, task)) = self.prefetch.take() {
+            task.abort();
+        }
+        if !self.doomed.is_empty() {
+            let doomed = std::mem::take(&mut self.doomed);
+            let ops = doomed
+                .iter()
+                .map(|addr| {
+                    op(pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint {
+                        addr: *addr,
+                    }))
+                })
+                .collect();
+            let t = self.any_stopped();
+            if let Err(e) = self.batch(t, false, ops) {
+                tracing_debug(&format!("removing breakpoints: {e}"));
+            }
+            for a in doomed {
+                self.inserted.remove(&a);
+            }
+        }
         let wants = std::mem::take(&mut self.wants);
         let locked = std::mem::take(&mut self.locked);
         let threads: Vec<(u32, Held)> = self.threads.iter().map(|(t, h)| (*t, *h)).collect();
@@ -613,6 +688,9 @@ impl Breakpoints for Bridge {
 
 impl SwBreakpoint for Bridge {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        if self.doomed.remove(&addr) || self.inserted.contains(&addr) {
+            return Ok(true);
+        }
         let t = self.any_stopped();
         let res = self
             .batch(
@@ -623,10 +701,18 @@ impl SwBreakpoint for Bridge {
                 }))],
             )
             .map_err(TargetError::Fatal)?;
-        Ok(res.first_failure().is_none())
+        let ok = res.first_failure().is_none();
+        if ok {
+            self.inserted.insert(addr);
+        }
+        Ok(ok)
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        if self.inserted.contains(&addr) {
+            self.doomed.insert(addr);
+            return Ok(true);
+        }
         let t = self.any_stopped();
         let res = self
             .batch(
