@@ -459,3 +459,57 @@ fn inject_usage_errors() {
         assert!(r.stderr.contains(needle), "{expr}: {}", r.stderr);
     }
 }
+
+/// strace's command-line syntax: joined values (`-etrace=openat`,
+/// `-o/tmp/x`), long options (`--trace=`), the last `trace=` winning (as
+/// strace: checked against it), and an strace option utrace does not
+/// implement yet refused by name instead of taken for the program.
+#[test]
+fn strace_option_syntax() {
+    let file = temp_trace("joined");
+    let file_arg = format!("-o{}", file.display());
+    let ours = utrace(&[
+        "trace",
+        "-etrace=read",
+        "--trace=openat",
+        &file_arg,
+        "/bin/cat",
+        "/etc/hostname",
+    ]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        text.contains("openat(AT_FDCWD, \"/etc/hostname\", O_RDONLY) = 3"),
+        "{text}"
+    );
+    let ours_names: std::collections::BTreeSet<String> = syscall_names(&text).into_iter().collect();
+    assert_eq!(
+        ours_names.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["openat"],
+        "the last trace= wins:\n{text}"
+    );
+    // strace does the same with the same expressions.
+    let theirs = run_strace(&[
+        "-e",
+        "trace=read",
+        "-e",
+        "trace=openat",
+        "/bin/cat",
+        "/etc/hostname",
+    ]);
+    let theirs_names: std::collections::BTreeSet<String> =
+        syscall_names(&theirs.stderr).into_iter().collect();
+    assert_eq!(ours_names, theirs_names);
+
+    let refused = utrace(&["trace", "-s", "200", "--", "/bin/true"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("-s is not supported by utrace yet"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("not found"), "{}", refused.stderr);
+    // An option strace does not have either: a usage error.
+    assert_eq!(utrace(&["trace", "-Q", "/bin/true"]).code, Some(2));
+}

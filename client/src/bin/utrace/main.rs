@@ -79,7 +79,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Trace a program or a process, strace-style.
-    Trace(TraceCmd),
+    Trace(Box<TraceCmd>),
     /// List the traced threads, their state and their engines.
     Ps {
         /// Only this process.
@@ -115,32 +115,47 @@ enum Command {
     },
 }
 
-/// The `trace` command line: strace's common flags.
+/// The `trace` command line: strace's options, in strace's syntax (joined
+/// values such as `-p1234`, `-etrace=openat`, `-o/tmp/x`, and the long
+/// forms). Options end at the program's name: what follows is the
+/// program's own. strace options utrace does not implement yet are
+/// refused by name (exit 1), never taken for the program.
 #[derive(Args, Debug)]
 #[command(override_usage = "utrace trace [OPTIONS] (-p PID | [--] CMD [ARGS]...)")]
 struct TraceCmd {
     /// Follow child processes (fork, vfork, clone); threads are always
-    /// followed.
-    #[arg(short = 'f')]
-    follow: bool,
-    /// Trace only these syscalls: `trace=NAME,NAME…` (or just `NAME,…`).
-    /// Signals and exits are always shown. Fault injection, as strace:
+    /// followed. (`-ff`, a file per process, is not supported yet.)
+    #[arg(short = 'f', long = "follow-forks", action = clap::ArgAction::Count)]
+    follow: u8,
+    /// Trace only these syscalls: `trace=NAME,NAME…` (or just `NAME,…`);
+    /// as in strace, the last `trace=` wins. Signals and exits are always
+    /// shown. Fault injection, as strace:
     /// `inject=SET:error=ERRNO[:when=N[+[STEP]]]` or `inject=SET:retval=V`
     /// makes the calls in SET fail (or return V) without running.
     #[arg(short = 'e', value_name = "EXPR", value_parser = parse_expr)]
     exprs: Vec<TraceExpr>,
+    /// `--trace=SET`: the same as `-e trace=SET`.
+    #[arg(long = "trace", value_name = "SET", value_parser = parse_trace_set)]
+    trace_sets: Vec<TraceExpr>,
     /// Count time, calls and errors per syscall and print strace's summary
     /// table at the end, instead of lines.
-    #[arg(short = 'c')]
+    #[arg(short = 'c', long = "summary-only")]
     count: bool,
     /// Write the trace (or the table) to FILE instead of stderr; with -f,
     /// each line starts with its thread id.
-    #[arg(short = 'o', value_name = "FILE")]
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Attach to this running process (all its threads) instead of starting
     /// one; Ctrl-C detaches and leaves it running.
-    #[arg(short = 'p', value_name = "PID", conflicts_with = "command")]
+    #[arg(
+        short = 'p',
+        long = "attach",
+        value_name = "PID",
+        conflicts_with = "command"
+    )]
     pid: Option<u32>,
+    #[command(flatten)]
+    not_yet: NotYet,
     /// Reports the server may queue for this trace before dropping the
     /// newest (0: the server's default). Default: 65536 with an embedded
     /// server, the daemon's default otherwise.
@@ -150,10 +165,111 @@ struct TraceCmd {
     #[arg(
         value_name = "CMD",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         required_unless_present = "pid"
     )]
     command: Vec<String>,
+}
+
+/// strace options that `utrace trace` parses, as strace does, but does
+/// not implement yet: given one, it says so by name and exits 1 (rather
+/// than take it for the program, or silently ignore it).
+#[derive(Args, Debug)]
+struct NotYet {
+    #[arg(short = 's', long = "string-limit", value_name = "N", hide = true)]
+    s: Option<String>,
+    #[arg(short = 'v', long = "no-abbrev", action = clap::ArgAction::Count, hide = true)]
+    v: u8,
+    #[arg(short = 'x', action = clap::ArgAction::Count, hide = true)]
+    x: u8,
+    #[arg(short = 'y', action = clap::ArgAction::Count, hide = true)]
+    y: u8,
+    #[arg(short = 't', action = clap::ArgAction::Count, hide = true)]
+    t: u8,
+    #[arg(short = 'r', hide = true)]
+    r: bool,
+    #[arg(short = 'T', long = "syscall-times", hide = true)]
+    big_t: bool,
+    #[arg(short = 'k', long = "stack-trace", hide = true)]
+    k: bool,
+    #[arg(short = 'i', long = "instruction-pointer", hide = true)]
+    i: bool,
+    #[arg(short = 'n', long = "syscall-number", hide = true)]
+    n: bool,
+    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count, hide = true)]
+    q: u8,
+    #[arg(short = 'u', long = "user", value_name = "USER", hide = true)]
+    u: Option<String>,
+    #[arg(short = 'E', long = "env", value_name = "VAR", hide = true)]
+    env: Vec<String>,
+    #[arg(short = 'b', long = "detach-on", value_name = "SYSCALL", hide = true)]
+    b: Option<String>,
+    #[arg(short = 'a', long = "columns", value_name = "N", hide = true)]
+    a: Option<String>,
+    #[arg(short = 'z', long = "successful-only", hide = true)]
+    z: bool,
+    #[arg(short = 'Z', long = "failed-only", hide = true)]
+    big_z: bool,
+    #[arg(short = 'w', long = "summary-wall-clock", hide = true)]
+    w: bool,
+    #[arg(short = 'S', long = "summary-sort-by", value_name = "KEY", hide = true)]
+    big_s: Option<String>,
+    #[arg(short = 'C', long = "summary", hide = true)]
+    big_c: bool,
+    #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
+    d: u8,
+    #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
+    big_i: Option<String>,
+    #[arg(
+        short = 'X',
+        long = "const-print-style",
+        value_name = "FORMAT",
+        hide = true
+    )]
+    big_x: Option<String>,
+    #[arg(short = 'P', long = "trace-path", value_name = "PATH", hide = true)]
+    big_p: Vec<String>,
+    #[arg(
+        short = 'U',
+        long = "summary-columns",
+        value_name = "COLUMNS",
+        hide = true
+    )]
+    big_u: Option<String>,
+}
+
+impl NotYet {
+    /// The first option given that is not implemented yet, by its short
+    /// name.
+    fn first(&self) -> Option<&'static str> {
+        let given: [(&'static str, bool); 25] = [
+            ("-s", self.s.is_some()),
+            ("-v", self.v > 0),
+            ("-x", self.x > 0),
+            ("-y", self.y > 0),
+            ("-t", self.t > 0),
+            ("-r", self.r),
+            ("-T", self.big_t),
+            ("-k", self.k),
+            ("-i", self.i),
+            ("-n", self.n),
+            ("-q", self.q > 0),
+            ("-u", self.u.is_some()),
+            ("-E", !self.env.is_empty()),
+            ("-b", self.b.is_some()),
+            ("-a", self.a.is_some()),
+            ("-z", self.z),
+            ("-Z", self.big_z),
+            ("-w", self.w),
+            ("-S", self.big_s.is_some()),
+            ("-C", self.big_c),
+            ("-D", self.d > 0),
+            ("-I", self.big_i.is_some()),
+            ("-X", self.big_x.is_some()),
+            ("-P", !self.big_p.is_empty()),
+            ("-U", self.big_u.is_some()),
+        ];
+        given.iter().find(|(_, on)| *on).map(|(n, _)| *n)
+    }
 }
 
 /// One `-e` expression.
@@ -202,22 +318,24 @@ fn parse_expr(expr: &str) -> Result<TraceExpr, String> {
     Ok(TraceExpr::Names(out))
 }
 
-/// The syscalls several `-e` expressions select together (strace adds them
-/// up): `(names, none)`, where empty names mean every syscall unless `none`
-/// (only `trace=none` was given).
+/// `--trace=SET`.
+fn parse_trace_set(set: &str) -> Result<TraceExpr, String> {
+    parse_expr(&format!("trace={set}"))
+}
+
+/// The syscalls the `-e trace=` expressions select: the last one wins, as
+/// in strace. `(names, none)`, where empty names mean every syscall unless
+/// `none` (`trace=none`).
 fn selected_syscalls(exprs: Vec<TraceExpr>) -> (Vec<String>, bool) {
-    let mut names = Vec::new();
-    let mut none = false;
-    for e in exprs {
-        match e {
-            TraceExpr::All => return (Vec::new(), false),
-            TraceExpr::None => none = true,
-            TraceExpr::Names(n) => names.extend(n),
-            TraceExpr::Inject(_) => {}
-        }
+    let last = exprs
+        .into_iter()
+        .rev()
+        .find(|e| !matches!(e, TraceExpr::Inject(_)));
+    match last {
+        None | Some(TraceExpr::All) | Some(TraceExpr::Inject(_)) => (Vec::new(), false),
+        Some(TraceExpr::None) => (Vec::new(), true),
+        Some(TraceExpr::Names(n)) => (n, false),
     }
-    let none = none && names.is_empty();
-    (names, none)
 }
 
 fn main() -> ExitCode {
@@ -317,7 +435,22 @@ async fn command(
         Command::Regs(r) => regs::run(conn, r).await,
         Command::Break(b) => brk::run(conn, &b).await,
         Command::Gdb(g) => gdb::run(conn, g).await,
-        Command::Trace(t) => {
+        Command::Trace(mut t) => {
+            if let Some(opt) = t.not_yet.first() {
+                return Err(format!(
+                    "trace: strace's {opt} is not supported by utrace yet (issue 14); \
+                     `utrace trace --help` lists what is"
+                ));
+            }
+            if t.follow > 1 {
+                return Err(
+                    "trace: strace's -ff (a file per process) is not supported by utrace yet \
+                     (issue 14); -f prefixes each line with its pid instead"
+                        .into(),
+                );
+            }
+            // `--trace=SET` counts as a last `-e trace=SET`.
+            t.exprs.append(&mut t.trace_sets);
             let inject = t
                 .exprs
                 .iter()
@@ -328,7 +461,7 @@ async fn command(
                 .collect();
             let (syscalls, no_syscalls) = selected_syscalls(t.exprs);
             let opts = trace::Options {
-                follow: t.follow,
+                follow: t.follow > 0,
                 syscalls,
                 no_syscalls,
                 count: t.count,
@@ -396,9 +529,14 @@ mod tests {
         assert!(parse_expr("trace=%file").is_err());
         assert!(parse_expr("trace=!open").is_err());
         assert!(parse_expr("trace=").is_err());
+        // The last trace= wins, as in strace.
         assert_eq!(
             selected_syscalls(vec![names(&["a"]), TraceExpr::None, names(&["b"])]),
-            (vec!["a".to_string(), "b".to_string()], false)
+            (vec!["b".to_string()], false)
+        );
+        assert_eq!(
+            selected_syscalls(vec![names(&["a"]), TraceExpr::None]),
+            (vec![], true)
         );
         assert_eq!(selected_syscalls(vec![TraceExpr::None]), (vec![], true));
         assert_eq!(
@@ -428,7 +566,7 @@ mod tests {
         else {
             panic!("{cli:?}");
         };
-        assert!(t.follow);
+        assert_eq!(t.follow, 1);
         assert_eq!(t.command, ["ls", "-l"]);
         // Without `--`, the program's own options stay its own.
         let cli =
@@ -440,8 +578,42 @@ mod tests {
         else {
             panic!("{cli:?}");
         };
-        assert!(!t.follow);
+        assert_eq!(t.follow, 0);
         assert_eq!(t.command, ["ls", "-l", "-f"]);
+        // strace's joined and long forms.
+        let names = |v: &[&str]| TraceExpr::Names(v.iter().map(|s| s.to_string()).collect());
+        let parse = |v: &[&str]| match Cli::try_parse_from(v) {
+            Ok(Cli {
+                command: Command::Trace(t),
+                ..
+            }) => t,
+            other => panic!("{v:?}: {other:?}"),
+        };
+        let t = parse(&["utrace", "trace", "-p1234"]);
+        assert_eq!(t.pid, Some(1234));
+        let t = parse(&["utrace", "trace", "-etrace=openat", "-o/tmp/x", "cat", "-n"]);
+        assert_eq!(t.exprs, vec![names(&["openat"])]);
+        assert_eq!(t.output.as_deref(), Some(std::path::Path::new("/tmp/x")));
+        assert_eq!(t.command, ["cat", "-n"]);
+        let t = parse(&[
+            "utrace",
+            "trace",
+            "--trace=read",
+            "--output=/tmp/y",
+            "-ff",
+            "ls",
+        ]);
+        assert_eq!(t.trace_sets, vec![names(&["read"])]);
+        assert_eq!(t.follow, 2);
+        // Options strace has and utrace does not yet: parsed, then refused
+        // by name (not taken for the program).
+        let t = parse(&["utrace", "trace", "-s", "200", "-tt", "--", "ls"]);
+        assert_eq!(t.not_yet.first(), Some("-s"));
+        assert_eq!(t.command, ["ls"]);
+        let t = parse(&["utrace", "trace", "-T", "ls"]);
+        assert_eq!(t.not_yet.first(), Some("-T"));
+        // An option nobody has is a usage error, not a program name.
+        assert!(Cli::try_parse_from(["utrace", "trace", "-Q", "ls"]).is_err());
         assert!(Cli::try_parse_from(["utrace", "trace"]).is_err());
         assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1", "--", "ls"]).is_err());
         assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1"]).is_ok());
