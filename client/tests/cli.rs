@@ -513,3 +513,99 @@ fn strace_option_syntax() {
     // An option strace does not have either: a usage error.
     assert_eq!(utrace(&["trace", "-Q", "/bin/true"]).code, Some(2));
 }
+
+/// `-t`, `-tt`, `-ttt` and `-T` print as strace's: the time at the start
+/// of each line (local time of day, with microseconds, or epoch seconds)
+/// and each call's time after its result; the lines are otherwise the
+/// same as strace's.
+#[test]
+fn timestamps_and_syscall_times_like_strace() {
+    fn digits(s: &str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+    }
+    // "12:34:56" and "12:34:56.123456".
+    fn time_of_day(s: &str, micros: bool) -> bool {
+        let (hms, frac) = match s.split_once('.') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        let parts: Vec<&str> = hms.split(':').collect();
+        parts.len() == 3
+            && parts.iter().all(|p| p.len() == 2 && digits(p))
+            && match frac {
+                Some(f) => micros && f.len() == 6 && digits(f),
+                None => !micros,
+            }
+    }
+    let args = [
+        "-e",
+        "trace=openat,close",
+        "--",
+        "/bin/cat",
+        "/etc/hostname",
+    ];
+    let run = |flags: &[&str]| {
+        let mut v = vec!["trace"];
+        v.extend_from_slice(flags);
+        v.extend_from_slice(&args);
+        let out = utrace(&v);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        out.stderr
+    };
+    for (flag, check) in [
+        (
+            "-t",
+            Box::new(|s: &str| time_of_day(s, false)) as Box<dyn Fn(&str) -> bool>,
+        ),
+        ("-tt", Box::new(|s: &str| time_of_day(s, true))),
+        (
+            "-ttt",
+            Box::new(|s: &str| {
+                s.split_once('.')
+                    .is_some_and(|(a, b)| digits(a) && a.len() >= 10 && b.len() == 6 && digits(b))
+            }),
+        ),
+    ] {
+        let text = run(&[flag, "-T"]);
+        let mut calls = 0;
+        for line in text.lines() {
+            let (stamp, rest) = line.split_once(' ').expect("a stamp");
+            assert!(check(stamp), "{flag}: {stamp:?} in {line:?}");
+            if rest.starts_with("openat(") || rest.starts_with("close(") {
+                calls += 1;
+                let dur = rest.rsplit_once(" <").map(|(_, d)| d).unwrap_or("");
+                let dur = dur.strip_suffix('>').unwrap_or("");
+                assert!(
+                    dur.split_once('.')
+                        .is_some_and(|(a, b)| digits(a) && b.len() == 6 && digits(b)),
+                    "-T duration in {line:?}"
+                );
+            }
+        }
+        assert!(calls >= 4, "{text}");
+    }
+    // Without the stamps and durations, the lines are strace's.
+    let strip = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                let l = l.split_once(' ').map_or(l, |(_, r)| r);
+                let l = l
+                    .rsplit_once(" <")
+                    .filter(|(_, d)| d.ends_with('>'))
+                    .map_or(l, |(a, _)| a);
+                l.trim_end().to_string()
+            })
+            .collect()
+    };
+    let ours = strip(&run(&["-tt", "-T"]));
+    let theirs = run_strace(&[
+        "-tt",
+        "-T",
+        "-e",
+        "trace=openat,close",
+        "/bin/cat",
+        "/etc/hostname",
+    ]);
+    let theirs = strip(&theirs.stderr);
+    assert_eq!(ours, theirs);
+}

@@ -27,6 +27,54 @@ pub enum PidPrefix {
     Always,
 }
 
+/// strace's `-t`, `-tt`, `-ttt`: the time printed at the start of a line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stamp {
+    /// No time.
+    #[default]
+    None,
+    /// `-t`: local time of day, seconds (`12:34:56 `).
+    Seconds,
+    /// `-tt`: local time of day, microseconds (`12:34:56.123456 `).
+    Micros,
+    /// `-ttt`: seconds since the epoch, microseconds (`1733400000.123456 `).
+    Epoch,
+}
+
+impl Stamp {
+    /// `-t` given `n` times.
+    pub fn from_count(n: u8) -> Stamp {
+        match n {
+            0 => Stamp::None,
+            1 => Stamp::Seconds,
+            2 => Stamp::Micros,
+            _ => Stamp::Epoch,
+        }
+    }
+
+    /// The stamp for `ns` (CLOCK_REALTIME nanoseconds), with its trailing
+    /// space; empty for [`Stamp::None`].
+    fn format(self, ns: u64) -> String {
+        let secs = (ns / 1_000_000_000) as i64;
+        let micros = (ns % 1_000_000_000) / 1_000;
+        let local = || {
+            chrono::DateTime::from_timestamp(secs, 0)
+                .map(|t| {
+                    t.with_timezone(&chrono::Local)
+                        .format("%H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_else(|| "??:??:??".into())
+        };
+        match self {
+            Stamp::None => String::new(),
+            Stamp::Seconds => format!("{} ", local()),
+            Stamp::Micros => format!("{}.{micros:06} ", local()),
+            Stamp::Epoch => format!("{secs}.{micros:06} "),
+        }
+    }
+}
+
 /// A line printed in part: a call's entry, its exit still to come.
 struct OpenLine {
     tid: u32,
@@ -41,6 +89,8 @@ struct Pending {
     args_at_exit: bool,
     /// Its line was ended with ` <unfinished ...>`.
     interrupted: bool,
+    /// When it entered (the report's time).
+    entered_ns: u64,
 }
 
 /// Turns a stream of events into strace lines, handed one at a time
@@ -52,6 +102,12 @@ pub struct Assembler {
     live: usize,
     open: Option<OpenLine>,
     pending: HashMap<u32, Pending>,
+    /// `-t`/`-tt`/`-ttt`.
+    stamp: Stamp,
+    /// `-T`: each call's time in the kernel, entry to exit, at its end.
+    durations: bool,
+    /// The time of the event being handled.
+    now_ns: u64,
 }
 
 impl Assembler {
@@ -64,12 +120,24 @@ impl Assembler {
             live: initial_tasks.max(1),
             open: None,
             pending: HashMap::new(),
+            stamp: Stamp::None,
+            durations: false,
+            now_ns: 0,
         }
+    }
+
+    /// Print times as strace's `-t`/`-tt`/`-ttt` do, and with `durations`
+    /// each call's time as `-T` does (` <0.000012>` after its result).
+    pub fn with_times(mut self, stamp: Stamp, durations: bool) -> Self {
+        self.stamp = stamp;
+        self.durations = durations;
+        self
     }
 
     /// Feed one event; finished lines go to `out`.
     pub fn event(&mut self, ev: &pb::Event, out: &mut dyn FnMut(&str)) {
         let tid = ev.tid;
+        self.now_ns = ev.time_ns;
         match &ev.kind {
             Some(Kind::SyscallEntry(e)) => self.on_entry(tid, e, out),
             Some(Kind::SyscallExit(x)) => self.on_exit(tid, x, out),
@@ -113,11 +181,12 @@ impl Assembler {
     }
 
     fn prefix_for(&self, tid: u32) -> String {
-        match self.prefix {
+        let pid = match self.prefix {
             PidPrefix::WhenShared if self.live > 1 => format!("[pid {tid:>5}] "),
             PidPrefix::WhenShared => String::new(),
             PidPrefix::Always => format!("{tid:<5} "),
-        }
+        };
+        pid + &self.stamp.format(self.now_ns)
     }
 
     /// End the open line (if any) with ` <unfinished ...>`.
@@ -169,6 +238,7 @@ impl Assembler {
                 name,
                 args_at_exit: text.ends_with(", "),
                 interrupted: false,
+                entered_ns: self.now_ns,
             },
         );
         self.open = Some(OpenLine {
@@ -180,8 +250,12 @@ impl Assembler {
     fn on_exit(&mut self, tid: u32, x: &pb::SyscallExit, out: &mut dyn FnMut(&str)) {
         let name = call_name(&x.name, x.nr);
         let text = x.text.as_str();
+        let mut entered = None;
         let mut line = match self.pending.remove(&tid) {
-            Some(p) => self.resume_head(tid, &p, out),
+            Some(p) => {
+                entered = Some(p.entered_ns);
+                self.resume_head(tid, &p, out)
+            }
             None => {
                 self.interrupt_open(out);
                 // The server sends the whole call when it saw no entry; a
@@ -203,6 +277,18 @@ impl Assembler {
             x.ret_text.clone()
         };
         finish(&mut line, &ret);
+        if self.durations {
+            // strace -T: the time between entry and exit (unknown without
+            // the entry: strace prints what it has, we print nothing).
+            if let Some(t) = entered {
+                let ns = self.now_ns.saturating_sub(t);
+                line.push_str(&format!(
+                    " <{}.{:06}>",
+                    ns / 1_000_000_000,
+                    (ns % 1_000_000_000) / 1_000
+                ));
+            }
+        }
         out(&line);
     }
 

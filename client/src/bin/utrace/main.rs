@@ -154,6 +154,14 @@ struct TraceCmd {
         conflicts_with = "command"
     )]
     pid: Option<u32>,
+    /// Time of day at the start of each line: `-t` seconds, `-tt`
+    /// microseconds, `-ttt` seconds since the epoch (as strace).
+    #[arg(short = 't', action = clap::ArgAction::Count)]
+    timestamps: u8,
+    /// Each call's time between its entry and exit, after its result
+    /// (`<0.000012>`), as strace's `-T`.
+    #[arg(short = 'T', long = "syscall-times")]
+    syscall_times: bool,
     #[command(flatten)]
     not_yet: NotYet,
     /// Reports the server may queue for this trace before dropping the
@@ -183,12 +191,8 @@ struct NotYet {
     x: u8,
     #[arg(short = 'y', action = clap::ArgAction::Count, hide = true)]
     y: u8,
-    #[arg(short = 't', action = clap::ArgAction::Count, hide = true)]
-    t: u8,
     #[arg(short = 'r', hide = true)]
     r: bool,
-    #[arg(short = 'T', long = "syscall-times", hide = true)]
-    big_t: bool,
     #[arg(short = 'k', long = "stack-trace", hide = true)]
     k: bool,
     #[arg(short = 'i', long = "instruction-pointer", hide = true)]
@@ -241,14 +245,12 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 25] = [
+        let given: [(&'static str, bool); 23] = [
             ("-s", self.s.is_some()),
             ("-v", self.v > 0),
             ("-x", self.x > 0),
             ("-y", self.y > 0),
-            ("-t", self.t > 0),
             ("-r", self.r),
-            ("-T", self.big_t),
             ("-k", self.k),
             ("-i", self.i),
             ("-n", self.n),
@@ -470,6 +472,8 @@ async fn command(
                 command: t.command,
                 queue_len: t.queue_len,
                 inject,
+                stamp: assemble::Stamp::from_count(t.timestamps),
+                durations: t.syscall_times,
             };
             trace::run(conn, opts).await
         }
@@ -609,9 +613,11 @@ mod tests {
         // by name (not taken for the program).
         let t = parse(&["utrace", "trace", "-s", "200", "-tt", "--", "ls"]);
         assert_eq!(t.not_yet.first(), Some("-s"));
+        assert_eq!(t.timestamps, 2);
         assert_eq!(t.command, ["ls"]);
-        let t = parse(&["utrace", "trace", "-T", "ls"]);
-        assert_eq!(t.not_yet.first(), Some("-T"));
+        let t = parse(&["utrace", "trace", "-yT", "ls"]);
+        assert!(t.syscall_times);
+        assert_eq!(t.not_yet.first(), Some("-y"));
         // An option nobody has is a usage error, not a program name.
         assert!(Cli::try_parse_from(["utrace", "trace", "-Q", "ls"]).is_err());
         assert!(Cli::try_parse_from(["utrace", "trace"]).is_err());

@@ -51,6 +51,10 @@ pub struct Options {
     pub queue_len: Option<u32>,
     /// Fault injection (`-e inject=`).
     pub inject: Vec<Rule>,
+    /// `-t`/`-tt`/`-ttt`.
+    pub stamp: crate::assemble::Stamp,
+    /// `-T`.
+    pub durations: bool,
 }
 
 /// The queue asked of an embedded server: its limits are known (up to 2^20)
@@ -418,6 +422,9 @@ struct State {
     dropped: u64,
     /// The output failed once (reported once).
     write_failed: bool,
+    /// `-t`/`-tt`/`-ttt`, `-T`.
+    stamp: crate::assemble::Stamp,
+    durations: bool,
 }
 
 impl State {
@@ -437,6 +444,8 @@ impl State {
             status: None,
             dropped: 0,
             write_failed: false,
+            stamp: opts.stamp,
+            durations: opts.durations,
         }
     }
 
@@ -466,7 +475,10 @@ impl State {
                     eprintln!("utrace: Process {} attached", a.pid);
                 }
                 if self.counts.is_none() {
-                    self.lines = Some(Assembler::new(self.prefix, self.follow, a.tids.len()));
+                    self.lines = Some(
+                        Assembler::new(self.prefix, self.follow, a.tids.len())
+                            .with_times(self.stamp, self.durations),
+                    );
                 }
                 return;
             }
