@@ -26,7 +26,9 @@ pub struct GdbCmd {
     pub stdio: bool,
     /// Listen for debuggers on this TCP address (`127.0.0.1:2345`; port 0
     /// picks one, printed on stderr); each connection is a session of its
-    /// own, several at once.
+    /// own, several at once. Whoever can connect debugs the process with
+    /// your rights (no authentication, as with gdbserver): keep it on
+    /// loopback, or tunnel it (ssh -L).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Debug this running process (all its threads).

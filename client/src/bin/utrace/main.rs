@@ -1,7 +1,7 @@
 //! `utrace`: the command-line client of utraced.
 //!
 //! ```text
-//! utrace [--server URI] trace [-f] [-e trace=NAME,…] [-e inject=SET:error=ERRNO[:when=N[+STEP]]] [-c] [-o FILE] (-p PID | [--] CMD ARGS…)
+//! utrace [--server URI] trace [-f] [-t|-tt|-ttt] [-T] [-e trace=NAME,…] [-e inject=SET:error=ERRNO[:when=N[+STEP]]] [-c] [-o FILE] (-p PID | [--] CMD ARGS…)
 //! utrace [--server URI] ps [PID]
 //! utrace [--server URI] info [--json]
 //! utrace [--server URI] batch -p PID [--tid TID] [--stop-on-error] [FILE|-]
