@@ -502,10 +502,10 @@ fn strace_option_syntax() {
         syscall_names(&theirs.stderr).into_iter().collect();
     assert_eq!(ours_names, theirs_names);
 
-    let refused = utrace(&["trace", "-s", "200", "--", "/bin/true"]);
+    let refused = utrace(&["trace", "-y", "--", "/bin/true"]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(
-        refused.stderr.contains("-s is not supported by utrace yet"),
+        refused.stderr.contains("-y is not supported by utrace yet"),
         "{}",
         refused.stderr
     );
@@ -608,4 +608,41 @@ fn timestamps_and_syscall_times_like_strace() {
     ]);
     let theirs = strip(&theirs.stderr);
     assert_eq!(ours, theirs);
+}
+
+/// `-s N` shows N bytes of each string, as strace's: the same lines as
+/// strace's for a 100-byte write with `-s 200`, `-s 5` and the default;
+/// a limit past the server's is refused naming the field.
+#[test]
+fn string_limit_like_strace() {
+    let long = "x".repeat(100);
+    for limit in [None, Some("200"), Some("5")] {
+        let mut args = vec!["-e", "trace=write"];
+        if let Some(n) = limit {
+            args.extend_from_slice(&["-s", n]);
+        }
+        let mut ours_args = vec!["trace"];
+        ours_args.extend_from_slice(&args);
+        ours_args.extend_from_slice(&["--", "/bin/echo", &long]);
+        let ours = utrace(&ours_args);
+        assert_eq!(ours.code, Some(0), "{ours:?}");
+        let mut theirs_args = args.clone();
+        theirs_args.extend_from_slice(&["/bin/echo", &long]);
+        let theirs = run_strace(&theirs_args);
+        let writes = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.starts_with("write("))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(writes(&ours.stderr), writes(&theirs.stderr), "-s {limit:?}");
+        assert!(!writes(&ours.stderr).is_empty());
+    }
+    let refused = utrace(&["trace", "-s", "100000", "--", "/bin/true"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("decode_string_limit"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -89,6 +89,15 @@ pub fn engine_config(
         }
         n => n,
     };
+    let string_limit = match spec.decode_string_limit {
+        None | Some(0) => utrace_engines::builtin::recorder::DEFAULT_STRING_LIMIT,
+        Some(n) if n as usize > MAX_STRING_LIMIT => {
+            return Err(Status::invalid_argument(format!(
+                "{field}.decode_string_limit: {n} is over the limit of {MAX_STRING_LIMIT} bytes per string"
+            )))
+        }
+        Some(n) => n as usize,
+    };
     // Internally the engine always sees clones and deaths (it ends the stream
     // when its last process is gone) and its own breakpoints' hits (its
     // client inserted them: they are always reported).
@@ -121,6 +130,7 @@ pub fn engine_config(
         spec: Spec {
             wanted,
             decode: spec.decode,
+            string_limit,
             follow_children: spec.follow_children,
             expedite,
             sync,
@@ -156,6 +166,9 @@ const MAX_EXPEDITE_MEMORY: usize = 16;
 const MAX_EXPEDITE_LEN: u32 = 65_536;
 /// The longest deadline a client may ask for (a day).
 const MAX_DEADLINE_MS: u32 = 86_400_000;
+/// The longest `decode_string_limit` (strace's `-s`): a report's text stays
+/// bounded.
+const MAX_STRING_LIMIT: usize = 65_536;
 
 fn register_8(name: &str, at: &str) -> Result<String, Status> {
     match utrace_engines::arch::register(name) {

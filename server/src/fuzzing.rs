@@ -100,6 +100,8 @@ mod tests {
                     .collect(),
             }),
             decode: g.below(2) == 0,
+            decode_string_limit: [None, Some(0), Some(200), Some(65_537), Some(u32::MAX)]
+                [g.below(5) as usize],
             queue_len: [0, 1, 1 << 20, (1 << 20) + 1, u32::MAX][g.below(5) as usize],
             deadline_ms: [None, Some(0), Some(1), Some(u32::MAX)][g.below(4) as usize],
             default_action: g.below(6) as i32 - 1,

@@ -517,6 +517,8 @@ pub struct Spec {
     pub wanted: EventMask,
     /// Attach strace-style text to syscall reports.
     pub decode: bool,
+    /// With `decode`: strace's `-s`.
+    pub string_limit: usize,
     pub follow_children: bool,
     /// Data fetched at each report.
     pub expedite: Option<Expedite>,
@@ -730,13 +732,14 @@ impl RemoteEngine {
     /// set (its ledger is [`RemoteEngine::sync_state`]).
     pub fn new(hub: Arc<Hub>, mut spec: Spec) -> Self {
         let sync = spec.sync.take().map(SyncState::new);
+        let decoder = recorder::Decoder::with_string_limit(spec.string_limit);
         RemoteEngine {
             hub,
             spec,
             sync,
             seq: 0,
             live: 1,
-            decoder: recorder::Decoder::default(),
+            decoder,
             heads: std::collections::HashMap::new(),
         }
     }

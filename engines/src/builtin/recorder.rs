@@ -380,9 +380,19 @@ impl Engine for Recorder {
 /// `name(ARGS-KNOWN-AT-ENTRY`, and [`Decoder::exit`] the rest of the same
 /// thread's call, `ARGS-KNOWN-AT-EXIT)`, and its return value's text.
 /// Concatenated they make strace's line (before the `= RET` alignment).
-#[derive(Default)]
 pub struct Decoder {
     pending: HashMap<Tid, (&'static Spec, usize, bool)>,
+    /// Bytes of strings and buffers shown before `...` (strace's `-s`).
+    limit: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            pending: HashMap::new(),
+            limit: DEFAULT_STRING_LIMIT,
+        }
+    }
 }
 
 /// The decoded exit of a call.
@@ -397,6 +407,15 @@ pub struct DecodedExit {
 }
 
 impl Decoder {
+    /// A decoder showing `limit` bytes of strings and buffers before `...`
+    /// (strace's `-s`; paths are always whole).
+    pub fn with_string_limit(limit: usize) -> Self {
+        Decoder {
+            limit,
+            ..Default::default()
+        }
+    }
+
     /// The entry part of `call`'s text.
     pub fn entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> String {
         let (name, spec) = lookup(call);
@@ -405,7 +424,7 @@ impl Decoder {
             mem: task,
             args: call.args,
             exit: None,
-            limit: DEFAULT_STRING_LIMIT,
+            limit: self.limit,
         };
         let (args, from, sep) = decode_entry(spec, &mut ctx);
         self.pending.insert(tid, (spec, from, sep));
@@ -427,7 +446,7 @@ impl Decoder {
             mem: task,
             args: call.entry.args,
             exit: Some((call.ret, call.is_error)),
-            limit: DEFAULT_STRING_LIMIT,
+            limit: self.limit,
         };
         let mut args = head;
         args.push_str(&decode_exit(spec, &mut ctx, from, sep));

@@ -154,6 +154,10 @@ struct TraceCmd {
         conflicts_with = "command"
     )]
     pid: Option<u32>,
+    /// Bytes of each string and buffer shown before `...` (strace's
+    /// default: 32; at most 65536). Paths are always shown whole.
+    #[arg(short = 's', long = "string-limit", value_name = "N")]
+    string_limit: Option<u32>,
     /// Time of day at the start of each line: `-t` seconds, `-tt`
     /// microseconds, `-ttt` seconds since the epoch (as strace).
     #[arg(short = 't', action = clap::ArgAction::Count)]
@@ -183,8 +187,6 @@ struct TraceCmd {
 /// than take it for the program, or silently ignore it).
 #[derive(Args, Debug)]
 struct NotYet {
-    #[arg(short = 's', long = "string-limit", value_name = "N", hide = true)]
-    s: Option<String>,
     #[arg(short = 'v', long = "no-abbrev", action = clap::ArgAction::Count, hide = true)]
     v: u8,
     #[arg(short = 'x', action = clap::ArgAction::Count, hide = true)]
@@ -245,8 +247,7 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 23] = [
-            ("-s", self.s.is_some()),
+        let given: [(&'static str, bool); 22] = [
             ("-v", self.v > 0),
             ("-x", self.x > 0),
             ("-y", self.y > 0),
@@ -472,6 +473,7 @@ async fn command(
                 command: t.command,
                 queue_len: t.queue_len,
                 inject,
+                string_limit: t.string_limit,
                 stamp: assemble::Stamp::from_count(t.timestamps),
                 durations: t.syscall_times,
             };
@@ -611,8 +613,9 @@ mod tests {
         assert_eq!(t.follow, 2);
         // Options strace has and utrace does not yet: parsed, then refused
         // by name (not taken for the program).
-        let t = parse(&["utrace", "trace", "-s", "200", "-tt", "--", "ls"]);
-        assert_eq!(t.not_yet.first(), Some("-s"));
+        let t = parse(&["utrace", "trace", "-s200", "-v", "-tt", "--", "ls"]);
+        assert_eq!(t.string_limit, Some(200));
+        assert_eq!(t.not_yet.first(), Some("-v"));
         assert_eq!(t.timestamps, 2);
         assert_eq!(t.command, ["ls"]);
         let t = parse(&["utrace", "trace", "-yT", "ls"]);

@@ -51,6 +51,8 @@ pub struct Options {
     pub queue_len: Option<u32>,
     /// Fault injection (`-e inject=`).
     pub inject: Vec<Rule>,
+    /// `-s`: bytes of strings shown (None: strace's 32).
+    pub string_limit: Option<u32>,
     /// `-t`/`-tt`/`-ttt`.
     pub stamp: crate::assemble::Stamp,
     /// `-T`.
@@ -116,6 +118,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         syscalls: opts.syscalls.clone(),
         follow_children: opts.follow,
         decode: !opts.count,
+        decode_string_limit: opts.string_limit,
         queue_len: opts.queue_len.unwrap_or(if conn.is_embedded() {
             EMBEDDED_QUEUE_LEN
         } else {
