@@ -142,6 +142,29 @@ impl Proc {
         self.mem.write(self.pid, addr, data)
     }
 
+    /// Change this process's breakpoint sites with `f` (given the table and
+    /// what placing a site needs: the threads and the memory), inside the
+    /// gate's `changing()` window, so no reader on another thread sees
+    /// memory mid-change. `publish`: the sites' original bytes changed, so
+    /// readers get the new ones before the window closes.
+    fn change_breakpoints<R>(
+        &mut self,
+        publish: bool,
+        f: impl FnOnce(&mut crate::breakpoint::Breakpoints, &mut crate::breakpoint::Io<'_>) -> R,
+    ) -> R {
+        let _c = self.gate.changing();
+        let mut io = crate::breakpoint::Io {
+            pid: self.pid,
+            threads: &self.tasks,
+            mem: &mut self.mem,
+        };
+        let r = f(&mut self.breakpoints, &mut io);
+        if publish {
+            self.gate.set_breakpoints(&self.breakpoints);
+        }
+        r
+    }
+
     /// `engines` changed: tell the gate.
     fn engines_changed(&self) {
         self.gate.set_engines(&self.engines);
@@ -289,14 +312,7 @@ impl Core {
                     if p.breakpoints.active() {
                         // Uprobes are per thread: the new one gets them
                         // before it runs (it is stopped until seen).
-                        let _c = p.gate.changing();
-                        let mut io = crate::breakpoint::Io {
-                            pid,
-                            threads: &p.tasks,
-                            mem: &mut p.mem,
-                        };
-                        p.breakpoints.thread_added(tid, &mut io);
-                        p.gate.set_breakpoints(&p.breakpoints);
+                        p.change_breakpoints(true, |b, io| b.thread_added(tid, io));
                     }
                 }
                 Arc::clone(&p.gate)
@@ -477,7 +493,15 @@ impl Core {
         t.stop_seq = self.stats.stops;
         t.signal_suppressed = false;
         t.set_run(RunState::Stopped);
-        t.regs = Default::default();
+        // What `before_taking` read at this stop (a SIGTRAP signal stop, an
+        // int3 of ours) stays: registers, siginfo. Anything else starts
+        // afresh (a SIGKILL may have turned that stop into another).
+        let peeked = t.int3_rewound.is_some() && sig == libc::SIGTRAP && event == 0;
+        if !peeked {
+            t.regs = Default::default();
+            t.int3_rewound = None;
+            t.peeked_siginfo = None;
+        }
         if sig == (libc::SIGTRAP | 0x80) || event == sys::PTRACE_EVENT_SECCOMP {
             self.stats.syscall_stops += 1;
         }
@@ -622,7 +646,8 @@ impl Core {
             self.tasks.get_mut(&tid)?.stop = Some(StopKind::Event);
             return Some(Decoded::Event { event, msg });
         }
-        let si = match sys::get_siginfo(tid) {
+        let peeked = self.tasks.get_mut(&tid)?.peeked_siginfo.take();
+        let si = match peeked.map_or_else(|| sys::get_siginfo(tid), Ok) {
             Ok(si) => si,
             Err(e) => {
                 self.vanishing(tid, "PTRACE_GETSIGINFO", e);
@@ -702,34 +727,32 @@ impl Core {
                 if probes.is_empty() && int3s.is_empty() {
                     continue;
                 }
-                let _c = p.gate.changing();
-                let mut io = crate::breakpoint::Io {
-                    pid: p.pid,
-                    threads: &p.tasks,
-                    mem: &mut p.mem,
-                };
-                for addr in probes {
-                    if let Err(e) = p.breakpoints.force_int3(addr, &mut io) {
-                        warn!(pid = p.pid, addr, %e, "a breakpoint's int3 could not be written");
+                p.change_breakpoints(true, |bps, io| {
+                    for addr in probes {
+                        if let Err(e) = bps.force_int3(addr, io) {
+                            warn!(pid = io.pid, addr, %e, "a breakpoint's int3 could not be written");
+                        }
                     }
-                }
-                for addr in int3s {
-                    let stepping = p
-                        .tasks
-                        .iter()
-                        .any(|t| tasks.get(t).is_some_and(|t| t.step_over == Some(addr)));
-                    let mut b = [0u8; 1];
-                    let n = io.mem.read(p.pid, addr, &mut b).unwrap_or(0);
-                    let disarmed = p.breakpoints.is_disarmed(addr);
-                    if n == 1 && b[0] != crate::breakpoint::INT3 && !stepping && !disarmed {
-                        debug!(
-                            pid = p.pid,
-                            addr, "an int3 erased by a uprobe: written again"
-                        );
-                        let _ = io.mem.write(p.pid, addr, &[crate::breakpoint::INT3]);
+                    for addr in int3s {
+                        let stepping = io
+                            .threads
+                            .iter()
+                            .any(|t| tasks.get(t).is_some_and(|t| t.step_over == Some(addr)));
+                        let mut b = [0u8; 1];
+                        let n = io.mem.read(io.pid, addr, &mut b).unwrap_or(0);
+                        if n == 1
+                            && b[0] != crate::breakpoint::INT3
+                            && !stepping
+                            && !bps.is_disarmed(addr)
+                        {
+                            debug!(
+                                pid = io.pid,
+                                addr, "an int3 erased by a uprobe: written again"
+                            );
+                            let _ = io.mem.write(io.pid, addr, &[crate::breakpoint::INT3]);
+                        }
                     }
-                }
-                p.gate.set_breakpoints(&p.breakpoints);
+                });
             }
         }
     }
@@ -1155,9 +1178,10 @@ impl Core {
             return;
         }
         const SI_KERNEL: i32 = 0x80;
-        if !sys::get_siginfo(tid)
-            .is_ok_and(|si| si.si_signo == libc::SIGTRAP && si.si_code == SI_KERNEL)
-        {
+        let Ok(si) = sys::get_siginfo(tid) else {
+            return;
+        };
+        if si.si_signo != libc::SIGTRAP || si.si_code != SI_KERNEL {
             return;
         }
         let Ok(rip) = t.gp_word(gp::RIP) else {
@@ -1166,6 +1190,7 @@ impl Core {
         let addr = rip.wrapping_sub(1);
         if p.breakpoints.has_int3(addr) && t.set_gp_word_now(gp::RIP, addr).is_ok() {
             t.int3_rewound = Some(addr);
+            t.peeked_siginfo = Some(si);
         }
     }
 
@@ -1247,13 +1272,7 @@ impl Core {
                     .iter()
                     .all(|x| *x == tid || tasks.get(x).is_none_or(|o| o.run == RunState::Stopped));
                 if alone {
-                    let _c = p.gate.changing();
-                    let mut io = crate::breakpoint::Io {
-                        pid,
-                        threads: &p.tasks,
-                        mem: &mut p.mem,
-                    };
-                    p.breakpoints.disarm(addr, &mut io);
+                    p.change_breakpoints(false, |b, io| b.disarm(addr, io));
                 }
                 let t = self.tasks.get_mut(&tid).expect("caller checked");
                 t.pending_signal = 0;
@@ -1466,6 +1485,7 @@ impl Core {
         );
         let mode = p.view.mode;
         let wants_any = p.view.wants_any;
+        let mut rearm = p.breakpoints.any_disarmed();
         let t = self.tasks.get_mut(&tid).expect("present above");
         let prelude = t.prelude;
         let how = if t.stop == Some(StopKind::GroupStop) {
@@ -1495,6 +1515,7 @@ impl Core {
                     if !pm.breakpoints.take_disarmed(rip) {
                         let _ = pm.write_mem(rip, &[orig]);
                     }
+                    rearm = pm.breakpoints.any_disarmed();
                     t.step_over = Some(rip);
                     Resume::SingleStep
                 }
@@ -1514,16 +1535,13 @@ impl Core {
         if let Err(e) = t.flush_registers() {
             warn!(tid, error = %e, "writing registers back failed");
         }
-        // A thread runs: no site stays disarmed (but the one it steps over).
-        let pm = self.procs.get_mut(&pid).expect("present above");
-        if pm.breakpoints.any_disarmed() {
-            let _c = pm.gate.changing();
-            let mut io = crate::breakpoint::Io {
-                pid,
-                threads: &pm.tasks,
-                mem: &mut pm.mem,
-            };
-            pm.breakpoints.rearm(&mut io);
+        // A thread runs: no site stays disarmed (but the one it steps
+        // over). Known from the process looked up above: no second lookup
+        // on this hot path when none is.
+        if rearm {
+            if let Some(pm) = self.procs.get_mut(&pid) {
+                pm.change_breakpoints(false, |b, io| b.rearm(io));
+            }
         }
         if how == Resume::SingleStep && !t.step_for.is_empty() {
             let steps = std::mem::take(&mut t.step_for);
@@ -1689,15 +1707,7 @@ impl Core {
             p.engines_changed();
             p.view = SyscallView::of(&self.engines, p);
             affected.extend(p.tasks.iter().copied());
-            let gate = Arc::clone(&p.gate);
-            let _c = gate.changing();
-            let mut io = crate::breakpoint::Io {
-                pid: p.pid,
-                threads: &p.tasks,
-                mem: &mut p.mem,
-            };
-            p.breakpoints.remove_engine(id, &mut io);
-            gate.set_breakpoints(&p.breakpoints);
+            p.change_breakpoints(true, |b, io| b.remove_engine(id, io));
         }
         for tid in affected {
             let Some(t) = self.tasks.get_mut(&tid) else {

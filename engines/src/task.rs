@@ -132,6 +132,9 @@ pub(crate) struct TaskState {
     /// This stop is a hit of our int3 at this address, and the kernel has
     /// the rewound `rip` already (`Core::before_taking`).
     pub int3_rewound: Option<u64>,
+    /// The signal's details, read at this stop by `Core::before_taking`
+    /// (so `decode` need not read them again).
+    pub peeked_siginfo: Option<libc::siginfo_t>,
     /// Engines holding this task stopped.
     pub holds: BTreeSet<EngineId>,
     /// Engines that asked for a single step at this stop.
@@ -186,6 +189,7 @@ impl TaskState {
             stop_seq: 0,
             step_over: None,
             int3_rewound: None,
+            peeked_siginfo: None,
             tf_by_engine: false,
             holds: BTreeSet::new(),
             step_for: Vec::new(),

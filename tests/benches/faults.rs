@@ -84,6 +84,43 @@ fn alive(pid: u32) -> bool {
     })
 }
 
+/// Insert a breakpoint for `engine` where `pid`'s thread is now (stopped
+/// for it): its address and the original byte there.
+async fn insert_where_it_is(c: &mut Client, engine: u64, pid: u32) -> Option<(u64, u8)> {
+    let rip = c
+        .batch(engine, 0)
+        .interrupt(true)
+        .regs(&["rip"])
+        .send()
+        .await
+        .ok()?
+        .register(0, "rip")
+        .ok()?;
+    let orig = raw_byte(pid, rip)?;
+    c.batch(engine, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            addr: rip,
+        }))
+        .send()
+        .await
+        .ok()?
+        .done(0)
+        .ok()?;
+    Some((rip, orig))
+}
+
+/// Kill the server at a random point (0-49 ms from now), and say whether
+/// the program runs on half a second later with its original byte back.
+async fn kill_and_see(server: &mut Child, pid: u32, rip: u64, orig: u8) -> bool {
+    let jitter = (Instant::now().elapsed().as_nanos() as u64 ^ u64::from(pid)) % 50;
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alive(pid) && raw_byte(pid, rip) == Some(orig)
+}
+
 /// One round: does `program` survive? `None`: the round could not be set up.
 /// `held`: a debugger holds it at the breakpoint when the server dies.
 async fn round(
@@ -137,26 +174,7 @@ async fn round(
             .await
             .ok()?;
         let mut events = c.events(at.engine_id).await.ok()?;
-        let rip = c
-            .batch(at.engine_id, 0)
-            .interrupt(true)
-            .regs(&["rip"])
-            .send()
-            .await
-            .ok()?
-            .register(0, "rip")
-            .ok()?;
-        let orig = raw_byte(pid, rip)?;
-        c.batch(at.engine_id, 0)
-            .interrupt(true)
-            .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                addr: rip,
-            }))
-            .send()
-            .await
-            .ok()?
-            .done(0)
-            .ok()?;
+        let (rip, orig) = insert_where_it_is(&mut c, at.engine_id, pid).await?;
         // Hit once, then killed at a random point of its cycle.
         loop {
             let ev = tokio::time::timeout(
@@ -170,12 +188,7 @@ async fn round(
                 break;
             }
         }
-        let jitter = (Instant::now().elapsed().as_nanos() as u64 ^ u64::from(pid)) % 50;
-        tokio::time::sleep(Duration::from_millis(jitter)).await;
-        let _ = server.kill();
-        let _ = server.wait();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Some(alive(pid) && raw_byte(pid, rip) == Some(orig))
+        Some(kill_and_see(&mut server, pid, rip, orig).await)
     }
     .await;
     let _ = server.kill();
@@ -212,26 +225,7 @@ async fn held_round(c: &mut Client, pid: u32, server: &mut Child) -> Option<bool
         )
         .await
         .ok()?;
-    let rip = c
-        .batch(a.engine_id, 0)
-        .interrupt(true)
-        .regs(&["rip"])
-        .send()
-        .await
-        .ok()?
-        .register(0, "rip")
-        .ok()?;
-    let orig = raw_byte(pid, rip)?;
-    c.batch(a.engine_id, 0)
-        .interrupt(true)
-        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-            addr: rip,
-        }))
-        .send()
-        .await
-        .ok()?
-        .done(0)
-        .ok()?;
+    let (rip, orig) = insert_where_it_is(c, a.engine_id, pid).await?;
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(5), s.next())
             .await
@@ -243,12 +237,7 @@ async fn held_round(c: &mut Client, pid: u32, server: &mut Child) -> Option<bool
             }
         }
     }
-    let jitter = (Instant::now().elapsed().as_nanos() as u64 ^ u64::from(pid)) % 50;
-    tokio::time::sleep(Duration::from_millis(jitter)).await;
-    let _ = server.kill();
-    let _ = server.wait();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    Some(alive(pid) && raw_byte(pid, rip) == Some(orig))
+    Some(kill_and_see(server, pid, rip, orig).await)
 }
 
 /// Programs that did not die of SIGTRAP (or survive).

@@ -20,24 +20,13 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::Daemon;
 use common::users::AsClient;
+use common::{ticker, ticks_on, untraced};
 use utrace_client::{pb, Client};
-
-/// A `ticker` (a line every `ms`), its output read line by line.
-fn ticker(ms: u32) -> (common::KillOnDrop, common::Lines) {
-    let mut child = Command::new(tracee!("ticker"))
-        .args(["100000", &ms.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = common::Lines::from_reader(child.stdout.take().unwrap());
-    assert!(lines.next().starts_with("pid="));
-    (common::KillOnDrop(child), lines)
-}
 
 /// A client (another process) whose Session holds `pid` at a syscall
 /// entry and never decides, once it does.
@@ -49,20 +38,6 @@ fn held_by_a_client(uri: &str, pid: u32) -> AsClient {
     holder
 }
 
-/// `n` more ticks come: the program runs on.
-fn ticks_on(lines: &mut common::Lines, n: usize) {
-    for _ in 0..n {
-        let l = lines.next();
-        assert!(l.starts_with("tick="), "{l}");
-    }
-}
-
-fn untraced(pid: u32) {
-    common::wait_for(&format!("pid {pid} to be untraced"), || {
-        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
-    });
-}
-
 /// The byte at `addr` in `pid`'s memory, not through any tracer.
 fn raw_byte(pid: u32, addr: u64) -> u8 {
     use std::os::unix::fs::FileExt;
@@ -70,6 +45,32 @@ fn raw_byte(pid: u32, addr: u64) -> u8 {
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, addr).unwrap();
     b[0]
+}
+
+/// Insert a breakpoint for `engine` where `pid`'s thread is now (stopped
+/// for it): its address and the original byte there.
+async fn insert_where_it_is(c: &mut Client, engine: u64, pid: u32) -> (u64, u8) {
+    let rip = c
+        .batch(engine, 0)
+        .interrupt(true)
+        .regs(&["rip"])
+        .send()
+        .await
+        .unwrap()
+        .register(0, "rip")
+        .unwrap();
+    let orig = raw_byte(pid, rip);
+    c.batch(engine, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            addr: rip,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .done(0)
+        .unwrap();
+    (rip, orig)
 }
 
 /// Attach to `pid` and insert a breakpoint where it is now (in a sleep,
@@ -98,26 +99,7 @@ async fn breakpoint_where_it_is(c: &mut Client, pid: u32, int3: bool) -> (u64, u
         .await
         .unwrap();
     let mut events = c.events(at.engine_id).await.unwrap();
-    let rip = c
-        .batch(at.engine_id, 0)
-        .interrupt(true)
-        .regs(&["rip"])
-        .send()
-        .await
-        .unwrap()
-        .register(0, "rip")
-        .unwrap();
-    let orig = raw_byte(pid, rip);
-    c.batch(at.engine_id, 0)
-        .interrupt(true)
-        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-            addr: rip,
-        }))
-        .send()
-        .await
-        .unwrap()
-        .done(0)
-        .unwrap();
+    let (rip, orig) = insert_where_it_is(c, at.engine_id, pid).await;
     // (Right after the insertion the thread steps over an int3: it is back
     // once that step is done. A uprobe's is the kernel's.)
     common::wait_for("the int3 in memory", || raw_byte(pid, rip) == 0xcc);
@@ -225,26 +207,7 @@ async fn sigkill_of_the_server_spares_a_program_a_debugger_holds_at_a_breakpoint
         .await
         .unwrap();
     // Where it sleeps: the sleep returns there every tick.
-    let rip = c
-        .batch(a.engine_id, 0)
-        .interrupt(true)
-        .regs(&["rip"])
-        .send()
-        .await
-        .unwrap()
-        .register(0, "rip")
-        .unwrap();
-    let orig = raw_byte(pid, rip);
-    c.batch(a.engine_id, 0)
-        .interrupt(true)
-        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-            addr: rip,
-        }))
-        .send()
-        .await
-        .unwrap()
-        .done(0)
-        .unwrap();
+    let (rip, orig) = insert_where_it_is(&mut c, a.engine_id, pid).await;
     let hit = loop {
         match tokio::time::timeout(common::TIMEOUT, s.next())
             .await

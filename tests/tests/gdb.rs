@@ -13,22 +13,51 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::daemon::Daemon;
+use common::{ticker, ticks_on, untraced};
 
 /// The `utrace` binary, beside this test's (`cargo test --workspace`
 /// builds it).
 fn utrace_bin() -> String {
-    let exe = std::env::current_exe().expect("test exe");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|d| d.join("utrace"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace (cargo test --workspace builds it)",
-        bin.display()
+    common::users::workspace_bin("utrace").display().to_string()
+}
+
+/// `out`'s stdout and stderr as one text, printed (the test's log shows
+/// what the debugger said).
+fn text_of(who: &str, out: &std::process::Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    bin.display().to_string()
+    println!("--- {who}\n{text}");
+    text
+}
+
+/// `utrace gdb --listen 127.0.0.1:0 -p PID` on `d`: the bridge, and the
+/// address it says it listens on.
+fn listening_bridge(d: &Daemon, pid: u32) -> (common::KillOnDrop, String) {
+    let mut bridge = common::KillOnDrop(
+        Command::new(utrace_bin())
+            .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0"])
+            .args(["-p", &pid.to_string()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("utrace gdb --listen"),
+    );
+    let mut err = BufReader::new(bridge.0.stderr.take().expect("piped"));
+    let mut first = String::new();
+    err.read_line(&mut first).expect("the bridge's first line");
+    assert!(
+        first.contains("listening for debuggers on 127.0.0.1:"),
+        "{first}"
+    );
+    let addr = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("address")
+        .to_string();
+    (bridge, addr)
 }
 
 fn have_gdb() -> bool {
@@ -44,39 +73,14 @@ fn have_gdb() -> bool {
 
 /// Run gdb in batch mode on `program` with `commands` (each an `-ex`);
 /// its output, stdout and stderr together. Bounded.
-fn gdb(program: &str, commands: &[String]) -> String {
+fn gdb(program: Option<&str>, commands: &[String]) -> String {
     let mut cmd = Command::new("timeout");
-    cmd.args(["60", "gdb", "-q", "-nx", "-batch", program]);
+    cmd.args(["60", "gdb", "-q", "-nx", "-batch"]);
+    cmd.args(program);
     for c in commands {
         cmd.args(["-ex", c]);
     }
-    let out = cmd.output().expect("run gdb");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("--- gdb\n{text}");
-    text
-}
-
-/// A `ticker` (a line every `ms`), its output read line by line.
-fn ticker(ms: u32) -> (common::KillOnDrop, common::Lines) {
-    let mut child = Command::new(tracee!("ticker"))
-        .args(["100000", &ms.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = common::Lines::from_reader(child.stdout.take().unwrap());
-    assert!(lines.next().starts_with("pid="));
-    (common::KillOnDrop(child), lines)
-}
-
-fn ticks_on(lines: &mut common::Lines, n: usize) {
-    for _ in 0..n {
-        let l = lines.next();
-        assert!(l.starts_with("tick="), "{l}");
-    }
+    text_of("gdb", &cmd.output().expect("run gdb"))
 }
 
 /// `utrace trace -p PID -e trace=write -o FILE` on the daemon: another
@@ -121,7 +125,7 @@ fn gdb_debugs_a_process_another_client_traces() {
         d.uri
     );
     let out = gdb(
-        tracee!("ticker"),
+        Some(tracee!("ticker")),
         &[
             remote,
             "break clock_nanosleep".into(),
@@ -197,7 +201,7 @@ fn gdb_starts_a_program_and_sees_it_exit() {
         tracee!("ticker")
     );
     let out = gdb(
-        tracee!("ticker"),
+        Some(tracee!("ticker")),
         &[
             remote,
             "printf \"ENTRY=%#lx\\n\", $pc".into(),
@@ -231,27 +235,7 @@ fn gdb_over_tcp_and_ctrl_c() {
     let d = Daemon::start("gdb-tcp");
     let (prog, mut lines) = ticker(20);
     let pid = prog.0.id();
-    let mut bridge = common::KillOnDrop(
-        Command::new(utrace_bin())
-            .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0"])
-            .args(["-p", &pid.to_string()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("utrace gdb --listen"),
-    );
-    let mut err = BufReader::new(bridge.0.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).expect("the bridge's first line");
-    let addr = first
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("listening address")
-        .to_string();
-    assert!(
-        first.contains("listening for debuggers on 127.0.0.1:"),
-        "{first}"
-    );
+    let (_bridge, addr) = listening_bridge(&d, pid);
     let flag = d.dir.path("continuing");
     // `--foreground`: the SIGINT below reaches gdb once (without it,
     // timeout also signals its process group, and gdb, interrupted twice,
@@ -282,12 +266,7 @@ fn gdb_over_tcp_and_ctrl_c() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(g.id() as i32, libc::SIGINT) };
     let out = g.wait_with_output().expect("gdb output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("--- gdb\n{text}");
+    let text = text_of("gdb", &out);
     assert!(text.contains("SIGINT"), "interrupted:\n{text}");
     assert!(text.contains("AFTER=0x"), "{text}");
     assert!(
@@ -295,9 +274,7 @@ fn gdb_over_tcp_and_ctrl_c() {
         "{text}"
     );
     ticks_on(&mut lines, 5);
-    common::wait_for("the program to be untraced", || {
-        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
-    });
+    untraced(pid);
 }
 
 /// gdb with no local file: it learns the executable's path from the
@@ -312,28 +289,21 @@ fn gdb_reads_the_files_through_the_bridge() {
     let d = Daemon::start("gdb-vfile");
     let (prog, mut lines) = ticker(20);
     let pid = prog.0.id();
-    let mut cmd = Command::new("timeout");
-    cmd.args(["60", "gdb", "-q", "-nx", "-batch"]).args([
-        "-ex",
-        &format!(
-            "target remote | {} --server {} gdb --stdio -p {pid}",
-            utrace_bin(),
-            d.uri
-        ),
-        "-ex",
-        "bt 2",
-        "-ex",
-        "info proc mappings",
-        "-ex",
-        "detach",
-    ]);
-    let out = cmd.output().expect("gdb");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let remote = format!(
+        "target remote | {} --server {} gdb --stdio -p {pid}",
+        utrace_bin(),
+        d.uri
     );
-    println!("--- gdb\n{text}");
+    // No program given: gdb gets it from the bridge.
+    let text = gdb(
+        None,
+        &[
+            remote,
+            "bt 2".into(),
+            "info proc mappings".into(),
+            "detach".into(),
+        ],
+    );
     assert!(
         !text.contains("does not support file transfer"),
         "vFile served:\n{text}"
@@ -374,23 +344,7 @@ fn lldb_debugs_through_the_bridge() {
     let d = Daemon::start("lldb");
     let (prog, mut lines) = ticker(20);
     let pid = prog.0.id();
-    let mut bridge = common::KillOnDrop(
-        Command::new(utrace_bin())
-            .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0"])
-            .args(["-p", &pid.to_string()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("utrace gdb --listen"),
-    );
-    let mut err = BufReader::new(bridge.0.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).expect("the bridge's first line");
-    let addr = first
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("address")
-        .to_string();
+    let (_bridge, addr) = listening_bridge(&d, pid);
     let out = Command::new("timeout")
         .args(["60", lldb, "--batch"])
         .args(["-o", &format!("gdb-remote {addr}")])
@@ -403,12 +357,7 @@ fn lldb_debugs_through_the_bridge() {
         .args(["-o", "process detach"])
         .output()
         .expect("lldb");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("--- lldb\n{text}");
+    let text = text_of("lldb", &out);
     assert!(text.contains("stop reason = breakpoint 1.1"), "{text}");
     assert!(text.contains("clock_nanosleep"), "{text}");
     assert!(text.contains("xmm0 = {"), "{text}");
@@ -419,7 +368,5 @@ fn lldb_debugs_through_the_bridge() {
     );
     assert!(text.contains(&format!("Process {pid} detached")), "{text}");
     ticks_on(&mut lines, 5);
-    common::wait_for("the program to be untraced", || {
-        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
-    });
+    untraced(pid);
 }

@@ -69,6 +69,14 @@ impl Link {
         }
     }
 
+    /// Wait for the next input.
+    fn receive(&mut self) {
+        match self.rx.blocking_recv() {
+            Some(i) => self.take(i),
+            None => self.closed = Some("the bridge's inputs are gone".into()),
+        }
+    }
+
     fn gone(&self) -> std::io::Error {
         std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
@@ -85,10 +93,7 @@ impl Link {
             if self.closed.is_some() {
                 return Err(self.gone());
             }
-            match self.rx.blocking_recv() {
-                Some(i) => self.take(i),
-                None => self.closed = Some("the bridge's inputs are gone".into()),
-            }
+            self.receive();
         }
     }
 
@@ -105,19 +110,8 @@ impl Link {
             if self.closed.is_some() {
                 return Err(self.gone());
             }
-            match self.rx.blocking_recv() {
-                Some(i) => self.take(i),
-                None => self.closed = Some("the bridge's inputs are gone".into()),
-            }
+            self.receive();
         }
-    }
-
-    /// Reports already in, without waiting.
-    pub fn pending_reports(&mut self) -> Vec<Box<pb::Event>> {
-        while let Ok(i) = self.rx.try_recv() {
-            self.take(i);
-        }
-        self.reports.drain(..).collect()
     }
 }
 

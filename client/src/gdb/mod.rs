@@ -74,8 +74,6 @@ pub enum Ended {
 pub enum GdbError {
     #[error("{0}")]
     Bridge(#[from] BridgeError),
-    #[error("the debugger's connection failed: {0}")]
-    Connection(std::io::Error),
     #[error("protocol: {0}")]
     Protocol(String),
 }

@@ -175,6 +175,11 @@ impl Bridge {
             .map_err(|s| BridgeError::Server(s.message().to_string()))
     }
 
+    /// One op on `tid`, which is stopped.
+    fn one(&mut self, tid: u32, o: pb::op::Op) -> Result<crate::BatchResults, BridgeError> {
+        self.batch(tid, false, vec![op(o)])
+    }
+
     fn decide(&mut self, d: pb::Decision) -> Result<(), BridgeError> {
         self.next_msg += 1;
         let msg = pb::ClientMessage {
@@ -516,13 +521,12 @@ impl MultiThreadBase for Bridge {
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
         let res = self
-            .batch(
+            .one(
                 tid.get() as u32,
-                false,
-                vec![op(pb::op::Op::ReadMemory(pb::ReadMemory {
+                pb::op::Op::ReadMemory(pb::ReadMemory {
                     addr: start,
                     len: data.len() as u32,
-                }))],
+                }),
             )
             .map_err(TargetError::Fatal)?;
         let got = res.read(0).map_err(|_| TargetError::NonFatal)?;
@@ -536,13 +540,12 @@ impl MultiThreadBase for Bridge {
 
     fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
         let res = self
-            .batch(
+            .one(
                 tid.get() as u32,
-                false,
-                vec![op(pb::op::Op::WriteMemory(pb::WriteMemory {
+                pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr: start,
                     data: utrace_proto::Bytes::copy_from_slice(data),
-                }))],
+                }),
             )
             .map_err(TargetError::Fatal)?;
         if res.first_failure().is_some() {
@@ -693,12 +696,9 @@ impl SwBreakpoint for Bridge {
         }
         let t = self.any_stopped();
         let res = self
-            .batch(
+            .one(
                 t,
-                false,
-                vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                    addr,
-                }))],
+                pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr }),
             )
             .map_err(TargetError::Fatal)?;
         let ok = res.first_failure().is_none();
@@ -715,12 +715,9 @@ impl SwBreakpoint for Bridge {
         }
         let t = self.any_stopped();
         let res = self
-            .batch(
+            .one(
                 t,
-                false,
-                vec![op(pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint {
-                    addr,
-                }))],
+                pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint { addr }),
             )
             .map_err(TargetError::Fatal)?;
         Ok(res.first_failure().is_none())

@@ -474,3 +474,30 @@ pub fn stack_end(pid: u32) -> u64 {
         .and_then(|s| u64::from_str_radix(s, 16).ok())
         .expect("a [stack] mapping")
 }
+
+/// A `ticker` (a line every `ms`, `tick=N`), its output read line by line.
+pub fn ticker(ms: u32) -> (KillOnDrop, Lines) {
+    let mut child = std::process::Command::new(tracee!("ticker"))
+        .args(["100000", &ms.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ticker");
+    let mut lines = Lines::from_reader(child.stdout.take().expect("piped"));
+    assert!(lines.next().starts_with("pid="));
+    (KillOnDrop(child), lines)
+}
+
+/// `n` more ticks come: the program runs on.
+pub fn ticks_on(lines: &mut Lines, n: usize) {
+    for _ in 0..n {
+        let l = lines.next();
+        assert!(l.starts_with("tick="), "{l}");
+    }
+}
+
+/// Wait until no one traces `pid`.
+pub fn untraced(pid: u32) {
+    wait_for(&format!("pid {pid} to be untraced"), || {
+        proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
+    });
+}

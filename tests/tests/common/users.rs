@@ -294,11 +294,17 @@ impl Drop for Scratch {
 
 /// The `utraced` binary built beside the tests.
 pub fn utraced_bin() -> std::path::PathBuf {
+    workspace_bin("utraced")
+}
+
+/// A binary of another package of the workspace, beside this test's
+/// (`cargo test --workspace` builds it).
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test exe");
     let bin = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|d| d.join("utraced"))
+        .map(|d| d.join(name))
         .expect("target dir");
     assert!(
         bin.exists(),

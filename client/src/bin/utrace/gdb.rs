@@ -46,13 +46,7 @@ pub struct GdbCmd {
 }
 
 fn spawn_what(command: &[String]) -> What {
-    let env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let cwd = std::env::current_dir()
-        .ok()
-        .and_then(|d| d.into_os_string().into_string().ok())
-        .unwrap_or_default();
+    let (env, cwd) = crate::trace::own_env_and_cwd();
     What::Spawn {
         argv: command.to_vec(),
         env,
@@ -82,6 +76,43 @@ fn take_stdio() -> Result<(std::fs::File, std::fs::File), String> {
     Ok((input.into(), output.into()))
 }
 
+/// The next debugger on `listener`: its socket to read and to write (no
+/// Nagle delay: the protocol is small packets, each answered), and who.
+fn accept(
+    listener: &std::net::TcpListener,
+) -> Result<
+    (
+        std::net::TcpStream,
+        std::net::TcpStream,
+        std::net::SocketAddr,
+    ),
+    String,
+> {
+    let (sock, peer) =
+        tokio::task::block_in_place(|| listener.accept()).map_err(|e| format!("accept: {e}"))?;
+    debug!(%peer, "debugger connected");
+    let _ = sock.set_nodelay(true);
+    let read = sock.try_clone().map_err(|e| format!("socket: {e}"))?;
+    Ok((read, sock, peer))
+}
+
+/// One debugging session, to its end, on a blocking thread.
+async fn serve_one(
+    rt: tokio::runtime::Handle,
+    conn: &Connection,
+    what: What,
+    input: Box<dyn std::io::Read + Send>,
+    output: Box<dyn std::io::Write + Send>,
+) -> Result<u8, String> {
+    let client = conn.client.clone();
+    let ended = tokio::task::spawn_blocking(move || serve(rt, client, what, input, output))
+        .await
+        .map_err(|e| format!("the bridge failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    debug!(?ended, "debugging session over");
+    Ok(0)
+}
+
 /// Exit status: 0 when the debugger detached, killed, or the program
 /// exited; 1 when the session could not start or failed.
 pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
@@ -98,15 +129,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
             Some(pid) => What::Attach(pid),
             None => spawn_what(&cmd.command),
         };
-        let client = conn.client.clone();
-        let ended = tokio::task::spawn_blocking(move || {
-            serve(rt, client, what, Box::new(input), Box::new(output))
-        })
-        .await
-        .map_err(|e| format!("the bridge failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-        debug!(?ended, "debugging session over");
-        return Ok(0);
+        return serve_one(rt, conn, what, Box::new(input), Box::new(output)).await;
     }
     let addr = cmd.listen.as_deref().unwrap_or("127.0.0.1:0");
     let listener =
@@ -117,30 +140,14 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
     eprintln!("utrace: listening for debuggers on {local}");
     let Some(pid) = cmd.pid else {
         // A program to start: one session, the first debugger's.
-        let (sock, peer) = tokio::task::block_in_place(|| listener.accept())
-            .map_err(|e| format!("accept: {e}"))?;
-        debug!(%peer, "debugger connected");
-        let _ = sock.set_nodelay(true);
-        let read = sock.try_clone().map_err(|e| format!("socket: {e}"))?;
-        let client = conn.client.clone();
+        let (read, write, _) = accept(&listener)?;
         let what = spawn_what(&cmd.command);
-        let ended = tokio::task::spawn_blocking(move || {
-            serve(rt, client, what, Box::new(read), Box::new(sock))
-        })
-        .await
-        .map_err(|e| format!("the bridge failed: {e}"))?
-        .map_err(|e| e.to_string())?;
-        debug!(?ended, "debugging session over");
-        return Ok(0);
+        return serve_one(rt, conn, what, Box::new(read), Box::new(write)).await;
     };
     // A running process: a session per connection, several at once, until
     // interrupted.
     loop {
-        let (sock, peer) = tokio::task::block_in_place(|| listener.accept())
-            .map_err(|e| format!("accept: {e}"))?;
-        debug!(%peer, "debugger connected");
-        let _ = sock.set_nodelay(true);
-        let read = sock.try_clone().map_err(|e| format!("socket: {e}"))?;
+        let (read, sock, peer) = accept(&listener)?;
         let client = conn.client.clone();
         let rt = rt.clone();
         std::thread::spawn(move || {

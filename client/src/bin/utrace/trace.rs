@@ -384,9 +384,9 @@ impl Injecting {
     }
 }
 
-/// The spawn half of the request: the program, with this command's
-/// environment and working directory (as strace runs it).
-fn spawn_request(opts: &Options) -> pb::SpawnRequest {
+/// This command's environment (the UTF-8 variables) and working directory:
+/// what a program it starts gets, as from strace or gdbserver.
+pub fn own_env_and_cwd() -> (HashMap<String, String>, String) {
     let env = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
@@ -394,6 +394,13 @@ fn spawn_request(opts: &Options) -> pb::SpawnRequest {
         .ok()
         .and_then(|d| d.into_os_string().into_string().ok())
         .unwrap_or_default();
+    (env, cwd)
+}
+
+/// The spawn half of the request: the program, with this command's
+/// environment and working directory (as strace runs it).
+fn spawn_request(opts: &Options) -> pb::SpawnRequest {
+    let (env, cwd) = own_env_and_cwd();
     pb::SpawnRequest {
         argv: opts.command.clone(),
         env,
