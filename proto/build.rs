@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["utrace/v1/tracer.proto"];
+    let files = ["utrace/v1/tracer.proto", "utrace/v1/probe.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

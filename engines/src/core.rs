@@ -234,6 +234,10 @@ pub struct TracerStats {
     /// Calls of [`crate::Tracer::read_scatter_now`] that could not be (the
     /// caller went to the tracer thread).
     pub reads_routed: u64,
+    /// Kernel uprobe events open now (one per site and thread).
+    pub uprobe_events: u64,
+    /// Uprobe sample rings open now (one per probed thread).
+    pub uprobe_rings: u64,
 }
 
 impl Core {
@@ -1673,11 +1677,8 @@ impl Core {
     /// Remove engine `id` everywhere; tasks left with no engine are detached
     /// (unless their tree depends on us for its seccomp filter).
     pub fn detach_engine(&mut self, id: EngineId) {
-        let Some(mut slot) = self.engines.remove(&id) else {
+        if !self.engines.contains_key(&id) {
             return;
-        };
-        if let Some(e) = slot.engine.as_mut() {
-            e.report_detached();
         }
         let pids: Vec<Tid> = self
             .procs
@@ -1685,6 +1686,17 @@ impl Core {
             .filter(|p| p.engines.contains(&id))
             .map(|p| p.pid)
             .collect();
+        // Hits its uprobes recorded before now are its own: delivered
+        // first (a probe's last counts include them).
+        for pid in &pids {
+            self.deliver_hits(*pid, None);
+        }
+        let Some(mut slot) = self.engines.remove(&id) else {
+            return;
+        };
+        if let Some(e) = slot.engine.as_mut() {
+            e.report_detached();
+        }
         self.leave(id, &pids, None);
         debug!(engine = %id, "engine detached");
     }

@@ -430,6 +430,11 @@ impl Tracer {
             let mut stats = core.stats;
             stats.reads_now = gates.direct.load(Ordering::Relaxed);
             stats.reads_routed = gates.routed.load(Ordering::Relaxed);
+            for p in core.procs.values() {
+                let (events, rings) = p.breakpoints.probes.open();
+                stats.uprobe_events += events as u64;
+                stats.uprobe_rings += rings as u64;
+            }
             Ok(stats)
         })
     }

@@ -260,6 +260,11 @@ impl BreakpointHit {
     /// `ss` (not `orig_rax`, `fs_base`, `gs_base`, nor the FPU's).
     pub const REGISTERS: &'static [&'static str] = &perf::REG_NAMES;
 
+    /// The register [`BreakpointHit::REGISTERS`] names at index `i`.
+    pub fn register_at(&self, i: usize) -> Option<u64> {
+        self.regs.get(i).copied()
+    }
+
     /// A register by name, as [`crate::Task::register`] names them.
     pub fn register(&self, name: &str) -> Option<u64> {
         perf::REG_NAMES
@@ -360,6 +365,11 @@ impl Probes {
             pending: Vec::new(),
             buf: Vec::new(),
         }
+    }
+
+    /// Uprobe events and rings open now.
+    pub fn open(&self) -> (usize, usize) {
+        (self.events.len(), self.rings.len())
     }
 
     /// Nothing to drain or deliver.

@@ -127,7 +127,7 @@ fn request_name<U: 'static>() -> Option<&'static str> {
     use crate::v1;
     use std::any::TypeId;
     let t = TypeId::of::<U>();
-    let known: [(TypeId, &str); 11] = [
+    let known: [(TypeId, &str); 12] = [
         (TypeId::of::<v1::SpawnRequest>(), ".utrace.v1.SpawnRequest"),
         (
             TypeId::of::<v1::AttachRequest>(),
@@ -150,6 +150,7 @@ fn request_name<U: 'static>() -> Option<&'static str> {
             ".utrace.v1.EventsRequest",
         ),
         (TypeId::of::<v1::TraceRequest>(), ".utrace.v1.TraceRequest"),
+        (TypeId::of::<v1::ProbeRequest>(), ".utrace.v1.ProbeRequest"),
         (
             TypeId::of::<v1::ClientMessage>(),
             ".utrace.v1.ClientMessage",

@@ -103,8 +103,9 @@ pub fn max_repeated() -> usize {
     MAX_REPEATED.load(Ordering::Relaxed)
 }
 
-/// Nesting deeper than this is refused (the schema nests four levels).
-const MAX_DEPTH: usize = 16;
+/// Nesting deeper than this is refused (the schema nests four levels,
+/// and a probe's expressions two per operator: 64 allows 30 operators).
+const MAX_DEPTH: usize = 64;
 
 /// Check `buf`, an encoded `message` (full name, `.utrace.v1.Op`). `Err`
 /// names the field and what is wrong with it.

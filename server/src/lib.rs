@@ -20,6 +20,7 @@ pub mod fuzzing;
 mod info;
 mod listen;
 mod peer;
+mod probe;
 mod registry;
 mod remote;
 mod service;

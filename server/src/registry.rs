@@ -27,10 +27,19 @@ struct Entry {
     sync: Option<Arc<SyncState>>,
     /// The process it was created on (its main thread is tid 0 in Batch).
     pid: u32,
-    hub: Arc<Hub>,
+    /// Its subscribers (none for a probe, whose stream reads its maps).
+    hub: Option<Arc<Hub>>,
     /// The first subscriber's queue, filled from the engine's first report
     /// and handed to the first Events call.
     pending: Option<Subscription>,
+}
+
+/// A probe's engine has no reports: its stream is the Probe call's.
+fn not_reporting(id: u64) -> Status {
+    Status::failed_precondition(format!(
+        "engine_id {id} is a probe: its maps and events come on its Probe stream, \
+         and it takes no batches or event subscriptions"
+    ))
 }
 
 /// The engines clients created.
@@ -84,7 +93,7 @@ impl Registry {
         peer: &Peer,
         ticket: Ticket,
         pid: u32,
-        hub: Arc<Hub>,
+        hub: Option<Arc<Hub>>,
         sync: Option<Arc<SyncState>>,
         session: Option<u64>,
     ) -> Result<(), Status> {
@@ -115,7 +124,9 @@ impl Registry {
 
     /// Engine `id` exists and still has something to report.
     pub fn is_open(&self, id: u64) -> bool {
-        self.lock().get(&id).is_some_and(|e| !e.hub.is_closed())
+        self.lock()
+            .get(&id)
+            .is_some_and(|e| e.hub.as_ref().is_none_or(|h| !h.is_closed()))
     }
 
     /// Who is behind engine `id`: (client pid, client uid, its ledger).
@@ -187,8 +198,10 @@ impl Registry {
         self.check_owner(id, peer)?;
         self.lock()
             .get(&id)
-            .map(|e| Arc::clone(&e.hub))
-            .ok_or_else(|| Status::not_found("engine gone"))
+            .ok_or_else(|| Status::not_found("engine gone"))?
+            .hub
+            .clone()
+            .ok_or_else(|| not_reporting(id))
     }
 
     /// Check that `peer` owns engine `id`.
@@ -215,7 +228,8 @@ impl Registry {
         if let Some(rx) = e.pending.take() {
             return Ok(rx);
         }
-        e.hub.subscribe().ok_or_else(|| {
+        let hub = e.hub.as_ref().ok_or_else(|| not_reporting(id))?;
+        hub.subscribe().ok_or_else(|| {
             Status::failed_precondition(format!(
                 "engine_id {id}: its processes have ended; there is nothing more to report"
             ))

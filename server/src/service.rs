@@ -64,6 +64,11 @@ struct Undo {
 }
 
 impl NewEngine {
+    /// Its client knows of it now: it stays (an engine without reports).
+    pub fn keep_quiet(mut self) {
+        self.undo = None;
+    }
+
     /// Its client knows of it now: it stays.
     pub fn keep(mut self) -> Subscription {
         self.undo = None;
@@ -85,10 +90,10 @@ impl Drop for NewEngine {
     }
 }
 
-/// A remote engine's server-side parts, kept while the tracer attaches it.
-struct Parts {
-    hub: Arc<Hub>,
-    sub: Subscription,
+/// A new engine's server-side parts, kept while the tracer attaches it.
+pub(crate) struct Parts {
+    /// A remote engine's subscribers and its first queue (a probe has none).
+    hub: Option<(Arc<Hub>, Subscription)>,
     sync: Option<Arc<SyncState>>,
     ticket: crate::budget::Ticket,
 }
@@ -109,12 +114,21 @@ impl Parts {
         Ok((
             Box::new(engine),
             Parts {
-                hub,
-                sub,
+                hub: Some((hub, sub)),
                 sync,
                 ticket,
             },
         ))
+    }
+
+    /// Parts of an engine without reports (a probe): its place in `p`'s
+    /// engine budget.
+    pub(crate) fn quiet(registry: &Registry, p: &Peer) -> Result<Parts, Status> {
+        Ok(Parts {
+            hub: None,
+            sync: None,
+            ticket: registry.reserve(p)?,
+        })
     }
 
     /// The engine exists as `id` on `pid`: record it for `p`. If `p`'s
@@ -134,15 +148,8 @@ impl Parts {
             registry: Arc::clone(registry),
             spawned: spawned.then_some(pid),
         };
-        if let Err(e) = registry.insert(
-            id,
-            p,
-            self.ticket,
-            pid,
-            self.hub,
-            self.sync.clone(),
-            session,
-        ) {
+        let (hub, sub) = self.hub.unzip();
+        if let Err(e) = registry.insert(id, p, self.ticket, pid, hub, self.sync.clone(), session) {
             undo.registry.abandon(id.0, undo.spawned);
             return Err(e);
         }
@@ -150,7 +157,7 @@ impl Parts {
             pid,
             engine_id: id.0,
             tids,
-            sub: Some(self.sub),
+            sub,
             sync: self.sync,
             undo: Some(undo),
         })
@@ -510,17 +517,32 @@ impl TracerService {
         engine_field: &str,
         session: Option<u64>,
     ) -> Result<NewEngine, Status> {
-        if req.argv.is_empty() || req.argv[0].is_empty() {
-            return Err(Status::invalid_argument(format!(
-                "{field}argv: empty; give the program and its arguments, e.g. [\"/bin/ls\", \"/\"]"
-            )));
-        }
-        let mut cfg = convert::engine_config(
+        check_argv(&req.argv, field)?;
+        let cfg = convert::engine_config(
             spec,
             engine_field,
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
-        cfg.options.owner = Some(Arc::clone(&p.owner));
+        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
+        self.spawn_engine(p, req, field, session, engine, cfg.options, parts)
+            .await
+    }
+
+    /// [`TracerService::do_spawn`] with an engine made: `engine` with
+    /// `options` (their owner is set here), `parts` its server side.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn spawn_engine(
+        &self,
+        p: &Peer,
+        req: pb::SpawnRequest,
+        field: &str,
+        session: Option<u64>,
+        engine: Box<dyn utrace_engines::Engine>,
+        mut options: utrace_engines::EngineOptions,
+        parts: Parts,
+    ) -> Result<NewEngine, Status> {
+        check_argv(&req.argv, field)?;
+        options.owner = Some(Arc::clone(&p.owner));
         // SAFETY: geteuid has no preconditions.
         let server_uid = unsafe { libc::geteuid() };
         let credentials = if p.uid() == server_uid {
@@ -568,12 +590,10 @@ impl TracerService {
                 req.cwd.into()
             });
         }
-        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
         // The tracer's answer is awaited on a task of its own, which a
         // cancelled call does not stop: the engine is then registered and
         // undone (program killed) when nobody takes it.
         let (tracer, registry, p2) = (self.tracer.clone(), Arc::clone(&self.registry), p.clone());
-        let options = cfg.options;
         let field = field.to_string();
         let made = tokio::spawn(
             async move {
@@ -614,20 +634,41 @@ impl TracerService {
                 "{field}pid: {pid} is not a process id; give the pid to attach to"
             )));
         }
-        let mut cfg = convert::engine_config(
+        let cfg = convert::engine_config(
             spec,
             &format!("{field}engine"),
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
-        cfg.options.owner = Some(Arc::clone(&p.owner));
+        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
+        self.attach_engine(p, pid, field, session, engine, cfg.options, parts)
+            .await
+    }
+
+    /// [`TracerService::do_attach`] with an engine made (see
+    /// [`TracerService::spawn_engine`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn attach_engine(
+        &self,
+        p: &Peer,
+        pid: u32,
+        field: &str,
+        session: Option<u64>,
+        engine: Box<dyn utrace_engines::Engine>,
+        mut options: utrace_engines::EngineOptions,
+        parts: Parts,
+    ) -> Result<NewEngine, Status> {
+        if pid == 0 || pid > i32::MAX as u32 {
+            return Err(Status::invalid_argument(format!(
+                "{field}pid: {pid} is not a process id; give the pid to attach to"
+            )));
+        }
+        options.owner = Some(Arc::clone(&p.owner));
         // The process the client names now: a later one given the same
         // pid is never attached (the engine layer checks the pidfd after
         // seizing, and the client's rights on the seized process).
         let (pidfd, leader) = utrace_engines::sys::pidfd_of(pid as i32)
             .map_err(|_| Status::not_found(format!("{field}pid: no process with pid {pid}")))?;
-        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
         let (tracer, registry, p2) = (self.tracer.clone(), Arc::clone(&self.registry), p.clone());
-        let options = cfg.options;
         let made = tokio::spawn(
             async move {
                 let at = tracer
@@ -651,6 +692,16 @@ impl TracerService {
         made.await
             .map_err(|e| Status::internal(format!("attaching: {e}")))?
     }
+}
+
+/// A spawn's program must be named.
+fn check_argv(argv: &[String], field: &str) -> Result<(), Status> {
+    if argv.first().is_none_or(|a| a.is_empty()) {
+        return Err(Status::invalid_argument(format!(
+            "{field}argv: empty; give the program and its arguments, e.g. [\"/bin/ls\", \"/\"]"
+        )));
+    }
+    Ok(())
 }
 
 /// A spawn's error as a status; a working directory the request named is
@@ -773,11 +824,16 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         let span = span("GetServerInfo", &p);
         async move {
             let tasks = self.tracer.tasks().await.map_err(status)?;
+            let stats = self.tracer.stats().await.map_err(status)?;
             Ok(Response::new(crate::info::server_info(
                 &p,
                 &self.listen,
-                self.registry.len() as u32,
-                tasks.len() as u32,
+                crate::info::Counts {
+                    engines: self.registry.len() as u32,
+                    tasks: tasks.len() as u32,
+                    uprobe_events: stats.uprobe_events as u32,
+                    uprobe_rings: stats.uprobe_rings as u32,
+                },
             )))
         }
         .instrument(span)
@@ -892,6 +948,19 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         }
         .instrument(span)
         .await
+    }
+
+    type ProbeStream = BoxStream<pb::ProbeReport>;
+
+    async fn probe(
+        &self,
+        req: Request<pb::ProbeRequest>,
+    ) -> Result<Response<Self::ProbeStream>, Status> {
+        let p = peer(&req)?;
+        let span = span("Probe", &p);
+        crate::probe::start(self, p, req.into_inner())
+            .instrument(span)
+            .await
     }
 
     type SessionStream = BoxStream<pb::ServerMessage>;

@@ -2,4 +2,5 @@
 
 pub mod counter;
 pub mod exit_gate;
+pub mod probe;
 pub mod recorder;

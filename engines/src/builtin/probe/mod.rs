@@ -1,0 +1,765 @@
+//! Probes: systemtap/bpftrace-style clauses run at function entries
+//! (served by the kernel's uprobes wherever no engine needs a stop there:
+//! the program does not stop) and syscall entries and exits, aggregating
+//! into maps kept here, and events.
+//!
+//! [`ProbeEngine`] runs a [`Program`] on the tracer thread; its maps,
+//! counters and events live in a [`Shared`] that another thread (the
+//! server's stream) snapshots and drains. A probe never writes the
+//! program's memory or registers and never changes its control flow: it
+//! inserts breakpoints through the shared breakpoint-site table (one
+//! kernel uprobe per site however many engines use it) and reads.
+//!
+//! Placing: on the engine's first stop (an interrupt after attach, or the
+//! exec of a spawned program) each function point is resolved in the
+//! process ([`resolve`]); a spawned program's library points wait for the
+//! library's `mmap` (the engine watches `mmap` exits until none is left).
+
+pub mod agg;
+pub mod program;
+pub mod resolve;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use tracing::{debug, warn};
+
+use crate::sys::Tid;
+use crate::{
+    Action, BreakpointHit, Engine, EngineOptions, EventMask, ExecReport, ExitReport, SyscallEntry,
+    SyscallExit, SyscallSet, Task,
+};
+pub use agg::{Cell, Map, Value};
+pub use program::{
+    Agg, BinOp, Builtin, Clause, Expr, Limits, MapDef, Point, Program, UnOp, Update,
+};
+
+/// Totals of one probe.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Hits taken, before predicates.
+    pub hits: u64,
+    /// Hits the kernel could not record.
+    pub hits_lost: u64,
+    /// Events not queued (rate or queue bound).
+    pub events_dropped: u64,
+    /// `str()` reads that failed.
+    pub read_errors: u64,
+}
+
+/// A clause's event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeEvent {
+    pub clause: u32,
+    pub pid: Tid,
+    pub tid: Tid,
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub nsecs: u64,
+    pub values: Vec<Value>,
+    /// Events dropped since the previous one queued.
+    pub dropped_before: u64,
+}
+
+/// Where a function point went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedPoint {
+    pub clause: u32,
+    pub point: u32,
+    /// 0 while pending.
+    pub addr: u64,
+    pub file: String,
+    /// Its library is not loaded yet.
+    pub pending: bool,
+}
+
+/// A map at one time.
+#[derive(Clone, Debug)]
+pub struct MapSnapshot {
+    pub name: String,
+    pub agg: Agg,
+    pub entries: Vec<(Vec<Value>, Cell)>,
+    pub keys_dropped: u64,
+}
+
+/// The maps and totals at one time.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub maps: Vec<MapSnapshot>,
+    pub counters: Counters,
+}
+
+/// Why a probe's points could not be placed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaceError {
+    /// A file or symbol named does not exist (else the request is wrong
+    /// in another way, or the process cannot be probed there).
+    pub missing: bool,
+    /// Each point's reason, with its field path.
+    pub message: String,
+}
+
+/// Most bytes of keys one probe keeps, over all its maps.
+pub const MAX_KEY_BYTES: usize = 64 << 20;
+
+/// What the engine and its reader share.
+#[derive(Debug)]
+pub struct State {
+    maps: Vec<Map>,
+    pub counters: Counters,
+    /// Events not yet taken (bounded by [`Limits::event_queue`]).
+    pub events: VecDeque<ProbeEvent>,
+    /// The first placement's outcome (`None` until it happened).
+    pub placed: Option<Result<Vec<PlacedPoint>, PlaceError>>,
+    /// Bytes of keys kept, in every map (bounded by [`MAX_KEY_BYTES`]).
+    key_bytes: usize,
+    /// Why the probe ended, once it has.
+    pub ended: Option<String>,
+}
+
+/// A probe's state, shared between its engine (tracer thread) and a
+/// reader; [`Shared::notify`] wakes the reader when events queue, the
+/// placement is done, or the probe ends.
+#[derive(Debug)]
+pub struct Shared {
+    state: Mutex<State>,
+    names: Vec<String>,
+    pub notify: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// State for `program`'s maps.
+    pub fn new(program: &Program) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                maps: program.maps.iter().map(|m| Map::new(m.agg)).collect(),
+                counters: Counters::default(),
+                events: VecDeque::new(),
+                placed: None,
+                key_bytes: 0,
+                ended: None,
+            }),
+            names: program.maps.iter().map(|m| m.name.clone()).collect(),
+            notify: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The maps now; with `clear`, they are emptied (the counts of keys
+    /// dropped stay cumulative).
+    pub fn snapshot(&self, clear: bool) -> Snapshot {
+        let mut st = self.lock();
+        let counters = st.counters;
+        let maps = st
+            .maps
+            .iter_mut()
+            .zip(&self.names)
+            .map(|(m, name)| MapSnapshot {
+                name: name.clone(),
+                agg: m.agg,
+                entries: if clear {
+                    std::mem::take(&mut m.entries).into_iter().collect()
+                } else {
+                    m.entries
+                        .iter()
+                        .map(|(k, c)| (k.clone(), c.clone()))
+                        .collect()
+                },
+                keys_dropped: m.keys_dropped,
+            })
+            .collect();
+        if clear {
+            st.key_bytes = 0;
+        }
+        Snapshot { maps, counters }
+    }
+
+    fn end(&self, why: &str) {
+        let mut st = self.lock();
+        if st.ended.is_none() {
+            st.ended = Some(why.to_string());
+            if st.placed.is_none() {
+                st.placed = Some(Err(PlaceError {
+                    missing: false,
+                    message: format!("the probe ended before it was placed: {why}"),
+                }));
+            }
+        }
+        drop(st);
+        self.notify.notify_one();
+    }
+}
+
+/// The engine that runs a [`Program`].
+pub struct ProbeEngine {
+    prog: Arc<Program>,
+    shared: Arc<Shared>,
+    /// The process probed (known at the first stop).
+    pid: Option<Tid>,
+    /// Library points may wait for their library (a spawned program).
+    allow_pending: bool,
+    /// Clause and point indices by breakpoint address.
+    sites: FxHashMap<u64, Vec<(u32, u32)>>,
+    /// Function points not placed yet.
+    pending: Vec<(u32, u32)>,
+    /// The first placement happened.
+    placed_once: bool,
+    /// The engine watches `mmap` exits (for pending points).
+    watching: bool,
+    comms: FxHashMap<Tid, Value>,
+    /// `probe` of each clause's points.
+    point_names: Vec<Vec<Value>>,
+    /// Events a second: tokens, when last refilled, dropped since the
+    /// last queued.
+    tokens: f64,
+    refilled: Instant,
+    dropped: u64,
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC (hit times are realtime).
+    realtime_offset: i64,
+}
+
+impl ProbeEngine {
+    /// An engine for `prog` writing to `shared`, and its options. With
+    /// `allow_pending` (a spawned program), function points in libraries
+    /// not loaded yet are placed when they are.
+    pub fn new(
+        prog: Arc<Program>,
+        shared: Arc<Shared>,
+        allow_pending: bool,
+    ) -> (Self, EngineOptions) {
+        let (entry, exit, mut set) = prog.syscalls();
+        let has_functions = prog
+            .clauses
+            .iter()
+            .flat_map(|c| &c.points)
+            .any(|p| !matches!(p, Point::Syscall { .. }));
+        let watching = allow_pending && has_functions;
+        let mut events = EventMask::BREAKPOINT | EventMask::DEATH | EventMask::EXEC;
+        if entry {
+            events |= EventMask::SYSCALL_ENTRY;
+        }
+        if exit || watching {
+            events |= EventMask::SYSCALL_EXIT;
+        }
+        if watching {
+            set.insert(libc::SYS_mmap as u64);
+        }
+        let opts = EngineOptions::new(events)
+            .syscalls(set)
+            .breakpoint_hits(true);
+        let point_names = prog
+            .clauses
+            .iter()
+            .map(|c| {
+                c.points
+                    .iter()
+                    .map(|p| Value::Str(p.describe().into_bytes().into()))
+                    .collect()
+            })
+            .collect();
+        let limits = prog.limits;
+        (
+            ProbeEngine {
+                prog,
+                shared,
+                pid: None,
+                allow_pending,
+                sites: FxHashMap::default(),
+                pending: Vec::new(),
+                placed_once: false,
+                watching,
+                comms: FxHashMap::default(),
+                point_names,
+                tokens: f64::from(limits.events_per_second),
+                refilled: Instant::now(),
+                dropped: 0,
+                realtime_offset: crate::sys::clock_ns(libc::CLOCK_REALTIME)
+                    - crate::sys::clock_ns(libc::CLOCK_MONOTONIC),
+            },
+            opts,
+        )
+    }
+
+    /// Every function point of the program.
+    fn function_points(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        for (ci, c) in self.prog.clauses.iter().enumerate() {
+            for (pi, p) in c.points.iter().enumerate() {
+                if !matches!(p, Point::Syscall { .. }) {
+                    out.push((ci as u32, pi as u32));
+                }
+            }
+        }
+        out
+    }
+
+    /// Place `todo` in the task's process. The first placement reports
+    /// its outcome through [`State::placed`]; a failed one detaches.
+    fn place(&mut self, task: &mut Task<'_>, todo: Vec<(u32, u32)>) -> Action {
+        let pid = task.pid();
+        self.pid = Some(pid);
+        let mut placed = Vec::new();
+        let mut errors = Vec::new();
+        let mut missing = false;
+        for (ci, pi) in todo {
+            let Some(point) = self
+                .prog
+                .clauses
+                .get(ci as usize)
+                .and_then(|c| c.points.get(pi as usize))
+            else {
+                continue;
+            };
+            let r = match point {
+                Point::Function {
+                    binary,
+                    symbol,
+                    offset,
+                    exact,
+                } => resolve::function(pid, binary, symbol.as_deref(), *offset, *exact),
+                Point::Address(a) => resolve::address(pid, *a),
+                Point::Syscall { .. } => continue,
+            };
+            match r {
+                Ok(p) => match task.insert_breakpoint(p.addr) {
+                    Ok(()) => {
+                        self.sites.entry(p.addr).or_default().push((ci, pi));
+                        placed.push(PlacedPoint {
+                            clause: ci,
+                            point: pi,
+                            addr: p.addr,
+                            file: p.file,
+                            pending: false,
+                        });
+                    }
+                    Err(e) => errors.push(format!(
+                        "clauses[{ci}].points[{pi}]: cannot probe {:#x} ({}): {e}",
+                        p.addr, p.file
+                    )),
+                },
+                Err(resolve::Unplaced::NotLoaded(why)) if self.allow_pending => {
+                    debug!(clause = ci, point = pi, %why, "probe point waits for its library");
+                    self.pending.push((ci, pi));
+                    placed.push(PlacedPoint {
+                        clause: ci,
+                        point: pi,
+                        addr: 0,
+                        file: String::new(),
+                        pending: true,
+                    });
+                }
+                Err(e) => {
+                    missing |= matches!(
+                        e,
+                        resolve::Unplaced::Missing(_) | resolve::Unplaced::NotLoaded(_)
+                    );
+                    errors.push(format!("clauses[{ci}].points[{pi}]: {e}"));
+                }
+            }
+        }
+        if !self.placed_once {
+            self.placed_once = true;
+            let mut st = self.shared.lock();
+            if errors.is_empty() {
+                st.placed = Some(Ok(placed));
+            } else {
+                st.placed = Some(Err(PlaceError {
+                    missing,
+                    message: errors.join("; "),
+                }));
+                st.ended = Some("its probe points could not be placed".into());
+            }
+            drop(st);
+            self.shared.notify.notify_one();
+            if !errors.is_empty() {
+                return Action::Detach;
+            }
+        } else {
+            for e in errors {
+                warn!(pid, "probe point not placed: {e}");
+            }
+        }
+        self.update_watch(task);
+        Action::Resume
+    }
+
+    /// Stop watching `mmap` once no point waits.
+    fn update_watch(&mut self, task: &mut Task<'_>) {
+        if self.watching && self.pending.is_empty() {
+            self.watching = false;
+            let (entry, exit, set) = self.prog.syscalls();
+            let mut ev = task.events();
+            if !exit {
+                ev.remove(EventMask::SYSCALL_EXIT);
+            }
+            if !entry {
+                ev.remove(EventMask::SYSCALL_ENTRY);
+            }
+            task.set_events(ev);
+            task.set_syscalls(set);
+        }
+    }
+
+    fn comm(&mut self, pid: Tid, tid: Tid) -> Value {
+        self.comms
+            .entry(tid)
+            .or_insert_with(|| {
+                let s = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+                let s = s.strip_suffix(b"\n").unwrap_or(&s);
+                Value::Str(s.into())
+            })
+            .clone()
+    }
+
+    /// Run clause `ci` for a hit of its point `pi`.
+    fn run(&mut self, ci: u32, pi: u32, hit: &mut Hit<'_, '_>) {
+        let prog = Arc::clone(&self.prog);
+        let Some(clause) = prog.clauses.get(ci as usize) else {
+            return;
+        };
+        hit.probe = self
+            .point_names
+            .get(ci as usize)
+            .and_then(|v| v.get(pi as usize))
+            .cloned();
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.lock();
+        st.counters.hits += 1;
+        if let Some(p) = &clause.predicate {
+            if !self.eval(p, hit).truthy() {
+                st.counters.read_errors += std::mem::take(&mut hit.read_errors);
+                return;
+            }
+        }
+        let mut key = Vec::new();
+        for u in &clause.updates {
+            key.clear();
+            for k in &u.keys {
+                key.push(self.eval(k, hit));
+            }
+            let v = u.value.as_ref().map_or(0, |e| self.eval(e, hit).int());
+            let st = &mut *st;
+            if let Some(m) = st.maps.get_mut(u.map) {
+                m.update(&key, v, prog.limits.max_keys, &mut st.key_bytes);
+            }
+        }
+        if let Some(exprs) = &clause.event {
+            let values: Vec<Value> = exprs.iter().map(|e| self.eval(e, hit)).collect();
+            let now = Instant::now();
+            let rate = f64::from(prog.limits.events_per_second);
+            self.tokens =
+                (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+            self.refilled = now;
+            if self.tokens >= 1.0 && st.events.len() < prog.limits.event_queue {
+                self.tokens -= 1.0;
+                st.events.push_back(ProbeEvent {
+                    clause: ci,
+                    pid: hit.pid,
+                    tid: hit.tid,
+                    nsecs: hit.nsecs,
+                    values,
+                    dropped_before: std::mem::take(&mut self.dropped),
+                });
+                drop(st);
+                shared.notify.notify_one();
+                st = shared.lock();
+            } else {
+                self.dropped += 1;
+                st.counters.events_dropped += 1;
+            }
+        }
+        st.counters.read_errors += std::mem::take(&mut hit.read_errors);
+    }
+
+    fn eval(&mut self, e: &Expr, hit: &mut Hit<'_, '_>) -> Value {
+        match e {
+            Expr::Int(i) => Value::Int(*i),
+            Expr::Str(s) => Value::Str(s.as_bytes().into()),
+            Expr::Builtin(b) => match b {
+                Builtin::Pid => Value::Int(i64::from(hit.pid)),
+                Builtin::Tid => Value::Int(i64::from(hit.tid)),
+                Builtin::Comm => self.comm(hit.pid, hit.tid),
+                Builtin::Nsecs => Value::Int(hit.nsecs as i64),
+                Builtin::Retval => Value::Int(hit.retval),
+                Builtin::Probe => hit.probe.clone().unwrap_or(Value::Int(0)),
+            },
+            Expr::Arg(i) => Value::Int(hit.arg(*i as usize) as i64),
+            Expr::Reg(i) => Value::Int(hit.reg(*i) as i64),
+            Expr::Un(op, x) => {
+                let v = self.eval(x, hit);
+                Value::Int(match op {
+                    UnOp::Neg => v.int().wrapping_neg(),
+                    UnOp::Not => i64::from(!v.truthy()),
+                    UnOp::BitNot => !v.int(),
+                })
+            }
+            Expr::Bin(BinOp::And, a, b) => Value::Int(i64::from(
+                self.eval(a, hit).truthy() && self.eval(b, hit).truthy(),
+            )),
+            Expr::Bin(BinOp::Or, a, b) => Value::Int(i64::from(
+                self.eval(a, hit).truthy() || self.eval(b, hit).truthy(),
+            )),
+            Expr::Bin(op, a, b) => {
+                let (a, b) = (self.eval(a, hit), self.eval(b, hit));
+                match op {
+                    BinOp::Eq => return Value::Int(i64::from(a == b)),
+                    BinOp::Ne => return Value::Int(i64::from(a != b)),
+                    _ => {}
+                }
+                let (x, y) = (a.int(), b.int());
+                Value::Int(match op {
+                    BinOp::Add => x.wrapping_add(y),
+                    BinOp::Sub => x.wrapping_sub(y),
+                    BinOp::Mul => x.wrapping_mul(y),
+                    BinOp::Div => x.checked_div(y).unwrap_or(0),
+                    BinOp::Mod => x.checked_rem(y).unwrap_or(0),
+                    BinOp::BitAnd => x & y,
+                    BinOp::BitOr => x | y,
+                    BinOp::BitXor => x ^ y,
+                    BinOp::Shl => x.wrapping_shl(y as u32),
+                    BinOp::Shr => ((x as u64).wrapping_shr(y as u32)) as i64,
+                    BinOp::Lt => i64::from(x < y),
+                    BinOp::Le => i64::from(x <= y),
+                    BinOp::Gt => i64::from(x > y),
+                    BinOp::Ge => i64::from(x >= y),
+                    BinOp::Eq | BinOp::Ne | BinOp::And | BinOp::Or => 0,
+                })
+            }
+            Expr::StrAt(addr, len) => {
+                let addr = self.eval(addr, hit).int() as u64;
+                let max = (*len).min(self.prog.limits.string_len) as usize;
+                match read_c_string(hit.pid, addr, max) {
+                    Some(s) => Value::Str(s.into()),
+                    None => {
+                        hit.read_errors += 1;
+                        Value::Str(Arc::from(&b""[..]))
+                    }
+                }
+            }
+        }
+    }
+
+    fn clauses_at_syscall(&self, nr: u64, exit: bool) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        for (ci, c) in self.prog.clauses.iter().enumerate() {
+            for (pi, p) in c.points.iter().enumerate() {
+                if let Point::Syscall { nr: n, exit: x } = p {
+                    if *x == exit && n.is_none_or(|n| n == nr) {
+                        out.push((ci as u32, pi as u32));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn syscall(&mut self, task: &mut Task<'_>, call: &SyscallEntry, ret: Option<i64>) {
+        let points = self.clauses_at_syscall(call.nr, ret.is_some());
+        if points.is_empty() {
+            return;
+        }
+        let mut hit = Hit {
+            pid: task.pid(),
+            tid: task.tid(),
+            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
+            args: call.args,
+            retval: ret.unwrap_or(0),
+            regs: Regs::Task(task),
+            probe: None,
+            read_errors: 0,
+        };
+        for (ci, pi) in points {
+            self.run(ci, pi, &mut hit);
+        }
+    }
+}
+
+/// C-string read of at most `max` bytes of `pid`'s memory, a page at a
+/// time (a string ending before an unmapped page is read whole). `None`
+/// if nothing could be read.
+fn read_c_string(pid: Tid, addr: u64, max: usize) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::with_capacity(max.min(4096));
+    let mut at = addr;
+    while out.len() < max {
+        let want = (4096 - (at % 4096) as usize).min(max - out.len());
+        let iov = [libc::iovec {
+            iov_base: at as *mut libc::c_void,
+            iov_len: want,
+        }];
+        let start = out.len();
+        let got = crate::sys::process_vm_readv_append(pid, &mut out, want, &iov).ok()?;
+        if let Some(nul) = out[start..].iter().position(|b| *b == 0) {
+            out.truncate(start + nul);
+            return Some(out);
+        }
+        if got < want {
+            return (!out.is_empty()).then_some(out);
+        }
+        at += want as u64;
+    }
+    Some(out)
+}
+
+/// Where a hit's registers come from.
+enum Regs<'h, 't> {
+    /// A uprobe sample.
+    Sample(&'h BreakpointHit),
+    /// A stopped task.
+    Task(&'h mut Task<'t>),
+}
+
+/// What a clause sees of one hit.
+struct Hit<'h, 't> {
+    pid: Tid,
+    tid: Tid,
+    nsecs: u64,
+    args: [u64; 6],
+    retval: i64,
+    regs: Regs<'h, 't>,
+    probe: Option<Value>,
+    read_errors: u64,
+}
+
+/// The System V argument registers.
+const ARG_REGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
+
+impl Hit<'_, '_> {
+    fn arg(&mut self, i: usize) -> u64 {
+        self.args.get(i).copied().unwrap_or(0)
+    }
+
+    fn reg(&mut self, i: usize) -> u64 {
+        match &mut self.regs {
+            Regs::Sample(h) => h.register_at(i).unwrap_or(0),
+            Regs::Task(t) => BreakpointHit::REGISTERS
+                .get(i)
+                .and_then(|n| t.register(n).ok())
+                .unwrap_or(0),
+        }
+    }
+
+    /// A function hit: arguments from the registers.
+    fn function_args(&mut self) {
+        for (i, name) in ARG_REGS.iter().enumerate() {
+            if let Some(r) = BreakpointHit::REGISTERS.iter().position(|n| n == name) {
+                self.args[i] = self.reg(r);
+            }
+        }
+    }
+}
+
+impl Engine for ProbeEngine {
+    fn report_quiesce(&mut self, task: &mut Task<'_>) -> Action {
+        if self.placed_once {
+            return Action::Resume;
+        }
+        let todo = self.function_points();
+        self.place(task, todo)
+    }
+
+    fn report_exec(&mut self, task: &mut Task<'_>, _exec: &ExecReport) -> Action {
+        // A new image: the old sites went with it.
+        self.sites.clear();
+        self.pending.clear();
+        self.comms.clear();
+        self.allow_pending = true;
+        if !self.watching && !self.function_points().is_empty() {
+            self.watching = true;
+            let mut ev = task.events();
+            ev |= EventMask::SYSCALL_EXIT;
+            task.set_events(ev);
+            let mut set: SyscallSet = task.syscalls().clone();
+            set.insert(libc::SYS_mmap as u64);
+            task.set_syscalls(set);
+        }
+        let todo = self.function_points();
+        self.place(task, todo)
+    }
+
+    fn report_syscall_entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> Action {
+        self.syscall(task, call, None);
+        Action::Resume
+    }
+
+    fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
+        if self.watching
+            && call.entry.nr == libc::SYS_mmap as u64
+            && !call.is_error
+            && call.entry.args[2] & libc::PROT_EXEC as u64 != 0
+            && !self.pending.is_empty()
+        {
+            let todo = std::mem::take(&mut self.pending);
+            self.place(task, todo);
+        }
+        self.syscall(task, &call.entry, Some(call.ret));
+        Action::Resume
+    }
+
+    fn report_breakpoint_hit(&mut self, hit: &BreakpointHit) {
+        let Some(points) = self.sites.get(&hit.addr).cloned() else {
+            return;
+        };
+        let mut h = Hit {
+            pid: hit.pid,
+            tid: hit.tid,
+            nsecs: (hit.time_ns as i64 - self.realtime_offset).max(0) as u64,
+            args: [0; 6],
+            retval: 0,
+            regs: Regs::Sample(hit),
+            probe: None,
+            read_errors: 0,
+        };
+        h.function_args();
+        for (ci, pi) in points {
+            self.run(ci, pi, &mut h);
+        }
+    }
+
+    fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
+        // An int3 serves the site (another engine stops there).
+        let Some(points) = self.sites.get(&addr).cloned() else {
+            return Action::Resume;
+        };
+        let mut h = Hit {
+            pid: task.pid(),
+            tid: task.tid(),
+            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
+            args: [0; 6],
+            retval: 0,
+            regs: Regs::Task(task),
+            probe: None,
+            read_errors: 0,
+        };
+        h.function_args();
+        for (ci, pi) in points {
+            self.run(ci, pi, &mut h);
+        }
+        Action::Resume
+    }
+
+    fn report_breakpoint_hits_lost(&mut self, _pid: Tid, _addr: u64, lost: u64) {
+        self.shared.lock().counters.hits_lost += lost;
+    }
+
+    fn report_death(&mut self, death: &ExitReport) {
+        if death.process_gone && Some(death.pid) == self.pid {
+            self.shared.end("the process exited");
+        }
+    }
+
+    fn report_revoked(&mut self, pid: Tid, why: &crate::Denied) {
+        if Some(pid) == self.pid {
+            self.shared.end(&format!(
+                "the process exec'd a program you may not trace: {why}"
+            ));
+        }
+    }
+
+    fn report_detached(&mut self) {
+        self.shared.end("detached");
+    }
+}

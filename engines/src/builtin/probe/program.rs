@@ -1,0 +1,220 @@
+//! What a probe does, as the engine runs it: points, predicates, map
+//! updates and events, already checked (the server builds a [`Program`]
+//! from a `ProbeRequest`; nothing here parses text).
+
+use std::sync::Arc;
+
+/// Where a clause fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Point {
+    /// A code location in a file the process maps: `binary` as the
+    /// process names it (a path, a library's short name such as `libc`,
+    /// or empty for the main executable), then a symbol and bytes past it
+    /// (or a file offset without a symbol).
+    Function {
+        binary: String,
+        symbol: Option<String>,
+        offset: u64,
+        /// Probe exactly there (no stepping over a leading `endbr64`).
+        exact: bool,
+    },
+    /// An absolute address in an executable mapping of the process.
+    Address(u64),
+    /// A syscall's entry or exit (`nr` `None`: every syscall).
+    Syscall { nr: Option<u64>, exit: bool },
+}
+
+impl Point {
+    /// The point as bpftrace's `probe` builtin names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Point::Function {
+                binary,
+                symbol,
+                offset,
+                ..
+            } => match (symbol, *offset) {
+                (Some(s), 0) => format!("uprobe:{binary}:{s}"),
+                (Some(s), o) => format!("uprobe:{binary}:{s}+{o}"),
+                (None, o) => format!("uprobe:{binary}:{o:#x}"),
+            },
+            Point::Address(a) => format!("uprobe:{a:#x}"),
+            Point::Syscall { nr, exit } => {
+                let name = nr
+                    .map(|n| crate::syscall_name(n).map_or_else(|| n.to_string(), str::to_string))
+                    .unwrap_or_else(|| "*".into());
+                format!("syscall:{name}:{}", if *exit { "exit" } else { "entry" })
+            }
+        }
+    }
+}
+
+/// Values known at every hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Pid,
+    Tid,
+    Comm,
+    Nsecs,
+    Retval,
+    Probe,
+}
+
+/// Binary operators (C's, with `&&`/`||` short-circuiting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Shl,
+    Shr,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+/// Unary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+    BitNot,
+}
+
+/// An expression over a hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    Int(i64),
+    Str(Arc<str>),
+    Builtin(Builtin),
+    /// Argument 0 to 5.
+    Arg(u8),
+    /// A register, by its index in [`crate::BreakpointHit::REGISTERS`].
+    Reg(usize),
+    Bin(BinOp, Box<Expr>, Box<Expr>),
+    Un(UnOp, Box<Expr>),
+    /// The C string at an address, at most this many bytes.
+    StrAt(Box<Expr>, u32),
+}
+
+/// What a map keeps per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agg {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Stats,
+    Hist,
+    Lhist { min: i64, max: i64, step: i64 },
+}
+
+impl Agg {
+    /// Needs a value to aggregate.
+    pub fn takes_value(self) -> bool {
+        self != Agg::Count
+    }
+}
+
+/// A map: its name and aggregation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDef {
+    pub name: String,
+    pub agg: Agg,
+}
+
+/// `@map[keys] = agg(value)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// Index in [`Program::maps`].
+    pub map: usize,
+    pub keys: Vec<Expr>,
+    /// `None` for a count.
+    pub value: Option<Expr>,
+}
+
+/// Points and what happens at their hits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clause {
+    pub points: Vec<Point>,
+    pub predicate: Option<Expr>,
+    pub updates: Vec<Update>,
+    /// An event with these values at each hit (bpftrace's `printf`).
+    pub event: Option<Vec<Expr>>,
+}
+
+/// Bounds of one probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Keys per map.
+    pub max_keys: usize,
+    /// Bytes of a `str()` capture.
+    pub string_len: u32,
+    /// Events a second.
+    pub events_per_second: u32,
+    /// Events waiting for the client.
+    pub event_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_keys: 4096,
+            string_len: 64,
+            events_per_second: 10_000,
+            event_queue: 4096,
+        }
+    }
+}
+
+/// A whole probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    pub clauses: Vec<Clause>,
+    pub maps: Vec<MapDef>,
+    pub limits: Limits,
+}
+
+impl Program {
+    /// Which event kinds and syscalls the probe needs.
+    pub fn syscalls(&self) -> (bool, bool, crate::SyscallSet) {
+        let mut entry = false;
+        let mut exit = false;
+        let mut all = false;
+        let mut nrs = Vec::new();
+        for p in self.clauses.iter().flat_map(|c| &c.points) {
+            if let Point::Syscall { nr, exit: x } = p {
+                if *x {
+                    exit = true;
+                } else {
+                    entry = true;
+                }
+                match nr {
+                    Some(n) => nrs.push(*n),
+                    None => all = true,
+                }
+            }
+        }
+        let set = if all {
+            crate::SyscallSet::all()
+        } else {
+            let mut s = crate::SyscallSet::empty();
+            for n in nrs {
+                s.insert(n);
+            }
+            s
+        };
+        (entry, exit, set)
+    }
+}

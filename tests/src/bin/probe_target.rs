@@ -1,0 +1,118 @@
+//! Tracee for probes: a function with a known symbol, called a known
+//! number of times with known arguments.
+//!
+//! `probe_target` is written in assembly (so its code, and so what a
+//! uprobe on it costs, does not depend on the compiler): it starts with
+//! `push %rbp` (which the kernel emulates at a uprobe, as most compiled
+//! functions' first instruction) and returns `x + 1`.
+//!
+//! Usage:
+//! - `probe_target calls N [ROUNDS]`: prints `ready PID`, then for each
+//!   round waits for a line on stdin and makes N calls
+//!   `probe_target(i % 10, NAMES[i % 3])` for i in 0..N (NAMES: "alpha",
+//!   "beta", "gamma"), printing `done ROUND` after each; exits after the
+//!   last round (default 1) once stdin gives one more line or ends. It
+//!   pauses 1 ms after every 32 calls, so that a probe's hits (recorded
+//!   by the kernel in a ring of about 180 per thread) are taken before the
+//!   ring fills even by a debug build of the server sharing a CPU with
+//!   it: the tests that use it check exact figures, not throughput (the
+//!   bench does that, and tests count what the kernel could not record).
+//! - `probe_target run N`: makes the N calls of one round at once, prints
+//!   `done 0 SUM` and exits (for a spawned program).
+//! - `probe_target loop N`: waits for a line on stdin, makes N calls
+//!   `probe_target(i, "alpha")` as fast as it can, prints `ns_per_call X`,
+//!   and exits.
+//! - `probe_target spin`: calls probe_target(1, "alpha") forever, every
+//!   millisecond (a process to attach to and probe).
+
+use std::ffi::{c_char, CStr};
+use std::io::{BufRead, Write};
+
+std::arch::global_asm!(
+    ".globl probe_target",
+    ".type probe_target,@function",
+    "probe_target:",
+    "push %rbp",
+    "mov %rsp, %rbp",
+    "lea 1(%rdi), %rax",
+    "pop %rbp",
+    "ret",
+    ".size probe_target, .-probe_target",
+    options(att_syntax)
+);
+
+extern "C" {
+    /// Returns `x + 1`; `name` is there to be captured.
+    fn probe_target(x: u64, name: *const c_char) -> u64;
+}
+
+const NAMES: [&CStr; 3] = [c"alpha", c"beta", c"gamma"];
+
+fn call(x: u64, name: &CStr) -> u64 {
+    // SAFETY: probe_target reads only its register arguments.
+    unsafe { probe_target(std::hint::black_box(x), name.as_ptr()) }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n = |i: usize| -> u64 {
+        args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin)");
+            std::process::exit(2)
+        })
+    };
+    let mut out = std::io::stdout().lock();
+    let mut lines = std::io::stdin().lock().lines();
+    match args.get(1).map(String::as_str) {
+        Some("calls") => {
+            let (count, rounds) = (n(2), args.get(3).map_or(1, |_| n(3)));
+            writeln!(out, "ready {}", std::process::id()).ok();
+            out.flush().ok();
+            for round in 0..rounds {
+                if lines.next().is_none() {
+                    break;
+                }
+                let mut sum = 0u64;
+                for i in 0..count {
+                    sum = sum.wrapping_add(call(i % 10, NAMES[(i % 3) as usize]));
+                    if i % 32 == 31 {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+                writeln!(out, "done {round} {sum}").ok();
+                out.flush().ok();
+            }
+            let _ = lines.next();
+        }
+        Some("run") => {
+            let count = n(2);
+            let mut sum = 0u64;
+            for i in 0..count {
+                sum = sum.wrapping_add(call(i % 10, NAMES[(i % 3) as usize]));
+                if i % 32 == 31 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            writeln!(out, "done 0 {sum}").ok();
+        }
+        Some("loop") => {
+            let count = n(2);
+            let _ = lines.next();
+            let t = std::time::Instant::now();
+            let mut sum = 0u64;
+            for i in 0..count {
+                sum = sum.wrapping_add(call(i, NAMES[0]));
+            }
+            let ns = t.elapsed().as_nanos() as f64 / count.max(1) as f64;
+            writeln!(out, "ns_per_call {ns:.1} {sum}").ok();
+        }
+        Some("spin") => loop {
+            call(1, NAMES[0]);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        },
+        _ => {
+            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin)");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Probes through a real server: a program calling a function with known
+//! arguments a known number of times, probed by uprobe (and by syscall),
+//! aggregated in the server; exact counts, sums, histograms and strings;
+//! two clients on one site; nothing left behind; bad input named.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+
+use tokio_stream::StreamExt;
+use utrace_client::{pb, Client};
+
+use common::{server, Lines, TIMEOUT};
+
+/// `probe_target calls N ROUNDS`, waiting for its first round.
+fn target(n: u32, rounds: u32) -> (Child, Lines, u32) {
+    let mut child = std::process::Command::new(tracee!("probe_target"))
+        .args(["calls", &n.to_string(), &rounds.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start probe_target");
+    let mut out = Lines::from_reader(child.stdout.take().expect("stdout"));
+    let ready = out.next();
+    assert!(ready.starts_with("ready "), "{ready}");
+    let pid = child.id();
+    (child, out, pid)
+}
+
+/// Let the target make one round of calls, and wait for it.
+fn round(child: &mut Child, out: &mut Lines) {
+    use std::io::Write;
+    let stdin = child.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"go\n").expect("write");
+    stdin.flush().expect("flush");
+    let done = out.next();
+    assert!(done.starts_with("done "), "{done}");
+}
+
+fn e(x: pb::probe_expr::Expr) -> pb::ProbeExpr {
+    pb::ProbeExpr { expr: Some(x) }
+}
+
+fn arg(i: u32) -> pb::ProbeExpr {
+    e(pb::probe_expr::Expr::Arg(i))
+}
+
+fn int(i: i64) -> pb::ProbeExpr {
+    e(pb::probe_expr::Expr::Int(i))
+}
+
+fn bin(op: pb::ProbeBinaryOp, l: pb::ProbeExpr, r: pb::ProbeExpr) -> pb::ProbeExpr {
+    e(pb::probe_expr::Expr::Binary(Box::new(pb::ProbeBinary {
+        op: op as i32,
+        left: Some(Box::new(l)),
+        right: Some(Box::new(r)),
+    })))
+}
+
+fn function(symbol: &str) -> pb::ProbePoint {
+    pb::ProbePoint {
+        point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+            symbol: symbol.into(),
+            ..Default::default()
+        })),
+    }
+}
+
+fn upd(map: &str, agg: pb::ProbeAggregation, value: Option<pb::ProbeExpr>) -> pb::MapUpdate {
+    pb::MapUpdate {
+        map: map.into(),
+        agg: agg as i32,
+        value,
+        ..Default::default()
+    }
+}
+
+fn probe_pid(pid: u32, clauses: Vec<pb::ProbeClause>) -> pb::ProbeRequest {
+    pb::ProbeRequest {
+        target: Some(pb::probe_request::Target::Pid(pid)),
+        clauses,
+        ..Default::default()
+    }
+}
+
+/// What a probe stream said.
+#[derive(Default, Debug)]
+struct Seen {
+    engine_id: u64,
+    started: Option<pb::ProbeStarted>,
+    snapshots: Vec<pb::ProbeSnapshot>,
+    events: Vec<pb::ProbeEvent>,
+    ended: Option<String>,
+}
+
+impl Seen {
+    fn last(&self) -> &pb::ProbeSnapshot {
+        self.snapshots.last().expect("a snapshot")
+    }
+}
+
+/// Start a probe and read its `started`.
+async fn start(
+    c: &mut Client,
+    req: pb::ProbeRequest,
+) -> Result<(tonic::Streaming<pb::ProbeReport>, Seen), tonic::Status> {
+    let mut s = c.raw().probe(req).await?.into_inner();
+    let first = tokio::time::timeout(TIMEOUT, s.next())
+        .await
+        .expect("started in time")
+        .expect("a first message")?;
+    let Some(pb::probe_report::Kind::Started(st)) = first.kind else {
+        panic!("first message is not `started`: {first:?}");
+    };
+    let seen = Seen {
+        engine_id: st.engine_id,
+        started: Some(st),
+        ..Seen::default()
+    };
+    Ok((s, seen))
+}
+
+/// Read the stream to its end.
+async fn finish(mut s: tonic::Streaming<pb::ProbeReport>, mut seen: Seen) -> Seen {
+    loop {
+        let m = tokio::time::timeout(TIMEOUT, s.next())
+            .await
+            .expect("the probe stream ends in time");
+        let Some(m) = m else { break };
+        match m.expect("stream item").kind {
+            Some(pb::probe_report::Kind::Snapshot(x)) => seen.snapshots.push(x),
+            Some(pb::probe_report::Kind::Event(x)) => seen.events.push(x),
+            Some(pb::probe_report::Kind::Ended(x)) => seen.ended = Some(x.reason),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    seen
+}
+
+/// Map name → key (rendered) → entry.
+fn maps(s: &pb::ProbeSnapshot) -> BTreeMap<String, BTreeMap<String, pb::ProbeEntry>> {
+    s.maps
+        .iter()
+        .map(|m| {
+            let entries = m
+                .entries
+                .iter()
+                .map(|en| {
+                    let key = en
+                        .key
+                        .iter()
+                        .map(|v| match &v.value {
+                            Some(pb::probe_value::Value::Int(i)) => i.to_string(),
+                            Some(pb::probe_value::Value::Str(s)) => s.clone(),
+                            None => "?".into(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    (key, en.clone())
+                })
+                .collect();
+            (m.name.clone(), entries)
+        })
+        .collect()
+}
+
+/// Uprobe events and rings the server holds open.
+async fn uprobes_open(c: &mut Client) -> (u32, u32) {
+    let info = c.server_info().await.expect("server info");
+    (info.uprobe_events, info.uprobe_rings)
+}
+
+/// The function's first bytes in the process, and in its file.
+fn code_bytes(pid: u32, addr: u64) -> (Vec<u8>, Vec<u8>) {
+    use std::os::unix::fs::FileExt;
+    let mut mem = vec![0u8; 8];
+    std::fs::File::open(format!("/proc/{pid}/mem"))
+        .and_then(|f| f.read_exact_at(&mut mem, addr))
+        .expect("read the process's code");
+    // The file offset: the mapping holding addr.
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    for l in maps.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (a, b) = f[0].split_once('-').expect("range");
+        let (a, b) = (
+            u64::from_str_radix(a, 16).expect("hex"),
+            u64::from_str_radix(b, 16).expect("hex"),
+        );
+        if a <= addr && addr < b {
+            let off = u64::from_str_radix(f[2], 16).expect("hex") + (addr - a);
+            let mut file = vec![0u8; 8];
+            std::fs::File::open(f[5])
+                .and_then(|f| f.read_exact_at(&mut file, off))
+                .expect("read the file");
+            return (mem, file);
+        }
+    }
+    panic!("{addr:#x} not mapped in {pid}");
+}
+
+/// count(), sum(arg0), hist(arg0), a str(arg1) key and a predicate, on
+/// 3,000 calls with known arguments: every figure exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_are_exact() {
+    let (_srv, mut c) = server().await;
+    let (mut child, mut out, pid) = target(3000, 1);
+    use pb::ProbeAggregation as A;
+    let names_key = pb::MapUpdate {
+        keys: vec![e(pb::probe_expr::Expr::StrAt(Box::new(pb::ProbeStr {
+            addr: Some(Box::new(arg(1))),
+            len: 0,
+        })))],
+        ..upd("@names", A::Count, None)
+    };
+    let req = probe_pid(
+        pid,
+        vec![
+            pb::ProbeClause {
+                points: vec![function("probe_target")],
+                updates: vec![
+                    upd("@calls", A::Count, None),
+                    upd("@sum", A::Sum, Some(arg(0))),
+                    upd("@h", A::Hist, Some(arg(0))),
+                    upd("@stats", A::Stats, Some(arg(0))),
+                    names_key,
+                ],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![function("probe_target")],
+                predicate: Some(bin(pb::ProbeBinaryOp::Gt, arg(0), int(5))),
+                updates: vec![upd("@big", A::Count, None)],
+                ..Default::default()
+            },
+        ],
+    );
+    let (s, seen) = start(&mut c, req).await.expect("probe starts");
+    let st = seen.started.clone().expect("started");
+    assert_eq!(st.pid, pid);
+    assert_eq!(st.points.len(), 2);
+    assert!(st.points.iter().all(|p| p.address != 0 && !p.pending));
+    assert!(st.points[0].binary.ends_with("probe_target"), "{st:?}");
+    round(&mut child, &mut out);
+    c.detach(seen.engine_id)
+        .await
+        .expect("detach ends the probe");
+    let seen = finish(s, seen).await;
+    assert_eq!(seen.ended.as_deref(), Some("detached"));
+    let last = seen.last();
+    assert!(last.r#final);
+    let counters = last.counters.expect("counters");
+    assert_eq!(counters.hits_lost, 0, "the kernel lost hits: {counters:?}");
+    assert_eq!(counters.hits, 6000, "{counters:?}");
+    let m = maps(last);
+    assert_eq!(m["@calls"][""].value, 3000);
+    // sum of i % 10 over 0..3000: 300 × 45.
+    assert_eq!(m["@sum"][""].value, 13_500);
+    // i % 10 > 5: 6, 7, 8, 9.
+    assert_eq!(m["@big"][""].value, 1200);
+    let stats = &m["@stats"][""];
+    assert_eq!((stats.count, stats.sum, stats.value), (3000, 13_500, 4));
+    let hist: Vec<(i64, i64, u64)> = m["@h"][""]
+        .buckets
+        .iter()
+        .map(|b| (b.low, b.high, b.count))
+        .collect();
+    assert_eq!(
+        hist,
+        vec![
+            (0, 0, 300),
+            (1, 1, 300),
+            (2, 3, 600),
+            (4, 7, 1200),
+            (8, 15, 600)
+        ]
+    );
+    let names: Vec<(&str, i64)> = m["@names"]
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.value))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("alpha", 1000), ("beta", 1000), ("gamma", 1000)]
+    );
+    // The probe is gone: the program's code is its file's again.
+    let addr = st.points[0].address;
+    let (mem, file) = code_bytes(pid, addr);
+    assert_eq!(mem, file);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// Two clients probe one function of one process with different
+/// aggregations: both exact; one leaves and the other's counts go on;
+/// after both, no perf descriptor is left and the code is the file's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_share_a_site_and_leave_nothing_behind() {
+    let (srv, mut a) = server().await;
+    let mut b = Client::connect(&srv.uri()).await.expect("second client");
+    let (mut child, mut out, pid) = target(1000, 2);
+    assert_eq!(uprobes_open(&mut a).await, (0, 0));
+    use pb::ProbeAggregation as A;
+    let one = |u: pb::MapUpdate| {
+        probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![function("probe_target")],
+                updates: vec![u],
+                ..Default::default()
+            }],
+        )
+    };
+    let (sa, seen_a) = start(&mut a, one(upd("@n", A::Count, None)))
+        .await
+        .expect("a starts");
+    let (sb, seen_b) = start(&mut b, one(upd("@s", A::Sum, Some(arg(0)))))
+        .await
+        .expect("b starts");
+    let addr = seen_a.started.as_ref().expect("a").points[0].address;
+    assert_eq!(addr, seen_b.started.as_ref().expect("b").points[0].address);
+    // One kernel uprobe event (one thread, one site) serves both.
+    assert_eq!(uprobes_open(&mut a).await, (1, 1));
+    round(&mut child, &mut out);
+    a.detach(seen_a.engine_id).await.expect("a leaves");
+    let seen_a = finish(sa, seen_a).await;
+    assert_eq!(seen_a.last().counters.expect("counters").hits_lost, 0);
+    assert_eq!(maps(seen_a.last())["@n"][""].value, 1000);
+    round(&mut child, &mut out);
+    b.detach(seen_b.engine_id).await.expect("b leaves");
+    let seen_b = finish(sb, seen_b).await;
+    // Two rounds of 100 × 45.
+    assert_eq!(maps(seen_b.last())["@s"][""].value, 9000);
+    assert_eq!(seen_b.last().counters.expect("counters").hits_lost, 0);
+    // Nothing left: uprobe events and rings, code, tracer.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while uprobes_open(&mut a).await != (0, 0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(uprobes_open(&mut a).await, (0, 0), "uprobes left open");
+    let (mem, file) = code_bytes(pid, addr);
+    assert_eq!(mem, file);
+    while common::proc_status(pid as i32, "TracerPid").is_some_and(|t| t != "0")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        common::proc_status(pid as i32, "TracerPid").as_deref(),
+        Some("0")
+    );
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// A spawned program: its library functions are placed when it maps
+/// them, syscalls are probed too, and its exit ends the probe with a
+/// final snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_program_is_probed_to_its_exit() {
+    let (_srv, mut c) = server().await;
+    use pb::ProbeAggregation as A;
+    let req = pb::ProbeRequest {
+        target: Some(pb::probe_request::Target::Spawn(pb::ProbeSpawn {
+            argv: vec![tracee!("probe_target").into(), "run".into(), "500".into()],
+            ..Default::default()
+        })),
+        clauses: vec![
+            pb::ProbeClause {
+                points: vec![function("probe_target")],
+                updates: vec![upd("@calls", A::Count, None)],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+                        binary: "libc".into(),
+                        symbol: "write".into(),
+                        ..Default::default()
+                    })),
+                }],
+                updates: vec![upd("@writes", A::Count, None)],
+                emit_event: true,
+                event_values: vec![arg(2)],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Syscall(pb::SyscallPoint {
+                        name: "write".into(),
+                        exit: true,
+                    })),
+                }],
+                updates: vec![upd(
+                    "@written",
+                    A::Sum,
+                    Some(e(pb::probe_expr::Expr::Builtin(
+                        pb::ProbeBuiltin::Retval as i32,
+                    ))),
+                )],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let (s, seen) = start(&mut c, req).await.expect("probe starts");
+    let st = seen.started.as_ref().expect("started");
+    assert!(
+        st.points.iter().any(|p| p.pending),
+        "libc is not loaded at exec: {st:?}"
+    );
+    let seen = finish(s, seen).await;
+    assert_eq!(seen.ended.as_deref(), Some("the process exited"));
+    let last = seen.last();
+    assert!(last.r#final);
+    let m = maps(last);
+    assert_eq!(m["@calls"][""].value, 500);
+    // "done 0 SUM\n": one write through libc, its length in arg2 and
+    // returned by the syscall.
+    let line = format!("done 0 {}\n", (0..500u64).map(|i| i % 10 + 1).sum::<u64>());
+    assert_eq!(m["@writes"][""].value, 1, "{m:?}");
+    assert_eq!(m["@written"][""].value, line.len() as i64);
+    assert_eq!(seen.events.len(), 1);
+    assert_eq!(
+        seen.events[0].values[0].value,
+        Some(pb::probe_value::Value::Int(line.len() as i64))
+    );
+}
+
+/// Bad requests are refused naming the field or the missing thing, and
+/// leave nothing attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_probes_are_named_and_leave_nothing() {
+    let (_srv, mut c) = server().await;
+    let (mut child, _out, pid) = target(10, 1);
+    use pb::ProbeAggregation as A;
+    let clause = |point: pb::ProbePoint, u: pb::MapUpdate, pred: Option<pb::ProbeExpr>| {
+        probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![point],
+                predicate: pred,
+                updates: vec![u],
+                ..Default::default()
+            }],
+        )
+    };
+    let count = || upd("@n", A::Count, None);
+    let cases: Vec<(pb::ProbeRequest, tonic::Code, &str)> = vec![
+        (
+            clause(function("no_such_function"), count(), None),
+            tonic::Code::NotFound,
+            "no symbol \"no_such_function\"",
+        ),
+        (
+            clause(
+                pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Address(0x10)),
+                },
+                count(),
+                None,
+            ),
+            tonic::Code::InvalidArgument,
+            "outside every mapping",
+        ),
+        (
+            clause(
+                pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+                        binary: "libnothere".into(),
+                        symbol: "f".into(),
+                        ..Default::default()
+                    })),
+                },
+                count(),
+                None,
+            ),
+            tonic::Code::NotFound,
+            "no library named libnothere",
+        ),
+        (
+            clause(function("probe_target"), count(), Some(arg(9))),
+            tonic::Code::InvalidArgument,
+            "clauses[0].predicate.arg: arg9 does not exist",
+        ),
+        (
+            clause(
+                function("probe_target"),
+                count(),
+                Some(e(pb::probe_expr::Expr::Register("xmm99".into()))),
+            ),
+            tonic::Code::InvalidArgument,
+            "is not a register a probe sees",
+        ),
+        (
+            clause(
+                function("probe_target"),
+                pb::MapUpdate {
+                    lhist_min: 0,
+                    lhist_max: 10,
+                    lhist_step: 0,
+                    ..upd("@l", A::Lhist, Some(arg(0)))
+                },
+                None,
+            ),
+            tonic::Code::InvalidArgument,
+            "clauses[0].updates[0].lhist_step",
+        ),
+        (
+            clause(
+                pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Syscall(pb::SyscallPoint {
+                        name: "no_such_call".into(),
+                        exit: false,
+                    })),
+                },
+                count(),
+                None,
+            ),
+            tonic::Code::InvalidArgument,
+            "clauses[0].points[0].syscall.name",
+        ),
+        (
+            clause(
+                pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+                        symbol: "probe_target".into(),
+                        on_return: true,
+                        ..Default::default()
+                    })),
+                },
+                count(),
+                None,
+            ),
+            tonic::Code::Unimplemented,
+            "return probes",
+        ),
+    ];
+    for (req, code, words) in cases {
+        let err = start(&mut c, req).await.expect_err("refused");
+        assert_eq!(err.code(), code, "{err:?}");
+        assert!(err.message().contains(words), "{words:?} not in {err:?}");
+    }
+    // Nothing attached: the process is not traced, no engine is listed.
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while common::proc_status(pid as i32, "TracerPid").is_some_and(|t| t != "0")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        common::proc_status(pid as i32, "TracerPid").as_deref(),
+        Some("0")
+    );
+    assert!(c.list_tasks(pid).await.expect("list").is_empty());
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
