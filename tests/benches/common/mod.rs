@@ -71,18 +71,25 @@ pub fn runs_ok(prog: &str) -> bool {
 /// Make gdb and gdbserver available, installing them when missing; the
 /// reason when they cannot be had.
 pub fn ensure_gdb() -> Result<(), String> {
-    let missing = || -> Vec<&str> {
-        ["gdb", "gdbserver"]
-            .into_iter()
-            .filter(|p| !runs_ok(p))
-            .collect()
-    };
+    ensure(&["gdb", "gdbserver"], &["gdb", "gdbserver"])
+}
+
+/// Make the programs `progs` available (each answers `--version`),
+/// installing `packages` with apt-get when one is missing; the reason when
+/// they cannot be had.
+pub fn ensure(progs: &[&str], packages: &[&str]) -> Result<(), String> {
+    let missing = || -> Vec<&str> { progs.iter().copied().filter(|p| !runs_ok(p)).collect() };
     if missing().is_empty() {
         return Ok(());
     }
+    let install: Vec<&str> = ["install", "-y"]
+        .into_iter()
+        .chain(packages.iter().copied())
+        .collect();
     eprintln!(
-        "{} not found: installing them with `apt-get install -y gdb gdbserver`",
-        missing().join(" and ")
+        "{} not found: installing with `apt-get {}`",
+        missing().join(" and "),
+        install.join(" ")
     );
     let apt = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("apt-get")
@@ -103,10 +110,10 @@ pub fn ensure_gdb() -> Result<(), String> {
             ))
         }
     };
-    if let Err(first) = apt(&["install", "-y", "gdb", "gdbserver"]) {
+    if let Err(first) = apt(&install) {
         eprintln!("{first}; retrying after `apt-get update`");
         apt(&["update"])?;
-        apt(&["install", "-y", "gdb", "gdbserver"])?;
+        apt(&install)?;
     }
     match missing().as_slice() {
         [] => Ok(()),

@@ -19,9 +19,10 @@
 //!   bench does that, and tests count what the kernel could not record).
 //! - `probe_target run N`: makes the N calls of one round at once, prints
 //!   `done 0 SUM` and exits (for a spawned program).
-//! - `probe_target loop N`: waits for a line on stdin, makes N calls
-//!   `probe_target(i, "alpha")` as fast as it can, prints `ns_per_call X`,
-//!   and exits.
+//! - `probe_target loop N`: prints `ready PID`, waits for a line on
+//!   stdin, makes N calls `probe_target(i, "alpha")` as fast as it can,
+//!   prints `ns_per_call X SUM`, and exits after one more line (or the
+//!   end of stdin).
 //! - `probe_target spin`: calls probe_target(1, "alpha") forever, every
 //!   millisecond (a process to attach to and probe).
 
@@ -97,6 +98,8 @@ fn main() {
         }
         Some("loop") => {
             let count = n(2);
+            writeln!(out, "ready {}", std::process::id()).ok();
+            out.flush().ok();
             let _ = lines.next();
             let t = std::time::Instant::now();
             let mut sum = 0u64;
@@ -105,6 +108,8 @@ fn main() {
             }
             let ns = t.elapsed().as_nanos() as f64 / count.max(1) as f64;
             writeln!(out, "ns_per_call {ns:.1} {sum}").ok();
+            out.flush().ok();
+            let _ = lines.next();
         }
         Some("spin") => loop {
             call(1, NAMES[0]);
