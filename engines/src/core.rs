@@ -711,14 +711,31 @@ impl Core {
     /// int3s there are checked and written again if a hit of the lingering
     /// uprobe erased one.
     pub fn resolve_conflicts(&mut self) {
+        if crate::uprobe::nothing_new(self.keys_seen) {
+            return;
+        }
+        // Converting our uprobes closes them, and the kernel, taking the
+        // uprobe out, also "restores" the int3s of ours at that location in
+        // every other process (it takes them for its own): a second pass
+        // writes those again, before anything resumes.
+        if self.resolve_conflicts_once() {
+            self.resolve_conflicts_once();
+        }
+    }
+
+    /// One pass of [`Core::resolve_conflicts`]; whether it turned uprobes
+    /// into int3s.
+    fn resolve_conflicts_once(&mut self) -> bool {
         let conflicts = {
             let mut k = crate::uprobe::keys();
             if k.generation == self.keys_seen && !k.any_conflict() {
-                return;
+                return false;
             }
             self.keys_seen = k.generation;
             k.conflicts()
         };
+        let mut converted = false;
+        debug!(?conflicts, "resolving uprobe/int3 conflicts");
         let Core { procs, tasks, .. } = self;
         for (key, probes_gone) in conflicts {
             for p in procs.values_mut() {
@@ -731,6 +748,7 @@ impl Core {
                 if probes.is_empty() && int3s.is_empty() {
                     continue;
                 }
+                converted |= !probes.is_empty();
                 p.change_breakpoints(true, |bps, io| {
                     for addr in probes {
                         if let Err(e) = bps.force_int3(addr, io) {
@@ -759,6 +777,7 @@ impl Core {
                 });
             }
         }
+        converted
     }
 
     fn run_waiters(&mut self, tid: Tid) {
@@ -1467,6 +1486,10 @@ impl Core {
 
     /// Resume `tid` if it is stopped and no engine holds it.
     pub fn maybe_resume(&mut self, tid: Tid) {
+        // An int3 just placed where our uprobes are (in any process) is
+        // taken by the kernel's uprobe at its first hit, and erased: the
+        // uprobes become int3s before this task (or any) runs again.
+        self.resolve_conflicts();
         let Some(t) = self.tasks.get(&tid) else {
             return;
         };

@@ -160,6 +160,17 @@ pub(crate) struct Keys {
 static KEYS: std::sync::LazyLock<std::sync::Mutex<Keys>> =
     std::sync::LazyLock::new(Default::default);
 
+/// [`Keys::generation`], readable without the lock, and whether some
+/// conflict is open: a tracer checks these at every resume.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CONFLICTS_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Nothing about the location table changed since a tracer saw generation
+/// `seen`, and no conflict is open: it has nothing to resolve.
+pub(crate) fn nothing_new(seen: u64) -> bool {
+    GENERATION.load(Ordering::Acquire) == seen && !CONFLICTS_OPEN.load(Ordering::Acquire)
+}
+
 /// The process's location table.
 pub(crate) fn keys() -> std::sync::MutexGuard<'static, Keys> {
     KEYS.lock()
@@ -204,7 +215,10 @@ impl Keys {
             false
         };
         if news {
+            debug!(?key, probes, int3s, "uprobe/int3 conflict news");
             self.generation += 1;
+            GENERATION.store(self.generation, Ordering::Release);
+            CONFLICTS_OPEN.store(!self.conflicts.is_empty(), Ordering::Release);
             crate::sys::wake_all_tracers();
         }
     }
@@ -214,6 +228,7 @@ impl Keys {
     pub fn conflicts(&mut self) -> Vec<(Key, bool)> {
         self.conflicts
             .retain(|(_, since)| since.is_none_or(|t| t.elapsed() < CONFLICT_LINGER));
+        CONFLICTS_OPEN.store(!self.conflicts.is_empty(), Ordering::Release);
         self.conflicts
             .iter()
             .map(|(k, s)| (*k, s.is_some()))
@@ -298,17 +313,67 @@ impl Record {
 
 /// One uprobe event: a site on a thread.
 struct Event {
-    fd: OwnedFd,
+    /// `None` only while it is dropped.
+    fd: Option<OwnedFd>,
     tid: Tid,
     addr: u64,
     /// Losses already reported.
     lost: u64,
 }
 
+impl Drop for Event {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            close_later(fd);
+        }
+    }
+}
+
+/// Close a uprobe event off the tracer thread. The kernel's unregistering
+/// of a uprobe waits for RCU grace periods (a close took 87 ms here):
+/// on the tracer thread that would stall every traced task, and leave a
+/// uprobe being switched to an int3 without either for that long. The
+/// kernel takes the probe out of memory before those waits (callers that
+/// need the original byte back poll memory for it). Closers: a few
+/// threads, so that grace periods overlap; if they are behind by a
+/// thousand, the caller closes it itself.
+fn close_later(fd: OwnedFd) {
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    static CLOSER: std::sync::OnceLock<Option<SyncSender<OwnedFd>>> = std::sync::OnceLock::new();
+    let tx = CLOSER.get_or_init(|| {
+        let (tx, rx) = sync_channel::<OwnedFd>(1024);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut started = 0;
+        for i in 0..4 {
+            let rx = Arc::clone(&rx);
+            let spawned = std::thread::Builder::new()
+                .name(format!("uprobe-close-{i}"))
+                .spawn(move || loop {
+                    let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match next {
+                        Ok(fd) => drop(fd),
+                        Err(_) => return,
+                    }
+                });
+            started += usize::from(spawned.is_ok());
+        }
+        (started > 0).then_some(tx)
+    });
+    match tx {
+        Some(tx) => {
+            // Full or closed: the fd comes back in the error, and is
+            // closed here when the error drops.
+            let _ = tx.try_send(fd);
+        }
+        None => drop(fd),
+    }
+}
+
 impl Event {
     /// Record in `out` what this event lost since last asked.
     fn count_lost(&mut self, out: &mut Vec<Record>) {
-        if let Ok(total) = perf::lost(&self.fd) {
+        let Some(fd) = &self.fd else { return };
+        if let Ok(total) = perf::lost(fd) {
             if total > self.lost {
                 out.push(Record::Lost {
                     addr: self.addr,
@@ -412,7 +477,7 @@ impl Probes {
         self.events.insert(
             id,
             Event {
-                fd,
+                fd: Some(fd),
                 tid,
                 addr,
                 lost: 0,

@@ -556,3 +556,244 @@ async fn bad_probes_are_named_and_leave_nothing() {
     drop(child.stdin.take());
     let _ = child.wait();
 }
+
+/// A probe (uprobe) and a breakpoint a Session engine stops at, at one
+/// address: the site becomes an int3 for both, and both see every hit.
+/// (At probe_target+1, its second instruction: a location no other test
+/// uses, since an int3 where uprobes are turns them into int3s in every
+/// process mapping the file, by design: see `uprobe::Keys`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_and_a_stopping_breakpoint_share_a_site() {
+    let (srv, mut c) = server().await;
+    let mut d = Client::connect(&srv.uri()).await.expect("second client");
+    let (mut child, mut out, pid) = target(300, 1);
+    use pb::ProbeAggregation as A;
+    let (s, seen) = start(
+        &mut c,
+        probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+                        symbol: "probe_target".into(),
+                        offset: 1,
+                        ..Default::default()
+                    })),
+                }],
+                updates: vec![upd("@n", A::Count, None), upd("@s", A::Sum, Some(arg(0)))],
+                ..Default::default()
+            }],
+        ),
+    )
+    .await
+    .expect("probe starts");
+    let addr = seen.started.as_ref().expect("started").points[0].address;
+    let mut sess = d.session().await.expect("session");
+    let at = sess
+        .attach(
+            pid,
+            pb::EngineSpec {
+                sync: true,
+                events: vec![pb::EventKind::Breakpoint as i32],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("attach");
+    let reply = sess
+        .batch(pb::BatchRequest {
+            engine_id: at.engine_id,
+            tid: pid,
+            interrupt: true,
+            ops: vec![pb::Op {
+                op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr })),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("insert");
+    assert!(
+        matches!(
+            reply.results[0].result,
+            Some(pb::op_result::Result::Done(_))
+        ),
+        "{reply:?}"
+    );
+    // The program runs its round while this client resumes every stop.
+    let runner = tokio::task::spawn_blocking(move || {
+        round(&mut child, &mut out);
+        (child, out)
+    });
+    let mut stops = 0;
+    while stops < 300 {
+        let ev = tokio::time::timeout(TIMEOUT, sess.next())
+            .await
+            .expect("a stop in time")
+            .expect("session open")
+            .expect("no error");
+        if let utrace_client::session::SessionEvent::Report(r) = ev {
+            if matches!(r.kind, Some(pb::event::Kind::Breakpoint(_))) {
+                stops += 1;
+                sess.decide(utrace_client::session::Decision::resume(&r))
+                    .await
+                    .expect("decide");
+            }
+        }
+    }
+    let (mut child, _out) = runner.await.expect("round");
+    sess.close();
+    c.detach(seen.engine_id).await.expect("detach");
+    let seen = finish(s, seen).await;
+    let m = maps(seen.last());
+    assert_eq!(m["@n"][""].value, 300);
+    assert_eq!(m["@s"][""].value, 30 * 45);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// One file location, two processes: process A probed there (uprobes),
+/// then process B gets a breakpoint a Session engine stops at. The
+/// kernel has one uprobe per location for every process, and it takes
+/// an int3 of ours there for its own and erases it at its first hit: so
+/// A's probe becomes an int3 too, before B runs again. Both see every hit
+/// then, and after A's probe leaves (its uprobe's removal writes the
+/// original byte over B's int3 too: written again), B's breakpoint still
+/// stops. (At probe_target+4, a location no other test uses.)
+///
+/// While A's uprobe is being taken out (the kernel waits for RCU grace
+/// periods: 64 ms here), A's calls hit nothing: the test lets that pass
+/// before A runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uprobes_and_an_int3_at_one_location_in_two_processes() {
+    let (srv, mut c) = server().await;
+    let mut d = Client::connect(&srv.uri()).await.expect("second client");
+    let (mut a_child, mut a_out, a_pid) = target(300, 2);
+    let (mut b_child, mut b_out, b_pid) = target(300, 2);
+    use pb::ProbeAggregation as A;
+    let at4 = || pb::ProbePoint {
+        point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+            symbol: "probe_target".into(),
+            offset: 4,
+            ..Default::default()
+        })),
+    };
+    let (s, seen) = start(
+        &mut c,
+        probe_pid(
+            a_pid,
+            vec![pb::ProbeClause {
+                points: vec![at4()],
+                updates: vec![upd("@n", A::Count, None)],
+                ..Default::default()
+            }],
+        ),
+    )
+    .await
+    .expect("probe starts");
+    // B's address of the same location.
+    let b_addr = {
+        let (sb, seen_b) = start(
+            &mut d,
+            probe_pid(
+                b_pid,
+                vec![pb::ProbeClause {
+                    points: vec![at4()],
+                    updates: vec![upd("@n", A::Count, None)],
+                    ..Default::default()
+                }],
+            ),
+        )
+        .await
+        .expect("locating in B");
+        let addr = seen_b.started.as_ref().expect("started").points[0].address;
+        d.detach(seen_b.engine_id).await.expect("detach");
+        finish(sb, seen_b).await;
+        addr
+    };
+    let mut sess = d.session().await.expect("session");
+    let at = sess
+        .attach(
+            b_pid,
+            pb::EngineSpec {
+                sync: true,
+                events: vec![pb::EventKind::Breakpoint as i32],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("attach");
+    let reply = sess
+        .batch(pb::BatchRequest {
+            engine_id: at.engine_id,
+            tid: b_pid,
+            interrupt: true,
+            ops: vec![pb::Op {
+                op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                    addr: b_addr,
+                })),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("insert");
+    assert!(
+        matches!(
+            reply.results[0].result,
+            Some(pb::op_result::Result::Done(_))
+        ),
+        "{reply:?}"
+    );
+    // A's probe is an int3 now: the server shows no uprobe (and answers
+    // only once the switch is done).
+    assert_eq!(uprobes_open(&mut c).await, (0, 0));
+    let mut b_stops = 0;
+    for r in 0..2 {
+        // Round r of both programs at once; after the first, A's probe goes.
+        let runner = tokio::task::spawn_blocking(move || {
+            round(&mut a_child, &mut a_out);
+            round(&mut b_child, &mut b_out);
+            (a_child, a_out, b_child, b_out)
+        });
+        while b_stops < 300 * (r + 1) {
+            let ev = tokio::time::timeout(TIMEOUT, sess.next())
+                .await
+                .unwrap_or_else(|_| {
+                    let (mem, file) = code_bytes(b_pid, b_addr);
+                    let state = std::fs::read_to_string(format!("/proc/{b_pid}/stat"))
+                        .unwrap_or_default();
+                    let astate = std::fs::read_to_string(format!("/proc/{a_pid}/stat"))
+                        .unwrap_or_default();
+                    panic!(
+                        "B stopped {b_stops} times, then no more: its code {mem:02x?} (file {file:02x?}), stat {state}; A's stat {astate}"
+                    )
+                })
+                .expect("session open")
+                .expect("no error");
+            if let utrace_client::session::SessionEvent::Report(rep) = ev {
+                if matches!(rep.kind, Some(pb::event::Kind::Breakpoint(_))) {
+                    b_stops += 1;
+                    sess.decide(utrace_client::session::Decision::resume(&rep))
+                        .await
+                        .expect("decide");
+                }
+            }
+        }
+        (a_child, a_out, b_child, b_out) = runner.await.expect("rounds");
+        if r == 0 {
+            c.detach(seen.engine_id).await.expect("detach A's probe");
+        }
+    }
+    let seen = finish(s, seen).await;
+    let m = maps(seen.last());
+    assert_eq!(
+        m.get("@n").and_then(|m| m.get("")).map(|e| e.value),
+        Some(300),
+        "{:?}",
+        seen.last()
+    );
+    sess.close();
+    for mut ch in [a_child, b_child] {
+        drop(ch.stdin.take());
+        let _ = ch.wait();
+    }
+}

@@ -1452,3 +1452,43 @@ fn a_confined_root_client_gains_no_capability() {
         "{caps}"
     );
 }
+
+/// Issue 13: a probe follows the ptrace rule like any engine. An
+/// unprivileged client cannot probe another user's process nor root's
+/// (PERMISSION_DENIED, nothing attached), and probes its own; the probe
+/// writes nothing (the code is its file's after).
+#[test]
+fn probes_follow_the_ptrace_rule() {
+    let (_rt, srv) = server();
+    let u = users::user("probe");
+    let v = users::user("probe-other");
+    let spin = [tracee!("probe_target"), "spin"];
+    let mine = Target::start(users::command_as(&u, &[], &spin), "probe_target");
+    let theirs = Target::start(users::command_as(&v, &[], &spin), "probe_target");
+    let mut root_cmd = Command::new(spin[0]);
+    root_cmd.arg(spin[1]);
+    let roots = Target::start(root_cmd, "probe_target");
+    let mut c = AsClient::as_user(&u, &[], &srv.uri());
+    for pid in [theirs.child.id(), roots.child.id()] {
+        let a = c.cmd(&format!("probe {pid} probe_target"));
+        assert!(a.starts_with("err PermissionDenied"), "{a}");
+        assert_eq!(
+            common::proc_status(pid as i32, "TracerPid").as_deref(),
+            Some("0")
+        );
+    }
+    let pid = mine.child.id();
+    let a = c.cmd(&format!("probe {pid} probe_target"));
+    assert!(a.starts_with("ok engine="), "{a}");
+    let engine = AsClient::field(&a, "engine");
+    // It counts: spin calls the function every millisecond.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(c.cmd(&format!("detach {engine}")), "ok");
+    let end = c.wait_event(&format!("end {engine} "));
+    let count: i64 = AsClient::field(&end, "count").parse().expect("count");
+    assert!(count > 10, "{end}");
+    assert!(end.contains("reason=detached"), "{end}");
+    common::wait_for("the detach", || {
+        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
+    });
+}

@@ -16,6 +16,9 @@
 //! - `spawn [nofilter] [stop] [cwd=DIR] [env=K=V]… [events=K,K] [syscalls=S,S] -- ARGV…`
 //!   → `ok pid=P engine=E`
 //! - `events E` → `ok`, then event lines
+//! - `probe PID SYMBOL` → `ok engine=E` once a Probe counting the calls
+//!   of SYMBOL (in PID's executable) is placed; when its stream ends,
+//!   `end E count=N reason=WHY`
 //! - `read E TID ADDR LEN` (hex ADDR) → `ok HEX`
 //! - `write E TID ADDR HEX` → `ok`
 //! - `regs E TID NAME…` → `ok NAME=0xVALUE…`
@@ -338,6 +341,57 @@ async fn command(c: &mut Raw, out: &Out, line: &str) -> String {
                 }
                 Err(s) => status_line(&s),
             }
+        }
+        ["probe", pid, symbol] => {
+            let req = pb::ProbeRequest {
+                target: Some(pb::probe_request::Target::Pid(num(pid) as u32)),
+                clauses: vec![pb::ProbeClause {
+                    points: vec![pb::ProbePoint {
+                        point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+                            symbol: symbol.to_string(),
+                            ..Default::default()
+                        })),
+                    }],
+                    updates: vec![pb::MapUpdate {
+                        map: "@".into(),
+                        agg: pb::ProbeAggregation::Count as i32,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let mut stream = match c.probe(req).await {
+                Ok(r) => r.into_inner(),
+                Err(s) => return status_line(&s),
+            };
+            use pb::probe_report::Kind;
+            let engine = match stream.next().await {
+                Some(Ok(pb::ProbeReport {
+                    kind: Some(Kind::Started(st)),
+                })) => st.engine_id,
+                Some(Err(s)) => return status_line(&s),
+                other => return format!("err Internal no start: {other:?}"),
+            };
+            let out = Arc::clone(out);
+            tokio::spawn(async move {
+                let (mut count, mut reason) = (0, String::new());
+                while let Some(Ok(m)) = stream.next().await {
+                    match m.kind {
+                        Some(Kind::Snapshot(s)) => {
+                            count = s
+                                .maps
+                                .first()
+                                .and_then(|m| m.entries.first())
+                                .map_or(0, |e| e.value);
+                        }
+                        Some(Kind::Ended(e)) => reason = e.reason.replace(' ', "_"),
+                        _ => {}
+                    }
+                }
+                say(&out, &format!("end {engine} count={count} reason={reason}"));
+            });
+            format!("ok engine={engine}")
         }
         ["events", engine] => {
             let engine = num(engine);

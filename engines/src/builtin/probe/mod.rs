@@ -701,6 +701,7 @@ impl Engine for ProbeEngine {
 
     fn report_breakpoint_hit(&mut self, hit: &BreakpointHit) {
         let Some(points) = self.sites.get(&hit.addr).cloned() else {
+            debug!(addr = hit.addr, "a hit at no site of this probe");
             return;
         };
         let mut h = Hit {
@@ -722,6 +723,7 @@ impl Engine for ProbeEngine {
     fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
         // An int3 serves the site (another engine stops there).
         let Some(points) = self.sites.get(&addr).cloned() else {
+            debug!(addr, "an int3 hit at no site of this probe");
             return Action::Resume;
         };
         let mut h = Hit {
