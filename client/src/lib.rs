@@ -200,6 +200,19 @@ impl Client {
         Ok(self.inner.trace(req).await?.into_inner())
     }
 
+    /// Probe a process, bpftrace-style (see `probe.proto`): the stream
+    /// starts with `started`, carries events and snapshots of the maps the
+    /// server keeps, and ends with a final snapshot and `ended` when the
+    /// process exits or when [`Client::detach`] is called with the
+    /// started report's engine id. Dropping the stream ends the probe
+    /// without them.
+    pub async fn probe(
+        &mut self,
+        req: pb::ProbeRequest,
+    ) -> Result<Streaming<pb::ProbeReport>, Status> {
+        Ok(self.inner.probe(req).await?.into_inner())
+    }
+
     /// A large memory read as a stream of chunks, in address order (the
     /// last one, or one with `error` set, ends it). Hold the task first for
     /// a consistent snapshot.

@@ -100,7 +100,7 @@ fn bpftrace(n: u64) -> Result<(f64, u64), String> {
             "-p",
             &t.pid.to_string(),
             "-e",
-            &format!("uprobe:{TARGET}:probe_target {{ @ = count(); }}"),
+            &format!("uprobe:{TARGET}:probed_fn {{ @ = count(); }}"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -147,7 +147,7 @@ async fn utraced(uri: &str, n: u64, clients: usize) -> (f64, u64, u64) {
             clauses: vec![pb::ProbeClause {
                 points: vec![pb::ProbePoint {
                     point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
-                        symbol: "probe_target".into(),
+                        symbol: "probed_fn".into(),
                         ..Default::default()
                     })),
                 }],

@@ -224,6 +224,14 @@ impl utrace_proto::server::tracer_server::Tracer for Echo {
         unimplemented()
     }
 
+    type ProbeStream = BoxStream<pb::ProbeReport>;
+    async fn probe(
+        &self,
+        _: Request<pb::ProbeRequest>,
+    ) -> Result<Response<Self::ProbeStream>, Status> {
+        unimplemented()
+    }
+
     type SessionStream = BoxStream<pb::ServerMessage>;
     async fn session(
         &self,

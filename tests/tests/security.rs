@@ -1470,7 +1470,7 @@ fn probes_follow_the_ptrace_rule() {
     let roots = Target::start(root_cmd, "probe_target");
     let mut c = AsClient::as_user(&u, &[], &srv.uri());
     for pid in [theirs.child.id(), roots.child.id()] {
-        let a = c.cmd(&format!("probe {pid} probe_target"));
+        let a = c.cmd(&format!("probe {pid} probed_fn"));
         assert!(a.starts_with("err PermissionDenied"), "{a}");
         assert_eq!(
             common::proc_status(pid as i32, "TracerPid").as_deref(),
@@ -1478,7 +1478,7 @@ fn probes_follow_the_ptrace_rule() {
         );
     }
     let pid = mine.child.id();
-    let a = c.cmd(&format!("probe {pid} probe_target"));
+    let a = c.cmd(&format!("probe {pid} probed_fn"));
     assert!(a.starts_with("ok engine="), "{a}");
     let engine = AsClient::field(&a, "engine");
     // It counts: spin calls the function every millisecond.

@@ -1,7 +1,9 @@
 //! Tracee for probes: a function with a known symbol, called a known
 //! number of times with known arguments.
 //!
-//! `probe_target` is written in assembly (so its code, and so what a
+//! `probed_fn` (a name no demangled Rust symbol of this program starts
+//! with: bpftrace 0.17 takes `probe_target` for `probe_target::main` and
+//! its kin too) is written in assembly (so its code, and so what a
 //! uprobe on it costs, does not depend on the compiler): it starts with
 //! `push %rbp` (which the kernel emulates at a uprobe, as most compiled
 //! functions' first instruction) and returns `x + 1`.
@@ -9,7 +11,7 @@
 //! Usage:
 //! - `probe_target calls N [ROUNDS]`: prints `ready PID`, then for each
 //!   round waits for a line on stdin and makes N calls
-//!   `probe_target(i % 10, NAMES[i % 3])` for i in 0..N (NAMES: "alpha",
+//!   `probed_fn(i % 10, NAMES[i % 3])` for i in 0..N (NAMES: "alpha",
 //!   "beta", "gamma"), printing `done ROUND` after each; exits after the
 //!   last round (default 1) once stdin gives one more line or ends. It
 //!   pauses 1 ms after every 32 calls, so that a probe's hits (recorded
@@ -20,7 +22,7 @@
 //! - `probe_target run N`: makes the N calls of one round at once, prints
 //!   `done 0 SUM` and exits (for a spawned program).
 //! - `probe_target loop N`: prints `ready PID`, waits for a line on
-//!   stdin, makes N calls `probe_target(i, "alpha")` as fast as it can,
+//!   stdin, makes N calls `probed_fn(i, "alpha")` as fast as it can,
 //!   prints `ns_per_call X SUM`, and exits after one more line (or the
 //!   end of stdin).
 //! - `probe_target spin`: calls probe_target(1, "alpha") forever, every
@@ -30,28 +32,28 @@ use std::ffi::{c_char, CStr};
 use std::io::{BufRead, Write};
 
 std::arch::global_asm!(
-    ".globl probe_target",
-    ".type probe_target,@function",
-    "probe_target:",
+    ".globl probed_fn",
+    ".type probed_fn,@function",
+    "probed_fn:",
     "push %rbp",
     "mov %rsp, %rbp",
     "lea 1(%rdi), %rax",
     "pop %rbp",
     "ret",
-    ".size probe_target, .-probe_target",
+    ".size probed_fn, .-probed_fn",
     options(att_syntax)
 );
 
 extern "C" {
     /// Returns `x + 1`; `name` is there to be captured.
-    fn probe_target(x: u64, name: *const c_char) -> u64;
+    fn probed_fn(x: u64, name: *const c_char) -> u64;
 }
 
 const NAMES: [&CStr; 3] = [c"alpha", c"beta", c"gamma"];
 
 fn call(x: u64, name: &CStr) -> u64 {
-    // SAFETY: probe_target reads only its register arguments.
-    unsafe { probe_target(std::hint::black_box(x), name.as_ptr()) }
+    // SAFETY: probed_fn reads only its register arguments.
+    unsafe { probed_fn(std::hint::black_box(x), name.as_ptr()) }
 }
 
 fn main() {

@@ -10,6 +10,7 @@
 //! utrace [--server URI] regs -p PID [NAME…]
 //! utrace [--server URI] regs set -p PID NAME=VALUE…
 //! utrace [--server URI] gdb (--stdio | --listen ADDR) (-p PID | [--] CMD ARGS…)
+//! utrace [--server URI] probe [-f text|json] (-e PROGRAM | FILE) (-p PID | -c 'CMD ARGS' | [--] CMD ARGS…)
 //! utrace completions SHELL
 //! ```
 //!
@@ -25,11 +26,12 @@
 //!
 //! Exit status: `trace` leaves with the traced program's (128 + the signal
 //! that killed it), as strace; 0 after `-p` (detached with Ctrl-C or the
-//! process ended); 1 when the server refuses or fails (the message names the
-//! field and the fix), or when an op of `batch`, `mem` or `regs` failed
-//! (its code and message on stderr); 2 on a usage error (a `batch` input
-//! that is not a JSON array of ops included). Logs (`RUST_LOG=debug`) go to
-//! stderr.
+//! process ended); `probe` leaves with 0, as bpftrace; 1 when the server
+//! refuses or fails (the message names the field and the fix), or when an
+//! op of `batch`, `mem` or `regs` failed (its code and message on stderr);
+//! 2 on a usage error (a `batch` input that is not a JSON array of ops, or
+//! a `probe` program that does not compile, included). Logs
+//! (`RUST_LOG=debug`) go to stderr.
 
 mod assemble;
 mod batch;
@@ -37,6 +39,7 @@ mod brk;
 mod gdb;
 mod inject;
 mod mem;
+mod probe;
 mod regs;
 mod server;
 mod show;
@@ -108,6 +111,10 @@ enum Command {
     /// Serve gdb or lldb (GDB remote protocol) for a process, alongside
     /// whatever else traces it.
     Gdb(gdb::GdbCmd),
+    /// Probe a process bpftrace-style: uprobes and syscalls, with maps
+    /// (count, sum, hist…) kept by the server and printf events, printed
+    /// as bpftrace prints them.
+    Probe(probe::ProbeCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -410,6 +417,17 @@ async fn run(cli: Cli) -> Result<u8, String> {
         },
         _ => Vec::new(),
     };
+    // So is a probe's program: one that does not compile probes nothing.
+    let prepared = match &cli.command {
+        Command::Probe(p) => match probe::prepare(p) {
+            Ok(p) => Some(p),
+            Err(msg) => {
+                eprintln!("utrace: {msg}");
+                return Ok(2);
+            }
+        },
+        _ => None,
+    };
     let tls = match (&cli.tls_ca, &cli.tls_cert, &cli.tls_key) {
         (Some(ca), Some(cert), Some(key)) => Some(utrace_client::TlsOptions {
             ca: ca.clone(),
@@ -421,18 +439,24 @@ async fn run(cli: Cli) -> Result<u8, String> {
         _ => return Err("--tls-ca, --tls-cert and --tls-key go together".into()),
     };
     let mut conn = Connection::open(cli.server.as_deref(), tls.as_ref()).await?;
-    let result = command(&mut conn, cli.command, ops).await;
+    let result = command(&mut conn, cli.command, ops, prepared).await;
     conn.close().await;
     result
 }
 
-/// Run `cmd`; `ops` are a `batch` command's, read beforehand.
+/// Run `cmd`; `ops` are a `batch` command's, read beforehand, and
+/// `prepared` a `probe` command's compiled program.
 async fn command(
     conn: &mut Connection,
     cmd: Command,
     ops: Vec<utrace_client::pb::Op>,
+    prepared: Option<probe::Prepared>,
 ) -> Result<u8, String> {
     match cmd {
+        Command::Probe(_) => match prepared {
+            Some(p) => probe::run(conn, p).await,
+            None => Err("probe: the program was not compiled".into()),
+        },
         Command::Batch(b) => batch::run(conn, &b, ops).await,
         Command::Mem { cmd } => mem::run(conn, cmd).await,
         Command::Regs(r) => regs::run(conn, r).await,

@@ -330,7 +330,7 @@ mod tests {
     fn finds_a_libc_function_in_this_process() {
         let pid = std::process::id() as Tid;
         let p = function(pid, "libc", Some("getpid"), 0, false).expect("getpid in libc");
-        let real = libc::getpid as usize as u64;
+        let real = libc::getpid as *const () as usize as u64;
         // Probed at the function, or just after its endbr64.
         assert!(p.addr == real || p.addr == real + 4, "{p:?} vs {real:#x}");
         assert!(p.file.contains("libc"), "{p:?}");

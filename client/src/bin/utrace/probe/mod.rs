@@ -1,0 +1,564 @@
+//! `utrace probe`: bpftrace for one process, over the `Probe` call.
+//!
+//! ```text
+//! utrace probe -e 'uprobe:libc:malloc { @bytes = hist(arg0); }' -p 1234
+//! utrace probe -e 'tracepoint:syscalls:sys_enter_openat { printf("%s\n", str(args->filename)); }' -- ls
+//! utrace probe -f json prog.bt -c 'make -j2'
+//! ```
+//!
+//! The program is compiled here ([`parse`]) into one `ProbeRequest`: the
+//! server runs the uprobe and syscall clauses and keeps the maps; BEGIN,
+//! END and the interval block run here, on the server's `started` report,
+//! its final snapshot and its periodic snapshots. Everything printed is
+//! bpftrace's format ([`print`]): `Attaching N probes...`, the events'
+//! printf lines as they come, and at the end (the process exited, an
+//! exit() ran, or Ctrl-C detached the probe) END's output, then every map.
+
+pub mod parse;
+pub mod print;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::debug;
+use utrace_client::pb;
+use utrace_client::pb::probe_report::Kind;
+
+use self::parse::{ClientAction, EventAction, Program};
+use self::print::{sprintf, OutputFormat, Printer};
+use crate::server::Connection;
+use crate::write_stdout;
+
+/// How long the final snapshot may take after a detach.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `probe` command line: bpftrace's options.
+#[derive(Args, Debug)]
+#[command(
+    override_usage = "utrace probe [-f text|json] (-e PROGRAM | FILE) (-p PID | -c 'CMD ARGS' | [--] CMD [ARGS]...)"
+)]
+pub struct ProbeCmd {
+    /// The program, in bpftrace's language (instead of FILE).
+    #[arg(short = 'e', value_name = "PROGRAM")]
+    pub program: Option<String>,
+    /// Probe this running process (all its threads).
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "cmd")]
+    pub pid: Option<u32>,
+    /// Start this command and probe it: its words split on white space,
+    /// as bpftrace does.
+    #[arg(short = 'c', value_name = "CMD")]
+    pub cmd: Option<String>,
+    /// Output format: bpftrace's text, or its JSON lines.
+    #[arg(short = 'f', value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// The program's file (`-` for standard input) when there is no -e;
+    /// with -e, the command to start.
+    #[arg(value_name = "FILE")]
+    pub file: Option<String>,
+    /// The command to start and its arguments.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// A `probe` command, compiled and ready to run.
+pub struct Prepared {
+    program: Program,
+    target: pb::probe_request::Target,
+    format: OutputFormat,
+}
+
+/// Read and compile the program and settle the target, before connecting:
+/// a message for `utrace: ` and exit status 2 if anything is wrong.
+pub fn prepare(cmd: &ProbeCmd) -> Result<Prepared, String> {
+    let mut command = cmd.command.clone();
+    let (source, origin) = match (&cmd.program, &cmd.file) {
+        (Some(p), file) => {
+            if let Some(f) = file {
+                command.insert(0, f.clone());
+            }
+            (p.clone(), String::new())
+        }
+        (None, Some(f)) if f == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| format!("probe: cannot read the program from standard input: {e}"))?;
+            (s, "stdin:".to_string())
+        }
+        (None, Some(f)) => {
+            let s = std::fs::read_to_string(f)
+                .map_err(|e| format!("probe: cannot read {f}: {e}"))?;
+            (s, format!("{f}:"))
+        }
+        (None, None) => {
+            return Err(
+                "probe: no program: give one with -e 'PROGRAM' or as a FILE (see `utrace probe --help`)"
+                    .into(),
+            )
+        }
+    };
+    let program = parse::compile(&source).map_err(|e| {
+        let mut msg = format!("probe: {origin}{e}");
+        if let Some(line) = source.lines().nth(e.pos.line as usize - 1) {
+            let pad: String = line
+                .chars()
+                .take(e.pos.col as usize - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            msg.push_str(&format!("\n{line}\n{pad}^"));
+        }
+        msg
+    })?;
+    let argv = match &cmd.cmd {
+        Some(c) => {
+            if !command.is_empty() {
+                return Err("probe: -c and a command after the program go separately".into());
+            }
+            c.split_whitespace().map(str::to_string).collect()
+        }
+        None => command,
+    };
+    let target = match (cmd.pid, argv.is_empty()) {
+        (Some(pid), true) => pb::probe_request::Target::Pid(pid),
+        (Some(_), false) => return Err("probe: -p PID and a command to start go separately".into()),
+        (None, false) => {
+            let (env, cwd) = crate::trace::own_env_and_cwd();
+            pb::probe_request::Target::Spawn(pb::ProbeSpawn { argv, env, cwd })
+        }
+        (None, true) => {
+            return Err(
+                "probe: which process? -p PID, -c 'CMD ARGS', or the command after the program \
+                 (utrace probes one process, not the whole system)"
+                    .into(),
+            )
+        }
+    };
+    Ok(Prepared {
+        program,
+        target,
+        format: cmd.format,
+    })
+}
+
+/// What the run loop keeps.
+struct State<'a> {
+    prog: &'a Program,
+    printer: Printer<'a>,
+    /// The probe's engine, once started.
+    engine_id: Option<u64>,
+    /// An exit() ran or Ctrl-C came: the probe is being detached; events
+    /// and periodic snapshots are no longer shown (as bpftrace).
+    ending: bool,
+    /// The final snapshot.
+    last: Option<pb::ProbeSnapshot>,
+    /// Maps END cleared.
+    cleared: BTreeSet<String>,
+    /// Events the server reported lost, with the events.
+    lost_seen: u64,
+}
+
+impl State<'_> {
+    /// Run a BEGIN, END or interval block against `snap`; whether it
+    /// called exit().
+    fn client_block(
+        &mut self,
+        actions: &[ClientAction],
+        snap: Option<&pb::ProbeSnapshot>,
+        out: &mut String,
+    ) -> bool {
+        let mut cleared_now: BTreeSet<&str> = BTreeSet::new();
+        for a in actions {
+            match a {
+                ClientAction::Printf { format, args } => {
+                    out.push_str(&self.printer.printf(&sprintf(format, args)));
+                }
+                ClientAction::Print { map, top, div } => {
+                    let m = if cleared_now.contains(map.as_str()) || self.cleared.contains(map) {
+                        None
+                    } else {
+                        print::snapshot_map(snap, map)
+                    };
+                    out.push_str(&self.printer.map(map, m, *top, *div));
+                }
+                ClientAction::Clear(map) => {
+                    cleared_now.insert(map);
+                }
+                ClientAction::Time(f) => out.push_str(&self.printer.time(&strftime(f))),
+                ClientAction::Exit => return true,
+            }
+        }
+        false
+    }
+
+    /// A clause's event; whether it called exit().
+    fn event(&mut self, ev: &pb::ProbeEvent, out: &mut String) -> bool {
+        if ev.dropped_before > 0 {
+            self.lost_seen += ev.dropped_before;
+            out.push_str(&self.printer.lost(ev.dropped_before));
+        }
+        let Some(actions) = self.prog.events.get(ev.clause as usize) else {
+            debug!(clause = ev.clause, "an event of no clause of ours");
+            return false;
+        };
+        let mut values = ev.values.as_slice();
+        for a in actions {
+            match a {
+                EventAction::Printf { format, args } => {
+                    let n = (*args).min(values.len());
+                    out.push_str(&self.printer.printf(&sprintf(format, &values[..n])));
+                    values = &values[n..];
+                }
+                EventAction::Time(f) => out.push_str(&self.printer.time(&strftime(f))),
+                EventAction::Exit => return true,
+            }
+        }
+        false
+    }
+
+    /// The end: END, then every map, as bpftrace prints them at exit.
+    fn finish(&mut self, out: &mut String) {
+        let snap = self.last.take();
+        let end = self.prog.end.clone();
+        let mut cleared_now = BTreeSet::new();
+        // END's clear()s count for the maps printed after it.
+        for a in &end {
+            if let ClientAction::Clear(m) = a {
+                cleared_now.insert(m.clone());
+            }
+        }
+        self.client_block(&end, snap.as_ref(), out);
+        self.cleared.extend(cleared_now);
+        out.push_str(&self.printer.all_maps(snap.as_ref(), &self.cleared));
+        if let Some(s) = &snap {
+            warn_losses(s, self.lost_seen);
+        }
+    }
+}
+
+/// The time of day as `format` (strftime) says.
+fn strftime(format: &str) -> String {
+    let mut s = String::new();
+    if std::fmt::Write::write_fmt(
+        &mut s,
+        format_args!("{}", chrono::Local::now().format(format)),
+    )
+    .is_err()
+    {
+        return format.to_string();
+    }
+    s
+}
+
+/// Say on stderr what the server could not count or keep.
+fn warn_losses(s: &pb::ProbeSnapshot, lost_seen: u64) {
+    if let Some(c) = &s.counters {
+        if c.hits_lost > 0 {
+            eprintln!(
+                "utrace: {} hits were lost: the process outran the server (the maps miss them)",
+                c.hits_lost
+            );
+        }
+        if c.events_dropped > lost_seen {
+            eprintln!(
+                "utrace: {} events were dropped (past the events-per-second limit, or a full queue)",
+                c.events_dropped - lost_seen
+            );
+        }
+        if c.read_errors > 0 {
+            eprintln!(
+                "utrace: {} str() reads failed (the address was not readable)",
+                c.read_errors
+            );
+        }
+    }
+    for m in &s.maps {
+        if m.keys_dropped > 0 {
+            eprintln!(
+                "utrace: {}: {} updates of new keys were dropped: the map was full \
+                 (BPFTRACE_MAP_KEYS_MAX raises the limit)",
+                m.name, m.keys_dropped
+            );
+        }
+    }
+}
+
+/// Run the probe to its end; exit status 0 (bpftrace's), errors from the
+/// server as `utrace: MESSAGE`, status 1.
+pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String> {
+    let Prepared {
+        program,
+        target,
+        format,
+    } = prepared;
+    // Before the probe starts, so that an early Ctrl-C is ours.
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
+    let mut sigterm = signal(SignalKind::terminate())
+        .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
+
+    let mut request = program.request.clone();
+    request.target = Some(target);
+    let mut stream = conn
+        .client
+        .probe(request)
+        .await
+        .map_err(|s| program.explain(s.message()))?;
+
+    let mut st = State {
+        prog: &program,
+        printer: Printer {
+            format,
+            maps: &program.maps,
+        },
+        engine_id: None,
+        ending: false,
+        last: None,
+        cleared: BTreeSet::new(),
+        lost_seen: 0,
+    };
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut stop = false;
+        let next = tokio::select! {
+            _ = sigint.recv() => { stop = true; None }
+            _ = sigterm.recv() => { stop = true; None }
+            _ = timeout => {
+                return Err(format!(
+                    "the server did not end the probe within {} s of the detach; its last \
+                     counts are lost",
+                    DETACH_TIMEOUT.as_secs()
+                ));
+            }
+            m = stream.message() => Some(m),
+        };
+        if stop {
+            if st.ending {
+                return Err("interrupted again: the final counts are lost".into());
+            }
+            let Some(id) = st.engine_id else {
+                // Not started: cancelling the call is all there is to do.
+                debug!("interrupted before the probe started");
+                return Ok(0);
+            };
+            st.ending = true;
+            deadline = Some(tokio::time::Instant::now() + DETACH_TIMEOUT);
+            detach(conn, id).await;
+            continue;
+        }
+        let report = match next {
+            Some(Ok(Some(r))) => r,
+            Some(Ok(None)) => {
+                debug!("the probe's stream ended");
+                break;
+            }
+            Some(Err(status)) => return Err(program.explain(status.message())),
+            None => continue,
+        };
+        let mut out = String::new();
+        let mut exit = false;
+        match report.kind {
+            Some(Kind::Started(s)) => {
+                debug!(engine = s.engine_id, pid = s.pid, points = ?s.points, "probe started");
+                for p in s.points.iter().filter(|p| p.pending) {
+                    debug!(
+                        clause = p.clause,
+                        point = p.point,
+                        "pending until its library loads"
+                    );
+                }
+                st.engine_id = Some(s.engine_id);
+                out.push_str(&st.printer.attached(st.prog.probes));
+                let begin = st.prog.begin.clone();
+                exit = st.client_block(&begin, None, &mut out);
+            }
+            // After an exit() or Ctrl-C, bpftrace shows no more events.
+            Some(Kind::Event(ev)) if !st.ending => exit = st.event(&ev, &mut out),
+            Some(Kind::Event(_)) => {}
+            Some(Kind::Snapshot(s)) => {
+                if s.r#final {
+                    st.last = Some(s);
+                } else if !st.ending {
+                    let interval = st.prog.interval.clone();
+                    exit = st.client_block(&interval, Some(&s), &mut out);
+                }
+            }
+            Some(Kind::Ended(e)) => {
+                debug!(reason = %e.reason, "probe ended");
+                let usual = e.reason == "detached" || e.reason.ends_with("process exited");
+                if !usual && !st.ending {
+                    eprintln!("utrace: the probe ended: {}", e.reason);
+                }
+                break;
+            }
+            None => {}
+        }
+        write_stdout(out.as_bytes())?;
+        if exit && !st.ending {
+            st.ending = true;
+            if let Some(id) = st.engine_id {
+                deadline = Some(tokio::time::Instant::now() + DETACH_TIMEOUT);
+                detach(conn, id).await;
+            }
+        }
+    }
+    let mut out = String::new();
+    st.finish(&mut out);
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+/// Detach the probe's engine: the server sends the final snapshot and
+/// `ended`. A probe that already ended is no error.
+async fn detach(conn: &mut Connection, id: u64) {
+    if let Err(s) = conn.client.detach(id).await {
+        debug!(code = ?s.code(), "detach: {}", s.message());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    fn probe_cmd(args: &[&str]) -> ProbeCmd {
+        let mut argv = vec!["utrace", "probe"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Probe(p),
+                ..
+            }) => p,
+            Ok(other) => panic!("{args:?}: {other:?}"),
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    const PROG: &str = "uprobe:libc:malloc { @ = count(); }";
+
+    #[test]
+    fn command_lines() {
+        let p = probe_cmd(&["-e", PROG, "-p", "42"]);
+        let prep = prepare(&p).expect("prepared");
+        assert_eq!(prep.target, pb::probe_request::Target::Pid(42));
+        assert_eq!(prep.format, OutputFormat::Text);
+
+        let p = probe_cmd(&["-f", "json", "-e", PROG, "-c", "ls  -l /tmp"]);
+        let prep = prepare(&p).expect("prepared");
+        let pb::probe_request::Target::Spawn(s) = prep.target else {
+            panic!("not a spawn");
+        };
+        assert_eq!(s.argv, ["ls", "-l", "/tmp"]);
+        assert!(!s.env.is_empty());
+        assert_eq!(prep.format, OutputFormat::Json);
+
+        for args in [
+            &["-e", PROG, "--", "ls", "-l"][..],
+            &["-e", PROG, "ls", "-l"][..],
+        ] {
+            let prep = prepare(&probe_cmd(args)).expect("prepared");
+            let pb::probe_request::Target::Spawn(s) = prep.target else {
+                panic!("not a spawn");
+            };
+            assert_eq!(s.argv, ["ls", "-l"], "{args:?}");
+        }
+    }
+
+    #[test]
+    fn program_files() {
+        let dir = std::env::temp_dir().join(format!("utrace-probe-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let file = dir.join("p.bt");
+        std::fs::write(&file, format!("{PROG}\n")).expect("write");
+        let path = file.to_str().expect("utf-8 path");
+        let p = probe_cmd(&[path, "-p", "7"]);
+        assert_eq!(
+            prepare(&p).expect("prepared").target,
+            pb::probe_request::Target::Pid(7)
+        );
+        let p = probe_cmd(&[path, "--", "ls", "-a"]);
+        let pb::probe_request::Target::Spawn(s) = prepare(&p).expect("prepared").target else {
+            panic!("not a spawn");
+        };
+        assert_eq!(s.argv, ["ls", "-a"]);
+
+        std::fs::write(&file, "uprobe:libc:malloc {\n  @ = count(\n}\n").expect("write");
+        let msg = prepare(&probe_cmd(&[path, "-p", "7"]))
+            .err()
+            .expect("an error");
+        assert_eq!(
+            msg,
+            format!("probe: {path}:3:1: expected an expression, found '}}'\n}}\n^")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn usage_errors() {
+        let err = |args: &[&str]| prepare(&probe_cmd(args)).err().expect("an error");
+        assert!(err(&["-p", "1"]).contains("no program"));
+        assert!(err(&["-e", PROG]).contains("which process?"));
+        assert!(err(&["-e", PROG, "-c", "ls", "ls"]).contains("go separately"));
+        assert!(err(&["-e", PROG, "-p", "1", "ls"]).contains("go separately"));
+        assert_eq!(
+            err(&["-e", "uprobe:libc:puts { @[str(arg0 { }", "-p", "1"]),
+            "probe: 1:31: expected ')' after str's argument, found '{'\n\
+             uprobe:libc:puts { @[str(arg0 { }\n                              ^"
+        );
+    }
+
+    #[test]
+    fn events_print_their_printfs_in_turn() {
+        let prog = parse::compile(
+            "uprobe:libc:puts { printf(\"%s:\", comm); printf(\" %d\\n\", arg0); } \
+             uprobe:libc:exit { exit(); printf(\"never\\n\"); }",
+        )
+        .expect("compiles");
+        let mut st = State {
+            prog: &prog,
+            printer: Printer {
+                format: OutputFormat::Text,
+                maps: &prog.maps,
+            },
+            engine_id: Some(1),
+            ending: false,
+            last: None,
+            cleared: BTreeSet::new(),
+            lost_seen: 0,
+        };
+        let v = |v| pb::ProbeValue { value: Some(v) };
+        let ev = pb::ProbeEvent {
+            clause: 0,
+            values: vec![
+                v(pb::probe_value::Value::Str("sh".into())),
+                v(pb::probe_value::Value::Int(7)),
+            ],
+            dropped_before: 2,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        assert!(!st.event(&ev, &mut out));
+        assert_eq!(out, "Lost 2 events\nsh: 7\n");
+        let mut out = String::new();
+        assert!(st.event(
+            &pb::ProbeEvent {
+                clause: 1,
+                ..Default::default()
+            },
+            &mut out
+        ));
+        assert_eq!(out, "");
+    }
+}
