@@ -5,12 +5,13 @@ use utrace_proto::v1 as pb;
 use crate::peer::Peer;
 
 /// Capabilities that matter to a tracer, by bit number.
-const CAPS: [(u32, &str); 5] = [
+const CAPS: [(u32, &str); 6] = [
     (19, "CAP_SYS_PTRACE"),
     (21, "CAP_SYS_ADMIN"),
     (7, "CAP_SETUID"),
     (6, "CAP_SETGID"),
     (5, "CAP_KILL"),
+    (38, "CAP_PERFMON"),
 ];
 
 fn effective_caps() -> Vec<String> {
@@ -32,7 +33,9 @@ fn probe_backends(caps: &[String]) -> Vec<pb::ProbeBackend> {
     let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok());
-    let admin = caps.iter().any(|c| c == "CAP_SYS_ADMIN");
+    let admin = caps
+        .iter()
+        .any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_PERFMON");
     let uprobe = match (pmu, admin) {
         (false, _) => (
             false,
@@ -47,7 +50,7 @@ fn probe_backends(caps: &[String]) -> Vec<pb::ProbeBackend> {
         ),
         (true, true) => (
             true,
-            "perf_event uprobes: a hit costs the program about 1.5 µs and no stop".to_string(),
+            "perf_event uprobes: a hit costs the program a few µs (a sample with its registers) and no stop".to_string(),
         ),
     };
     let seccomp = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")

@@ -155,7 +155,23 @@ pub fn info_text(info: &pb::ServerInfo, uri: &str, embedded: bool) -> String {
         ("caller rule", caller.rule.clone()),
         ("engines", info.engines.to_string()),
         ("tasks", info.tasks.to_string()),
+        (
+            "uprobes open",
+            format!("{} events, {} rings", info.uprobe_events, info.uprobe_rings),
+        ),
     ];
+    let mut rows = rows;
+    let backends: Vec<(String, String)> = info
+        .probe_backends
+        .iter()
+        .map(|b| {
+            (
+                format!("probe back end {}", b.name),
+                format!("{}: {}", yes_no(b.available), b.detail),
+            )
+        })
+        .collect();
+    rows.extend(backends.iter().map(|(k, v)| (k.as_str(), v.clone())));
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     let mut out = String::new();
     for (k, v) in rows {
@@ -200,7 +216,8 @@ pub fn info_json(info: &pb::ServerInfo, uri: &str, embedded: bool) -> String {
          \"capabilities\": {},\n  \"seccomp_filter\": {},\n  \"listen\": {},\n  \
          \"caller\": {{\"uid\": {}, \"gid\": {}, \"pid\": {}, \"transport\": {}, \
          \"may_trace_any\": {}, \"rule\": {}}},\n  \"pid\": {},\n  \"engines\": {},\n  \
-         \"tasks\": {}\n}}\n",
+         \"tasks\": {},\n  \"uprobe_events\": {},\n  \"uprobe_rings\": {},\n  \
+         \"probe_backends\": [{}]\n}}\n",
         json_str(uri),
         embedded,
         json_str(env!("CARGO_PKG_VERSION")),
@@ -219,6 +236,18 @@ pub fn info_json(info: &pb::ServerInfo, uri: &str, embedded: bool) -> String {
         info.pid,
         info.engines,
         info.tasks,
+        info.uprobe_events,
+        info.uprobe_rings,
+        info.probe_backends
+            .iter()
+            .map(|b| format!(
+                "{{\"name\": {}, \"available\": {}, \"detail\": {}}}",
+                json_str(&b.name),
+                b.available,
+                json_str(&b.detail)
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
     )
 }
 
