@@ -74,6 +74,9 @@ pub(crate) struct Bp {
     pub users: BTreeMap<EngineId, u32>,
     /// Users whose hits need the task stopped.
     pub stoppers: BTreeSet<EngineId>,
+    /// Users that only count hits (no registers): when every user does, a
+    /// uprobe site is served by counting events, no sample per hit.
+    pub counters: BTreeSet<EngineId>,
     pub mech: Mech,
     /// An `int3` site whose original byte is in memory for now (see the
     /// module's doc). Any change of mechanism ends it.
@@ -91,6 +94,7 @@ impl Bp {
             orig,
             users: BTreeMap::new(),
             stoppers: BTreeSet::new(),
+            counters: BTreeSet::new(),
             mech: Mech::Unplaced,
             disarmed: false,
             no_probe: false,
@@ -100,6 +104,11 @@ impl Bp {
 
     pub fn is_int3(&self) -> bool {
         matches!(self.mech, Mech::Int3)
+    }
+
+    /// Every user only counts hits.
+    fn all_count(&self) -> bool {
+        !self.users.is_empty() && self.users.keys().all(|u| self.counters.contains(u))
     }
 }
 
@@ -284,6 +293,14 @@ impl Breakpoints {
         self.map.get(&addr).is_some_and(Bp::is_int3)
     }
 
+    /// Engines at `addr` that only count its hits.
+    pub fn counters(&self, addr: u64) -> Vec<EngineId> {
+        self.map
+            .get(&addr)
+            .map(|b| b.counters.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Engines that inserted a breakpoint at `addr`.
     pub fn owners(&self, addr: u64) -> Vec<EngineId> {
         self.map
@@ -421,7 +438,16 @@ impl Breakpoints {
             Mech::Probe(_) => Now::Probe,
         };
         match (now, want_probe) {
-            (Now::Probe, true) | (Now::Int3, false) => return Ok(()),
+            (Now::Probe, true) => {
+                let want_counting = bp.all_count();
+                if let Mech::Probe(site) = &bp.mech {
+                    if site.counting != want_counting {
+                        self.switch_counting(addr, io, want_counting);
+                    }
+                }
+                return Ok(());
+            }
+            (Now::Int3, false) => return Ok(()),
             (Now::Unplaced, false) => {}
             (Now::Probe, false) => {
                 // The kernel puts the original instruction back as the
@@ -447,6 +473,36 @@ impl Breakpoints {
         Ok(())
     }
 
+    /// A uprobe site's users now all count (or no longer all do): its
+    /// events change kind. The new ones open before the old ones close, so
+    /// the kernel's uprobe stays in place (a hit between the two is
+    /// counted by both); what the old ones recorded is delivered. If the
+    /// new ones cannot open, the old ones stay.
+    fn switch_counting(&mut self, addr: u64, io: &mut Io<'_>, counting: bool) {
+        let Some(Bp {
+            mech: Mech::Probe(old),
+            ..
+        }) = self.map.get(&addr)
+        else {
+            return;
+        };
+        let target = old.target();
+        match self.probes.open_site(target, addr, io.threads, counting) {
+            Ok(site) => {
+                if let Mech::Probe(old) = self.set_mech(addr, Mech::Probe(site)) {
+                    self.probes.close_site(old);
+                }
+                debug!(
+                    pid = io.pid,
+                    addr, counting, "uprobe site: events changed kind"
+                );
+            }
+            Err(e) => {
+                debug!(pid = io.pid, addr, %e, "uprobe site: events kept (new ones failed)");
+            }
+        }
+    }
+
     /// Serve `addr` with uprobes if one can; `false` (and `no_probe` set)
     /// if not, the site as it was.
     fn place_probe(&mut self, addr: u64, io: &mut Io<'_>) -> bool {
@@ -456,6 +512,7 @@ impl Breakpoints {
         let Some(bp) = self.map.get(&addr) else {
             return false;
         };
+        let counting = bp.all_count();
         // Not where an int3 of ours serves the same location elsewhere
         // (the uprobe would erase it).
         let own = u32::from(bp.is_int3());
@@ -481,7 +538,7 @@ impl Breakpoints {
             }
             self.unplace(addr);
         }
-        match self.probes.open_site(target, addr, io.threads) {
+        match self.probes.open_site(target, addr, io.threads, counting) {
             Ok(site) => {
                 debug!(pid = io.pid, addr, "breakpoint: served by a uprobe");
                 self.set_mech(addr, Mech::Probe(site));
@@ -526,6 +583,7 @@ impl Breakpoints {
             .iter_mut()
             .filter_map(|(addr, bp)| {
                 bp.stoppers.remove(&engine);
+                bp.counters.remove(&engine);
                 bp.users.remove(&engine).map(|_| *addr)
             })
             .collect();

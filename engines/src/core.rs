@@ -860,6 +860,30 @@ impl Core {
         self.open_rings.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
+    /// Read process `pid`'s counting uprobe events and deliver what they
+    /// counted, with every hit waiting in its rings.
+    pub fn flush_counts_of(&mut self, pid: Tid) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.breakpoints.probes.read_counts();
+        }
+        self.deliver_hits(pid, None);
+    }
+
+    /// [`Core::flush_counts_of`] every process engine `id` is attached to.
+    pub fn flush_counts(&mut self, id: EngineId) -> Result<()> {
+        self.check_engine(id)?;
+        let pids: Vec<Tid> = self
+            .procs
+            .values()
+            .filter(|p| p.engines.contains(&id))
+            .map(|p| p.pid)
+            .collect();
+        for pid in pids {
+            self.flush_counts_of(pid);
+        }
+        Ok(())
+    }
+
     /// [`Core::deliver_hits`] for every process with rings.
     pub fn deliver_all_hits(&mut self) {
         let pids: Vec<Tid> = self
@@ -887,6 +911,7 @@ impl Core {
         // Who is told, per address: the same for a run of hits there (these
         // callbacks have no task, and cannot change who owns what).
         let mut order: Vec<EngineId> = Vec::new();
+        let mut counters: Vec<EngineId> = Vec::new();
         let mut order_of = None;
         for rec in recs {
             if order_of != Some(rec.addr()) {
@@ -894,6 +919,7 @@ impl Core {
                     return;
                 };
                 let owners = p.breakpoints.owners(rec.addr());
+                counters = p.breakpoints.counters(rec.addr());
                 // Like an int3's hit: to its owners that want breakpoint
                 // reports, in attach order.
                 order.clear();
@@ -911,10 +937,17 @@ impl Core {
                     continue;
                 };
                 self.stats.reports += 1;
+                use crate::uprobe::Record;
                 match &rec {
-                    crate::uprobe::Record::Hit(h) => e.report_breakpoint_hit(h),
-                    crate::uprobe::Record::Lost { addr, n } => {
-                        e.report_breakpoint_hits_lost(pid, *addr, *n)
+                    // An engine that only counts here gets the count, even
+                    // where others' needs make the site sample.
+                    Record::Hit(h) if counters.contains(&id) => {
+                        e.report_breakpoint_count(pid, h.tid, h.addr, 1)
+                    }
+                    Record::Hit(h) => e.report_breakpoint_hit(h),
+                    Record::Lost { addr, n } => e.report_breakpoint_hits_lost(pid, *addr, *n),
+                    Record::Count { tid, addr, n } => {
+                        e.report_breakpoint_count(pid, *tid, *addr, *n)
                     }
                 }
             }
@@ -1709,10 +1742,10 @@ impl Core {
             .filter(|p| p.engines.contains(&id))
             .map(|p| p.pid)
             .collect();
-        // Hits its uprobes recorded before now are its own: delivered
-        // first (a probe's last counts include them).
+        // Hits its uprobes recorded (or counted) before now are its own:
+        // delivered first (a probe's last counts include them).
         for pid in &pids {
-            self.deliver_hits(*pid, None);
+            self.flush_counts_of(*pid);
         }
         let Some(mut slot) = self.engines.remove(&id) else {
             return;

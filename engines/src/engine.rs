@@ -199,6 +199,16 @@ pub trait Engine: Send + 'static {
     /// thread's next stop is reported.
     fn report_breakpoint_hit(&mut self, hit: &crate::BreakpointHit) {}
 
+    /// `hits` hits by thread `tid` of process `pid` of this engine's
+    /// breakpoint at `addr`, inserted with
+    /// [`Task::insert_breakpoint_counted`] (only counts wanted): where a
+    /// uprobe serves it, every user of which only counts, the kernel
+    /// counts them without a sample, and they arrive when the tracer reads
+    /// the counts ([`crate::Tracer::flush_counts`], a detach, the thread's
+    /// end); where samples are taken anyway, one call per hit. (At an int3,
+    /// [`Engine::report_breakpoint`] as for any breakpoint.)
+    fn report_breakpoint_count(&mut self, pid: Tid, tid: Tid, addr: u64, hits: u64) {}
+
     /// The kernel could not record `lost` hits of this engine's breakpoint
     /// at `addr` in process `pid` (the tracer fell behind a hot breakpoint
     /// and a thread's ring filled). Every hit is either reported or counted

@@ -900,12 +900,35 @@ impl Task<'_> {
     /// ([`crate::EngineOptions::breakpoint_hits`]), by the kernel's uprobe
     /// ([`crate::Engine::report_breakpoint_hit`]).
     pub fn insert_breakpoint(&mut self, addr: u64) -> Result<()> {
+        self.insert_breakpoint_as(addr, false)
+    }
+
+    /// [`Task::insert_breakpoint`] for an engine that only counts this
+    /// breakpoint's hits (an engine with
+    /// [`crate::EngineOptions::breakpoint_hits`]): while every user of a
+    /// site served by a uprobe only counts, the kernel counts its hits
+    /// without a sample each (about a third of the cost), and they come as
+    /// [`crate::Engine::report_breakpoint_count`]. The same engine
+    /// inserting it uncounted too wants the hits themselves.
+    pub fn insert_breakpoint_counted(&mut self, addr: u64) -> Result<()> {
+        self.insert_breakpoint_as(addr, self.engine.breakpoint_hits)
+    }
+
+    fn insert_breakpoint_as(&mut self, addr: u64, counted: bool) -> Result<()> {
         let id = self.engine.id;
         let stops = !self.engine.breakpoint_hits;
         let gate = self.gate;
         if let Some(bp) = self.bps.map.get_mut(&addr) {
+            let first = !bp.users.contains_key(&id);
             *bp.users.entry(id).or_insert(0) += 1;
-            if stops && bp.stoppers.insert(id) {
+            // Counting changes only with a new user, or a counting one
+            // that now wants hits.
+            let counting_changed = if counted {
+                first && bp.counters.insert(id)
+            } else {
+                bp.counters.remove(&id) || first
+            };
+            if (stops && bp.stoppers.insert(id)) || counting_changed {
                 let _c = gate.changing();
                 let r = {
                     let (bps, mut io) = self.sites();
@@ -937,6 +960,9 @@ impl Task<'_> {
         if stops {
             bp.stoppers.insert(id);
         }
+        if counted {
+            bp.counters.insert(id);
+        }
         self.bps.map.insert(addr, bp);
         let r = {
             let (bps, mut io) = self.sites();
@@ -967,6 +993,7 @@ impl Task<'_> {
         }
         bp.users.remove(&id);
         bp.stoppers.remove(&id);
+        bp.counters.remove(&id);
         let last = bp.users.is_empty();
         let gate = self.gate;
         let _c = gate.changing();

@@ -272,6 +272,13 @@ impl Tracer {
         self.call(move |core| core.control(engine, tid, action))
     }
 
+    /// Deliver to `engine` every uprobe hit recorded or counted so far in
+    /// its processes (counting events are read only when asked: before a
+    /// snapshot of what an engine aggregates, say).
+    pub fn flush_counts(&self, engine: EngineId) -> Request<()> {
+        self.call(move |core| core.flush_counts(engine))
+    }
+
     /// Stop a running task soon and call `engine`'s `report_quiesce` there.
     pub fn interrupt(&self, engine: EngineId, tid: Tid) -> Request<()> {
         self.call(move |core| core.request_quiesce(engine, tid))

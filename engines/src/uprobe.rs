@@ -106,7 +106,7 @@ pub(crate) fn locate(pid: Tid, addr: u64) -> Option<Loc> {
 }
 
 /// Where a uprobe can serve an address: the file and the offset in it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Target {
     path: CString,
     offset: u64,
@@ -248,11 +248,18 @@ pub(crate) struct Site {
     target: Target,
     /// Event ids by thread.
     ids: FxHashMap<Tid, u64>,
+    /// Counting events (no sample per hit: every user only counts hits).
+    pub counting: bool,
 }
 
 impl Site {
     pub fn has_thread(&self, tid: Tid) -> bool {
         self.ids.contains_key(&tid)
+    }
+
+    /// Where it probes.
+    pub fn target(&self) -> Target {
+        self.target.clone()
     }
 }
 
@@ -299,6 +306,13 @@ pub(crate) enum Record {
         addr: u64,
         n: u64,
     },
+    /// Hits of the breakpoint at `addr` by thread `tid` that a counting
+    /// event counted (no sample: its users only count).
+    Count {
+        tid: Tid,
+        addr: u64,
+        n: u64,
+    },
 }
 
 impl Record {
@@ -306,7 +320,7 @@ impl Record {
     pub fn addr(&self) -> u64 {
         match self {
             Record::Hit(h) => h.addr,
-            Record::Lost { addr, .. } => *addr,
+            Record::Lost { addr, .. } | Record::Count { addr, .. } => *addr,
         }
     }
 }
@@ -317,8 +331,11 @@ struct Event {
     fd: Option<OwnedFd>,
     tid: Tid,
     addr: u64,
-    /// Losses already reported.
+    /// Losses already reported (a sampling event), or hits (a counting
+    /// one).
     lost: u64,
+    /// A counting event: no samples, `lost` counts its hits.
+    counting: bool,
 }
 
 impl Drop for Event {
@@ -370,9 +387,23 @@ fn close_later(fd: OwnedFd) {
 }
 
 impl Event {
-    /// Record in `out` what this event lost since last asked.
+    /// Record in `out` what this event lost since last asked (a sampling
+    /// event), or what it counted (a counting one).
     fn count_lost(&mut self, out: &mut Vec<Record>) {
         let Some(fd) = &self.fd else { return };
+        if self.counting {
+            if let Ok(total) = perf::count(fd) {
+                if total > self.lost {
+                    out.push(Record::Count {
+                        tid: self.tid,
+                        addr: self.addr,
+                        n: total - self.lost,
+                    });
+                    self.lost = total;
+                }
+            }
+            return;
+        }
         if let Ok(total) = perf::lost(fd) {
             if total > self.lost {
                 out.push(Record::Lost {
@@ -437,17 +468,25 @@ impl Probes {
         (self.events.len(), self.rings.len())
     }
 
-    /// Nothing to drain or deliver.
+    /// Nothing to drain or deliver (counting events are read when asked:
+    /// [`Probes::read_counts`]).
     pub fn is_empty(&self) -> bool {
         self.rings.is_empty() && self.pending.is_empty()
     }
 
     /// A uprobe at `addr` (served as `target` says) on each of `threads`.
     /// All or nothing: on an error no event stays open.
-    pub fn open_site(&mut self, target: Target, addr: u64, threads: &[Tid]) -> Result<Site, Errno> {
+    pub fn open_site(
+        &mut self,
+        target: Target,
+        addr: u64,
+        threads: &[Tid],
+        counting: bool,
+    ) -> Result<Site, Errno> {
         let mut site = Site {
             target,
             ids: FxHashMap::default(),
+            counting,
         };
         for &tid in threads {
             if let Err(e) = self.add_thread(&mut site, addr, tid) {
@@ -461,6 +500,22 @@ impl Probes {
     /// The site's uprobe on one more thread (a new one).
     pub fn add_thread(&mut self, site: &mut Site, addr: u64, tid: Tid) -> Result<(), Errno> {
         let pmu = perf::uprobe_pmu().ok_or(Errno::ENOENT)?;
+        if site.counting {
+            let (fd, id) =
+                perf::open_uprobe_counting(pmu, &site.target.path, site.target.offset, tid)?;
+            self.events.insert(
+                id,
+                Event {
+                    fd: Some(fd),
+                    tid,
+                    addr,
+                    lost: 0,
+                    counting: true,
+                },
+            );
+            site.ids.insert(tid, id);
+            return Ok(());
+        }
         let ring = match self.rings.entry(tid) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -481,10 +536,19 @@ impl Probes {
                 tid,
                 addr,
                 lost: 0,
+                counting: false,
             },
         );
         site.ids.insert(tid, id);
         Ok(())
+    }
+
+    /// Move what every counting event counted since last asked into the
+    /// records to deliver.
+    pub fn read_counts(&mut self) {
+        for ev in self.events.values_mut().filter(|e| e.counting) {
+            ev.count_lost(&mut self.pending);
+        }
     }
 
     /// Take the site's uprobes out (the kernel puts the original

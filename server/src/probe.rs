@@ -593,9 +593,10 @@ pub(crate) async fn start(
     // The channel has room: the first message goes in at once.
     let _ = tx.try_send(Ok(started));
     let registry = Arc::clone(&svc.registry);
+    let tracer = svc.tracer.clone();
     tokio::spawn(
         async move {
-            let gone = pump(&shared, &tx, every, clear).await;
+            let gone = pump(&shared, &tx, every, clear, &tracer, EngineId(engine_id)).await;
             if gone {
                 debug!(engine = engine_id, "probe client gone: detaching");
             }
@@ -615,6 +616,8 @@ async fn pump(
     tx: &mpsc::Sender<Result<pb::ProbeReport, Status>>,
     every: Option<Duration>,
     clear: bool,
+    tracer: &utrace_engines::Tracer,
+    engine: EngineId,
 ) -> bool {
     let mut tick = every.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
     loop {
@@ -647,6 +650,9 @@ async fn pump(
         tokio::select! {
             () = shared.notify.notified() => {}
             () = next_tick => {
+                // Counted hits (no sample each) are read now. An engine
+                // gone meanwhile has ended: its final snapshot follows.
+                let _ = tracer.flush_counts(engine).await;
                 if tx.send(Ok(snapshot(shared.snapshot(clear), false))).await.is_err() {
                     return true;
                 }

@@ -1,8 +1,10 @@
 //! What a function probe with `count()` costs the probed program, in one
 //! run, side by side: bpftrace (in-kernel BPF), utraced's Probe (kernel
-//! uprobes, aggregated in the server) with one client and with 16, and
-//! the same probe served by ptrace int3 (uprobes turned off), with the
-//! unprobed program as the floor.
+//! uprobes, aggregated in the server) with one client and with 16 (a
+//! count needs no sample: counting uprobe events), a `sum(arg0)` probe
+//! (a sample with the registers per hit), and the same count served by
+//! ptrace int3 (uprobes turned off), with the unprobed program as the
+//! floor.
 //!
 //! Tracee: `probe_target loop N`, a tight loop calling a five-instruction
 //! function (`push %rbp` first, which the kernel emulates at a uprobe);
@@ -135,9 +137,10 @@ fn bpftrace(n: u64) -> Result<(f64, u64), String> {
     Ok((ns, count.unwrap_or(0)))
 }
 
-/// `clients` Probe streams with `count()` on the function: (ns per call,
-/// counted, lost) — the first client's figures.
-async fn utraced(uri: &str, n: u64, clients: usize) -> (f64, u64, u64) {
+/// `clients` Probe streams with `count()` (or, `sampled`, `sum(arg0)`,
+/// which needs the registers of every hit) on the function: (ns per call,
+/// hits taken, hits lost), the first client's figures.
+async fn utraced(uri: &str, n: u64, clients: usize, sampled: bool) -> (f64, u64, u64) {
     let mut t = Target::start(n);
     let mut streams = Vec::new();
     for _ in 0..clients {
@@ -151,10 +154,21 @@ async fn utraced(uri: &str, n: u64, clients: usize) -> (f64, u64, u64) {
                         ..Default::default()
                     })),
                 }],
-                updates: vec![pb::MapUpdate {
-                    map: "@".into(),
-                    agg: pb::ProbeAggregation::Count as i32,
-                    ..Default::default()
+                updates: vec![if sampled {
+                    pb::MapUpdate {
+                        map: "@".into(),
+                        agg: pb::ProbeAggregation::Sum as i32,
+                        value: Some(pb::ProbeExpr {
+                            expr: Some(pb::probe_expr::Expr::Arg(0)),
+                        }),
+                        ..Default::default()
+                    }
+                } else {
+                    pb::MapUpdate {
+                        map: "@".into(),
+                        agg: pb::ProbeAggregation::Count as i32,
+                        ..Default::default()
+                    }
                 }],
                 ..Default::default()
             }],
@@ -180,11 +194,7 @@ async fn utraced(uri: &str, n: u64, clients: usize) -> (f64, u64, u64) {
             }
         }
         let last = last.expect("a final snapshot");
-        let counted = last
-            .maps
-            .first()
-            .and_then(|m| m.entries.first())
-            .map_or(0, |e| e.value as u64);
+        let counted = last.counters.map_or(0, |c| c.hits);
         let lost = last.counters.map_or(0, |c| c.hits_lost);
         first.get_or_insert((counted, lost));
     }
@@ -215,7 +225,9 @@ async fn main() {
     let mut one = Vec::new();
     let mut many = Vec::new();
     let mut int3 = Vec::new();
+    let mut sampled = Vec::new();
     let mut notes = (String::new(), String::new(), String::new(), String::new());
+    let mut sampled_note = String::new();
     for r in 0..runs {
         eprintln!("run {}/{runs}", r + 1);
         nat.push(tokio::task::block_in_place(|| native(n)));
@@ -228,14 +240,17 @@ async fn main() {
                 Err(e) => notes.0 = e,
             }
         }
-        let (ns, c, l) = utraced(&uri, n, 1).await;
+        let (ns, c, l) = utraced(&uri, n, 1, false).await;
         one.push(ns);
         notes.1 = format!("{c} counted + {l} lost");
-        let (ns, c, l) = utraced(&uri, n, 16).await;
+        let (ns, c, l) = utraced(&uri, n, 16, false).await;
         many.push(ns);
         notes.2 = format!("{c} counted + {l} lost (each)");
+        let (ns, c, l) = utraced(&uri, n, 1, true).await;
+        sampled.push(ns);
+        sampled_note = format!("{c} taken + {l} lost");
         std::env::set_var("UTRACE_NO_UPROBES", "1");
-        let (ns, c, l) = utraced(&uri, n_int3, 1).await;
+        let (ns, c, l) = utraced(&uri, n_int3, 1, false).await;
         std::env::remove_var("UTRACE_NO_UPROBES");
         int3.push(ns);
         notes.3 = format!("{c} counted + {l} lost of {n_int3}");
@@ -249,6 +264,7 @@ async fn main() {
     rows.push(("bpftrace @ = count()", bt.clone(), notes.0));
     rows.push(("utraced Probe count(), 1 client", one.clone(), notes.1));
     rows.push(("utraced Probe count(), 16 clients", many.clone(), notes.2));
+    rows.push(("utraced Probe sum(arg0) (sampled)", sampled, sampled_note));
     rows.push(("same probe served by ptrace int3", int3.clone(), notes.3));
     println!("\nfunction probe, count(): {n} calls ({n_int3} for int3), median of {runs} runs\n");
     println!(

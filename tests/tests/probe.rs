@@ -812,7 +812,14 @@ fn the_cli_prints_what_bpftrace_prints() {
         eprintln!("SKIP: bpftrace is not installed (apt-get install -y bpftrace): {bt:?}");
         return;
     }
-    let target = tracee!("probe_target");
+    // A copy of the program of its own: bpftrace's uprobes (and its
+    // tracepoints' comm filter) are system-wide, and other tests of this
+    // file run probe_target at the same time.
+    let dir = std::env::temp_dir().join(format!("utrace-bt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let copy = dir.join("probe_target_bt");
+    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let target = copy.to_str().expect("path");
     let utrace = common::users::workspace_bin("utrace");
     // bpftrace finds syscall tracepoints in tracefs, which this VM does
     // not mount at boot (utrace needs no tracefs).
@@ -834,7 +841,7 @@ fn the_cli_prints_what_bpftrace_prints() {
     ];
     if tracefs {
         programs.push(
-            "tracepoint:syscalls:sys_enter_write /comm == \"probe_target\"/ \
+            "tracepoint:syscalls:sys_enter_write /comm == \"probe_target_bt\"/ \
              { @[comm, args->fd] = count(); @bytes = sum(args->count); }"
                 .to_string(),
         );
@@ -895,4 +902,90 @@ fn the_cli_prints_what_bpftrace_prints() {
             assert_eq!(ours, theirs, "-f {fmt} -e {p}");
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A probe whose clauses only count (no predicate, keys the thread
+/// gives) is served by counting uprobe events: no sample and no ring per
+/// hit, counts read when asked. A client needing values joining the site
+/// turns it into sampling events, with no hit lost or counted twice
+/// while the program is idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_probes_take_no_samples() {
+    let (srv, mut a) = server().await;
+    let mut b = Client::connect(&srv.uri()).await.expect("second client");
+    let (mut child, mut out, pid) = target(600, 2);
+    use pb::ProbeAggregation as A;
+    let at = || pb::ProbePoint {
+        point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+            symbol: "probed_fn".into(),
+            offset: 8,
+            exact: true,
+            ..Default::default()
+        })),
+    };
+    let builtin = |b: pb::ProbeBuiltin| e(pb::probe_expr::Expr::Builtin(b as i32));
+    let req = pb::ProbeRequest {
+        snapshot_interval_ms: 50,
+        ..probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![at()],
+                updates: vec![pb::MapUpdate {
+                    keys: vec![
+                        builtin(pb::ProbeBuiltin::Pid),
+                        builtin(pb::ProbeBuiltin::Comm),
+                    ],
+                    ..upd("@c", A::Count, None)
+                }],
+                ..Default::default()
+            }],
+        )
+    };
+    let (mut sa, seen_a) = start(&mut a, req).await.expect("a starts");
+    // One counting event, no ring.
+    assert_eq!(uprobes_open(&mut a).await, (1, 0));
+    round(&mut child, &mut out);
+    let key = format!("{pid},probe_target");
+    // The counts are read for each periodic snapshot: one shows the round.
+    loop {
+        let m = tokio::time::timeout(TIMEOUT, sa.next())
+            .await
+            .expect("a snapshot in time")
+            .expect("stream open")
+            .expect("no error");
+        if let Some(pb::probe_report::Kind::Snapshot(snap)) = m.kind {
+            if maps(&snap)
+                .get("@c")
+                .and_then(|m| m.get(&key))
+                .is_some_and(|e| e.value == 600)
+            {
+                break;
+            }
+        }
+    }
+    let (sb, seen_b) = start(
+        &mut b,
+        probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![at()],
+                updates: vec![upd("@s", A::Sum, Some(arg(0)))],
+                ..Default::default()
+            }],
+        ),
+    )
+    .await
+    .expect("b starts");
+    // A sampling event and its ring now.
+    assert_eq!(uprobes_open(&mut a).await, (1, 1));
+    round(&mut child, &mut out);
+    a.detach(seen_a.engine_id).await.expect("a leaves");
+    b.detach(seen_b.engine_id).await.expect("b leaves");
+    let seen_a = finish(sa, seen_a).await;
+    let seen_b = finish(sb, seen_b).await;
+    assert_eq!(maps(seen_a.last())["@c"][&key].value, 1200);
+    assert_eq!(maps(seen_b.last())["@s"][""].value, 60 * 45);
+    drop(child.stdin.take());
+    let _ = child.wait();
 }

@@ -56,6 +56,11 @@ impl Cell {
         }
     }
 
+    /// `n` hits of a count.
+    fn add_hits(&mut self, n: u64) {
+        self.count += n;
+    }
+
     fn add(&mut self, agg: Agg, v: i64) {
         self.count += 1;
         self.sum = self.sum.wrapping_add(v);
@@ -193,6 +198,24 @@ impl Map {
             entries: FxHashMap::default(),
             keys_dropped: 0,
         }
+    }
+
+    /// Count `n` hits under `key` (a count map; bounds as
+    /// [`Map::update`]).
+    pub fn add_hits(&mut self, key: &[Value], n: u64, max_keys: usize, bytes: &mut usize) {
+        if let Some(c) = self.entries.get_mut(key) {
+            c.add_hits(n);
+            return;
+        }
+        let size = key_size(key);
+        if self.entries.len() >= max_keys || *bytes + size > super::MAX_KEY_BYTES {
+            self.keys_dropped += 1;
+            return;
+        }
+        *bytes += size;
+        let mut c = Cell::new(self.agg);
+        c.add_hits(n);
+        self.entries.insert(key.to_vec(), c);
     }
 
     /// Aggregate `v` under `key` (a new key only below `max_keys`, and

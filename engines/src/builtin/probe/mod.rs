@@ -324,8 +324,17 @@ impl ProbeEngine {
                 Point::Address(a) => resolve::address(pid, *a),
                 Point::Syscall { .. } => continue,
             };
+            let counted = self
+                .prog
+                .clauses
+                .get(ci as usize)
+                .is_some_and(|c| c.counts_only(&self.prog.maps));
             match r {
-                Ok(p) => match task.insert_breakpoint(p.addr) {
+                Ok(p) => match if counted {
+                    task.insert_breakpoint_counted(p.addr)
+                } else {
+                    task.insert_breakpoint(p.addr)
+                } {
                     Ok(()) => {
                         self.sites.entry(p.addr).or_default().push((ci, pi));
                         placed.push(PlacedPoint {
@@ -475,6 +484,34 @@ impl ProbeEngine {
         st.counters.read_errors += std::mem::take(&mut hit.read_errors);
     }
 
+    /// Clause `ci` for `n` counted hits of its point `pi` (a clause that
+    /// [`Clause::counts_only`]: its keys need no registers).
+    fn run_counted(&mut self, ci: u32, pi: u32, hit: &mut Hit<'_, '_>, n: u64) {
+        let prog = Arc::clone(&self.prog);
+        let Some(clause) = prog.clauses.get(ci as usize) else {
+            return;
+        };
+        hit.probe = self
+            .point_names
+            .get(ci as usize)
+            .and_then(|v| v.get(pi as usize))
+            .cloned();
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.lock();
+        st.counters.hits += n;
+        let mut key = Vec::new();
+        for u in &clause.updates {
+            key.clear();
+            for k in &u.keys {
+                key.push(self.eval(k, hit));
+            }
+            let st = &mut *st;
+            if let Some(m) = st.maps.get_mut(u.map) {
+                m.add_hits(&key, n, prog.limits.max_keys, &mut st.key_bytes);
+            }
+        }
+    }
+
     fn eval(&mut self, e: &Expr, hit: &mut Hit<'_, '_>) -> Value {
         match e {
             Expr::Int(i) => Value::Int(*i),
@@ -606,6 +643,8 @@ fn read_c_string(pid: Tid, addr: u64, max: usize) -> Option<Vec<u8>> {
 
 /// Where a hit's registers come from.
 enum Regs<'h, 't> {
+    /// Nowhere: counted hits.
+    None,
     /// A uprobe sample.
     Sample(&'h BreakpointHit),
     /// A stopped task.
@@ -634,6 +673,7 @@ impl Hit<'_, '_> {
 
     fn reg(&mut self, i: usize) -> u64 {
         match &mut self.regs {
+            Regs::None => 0,
             Regs::Sample(h) => h.register_at(i).unwrap_or(0),
             Regs::Task(t) => BreakpointHit::REGISTERS
                 .get(i)
@@ -741,6 +781,26 @@ impl Engine for ProbeEngine {
             self.run(ci, pi, &mut h);
         }
         Action::Resume
+    }
+
+    fn report_breakpoint_count(&mut self, pid: Tid, tid: Tid, addr: u64, hits: u64) {
+        let Some(points) = self.sites.get(&addr).cloned() else {
+            debug!(addr, "counted hits at no site of this probe");
+            return;
+        };
+        let mut h = Hit {
+            pid,
+            tid,
+            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
+            args: [0; 6],
+            retval: 0,
+            regs: Regs::None,
+            probe: None,
+            read_errors: 0,
+        };
+        for (ci, pi) in points {
+            self.run_counted(ci, pi, &mut h, hits);
+        }
     }
 
     fn report_breakpoint_hits_lost(&mut self, _pid: Tid, _addr: u64, lost: u64) {

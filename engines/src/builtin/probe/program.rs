@@ -154,6 +154,37 @@ pub struct Clause {
     pub event: Option<Vec<Expr>>,
 }
 
+impl Expr {
+    /// Known without the hit's registers or memory (the thread and
+    /// process are enough).
+    fn needs_no_sample(&self) -> bool {
+        match self {
+            Expr::Int(_) | Expr::Str(_) => true,
+            Expr::Builtin(b) => matches!(
+                b,
+                Builtin::Pid | Builtin::Tid | Builtin::Comm | Builtin::Probe
+            ),
+            Expr::Bin(_, a, b) => a.needs_no_sample() && b.needs_no_sample(),
+            Expr::Un(_, a) => a.needs_no_sample(),
+            Expr::Arg(_) | Expr::Reg(_) | Expr::StrAt(..) => false,
+        }
+    }
+}
+
+impl Clause {
+    /// Its hits need only counting: no predicate, no event, only
+    /// `count()` updates keyed by what the thread and process give. A
+    /// uprobe then needs no sample per hit.
+    pub fn counts_only(&self, maps: &[MapDef]) -> bool {
+        self.predicate.is_none()
+            && self.event.is_none()
+            && self.updates.iter().all(|u| {
+                maps.get(u.map).is_some_and(|m| m.agg == Agg::Count)
+                    && u.keys.iter().all(Expr::needs_no_sample)
+            })
+    }
+}
+
 /// Bounds of one probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
