@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 use crate::engine::EngineId;
 use crate::sys::{Errno, Tid};
 use crate::task::MemFile;
-use crate::uprobe::{self, Probes, Site};
+use crate::uprobe::{self, Probes, Shape, Site};
 
 /// The x86 breakpoint instruction.
 pub const INT3: u8 = 0xcc;
@@ -77,6 +77,10 @@ pub(crate) struct Bp {
     /// Users that only count hits (no registers): when every user does, a
     /// uprobe site is served by counting events, no sample per hit.
     pub counters: BTreeSet<EngineId>,
+    /// Return probes of the function starting here, per engine: only a
+    /// uprobe serves them (the kernel's return probe); while an int3
+    /// serves the site, they see nothing.
+    pub ret_users: BTreeMap<EngineId, u32>,
     pub mech: Mech,
     /// An `int3` site whose original byte is in memory for now (see the
     /// module's doc). Any change of mechanism ends it.
@@ -95,6 +99,7 @@ impl Bp {
             users: BTreeMap::new(),
             stoppers: BTreeSet::new(),
             counters: BTreeSet::new(),
+            ret_users: BTreeMap::new(),
             mech: Mech::Unplaced,
             disarmed: false,
             no_probe: false,
@@ -106,9 +111,19 @@ impl Bp {
         matches!(self.mech, Mech::Int3)
     }
 
-    /// Every user only counts hits.
-    fn all_count(&self) -> bool {
-        !self.users.is_empty() && self.users.keys().all(|u| self.counters.contains(u))
+    /// The uprobe events its users call for.
+    fn shape(&self) -> Shape {
+        Shape {
+            entry: !self.users.is_empty(),
+            counting: !self.users.is_empty()
+                && self.users.keys().all(|u| self.counters.contains(u)),
+            ret: !self.ret_users.is_empty(),
+        }
+    }
+
+    /// No user of any kind is left.
+    pub fn unused(&self) -> bool {
+        self.users.is_empty() && self.ret_users.is_empty()
     }
 }
 
@@ -293,6 +308,14 @@ impl Breakpoints {
         self.map.get(&addr).is_some_and(Bp::is_int3)
     }
 
+    /// Engines with a return probe at `addr`.
+    pub fn ret_owners(&self, addr: u64) -> Vec<EngineId> {
+        self.map
+            .get(&addr)
+            .map(|b| b.ret_users.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Engines at `addr` that only count its hits.
     pub fn counters(&self, addr: u64) -> Vec<EngineId> {
         self.map
@@ -431,7 +454,15 @@ impl Breakpoints {
         let Some(bp) = self.map.get(&addr) else {
             return Ok(());
         };
-        let want_probe = bp.stoppers.is_empty() && !bp.users.is_empty() && !bp.no_probe;
+        let want_probe = bp.stoppers.is_empty() && !bp.unused() && !bp.no_probe;
+        if !want_probe && bp.users.is_empty() {
+            // Only return probes, which no int3 can serve: nothing of ours
+            // goes in memory.
+            if let Mech::Probe(site) = self.unplace(addr) {
+                self.probes.close_site(site);
+            }
+            return Err(Errno::EOPNOTSUPP);
+        }
         let now = match bp.mech {
             Mech::Unplaced => Now::Unplaced,
             Mech::Int3 => Now::Int3,
@@ -439,10 +470,10 @@ impl Breakpoints {
         };
         match (now, want_probe) {
             (Now::Probe, true) => {
-                let want_counting = bp.all_count();
+                let want = bp.shape();
                 if let Mech::Probe(site) = &bp.mech {
-                    if site.counting != want_counting {
-                        self.switch_counting(addr, io, want_counting);
+                    if site.shape != want {
+                        self.reshape(addr, io, want);
                     }
                 }
                 return Ok(());
@@ -473,12 +504,12 @@ impl Breakpoints {
         Ok(())
     }
 
-    /// A uprobe site's users now all count (or no longer all do): its
-    /// events change kind. The new ones open before the old ones close, so
-    /// the kernel's uprobe stays in place (a hit between the two is
-    /// counted by both); what the old ones recorded is delivered. If the
-    /// new ones cannot open, the old ones stay.
-    fn switch_counting(&mut self, addr: u64, io: &mut Io<'_>, counting: bool) {
+    /// A uprobe site's users call for other events (all its users now
+    /// count, or no longer all do; return probes came or went): the new
+    /// events open before the old ones close, so the kernel's uprobe stays
+    /// in place (a hit between the two is seen by both); what the old ones
+    /// recorded is delivered. If the new ones cannot open, the old stay.
+    fn reshape(&mut self, addr: u64, io: &mut Io<'_>, shape: Shape) {
         let Some(Bp {
             mech: Mech::Probe(old),
             ..
@@ -487,15 +518,12 @@ impl Breakpoints {
             return;
         };
         let target = old.target();
-        match self.probes.open_site(target, addr, io.threads, counting) {
+        match self.probes.open_site(target, addr, io.threads, shape) {
             Ok(site) => {
                 if let Mech::Probe(old) = self.set_mech(addr, Mech::Probe(site)) {
                     self.probes.close_site(old);
                 }
-                debug!(
-                    pid = io.pid,
-                    addr, counting, "uprobe site: events changed kind"
-                );
+                debug!(pid = io.pid, addr, ?shape, "uprobe site: events changed");
             }
             Err(e) => {
                 debug!(pid = io.pid, addr, %e, "uprobe site: events kept (new ones failed)");
@@ -512,7 +540,7 @@ impl Breakpoints {
         let Some(bp) = self.map.get(&addr) else {
             return false;
         };
-        let counting = bp.all_count();
+        let shape = bp.shape();
         // Not where an int3 of ours serves the same location elsewhere
         // (the uprobe would erase it).
         let own = u32::from(bp.is_int3());
@@ -538,7 +566,7 @@ impl Breakpoints {
             }
             self.unplace(addr);
         }
-        match self.probes.open_site(target, addr, io.threads, counting) {
+        match self.probes.open_site(target, addr, io.threads, shape) {
             Ok(site) => {
                 debug!(pid = io.pid, addr, "breakpoint: served by a uprobe");
                 self.set_mech(addr, Mech::Probe(site));
@@ -584,11 +612,13 @@ impl Breakpoints {
             .filter_map(|(addr, bp)| {
                 bp.stoppers.remove(&engine);
                 bp.counters.remove(&engine);
-                bp.users.remove(&engine).map(|_| *addr)
+                let entry = bp.users.remove(&engine).is_some();
+                let ret = bp.ret_users.remove(&engine).is_some();
+                (entry || ret).then_some(*addr)
             })
             .collect();
         for addr in touched {
-            let r = if self.map.get(&addr).is_some_and(|b| b.users.is_empty()) {
+            let r = if self.map.get(&addr).is_some_and(Bp::unused) {
                 self.drop_site(addr, io)
             } else {
                 self.settle(addr, io)

@@ -914,12 +914,17 @@ impl Core {
         let mut counters: Vec<EngineId> = Vec::new();
         let mut order_of = None;
         for rec in recs {
-            if order_of != Some(rec.addr()) {
+            let at = (rec.addr(), rec.returned());
+            if order_of != Some(at) {
                 let Some(p) = self.procs.get(&pid) else {
                     return;
                 };
-                let owners = p.breakpoints.owners(rec.addr());
-                counters = p.breakpoints.counters(rec.addr());
+                let (owners, c) = if at.1 {
+                    (p.breakpoints.ret_owners(at.0), Vec::new())
+                } else {
+                    (p.breakpoints.owners(at.0), p.breakpoints.counters(at.0))
+                };
+                counters = c;
                 // Like an int3's hit: to its owners that want breakpoint
                 // reports, in attach order.
                 order.clear();
@@ -930,7 +935,7 @@ impl Core {
                             .get(id)
                             .is_some_and(|s| s.events.contains(EventMask::BREAKPOINT))
                 }));
-                order_of = Some(rec.addr());
+                order_of = Some(at);
             }
             for &id in &order {
                 let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) else {
@@ -945,7 +950,7 @@ impl Core {
                         e.report_breakpoint_count(pid, h.tid, h.addr, 1)
                     }
                     Record::Hit(h) => e.report_breakpoint_hit(h),
-                    Record::Lost { addr, n } => e.report_breakpoint_hits_lost(pid, *addr, *n),
+                    Record::Lost { addr, n, .. } => e.report_breakpoint_hits_lost(pid, *addr, *n),
                     Record::Count { tid, addr, n } => {
                         e.report_breakpoint_count(pid, *tid, *addr, *n)
                     }

@@ -65,8 +65,8 @@ fn open(attr: &mut b::perf_event_attr, tid: Tid) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A uprobe on thread `tid` at `offset` in the file `path` names: one
-/// sample per hit ([`SAMPLE_TYPE`], [`REGS_MASK`]), waking the ring's
+/// A uprobe (with `ret`, a return probe) on thread `tid` at `offset` in
+/// the file `path` names: one sample per hit ([`SAMPLE_TYPE`], [`REGS_MASK`]), waking the ring's
 /// poller when it is half full. Enabled from the start. Returns the event and
 /// its id (the identifier its samples carry).
 pub(crate) fn open_uprobe(
@@ -74,11 +74,14 @@ pub(crate) fn open_uprobe(
     path: &CStr,
     offset: u64,
     tid: Tid,
+    ret: bool,
 ) -> Result<(OwnedFd, u64), Errno> {
     // SAFETY: perf_event_attr is plain data; all-zero is its default.
     let mut attr: b::perf_event_attr = unsafe { std::mem::zeroed() };
     attr.type_ = pmu;
-    attr.config = 0; // entry probe (bit 0: retprobe)
+    // Bit 0 (the PMU's `retprobe` format): sample at the function's
+    // return (the kernel swaps the return address on entry), not entry.
+    attr.config = u64::from(ret);
     attr.__bindgen_anon_1.sample_period = 1;
     attr.sample_type = SAMPLE_TYPE;
     attr.sample_regs_user = REGS_MASK;

@@ -977,6 +977,110 @@ impl Task<'_> {
         Ok(())
     }
 
+    /// A return probe of the function starting at `addr` for the calling
+    /// engine (one with [`crate::EngineOptions::breakpoint_hits`]): its
+    /// hits come as [`crate::Engine::report_breakpoint_hit`] with
+    /// `returned` set, the registers at the function's return. Served by
+    /// the kernel's return probe (a uprobe) only: refused where no uprobe
+    /// can serve the address, or an int3 serves it (an engine stops
+    /// there); shared and reference-counted like breakpoints.
+    pub fn insert_return_probe(&mut self, addr: u64) -> Result<()> {
+        let refuse = |errno| Err(Error::BreakpointAddress { addr, errno });
+        if !self.engine.breakpoint_hits {
+            return refuse(Errno::EOPNOTSUPP);
+        }
+        let id = self.engine.id;
+        let gate = self.gate;
+        let new_site = !self.bps.map.contains_key(&addr);
+        if new_site {
+            let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
+            let Some(&orig) = buf.first().filter(|_| {
+                got.as_ref()
+                    .and_then(|g| g.first())
+                    .is_none_or(|g| g.len == 1)
+            }) else {
+                return refuse(Errno::EFAULT);
+            };
+            let bp = crate::breakpoint::Bp::new(orig, crate::uprobe::locate(self.pid, addr));
+            self.bps.map.insert(addr, bp);
+        }
+        let Some(bp) = self.bps.map.get_mut(&addr) else {
+            return refuse(Errno::EFAULT);
+        };
+        let first = bp.ret_users.is_empty();
+        *bp.ret_users.entry(id).or_insert(0) += 1;
+        let _c = gate.changing();
+        let r = if first {
+            let (bps, mut io) = self.sites();
+            bps.settle(addr, &mut io)
+        } else {
+            Ok(())
+        };
+        let served = self
+            .bps
+            .map
+            .get(&addr)
+            .is_some_and(|b| matches!(b.mech, crate::breakpoint::Mech::Probe(_)));
+        if r.is_err() || !served {
+            // Undo: this engine's return probe is not there.
+            if let Some(bp) = self.bps.map.get_mut(&addr) {
+                if let Some(n) = bp.ret_users.get_mut(&id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        bp.ret_users.remove(&id);
+                    }
+                }
+            }
+            if new_site {
+                self.bps.map.remove(&addr);
+            } else {
+                let (bps, mut io) = self.sites();
+                let _ = bps.settle(addr, &mut io);
+            }
+            gate.set_breakpoints(self.bps);
+            return refuse(r.err().unwrap_or(Errno::EOPNOTSUPP));
+        }
+        gate.set_breakpoints(self.bps);
+        Ok(())
+    }
+
+    /// Remove one insertion of the calling engine's return probe at
+    /// `addr`.
+    pub fn remove_return_probe(&mut self, addr: u64) -> Result<()> {
+        let id = self.engine.id;
+        let bp = self
+            .bps
+            .map
+            .get_mut(&addr)
+            .ok_or(Error::NoBreakpoint { addr })?;
+        let n = bp
+            .ret_users
+            .get_mut(&id)
+            .ok_or(Error::NoBreakpoint { addr })?;
+        *n -= 1;
+        if *n > 0 {
+            return Ok(());
+        }
+        bp.ret_users.remove(&id);
+        let unused = bp.unused();
+        let gate = self.gate;
+        let _c = gate.changing();
+        let r = {
+            let (bps, mut io) = self.sites();
+            if unused {
+                bps.drop_site(addr, &mut io)
+            } else {
+                bps.settle(addr, &mut io)
+            }
+        };
+        gate.set_breakpoints(self.bps);
+        r.map_err(|errno| Error::Sys {
+            op: "remove a return probe",
+            tid: self.state.tid,
+            errno,
+        })
+    }
+
     /// Remove one insertion of the calling engine's breakpoint at `addr`;
     /// the original byte returns when no engine uses it any more.
     pub fn remove_breakpoint(&mut self, addr: u64) -> Result<()> {
@@ -994,7 +1098,7 @@ impl Task<'_> {
         bp.users.remove(&id);
         bp.stoppers.remove(&id);
         bp.counters.remove(&id);
-        let last = bp.users.is_empty();
+        let last = bp.unused();
         let gate = self.gate;
         let _c = gate.changing();
         let r = if last {

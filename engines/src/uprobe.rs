@@ -246,15 +246,29 @@ impl Keys {
 #[derive(Debug)]
 pub(crate) struct Site {
     target: Target,
-    /// Event ids by thread.
+    /// Entry event ids by thread.
     ids: FxHashMap<Tid, u64>,
-    /// Counting events (no sample per hit: every user only counts hits).
+    /// Return-probe event ids by thread.
+    ret_ids: FxHashMap<Tid, u64>,
+    /// Which events it has.
+    pub shape: Shape,
+}
+
+/// The events a uprobe site has on each thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// An entry event (for breakpoint users).
+    pub entry: bool,
+    /// The entry events count, with no sample per hit (every entry user
+    /// only counts).
     pub counting: bool,
+    /// A return-probe event (for return-probe users), sampling.
+    pub ret: bool,
 }
 
 impl Site {
     pub fn has_thread(&self, tid: Tid) -> bool {
-        self.ids.contains_key(&tid)
+        self.ids.contains_key(&tid) || self.ret_ids.contains_key(&tid)
     }
 
     /// Where it probes.
@@ -274,6 +288,9 @@ pub struct BreakpointHit {
     pub addr: u64,
     /// When, in nanoseconds since the Unix epoch.
     pub time_ns: u64,
+    /// A return probe's hit: the registers are those at the function's
+    /// return (`rax` its return value, `rip` where it returns to).
+    pub returned: bool,
     regs: [u64; perf::REG_NAMES.len()],
 }
 
@@ -305,6 +322,8 @@ pub(crate) enum Record {
     Lost {
         addr: u64,
         n: u64,
+        /// Of its return probe.
+        returned: bool,
     },
     /// Hits of the breakpoint at `addr` by thread `tid` that a counting
     /// event counted (no sample: its users only count).
@@ -323,6 +342,15 @@ impl Record {
             Record::Lost { addr, .. } | Record::Count { addr, .. } => *addr,
         }
     }
+
+    /// Of a return probe.
+    pub fn returned(&self) -> bool {
+        match self {
+            Record::Hit(h) => h.returned,
+            Record::Lost { returned, .. } => *returned,
+            Record::Count { .. } => false,
+        }
+    }
 }
 
 /// One uprobe event: a site on a thread.
@@ -336,6 +364,8 @@ struct Event {
     lost: u64,
     /// A counting event: no samples, `lost` counts its hits.
     counting: bool,
+    /// A return probe's event.
+    ret: bool,
 }
 
 impl Drop for Event {
@@ -409,6 +439,7 @@ impl Event {
                 out.push(Record::Lost {
                     addr: self.addr,
                     n: total - self.lost,
+                    returned: self.ret,
                 });
                 self.lost = total;
             }
@@ -481,12 +512,13 @@ impl Probes {
         target: Target,
         addr: u64,
         threads: &[Tid],
-        counting: bool,
+        shape: Shape,
     ) -> Result<Site, Errno> {
         let mut site = Site {
             target,
             ids: FxHashMap::default(),
-            counting,
+            ret_ids: FxHashMap::default(),
+            shape,
         };
         for &tid in threads {
             if let Err(e) = self.add_thread(&mut site, addr, tid) {
@@ -500,22 +532,38 @@ impl Probes {
     /// The site's uprobe on one more thread (a new one).
     pub fn add_thread(&mut self, site: &mut Site, addr: u64, tid: Tid) -> Result<(), Errno> {
         let pmu = perf::uprobe_pmu().ok_or(Errno::ENOENT)?;
-        if site.counting {
-            let (fd, id) =
-                perf::open_uprobe_counting(pmu, &site.target.path, site.target.offset, tid)?;
-            self.events.insert(
-                id,
-                Event {
-                    fd: Some(fd),
-                    tid,
-                    addr,
-                    lost: 0,
-                    counting: true,
-                },
-            );
+        if site.shape.entry && !site.ids.contains_key(&tid) {
+            let id = if site.shape.counting {
+                let (fd, id) =
+                    perf::open_uprobe_counting(pmu, &site.target.path, site.target.offset, tid)?;
+                self.events.insert(
+                    id,
+                    Event {
+                        fd: Some(fd),
+                        tid,
+                        addr,
+                        lost: 0,
+                        counting: true,
+                        ret: false,
+                    },
+                );
+                id
+            } else {
+                self.add_sampling(site, addr, tid, false)?
+            };
             site.ids.insert(tid, id);
-            return Ok(());
         }
+        if site.shape.ret && !site.ret_ids.contains_key(&tid) {
+            let id = self.add_sampling(site, addr, tid, true)?;
+            site.ret_ids.insert(tid, id);
+        }
+        Ok(())
+    }
+
+    /// A sampling event of `site` on thread `tid` (its ring opened if
+    /// needed): an entry probe, or with `ret` a return probe.
+    fn add_sampling(&mut self, site: &Site, addr: u64, tid: Tid, ret: bool) -> Result<u64, Errno> {
+        let pmu = perf::uprobe_pmu().ok_or(Errno::ENOENT)?;
         let ring = match self.rings.entry(tid) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -527,7 +575,7 @@ impl Probes {
                 v.insert(ring)
             }
         };
-        let (fd, id) = perf::open_uprobe(pmu, &site.target.path, site.target.offset, tid)?;
+        let (fd, id) = perf::open_uprobe(pmu, &site.target.path, site.target.offset, tid, ret)?;
         perf::set_output(&fd, ring)?;
         self.events.insert(
             id,
@@ -537,10 +585,10 @@ impl Probes {
                 addr,
                 lost: 0,
                 counting: false,
+                ret,
             },
         );
-        site.ids.insert(tid, id);
-        Ok(())
+        Ok(id)
     }
 
     /// Move what every counting event counted since last asked into the
@@ -555,7 +603,7 @@ impl Probes {
     /// instruction back in every process). Hits already recorded stay to
     /// be delivered; so do the losses counted.
     pub fn close_site(&mut self, site: Site) {
-        for (tid, id) in site.ids {
+        for (tid, id) in site.ids.into_iter().chain(site.ret_ids) {
             self.take_ring(tid);
             self.close_event(id);
             // A ring no event writes to any more goes too (the tracer then
@@ -586,7 +634,10 @@ impl Probes {
     pub fn thread_gone<'a>(&mut self, tid: Tid, sites: impl Iterator<Item = &'a mut Site>) {
         self.take_ring(tid);
         for s in sites {
-            if let Some(id) = s.ids.remove(&tid) {
+            for id in [s.ids.remove(&tid), s.ret_ids.remove(&tid)]
+                .into_iter()
+                .flatten()
+            {
                 self.close_event(id);
             }
         }
@@ -678,7 +729,8 @@ impl Probes {
                     ) else {
                         continue;
                     };
-                    let Some(addr) = self.events.get(&id).map(|e| e.addr) else {
+                    let Some((addr, returned)) = self.events.get(&id).map(|e| (e.addr, e.ret))
+                    else {
                         // An event closed since (its hits are no one's).
                         continue;
                     };
@@ -694,6 +746,7 @@ impl Probes {
                         addr,
                         // Monotonic here; made wall-clock on delivery.
                         time_ns: time,
+                        returned,
                         regs,
                     }));
                 }

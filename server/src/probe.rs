@@ -154,12 +154,6 @@ fn point(p: &pb::ProbePoint, f: &str) -> Result<Point, Status> {
         Some(P::Address(0)) => Err(bad(&format!("{f}.address"), "0 is not an address")),
         Some(P::Address(a)) => Ok(Point::Address(*a)),
         Some(P::Function(fp)) => {
-            if fp.on_return {
-                return Err(Status::unimplemented(format!(
-                    "{f}.function.on_return: return probes are not served yet; \
-                     probe the function's entry, or a syscall's exit"
-                )));
-            }
             if fp.binary.len() > MAX_NAME || fp.binary.contains('\0') {
                 return Err(bad(&format!("{f}.function.binary"), "not a file name"));
             }
@@ -180,6 +174,7 @@ fn point(p: &pb::ProbePoint, f: &str) -> Result<Point, Status> {
                 symbol: (!fp.symbol.is_empty()).then(|| fp.symbol.clone()),
                 offset: fp.offset,
                 exact: fp.exact,
+                ret: fp.on_return,
             })
         }
         Some(P::Syscall(s)) => {

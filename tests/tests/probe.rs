@@ -46,6 +46,12 @@ fn arg(i: u32) -> pb::ProbeExpr {
     e(pb::probe_expr::Expr::Arg(i))
 }
 
+fn retval() -> pb::ProbeExpr {
+    e(pb::probe_expr::Expr::Builtin(
+        pb::ProbeBuiltin::Retval as i32,
+    ))
+}
+
 fn int(i: i64) -> pb::ProbeExpr {
     e(pb::probe_expr::Expr::Int(i))
 }
@@ -233,12 +239,26 @@ async fn aggregates_are_exact() {
                 updates: vec![upd("@big", A::Count, None)],
                 ..Default::default()
             },
+            pb::ProbeClause {
+                points: vec![pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+                        symbol: "probed_fn".into(),
+                        on_return: true,
+                        ..Default::default()
+                    })),
+                }],
+                updates: vec![
+                    upd("@r", A::Sum, Some(retval())),
+                    upd("@rh", A::Hist, Some(retval())),
+                ],
+                ..Default::default()
+            },
         ],
     );
     let (s, seen) = start(&mut c, req).await.expect("probe starts");
     let st = seen.started.clone().expect("started");
     assert_eq!(st.pid, pid);
-    assert_eq!(st.points.len(), 2);
+    assert_eq!(st.points.len(), 3);
     assert!(st.points.iter().all(|p| p.address != 0 && !p.pending));
     assert!(st.points[0].binary.ends_with("probe_target"), "{st:?}");
     round(&mut child, &mut out);
@@ -251,7 +271,7 @@ async fn aggregates_are_exact() {
     assert!(last.r#final);
     let counters = last.counters.expect("counters");
     assert_eq!(counters.hits_lost, 0, "the kernel lost hits: {counters:?}");
-    assert_eq!(counters.hits, 6000, "{counters:?}");
+    assert_eq!(counters.hits, 9000, "{counters:?}");
     let m = maps(last);
     assert_eq!(m["@calls"][""].value, 3000);
     // sum of i % 10 over 0..3000: 300 × 45.
@@ -274,6 +294,17 @@ async fn aggregates_are_exact() {
             (4, 7, 1200),
             (8, 15, 600)
         ]
+    );
+    // The return probe: probed_fn returns arg0 + 1.
+    assert_eq!(m["@r"][""].value, 13_500 + 3000);
+    let rhist: Vec<(i64, i64, u64)> = m["@rh"][""]
+        .buckets
+        .iter()
+        .map(|b| (b.low, b.high, b.count))
+        .collect();
+    assert_eq!(
+        rhist,
+        vec![(1, 1, 300), (2, 3, 600), (4, 7, 1200), (8, 15, 900)]
     );
     let names: Vec<(&str, i64)> = m["@names"]
         .iter()
@@ -520,21 +551,6 @@ async fn bad_probes_are_named_and_leave_nothing() {
             tonic::Code::InvalidArgument,
             "clauses[0].points[0].syscall.name",
         ),
-        (
-            clause(
-                pb::ProbePoint {
-                    point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
-                        symbol: "probed_fn".into(),
-                        on_return: true,
-                        ..Default::default()
-                    })),
-                },
-                count(),
-                None,
-            ),
-            tonic::Code::Unimplemented,
-            "return probes",
-        ),
     ];
     for (req, code, words) in cases {
         let err = start(&mut c, req).await.expect_err("refused");
@@ -619,6 +635,30 @@ async fn a_probe_and_a_stopping_breakpoint_share_a_site() {
         ),
         "{reply:?}"
     );
+    // A return probe cannot go where an int3 serves the site.
+    let err = start(
+        &mut c,
+        probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
+                        symbol: "probed_fn".into(),
+                        offset: 1,
+                        exact: true,
+                        on_return: true,
+                        ..Default::default()
+                    })),
+                }],
+                updates: vec![upd("@r", A::Count, None)],
+                ..Default::default()
+            }],
+        ),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("no return probe"), "{err:?}");
     // The program runs its round while this client resumes every stop.
     let runner = tokio::task::spawn_blocking(move || {
         round(&mut child, &mut out);
@@ -837,6 +877,10 @@ fn the_cli_prints_what_bpftrace_prints() {
         format!(
             "uprobe:{target}:probed_fn /arg0 == 9 && str(arg1) != \"beta\"/ \
              {{ printf(\"%d %s %5d|%-6s|\\n\", arg0, str(arg1), arg0 * 2, str(arg1)); }}"
+        ),
+        format!(
+            "uretprobe:{target}:probed_fn {{ @r = sum(retval); @rh = hist(retval); \
+             @rc[retval] = count(); }}"
         ),
     ];
     if tracefs {

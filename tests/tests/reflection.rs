@@ -264,6 +264,7 @@ fn grpcio_on_its_defaults_reaches_every_rpc() {
                 "Events",
                 "GetServerInfo",
                 "ListTasks",
+                "Probe",
                 "ReadMemoryStream",
                 "Session",
                 "Spawn",

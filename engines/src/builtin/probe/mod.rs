@@ -204,6 +204,8 @@ pub struct ProbeEngine {
     allow_pending: bool,
     /// Clause and point indices by breakpoint address.
     sites: FxHashMap<u64, Vec<(u32, u32)>>,
+    /// The same for return probes, by function address.
+    ret_sites: FxHashMap<u64, Vec<(u32, u32)>>,
     /// Function points not placed yet.
     pending: Vec<(u32, u32)>,
     /// The first placement happened.
@@ -269,6 +271,7 @@ impl ProbeEngine {
                 pid: None,
                 allow_pending,
                 sites: FxHashMap::default(),
+                ret_sites: FxHashMap::default(),
                 pending: Vec::new(),
                 placed_once: false,
                 watching,
@@ -314,12 +317,14 @@ impl ProbeEngine {
             else {
                 continue;
             };
+            let ret = matches!(point, Point::Function { ret: true, .. });
             let r = match point {
                 Point::Function {
                     binary,
                     symbol,
                     offset,
                     exact,
+                    ..
                 } => resolve::function(pid, binary, symbol.as_deref(), *offset, *exact),
                 Point::Address(a) => resolve::address(pid, *a),
                 Point::Syscall { .. } => continue,
@@ -330,13 +335,20 @@ impl ProbeEngine {
                 .get(ci as usize)
                 .is_some_and(|c| c.counts_only(&self.prog.maps));
             match r {
-                Ok(p) => match if counted {
+                Ok(p) => match if ret {
+                    task.insert_return_probe(p.addr)
+                } else if counted {
                     task.insert_breakpoint_counted(p.addr)
                 } else {
                     task.insert_breakpoint(p.addr)
                 } {
                     Ok(()) => {
-                        self.sites.entry(p.addr).or_default().push((ci, pi));
+                        let sites = if ret {
+                            &mut self.ret_sites
+                        } else {
+                            &mut self.sites
+                        };
+                        sites.entry(p.addr).or_default().push((ci, pi));
                         placed.push(PlacedPoint {
                             clause: ci,
                             point: pi,
@@ -345,6 +357,12 @@ impl ProbeEngine {
                             pending: false,
                         });
                     }
+                    Err(e) if ret => errors.push(format!(
+                        "clauses[{ci}].points[{pi}]: no return probe at {:#x} ({}): only a \
+                         kernel uprobe serves one, and here a breakpoint that stops (a \
+                         debugger's) is in the way, or the code is not its file's ({e})",
+                        p.addr, p.file
+                    )),
                     Err(e) => errors.push(format!(
                         "clauses[{ci}].points[{pi}]: cannot probe {:#x} ({}): {e}",
                         p.addr, p.file
@@ -704,6 +722,7 @@ impl Engine for ProbeEngine {
     fn report_exec(&mut self, task: &mut Task<'_>, _exec: &ExecReport) -> Action {
         // A new image: the old sites went with it.
         self.sites.clear();
+        self.ret_sites.clear();
         self.pending.clear();
         self.comms.clear();
         self.allow_pending = true;
@@ -740,7 +759,12 @@ impl Engine for ProbeEngine {
     }
 
     fn report_breakpoint_hit(&mut self, hit: &BreakpointHit) {
-        let Some(points) = self.sites.get(&hit.addr).cloned() else {
+        let sites = if hit.returned {
+            &self.ret_sites
+        } else {
+            &self.sites
+        };
+        let Some(points) = sites.get(&hit.addr).cloned() else {
             debug!(addr = hit.addr, "a hit at no site of this probe");
             return;
         };
@@ -749,12 +773,19 @@ impl Engine for ProbeEngine {
             tid: hit.tid,
             nsecs: (hit.time_ns as i64 - self.realtime_offset).max(0) as u64,
             args: [0; 6],
-            retval: 0,
+            // At a return, the function's return value.
+            retval: if hit.returned {
+                hit.register("rax").unwrap_or(0) as i64
+            } else {
+                0
+            },
             regs: Regs::Sample(hit),
             probe: None,
             read_errors: 0,
         };
-        h.function_args();
+        if !hit.returned {
+            h.function_args();
+        }
         for (ci, pi) in points {
             self.run(ci, pi, &mut h);
         }

@@ -17,6 +17,9 @@ pub enum Point {
         offset: u64,
         /// Probe exactly there (no stepping over a leading `endbr64`).
         exact: bool,
+        /// A return probe of the function starting there (bpftrace's
+        /// uretprobe): hits at its return, `retval` its return value.
+        ret: bool,
     },
     /// An absolute address in an executable mapping of the process.
     Address(u64),
@@ -32,12 +35,16 @@ impl Point {
                 binary,
                 symbol,
                 offset,
+                ret,
                 ..
-            } => match (symbol, *offset) {
-                (Some(s), 0) => format!("uprobe:{binary}:{s}"),
-                (Some(s), o) => format!("uprobe:{binary}:{s}+{o}"),
-                (None, o) => format!("uprobe:{binary}:{o:#x}"),
-            },
+            } => {
+                let kind = if *ret { "uretprobe" } else { "uprobe" };
+                match (symbol, *offset) {
+                    (Some(s), 0) => format!("{kind}:{binary}:{s}"),
+                    (Some(s), o) => format!("{kind}:{binary}:{s}+{o}"),
+                    (None, o) => format!("{kind}:{binary}:{o:#x}"),
+                }
+            }
             Point::Address(a) => format!("uprobe:{a:#x}"),
             Point::Syscall { nr, exit } => {
                 let name = nr
