@@ -20,9 +20,17 @@
 //! apt-get when missing (the row is skipped, with the reason, if it cannot
 //! be).
 //!
+//! Second table: a syscall probe, `syscall:openat:entry` with `count()`,
+//! on `syscall_loop N 1` (N `getppid` and N `openat` + `close`), the
+//! program started by the probe (seccomp: only `openat` stops it),
+//! against `strace -c -e trace=openat` (which stops at every syscall) and
+//! `strace -f --seccomp-bpf -c -e trace=openat`, and the program alone:
+//! wall time of the whole run, and the ratio to strace's.
+//!
 //! ```text
 //! cargo bench -p utrace-tests --bench probes
 //! UTRACE_BENCH_N=2000000 UTRACE_BENCH_RUNS=5 cargo bench -p utrace-tests --bench probes
+//! UTRACE_BENCH_SYSCALL_N=200000 cargo bench -p utrace-tests --bench probes
 //! ```
 
 mod common;
@@ -203,6 +211,140 @@ async fn utraced(uri: &str, n: u64, clients: usize, sampled: bool) -> (f64, u64,
     (ns, counted, lost)
 }
 
+const SYSCALL_LOOP: &str = env!("CARGO_BIN_EXE_syscall_loop");
+
+/// `syscall_loop n 1` alone: seconds.
+fn loop_alone(n: u64) -> f64 {
+    let t = std::time::Instant::now();
+    let st = Command::new(SYSCALL_LOOP)
+        .args([&n.to_string(), "1"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("syscall_loop");
+    assert!(st.success());
+    t.elapsed().as_secs_f64()
+}
+
+/// Under strace (`-c -e trace=openat`, with `seccomp` its
+/// `-f --seccomp-bpf`): seconds, or why not.
+fn strace_count(n: u64, seccomp: bool) -> Result<f64, String> {
+    let mut args: Vec<String> = Vec::new();
+    if seccomp {
+        args.extend(["-f".into(), "--seccomp-bpf".into()]);
+    }
+    args.extend(["-c", "-e", "trace=openat", "-o", "/dev/null", SYSCALL_LOOP].map(String::from));
+    args.extend([n.to_string(), "1".into()]);
+    let t = std::time::Instant::now();
+    let st = Command::new("strace")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run strace: {e}"))?;
+    if !st.success() {
+        return Err(format!("strace {args:?}: {st}"));
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// `syscall:openat:entry { @ = count(); }` on a `syscall_loop n 1` the
+/// probe starts: (seconds from the request to the end, count).
+async fn utraced_syscall(uri: &str, n: u64) -> (f64, u64) {
+    let mut c = Client::connect(uri).await.expect("connect");
+    let req = pb::ProbeRequest {
+        target: Some(pb::probe_request::Target::Spawn(pb::ProbeSpawn {
+            argv: vec![SYSCALL_LOOP.into(), n.to_string(), "1".into()],
+            ..Default::default()
+        })),
+        clauses: vec![pb::ProbeClause {
+            points: vec![pb::ProbePoint {
+                point: Some(pb::probe_point::Point::Syscall(pb::SyscallPoint {
+                    name: "openat".into(),
+                    exit: false,
+                })),
+            }],
+            updates: vec![pb::MapUpdate {
+                map: "@".into(),
+                agg: pb::ProbeAggregation::Count as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let mut s = c.raw().probe(req).await.expect("probe").into_inner();
+    let mut count = 0;
+    while let Some(Ok(m)) = s.next().await {
+        if let Some(pb::probe_report::Kind::Snapshot(x)) = m.kind {
+            count = x
+                .maps
+                .first()
+                .and_then(|m| m.entries.first())
+                .map_or(0, |e| e.value as u64);
+        }
+    }
+    (t.elapsed().as_secs_f64(), count)
+}
+
+/// The second table.
+async fn syscall_table(uri: &str, runs: usize) {
+    // The programs this process's server starts print to its stdout: that
+    // goes to /dev/null, the table to the real one.
+    let mut out = common::quiet_stdout();
+    let n = env_u64("UTRACE_BENCH_SYSCALL_N", 100_000);
+    let (mut alone, mut ours, mut st, mut st_bpf) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut counted = 0;
+    let mut why = None;
+    for r in 0..runs {
+        eprintln!("syscall run {}/{runs}", r + 1);
+        alone.push(tokio::task::block_in_place(|| loop_alone(n)));
+        let (t, c) = utraced_syscall(uri, n).await;
+        ours.push(t);
+        counted = c;
+        match tokio::task::block_in_place(|| strace_count(n, false)) {
+            Ok(t) => st.push(t),
+            Err(e) => why = Some(e),
+        }
+        if let Ok(t) = tokio::task::block_in_place(|| strace_count(n, true)) {
+            st_bpf.push(t);
+        }
+    }
+    let mut text =
+        format!("\nsyscall probe, openat count(): syscall_loop {n} 1, median of {runs} runs\n\n");
+    let mut row = |name: &str, v: &[f64], note: String| match median(v.to_vec()) {
+        Some(m) => text.push_str(&format!("{name:<44} {:>10.3} s  {note}\n", m)),
+        None => text.push_str(&format!("{name:<44} {:>12}  {note}\n", "-")),
+    };
+    row("the program alone", &alone, String::new());
+    row(
+        "utraced Probe syscall:openat:entry count()",
+        &ours,
+        format!("{counted} counted (of {n})"),
+    );
+    row(
+        "strace -c -e trace=openat",
+        &st,
+        why.clone().unwrap_or_default(),
+    );
+    row(
+        "strace -f --seccomp-bpf -c -e trace=openat",
+        &st_bpf,
+        String::new(),
+    );
+    let ratio = |a: &[f64], b: &[f64]| match (median(a.to_vec()), median(b.to_vec())) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    };
+    text.push_str(&format!(
+        "\nutraced / strace -c:                {}\nutraced / strace --seccomp-bpf -c:  {}\n",
+        ratio(&ours, &st),
+        ratio(&ours, &st_bpf)
+    ));
+    let _ = out.write_all(text.as_bytes());
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -294,5 +436,6 @@ async fn main() {
         "ptrace int3 / utraced uprobe (extra per hit):  {}",
         ratio(extra(&int3), extra(&one))
     );
+    syscall_table(&uri, runs).await;
     drop(srv);
 }

@@ -349,6 +349,15 @@ impl ProbeEngine {
                             &mut self.sites
                         };
                         sites.entry(p.addr).or_default().push((ci, pi));
+                        // `probe` names the file found, as bpftrace does.
+                        if let Some(name) = self
+                            .point_names
+                            .get_mut(ci as usize)
+                            .and_then(|v| v.get_mut(pi as usize))
+                        {
+                            *name =
+                                Value::Str(point.describe_in(Some(&p.file)).into_bytes().into());
+                        }
                         placed.push(PlacedPoint {
                             clause: ci,
                             point: pi,

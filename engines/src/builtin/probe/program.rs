@@ -28,8 +28,14 @@ pub enum Point {
 }
 
 impl Point {
-    /// The point as bpftrace's `probe` builtin names it.
+    /// The point as bpftrace's `probe` builtin names it (a function's file
+    /// as written; [`Point::describe_in`] once it is found).
     pub fn describe(&self) -> String {
+        self.describe_in(None)
+    }
+
+    /// [`Point::describe`], with the file the point was found in.
+    pub fn describe_in(&self, file: Option<&str>) -> String {
         match self {
             Point::Function {
                 binary,
@@ -39,6 +45,7 @@ impl Point {
                 ..
             } => {
                 let kind = if *ret { "uretprobe" } else { "uprobe" };
+                let binary = file.unwrap_or(binary);
                 match (symbol, *offset) {
                     (Some(s), 0) => format!("{kind}:{binary}:{s}"),
                     (Some(s), o) => format!("{kind}:{binary}:{s}+{o}"),
@@ -47,10 +54,14 @@ impl Point {
             }
             Point::Address(a) => format!("uprobe:{a:#x}"),
             Point::Syscall { nr, exit } => {
-                let name = nr
-                    .map(|n| crate::syscall_name(n).map_or_else(|| n.to_string(), str::to_string))
-                    .unwrap_or_else(|| "*".into());
-                format!("syscall:{name}:{}", if *exit { "exit" } else { "entry" })
+                let dir = if *exit { "exit" } else { "enter" };
+                match nr {
+                    Some(n) => format!(
+                        "tracepoint:syscalls:sys_{dir}_{}",
+                        crate::syscall_name(*n).map_or_else(|| n.to_string(), str::to_string)
+                    ),
+                    None => format!("tracepoint:raw_syscalls:sys_{dir}"),
+                }
             }
         }
     }

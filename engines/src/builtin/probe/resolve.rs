@@ -339,6 +339,14 @@ mod tests {
     }
 
     #[test]
+    fn refuses_what_is_not_elf() {
+        let e = Elf::parse(b"#!/bin/sh\necho not an ELF file\n", "/tmp/script").unwrap_err();
+        assert!(e.contains("is not an ELF file"), "{e}");
+        let e = Elf::parse(&[0x7f, b'E', b'L', b'F', 1, 1, 1, 0], "/tmp/short").unwrap_err();
+        assert!(e.contains("/tmp/short"), "{e}");
+    }
+
+    #[test]
     fn names_what_is_missing() {
         let pid = std::process::id() as Tid;
         let e = function(pid, "libc", Some("no_such_function_here"), 0, false).unwrap_err();
