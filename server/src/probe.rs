@@ -65,6 +65,11 @@ pub fn program(req: &pb::ProbeRequest) -> Result<Program, Status> {
                 ))
             }
         },
+        cpu_percent: match l.cpu_percent {
+            0 => 50,
+            n @ 1..=1000 => n,
+            n => return Err(bad("limits.cpu_percent", format!("{n} is more than 1000"))),
+        },
         ..Limits::default()
     };
     if req.clauses.is_empty() {
@@ -525,6 +530,7 @@ pub(crate) async fn start(
         }
     };
     let clear = req.clear_after_snapshot;
+    let cpu_percent = prog.limits.cpu_percent;
     let shared = Shared::new(&prog);
     let spawn = matches!(req.target, Some(pb::probe_request::Target::Spawn(_)));
     let (engine, options) = ProbeEngine::new(Arc::clone(&prog), Arc::clone(&shared), spawn);
@@ -591,7 +597,16 @@ pub(crate) async fn start(
     let tracer = svc.tracer.clone();
     tokio::spawn(
         async move {
-            let gone = pump(&shared, &tx, every, clear, &tracer, EngineId(engine_id)).await;
+            let pump = Pump {
+                shared: &shared,
+                tx: &tx,
+                every,
+                clear,
+                tracer: &tracer,
+                engine: EngineId(engine_id),
+                cpu_percent,
+            };
+            let gone = pump.run().await;
             if gone {
                 debug!(engine = engine_id, "probe client gone: detaching");
             }
@@ -604,55 +619,100 @@ pub(crate) async fn start(
     )))
 }
 
-/// Move the probe's events and snapshots to the client until it ends
-/// (true: the client went away first).
-async fn pump(
-    shared: &Shared,
-    tx: &mpsc::Sender<Result<pb::ProbeReport, Status>>,
+/// What moves a probe's reports to its client.
+struct Pump<'a> {
+    shared: &'a Shared,
+    tx: &'a mpsc::Sender<Result<pb::ProbeReport, Status>>,
     every: Option<Duration>,
     clear: bool,
-    tracer: &utrace_engines::Tracer,
+    tracer: &'a utrace_engines::Tracer,
     engine: EngineId,
-) -> bool {
-    let mut tick = every.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
-    loop {
-        let (events, ended) = {
-            let mut st = shared.lock();
-            (std::mem::take(&mut st.events), st.ended.clone())
-        };
-        for ev in events {
-            if tx.send(Ok(event(ev))).await.is_err() {
-                return true;
-            }
-        }
-        if let Some(why) = ended {
-            let last = snapshot(shared.snapshot(false), true);
-            let end = pb::ProbeReport {
-                kind: Some(pb::probe_report::Kind::Ended(pb::ProbeEnded {
-                    reason: why,
-                })),
+    cpu_percent: u32,
+}
+
+/// How often a probe's cost is checked against its budget.
+const BUDGET_WINDOW: Duration = Duration::from_secs(1);
+
+impl Pump<'_> {
+    /// Past its CPU budget over the last window (`cost` the estimate at
+    /// its start, `since` when): the reason to end it.
+    async fn overloaded(&self, cost: &mut u64, since: &mut tokio::time::Instant) -> Option<String> {
+        let _ = self.tracer.flush_counts(self.engine).await;
+        let now_cost = self.shared.lock().cost_ns;
+        let elapsed = since.elapsed().as_nanos().max(1) as f64;
+        let used = (now_cost.saturating_sub(*cost)) as f64 / elapsed * 100.0;
+        *cost = now_cost;
+        *since = tokio::time::Instant::now();
+        (used > f64::from(self.cpu_percent)).then(|| {
+            format!(
+                "overload: its hits took about {used:.0}% of a CPU from the program over the last \
+                 second, past its budget of {}% (limits.cpu_percent); the program runs on unprobed",
+                self.cpu_percent
+            )
+        })
+    }
+
+    /// Move the probe's events and snapshots to the client until it ends
+    /// (true: the client went away first).
+    async fn run(&self) -> bool {
+        let (shared, tx, every, clear, tracer, engine) = (
+            self.shared,
+            self.tx,
+            self.every,
+            self.clear,
+            self.tracer,
+            self.engine,
+        );
+        let mut tick = every.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
+        let mut budget =
+            tokio::time::interval_at(tokio::time::Instant::now() + BUDGET_WINDOW, BUDGET_WINDOW);
+        let (mut cost, mut since) = (0u64, tokio::time::Instant::now());
+        loop {
+            let (events, ended) = {
+                let mut st = shared.lock();
+                (std::mem::take(&mut st.events), st.ended.clone())
             };
-            return tx.send(Ok(last)).await.is_err() || tx.send(Ok(end)).await.is_err();
-        }
-        let next_tick = async {
-            match tick.as_mut() {
-                Some(t) => {
-                    t.tick().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = shared.notify.notified() => {}
-            () = next_tick => {
-                // Counted hits (no sample each) are read now. An engine
-                // gone meanwhile has ended: its final snapshot follows.
-                let _ = tracer.flush_counts(engine).await;
-                if tx.send(Ok(snapshot(shared.snapshot(clear), false))).await.is_err() {
+            for ev in events {
+                if tx.send(Ok(event(ev))).await.is_err() {
                     return true;
                 }
             }
-            () = tx.closed() => return true,
+            if let Some(why) = ended {
+                let last = snapshot(shared.snapshot(false), true);
+                let end = pb::ProbeReport {
+                    kind: Some(pb::probe_report::Kind::Ended(pb::ProbeEnded {
+                        reason: why,
+                    })),
+                };
+                return tx.send(Ok(last)).await.is_err() || tx.send(Ok(end)).await.is_err();
+            }
+            let next_tick = async {
+                match tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shared.notify.notified() => {}
+                () = next_tick => {
+                    // Counted hits (no sample each) are read now. An engine
+                    // gone meanwhile has ended: its final snapshot follows.
+                    let _ = tracer.flush_counts(engine).await;
+                    if tx.send(Ok(snapshot(shared.snapshot(clear), false))).await.is_err() {
+                        return true;
+                    }
+                }
+                () = tx.closed() => return true,
+                _ = budget.tick() => {
+                    if let Some(why) = self.overloaded(&mut cost, &mut since).await {
+                        tracing::info!(engine = engine.0, "{why}");
+                        shared.end(&why);
+                        let _ = tracer.detach(engine).await;
+                    }
+                }
+            }
         }
     }
 }

@@ -155,6 +155,12 @@ async fn utraced(uri: &str, n: u64, clients: usize, sampled: bool) -> (f64, u64,
         let mut c = Client::connect(uri).await.expect("connect");
         let req = pb::ProbeRequest {
             target: Some(pb::probe_request::Target::Pid(t.pid)),
+            // The loop is all hits: a probe on it takes the whole CPU,
+            // past the default budget (50 %), which would end it.
+            limits: Some(pb::ProbeLimits {
+                cpu_percent: 1000,
+                ..Default::default()
+            }),
             clauses: vec![pb::ProbeClause {
                 points: vec![pb::ProbePoint {
                     point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {

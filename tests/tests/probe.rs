@@ -1033,3 +1033,66 @@ async fn counting_probes_take_no_samples() {
     drop(child.stdin.take());
     let _ = child.wait();
 }
+
+/// A probe that takes more of the program's time than its budget
+/// (limits.cpu_percent) ends, saying why, and the program runs on at full
+/// speed: a sampled probe on a tight loop (3 µs a call against 2 ns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloading_probe_ends_and_the_program_runs_on() {
+    use std::io::{BufRead, Write};
+    let (_srv, mut c) = server().await;
+    // 20,000,000 calls: 40 ms alone, a minute with a sample per call.
+    let mut child = std::process::Command::new(tracee!("probe_target"))
+        .args(["loop", "20000000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = lines.next().expect("ready").expect("line");
+    assert!(ready.starts_with("ready "), "{ready}");
+    let pid = child.id();
+    use pb::ProbeAggregation as A;
+    let req = pb::ProbeRequest {
+        limits: Some(pb::ProbeLimits {
+            cpu_percent: 20,
+            ..Default::default()
+        }),
+        ..probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![function("probed_fn")],
+                updates: vec![upd("@s", A::Sum, Some(arg(0)))],
+                ..Default::default()
+            }],
+        )
+    };
+    let (s, seen) = start(&mut c, req).await.expect("probe starts");
+    let addr = seen.started.as_ref().expect("started").points[0].address;
+    let stdin = child.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"go\n").expect("go");
+    stdin.flush().expect("flush");
+    let seen = finish(s, seen).await;
+    let why = seen.ended.clone().unwrap_or_default();
+    assert!(why.starts_with("overload:"), "{why}");
+    assert!(why.contains("budget of 20%"), "{why}");
+    let last = seen.last();
+    assert!(last.r#final);
+    let c = last.counters.expect("counters");
+    assert!(c.hits + c.hits_lost > 0, "{c:?}");
+    // The rest of the loop runs unprobed: nothing traces it, and its code
+    // is its file's again.
+    common::wait_for("the detach", || {
+        common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
+    });
+    let (mem, file) = code_bytes(pid, addr);
+    assert_eq!(mem, file);
+    let done = tokio::task::spawn_blocking(move || lines.next())
+        .await
+        .expect("join")
+        .expect("a line")
+        .expect("line");
+    assert!(done.starts_with("ns_per_call"), "{done}");
+    drop(child.stdin.take());
+    let _ = child.wait();
+}

@@ -214,6 +214,9 @@ pub struct Limits {
     pub events_per_second: u32,
     /// Events waiting for the client.
     pub event_queue: usize,
+    /// Percent of one CPU the probe may take from the program (see
+    /// [`super::State::cost_ns`]).
+    pub cpu_percent: u32,
 }
 
 impl Default for Limits {
@@ -223,6 +226,7 @@ impl Default for Limits {
             string_len: 64,
             events_per_second: 10_000,
             event_queue: 4096,
+            cpu_percent: 50,
         }
     }
 }

@@ -1592,7 +1592,9 @@ impl<'a> Parser<'a> {
 }
 
 /// bpftrace's environment variables for its limits: BPFTRACE_STRLEN and
-/// BPFTRACE_MAP_KEYS_MAX.
+/// BPFTRACE_MAP_KEYS_MAX; and UTRACE_PROBE_CPU_PERCENT, the most of one
+/// CPU the probe may take from the program before the server ends it
+/// (default 50, at most 1000).
 fn limits_from_env() -> pb::ProbeLimits {
     let var = |n: &str| {
         std::env::var(n)
@@ -1603,6 +1605,7 @@ fn limits_from_env() -> pb::ProbeLimits {
         max_keys: var("BPFTRACE_MAP_KEYS_MAX").unwrap_or(0),
         string_len: var("BPFTRACE_STRLEN").unwrap_or(0),
         events_per_second: 0,
+        cpu_percent: var("UTRACE_PROBE_CPU_PERCENT").unwrap_or(0),
     }
 }
 
