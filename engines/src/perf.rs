@@ -169,8 +169,10 @@ pub(crate) struct Ring {
 // copies here. Moving it to another thread moves that ownership.
 unsafe impl Send for Ring {}
 
-/// Data pages per ring (a power of two): 32 KiB, about 180 samples.
-const RING_PAGES: usize = 8;
+/// Data pages per ring (a power of two): 64 KiB, about 330 samples (a
+/// probed thread's entry, return and USDT samples share it; the tracer
+/// drains it when half full and every 5 ms).
+const RING_PAGES: usize = 16;
 
 fn ring_bytes() -> usize {
     // SAFETY: sysconf has no preconditions.

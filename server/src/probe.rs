@@ -182,6 +182,34 @@ fn point(p: &pb::ProbePoint, f: &str) -> Result<Point, Status> {
                 ret: fp.on_return,
             })
         }
+        Some(P::Usdt(u)) => {
+            for (v, field) in [
+                (&u.binary, "binary"),
+                (&u.provider, "provider"),
+                (&u.name, "name"),
+            ] {
+                if v.len() > MAX_NAME || v.contains('\0') {
+                    return Err(bad(&format!("{f}.usdt.{field}"), "not a name"));
+                }
+            }
+            if u.name.is_empty() {
+                return Err(bad(
+                    &format!("{f}.usdt.name"),
+                    "empty; name the marker, e.g. \"function__entry\"",
+                ));
+            }
+            if u.binary.contains('/') && !u.binary.starts_with('/') {
+                return Err(bad(
+                    &format!("{f}.usdt.binary"),
+                    format!("{:?} is a relative path; give an absolute one", u.binary),
+                ));
+            }
+            Ok(Point::Usdt {
+                binary: u.binary.clone(),
+                provider: u.provider.clone(),
+                name: u.name.clone(),
+            })
+        }
         Some(P::Syscall(s)) => {
             let nr = if s.name.is_empty() {
                 None

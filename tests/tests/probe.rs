@@ -46,6 +46,17 @@ fn arg(i: u32) -> pb::ProbeExpr {
     e(pb::probe_expr::Expr::Arg(i))
 }
 
+/// USDT marker `utrace_test:NAME` of the program.
+fn usdt(name: &str) -> pb::ProbePoint {
+    pb::ProbePoint {
+        point: Some(pb::probe_point::Point::Usdt(pb::UsdtPoint {
+            provider: "utrace_test".into(),
+            name: name.into(),
+            ..Default::default()
+        })),
+    }
+}
+
 fn retval() -> pb::ProbeExpr {
     e(pb::probe_expr::Expr::Builtin(
         pb::ProbeBuiltin::Retval as i32,
@@ -415,6 +426,21 @@ async fn a_spawned_program_is_probed_to_its_exit() {
                 event_values: vec![arg(2)],
                 ..Default::default()
             },
+            // The USDT marker before each call, with the same arguments.
+            pb::ProbeClause {
+                points: vec![usdt("tick")],
+                updates: vec![
+                    upd("@us", A::Sum, Some(arg(0))),
+                    pb::MapUpdate {
+                        keys: vec![e(pb::probe_expr::Expr::StrAt(Box::new(pb::ProbeStr {
+                            addr: Some(Box::new(arg(1))),
+                            len: 0,
+                        })))],
+                        ..upd("@un", A::Count, None)
+                    },
+                ],
+                ..Default::default()
+            },
             pb::ProbeClause {
                 points: vec![pb::ProbePoint {
                     point: Some(pb::probe_point::Point::Syscall(pb::SyscallPoint {
@@ -446,6 +472,10 @@ async fn a_spawned_program_is_probed_to_its_exit() {
     assert!(last.r#final);
     let m = maps(last);
     assert_eq!(m["@calls"][""].value, 500);
+    // 50 rounds of 0..9, and names in turn from "alpha".
+    assert_eq!(m["@us"][""].value, 50 * 45);
+    assert_eq!(m["@un"]["alpha"].value, 167);
+    assert_eq!(m["@un"]["gamma"].value, 166);
     // "done 0 SUM\n": one write through libc, its length in arg2 and
     // returned by the syscall.
     let line = format!("done 0 {}\n", (0..500u64).map(|i| i % 10 + 1).sum::<u64>());
@@ -482,6 +512,11 @@ async fn bad_probes_are_named_and_leave_nothing() {
             clause(function("no_such_function"), count(), None),
             tonic::Code::NotFound,
             "no symbol \"no_such_function\"",
+        ),
+        (
+            clause(usdt("no_such_marker"), count(), None),
+            tonic::Code::NotFound,
+            "no USDT marker utrace_test:no_such_marker",
         ),
         (
             clause(
@@ -881,6 +916,10 @@ fn the_cli_prints_what_bpftrace_prints() {
         format!(
             "uretprobe:{target}:probed_fn {{ @r = sum(retval); @rh = hist(retval); \
              @rc[retval] = count(); }}"
+        ),
+        format!(
+            "usdt:{target}:utrace_test:tick /arg0 > 5/ {{ @s = sum(arg0); \
+             @[str(arg1)] = count(); @p[probe] = count(); }}"
         ),
     ];
     if tracefs {

@@ -8,6 +8,9 @@
 //! `push %rbp` (which the kernel emulates at a uprobe, as most compiled
 //! functions' first instruction) and returns `x + 1`.
 //!
+//! Every call also passes a USDT marker `utrace_test:tick` (arguments `x`
+//! and `name`) just before the function.
+//!
 //! Usage:
 //! - `probe_target calls N [ROUNDS]`: prints `ready PID`, then for each
 //!   round waits for a line on stdin and makes N calls
@@ -15,7 +18,7 @@
 //!   "beta", "gamma"), printing `done ROUND` after each; exits after the
 //!   last round (default 1) once stdin gives one more line or ends. It
 //!   pauses 1 ms after every 32 calls, so that a probe's hits (recorded
-//!   by the kernel in a ring of about 180 per thread) are taken before the
+//!   by the kernel in a ring of about 330 per thread) are taken before the
 //!   ring fills even by a debug build of the server sharing a CPU with
 //!   it: the tests that use it check exact figures, not throughput (the
 //!   bench does that, and tests count what the kernel could not record).
@@ -52,8 +55,49 @@ extern "C" {
 const NAMES: [&CStr; 3] = [c"alpha", c"beta", c"gamma"];
 
 fn call(x: u64, name: &CStr) -> u64 {
+    let name = name.as_ptr();
+    marker(x, name);
     // SAFETY: probed_fn reads only its register arguments.
-    unsafe { probed_fn(std::hint::black_box(x), name.as_ptr()) }
+    unsafe { probed_fn(std::hint::black_box(x), name) }
+}
+
+/// A USDT (SystemTap SDT) marker `utrace_test:tick` with two arguments,
+/// `x` and `name`, as `sys/sdt.h`'s `STAP_PROBE2` makes one: a `nop`, and a
+/// `.note.stapsdt` note giving its address, the provider, the name and
+/// where each argument is (`8@%rdi`-style); no semaphore.
+#[inline(always)]
+fn marker(x: u64, name: *const std::ffi::c_char) {
+    // SAFETY: a nop, and notes in sections of their own; the operands are
+    // only named in the note.
+    unsafe {
+        std::arch::asm!(
+            "990: nop",
+            ".pushsection .note.stapsdt,\"?\",\"note\"",
+            ".balign 4",
+            ".4byte 992f-991f, 994f-993f, 3",
+            "991: .asciz \"stapsdt\"",
+            "992: .balign 4",
+            "993: .8byte 990b",
+            ".8byte _.stapsdt.base",
+            ".8byte 0",
+            ".asciz \"utrace_test\"",
+            ".asciz \"tick\"",
+            ".asciz \"8@{x} 8@{name}\"",
+            "994: .balign 4",
+            ".popsection",
+            ".ifndef _.stapsdt.base",
+            ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat",
+            ".weak _.stapsdt.base",
+            ".hidden _.stapsdt.base",
+            "_.stapsdt.base: .space 1",
+            ".size _.stapsdt.base, 1",
+            ".popsection",
+            ".endif",
+            x = in(reg) x,
+            name = in(reg) name,
+            options(att_syntax, nostack, preserves_flags, readonly),
+        );
+    }
 }
 
 fn main() {

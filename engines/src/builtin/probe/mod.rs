@@ -224,6 +224,8 @@ pub struct ProbeEngine {
     sites: FxHashMap<u64, Vec<(u32, u32)>>,
     /// The same for return probes, by function address.
     ret_sites: FxHashMap<u64, Vec<(u32, u32)>>,
+    /// Where the arguments of each USDT point are.
+    usdt_args: FxHashMap<(u32, u32), Vec<resolve::UsdtArg>>,
     /// Function points not placed yet.
     pending: Vec<(u32, u32)>,
     /// The first placement happened.
@@ -290,6 +292,7 @@ impl ProbeEngine {
                 allow_pending,
                 sites: FxHashMap::default(),
                 ret_sites: FxHashMap::default(),
+                usdt_args: FxHashMap::default(),
                 pending: Vec::new(),
                 placed_once: false,
                 watching,
@@ -345,6 +348,14 @@ impl ProbeEngine {
                     ..
                 } => resolve::function(pid, binary, symbol.as_deref(), *offset, *exact),
                 Point::Address(a) => resolve::address(pid, *a),
+                Point::Usdt {
+                    binary,
+                    provider,
+                    name,
+                } => resolve::usdt(pid, binary, provider, name).map(|(p, args)| {
+                    self.usdt_args.insert((ci, pi), args);
+                    p
+                }),
                 Point::Syscall { .. } => continue,
             };
             let counted = self
@@ -639,6 +650,37 @@ impl ProbeEngine {
         out
     }
 
+    /// The arguments at a hit of point `pi` of clause `ci`: a USDT
+    /// marker's, else the function's (System V registers).
+    fn point_args(&self, ci: u32, pi: u32, h: &mut Hit<'_, '_>) {
+        let Some(spec) = self.usdt_args.get(&(ci, pi)) else {
+            h.function_args();
+            return;
+        };
+        h.args = [0; 6];
+        for (i, a) in spec.iter().take(6).enumerate() {
+            h.args[i] = match *a {
+                resolve::UsdtArg::Const(c) => c as u64,
+                resolve::UsdtArg::Reg { reg, size } => sized(h.reg(reg), size),
+                resolve::UsdtArg::Mem { reg, off, size } => {
+                    let at = h.reg(reg).wrapping_add(off as u64);
+                    let n = usize::from(size.unsigned_abs()).clamp(1, 8);
+                    match read_bytes(h.pid, at, n) {
+                        Some(b) => {
+                            let mut w = [0u8; 8];
+                            w[..n].copy_from_slice(&b[..n]);
+                            sized(u64::from_le_bytes(w), size)
+                        }
+                        None => {
+                            h.read_errors += 1;
+                            0
+                        }
+                    }
+                }
+            };
+        }
+    }
+
     /// Count `ns` of the program's time against the probe's budget.
     fn charge(&self, ns: u64) {
         let mut st = self.shared.lock();
@@ -665,6 +707,30 @@ impl ProbeEngine {
             self.run(ci, pi, &mut hit);
         }
     }
+}
+
+/// A USDT argument of `size` bytes (negative: signed) from a 64-bit word.
+fn sized(v: u64, size: i8) -> u64 {
+    match size {
+        1 => v & 0xff,
+        2 => v & 0xffff,
+        4 => v & 0xffff_ffff,
+        -1 => v as u8 as i8 as i64 as u64,
+        -2 => v as u16 as i16 as i64 as u64,
+        -4 => v as u32 as i32 as i64 as u64,
+        _ => v,
+    }
+}
+
+/// Exactly `n` bytes of `pid`'s memory at `addr`.
+fn read_bytes(pid: Tid, addr: u64, n: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(n);
+    let iov = [libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: n,
+    }];
+    let got = crate::sys::process_vm_readv_append(pid, &mut out, n, &iov).ok()?;
+    (got == n).then_some(out)
 }
 
 /// C-string read of at most `max` bytes of `pid`'s memory, a page at a
@@ -757,6 +823,7 @@ impl Engine for ProbeEngine {
         // A new image: the old sites went with it.
         self.sites.clear();
         self.ret_sites.clear();
+        self.usdt_args.clear();
         self.pending.clear();
         self.comms.clear();
         self.allow_pending = true;
@@ -818,10 +885,10 @@ impl Engine for ProbeEngine {
             probe: None,
             read_errors: 0,
         };
-        if !hit.returned {
-            h.function_args();
-        }
         for (ci, pi) in points {
+            if !hit.returned {
+                self.point_args(ci, pi, &mut h);
+            }
             self.run(ci, pi, &mut h);
         }
     }
@@ -843,8 +910,8 @@ impl Engine for ProbeEngine {
             probe: None,
             read_errors: 0,
         };
-        h.function_args();
         for (ci, pi) in points {
+            self.point_args(ci, pi, &mut h);
             self.run(ci, pi, &mut h);
         }
         Action::Resume

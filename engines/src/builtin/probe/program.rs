@@ -23,6 +23,14 @@ pub enum Point {
     },
     /// An absolute address in an executable mapping of the process.
     Address(u64),
+    /// A USDT (SystemTap SDT) marker of a file the process maps: `arg0`…
+    /// are the marker's arguments.
+    Usdt {
+        binary: String,
+        /// Empty: any provider.
+        provider: String,
+        name: String,
+    },
     /// A syscall's entry or exit (`nr` `None`: every syscall).
     Syscall { nr: Option<u64>, exit: bool },
 }
@@ -53,6 +61,18 @@ impl Point {
                 }
             }
             Point::Address(a) => format!("uprobe:{a:#x}"),
+            Point::Usdt {
+                binary,
+                provider,
+                name,
+            } => {
+                let binary = file.unwrap_or(binary);
+                if provider.is_empty() {
+                    format!("usdt:{binary}:{name}")
+                } else {
+                    format!("usdt:{binary}:{provider}:{name}")
+                }
+            }
             Point::Syscall { nr, exit } => {
                 let dir = if *exit { "exit" } else { "enter" };
                 match nr {

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use object::{Object, ObjectSegment, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use rustc_hash::FxHashMap;
 
 use crate::sys::Tid;
@@ -175,6 +175,144 @@ struct Elf {
     symbols: FxHashMap<String, u64>,
     /// Loaded segments: (virtual address, file offset, bytes in the file).
     segments: Vec<(u64, u64, u64)>,
+    /// Its USDT markers (`.note.stapsdt`).
+    markers: Vec<Marker>,
+}
+
+/// A USDT (SystemTap SDT) marker of an ELF file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Marker {
+    provider: String,
+    name: String,
+    /// Its `nop`'s virtual address (adjusted for prelinking).
+    pc: u64,
+    /// Its semaphore's virtual address (0: none).
+    semaphore: u64,
+    /// Where its arguments are, as the note says (`-4@%edi 8@-8(%rbp)`).
+    args: String,
+}
+
+/// Where a USDT argument is, at the marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsdtArg {
+    /// In a register (index in [`crate::BreakpointHit::REGISTERS`]), of
+    /// `size` bytes (negative: signed).
+    Reg { reg: usize, size: i8 },
+    /// In memory at a register plus an offset.
+    Mem { reg: usize, off: i64, size: i8 },
+    /// A constant.
+    Const(i64),
+}
+
+/// The 64-bit register an x86 register name (any width) is part of.
+fn reg64(name: &str) -> Option<usize> {
+    let full = match name {
+        "rax" | "eax" | "ax" | "al" => "rax",
+        "rbx" | "ebx" | "bx" | "bl" => "rbx",
+        "rcx" | "ecx" | "cx" | "cl" => "rcx",
+        "rdx" | "edx" | "dx" | "dl" => "rdx",
+        "rsi" | "esi" | "si" | "sil" => "rsi",
+        "rdi" | "edi" | "di" | "dil" => "rdi",
+        "rbp" | "ebp" | "bp" | "bpl" => "rbp",
+        "rsp" | "esp" | "sp" | "spl" => "rsp",
+        "rip" => "rip",
+        n => {
+            let base = n.trim_end_matches(['d', 'w', 'b']);
+            match base {
+                "r8" | "r9" | "r10" | "r11" | "r12" | "r13" | "r14" | "r15" => base,
+                _ => return None,
+            }
+        }
+    };
+    crate::BreakpointHit::REGISTERS
+        .iter()
+        .position(|r| *r == full)
+}
+
+/// Parse a marker's argument string (`8@%rax -4@$5 8@-16(%rbp)`).
+pub fn usdt_args(spec: &str) -> Result<Vec<UsdtArg>, String> {
+    spec.split_whitespace()
+        .map(|a| {
+            let bad = || format!("USDT argument {a:?} is not in a form this server reads");
+            let (size, loc) = a.split_once('@').ok_or_else(bad)?;
+            let size: i8 = size.parse().map_err(|_| bad())?;
+            if let Some(c) = loc.strip_prefix('$') {
+                return c.parse().map(UsdtArg::Const).map_err(|_| bad());
+            }
+            if let Some(r) = loc.strip_prefix('%') {
+                return Ok(UsdtArg::Reg {
+                    reg: reg64(r).ok_or_else(bad)?,
+                    size,
+                });
+            }
+            let (off, rest) = loc.split_once('(').ok_or_else(bad)?;
+            let r = rest
+                .strip_suffix(')')
+                .and_then(|r| r.strip_prefix('%'))
+                .ok_or_else(bad)?;
+            let off = if off.is_empty() {
+                0
+            } else {
+                off.parse().map_err(|_| bad())?
+            };
+            Ok(UsdtArg::Mem {
+                reg: reg64(r).ok_or_else(bad)?,
+                off,
+                size,
+            })
+        })
+        .collect()
+}
+
+/// The markers of a `.note.stapsdt` section's bytes; `base` the address
+/// of `.stapsdt.base` (if any) to adjust prelinked addresses.
+fn parse_markers(data: &[u8], base: Option<u64>) -> Vec<Marker> {
+    let mut out = Vec::new();
+    let u32_at = |d: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(d.get(at..at + 4)?.try_into().ok()?))
+    };
+    let u64_at = |d: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(d.get(at..at + 8)?.try_into().ok()?))
+    };
+    let mut at = 0usize;
+    while let (Some(namesz), Some(descsz), Some(kind)) =
+        (u32_at(data, at), u32_at(data, at + 4), u32_at(data, at + 8))
+    {
+        let name_at = at + 12;
+        let desc_at = name_at + (namesz as usize).next_multiple_of(4);
+        let next = desc_at + (descsz as usize).next_multiple_of(4);
+        let (Some(name), Some(desc)) = (
+            data.get(name_at..name_at + namesz as usize),
+            data.get(desc_at..desc_at + descsz as usize),
+        ) else {
+            break;
+        };
+        if name == b"stapsdt\0" && kind == 3 {
+            if let (Some(pc), Some(note_base), Some(semaphore)) =
+                (u64_at(desc, 0), u64_at(desc, 8), u64_at(desc, 16))
+            {
+                let mut strs = desc.get(24..).unwrap_or(&[]).split(|b| *b == 0);
+                let mut next_str =
+                    || String::from_utf8_lossy(strs.next().unwrap_or(&[])).into_owned();
+                let (provider, name, args) = (next_str(), next_str(), next_str());
+                let adjust = |a: u64| match base {
+                    Some(b) if note_base != 0 && a != 0 => {
+                        a.wrapping_add(b).wrapping_sub(note_base)
+                    }
+                    _ => a,
+                };
+                out.push(Marker {
+                    provider,
+                    name,
+                    pc: adjust(pc),
+                    semaphore: adjust(semaphore),
+                    args,
+                });
+            }
+        }
+        at = next;
+    }
+    out
 }
 
 impl Elf {
@@ -198,6 +336,12 @@ impl Elf {
         for seg in file.segments() {
             let (off, size) = seg.file_range();
             elf.segments.push((seg.address(), off, size));
+        }
+        if let Some(notes) = file.section_by_name(".note.stapsdt") {
+            let base = file.section_by_name(".stapsdt.base").map(|s| s.address());
+            if let Ok(data) = notes.data() {
+                elf.markers = parse_markers(data, base);
+            }
         }
         Ok(elf)
     }
@@ -238,6 +382,94 @@ fn elf_of(path: &str, m: &Mapping) -> Result<Arc<Elf>, Unplaced> {
     Ok(elf)
 }
 
+/// Where USDT marker `provider`:`name` of `binary` is in process `pid`,
+/// and where its arguments are. An empty `provider` matches any (the name
+/// must then be one marker's only).
+pub fn usdt(
+    pid: Tid,
+    binary: &str,
+    provider: &str,
+    name: &str,
+) -> Result<(Placed, Vec<UsdtArg>), Unplaced> {
+    let maps = mappings(pid).map_err(Unplaced::Error)?;
+    let m = find_file(pid, &maps, binary)?;
+    let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+    let elf = elf_of(&path, m)?;
+    let found: Vec<&Marker> = elf
+        .markers
+        .iter()
+        .filter(|k| k.name == name && (provider.is_empty() || k.provider == provider))
+        .collect();
+    let marker = match found.as_slice() {
+        [] => {
+            return Err(Unplaced::Missing(format!(
+                "no USDT marker {provider}:{name} in {} ({} markers{})",
+                m.path,
+                elf.markers.len(),
+                if elf.markers.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {}",
+                        elf.markers
+                            .iter()
+                            .take(8)
+                            .map(|k| format!("{}:{}", k.provider, k.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )))
+        }
+        [one] => *one,
+        many => {
+            // The same marker inlined at several places: the first only,
+            // for now.
+            if many.iter().any(|k| k.provider != many[0].provider) {
+                return Err(Unplaced::Error(format!(
+                    "USDT marker {name} of {} is in several providers; name one",
+                    m.path
+                )));
+            }
+            many[0]
+        }
+    };
+    if marker.semaphore != 0 {
+        return Err(Unplaced::Error(format!(
+            "USDT marker {}:{} of {} is guarded by a semaphore, which a probe would have to \
+             write to enable: not served yet",
+            marker.provider, marker.name, m.path
+        )));
+    }
+    let args = usdt_args(&marker.args).map_err(Unplaced::Error)?;
+    let foff = elf.file_offset(marker.pc).ok_or_else(|| {
+        Unplaced::Error(format!(
+            "USDT marker {}:{} of {} is at {:#x}, outside its loaded segments",
+            marker.provider, marker.name, m.path, marker.pc
+        ))
+    })?;
+    Ok((in_exec_mapping(pid, &maps, m, foff)?, args))
+}
+
+/// The address of file offset `foff` of `m`'s file in an executable
+/// mapping of `pid`.
+fn in_exec_mapping(pid: Tid, maps: &[Mapping], m: &Mapping, foff: u64) -> Result<Placed, Unplaced> {
+    let exec = maps
+        .iter()
+        .filter(|x| id_of(x) == id_of(m) && x.exec)
+        .find(|x| x.offset <= foff && foff < x.offset + (x.end - x.start))
+        .ok_or_else(|| {
+            Unplaced::Error(format!(
+                "offset {foff:#x} of {} is not in an executable mapping of process {pid}",
+                m.path
+            ))
+        })?;
+    Ok(Placed {
+        addr: exec.start + (foff - exec.offset),
+        file: m.path.clone(),
+    })
+}
+
 /// Where `binary`:`symbol`+`offset` is in process `pid` (a file offset
 /// when there is no symbol). A function starting with `endbr64` is probed
 /// after it unless `exact` (a uprobe on `endbr64` is single-stepped: ten
@@ -275,20 +507,7 @@ pub fn function(
     if symbol.is_some() && offset == 0 && !exact && starts_with_endbr64(&path, foff) {
         foff += 4;
     }
-    let exec = maps
-        .iter()
-        .filter(|x| id_of(x) == id_of(m) && x.exec)
-        .find(|x| x.offset <= foff && foff < x.offset + (x.end - x.start))
-        .ok_or_else(|| {
-            Unplaced::Error(format!(
-                "offset {foff:#x} of {} is not in an executable mapping of process {pid}",
-                m.path
-            ))
-        })?;
-    Ok(Placed {
-        addr: exec.start + (foff - exec.offset),
-        file: m.path.clone(),
-    })
+    in_exec_mapping(pid, &maps, m, foff)
 }
 
 fn starts_with_endbr64(path: &str, foff: u64) -> bool {
@@ -336,6 +555,34 @@ mod tests {
         assert!(p.file.contains("libc"), "{p:?}");
         let exact = function(pid, "libc", Some("getpid"), 0, true).expect("exact");
         assert_eq!(exact.addr, real);
+    }
+
+    #[test]
+    fn reads_usdt_argument_specs() {
+        let rdi = reg64("rdi").expect("rdi");
+        let rbp = reg64("rbp").expect("rbp");
+        let r8 = reg64("r8").expect("r8");
+        assert_eq!(
+            usdt_args("8@%rdi -4@%edi 4@%r8d -8@-16(%rbp) 8@(%rdi) -4@$5").expect("parses"),
+            vec![
+                UsdtArg::Reg { reg: rdi, size: 8 },
+                UsdtArg::Reg { reg: rdi, size: -4 },
+                UsdtArg::Reg { reg: r8, size: 4 },
+                UsdtArg::Mem {
+                    reg: rbp,
+                    off: -16,
+                    size: -8
+                },
+                UsdtArg::Mem {
+                    reg: rdi,
+                    off: 0,
+                    size: 8
+                },
+                UsdtArg::Const(5),
+            ]
+        );
+        assert!(usdt_args("8@%xmm0").is_err());
+        assert!(usdt_args("garbage").is_err());
     }
 
     #[test]

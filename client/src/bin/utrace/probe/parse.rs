@@ -1727,8 +1727,8 @@ pub fn constant(e: &pb::ProbeExpr) -> Option<Value> {
 
 // --------------------------------------------------------- probe points
 
-const PROBE_TYPES: &str = "uprobe, uretprobe, tracepoint:syscalls, tracepoint:raw_syscalls, \
-                           syscall, interval, BEGIN and END";
+const PROBE_TYPES: &str = "uprobe, uretprobe, usdt, tracepoint:syscalls, \
+                           tracepoint:raw_syscalls, syscall, interval, BEGIN and END";
 
 fn point(text: &str, at: Mark) -> Result<Point, Error> {
     match text {
@@ -1754,6 +1754,33 @@ fn point(text: &str, at: Mark) -> Result<Point, Error> {
             let ret = kind.starts_with("ur");
             let (binary, func) = rest.split_once(':').unwrap_or(("", rest));
             function_point(text, binary, func, ret, at)
+        }
+        "usdt" | "U" => {
+            let parts: Vec<&str> = rest.split(':').collect();
+            let (binary, provider, name) = match parts.as_slice() {
+                [name] => ("", "", *name),
+                [binary, name] => (*binary, "", *name),
+                [binary, provider, name] => (*binary, *provider, *name),
+                _ => {
+                    return Err(err(
+                        at,
+                        format!("{text}: expected usdt:BINARY:[PROVIDER:]NAME"),
+                    ))
+                }
+            };
+            if name.is_empty() {
+                return Err(err(at, format!("{text}: the marker's name is missing")));
+            }
+            Ok(Point::Server(
+                pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Usdt(pb::UsdtPoint {
+                        binary: binary.to_string(),
+                        provider: provider.to_string(),
+                        name: name.to_string(),
+                    })),
+                },
+                PointInfo::Function { ret: false },
+            ))
         }
         "tracepoint" | "t" => {
             let (cat, event) = rest.split_once(':').unwrap_or((rest, ""));
@@ -1829,8 +1856,8 @@ fn point(text: &str, at: Mark) -> Result<Point, Error> {
             }
         }
         "kprobe" | "k" | "kretprobe" | "kr" | "kfunc" | "f" | "kretfunc" | "fr" | "profile"
-        | "p" | "software" | "s" | "hardware" | "h" | "usdt" | "U" | "watchpoint" | "w"
-        | "asyncwatchpoint" | "rawtracepoint" | "rt" | "iter" | "it" => Err(err(
+        | "p" | "software" | "s" | "hardware" | "h" | "watchpoint" | "w" | "asyncwatchpoint"
+        | "rawtracepoint" | "rt" | "iter" | "it" => Err(err(
             at,
             format!("{kind} probes are not supported: utrace probes one process ({PROBE_TYPES})"),
         )),
@@ -2392,8 +2419,8 @@ mod tests {
         assert_eq!(
             error("kprobe:do_sys_open { @ = count(); }"),
             "1:1: kprobe probes are not supported: utrace probes one process (uprobe, \
-             uretprobe, tracepoint:syscalls, tracepoint:raw_syscalls, syscall, interval, \
-             BEGIN and END)"
+             uretprobe, usdt, tracepoint:syscalls, tracepoint:raw_syscalls, syscall, \
+             interval, BEGIN and END)"
         );
         assert_eq!(
             error("uprobe:libc:puts { @ = count(); } END { print(@x); }"),
