@@ -485,7 +485,7 @@ impl Breakpoints {
                 // events close; then our int3 goes in.
                 let orig = bp.orig;
                 if let Mech::Probe(site) = self.unplace(addr) {
-                    self.probes.close_site(site);
+                    self.probes.close_site_now(site);
                 }
                 wait_restored(io, addr, orig);
                 debug!(pid = io.pid, addr, "breakpoint: uprobe -> int3");
@@ -593,7 +593,7 @@ impl Breakpoints {
         match mech {
             Mech::Int3 => io.write(addr, &[bp.orig]),
             Mech::Probe(site) => {
-                self.probes.close_site(site);
+                self.probes.close_site_now(site);
                 // A new breakpoint here must find the original byte.
                 wait_restored(io, addr, bp.orig);
                 Ok(())
@@ -695,8 +695,10 @@ fn wait_restored(io: &mut Io<'_>, addr: u64, orig: u8) {
     debug!(pid = io.pid, addr, waited = ?start.elapsed(), polls, "uprobe out of memory");
 }
 
-/// How long [`wait_restored`] waits.
-const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long [`wait_restored`] waits. The kernel takes a uprobe out only
+/// after RCU grace periods (64 ms here when idle; much more on a loaded
+/// machine), and an int3 written before that is erased with it.
+const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for Breakpoints {
     /// The process is gone from the tracer: its sites leave the

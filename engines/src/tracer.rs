@@ -509,8 +509,10 @@ fn run(
         if closed || core.shutting_down {
             break;
         }
-        // Rings wake us only when half full: look at them every 5 ms.
-        waker.wait(if core.probing() { PROBE_POLL_MS } else { -1 });
+        // Rings wake us only when half full: look at them every 5 ms; and
+        // while a uprobe/int3 conflict is open, at the int3s it may erase.
+        let poll = core.probing() || crate::uprobe::conflicts_open();
+        waker.wait(if poll { PROBE_POLL_MS } else { -1 });
     }
     // Shutdown: detach all, then give running tasks a bounded time to stop
     // and be detached.

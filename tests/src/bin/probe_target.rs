@@ -22,8 +22,9 @@
 //!   ring fills even by a debug build of the server sharing a CPU with
 //!   it: the tests that use it check exact figures, not throughput (the
 //!   bench does that, and tests count what the kernel could not record).
-//! - `probe_target run N`: makes the N calls of one round at once, prints
-//!   `done 0 SUM` and exits (for a spawned program).
+//! - `probe_target run N`: makes the N calls of one round at once (every
+//!   other one through a second place of the marker), prints `done 0 SUM`
+//!   and exits (for a spawned program).
 //! - `probe_target loop N`: prints `ready PID`, waits for a line on
 //!   stdin, makes N calls `probed_fn(i, "alpha")` as fast as it can,
 //!   prints `ns_per_call X SUM`, and exits after one more line (or the
@@ -54,7 +55,18 @@ extern "C" {
 
 const NAMES: [&CStr; 3] = [c"alpha", c"beta", c"gamma"];
 
+#[inline(never)]
 fn call(x: u64, name: &CStr) -> u64 {
+    let name = name.as_ptr();
+    marker(x, name);
+    // SAFETY: probed_fn reads only its register arguments.
+    unsafe { probed_fn(std::hint::black_box(x), name) }
+}
+
+/// [`call`] again: its marker is a second place of `utrace_test:tick`
+/// (a marker inlined in two places has two notes).
+#[inline(never)]
+fn call_too(x: u64, name: &CStr) -> u64 {
     let name = name.as_ptr();
     marker(x, name);
     // SAFETY: probed_fn reads only its register arguments.
@@ -135,7 +147,8 @@ fn main() {
             let count = n(2);
             let mut sum = 0u64;
             for i in 0..count {
-                sum = sum.wrapping_add(call(i % 10, NAMES[(i % 3) as usize]));
+                let f = if i % 2 == 0 { call } else { call_too };
+                sum = sum.wrapping_add(f(i % 10, NAMES[(i % 3) as usize]));
                 if i % 32 == 31 {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }

@@ -225,7 +225,9 @@ pub struct ProbeEngine {
     /// The same for return probes, by function address.
     ret_sites: FxHashMap<u64, Vec<(u32, u32)>>,
     /// Where the arguments of each USDT point are.
-    usdt_args: FxHashMap<(u32, u32), Vec<resolve::UsdtArg>>,
+    /// Where the arguments of each USDT point are, at each of its places
+    /// (a marker inlined several times has several).
+    usdt_args: FxHashMap<(u32, u32, u64), Vec<resolve::UsdtArg>>,
     /// Function points not placed yet.
     pending: Vec<(u32, u32)>,
     /// The first placement happened.
@@ -339,23 +341,23 @@ impl ProbeEngine {
                 continue;
             };
             let ret = matches!(point, Point::Function { ret: true, .. });
-            let r = match point {
+            type Places = Vec<(resolve::Placed, Option<Vec<resolve::UsdtArg>>)>;
+            let r: Result<Places, resolve::Unplaced> = match point {
                 Point::Function {
                     binary,
                     symbol,
                     offset,
                     exact,
                     ..
-                } => resolve::function(pid, binary, symbol.as_deref(), *offset, *exact),
-                Point::Address(a) => resolve::address(pid, *a),
+                } => resolve::function(pid, binary, symbol.as_deref(), *offset, *exact)
+                    .map(|p| vec![(p, None)]),
+                Point::Address(a) => resolve::address(pid, *a).map(|p| vec![(p, None)]),
                 Point::Usdt {
                     binary,
                     provider,
                     name,
-                } => resolve::usdt(pid, binary, provider, name).map(|(p, args)| {
-                    self.usdt_args.insert((ci, pi), args);
-                    p
-                }),
+                } => resolve::usdt(pid, binary, provider, name)
+                    .map(|v| v.into_iter().map(|(p, a)| (p, Some(a))).collect()),
                 Point::Syscall { .. } => continue,
             };
             let counted = self
@@ -364,48 +366,56 @@ impl ProbeEngine {
                 .get(ci as usize)
                 .is_some_and(|c| c.counts_only(&self.prog.maps));
             match r {
-                Ok(p) => match if ret {
-                    task.insert_return_probe(p.addr)
-                } else if counted {
-                    task.insert_breakpoint_counted(p.addr)
-                } else {
-                    task.insert_breakpoint(p.addr)
-                } {
-                    Ok(()) => {
-                        let sites = if ret {
-                            &mut self.ret_sites
-                        } else {
-                            &mut self.sites
-                        };
-                        sites.entry(p.addr).or_default().push((ci, pi));
-                        // `probe` names the file found, as bpftrace does.
-                        if let Some(name) = self
-                            .point_names
-                            .get_mut(ci as usize)
-                            .and_then(|v| v.get_mut(pi as usize))
-                        {
-                            *name =
-                                Value::Str(point.describe_in(Some(&p.file)).into_bytes().into());
+                Ok(places) => {
+                    for (p, args) in places {
+                        if let Some(a) = args {
+                            self.usdt_args.insert((ci, pi, p.addr), a);
                         }
-                        placed.push(PlacedPoint {
-                            clause: ci,
-                            point: pi,
-                            addr: p.addr,
-                            file: p.file,
-                            pending: false,
-                        });
-                    }
-                    Err(e) if ret => errors.push(format!(
+                        match if ret {
+                            task.insert_return_probe(p.addr)
+                        } else if counted {
+                            task.insert_breakpoint_counted(p.addr)
+                        } else {
+                            task.insert_breakpoint(p.addr)
+                        } {
+                            Ok(()) => {
+                                let sites = if ret {
+                                    &mut self.ret_sites
+                                } else {
+                                    &mut self.sites
+                                };
+                                sites.entry(p.addr).or_default().push((ci, pi));
+                                // `probe` names the file found, as bpftrace does.
+                                if let Some(name) = self
+                                    .point_names
+                                    .get_mut(ci as usize)
+                                    .and_then(|v| v.get_mut(pi as usize))
+                                {
+                                    *name = Value::Str(
+                                        point.describe_in(Some(&p.file)).into_bytes().into(),
+                                    );
+                                }
+                                placed.push(PlacedPoint {
+                                    clause: ci,
+                                    point: pi,
+                                    addr: p.addr,
+                                    file: p.file,
+                                    pending: false,
+                                });
+                            }
+                            Err(e) if ret => errors.push(format!(
                         "clauses[{ci}].points[{pi}]: no return probe at {:#x} ({}): only a \
                          kernel uprobe serves one, and here a breakpoint that stops (a \
                          debugger's) is in the way, or the code is not its file's ({e})",
                         p.addr, p.file
                     )),
-                    Err(e) => errors.push(format!(
-                        "clauses[{ci}].points[{pi}]: cannot probe {:#x} ({}): {e}",
-                        p.addr, p.file
-                    )),
-                },
+                            Err(e) => errors.push(format!(
+                                "clauses[{ci}].points[{pi}]: cannot probe {:#x} ({}): {e}",
+                                p.addr, p.file
+                            )),
+                        }
+                    }
+                }
                 Err(resolve::Unplaced::NotLoaded(why)) if self.allow_pending => {
                     debug!(clause = ci, point = pi, %why, "probe point waits for its library");
                     self.pending.push((ci, pi));
@@ -652,8 +662,8 @@ impl ProbeEngine {
 
     /// The arguments at a hit of point `pi` of clause `ci`: a USDT
     /// marker's, else the function's (System V registers).
-    fn point_args(&self, ci: u32, pi: u32, h: &mut Hit<'_, '_>) {
-        let Some(spec) = self.usdt_args.get(&(ci, pi)) else {
+    fn point_args(&self, ci: u32, pi: u32, addr: u64, h: &mut Hit<'_, '_>) {
+        let Some(spec) = self.usdt_args.get(&(ci, pi, addr)) else {
             h.function_args();
             return;
         };
@@ -887,7 +897,7 @@ impl Engine for ProbeEngine {
         };
         for (ci, pi) in points {
             if !hit.returned {
-                self.point_args(ci, pi, &mut h);
+                self.point_args(ci, pi, hit.addr, &mut h);
             }
             self.run(ci, pi, &mut h);
         }
@@ -911,7 +921,7 @@ impl Engine for ProbeEngine {
             read_errors: 0,
         };
         for (ci, pi) in points {
-            self.point_args(ci, pi, &mut h);
+            self.point_args(ci, pi, addr, &mut h);
             self.run(ci, pi, &mut h);
         }
         Action::Resume

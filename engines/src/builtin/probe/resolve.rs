@@ -382,15 +382,16 @@ fn elf_of(path: &str, m: &Mapping) -> Result<Arc<Elf>, Unplaced> {
     Ok(elf)
 }
 
-/// Where USDT marker `provider`:`name` of `binary` is in process `pid`,
-/// and where its arguments are. An empty `provider` matches any (the name
-/// must then be one marker's only).
+/// Where USDT marker `provider`:`name` of `binary` is in process `pid`
+/// (every place: a marker inlined several times is at each), and where
+/// its arguments are there. An empty `provider` matches any (the name
+/// must then be one provider's only).
 pub fn usdt(
     pid: Tid,
     binary: &str,
     provider: &str,
     name: &str,
-) -> Result<(Placed, Vec<UsdtArg>), Unplaced> {
+) -> Result<Vec<(Placed, Vec<UsdtArg>)>, Unplaced> {
     let maps = mappings(pid).map_err(Unplaced::Error)?;
     let m = find_file(pid, &maps, binary)?;
     let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
@@ -400,7 +401,7 @@ pub fn usdt(
         .iter()
         .filter(|k| k.name == name && (provider.is_empty() || k.provider == provider))
         .collect();
-    let marker = match found.as_slice() {
+    match found.as_slice() {
         [] => {
             return Err(Unplaced::Missing(format!(
                 "no USDT marker {provider}:{name} in {} ({} markers{})",
@@ -421,34 +422,34 @@ pub fn usdt(
                 }
             )))
         }
-        [one] => *one,
-        many => {
-            // The same marker inlined at several places: the first only,
-            // for now.
-            if many.iter().any(|k| k.provider != many[0].provider) {
+        many if many.iter().any(|k| k.provider != many[0].provider) => {
+            return Err(Unplaced::Error(format!(
+                "USDT marker {name} of {} is in several providers; name one",
+                m.path
+            )));
+        }
+        _ => {}
+    }
+    found
+        .into_iter()
+        .map(|marker| {
+            if marker.semaphore != 0 {
                 return Err(Unplaced::Error(format!(
-                    "USDT marker {name} of {} is in several providers; name one",
-                    m.path
+                    "USDT marker {}:{} of {} is guarded by a semaphore, which a probe would \
+                     have to write to enable: not served yet",
+                    marker.provider, marker.name, m.path
                 )));
             }
-            many[0]
-        }
-    };
-    if marker.semaphore != 0 {
-        return Err(Unplaced::Error(format!(
-            "USDT marker {}:{} of {} is guarded by a semaphore, which a probe would have to \
-             write to enable: not served yet",
-            marker.provider, marker.name, m.path
-        )));
-    }
-    let args = usdt_args(&marker.args).map_err(Unplaced::Error)?;
-    let foff = elf.file_offset(marker.pc).ok_or_else(|| {
-        Unplaced::Error(format!(
-            "USDT marker {}:{} of {} is at {:#x}, outside its loaded segments",
-            marker.provider, marker.name, m.path, marker.pc
-        ))
-    })?;
-    Ok((in_exec_mapping(pid, &maps, m, foff)?, args))
+            let args = usdt_args(&marker.args).map_err(Unplaced::Error)?;
+            let foff = elf.file_offset(marker.pc).ok_or_else(|| {
+                Unplaced::Error(format!(
+                    "USDT marker {}:{} of {} is at {:#x}, outside its loaded segments",
+                    marker.provider, marker.name, m.path, marker.pc
+                ))
+            })?;
+            Ok((in_exec_mapping(pid, &maps, m, foff)?, args))
+        })
+        .collect()
 }
 
 /// The address of file offset `foff` of `m`'s file in an executable
