@@ -17,7 +17,7 @@
 //!   `probed_fn(i % 10, NAMES[i % 3])` for i in 0..N (NAMES: "alpha",
 //!   "beta", "gamma"), printing `done ROUND` after each; exits after the
 //!   last round (default 1) once stdin gives one more line or ends. It
-//!   pauses 1 ms after every 32 calls, so that a probe's hits (recorded
+//!   pauses 1 ms after every 16 calls, so that a probe's hits (recorded
 //!   by the kernel in a ring of about 330 per thread) are taken before the
 //!   ring fills even by a debug build of the server sharing a CPU with
 //!   it: the tests that use it check exact figures, not throughput (the
@@ -134,7 +134,7 @@ fn main() {
                 let mut sum = 0u64;
                 for i in 0..count {
                     sum = sum.wrapping_add(call(i % 10, NAMES[(i % 3) as usize]));
-                    if i % 32 == 31 {
+                    if i % 16 == 15 {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                 }

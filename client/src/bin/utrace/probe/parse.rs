@@ -1774,7 +1774,7 @@ fn point(text: &str, at: Mark) -> Result<Point, Error> {
             Ok(Point::Server(
                 pb::ProbePoint {
                     point: Some(pb::probe_point::Point::Usdt(pb::UsdtPoint {
-                        binary: binary.to_string(),
+                        binary: absolute(binary),
                         provider: provider.to_string(),
                         name: name.to_string(),
                     })),
@@ -1868,6 +1868,17 @@ fn point(text: &str, at: Mark) -> Result<Point, Error> {
     }
 }
 
+/// A relative path (`./prog`) made absolute from this directory, as
+/// bpftrace does; a library name (`libc`) or an absolute path as it is.
+fn absolute(binary: &str) -> String {
+    if binary.contains('/') && !binary.starts_with('/') {
+        if let Ok(p) = std::path::absolute(binary) {
+            return p.to_string_lossy().into_owned();
+        }
+    }
+    binary.to_string()
+}
+
 fn syscall_point(name: &str, exit: bool) -> Point {
     Point::Server(
         pb::ProbePoint {
@@ -1917,7 +1928,7 @@ fn function_point(
     Ok(Point::Server(
         pb::ProbePoint {
             point: Some(pb::probe_point::Point::Function(pb::FunctionPoint {
-                binary: binary.to_string(),
+                binary: absolute(binary),
                 symbol,
                 offset,
                 exact,
