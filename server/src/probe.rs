@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tonic::{Response, Status};
 use tracing::{debug, Instrument};
 use utrace_engines::builtin::probe::{
-    self as probe, Agg, BinOp, Builtin, Clause, Expr, Limits, MapDef, Point, ProbeEngine, Program,
-    Shared, UnOp, Update, Value,
+    self as probe, Agg, BinOp, Builtin, Clause, Expr, Limits, MapDef, Point, ProbeEngine,
+    ProcessEvent, Program, Shared, UnOp, Update, Value,
 };
 use utrace_engines::{BreakpointHit, EngineId};
 use utrace_proto::v1 as pb;
@@ -181,6 +181,38 @@ fn point(p: &pb::ProbePoint, f: &str) -> Result<Point, Status> {
                 exact: fp.exact,
                 ret: fp.on_return,
             })
+        }
+        Some(P::Process(pp)) => {
+            use pb::ProcessEvent as E;
+            let signal = match pp.signal {
+                0 => None,
+                s @ 1..=64 => Some(s),
+                s => {
+                    return Err(bad(
+                        &format!("{f}.process.signal"),
+                        format!("{s} is not a signal number (1 to 64, or 0 for any)"),
+                    ))
+                }
+            };
+            let e =
+                match E::try_from(pp.event).unwrap_or(E::Unspecified) {
+                    E::Unspecified => return Err(bad(
+                        &format!("{f}.process.event"),
+                        "unset or unknown; give SIGNAL, THREAD_START, THREAD_EXIT, EXEC or EXIT",
+                    )),
+                    E::Signal => ProcessEvent::Signal(signal),
+                    E::ThreadStart => ProcessEvent::ThreadStart,
+                    E::ThreadExit => ProcessEvent::ThreadExit,
+                    E::Exec => ProcessEvent::Exec,
+                    E::Exit => ProcessEvent::Exit,
+                };
+            if signal.is_some() && !matches!(e, ProcessEvent::Signal(_)) {
+                return Err(bad(
+                    &format!("{f}.process.signal"),
+                    "set, but the event is not SIGNAL",
+                ));
+            }
+            Ok(Point::Process(e))
         }
         Some(P::Usdt(u)) => {
             for (v, field) in [

@@ -894,6 +894,8 @@ fn the_cli_prints_what_bpftrace_prints() {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let copy = dir.join("probe_target_bt");
     std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let signals = dir.join("signals_bt");
+    std::fs::copy(tracee!("signals"), &signals).expect("copy the program");
     let target = copy.to_str().expect("path");
     let utrace = common::users::workspace_bin("utrace");
     // bpftrace finds syscall tracepoints in tracefs, which this VM does
@@ -983,6 +985,27 @@ fn the_cli_prints_what_bpftrace_prints() {
                 .filter(|l| !l.contains("attached_probes"))
                 .collect();
             assert_eq!(ours, theirs, "-f {fmt} -e {p}");
+        }
+    }
+    // Signals and the exec of a program, at bpftrace's tracepoints.
+    if tracefs {
+        let sig = format!(
+        "tracepoint:signal:signal_deliver /comm == \"signals_bt\"/ {{ @[args->sig] = count(); }} \
+         tracepoint:sched:sched_process_exec /comm == \"signals_bt\"/ {{ @exec = count(); }}"
+    );
+        for fmt in ["text", "json"] {
+            let cmd = format!("{} 10 5", signals.display());
+            let ours = run(
+                &[utrace.to_str().expect("path"), "probe"],
+                &["-f", fmt, "-e", &sig, "-c", &cmd],
+            );
+            let theirs = run(&["bpftrace"], &["-f", fmt, "-e", &sig, "-c", &cmd]);
+            let drop_attach = |v: Vec<String>| -> Vec<String> {
+                v.into_iter()
+                    .filter(|l| !l.contains("attached_probes"))
+                    .collect()
+            };
+            assert_eq!(drop_attach(ours), drop_attach(theirs), "-f {fmt} -e {sig}");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -1134,4 +1157,84 @@ async fn an_overloading_probe_ends_and_the_program_runs_on() {
     assert!(done.starts_with("ns_per_call"), "{done}");
     drop(child.stdin.take());
     let _ = child.wait();
+}
+
+/// Process events: signals delivered (all, and one by number), threads
+/// started and exiting, the exec and the exit of spawned programs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_events_are_probed() {
+    let (_srv, mut c) = server().await;
+    use pb::ProbeAggregation as A;
+    let ev = |event: pb::ProcessEvent, signal: i32| pb::ProbePoint {
+        point: Some(pb::probe_point::Point::Process(pb::ProcessPoint {
+            event: event as i32,
+            signal,
+        })),
+    };
+    let spawn = |argv: &[&str], clauses: Vec<pb::ProbeClause>| pb::ProbeRequest {
+        target: Some(pb::probe_request::Target::Spawn(pb::ProbeSpawn {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })),
+        clauses,
+        ..Default::default()
+    };
+    let keyed = |map: &str, key: pb::ProbeExpr| pb::MapUpdate {
+        keys: vec![key],
+        ..upd(map, A::Count, None)
+    };
+    // `signals 10 5`: five SIGUSR1, handled.
+    let req = spawn(
+        &[tracee!("signals"), "10", "5"],
+        vec![
+            pb::ProbeClause {
+                points: vec![ev(pb::ProcessEvent::Signal, 0)],
+                updates: vec![keyed("@sig", arg(0))],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![ev(pb::ProcessEvent::Signal, 12)],
+                updates: vec![upd("@usr2", A::Count, None)],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![ev(pb::ProcessEvent::Exec, 0)],
+                updates: vec![upd("@exec", A::Count, None)],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![ev(pb::ProcessEvent::Exit, 0)],
+                updates: vec![keyed("@exit", arg(0))],
+                ..Default::default()
+            },
+        ],
+    );
+    let (s, seen) = start(&mut c, req).await.expect("probe starts");
+    let seen = finish(s, seen).await;
+    let m = maps(seen.last());
+    assert_eq!(m["@sig"]["10"].value, 5, "{m:?}");
+    assert!(!m.contains_key("@usr2"), "{m:?}");
+    assert_eq!(m["@exec"][""].value, 1);
+    assert_eq!(m["@exit"]["0"].value, 1);
+    // `threads 3 10`: three threads start; four exit (with the main one).
+    let req = spawn(
+        &[tracee!("threads"), "3", "10"],
+        vec![
+            pb::ProbeClause {
+                points: vec![ev(pb::ProcessEvent::ThreadStart, 0)],
+                updates: vec![upd("@start", A::Count, None)],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![ev(pb::ProcessEvent::ThreadExit, 0)],
+                updates: vec![upd("@exits", A::Count, None)],
+                ..Default::default()
+            },
+        ],
+    );
+    let (s, seen) = start(&mut c, req).await.expect("probe starts");
+    let seen = finish(s, seen).await;
+    let m = maps(seen.last());
+    assert_eq!(m["@start"][""].value, 3, "{m:?}");
+    assert_eq!(m["@exits"][""].value, 4, "{m:?}");
 }

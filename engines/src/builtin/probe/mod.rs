@@ -33,7 +33,7 @@ use crate::{
 };
 pub use agg::{Cell, Map, Value};
 pub use program::{
-    Agg, BinOp, Builtin, Clause, Expr, Limits, MapDef, Point, Program, UnOp, Update,
+    Agg, BinOp, Builtin, Clause, Expr, Limits, MapDef, Point, ProcessEvent, Program, UnOp, Update,
 };
 
 /// Totals of one probe.
@@ -260,7 +260,7 @@ impl ProbeEngine {
             .clauses
             .iter()
             .flat_map(|c| &c.points)
-            .any(|p| !matches!(p, Point::Syscall { .. }));
+            .any(|p| !matches!(p, Point::Syscall { .. } | Point::Process(_)));
         let watching = allow_pending && has_functions;
         let mut events = EventMask::BREAKPOINT | EventMask::DEATH | EventMask::EXEC;
         if entry {
@@ -271,6 +271,15 @@ impl ProbeEngine {
         }
         if watching {
             set.insert(libc::SYS_mmap as u64);
+        }
+        for e in prog.process_events() {
+            events |= match e {
+                ProcessEvent::Signal(_) => EventMask::SIGNAL,
+                ProcessEvent::ThreadStart => EventMask::CLONE,
+                ProcessEvent::ThreadExit => EventMask::EXIT,
+                ProcessEvent::Exec => EventMask::EXEC,
+                ProcessEvent::Exit => EventMask::DEATH,
+            };
         }
         let opts = EngineOptions::new(events)
             .syscalls(set)
@@ -315,7 +324,7 @@ impl ProbeEngine {
         let mut out = Vec::new();
         for (ci, c) in self.prog.clauses.iter().enumerate() {
             for (pi, p) in c.points.iter().enumerate() {
-                if !matches!(p, Point::Syscall { .. }) {
+                if !matches!(p, Point::Syscall { .. } | Point::Process(_)) {
                     out.push((ci as u32, pi as u32));
                 }
             }
@@ -358,7 +367,7 @@ impl ProbeEngine {
                     name,
                 } => resolve::usdt(pid, binary, provider, name)
                     .map(|v| v.into_iter().map(|(p, a)| (p, Some(a))).collect()),
-                Point::Syscall { .. } => continue,
+                Point::Syscall { .. } | Point::Process(_) => continue,
             };
             let counted = self
                 .prog
@@ -646,6 +655,58 @@ impl ProbeEngine {
         }
     }
 
+    /// Points of process event `want` (a signal's number matched).
+    fn clauses_at_event(&self, want: ProcessEvent) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        for (ci, c) in self.prog.clauses.iter().enumerate() {
+            for (pi, p) in c.points.iter().enumerate() {
+                let Point::Process(e) = p else { continue };
+                let hit = match (e, want) {
+                    (ProcessEvent::Signal(only), ProcessEvent::Signal(Some(sig))) => {
+                        only.is_none_or(|o| o == sig)
+                    }
+                    (a, b) => *a == b,
+                };
+                if hit {
+                    out.push((ci as u32, pi as u32));
+                }
+            }
+        }
+        out
+    }
+
+    /// Run the clauses of process event `e` with `arg0`, at a stop of
+    /// `task` (or, `None`, for a thread that is gone).
+    fn process_event(
+        &mut self,
+        task: Option<&mut Task<'_>>,
+        pid: Tid,
+        tid: Tid,
+        e: ProcessEvent,
+        arg0: i64,
+    ) {
+        let points = self.clauses_at_event(e);
+        if points.is_empty() {
+            return;
+        }
+        let mut h = Hit {
+            pid,
+            tid,
+            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
+            args: [arg0 as u64, 0, 0, 0, 0, 0],
+            retval: 0,
+            regs: match task {
+                Some(t) => Regs::Task(t),
+                None => Regs::None,
+            },
+            probe: None,
+            read_errors: 0,
+        };
+        for (ci, pi) in points {
+            self.run(ci, pi, &mut h);
+        }
+    }
+
     fn clauses_at_syscall(&self, nr: u64, exit: bool) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
         for (ci, c) in self.prog.clauses.iter().enumerate() {
@@ -716,6 +777,14 @@ impl ProbeEngine {
         for (ci, pi) in points {
             self.run(ci, pi, &mut hit);
         }
+    }
+}
+
+/// An exit's code as a shell says it: the code, or 128 + the signal.
+fn exit_code(e: &ExitReport) -> i64 {
+    match e.status {
+        crate::ExitStatus::Exited(c) => i64::from(c),
+        crate::ExitStatus::Signaled { signo, .. } => 128 + i64::from(signo),
     }
 }
 
@@ -829,6 +898,46 @@ impl Engine for ProbeEngine {
         self.place(task, todo)
     }
 
+    fn report_signal(
+        &mut self,
+        task: &mut Task<'_>,
+        signal: &crate::SignalReport,
+    ) -> crate::SignalAction {
+        let (pid, tid) = (task.pid(), task.tid());
+        self.process_event(
+            Some(task),
+            pid,
+            tid,
+            ProcessEvent::Signal(Some(signal.signo)),
+            i64::from(signal.signo),
+        );
+        crate::SignalAction::default()
+    }
+
+    fn report_clone(&mut self, task: &mut Task<'_>, clone: &crate::CloneReport) -> Action {
+        let (pid, tid) = (task.pid(), task.tid());
+        self.process_event(
+            Some(task),
+            pid,
+            tid,
+            ProcessEvent::ThreadStart,
+            i64::from(clone.child_tid),
+        );
+        Action::Resume
+    }
+
+    fn report_exit(&mut self, task: &mut Task<'_>, exit: &ExitReport) -> Action {
+        let (pid, tid) = (task.pid(), task.tid());
+        self.process_event(
+            Some(task),
+            pid,
+            tid,
+            ProcessEvent::ThreadExit,
+            exit_code(exit),
+        );
+        Action::Resume
+    }
+
     fn report_exec(&mut self, task: &mut Task<'_>, _exec: &ExecReport) -> Action {
         // A new image: the old sites went with it.
         self.sites.clear();
@@ -846,6 +955,8 @@ impl Engine for ProbeEngine {
             set.insert(libc::SYS_mmap as u64);
             task.set_syscalls(set);
         }
+        let (pid, tid) = (task.pid(), task.tid());
+        self.process_event(Some(task), pid, tid, ProcessEvent::Exec, 0);
         let todo = self.function_points();
         self.place(task, todo)
     }
@@ -956,6 +1067,13 @@ impl Engine for ProbeEngine {
 
     fn report_death(&mut self, death: &ExitReport) {
         if death.process_gone && Some(death.pid) == self.pid {
+            self.process_event(
+                None,
+                death.pid,
+                death.tid,
+                ProcessEvent::Exit,
+                exit_code(death),
+            );
             self.shared.end("the process exited");
         }
     }

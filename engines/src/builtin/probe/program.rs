@@ -33,6 +33,19 @@ pub enum Point {
     },
     /// A syscall's entry or exit (`nr` `None`: every syscall).
     Syscall { nr: Option<u64>, exit: bool },
+    /// An event of the process's life.
+    Process(ProcessEvent),
+}
+
+/// Events of a process's life (see [`Point::Process`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessEvent {
+    /// A signal about to be delivered (`Some`: only this one).
+    Signal(Option<i32>),
+    ThreadStart,
+    ThreadExit,
+    Exec,
+    Exit,
 }
 
 impl Point {
@@ -73,6 +86,13 @@ impl Point {
                     format!("usdt:{binary}:{provider}:{name}")
                 }
             }
+            Point::Process(e) => match e {
+                ProcessEvent::Signal(_) => "tracepoint:signal:signal_deliver".into(),
+                ProcessEvent::ThreadStart => "tracepoint:sched:sched_process_fork".into(),
+                ProcessEvent::ThreadExit => "tracepoint:sched:sched_process_exit".into(),
+                ProcessEvent::Exec => "tracepoint:sched:sched_process_exec".into(),
+                ProcessEvent::Exit => "process:exit".into(),
+            },
             Point::Syscall { nr, exit } => {
                 let dir = if *exit { "exit" } else { "enter" };
                 match nr {
@@ -260,6 +280,18 @@ pub struct Program {
 }
 
 impl Program {
+    /// The process events its points want.
+    pub fn process_events(&self) -> Vec<ProcessEvent> {
+        self.clauses
+            .iter()
+            .flat_map(|c| &c.points)
+            .filter_map(|p| match p {
+                Point::Process(e) => Some(*e),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Which event kinds and syscalls the probe needs.
     pub fn syscalls(&self) -> (bool, bool, crate::SyscallSet) {
         let mut entry = false;

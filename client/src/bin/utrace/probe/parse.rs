@@ -467,6 +467,9 @@ enum PointInfo {
     Function { ret: bool },
     /// A syscall's entry or exit; `name` empty for all of them.
     Syscall { name: String, exit: bool },
+    /// A process event, by its tracepoint's name (`signal_deliver`,
+    /// `sched_process_fork`, `sched_process_exit`, `sched_process_exec`).
+    Process { event: &'static str },
 }
 
 /// A parsed point.
@@ -1332,6 +1335,7 @@ impl<'a> Parser<'a> {
                 let at_exit = ctx.points.iter().any(|p| match p {
                     PointInfo::Function { ret } => *ret,
                     PointInfo::Syscall { exit, .. } => *exit,
+                    PointInfo::Process { .. } => false,
                 });
                 if !at_exit {
                     return Err(err(
@@ -1446,6 +1450,32 @@ impl<'a> Parser<'a> {
         };
         let mut found: Option<Ex> = None;
         for p in &ctx.points {
+            if let PointInfo::Process { event } = p {
+                // The fields of these tracepoints a probe of one process
+                // has: the signal, the new task, the thread or process.
+                let e = match (*event, field.as_str()) {
+                    ("signal_deliver", "sig") | ("sched_process_fork", "child_pid") => {
+                        int_ex(E::Arg(0))
+                    }
+                    ("sched_process_fork", "parent_pid") | ("sched_process_exec", "pid") => {
+                        int_ex(E::Builtin(pb::ProbeBuiltin::Pid as i32))
+                    }
+                    ("sched_process_exit", "pid") => {
+                        int_ex(E::Builtin(pb::ProbeBuiltin::Tid as i32))
+                    }
+                    (ev, f) => {
+                        return Err(err(
+                            fat,
+                            format!("args->{f} is not a field utrace has at {ev}"),
+                        ))
+                    }
+                };
+                if found.is_some() {
+                    return Err(err(fat, "args-> at several kinds of point: name one"));
+                }
+                found = Some(e);
+                continue;
+            }
             let PointInfo::Syscall { name, exit } = p else {
                 return Err(err(
                     at,
@@ -1795,7 +1825,30 @@ fn point(text: &str, at: Mark) -> Result<Point, Error> {
                 };
                 syscall_point(name, exit)
             };
+            let process = |ev: pb::ProcessEvent, name: &'static str| {
+                Point::Server(
+                    pb::ProbePoint {
+                        point: Some(pb::probe_point::Point::Process(pb::ProcessPoint {
+                            event: ev as i32,
+                            signal: 0,
+                        })),
+                    },
+                    PointInfo::Process { event: name },
+                )
+            };
             match (cat, event) {
+                ("signal", "signal_deliver") => {
+                    Ok(process(pb::ProcessEvent::Signal, "signal_deliver"))
+                }
+                ("sched", "sched_process_fork") => {
+                    Ok(process(pb::ProcessEvent::ThreadStart, "sched_process_fork"))
+                }
+                ("sched", "sched_process_exit") => {
+                    Ok(process(pb::ProcessEvent::ThreadExit, "sched_process_exit"))
+                }
+                ("sched", "sched_process_exec") => {
+                    Ok(process(pb::ProcessEvent::Exec, "sched_process_exec"))
+                }
                 ("syscalls", e) if e.starts_with("sys_enter_") && e.len() > 10 => {
                     Ok(sys(&e[10..], false))
                 }
@@ -1807,9 +1860,10 @@ fn point(text: &str, at: Mark) -> Result<Point, Error> {
                 _ => Err(err(
                     at,
                     format!(
-                        "{text}: only syscall tracepoints are supported \
-                         (tracepoint:syscalls:sys_enter_NAME, sys_exit_NAME, \
-                         tracepoint:raw_syscalls:sys_enter, sys_exit)"
+                        "{text}: the tracepoints supported are syscalls:sys_enter_NAME, \
+                         sys_exit_NAME, raw_syscalls:sys_enter, sys_exit, \
+                         signal:signal_deliver and sched:sched_process_fork, \
+                         sched_process_exit, sched_process_exec"
                     ),
                 )),
             }
