@@ -989,17 +989,15 @@ fn the_cli_prints_what_bpftrace_prints() {
     }
     // Signals and the exec of a program, at bpftrace's tracepoints.
     if tracefs {
-        let sig = format!(
-        "tracepoint:signal:signal_deliver /comm == \"signals_bt\"/ {{ @[args->sig] = count(); }} \
-         tracepoint:sched:sched_process_exec /comm == \"signals_bt\"/ {{ @exec = count(); }}"
-    );
+        let sig = "tracepoint:signal:signal_deliver /comm == \"signals_bt\"/ { @[args->sig] = count(); } \
+                   tracepoint:sched:sched_process_exec /comm == \"signals_bt\"/ { @exec = count(); }";
         for fmt in ["text", "json"] {
             let cmd = format!("{} 10 5", signals.display());
             let ours = run(
                 &[utrace.to_str().expect("path"), "probe"],
-                &["-f", fmt, "-e", &sig, "-c", &cmd],
+                &["-f", fmt, "-e", sig, "-c", &cmd],
             );
-            let theirs = run(&["bpftrace"], &["-f", fmt, "-e", &sig, "-c", &cmd]);
+            let theirs = run(&["bpftrace"], &["-f", fmt, "-e", sig, "-c", &cmd]);
             let drop_attach = |v: Vec<String>| -> Vec<String> {
                 v.into_iter()
                     .filter(|l| !l.contains("attached_probes"))
