@@ -90,6 +90,9 @@ pub(crate) struct Bp {
     pub no_probe: bool,
     /// Its location in a mapped file, if it is in one.
     pub loc: Option<uprobe::Loc>,
+    /// A USDT marker's semaphore (file offset; 0: none), incremented by
+    /// the kernel while a uprobe serves the site.
+    pub ref_ctr: u64,
 }
 
 impl Bp {
@@ -104,6 +107,7 @@ impl Bp {
             disarmed: false,
             no_probe: false,
             loc,
+            ref_ctr: 0,
         }
     }
 
@@ -549,12 +553,13 @@ impl Breakpoints {
                 .then(|| uprobe::target(loc, &code[..n]))
                 .flatten()
         });
-        let Some(target) = target else {
+        let Some(mut target) = target else {
             if let Some(bp) = self.map.get_mut(&addr) {
                 bp.no_probe = true;
             }
             return false;
         };
+        target.ref_ctr = bp.ref_ctr;
         if bp.is_int3() {
             // Our int3 out first: the kernel's probe must find the
             // original instruction.

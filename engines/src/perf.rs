@@ -75,13 +75,15 @@ pub(crate) fn open_uprobe(
     offset: u64,
     tid: Tid,
     ret: bool,
+    ref_ctr: u64,
 ) -> Result<(OwnedFd, u64), Errno> {
     // SAFETY: perf_event_attr is plain data; all-zero is its default.
     let mut attr: b::perf_event_attr = unsafe { std::mem::zeroed() };
     attr.type_ = pmu;
     // Bit 0 (the PMU's `retprobe` format): sample at the function's
     // return (the kernel swaps the return address on entry), not entry.
-    attr.config = u64::from(ret);
+    // Bits 32-63 (`ref_ctr_offset`): a USDT semaphore the kernel counts.
+    attr.config = u64::from(ret) | (ref_ctr << 32);
     attr.__bindgen_anon_1.sample_period = 1;
     attr.sample_type = SAMPLE_TYPE;
     attr.sample_regs_user = REGS_MASK;
@@ -112,11 +114,13 @@ pub(crate) fn open_uprobe_counting(
     path: &CStr,
     offset: u64,
     tid: Tid,
+    ref_ctr: u64,
 ) -> Result<(OwnedFd, u64), Errno> {
     // SAFETY: perf_event_attr is plain data; all-zero is its default.
     let mut attr: b::perf_event_attr = unsafe { std::mem::zeroed() };
     attr.type_ = pmu;
-    attr.config = 0; // entry probe
+    // An entry probe; bits 32-63: a USDT semaphore (see `open_uprobe`).
+    attr.config = ref_ctr << 32;
     attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
     attr.__bindgen_anon_4.probe_offset = offset;
     let fd = open(&mut attr, tid)?;

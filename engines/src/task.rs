@@ -914,6 +914,62 @@ impl Task<'_> {
         self.insert_breakpoint_as(addr, self.engine.breakpoint_hits)
     }
 
+    /// A breakpoint at a USDT marker guarded by a semaphore at file offset
+    /// `ref_ctr` of the marker's file (for an engine with
+    /// [`crate::EngineOptions::breakpoint_hits`]; `counted` as
+    /// [`Task::insert_breakpoint_counted`]). The kernel increments the
+    /// semaphore while its uprobe serves the marker, so the program runs
+    /// the marker; only a uprobe can: refused where none can serve it.
+    pub fn insert_marker(&mut self, addr: u64, ref_ctr: u64, counted: bool) -> Result<()> {
+        let refuse = |errno| Err(Error::BreakpointAddress { addr, errno });
+        if !self.engine.breakpoint_hits {
+            return refuse(Errno::EOPNOTSUPP);
+        }
+        match self.bps.map.get_mut(&addr) {
+            Some(bp) if bp.ref_ctr != ref_ctr => return refuse(Errno::EINVAL),
+            Some(_) => {}
+            None => {
+                // A new site: made with its semaphore, so that its first
+                // uprobe has it (the kernel keeps one per location).
+                let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
+                let Some(&orig) = buf.first().filter(|_| {
+                    got.as_ref()
+                        .and_then(|g| g.first())
+                        .is_none_or(|g| g.len == 1)
+                }) else {
+                    return refuse(Errno::EFAULT);
+                };
+                let mut bp =
+                    crate::breakpoint::Bp::new(orig, crate::uprobe::locate(self.pid, addr));
+                bp.ref_ctr = ref_ctr;
+                let _c = self.gate.changing();
+                self.bps.map.insert(addr, bp);
+            }
+        }
+        let counted = counted && self.engine.breakpoint_hits;
+        let r = self.insert_breakpoint_as(addr, counted);
+        let served = self
+            .bps
+            .map
+            .get(&addr)
+            .is_some_and(|b| matches!(b.mech, crate::breakpoint::Mech::Probe(_)));
+        match r {
+            Ok(()) if served => Ok(()),
+            Ok(()) => {
+                let _ = self.remove_breakpoint(addr);
+                refuse(Errno::EOPNOTSUPP)
+            }
+            Err(e) => {
+                // Nothing of this insertion stays.
+                let _ = self.remove_breakpoint(addr);
+                if self.bps.map.get(&addr).is_some_and(|b| b.unused()) {
+                    self.bps.map.remove(&addr);
+                }
+                Err(e)
+            }
+        }
+    }
+
     fn insert_breakpoint_as(&mut self, addr: u64, counted: bool) -> Result<()> {
         let id = self.engine.id;
         let stops = !self.engine.breakpoint_hits;

@@ -97,7 +97,9 @@ pub(crate) fn locate(pid: Tid, addr: u64) -> Option<Loc> {
                 offset,
             },
             path: probe_ok
-                .then(|| CString::new(format!("/proc/{pid}/map_files/{range}")).ok())
+                // Named without the zero padding /proc/PID/maps shows
+                // (`0041f000` is `41f000` there: a non-PIE program).
+                .then(|| CString::new(format!("/proc/{pid}/map_files/{start:x}-{end:x}")).ok())
                 .flatten(),
             room: end - addr,
         });
@@ -110,6 +112,9 @@ pub(crate) fn locate(pid: Tid, addr: u64) -> Option<Loc> {
 pub(crate) struct Target {
     path: CString,
     offset: u64,
+    /// A USDT marker's semaphore, as a file offset (0: none): the kernel
+    /// increments it while the uprobe exists, so the marker runs.
+    pub ref_ctr: u64,
 }
 
 /// Whether a uprobe can serve `loc`, whose memory is `code` (the original
@@ -137,6 +142,7 @@ pub(crate) fn target(loc: &Loc, code: &[u8]) -> Option<Target> {
     Some(Target {
         path,
         offset: loc.key.offset,
+        ref_ctr: 0,
     })
 }
 
@@ -541,8 +547,13 @@ impl Probes {
         let pmu = perf::uprobe_pmu().ok_or(Errno::ENOENT)?;
         if site.shape.entry && !site.ids.contains_key(&tid) {
             let id = if site.shape.counting {
-                let (fd, id) =
-                    perf::open_uprobe_counting(pmu, &site.target.path, site.target.offset, tid)?;
+                let (fd, id) = perf::open_uprobe_counting(
+                    pmu,
+                    &site.target.path,
+                    site.target.offset,
+                    tid,
+                    site.target.ref_ctr,
+                )?;
                 self.events.insert(
                     id,
                     Event {
@@ -582,7 +593,14 @@ impl Probes {
                 v.insert(ring)
             }
         };
-        let (fd, id) = perf::open_uprobe(pmu, &site.target.path, site.target.offset, tid, ret)?;
+        let (fd, id) = perf::open_uprobe(
+            pmu,
+            &site.target.path,
+            site.target.offset,
+            tid,
+            ret,
+            site.target.ref_ctr,
+        )?;
         perf::set_output(&fd, ring)?;
         self.events.insert(
             id,

@@ -1236,3 +1236,66 @@ async fn process_events_are_probed() {
     assert_eq!(m["@start"][""].value, 3, "{m:?}");
     assert_eq!(m["@exits"][""].value, 4, "{m:?}");
 }
+
+/// A USDT marker guarded by a semaphore, in a real program: Python's
+/// `python:gc__start` (Debian builds python3 with SDT markers). The
+/// kernel's uprobe increments the semaphore, so the interpreter runs the
+/// marker: seven `gc.collect()` with the collector otherwise off, seven
+/// hits. Skipped, saying why, where python3 has no such marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_usdt_marker_with_a_semaphore_in_python() {
+    let Ok(python) = std::fs::canonicalize("/usr/bin/python3") else {
+        eprintln!("SKIP: no /usr/bin/python3");
+        return;
+    };
+    let notes = std::process::Command::new("readelf")
+        .args(["-n", python.to_str().expect("path")])
+        .output();
+    let has_marker = notes
+        .as_ref()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Name: gc__start"));
+    if !has_marker {
+        eprintln!(
+            "SKIP: {} has no python:gc__start USDT marker",
+            python.display()
+        );
+        return;
+    }
+    let (_srv, mut c) = server().await;
+    use pb::ProbeAggregation as A;
+    // Python collects by itself while it starts: the runs differ by the
+    // collections asked for.
+    let mut counts = Vec::new();
+    for n in [7, 17] {
+        let req = pb::ProbeRequest {
+            target: Some(pb::probe_request::Target::Spawn(pb::ProbeSpawn {
+                argv: vec![
+                    python.to_string_lossy().into_owned(),
+                    "-I".into(),
+                    "-S".into(),
+                    "-c".into(),
+                    format!("import gc; gc.disable(); [gc.collect() for _ in range({n})]"),
+                ],
+                ..Default::default()
+            })),
+            clauses: vec![pb::ProbeClause {
+                points: vec![pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Usdt(pb::UsdtPoint {
+                        provider: "python".into(),
+                        name: "gc__start".into(),
+                        ..Default::default()
+                    })),
+                }],
+                updates: vec![upd("@gc", A::Count, None)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let (s, seen) = start(&mut c, req).await.expect("probe starts");
+        let seen = finish(s, seen).await;
+        assert_eq!(seen.ended.as_deref(), Some("the process exited"));
+        counts.push(maps(seen.last())["@gc"][""].value);
+    }
+    assert!(counts[0] >= 7, "{counts:?}");
+    assert_eq!(counts[1] - counts[0], 10, "{counts:?}");
+}

@@ -350,7 +350,7 @@ impl ProbeEngine {
                 continue;
             };
             let ret = matches!(point, Point::Function { ret: true, .. });
-            type Places = Vec<(resolve::Placed, Option<Vec<resolve::UsdtArg>>)>;
+            type Places = Vec<(resolve::Placed, Option<(Vec<resolve::UsdtArg>, u64)>)>;
             let r: Result<Places, resolve::Unplaced> = match point {
                 Point::Function {
                     binary,
@@ -365,8 +365,11 @@ impl ProbeEngine {
                     binary,
                     provider,
                     name,
-                } => resolve::usdt(pid, binary, provider, name)
-                    .map(|v| v.into_iter().map(|(p, a)| (p, Some(a))).collect()),
+                } => resolve::usdt(pid, binary, provider, name).map(|v| {
+                    v.into_iter()
+                        .map(|m| (m.at, Some((m.args, m.ref_ctr))))
+                        .collect()
+                }),
                 Point::Syscall { .. } | Point::Process(_) => continue,
             };
             let counted = self
@@ -377,11 +380,15 @@ impl ProbeEngine {
             match r {
                 Ok(places) => {
                     for (p, args) in places {
-                        if let Some(a) = args {
+                        let mut ref_ctr = 0;
+                        if let Some((a, r)) = args {
                             self.usdt_args.insert((ci, pi, p.addr), a);
+                            ref_ctr = r;
                         }
                         match if ret {
                             task.insert_return_probe(p.addr)
+                        } else if ref_ctr != 0 {
+                            task.insert_marker(p.addr, ref_ctr, counted)
                         } else if counted {
                             task.insert_breakpoint_counted(p.addr)
                         } else {

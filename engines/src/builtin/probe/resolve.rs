@@ -382,16 +382,26 @@ fn elf_of(path: &str, m: &Mapping) -> Result<Arc<Elf>, Unplaced> {
     Ok(elf)
 }
 
+/// A USDT marker's place in a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkerPlace {
+    pub at: Placed,
+    /// Where its arguments are.
+    pub args: Vec<UsdtArg>,
+    /// Its semaphore as a file offset (0: none): the kernel's uprobe
+    /// increments it (`ref_ctr_offset`), so the program runs the marker.
+    pub ref_ctr: u64,
+}
+
 /// Where USDT marker `provider`:`name` of `binary` is in process `pid`
-/// (every place: a marker inlined several times is at each), and where
-/// its arguments are there. An empty `provider` matches any (the name
-/// must then be one provider's only).
+/// (every place: a marker inlined several times is at each). An empty
+/// `provider` matches any (the name must then be one provider's only).
 pub fn usdt(
     pid: Tid,
     binary: &str,
     provider: &str,
     name: &str,
-) -> Result<Vec<(Placed, Vec<UsdtArg>)>, Unplaced> {
+) -> Result<Vec<MarkerPlace>, Unplaced> {
     let maps = mappings(pid).map_err(Unplaced::Error)?;
     let m = find_file(pid, &maps, binary)?;
     let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
@@ -433,13 +443,17 @@ pub fn usdt(
     found
         .into_iter()
         .map(|marker| {
-            if marker.semaphore != 0 {
-                return Err(Unplaced::Error(format!(
-                    "USDT marker {}:{} of {} is guarded by a semaphore, which a probe would \
-                     have to write to enable: not served yet",
-                    marker.provider, marker.name, m.path
-                )));
-            }
+            let ref_ctr = if marker.semaphore == 0 {
+                0
+            } else {
+                elf.file_offset(marker.semaphore).ok_or_else(|| {
+                    Unplaced::Error(format!(
+                        "USDT marker {}:{} of {}: its semaphore at {:#x} is outside the \
+                         file's loaded segments",
+                        marker.provider, marker.name, m.path, marker.semaphore
+                    ))
+                })?
+            };
             let args = usdt_args(&marker.args).map_err(Unplaced::Error)?;
             let foff = elf.file_offset(marker.pc).ok_or_else(|| {
                 Unplaced::Error(format!(
@@ -447,7 +461,11 @@ pub fn usdt(
                     marker.provider, marker.name, m.path, marker.pc
                 ))
             })?;
-            Ok((in_exec_mapping(pid, &maps, m, foff)?, args))
+            Ok(MarkerPlace {
+                at: in_exec_mapping(pid, &maps, m, foff)?,
+                args,
+                ref_ctr,
+            })
         })
         .collect()
 }
