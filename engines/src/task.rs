@@ -931,16 +931,7 @@ impl Task<'_> {
             None => {
                 // A new site: made with its semaphore, so that its first
                 // uprobe has it (the kernel keeps one per location).
-                let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
-                let Some(&orig) = buf.first().filter(|_| {
-                    got.as_ref()
-                        .and_then(|g| g.first())
-                        .is_none_or(|g| g.len == 1)
-                }) else {
-                    return refuse(Errno::EFAULT);
-                };
-                let mut bp =
-                    crate::breakpoint::Bp::new(orig, crate::uprobe::locate(self.pid, addr));
+                let mut bp = self.new_site(addr)?;
                 bp.ref_ctr = ref_ctr;
                 let _c = self.gate.changing();
                 self.bps.map.insert(addr, bp);
@@ -970,6 +961,30 @@ impl Task<'_> {
         }
     }
 
+    /// A site at `addr`, not in the table yet: its original byte read,
+    /// its file location found.
+    fn new_site(&mut self, addr: u64) -> Result<crate::breakpoint::Bp> {
+        let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
+        let got = got
+            .as_ref()
+            .and_then(|g| g.first())
+            .copied()
+            .unwrap_or(Got {
+                len: 1,
+                error: None,
+            });
+        let (Some(&orig), Got { len: 1, .. }) = (buf.first(), got) else {
+            return Err(Error::BreakpointAddress {
+                addr,
+                errno: got.error.unwrap_or(Errno::EFAULT),
+            });
+        };
+        Ok(crate::breakpoint::Bp::new(
+            orig,
+            crate::uprobe::locate(self.pid, addr),
+        ))
+    }
+
     fn insert_breakpoint_as(&mut self, addr: u64, counted: bool) -> Result<()> {
         let id = self.engine.id;
         let stops = !self.engine.breakpoint_hits;
@@ -995,23 +1010,8 @@ impl Task<'_> {
             }
             return Ok(());
         }
-        let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
-        let got = got
-            .as_ref()
-            .and_then(|g| g.first())
-            .copied()
-            .unwrap_or(Got {
-                len: 1,
-                error: None,
-            });
-        let (Some(&orig), Got { len: 1, .. }) = (buf.first(), got) else {
-            return Err(Error::BreakpointAddress {
-                addr,
-                errno: got.error.unwrap_or(Errno::EFAULT),
-            });
-        };
+        let mut bp = self.new_site(addr)?;
         let _c = gate.changing();
-        let mut bp = crate::breakpoint::Bp::new(orig, crate::uprobe::locate(self.pid, addr));
         bp.users.insert(id, 1);
         if stops {
             bp.stoppers.insert(id);
@@ -1049,15 +1049,7 @@ impl Task<'_> {
         let gate = self.gate;
         let new_site = !self.bps.map.contains_key(&addr);
         if new_site {
-            let (buf, got) = self.read_scatter_raw(&[(addr, 1)]);
-            let Some(&orig) = buf.first().filter(|_| {
-                got.as_ref()
-                    .and_then(|g| g.first())
-                    .is_none_or(|g| g.len == 1)
-            }) else {
-                return refuse(Errno::EFAULT);
-            };
-            let bp = crate::breakpoint::Bp::new(orig, crate::uprobe::locate(self.pid, addr));
+            let bp = self.new_site(addr)?;
             self.bps.map.insert(addr, bp);
         }
         let Some(bp) = self.bps.map.get_mut(&addr) else {

@@ -698,7 +698,10 @@ impl Pump<'_> {
     /// its start, `since` when): the reason to end it.
     async fn overloaded(&self, cost: &mut u64, since: &mut tokio::time::Instant) -> Option<String> {
         let _ = self.tracer.flush_counts(self.engine).await;
-        let now_cost = self.shared.lock().cost_ns;
+        let now_cost = self
+            .shared
+            .cost_ns
+            .load(std::sync::atomic::Ordering::Relaxed);
         let elapsed = since.elapsed().as_nanos().max(1) as f64;
         let used = (now_cost.saturating_sub(*cost)) as f64 / elapsed * 100.0;
         *cost = now_cost;

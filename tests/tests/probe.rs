@@ -101,6 +101,63 @@ fn probe_pid(pid: u32, clauses: Vec<pb::ProbeClause>) -> pb::ProbeRequest {
     }
 }
 
+/// A Session on `d` whose sync engine stops at a breakpoint at `addr` of
+/// process `pid` (an int3, which every other engine there shares).
+async fn stopping_breakpoint(d: &mut Client, pid: u32, addr: u64) -> utrace_client::Session {
+    let mut sess = d.session().await.expect("session");
+    let at = sess
+        .attach(
+            pid,
+            pb::EngineSpec {
+                sync: true,
+                events: vec![pb::EventKind::Breakpoint as i32],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("attach");
+    let reply = sess
+        .batch(pb::BatchRequest {
+            engine_id: at.engine_id,
+            tid: pid,
+            interrupt: true,
+            ops: vec![pb::Op {
+                op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr })),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("insert");
+    assert!(
+        matches!(
+            reply.results[0].result,
+            Some(pb::op_result::Result::Done(_))
+        ),
+        "{reply:?}"
+    );
+    sess
+}
+
+/// Resume every breakpoint stop `sess` reports until `stops` (counted
+/// here) reaches `until`.
+async fn resume_stops(sess: &mut utrace_client::Session, stops: &mut u64, until: u64) {
+    while *stops < until {
+        let ev = tokio::time::timeout(TIMEOUT, sess.next())
+            .await
+            .unwrap_or_else(|_| panic!("stopped {stops} times, then no more"))
+            .expect("session open")
+            .expect("no error");
+        if let utrace_client::session::SessionEvent::Report(r) = ev {
+            if matches!(r.kind, Some(pb::event::Kind::Breakpoint(_))) {
+                *stops += 1;
+                sess.decide(utrace_client::session::Decision::resume(&r))
+                    .await
+                    .expect("decide");
+            }
+        }
+    }
+}
+
 /// What a probe stream said.
 #[derive(Default, Debug)]
 struct Seen {
@@ -639,37 +696,7 @@ async fn a_probe_and_a_stopping_breakpoint_share_a_site() {
     .await
     .expect("probe starts");
     let addr = seen.started.as_ref().expect("started").points[0].address;
-    let mut sess = d.session().await.expect("session");
-    let at = sess
-        .attach(
-            pid,
-            pb::EngineSpec {
-                sync: true,
-                events: vec![pb::EventKind::Breakpoint as i32],
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("attach");
-    let reply = sess
-        .batch(pb::BatchRequest {
-            engine_id: at.engine_id,
-            tid: pid,
-            interrupt: true,
-            ops: vec![pb::Op {
-                op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr })),
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("insert");
-    assert!(
-        matches!(
-            reply.results[0].result,
-            Some(pb::op_result::Result::Done(_))
-        ),
-        "{reply:?}"
-    );
+    let mut sess = stopping_breakpoint(&mut d, pid, addr).await;
     // A return probe cannot go where an int3 serves the site.
     let err = start(
         &mut c,
@@ -700,21 +727,7 @@ async fn a_probe_and_a_stopping_breakpoint_share_a_site() {
         (child, out)
     });
     let mut stops = 0;
-    while stops < 300 {
-        let ev = tokio::time::timeout(TIMEOUT, sess.next())
-            .await
-            .expect("a stop in time")
-            .expect("session open")
-            .expect("no error");
-        if let utrace_client::session::SessionEvent::Report(r) = ev {
-            if matches!(r.kind, Some(pb::event::Kind::Breakpoint(_))) {
-                stops += 1;
-                sess.decide(utrace_client::session::Decision::resume(&r))
-                    .await
-                    .expect("decide");
-            }
-        }
-    }
+    resume_stops(&mut sess, &mut stops, 300).await;
     let (mut child, _out) = runner.await.expect("round");
     sess.close();
     c.detach(seen.engine_id).await.expect("detach");
@@ -785,39 +798,7 @@ async fn uprobes_and_an_int3_at_one_location_in_two_processes() {
         finish(sb, seen_b).await;
         addr
     };
-    let mut sess = d.session().await.expect("session");
-    let at = sess
-        .attach(
-            b_pid,
-            pb::EngineSpec {
-                sync: true,
-                events: vec![pb::EventKind::Breakpoint as i32],
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("attach");
-    let reply = sess
-        .batch(pb::BatchRequest {
-            engine_id: at.engine_id,
-            tid: b_pid,
-            interrupt: true,
-            ops: vec![pb::Op {
-                op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                    addr: b_addr,
-                })),
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("insert");
-    assert!(
-        matches!(
-            reply.results[0].result,
-            Some(pb::op_result::Result::Done(_))
-        ),
-        "{reply:?}"
-    );
+    let mut sess = stopping_breakpoint(&mut d, b_pid, b_addr).await;
     // A's probe is an int3 now: the server shows no uprobe (and answers
     // only once the switch is done).
     assert_eq!(uprobes_open(&mut c).await, (0, 0));
@@ -829,30 +810,7 @@ async fn uprobes_and_an_int3_at_one_location_in_two_processes() {
             round(&mut b_child, &mut b_out);
             (a_child, a_out, b_child, b_out)
         });
-        while b_stops < 300 * (r + 1) {
-            let ev = tokio::time::timeout(TIMEOUT, sess.next())
-                .await
-                .unwrap_or_else(|_| {
-                    let (mem, file) = code_bytes(b_pid, b_addr);
-                    let state = std::fs::read_to_string(format!("/proc/{b_pid}/stat"))
-                        .unwrap_or_default();
-                    let astate = std::fs::read_to_string(format!("/proc/{a_pid}/stat"))
-                        .unwrap_or_default();
-                    panic!(
-                        "B stopped {b_stops} times, then no more: its code {mem:02x?} (file {file:02x?}), stat {state}; A's stat {astate}"
-                    )
-                })
-                .expect("session open")
-                .expect("no error");
-            if let utrace_client::session::SessionEvent::Report(rep) = ev {
-                if matches!(rep.kind, Some(pb::event::Kind::Breakpoint(_))) {
-                    b_stops += 1;
-                    sess.decide(utrace_client::session::Decision::resume(&rep))
-                        .await
-                        .expect("decide");
-                }
-            }
-        }
+        resume_stops(&mut sess, &mut b_stops, 300 * (r + 1)).await;
         (a_child, a_out, b_child, b_out) = runner.await.expect("rounds");
         if r == 0 {
             c.detach(seen.engine_id).await.expect("detach A's probe");

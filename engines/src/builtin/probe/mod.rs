@@ -116,10 +116,6 @@ pub struct State {
     key_bytes: usize,
     /// Why the probe ended, once it has.
     pub ended: Option<String>,
-    /// What its hits cost the program so far, estimated in nanoseconds
-    /// from each hit's kind ([`cost`]): the reader compares it with
-    /// [`Limits::cpu_percent`] over time.
-    pub cost_ns: u64,
 }
 
 /// What one hit costs the probed program, by how it is served, in
@@ -138,6 +134,11 @@ pub mod cost {
 /// placement is done, or the probe ends.
 #[derive(Debug)]
 pub struct Shared {
+    /// What its hits cost the program so far, estimated in nanoseconds
+    /// from each hit's kind ([`cost`]): the reader compares it with
+    /// [`Limits::cpu_percent`] over time. An atomic, not in [`State`]: a
+    /// hit's charge takes no lock.
+    pub cost_ns: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
     names: Vec<String>,
     pub notify: tokio::sync::Notify,
@@ -147,6 +148,7 @@ impl Shared {
     /// State for `program`'s maps.
     pub fn new(program: &Program) -> Arc<Shared> {
         Arc::new(Shared {
+            cost_ns: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 maps: program.maps.iter().map(|m| Map::new(m.agg)).collect(),
                 counters: Counters::default(),
@@ -154,7 +156,6 @@ impl Shared {
                 placed: None,
                 key_bytes: 0,
                 ended: None,
-                cost_ns: 0,
             }),
             names: program.maps.iter().map(|m| m.name.clone()).collect(),
             notify: tokio::sync::Notify::new(),
@@ -507,7 +508,9 @@ impl ProbeEngine {
     }
 
     /// Run clause `ci` for a hit of its point `pi`.
-    fn run(&mut self, ci: u32, pi: u32, hit: &mut Hit<'_, '_>) {
+    /// `n` is 1 but for hits a counting uprobe counted (a clause that
+    /// [`Clause::counts_only`]: no predicate, no event, only counts).
+    fn run(&mut self, ci: u32, pi: u32, hit: &mut Hit<'_, '_>, n: u64) {
         let prog = Arc::clone(&self.prog);
         let Some(clause) = prog.clauses.get(ci as usize) else {
             return;
@@ -519,7 +522,7 @@ impl ProbeEngine {
             .cloned();
         let shared = Arc::clone(&self.shared);
         let mut st = shared.lock();
-        st.counters.hits += 1;
+        st.counters.hits += n;
         if let Some(p) = &clause.predicate {
             if !self.eval(p, hit).truthy() {
                 st.counters.read_errors += std::mem::take(&mut hit.read_errors);
@@ -535,7 +538,11 @@ impl ProbeEngine {
             let v = u.value.as_ref().map_or(0, |e| self.eval(e, hit).int());
             let st = &mut *st;
             if let Some(m) = st.maps.get_mut(u.map) {
-                m.update(&key, v, prog.limits.max_keys, &mut st.key_bytes);
+                if n == 1 {
+                    m.update(&key, v, prog.limits.max_keys, &mut st.key_bytes);
+                } else {
+                    m.add_hits(&key, n, prog.limits.max_keys, &mut st.key_bytes);
+                }
             }
         }
         if let Some(exprs) = &clause.event {
@@ -564,34 +571,6 @@ impl ProbeEngine {
             }
         }
         st.counters.read_errors += std::mem::take(&mut hit.read_errors);
-    }
-
-    /// Clause `ci` for `n` counted hits of its point `pi` (a clause that
-    /// [`Clause::counts_only`]: its keys need no registers).
-    fn run_counted(&mut self, ci: u32, pi: u32, hit: &mut Hit<'_, '_>, n: u64) {
-        let prog = Arc::clone(&self.prog);
-        let Some(clause) = prog.clauses.get(ci as usize) else {
-            return;
-        };
-        hit.probe = self
-            .point_names
-            .get(ci as usize)
-            .and_then(|v| v.get(pi as usize))
-            .cloned();
-        let shared = Arc::clone(&self.shared);
-        let mut st = shared.lock();
-        st.counters.hits += n;
-        let mut key = Vec::new();
-        for u in &clause.updates {
-            key.clear();
-            for k in &u.keys {
-                key.push(self.eval(k, hit));
-            }
-            let st = &mut *st;
-            if let Some(m) = st.maps.get_mut(u.map) {
-                m.add_hits(&key, n, prog.limits.max_keys, &mut st.key_bytes);
-            }
-        }
     }
 
     fn eval(&mut self, e: &Expr, hit: &mut Hit<'_, '_>) -> Value {
@@ -696,21 +675,14 @@ impl ProbeEngine {
         if points.is_empty() {
             return;
         }
-        let mut h = Hit {
-            pid,
-            tid,
-            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
-            args: [arg0 as u64, 0, 0, 0, 0, 0],
-            retval: 0,
-            regs: match task {
-                Some(t) => Regs::Task(t),
-                None => Regs::None,
-            },
-            probe: None,
-            read_errors: 0,
+        let regs = match task {
+            Some(t) => Regs::Task(t),
+            None => Regs::None,
         };
+        let mut h = Hit::now(pid, tid, regs);
+        h.args[0] = arg0 as u64;
         for (ci, pi) in points {
-            self.run(ci, pi, &mut h);
+            self.run(ci, pi, &mut h, 1);
         }
     }
 
@@ -761,8 +733,9 @@ impl ProbeEngine {
 
     /// Count `ns` of the program's time against the probe's budget.
     fn charge(&self, ns: u64) {
-        let mut st = self.shared.lock();
-        st.cost_ns = st.cost_ns.saturating_add(ns);
+        self.shared
+            .cost_ns
+            .fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn syscall(&mut self, task: &mut Task<'_>, call: &SyscallEntry, ret: Option<i64>) {
@@ -771,18 +744,12 @@ impl ProbeEngine {
             return;
         }
         self.charge(cost::SYSCALL);
-        let mut hit = Hit {
-            pid: task.pid(),
-            tid: task.tid(),
-            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
-            args: call.args,
-            retval: ret.unwrap_or(0),
-            regs: Regs::Task(task),
-            probe: None,
-            read_errors: 0,
-        };
+        let (pid, tid) = (task.pid(), task.tid());
+        let mut hit = Hit::now(pid, tid, Regs::Task(task));
+        hit.args = call.args;
+        hit.retval = ret.unwrap_or(0);
         for (ci, pi) in points {
-            self.run(ci, pi, &mut hit);
+            self.run(ci, pi, &mut hit, 1);
         }
     }
 }
@@ -870,7 +837,22 @@ struct Hit<'h, 't> {
 /// The System V argument registers.
 const ARG_REGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
 
-impl Hit<'_, '_> {
+impl<'h, 't> Hit<'h, 't> {
+    /// A hit of thread `tid` of `pid` taken now (at a stop), with no
+    /// arguments or return value yet.
+    fn now(pid: Tid, tid: Tid, regs: Regs<'h, 't>) -> Self {
+        Hit {
+            pid,
+            tid,
+            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
+            args: [0; 6],
+            retval: 0,
+            regs,
+            probe: None,
+            read_errors: 0,
+        }
+    }
+
     fn arg(&mut self, i: usize) -> u64 {
         self.args.get(i).copied().unwrap_or(0)
     }
@@ -1017,7 +999,7 @@ impl Engine for ProbeEngine {
             if !hit.returned {
                 self.point_args(ci, pi, hit.addr, &mut h);
             }
-            self.run(ci, pi, &mut h);
+            self.run(ci, pi, &mut h, 1);
         }
     }
 
@@ -1028,19 +1010,11 @@ impl Engine for ProbeEngine {
             return Action::Resume;
         };
         self.charge(cost::INT3);
-        let mut h = Hit {
-            pid: task.pid(),
-            tid: task.tid(),
-            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
-            args: [0; 6],
-            retval: 0,
-            regs: Regs::Task(task),
-            probe: None,
-            read_errors: 0,
-        };
+        let (pid, tid) = (task.pid(), task.tid());
+        let mut h = Hit::now(pid, tid, Regs::Task(task));
         for (ci, pi) in points {
             self.point_args(ci, pi, addr, &mut h);
-            self.run(ci, pi, &mut h);
+            self.run(ci, pi, &mut h, 1);
         }
         Action::Resume
     }
@@ -1051,18 +1025,9 @@ impl Engine for ProbeEngine {
             return;
         };
         self.charge(cost::COUNTED.saturating_mul(hits));
-        let mut h = Hit {
-            pid,
-            tid,
-            nsecs: crate::sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
-            args: [0; 6],
-            retval: 0,
-            regs: Regs::None,
-            probe: None,
-            read_errors: 0,
-        };
+        let mut h = Hit::now(pid, tid, Regs::None);
         for (ci, pi) in points {
-            self.run_counted(ci, pi, &mut h, hits);
+            self.run(ci, pi, &mut h, hits);
         }
     }
 
