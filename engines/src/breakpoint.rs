@@ -77,6 +77,10 @@ pub(crate) struct Bp {
     /// Users that only count hits (no registers): when every user does, a
     /// uprobe site is served by counting events, no sample per hit.
     pub counters: BTreeSet<EngineId>,
+    /// Engines whose uprobe hits carry the user stack
+    /// ([`crate::EngineOptions::hit_stacks`]); those no longer using the
+    /// site do not count.
+    pub stackers: BTreeSet<EngineId>,
     /// Return probes of the function starting here, per engine: only a
     /// uprobe serves them (the kernel's return probe); while an int3
     /// serves the site, they see nothing.
@@ -102,6 +106,7 @@ impl Bp {
             users: BTreeMap::new(),
             stoppers: BTreeSet::new(),
             counters: BTreeSet::new(),
+            stackers: BTreeSet::new(),
             ret_users: BTreeMap::new(),
             mech: Mech::Unplaced,
             disarmed: false,
@@ -122,7 +127,17 @@ impl Bp {
             counting: !self.users.is_empty()
                 && self.users.keys().all(|u| self.counters.contains(u)),
             ret: !self.ret_users.is_empty(),
+            stack: self
+                .users
+                .keys()
+                .chain(self.ret_users.keys())
+                .any(|u| self.stackers.contains(u)),
         }
+    }
+
+    /// Its uprobe events carry stacks now (some user wants them).
+    pub fn shape_has_stack(&self) -> bool {
+        self.shape().stack
     }
 
     /// No user of any kind is left.
@@ -617,6 +632,7 @@ impl Breakpoints {
             .filter_map(|(addr, bp)| {
                 bp.stoppers.remove(&engine);
                 bp.counters.remove(&engine);
+                bp.stackers.remove(&engine);
                 let entry = bp.users.remove(&engine).is_some();
                 let ret = bp.ret_users.remove(&engine).is_some();
                 (entry || ret).then_some(*addr)

@@ -48,6 +48,8 @@ pub(crate) struct EngineSlot {
     owner: Option<Arc<Owner>>,
     /// Takes breakpoint hits without stops (uprobes may serve it).
     breakpoint_hits: bool,
+    /// Its uprobe hits carry the user stack.
+    hit_stacks: bool,
 }
 
 impl EngineSlot {
@@ -278,6 +280,7 @@ impl Core {
                 follow_children: opts.follow_children,
                 owner: opts.owner,
                 breakpoint_hits: opts.breakpoint_hits,
+                hit_stacks: opts.hit_stacks,
             },
         );
         id
@@ -419,6 +422,7 @@ impl Core {
                     &mut slot.events,
                     &mut slot.syscalls,
                     slot.breakpoint_hits,
+                    slot.hit_stacks,
                 ),
             };
             let action = f(engine.as_mut(), &mut task);
@@ -845,6 +849,7 @@ impl Core {
                 &mut slot.events,
                 &mut slot.syscalls,
                 slot.breakpoint_hits,
+                slot.hit_stacks,
             ),
         };
         let r = f(Ok(&mut task));

@@ -98,6 +98,11 @@ pub struct EngineOptions {
     /// for all its users, and this engine then gets
     /// [`Engine::report_breakpoint`] there.
     pub breakpoint_hits: bool,
+    /// With [`EngineOptions::breakpoint_hits`]: the engine's uprobe hits
+    /// carry the thread's user stack ([`crate::BreakpointHit::stack`]),
+    /// walked by the kernel at the hit. Costs each hit of its sites (for
+    /// every engine using them) the walk and a bigger sample.
+    pub hit_stacks: bool,
 }
 
 impl EngineOptions {
@@ -109,6 +114,7 @@ impl EngineOptions {
             follow_children: false,
             owner: None,
             breakpoint_hits: false,
+            hit_stacks: false,
         }
     }
 
@@ -116,6 +122,13 @@ impl EngineOptions {
     /// [`EngineOptions::breakpoint_hits`]).
     pub fn breakpoint_hits(mut self, yes: bool) -> Self {
         self.breakpoint_hits = yes;
+        self
+    }
+
+    /// Uprobe hits carry the user stack (see
+    /// [`EngineOptions::hit_stacks`]).
+    pub fn hit_stacks(mut self, yes: bool) -> Self {
+        self.hit_stacks = yes;
         self
     }
 

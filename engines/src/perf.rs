@@ -34,6 +34,21 @@ pub(crate) const REG_NAMES: [&str; 20] = [
     "r9", "r10", "r11", "r12", "r13", "r14", "r15",
 ];
 
+/// The most frames a sampled user stack has (the kernel's default
+/// `perf_event_max_stack`, bpftrace's `ustack` depth).
+pub const MAX_STACK: usize = 127;
+
+/// Callchain entries at or above this are the kernel's context markers
+/// (`PERF_CONTEXT_USER`...), not addresses.
+const PERF_CONTEXT_MAX: u64 = (-4095i64) as u64;
+
+/// The addresses of a sampled callchain (`nr` entries), markers dropped.
+pub(crate) fn user_frames(ips: impl Iterator<Item = u64>) -> Vec<u64> {
+    ips.filter(|ip| *ip < PERF_CONTEXT_MAX)
+        .take(MAX_STACK)
+        .collect()
+}
+
 pub(crate) const RECORD_SAMPLE: u32 = b::PERF_RECORD_SAMPLE;
 pub(crate) const RECORD_LOST: u32 = b::PERF_RECORD_LOST;
 
@@ -67,8 +82,11 @@ fn open(attr: &mut b::perf_event_attr, tid: Tid) -> Result<OwnedFd, Errno> {
 
 /// A uprobe (with `ret`, a return probe) on thread `tid` at `offset` in
 /// the file `path` names: one sample per hit ([`SAMPLE_TYPE`], [`REGS_MASK`]), waking the ring's
-/// poller when it is half full. Enabled from the start. Returns the event and
-/// its id (the identifier its samples carry).
+/// poller when it is half full. With `stack`, a sample also carries the
+/// user callchain (`PERF_SAMPLE_CALLCHAIN`, user part only, at most
+/// [`MAX_STACK`] frames: the kernel walks the frame pointers at the hit),
+/// between the time and the registers. Enabled from the start. Returns
+/// the event and its id (the identifier its samples carry).
 pub(crate) fn open_uprobe(
     pmu: u32,
     path: &CStr,
@@ -76,6 +94,7 @@ pub(crate) fn open_uprobe(
     tid: Tid,
     ret: bool,
     ref_ctr: u64,
+    stack: bool,
 ) -> Result<(OwnedFd, u64), Errno> {
     // SAFETY: perf_event_attr is plain data; all-zero is its default.
     let mut attr: b::perf_event_attr = unsafe { std::mem::zeroed() };
@@ -86,6 +105,11 @@ pub(crate) fn open_uprobe(
     attr.config = u64::from(ret) | (ref_ctr << 32);
     attr.__bindgen_anon_1.sample_period = 1;
     attr.sample_type = SAMPLE_TYPE;
+    if stack {
+        attr.sample_type |= b::PERF_SAMPLE_CALLCHAIN as u64;
+        attr.set_exclude_callchain_kernel(1);
+        attr.sample_max_stack = MAX_STACK as u16;
+    }
     attr.sample_regs_user = REGS_MASK;
     // Wake the poller when half the ring is full, not at every sample: a
     // hot probe must not wake the tracer thread at every hit (it drains

@@ -444,6 +444,9 @@ pub(crate) struct EngineCfg<'a> {
     /// The engine takes breakpoint hits without a stop
     /// ([`crate::EngineOptions::breakpoint_hits`]).
     pub breakpoint_hits: bool,
+    /// Its uprobe hits carry the user stack
+    /// ([`crate::EngineOptions::hit_stacks`]).
+    pub hit_stacks: bool,
 }
 
 impl<'a> EngineCfg<'a> {
@@ -453,6 +456,7 @@ impl<'a> EngineCfg<'a> {
         events: &'a mut EventMask,
         syscalls: &'a mut SyscallSet,
         breakpoint_hits: bool,
+        hit_stacks: bool,
     ) -> Self {
         EngineCfg {
             id,
@@ -460,6 +464,7 @@ impl<'a> EngineCfg<'a> {
             syscalls,
             changed: false,
             breakpoint_hits,
+            hit_stacks,
         }
     }
 }
@@ -989,9 +994,14 @@ impl Task<'_> {
         let id = self.engine.id;
         let stops = !self.engine.breakpoint_hits;
         let gate = self.gate;
+        let stacks = self.engine.hit_stacks && self.engine.breakpoint_hits;
         if let Some(bp) = self.bps.map.get_mut(&addr) {
             let first = !bp.users.contains_key(&id);
             *bp.users.entry(id).or_insert(0) += 1;
+            let stack_changed = first && stacks && !bp.shape_has_stack();
+            if stacks {
+                bp.stackers.insert(id);
+            }
             // Counting changes only with a new user, or a counting one
             // that now wants hits.
             let counting_changed = if counted {
@@ -999,7 +1009,7 @@ impl Task<'_> {
             } else {
                 bp.counters.remove(&id) || first
             };
-            if (stops && bp.stoppers.insert(id)) || counting_changed {
+            if (stops && bp.stoppers.insert(id)) || counting_changed || stack_changed {
                 let _c = gate.changing();
                 let r = {
                     let (bps, mut io) = self.sites();
@@ -1018,6 +1028,9 @@ impl Task<'_> {
         }
         if counted {
             bp.counters.insert(id);
+        }
+        if stacks {
+            bp.stackers.insert(id);
         }
         self.bps.map.insert(addr, bp);
         let r = {
@@ -1055,7 +1068,12 @@ impl Task<'_> {
         let Some(bp) = self.bps.map.get_mut(&addr) else {
             return refuse(Errno::EFAULT);
         };
-        let first = bp.ret_users.is_empty();
+        let stack_changed =
+            self.engine.hit_stacks && !bp.ret_users.contains_key(&id) && !bp.shape_has_stack();
+        if self.engine.hit_stacks {
+            bp.stackers.insert(id);
+        }
+        let first = bp.ret_users.is_empty() || stack_changed;
         *bp.ret_users.entry(id).or_insert(0) += 1;
         let _c = gate.changing();
         let r = if first {

@@ -277,6 +277,9 @@ pub(crate) struct Shape {
     pub counting: bool,
     /// A return-probe event (for return-probe users), sampling.
     pub ret: bool,
+    /// Sampling events carry the user stack (some user wants it:
+    /// [`crate::EngineOptions::hit_stacks`]).
+    pub stack: bool,
 }
 
 impl Site {
@@ -305,6 +308,10 @@ pub struct BreakpointHit {
     /// return (`rax` its return value, `rip` where it returns to).
     pub returned: bool,
     regs: [u64; perf::REG_NAMES.len()],
+    /// The user stack at the hit, innermost first (the hit's pc, then
+    /// return addresses), when a user of the site asked for stacks
+    /// ([`crate::EngineOptions::hit_stacks`]); empty otherwise.
+    stack: Vec<u64>,
 }
 
 impl BreakpointHit {
@@ -315,6 +322,13 @@ impl BreakpointHit {
     /// The register [`BreakpointHit::REGISTERS`] names at index `i`.
     pub fn register_at(&self, i: usize) -> Option<u64> {
         self.regs.get(i).copied()
+    }
+
+    /// The user stack at the hit, innermost first: empty unless an
+    /// engine using the site takes stacks
+    /// ([`crate::EngineOptions::hit_stacks`]).
+    pub fn stack(&self) -> &[u64] {
+        &self.stack
     }
 
     /// A register by name, as [`crate::Task::register`] names them.
@@ -379,6 +393,8 @@ struct Event {
     counting: bool,
     /// A return probe's event.
     ret: bool,
+    /// Its samples carry a callchain.
+    stack: bool,
 }
 
 impl Drop for Event {
@@ -563,6 +579,7 @@ impl Probes {
                         lost: 0,
                         counting: true,
                         ret: false,
+                        stack: false,
                     },
                 );
                 id
@@ -600,6 +617,7 @@ impl Probes {
             tid,
             ret,
             site.target.ref_ctr,
+            site.shape.stack,
         )?;
         perf::set_output(&fd, ring)?;
         self.events.insert(
@@ -611,6 +629,7 @@ impl Probes {
                 lost: 0,
                 counting: false,
                 ret,
+                stack: site.shape.stack,
             },
         );
         Ok(id)
@@ -768,23 +787,32 @@ impl Probes {
             data = &data[size..];
             match kind {
                 perf::RECORD_SAMPLE => {
-                    let (Some(id), Some(pt), Some(time), Some(abi)) = (
-                        u64_at(rec, 0),
-                        u64_at(rec, 8),
-                        u64_at(rec, 16),
-                        u64_at(rec, 24),
-                    ) else {
+                    let (Some(id), Some(pt), Some(time)) =
+                        (u64_at(rec, 0), u64_at(rec, 8), u64_at(rec, 16))
+                    else {
                         continue;
                     };
-                    let Some((addr, returned)) = self.events.get(&id).map(|e| (e.addr, e.ret))
+                    let Some((addr, returned, has_stack)) =
+                        self.events.get(&id).map(|e| (e.addr, e.ret, e.stack))
                     else {
                         // An event closed since (its hits are no one's).
                         continue;
                     };
+                    // The callchain (if sampled) comes before the registers.
+                    let mut at = 24;
+                    let mut stack = Vec::new();
+                    if has_stack {
+                        let Some(nr) = u64_at(rec, at) else { continue };
+                        let nr = (nr as usize).min(rec.len() / 8);
+                        stack =
+                            perf::user_frames((0..nr).filter_map(|i| u64_at(rec, at + 8 + 8 * i)));
+                        at += 8 + 8 * nr;
+                    }
+                    let Some(abi) = u64_at(rec, at) else { continue };
                     let mut regs = [0u64; perf::REG_NAMES.len()];
                     if abi != 0 {
                         for (i, r) in regs.iter_mut().enumerate() {
-                            *r = u64_at(rec, 32 + 8 * i).unwrap_or(0);
+                            *r = u64_at(rec, at + 8 + 8 * i).unwrap_or(0);
                         }
                     }
                     self.pending.push(Record::Hit(BreakpointHit {
@@ -795,6 +823,7 @@ impl Probes {
                         time_ns: time,
                         returned,
                         regs,
+                        stack,
                     }));
                 }
                 perf::RECORD_LOST => lost = true,

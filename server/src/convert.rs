@@ -126,6 +126,7 @@ pub fn engine_config(
             follow_children: spec.follow_children,
             owner: None,
             breakpoint_hits,
+            hit_stacks: false,
         },
         spec: Spec {
             wanted,

@@ -476,14 +476,43 @@ fn expr(e: &pb::ProbeExpr, f: &str, nodes: &mut usize) -> Result<Expr, Status> {
             sub(&s.addr, "str_at.addr", nodes)?,
             if s.len == 0 { u32::MAX } else { s.len },
         ),
+        Some(E::Buf(s)) => Expr::Buf(
+            sub(&s.addr, "buf.addr", nodes)?,
+            if s.len == 0 { u32::MAX } else { s.len },
+        ),
+        Some(E::Ustack(s)) => {
+            let max = probe::MAX_STACK as u32;
+            if s.depth > max {
+                return Err(bad(
+                    &format!("{f}.ustack.depth"),
+                    format!("{} frames is too deep: at most {max}", s.depth),
+                ));
+            }
+            Expr::Ustack(if s.depth == 0 { max } else { s.depth })
+        }
     })
 }
 
 fn value(v: &Value) -> pb::ProbeValue {
+    use pb::probe_value::Value as V;
     pb::ProbeValue {
         value: Some(match v {
-            Value::Int(i) => pb::probe_value::Value::Int(*i),
-            Value::Str(s) => pb::probe_value::Value::Str(String::from_utf8_lossy(s).into_owned()),
+            Value::Int(i) => V::Int(*i),
+            Value::Str(s) => V::Str(String::from_utf8_lossy(s).into_owned()),
+            Value::Buf(b) => V::Buf(b.to_vec().into()),
+            Value::Stack(s) => V::Stack(pb::ProbeStackValue {
+                frames: s
+                    .addrs
+                    .iter()
+                    .zip(s.frames.iter())
+                    .map(|(a, f)| pb::ProbeFrame {
+                        address: *a,
+                        symbol: f.symbol.to_string(),
+                        offset: f.offset,
+                        binary: f.binary.to_string(),
+                    })
+                    .collect(),
+            }),
         }),
     }
 }

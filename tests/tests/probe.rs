@@ -227,6 +227,13 @@ fn maps(s: &pb::ProbeSnapshot) -> BTreeMap<String, BTreeMap<String, pb::ProbeEnt
                         .map(|v| match &v.value {
                             Some(pb::probe_value::Value::Int(i)) => i.to_string(),
                             Some(pb::probe_value::Value::Str(s)) => s.clone(),
+                            Some(pb::probe_value::Value::Buf(b)) => format!("{b:?}"),
+                            Some(pb::probe_value::Value::Stack(s)) => s
+                                .frames
+                                .iter()
+                                .map(|f| format!("{}+{}", f.symbol, f.offset))
+                                .collect::<Vec<_>>()
+                                .join(";"),
                             None => "?".into(),
                         })
                         .collect::<Vec<_>>()
@@ -1256,4 +1263,225 @@ async fn a_usdt_marker_with_a_semaphore_in_python() {
     }
     assert!(counts[0] >= 7, "{counts:?}");
     assert_eq!(counts[1] - counts[0], 10, "{counts:?}");
+}
+
+/// `ustack` and `buf()`: the same stack key whether the kernel's uprobe
+/// walked the stack (a round with the probe alone) or the server did, at
+/// an int3 stop (a round with a debugger's breakpoint at the same
+/// address); its frames named from the program's symbols; the bytes of
+/// each name. A copy of the program of its own: a breakpoint that stops
+/// turns every uprobe at that file location into an int3, in every
+/// process (other tests count exactly on the original).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacks_and_buffers_through_a_uprobe_and_an_int3() {
+    let dir = std::env::temp_dir().join(format!("utrace-stk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let copy = dir.join("probe_target_stk");
+    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let (srv, mut c) = server().await;
+    let mut d = Client::connect(&srv.uri()).await.expect("second client");
+    let mut child = std::process::Command::new(&copy)
+        .args(["calls", "300", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the copy");
+    let mut out = Lines::from_reader(child.stdout.take().expect("stdout"));
+    assert!(out.next().starts_with("ready "));
+    let pid = child.id();
+    use pb::probe_expr::Expr as E;
+    use pb::ProbeAggregation as A;
+    let keyed = |map: &str, key: pb::ProbeExpr| pb::MapUpdate {
+        keys: vec![key],
+        ..upd(map, A::Count, None)
+    };
+    let (s, seen) = start(
+        &mut c,
+        probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![function("probed_fn")],
+                updates: vec![
+                    keyed("@s", e(E::Ustack(pb::ProbeStack { depth: 2 }))),
+                    keyed(
+                        "@b",
+                        e(E::Buf(Box::new(pb::ProbeStr {
+                            addr: Some(Box::new(arg(1))),
+                            len: 6,
+                        }))),
+                    ),
+                ],
+                ..Default::default()
+            }],
+        ),
+    )
+    .await
+    .expect("probe starts");
+    let addr = seen.started.as_ref().expect("started").points[0].address;
+    round(&mut child, &mut out);
+    let mut sess = stopping_breakpoint(&mut d, pid, addr).await;
+    let runner = tokio::task::spawn_blocking(move || {
+        round(&mut child, &mut out);
+        (child, out)
+    });
+    let mut stops = 0;
+    resume_stops(&mut sess, &mut stops, 300).await;
+    let (mut child, _out) = runner.await.expect("round");
+    sess.close();
+    c.detach(seen.engine_id).await.expect("detach");
+    let seen = finish(s, seen).await;
+    let snap = seen.last();
+    let stacks = &snap
+        .maps
+        .iter()
+        .find(|m| m.name == "@s")
+        .expect("@s")
+        .entries;
+    assert_eq!(stacks.len(), 1, "one stack, by either walk: {stacks:#?}");
+    assert_eq!(stacks[0].value, 600);
+    let Some(pb::probe_value::Value::Stack(st)) = &stacks[0].key[0].value else {
+        panic!("a stack key: {stacks:?}");
+    };
+    assert_eq!(st.frames.len(), 2, "{st:#?}");
+    assert_eq!(st.frames[0].address, addr);
+    assert_eq!(
+        (st.frames[0].symbol.as_str(), st.frames[0].offset),
+        ("probed_fn", 0)
+    );
+    assert!(
+        st.frames[1].symbol.starts_with("probe_target::call::h"),
+        "the caller, demangled: {st:#?}"
+    );
+    assert!(
+        st.frames[1].binary.ends_with("/probe_target_stk"),
+        "{st:#?}"
+    );
+    let bufs = &snap
+        .maps
+        .iter()
+        .find(|m| m.name == "@b")
+        .expect("@b")
+        .entries;
+    let mut by_name: Vec<(Vec<u8>, i64)> = bufs
+        .iter()
+        .map(|en| match &en.key[0].value {
+            Some(pb::probe_value::Value::Buf(b)) => (b.to_vec(), en.value),
+            other => panic!("a buffer key: {other:?}"),
+        })
+        .collect();
+    by_name.sort();
+    assert_eq!(by_name.len(), 3, "{by_name:?}");
+    assert_eq!(by_name[0], (b"alpha\0".to_vec(), 200));
+    assert!(
+        by_name[1].0.starts_with(b"beta\0") && by_name[1].1 == 200,
+        "{by_name:?}"
+    );
+    assert!(
+        by_name[2].0.starts_with(b"gamma\0") && by_name[2].1 == 200,
+        "{by_name:?}"
+    );
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ustack` and `buf()` in the CLI print as bpftrace prints them, for a
+/// process attached with -p (bpftrace names the frames only while the
+/// process lives): a uprobe's stack, a USDT marker's, a syscall's (a
+/// ptrace stop: the server walks the frames), buffers in keys. Counts
+/// differ between two runs on a live process, so they are left out.
+#[test]
+fn stacks_and_buffers_print_as_bpftrace_prints_them() {
+    let bt = std::process::Command::new("bpftrace")
+        .arg("--version")
+        .output();
+    if !bt.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP: bpftrace is not installed (apt-get install -y bpftrace): {bt:?}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("utrace-btstk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let copy = dir.join("probe_target_bs");
+    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let target = copy.to_str().expect("path");
+    let mut spin = std::process::Command::new(&copy)
+        .arg("spin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the copy");
+    let pid = spin.id().to_string();
+    let tracefs = std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists()
+        || std::process::Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status()
+            .is_ok_and(|s| s.success());
+    let mut program = format!(
+        "uprobe:{target}:probed_fn {{ @[ustack(3)] = count(); @u[ustack] = count(); \
+         @b[buf(arg1, 6)] = count(); @k[comm, ustack(1)] = count(); }} \
+         usdt:{target}:utrace_test:tick {{ @m[ustack(2)] = count(); }} "
+    );
+    if tracefs {
+        program.push_str(&format!(
+            "tracepoint:syscalls:sys_enter_clock_nanosleep /pid == {pid}/ {{ @sc[ustack(3)] = count(); }} "
+        ));
+    } else {
+        eprintln!("SKIP (the syscall's stack only): tracefs cannot be mounted");
+    }
+    program.push_str("interval:ms:500 { exit(); }");
+    let utrace = common::users::workspace_bin("utrace");
+    // Lines without counts, sorted; a JSON line's numbers zeroed.
+    let run = |prog: &str, fmt: &str| -> Vec<String> {
+        let out = std::process::Command::new(prog)
+            .args(if prog == "bpftrace" {
+                vec![]
+            } else {
+                vec!["probe"]
+            })
+            .args(["-f", fmt, "-p", &pid, "-e", &program])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{prog}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fn zero(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Number(_) => *v = 0.into(),
+                serde_json::Value::Object(m) => m.values_mut().for_each(zero),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(zero),
+                _ => {}
+            }
+        }
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("Attaching ") && !l.contains("attached_probes"))
+            .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+                Ok(mut v) if v.is_object() => {
+                    zero(&mut v);
+                    v.to_string()
+                }
+                _ => match l.rsplit_once("]: ") {
+                    Some((k, n)) if n.bytes().all(|b| b.is_ascii_digit()) => format!("{k}]: N"),
+                    _ => l.to_string(),
+                },
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    for fmt in ["text", "json"] {
+        let ours = run(utrace.to_str().expect("path"), fmt);
+        let theirs = run("bpftrace", fmt);
+        assert!(
+            ours.iter().any(|l| l.contains("probed_fn+0")),
+            "frames named: {ours:#?}"
+        );
+        assert_eq!(ours, theirs, "-f {fmt}");
+    }
+    let _ = spin.kill();
+    let _ = spin.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,29 +8,79 @@ use rustc_hash::FxHashMap;
 
 use super::program::Agg;
 
-/// A captured value: an integer or a string (bytes, as the process had
-/// them).
+/// A captured value: an integer, a string or bytes (as the process had
+/// them), or a user stack.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Value {
     Int(i64),
     Str(Arc<[u8]>),
+    Buf(Arc<[u8]>),
+    Stack(Arc<Stack>),
 }
 
 impl Value {
-    /// True for a non-zero integer or a non-empty string.
+    /// True for a non-zero integer or a non-empty string, buffer or
+    /// stack.
     pub fn truthy(&self) -> bool {
         match self {
             Value::Int(i) => *i != 0,
-            Value::Str(s) => !s.is_empty(),
+            Value::Str(s) | Value::Buf(s) => !s.is_empty(),
+            Value::Stack(s) => !s.addrs.is_empty(),
         }
     }
 
-    /// The integer (a string counts as 0).
+    /// The integer (anything else counts as 0).
     pub fn int(&self) -> i64 {
         match self {
             Value::Int(i) => *i,
-            Value::Str(_) => 0,
+            Value::Str(_) | Value::Buf(_) | Value::Stack(_) => 0,
         }
+    }
+}
+
+/// What the server found at an address of a user stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// The function's symbol, demangled; empty if none was found.
+    pub symbol: Arc<str>,
+    /// The address's offset in it.
+    pub offset: u64,
+    /// The file mapped there; empty for anonymous memory.
+    pub binary: Arc<str>,
+}
+
+/// A user stack: addresses, innermost first, and what each is (found
+/// when the probe first saw the stack). Stacks are equal, ordered and
+/// hashed by their addresses alone.
+#[derive(Clone, Debug, Default)]
+pub struct Stack {
+    pub addrs: Box<[u64]>,
+    pub frames: Box<[Frame]>,
+}
+
+impl PartialEq for Stack {
+    fn eq(&self, other: &Self) -> bool {
+        self.addrs == other.addrs
+    }
+}
+
+impl Eq for Stack {}
+
+impl std::hash::Hash for Stack {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.addrs.hash(h);
+    }
+}
+
+impl PartialOrd for Stack {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Stack {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.addrs.cmp(&other.addrs)
     }
 }
 
@@ -177,7 +227,10 @@ fn key_size(key: &[Value]) -> usize {
         .iter()
         .map(|v| match v {
             Value::Int(_) => 16,
-            Value::Str(s) => 32 + s.len(),
+            Value::Str(s) | Value::Buf(s) => 32 + s.len(),
+            // Shared with every key and event of the same stack; counted
+            // at its addresses and a frame's symbol for each.
+            Value::Stack(s) => 48 + s.addrs.len() * 64,
         })
         .sum::<usize>()
 }

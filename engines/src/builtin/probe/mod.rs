@@ -26,12 +26,13 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 use tracing::{debug, warn};
 
+pub use crate::perf::MAX_STACK;
 use crate::sys::Tid;
 use crate::{
     Action, BreakpointHit, Engine, EngineOptions, EventMask, ExecReport, ExitReport, SyscallEntry,
     SyscallExit, SyscallSet, Task,
 };
-pub use agg::{Cell, Map, Value};
+pub use agg::{Cell, Frame, Map, Stack, Value};
 pub use program::{
     Agg, BinOp, Builtin, Clause, Expr, Limits, MapDef, Point, ProcessEvent, Program, UnOp, Update,
 };
@@ -245,7 +246,16 @@ pub struct ProbeEngine {
     dropped: u64,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC (hit times are realtime).
     realtime_offset: i64,
+    /// Names stack addresses (made at the first stack).
+    symbolizer: Option<resolve::Symbolizer>,
+    /// Stacks seen, each symbolized once and shared by every key and
+    /// event that holds it (at most [`MAX_STACKS`]; then forgotten and
+    /// started again).
+    stacks: FxHashMap<Box<[u64]>, Arc<Stack>>,
 }
+
+/// Stacks a probe remembers (see [`ProbeEngine::stacks`]).
+const MAX_STACKS: usize = 4096;
 
 impl ProbeEngine {
     /// An engine for `prog` writing to `shared`, and its options. With
@@ -284,7 +294,8 @@ impl ProbeEngine {
         }
         let opts = EngineOptions::new(events)
             .syscalls(set)
-            .breakpoint_hits(true);
+            .breakpoint_hits(true)
+            .hit_stacks(prog.uses_stacks());
         let point_names = prog
             .clauses
             .iter()
@@ -315,6 +326,8 @@ impl ProbeEngine {
                 dropped: 0,
                 realtime_offset: crate::sys::clock_ns(libc::CLOCK_REALTIME)
                     - crate::sys::clock_ns(libc::CLOCK_MONOTONIC),
+                symbolizer: None,
+                stacks: FxHashMap::default(),
             },
             opts,
         )
@@ -627,6 +640,21 @@ impl ProbeEngine {
                     BinOp::Eq | BinOp::Ne | BinOp::And | BinOp::Or => 0,
                 })
             }
+            Expr::Buf(addr, len) => {
+                let addr = self.eval(addr, hit).int() as u64;
+                let n = (*len).min(self.prog.limits.string_len) as usize;
+                match read_bytes(hit.pid, addr, n) {
+                    Some(b) => Value::Buf(b.into()),
+                    None => {
+                        hit.read_errors += 1;
+                        Value::Buf(Arc::from(&b""[..]))
+                    }
+                }
+            }
+            Expr::Ustack(depth) => {
+                let addrs = hit.stack(*depth as usize);
+                Value::Stack(self.stack(hit.pid, addrs))
+            }
             Expr::StrAt(addr, len) => {
                 let addr = self.eval(addr, hit).int() as u64;
                 let max = (*len).min(self.prog.limits.string_len) as usize;
@@ -639,6 +667,26 @@ impl ProbeEngine {
                 }
             }
         }
+    }
+
+    /// The stack of these addresses, symbolized when first seen.
+    fn stack(&mut self, pid: Tid, addrs: Vec<u64>) -> Arc<Stack> {
+        if let Some(s) = self.stacks.get(addrs.as_slice()) {
+            return Arc::clone(s);
+        }
+        let sym = self
+            .symbolizer
+            .get_or_insert_with(|| resolve::Symbolizer::new(pid));
+        let frames = addrs.iter().map(|a| sym.frame(*a)).collect();
+        let s = Arc::new(Stack {
+            addrs: addrs.into_boxed_slice(),
+            frames,
+        });
+        if self.stacks.len() >= MAX_STACKS {
+            self.stacks.clear();
+        }
+        self.stacks.insert(s.addrs.clone(), Arc::clone(&s));
+        s
     }
 
     /// Points of process event `want` (a signal's number matched).
@@ -832,6 +880,9 @@ struct Hit<'h, 't> {
     regs: Regs<'h, 't>,
     probe: Option<Value>,
     read_errors: u64,
+    /// At a breakpoint (so perhaps at a function's first instruction,
+    /// where the frame pointer is still the caller's).
+    at_breakpoint: bool,
 }
 
 /// The System V argument registers.
@@ -850,6 +901,7 @@ impl<'h, 't> Hit<'h, 't> {
             regs,
             probe: None,
             read_errors: 0,
+            at_breakpoint: false,
         }
     }
 
@@ -865,6 +917,55 @@ impl<'h, 't> Hit<'h, 't> {
                 .get(i)
                 .and_then(|n| t.register(n).ok())
                 .unwrap_or(0),
+        }
+    }
+
+    /// The user stack, at most `depth` frames: the kernel's walk for a
+    /// uprobe hit; for a stopped thread, the same walk here (x86's
+    /// `perf_callchain_user`): the pc, the return address on top of the
+    /// stack at a breakpoint on a function's first instruction (`push
+    /// %rbp` or `endbr64`, where `rbp` is still the caller's), then the
+    /// return address of each frame the `rbp` chain links, until a read
+    /// fails.
+    fn stack(&mut self, depth: usize) -> Vec<u64> {
+        let depth = depth.clamp(1, crate::perf::MAX_STACK);
+        let pid = self.pid;
+        let at_breakpoint = self.at_breakpoint;
+        match &mut self.regs {
+            Regs::None => Vec::new(),
+            Regs::Sample(h) => {
+                let s = h.stack();
+                if s.is_empty() {
+                    h.register("rip").into_iter().collect()
+                } else {
+                    s[..s.len().min(depth)].to_vec()
+                }
+            }
+            Regs::Task(t) => {
+                let reg = |t: &mut Task<'_>, n: &str| t.register(n).unwrap_or(0);
+                let (ip, sp, mut fp) = (reg(t, "rip"), reg(t, "rsp"), reg(t, "rbp"));
+                let mut out = vec![ip];
+                if at_breakpoint && out.len() < depth {
+                    let code = t.read_memory(ip, 4);
+                    let code: &[u8] = code.data.as_ref();
+                    let entry = code.first() == Some(&0x55) || code == [0xf3, 0x0f, 0x1e, 0xfa];
+                    if entry {
+                        if let Some(b) = read_bytes(pid, sp, 8) {
+                            out.push(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+                        }
+                    }
+                }
+                while out.len() < depth {
+                    let Some(b) = read_bytes(pid, fp, 16) else {
+                        break;
+                    };
+                    let word =
+                        |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+                    out.push(word(8));
+                    fp = word(0);
+                }
+                out
+            }
         }
     }
 
@@ -994,6 +1095,7 @@ impl Engine for ProbeEngine {
             regs: Regs::Sample(hit),
             probe: None,
             read_errors: 0,
+            at_breakpoint: true,
         };
         for (ci, pi) in points {
             if !hit.returned {
@@ -1012,6 +1114,7 @@ impl Engine for ProbeEngine {
         self.charge(cost::INT3);
         let (pid, tid) = (task.pid(), task.tid());
         let mut h = Hit::now(pid, tid, Regs::Task(task));
+        h.at_breakpoint = true;
         for (ci, pi) in points {
             self.point_args(ci, pi, addr, &mut h);
             self.run(ci, pi, &mut h, 1);

@@ -163,6 +163,11 @@ pub enum Expr {
     Un(UnOp, Box<Expr>),
     /// The C string at an address, at most this many bytes.
     StrAt(Box<Expr>, u32),
+    /// This many bytes at an address.
+    Buf(Box<Expr>, u32),
+    /// The user stack, at most this many frames (1 to
+    /// [`crate::perf::MAX_STACK`]).
+    Ustack(u32),
 }
 
 /// What a map keeps per key.
@@ -224,7 +229,19 @@ impl Expr {
             ),
             Expr::Bin(_, a, b) => a.needs_no_sample() && b.needs_no_sample(),
             Expr::Un(_, a) => a.needs_no_sample(),
-            Expr::Arg(_) | Expr::Reg(_) | Expr::StrAt(..) => false,
+            Expr::Arg(_) | Expr::Reg(_) | Expr::StrAt(..) | Expr::Buf(..) | Expr::Ustack(_) => {
+                false
+            }
+        }
+    }
+
+    /// It takes the user stack somewhere.
+    fn uses_stack(&self) -> bool {
+        match self {
+            Expr::Ustack(_) => true,
+            Expr::Bin(_, a, b) => a.uses_stack() || b.uses_stack(),
+            Expr::Un(_, a) | Expr::StrAt(a, _) | Expr::Buf(a, _) => a.uses_stack(),
+            Expr::Int(_) | Expr::Str(_) | Expr::Builtin(_) | Expr::Arg(_) | Expr::Reg(_) => false,
         }
     }
 }
@@ -280,6 +297,18 @@ pub struct Program {
 }
 
 impl Program {
+    /// Some clause takes user stacks (`ustack`): its uprobe hits must
+    /// carry them ([`crate::EngineOptions::hit_stacks`]).
+    pub fn uses_stacks(&self) -> bool {
+        self.clauses.iter().any(|c| {
+            c.predicate.iter().any(Expr::uses_stack)
+                || c.event.iter().flatten().any(Expr::uses_stack)
+                || c.updates
+                    .iter()
+                    .any(|u| u.keys.iter().chain(&u.value).any(Expr::uses_stack))
+        })
+    }
+
     /// The process events its points want.
     pub fn process_events(&self) -> Vec<ProcessEvent> {
         self.clauses

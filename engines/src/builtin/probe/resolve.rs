@@ -177,6 +177,9 @@ struct Elf {
     segments: Vec<(u64, u64, u64)>,
     /// Its USDT markers (`.note.stapsdt`).
     markers: Vec<Marker>,
+    /// Functions (start, size, mangled name), by start: for naming the
+    /// addresses of a stack. .symtab's name wins at an address.
+    functions: Vec<(u64, u64, Arc<str>)>,
 }
 
 /// A USDT (SystemTap SDT) marker of an ELF file.
@@ -329,10 +332,16 @@ impl Elf {
             }
             let Ok(name) = s.name() else { continue };
             let name = name.split('@').next().unwrap_or(name);
+            if s.kind() == object::SymbolKind::Text && !name.is_empty() {
+                elf.functions.push((s.address(), s.size(), name.into()));
+            }
             elf.symbols
                 .entry(name.to_string())
                 .or_insert_with(|| s.address());
         }
+        // Stable: at one address the first (a .symtab name) stays first.
+        elf.functions.sort_by_key(|f| f.0);
+        elf.functions.dedup_by_key(|f| f.0);
         for seg in file.segments() {
             let (off, size) = seg.file_range();
             elf.segments.push((seg.address(), off, size));
@@ -344,6 +353,22 @@ impl Elf {
             }
         }
         Ok(elf)
+    }
+
+    /// Virtual address of file offset `off`.
+    fn vaddr(&self, off: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|(_, o, n)| *o <= off && off < o + n)
+            .map(|(a, o, _)| off - o + a)
+    }
+
+    /// The function holding virtual address `vaddr`: its mangled name and
+    /// start. A symbol of no size holds addresses up to the next one.
+    fn function_at(&self, vaddr: u64) -> Option<(&Arc<str>, u64)> {
+        let i = self.functions.partition_point(|f| f.0 <= vaddr);
+        let (start, size, name) = self.functions.get(i.checked_sub(1)?)?;
+        (*size == 0 || vaddr < start + size).then_some((name, *start))
     }
 
     /// File offset of virtual address `vaddr`.
@@ -380,6 +405,104 @@ fn elf_of(path: &str, m: &Mapping) -> Result<Arc<Elf>, Unplaced> {
     }
     c.insert(key, Arc::clone(&elf));
     Ok(elf)
+}
+
+/// A demangled symbol, as bpftrace shows one: Rust's (legacy and v0, the
+/// hash kept) and C++'s; others as they are.
+fn demangle(name: &str) -> String {
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        return d.to_string();
+    }
+    if name.starts_with("_Z") {
+        if let Ok(d) = cpp_demangle::Symbol::new(name) {
+            if let Ok(s) = d.demangle(&cpp_demangle::DemangleOptions::default()) {
+                return s;
+            }
+        }
+    }
+    name.to_string()
+}
+
+/// Names the addresses of a process's stacks: the mapping, the ELF
+/// file's function and the offset in it. Remembers what it found (up to
+/// [`Symbolizer::MAX_ADDRS`] addresses); reads the process's maps again
+/// when an address is in none it knows (a library mapped since), at most
+/// every 100 ms.
+#[derive(Debug)]
+pub struct Symbolizer {
+    pid: Tid,
+    maps: Vec<Mapping>,
+    read_at: Option<std::time::Instant>,
+    known: FxHashMap<u64, super::agg::Frame>,
+}
+
+impl Symbolizer {
+    /// Addresses remembered; past that, each new one is looked up anew.
+    pub const MAX_ADDRS: usize = 1 << 16;
+
+    pub fn new(pid: Tid) -> Symbolizer {
+        Symbolizer {
+            pid,
+            maps: Vec::new(),
+            read_at: None,
+            known: FxHashMap::default(),
+        }
+    }
+
+    /// What is at `addr`.
+    pub fn frame(&mut self, addr: u64) -> super::agg::Frame {
+        if let Some(f) = self.known.get(&addr) {
+            return f.clone();
+        }
+        let f = self.look_up(addr);
+        if self.known.len() < Self::MAX_ADDRS {
+            self.known.insert(addr, f.clone());
+        }
+        f
+    }
+
+    fn mapping(&mut self, addr: u64) -> Option<Mapping> {
+        let find = |maps: &[Mapping]| {
+            maps.iter()
+                .find(|m| m.start <= addr && addr < m.end)
+                .cloned()
+        };
+        if let Some(m) = find(&self.maps) {
+            return Some(m);
+        }
+        if self
+            .read_at
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100))
+        {
+            return None;
+        }
+        self.read_at = Some(std::time::Instant::now());
+        self.maps = mappings(self.pid).ok()?;
+        find(&self.maps)
+    }
+
+    fn look_up(&mut self, addr: u64) -> super::agg::Frame {
+        let mut f = super::agg::Frame::default();
+        let Some(m) = self.mapping(addr) else {
+            return f;
+        };
+        f.binary = m.path.as_str().into();
+        if m.inode == 0 {
+            return f;
+        }
+        let path = format!("/proc/{}/map_files/{:x}-{:x}", self.pid, m.start, m.end);
+        let Ok(elf) = elf_of(&path, &m) else {
+            return f;
+        };
+        let Some(vaddr) = elf.vaddr(addr - m.start + m.offset) else {
+            return f;
+        };
+        if let Some((name, start)) = elf.function_at(vaddr) {
+            f.symbol = demangle(name).into();
+            f.offset = vaddr - start;
+        }
+        f
+    }
 }
 
 /// A USDT marker's place in a process.

@@ -90,7 +90,7 @@ pub enum EventAction {
 }
 
 /// A statement of a BEGIN, END or interval block (they run here).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ClientAction {
     /// printf with constant arguments.
     Printf {
@@ -1389,6 +1389,58 @@ impl<'a> Parser<'a> {
                     kind: ArgKind::Str,
                 })
             }
+            "buf" => {
+                let args = self.call_args("buf", ctx)?;
+                let [(addr, aat), (len, lat)] = <[_; 2]>::try_from(args)
+                    .map_err(|_| err(at, "buf() takes an address and a length: buf(arg0, 16)"))?;
+                let len = match constant(&len.e) {
+                    Some(Value::Int(n)) if (1..=4096).contains(&n) => n as u32,
+                    _ => {
+                        return Err(err(
+                            lat,
+                            "buf(): the length must be an integer constant from 1 to 4096",
+                        ))
+                    }
+                };
+                if addr.kind != ArgKind::Int {
+                    return Err(err(aat, "buf() takes an address, not a string"));
+                }
+                Ok(Ex {
+                    e: ex(E::Buf(Box::new(pb::ProbeStr {
+                        addr: Some(Box::new(addr.e)),
+                        len,
+                    }))),
+                    kind: ArgKind::Buf,
+                })
+            }
+            "ustack" => {
+                let depth =
+                    if self.peek_is("(")? {
+                        let args = self.call_args("ustack", ctx)?;
+                        match args.as_slice() {
+                            [(d, dat)] => match constant(&d.e) {
+                                Some(Value::Int(n)) if (1..=127).contains(&n) => n as u32,
+                                _ => return Err(err(
+                                    *dat,
+                                    "ustack(): the depth must be an integer constant from 1 to 127",
+                                )),
+                            },
+                            _ => {
+                                return Err(err(
+                                    at,
+                                    "ustack() takes a depth only (bpftrace's stack modes are not \
+                                 supported): ustack(5)",
+                                ))
+                            }
+                        }
+                    } else {
+                        0
+                    };
+                Ok(Ex {
+                    e: ex(E::Ustack(pb::ProbeStack { depth })),
+                    kind: ArgKind::Stack,
+                })
+            }
             n if n.starts_with("arg")
                 && n.len() > 3
                 && n[3..].bytes().all(|b| b.is_ascii_digit()) =>
@@ -1402,19 +1454,22 @@ impl<'a> Parser<'a> {
                 if self.peek_is("(")? {
                     return Err(err(
                         at,
-                        format!("{name}() is not supported by utrace probe (functions: str, reg)"),
+                        format!(
+                            "{name}() is not supported by utrace probe (functions: str, buf, \
+                             reg, ustack)"
+                        ),
                     ));
                 }
                 let known = [
-                    "cpu", "uid", "gid", "elapsed", "func", "ustack", "kstack", "curtask", "rand",
-                    "cgroup", "username", "sarg0", "cpid", "numaid", "jiffies",
+                    "cpu", "uid", "gid", "elapsed", "func", "kstack", "curtask", "rand", "cgroup",
+                    "username", "sarg0", "cpid", "numaid", "jiffies",
                 ];
                 if known.contains(&name) {
                     return Err(err(
                         at,
                         format!(
                             "{name} is not supported by utrace probe (builtins: pid, tid, comm, \
-                             nsecs, retval, probe, arg0-arg5, args->NAME)"
+                             nsecs, retval, probe, arg0-arg5, args->NAME, ustack)"
                         ),
                     ));
                 }
@@ -1426,7 +1481,7 @@ impl<'a> Parser<'a> {
     /// A builtin that has no value outside the process.
     fn client_side_identifier(name: &str) -> Option<String> {
         let process = [
-            "pid", "tid", "comm", "nsecs", "retval", "probe", "args", "reg", "str",
+            "pid", "tid", "comm", "nsecs", "retval", "probe", "args", "reg", "str", "buf", "ustack",
         ];
         if process.contains(&name) || (name.starts_with("arg") && name.len() > 3) {
             Some(name.to_string())

@@ -33,6 +33,10 @@ pub enum ArgKind {
     Int,
     /// A string.
     Str,
+    /// A buffer (buf()).
+    Buf,
+    /// A user stack (ustack).
+    Stack,
 }
 
 /// Width of a histogram's bar, as bpftrace.
@@ -508,22 +512,72 @@ fn lhist_json(slots: &[u64], l: Lhist) -> String {
 
 /// Keys in a stable order (ties of the sort by value keep it).
 fn cmp_keys(a: &[pb::ProbeValue], b: &[pb::ProbeValue]) -> std::cmp::Ordering {
-    fn rank(v: &pb::ProbeValue) -> (u8, i64, &str) {
+    fn rank(v: &pb::ProbeValue) -> (u8, i64, &[u8], Vec<u64>) {
         match &v.value {
-            Some(Value::Int(i)) => (0, *i, ""),
-            Some(Value::Str(s)) => (1, 0, s.as_str()),
-            None => (2, 0, ""),
+            Some(Value::Int(i)) => (0, *i, b"", Vec::new()),
+            Some(Value::Str(s)) => (1, 0, s.as_bytes(), Vec::new()),
+            Some(Value::Buf(b)) => (2, 0, b, Vec::new()),
+            Some(Value::Stack(s)) => (3, 0, b"", s.frames.iter().map(|f| f.address).collect()),
+            None => (4, 0, b"", Vec::new()),
         }
     }
     a.iter().map(rank).cmp(b.iter().map(rank))
 }
 
+/// A value as bpftrace prints it in a map's key (a stack's frames on
+/// lines of their own, indented by four).
 fn value_text(v: &pb::ProbeValue) -> String {
     match &v.value {
         Some(Value::Int(i)) => i.to_string(),
         Some(Value::Str(s)) => s.clone(),
+        Some(Value::Buf(b)) => buf_text(b, BufStyle::Escaped),
+        Some(Value::Stack(s)) => stack_text(s, 4),
         None => String::new(),
     }
+}
+
+/// How bpftrace prints a buffer: `%r` (printable bytes as they are,
+/// others `\xNN`), `%rx` (every byte `\xNN`), `%rh` (hex bytes with
+/// spaces between).
+#[derive(Clone, Copy)]
+enum BufStyle {
+    Escaped,
+    Hex,
+    Spaced,
+}
+
+fn buf_text(b: &[u8], style: BufStyle) -> String {
+    let mut out = String::with_capacity(b.len() * 2);
+    for (i, &c) in b.iter().enumerate() {
+        match style {
+            BufStyle::Escaped if (0x20..0x7f).contains(&c) => out.push(char::from(c)),
+            BufStyle::Escaped | BufStyle::Hex => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+            BufStyle::Spaced => {
+                if i > 0 {
+                    out.push(' ');
+                }
+                let _ = write!(out, "{c:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// A user stack as bpftrace prints one: a newline, then each frame
+/// (`symbol+offset`, or the address in hex where no symbol is known)
+/// indented by `indent` spaces on a line of its own.
+pub fn stack_text(s: &pb::ProbeStackValue, indent: usize) -> String {
+    let mut out = String::from("\n");
+    for f in &s.frames {
+        let _ = if f.symbol.is_empty() {
+            writeln!(out, "{:indent$}0x{:x}", "", f.address)
+        } else {
+            writeln!(out, "{:indent$}{}+{}", "", f.symbol, f.offset)
+        };
+    }
+    out
 }
 
 /// `[k1, k2]` (strings unquoted), or nothing without a key.
@@ -659,15 +713,21 @@ pub fn check_format(fmt: &str, args: &[ArgKind]) -> Result<(), String> {
     let name = |k: ArgKind| match k {
         ArgKind::Int => "integer",
         ArgKind::Str => "string",
+        ArgKind::Buf => "buffer",
+        ArgKind::Stack => "ustack",
     };
     for (s, &a) in specs.iter().zip(args) {
         match s.kind {
-            None => {
+            None if a != ArgKind::Buf => {
                 return Err(format!(
-                    "printf: %{} prints a buffer (buf()), which utrace probe does not have",
-                    s.token
+                    "printf: %{} specifier expects a value of type buffer ({} supplied)",
+                    s.token,
+                    name(a)
                 ))
             }
+            None => {}
+            // A stack prints with %s, as bpftrace's.
+            Some(ArgKind::Str) if a == ArgKind::Stack => {}
             Some(k) if k != a => {
                 return Err(format!(
                     "printf: %{} specifier expects a value of type {} ({} supplied)",
@@ -764,6 +824,28 @@ fn c_printf(out: &mut String, piece: &str, arg: &pb::ProbeValue) {
             break;
         };
         i += 1;
+        if conv == b'r' {
+            // bpftrace's buffer conversions: %r, %rx, %rh.
+            let style = match b.get(i) {
+                Some(b'x') => {
+                    i += 1;
+                    BufStyle::Hex
+                }
+                Some(b'h') => {
+                    i += 1;
+                    BufStyle::Spaced
+                }
+                _ => BufStyle::Escaped,
+            };
+            text_from = i;
+            if !used {
+                used = true;
+                if let Some(Value::Buf(buf)) = &arg.value {
+                    out.push_str(&buf_text(buf, style));
+                }
+            }
+            continue;
+        }
         text_from = i;
         if !b"diuoxXcsp".contains(&conv) {
             out.push_str(&piece[start..i]);
@@ -805,6 +887,9 @@ impl CSpec {
                 let s = match &arg.value {
                     Some(Value::Str(s)) => s.clone(),
                     Some(Value::Int(i)) => i.to_string(),
+                    Some(Value::Buf(b)) => buf_text(b, BufStyle::Escaped),
+                    // printf's stacks are indented by eight.
+                    Some(Value::Stack(s)) => stack_text(s, 8),
                     None => String::new(),
                 };
                 let s = match self.precision {
@@ -1451,6 +1536,51 @@ mod tests {
         assert_eq!(
             check_format("%-5lu\n", &[Str]),
             Err("printf: %lu specifier expects a value of type integer (string supplied)".into())
+        );
+        assert_eq!(
+            check_format("%s %r %rx %rh\n", &[Stack, Buf, Buf, Buf]),
+            Ok(())
+        );
+        assert_eq!(
+            check_format("%r\n", &[Str]),
+            Err("printf: %r specifier expects a value of type buffer (string supplied)".into())
+        );
+    }
+
+    #[test]
+    fn stacks_and_buffers_like_bpftrace() {
+        // bpftrace 0.17 on probe_target: printf("%s|%r|%rx|%rh\n", ustack(2),
+        // buf(arg1, 6), buf(arg1, 2), buf(arg1, 2)), and @[ustack(2), buf(arg1, 6)].
+        let frame = |address, symbol: &str, offset| pb::ProbeFrame {
+            address,
+            symbol: symbol.into(),
+            offset,
+            binary: String::new(),
+        };
+        let stack = pb::ProbeValue {
+            value: Some(Value::Stack(pb::ProbeStackValue {
+                frames: vec![frame(0x1000, "probed_fn", 0), frame(0x2a2a, "", 0)],
+            })),
+        };
+        let buf = |b: &[u8]| pb::ProbeValue {
+            value: Some(Value::Buf(b.to_vec().into())),
+        };
+        assert_eq!(
+            sprintf(
+                "%s|%r|%rx|%rh\n",
+                &[stack.clone(), buf(b"alpha\0"), buf(b"al"), buf(b"al")]
+            ),
+            "\n        probed_fn+0\n        0x2a2a\n|alpha\\x00|\\x61\\x6c|61 6c\n"
+        );
+        let maps = BTreeMap::from([("@".to_string(), decl(Agg::Count, 2, None))]);
+        let p = Printer {
+            format: OutputFormat::Text,
+            maps: &maps,
+        };
+        let m = map("@", Agg::Count, vec![entry(vec![stack, buf(b"a\x01")], 3)]);
+        assert_eq!(
+            p.map("@", Some(&m), 0, 0),
+            "@[\n    probed_fn+0\n    0x2a2a\n, a\\x01]: 3\n"
         );
     }
 }
