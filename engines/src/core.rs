@@ -528,6 +528,7 @@ impl Core {
             t.holds.extend(next);
         }
         self.report_quiesce(tid);
+        self.report_child_start(tid);
         self.report(tid, report);
         self.settle(tid);
     }
@@ -964,6 +965,29 @@ impl Core {
         }
     }
 
+    /// A followed child process's first stop: its engines may place what
+    /// they had in the parent.
+    fn report_child_start(&mut self, tid: Tid) {
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        if t.child_start_for.is_empty() {
+            return;
+        }
+        let asked = std::mem::take(&mut t.child_start_for);
+        self.dispatch(
+            tid,
+            |_| true,
+            |e, task| {
+                if asked.contains(&task.engine_id()) {
+                    e.report_child_start(task)
+                } else {
+                    Action::Resume
+                }
+            },
+        );
+    }
+
     fn report_quiesce(&mut self, tid: Tid) {
         let Some(t) = self.tasks.get_mut(&tid) else {
             return;
@@ -1081,8 +1105,17 @@ impl Core {
             }
         }
         let prelude = self.tasks.get(&tid).is_some_and(|t| t.prelude);
+        let followers: Vec<EngineId> = if kind == CloneKind::Thread {
+            Vec::new()
+        } else {
+            self.procs
+                .get(&child)
+                .map(|p| p.engines.clone())
+                .unwrap_or_default()
+        };
         let t = self.new_task(child, child_pid);
         t.prelude = prelude;
+        t.child_start_for = followers;
         debug!(parent = tid, child, ?kind, "new task");
         let report = CloneReport {
             child_tid: child,
@@ -1805,6 +1838,7 @@ impl Core {
             t.step_for.retain(|x| *x != id);
             t.stepping.retain(|x| *x != id);
             t.quiesce_for.retain(|x| *x != id);
+            t.child_start_for.retain(|x| *x != id);
             let pid = t.proc as Tid;
             let orphan = self
                 .procs

@@ -176,6 +176,15 @@ pub trait Engine: Send + 'static {
         SignalAction::default()
     }
 
+    /// The first stop of a new process this engine followed from its
+    /// parent ([`EngineOptions::follow_children`]), on its first thread,
+    /// before it runs: its memory is its parent's copy with every
+    /// breakpoint of ours taken out (breakpoints are per process), so an
+    /// engine that wants them there places them again now.
+    fn report_child_start(&mut self, task: &mut Task<'_>) -> Action {
+        Action::Resume
+    }
+
     /// The task made a new thread or process (reported on the parent).
     fn report_clone(&mut self, task: &mut Task<'_>, clone: &CloneReport) -> Action {
         Action::Resume

@@ -143,6 +143,9 @@ pub(crate) struct TaskState {
     pub stepping: Vec<EngineId>,
     /// Engines that asked for an interrupt, reported with `report_quiesce`.
     pub quiesce_for: Vec<EngineId>,
+    /// Engines that followed this new process from its parent, told of
+    /// its first stop ([`crate::Engine::report_child_start`]).
+    pub child_start_for: Vec<EngineId>,
     /// A `PTRACE_INTERRUPT` was sent and its stop has not arrived yet.
     pub interrupt_sent: bool,
     /// The syscall between its entry (or seccomp) stop and its exit stop.
@@ -195,6 +198,7 @@ impl TaskState {
             step_for: Vec::new(),
             stepping: Vec::new(),
             quiesce_for: Vec::new(),
+            child_start_for: Vec::new(),
             interrupt_sent: false,
             in_syscall: None,
             skipped: None,

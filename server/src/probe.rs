@@ -622,7 +622,12 @@ pub(crate) async fn start(
     let cpu_percent = prog.limits.cpu_percent;
     let shared = Shared::new(&prog);
     let spawn = matches!(req.target, Some(pb::probe_request::Target::Spawn(_)));
-    let (engine, options) = ProbeEngine::new(Arc::clone(&prog), Arc::clone(&shared), spawn);
+    let (engine, options) = ProbeEngine::new(
+        Arc::clone(&prog),
+        Arc::clone(&shared),
+        spawn,
+        req.follow_children,
+    );
     let parts = Parts::quiet(&svc.registry, &p)?;
     let e = match req.target {
         Some(pb::probe_request::Target::Pid(pid)) => {

@@ -1485,3 +1485,114 @@ fn stacks_and_buffers_print_as_bpftrace_prints_them() {
     let _ = spin.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A process tree (`follow_children`): a spawned program that forks a
+/// child, which forks a grandchild, and a second child that execs the
+/// program anew; each of the four processes makes 200 calls. Every
+/// process's calls are counted under its own pid, the exec'd one's
+/// included (its points placed again in its new image), process exits
+/// are seen for each, and the probe ends when the last one is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_tree_is_probed_to_its_last_exit() {
+    let (_srv, mut c) = server().await;
+    use pb::ProbeAggregation as A;
+    let req = pb::ProbeRequest {
+        target: Some(pb::probe_request::Target::Spawn(pb::ProbeSpawn {
+            argv: vec![tracee!("probe_target").into(), "tree".into(), "200".into()],
+            ..Default::default()
+        })),
+        follow_children: true,
+        clauses: vec![
+            pb::ProbeClause {
+                points: vec![function("probed_fn")],
+                updates: vec![pb::MapUpdate {
+                    keys: vec![e(pb::probe_expr::Expr::Builtin(
+                        pb::ProbeBuiltin::Pid as i32,
+                    ))],
+                    ..upd("@calls", A::Count, None)
+                }],
+                ..Default::default()
+            },
+            pb::ProbeClause {
+                points: vec![pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Process(pb::ProcessPoint {
+                        event: pb::ProcessEvent::Exit as i32,
+                        signal: 0,
+                    })),
+                }],
+                updates: vec![pb::MapUpdate {
+                    keys: vec![e(pb::probe_expr::Expr::Builtin(
+                        pb::ProbeBuiltin::Pid as i32,
+                    ))],
+                    ..upd("@exits", A::Count, None)
+                }],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let (s, seen) = start(&mut c, req).await.expect("probe starts");
+    let root = seen.started.as_ref().expect("started").pid;
+    let seen = finish(s, seen).await;
+    assert_eq!(
+        seen.ended.as_deref(),
+        Some("every process of the tree exited")
+    );
+    let m = maps(seen.last());
+    let calls = &m["@calls"];
+    assert_eq!(calls.len(), 4, "four processes: {calls:?}");
+    assert!(calls.values().all(|e| e.value == 200), "{calls:?}");
+    assert!(calls.contains_key(&root.to_string()), "{calls:?}");
+    let exits: Vec<&String> = m["@exits"].keys().collect();
+    let pids: Vec<&String> = calls.keys().collect();
+    assert_eq!(exits, pids, "each process's exit seen once");
+    assert!(m["@exits"].values().all(|e| e.value == 1));
+
+    // Without follow_children only the first process is probed.
+    let req = pb::ProbeRequest {
+        target: Some(pb::probe_request::Target::Spawn(pb::ProbeSpawn {
+            argv: vec![tracee!("probe_target").into(), "tree".into(), "200".into()],
+            ..Default::default()
+        })),
+        clauses: vec![pb::ProbeClause {
+            points: vec![function("probed_fn")],
+            updates: vec![upd("@calls", A::Count, None)],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (s, seen) = start(&mut c, req).await.expect("probe starts");
+    let seen = finish(s, seen).await;
+    assert_eq!(seen.ended.as_deref(), Some("the process exited"));
+    assert_eq!(maps(seen.last())["@calls"][""].value, 200);
+}
+
+/// `utrace probe --follow-forks`: the four processes of the tree, each
+/// with its calls, and their four exits.
+#[test]
+fn the_cli_follows_forks() {
+    let utrace = common::users::workspace_bin("utrace");
+    let target = tracee!("probe_target");
+    let out = std::process::Command::new(utrace)
+        .args([
+            "probe",
+            "--follow-forks",
+            "-e",
+            &format!(
+                "uprobe:{target}:probed_fn {{ @[pid] = count(); }} \
+                 tracepoint:sched:sched_process_exit {{ @exits = count(); }}"
+            ),
+            "-c",
+            &format!("{target} tree 50"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run utrace probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let per_pid: Vec<&str> = text.lines().filter(|l| l.starts_with("@[")).collect();
+    assert_eq!(per_pid.len(), 4, "{text}");
+    assert!(per_pid.iter().all(|l| l.ends_with("]: 50")), "{text}");
+    assert!(text.lines().any(|l| l == "@exits: 4"), "{text}");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}

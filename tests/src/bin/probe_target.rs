@@ -31,6 +31,11 @@
 //!   end of stdin).
 //! - `probe_target spin`: calls probe_target(1, "alpha") forever, every
 //!   millisecond (a process to attach to and probe).
+//! - `probe_target tree N`: a process tree making N calls in each of its
+//!   four processes: the first makes its calls, then forks a child that
+//!   makes its own and forks a grandchild that makes its own, and a
+//!   second child that execs `probe_target run N`; each waits for its
+//!   children; the first prints `done tree` and exits.
 
 use std::ffi::{c_char, CStr};
 use std::io::{BufRead, Write};
@@ -116,7 +121,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = |i: usize| -> u64 {
         args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin)");
+            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N)");
             std::process::exit(2)
         })
     };
@@ -170,13 +175,63 @@ fn main() {
             out.flush().ok();
             let _ = lines.next();
         }
+        Some("tree") => {
+            let count = n(2);
+            let calls = || {
+                for i in 0..count {
+                    call(i % 10, NAMES[(i % 3) as usize]);
+                    if i % 16 == 15 {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+            };
+            calls();
+            out.flush().ok();
+            let child = fork_and(|| {
+                calls();
+                let grandchild = fork_and(calls);
+                wait_for(grandchild);
+            });
+            let exec = fork_and(|| {
+                use std::os::unix::process::CommandExt;
+                let err = std::process::Command::new(&args[0])
+                    .args(["run", &count.to_string()])
+                    .stdout(std::process::Stdio::null())
+                    .exec();
+                eprintln!("exec: {err}");
+            });
+            wait_for(child);
+            wait_for(exec);
+            writeln!(out, "done tree").ok();
+        }
         Some("spin") => loop {
             call(1, NAMES[0]);
             std::thread::sleep(std::time::Duration::from_millis(1));
         },
         _ => {
-            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin)");
+            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N)");
             std::process::exit(2);
         }
     }
+}
+
+/// Run `f` in a forked child, which then exits; the child's pid.
+fn fork_and(f: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: this program has one thread; the child runs `f` and exits
+    // without returning.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        f();
+        // SAFETY: ends the child without running the parent's exit work.
+        unsafe { libc::_exit(0) };
+    }
+    assert!(pid > 0, "fork failed");
+    pid
+}
+
+/// Wait for child `pid` to exit.
+fn wait_for(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a valid out pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
 }

@@ -218,22 +218,20 @@ impl Shared {
 pub struct ProbeEngine {
     prog: Arc<Program>,
     shared: Arc<Shared>,
-    /// The process probed (known at the first stop).
+    /// The process probed first (known at the first stop).
     pid: Option<Tid>,
     /// Library points may wait for their library (a spawned program).
     allow_pending: bool,
-    /// Clause and point indices by breakpoint address.
-    sites: FxHashMap<u64, Vec<(u32, u32)>>,
-    /// The same for return probes, by function address.
-    ret_sites: FxHashMap<u64, Vec<(u32, u32)>>,
-    /// Where the arguments of each USDT point are.
-    /// Where the arguments of each USDT point are, at each of its places
-    /// (a marker inlined several times has several).
-    usdt_args: FxHashMap<(u32, u32, u64), Vec<resolve::UsdtArg>>,
-    /// Function points not placed yet.
-    pending: Vec<(u32, u32)>,
+    /// What the probe placed in each process (the first, and its
+    /// descendants when it follows them).
+    procs: FxHashMap<Tid, Proc>,
     /// The first placement happened.
     placed_once: bool,
+    /// It follows the process's children (and theirs).
+    follow: bool,
+    /// Processes probed and not gone yet: the probe ends when none is
+    /// left.
+    live: std::collections::BTreeSet<Tid>,
     /// The engine watches `mmap` exits (for pending points).
     watching: bool,
     comms: FxHashMap<Tid, Value>,
@@ -246,6 +244,20 @@ pub struct ProbeEngine {
     dropped: u64,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC (hit times are realtime).
     realtime_offset: i64,
+}
+
+/// What a probe placed in one process.
+#[derive(Default)]
+struct Proc {
+    /// Clause and point indices by breakpoint address.
+    sites: FxHashMap<u64, Vec<(u32, u32)>>,
+    /// The same for return probes, by function address.
+    ret_sites: FxHashMap<u64, Vec<(u32, u32)>>,
+    /// Where the arguments of each USDT point are, at each of its places
+    /// (a marker inlined several times has several).
+    usdt_args: FxHashMap<(u32, u32, u64), Vec<resolve::UsdtArg>>,
+    /// Function points not placed yet (their library is not mapped).
+    pending: Vec<(u32, u32)>,
     /// Names stack addresses (made at the first stack).
     symbolizer: Option<resolve::Symbolizer>,
     /// Stacks seen, each symbolized once and shared by every key and
@@ -260,11 +272,14 @@ const MAX_STACKS: usize = 4096;
 impl ProbeEngine {
     /// An engine for `prog` writing to `shared`, and its options. With
     /// `allow_pending` (a spawned program), function points in libraries
-    /// not loaded yet are placed when they are.
+    /// not loaded yet are placed when they are. With `follow`, the
+    /// process's children are probed too (and theirs), from their first
+    /// instruction; the probe ends when the last of them is gone.
     pub fn new(
         prog: Arc<Program>,
         shared: Arc<Shared>,
         allow_pending: bool,
+        follow: bool,
     ) -> (Self, EngineOptions) {
         let (entry, exit, mut set) = prog.syscalls();
         let has_functions = prog
@@ -274,6 +289,9 @@ impl ProbeEngine {
             .any(|p| !matches!(p, Point::Syscall { .. } | Point::Process(_)));
         let watching = allow_pending && has_functions;
         let mut events = EventMask::BREAKPOINT | EventMask::DEATH | EventMask::EXEC;
+        if follow {
+            events |= EventMask::CLONE;
+        }
         if entry {
             events |= EventMask::SYSCALL_ENTRY;
         }
@@ -292,10 +310,11 @@ impl ProbeEngine {
                 ProcessEvent::Exit => EventMask::DEATH,
             };
         }
-        let opts = EngineOptions::new(events)
+        let mut opts = EngineOptions::new(events)
             .syscalls(set)
             .breakpoint_hits(true)
             .hit_stacks(prog.uses_stacks());
+        opts.follow_children = follow;
         let point_names = prog
             .clauses
             .iter()
@@ -313,11 +332,10 @@ impl ProbeEngine {
                 shared,
                 pid: None,
                 allow_pending,
-                sites: FxHashMap::default(),
-                ret_sites: FxHashMap::default(),
-                usdt_args: FxHashMap::default(),
-                pending: Vec::new(),
+                procs: FxHashMap::default(),
                 placed_once: false,
+                follow,
+                live: Default::default(),
                 watching,
                 comms: FxHashMap::default(),
                 point_names,
@@ -326,8 +344,6 @@ impl ProbeEngine {
                 dropped: 0,
                 realtime_offset: crate::sys::clock_ns(libc::CLOCK_REALTIME)
                     - crate::sys::clock_ns(libc::CLOCK_MONOTONIC),
-                symbolizer: None,
-                stacks: FxHashMap::default(),
             },
             opts,
         )
@@ -350,7 +366,9 @@ impl ProbeEngine {
     /// its outcome through [`State::placed`]; a failed one detaches.
     fn place(&mut self, task: &mut Task<'_>, todo: Vec<(u32, u32)>) -> Action {
         let pid = task.pid();
-        self.pid = Some(pid);
+        self.pid.get_or_insert(pid);
+        self.live.insert(pid);
+        let proc_ = self.procs.entry(pid).or_default();
         let mut placed = Vec::new();
         let mut errors = Vec::new();
         let mut missing = false;
@@ -396,7 +414,7 @@ impl ProbeEngine {
                     for (p, args) in places {
                         let mut ref_ctr = 0;
                         if let Some((a, r)) = args {
-                            self.usdt_args.insert((ci, pi, p.addr), a);
+                            proc_.usdt_args.insert((ci, pi, p.addr), a);
                             ref_ctr = r;
                         }
                         match if ret {
@@ -410,9 +428,9 @@ impl ProbeEngine {
                         } {
                             Ok(()) => {
                                 let sites = if ret {
-                                    &mut self.ret_sites
+                                    &mut proc_.ret_sites
                                 } else {
-                                    &mut self.sites
+                                    &mut proc_.sites
                                 };
                                 sites.entry(p.addr).or_default().push((ci, pi));
                                 // `probe` names the file found, as bpftrace does.
@@ -448,7 +466,7 @@ impl ProbeEngine {
                 }
                 Err(resolve::Unplaced::NotLoaded(why)) if self.allow_pending => {
                     debug!(clause = ci, point = pi, %why, "probe point waits for its library");
-                    self.pending.push((ci, pi));
+                    proc_.pending.push((ci, pi));
                     placed.push(PlacedPoint {
                         clause: ci,
                         point: pi,
@@ -494,7 +512,7 @@ impl ProbeEngine {
 
     /// Stop watching `mmap` once no point waits.
     fn update_watch(&mut self, task: &mut Task<'_>) {
-        if self.watching && self.pending.is_empty() {
+        if self.watching && self.procs.values().all(|p| p.pending.is_empty()) {
             self.watching = false;
             let (entry, exit, set) = self.prog.syscalls();
             let mut ev = task.events();
@@ -671,10 +689,11 @@ impl ProbeEngine {
 
     /// The stack of these addresses, symbolized when first seen.
     fn stack(&mut self, pid: Tid, addrs: Vec<u64>) -> Arc<Stack> {
-        if let Some(s) = self.stacks.get(addrs.as_slice()) {
+        let p = self.procs.entry(pid).or_default();
+        if let Some(s) = p.stacks.get(addrs.as_slice()) {
             return Arc::clone(s);
         }
-        let sym = self
+        let sym = p
             .symbolizer
             .get_or_insert_with(|| resolve::Symbolizer::new(pid));
         let frames = addrs.iter().map(|a| sym.frame(*a)).collect();
@@ -682,10 +701,10 @@ impl ProbeEngine {
             addrs: addrs.into_boxed_slice(),
             frames,
         });
-        if self.stacks.len() >= MAX_STACKS {
-            self.stacks.clear();
+        if p.stacks.len() >= MAX_STACKS {
+            p.stacks.clear();
         }
-        self.stacks.insert(s.addrs.clone(), Arc::clone(&s));
+        p.stacks.insert(s.addrs.clone(), Arc::clone(&s));
         s
     }
 
@@ -751,7 +770,11 @@ impl ProbeEngine {
     /// The arguments at a hit of point `pi` of clause `ci`: a USDT
     /// marker's, else the function's (System V registers).
     fn point_args(&self, ci: u32, pi: u32, addr: u64, h: &mut Hit<'_, '_>) {
-        let Some(spec) = self.usdt_args.get(&(ci, pi, addr)) else {
+        let Some(spec) = self
+            .procs
+            .get(&h.pid)
+            .and_then(|p| p.usdt_args.get(&(ci, pi, addr)))
+        else {
             h.function_args();
             return;
         };
@@ -1006,6 +1029,10 @@ impl Engine for ProbeEngine {
 
     fn report_clone(&mut self, task: &mut Task<'_>, clone: &crate::CloneReport) -> Action {
         let (pid, tid) = (task.pid(), task.tid());
+        if self.follow && clone.kind != crate::CloneKind::Thread {
+            // Probed from its first stop (report_child_start); alive now.
+            self.live.insert(clone.child_pid);
+        }
         self.process_event(
             Some(task),
             pid,
@@ -1030,10 +1057,7 @@ impl Engine for ProbeEngine {
 
     fn report_exec(&mut self, task: &mut Task<'_>, _exec: &ExecReport) -> Action {
         // A new image: the old sites went with it.
-        self.sites.clear();
-        self.ret_sites.clear();
-        self.usdt_args.clear();
-        self.pending.clear();
+        self.procs.insert(task.pid(), Proc::default());
         self.comms.clear();
         self.allow_pending = true;
         if !self.watching && !self.function_points().is_empty() {
@@ -1061,21 +1085,25 @@ impl Engine for ProbeEngine {
             && call.entry.nr == libc::SYS_mmap as u64
             && !call.is_error
             && call.entry.args[2] & libc::PROT_EXEC as u64 != 0
-            && !self.pending.is_empty()
         {
-            let todo = std::mem::take(&mut self.pending);
-            self.place(task, todo);
+            let todo = self
+                .procs
+                .get_mut(&task.pid())
+                .map(|p| std::mem::take(&mut p.pending))
+                .unwrap_or_default();
+            if !todo.is_empty() {
+                self.place(task, todo);
+            }
         }
         self.syscall(task, &call.entry, Some(call.ret));
         Action::Resume
     }
 
     fn report_breakpoint_hit(&mut self, hit: &BreakpointHit) {
-        let sites = if hit.returned {
-            &self.ret_sites
-        } else {
-            &self.sites
+        let Some(p) = self.procs.get(&hit.pid) else {
+            return;
         };
+        let sites = if hit.returned { &p.ret_sites } else { &p.sites };
         let Some(points) = sites.get(&hit.addr).cloned() else {
             debug!(addr = hit.addr, "a hit at no site of this probe");
             return;
@@ -1107,7 +1135,12 @@ impl Engine for ProbeEngine {
 
     fn report_breakpoint(&mut self, task: &mut Task<'_>, addr: u64) -> Action {
         // An int3 serves the site (another engine stops there).
-        let Some(points) = self.sites.get(&addr).cloned() else {
+        let Some(points) = self
+            .procs
+            .get(&task.pid())
+            .and_then(|p| p.sites.get(&addr))
+            .cloned()
+        else {
             debug!(addr, "an int3 hit at no site of this probe");
             return Action::Resume;
         };
@@ -1123,7 +1156,12 @@ impl Engine for ProbeEngine {
     }
 
     fn report_breakpoint_count(&mut self, pid: Tid, tid: Tid, addr: u64, hits: u64) {
-        let Some(points) = self.sites.get(&addr).cloned() else {
+        let Some(points) = self
+            .procs
+            .get(&pid)
+            .and_then(|p| p.sites.get(&addr))
+            .cloned()
+        else {
             debug!(addr, "counted hits at no site of this probe");
             return;
         };
@@ -1140,24 +1178,46 @@ impl Engine for ProbeEngine {
         self.shared.lock().counters.hits_lost += lost;
     }
 
+    fn report_child_start(&mut self, task: &mut Task<'_>) -> Action {
+        // A copy of its parent: the same points, placed in it.
+        self.procs.remove(&task.pid());
+        let todo = self.function_points();
+        self.place(task, todo)
+    }
+
     fn report_death(&mut self, death: &ExitReport) {
-        if death.process_gone && Some(death.pid) == self.pid {
-            self.process_event(
-                None,
-                death.pid,
-                death.tid,
-                ProcessEvent::Exit,
-                exit_code(death),
-            );
-            self.shared.end("the process exited");
+        if !death.process_gone || !self.live.contains(&death.pid) {
+            return;
+        }
+        self.process_event(
+            None,
+            death.pid,
+            death.tid,
+            ProcessEvent::Exit,
+            exit_code(death),
+        );
+        self.live.remove(&death.pid);
+        self.procs.remove(&death.pid);
+        if self.live.is_empty() {
+            self.shared.end(if self.follow {
+                "every process of the tree exited"
+            } else {
+                "the process exited"
+            });
         }
     }
 
     fn report_revoked(&mut self, pid: Tid, why: &crate::Denied) {
-        if Some(pid) == self.pid {
+        if !self.live.remove(&pid) {
+            return;
+        }
+        self.procs.remove(&pid);
+        if self.live.is_empty() {
             self.shared.end(&format!(
                 "the process exec'd a program you may not trace: {why}"
             ));
+        } else {
+            warn!(pid, %why, "a process of the probed tree left it");
         }
     }
 

@@ -37,7 +37,7 @@ const DETACH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `probe` command line: bpftrace's options.
 #[derive(Args, Debug)]
 #[command(
-    override_usage = "utrace probe [-f text|json] (-e PROGRAM | FILE) (-p PID | -c 'CMD ARGS' | [--] CMD [ARGS]...)"
+    override_usage = "utrace probe [-f text|json] [--follow-forks] (-e PROGRAM | FILE) (-p PID | -c 'CMD ARGS' | [--] CMD [ARGS]...)"
 )]
 pub struct ProbeCmd {
     /// The program, in bpftrace's language (instead of FILE).
@@ -53,6 +53,12 @@ pub struct ProbeCmd {
     /// Output format: bpftrace's text, or its JSON lines.
     #[arg(short = 'f', value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Probe the process's children too (and theirs), from their first
+    /// instruction, as `strace --follow-forks`; `pid` tells them apart.
+    /// (bpftrace has no such option: its uprobes without -p see every
+    /// process.)
+    #[arg(long = "follow-forks")]
+    pub follow_forks: bool,
     /// The program's file (`-` for standard input) when there is no -e;
     /// with -e, the command to start.
     #[arg(value_name = "FILE")]
@@ -71,6 +77,7 @@ pub struct Prepared {
     program: Program,
     target: pb::probe_request::Target,
     format: OutputFormat,
+    follow: bool,
 }
 
 /// Read and compile the program and settle the target, before connecting:
@@ -142,6 +149,7 @@ pub fn prepare(cmd: &ProbeCmd) -> Result<Prepared, String> {
         program,
         target,
         format: cmd.format,
+        follow: cmd.follow_forks,
     })
 }
 
@@ -294,6 +302,7 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
         program,
         target,
         format,
+        follow,
     } = prepared;
     // Before the probe starts, so that an early Ctrl-C is ours.
     let mut sigint = signal(SignalKind::interrupt())
@@ -303,6 +312,7 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
 
     let mut request = program.request.clone();
     request.target = Some(target);
+    request.follow_children = follow;
     let mut stream = conn
         .client
         .probe(request)
@@ -395,7 +405,9 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
             }
             Some(Kind::Ended(e)) => {
                 debug!(reason = %e.reason, "probe ended");
-                let usual = e.reason == "detached" || e.reason.ends_with("process exited");
+                let usual = e.reason == "detached"
+                    || e.reason.ends_with("process exited")
+                    || e.reason.ends_with("of the tree exited");
                 if !usual && !st.ending {
                     eprintln!("utrace: the probe ended: {}", e.reason);
                 }
