@@ -99,6 +99,13 @@ pub enum SessionEvent {
     /// An engine has nothing more to report (its processes are gone, or it
     /// was detached): its last message.
     Ended(pb::EngineEnded),
+    /// A report of the probe [`Session::probe`] started with id
+    /// `in_reply_to` (events, snapshots, then the final snapshot and
+    /// `ended`).
+    Probe {
+        in_reply_to: u64,
+        report: pb::ProbeReport,
+    },
 }
 
 /// Builders for [`pb::Decision`].
@@ -258,6 +265,24 @@ impl Session {
         }
     }
 
+    /// Start a probe in this session (as [`crate::Client::probe`] does) and
+    /// wait for its `started`; returns it and the id its later reports
+    /// carry ([`SessionEvent::Probe`]).
+    pub async fn probe(
+        &mut self,
+        req: pb::ProbeRequest,
+    ) -> Result<(u64, pb::ProbeStarted), SessionError> {
+        let id = self.send(pb::client_message::Msg::Probe(req)).await?;
+        match self.answer(id).await? {
+            pb::server_message::Msg::Probe(pb::ProbeReport {
+                kind: Some(pb::probe_report::Kind::Started(s)),
+            }) => Ok((id, s)),
+            _ => Err(SessionError::Stream(Status::internal(
+                "the server answered a probe with something else than `started`",
+            ))),
+        }
+    }
+
     /// Change an engine's event mask and syscall set, without waiting.
     pub async fn set_events(&mut self, s: pb::SetEvents) -> Result<u64, SessionError> {
         self.send(pb::client_message::Msg::SetEvents(s)).await
@@ -296,6 +321,10 @@ fn event(in_reply_to: u64, msg: pb::server_message::Msg) -> Option<SessionEvent>
         Msg::BatchReply(reply) => Some(SessionEvent::BatchReply { in_reply_to, reply }),
         Msg::Error(error) => Some(SessionEvent::Error { in_reply_to, error }),
         Msg::Ended(e) => Some(SessionEvent::Ended(e)),
+        Msg::Probe(report) => Some(SessionEvent::Probe {
+            in_reply_to,
+            report,
+        }),
         // An `attached` no call waits for (its caller gave up): nothing to say.
         Msg::Attached(_) => None,
     }

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Status, Streaming};
 use tracing::{debug, info, warn, Instrument, Span};
 use utrace_engines::{Action, EngineId, EventMask, Verdict};
@@ -260,7 +260,7 @@ impl Session {
         let id = m.id;
         match m.msg {
             None => Err(Status::invalid_argument(
-                "message: empty; set one of spawn, attach, decide, batch, set_events",
+                "message: empty; set one of spawn, attach, decide, batch, set_events, probe",
             )
             .into()),
             Some(Msg::Spawn(mut s)) => {
@@ -298,7 +298,40 @@ impl Session {
             Some(Msg::Decide(d)) => self.decide(id, d).await,
             Some(Msg::Batch(b)) => self.batch(id, b).await,
             Some(Msg::SetEvents(s)) => self.set_events(s).await,
+            Some(Msg::Probe(req)) => self.probe(id, req).await,
         }
+    }
+
+    /// A probe of this session: started as by the Probe call, its reports
+    /// moved into the session's stream. When the session ends, the
+    /// forwarder stops, and the probe's end of the stream closing detaches
+    /// its engine.
+    async fn probe(&mut self, in_reply_to: u64, req: pb::ProbeRequest) -> Result<(), Refusal> {
+        let mut reports = crate::probe::start(&self.svc, self.peer.clone(), req)
+            .await?
+            .into_inner();
+        let out = self.out.clone();
+        let session = self.id;
+        self.reap();
+        self.tasks.push(tokio::spawn(
+            async move {
+                while let Some(r) = reports.next().await {
+                    let msg = match r {
+                        Ok(report) => pb::ServerMessage {
+                            msg: Some(pb::server_message::Msg::Probe(report)),
+                            in_reply_to,
+                        },
+                        Err(status) => error_message(in_reply_to, status.into()),
+                    };
+                    if out.send(msg).await.is_err() {
+                        debug!(session, "session gone: its probe ends");
+                        return;
+                    }
+                }
+            }
+            .in_current_span(),
+        ));
+        Ok(())
     }
 
     /// A new engine: answer `attached`, then forward its reports and watch

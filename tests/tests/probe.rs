@@ -1589,10 +1589,131 @@ fn the_cli_follows_forks() {
         .output()
         .expect("run utrace probe");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let per_pid: Vec<&str> = text.lines().filter(|l| l.starts_with("@[")).collect();
     assert_eq!(per_pid.len(), 4, "{text}");
     assert!(per_pid.iter().all(|l| l.ends_with("]: 50")), "{text}");
     assert!(text.lines().any(|l| l == "@exits: 4"), "{text}");
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A probe inside a Session, beside the session's own sync engine on the
+/// same process: the session's breakpoint stops at the probed function
+/// (an int3 both use) and is resumed from the same stream that then
+/// carries the probe's final snapshot and end, tagged with the probe
+/// message's id. (A copy of the program: the int3 would turn other
+/// tests' uprobes at this location into int3s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_inside_a_session() {
+    use utrace_client::session::SessionEvent;
+    let dir = std::env::temp_dir().join(format!("utrace-sessprobe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let copy = dir.join("probe_target_sp");
+    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let (_srv, mut c) = server().await;
+    let mut child = std::process::Command::new(&copy)
+        .args(["calls", "300", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the copy");
+    let mut out = Lines::from_reader(child.stdout.take().expect("stdout"));
+    assert!(out.next().starts_with("ready "));
+    let pid = child.id();
+    use pb::ProbeAggregation as A;
+    let mut sess = c.session().await.expect("session");
+    let (probe_id, started) = sess
+        .probe(probe_pid(
+            pid,
+            vec![pb::ProbeClause {
+                points: vec![function("probed_fn")],
+                updates: vec![upd("@n", A::Count, None), upd("@s", A::Sum, Some(arg(0)))],
+                ..Default::default()
+            }],
+        ))
+        .await
+        .expect("the probe starts in the session");
+    let addr = started.points[0].address;
+    // The session's own sync engine, stopping at the same address.
+    let at = sess
+        .attach(
+            pid,
+            pb::EngineSpec {
+                sync: true,
+                events: vec![pb::EventKind::Breakpoint as i32],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("attach");
+    sess.batch(pb::BatchRequest {
+        engine_id: at.engine_id,
+        tid: pid,
+        interrupt: true,
+        ops: vec![pb::Op {
+            op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr })),
+        }],
+        ..Default::default()
+    })
+    .await
+    .expect("insert");
+    let runner = tokio::task::spawn_blocking(move || {
+        round(&mut child, &mut out);
+        (child, out)
+    });
+    let mut stops = 0;
+    resume_stops(&mut sess, &mut stops, 300).await;
+    let (mut child, _out) = runner.await.expect("round");
+    c.detach(started.engine_id).await.expect("detach the probe");
+    let (mut last, mut ended) = (None, None);
+    while ended.is_none() {
+        let ev = tokio::time::timeout(TIMEOUT, sess.next())
+            .await
+            .expect("the probe's end in time")
+            .expect("session open")
+            .expect("no error");
+        if let SessionEvent::Probe {
+            in_reply_to,
+            report,
+        } = ev
+        {
+            assert_eq!(in_reply_to, probe_id);
+            match report.kind {
+                Some(pb::probe_report::Kind::Snapshot(s)) => last = Some(s),
+                Some(pb::probe_report::Kind::Ended(e)) => ended = Some(e.reason),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(ended.as_deref(), Some("detached"));
+    let m = maps(last.as_ref().expect("a final snapshot"));
+    assert_eq!(m["@n"][""].value, 300);
+    assert_eq!(m["@s"][""].value, 30 * 45);
+    assert_eq!(stops, 300);
+    // A probe the server refuses is a SessionError; the session goes on.
+    let err = sess
+        .probe(probe_pid(pid, vec![]))
+        .await
+        .expect_err("no clauses");
+    assert!(err.to_string().contains("clauses"), "{err}");
+    sess.batch(pb::BatchRequest {
+        engine_id: at.engine_id,
+        tid: pid,
+        interrupt: true,
+        ..Default::default()
+    })
+    .await
+    .expect("the session goes on");
+    sess.close();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
