@@ -77,7 +77,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             SessionEvent::Ended(_) => break,
             SessionEvent::Error { error, .. } => eprintln!("refused: {}", error.message),
-            SessionEvent::BatchReply { .. } => {}
+            // Batch replies, and what a newer server may send.
+            _ => {}
         }
     }
     let total: u32 = counts.values().sum();

@@ -81,6 +81,7 @@ impl From<pb::SessionError> for SessionError {
 
 /// Something the server sent that no call was waiting for.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum SessionEvent {
     /// A report; when `held`, the task waits for a [`Decision`].
     Report(pb::Event),

@@ -439,7 +439,7 @@ async fn sync_run(client: &mut Client, probe: Probe) -> Result<SyncRun, String> 
             SessionEvent::Report(ev) => ev,
             SessionEvent::Error { error, .. } => return Err(format!("refused: {error:?}")),
             SessionEvent::Ended(e) => return Err(format!("engine ended before death: {e:?}")),
-            SessionEvent::BatchReply { .. } | SessionEvent::Probe { .. } => continue,
+            _ => continue,
         };
         let now = Instant::now();
         let got_ns = realtime_ns();

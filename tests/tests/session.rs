@@ -50,7 +50,7 @@ async fn next_report(s: &mut Session) -> pb::Event {
             SessionEvent::Report(e) => return e,
             SessionEvent::Error { error, .. } => panic!("unexpected refusal: {error:?}"),
             SessionEvent::Ended(e) => panic!("engine ended while a report was expected: {e:?}"),
-            SessionEvent::BatchReply { .. } | SessionEvent::Probe { .. } => {}
+            _ => {}
         }
     }
 }

@@ -355,7 +355,7 @@ impl Injecting {
                     warn!(code = %error.code, "the server refused a decision: {}", error.message);
                     continue;
                 }
-                Ok(SessionEvent::BatchReply { .. } | SessionEvent::Probe { .. }) => continue,
+                Ok(_) => continue,
                 Err(e) => return Some(Err(e.to_string())),
             };
             if ev.held {
