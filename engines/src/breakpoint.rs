@@ -81,6 +81,10 @@ pub(crate) struct Bp {
     /// ([`crate::EngineOptions::hit_stacks`]); those no longer using the
     /// site do not count.
     pub stackers: BTreeSet<EngineId>,
+    /// What each engine wants fetched at an entry hit, and at a return
+    /// hit ([`crate::Task::fetch_at`]); only users' wishes count.
+    pub fetch: BTreeMap<EngineId, Vec<String>>,
+    pub ret_fetch: BTreeMap<EngineId, Vec<String>>,
     /// Return probes of the function starting here, per engine: only a
     /// uprobe serves them (the kernel's return probe); while an int3
     /// serves the site, they see nothing.
@@ -107,6 +111,8 @@ impl Bp {
             stoppers: BTreeSet::new(),
             counters: BTreeSet::new(),
             stackers: BTreeSet::new(),
+            fetch: BTreeMap::new(),
+            ret_fetch: BTreeMap::new(),
             ret_users: BTreeMap::new(),
             mech: Mech::Unplaced,
             disarmed: false,
@@ -132,6 +138,8 @@ impl Bp {
                 .keys()
                 .chain(self.ret_users.keys())
                 .any(|u| self.stackers.contains(u)),
+            fetch: union(&self.fetch, &self.users),
+            ret_fetch: union(&self.ret_fetch, &self.ret_users),
         }
     }
 
@@ -144,6 +152,19 @@ impl Bp {
     pub fn unused(&self) -> bool {
         self.users.is_empty() && self.ret_users.is_empty()
     }
+}
+
+/// The fetch arguments `users` want, sorted, each once.
+fn union(
+    wants: &BTreeMap<EngineId, Vec<String>>,
+    users: &BTreeMap<EngineId, u32>,
+) -> uprobe::Fetch {
+    let all: BTreeSet<&String> = wants
+        .iter()
+        .filter(|(e, _)| users.contains_key(e))
+        .flat_map(|(_, v)| v)
+        .collect();
+    all.into_iter().cloned().collect()
 }
 
 /// What the table needs of its process to place a site: its threads and
@@ -539,10 +560,10 @@ impl Breakpoints {
         let target = old.target();
         match self.probes.open_site(target, addr, io.threads, shape) {
             Ok(site) => {
+                debug!(pid = io.pid, addr, shape = ?site.shape, "uprobe site: events changed");
                 if let Mech::Probe(old) = self.set_mech(addr, Mech::Probe(site)) {
                     self.probes.close_site(old);
                 }
-                debug!(pid = io.pid, addr, ?shape, "uprobe site: events changed");
             }
             Err(e) => {
                 debug!(pid = io.pid, addr, %e, "uprobe site: events kept (new ones failed)");
@@ -633,6 +654,8 @@ impl Breakpoints {
                 bp.stoppers.remove(&engine);
                 bp.counters.remove(&engine);
                 bp.stackers.remove(&engine);
+                bp.fetch.remove(&engine);
+                bp.ret_fetch.remove(&engine);
                 let entry = bp.users.remove(&engine).is_some();
                 let ret = bp.ret_users.remove(&engine).is_some();
                 (entry || ret).then_some(*addr)

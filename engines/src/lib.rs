@@ -47,6 +47,7 @@ mod seccomp;
 mod spawn;
 pub mod sys;
 mod task;
+mod tracefs;
 mod tracer;
 mod uprobe;
 
@@ -62,5 +63,8 @@ pub use crate::event::{
 pub use crate::seccomp::filter_for as seccomp_filter_for;
 pub use crate::spawn::{Credentials, SpawnOptions, Spawned};
 pub use crate::task::{Got, MemRead, RunState, ScatterRead, SyscallMode, Task};
+pub use crate::tracefs::{
+    unavailable as tracefs_unavailable, wait_deleted as tracefs_wait_deleted,
+};
 pub use crate::tracer::{Answer, Decided, Request, Tracer, TracerOptions, Verdict};
 pub use crate::uprobe::BreakpointHit;

@@ -103,8 +103,34 @@ pub(crate) fn open_uprobe(
     // return (the kernel swaps the return address on entry), not entry.
     // Bits 32-63 (`ref_ctr_offset`): a USDT semaphore the kernel counts.
     attr.config = u64::from(ret) | (ref_ctr << 32);
+    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.probe_offset = offset;
+    open_sampling(&mut attr, tid, stack)
+}
+
+/// A sampling event on a uprobe defined in tracefs (tracepoint `id`, see
+/// [`crate::tracefs`]) on thread `tid`: as [`open_uprobe`], and each
+/// sample also carries the values the kernel fetched at the hit
+/// (`PERF_SAMPLE_RAW`, between the callchain and the registers).
+pub(crate) fn open_trace_uprobe(id: u64, tid: Tid, stack: bool) -> Result<(OwnedFd, u64), Errno> {
+    // SAFETY: perf_event_attr is plain data; all-zero is its default.
+    let mut attr: b::perf_event_attr = unsafe { std::mem::zeroed() };
+    attr.type_ = b::PERF_TYPE_TRACEPOINT;
+    attr.config = id;
+    attr.sample_type = b::PERF_SAMPLE_RAW as u64;
+    open_sampling(&mut attr, tid, stack)
+}
+
+/// Open `attr` (its type and config set) as an event sampling every hit
+/// of thread `tid` ([`SAMPLE_TYPE`] added to its sample type, and with
+/// `stack` the callchain), enabled from the start; the event and its id.
+fn open_sampling(
+    attr: &mut b::perf_event_attr,
+    tid: Tid,
+    stack: bool,
+) -> Result<(OwnedFd, u64), Errno> {
     attr.__bindgen_anon_1.sample_period = 1;
-    attr.sample_type = SAMPLE_TYPE;
+    attr.sample_type |= SAMPLE_TYPE;
     if stack {
         attr.sample_type |= b::PERF_SAMPLE_CALLCHAIN as u64;
         attr.set_exclude_callchain_kernel(1);
@@ -118,9 +144,7 @@ pub(crate) fn open_uprobe(
     attr.__bindgen_anon_2.wakeup_watermark = (ring_bytes() / 2) as u32;
     // read() gives the samples this event could not write (a full ring).
     attr.read_format = b::PERF_FORMAT_LOST as u64;
-    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
-    attr.__bindgen_anon_4.probe_offset = offset;
-    let fd = open(&mut attr, tid)?;
+    let fd = open(attr, tid)?;
     let mut id = 0u64;
     // SAFETY: PERF_EVENT_IOC_ID writes one u64 through the pointer.
     if unsafe { pe::ioctls::ID(fd.as_raw_fd(), &mut id) } < 0 {

@@ -1114,6 +1114,50 @@ impl Task<'_> {
         Ok(())
     }
 
+    /// What the calling engine wants the kernel to take at each hit of
+    /// its breakpoint at `addr` (`ret`: of its return probe there), before
+    /// the program runs on: tracefs fetch arguments (`+0(%di):string`,
+    /// `-16(%bp):s64`, `+8(%si):u8[16]`). While a uprobe serves the site,
+    /// its sampling events are then tracefs uprobes taking every user's
+    /// arguments, and each hit carries the values
+    /// ([`crate::BreakpointHit::fetched`]). Replaces the engine's earlier
+    /// wish there; an empty list takes it back. Where tracefs cannot be
+    /// had, or an int3 serves the site (the task stops: read its memory
+    /// then), hits carry nothing fetched.
+    pub fn fetch_at(&mut self, addr: u64, ret: bool, args: Vec<String>) -> Result<()> {
+        let id = self.engine.id;
+        let bp = self
+            .bps
+            .map
+            .get_mut(&addr)
+            .ok_or(Error::NoBreakpoint { addr })?;
+        let (wants, users) = if ret {
+            (&mut bp.ret_fetch, &bp.ret_users)
+        } else {
+            (&mut bp.fetch, &bp.users)
+        };
+        if !users.contains_key(&id) {
+            return Err(Error::NoBreakpoint { addr });
+        }
+        let before = wants.get(&id).cloned().unwrap_or_default();
+        if before == args {
+            return Ok(());
+        }
+        if args.is_empty() {
+            wants.remove(&id);
+        } else {
+            wants.insert(id, args);
+        }
+        let gate = self.gate;
+        let _c = gate.changing();
+        let r = {
+            let (bps, mut io) = self.sites();
+            bps.settle(addr, &mut io)
+        };
+        gate.set_breakpoints(self.bps);
+        r.map_err(|errno| Error::BreakpointAddress { addr, errno })
+    }
+
     /// Remove one insertion of the calling engine's return probe at
     /// `addr`.
     pub fn remove_return_probe(&mut self, addr: u64) -> Result<()> {
@@ -1132,6 +1176,7 @@ impl Task<'_> {
             return Ok(());
         }
         bp.ret_users.remove(&id);
+        bp.ret_fetch.remove(&id);
         let unused = bp.unused();
         let gate = self.gate;
         let _c = gate.changing();
@@ -1168,6 +1213,7 @@ impl Task<'_> {
         bp.users.remove(&id);
         bp.stoppers.remove(&id);
         bp.counters.remove(&id);
+        bp.fetch.remove(&id);
         let last = bp.unused();
         let gate = self.gate;
         let _c = gate.changing();

@@ -535,6 +535,11 @@ fn run(
             "tracer exiting with tasks still attached; the kernel detaches them"
         );
     }
+    // Every uprobe event closes (on the closer threads); the tracefs
+    // uprobes they used are deleted after them: wait for that, so that a
+    // tracer's process does not end with its events still defined.
+    drop(core);
+    crate::tracefs::wait_deleted(SHUTDOWN_GRACE);
     debug!("tracer thread exits");
 }
 

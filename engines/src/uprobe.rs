@@ -26,6 +26,7 @@ use tracing::debug;
 
 use crate::perf::{self, Ring};
 use crate::sys::{Errno, Tid};
+use crate::tracefs::TraceProbe;
 
 /// The most bytes of one x86 instruction: a uprobe copies (and later
 /// emulates or single-steps) the instruction from the *file*, so these
@@ -265,10 +266,19 @@ pub(crate) struct Site {
     ret_ids: FxHashMap<Tid, u64>,
     /// Which events it has.
     pub shape: Shape,
+    /// The tracefs uprobes its sampling events are on, when the shape
+    /// fetches values (entry, return); `None` where none could be
+    /// defined (no tracefs): then its events are the PMU's, and fetch
+    /// nothing.
+    traced: (Option<Arc<TraceProbe>>, Option<Arc<TraceProbe>>),
 }
 
+/// Values the kernel takes at a hit (tracefs fetch arguments, e.g.
+/// `+0(%di):string`), in a canonical order: sorted, no repeats.
+pub(crate) type Fetch = Arc<[String]>;
+
 /// The events a uprobe site has on each thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Shape {
     /// An entry event (for breakpoint users).
     pub entry: bool,
@@ -280,6 +290,10 @@ pub(crate) struct Shape {
     /// Sampling events carry the user stack (some user wants it:
     /// [`crate::EngineOptions::hit_stacks`]).
     pub stack: bool,
+    /// What the entry events fetch at each hit (empty: nothing).
+    pub fetch: Fetch,
+    /// What the return-probe events fetch.
+    pub ret_fetch: Fetch,
 }
 
 impl Site {
@@ -312,7 +326,13 @@ pub struct BreakpointHit {
     /// return addresses), when a user of the site asked for stacks
     /// ([`crate::EngineOptions::hit_stacks`]); empty otherwise.
     stack: Vec<u64>,
+    /// What the kernel fetched at the hit: the site's fetch arguments and
+    /// each one's value (`None`: it could not be read).
+    fetched: Option<Box<Fetched>>,
 }
+
+/// A hit's fetch arguments and what the kernel read for each.
+type Fetched = (Fetch, Vec<Option<Vec<u8>>>);
 
 impl BreakpointHit {
     /// Registers the hit carries: `rax`…`r15`, `rip`, `eflags`, `cs`,
@@ -331,6 +351,17 @@ impl BreakpointHit {
         &self.stack
     }
 
+    /// The value the kernel fetched at the hit for `arg` (a tracefs
+    /// fetch argument an engine asked for with [`crate::Task::fetch_at`]):
+    /// `None` if the site did not fetch it (no tracefs, or an int3 serves
+    /// it), `Some(None)` if the kernel could not read it. A string comes
+    /// without its NUL.
+    pub fn fetched(&self, arg: &str) -> Option<Option<&[u8]>> {
+        let (args, values) = self.fetched.as_deref()?;
+        let i = args.iter().position(|a| a == arg)?;
+        Some(values.get(i)?.as_deref())
+    }
+
     /// A register by name, as [`crate::Task::register`] names them.
     pub fn register(&self, name: &str) -> Option<u64> {
         perf::REG_NAMES
@@ -342,6 +373,9 @@ impl BreakpointHit {
 
 /// What draining the rings found.
 #[derive(Debug)]
+// Hits are most records, and live briefly in a Vec drained at each poll:
+// boxing them would cost an allocation per hit for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Record {
     Hit(BreakpointHit),
     /// Hits of the breakpoint at `addr` the kernel could not record (its
@@ -395,12 +429,16 @@ struct Event {
     ret: bool,
     /// Its samples carry a callchain.
     stack: bool,
+    /// A tracefs uprobe's event: its samples carry the fetched values, as
+    /// the probe's format lays them out (the probe is deleted once its
+    /// last event is closed).
+    traced: Option<(Arc<TraceProbe>, Fetch)>,
 }
 
 impl Drop for Event {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            close_later(fd);
+            close_later(fd, self.traced.take().map(|t| t.0));
         }
     }
 }
@@ -413,11 +451,14 @@ impl Drop for Event {
 /// need the original byte back poll memory for it). Closers: a few
 /// threads, so that grace periods overlap; if they are behind by a
 /// thousand, the caller closes it itself.
-fn close_later(fd: OwnedFd) {
+/// A tracefs uprobe given with the descriptor is deleted after it is
+/// closed (if it was the probe's last).
+fn close_later(fd: OwnedFd, probe: Option<Arc<TraceProbe>>) {
     use std::sync::mpsc::{sync_channel, SyncSender};
-    static CLOSER: std::sync::OnceLock<Option<SyncSender<OwnedFd>>> = std::sync::OnceLock::new();
+    type Closing = (OwnedFd, Option<Arc<TraceProbe>>);
+    static CLOSER: std::sync::OnceLock<Option<SyncSender<Closing>>> = std::sync::OnceLock::new();
     let tx = CLOSER.get_or_init(|| {
-        let (tx, rx) = sync_channel::<OwnedFd>(1024);
+        let (tx, rx) = sync_channel::<Closing>(1024);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let mut started = 0;
         for i in 0..4 {
@@ -427,7 +468,12 @@ fn close_later(fd: OwnedFd) {
                 .spawn(move || loop {
                     let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     match next {
-                        Ok(fd) => drop(fd),
+                        // The descriptor first: the kernel keeps a
+                        // tracefs probe busy while an event is open.
+                        Ok((fd, probe)) => {
+                            drop(fd);
+                            drop(probe);
+                        }
                         Err(_) => return,
                     }
                 });
@@ -438,10 +484,14 @@ fn close_later(fd: OwnedFd) {
     match tx {
         Some(tx) => {
             // Full or closed: the fd comes back in the error, and is
-            // closed here when the error drops.
-            let _ = tx.try_send(fd);
+            // closed here when the error drops (the tuple's order: the
+            // descriptor before the probe).
+            let _ = tx.try_send((fd, probe));
         }
-        None => drop(fd),
+        None => {
+            drop(fd);
+            drop(probe);
+        }
     }
 }
 
@@ -543,11 +593,28 @@ impl Probes {
         threads: &[Tid],
         shape: Shape,
     ) -> Result<Site, Errno> {
+        let define = |ret: bool, fetch: &Fetch| {
+            if fetch.is_empty() {
+                return None;
+            }
+            match TraceProbe::create(&target.path, target.offset, target.ref_ctr, ret, fetch) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    debug!(addr, %e, "no tracefs uprobe: values are read after the hit");
+                    None
+                }
+            }
+        };
+        let traced = (
+            define(false, &shape.fetch).filter(|_| shape.entry && !shape.counting),
+            define(true, &shape.ret_fetch).filter(|_| shape.ret),
+        );
         let mut site = Site {
             target,
             ids: FxHashMap::default(),
             ret_ids: FxHashMap::default(),
             shape,
+            traced,
         };
         for &tid in threads {
             if let Err(e) = self.add_thread(&mut site, addr, tid) {
@@ -580,6 +647,7 @@ impl Probes {
                         counting: true,
                         ret: false,
                         stack: false,
+                        traced: None,
                     },
                 );
                 id
@@ -610,15 +678,27 @@ impl Probes {
                 v.insert(ring)
             }
         };
-        let (fd, id) = perf::open_uprobe(
-            pmu,
-            &site.target.path,
-            site.target.offset,
-            tid,
-            ret,
-            site.target.ref_ctr,
-            site.shape.stack,
-        )?;
+        let probe = if ret { &site.traced.1 } else { &site.traced.0 };
+        let (fd, id) = match probe {
+            Some(p) => perf::open_trace_uprobe(p.id, tid, site.shape.stack)?,
+            None => perf::open_uprobe(
+                pmu,
+                &site.target.path,
+                site.target.offset,
+                tid,
+                ret,
+                site.target.ref_ctr,
+                site.shape.stack,
+            )?,
+        };
+        let traced = probe.as_ref().map(|p| {
+            let fetch = if ret {
+                &site.shape.ret_fetch
+            } else {
+                &site.shape.fetch
+            };
+            (Arc::clone(p), Arc::clone(fetch))
+        });
         perf::set_output(&fd, ring)?;
         self.events.insert(
             id,
@@ -630,6 +710,7 @@ impl Probes {
                 counting: false,
                 ret,
                 stack: site.shape.stack,
+                traced,
             },
         );
         Ok(id)
@@ -666,8 +747,10 @@ impl Probes {
             match self.events.remove(&id) {
                 Some(mut ev) if now => {
                     ev.count_lost(&mut self.pending);
-                    // Closed here, not by the closer threads.
+                    // Closed here, not by the closer threads (and its
+                    // tracefs probe, if it was the last event on it).
                     drop(ev.fd.take());
+                    drop(ev.traced.take());
                 }
                 Some(mut ev) => ev.count_lost(&mut self.pending),
                 None => {}
@@ -792,12 +875,11 @@ impl Probes {
                     else {
                         continue;
                     };
-                    let Some((addr, returned, has_stack)) =
-                        self.events.get(&id).map(|e| (e.addr, e.ret, e.stack))
-                    else {
+                    let Some(ev) = self.events.get(&id) else {
                         // An event closed since (its hits are no one's).
                         continue;
                     };
+                    let (addr, returned, has_stack) = (ev.addr, ev.ret, ev.stack);
                     // The callchain (if sampled) comes before the registers.
                     let mut at = 24;
                     let mut stack = Vec::new();
@@ -807,6 +889,21 @@ impl Probes {
                         stack =
                             perf::user_frames((0..nr).filter_map(|i| u64_at(rec, at + 8 + 8 * i)));
                         at += 8 + 8 * nr;
+                    }
+                    // The raw data (a tracefs uprobe's): a u32 size, then
+                    // the entry, padded so that what follows is aligned.
+                    let mut fetched = None;
+                    if let Some((probe, fetch)) = &ev.traced {
+                        let Some(size) = rec
+                            .get(at..at + 4)
+                            .and_then(|b| b.try_into().ok())
+                            .map(u32::from_ne_bytes)
+                        else {
+                            continue;
+                        };
+                        let raw = rec.get(at + 4..at + 4 + size as usize).unwrap_or(&[]);
+                        fetched = Some(Box::new((Arc::clone(fetch), probe.values(raw))));
+                        at += 4 + size as usize;
                     }
                     let Some(abi) = u64_at(rec, at) else { continue };
                     let mut regs = [0u64; perf::REG_NAMES.len()];
@@ -824,6 +921,7 @@ impl Probes {
                         returned,
                         regs,
                         stack,
+                        fetched,
                     }));
                 }
                 perf::RECORD_LOST => lost = true,

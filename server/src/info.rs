@@ -61,6 +61,20 @@ fn probe_backends(caps: &[String]) -> Vec<pb::ProbeBackend> {
             available: uprobe.0,
             detail: uprobe.1,
         },
+        match utrace_engines::tracefs_unavailable() {
+            None => pb::ProbeBackend {
+                name: "tracefs".into(),
+                available: uprobe.0,
+                detail: "tracefs uprobe_events: str(), buf() of registers and USDT arguments \
+                         in memory are taken by the kernel at the hit"
+                    .into(),
+            },
+            Some(why) => pb::ProbeBackend {
+                name: "tracefs".into(),
+                available: false,
+                detail: why,
+            },
+        },
         pb::ProbeBackend {
             name: "int3".into(),
             available: true,

@@ -330,6 +330,13 @@ impl Server {
         let _ = stop_tx.send(());
         // Detach every engine: streams end, tracees run on.
         let _ = tracer.shutdown().await;
+        // The tracefs uprobes of probes go after their last perf event is
+        // closed (closer threads, an RCU wait each): before this process
+        // ends, so that none is left defined.
+        let _ = tokio::task::spawn_blocking(|| {
+            utrace_engines::tracefs_wait_deleted(std::time::Duration::from_secs(2))
+        })
+        .await;
         let waited = tokio::time::timeout(std::time::Duration::from_secs(1), async {
             while servers.join_next().await.is_some() {}
         })

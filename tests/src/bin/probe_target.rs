@@ -31,6 +31,10 @@
 //!   end of stdin).
 //! - `probe_target spin`: calls probe_target(1, "alpha") forever, every
 //!   millisecond (a process to attach to and probe).
+//! - `probe_target mutate N`: makes N calls `probed_fn(i, buf)` where
+//!   `buf` holds "v" and the digit `i % 10`, and is overwritten with "XX"
+//!   right after each call returns (a value a probe must take at the
+//!   hit); prints `done mutate` and exits.
 //! - `probe_target tree N`: a process tree making N calls in each of its
 //!   four processes: the first makes its calls, then forks a child that
 //!   makes its own and forks a grandchild that makes its own, and a
@@ -121,7 +125,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = |i: usize| -> u64 {
         args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N)");
+            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N | mutate N)");
             std::process::exit(2)
         })
     };
@@ -175,6 +179,21 @@ fn main() {
             out.flush().ok();
             let _ = lines.next();
         }
+        Some("mutate") => {
+            let count = n(2);
+            let mut buf = *b"v0\0\0\0\0\0\0";
+            for i in 0..count {
+                buf[..2].copy_from_slice(&[b'v', b'0' + (i % 10) as u8]);
+                // SAFETY: probed_fn reads only its register arguments.
+                unsafe { probed_fn(i, std::hint::black_box(buf.as_ptr().cast())) };
+                buf[..2].copy_from_slice(b"XX");
+                std::hint::black_box(&buf);
+                if i % 16 == 15 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            writeln!(out, "done mutate").ok();
+        }
         Some("tree") => {
             let count = n(2);
             let calls = || {
@@ -209,7 +228,7 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         },
         _ => {
-            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N)");
+            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N | mutate N)");
             std::process::exit(2);
         }
     }

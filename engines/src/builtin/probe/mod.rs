@@ -16,6 +16,7 @@
 //! library's `mmap` (the engine watches `mmap` exits until none is left).
 
 pub mod agg;
+mod fetch;
 pub mod program;
 pub mod resolve;
 
@@ -255,7 +256,7 @@ struct Proc {
     ret_sites: FxHashMap<u64, Vec<(u32, u32)>>,
     /// Where the arguments of each USDT point are, at each of its places
     /// (a marker inlined several times has several).
-    usdt_args: FxHashMap<(u32, u32, u64), Vec<resolve::UsdtArg>>,
+    usdt_args: FxHashMap<(u32, u32, u64), Arc<[resolve::UsdtArg]>>,
     /// Function points not placed yet (their library is not mapped).
     pending: Vec<(u32, u32)>,
     /// Names stack addresses (made at the first stack).
@@ -369,6 +370,9 @@ impl ProbeEngine {
         self.pid.get_or_insert(pid);
         self.live.insert(pid);
         let proc_ = self.procs.entry(pid).or_default();
+        // Sites placed now, whose fetch arguments are told once all their
+        // points are in.
+        let mut fetch_sites: Vec<(u64, bool)> = Vec::new();
         let mut placed = Vec::new();
         let mut errors = Vec::new();
         let mut missing = false;
@@ -414,7 +418,7 @@ impl ProbeEngine {
                     for (p, args) in places {
                         let mut ref_ctr = 0;
                         if let Some((a, r)) = args {
-                            proc_.usdt_args.insert((ci, pi, p.addr), a);
+                            proc_.usdt_args.insert((ci, pi, p.addr), a.into());
                             ref_ctr = r;
                         }
                         match if ret {
@@ -433,6 +437,9 @@ impl ProbeEngine {
                                     &mut proc_.sites
                                 };
                                 sites.entry(p.addr).or_default().push((ci, pi));
+                                if !fetch_sites.contains(&(p.addr, ret)) {
+                                    fetch_sites.push((p.addr, ret));
+                                }
                                 // `probe` names the file found, as bpftrace does.
                                 if let Some(name) = self
                                     .point_names
@@ -484,6 +491,15 @@ impl ProbeEngine {
                 }
             }
         }
+        for (addr, ret) in fetch_sites {
+            let args = self.fetch_args(pid, addr, ret);
+            debug!(addr, ret, ?args, "fetch at the hit");
+            if !args.is_empty() {
+                if let Err(e) = task.fetch_at(addr, ret, args) {
+                    debug!(addr, %e, "values will be read after each hit");
+                }
+            }
+        }
         if !self.placed_once {
             self.placed_once = true;
             let mut st = self.shared.lock();
@@ -508,6 +524,42 @@ impl ProbeEngine {
         }
         self.update_watch(task);
         Action::Resume
+    }
+
+    /// What the kernel should take at each hit of the site at `addr`
+    /// (`ret`: its return probe) for this probe's clauses there: their
+    /// `str()` and `buf()` of registers, and USDT arguments in memory.
+    /// Sorted, each once.
+    fn fetch_args(&self, pid: Tid, addr: u64, ret: bool) -> Vec<String> {
+        let Some(p) = self.procs.get(&pid) else {
+            return Vec::new();
+        };
+        let sites = if ret { &p.ret_sites } else { &p.sites };
+        let mut out = Vec::new();
+        for &(ci, pi) in sites.get(&addr).into_iter().flatten() {
+            let Some(c) = self.prog.clauses.get(ci as usize) else {
+                continue;
+            };
+            let usdt = p.usdt_args.get(&(ci, pi, addr));
+            if let Some(spec) = usdt {
+                out.extend(spec.iter().filter_map(fetch::usdt_mem));
+            }
+            let at = fetch::At {
+                usdt: usdt.map(|a| &a[..]),
+                ret,
+            };
+            let exprs = c
+                .predicate
+                .iter()
+                .chain(c.event.iter().flatten())
+                .chain(c.updates.iter().flat_map(|u| u.keys.iter().chain(&u.value)));
+            for e in exprs {
+                fetch::collect(e, at, &mut out);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Stop watching `mmap` once no point waits.
@@ -659,8 +711,17 @@ impl ProbeEngine {
                 })
             }
             Expr::Buf(addr, len) => {
-                let addr = self.eval(addr, hit).int() as u64;
                 let n = (*len).min(self.prog.limits.string_len) as usize;
+                if let Some(v) = hit.fetched(e) {
+                    return match v {
+                        Some(b) => Value::Buf(b[..b.len().min(n)].into()),
+                        None => {
+                            hit.read_errors += 1;
+                            Value::Buf(Arc::from(&b""[..]))
+                        }
+                    };
+                }
+                let addr = self.eval(addr, hit).int() as u64;
                 match read_bytes(hit.pid, addr, n) {
                     Some(b) => Value::Buf(b.into()),
                     None => {
@@ -674,8 +735,17 @@ impl ProbeEngine {
                 Value::Stack(self.stack(hit.pid, addrs))
             }
             Expr::StrAt(addr, len) => {
-                let addr = self.eval(addr, hit).int() as u64;
                 let max = (*len).min(self.prog.limits.string_len) as usize;
+                if let Some(v) = hit.fetched(e) {
+                    return match v {
+                        Some(b) => Value::Str(b[..b.len().min(max)].into()),
+                        None => {
+                            hit.read_errors += 1;
+                            Value::Str(Arc::from(&b""[..]))
+                        }
+                    };
+                }
+                let addr = self.eval(addr, hit).int() as u64;
                 match read_c_string(hit.pid, addr, max) {
                     Some(s) => Value::Str(s.into()),
                     None => {
@@ -770,6 +840,7 @@ impl ProbeEngine {
     /// The arguments at a hit of point `pi` of clause `ci`: a USDT
     /// marker's, else the function's (System V registers).
     fn point_args(&self, ci: u32, pi: u32, addr: u64, h: &mut Hit<'_, '_>) {
+        h.usdt = None;
         let Some(spec) = self
             .procs
             .get(&h.pid)
@@ -779,6 +850,7 @@ impl ProbeEngine {
             return;
         };
         h.args = [0; 6];
+        let spec = Arc::clone(spec);
         for (i, a) in spec.iter().take(6).enumerate() {
             h.args[i] = match *a {
                 resolve::UsdtArg::Const(c) => c as u64,
@@ -786,7 +858,13 @@ impl ProbeEngine {
                 resolve::UsdtArg::Mem { reg, off, size } => {
                     let at = h.reg(reg).wrapping_add(off as u64);
                     let n = usize::from(size.unsigned_abs()).clamp(1, 8);
-                    match read_bytes(h.pid, at, n) {
+                    // Taken by the kernel at the hit if it could; else
+                    // read now.
+                    let got = match fetch::usdt_mem(a).and_then(|f| h.sample_fetched(&f)) {
+                        Some(v) => v.map(<[u8]>::to_vec),
+                        None => read_bytes(h.pid, at, n),
+                    };
+                    match got.filter(|b| b.len() >= n) {
                         Some(b) => {
                             let mut w = [0u8; 8];
                             w[..n].copy_from_slice(&b[..n]);
@@ -800,6 +878,7 @@ impl ProbeEngine {
                 }
             };
         }
+        h.usdt = Some(spec);
     }
 
     /// Count `ns` of the program's time against the probe's budget.
@@ -906,6 +985,10 @@ struct Hit<'h, 't> {
     /// At a breakpoint (so perhaps at a function's first instruction,
     /// where the frame pointer is still the caller's).
     at_breakpoint: bool,
+    /// At a return probe.
+    ret: bool,
+    /// The USDT marker's argument places, at a marker's hit.
+    usdt: Option<Arc<[resolve::UsdtArg]>>,
 }
 
 /// The System V argument registers.
@@ -925,7 +1008,32 @@ impl<'h, 't> Hit<'h, 't> {
             probe: None,
             read_errors: 0,
             at_breakpoint: false,
+            ret: false,
+            usdt: None,
         }
+    }
+
+    /// What the kernel fetched at this hit for `e` (a `str()` or `buf()`):
+    /// `None` if it fetched nothing for it (read the memory now).
+    fn fetched(&self, e: &Expr) -> Option<Option<&'h [u8]>> {
+        let Regs::Sample(h) = &self.regs else {
+            return None;
+        };
+        let h: &'h BreakpointHit = h;
+        let at = fetch::At {
+            usdt: self.usdt.as_deref(),
+            ret: self.ret,
+        };
+        h.fetched(&fetch::of(e, at)?)
+    }
+
+    /// What the kernel fetched at this hit for fetch argument `arg`.
+    fn sample_fetched(&self, arg: &str) -> Option<Option<&'h [u8]>> {
+        let Regs::Sample(h) = &self.regs else {
+            return None;
+        };
+        let h: &'h BreakpointHit = h;
+        h.fetched(arg)
     }
 
     fn arg(&mut self, i: usize) -> u64 {
@@ -1124,6 +1232,8 @@ impl Engine for ProbeEngine {
             probe: None,
             read_errors: 0,
             at_breakpoint: true,
+            ret: hit.returned,
+            usdt: None,
         };
         for (ci, pi) in points {
             if !hit.returned {
