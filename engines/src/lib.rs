@@ -36,6 +36,7 @@ mod attach;
 pub mod batch;
 mod breakpoint;
 pub mod builtin;
+mod classes;
 mod core;
 mod engine;
 mod error;
@@ -53,6 +54,9 @@ mod uprobe;
 
 pub use crate::access::{Denied, Owner};
 pub use crate::attach::Attached;
+pub use crate::classes::{
+    class_names as syscall_class_names, syscall_class, CLASSES as SYSCALL_CLASSES,
+};
 pub use crate::core::{TaskInfo, TracerStats};
 pub use crate::engine::{Action, Engine, EngineId, EngineOptions, SignalAction, SignalDisposition};
 pub use crate::error::{AttachError, Error, Result, SpawnError};

@@ -242,6 +242,23 @@ fn point(p: &pb::ProbePoint, f: &str) -> Result<Point, Status> {
                 name: u.name.clone(),
             })
         }
+        Some(P::Syscall(s)) if s.name.starts_with('%') => {
+            let set = utrace_engines::syscall_class(&s.name).ok_or_else(|| {
+                bad(
+                    &format!("{f}.syscall.name"),
+                    format!(
+                        "{:?} is not a syscall class; the classes are {}",
+                        s.name,
+                        utrace_engines::syscall_class_names().join(", ")
+                    ),
+                )
+            })?;
+            Ok(Point::Syscall {
+                nr: None,
+                exit: s.exit,
+                class: Some(Arc::new((s.name.clone(), set))),
+            })
+        }
         Some(P::Syscall(s)) => {
             let nr = if s.name.is_empty() {
                 None
@@ -260,7 +277,11 @@ fn point(p: &pb::ProbePoint, f: &str) -> Result<Point, Status> {
                         })?,
                 )
             };
-            Ok(Point::Syscall { nr, exit: s.exit })
+            Ok(Point::Syscall {
+                nr,
+                exit: s.exit,
+                class: None,
+            })
         }
     }
 }

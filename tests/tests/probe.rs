@@ -1843,3 +1843,68 @@ async fn strings_and_buffers_are_taken_at_the_hit() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A syscall class (strace's `%file`) as a probe point: the calls it
+/// counts, syscall by syscall, are those `strace -c -e trace=%file`
+/// counts for the same program; `probe` names each syscall.
+#[test]
+fn a_syscall_class_counts_what_strace_counts() {
+    let have_strace = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_strace {
+        eprintln!("SKIP: strace is not installed (apt-get install -y strace)");
+        return;
+    }
+    let utrace = common::users::workspace_bin("utrace");
+    let out = std::process::Command::new(&utrace)
+        .args([
+            "probe",
+            "-e",
+            "syscall:%file:entry { @[probe] = count(); }",
+            "-c",
+            "/bin/ls /",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run utrace probe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours: BTreeMap<String, u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.strip_prefix("@[tracepoint:syscalls:sys_enter_")?;
+            let (name, n) = l.split_once("]: ")?;
+            Some((name.to_string(), n.parse().ok()?))
+        })
+        .collect();
+    let report = std::env::temp_dir().join(format!("utrace-class-{}.txt", std::process::id()));
+    let st = std::process::Command::new("strace")
+        .args(["-f", "-c", "-e", "trace=%file", "-o"])
+        .arg(&report)
+        .args(["/bin/ls", "/"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run strace");
+    assert!(st.success());
+    let text = std::fs::read_to_string(&report).expect("strace's report");
+    let _ = std::fs::remove_file(&report);
+    // "% time seconds usecs/call calls [errors] syscall"
+    let theirs: BTreeMap<String, u64> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = *f.last()?;
+            if f.len() < 5 || name == "total" || name == "syscall" {
+                return None;
+            }
+            Some((name.to_string(), f.get(3)?.parse().ok()?))
+        })
+        .collect();
+    assert!(theirs.contains_key("openat"), "{text}");
+    assert_eq!(ours, theirs, "utrace probe vs strace -c -e trace=%file");
+}

@@ -598,11 +598,15 @@ impl ProbeEngine {
         let Some(clause) = prog.clauses.get(ci as usize) else {
             return;
         };
-        hit.probe = self
-            .point_names
-            .get(ci as usize)
-            .and_then(|v| v.get(pi as usize))
-            .cloned();
+        hit.probe = match (&hit.syscall_probe, clause.points.get(pi as usize)) {
+            // A class's point names the syscall that hit it.
+            (Some(named), Some(Point::Syscall { class: Some(_), .. })) => Some(named.clone()),
+            _ => self
+                .point_names
+                .get(ci as usize)
+                .and_then(|v| v.get(pi as usize))
+                .cloned(),
+        };
         let shared = Arc::clone(&self.shared);
         let mut st = shared.lock();
         st.counters.hits += n;
@@ -827,8 +831,18 @@ impl ProbeEngine {
         let mut out = Vec::new();
         for (ci, c) in self.prog.clauses.iter().enumerate() {
             for (pi, p) in c.points.iter().enumerate() {
-                if let Point::Syscall { nr: n, exit: x } = p {
-                    if *x == exit && n.is_none_or(|n| n == nr) {
+                if let Point::Syscall {
+                    nr: n,
+                    exit: x,
+                    class,
+                } = p
+                {
+                    let hit = match (n, class) {
+                        (Some(n), _) => *n == nr,
+                        (None, Some(c)) => c.1.contains(nr),
+                        (None, None) => true,
+                    };
+                    if *x == exit && hit {
                         out.push((ci as u32, pi as u32));
                     }
                 }
@@ -898,6 +912,16 @@ impl ProbeEngine {
         let mut hit = Hit::now(pid, tid, Regs::Task(task));
         hit.args = call.args;
         hit.retval = ret.unwrap_or(0);
+        hit.syscall_probe = Some(Value::Str(
+            Point::Syscall {
+                nr: Some(call.nr),
+                exit: ret.is_some(),
+                class: None,
+            }
+            .describe()
+            .into_bytes()
+            .into(),
+        ));
         for (ci, pi) in points {
             self.run(ci, pi, &mut hit, 1);
         }
@@ -987,6 +1011,9 @@ struct Hit<'h, 't> {
     at_breakpoint: bool,
     /// At a return probe.
     ret: bool,
+    /// At a syscall stop: the syscall's own point name (what `probe` is
+    /// at a class's point).
+    syscall_probe: Option<Value>,
     /// The USDT marker's argument places, at a marker's hit.
     usdt: Option<Arc<[resolve::UsdtArg]>>,
 }
@@ -1009,6 +1036,7 @@ impl<'h, 't> Hit<'h, 't> {
             read_errors: 0,
             at_breakpoint: false,
             ret: false,
+            syscall_probe: None,
             usdt: None,
         }
     }
@@ -1233,6 +1261,7 @@ impl Engine for ProbeEngine {
             read_errors: 0,
             at_breakpoint: true,
             ret: hit.returned,
+            syscall_probe: None,
             usdt: None,
         };
         for (ci, pi) in points {

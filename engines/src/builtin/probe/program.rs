@@ -31,8 +31,15 @@ pub enum Point {
         provider: String,
         name: String,
     },
-    /// A syscall's entry or exit (`nr` `None`: every syscall).
-    Syscall { nr: Option<u64>, exit: bool },
+    /// A syscall's entry or exit (`nr` `None`: every syscall, or those
+    /// of `class`).
+    Syscall {
+        nr: Option<u64>,
+        exit: bool,
+        /// A class of syscalls (strace's `%file`...): its name and its
+        /// syscalls.
+        class: Option<Arc<(String, crate::SyscallSet)>>,
+    },
     /// An event of the process's life.
     Process(ProcessEvent),
 }
@@ -93,14 +100,17 @@ impl Point {
                 ProcessEvent::Exec => "tracepoint:sched:sched_process_exec".into(),
                 ProcessEvent::Exit => "process:exit".into(),
             },
-            Point::Syscall { nr, exit } => {
+            Point::Syscall { nr, exit, class } => {
                 let dir = if *exit { "exit" } else { "enter" };
-                match nr {
-                    Some(n) => format!(
+                match (nr, class) {
+                    (Some(n), _) => format!(
                         "tracepoint:syscalls:sys_{dir}_{}",
                         crate::syscall_name(*n).map_or_else(|| n.to_string(), str::to_string)
                     ),
-                    None => format!("tracepoint:raw_syscalls:sys_{dir}"),
+                    (None, Some(c)) => {
+                        format!("syscall:{}:{}", c.0, if *exit { "exit" } else { "entry" })
+                    }
+                    (None, None) => format!("tracepoint:raw_syscalls:sys_{dir}"),
                 }
             }
         }
@@ -328,15 +338,18 @@ impl Program {
         let mut all = false;
         let mut nrs = Vec::new();
         for p in self.clauses.iter().flat_map(|c| &c.points) {
-            if let Point::Syscall { nr, exit: x } = p {
+            if let Point::Syscall { nr, exit: x, class } = p {
                 if *x {
                     exit = true;
                 } else {
                     entry = true;
                 }
-                match nr {
-                    Some(n) => nrs.push(*n),
-                    None => all = true,
+                match (nr, class) {
+                    (Some(n), _) => nrs.push(*n),
+                    (None, Some(c)) => {
+                        nrs.extend((0..crate::MAX_SYSCALL as u64).filter(|n| c.1.contains(*n)))
+                    }
+                    (None, None) => all = true,
                 }
             }
         }
