@@ -884,6 +884,9 @@ fn the_cli_prints_what_bpftrace_prints() {
             "uretprobe:{target}:probed_fn {{ @r = sum(retval); @rh = hist(retval); \
              @rc[retval] = count(); }}"
         ),
+        // The program is gone when the last hits are taken: its name was
+        // read while it ran.
+        format!("uprobe:{target}:probed_fn {{ @[comm] = count(); }}"),
         format!(
             "usdt:{target}:utrace_test:tick /arg0 > 5/ {{ @s = sum(arg0); \
              @[str(arg1)] = count(); @p[probe] = count(); }}"
@@ -1907,4 +1910,70 @@ fn a_syscall_class_counts_what_strace_counts() {
         .collect();
     assert!(theirs.contains_key("openat"), "{text}");
     assert_eq!(ours, theirs, "utrace probe vs strace -c -e trace=%file");
+}
+
+/// The bash one-liners of bpftrace's tutorials (readline's callers and
+/// what it returned, a string the kernel takes at the return), on an
+/// interactive bash fed three commands: what bpftrace prints.
+#[test]
+fn the_bash_one_liners_print_what_bpftrace_prints() {
+    let bt = std::process::Command::new("bpftrace")
+        .arg("--version")
+        .output();
+    if !bt.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP: bpftrace is not installed (apt-get install -y bpftrace): {bt:?}");
+        return;
+    }
+    let Ok(bash) = std::fs::canonicalize("/bin/bash") else {
+        eprintln!("SKIP: no /bin/bash");
+        return;
+    };
+    // A copy of its own: other shells of this machine call readline too.
+    let dir = std::env::temp_dir().join(format!("utrace-bash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let copy = dir.join("bash");
+    std::fs::copy(&bash, &copy).expect("copy bash");
+    let copy = copy.to_str().expect("path");
+    let program = format!(
+        "uprobe:{copy}:readline {{ @[comm] = count(); }} \
+         uretprobe:{copy}:readline {{ printf(\"read: %s\\n\", str(retval)); }}"
+    );
+    let utrace = common::users::workspace_bin("utrace");
+    let run = |prog: &[&str]| -> Vec<String> {
+        use std::io::Write;
+        let mut child = std::process::Command::new(prog[0])
+            .args(&prog[1..])
+            .args([
+                "-e",
+                &program,
+                "-c",
+                &format!("{copy} --norc --noprofile -i"),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"echo one\necho two\nexit\n")
+            .expect("commands");
+        let out = child.wait_with_output().expect("output");
+        assert!(out.status.success(), "{prog:?}");
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("Attaching "))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let ours = run(&[utrace.to_str().expect("path"), "probe"]);
+    let theirs = run(&["bpftrace"]);
+    assert!(ours.iter().any(|l| l == "read: echo two"), "{ours:#?}");
+    assert!(ours.iter().any(|l| l == "@[bash]: 3"), "{ours:#?}");
+    assert_eq!(ours, theirs);
+    let _ = std::fs::remove_dir_all(&dir);
 }

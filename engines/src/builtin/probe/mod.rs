@@ -235,7 +235,11 @@ pub struct ProbeEngine {
     live: std::collections::BTreeSet<Tid>,
     /// The engine watches `mmap` exits (for pending points).
     watching: bool,
-    comms: FxHashMap<Tid, Value>,
+    /// Each thread's name, and when it was read: read while the thread
+    /// lives (at its first stop, its clone, its exec), so that hits taken
+    /// from the rings after it is gone still name it; read again when a
+    /// second old (a thread may rename itself).
+    comms: FxHashMap<Tid, (Value, Instant)>,
     /// `probe` of each clause's points.
     point_names: Vec<Vec<Value>>,
     /// Events a second: tokens, when last refilled, dropped since the
@@ -267,6 +271,11 @@ struct Proc {
     stacks: FxHashMap<Box<[u64]>, Arc<Stack>>,
 }
 
+/// How long a thread's name is taken as read (see
+/// [`ProbeEngine::comms`]), and how many are kept.
+const COMM_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_COMMS: usize = 1 << 16;
+
 /// Stacks a probe remembers (see [`ProbeEngine::stacks`]).
 const MAX_STACKS: usize = 4096;
 
@@ -289,10 +298,10 @@ impl ProbeEngine {
             .flat_map(|c| &c.points)
             .any(|p| !matches!(p, Point::Syscall { .. } | Point::Process(_)));
         let watching = allow_pending && has_functions;
-        let mut events = EventMask::BREAKPOINT | EventMask::DEATH | EventMask::EXEC;
-        if follow {
-            events |= EventMask::CLONE;
-        }
+        // Clones: a new thread is named while it is there (no stop more:
+        // the tracer stops at every clone to follow threads anyway).
+        let mut events =
+            EventMask::BREAKPOINT | EventMask::DEATH | EventMask::EXEC | EventMask::CLONE;
         if entry {
             events |= EventMask::SYSCALL_ENTRY;
         }
@@ -369,6 +378,7 @@ impl ProbeEngine {
         let pid = task.pid();
         self.pid.get_or_insert(pid);
         self.live.insert(pid);
+        self.note_comms(pid);
         let proc_ = self.procs.entry(pid).or_default();
         // Sites placed now, whose fetch arguments are told once all their
         // points are in.
@@ -580,14 +590,38 @@ impl ProbeEngine {
     }
 
     fn comm(&mut self, pid: Tid, tid: Tid) -> Value {
-        self.comms
-            .entry(tid)
-            .or_insert_with(|| {
-                let s = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
-                let s = s.strip_suffix(b"\n").unwrap_or(&s);
-                Value::Str(s.into())
-            })
-            .clone()
+        match self.comms.get(&tid) {
+            Some((v, at)) if at.elapsed() < COMM_FRESH => v.clone(),
+            _ => self
+                .note_comm(pid, tid)
+                .or_else(|| self.comms.get(&tid).map(|c| c.0.clone()))
+                // A thread gone before it was ever named: its process's.
+                .or_else(|| self.comms.get(&pid).map(|c| c.0.clone()))
+                .unwrap_or_else(|| Value::Str(Arc::from(&b""[..]))),
+        }
+    }
+
+    /// Read thread `tid`'s name now, and remember it.
+    fn note_comm(&mut self, pid: Tid, tid: Tid) -> Option<Value> {
+        let s = std::fs::read(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+        let v = Value::Str(s.strip_suffix(b"\n").unwrap_or(&s).into());
+        if self.comms.len() >= MAX_COMMS {
+            self.comms.clear();
+        }
+        self.comms.insert(tid, (v.clone(), Instant::now()));
+        Some(v)
+    }
+
+    /// Name every thread of process `pid` now (it is stopped for us).
+    fn note_comms(&mut self, pid: Tid) {
+        let tids: Vec<Tid> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        for tid in tids {
+            self.note_comm(pid, tid);
+        }
     }
 
     /// Run clause `ci` for a hit of its point `pi`.
@@ -1165,6 +1199,12 @@ impl Engine for ProbeEngine {
 
     fn report_clone(&mut self, task: &mut Task<'_>, clone: &crate::CloneReport) -> Action {
         let (pid, tid) = (task.pid(), task.tid());
+        // Named now, while it is sure to be there (else as its parent).
+        if self.note_comm(clone.child_pid, clone.child_tid).is_none() {
+            if let Some(v) = self.comms.get(&tid).cloned() {
+                self.comms.insert(clone.child_tid, v);
+            }
+        }
         if self.follow && clone.kind != crate::CloneKind::Thread {
             // Probed from its first stop (report_child_start); alive now.
             self.live.insert(clone.child_pid);
@@ -1194,7 +1234,7 @@ impl Engine for ProbeEngine {
     fn report_exec(&mut self, task: &mut Task<'_>, _exec: &ExecReport) -> Action {
         // A new image: the old sites went with it.
         self.procs.insert(task.pid(), Proc::default());
-        self.comms.clear();
+        // Its threads are named after the new program (place() reads them).
         self.allow_pending = true;
         if !self.watching && !self.function_points().is_empty() {
             self.watching = true;
