@@ -71,4 +71,4 @@ pub use crate::tracefs::{
     unavailable as tracefs_unavailable, wait_deleted as tracefs_wait_deleted,
 };
 pub use crate::tracer::{Answer, Decided, Request, Tracer, TracerOptions, Verdict};
-pub use crate::uprobe::BreakpointHit;
+pub use crate::uprobe::{unavailable as uprobes_unavailable, BreakpointHit};

@@ -988,10 +988,20 @@ impl Task<'_> {
                 errno: got.error.unwrap_or(Errno::EFAULT),
             });
         };
-        Ok(crate::breakpoint::Bp::new(
-            orig,
-            crate::uprobe::locate(self.pid, addr),
-        ))
+        let loc = crate::uprobe::locate(self.pid, addr);
+        // An int3 in memory where the file has another byte, at a site
+        // none of ours: a kernel uprobe's breakpoint (one of this process's
+        // events from before an exec, not closed yet, or another tool's).
+        // The byte under it is the file's; taking the int3 for the
+        // original would leave one in the program for good.
+        let orig = match (orig, &loc) {
+            (crate::breakpoint::INT3, Some(l)) => l
+                .file_byte()
+                .filter(|b| *b != crate::breakpoint::INT3)
+                .unwrap_or(orig),
+            _ => orig,
+        };
+        Ok(crate::breakpoint::Bp::new(orig, loc))
     }
 
     fn insert_breakpoint_as(&mut self, addr: u64, counted: bool) -> Result<()> {

@@ -57,6 +57,20 @@ pub(crate) struct Loc {
     room: u64,
 }
 
+/// Why no uprobe can serve anything here (`None`: they can): the kernel
+/// has no uprobe PMU, or `UTRACE_NO_UPROBES` is set.
+pub fn unavailable() -> Option<&'static str> {
+    if perf::uprobe_pmu().is_none() {
+        return Some(
+            "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe: \
+             CONFIG_UPROBE_EVENTS is off)",
+        );
+    }
+    std::env::var_os("UTRACE_NO_UPROBES")
+        .is_some()
+        .then_some("uprobes are turned off here (UTRACE_NO_UPROBES is set)")
+}
+
 /// Where `addr` of process `pid` is, if in a file's mapping. `None` also
 /// when the kernel has no uprobes (then no location matters) or
 /// `UTRACE_NO_UPROBES` is set.
@@ -108,6 +122,16 @@ pub(crate) fn locate(pid: Tid, addr: u64) -> Option<Loc> {
     None
 }
 
+impl Loc {
+    /// The byte at this location in the mapped file (not in memory).
+    pub fn file_byte(&self) -> Option<u8> {
+        let path = self.path.as_ref()?;
+        let mut b = [0u8; 1];
+        let f = std::fs::File::open(std::ffi::OsStr::from_bytes(path.as_bytes())).ok()?;
+        (f.read_at(&mut b, self.key.offset).ok()? == 1).then_some(b[0])
+    }
+}
+
 /// Where a uprobe can serve an address: the file and the offset in it.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
@@ -133,7 +157,16 @@ pub(crate) fn target(loc: &Loc, code: &[u8]) -> Option<Target> {
     let got = std::fs::File::open(std::ffi::OsStr::from_bytes(path.as_bytes()))
         .and_then(|f| f.read_at(&mut file, loc.key.offset))
         .ok()?;
-    if got != n || file != code[..n] {
+    // A kernel uprobe's breakpoint (ours lingering after an exec, or
+    // another tool's) is an int3 where the file has the instruction's
+    // first byte: the code is the file's all the same.
+    let uprobe_byte = code[0] == crate::breakpoint::INT3 && file[0] != crate::breakpoint::INT3;
+    let same = if uprobe_byte {
+        file[1..] == code[1..n]
+    } else {
+        file == code[..n]
+    };
+    if got != n || !same {
         debug!(
             offset = loc.key.offset,
             "code differs from its file: an int3 serves it"

@@ -102,15 +102,16 @@ fn native(n: u64) -> f64 {
     ns
 }
 
-/// bpftrace's `@ = count()` on the function: (ns per call, count).
-fn bpftrace(n: u64) -> Result<(f64, u64), String> {
+/// bpftrace's `body` (e.g. `@ = count();`) on the function: (ns per
+/// call, the sum of the map's counts).
+fn bpftrace(n: u64, body: &str) -> Result<(f64, u64), String> {
     let mut t = Target::start(n);
     let mut bt = Command::new("bpftrace")
         .args([
             "-p",
             &t.pid.to_string(),
             "-e",
-            &format!("uprobe:{TARGET}:probed_fn {{ @ = count(); }}"),
+            &format!("uprobe:{TARGET}:probed_fn {{ {body} }}"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -134,21 +135,33 @@ fn bpftrace(n: u64) -> Result<(f64, u64), String> {
     let ns = t.run();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(bt.id() as i32, libc::SIGINT) };
-    let mut count = None;
+    let mut count = 0;
     for l in out.lines().map_while(Result::ok) {
-        if let Some(v) = l.strip_prefix("@: ") {
-            count = v.trim().parse().ok();
+        // "@: N" or "@[key]: N"
+        if let Some((_, v)) = l.strip_prefix('@').and_then(|l| l.rsplit_once(": ")) {
+            count += v.trim().parse::<u64>().unwrap_or(0);
         }
     }
     let _ = bt.wait();
     t.finish();
-    Ok((ns, count.unwrap_or(0)))
+    Ok((ns, count))
 }
 
-/// `clients` Probe streams with `count()` (or, `sampled`, `sum(arg0)`,
-/// which needs the registers of every hit) on the function: (ns per call,
+/// What a benchmarked probe does at each hit.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `@ = count()`: no sample (counting uprobe events).
+    Count,
+    /// `@ = sum(arg0)`: a sample with the registers per hit.
+    Sum,
+    /// `@[str(arg1)] = count()`: the string taken by the kernel at the
+    /// hit (a tracefs uprobe with a fetch argument).
+    Str,
+}
+
+/// `clients` Probe streams doing `kind` on the function: (ns per call,
 /// hits taken, hits lost), the first client's figures.
-async fn utraced(uri: &str, n: u64, clients: usize, sampled: bool) -> (f64, u64, u64) {
+async fn utraced(uri: &str, n: u64, clients: usize, kind: Kind) -> (f64, u64, u64) {
     let mut t = Target::start(n);
     let mut streams = Vec::new();
     for _ in 0..clients {
@@ -168,21 +181,33 @@ async fn utraced(uri: &str, n: u64, clients: usize, sampled: bool) -> (f64, u64,
                         ..Default::default()
                     })),
                 }],
-                updates: vec![if sampled {
-                    pb::MapUpdate {
+                updates: vec![match kind {
+                    Kind::Sum => pb::MapUpdate {
                         map: "@".into(),
                         agg: pb::ProbeAggregation::Sum as i32,
                         value: Some(pb::ProbeExpr {
                             expr: Some(pb::probe_expr::Expr::Arg(0)),
                         }),
                         ..Default::default()
-                    }
-                } else {
-                    pb::MapUpdate {
+                    },
+                    Kind::Count => pb::MapUpdate {
                         map: "@".into(),
                         agg: pb::ProbeAggregation::Count as i32,
                         ..Default::default()
-                    }
+                    },
+                    Kind::Str => pb::MapUpdate {
+                        map: "@".into(),
+                        agg: pb::ProbeAggregation::Count as i32,
+                        keys: vec![pb::ProbeExpr {
+                            expr: Some(pb::probe_expr::Expr::StrAt(Box::new(pb::ProbeStr {
+                                addr: Some(Box::new(pb::ProbeExpr {
+                                    expr: Some(pb::probe_expr::Expr::Arg(1)),
+                                })),
+                                len: 0,
+                            }))),
+                        }],
+                        ..Default::default()
+                    },
                 }],
                 ..Default::default()
             }],
@@ -380,31 +405,44 @@ async fn main() {
     let mut many = Vec::new();
     let mut int3 = Vec::new();
     let mut sampled = Vec::new();
+    let mut bt_str = Vec::new();
+    let mut strs = Vec::new();
     let mut notes = (String::new(), String::new(), String::new(), String::new());
     let mut sampled_note = String::new();
+    let mut str_notes = (String::new(), String::new());
     for r in 0..runs {
         eprintln!("run {}/{runs}", r + 1);
         nat.push(tokio::task::block_in_place(|| native(n)));
         if bt_ok.is_ok() {
-            match tokio::task::block_in_place(|| bpftrace(n)) {
+            match tokio::task::block_in_place(|| bpftrace(n, "@ = count();")) {
                 Ok((ns, c)) => {
                     bt.push(ns);
                     notes.0 = format!("{c} counted");
                 }
                 Err(e) => notes.0 = e,
             }
+            match tokio::task::block_in_place(|| bpftrace(n, "@[str(arg1)] = count();")) {
+                Ok((ns, c)) => {
+                    bt_str.push(ns);
+                    str_notes.0 = format!("{c} counted");
+                }
+                Err(e) => str_notes.0 = e,
+            }
         }
-        let (ns, c, l) = utraced(&uri, n, 1, false).await;
+        let (ns, c, l) = utraced(&uri, n, 1, Kind::Count).await;
         one.push(ns);
         notes.1 = format!("{c} counted + {l} lost");
-        let (ns, c, l) = utraced(&uri, n, 16, false).await;
+        let (ns, c, l) = utraced(&uri, n, 16, Kind::Count).await;
         many.push(ns);
         notes.2 = format!("{c} counted + {l} lost (each)");
-        let (ns, c, l) = utraced(&uri, n, 1, true).await;
+        let (ns, c, l) = utraced(&uri, n, 1, Kind::Sum).await;
         sampled.push(ns);
         sampled_note = format!("{c} taken + {l} lost");
+        let (ns, c, l) = utraced(&uri, n, 1, Kind::Str).await;
+        strs.push(ns);
+        str_notes.1 = format!("{c} taken + {l} lost");
         std::env::set_var("UTRACE_NO_UPROBES", "1");
-        let (ns, c, l) = utraced(&uri, n_int3, 1, false).await;
+        let (ns, c, l) = utraced(&uri, n_int3, 1, Kind::Count).await;
         std::env::remove_var("UTRACE_NO_UPROBES");
         int3.push(ns);
         notes.3 = format!("{c} counted + {l} lost of {n_int3}");
@@ -419,6 +457,16 @@ async fn main() {
     rows.push(("utraced Probe count(), 1 client", one.clone(), notes.1));
     rows.push(("utraced Probe count(), 16 clients", many.clone(), notes.2));
     rows.push(("utraced Probe sum(arg0) (sampled)", sampled, sampled_note));
+    rows.push((
+        "bpftrace @[str(arg1)] = count()",
+        bt_str.clone(),
+        str_notes.0,
+    ));
+    rows.push((
+        "utraced the same (tracefs fetch)",
+        strs.clone(),
+        str_notes.1,
+    ));
     rows.push(("same probe served by ptrace int3", int3.clone(), notes.3));
     println!("\nfunction probe, count(): {n} calls ({n_int3} for int3), median of {runs} runs\n");
     println!(
@@ -447,6 +495,10 @@ async fn main() {
     println!(
         "ptrace int3 / utraced uprobe (extra per hit):  {}",
         ratio(extra(&int3), extra(&one))
+    );
+    println!(
+        "utraced str() / bpftrace str() (extra per hit): {}",
+        ratio(extra(&strs), extra(&bt_str))
     );
     syscall_table(&uri, runs).await;
     drop(srv);

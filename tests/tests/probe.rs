@@ -650,6 +650,34 @@ async fn bad_probes_are_named_and_leave_nothing() {
             tonic::Code::InvalidArgument,
             "clauses[0].points[0].syscall.name",
         ),
+        (
+            clause(
+                pb::ProbePoint {
+                    point: Some(pb::probe_point::Point::Syscall(pb::SyscallPoint {
+                        name: "%nonsense".into(),
+                        exit: false,
+                    })),
+                },
+                count(),
+                None,
+            ),
+            tonic::Code::InvalidArgument,
+            "is not a syscall class; the classes are %file",
+        ),
+        (
+            clause(
+                function("probed_fn"),
+                pb::MapUpdate {
+                    keys: vec![e(pb::probe_expr::Expr::Ustack(pb::ProbeStack {
+                        depth: 500,
+                    }))],
+                    ..count()
+                },
+                None,
+            ),
+            tonic::Code::InvalidArgument,
+            "clauses[0].updates[0].keys[0].ustack.depth: 500 frames is too deep",
+        ),
     ];
     for (req, code, words) in cases {
         let err = start(&mut c, req).await.expect_err("refused");
@@ -1976,4 +2004,38 @@ fn the_bash_one_liners_print_what_bpftrace_prints() {
     assert!(ours.iter().any(|l| l == "@[bash]: 3"), "{ours:#?}");
     assert_eq!(ours, theirs);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Where the kernel's uprobes cannot serve (no uprobe PMU; here they are
+/// turned off with `UTRACE_NO_UPROBES` in the embedded server of a CLI of
+/// its own), a function probe is served by int3 breakpoints and counts
+/// the same, and a return probe, which only a uprobe serves, is refused
+/// with the reason, nothing left behind.
+#[test]
+fn without_uprobes_functions_are_int3s_and_return_probes_say_why() {
+    let utrace = common::users::workspace_bin("utrace");
+    let target = tracee!("probe_target");
+    let run = |program: String| {
+        std::process::Command::new(&utrace)
+            .env("UTRACE_NO_UPROBES", "1")
+            .args(["probe", "-e", &program, "-c", &format!("{target} run 200")])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run utrace probe")
+    };
+    let out = run(format!("uprobe:{target}:probed_fn {{ @n = count(); }}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.lines().any(|l| l == "@n: 200"), "{text}");
+    let out = run(format!("uretprobe:{target}:probed_fn {{ @n = count(); }}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no return probe at") && err.contains("UTRACE_NO_UPROBES is set"),
+        "{err}"
+    );
 }

@@ -468,6 +468,16 @@ impl ProbeEngine {
                                     pending: false,
                                 });
                             }
+                            Err(_) if (ret || ref_ctr != 0) && crate::uprobes_unavailable().is_some() => {
+                                errors.push(format!(
+                                    "clauses[{ci}].points[{pi}]: no {} at {:#x} ({}): only a kernel \
+                                     uprobe serves one, and {}",
+                                    if ret { "return probe" } else { "USDT marker with a semaphore" },
+                                    p.addr,
+                                    p.file,
+                                    crate::uprobes_unavailable().unwrap_or_default()
+                                ))
+                            }
                             Err(e) if ret => errors.push(format!(
                         "clauses[{ci}].points[{pi}]: no return probe at {:#x} ({}): only a \
                          kernel uprobe serves one, and here a breakpoint that stops (a \
