@@ -2578,7 +2578,7 @@ mod tests {
         assert_eq!(
             error("uprobe:libc:puts { printf(\"%d\\n\", cpu); }"),
             "1:35: cpu is not supported by utrace probe (builtins: pid, tid, comm, nsecs, \
-             retval, probe, arg0-arg5, args->NAME)"
+             retval, probe, arg0-arg5, args->NAME, ustack)"
         );
         assert_eq!(
             error("uprobe:libc:puts { @ = count(); } END { printf(\"%d\\n\", pid); }"),
