@@ -55,6 +55,9 @@ pub enum Op {
     SetSyscallReturn { value: i64 },
     /// The process's memory map (`/proc/PID/maps`).
     ReadMaps,
+    /// Send signal `signo` to the thread (tgkill): pending when it runs
+    /// again.
+    SendSignal { signo: i32 },
 }
 
 impl Op {
@@ -332,6 +335,13 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
         Op::SetSyscallReturn { value } => match task.set_syscall_result(value) {
             Ok(()) => OpResult::Done,
             Err(e) => OpResult::Error(e.into()),
+        },
+        Op::SendSignal { signo } => match crate::sys::tgkill(task.pid(), task.tid(), signo) {
+            Ok(()) => OpResult::Done,
+            Err(e) => err(
+                OpErrorKind::NotFound,
+                format!("sending signal {signo} to thread {}: {e}", task.tid()),
+            ),
         },
         Op::ReadMaps => match std::fs::read_to_string(format!("/proc/{}/maps", task.pid())) {
             Ok(m) => OpResult::Maps(m),

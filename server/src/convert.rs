@@ -597,6 +597,15 @@ pub fn batch_ops(
             P::GetSyscall(_) => Ok(Op::GetSyscall),
             P::SetSyscallReturn(s) => Ok(Op::SetSyscallReturn { value: s.value }),
             P::ReadMaps(_) => Ok(Op::ReadMaps),
+            P::SendSignal(s) => signal(s.signo, &format!("ops[{i}].send_signal.signo"))
+                .and_then(|signo| {
+                    if signo == 0 {
+                        Err(format!("ops[{i}].send_signal.signo: 0 is no signal (1-64)"))
+                    } else {
+                        Ok(Op::SendSignal { signo })
+                    }
+                })
+                .map_err(|m| op_error("INVALID_ARGUMENT", m)),
         };
         match planned {
             Ok(op) if observe_only && !op.is_observe() => out.answer(op_error(

@@ -113,7 +113,7 @@ mod tests {
     fn op(g: &mut Rng) -> pb::Op {
         use pb::op::Op;
         let big = [0u64, 1, 4096, 4097, u64::MAX][g.below(5) as usize];
-        let o = match g.below(16) {
+        let o = match g.below(17) {
             0 => Op::ReadMemory(pb::ReadMemory {
                 addr: big,
                 len: g.below(6000) as u32,
@@ -160,6 +160,11 @@ mod tests {
                     vec![0u8; g.below(20) as usize].into(),
                 )]
                 .into(),
+            }),
+            15 => Op::SendSignal(pb::SendSignal {
+                // Out of range, or ignored by default (SIGCHLD, SIGURG,
+                // SIGWINCH): the tracee must run on.
+                signo: [-1, 0, 17, 23, 28, 65][g.below(6) as usize],
             }),
             _ => Op::ReadMaps(pb::ReadMaps {}),
         };

@@ -11,12 +11,13 @@
 //! exits inside a call gets ` = ?`. Pid prefixes follow strace: `[pid N] `
 //! while more than one task is traced, or `N ` on every line (`-f -o FILE`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use utrace_client::pb;
 use utrace_client::pb::event::Kind;
 
 use crate::signals::{death_line, signal_line};
+use crate::sysset::Status;
 
 /// When lines get a pid prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +76,13 @@ impl Stamp {
     }
 }
 
+/// strace's `-e signal=` and `-e status=`: what is shown (`None`: all).
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    pub signals: Option<BTreeSet<i32>>,
+    pub status: Option<BTreeSet<Status>>,
+}
+
 /// A line printed in part: a call's entry, its exit still to come.
 struct OpenLine {
     tid: u32,
@@ -91,6 +99,9 @@ struct Pending {
     interrupted: bool,
     /// When it entered (the report's time).
     entered_ns: u64,
+    /// With a status filter: the whole start of its line (prefix, time and
+    /// entry text), printed at its exit if its outcome is shown.
+    head: Option<String>,
 }
 
 /// Turns a stream of events into strace lines, handed one at a time
@@ -108,6 +119,8 @@ pub struct Assembler {
     durations: bool,
     /// The time of the event being handled.
     now_ns: u64,
+    /// `-e signal=`, `-e status=`.
+    filters: Filters,
 }
 
 impl Assembler {
@@ -123,7 +136,24 @@ impl Assembler {
             stamp: Stamp::None,
             durations: false,
             now_ns: 0,
+            filters: Filters::default(),
         }
+    }
+
+    /// Show only the signals and the call outcomes `filters` name. With a
+    /// status filter, a call's line is printed whole at its exit, as
+    /// strace does (it must know the outcome first): lines are then in
+    /// the order calls end.
+    pub fn with_filters(mut self, filters: Filters) -> Self {
+        self.filters = filters;
+        self
+    }
+
+    fn shows(&self, s: Status) -> bool {
+        self.filters
+            .status
+            .as_ref()
+            .is_none_or(|set| set.contains(&s))
     }
 
     /// Print times as strace's `-t`/`-tt`/`-ttt` do, and with `durations`
@@ -141,6 +171,12 @@ impl Assembler {
         match &ev.kind {
             Some(Kind::SyscallEntry(e)) => self.on_entry(tid, e, out),
             Some(Kind::SyscallExit(x)) => self.on_exit(tid, x, out),
+            Some(Kind::Signal(s))
+                if self
+                    .filters
+                    .signals
+                    .as_ref()
+                    .is_some_and(|set| !set.contains(&s.signo)) => {}
             Some(Kind::Signal(s)) => {
                 self.interrupt_open(out);
                 let line = format!("{}{}", self.prefix_for(tid), signal_line(s));
@@ -176,6 +212,25 @@ impl Assembler {
     pub fn finish(&mut self, suffix: &str, out: &mut dyn FnMut(&str)) {
         if let Some(open) = self.open.take() {
             out(&format!("{}{suffix}", open.text));
+        }
+        if self.filters.status.is_some() {
+            // Calls in progress: detached (strace's wording), shown if asked.
+            let status = if suffix.contains("detached") {
+                Status::Detached
+            } else {
+                Status::Unfinished
+            };
+            if self.shows(status) {
+                let mut heads: Vec<(u32, String)> = self
+                    .pending
+                    .iter()
+                    .filter_map(|(t, p)| Some((*t, p.head.clone()?)))
+                    .collect();
+                heads.sort();
+                for (_, head) in heads {
+                    out(&format!("{head}{suffix}"));
+                }
+            }
         }
         self.pending.clear();
     }
@@ -232,6 +287,8 @@ impl Assembler {
             e.text.clone()
         };
         let name = text.split('(').next().unwrap_or_default().to_string();
+        let line = format!("{}{text}", self.prefix_for(tid));
+        let filtered = self.filters.status.is_some();
         self.pending.insert(
             tid,
             Pending {
@@ -239,19 +296,40 @@ impl Assembler {
                 args_at_exit: text.ends_with(", "),
                 interrupted: false,
                 entered_ns: self.now_ns,
+                head: filtered.then(|| line.clone()),
             },
         );
-        self.open = Some(OpenLine {
-            tid,
-            text: format!("{}{text}", self.prefix_for(tid)),
-        });
+        if !filtered {
+            self.open = Some(OpenLine { tid, text: line });
+        }
     }
 
     fn on_exit(&mut self, tid: u32, x: &pb::SyscallExit, out: &mut dyn FnMut(&str)) {
         let name = call_name(&x.name, x.nr);
         let text = x.text.as_str();
         let mut entered = None;
+        if self.filters.status.is_some() {
+            let status = if x.is_error {
+                Status::Failed
+            } else if x.ret_text == "?" {
+                Status::Unavailable
+            } else {
+                Status::Successful
+            };
+            if !self.shows(status) {
+                self.pending.remove(&tid);
+                return;
+            }
+        }
         let mut line = match self.pending.remove(&tid) {
+            Some(Pending {
+                head: Some(head),
+                entered_ns,
+                ..
+            }) => {
+                entered = Some(entered_ns);
+                head
+            }
             Some(p) => {
                 entered = Some(p.entered_ns);
                 self.resume_head(tid, &p, out)
@@ -317,7 +395,21 @@ impl Assembler {
 
     /// The task is about to exit: a call it is inside never returns.
     fn on_task_exit(&mut self, tid: u32, out: &mut dyn FnMut(&str)) {
+        if self.filters.status.is_some() && !self.shows(Status::Unfinished) {
+            self.pending.remove(&tid);
+            return;
+        }
         if let Some(p) = self.pending.remove(&tid) {
+            if let Some(head) = p.head {
+                let mut line = head;
+                if p.args_at_exit {
+                    line.push_str(" <unfinished ...>");
+                }
+                line.push(')');
+                finish(&mut line, "?");
+                out(&line);
+                return;
+            }
             let mut line = self.resume_head(tid, &p, out);
             if p.args_at_exit {
                 line.push_str(" <unfinished ...>");

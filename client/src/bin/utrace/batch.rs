@@ -76,6 +76,7 @@ const OPS: &[(&str, &str)] = &[
     ("readMaps", "read_maps"),
     ("getRegisterBytes", "get_register_bytes"),
     ("setRegisterBytes", "set_register_bytes"),
+    ("sendSignal", "send_signal"),
 ];
 
 const EXAMPLE: &str =
@@ -575,6 +576,13 @@ fn parse_op(i: usize, item: &Value) -> Result<pb::Op, String> {
             f.only(&["value"])?;
             P::SetSyscallReturn(pb::SetSyscallReturn {
                 value: f.i64("value")?,
+            })
+        }
+        "sendSignal" => {
+            f.only(&["signo"])?;
+            P::SendSignal(pb::SendSignal {
+                signo: i32::try_from(f.i64("signo")?)
+                    .map_err(|_| "sendSignal: signo is 1 to 64".to_string())?,
             })
         }
         "readMaps" => {

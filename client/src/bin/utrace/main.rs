@@ -44,6 +44,7 @@ mod regs;
 mod server;
 mod show;
 mod signals;
+mod sysset;
 mod trace;
 
 use std::io::{IsTerminal, Write};
@@ -134,11 +135,16 @@ struct TraceCmd {
     /// followed. (`-ff`, a file per process, is not supported yet.)
     #[arg(short = 'f', long = "follow-forks", action = clap::ArgAction::Count)]
     follow: u8,
-    /// Trace only these syscalls: `trace=NAME,NAME…` (or just `NAME,…`);
-    /// as in strace, the last `trace=` wins. Signals and exits are always
-    /// shown. Fault injection, as strace:
-    /// `inject=SET:error=ERRNO[:when=N[+[STEP]]]` or `inject=SET:retval=V`
-    /// makes the calls in SET fail (or return V) without running.
+    /// strace's qualifiers. `trace=SET` (or just `SET`): only these
+    /// syscalls; a SET is `[!]VALUE,…` of names, numbers, classes (`%file`,
+    /// `%net`, `%process`, `%%stat`…), `/REGEX`, `all`, `none`, `?VALUE`.
+    /// `signal=SET`: only these signals are shown. `status=SET`: only
+    /// calls that were `successful`, `failed`, `unfinished`,
+    /// `unavailable` or `detached`. The last of each wins, as in strace.
+    /// Tampering, as strace: `inject=SET:ACTION…[:when=FIRST[..LAST][+[STEP]]]`
+    /// with `error=ERRNO` or `retval=V`, `signal=SIG`, `delay_enter=D`,
+    /// `delay_exit=D`; `fault=SET[:error=ERRNO][:when=…]` (ENOSYS by
+    /// default).
     #[arg(short = 'e', value_name = "EXPR", value_parser = parse_expr)]
     exprs: Vec<TraceExpr>,
     /// `--trace=SET`: the same as `-e trace=SET`.
@@ -173,6 +179,12 @@ struct TraceCmd {
     /// (`<0.000012>`), as strace's `-T`.
     #[arg(short = 'T', long = "syscall-times")]
     syscall_times: bool,
+    /// Only calls that returned without an error (`-e status=successful`).
+    #[arg(short = 'z', long = "successful-only")]
+    successful_only: bool,
+    /// Only calls that returned an error (`-e status=failed`).
+    #[arg(short = 'Z', long = "failed-only")]
+    failed_only: bool,
     #[command(flatten)]
     not_yet: NotYet,
     /// Reports the server may queue for this trace before dropping the
@@ -218,10 +230,6 @@ struct NotYet {
     b: Option<String>,
     #[arg(short = 'a', long = "columns", value_name = "N", hide = true)]
     a: Option<String>,
-    #[arg(short = 'z', long = "successful-only", hide = true)]
-    z: bool,
-    #[arg(short = 'Z', long = "failed-only", hide = true)]
-    big_z: bool,
     #[arg(short = 'w', long = "summary-wall-clock", hide = true)]
     w: bool,
     #[arg(short = 'S', long = "summary-sort-by", value_name = "KEY", hide = true)]
@@ -254,7 +262,7 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 22] = [
+        let given: [(&'static str, bool); 20] = [
             ("-v", self.v > 0),
             ("-x", self.x > 0),
             ("-y", self.y > 0),
@@ -267,8 +275,6 @@ impl NotYet {
             ("-E", !self.env.is_empty()),
             ("-b", self.b.is_some()),
             ("-a", self.a.is_some()),
-            ("-z", self.z),
-            ("-Z", self.big_z),
             ("-w", self.w),
             ("-S", self.big_s.is_some()),
             ("-C", self.big_c),
@@ -282,50 +288,45 @@ impl NotYet {
     }
 }
 
-/// One `-e` expression.
+/// One `-e` expression (strace's qualifiers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum TraceExpr {
-    /// `trace=all`: every syscall.
-    All,
-    /// `trace=none`: no syscall (signals and exits only).
-    None,
-    /// `trace=NAME,…`.
-    Names(Vec<String>),
-    /// `inject=SET:…`.
+    /// `trace=SET`: `None` for every syscall.
+    Trace(Option<std::collections::BTreeSet<u64>>),
+    /// `inject=SET:…` or `fault=SET:…`.
     Inject(inject::Rule),
+    /// `signal=SET`: the signals shown (`None`: all).
+    Signal(Option<std::collections::BTreeSet<i32>>),
+    /// `status=SET`: the calls shown by outcome (`None`: all).
+    Status(Option<std::collections::BTreeSet<sysset::Status>>),
 }
 
-/// `trace=open,read` or `open,read`; `trace=all`, `trace=none`.
+/// `-e QUALIFIER=SET` as strace reads it (`trace=` when there is no
+/// qualifier): `trace`, `signal`/`signals`, `status`, `inject`, `fault`.
 fn parse_expr(expr: &str) -> Result<TraceExpr, String> {
-    let names = match expr.split_once('=') {
-        Some(("trace", names)) => names,
-        Some(("inject", spec)) => return inject::parse(spec).map(TraceExpr::Inject),
-        Some((qualifier, _)) => {
-            return Err(format!(
-                "unsupported qualifier {qualifier:?}: only trace=NAME,NAME… and inject=SET:… are supported"
+    let (qualifier, set) = match expr.split_once('=') {
+        Some((q, set)) => (q, set),
+        None => ("trace", expr),
+    };
+    match qualifier {
+        "trace" | "t" => sysset::syscalls(set).map(TraceExpr::Trace),
+        "inject" => inject::parse(set, false).map(TraceExpr::Inject),
+        "fault" => inject::parse(set, true).map(TraceExpr::Inject),
+        "signal" | "signals" | "s" => sysset::signals(set).map(TraceExpr::Signal),
+        "status" => sysset::statuses(set).map(TraceExpr::Status),
+        "abbrev" | "a" | "verbose" | "v" | "raw" | "x" | "read" | "reads" | "r" | "write"
+        | "writes" | "w" | "quiet" | "silent" | "silence" | "q" | "decode-fds" | "decode-fd"
+        | "decode-pids" | "decode-pid" | "kvm" | "trace-fds" | "trace-fd" | "fd" | "fds" => {
+            Err(format!(
+                "strace's -e {qualifier}= is not supported by utrace yet (issue 14); \
+             trace=, signal=, status=, inject= and fault= are"
             ))
         }
-        None => expr,
-    };
-    match names.trim() {
-        "all" => return Ok(TraceExpr::All),
-        "none" => return Ok(TraceExpr::None),
-        _ => {}
+        _ => Err(format!(
+            "unknown qualifier {qualifier:?}: -e takes trace=, signal=, status=, inject=, \
+             fault= (and strace's others)"
+        )),
     }
-    let mut out = Vec::new();
-    for name in names.split(',').map(str::trim) {
-        match name.chars().next() {
-            None => return Err("empty syscall name".into()),
-            Some('!' | '%' | '/' | '?') => {
-                return Err(format!(
-                    "{name:?}: negation, classes (%file) and regular expressions are not \
-                     supported; list syscall names or numbers"
-                ))
-            }
-            _ => out.push(name.to_string()),
-        }
-    }
-    Ok(TraceExpr::Names(out))
 }
 
 /// `--trace=SET`.
@@ -335,17 +336,35 @@ fn parse_trace_set(set: &str) -> Result<TraceExpr, String> {
 
 /// The syscalls the `-e trace=` expressions select: the last one wins, as
 /// in strace. `(names, none)`, where empty names mean every syscall unless
-/// `none` (`trace=none`).
-fn selected_syscalls(exprs: Vec<TraceExpr>) -> (Vec<String>, bool) {
-    let last = exprs
-        .into_iter()
-        .rev()
-        .find(|e| !matches!(e, TraceExpr::Inject(_)));
+/// `none` (an empty set: `trace=none`, `trace=!all`).
+fn selected_syscalls(exprs: &[TraceExpr]) -> (Vec<String>, bool) {
+    let last = exprs.iter().rev().find_map(|e| match e {
+        TraceExpr::Trace(set) => Some(set),
+        _ => None,
+    });
     match last {
-        None | Some(TraceExpr::All) | Some(TraceExpr::Inject(_)) => (Vec::new(), false),
-        Some(TraceExpr::None) => (Vec::new(), true),
-        Some(TraceExpr::Names(n)) => (n, false),
+        None | Some(None) => (Vec::new(), false),
+        Some(Some(set)) if set.is_empty() => (Vec::new(), true),
+        Some(Some(set)) => (sysset::names(set), false),
     }
+}
+
+/// The last `signal=` and `status=` (as strace: the last wins).
+fn selected_filters(
+    exprs: &[TraceExpr],
+) -> (
+    Option<std::collections::BTreeSet<i32>>,
+    Option<std::collections::BTreeSet<sysset::Status>>,
+) {
+    let signals = exprs.iter().rev().find_map(|e| match e {
+        TraceExpr::Signal(s) => Some(s.clone()),
+        _ => None,
+    });
+    let status = exprs.iter().rev().find_map(|e| match e {
+        TraceExpr::Status(s) => Some(s.clone()),
+        _ => None,
+    });
+    (signals.flatten(), status.flatten())
 }
 
 fn main() -> ExitCode {
@@ -486,7 +505,19 @@ async fn command(
                     _ => None,
                 })
                 .collect();
-            let (syscalls, no_syscalls) = selected_syscalls(t.exprs);
+            let (syscalls, no_syscalls) = selected_syscalls(&t.exprs);
+            let (signals, mut status) = selected_filters(&t.exprs);
+            // -z, -Z: strace's status=successful, status=failed.
+            if t.successful_only || t.failed_only {
+                let mut s = std::collections::BTreeSet::new();
+                if t.successful_only {
+                    s.insert(sysset::Status::Successful);
+                }
+                if t.failed_only {
+                    s.insert(sysset::Status::Failed);
+                }
+                status = Some(s);
+            }
             let opts = trace::Options {
                 follow: t.follow > 0,
                 syscalls,
@@ -500,6 +531,8 @@ async fn command(
                 string_limit: t.string_limit,
                 stamp: assemble::Stamp::from_count(t.timestamps),
                 durations: t.syscall_times,
+                signals,
+                status,
             };
             trace::run(conn, opts).await
         }
@@ -547,33 +580,62 @@ mod tests {
 
     #[test]
     fn trace_expressions() {
-        let names = |v: &[&str]| TraceExpr::Names(v.iter().map(|s| s.to_string()).collect());
+        let nr = |n: &str| utrace_engines::syscall_number(n).expect("a syscall");
+        let set = |v: &[&str]| TraceExpr::Trace(Some(v.iter().map(|n| nr(n)).collect()));
         assert_eq!(
             parse_expr("trace=openat,read"),
-            Ok(names(&["openat", "read"]))
+            Ok(set(&["openat", "read"]))
         );
-        assert_eq!(parse_expr("openat"), Ok(names(&["openat"])));
-        assert_eq!(parse_expr("trace=all"), Ok(TraceExpr::All));
-        assert_eq!(parse_expr("none"), Ok(TraceExpr::None));
-        assert!(parse_expr("signal=SIGINT").is_err());
-        assert!(parse_expr("trace=%file").is_err());
-        assert!(parse_expr("trace=!open").is_err());
+        assert_eq!(parse_expr("openat"), Ok(set(&["openat"])));
+        assert_eq!(parse_expr("trace=all"), Ok(TraceExpr::Trace(None)));
+        assert_eq!(
+            parse_expr("none"),
+            Ok(TraceExpr::Trace(Some(Default::default())))
+        );
+        let Ok(TraceExpr::Trace(Some(file))) = parse_expr("trace=%file") else {
+            panic!("a class");
+        };
+        assert!(file.contains(&nr("openat")));
+        let Ok(TraceExpr::Trace(Some(not_open))) = parse_expr("trace=!open") else {
+            panic!("a negation");
+        };
+        assert!(!not_open.contains(&nr("open")) && not_open.contains(&nr("read")));
+        assert_eq!(
+            parse_expr("signal=SIGINT"),
+            Ok(TraceExpr::Signal(Some([2].into())))
+        );
+        assert_eq!(
+            parse_expr("status=failed"),
+            Ok(TraceExpr::Status(Some([sysset::Status::Failed].into())))
+        );
+        assert!(matches!(
+            parse_expr("fault=openat"),
+            Ok(TraceExpr::Inject(_))
+        ));
         assert!(parse_expr("trace=").is_err());
+        assert!(parse_expr("trace=nosuchcall").is_err());
+        assert!(parse_expr("verbose=all")
+            .unwrap_err()
+            .contains("not supported by utrace yet"));
+        assert!(parse_expr("bogus=1")
+            .unwrap_err()
+            .contains("unknown qualifier"));
         // The last trace= wins, as in strace.
+        let none = TraceExpr::Trace(Some(Default::default()));
         assert_eq!(
-            selected_syscalls(vec![names(&["a"]), TraceExpr::None, names(&["b"])]),
-            (vec!["b".to_string()], false)
+            selected_syscalls(&[set(&["read"]), none.clone(), set(&["write"])]),
+            (vec!["write".to_string()], false)
         );
         assert_eq!(
-            selected_syscalls(vec![names(&["a"]), TraceExpr::None]),
+            selected_syscalls(&[set(&["read"]), none.clone()]),
             (vec![], true)
         );
-        assert_eq!(selected_syscalls(vec![TraceExpr::None]), (vec![], true));
+        assert_eq!(selected_syscalls(&[none]), (vec![], true));
         assert_eq!(
-            selected_syscalls(vec![names(&["a"]), TraceExpr::All]),
+            selected_syscalls(&[set(&["read"]), TraceExpr::Trace(None)]),
             (vec![], false)
         );
-        assert_eq!(selected_syscalls(vec![]), (vec![], false));
+        assert_eq!(selected_syscalls(&[]), (vec![], false));
     }
 
     #[test]
@@ -611,7 +673,13 @@ mod tests {
         assert_eq!(t.follow, 0);
         assert_eq!(t.command, ["ls", "-l", "-f"]);
         // strace's joined and long forms.
-        let names = |v: &[&str]| TraceExpr::Names(v.iter().map(|s| s.to_string()).collect());
+        let names = |v: &[&str]| {
+            TraceExpr::Trace(Some(
+                v.iter()
+                    .map(|n| utrace_engines::syscall_number(n).expect("a syscall"))
+                    .collect(),
+            ))
+        };
         let parse = |v: &[&str]| match Cli::try_parse_from(v) {
             Ok(Cli {
                 command: Command::Trace(t),
@@ -645,6 +713,9 @@ mod tests {
         let t = parse(&["utrace", "trace", "-yT", "ls"]);
         assert!(t.syscall_times);
         assert_eq!(t.not_yet.first(), Some("-y"));
+        let t = parse(&["utrace", "trace", "-zZ", "-esignal=!SIGCHLD", "ls"]);
+        assert!(t.successful_only && t.failed_only);
+        assert_eq!(t.not_yet.first(), None);
         // An option nobody has is a usage error, not a program name.
         assert!(Cli::try_parse_from(["utrace", "trace", "-Q", "ls"]).is_err());
         assert!(Cli::try_parse_from(["utrace", "trace"]).is_err());

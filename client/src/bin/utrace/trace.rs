@@ -57,6 +57,10 @@ pub struct Options {
     pub stamp: crate::assemble::Stamp,
     /// `-T`.
     pub durations: bool,
+    /// `-e signal=`: the signals shown (None: all).
+    pub signals: Option<std::collections::BTreeSet<i32>>,
+    /// `-e status=`, `-z`, `-Z`: the calls shown by outcome (None: all).
+    pub status: Option<std::collections::BTreeSet<crate::sysset::Status>>,
 }
 
 /// The queue asked of an embedded server: its limits are known (up to 2^20)
@@ -316,6 +320,9 @@ fn hold_injected(
     };
     engine.sync = true;
     engine.hold = vec![pb::EventKind::SyscallEntry as i32];
+    if injector.holds_exits() {
+        engine.hold.push(pb::EventKind::SyscallExit as i32);
+    }
     engine.hold_syscalls = injected;
     show
 }
@@ -359,14 +366,18 @@ impl Injecting {
                 Err(e) => return Some(Err(e.to_string())),
             };
             if ev.held {
-                let d = self.injector.decide(&ev);
-                if let Err(e) = self.session.decide(d).await {
+                let plan = self.injector.decide(&ev);
+                // delay_enter=, delay_exit=: the task waits, held.
+                if let Some(d) = plan.delay {
+                    tokio::time::sleep(d).await;
+                }
+                if let Err(e) = self.session.decide(plan.decision).await {
                     return Some(Err(e.to_string()));
                 }
             }
-            if self.injector.take_injected(&ev) {
+            if let Some(mark) = self.injector.take_mark(&ev) {
                 if let Some(Kind::SyscallExit(x)) = &mut ev.kind {
-                    x.ret_text.push_str(" (INJECTED)");
+                    x.ret_text.push_str(mark);
                 }
             }
             let nr = match &ev.kind {
@@ -435,6 +446,8 @@ struct State {
     /// `-t`/`-tt`/`-ttt`, `-T`.
     stamp: crate::assemble::Stamp,
     durations: bool,
+    /// `-e signal=`, `-e status=`.
+    filters: crate::assemble::Filters,
 }
 
 impl State {
@@ -456,6 +469,10 @@ impl State {
             write_failed: false,
             stamp: opts.stamp,
             durations: opts.durations,
+            filters: crate::assemble::Filters {
+                signals: opts.signals.clone(),
+                status: opts.status.clone(),
+            },
         }
     }
 
@@ -487,7 +504,8 @@ impl State {
                 if self.counts.is_none() {
                     self.lines = Some(
                         Assembler::new(self.prefix, self.follow, a.tids.len())
-                            .with_times(self.stamp, self.durations),
+                            .with_times(self.stamp, self.durations)
+                            .with_filters(self.filters.clone()),
                     );
                 }
                 return;
