@@ -489,6 +489,7 @@ async fn observe_only_client_may_read_not_write() {
                 op(pb::op::Op::SetRegisters(pb::SetRegisters {
                     values: [("rax".to_string(), 1u64)].into(),
                 })),
+                op(pb::op::Op::SendSignal(pb::SendSignal { signo: 9 })),
             ],
         ))
         .await
@@ -1113,4 +1114,72 @@ async fn wide_registers_read_written_and_read_back() {
     reg_bytes(&r.results[3]);
     let status = detach_and_finish(&mut c, at.engine_id, child).await;
     assert!(status.success(), "{status:?}");
+}
+
+/// `send_signal` queues a signal for the thread (a control op): a
+/// tracer watching signals sees it delivered; a signal number out of
+/// range is refused naming the field, the rest of the batch done.
+/// (SIGWINCH: ignored by default, so the program runs on.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signal_reaches_the_thread() {
+    let (_srv, mut c) = server().await;
+    let mut child = Command::new(tracee!("signals"))
+        .args(["10", "0"])
+        .env("UTRACE_TRACEE_WAIT", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut events = c
+        .raw()
+        .trace(pb::TraceRequest {
+            target: Some(pb::trace_request::Target::Pid(pid)),
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Signal as i32],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let engine = match events.next().await {
+        Some(Ok(pb::Event {
+            kind: Some(pb::event::Kind::Attached(a)),
+            ..
+        })) => a.engine_id,
+        other => panic!("no attached event: {other:?}"),
+    };
+    let send = |signo| op(pb::op::Op::SendSignal(pb::SendSignal { signo }));
+    let r = c
+        .raw()
+        .batch(batch(engine, vec![send(0), send(65), send(28)]))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    for (bad, i) in [(&r[0], 0), (&r[1], 1)] {
+        match &bad.result {
+            Some(pb::op_result::Result::Error(e)) => {
+                assert_eq!(e.code, "INVALID_ARGUMENT");
+                assert!(e.message.contains(&format!("ops[{i}].send_signal.signo")), "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    done(&r[2]);
+    let delivered = tokio::time::timeout(common::TIMEOUT, async {
+        while let Some(Ok(ev)) = events.next().await {
+            if let Some(pb::event::Kind::Signal(s)) = ev.kind {
+                return Some(s);
+            }
+        }
+        None
+    })
+    .await
+    .expect("a signal report in time")
+    .expect("the stream goes on");
+    assert_eq!((delivered.signo, delivered.name.as_str()), (28, "SIGWINCH"));
+    let status = detach_and_finish(&mut c, engine, child).await;
+    assert!(status.success(), "the program runs on");
 }
