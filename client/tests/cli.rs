@@ -307,8 +307,11 @@ fn exit_code_is_the_programs() {
         "{}",
         ours.stderr
     );
+    // Killed: utrace dies of the same signal, as strace does.
     let killed = utrace(&["trace", "--", "sh", "-c", "kill -9 $$"]);
-    assert_eq!(killed.code, Some(128 + 9), "{killed:?}");
+    assert_eq!((killed.code, killed.signal), (None, Some(9)), "{killed:?}");
+    let theirs = run_strace(&["sh", "-c", "kill -9 $$"]);
+    assert_eq!(theirs.signal, killed.signal);
     assert!(
         killed.stderr.ends_with("+++ killed by SIGKILL +++\n"),
         "{}",
@@ -354,7 +357,12 @@ fn attach_and_interrupt_detaches() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     assert!(attached, "never attached: {out:?}");
-    assert_eq!(out.code, Some(0), "{out:?}");
+    // strace -p dies of the SIGINT after detaching (130 in a shell).
+    assert_eq!(
+        (out.code, out.signal),
+        (None, Some(libc::SIGINT)),
+        "{out:?}"
+    );
     assert!(alive, "the process died");
     assert!(!still_traced, "still traced after detaching");
     assert!(
@@ -834,13 +842,14 @@ fn fault_and_inject_actions_like_strace() {
     }
     // signal=: the program gets it at the call, and dies of it.
     let script = ["sh", "-c", "echo $$; true"];
-    let ((oc, ours), (_, theirs)) = both(
+    let ((oc, ours), (tc, theirs)) = both(
         "injectsig",
         &["-e", "trace=getpid", "-e", "inject=getpid:signal=SIGUSR1"],
         &script,
     );
-    // strace kills itself with the signal; utrace exits 128 + 10 (issue 14).
-    assert_eq!(oc, Some(138), "killed by SIGUSR1: {ours}");
+    // Both die of it, as the program did.
+    assert_eq!(oc, None, "killed by SIGUSR1: {ours}");
+    assert_eq!(oc, tc);
     let shape = |t: &str| -> Vec<String> {
         t.lines()
             .map(|l| match l.split_once(" {") {
@@ -851,4 +860,65 @@ fn fault_and_inject_actions_like_strace() {
     };
     assert_eq!(shape(&ours), shape(&theirs));
     assert!(ours.contains("+++ killed by SIGUSR1 +++"), "{ours}");
+}
+
+/// Signal lines carry what strace's carry (`si_uid`, and a SIGCHLD's
+/// child fields), and utrace ends as strace does: killed by the signal
+/// that killed the program (not `128 + N`), and by SIGPIPE when the
+/// reader of its output goes away (not a panic).
+#[test]
+fn signal_lines_and_exit_status_like_strace() {
+    let script = ["sh", "-c", "true & wait; kill -USR1 $$"];
+    let ((oc, ours), (tc, theirs)) = both("sigchld", &["-f", "-e", "trace=none"], &script);
+    assert_eq!(oc, None, "killed by SIGUSR1, as the program: {ours}");
+    assert_eq!(oc, tc);
+    // Pids differ from run to run.
+    let norm = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                let l = strip_prefix(l);
+                match l.split_once("si_pid=") {
+                    Some((a, b)) => {
+                        let rest = b.trim_start_matches(|c: char| c.is_ascii_digit());
+                        format!("{a}si_pid=N{rest}")
+                    }
+                    None => l.to_string(),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(norm(&ours), norm(&theirs));
+    assert!(ours.contains("si_code=CLD_EXITED, si_pid="), "{ours}");
+    assert!(
+        ours.contains(", si_uid=0, si_status=0, si_utime="),
+        "{ours}"
+    );
+
+    // The reader of the trace leaves after one line.
+    use std::io::BufRead;
+    let sigpipe = |mut cmd: Command| {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut first = String::new();
+        err.read_line(&mut first).expect("a first line");
+        drop(err);
+        let out = wait_bounded(child, "a trace whose reader left");
+        (first, out)
+    };
+    let mut ours_cmd = utrace_command(&["trace", "--", "seq", "1", "200000"]);
+    ours_cmd.stderr(Stdio::piped());
+    let (first, ours) = sigpipe(ours_cmd);
+    assert!(first.starts_with("execve("), "{first}");
+    let mut theirs_cmd = Command::new(strace());
+    theirs_cmd.args(["seq", "1", "200000"]);
+    let (_, theirs) = sigpipe(theirs_cmd);
+    assert_eq!(ours.code, None, "killed by SIGPIPE: {ours:?}");
+    assert_eq!(ours.signal, Some(libc::SIGPIPE));
+    assert_eq!(ours.signal, theirs.signal);
+    assert!(!ours.stderr.contains("panicked"), "{}", ours.stderr);
 }

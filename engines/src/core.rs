@@ -1448,15 +1448,34 @@ impl Core {
                 return;
             }
         }
+        // A process sent it (code <= 0), or the kernel for a child.
+        let from_process = si.si_code <= 0 || sig == libc::SIGCHLD;
         let report = SignalReport {
             signo: sig,
             code: si.si_code,
-            sender_pid: if si.si_code <= 0 {
-                // SAFETY: for SI_USER/SI_TKILL/SI_QUEUE (code <= 0) si_pid is valid.
+            sender_pid: if from_process {
+                // SAFETY: for SI_USER/SI_TKILL/SI_QUEUE (code <= 0), and a
+                // kernel SIGCHLD, si_pid is valid.
                 unsafe { si.si_pid() }
             } else {
                 0
             },
+            sender_uid: if from_process {
+                // SAFETY: as si_pid above.
+                unsafe { si.si_uid() }
+            } else {
+                0
+            },
+            child: (sig == libc::SIGCHLD && si.si_code > 0).then(|| {
+                // SAFETY: a kernel SIGCHLD's siginfo carries the child's fields.
+                unsafe {
+                    crate::event::ChildInfo {
+                        status: si.si_status(),
+                        utime: si.si_utime(),
+                        stime: si.si_stime(),
+                    }
+                }
+            }),
             addr: if matches!(
                 sig,
                 libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP

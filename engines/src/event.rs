@@ -257,10 +257,24 @@ pub struct SignalReport {
     pub signo: i32,
     /// `si_code` (SI_USER, SI_KERNEL, SEGV_MAPERR…).
     pub code: i32,
-    /// Sender pid for signals sent by a process (`kill`, `tgkill`), else 0.
+    /// Sender pid for signals sent by a process (`kill`, `tgkill`), and
+    /// the child's for SIGCHLD; else 0.
     pub sender_pid: i32,
+    /// Its real uid, with `sender_pid`.
+    pub sender_uid: u32,
     /// Faulting address for SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP, else 0.
     pub addr: u64,
+    /// A kernel SIGCHLD's child: its status (exit code, or the signal that
+    /// stopped or killed it), user and system time in clock ticks.
+    pub child: Option<ChildInfo>,
+}
+
+/// What a SIGCHLD tells of the child (`si_status`, `si_utime`, `si_stime`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildInfo {
+    pub status: i32,
+    pub utime: i64,
+    pub stime: i64,
 }
 
 /// What kind of task a clone made.

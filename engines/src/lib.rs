@@ -61,8 +61,9 @@ pub use crate::core::{TaskInfo, TracerStats};
 pub use crate::engine::{Action, Engine, EngineId, EngineOptions, SignalAction, SignalDisposition};
 pub use crate::error::{AttachError, Error, Result, SpawnError};
 pub use crate::event::{
-    syscall_name, syscall_number, CloneKind, CloneReport, EventMask, ExecReport, ExitReport,
-    ExitStatus, SignalReport, SyscallEntry, SyscallExit, SyscallSet, UnknownSyscall, MAX_SYSCALL,
+    syscall_name, syscall_number, ChildInfo, CloneKind, CloneReport, EventMask, ExecReport,
+    ExitReport, ExitStatus, SignalReport, SyscallEntry, SyscallExit, SyscallSet, UnknownSyscall,
+    MAX_SYSCALL,
 };
 pub use crate::seccomp::filter_for as seccomp_filter_for;
 pub use crate::spawn::{Credentials, SpawnOptions, Spawned};

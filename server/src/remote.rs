@@ -930,6 +930,12 @@ impl Engine for RemoteEngine {
                 code: s.code,
                 sender_pid: s.sender_pid,
                 addr: s.addr,
+                sender_uid: s.sender_uid,
+                child: s.child.map(|c| pb::ChildStatus {
+                    status: c.status,
+                    utime: c.utime,
+                    stime: c.stime,
+                }),
             })
         })
         .into()

@@ -1123,7 +1123,7 @@ async fn wide_registers_read_written_and_read_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_signal_reaches_the_thread() {
     let (_srv, mut c) = server().await;
-    let mut child = Command::new(tracee!("signals"))
+    let child = Command::new(tracee!("signals"))
         .args(["10", "0"])
         .env("UTRACE_TRACEE_WAIT", "1")
         .stdin(Stdio::piped())
@@ -1162,7 +1162,10 @@ async fn send_signal_reaches_the_thread() {
         match &bad.result {
             Some(pb::op_result::Result::Error(e)) => {
                 assert_eq!(e.code, "INVALID_ARGUMENT");
-                assert!(e.message.contains(&format!("ops[{i}].send_signal.signo")), "{e:?}");
+                assert!(
+                    e.message.contains(&format!("ops[{i}].send_signal.signo")),
+                    "{e:?}"
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -15,6 +15,8 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 pub struct Output {
     /// Exit code (None: killed by a signal).
     pub code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
     /// Standard output as text (lossy) and as bytes.
     pub stdout: String,
     pub stdout_bytes: Vec<u8>,
@@ -55,8 +57,10 @@ pub fn wait_bounded(mut child: Child, what: &str) -> Output {
     };
     let join = |h: Option<JoinHandle<Vec<u8>>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
     let stdout_bytes = join(out);
+    use std::os::unix::process::ExitStatusExt;
     Output {
         code: status.code(),
+        signal: status.signal(),
         stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
         stdout_bytes,
         stderr: String::from_utf8_lossy(&join(err)).into_owned(),

@@ -5,7 +5,7 @@
 //! ```text
 //! openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3
 //! write(1, "hi\n", 3)                     = 3
-//! --- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=4242} ---
+//! --- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=4242, si_uid=0} ---
 //! exit_group(0)                           = ?
 //! +++ exited with 0 +++
 //! ```
@@ -2360,8 +2360,21 @@ pub fn signal_line(r: &SignalReport) -> String {
         "--- {sig} {{si_signo={sig}, si_code={}",
         si_code_name(r.signo, r.code)
     );
-    if matches!(r.code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL) {
-        let _ = write!(s, ", si_pid={}", r.sender_pid);
+    if let (libc::SIGCHLD, Some(c)) = (r.signo, r.child) {
+        // si_status is the exit code, or the signal that stopped or
+        // killed the child.
+        let status = if r.code == libc::CLD_EXITED {
+            c.status.to_string()
+        } else {
+            signame(c.status)
+        };
+        let _ = write!(
+            s,
+            ", si_pid={}, si_uid={}, si_status={status}, si_utime={}, si_stime={}",
+            r.sender_pid, r.sender_uid, c.utime, c.stime
+        );
+    } else if matches!(r.code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL) {
+        let _ = write!(s, ", si_pid={}, si_uid={}", r.sender_pid, r.sender_uid);
     } else if r.code > 0
         && matches!(
             r.signo,
@@ -3354,17 +3367,38 @@ mod tests {
             signo: libc::SIGUSR1,
             code: libc::SI_TKILL,
             sender_pid: 4242,
+            sender_uid: 1000,
             addr: 0,
+            child: None,
         };
         assert_eq!(
             signal_line(&sig),
-            "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=4242} ---"
+            "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=4242, si_uid=1000} ---"
+        );
+        let chld = SignalReport {
+            signo: libc::SIGCHLD,
+            code: libc::CLD_KILLED,
+            sender_pid: 77,
+            sender_uid: 0,
+            addr: 0,
+            child: Some(crate::event::ChildInfo {
+                status: libc::SIGKILL,
+                utime: 1,
+                stime: 2,
+            }),
+        };
+        assert_eq!(
+            signal_line(&chld),
+            "--- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_KILLED, si_pid=77, si_uid=0, \
+             si_status=SIGKILL, si_utime=1, si_stime=2} ---"
         );
         let segv = SignalReport {
             signo: libc::SIGSEGV,
             code: uapi::SEGV_MAPERR,
             sender_pid: 0,
+            sender_uid: 0,
             addr: 0,
+            child: None,
         };
         assert_eq!(
             signal_line(&segv),
@@ -3572,7 +3606,9 @@ mod tests {
                 signo: libc::SIGSTOP,
                 code: libc::SI_USER,
                 sender_pid: 1,
+                sender_uid: 0,
                 addr: 0,
+                child: None,
             },
         );
         r.on_exit(&mut mem, 100, &exit(clone, 101));
@@ -3582,7 +3618,7 @@ mod tests {
             [
                 "100   clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|\
                  SIGCHLD <unfinished ...>",
-                "101   --- SIGSTOP {si_signo=SIGSTOP, si_code=SI_USER, si_pid=1} ---",
+                "101   --- SIGSTOP {si_signo=SIGSTOP, si_code=SI_USER, si_pid=1, si_uid=0} ---",
                 "100   <... clone resumed>, child_tidptr=0x7f00) = 101",
             ]
         );

@@ -591,6 +591,7 @@ mod tests {
                         code: 0,
                         sender_pid: 1,
                         addr: 0,
+                        ..Default::default()
                     }),
                 ),
                 exit(100, "clone", ", child_tidptr=0x7f00)", "101"),
@@ -601,7 +602,7 @@ mod tests {
             [
                 "100   clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|\
                  SIGCHLD <unfinished ...>",
-                "101   --- SIGSTOP {si_signo=SIGSTOP, si_code=SI_USER, si_pid=1} ---",
+                "101   --- SIGSTOP {si_signo=SIGSTOP, si_code=SI_USER, si_pid=1, si_uid=0} ---",
                 "100   <... clone resumed>, child_tidptr=0x7f00) = 101",
             ]
         );

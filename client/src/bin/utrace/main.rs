@@ -33,6 +33,8 @@
 //! a `probe` program that does not compile, included). Logs
 //! (`RUST_LOG=debug`) go to stderr.
 
+#[macro_use]
+mod exit;
 mod assemble;
 mod batch;
 mod brk;
@@ -384,7 +386,7 @@ fn main() -> ExitCode {
         return match write_stdout(&script) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("utrace: {e}");
+                say!("utrace: {e}");
                 ExitCode::from(1)
             }
         };
@@ -396,17 +398,17 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("utrace: cannot start the async runtime: {e}");
+            say!("utrace: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
     let result = rt.block_on(run(cli));
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => exit::finish(code),
         Err(msg) => {
-            eprintln!("utrace: {msg}");
-            ExitCode::from(1)
+            say!("utrace: {msg}");
+            exit::finish(1)
         }
     }
 }
@@ -430,7 +432,7 @@ async fn run(cli: Cli) -> Result<u8, String> {
         Command::Batch(b) => match batch::load(b.input.as_ref()) {
             Ok(ops) => ops,
             Err(msg) => {
-                eprintln!("utrace: {msg}");
+                say!("utrace: {msg}");
                 return Ok(2);
             }
         },
@@ -441,7 +443,7 @@ async fn run(cli: Cli) -> Result<u8, String> {
         Command::Probe(p) => match probe::prepare(p) {
             Ok(p) => Some(p),
             Err(msg) => {
-                eprintln!("utrace: {msg}");
+                say!("utrace: {msg}");
                 return Ok(2);
             }
         },
@@ -543,7 +545,7 @@ async fn command(
                 .await
                 .map_err(|s| s.message().to_string())?;
             if tasks.is_empty() && conn.is_embedded() {
-                eprintln!(
+                say!(
                     "utrace: no utraced daemon listens on {}; this embedded server traces nothing",
                     utraced::default_socket().display()
                 );

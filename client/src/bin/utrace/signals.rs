@@ -12,7 +12,13 @@ pub fn signal_line(s: &pb::Signal) -> String {
         signo: s.signo,
         code: s.code,
         sender_pid: s.sender_pid,
+        sender_uid: s.sender_uid,
         addr: s.addr,
+        child: s.child.as_ref().map(|c| utrace_engines::ChildInfo {
+            status: c.status,
+            utime: c.utime,
+            stime: c.stime,
+        }),
     })
 }
 
@@ -63,10 +69,11 @@ mod tests {
             code: SI_TKILL,
             sender_pid: 4242,
             addr: 0,
+            ..Default::default()
         };
         assert_eq!(
             signal_line(&usr1),
-            "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=4242} ---"
+            "--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=4242, si_uid=0} ---"
         );
         let segv = pb::Signal {
             signo: SIGSEGV,
@@ -74,6 +81,7 @@ mod tests {
             code: 1,
             sender_pid: 0,
             addr: 0,
+            ..Default::default()
         };
         assert_eq!(
             signal_line(&segv),
@@ -85,6 +93,7 @@ mod tests {
             code: 1,
             sender_pid: 7,
             addr: 0,
+            ..Default::default()
         };
         assert_eq!(
             signal_line(&chld),

@@ -78,6 +78,8 @@ enum End {
     StreamEnded,
     /// SIGINT (2) or SIGTERM (15).
     Interrupted(u8),
+    /// The output (stderr, or `-o`'s pipe) was closed by its reader.
+    OutputClosed,
 }
 
 /// Trace as `opts` says; the exit code to leave with.
@@ -187,7 +189,12 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             ev = next_event(&mut stream, &mut out) => ev,
         };
         match next {
-            Some(Ok(ev)) => state.event(&ev, &mut out),
+            Some(Ok(ev)) => {
+                state.event(&ev, &mut out);
+                if state.output_closed {
+                    break End::OutputClosed;
+                }
+            }
             Some(Err(msg)) => {
                 state.flush_open(" <unfinished ...>", &mut out);
                 let _ = out.flush();
@@ -203,7 +210,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             state.finish(&mut out)?;
             state.result(&opts)
         }
-        End::Interrupted(_) if opts.pid.is_some() => {
+        End::Interrupted(signo) if opts.pid.is_some() => {
             // Detach explicitly (confirmed by the server), print what was
             // still queued, then end the stream.
             if let Some(id) = state.engine_id {
@@ -223,9 +230,12 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             state.flush_open(" <detached ...>", &mut out);
             state.finish(&mut out)?;
             if let Some(pid) = state.main_pid {
-                eprintln!("utrace: Process {pid} detached");
+                crate::say!("utrace: Process {pid} detached");
             }
-            Ok(0)
+            // strace -p dies of the signal that interrupted it (130 for
+            // Ctrl-C), the process left running.
+            crate::exit::die_by(i32::from(signo));
+            Ok(128 + signo)
         }
         End::Interrupted(signo) => {
             // Dropping the stream cancels the call: the server detaches the
@@ -233,11 +243,20 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             drop(stream);
             state.flush_open(" <unfinished ...>", &mut out);
             state.finish(&mut out)?;
+            crate::exit::die_by(i32::from(signo));
             Ok(128 + signo)
+        }
+        End::OutputClosed => {
+            // Where strace would die of SIGPIPE writing: the trace ends
+            // (a program started here goes with it, as with strace), and
+            // so does utrace, of SIGPIPE.
+            drop(stream);
+            crate::exit::die_by(libc::SIGPIPE);
+            Ok(128 + libc::SIGPIPE as u8)
         }
     };
     if state.dropped > 0 {
-        eprintln!(
+        crate::say!(
             "utrace: {} reports were lost: the server's queue for this trace was full \
              (ask for a longer one with --queue-len)",
             state.dropped
@@ -443,6 +462,8 @@ struct State {
     dropped: u64,
     /// The output failed once (reported once).
     write_failed: bool,
+    /// Its reader closed it (EPIPE): the trace ends, utrace dies of SIGPIPE.
+    output_closed: bool,
     /// `-t`/`-tt`/`-ttt`, `-T`.
     stamp: crate::assemble::Stamp,
     durations: bool,
@@ -467,6 +488,7 @@ impl State {
             status: None,
             dropped: 0,
             write_failed: false,
+            output_closed: false,
             stamp: opts.stamp,
             durations: opts.durations,
             filters: crate::assemble::Filters {
@@ -477,7 +499,14 @@ impl State {
     }
 
     fn write(&mut self, out: &mut Box<dyn Write + Send>, text: &str) {
+        if self.output_closed {
+            return;
+        }
         if let Err(e) = out.write_all(text.as_bytes()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.output_closed = true;
+                return;
+            }
             if !self.write_failed {
                 self.write_failed = true;
                 warn!(%e, "writing the trace output failed");
@@ -499,7 +528,7 @@ impl State {
                 self.engine_id = Some(a.engine_id);
                 debug!(pid = a.pid, engine = a.engine_id, tids = ?a.tids, "traced");
                 if self.attaching {
-                    eprintln!("utrace: Process {} attached", a.pid);
+                    crate::say!("utrace: Process {} attached", a.pid);
                 }
                 if self.counts.is_none() {
                     self.lines = Some(
@@ -580,7 +609,13 @@ impl State {
             return Ok(0);
         }
         match (&self.status, self.main_pid) {
-            (Some(s), _) => Ok(exit_code(s)),
+            (Some(s), _) => {
+                // strace dies of the signal that killed the program.
+                if s.signal > 0 {
+                    crate::exit::die_by(s.signal);
+                }
+                Ok(exit_code(s))
+            }
             (None, None) => Err("the server ended the trace before it started".into()),
             (None, Some(pid)) if self.dropped > 0 => Err(format!(
                 "the exit status of pid {pid} is unknown: {} reports were lost",
