@@ -330,6 +330,8 @@ pub enum OpOutcome<'a> {
     Syscall(Option<&'a pb::Syscall>),
     /// `maps`: `/proc/PID/maps`.
     Maps(&'a str),
+    /// A breakpoint inserted by symbol, at this address.
+    Breakpoint(u64),
     /// An op without a value succeeded.
     Done,
     /// The op failed (the batch went on unless `stop_on_error`).
@@ -422,6 +424,7 @@ fn kind_name(r: Option<&pb::op_result::Result>) -> &'static str {
         Some(R::Events(_)) => "events",
         Some(R::Syscall(_)) => "syscall",
         Some(R::Maps(_)) => "maps",
+        Some(R::Breakpoint(_)) => "breakpoint",
         Some(R::Done(_)) => "done",
         Some(R::Error(_)) => "error",
         Some(R::Skipped(_)) => "skipped",
@@ -474,6 +477,7 @@ impl BatchResults {
             Some(R::Events(e)) => OpOutcome::Events(e),
             Some(R::Syscall(s)) => OpOutcome::Syscall(s.in_syscall.then_some(s)),
             Some(R::Maps(m)) => OpOutcome::Maps(&m.text),
+            Some(R::Breakpoint(b)) => OpOutcome::Breakpoint(b.addr),
             Some(R::Done(_)) => OpOutcome::Done,
             Some(R::Error(e)) => OpOutcome::Failed(OpFailure {
                 index: i,

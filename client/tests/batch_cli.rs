@@ -457,6 +457,7 @@ async fn builder_scenario() {
         .events() // 12
         .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
             addr: rip,
+            ..Default::default()
         })) // 13
         .set_reg("rax", rax) // 14
         .send()

@@ -922,3 +922,56 @@ fn signal_lines_and_exit_status_like_strace() {
     assert_eq!(ours.signal, theirs.signal);
     assert!(!ours.stderr.contains("panicked"), "{}", ours.stderr);
 }
+
+/// `utrace break` takes a symbol the server finds in the process
+/// (`libc:wait4` in a shell that waits for its children), says where it
+/// went and reports the hits; an unknown one is NOT_FOUND with the file
+/// it was looked for in. `utrace regs` with an unknown name lists the
+/// valid ones.
+#[test]
+fn break_by_symbol_and_register_names() {
+    let mut sh = Command::new("sh")
+        .args(["-c", "while :; do sleep 0.01; done"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("a shell");
+    let pid = sh.id().to_string();
+    let out = utrace(&["break", "-p", &pid, "libc:wait4", "--count", "2"]);
+    let unknown = utrace(&["break", "-p", &pid, "no_such_function"]);
+    let regs = utrace(&["regs", "-p", &pid, "nosuchreg"]);
+    let _ = sh.kill();
+    let _ = sh.wait();
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("breakpoint at 0x") && lines[0].ends_with(" (libc:wait4)"),
+        "{lines:?}"
+    );
+    let at = lines[0]
+        .split_whitespace()
+        .nth(2)
+        .expect("an address")
+        .to_string();
+    assert_eq!(
+        lines[1..]
+            .iter()
+            .filter(|l| l.starts_with(&format!("breakpoint {at} hit by pid {pid}")))
+            .count(),
+        2,
+        "{lines:?}"
+    );
+    assert_eq!(unknown.code, Some(1), "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("NOT_FOUND")
+            && unknown.stderr.contains("no symbol \"no_such_function\""),
+        "{}",
+        unknown.stderr
+    );
+    assert_eq!(regs.code, Some(1), "{regs:?}");
+    assert!(
+        regs.stderr.contains("the registers are rax, rbx") && regs.stderr.contains("xmm0-xmm15"),
+        "{}",
+        regs.stderr
+    );
+}

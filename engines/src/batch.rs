@@ -41,6 +41,9 @@ pub enum Op {
     },
     /// Insert a software breakpoint (shared, reference-counted).
     InsertBreakpoint { addr: u64 },
+    /// Insert one at a function found by symbol in the process
+    /// (`main`, `libc:malloc`, `BINARY:FUNC+OFF`); answers its address.
+    InsertBreakpointAt { symbol: String },
     /// Remove one insertion of this engine's breakpoint.
     RemoveBreakpoint { addr: u64 },
     /// Act on the task after the batch: `Resume` releases this engine's
@@ -73,6 +76,24 @@ impl Op {
                 | Op::GetSyscall
                 | Op::ReadMaps
         )
+    }
+}
+
+/// `[BINARY:]FUNC[+OFF]` as (binary, function, offset); an empty binary
+/// is the program's own file. OFF is decimal or 0x… hex.
+pub fn split_symbol(s: &str) -> (&str, &str, u64) {
+    let (binary, rest) = s.rsplit_once(':').unwrap_or(("", s));
+    match rest.rsplit_once('+') {
+        Some((f, off)) => {
+            let n = off
+                .strip_prefix("0x")
+                .map_or_else(|| off.parse().ok(), |h| u64::from_str_radix(h, 16).ok());
+            match n {
+                Some(n) => (binary, f, n),
+                None => (binary, rest, 0),
+            }
+        }
+        None => (binary, rest, 0),
     }
 }
 
@@ -148,6 +169,8 @@ pub enum OpResult {
     Syscall(Option<Box<SyscallState>>),
     /// `/proc/PID/maps`.
     Maps(String),
+    /// A breakpoint inserted by symbol, at this address.
+    Breakpoint(u64),
     /// An op without a value succeeded.
     Done,
     /// This op failed; the batch went on.
@@ -308,6 +331,20 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
             Ok(()) => OpResult::Done,
             Err(e) => OpResult::Error(e.into()),
         },
+        Op::InsertBreakpointAt { symbol } => {
+            let (binary, func, offset) = split_symbol(&symbol);
+            use crate::builtin::probe::resolve::{function, Unplaced};
+            match function(task.pid(), binary, Some(func), offset, false) {
+                Ok(p) => match task.insert_breakpoint(p.addr) {
+                    Ok(()) => OpResult::Breakpoint(p.addr),
+                    Err(e) => OpResult::Error(e.into()),
+                },
+                Err(e @ (Unplaced::Missing(_) | Unplaced::NotLoaded(_))) => {
+                    err(OpErrorKind::NotFound, e.to_string())
+                }
+                Err(e) => err(OpErrorKind::InvalidArgument, e.to_string()),
+            }
+        }
         Op::RemoveBreakpoint { addr } => match task.remove_breakpoint(addr) {
             Ok(()) => OpResult::Done,
             Err(e) => OpResult::Error(e.into()),

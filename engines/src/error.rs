@@ -73,7 +73,7 @@ pub enum Error {
     NotAtSyscall { what: &'static str },
     #[error("thread {0} exited")]
     TaskExited(Tid),
-    #[error("unknown register {0:?}")]
+    #[error("unknown register {0:?}; the registers are {names}", names = crate::arch::register_names())]
     UnknownRegister(String),
     #[error("register {name} is {size} bytes wide; use register_bytes/set_register_bytes")]
     WideRegister { name: &'static str, size: usize },

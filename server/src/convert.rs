@@ -583,7 +583,18 @@ pub fn batch_ops(
                     Err(st) => Err(op_error("INVALID_ARGUMENT", st.message().to_string())),
                 }
             }
-            P::InsertBreakpoint(b) => Ok(Op::InsertBreakpoint { addr: b.addr }),
+            P::InsertBreakpoint(b) if b.symbol.is_empty() => {
+                Ok(Op::InsertBreakpoint { addr: b.addr })
+            }
+            P::InsertBreakpoint(b) if b.addr != 0 => Err(op_error(
+                "INVALID_ARGUMENT",
+                format!("ops[{i}].insert_breakpoint: give addr or symbol, not both"),
+            )),
+            P::InsertBreakpoint(b) if b.symbol.len() > 4096 => Err(op_error(
+                "INVALID_ARGUMENT",
+                format!("ops[{i}].insert_breakpoint.symbol: longer than 4096 bytes"),
+            )),
+            P::InsertBreakpoint(b) => Ok(Op::InsertBreakpointAt { symbol: b.symbol }),
             P::RemoveBreakpoint(b) => Ok(Op::RemoveBreakpoint { addr: b.addr }),
             P::Control(c) => action(c.action, &format!("ops[{i}].control.action"))
                 .and_then(|action| {
@@ -856,6 +867,7 @@ pub fn op_result(r: OpResult) -> pb::OpResult {
             None => pb::Syscall::default(),
         }),
         OpResult::Maps(text) => R::Maps(pb::Maps { text }),
+        OpResult::Breakpoint(addr) => R::Breakpoint(pb::BreakpointSet { addr }),
         OpResult::Done => R::Done(pb::Done {}),
         OpResult::Error(e) => R::Error(pb::OpError {
             code: match e.kind {

@@ -143,7 +143,10 @@ mod tests {
                 events: vec![g.below(12) as i32 - 1],
                 syscalls: vec![pick(g, &["openat", "nope"]).into()],
             }),
-            8 => Op::InsertBreakpoint(pb::InsertBreakpoint { addr: big }),
+            8 => Op::InsertBreakpoint(pb::InsertBreakpoint {
+                addr: big,
+                symbol: pick(g, &["", "main", "libc:nope", "a:b:c+zz"]).into(),
+            }),
             9 => Op::RemoveBreakpoint(pb::RemoveBreakpoint { addr: big }),
             10 => Op::Control(pb::Control {
                 action: g.below(7) as i32 - 1,

@@ -209,6 +209,7 @@ async fn reads_only_batch_answers_as_a_mixed_batch_does() {
             at.engine_id,
             vec![op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
                 addr: bp,
+                ..Default::default()
             }))],
         ))
         .await
@@ -649,6 +650,7 @@ async fn shared_breakpoint_refcounted_and_restored() {
             vec![
                 op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
                     addr: rip,
+                    ..Default::default()
                 })),
                 read(rip, 1),
             ],

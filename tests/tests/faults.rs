@@ -64,6 +64,7 @@ async fn insert_where_it_is(c: &mut Client, engine: u64, pid: u32) -> (u64, u8) 
         .interrupt(true)
         .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
             addr: rip,
+            ..Default::default()
         }))
         .send()
         .await

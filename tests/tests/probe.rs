@@ -122,7 +122,10 @@ async fn stopping_breakpoint(d: &mut Client, pid: u32, addr: u64) -> utrace_clie
             tid: pid,
             interrupt: true,
             ops: vec![pb::Op {
-                op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr })),
+                op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                    addr,
+                    ..Default::default()
+                })),
             }],
             ..Default::default()
         })
@@ -1728,7 +1731,10 @@ async fn a_probe_inside_a_session() {
         tid: pid,
         interrupt: true,
         ops: vec![pb::Op {
-            op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr })),
+            op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                addr,
+                ..Default::default()
+            })),
         }],
         ..Default::default()
     })

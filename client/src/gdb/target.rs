@@ -698,7 +698,10 @@ impl SwBreakpoint for Bridge {
         let res = self
             .one(
                 t,
-                pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr }),
+                pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                    addr,
+                    ..Default::default()
+                }),
             )
             .map_err(TargetError::Fatal)?;
         let ok = res.first_failure().is_none();

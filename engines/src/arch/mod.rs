@@ -30,6 +30,43 @@ pub struct RegDesc {
     pub size: usize,
 }
 
+/// Every register's name, for messages: runs of numbered ones written
+/// `xmm0-xmm15`.
+pub fn register_names() -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Option<(String, u32, u32)> = None;
+    let flush = |run: &mut Option<(String, u32, u32)>, out: &mut Vec<String>| {
+        if let Some((stem, a, b)) = run.take() {
+            out.push(if a == b {
+                format!("{stem}{a}")
+            } else {
+                format!("{stem}{a}-{stem}{b}")
+            });
+        }
+    };
+    for r in REGISTERS {
+        let digits = r.name.len() - r.name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let (stem, num) = r.name.split_at(r.name.len() - digits);
+        // r8-r15 and friends are names of their own, not a run of "r".
+        let num = (!stem.is_empty() && stem != "r" && digits > 0)
+            .then(|| num.parse::<u32>().ok())
+            .flatten();
+        match (num, &mut run) {
+            (Some(n), Some((s, _, b))) if s == stem && *b + 1 == n => *b = n,
+            (Some(n), _) => {
+                flush(&mut run, &mut out);
+                run = Some((stem.to_string(), n, n));
+            }
+            (None, _) => {
+                flush(&mut run, &mut out);
+                out.push(r.name.to_string());
+            }
+        }
+    }
+    flush(&mut run, &mut out);
+    out.join(", ")
+}
+
 /// Look a register up by its usual name (case-insensitive).
 pub fn register(name: &str) -> Option<&'static RegDesc> {
     REGISTERS.iter().find(|r| r.name.eq_ignore_ascii_case(name))

@@ -542,9 +542,10 @@ fn parse_op(i: usize, item: &Value) -> Result<pb::Op, String> {
             })
         }
         "insertBreakpoint" => {
-            f.only(&["addr"])?;
+            f.only(&["addr", "symbol"])?;
             P::InsertBreakpoint(pb::InsertBreakpoint {
                 addr: f.u64("addr")?,
+                symbol: f.string("symbol")?,
             })
         }
         "removeBreakpoint" => {
@@ -679,6 +680,7 @@ pub fn result_json(r: &pb::OpResult) -> Value {
             json!({ "syscall": o })
         }
         Some(R::Maps(m)) => json!({ "maps": { "text": m.text } }),
+        Some(R::Breakpoint(b)) => json!({ "breakpoint": { "addr": format!("{:#x}", b.addr) } }),
         Some(R::Done(_)) => json!({ "done": {} }),
         Some(R::Error(e)) => json!({ "error": { "code": e.code, "message": e.message } }),
         Some(R::Skipped(_)) => json!({ "skipped": {} }),

@@ -1,4 +1,6 @@
-//! `utrace break -p PID ADDR`: insert a software breakpoint, report its hits,
+//! `utrace break -p PID (ADDR | SYMBOL)`: insert a software breakpoint
+//! (at an address, or at a function the server finds by symbol in the
+//! process: `main`, `libc:malloc`, `prog:parse+0x10`), report its hits,
 //! then remove it and detach (the program's bytes are restored; no int3 is
 //! left behind). Reports are asynchronous: the program is not held at a hit
 //! (holding needs a synchronous Session engine).
@@ -17,9 +19,10 @@ use crate::server::Connection;
 pub struct BreakCmd {
     #[command(flatten)]
     pub target: Target,
-    /// Address of the instruction (0x… hex or decimal).
-    #[arg(value_name = "ADDR", value_parser = addr)]
-    pub addr: u64,
+    /// Address of the instruction (0x… hex or decimal), or a function:
+    /// `main`, `libc:malloc`, `BINARY:FUNC+OFF`.
+    #[arg(value_name = "ADDR|SYMBOL", value_parser = place)]
+    pub at: Place,
     /// Hits to report before removing the breakpoint.
     #[arg(long, default_value_t = 1)]
     pub count: u32,
@@ -28,16 +31,37 @@ pub struct BreakCmd {
     pub timeout: u64,
 }
 
-fn addr(s: &str) -> Result<u64, String> {
-    parse_u64(s).ok_or_else(|| format!("{s:?} is not an address: give 0x… hex or decimal"))
+/// Where the breakpoint goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    Addr(u64),
+    Symbol(String),
+}
+
+fn place(s: &str) -> Result<Place, String> {
+    if let Some(a) = parse_u64(s) {
+        return Ok(Place::Addr(a));
+    }
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!(
+            "{s:?} is neither an address (0x… hex or decimal) nor a symbol (main, libc:malloc)"
+        ));
+    }
+    Ok(Place::Symbol(s.to_string()))
 }
 
 fn op(o: pb::op::Op) -> pb::Op {
     pb::Op { op: Some(o) }
 }
 
-/// Run one op as `engine` on `tid`, interrupting the thread for it.
-async fn one(conn: &mut Connection, engine: u64, tid: u32, o: pb::op::Op) -> Result<(), String> {
+/// Run one op as `engine` on `tid`, interrupting the thread for it; a
+/// breakpoint inserted by symbol answers its address.
+async fn one(
+    conn: &mut Connection,
+    engine: u64,
+    tid: u32,
+    o: pb::op::Op,
+) -> Result<Option<u64>, String> {
     let reply = conn
         .client
         .raw()
@@ -52,7 +76,8 @@ async fn one(conn: &mut Connection, engine: u64, tid: u32, o: pb::op::Op) -> Res
         .map_err(|s| s.message().to_string())?
         .into_inner();
     match reply.results.first().and_then(|r| r.result.as_ref()) {
-        Some(pb::op_result::Result::Done(_)) => Ok(()),
+        Some(pb::op_result::Result::Done(_)) => Ok(None),
+        Some(pb::op_result::Result::Breakpoint(b)) => Ok(Some(b.addr)),
         Some(pb::op_result::Result::Error(e)) => Err(format!("{}: {}", e.code, e.message)),
         other => Err(format!("unexpected result {other:?}")),
     }
@@ -85,11 +110,36 @@ pub async fn run(conn: &mut Connection, cmd: &BreakCmd) -> Result<u8, String> {
         .events(engine)
         .await
         .map_err(|s| s.message().to_string())?;
-    let insert = pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint { addr: cmd.addr });
-    if let Err(e) = one(conn, engine, tid, insert).await {
-        let _ = conn.client.detach(engine).await;
-        return Err(format!("inserting the breakpoint at {:#x}: {e}", cmd.addr));
-    }
+    let (insert, what) = match &cmd.at {
+        Place::Addr(a) => (
+            pb::InsertBreakpoint {
+                addr: *a,
+                ..Default::default()
+            },
+            format!("{a:#x}"),
+        ),
+        Place::Symbol(s) => (
+            pb::InsertBreakpoint {
+                symbol: s.clone(),
+                ..Default::default()
+            },
+            s.clone(),
+        ),
+    };
+    let addr = match one(conn, engine, tid, pb::op::Op::InsertBreakpoint(insert)).await {
+        Ok(Some(a)) => {
+            crate::write_stdout(format!("breakpoint at {a:#x} ({what})\n").as_bytes())?;
+            a
+        }
+        Ok(None) => match cmd.at {
+            Place::Addr(a) => a,
+            Place::Symbol(_) => 0,
+        },
+        Err(e) => {
+            let _ = conn.client.detach(engine).await;
+            return Err(format!("inserting the breakpoint at {what}: {e}"));
+        }
+    };
     let mut hits = 0;
     let mut gone = false;
     while hits < cmd.count {
@@ -107,7 +157,7 @@ pub async fn run(conn: &mut Connection, cmd: &BreakCmd) -> Result<u8, String> {
                     )?;
                 }
                 Some(pb::event::Kind::Death(d)) if d.process_gone => {
-                    eprintln!("utrace: process {pid} exited");
+                    crate::say!("utrace: process {pid} exited");
                     gone = true;
                     break;
                 }
@@ -116,15 +166,15 @@ pub async fn run(conn: &mut Connection, cmd: &BreakCmd) -> Result<u8, String> {
             Ok(Some(Err(s))) => return Err(s.message().to_string()),
             Ok(None) => break,
             Err(_) => {
-                eprintln!("utrace: no hit within {} s", cmd.timeout);
+                crate::say!("utrace: no hit within {} s", cmd.timeout);
                 break;
             }
         }
     }
     if !gone {
-        let remove = pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint { addr: cmd.addr });
+        let remove = pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint { addr });
         if let Err(e) = one(conn, engine, tid, remove).await {
-            eprintln!("utrace: removing the breakpoint: {e} (detaching restores it)");
+            crate::say!("utrace: removing the breakpoint: {e} (detaching restores it)");
         }
     }
     // Detaching restores any byte still ours.
