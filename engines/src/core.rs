@@ -971,37 +971,34 @@ impl Core {
         let Some(t) = self.tasks.get_mut(&tid) else {
             return;
         };
-        if t.child_start_for.is_empty() {
-            return;
-        }
         let asked = std::mem::take(&mut t.child_start_for);
-        self.dispatch(
-            tid,
-            |_| true,
-            |e, task| {
-                if asked.contains(&task.engine_id()) {
-                    e.report_child_start(task)
-                } else {
-                    Action::Resume
-                }
-            },
-        );
+        self.dispatch_to(tid, asked, |e, task| e.report_child_start(task));
     }
 
     fn report_quiesce(&mut self, tid: Tid) {
         let Some(t) = self.tasks.get_mut(&tid) else {
             return;
         };
-        if t.quiesce_for.is_empty() {
+        let asked = std::mem::take(&mut t.quiesce_for);
+        self.dispatch_to(tid, asked, |e, task| e.report_quiesce(task));
+    }
+
+    /// Call `f` for the engines in `asked` (if any) at `tid`'s stop.
+    fn dispatch_to(
+        &mut self,
+        tid: Tid,
+        asked: Vec<EngineId>,
+        f: impl Fn(&mut dyn Engine, &mut Task<'_>) -> Action,
+    ) {
+        if asked.is_empty() {
             return;
         }
-        let asked = std::mem::take(&mut t.quiesce_for);
         self.dispatch(
             tid,
             |_| true,
             |e, task| {
                 if asked.contains(&task.engine_id()) {
-                    e.report_quiesce(task)
+                    f(e, task)
                 } else {
                     Action::Resume
                 }

@@ -249,6 +249,41 @@ fn maps(s: &pb::ProbeSnapshot) -> BTreeMap<String, BTreeMap<String, pb::ProbeEnt
         .collect()
 }
 
+/// Whether bpftrace runs here; if not, says why the test is skipped (CI
+/// installs it).
+fn bpftrace_here() -> bool {
+    let bt = std::process::Command::new("bpftrace")
+        .arg("--version")
+        .output();
+    let ok = bt.as_ref().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: bpftrace is not installed (apt-get install -y bpftrace): {bt:?}");
+    }
+    ok
+}
+
+/// A copy of probe_target named `file` in a scratch directory `tag` of
+/// this test process: a file location of its own (uprobes and int3s are
+/// per file location, and bpftrace's probes see every process): (the
+/// directory, the copy).
+fn own_copy(tag: &str, file: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let copy = dir.join(file);
+    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    (dir, copy)
+}
+
+/// tracefs with the syscall tracepoints (which bpftrace needs, utrace
+/// not), mounted if it is not.
+fn tracefs_mounted() -> bool {
+    std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists()
+        || std::process::Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
 /// Uprobe events and rings the server holds open.
 async fn uprobes_open(c: &mut Client) -> (u32, u32) {
     let info = c.server_info().await.expect("server info");
@@ -876,31 +911,20 @@ async fn uprobes_and_an_int3_at_one_location_in_two_processes() {
 /// where bpftrace is missing or cannot attach (CI installs it).
 #[test]
 fn the_cli_prints_what_bpftrace_prints() {
-    let bt = std::process::Command::new("bpftrace")
-        .arg("--version")
-        .output();
-    if !bt.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: bpftrace is not installed (apt-get install -y bpftrace): {bt:?}");
+    if !bpftrace_here() {
         return;
     }
     // A copy of the program of its own: bpftrace's uprobes (and its
     // tracepoints' comm filter) are system-wide, and other tests of this
     // file run probe_target at the same time.
-    let dir = std::env::temp_dir().join(format!("utrace-bt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let copy = dir.join("probe_target_bt");
-    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let (dir, copy) = own_copy("utrace-bt", "probe_target_bt");
     let signals = dir.join("signals_bt");
     std::fs::copy(tracee!("signals"), &signals).expect("copy the program");
     let target = copy.to_str().expect("path");
     let utrace = common::users::workspace_bin("utrace");
     // bpftrace finds syscall tracepoints in tracefs, which this VM does
     // not mount at boot (utrace needs no tracefs).
-    let tracefs = std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists()
-        || std::process::Command::new("mount")
-            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-            .status()
-            .is_ok_and(|s| s.success());
+    let tracefs = tracefs_mounted();
     let mut programs = vec![
         format!(
             "uprobe:{target}:probed_fn /arg0 > 5/ {{ @big = count(); @s = sum(arg0); \
@@ -1346,10 +1370,7 @@ async fn a_usdt_marker_with_a_semaphore_in_python() {
 /// process (other tests count exactly on the original).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stacks_and_buffers_through_a_uprobe_and_an_int3() {
-    let dir = std::env::temp_dir().join(format!("utrace-stk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let copy = dir.join("probe_target_stk");
-    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let (dir, copy) = own_copy("utrace-stk", "probe_target_stk");
     let (srv, mut c) = server().await;
     let mut d = Client::connect(&srv.uri()).await.expect("second client");
     let mut child = std::process::Command::new(&copy)
@@ -1464,17 +1485,10 @@ async fn stacks_and_buffers_through_a_uprobe_and_an_int3() {
 /// differ between two runs on a live process, so they are left out.
 #[test]
 fn stacks_and_buffers_print_as_bpftrace_prints_them() {
-    let bt = std::process::Command::new("bpftrace")
-        .arg("--version")
-        .output();
-    if !bt.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: bpftrace is not installed (apt-get install -y bpftrace): {bt:?}");
+    if !bpftrace_here() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("utrace-btstk-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let copy = dir.join("probe_target_bs");
-    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let (dir, copy) = own_copy("utrace-btstk", "probe_target_bs");
     let target = copy.to_str().expect("path");
     let mut spin = std::process::Command::new(&copy)
         .arg("spin")
@@ -1483,11 +1497,7 @@ fn stacks_and_buffers_print_as_bpftrace_prints_them() {
         .spawn()
         .expect("start the copy");
     let pid = spin.id().to_string();
-    let tracefs = std::path::Path::new("/sys/kernel/tracing/events/syscalls").exists()
-        || std::process::Command::new("mount")
-            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-            .status()
-            .is_ok_and(|s| s.success());
+    let tracefs = tracefs_mounted();
     let mut program = format!(
         "uprobe:{target}:probed_fn {{ @[ustack(3)] = count(); @u[ustack] = count(); \
          @b[buf(arg1, 6)] = count(); @k[comm, ustack(1)] = count(); }} \
@@ -1686,10 +1696,7 @@ fn the_cli_follows_forks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_inside_a_session() {
     use utrace_client::session::SessionEvent;
-    let dir = std::env::temp_dir().join(format!("utrace-sessprobe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let copy = dir.join("probe_target_sp");
-    std::fs::copy(tracee!("probe_target"), &copy).expect("copy the program");
+    let (dir, copy) = own_copy("utrace-sessprobe", "probe_target_sp");
     let (_srv, mut c) = server().await;
     let mut child = std::process::Command::new(&copy)
         .args(["calls", "300", "1"])
@@ -1951,11 +1958,7 @@ fn a_syscall_class_counts_what_strace_counts() {
 /// interactive bash fed three commands: what bpftrace prints.
 #[test]
 fn the_bash_one_liners_print_what_bpftrace_prints() {
-    let bt = std::process::Command::new("bpftrace")
-        .arg("--version")
-        .output();
-    if !bt.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: bpftrace is not installed (apt-get install -y bpftrace): {bt:?}");
+    if !bpftrace_here() {
         return;
     }
     let Ok(bash) = std::fs::canonicalize("/bin/bash") else {

@@ -112,29 +112,42 @@ pub fn signal_number(s: &str) -> Result<i32, String> {
         .ok_or_else(|| format!("{s}: no such signal"))
 }
 
-/// A signal set (`-e signal=`): `None` for all of them.
-pub fn signals(spec: &str) -> Result<Option<BTreeSet<i32>>, String> {
+/// A set of `universe`'s members as strace reads one: `[!]VALUE,…` with
+/// `all` and `none`, each other value read by `member`. `None` when it
+/// holds every member.
+fn set_of<T: Ord + Copy>(
+    spec: &str,
+    universe: &[T],
+    member: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<BTreeSet<T>>, String> {
     let (negate, body) = match spec.trim().strip_prefix('!') {
         Some(rest) => (true, rest),
         None => (false, spec.trim()),
     };
     let mut set = BTreeSet::new();
-    let mut all = false;
     for v in body.split(',').map(str::trim) {
         match v {
-            "all" => all = true,
+            "all" => set.extend(universe.iter().copied()),
             "none" => {}
             _ => {
-                set.insert(signal_number(v)?);
+                set.insert(member(v)?);
             }
         }
     }
-    Ok(match (negate, all) {
-        (false, true) => None,
-        (false, false) => Some(set),
-        (true, true) => Some(BTreeSet::new()),
-        (true, false) => Some((1..=64).filter(|n| !set.contains(n)).collect()),
-    })
+    if negate {
+        set = universe
+            .iter()
+            .copied()
+            .filter(|m| !set.contains(m))
+            .collect();
+    }
+    Ok((set.len() < universe.len()).then_some(set))
+}
+
+/// A signal set (`-e signal=`): `None` for all of them.
+pub fn signals(spec: &str) -> Result<Option<BTreeSet<i32>>, String> {
+    let every: Vec<i32> = (1..=64).collect();
+    set_of(spec, &every, signal_number)
 }
 
 /// A call's outcome, for `-e status=`.
@@ -161,44 +174,16 @@ pub fn statuses(spec: &str) -> Result<Option<BTreeSet<Status>>, String> {
         Status::Unavailable,
         Status::Detached,
     ];
-    let (negate, body) = match spec.trim().strip_prefix('!') {
-        Some(rest) => (true, rest),
-        None => (false, spec.trim()),
-    };
-    let mut set = BTreeSet::new();
-    let mut all = false;
-    for v in body.split(',').map(str::trim) {
-        match v {
-            "all" => all = true,
-            "none" => {}
-            "successful" => {
-                set.insert(Status::Successful);
-            }
-            "failed" => {
-                set.insert(Status::Failed);
-            }
-            "unfinished" => {
-                set.insert(Status::Unfinished);
-            }
-            "unavailable" => {
-                set.insert(Status::Unavailable);
-            }
-            "detached" => {
-                set.insert(Status::Detached);
-            }
-            _ => {
-                return Err(format!(
-                    "status={v}: expected successful, failed, unfinished, unavailable, \
-                     detached, all or none"
-                ))
-            }
-        }
-    }
-    Ok(match (negate, all || set.len() == ALL.len()) {
-        (false, true) => None,
-        (false, false) => Some(set),
-        (true, true) => Some(BTreeSet::new()),
-        (true, false) => Some(ALL.into_iter().filter(|s| !set.contains(s)).collect()),
+    set_of(spec, &ALL, |v| match v {
+        "successful" => Ok(Status::Successful),
+        "failed" => Ok(Status::Failed),
+        "unfinished" => Ok(Status::Unfinished),
+        "unavailable" => Ok(Status::Unavailable),
+        "detached" => Ok(Status::Detached),
+        _ => Err(format!(
+            "status={v}: expected successful, failed, unfinished, unavailable, detached, all \
+             or none"
+        )),
     })
 }
 
