@@ -105,6 +105,13 @@ fn probe_pid(pid: u32, clauses: Vec<pb::ProbeClause>) -> pb::ProbeRequest {
 /// process `pid` (an int3, which every other engine there shares).
 async fn stopping_breakpoint(d: &mut Client, pid: u32, addr: u64) -> utrace_client::Session {
     let mut sess = d.session().await.expect("session");
+    stop_at(&mut sess, pid, addr).await;
+    sess
+}
+
+/// A sync engine of `sess` on process `pid` that stops at a breakpoint at
+/// `addr`; its id.
+async fn stop_at(sess: &mut utrace_client::Session, pid: u32, addr: u64) -> u64 {
     let at = sess
         .attach(
             pid,
@@ -138,7 +145,7 @@ async fn stopping_breakpoint(d: &mut Client, pid: u32, addr: u64) -> utrace_clie
         ),
         "{reply:?}"
     );
-    sess
+    at.engine_id
 }
 
 /// Resume every breakpoint stop `sess` reports until `stops` (counted
@@ -1722,31 +1729,7 @@ async fn a_probe_inside_a_session() {
         .expect("the probe starts in the session");
     let addr = started.points[0].address;
     // The session's own sync engine, stopping at the same address.
-    let at = sess
-        .attach(
-            pid,
-            pb::EngineSpec {
-                sync: true,
-                events: vec![pb::EventKind::Breakpoint as i32],
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("attach");
-    sess.batch(pb::BatchRequest {
-        engine_id: at.engine_id,
-        tid: pid,
-        interrupt: true,
-        ops: vec![pb::Op {
-            op: Some(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                addr,
-                ..Default::default()
-            })),
-        }],
-        ..Default::default()
-    })
-    .await
-    .expect("insert");
+    let engine = stop_at(&mut sess, pid, addr).await;
     let runner = tokio::task::spawn_blocking(move || {
         round(&mut child, &mut out);
         (child, out)
@@ -1787,7 +1770,7 @@ async fn a_probe_inside_a_session() {
         .expect_err("no clauses");
     assert!(err.to_string().contains("clauses"), "{err}");
     sess.batch(pb::BatchRequest {
-        engine_id: at.engine_id,
+        engine_id: engine,
         tid: pid,
         interrupt: true,
         ..Default::default()
