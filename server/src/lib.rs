@@ -35,7 +35,7 @@ use tracing::info;
 use utrace_engines::Tracer;
 use utrace_proto::server::tracer_server::TracerServer;
 
-pub use crate::listen::{default_socket, ListenAddr, ListenError};
+pub use crate::listen::{activated, default_socket, ListenAddr, ListenError};
 pub use crate::peer::{Peer, Transport};
 pub use crate::tls::{TlsError, TlsFiles};
 
@@ -122,6 +122,10 @@ impl Default for Limits {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: Vec<ListenAddr>,
+    /// Listening Unix sockets handed over already bound (systemd socket
+    /// activation: [`activated`]), served besides `listen`; their files are
+    /// left in place when the server stops (their owner made them).
+    pub inherited: Vec<(PathBuf, Arc<std::os::unix::net::UnixListener>)>,
     pub limits: Limits,
     /// Uids that may only observe: their batches' control ops (writes,
     /// register changes, control) are refused.
@@ -137,6 +141,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: vec![ListenAddr::Unix(default_socket())],
+            inherited: Vec::new(),
             limits: Limits::default(),
             observe_only: Vec::new(),
             tls: None,
@@ -176,6 +181,8 @@ pub struct Server {
     registry: Arc<registry::Registry>,
     svc: Arc<service::TracerService>,
     bound: Vec<(ListenAddr, listen::Listener)>,
+    /// Socket files handed over (socket activation): left in place.
+    inherited: Vec<PathBuf>,
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
@@ -219,6 +226,18 @@ impl Server {
             };
             bound.push(b);
         }
+        let mut inherited = Vec::new();
+        for (path, l) in &config.inherited {
+            let err = |source| ListenError::Socket {
+                path: path.clone(),
+                source,
+            };
+            let std_l = l.try_clone().map_err(err)?;
+            std_l.set_nonblocking(true).map_err(err)?;
+            let l = tokio::net::UnixListener::from_std(std_l).map_err(err)?;
+            bound.push((ListenAddr::Unix(path.clone()), listen::Listener::Unix(l)));
+            inherited.push(path.clone());
+        }
         let tracer = Tracer::with_options(utrace_engines::TracerOptions {
             journal: config.journal.clone(),
             ..Default::default()
@@ -244,6 +263,7 @@ impl Server {
             registry,
             svc,
             bound,
+            inherited,
             stopping,
         })
     }
@@ -264,6 +284,7 @@ impl Server {
             registry,
             svc,
             bound,
+            inherited,
             stopping,
         } = self;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -323,7 +344,7 @@ impl Server {
         }
         // No new client finds the sockets; sessions end (with UNAVAILABLE),
         // connections are told to go.
-        for path in &sockets {
+        for path in sockets.iter().filter(|p| !inherited.contains(p)) {
             let _ = std::fs::remove_file(path);
         }
         let _ = stopping.send(true);

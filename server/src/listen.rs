@@ -67,6 +67,100 @@ pub enum ListenError {
     ForeignDir { dir: PathBuf, owner: u32 },
     #[error("cannot listen on {addr}: {source}")]
     Tcp { addr: SocketAddr, source: io::Error },
+    #[error("socket activation: {0}")]
+    Activation(String),
+}
+
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: i32 = 3;
+
+/// Listening sockets systemd passed this process (socket activation:
+/// `LISTEN_PID` is ours and `LISTEN_FDS` counts them, from descriptor 3),
+/// with their paths; none without activation. Only Unix stream sockets
+/// are taken (a TCP one would need the TLS this server asks of TCP
+/// listeners: refused, named). The variables are removed, so that no
+/// child takes the sockets for its own.
+pub fn activated() -> Result<Vec<(PathBuf, std::os::unix::net::UnixListener)>, ListenError> {
+    use std::os::fd::FromRawFd;
+    let (Some(pid), Some(n)) = (
+        std::env::var_os("LISTEN_PID"),
+        std::env::var_os("LISTEN_FDS"),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let bad = |m: String| ListenError::Activation(m);
+    let pid: u32 = pid
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("LISTEN_PID is not a number".into()))?;
+    if pid != std::process::id() {
+        // Meant for another process (an ancestor's, inherited): not ours.
+        return Ok(Vec::new());
+    }
+    let n: i32 = n
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| (0..=64).contains(n))
+        .ok_or_else(|| bad("LISTEN_FDS is not a count from 0 to 64".into()))?;
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    let mut out = Vec::new();
+    for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
+        // SAFETY: fstat/getsockname/getsockopt/fcntl on a descriptor
+        // number systemd passed; each writes only into the locals given,
+        // of the sizes given.
+        let (family, listening, path) = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+                return Err(bad(format!("descriptor {fd} is not a socket")));
+            }
+            let mut addr: libc::sockaddr_un = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            if libc::getsockname(fd, (&raw mut addr).cast(), &mut len) != 0 {
+                return Err(bad(format!(
+                    "descriptor {fd}: {}",
+                    io::Error::last_os_error()
+                )));
+            }
+            let mut on: libc::c_int = 0;
+            let mut olen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                (&raw mut on).cast(),
+                &mut olen,
+            );
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            let path_len = (len as usize).saturating_sub(std::mem::size_of::<libc::sa_family_t>());
+            let raw: Vec<u8> = addr.sun_path[..path_len.min(addr.sun_path.len())]
+                .iter()
+                .map(|c| *c as u8)
+                .take_while(|c| *c != 0)
+                .collect();
+            (addr.sun_family as i32, on != 0, raw)
+        };
+        if family != libc::AF_UNIX {
+            return Err(bad(format!(
+                "descriptor {fd} is not a Unix socket (address family {family}); this server \
+                 takes TCP only as tls:// or loopback --listen addresses"
+            )));
+        }
+        if !listening || path.is_empty() {
+            return Err(bad(format!(
+                "descriptor {fd} is not a listening Unix stream socket with a path \
+                 (ListenStream=/path in the .socket unit)"
+            )));
+        }
+        use std::os::unix::ffi::OsStringExt;
+        let path = PathBuf::from(std::ffi::OsString::from_vec(path));
+        // SAFETY: a listening socket systemd passed to this process alone
+        // (the variables named it ours); owned from here on.
+        let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+        out.push((path, l));
+    }
+    Ok(out)
 }
 
 impl ListenAddr {

@@ -131,9 +131,21 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    if listen.is_empty() {
+    // Socket activation (systemd's utraced.socket): the sockets come bound.
+    let inherited = match utraced::activated() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("utraced: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if listen.is_empty() && inherited.is_empty() {
         listen.push(ListenAddr::Unix(default_socket()));
     }
+    let inherited = inherited
+        .into_iter()
+        .map(|(p, l)| (p, std::sync::Arc::new(l)))
+        .collect();
     let tls = match (
         args.tls_cert,
         args.tls_key,
@@ -156,6 +168,7 @@ fn main() -> std::process::ExitCode {
         journal,
         tls,
         listen,
+        inherited,
         limits: Limits {
             queue_len: args.queue_len.max(1),
             max_queue_len: args.max_queue_len.max(1),

@@ -702,10 +702,7 @@ fn a_server_of_another_user_is_refused() {
     let e = rt
         .block_on(utraced::Server::bind(utraced::Config {
             listen: vec![utraced::ListenAddr::Unix(dir.join("s.sock"))],
-            limits: Default::default(),
-            observe_only: Vec::new(),
-            tls: None,
-            journal: None,
+            ..Default::default()
         }))
         .err()
         .expect("bind must fail");
@@ -907,10 +904,7 @@ fn loopback_tcp_clients_are_who_their_socket_says() {
     let server = rt
         .block_on(utraced::Server::bind(utraced::Config {
             listen,
-            limits: Default::default(),
-            observe_only: Vec::new(),
-            tls: None,
-            journal: None,
+            ..Default::default()
         }))
         .unwrap();
     let ports: Vec<std::net::SocketAddr> = server
@@ -1288,6 +1282,7 @@ async fn tls_clients_are_who_their_certificate_says() {
     .unwrap();
     let server = utraced::Server::bind(utraced::Config {
         listen: vec![utraced::ListenAddr::parse("tls://127.0.0.1:0", false).unwrap()],
+        inherited: Vec::new(),
         limits: Default::default(),
         observe_only: Vec::new(),
         tls: Some(utraced::TlsFiles {

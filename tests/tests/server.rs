@@ -776,10 +776,7 @@ async fn bad_uris_and_socket_paths() {
         listen: vec![utraced::ListenAddr::Unix(
             "/proc/utrace-cannot/x.sock".into(),
         )],
-        limits: Default::default(),
-        observe_only: Vec::new(),
-        tls: None,
-        journal: None,
+        ..Default::default()
     };
     let e = utraced::Server::bind(cfg)
         .await
