@@ -875,16 +875,19 @@ impl Core {
         self.deliver_hits(pid, None);
     }
 
-    /// [`Core::flush_counts_of`] every process engine `id` is attached to.
-    pub fn flush_counts(&mut self, id: EngineId) -> Result<()> {
-        self.check_engine(id)?;
-        let pids: Vec<Tid> = self
-            .procs
+    /// The processes engine `id` is attached to.
+    fn pids_of(&self, id: EngineId) -> Vec<Tid> {
+        self.procs
             .values()
             .filter(|p| p.engines.contains(&id))
             .map(|p| p.pid)
-            .collect();
-        for pid in pids {
+            .collect()
+    }
+
+    /// [`Core::flush_counts_of`] every process engine `id` is attached to.
+    pub fn flush_counts(&mut self, id: EngineId) -> Result<()> {
+        self.check_engine(id)?;
+        for pid in self.pids_of(id) {
             self.flush_counts_of(pid);
         }
         Ok(())
@@ -1795,12 +1798,7 @@ impl Core {
         if !self.engines.contains_key(&id) {
             return;
         }
-        let pids: Vec<Tid> = self
-            .procs
-            .values()
-            .filter(|p| p.engines.contains(&id))
-            .map(|p| p.pid)
-            .collect();
+        let pids = self.pids_of(id);
         // Hits its uprobes recorded (or counted) before now are its own:
         // delivered first (a probe's last counts include them).
         for pid in &pids {

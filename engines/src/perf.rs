@@ -144,7 +144,11 @@ fn open_sampling(
     attr.__bindgen_anon_2.wakeup_watermark = (ring_bytes() / 2) as u32;
     // read() gives the samples this event could not write (a full ring).
     attr.read_format = b::PERF_FORMAT_LOST as u64;
-    let fd = open(attr, tid)?;
+    with_id(open(attr, tid)?)
+}
+
+/// An event and its id (the identifier its samples carry).
+fn with_id(fd: OwnedFd) -> Result<(OwnedFd, u64), Errno> {
     let mut id = 0u64;
     // SAFETY: PERF_EVENT_IOC_ID writes one u64 through the pointer.
     if unsafe { pe::ioctls::ID(fd.as_raw_fd(), &mut id) } < 0 {
@@ -171,13 +175,7 @@ pub(crate) fn open_uprobe_counting(
     attr.config = ref_ctr << 32;
     attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
     attr.__bindgen_anon_4.probe_offset = offset;
-    let fd = open(&mut attr, tid)?;
-    let mut id = 0u64;
-    // SAFETY: PERF_EVENT_IOC_ID writes one u64 through the pointer.
-    if unsafe { pe::ioctls::ID(fd.as_raw_fd(), &mut id) } < 0 {
-        return Err(Errno::last());
-    }
-    Ok((fd, id))
+    with_id(open(&mut attr, tid)?)
 }
 
 /// The hits a counting event (from [`open_uprobe_counting`]) has counted.

@@ -535,11 +535,10 @@ fn run(
             "tracer exiting with tasks still attached; the kernel detaches them"
         );
     }
-    // Every uprobe event closes (on the closer threads); the tracefs
-    // uprobes they used are deleted after them: wait for that, so that a
-    // tracer's process does not end with its events still defined.
+    // Every uprobe event closes (on the closer threads), and the tracefs
+    // uprobes they used are deleted after them; a program that must not
+    // end before that waits with `tracefs_wait_deleted` (the server does).
     drop(core);
-    crate::tracefs::wait_deleted(SHUTDOWN_GRACE);
     debug!("tracer thread exits");
 }
 

@@ -493,14 +493,9 @@ fn expr(e: &pb::ProbeExpr, f: &str, nodes: &mut usize) -> Result<Expr, Status> {
             };
             Expr::Un(op, sub(&u.operand, "unary.operand", nodes)?)
         }
-        Some(E::StrAt(s)) => Expr::StrAt(
-            sub(&s.addr, "str_at.addr", nodes)?,
-            if s.len == 0 { u32::MAX } else { s.len },
-        ),
-        Some(E::Buf(s)) => Expr::Buf(
-            sub(&s.addr, "buf.addr", nodes)?,
-            if s.len == 0 { u32::MAX } else { s.len },
-        ),
+        // A length of 0: as long as limits.string_len allows.
+        Some(E::StrAt(s)) => Expr::StrAt(sub(&s.addr, "str_at.addr", nodes)?, any_len(s.len)),
+        Some(E::Buf(s)) => Expr::Buf(sub(&s.addr, "buf.addr", nodes)?, any_len(s.len)),
         Some(E::Ustack(s)) => {
             let max = probe::MAX_STACK as u32;
             if s.depth > max {
@@ -512,6 +507,16 @@ fn expr(e: &pb::ProbeExpr, f: &str, nodes: &mut usize) -> Result<Expr, Status> {
             Expr::Ustack(if s.depth == 0 { max } else { s.depth })
         }
     })
+}
+
+/// A `str()`/`buf()` length: 0 is no bound of its own (the probe's
+/// string limit bounds it).
+fn any_len(n: u32) -> u32 {
+    if n == 0 {
+        u32::MAX
+    } else {
+        n
+    }
 }
 
 fn value(v: &Value) -> pb::ProbeValue {

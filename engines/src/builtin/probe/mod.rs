@@ -230,6 +230,9 @@ pub struct ProbeEngine {
     placed_once: bool,
     /// It follows the process's children (and theirs).
     follow: bool,
+    /// Some clause takes `comm` ([`Program::uses_comm`]): threads are
+    /// named while they live.
+    wants_comm: bool,
     /// Processes probed and not gone yet: the probe ends when none is
     /// left.
     live: std::collections::BTreeSet<Tid>,
@@ -251,13 +254,17 @@ pub struct ProbeEngine {
     realtime_offset: i64,
 }
 
+/// Clause and point indices of one site: shared, so that a hit takes
+/// them with a reference count, not a copy.
+type Points = Arc<[(u32, u32)]>;
+
 /// What a probe placed in one process.
 #[derive(Default)]
 struct Proc {
     /// Clause and point indices by breakpoint address.
-    sites: FxHashMap<u64, Vec<(u32, u32)>>,
+    sites: FxHashMap<u64, Points>,
     /// The same for return probes, by function address.
-    ret_sites: FxHashMap<u64, Vec<(u32, u32)>>,
+    ret_sites: FxHashMap<u64, Points>,
     /// Where the arguments of each USDT point are, at each of its places
     /// (a marker inlined several times has several).
     usdt_args: FxHashMap<(u32, u32, u64), Arc<[resolve::UsdtArg]>>,
@@ -298,10 +305,14 @@ impl ProbeEngine {
             .flat_map(|c| &c.points)
             .any(|p| !matches!(p, Point::Syscall { .. } | Point::Process(_)));
         let watching = allow_pending && has_functions;
-        // Clones: a new thread is named while it is there (no stop more:
-        // the tracer stops at every clone to follow threads anyway).
-        let mut events =
-            EventMask::BREAKPOINT | EventMask::DEATH | EventMask::EXEC | EventMask::CLONE;
+        // A probe that takes `comm` names each new thread at its clone,
+        // while it is there (no stop more: the tracer stops at every clone
+        // to follow threads anyway).
+        let wants_comm = prog.uses_comm();
+        let mut events = EventMask::BREAKPOINT | EventMask::DEATH | EventMask::EXEC;
+        if wants_comm || follow {
+            events |= EventMask::CLONE;
+        }
         if entry {
             events |= EventMask::SYSCALL_ENTRY;
         }
@@ -345,6 +356,7 @@ impl ProbeEngine {
                 procs: FxHashMap::default(),
                 placed_once: false,
                 follow,
+                wants_comm,
                 live: Default::default(),
                 watching,
                 comms: FxHashMap::default(),
@@ -378,7 +390,9 @@ impl ProbeEngine {
         let pid = task.pid();
         self.pid.get_or_insert(pid);
         self.live.insert(pid);
-        self.note_comms(pid);
+        if self.wants_comm {
+            self.note_comms(pid);
+        }
         let proc_ = self.procs.entry(pid).or_default();
         // Sites placed now, whose fetch arguments are told once all their
         // points are in.
@@ -446,7 +460,9 @@ impl ProbeEngine {
                                 } else {
                                     &mut proc_.sites
                                 };
-                                sites.entry(p.addr).or_default().push((ci, pi));
+                                // Made anew at placement (rare), read at every hit.
+                                let at = sites.entry(p.addr).or_insert_with(|| Arc::from([]));
+                                *at = at.iter().copied().chain([(ci, pi)]).collect();
                                 if !fetch_sites.contains(&(p.addr, ret)) {
                                     fetch_sites.push((p.addr, ret));
                                 }
@@ -556,7 +572,7 @@ impl ProbeEngine {
         };
         let sites = if ret { &p.ret_sites } else { &p.sites };
         let mut out = Vec::new();
-        for &(ci, pi) in sites.get(&addr).into_iter().flatten() {
+        for &(ci, pi) in sites.get(&addr).iter().flat_map(|p| p.iter()) {
             let Some(c) = self.prog.clauses.get(ci as usize) else {
                 continue;
             };
@@ -568,12 +584,7 @@ impl ProbeEngine {
                 usdt: usdt.map(|a| &a[..]),
                 ret,
             };
-            let exprs = c
-                .predicate
-                .iter()
-                .chain(c.event.iter().flatten())
-                .chain(c.updates.iter().flat_map(|u| u.keys.iter().chain(&u.value)));
-            for e in exprs {
+            for e in c.exprs() {
                 fetch::collect(e, at, &mut out);
             }
         }
@@ -642,9 +653,18 @@ impl ProbeEngine {
         let Some(clause) = prog.clauses.get(ci as usize) else {
             return;
         };
-        hit.probe = match (&hit.syscall_probe, clause.points.get(pi as usize)) {
+        hit.probe = match (hit.syscall, clause.points.get(pi as usize)) {
             // A class's point names the syscall that hit it.
-            (Some(named), Some(Point::Syscall { class: Some(_), .. })) => Some(named.clone()),
+            (Some((nr, exit)), Some(Point::Syscall { class: Some(_), .. })) => Some(Value::Str(
+                Point::Syscall {
+                    nr: Some(nr),
+                    exit,
+                    class: None,
+                }
+                .describe()
+                .into_bytes()
+                .into(),
+            )),
             _ => self
                 .point_names
                 .get(ci as usize)
@@ -780,7 +800,7 @@ impl ProbeEngine {
             }
             Expr::Ustack(depth) => {
                 let addrs = hit.stack(*depth as usize);
-                Value::Stack(self.stack(hit.pid, addrs))
+                Value::Stack(self.stack(hit.pid, &addrs))
             }
             Expr::StrAt(addr, len) => {
                 let max = (*len).min(self.prog.limits.string_len) as usize;
@@ -806,9 +826,9 @@ impl ProbeEngine {
     }
 
     /// The stack of these addresses, symbolized when first seen.
-    fn stack(&mut self, pid: Tid, addrs: Vec<u64>) -> Arc<Stack> {
+    fn stack(&mut self, pid: Tid, addrs: &[u64]) -> Arc<Stack> {
         let p = self.procs.entry(pid).or_default();
-        if let Some(s) = p.stacks.get(addrs.as_slice()) {
+        if let Some(s) = p.stacks.get(addrs) {
             return Arc::clone(s);
         }
         let sym = p
@@ -816,7 +836,7 @@ impl ProbeEngine {
             .get_or_insert_with(|| resolve::Symbolizer::new(pid));
         let frames = addrs.iter().map(|a| sym.frame(*a)).collect();
         let s = Arc::new(Stack {
-            addrs: addrs.into_boxed_slice(),
+            addrs: addrs.into(),
             frames,
         });
         if p.stacks.len() >= MAX_STACKS {
@@ -956,16 +976,7 @@ impl ProbeEngine {
         let mut hit = Hit::now(pid, tid, Regs::Task(task));
         hit.args = call.args;
         hit.retval = ret.unwrap_or(0);
-        hit.syscall_probe = Some(Value::Str(
-            Point::Syscall {
-                nr: Some(call.nr),
-                exit: ret.is_some(),
-                class: None,
-            }
-            .describe()
-            .into_bytes()
-            .into(),
-        ));
+        hit.syscall = Some((call.nr, ret.is_some()));
         for (ci, pi) in points {
             self.run(ci, pi, &mut hit, 1);
         }
@@ -1055,15 +1066,29 @@ struct Hit<'h, 't> {
     at_breakpoint: bool,
     /// At a return probe.
     ret: bool,
-    /// At a syscall stop: the syscall's own point name (what `probe` is
-    /// at a class's point).
-    syscall_probe: Option<Value>,
+    /// At a syscall stop: the syscall and whether at its exit (a class's
+    /// point names it in `probe`).
+    syscall: Option<(u64, bool)>,
     /// The USDT marker's argument places, at a marker's hit.
     usdt: Option<Arc<[resolve::UsdtArg]>>,
 }
 
 /// The System V argument registers.
 const ARG_REGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
+
+/// [`ARG_REGS`] as indices in [`BreakpointHit::REGISTERS`], found once
+/// (not by name at every hit).
+fn arg_registers() -> &'static [usize; 6] {
+    static INDEX: std::sync::OnceLock<[usize; 6]> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        ARG_REGS.map(|name| {
+            BreakpointHit::REGISTERS
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or(usize::MAX)
+        })
+    })
+}
 
 impl<'h, 't> Hit<'h, 't> {
     /// A hit of thread `tid` of `pid` taken now (at a stop), with no
@@ -1080,7 +1105,7 @@ impl<'h, 't> Hit<'h, 't> {
             read_errors: 0,
             at_breakpoint: false,
             ret: false,
-            syscall_probe: None,
+            syscall: None,
             usdt: None,
         }
     }
@@ -1088,15 +1113,14 @@ impl<'h, 't> Hit<'h, 't> {
     /// What the kernel fetched at this hit for `e` (a `str()` or `buf()`):
     /// `None` if it fetched nothing for it (read the memory now).
     fn fetched(&self, e: &Expr) -> Option<Option<&'h [u8]>> {
-        let Regs::Sample(h) = &self.regs else {
+        if !matches!(self.regs, Regs::Sample(_)) {
             return None;
-        };
-        let h: &'h BreakpointHit = h;
+        }
         let at = fetch::At {
             usdt: self.usdt.as_deref(),
             ret: self.ret,
         };
-        h.fetched(&fetch::of(e, at)?)
+        self.sample_fetched(&fetch::of(e, at)?)
     }
 
     /// What the kernel fetched at this hit for fetch argument `arg`.
@@ -1130,18 +1154,21 @@ impl<'h, 't> Hit<'h, 't> {
     /// %rbp` or `endbr64`, where `rbp` is still the caller's), then the
     /// return address of each frame the `rbp` chain links, until a read
     /// fails.
-    fn stack(&mut self, depth: usize) -> Vec<u64> {
+    fn stack(&mut self, depth: usize) -> std::borrow::Cow<'h, [u64]> {
+        use std::borrow::Cow;
         let depth = depth.clamp(1, crate::perf::MAX_STACK);
         let pid = self.pid;
         let at_breakpoint = self.at_breakpoint;
         match &mut self.regs {
-            Regs::None => Vec::new(),
+            Regs::None => Cow::Borrowed(&[]),
             Regs::Sample(h) => {
+                let h: &'h BreakpointHit = h;
                 let s = h.stack();
                 if s.is_empty() {
-                    h.register("rip").into_iter().collect()
+                    Cow::Owned(h.register("rip").into_iter().collect())
                 } else {
-                    s[..s.len().min(depth)].to_vec()
+                    // The sample's own frames: no copy for a stack seen before.
+                    Cow::Borrowed(&s[..s.len().min(depth)])
                 }
             }
             Regs::Task(t) => {
@@ -1167,17 +1194,15 @@ impl<'h, 't> Hit<'h, 't> {
                     out.push(word(8));
                     fp = word(0);
                 }
-                out
+                Cow::Owned(out)
             }
         }
     }
 
     /// A function hit: arguments from the registers.
     fn function_args(&mut self) {
-        for (i, name) in ARG_REGS.iter().enumerate() {
-            if let Some(r) = BreakpointHit::REGISTERS.iter().position(|n| n == name) {
-                self.args[i] = self.reg(r);
-            }
+        for (i, r) in arg_registers().iter().enumerate() {
+            self.args[i] = self.reg(*r);
         }
     }
 }
@@ -1210,7 +1235,7 @@ impl Engine for ProbeEngine {
     fn report_clone(&mut self, task: &mut Task<'_>, clone: &crate::CloneReport) -> Action {
         let (pid, tid) = (task.pid(), task.tid());
         // Named now, while it is sure to be there (else as its parent).
-        if self.note_comm(clone.child_pid, clone.child_tid).is_none() {
+        if self.wants_comm && self.note_comm(clone.child_pid, clone.child_tid).is_none() {
             if let Some(v) = self.comms.get(&tid).cloned() {
                 self.comms.insert(clone.child_tid, v);
             }
@@ -1311,10 +1336,10 @@ impl Engine for ProbeEngine {
             read_errors: 0,
             at_breakpoint: true,
             ret: hit.returned,
-            syscall_probe: None,
+            syscall: None,
             usdt: None,
         };
-        for (ci, pi) in points {
+        for &(ci, pi) in points.iter() {
             if !hit.returned {
                 self.point_args(ci, pi, hit.addr, &mut h);
             }
@@ -1337,7 +1362,7 @@ impl Engine for ProbeEngine {
         let (pid, tid) = (task.pid(), task.tid());
         let mut h = Hit::now(pid, tid, Regs::Task(task));
         h.at_breakpoint = true;
-        for (ci, pi) in points {
+        for &(ci, pi) in points.iter() {
             self.point_args(ci, pi, addr, &mut h);
             self.run(ci, pi, &mut h, 1);
         }
@@ -1356,7 +1381,7 @@ impl Engine for ProbeEngine {
         };
         self.charge(cost::COUNTED.saturating_mul(hits));
         let mut h = Hit::now(pid, tid, Regs::None);
-        for (ci, pi) in points {
+        for &(ci, pi) in points.iter() {
             self.run(ci, pi, &mut h, hits);
         }
     }

@@ -246,17 +246,36 @@ impl Expr {
     }
 
     /// It takes the user stack somewhere.
-    fn uses_stack(&self) -> bool {
-        match self {
-            Expr::Ustack(_) => true,
-            Expr::Bin(_, a, b) => a.uses_stack() || b.uses_stack(),
-            Expr::Un(_, a) | Expr::StrAt(a, _) | Expr::Buf(a, _) => a.uses_stack(),
-            Expr::Int(_) | Expr::Str(_) | Expr::Builtin(_) | Expr::Arg(_) | Expr::Reg(_) => false,
-        }
+    /// It, or an expression in it, is one `f` says yes to.
+    fn contains(&self, f: &impl Fn(&Expr) -> bool) -> bool {
+        f(self)
+            || match self {
+                Expr::Bin(_, a, b) => a.contains(f) || b.contains(f),
+                Expr::Un(_, a) | Expr::StrAt(a, _) | Expr::Buf(a, _) => a.contains(f),
+                Expr::Int(_)
+                | Expr::Str(_)
+                | Expr::Builtin(_)
+                | Expr::Arg(_)
+                | Expr::Reg(_)
+                | Expr::Ustack(_) => false,
+            }
     }
 }
 
 impl Clause {
+    /// Every expression it evaluates at a hit: the predicate, the event's
+    /// values, the updates' keys and values.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.predicate
+            .iter()
+            .chain(self.event.iter().flatten())
+            .chain(
+                self.updates
+                    .iter()
+                    .flat_map(|u| u.keys.iter().chain(&u.value)),
+            )
+    }
+
     /// Its hits need only counting: no predicate, no event, only
     /// `count()` updates keyed by what the thread and process give. A
     /// uprobe then needs no sample per hit.
@@ -310,13 +329,20 @@ impl Program {
     /// Some clause takes user stacks (`ustack`): its uprobe hits must
     /// carry them ([`crate::EngineOptions::hit_stacks`]).
     pub fn uses_stacks(&self) -> bool {
-        self.clauses.iter().any(|c| {
-            c.predicate.iter().any(Expr::uses_stack)
-                || c.event.iter().flatten().any(Expr::uses_stack)
-                || c.updates
-                    .iter()
-                    .any(|u| u.keys.iter().chain(&u.value).any(Expr::uses_stack))
-        })
+        self.uses(|e| matches!(e, Expr::Ustack(_)))
+    }
+
+    /// Some clause takes a thread's name (`comm`).
+    pub fn uses_comm(&self) -> bool {
+        self.uses(|e| matches!(e, Expr::Builtin(Builtin::Comm)))
+    }
+
+    /// Some expression of some clause is one `f` says yes to.
+    fn uses(&self, f: impl Fn(&Expr) -> bool) -> bool {
+        self.clauses
+            .iter()
+            .flat_map(Clause::exprs)
+            .any(|e| e.contains(&f))
     }
 
     /// The process events its points want.

@@ -736,6 +736,21 @@ mod tests {
     }
 
     #[test]
+    fn demangles_rust_and_cpp_as_bpftrace_shows_them() {
+        // Rust's legacy mangling keeps its hash, as bpftrace shows it.
+        assert_eq!(
+            demangle("_ZN12probe_target4call17hc3dc3d3be20d3316E"),
+            "probe_target::call::hc3dc3d3be20d3316"
+        );
+        assert_eq!(demangle("_ZN3foo3barEi"), "foo::bar(int)");
+        assert_eq!(
+            demangle("_ZNSt6vectorIiSaIiEE9push_backEOi"),
+            "std::vector<int, std::allocator<int> >::push_back(int&&)"
+        );
+        assert_eq!(demangle("malloc"), "malloc");
+    }
+
+    #[test]
     fn names_what_is_missing() {
         let pid = std::process::id() as Tid;
         let e = function(pid, "libc", Some("no_such_function_here"), 0, false).unwrap_err();
