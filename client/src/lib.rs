@@ -200,6 +200,16 @@ impl Client {
         Ok(self.inner.trace(req).await?.into_inner())
     }
 
+    /// Feed the standard input of a program this client started with
+    /// `SpawnRequest.stdio = STDIO_PIPES`: the first message names its
+    /// engine; the program reads end of file when `input` ends.
+    pub async fn stdin(
+        &mut self,
+        input: impl tokio_stream::Stream<Item = pb::StdinRequest> + Send + 'static,
+    ) -> Result<pb::StdinReply, Status> {
+        Ok(self.inner.stdin(input).await?.into_inner())
+    }
+
     /// Probe a process, bpftrace-style (see `probe.proto`): the stream
     /// starts with `started`, carries events and snapshots of the maps the
     /// server keeps, and ends with a final snapshot and `ended` when the

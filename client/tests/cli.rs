@@ -975,3 +975,48 @@ fn break_by_symbol_and_register_names() {
         regs.stderr
     );
 }
+
+/// strace's order: the line for a call is written before the call returns
+/// to the program, so the program's own output on the same stderr comes
+/// between the lines of the calls around it. Five runs, each in order
+/// (before lines were written on the tracer thread, all three MARKs came
+/// first in most runs).
+#[test]
+fn lines_come_in_program_order() {
+    let utrace = env!("CARGO_BIN_EXE_utrace");
+    for run in 0..5 {
+        // utrace's stderr and the program's are one pipe, as on a terminal.
+        let script = format!(
+            "{utrace} trace -e trace=openat -- sh -c \
+             'for i in 1 2 3; do echo MARK$i >&2; exec 3</dev/null; done' 2>&1"
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .env_remove("UTRACE_SERVER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sh");
+        let out = wait_bounded(child, "utrace trace (order)");
+        let seq: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                if l.starts_with("MARK") {
+                    Some("MARK")
+                } else if l.contains("\"/dev/null\", O_RDONLY)") {
+                    Some("openat")
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            seq,
+            ["MARK", "openat", "MARK", "openat", "MARK", "openat"],
+            "run {run}: {}",
+            out.stdout
+        );
+    }
+}

@@ -44,6 +44,11 @@ pub struct ByteMeter {
 }
 
 impl ByteMeter {
+    /// Whether `n` more bytes would fit now.
+    pub fn fits(&self, n: usize) -> bool {
+        self.used.load(Ordering::Relaxed).saturating_add(n) <= self.limit
+    }
+
     /// Charge `n` bytes if they fit.
     pub fn try_charge(&self, n: usize) -> bool {
         let mut cur = self.used.load(Ordering::Relaxed);
@@ -63,6 +68,12 @@ impl ByteMeter {
     }
 
     /// Give `n` charged bytes back.
+    /// Charge `n` bytes even past the limit (a lossless queue's report,
+    /// whose thread is then held).
+    pub fn charge(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn release(&self, n: usize) {
         self.used.fetch_sub(n, Ordering::Relaxed);
     }

@@ -110,9 +110,11 @@ pub fn engine_config(
     // be (no ptrace stop, and nothing left behind if the server is
     // killed): an engine whose breakpoint reports do not hold, and whose
     // expedited data a hit carries (registers it samples, no memory).
-    let breakpoint_hits = sync
-        .as_ref()
-        .is_none_or(|s| !s.hold.contains(EventMask::BREAKPOINT))
+    // A lossless engine's hits are int3 stops, which can wait for room.
+    let breakpoint_hits = !spec.lossless
+        && sync
+            .as_ref()
+            .is_none_or(|s| !s.hold.contains(EventMask::BREAKPOINT))
         && expedite.as_ref().is_none_or(|x| {
             x.memory.is_empty()
                 && x.registers
@@ -135,6 +137,7 @@ pub fn engine_config(
             follow_children: spec.follow_children,
             expedite,
             sync,
+            lossless: spec.lossless,
         },
         queue_len,
     })

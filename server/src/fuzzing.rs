@@ -107,6 +107,7 @@ mod tests {
             default_action: g.below(6) as i32 - 1,
             hold: (0..g.below(3)).map(|_| g.below(12) as i32 - 1).collect(),
             hold_syscalls: (0..g.below(3)).map(|_| pick(g, &names).into()).collect(),
+            lossless: g.below(2) == 0,
         }
     }
 

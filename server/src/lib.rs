@@ -25,6 +25,8 @@ mod registry;
 mod remote;
 mod service;
 mod session;
+pub mod sink;
+mod stdio;
 mod tls;
 
 use std::future::Future;
@@ -257,6 +259,7 @@ impl Server {
             this: this.clone(),
             busy_streams: Default::default(),
             stopping: stopping_rx,
+            sinks: Default::default(),
         });
         Ok(Server {
             tracer,
@@ -393,6 +396,7 @@ pub struct Embedded {
     socket: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+    sinks: Arc<sink::Sinks>,
 }
 
 impl Embedded {
@@ -429,6 +433,7 @@ impl Embedded {
         adjust(&mut config);
         config.listen = vec![ListenAddr::Unix(socket.clone())];
         let server = Server::bind(config).await?;
+        let sinks = Arc::clone(&server.svc.sinks);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -438,7 +443,18 @@ impl Embedded {
             socket,
             stop: Some(tx),
             task: Some(task),
+            sinks,
         })
+    }
+
+    /// Hand the reports of one `Trace` call of this program to `f`, on
+    /// the tracer thread, each before the thread that made it resumes
+    /// (strace's order, and a slow `f` slows the program: nothing is
+    /// dropped). Name the sink in the call with [`sink::LocalSink::apply`];
+    /// `f` gets the call's `attached` event first, and the call's stream
+    /// only ends with the trace. See [`sink`].
+    pub fn local_sink(&self, f: sink::SinkFn) -> sink::LocalSink {
+        sink::LocalSink::new(self.sinks.add(f))
     }
 
     /// The URI clients connect to.

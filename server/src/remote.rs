@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use utrace_engines::builtin::recorder;
 use utrace_engines::{
-    Action, CloneKind, CloneReport, Engine, EventMask, ExecReport, ExitReport, SignalAction,
-    SignalReport, SyscallEntry, SyscallExit, SyscallSet, Task,
+    Action, CloneKind, CloneReport, Engine, EngineId, EventMask, ExecReport, ExitReport,
+    SignalAction, SignalReport, SyscallEntry, SyscallExit, SyscallSet, Task, Tracer, Verdict,
 };
 use utrace_proto::v1 as pb;
 use utrace_proto::wire::WireEvent;
@@ -30,6 +30,8 @@ use utrace_proto::Bytes;
 
 use crate::budget::ByteMeter;
 use crate::convert::exit_status;
+use crate::sink::SinkFn;
+use crate::stdio::{Outputs, Stdio};
 
 /// What every engine reporting one stop shares: built once, on the
 /// tracer thread, by the first engine to report the stop; encoded once, by
@@ -55,6 +57,7 @@ impl Shared {
             }
             pb::event::Kind::Exec(e) => e.exe.len(),
             pb::event::Kind::Revoked(r) => r.reason.len(),
+            pb::event::Kind::Output(o) => o.data.len(),
             _ => 0,
         };
         Arc::new(Shared {
@@ -161,6 +164,16 @@ impl Report {
     }
 }
 
+/// A hub's local sink, and the engine id its events carry once open.
+struct SinkSlot {
+    f: SinkFn,
+    engine_id: Option<u64>,
+}
+
+fn lock_sink(m: &Mutex<SinkSlot>) -> std::sync::MutexGuard<'_, SinkSlot> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What a waiting consumer waits for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -185,6 +198,34 @@ struct QueueState {
     closed: bool,
     /// The consumer is gone: the hub drops the queue.
     gone: bool,
+    /// Threads held because this (lossless) queue was full when they
+    /// reported: released when the consumer takes what is queued.
+    stalled: Vec<Stall>,
+}
+
+/// A thread a lossless queue holds: its engine, and the stop it is held at.
+#[derive(Clone, Copy, Debug)]
+pub struct Stall {
+    pub engine: EngineId,
+    pub tid: i32,
+    pub stop_id: u64,
+    /// A stop of an exec syscall: not held before a local sink opens (the
+    /// spawn that opens it waits for the exec).
+    pub exec: bool,
+}
+
+/// What a queue does with a report when it is full.
+#[derive(Clone, Copy, Debug)]
+enum WhenFull {
+    /// Drop it and count it (an asynchronous engine's queue; any queue for
+    /// a uprobe's hit, which no stop can wait for).
+    Drop,
+    /// Queue it anyway (a lossless engine's report that cannot hold: a
+    /// death, a revocation, or one a decision already holds; a program's
+    /// output, read only when there was room).
+    Exceed,
+    /// Queue it and hold its thread until the consumer takes the queue.
+    Stall(Stall),
 }
 
 /// One subscriber's bounded queue: the tracer thread pushes, the stream
@@ -199,11 +240,15 @@ struct Queue {
     cap: usize,
     /// Its uid's queued bytes (the budget every queue of the uid shares).
     meter: Arc<ByteMeter>,
+    /// A lossless engine's queue: who releases the threads it stalls.
+    release: Option<Tracer>,
 }
 
 /// What [`Queue::offer`] did.
 enum Offer {
     Taken,
+    /// Taken into a full lossless queue: the reporting thread must be held.
+    Stalled,
     Full,
     Gone,
 }
@@ -213,23 +258,32 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queue the report `make` gives, if there is room; the count of
-    /// reports lost before it travels with it.
-    fn offer(&self, cost: usize, make: impl FnOnce() -> Option<Report>) -> Offer {
+    /// Queue the report `make` gives, if there is room (or `full` says
+    /// to queue it anyway); the count of reports lost before it travels
+    /// with it.
+    fn offer(
+        &self,
+        cost: usize,
+        full: WhenFull,
+        stall_always: bool,
+        make: impl FnOnce() -> Option<Report>,
+    ) -> Offer {
         let mut st = self.lock();
         if st.gone {
             return Offer::Gone;
         }
-        if st.items.len() >= self.cap {
-            st.dropped += 1;
-            return Offer::Full;
-        }
-        // Charged before the report is made (a copy, for all but the last
-        // subscriber): one past the budget costs no copy.
-        if !self.meter.try_charge(cost) {
-            // Past the uid's queued-bytes budget: lost like a full queue's.
-            st.dropped += 1;
-            return Offer::Full;
+        // A full queue, or the uid's queued-bytes budget spent: the same
+        // for the report. Charged before the report is made (a copy, for
+        // all but the last subscriber): one past the budget costs no copy.
+        let room = st.items.len() < self.cap && self.meter.try_charge(cost);
+        if !room {
+            if matches!(full, WhenFull::Drop) {
+                st.dropped += 1;
+                return Offer::Full;
+            }
+            // Lossless: past the bounds by at most a report per thread
+            // (each is then held, or gone).
+            self.meter.charge(cost);
         }
         let Some(mut r) = make() else {
             self.meter.release(cost);
@@ -238,17 +292,84 @@ impl Queue {
         st.bytes += cost;
         r.dropped_before = std::mem::take(&mut st.dropped);
         st.items.push_back(r);
+        let stalled = match full {
+            WhenFull::Stall(s) if stall_always || !room || st.items.len() >= self.cap => {
+                st.stalled.push(s);
+                true
+            }
+            _ => false,
+        };
         let wake = match st.waiter {
             Some((_, Want::Any)) => true,
             Some((_, Want::Half)) => st.items.len() * 2 >= self.cap,
             None => false,
         };
-        let waker = if wake { st.waiter.take() } else { None };
+        let waker = if wake || stalled {
+            st.waiter.take()
+        } else {
+            None
+        };
         drop(st);
         if let Some((w, _)) = waker {
             w.wake();
         }
-        Offer::Taken
+        if stalled {
+            Offer::Stalled
+        } else {
+            Offer::Taken
+        }
+    }
+
+    /// Whether another report fits, and a chunk of output: the program's
+    /// output is read only while the queue and its uid's queued bytes
+    /// have room for it (it waits in the pipe otherwise).
+    fn has_room(&self) -> bool {
+        self.lock().items.len() < self.cap && self.meter.fits(crate::stdio::CHUNK + 256)
+    }
+
+    /// Let the threads this queue held go (its consumer took the queue, or
+    /// left). Off the tracer thread, in the order they stalled.
+    fn release(&self, stalls: Vec<Stall>) {
+        let Some(tracer) = &self.release else {
+            return;
+        };
+        if stalls.is_empty() {
+            return;
+        }
+        let requests: Vec<_> = stalls
+            .into_iter()
+            .map(|s| {
+                tracer.decide(
+                    s.engine,
+                    s.tid,
+                    s.stop_id,
+                    Vec::new(),
+                    false,
+                    Verdict {
+                        action: Action::Resume,
+                        signal: None,
+                        syscall_return: None,
+                    },
+                )
+            })
+            .collect();
+        // A StopGone answer: the thread was killed, or its engine left.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(async move {
+                    for r in requests {
+                        let _ = r.await;
+                    }
+                });
+            }
+            Err(_) => {
+                std::thread::spawn(move || {
+                    for r in requests {
+                        let _ = r.wait();
+                    }
+                });
+            }
+        }
     }
 
     fn close(&self) {
@@ -293,15 +414,33 @@ impl Subscription {
         std::mem::swap(&mut st.items, &mut self.taken);
         let closed = st.closed;
         let bytes = std::mem::take(&mut st.bytes);
+        let stalled = std::mem::take(&mut st.stalled);
         drop(st);
         if bytes > 0 {
             self.queue.meter.release(bytes);
         }
+        // The queue is empty again: the threads it held may report more.
+        self.queue.release(stalled);
         match self.taken.pop_front() {
             Some(r) => Next::Report(r),
             None if closed => Next::Ended,
             None => Next::Empty,
         }
+    }
+
+    /// Hand everything queued to `f`, then release the threads the queue
+    /// held (after `f` has seen their reports).
+    fn drain(&mut self, mut f: impl FnMut(Report)) {
+        let mut st = self.queue.lock();
+        let items = std::mem::take(&mut st.items);
+        let bytes = std::mem::take(&mut st.bytes);
+        let stalled = std::mem::take(&mut st.stalled);
+        drop(st);
+        self.queue.meter.release(bytes);
+        for r in self.taken.drain(..).chain(items) {
+            f(r);
+        }
+        self.queue.release(stalled);
     }
 
     /// The next report; `None` once the engine has nothing more to report.
@@ -353,17 +492,25 @@ impl Drop for Subscription {
         st.gone = true;
         st.items.clear();
         let queued = std::mem::take(&mut st.bytes);
+        let stalled = std::mem::take(&mut st.stalled);
         st.waiter = None;
         drop(st);
         self.queue.meter.release(queued);
+        // Nobody reads any more: nothing to wait for.
+        self.queue.release(stalled);
     }
 }
 
-fn sub(queue_len: usize, meter: Arc<ByteMeter>) -> (Arc<Queue>, Subscription) {
+fn sub(
+    queue_len: usize,
+    meter: Arc<ByteMeter>,
+    release: Option<Tracer>,
+) -> (Arc<Queue>, Subscription) {
     let queue = Arc::new(Queue {
         state: Mutex::new(QueueState::default()),
         cap: queue_len.max(1),
         meter,
+        release,
     });
     (
         Arc::clone(&queue),
@@ -380,6 +527,17 @@ pub struct Hub {
     closed: AtomicBool,
     queue_len: usize,
     meter: Arc<ByteMeter>,
+    /// A lossless engine's hub: its full queues hold threads, and this
+    /// tracer releases them.
+    lossless: Option<Tracer>,
+    /// The embedding program's own consumer, instead of queues (see
+    /// [`crate::sink`]).
+    sink: Option<Mutex<SinkSlot>>,
+    /// The started program's standard streams, when carried over the call
+    /// (see [`crate::stdio`]).
+    stdio: OnceLock<Arc<Stdio>>,
+    /// The started program's pid, for its output's events.
+    pid: std::sync::atomic::AtomicU32,
     /// The event kinds the client asked for (EventMask bits); a batch's
     /// set_events changes it. The engine's own mask also always has CLONE
     /// and DEATH, which it needs to end the stream.
@@ -387,19 +545,32 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub with one subscriber, whose end is returned.
+    /// A hub with one subscriber, whose end is returned. With `lossless`
+    /// (the engine's tracer), a full queue holds the reporting thread
+    /// instead of dropping the report.
+    ///
+    /// With a `sink`, reports go to it once [`Hub::open_sink`] has been
+    /// called (until then they queue and hold their threads, `lossless`
+    /// being required).
     pub fn new(
         queue_len: usize,
         wanted: EventMask,
         meter: Arc<ByteMeter>,
+        lossless: Option<Tracer>,
+        sink: Option<SinkFn>,
     ) -> (Arc<Hub>, Subscription) {
-        let (s, end) = sub(queue_len, Arc::clone(&meter));
+        let (s, end) = sub(queue_len, Arc::clone(&meter), lossless.clone());
+        let sink = sink.map(|f| Mutex::new(SinkSlot { f, engine_id: None }));
         (
             Arc::new(Hub {
                 subs: Mutex::new(vec![s]),
                 closed: AtomicBool::new(false),
                 queue_len,
                 meter,
+                lossless,
+                sink,
+                stdio: OnceLock::new(),
+                pid: Default::default(),
                 wanted: std::sync::atomic::AtomicU32::new(wanted.bits()),
             }),
             end,
@@ -427,16 +598,42 @@ impl Hub {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let (s, end) = sub(self.queue_len, Arc::clone(&self.meter));
+        let (s, end) = sub(
+            self.queue_len,
+            Arc::clone(&self.meter),
+            self.lossless.clone(),
+        );
         subs.push(s);
         Some(end)
     }
 
-    /// Offer `ev` to every subscriber without ever blocking. Returns whether
-    /// some subscriber's queue took it.
-    fn publish(&self, ev: Report) -> bool {
+    /// Offer `ev` to every subscriber without ever blocking, `full` saying
+    /// what a full queue does. Returns whether some subscriber's queue took
+    /// it, and whether one stalled the thread (it must be held).
+    fn publish(&self, ev: Report, full: WhenFull) -> (bool, bool) {
+        // The embedding program's sink: called here, before the thread
+        // resumes; until it is open, reports queue and hold.
+        let mut sink = self.sink.as_ref().map(lock_sink);
+        if let Some(slot) = sink.as_mut() {
+            if let Some(id) = slot.engine_id {
+                (slot.f)(ev.into_event(id));
+                return (true, false);
+            }
+        }
+        let stall_always = sink.is_some() && !matches!(full, WhenFull::Stall(s) if s.exec);
+        // What the stopped program wrote goes first, and nothing else
+        // comes between it and the report (the forwarder waits for this
+        // lock).
+        let _outputs = self.stdio.get().map(|io| {
+            let mut o = io.outputs();
+            self.pid
+                .compare_exchange(0, ev.shared.pid, Ordering::Relaxed, Ordering::Relaxed)
+                .ok();
+            self.take_output(&mut o);
+            o
+        });
         let mut subs = self.lock();
-        let mut taken = false;
+        let (mut taken, mut stalled) = (false, false);
         let last = subs.len();
         // Measured once, charged to each queue that takes it.
         let cost = ev.measure() as usize;
@@ -445,16 +642,116 @@ impl Hub {
             i += 1;
             // The last subscriber (usually the only one) gets the report
             // itself; the others a copy (its kind is shared).
-            match q.offer(cost, || if i == last { ev.take() } else { ev.clone() }) {
+            match q.offer(cost, full, stall_always, || {
+                if i == last {
+                    ev.take()
+                } else {
+                    ev.clone()
+                }
+            }) {
                 Offer::Taken => {
                     taken = true;
+                    true
+                }
+                Offer::Stalled => {
+                    (taken, stalled) = (true, true);
                     true
                 }
                 Offer::Full => true,
                 Offer::Gone => false,
             }
         });
-        taken
+        (taken, stalled)
+    }
+
+    /// The program's output in `o`, as events, while every queue has room
+    /// (the rest waits in the pipes). True when the pipes were empty.
+    fn take_output(&self, o: &mut Outputs<'_>) -> bool {
+        let pid = self.pid.load(Ordering::Relaxed);
+        o.drain(
+            || self.has_room(),
+            |fd, data| {
+                let shared = Shared::new(
+                    pid as i32,
+                    pid as i32,
+                    now_ns(),
+                    pb::event::Kind::Output(pb::Output { fd, data }),
+                );
+                self.publish_plain(shared);
+            },
+        )
+    }
+
+    /// Queue an event that is not a report (seq 0), never dropped.
+    fn publish_plain(&self, shared: Arc<Shared>) {
+        let ev = Report {
+            seq: 0,
+            shared,
+            dropped_before: 0,
+            extra: None,
+            held: false,
+        };
+        let mut subs = self.lock();
+        let cost = ev.measure() as usize;
+        let last = subs.len();
+        let (mut ev, mut i) = (Some(ev), 0);
+        subs.retain(|q| {
+            i += 1;
+            let make = || if i == last { ev.take() } else { ev.clone() };
+            !matches!(q.offer(cost, WhenFull::Exceed, false, make), Offer::Gone)
+        });
+    }
+
+    /// Every subscriber's queue has room.
+    fn has_room(&self) -> bool {
+        self.lock().iter().all(|q| q.has_room())
+    }
+
+    /// Carry the started program's standard streams (`stdio`) over this
+    /// engine's reports: its output is taken at each report, and by a
+    /// task between reports, until the engine ends. The events carry the
+    /// pid of the first report.
+    pub fn carry_stdio(self: &Arc<Self>, stdio: Arc<Stdio>) {
+        if self.stdio.set(Arc::clone(&stdio)).is_err() {
+            return;
+        }
+        let hub = Arc::clone(self);
+        let (h1, h2) = (Arc::clone(&hub), Arc::clone(&hub));
+        tokio::spawn(crate::stdio::forward(
+            stdio,
+            move || h1.has_room(),
+            move || h2.is_closed(),
+            move |o| hub.take_output(o),
+        ));
+    }
+
+    /// The started program's standard streams, when carried.
+    pub fn stdio(&self) -> Option<Arc<Stdio>> {
+        self.stdio.get().cloned()
+    }
+
+    /// Whether a full queue holds the reporting thread.
+    fn is_lossless(&self) -> bool {
+        self.lossless.is_some()
+    }
+
+    /// Start handing reports to the sink: `first` (the call's `attached`
+    /// event), then what `sub` (the first subscriber) queued meanwhile,
+    /// whose threads are then released; later reports go to the sink as
+    /// they come. Without a sink, nothing happens.
+    pub fn open_sink(&self, engine_id: u64, first: pb::Event, sub: &mut Subscription) {
+        let Some(slot) = &self.sink else {
+            return;
+        };
+        let mut slot = lock_sink(slot);
+        (slot.f)(first);
+        sub.drain(|r| (slot.f)(r.into_event(engine_id)));
+        slot.engine_id = Some(engine_id);
+    }
+
+    /// Whether reports go to a local sink.
+    pub fn has_sink(&self) -> bool {
+        self.sink.is_some()
     }
 
     /// `n` reports were lost before they reached the hub (uprobe hits the
@@ -524,6 +821,8 @@ pub struct Spec {
     pub expedite: Option<Expedite>,
     /// Reports hold the task until the client decides (Session engines).
     pub sync: Option<SyncSpec>,
+    /// A full queue holds the reporting thread instead of dropping.
+    pub lossless: bool,
 }
 
 /// A report a sync engine holds its task at, waiting for a decision.
@@ -782,6 +1081,13 @@ impl RemoteEngine {
             shared_report(key, || Shared::new(pid, tid, now_ns(), make(task)))
         };
         let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
+        let stall = Stall {
+            engine: task.engine_id(),
+            tid: task.tid(),
+            stop_id: task.stop_id(),
+            exec: nr
+                .is_some_and(|nr| [libc::SYS_execve, libc::SYS_execveat].contains(&(nr as i64))),
+        };
         let hold = self.sync.as_ref().and_then(|sync| {
             let s = &sync.spec;
             (s.hold.intersects(bit) && nr.is_none_or(|nr| s.hold_syscalls.contains(nr))).then(
@@ -793,23 +1099,38 @@ impl RemoteEngine {
                 },
             )
         });
-        self.publish(shared, expedited, hold)
+        // A report held for a decision is not held a second time for room.
+        let full = self.when_full(hold.is_none().then_some(stall));
+        self.publish(shared, expedited, hold, full)
     }
 
-    /// Report without a task (death): never holds.
+    /// What a full queue does with a report: drop it, or (lossless) queue
+    /// it and hold the thread at `stall` (when there is one to hold).
+    fn when_full(&self, stall: Option<Stall>) -> WhenFull {
+        match stall {
+            _ if !self.hub.is_lossless() => WhenFull::Drop,
+            Some(s) => WhenFull::Stall(s),
+            None => WhenFull::Exceed,
+        }
+    }
+
+    /// Report without a task (death, revocation): never holds.
     fn report_gone(&mut self, pid: i32, tid: i32, bit: EventMask, kind: pb::event::Kind) {
         if self.wants(bit) {
-            self.publish(Shared::new(pid, tid, now_ns(), kind), None, None);
+            let full = self.when_full(None);
+            self.publish(Shared::new(pid, tid, now_ns(), kind), None, None, full);
         }
     }
 
     /// Number the report, record it in the ledger if it holds, and offer it
-    /// to the subscribers. `Stop` if it holds and some queue took it.
+    /// to the subscribers. `Stop` if it holds and some queue took it, or a
+    /// full lossless queue stalled its thread.
     fn publish(
         &mut self,
         shared: Arc<Shared>,
         expedited: Option<pb::Expedited>,
         hold: Option<Held>,
+        full: WhenFull,
     ) -> Action {
         self.seq += 1;
         let seq = self.seq;
@@ -829,13 +1150,19 @@ impl RemoteEngine {
                 defaulted,
             })
         });
-        let delivered = self.hub.publish(Report {
-            seq,
-            shared,
-            dropped_before: 0,
-            extra,
-            held: hold.is_some(),
-        });
+        let (delivered, stalled) = self.hub.publish(
+            Report {
+                seq,
+                shared,
+                dropped_before: 0,
+                extra,
+                held: hold.is_some(),
+            },
+            full,
+        );
+        if stalled {
+            return Action::Stop;
+        }
         let Some(sync) = &self.sync else {
             return Action::Resume;
         };
@@ -1018,6 +1345,8 @@ impl Engine for RemoteEngine {
                 .collect(),
             memory: Vec::new(),
         });
+        // The program did not stop: nothing to hold, and a full queue
+        // drops it (as the kernel's full ring would).
         self.publish(
             Shared::new(
                 hit.pid,
@@ -1027,6 +1356,7 @@ impl Engine for RemoteEngine {
             ),
             expedited,
             None,
+            WhenFull::Drop,
         );
     }
 
@@ -1045,6 +1375,7 @@ impl Engine for RemoteEngine {
 
     fn report_revoked(&mut self, pid: i32, why: &utrace_engines::Denied) {
         // Always told: the client must learn its engine left a process.
+        let full = self.when_full(None);
         self.publish(
             Shared::new(
                 pid,
@@ -1056,6 +1387,7 @@ impl Engine for RemoteEngine {
             ),
             None,
             None,
+            full,
         );
         self.process_gone();
     }

@@ -23,6 +23,7 @@ use crate::convert::{self, status, SpecContext};
 use crate::peer::Peer;
 use crate::registry::Registry;
 use crate::remote::{Hub, Next, RemoteEngine, Subscription, SyncState};
+use crate::sink::{SinkFn, Sinks, SINK_METADATA};
 use crate::Limits;
 
 /// The service state shared by every listener.
@@ -38,6 +39,8 @@ pub struct TracerService {
     pub(crate) busy_streams: Arc<AtomicUsize>,
     /// Becomes true when the server stops: sessions end.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    /// Local sinks the embedding program registered (see [`crate::sink`]).
+    pub(crate) sinks: Arc<Sinks>,
 }
 
 /// An engine just created by a spawn or an attach, registered to its
@@ -51,6 +54,8 @@ pub(crate) struct NewEngine {
     pub tids: Vec<u32>,
     /// Its first subscriber's queue.
     pub sub: Option<Subscription>,
+    /// Its subscribers (a remote engine's).
+    pub hub: Option<Arc<Hub>>,
     /// Its ledger of held reports, for a sync engine.
     pub sync: Option<Arc<SyncState>>,
     undo: Option<Undo>,
@@ -102,13 +107,18 @@ impl Parts {
     /// A remote engine for `spec` and the parts the server keeps of it.
     fn new(
         registry: &Registry,
+        tracer: &Tracer,
         p: &Peer,
         queue_len: usize,
         spec: crate::remote::Spec,
+        sink: Option<SinkFn>,
     ) -> Result<(Box<RemoteEngine>, Parts), Status> {
         let ticket = registry.reserve(p)?;
         let meter = registry.budgets.queued(p.uid());
-        let (hub, sub) = Hub::new(queue_len, spec.wanted, meter);
+        // A sink is lossless by nature (and needs the tracer to release
+        // the threads that reported before it opened).
+        let lossless = (spec.lossless || sink.is_some()).then(|| tracer.clone());
+        let (hub, sub) = Hub::new(queue_len, spec.wanted, meter, lossless, sink);
         let engine = RemoteEngine::new(Arc::clone(&hub), spec);
         let sync = engine.sync_state();
         Ok((
@@ -149,7 +159,15 @@ impl Parts {
             spawned: spawned.then_some(pid),
         };
         let (hub, sub) = self.hub.unzip();
-        if let Err(e) = registry.insert(id, p, self.ticket, pid, hub, self.sync.clone(), session) {
+        if let Err(e) = registry.insert(
+            id,
+            p,
+            self.ticket,
+            pid,
+            hub.clone(),
+            self.sync.clone(),
+            session,
+        ) {
             undo.registry.abandon(id.0, undo.spawned);
             return Err(e);
         }
@@ -158,6 +176,7 @@ impl Parts {
             engine_id: id.0,
             tids,
             sub,
+            hub,
             sync: self.sync,
             undo: Some(undo),
         })
@@ -508,6 +527,7 @@ impl TracerService {
     /// rights). A client in the server's own process (the `utrace`
     /// command's embedded server) keeps its stdio, descriptors and
     /// directory: they are its own.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn do_spawn(
         &self,
         p: &Peer,
@@ -516,6 +536,7 @@ impl TracerService {
         field: &str,
         engine_field: &str,
         session: Option<u64>,
+        sink: Option<SinkFn>,
     ) -> Result<NewEngine, Status> {
         check_argv(&req.argv, field)?;
         let cfg = convert::engine_config(
@@ -523,7 +544,14 @@ impl TracerService {
             engine_field,
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
-        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
+        let (engine, parts) = Parts::new(
+            &self.registry,
+            &self.tracer,
+            p,
+            cfg.queue_len,
+            cfg.spec,
+            sink,
+        )?;
         self.spawn_engine(p, req, field, session, engine, cfg.options, parts)
             .await
     }
@@ -567,8 +595,30 @@ impl TracerService {
         opts.credentials = credentials;
         opts.no_new_privs = !p.is_root();
         opts.max_caps = (!p.is_root()).then_some(p.owner.cap_permitted);
+        let stdio = match pb::Stdio::try_from(req.stdio) {
+            Ok(s) => s,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "{field}stdio: {} is not a Stdio; use STDIO_DEFAULT or STDIO_PIPES",
+                    req.stdio
+                )))
+            }
+        };
+        if stdio == pb::Stdio::Pipes {
+            let Some((hub, _)) = &parts.hub else {
+                return Err(Status::invalid_argument(format!(
+                    "{field}stdio: STDIO_PIPES carries output among an engine's reports; this call has none"
+                )));
+            };
+            let (io, ends) = crate::stdio::Stdio::pipes()
+                .map_err(|e| Status::internal(format!("making the program's stdio pipes: {e}")))?;
+            opts.stdin = Some(ends.stdin);
+            opts.stdout = Some(ends.stdout);
+            opts.stderr = Some(ends.stderr);
+            hub.carry_stdio(io);
+        }
         if p.is_in_process() {
-            opts.keep_fds = true;
+            opts.keep_fds = stdio == pb::Stdio::Default;
             opts.cwd = (!req.cwd.is_empty()).then(|| req.cwd.into());
         } else {
             let null = |write: bool| {
@@ -581,9 +631,11 @@ impl TracerService {
                         Status::internal(format!("opening /dev/null for the program's stdio: {e}"))
                     })
             };
-            opts.stdin = Some(null(false)?);
-            opts.stdout = Some(null(true)?);
-            opts.stderr = Some(null(true)?);
+            if stdio == pb::Stdio::Default {
+                opts.stdin = Some(null(false)?);
+                opts.stdout = Some(null(true)?);
+                opts.stderr = Some(null(true)?);
+            }
             opts.cwd = Some(if req.cwd.is_empty() {
                 "/".into()
             } else {
@@ -628,6 +680,7 @@ impl TracerService {
         spec: Option<&pb::EngineSpec>,
         field: &str,
         session: Option<u64>,
+        sink: Option<SinkFn>,
     ) -> Result<NewEngine, Status> {
         if pid == 0 || pid > i32::MAX as u32 {
             return Err(Status::invalid_argument(format!(
@@ -639,7 +692,14 @@ impl TracerService {
             &format!("{field}engine"),
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
-        let (engine, parts) = Parts::new(&self.registry, p, cfg.queue_len, cfg.spec)?;
+        let (engine, parts) = Parts::new(
+            &self.registry,
+            &self.tracer,
+            p,
+            cfg.queue_len,
+            cfg.spec,
+            sink,
+        )?;
         self.attach_engine(p, pid, field, session, engine, cfg.options, parts)
             .await
     }
@@ -694,6 +754,33 @@ impl TracerService {
     }
 }
 
+impl TracerService {
+    /// The local sink `req` names, taken; only the server's own process
+    /// may name one.
+    fn local_sink<T>(&self, p: &Peer, req: &Request<T>) -> Result<Option<SinkFn>, Status> {
+        let Some(v) = req.metadata().get(SINK_METADATA) else {
+            return Ok(None);
+        };
+        if !p.is_in_process() {
+            return Err(Status::permission_denied(format!(
+                "{SINK_METADATA}: only the program embedding this server may hand reports to a local sink"
+            )));
+        }
+        let token = v
+            .to_str()
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("{SINK_METADATA}: not a sink token"))
+            })?;
+        self.sinks.take(token).map(Some).ok_or_else(|| {
+            Status::not_found(format!(
+                "{SINK_METADATA}: no sink {token} (each serves one call)"
+            ))
+        })
+    }
+}
+
 /// A spawn's program must be named.
 fn check_argv(argv: &[String], field: &str) -> Result<(), Status> {
     if argv.first().is_none_or(|a| a.is_empty()) {
@@ -731,7 +818,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
             let mut r = req.into_inner();
             let engine = r.engine.take();
             let e = self
-                .do_spawn(&p, r, engine.as_ref(), "", "engine", None)
+                .do_spawn(&p, r, engine.as_ref(), "", "engine", None, None)
                 .await?;
             let reply = pb::SpawnReply {
                 pid: e.pid,
@@ -755,7 +842,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         async {
             let r = req.into_inner();
             let mut e = self
-                .do_attach(&p, r.pid, r.engine.as_ref(), "", None)
+                .do_attach(&p, r.pid, r.engine.as_ref(), "", None, None)
                 .await?;
             let reply = pb::AttachReply {
                 engine_id: e.engine_id,
@@ -905,14 +992,20 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         let p = peer(&req)?;
         let span = span("Trace", &p);
         async {
-            let r = req.into_inner();
+            let sink = self.local_sink(&p, &req)?;
+            let mut r = req.into_inner();
+            if sink.is_some() {
+                // Nothing a sink is given is ever dropped.
+                r.engine.get_or_insert_default().lossless = true;
+            }
             let e = match r.target {
                 Some(pb::trace_request::Target::Spawn(s)) => {
-                    self.do_spawn(&p, s, r.engine.as_ref(), "spawn.", "engine", None)
+                    self.do_spawn(&p, s, r.engine.as_ref(), "spawn.", "engine", None, sink)
                         .await?
                 }
                 Some(pb::trace_request::Target::Pid(pid)) => {
-                    self.do_attach(&p, pid, r.engine.as_ref(), "", None).await?
+                    self.do_attach(&p, pid, r.engine.as_ref(), "", None, sink)
+                        .await?
                 }
                 None => {
                     return Err(Status::invalid_argument(
@@ -936,15 +1029,82 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
             };
             // From here the stream owns the engine (it detaches it when
             // the client goes).
+            let hub = e.hub.clone();
+            let mut sub = e.keep();
+            let first = match hub.filter(|h| h.has_sink()) {
+                Some(hub) => {
+                    // Every report, `attached` first, goes to the sink; the
+                    // stream only ends with the engine.
+                    hub.open_sink(engine_id, first, &mut sub);
+                    None
+                }
+                None => Some(first),
+            };
             let stream: Self::TraceStream = Box::pin(EventStream::new(
-                e.keep(),
+                sub,
                 engine_id,
-                Some(first),
+                first,
                 Some(Arc::clone(&self.registry)),
                 self.limits.report_window,
                 Arc::clone(&self.busy_streams),
             ));
             Ok(Response::new(stream))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn stdin(
+        &self,
+        req: Request<Streaming<pb::StdinRequest>>,
+    ) -> Result<Response<pb::StdinReply>, Status> {
+        let p = peer(&req)?;
+        let span = span("Stdin", &p);
+        async {
+            let mut s = req.into_inner();
+            let first = s.message().await?.ok_or_else(|| {
+                Status::invalid_argument(
+                    "the stream ended before its first message named an engine_id",
+                )
+            })?;
+            let id = first.engine_id;
+            let io = self.registry.hub(id, &p)?.stdio().ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "engine_id {id}: its program was not started with stdio STDIO_PIPES"
+                ))
+            })?;
+            let mut written = 0u64;
+            let mut next = Some(first);
+            // The program reads end of file when the client's stream ends,
+            // however it ends.
+            let r = async {
+                while let Some(m) = next {
+                    match m.closed_output {
+                        0 => {}
+                        fd @ (1 | 2) => io.close_output(fd),
+                        fd => {
+                            return Err(Status::invalid_argument(format!(
+                                "closed_output: {fd} is not an output; 1 is stdout, 2 stderr"
+                            )))
+                        }
+                    }
+                    match io.write_stdin(&m.data, m.close).await {
+                        Ok(()) => written += m.data.len() as u64,
+                        // The program closed it: what comes is not read.
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                        Err(e) => {
+                            return Err(Status::internal(format!(
+                                "writing the program's stdin: {e}"
+                            )))
+                        }
+                    }
+                    next = s.message().await?;
+                }
+                Ok(())
+            }
+            .await;
+            let _ = io.write_stdin(&[], true).await;
+            r.map(|()| Response::new(pb::StdinReply { written }))
         }
         .instrument(span)
         .await

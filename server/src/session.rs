@@ -275,6 +275,7 @@ impl Session {
                         "spawn.",
                         "spawn.engine",
                         Some(self.id),
+                        None,
                     )
                     .await?;
                 self.started(id, e).await;
@@ -290,6 +291,7 @@ impl Session {
                         a.engine.as_ref(),
                         "attach.",
                         Some(self.id),
+                        None,
                     )
                     .await?;
                 self.started(id, e).await;

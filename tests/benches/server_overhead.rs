@@ -5,10 +5,19 @@
 //! program's tokio runtime) and a [`utrace_client::Client`] in the same
 //! process that drains the `Trace` stream; a row's time runs from the `Trace`
 //! call to the end of the stream (the tracee's death, every event read).
-//! Each variant runs `RUNS` times; the table shows the median wall time, the
+//! Each variant runs `RUNS` times, one run of each variant per round; the
+//! table shows the median wall time, the
 //! ratio to native and to the matching strace reference, the events the
 //! client received and the reports it lost (sum of `dropped_before`, over
 //! all runs: 0 while the client keeps up).
+//!
+//! Two more kinds of row: `lossless` is the decoded row with
+//! `EngineSpec.lossless` (a full queue holds the program instead of
+//! dropping), against the same row without it: the option must cost
+//! nothing while the reader keeps up. The `(CLI)` rows run the `utrace
+//! trace` command itself (built by the bench, release profile), with its
+//! embedded server writing each line on the tracer thread before the call
+//! returns (strace's order), against the same strace command line.
 //!
 //! ```text
 //! cargo bench -p utrace-tests --bench server_overhead              # N=1,000,000, 3 runs
@@ -168,6 +177,21 @@ fn main() {
     let openat_only = engine(&["openat"], &[K::SyscallEntry, K::Death], false);
     let all = engine(&[], &[K::SyscallEntry, K::SyscallExit, K::Death], false);
     let all_decoded = engine(&[], &[K::SyscallEntry, K::SyscallExit, K::Death], true);
+    let all_decoded_lossless = pb::EngineSpec {
+        lossless: true,
+        ..all_decoded.clone()
+    };
+    let utrace = common::utrace_bin();
+    if let Err(why) = &utrace {
+        eprintln!("{why}: the utrace CLI rows are skipped");
+    }
+    let cli = |args: &[&str]| {
+        let bin = utrace.as_ref().ok()?.to_str()?;
+        let mut argv = vec![bin, "trace"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["-o", "/dev/null", TRACEE, &n, "1000"]);
+        run_cmd(&argv)
+    };
     let remote = |spec: &pb::EngineSpec| {
         let mut c = client.clone();
         rt.block_on(run_remote(&mut c, &n, spec))
@@ -212,16 +236,38 @@ fn main() {
             Some(STRACE_ALL),
             Box::new(|| remote(&all_decoded)),
         ),
+        (
+            "server: all, decode, lossless",
+            Some("server: all entries+exits, decode"),
+            Box::new(|| remote(&all_decoded_lossless)),
+        ),
+        (
+            "utrace trace -f -e trace=openat (CLI)",
+            Some(STRACE_OPENAT),
+            Box::new(|| cli(&["-f", "-e", "trace=openat"])),
+        ),
+        (
+            "utrace trace -f (CLI)",
+            Some(STRACE_ALL),
+            Box::new(|| cli(&["-f"])),
+        ),
     ];
 
     eprintln!("tracee: syscall_loop {n} 1000; {runs} runs per variant");
     let mut results: Vec<(&str, Option<&str>, Option<Sample>, u64)> = Vec::new();
-    for (name, reference, f) in &variants {
-        // Each variant's runs back to back; medians compared.
-        let samples: Vec<Sample> = (0..runs).filter_map(|_| f()).collect();
-        for s in &samples {
-            eprintln!("  {name}: {:?} {:?}", s.time, s.stream);
+    // Round by round, each variant once a round: a drift in the machine
+    // (the scheduler's placement, another load) touches every variant
+    // alike, and a variant's median is compared with its reference's.
+    let mut all: Vec<Vec<Sample>> = variants.iter().map(|_| Vec::new()).collect();
+    for round in 0..runs {
+        for ((name, _, f), samples) in variants.iter().zip(all.iter_mut()) {
+            if let Some(s) = f() {
+                eprintln!("  round {round}: {name}: {:?} {:?}", s.time, s.stream);
+                samples.push(s);
+            }
         }
+    }
+    for ((name, reference, _), samples) in variants.iter().zip(all) {
         let dropped: u64 = samples
             .iter()
             .filter_map(|s| s.stream.map(|st| st.dropped))

@@ -215,6 +215,12 @@ impl utrace_proto::server::tracer_server::Tracer for Echo {
     ) -> Result<Response<Self::TraceStream>, Status> {
         unimplemented()
     }
+    async fn stdin(
+        &self,
+        _: Request<tonic::Streaming<pb::StdinRequest>>,
+    ) -> Result<Response<pb::StdinReply>, Status> {
+        unimplemented()
+    }
 
     type ReadMemoryStreamStream = BoxStream<pb::MemoryChunk>;
     async fn read_memory_stream(

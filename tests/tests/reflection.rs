@@ -268,6 +268,7 @@ fn grpcio_on_its_defaults_reaches_every_rpc() {
                 "ReadMemoryStream",
                 "Session",
                 "Spawn",
+                "Stdin",
                 "Trace"
             ],
             "{form}"

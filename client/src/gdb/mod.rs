@@ -126,6 +126,9 @@ async fn open(
             stop_at_entry: true,
             engine: Some(engine_spec()),
             no_kernel_filter: false,
+            // A daemon's program: /dev/null (the bridge does not carry
+            // stdio yet); an embedded server's: the bridge's own.
+            stdio: pb::Stdio::Default as i32,
         }),
     };
     let _ = tx

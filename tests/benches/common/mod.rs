@@ -130,3 +130,37 @@ pub fn free_port() -> std::io::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// The `utrace` command, built with the bench's (release) profile beside
+/// this bench (`cargo bench -p utrace-tests` builds only the library of
+/// its package); the reason when it cannot be built.
+#[allow(dead_code)]
+pub fn utrace_bin() -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or("no target directory")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "utrace-client",
+            "--bin",
+            "utrace",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo to build utrace: {e}"))?;
+    let bin = dir.join("utrace");
+    if st.success() && bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "building utrace failed ({st}); it should be at {}",
+            bin.display()
+        ))
+    }
+}

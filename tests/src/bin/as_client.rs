@@ -196,6 +196,7 @@ fn event_line(engine: u64, ev: &pb::Event) -> Option<String> {
         Kind::Breakpoint(b) => format!("breakpoint addr={:#x}", b.addr),
         Kind::Step(_) => "step".to_string(),
         Kind::Revoked(r) => format!("revoked reason={}", r.reason.replace(' ', "_")),
+        Kind::Output(o) => format!("output fd={} bytes={}", o.fd, o.data.len()),
     };
     Some(format!(
         "event {engine} {detail} pid={} tid={}",

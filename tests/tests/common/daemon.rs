@@ -16,10 +16,16 @@ impl Daemon {
     /// Start one listening on `unix://SCRATCH/s.sock` (its log in
     /// `SCRATCH/server.log`), once its socket exists.
     pub fn start(tag: &str) -> Daemon {
+        Self::start_with_env(tag, &[])
+    }
+
+    /// [`Daemon::start`] with these variables added to its environment.
+    pub fn start_with_env(tag: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = Scratch::new(tag);
         let sock = dir.path("s.sock");
         let log = std::fs::File::create(dir.path("server.log")).expect("server log");
         let server = Command::new(super::users::utraced_bin())
+            .envs(env.iter().copied())
             .args(["--listen", &format!("unix://{sock}")])
             .stderr(Stdio::from(log))
             .spawn()

@@ -501,3 +501,48 @@ pub fn untraced(pid: u32) {
         proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
     });
 }
+
+/// Wait for `child` (its stdout and stderr piped) with a bound, reading
+/// both as it runs; past `bound` it is killed and the test fails.
+#[allow(dead_code)]
+pub fn wait_output(mut child: std::process::Child, bound: Duration) -> std::process::Output {
+    use std::io::Read;
+    let pipe = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = pipe(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = pipe(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + bound;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {} did not exit within {bound:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}

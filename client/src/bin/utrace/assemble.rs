@@ -203,7 +203,12 @@ impl Assembler {
                 out(&line);
                 self.live = self.live.saturating_sub(1);
             }
-            Some(Kind::Attached(_)) | Some(Kind::Breakpoint(_)) | Some(Kind::Step(_)) | None => {}
+            // The program's own output is written by the caller.
+            Some(Kind::Attached(_))
+            | Some(Kind::Breakpoint(_))
+            | Some(Kind::Step(_))
+            | Some(Kind::Output(_))
+            | None => {}
         }
     }
 

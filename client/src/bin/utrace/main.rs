@@ -189,11 +189,17 @@ struct TraceCmd {
     failed_only: bool,
     #[command(flatten)]
     not_yet: NotYet,
-    /// Reports the server may queue for this trace before dropping the
-    /// newest (0: the server's default). Default: 65536 with an embedded
+    /// Reports the server may queue for this trace before it holds the
+    /// program until utrace has read them (or, with --lossy, drops the
+    /// newest) (0: the server's default). Default: 65536 with an embedded
     /// server, the daemon's default otherwise.
     #[arg(long, value_name = "N")]
     queue_len: Option<u32>,
+    /// Never slow the program: when the server's queue for this trace is
+    /// full, it drops reports (counted, and said at the end) instead of
+    /// holding the program until utrace has read them, as strace would.
+    #[arg(long)]
+    lossy: bool,
     /// The program to start and its arguments.
     #[arg(
         value_name = "CMD",
@@ -529,6 +535,7 @@ async fn command(
                 pid: t.pid,
                 command: t.command,
                 queue_len: t.queue_len,
+                lossy: t.lossy,
                 inject,
                 string_limit: t.string_limit,
                 stamp: assemble::Stamp::from_count(t.timestamps),

@@ -68,6 +68,11 @@ impl Connection {
         self.embedded.is_some()
     }
 
+    /// The server inside this process, if it runs here.
+    pub fn embedded(&self) -> Option<&utraced::Embedded> {
+        self.embedded.as_ref()
+    }
+
     /// Stop the embedded server, if any (detaching whatever it still
     /// traces), waiting a few seconds at most.
     pub async fn close(mut self) {

@@ -5,6 +5,13 @@
 //! are assembled here ([`crate::assemble`]), or with `-c` the calls are
 //! counted and strace's summary table printed at the end.
 //!
+//! Nothing is lost: the engine is lossless (a full queue holds the
+//! program until we have read it) unless `--lossy`. With the embedded
+//! server the reports do not come over the stream at all: they go to a
+//! local sink ([`utraced::sink`]) that assembles and writes each line on
+//! the tracer thread, before the call returns to the program (strace's
+//! order relative to the program's own output).
+//!
 //! With `-e inject=`, the same engine is a sync engine on a `Session`
 //! stream instead: it holds each entry of an injected syscall, and
 //! [`crate::inject::Injector`] decides it (skip with the error or value, or
@@ -14,6 +21,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -49,6 +57,9 @@ pub struct Options {
     /// Reports the server queues for us (None: [`EMBEDDED_QUEUE_LEN`] with
     /// an embedded server, the daemon's default otherwise).
     pub queue_len: Option<u32>,
+    /// Let the server drop reports rather than hold the program when its
+    /// queue is full (strace never drops: the default is lossless).
+    pub lossy: bool,
     /// Fault injection (`-e inject=`).
     pub inject: Vec<Rule>,
     /// `-s`: bytes of strings shown (None: strace's 32).
@@ -84,7 +95,7 @@ enum End {
 
 /// Trace as `opts` says; the exit code to leave with.
 pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
-    let mut out: Box<dyn Write + Send> = match &opts.output {
+    let out: Box<dyn Write + Send> = match &opts.output {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?,
         )),
@@ -125,6 +136,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         follow_children: opts.follow,
         decode: !opts.count,
         decode_string_limit: opts.string_limit,
+        lossless: !opts.lossy,
         queue_len: opts.queue_len.unwrap_or(if conn.is_embedded() {
             EMBEDDED_QUEUE_LEN
         } else {
@@ -134,17 +146,48 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
     };
     let target = match opts.pid {
         Some(pid) => pb::trace_request::Target::Pid(pid),
-        None => pb::trace_request::Target::Spawn(spawn_request(&opts)),
+        None => pb::trace_request::Target::Spawn(spawn_request(&opts, !conn.is_embedded())),
     };
+    let local = Arc::new(Mutex::new(Local {
+        state: State::new(&opts),
+        out,
+    }));
+    // The output was closed by its reader (seen by the local sink).
+    let closed = Arc::new(tokio::sync::Notify::new());
+    let sink = conn.embedded().filter(|_| opts.inject.is_empty()).map(|e| {
+        // In-process: the lines are written on the tracer thread, each
+        // before the call returns to the program (strace's order), and a
+        // slow output slows the program.
+        let (local, closed) = (Arc::clone(&local), Arc::clone(&closed));
+        let flush_each = opts.output.is_none();
+        e.local_sink(Box::new(move |ev| {
+            let mut l = lock(&local);
+            let Local { state, out } = &mut *l;
+            state.event(&ev, out);
+            if flush_each {
+                // Shared with the program's own output: written now.
+                state.flush(out);
+            }
+            if state.output_closed {
+                closed.notify_one();
+            }
+        }))
+    });
     let mut stream = if opts.inject.is_empty() {
+        let mut req = tonic::Request::new(pb::TraceRequest {
+            target: Some(target),
+            engine: Some(engine),
+        });
+        if let Some(sink) = &sink {
+            sink.apply(&mut req);
+        }
         Source::Trace(Box::new(
             conn.client
-                .trace(pb::TraceRequest {
-                    target: Some(target),
-                    engine: Some(engine),
-                })
+                .raw()
+                .trace(req)
                 .await
-                .map_err(|s| s.message().to_string())?,
+                .map_err(|s| s.message().to_string())?
+                .into_inner(),
         ))
     } else {
         let injector = Injector::new(opts.inject.clone());
@@ -180,23 +223,40 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         }))
     };
 
-    let mut state = State::new(&opts);
+    // With a local sink and -o, the file is flushed now and then (a
+    // `tail -f` sees the lines) rather than at each line.
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    // A daemon's program gets our stdin once its engine is known.
+    let mut feeding = conn.is_embedded() || opts.pid.is_some();
     let end = loop {
         let next = tokio::select! {
             biased;
             _ = sigint.recv() => break End::Interrupted(2),
             _ = sigterm.recv() => break End::Interrupted(15),
-            ev = next_event(&mut stream, &mut out) => ev,
+            _ = closed.notified() => break End::OutputClosed,
+            _ = tick.tick(), if sink.is_some() => {
+                let mut l = lock(&local);
+                let Local { state, out } = &mut *l;
+                state.flush(out);
+                continue;
+            }
+            ev = next_event(&mut stream, &local, sink.is_none()) => ev,
         };
+        let mut l = lock(&local);
+        let Local { state, out } = &mut *l;
         match next {
             Some(Ok(ev)) => {
-                state.event(&ev, &mut out);
+                state.event(&ev, out);
                 if state.output_closed {
                     break End::OutputClosed;
                 }
+                if let (false, Some(id)) = (feeding, state.engine_id) {
+                    feeding = true;
+                    state.closed_outputs = Some(feed_stdin(conn.client.clone(), id));
+                }
             }
             Some(Err(msg)) => {
-                state.flush_open(" <unfinished ...>", &mut out);
+                state.flush_open(" <unfinished ...>", out);
                 let _ = out.flush();
                 return Err(msg);
             }
@@ -204,16 +264,20 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         }
     };
 
+    let engine_id = lock(&local).state.engine_id;
     let code = match end {
         End::StreamEnded => {
-            state.flush_open(" <unfinished ...>", &mut out);
-            state.finish(&mut out)?;
+            let mut l = lock(&local);
+            let Local { state, out } = &mut *l;
+            state.flush_open(" <unfinished ...>", out);
+            state.finish(out)?;
             state.result(&opts)
         }
         End::Interrupted(signo) if opts.pid.is_some() => {
             // Detach explicitly (confirmed by the server), print what was
-            // still queued, then end the stream.
-            if let Some(id) = state.engine_id {
+            // still queued, then end the stream. (The lock is never held
+            // across an await: a local sink takes it on the tracer thread.)
+            if let Some(id) = engine_id {
                 match tokio::time::timeout(Duration::from_secs(5), conn.client.detach(id)).await {
                     Ok(Ok(())) => debug!(engine = id, "detached"),
                     Ok(Err(s)) => debug!(engine = id, "detach: {}", s.message()),
@@ -221,14 +285,18 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
                     while let Some(Ok(ev)) = stream.next().await {
-                        state.event(&ev, &mut out);
+                        let mut l = lock(&local);
+                        let Local { state, out } = &mut *l;
+                        state.event(&ev, out);
                     }
                 })
                 .await;
             }
             drop(stream);
-            state.flush_open(" <detached ...>", &mut out);
-            state.finish(&mut out)?;
+            let mut l = lock(&local);
+            let Local { state, out } = &mut *l;
+            state.flush_open(" <detached ...>", out);
+            state.finish(out)?;
             if let Some(pid) = state.main_pid {
                 crate::say!("utrace: Process {pid} detached");
             }
@@ -241,8 +309,10 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             // Dropping the stream cancels the call: the server detaches the
             // engine (or kills a program that depends on it) by its rules.
             drop(stream);
-            state.flush_open(" <unfinished ...>", &mut out);
-            state.finish(&mut out)?;
+            let mut l = lock(&local);
+            let Local { state, out } = &mut *l;
+            state.flush_open(" <unfinished ...>", out);
+            state.finish(out)?;
             crate::exit::die_by(i32::from(signo));
             Ok(128 + signo)
         }
@@ -255,28 +325,122 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             Ok(128 + libc::SIGPIPE as u8)
         }
     };
-    if state.dropped > 0 {
+    let dropped = lock(&local).state.dropped;
+    if dropped > 0 {
         crate::say!(
-            "utrace: {} reports were lost: the server's queue for this trace was full \
-             (ask for a longer one with --queue-len)",
-            state.dropped
+            "utrace: {dropped} reports were lost: the server's queue for this trace was full \
+             (ask for a longer one with --queue-len, or leave out --lossy)"
         );
     }
     code
 }
 
-/// The next event; flushes the output first when none is ready at once,
-/// so lines appear promptly without a write per line under load.
+/// Feed the standard input of a daemon's program (its stdio carried over
+/// the call) from ours, and tell the server which of our outputs went
+/// away (sent to the returned channel). Our stdin is read on a thread of
+/// its own, a blocking read nothing waits for at exit; not at all when
+/// it is a terminal we do not have (a background job would be stopped by
+/// SIGTTIN): the program then waits for input, as it would reading its
+/// terminal in the background.
+fn feed_stdin(mut client: utrace_client::Client, engine_id: u64) -> tokio::sync::mpsc::Sender<u32> {
+    use std::io::{IsTerminal, Read};
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::StdinRequest>(8);
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<u32>(2);
+    let _ = tx.try_send(pb::StdinRequest {
+        engine_id,
+        ..Default::default()
+    });
+    let stdin = std::io::stdin();
+    let background = stdin.is_terminal()
+        && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|fg| fg != nix::unistd::getpgrp());
+    if background {
+        debug!("in the background: the program's stdin is not fed from the terminal");
+    } else {
+        let tx = tx.clone();
+        let reader = std::thread::Builder::new()
+            .name("utrace-stdin".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut stdin = std::io::stdin().lock();
+                loop {
+                    let data = match stdin.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => buf[..n].to_vec(),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            debug!(%e, "reading stdin for the program");
+                            break;
+                        }
+                    };
+                    let req = pb::StdinRequest {
+                        data: data.into(),
+                        ..Default::default()
+                    };
+                    if tx.blocking_send(req).is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.blocking_send(pb::StdinRequest {
+                    close: true,
+                    ..Default::default()
+                });
+            });
+        if let Err(e) = reader {
+            warn!(%e, "cannot start the thread that feeds the program's stdin");
+        }
+    }
+    tokio::spawn(async move {
+        while let Some(fd) = closed_rx.recv().await {
+            let req = pb::StdinRequest {
+                closed_output: fd,
+                ..Default::default()
+            };
+            if tx.send(req).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let input = tokio_stream::wrappers::ReceiverStream::new(rx);
+        if let Err(s) = client.stdin(input).await {
+            debug!("the program's stdin: {}", s.message());
+        }
+    });
+    closed_tx
+}
+
+/// The trace's state and its output: taken by the event loop, and by a
+/// local sink on the tracer thread.
+struct Local {
+    state: State,
+    out: Box<dyn Write + Send>,
+}
+
+fn lock(l: &Mutex<Local>) -> std::sync::MutexGuard<'_, Local> {
+    l.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The next event; flushes the output first when none is ready at once
+/// (if `flush`: not when a local sink writes it), so lines appear
+/// promptly without a write per line under load.
 async fn next_event(
     source: &mut Source,
-    out: &mut Box<dyn Write + Send>,
+    local: &Mutex<Local>,
+    flush: bool,
 ) -> Option<Result<pb::Event, String>> {
+    let flush_now = || {
+        if flush {
+            let mut l = lock(local);
+            let Local { state, out } = &mut *l;
+            state.flush(out);
+        }
+    };
     match source {
         Source::Trace(stream) => {
             let next = match tokio::time::timeout(Duration::ZERO, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    let _ = out.flush();
+                    flush_now();
                     stream.next().await
                 }
             };
@@ -284,7 +448,7 @@ async fn next_event(
         }
         // Not cancelled midway (it may be sending a decision): flush first.
         Source::Session(s) => {
-            let _ = out.flush();
+            flush_now();
             s.next().await
         }
     }
@@ -428,10 +592,16 @@ pub fn own_env_and_cwd() -> (HashMap<String, String>, String) {
 }
 
 /// The spawn half of the request: the program, with this command's
-/// environment and working directory (as strace runs it).
-fn spawn_request(opts: &Options) -> pb::SpawnRequest {
+/// environment and working directory (as strace runs it); with `pipes`,
+/// its stdio carried over the call (a daemon's program).
+fn spawn_request(opts: &Options, pipes: bool) -> pb::SpawnRequest {
     let (env, cwd) = own_env_and_cwd();
     pb::SpawnRequest {
+        stdio: if pipes {
+            pb::Stdio::Pipes
+        } else {
+            pb::Stdio::Default
+        } as i32,
         argv: opts.command.clone(),
         env,
         cwd,
@@ -469,6 +639,13 @@ struct State {
     durations: bool,
     /// `-e signal=`, `-e status=`.
     filters: crate::assemble::Filters,
+    /// The trace goes to stderr (not `-o`): flushed before the program's
+    /// own output is written, so both keep their order.
+    to_stderr: bool,
+    /// The program's stdout and stderr (carried over the call) can no
+    /// longer be written here; the server is told through this.
+    outputs_gone: [bool; 2],
+    closed_outputs: Option<tokio::sync::mpsc::Sender<u32>>,
 }
 
 impl State {
@@ -495,6 +672,9 @@ impl State {
                 signals: opts.signals.clone(),
                 status: opts.status.clone(),
             },
+            to_stderr: opts.output.is_none(),
+            outputs_gone: [false; 2],
+            closed_outputs: None,
         }
     }
 
@@ -502,15 +682,61 @@ impl State {
         if self.output_closed {
             return;
         }
-        if let Err(e) = out.write_all(text.as_bytes()) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                self.output_closed = true;
-                return;
+        let r = out.write_all(text.as_bytes());
+        self.written(r);
+    }
+
+    /// What the program (started by a daemon, its stdio carried over the
+    /// call) wrote: to our own stdout or stderr, after the trace lines
+    /// before it. Where that output is gone (a `| head` that exited) the
+    /// server closes the program's pipe, so the program meets EPIPE as it
+    /// would here.
+    fn program_output(&mut self, o: &pb::Output, out: &mut Box<dyn Write + Send>) {
+        let Some(slot) = (o.fd as usize).checked_sub(1).filter(|i| *i < 2) else {
+            return;
+        };
+        if self.outputs_gone[slot] {
+            return;
+        }
+        if self.to_stderr {
+            self.flush(out);
+        }
+        let r = if slot == 0 {
+            let mut w = std::io::stdout().lock();
+            w.write_all(&o.data).and_then(|()| w.flush())
+        } else {
+            std::io::stderr().lock().write_all(&o.data)
+        };
+        if let Err(e) = r {
+            debug!(fd = o.fd, %e, "the program's output can no longer be written here");
+            self.outputs_gone[slot] = true;
+            if let Some(tx) = &self.closed_outputs {
+                let _ = tx.try_send(o.fd);
             }
-            if !self.write_failed {
-                self.write_failed = true;
-                warn!(%e, "writing the trace output failed");
-            }
+        }
+    }
+
+    /// Write out what is buffered.
+    fn flush(&mut self, out: &mut Box<dyn Write + Send>) {
+        if !self.output_closed {
+            let r = out.flush();
+            self.written(r);
+        }
+    }
+
+    /// Note a write's outcome: a closed reader ends the trace; another
+    /// failure is said once.
+    fn written(&mut self, r: std::io::Result<()>) {
+        let Err(e) = r else {
+            return;
+        };
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            self.output_closed = true;
+            return;
+        }
+        if !self.write_failed {
+            self.write_failed = true;
+            warn!(%e, "writing the trace output failed");
         }
     }
 
@@ -541,6 +767,10 @@ impl State {
             }
             Some(Kind::Death(d)) if d.process_gone && Some(ev.pid) == self.main_pid => {
                 self.status = d.status;
+            }
+            Some(Kind::Output(o)) => {
+                self.program_output(o, out);
+                return;
             }
             _ => {}
         }

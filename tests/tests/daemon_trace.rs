@@ -1,0 +1,164 @@
+//! `utrace trace` through a `utraced` daemon (the real binaries), as a
+//! strace user runs it: the program's stdin, stdout and stderr are the
+//! user's (carried over the call), its environment is the user's and
+//! never the daemon's, its exit status is utrace's, its output and the
+//! trace lines keep their order, and a slow reader loses nothing.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::daemon::Daemon;
+use utrace_client::{pb, Client};
+
+/// `sh -c SCRIPT`, where `$U` is `utrace --server` on `d`; its output.
+fn sh(d: &Daemon, script: &str) -> Output {
+    let utrace = common::users::workspace_bin("utrace");
+    let run = format!("U='{} --server {}'; {script}", utrace.display(), d.uri);
+    let child = Command::new("sh")
+        .args(["-c", &run])
+        .env("UTRACE_TEST_CLIENT", "from-the-client")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    let out = common::wait_output(child, common::TIMEOUT);
+    println!(
+        "--- {script}\nstatus {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn the_program_has_the_users_stdio_and_environment() {
+    let d = Daemon::start_with_env("stdio", &[("UTRACE_TEST_SECRET", "daemon-secret")]);
+    // stdin reaches it, stdout and stderr come back apart, its exit
+    // status is utrace's.
+    let out = sh(
+        &d,
+        "echo hello | $U trace -e trace=none -- sh -c \
+         'read x; echo got $x; echo to-stderr >&2; \
+          echo \"${UTRACE_TEST_SECRET:-unset} $UTRACE_TEST_CLIENT\"; exit 4'",
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stdout.contains("got hello"), "{stdout}");
+    assert!(stderr.contains("to-stderr"), "{stderr}");
+    assert!(!stdout.contains("to-stderr"), "{stdout}");
+    // The client's variable, not the daemon's.
+    assert!(stdout.contains("unset from-the-client"), "{stdout}");
+    assert!(!stdout.contains("daemon-secret"), "{stdout}");
+    assert!(stderr.contains("+++ exited with 4 +++"), "{stderr}");
+}
+
+#[test]
+fn output_and_lines_keep_the_programs_order() {
+    let d = Daemon::start("order");
+    for run in 0..3 {
+        let out = sh(
+            &d,
+            "$U trace -e trace=openat -- sh -c \
+             'for i in 1 2 3; do echo MARK$i >&2; exec 3</dev/null; done' 2>&1",
+        );
+        let seq: Vec<&str> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                if l.starts_with("MARK") {
+                    Some("MARK")
+                } else if l.contains("\"/dev/null\", O_RDONLY)") {
+                    Some("openat")
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            seq,
+            ["MARK", "openat", "MARK", "openat", "MARK", "openat"],
+            "run {run}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_output_pipe_ends_the_program_as_it_would_locally() {
+    let d = Daemon::start("sigpipe");
+    // `yes` writes for ever; `head` takes two lines and leaves: yes dies
+    // of SIGPIPE, and utrace with it (141), as under strace.
+    let out = sh(
+        &d,
+        "($U trace -e trace=none -- yes; echo \"utrace=$?\" >&2) | head -2",
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(stdout, "y\ny\n");
+    assert!(stderr.contains("+++ killed by SIGPIPE +++"), "{stderr}");
+    assert!(stderr.contains("utrace=141"), "{stderr}");
+}
+
+#[test]
+fn a_slow_reader_loses_nothing() {
+    let d = Daemon::start("slow-reader");
+    let out = sh(
+        &d,
+        "$U trace --queue-len 64 -- dd if=/dev/zero of=/dev/null bs=1 count=3000 2>&1 \
+         | (sleep 1; cat)",
+    );
+    let stdout = text(&out.stdout);
+    let reads = stdout.lines().filter(|l| l.starts_with("read(0, ")).count();
+    let writes = stdout
+        .lines()
+        .filter(|l| l.starts_with("write(1, "))
+        .count();
+    assert!(!stdout.contains("were lost"), "{stdout}");
+    assert_eq!((reads, writes), (3000, 3000));
+    // dd's own report, on its stderr, came through too.
+    assert!(stdout.contains("3000 bytes"), "{stdout}");
+    assert!(stdout.contains("+++ exited with 0 +++"));
+}
+
+/// The Stdin call feeds only the caller's own program, and only one
+/// started with pipes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_is_only_for_the_programs_own_client() {
+    let d = Daemon::start("stdin-owner");
+    let mut owner = Client::connect(&d.uri).await.expect("connect");
+    let mut other = Client::connect(&d.uri).await.expect("connect");
+    let spawn = |stdio: pb::Stdio| pb::SpawnRequest {
+        argv: vec!["sleep".into(), "30".into()],
+        stdio: stdio as i32,
+        ..Default::default()
+    };
+    let piped = owner.spawn(spawn(pb::Stdio::Pipes)).await.expect("spawn");
+    let plain = owner.spawn(spawn(pb::Stdio::Default)).await.expect("spawn");
+    let feed = |engine_id: u64| {
+        tokio_stream::iter([pb::StdinRequest {
+            engine_id,
+            data: b"x\n".to_vec().into(),
+            ..Default::default()
+        }])
+    };
+    let err = other
+        .stdin(feed(piped.engine_id))
+        .await
+        .expect_err("not its own");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    let err = owner
+        .stdin(feed(plain.engine_id))
+        .await
+        .expect_err("no pipes");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    let ok = owner.stdin(feed(piped.engine_id)).await.expect("its own");
+    assert_eq!(ok.written, 2);
+    for pid in [piped.pid, plain.pid] {
+        // SAFETY: killing the sleeps this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+}
