@@ -48,6 +48,11 @@ pub struct SpawnOptions {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// Start the program in a session of its own whose controlling
+    /// terminal is its stdin (which must be a terminal: a pseudo-terminal's
+    /// far end), as a terminal emulator or `ssh -t` does: job control and
+    /// the terminal's signals (Ctrl-C) then work in it.
+    pub controlling_tty: bool,
     /// Pin the program (and the tracer thread) to this CPU.
     pub pin_cpu: Option<usize>,
     /// Set `no_new_privs` whether or not a filter is installed: setuid and
@@ -94,7 +99,7 @@ pub struct Spawned {
 }
 
 /// Steps of the child's set-up, reported through the error pipe.
-const STEPS: [&str; 12] = [
+const STEPS: [&str; 13] = [
     "?",
     "waiting for the tracer",
     "setgroups",
@@ -107,6 +112,7 @@ const STEPS: [&str; 12] = [
     "closing inherited descriptors",
     "no_new_privs",
     "limiting capabilities",
+    "making stdin the controlling terminal",
 ];
 const STEP_CHDIR: u8 = 5;
 const STEP_EXEC: u8 = 8;
@@ -221,6 +227,7 @@ struct ChildPlan {
     cwd: Option<CString>,
     creds: Option<Credentials>,
     stdio: [RawFd; 3],
+    controlling_tty: bool,
     filter: Option<Vec<libc::sock_filter>>,
     no_new_privs: bool,
     close_fds: bool,
@@ -397,6 +404,7 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, Vec<Pa
             opts.stdout.as_ref().map_or(-1, |f| f.as_raw_fd()),
             opts.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
         ],
+        controlling_tty: opts.controlling_tty,
         filter,
         // Without CAP_SYS_ADMIN (not root, or dropping to a user) a filter
         // needs no_new_privs; and it is asked for on its own.
@@ -453,6 +461,9 @@ fn child(
             if *fd >= 0 && libc::dup2(*fd, target as i32) < 0 {
                 fail(6, 0);
             }
+        }
+        if plan.controlling_tty && (libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0) {
+            fail(12, 0);
         }
         if plan.close_fds {
             // Everything from 3 up but the error pipe, which is

@@ -604,14 +604,30 @@ impl TracerService {
                 )))
             }
         };
-        if stdio == pb::Stdio::Pipes {
+        if stdio != pb::Stdio::Default {
             let Some((hub, _)) = &parts.hub else {
                 return Err(Status::invalid_argument(format!(
-                    "{field}stdio: STDIO_PIPES carries output among an engine's reports; this call has none"
+                    "{field}stdio: {} carries output among an engine's reports; this call has none",
+                    stdio.as_str_name()
                 )));
             };
-            let (io, ends) = crate::stdio::Stdio::pipes()
-                .map_err(|e| Status::internal(format!("making the program's stdio pipes: {e}")))?;
+            let made = if stdio == pb::Stdio::Pty {
+                let (rows, cols) = window_size(req.window.as_ref(), field)?;
+                crate::stdio::Stdio::pty(rows, cols).and_then(|(io, ends)| {
+                    // The terminal is the program's, as sshd makes it.
+                    if p.uid() != server_uid {
+                        nix::unistd::fchown(&ends.stdin, Some(p.uid().into()), None)
+                            .map_err(std::io::Error::from)?;
+                    }
+                    opts.controlling_tty = true;
+                    Ok((io, ends))
+                })
+            } else {
+                crate::stdio::Stdio::pipes()
+            };
+            let (io, ends) = made.map_err(|e| {
+                Status::internal(format!("making the program's {}: {e}", stdio.as_str_name()))
+            })?;
             opts.stdin = Some(ends.stdin);
             opts.stdout = Some(ends.stdout);
             opts.stderr = Some(ends.stderr);
@@ -779,6 +795,20 @@ impl TracerService {
             ))
         })
     }
+}
+
+/// A terminal size from `w` (unset or zero: 24 rows of 80 columns).
+fn window_size(w: Option<&pb::WindowSize>, field: &str) -> Result<(u16, u16), Status> {
+    let Some(w) = w else {
+        return Ok((24, 80));
+    };
+    let dim = |v: u32, default: u16, name: &str| match v {
+        0 => Ok(default),
+        v => u16::try_from(v).map_err(|_| {
+            Status::invalid_argument(format!("{field}window.{name}: {v} is over 65535"))
+        }),
+    };
+    Ok((dim(w.rows, 24, "rows")?, dim(w.cols, 80, "cols")?))
 }
 
 /// A spawn's program must be named.
@@ -1086,6 +1116,12 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                             return Err(Status::invalid_argument(format!(
                                 "closed_output: {fd} is not an output; 1 is stdout, 2 stderr"
                             )))
+                        }
+                    }
+                    if let Some(w) = &m.window {
+                        let (rows, cols) = window_size(Some(w), "")?;
+                        if let Err(e) = io.resize(rows, cols) {
+                            debug!(%e, "resizing the program's terminal");
                         }
                     }
                     match io.write_stdin(&m.data, m.close).await {

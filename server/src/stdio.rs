@@ -31,17 +31,26 @@ pub const CHUNK: usize = 64 * 1024;
 /// with the next report, or through the forwarder).
 const PER_DRAIN: usize = 4 * CHUNK;
 
-/// The server's ends of a program's three pipes.
+/// The server's ends of a program's three pipes, or of its terminal.
 pub struct Stdio {
-    /// The read ends of its stdout and stderr; `None` once at end of file
-    /// or closed for the client.
+    /// The read ends of its stdout and stderr (a terminal's near end and
+    /// none); `None` once at end of file or closed for the client.
     outputs: Mutex<[Option<File>; 2]>,
-    stdin: tokio::sync::Mutex<Option<tokio::net::unix::pipe::Sender>>,
+    stdin: tokio::sync::Mutex<Option<Input>>,
+    /// The terminal's near end, for resizing (pipes have none).
+    pty: Option<OwnedFd>,
     /// Duplicates of the read ends, for the forwarder's readiness (the
     /// same pipes).
     watch: Mutex<Option<[OwnedFd; 2]>>,
     /// An output was closed for the client: the forwarder lets go of it.
     changed: tokio::sync::Notify,
+}
+
+/// Where the program's input is written.
+enum Input {
+    Pipe(tokio::net::unix::pipe::Sender),
+    /// The terminal's near end, written when writable.
+    Pty(AsyncFd<OwnedFd>),
 }
 
 /// The program's ends: its stdin, stdout and stderr.
@@ -68,6 +77,40 @@ fn nonblocking(fd: &impl AsFd) -> std::io::Result<()> {
         .map_err(std::io::Error::from)
 }
 
+/// Write all of `data` to a non-blocking terminal end, waiting while it
+/// is full.
+async fn write_all(w: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        let mut ready = w.writable().await?;
+        match ready
+            .try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(std::io::Error::from))
+        {
+            Ok(Ok(n)) => data = &data[n..],
+            Ok(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Set a terminal's size.
+fn set_window(fd: &OwnedFd, rows: u16, cols: u16) -> std::io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize through a valid pointer, on a
+    // descriptor we own.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::TIOCSWINSZ, &ws) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
@@ -86,7 +129,8 @@ impl Stdio {
         Ok((
             Arc::new(Stdio {
                 outputs: Mutex::new([Some(File::from(out_r)), Some(File::from(err_r))]),
-                stdin: tokio::sync::Mutex::new(Some(stdin)),
+                stdin: tokio::sync::Mutex::new(Some(Input::Pipe(stdin))),
+                pty: None,
                 watch: Mutex::new(Some(watch)),
                 changed: tokio::sync::Notify::new(),
             }),
@@ -96,6 +140,64 @@ impl Stdio {
                 stderr: err_w,
             },
         ))
+    }
+
+    /// Make a pseudo-terminal of `rows` x `cols`: the server's end, and
+    /// the program's (its far end three times; the program makes it its
+    /// controlling terminal, `SpawnOptions::controlling_tty`).
+    pub fn pty(rows: u16, cols: u16) -> std::io::Result<(Arc<Stdio>, ChildEnds)> {
+        use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = std::io::Error::from;
+        let master =
+            posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(err)?;
+        grantpt(&master).map_err(err)?;
+        unlockpt(&master).map_err(err)?;
+        let name = ptsname_r(&master).map_err(err)?;
+        let far = OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+                .open(&name)?,
+        );
+        let near = master.as_fd().try_clone_to_owned()?;
+        nonblocking(&near)?;
+        set_window(&near, rows, cols)?;
+        let writer = near.try_clone()?;
+        // SAFETY: the AsyncFd owns the OwnedFd: the descriptor stays open,
+        // and the same, for the AsyncFd's whole life.
+        let writer =
+            unsafe { AsyncFd::register_with_interest(writer, tokio::io::Interest::WRITABLE) }
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let watch = [near.try_clone()?, near.try_clone()?];
+        Ok((
+            Arc::new(Stdio {
+                outputs: Mutex::new([Some(File::from(near.try_clone()?)), None]),
+                stdin: tokio::sync::Mutex::new(Some(Input::Pty(writer))),
+                pty: Some(near),
+                watch: Mutex::new(Some(watch)),
+                changed: tokio::sync::Notify::new(),
+            }),
+            ChildEnds {
+                stdin: far.try_clone()?,
+                stdout: far.try_clone()?,
+                stderr: far,
+            },
+        ))
+    }
+
+    /// Resize the terminal (the program gets SIGWINCH); nothing for pipes.
+    pub fn resize(&self, rows: u16, cols: u16) -> std::io::Result<()> {
+        match &self.pty {
+            Some(near) => set_window(near, rows, cols),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the program's streams are a terminal.
+    pub fn is_pty(&self) -> bool {
+        self.pty.is_some()
     }
 
     /// Lock the output pipes.
@@ -108,24 +210,27 @@ impl Stdio {
     /// every copy of the pipe) has closed it.
     pub async fn write_stdin(&self, data: &[u8], close: bool) -> std::io::Result<()> {
         let mut stdin = self.stdin.lock().await;
-        if let Some(w) = stdin.as_mut() {
-            if !data.is_empty() {
-                w.write_all(data).await?;
+        match stdin.as_mut() {
+            Some(Input::Pipe(w)) => w.write_all(data).await?,
+            Some(Input::Pty(w)) => write_all(w, data).await?,
+            None if data.is_empty() => {}
+            None => {
+                return Err(std::io::Error::new(
+                    ErrorKind::BrokenPipe,
+                    "the program's stdin was closed",
+                ))
             }
-        } else if !data.is_empty() {
-            return Err(std::io::Error::new(
-                ErrorKind::BrokenPipe,
-                "the program's stdin was closed",
-            ));
         }
-        if close {
+        // A terminal has no end of file: closing it would hang it up.
+        if close && !self.is_pty() {
             *stdin = None;
         }
         Ok(())
     }
 
     /// The client's copy of output `fd` (1 or 2) is gone: close the
-    /// program's pipe, so its next write fails as it would locally.
+    /// program's pipe, so its next write fails as it would locally (a
+    /// terminal's near end closed hangs it up: SIGHUP).
     pub fn close_output(&self, fd: u32) {
         if let Some(slot) = (fd as usize).checked_sub(1).filter(|i| *i < 2) {
             self.outputs().0[slot] = None;

@@ -162,3 +162,93 @@ async fn stdin_is_only_for_the_programs_own_client() {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
 }
+
+/// Runs argv[3:] on a pseudo-terminal of 33 rows and 101 columns, types
+/// argv[2] (escapes allowed) once argv[1] has been printed, and prints
+/// what came out (repr) and the exit code.
+const ON_A_TERMINAL: &str = r#"
+import os, pty, sys, time, select, struct, fcntl, termios
+after = sys.argv[1].encode()
+send = sys.argv[2].encode().decode("unicode_escape").encode("latin1")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[3], sys.argv[3:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+out, sent, deadline = b"", False, time.time() + 30
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    if not sent and after in out:
+        os.write(fd, send)
+        sent = True
+_, st = os.waitpid(pid, 0)
+print(repr(out.decode(errors="replace")))
+print("status", os.waitstatus_to_exitcode(st))
+"#;
+
+/// `utrace trace` on a terminal, through a daemon: the program gets a
+/// terminal of its own (the size of ours), what is typed reaches it, and
+/// Ctrl-C interrupts it, as with `ssh -t`.
+#[test]
+fn on_a_terminal_the_program_gets_one() {
+    let d = Daemon::start("pty");
+    let script = d.dir.path("on_a_terminal.py");
+    std::fs::write(&script, ON_A_TERMINAL).expect("write the script");
+    let utrace = common::users::workspace_bin("utrace");
+    let run = |after: &str, send: &str, program: &str| {
+        let child = Command::new("python3")
+            .args([&script, after, send])
+            .arg(&utrace)
+            .args([
+                "--server",
+                &d.uri,
+                "trace",
+                "-e",
+                "trace=none",
+                "--",
+                "sh",
+                "-c",
+                program,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        let out = common::wait_output(child, common::TIMEOUT);
+        let text = text(&out.stdout);
+        println!(
+            "--- {program}\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = run(
+        "READY",
+        "hello\\r",
+        "tty; test -t 0 && echo ISATTY; stty size; echo READY; read x; echo got $x; exit 3",
+    );
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("ISATTY"), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+    assert!(text.contains("got hello"), "{text}");
+    assert!(text.contains("+++ exited with 3 +++"), "{text}");
+    assert!(text.ends_with("status 3\n"), "{text}");
+    // Ctrl-C reaches the program through its terminal: it dies of
+    // SIGINT, and utrace with it.
+    let text = run(
+        "READY",
+        "\\x03",
+        "echo READY; sleep 20; echo not-interrupted",
+    );
+    assert!(!text.contains("not-interrupted"), "{text}");
+    assert!(text.contains("+++ killed by SIGINT +++"), "{text}");
+    assert!(text.ends_with("status -2\n"), "{text}");
+}

@@ -129,6 +129,7 @@ async fn open(
             // A daemon's program: /dev/null (the bridge does not carry
             // stdio yet); an embedded server's: the bridge's own.
             stdio: pb::Stdio::Default as i32,
+            window: None,
         }),
     };
     let _ = tx

@@ -46,6 +46,7 @@ mod regs;
 mod server;
 mod show;
 mod signals;
+mod stdio;
 mod sysset;
 mod trace;
 

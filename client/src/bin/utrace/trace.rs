@@ -144,9 +144,17 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         }),
         ..Default::default()
     };
+    // A daemon's program gets our streams, carried over the call.
+    let stdio = match (conn.is_embedded(), opts.pid) {
+        (false, None) => crate::stdio::mode(),
+        _ => pb::Stdio::Default,
+    };
+    let _raw = (stdio == pb::Stdio::Pty)
+        .then(crate::stdio::RawTerminal::enter)
+        .flatten();
     let target = match opts.pid {
         Some(pid) => pb::trace_request::Target::Pid(pid),
-        None => pb::trace_request::Target::Spawn(spawn_request(&opts, !conn.is_embedded())),
+        None => pb::trace_request::Target::Spawn(spawn_request(&opts, stdio)),
     };
     let local = Arc::new(Mutex::new(Local {
         state: State::new(&opts),
@@ -227,7 +235,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
     // `tail -f` sees the lines) rather than at each line.
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     // A daemon's program gets our stdin once its engine is known.
-    let mut feeding = conn.is_embedded() || opts.pid.is_some();
+    let mut feeding = stdio == pb::Stdio::Default;
     let end = loop {
         let next = tokio::select! {
             biased;
@@ -252,7 +260,11 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
                 }
                 if let (false, Some(id)) = (feeding, state.engine_id) {
                     feeding = true;
-                    state.closed_outputs = Some(feed_stdin(conn.client.clone(), id));
+                    state.closed_outputs = Some(crate::stdio::feed_stdin(
+                        conn.client.clone(),
+                        id,
+                        stdio == pb::Stdio::Pty,
+                    ));
                 }
             }
             Some(Err(msg)) => {
@@ -333,80 +345,6 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         );
     }
     code
-}
-
-/// Feed the standard input of a daemon's program (its stdio carried over
-/// the call) from ours, and tell the server which of our outputs went
-/// away (sent to the returned channel). Our stdin is read on a thread of
-/// its own, a blocking read nothing waits for at exit; not at all when
-/// it is a terminal we do not have (a background job would be stopped by
-/// SIGTTIN): the program then waits for input, as it would reading its
-/// terminal in the background.
-fn feed_stdin(mut client: utrace_client::Client, engine_id: u64) -> tokio::sync::mpsc::Sender<u32> {
-    use std::io::{IsTerminal, Read};
-    let (tx, rx) = tokio::sync::mpsc::channel::<pb::StdinRequest>(8);
-    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<u32>(2);
-    let _ = tx.try_send(pb::StdinRequest {
-        engine_id,
-        ..Default::default()
-    });
-    let stdin = std::io::stdin();
-    let background = stdin.is_terminal()
-        && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|fg| fg != nix::unistd::getpgrp());
-    if background {
-        debug!("in the background: the program's stdin is not fed from the terminal");
-    } else {
-        let tx = tx.clone();
-        let reader = std::thread::Builder::new()
-            .name("utrace-stdin".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut stdin = std::io::stdin().lock();
-                loop {
-                    let data = match stdin.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => buf[..n].to_vec(),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            debug!(%e, "reading stdin for the program");
-                            break;
-                        }
-                    };
-                    let req = pb::StdinRequest {
-                        data: data.into(),
-                        ..Default::default()
-                    };
-                    if tx.blocking_send(req).is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.blocking_send(pb::StdinRequest {
-                    close: true,
-                    ..Default::default()
-                });
-            });
-        if let Err(e) = reader {
-            warn!(%e, "cannot start the thread that feeds the program's stdin");
-        }
-    }
-    tokio::spawn(async move {
-        while let Some(fd) = closed_rx.recv().await {
-            let req = pb::StdinRequest {
-                closed_output: fd,
-                ..Default::default()
-            };
-            if tx.send(req).await.is_err() {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let input = tokio_stream::wrappers::ReceiverStream::new(rx);
-        if let Err(s) = client.stdin(input).await {
-            debug!("the program's stdin: {}", s.message());
-        }
-    });
-    closed_tx
 }
 
 /// The trace's state and its output: taken by the event loop, and by a
@@ -592,16 +530,15 @@ pub fn own_env_and_cwd() -> (HashMap<String, String>, String) {
 }
 
 /// The spawn half of the request: the program, with this command's
-/// environment and working directory (as strace runs it); with `pipes`,
-/// its stdio carried over the call (a daemon's program).
-fn spawn_request(opts: &Options, pipes: bool) -> pb::SpawnRequest {
+/// environment and working directory (as strace runs it), its stdio as
+/// `stdio` says (carried over the call for a daemon's program).
+fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
     let (env, cwd) = own_env_and_cwd();
     pb::SpawnRequest {
-        stdio: if pipes {
-            pb::Stdio::Pipes
-        } else {
-            pb::Stdio::Default
-        } as i32,
+        stdio: stdio as i32,
+        window: (stdio == pb::Stdio::Pty)
+            .then(crate::stdio::window)
+            .flatten(),
         argv: opts.command.clone(),
         env,
         cwd,
