@@ -1,0 +1,472 @@
+//! The `trace` command line: strace's options in strace's syntax, parsed
+//! and checked into [`trace::Options`].
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::{assemble, inject, sysset, trace};
+
+/// The `trace` command line: strace's options, in strace's syntax (joined
+/// values such as `-p1234`, `-etrace=openat`, `-o/tmp/x`, and the long
+/// forms). Options end at the program's name: what follows is the
+/// program's own. strace options utrace does not implement yet are
+/// refused by name (exit 1), never taken for the program.
+#[derive(Args, Debug)]
+#[command(override_usage = "utrace trace [OPTIONS] (-p PID | [--] CMD [ARGS]...)")]
+pub struct TraceCmd {
+    /// Follow child processes (fork, vfork, clone); threads are always
+    /// followed. (`-ff`, a file per process, is not supported yet.)
+    #[arg(short = 'f', long = "follow-forks", action = clap::ArgAction::Count)]
+    follow: u8,
+    /// strace's qualifiers. `trace=SET` (or just `SET`): only these
+    /// syscalls; a SET is `[!]VALUE,…` of names, numbers, classes (`%file`,
+    /// `%net`, `%process`, `%%stat`…), `/REGEX`, `all`, `none`, `?VALUE`.
+    /// `signal=SET`: only these signals are shown. `status=SET`: only
+    /// calls that were `successful`, `failed`, `unfinished`,
+    /// `unavailable` or `detached`. The last of each wins, as in strace.
+    /// Tampering, as strace: `inject=SET:ACTION…[:when=FIRST[..LAST][+[STEP]]]`
+    /// with `error=ERRNO` or `retval=V`, `signal=SIG`, `delay_enter=D`,
+    /// `delay_exit=D`; `fault=SET[:error=ERRNO][:when=…]` (ENOSYS by
+    /// default).
+    #[arg(short = 'e', value_name = "EXPR", value_parser = parse_expr)]
+    exprs: Vec<TraceExpr>,
+    /// `--trace=SET`: the same as `-e trace=SET`.
+    #[arg(long = "trace", value_name = "SET", value_parser = parse_trace_set)]
+    trace_sets: Vec<TraceExpr>,
+    /// Count time, calls and errors per syscall and print strace's summary
+    /// table at the end, instead of lines.
+    #[arg(short = 'c', long = "summary-only")]
+    count: bool,
+    /// Write the trace (or the table) to FILE instead of stderr; with -f,
+    /// each line starts with its thread id.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Attach to this running process (all its threads) instead of starting
+    /// one; Ctrl-C detaches and leaves it running.
+    #[arg(
+        short = 'p',
+        long = "attach",
+        value_name = "PID",
+        conflicts_with = "command"
+    )]
+    pid: Option<u32>,
+    /// Bytes of each string and buffer shown before `...` (strace's
+    /// default: 32; at most 65536). Paths are always shown whole.
+    #[arg(short = 's', long = "string-limit", value_name = "N")]
+    string_limit: Option<u32>,
+    /// Time of day at the start of each line: `-t` seconds, `-tt`
+    /// microseconds, `-ttt` seconds since the epoch (as strace).
+    #[arg(short = 't', action = clap::ArgAction::Count)]
+    timestamps: u8,
+    /// Each call's time between its entry and exit, after its result
+    /// (`<0.000012>`), as strace's `-T`.
+    #[arg(short = 'T', long = "syscall-times")]
+    syscall_times: bool,
+    /// Only calls that returned without an error (`-e status=successful`).
+    #[arg(short = 'z', long = "successful-only")]
+    successful_only: bool,
+    /// Only calls that returned an error (`-e status=failed`).
+    #[arg(short = 'Z', long = "failed-only")]
+    failed_only: bool,
+    #[command(flatten)]
+    not_yet: NotYet,
+    /// Reports the server may queue for this trace before it holds the
+    /// program until utrace has read them (or, with --lossy, drops the
+    /// newest) (0: the server's default). Default: 65536 with an embedded
+    /// server, the daemon's default otherwise.
+    #[arg(long, value_name = "N")]
+    queue_len: Option<u32>,
+    /// Never slow the program: when the server's queue for this trace is
+    /// full, it drops reports (counted, and said at the end) instead of
+    /// holding the program until utrace has read them, as strace would.
+    #[arg(long)]
+    lossy: bool,
+    /// The program to start and its arguments.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        required_unless_present = "pid"
+    )]
+    command: Vec<String>,
+}
+
+/// strace options that `utrace trace` parses, as strace does, but does
+/// not implement yet: given one, it says so by name and exits 1 (rather
+/// than take it for the program, or silently ignore it).
+#[derive(Args, Debug)]
+struct NotYet {
+    #[arg(short = 'v', long = "no-abbrev", action = clap::ArgAction::Count, hide = true)]
+    v: u8,
+    #[arg(short = 'x', action = clap::ArgAction::Count, hide = true)]
+    x: u8,
+    #[arg(short = 'y', action = clap::ArgAction::Count, hide = true)]
+    y: u8,
+    #[arg(short = 'r', hide = true)]
+    r: bool,
+    #[arg(short = 'k', long = "stack-trace", hide = true)]
+    k: bool,
+    #[arg(short = 'i', long = "instruction-pointer", hide = true)]
+    i: bool,
+    #[arg(short = 'n', long = "syscall-number", hide = true)]
+    n: bool,
+    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count, hide = true)]
+    q: u8,
+    #[arg(short = 'u', long = "user", value_name = "USER", hide = true)]
+    u: Option<String>,
+    #[arg(short = 'E', long = "env", value_name = "VAR", hide = true)]
+    env: Vec<String>,
+    #[arg(short = 'b', long = "detach-on", value_name = "SYSCALL", hide = true)]
+    b: Option<String>,
+    #[arg(short = 'a', long = "columns", value_name = "N", hide = true)]
+    a: Option<String>,
+    #[arg(short = 'w', long = "summary-wall-clock", hide = true)]
+    w: bool,
+    #[arg(short = 'S', long = "summary-sort-by", value_name = "KEY", hide = true)]
+    big_s: Option<String>,
+    #[arg(short = 'C', long = "summary", hide = true)]
+    big_c: bool,
+    #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
+    d: u8,
+    #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
+    big_i: Option<String>,
+    #[arg(
+        short = 'X',
+        long = "const-print-style",
+        value_name = "FORMAT",
+        hide = true
+    )]
+    big_x: Option<String>,
+    #[arg(short = 'P', long = "trace-path", value_name = "PATH", hide = true)]
+    big_p: Vec<String>,
+    #[arg(
+        short = 'U',
+        long = "summary-columns",
+        value_name = "COLUMNS",
+        hide = true
+    )]
+    big_u: Option<String>,
+}
+
+impl NotYet {
+    /// The first option given that is not implemented yet, by its short
+    /// name.
+    fn first(&self) -> Option<&'static str> {
+        let given: [(&'static str, bool); 20] = [
+            ("-v", self.v > 0),
+            ("-x", self.x > 0),
+            ("-y", self.y > 0),
+            ("-r", self.r),
+            ("-k", self.k),
+            ("-i", self.i),
+            ("-n", self.n),
+            ("-q", self.q > 0),
+            ("-u", self.u.is_some()),
+            ("-E", !self.env.is_empty()),
+            ("-b", self.b.is_some()),
+            ("-a", self.a.is_some()),
+            ("-w", self.w),
+            ("-S", self.big_s.is_some()),
+            ("-C", self.big_c),
+            ("-D", self.d > 0),
+            ("-I", self.big_i.is_some()),
+            ("-X", self.big_x.is_some()),
+            ("-P", !self.big_p.is_empty()),
+            ("-U", self.big_u.is_some()),
+        ];
+        given.iter().find(|(_, on)| *on).map(|(n, _)| *n)
+    }
+}
+
+/// One `-e` expression (strace's qualifiers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceExpr {
+    /// `trace=SET`: `None` for every syscall.
+    Trace(Option<std::collections::BTreeSet<u64>>),
+    /// `inject=SET:…` or `fault=SET:…`.
+    Inject(inject::Rule),
+    /// `signal=SET`: the signals shown (`None`: all).
+    Signal(Option<std::collections::BTreeSet<i32>>),
+    /// `status=SET`: the calls shown by outcome (`None`: all).
+    Status(Option<std::collections::BTreeSet<sysset::Status>>),
+}
+
+/// `-e QUALIFIER=SET` as strace reads it (`trace=` when there is no
+/// qualifier): `trace`, `signal`/`signals`, `status`, `inject`, `fault`.
+pub fn parse_expr(expr: &str) -> Result<TraceExpr, String> {
+    let (qualifier, set) = match expr.split_once('=') {
+        Some((q, set)) => (q, set),
+        None => ("trace", expr),
+    };
+    match qualifier {
+        "trace" | "t" => sysset::syscalls(set).map(TraceExpr::Trace),
+        "inject" => inject::parse(set, false).map(TraceExpr::Inject),
+        "fault" => inject::parse(set, true).map(TraceExpr::Inject),
+        "signal" | "signals" | "s" => sysset::signals(set).map(TraceExpr::Signal),
+        "status" => sysset::statuses(set).map(TraceExpr::Status),
+        "abbrev" | "a" | "verbose" | "v" | "raw" | "x" | "read" | "reads" | "r" | "write"
+        | "writes" | "w" | "quiet" | "silent" | "silence" | "q" | "decode-fds" | "decode-fd"
+        | "decode-pids" | "decode-pid" | "kvm" | "trace-fds" | "trace-fd" | "fd" | "fds" => {
+            Err(format!(
+                "strace's -e {qualifier}= is not supported by utrace yet (issue 14); \
+             trace=, signal=, status=, inject= and fault= are"
+            ))
+        }
+        _ => Err(format!(
+            "unknown qualifier {qualifier:?}: -e takes trace=, signal=, status=, inject=, \
+             fault= (and strace's others)"
+        )),
+    }
+}
+
+/// `--trace=SET`.
+fn parse_trace_set(set: &str) -> Result<TraceExpr, String> {
+    parse_expr(&format!("trace={set}"))
+}
+
+/// The syscalls the `-e trace=` expressions select: the last one wins, as
+/// in strace. `(names, none)`, where empty names mean every syscall unless
+/// `none` (an empty set: `trace=none`, `trace=!all`).
+pub fn selected_syscalls(exprs: &[TraceExpr]) -> (Vec<String>, bool) {
+    let last = exprs.iter().rev().find_map(|e| match e {
+        TraceExpr::Trace(set) => Some(set),
+        _ => None,
+    });
+    match last {
+        None | Some(None) => (Vec::new(), false),
+        Some(Some(set)) if set.is_empty() => (Vec::new(), true),
+        Some(Some(set)) => (sysset::names(set), false),
+    }
+}
+
+/// The last `signal=` and `status=` (as strace: the last wins).
+pub fn selected_filters(
+    exprs: &[TraceExpr],
+) -> (
+    Option<std::collections::BTreeSet<i32>>,
+    Option<std::collections::BTreeSet<sysset::Status>>,
+) {
+    let signals = exprs.iter().rev().find_map(|e| match e {
+        TraceExpr::Signal(s) => Some(s.clone()),
+        _ => None,
+    });
+    let status = exprs.iter().rev().find_map(|e| match e {
+        TraceExpr::Status(s) => Some(s.clone()),
+        _ => None,
+    });
+    (signals.flatten(), status.flatten())
+}
+
+impl TraceCmd {
+    /// The options `trace::run` takes; an option utrace does not support
+    /// yet is refused by name.
+    pub fn into_options(self) -> Result<trace::Options, String> {
+        let mut t = self;
+
+        if let Some(opt) = t.not_yet.first() {
+            return Err(format!(
+                "trace: strace's {opt} is not supported by utrace yet (issue 14); \
+                     `utrace trace --help` lists what is"
+            ));
+        }
+        if t.follow > 1 {
+            return Err(
+                "trace: strace's -ff (a file per process) is not supported by utrace yet \
+                     (issue 14); -f prefixes each line with its pid instead"
+                    .into(),
+            );
+        }
+        // `--trace=SET` counts as a last `-e trace=SET`.
+        t.exprs.append(&mut t.trace_sets);
+        let inject = t
+            .exprs
+            .iter()
+            .filter_map(|e| match e {
+                TraceExpr::Inject(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        let (syscalls, no_syscalls) = selected_syscalls(&t.exprs);
+        let (signals, mut status) = selected_filters(&t.exprs);
+        // -z, -Z: strace's status=successful, status=failed.
+        if t.successful_only || t.failed_only {
+            let mut s = std::collections::BTreeSet::new();
+            if t.successful_only {
+                s.insert(sysset::Status::Successful);
+            }
+            if t.failed_only {
+                s.insert(sysset::Status::Failed);
+            }
+            status = Some(s);
+        }
+        Ok(trace::Options {
+            follow: t.follow > 0,
+            syscalls,
+            no_syscalls,
+            count: t.count,
+            output: t.output,
+            pid: t.pid,
+            command: t.command,
+            queue_len: t.queue_len,
+            lossy: t.lossy,
+            inject,
+            string_limit: t.string_limit,
+            stamp: assemble::Stamp::from_count(t.timestamps),
+            durations: t.syscall_times,
+            signals,
+            status,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn trace_expressions() {
+        let nr = |n: &str| utrace_engines::syscall_number(n).expect("a syscall");
+        let set = |v: &[&str]| TraceExpr::Trace(Some(v.iter().map(|n| nr(n)).collect()));
+        assert_eq!(
+            parse_expr("trace=openat,read"),
+            Ok(set(&["openat", "read"]))
+        );
+        assert_eq!(parse_expr("openat"), Ok(set(&["openat"])));
+        assert_eq!(parse_expr("trace=all"), Ok(TraceExpr::Trace(None)));
+        assert_eq!(
+            parse_expr("none"),
+            Ok(TraceExpr::Trace(Some(Default::default())))
+        );
+        let Ok(TraceExpr::Trace(Some(file))) = parse_expr("trace=%file") else {
+            panic!("a class");
+        };
+        assert!(file.contains(&nr("openat")));
+        let Ok(TraceExpr::Trace(Some(not_open))) = parse_expr("trace=!open") else {
+            panic!("a negation");
+        };
+        assert!(!not_open.contains(&nr("open")) && not_open.contains(&nr("read")));
+        assert_eq!(
+            parse_expr("signal=SIGINT"),
+            Ok(TraceExpr::Signal(Some([2].into())))
+        );
+        assert_eq!(
+            parse_expr("status=failed"),
+            Ok(TraceExpr::Status(Some([sysset::Status::Failed].into())))
+        );
+        assert!(matches!(
+            parse_expr("fault=openat"),
+            Ok(TraceExpr::Inject(_))
+        ));
+        assert!(parse_expr("trace=").is_err());
+        assert!(parse_expr("trace=nosuchcall").is_err());
+        assert!(parse_expr("verbose=all")
+            .unwrap_err()
+            .contains("not supported by utrace yet"));
+        assert!(parse_expr("bogus=1")
+            .unwrap_err()
+            .contains("unknown qualifier"));
+        // The last trace= wins, as in strace.
+        let none = TraceExpr::Trace(Some(Default::default()));
+        assert_eq!(
+            selected_syscalls(&[set(&["read"]), none.clone(), set(&["write"])]),
+            (vec!["write".to_string()], false)
+        );
+        assert_eq!(
+            selected_syscalls(&[set(&["read"]), none.clone()]),
+            (vec![], true)
+        );
+        assert_eq!(selected_syscalls(&[none]), (vec![], true));
+        assert_eq!(
+            selected_syscalls(&[set(&["read"]), TraceExpr::Trace(None)]),
+            (vec![], false)
+        );
+        assert_eq!(selected_syscalls(&[]), (vec![], false));
+    }
+
+    #[test]
+    fn trace_command_lines() {
+        let cli = Cli::try_parse_from([
+            "utrace",
+            "trace",
+            "-f",
+            "-e",
+            "trace=openat",
+            "--",
+            "ls",
+            "-l",
+        ])
+        .map_err(|e| e.to_string());
+        let Ok(Cli {
+            command: Command::Trace(t),
+            ..
+        }) = cli
+        else {
+            panic!("{cli:?}");
+        };
+        assert_eq!(t.follow, 1);
+        assert_eq!(t.command, ["ls", "-l"]);
+        // Without `--`, the program's own options stay its own.
+        let cli =
+            Cli::try_parse_from(["utrace", "trace", "ls", "-l", "-f"]).map_err(|e| e.to_string());
+        let Ok(Cli {
+            command: Command::Trace(t),
+            ..
+        }) = cli
+        else {
+            panic!("{cli:?}");
+        };
+        assert_eq!(t.follow, 0);
+        assert_eq!(t.command, ["ls", "-l", "-f"]);
+        // strace's joined and long forms.
+        let names = |v: &[&str]| {
+            TraceExpr::Trace(Some(
+                v.iter()
+                    .map(|n| utrace_engines::syscall_number(n).expect("a syscall"))
+                    .collect(),
+            ))
+        };
+        let parse = |v: &[&str]| match Cli::try_parse_from(v) {
+            Ok(Cli {
+                command: Command::Trace(t),
+                ..
+            }) => t,
+            other => panic!("{v:?}: {other:?}"),
+        };
+        let t = parse(&["utrace", "trace", "-p1234"]);
+        assert_eq!(t.pid, Some(1234));
+        let t = parse(&["utrace", "trace", "-etrace=openat", "-o/tmp/x", "cat", "-n"]);
+        assert_eq!(t.exprs, vec![names(&["openat"])]);
+        assert_eq!(t.output.as_deref(), Some(std::path::Path::new("/tmp/x")));
+        assert_eq!(t.command, ["cat", "-n"]);
+        let t = parse(&[
+            "utrace",
+            "trace",
+            "--trace=read",
+            "--output=/tmp/y",
+            "-ff",
+            "ls",
+        ]);
+        assert_eq!(t.trace_sets, vec![names(&["read"])]);
+        assert_eq!(t.follow, 2);
+        // Options strace has and utrace does not yet: parsed, then refused
+        // by name (not taken for the program).
+        let t = parse(&["utrace", "trace", "-s200", "-v", "-tt", "--", "ls"]);
+        assert_eq!(t.string_limit, Some(200));
+        assert_eq!(t.not_yet.first(), Some("-v"));
+        assert_eq!(t.timestamps, 2);
+        assert_eq!(t.command, ["ls"]);
+        let t = parse(&["utrace", "trace", "-yT", "ls"]);
+        assert!(t.syscall_times);
+        assert_eq!(t.not_yet.first(), Some("-y"));
+        let t = parse(&["utrace", "trace", "-zZ", "-esignal=!SIGCHLD", "ls"]);
+        assert!(t.successful_only && t.failed_only);
+        assert_eq!(t.not_yet.first(), None);
+        // An option nobody has is a usage error, not a program name.
+        assert!(Cli::try_parse_from(["utrace", "trace", "-Q", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["utrace", "trace"]).is_err());
+        assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1", "--", "ls"]).is_err());
+        assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1"]).is_ok());
+    }
+}
