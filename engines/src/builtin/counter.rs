@@ -48,6 +48,48 @@ pub struct SyscallStats {
     pub errors: u64,
     /// Wall-clock time between entry and exit stops, summed.
     pub time: Duration,
+    /// The shortest and the longest of those times.
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// How the summary table's rows are ordered (strace's `-S`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortBy {
+    /// Total time, most first (the default).
+    #[default]
+    Time,
+    /// Shortest call, longest first.
+    MinTime,
+    /// Longest call, longest first.
+    MaxTime,
+    /// Time per call, most first.
+    AvgTime,
+    /// Calls, most first.
+    Calls,
+    /// Errors, most first.
+    Errors,
+    /// Syscall name.
+    Name,
+    /// No sorting: in syscall number order, as strace's table.
+    Nothing,
+}
+
+impl SortBy {
+    /// strace's `-S` key (and its aliases).
+    pub fn parse(key: &str) -> Option<SortBy> {
+        Some(match key {
+            "time" | "time_total" | "total_time" => SortBy::Time,
+            "min-time" | "shortest" | "time_min" => SortBy::MinTime,
+            "max-time" | "longest" | "time_max" => SortBy::MaxTime,
+            "avg-time" | "time_avg" => SortBy::AvgTime,
+            "calls" | "count" => SortBy::Calls,
+            "errors" | "error" => SortBy::Errors,
+            "name" | "syscall" | "syscall_name" => SortBy::Name,
+            "nothing" | "none" => SortBy::Nothing,
+            _ => return None,
+        })
+    }
 }
 
 /// Per-syscall totals, keyed by syscall name (`syscall_0x1ff` for numbers
@@ -64,6 +106,8 @@ impl Counts {
             Some(s) => s,
             None => self.stats.entry(name.to_string()).or_default(),
         };
+        s.min = if s.calls == 0 { time } else { s.min.min(time) };
+        s.max = s.max.max(time);
         s.calls += 1;
         s.errors += u64::from(error);
         s.time += time;
@@ -89,6 +133,12 @@ impl Counts {
         self.stats
             .values()
             .fold(SyscallStats::default(), |mut t, s| {
+                t.min = if t.calls == 0 {
+                    s.min
+                } else {
+                    t.min.min(s.min)
+                };
+                t.max = t.max.max(s.max);
                 t.calls += s.calls;
                 t.errors += s.errors;
                 t.time += s.time;
@@ -108,15 +158,41 @@ impl Counts {
     /// 100.00    0.000010           3         3         1 total
     /// ```
     pub fn table(&self) -> String {
+        self.table_by(SortBy::Time)
+    }
+
+    /// [`Counts::table`] with its rows in the order `sort` says (ties by
+    /// calls, then by name, except for [`SortBy::Nothing`]).
+    pub fn table_by(&self, sort: SortBy) -> String {
         const DASHES: &str =
             "------ ----------- ----------- --------- --------- ----------------\n";
         let mut rows: Vec<(&str, &SyscallStats)> = self.iter().collect();
-        rows.sort_by(|a, b| {
-            b.1.time
-                .cmp(&a.1.time)
-                .then(b.1.calls.cmp(&a.1.calls))
-                .then(a.0.cmp(b.0))
-        });
+        let avg = |s: &SyscallStats| s.time.checked_div(s.calls as u32).unwrap_or_default();
+        if !matches!(sort, SortBy::Nothing | SortBy::Name) {
+            rows.sort_by(|a, b| {
+                let (x, y) = (a.1, b.1);
+                match sort {
+                    SortBy::Time => y.time.cmp(&x.time),
+                    SortBy::MinTime => y.min.cmp(&x.min),
+                    SortBy::MaxTime => y.max.cmp(&x.max),
+                    SortBy::AvgTime => avg(y).cmp(&avg(x)),
+                    SortBy::Calls => y.calls.cmp(&x.calls),
+                    SortBy::Errors => y.errors.cmp(&x.errors),
+                    SortBy::Name | SortBy::Nothing => std::cmp::Ordering::Equal,
+                }
+                .then(y.calls.cmp(&x.calls).then(a.0.cmp(b.0)))
+            });
+        }
+        match sort {
+            SortBy::Name => rows.sort_by(|a, b| a.0.cmp(b.0)),
+            SortBy::Nothing => rows.sort_by_key(|(name, _)| {
+                (
+                    crate::event::syscall_number(name).map_or(u64::MAX, |n| n),
+                    *name,
+                )
+            }),
+            _ => {}
+        }
         let total = self.total();
         let total_us = total.time.as_micros();
         let mut out = format!(
@@ -315,7 +391,9 @@ mod tests {
             Some(&SyscallStats {
                 calls: 1,
                 errors: 1,
-                time: us(1)
+                time: us(1),
+                min: us(1),
+                max: us(1),
             })
         );
         assert!(counter.table().contains(" read\n"));

@@ -76,6 +76,34 @@ impl Stamp {
     }
 }
 
+/// What strace prints at the start of each line besides the pid and the
+/// time of day: `-r`, `-n`, `-i`; and whether `+++ exited +++` lines are
+/// printed at all (`-qq` leaves them out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leader {
+    /// `-r`: the time since the previous line's start (`     0.000123 `;
+    /// `(+     0.000123) ` after a time of day).
+    pub relative: bool,
+    /// `-n`: the thread's syscall number (`[ 257] `).
+    pub numbers: bool,
+    /// `-i`: the instruction pointer (`[00007f3e52697b1d] `; question
+    /// marks where there is none, as for an exit).
+    pub ip: bool,
+    /// `+++ exited with N +++` and `+++ killed by SIG +++` lines.
+    pub exits: bool,
+}
+
+impl Default for Leader {
+    fn default() -> Self {
+        Leader {
+            relative: false,
+            numbers: false,
+            ip: false,
+            exits: true,
+        }
+    }
+}
+
 /// strace's `-e signal=` and `-e status=`: what is shown (`None`: all).
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
@@ -121,6 +149,14 @@ pub struct Assembler {
     now_ns: u64,
     /// `-e signal=`, `-e status=`.
     filters: Filters,
+    /// `-r`, `-n`, `-i`, `-qq`.
+    leader: Leader,
+    /// The start of the previous line (for `-r`; 0: none yet).
+    last_line_ns: u64,
+    /// The instruction pointer of the event being handled (for `-i`).
+    ip: Option<u64>,
+    /// Each thread's last syscall number (for `-n`).
+    last_nr: HashMap<u32, u64>,
 }
 
 impl Assembler {
@@ -137,7 +173,18 @@ impl Assembler {
             durations: false,
             now_ns: 0,
             filters: Filters::default(),
+            leader: Leader::default(),
+            last_line_ns: 0,
+            ip: None,
+            last_nr: HashMap::new(),
         }
+    }
+
+    /// Print line leaders as `leader` says (`-r`, `-n`, `-i`, `-qq`).
+    /// With `ip`, events are expected to carry `rip` expedited.
+    pub fn with_leader(mut self, leader: Leader) -> Self {
+        self.leader = leader;
+        self
     }
 
     /// Show only the signals and the call outcomes `filters` name. With a
@@ -168,6 +215,14 @@ impl Assembler {
     pub fn event(&mut self, ev: &pb::Event, out: &mut dyn FnMut(&str)) {
         let tid = ev.tid;
         self.now_ns = ev.time_ns;
+        self.ip = ev
+            .expedited
+            .as_ref()
+            .and_then(|x| x.registers.get("rip"))
+            .copied();
+        if let Some(Kind::SyscallEntry(e)) = &ev.kind {
+            self.last_nr.insert(tid, e.nr);
+        }
         match &ev.kind {
             Some(Kind::SyscallEntry(e)) => self.on_entry(tid, e, out),
             Some(Kind::SyscallExit(x)) => self.on_exit(tid, x, out),
@@ -240,13 +295,40 @@ impl Assembler {
         self.pending.clear();
     }
 
-    fn prefix_for(&self, tid: u32) -> String {
-        let pid = match self.prefix {
+    /// The start of a line of `tid`'s: its pid, the times, the syscall
+    /// number and the instruction pointer, as strace's leader.
+    fn prefix_for(&mut self, tid: u32) -> String {
+        let mut out = match self.prefix {
             PidPrefix::WhenShared if self.live > 1 => format!("[pid {tid:>5}] "),
             PidPrefix::WhenShared => String::new(),
             PidPrefix::Always => format!("{tid:<5} "),
         };
-        pid + &self.stamp.format(self.now_ns)
+        out.push_str(&self.stamp.format(self.now_ns));
+        if self.leader.relative {
+            let since = match self.last_line_ns {
+                0 => 0,
+                last => self.now_ns.saturating_sub(last),
+            };
+            self.last_line_ns = self.now_ns;
+            let (s, us) = (since / 1_000_000_000, (since % 1_000_000_000) / 1_000);
+            if self.stamp == Stamp::None {
+                out.push_str(&format!("{s:>6}.{us:06} "));
+            } else {
+                out.push_str(&format!("(+{s:>6}.{us:06}) "));
+            }
+        }
+        if self.leader.numbers {
+            if let Some(nr) = self.last_nr.get(&tid) {
+                out.push_str(&format!("[{nr:>4}] "));
+            }
+        }
+        if self.leader.ip {
+            match self.ip {
+                Some(ip) => out.push_str(&format!("[{ip:016x}] ")),
+                None => out.push_str("[????????????????] "),
+            }
+        }
+        out
     }
 
     /// End the open line (if any) with ` <unfinished ...>`.
@@ -428,9 +510,12 @@ impl Assembler {
     fn on_death(&mut self, tid: u32, status: Option<&pb::ExitStatus>, out: &mut dyn FnMut(&str)) {
         self.abandon(tid, out);
         self.interrupt_open(out);
-        let line = format!("{}{}", self.prefix_for(tid), death_line(status));
-        out(&line);
+        if self.leader.exits {
+            let line = format!("{}{}", self.prefix_for(tid), death_line(status));
+            out(&line);
+        }
         self.live = self.live.saturating_sub(1);
+        self.last_nr.remove(&tid);
     }
 }
 

@@ -68,6 +68,16 @@ pub struct Options {
     pub stamp: crate::assemble::Stamp,
     /// `-T`.
     pub durations: bool,
+    /// `-C`: the table and the lines.
+    pub summary: bool,
+    /// `-S`: the table's order.
+    pub sort_by: utrace_engines::builtin::counter::SortBy,
+    /// `-r`, `-n`, `-i`, `-qq`.
+    pub leader: crate::assemble::Leader,
+    /// `-q`: no attach and detach messages.
+    pub quiet: bool,
+    /// `-E`: `VAR=VAL` set, `VAR` removed, in the program's environment.
+    pub env: Vec<String>,
     /// `-e signal=`: the signals shown (None: all).
     pub signals: Option<std::collections::BTreeSet<i32>>,
     /// `-e status=`, `-z`, `-Z`: the calls shown by outcome (None: all).
@@ -137,6 +147,11 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         decode: !opts.count,
         decode_string_limit: opts.string_limit,
         lossless: !opts.lossy,
+        // -i: each report carries the instruction pointer.
+        expedite: opts.leader.ip.then(|| pb::Expedite {
+            registers: vec!["rip".into()],
+            memory: Vec::new(),
+        }),
         queue_len: opts.queue_len.unwrap_or(if conn.is_embedded() {
             EMBEDDED_QUEUE_LEN
         } else {
@@ -309,7 +324,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             let Local { state, out } = &mut *l;
             state.flush_open(" <detached ...>", out);
             state.finish(out)?;
-            if let Some(pid) = state.main_pid {
+            if let (Some(pid), false) = (state.main_pid, opts.quiet) {
                 crate::say!("utrace: Process {pid} detached");
             }
             // strace -p dies of the signal that interrupted it (130 for
@@ -533,7 +548,14 @@ pub fn own_env_and_cwd() -> (HashMap<String, String>, String) {
 /// environment and working directory (as strace runs it), its stdio as
 /// `stdio` says (carried over the call for a daemon's program).
 fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
-    let (env, cwd) = own_env_and_cwd();
+    let (mut env, cwd) = own_env_and_cwd();
+    // -E VAR=VAL sets, -E VAR removes, in order (as strace).
+    for e in &opts.env {
+        match e.split_once('=') {
+            Some((k, v)) => env.insert(k.to_string(), v.to_string()),
+            None => env.remove(e),
+        };
+    }
     pb::SpawnRequest {
         stdio: stdio as i32,
         window: (stdio == pb::Stdio::Pty)
@@ -576,6 +598,14 @@ struct State {
     durations: bool,
     /// `-e signal=`, `-e status=`.
     filters: crate::assemble::Filters,
+    /// Lines are printed (all but `-c`; `-C` prints both).
+    lines_too: bool,
+    /// `-S`.
+    sort_by: utrace_engines::builtin::counter::SortBy,
+    /// `-r`, `-n`, `-i`, `-qq`.
+    leader: crate::assemble::Leader,
+    /// `-q`.
+    quiet: bool,
     /// The trace goes to stderr (not `-o`): flushed before the program's
     /// own output is written, so both keep their order.
     to_stderr: bool,
@@ -589,7 +619,11 @@ impl State {
     fn new(opts: &Options) -> State {
         State {
             lines: None,
-            counts: opts.count.then(|| (Counts::default(), HashMap::new())),
+            counts: (opts.count || opts.summary).then(|| (Counts::default(), HashMap::new())),
+            lines_too: !opts.count,
+            sort_by: opts.sort_by,
+            leader: opts.leader,
+            quiet: opts.quiet,
             follow: opts.follow,
             prefix: if opts.follow && opts.output.is_some() {
                 PidPrefix::Always
@@ -690,14 +724,15 @@ impl State {
                 self.main_pid = Some(a.pid);
                 self.engine_id = Some(a.engine_id);
                 debug!(pid = a.pid, engine = a.engine_id, tids = ?a.tids, "traced");
-                if self.attaching {
+                if self.attaching && !self.quiet {
                     crate::say!("utrace: Process {} attached", a.pid);
                 }
-                if self.counts.is_none() {
+                if self.lines_too {
                     self.lines = Some(
                         Assembler::new(self.prefix, self.follow, a.tids.len())
                             .with_times(self.stamp, self.durations)
-                            .with_filters(self.filters.clone()),
+                            .with_filters(self.filters.clone())
+                            .with_leader(self.leader),
                     );
                 }
                 return;
@@ -731,7 +766,6 @@ impl State {
                 }
                 _ => {}
             }
-            return;
         }
         let mut text = String::new();
         if let Some(lines) = &mut self.lines {
@@ -762,7 +796,7 @@ impl State {
     /// Print the table (with `-c`) and flush.
     fn finish(&mut self, out: &mut Box<dyn Write + Send>) -> Result<(), Failure> {
         if let Some((counts, _)) = &self.counts {
-            let table = counts.table();
+            let table = counts.table_by(self.sort_by);
             self.write(out, &table);
         }
         out.flush()

@@ -69,6 +69,35 @@ pub struct TraceCmd {
     /// Only calls that returned an error (`-e status=failed`).
     #[arg(short = 'Z', long = "failed-only")]
     failed_only: bool,
+    /// Each line's time since the previous line's start (`-r`; after the
+    /// time of day with `-t`).
+    #[arg(short = 'r', long = "relative-timestamps")]
+    relative: bool,
+    /// The syscall number before each call (`[ 257] openat(…)`).
+    #[arg(short = 'n', long = "syscall-number")]
+    numbers: bool,
+    /// The instruction pointer at each call and signal.
+    #[arg(short = 'i', long = "instruction-pointer")]
+    ip: bool,
+    /// `-q`: no attach and detach messages; `-qq`: no `+++ exited +++`
+    /// lines either.
+    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
+    quiet: u8,
+    /// `VAR=VAL`: put it in the program's environment; `VAR`: remove it.
+    #[arg(short = 'E', long = "env", value_name = "VAR[=VAL]")]
+    env: Vec<String>,
+    /// Like -c, and print the lines too.
+    #[arg(short = 'C', long = "summary")]
+    summary: bool,
+    /// With -c or -C: times are wall-clock time from each call's entry
+    /// to its exit (utrace's -c always measures that; strace's default
+    /// is system time).
+    #[arg(short = 'w', long = "summary-wall-clock")]
+    wall_clock: bool,
+    /// With -c or -C: sort the table by `time` (the default), `min-time`,
+    /// `max-time`, `avg-time`, `calls`, `errors`, `name` or `nothing`.
+    #[arg(short = 'S', long = "summary-sort-by", value_name = "KEY")]
+    sort_by: Option<String>,
     #[command(flatten)]
     not_yet: NotYet,
     /// Reports the server may queue for this trace before it holds the
@@ -102,30 +131,14 @@ struct NotYet {
     x: u8,
     #[arg(short = 'y', action = clap::ArgAction::Count, hide = true)]
     y: u8,
-    #[arg(short = 'r', hide = true)]
-    r: bool,
     #[arg(short = 'k', long = "stack-trace", hide = true)]
     k: bool,
-    #[arg(short = 'i', long = "instruction-pointer", hide = true)]
-    i: bool,
-    #[arg(short = 'n', long = "syscall-number", hide = true)]
-    n: bool,
-    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count, hide = true)]
-    q: u8,
     #[arg(short = 'u', long = "user", value_name = "USER", hide = true)]
     u: Option<String>,
-    #[arg(short = 'E', long = "env", value_name = "VAR", hide = true)]
-    env: Vec<String>,
     #[arg(short = 'b', long = "detach-on", value_name = "SYSCALL", hide = true)]
     b: Option<String>,
     #[arg(short = 'a', long = "columns", value_name = "N", hide = true)]
     a: Option<String>,
-    #[arg(short = 'w', long = "summary-wall-clock", hide = true)]
-    w: bool,
-    #[arg(short = 'S', long = "summary-sort-by", value_name = "KEY", hide = true)]
-    big_s: Option<String>,
-    #[arg(short = 'C', long = "summary", hide = true)]
-    big_c: bool,
     #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
     d: u8,
     #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
@@ -152,22 +165,14 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 20] = [
+        let given: [(&'static str, bool); 12] = [
             ("-v", self.v > 0),
             ("-x", self.x > 0),
             ("-y", self.y > 0),
-            ("-r", self.r),
             ("-k", self.k),
-            ("-i", self.i),
-            ("-n", self.n),
-            ("-q", self.q > 0),
             ("-u", self.u.is_some()),
-            ("-E", !self.env.is_empty()),
             ("-b", self.b.is_some()),
             ("-a", self.a.is_some()),
-            ("-w", self.w),
-            ("-S", self.big_s.is_some()),
-            ("-C", self.big_c),
             ("-D", self.d > 0),
             ("-I", self.big_i.is_some()),
             ("-X", self.big_x.is_some()),
@@ -299,11 +304,31 @@ impl TraceCmd {
             }
             status = Some(s);
         }
+        let sort_by = match &t.sort_by {
+            None => utrace_engines::builtin::counter::SortBy::Time,
+            Some(k) => utrace_engines::builtin::counter::SortBy::parse(k).ok_or_else(|| {
+                format!(
+                    "trace: -S {k}: sort by time, min-time, max-time, avg-time, calls, \
+                     errors, name or nothing"
+                )
+            })?,
+        };
+        let _ = t.wall_clock;
         Ok(trace::Options {
             follow: t.follow > 0,
             syscalls,
             no_syscalls,
-            count: t.count,
+            count: t.count && !t.summary,
+            summary: t.summary,
+            sort_by,
+            leader: assemble::Leader {
+                relative: t.relative,
+                numbers: t.numbers,
+                ip: t.ip,
+                exits: t.quiet < 2,
+            },
+            quiet: t.quiet > 0,
+            env: t.env.clone(),
             output: t.output,
             pid: t.pid,
             command: t.command,
