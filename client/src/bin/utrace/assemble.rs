@@ -4,7 +4,7 @@
 //! `name(ARGS-KNOWN-AT-ENTRY` and `SyscallExit.text` is
 //! `ARGS-KNOWN-AT-EXIT)`, with `SyscallExit.ret_text` the return value. This
 //! module joins them into strace's lines exactly as the engine layer's
-//! in-process recorder does (`engines/src/builtin/recorder.rs`): a line
+//! in-process recorder does (`engines/src/builtin/recorder/`): a line
 //! starts at a call's entry and is printed at its exit; when another task's
 //! line comes in between, the open one is ended with ` <unfinished ...>` and
 //! its exit later printed as `<... NAME resumed>ARGS) = RET`. A task that

@@ -1,0 +1,316 @@
+//! Decoding one call: the tracee memory the decoders read, what they see
+//! of a call, and the text of its arguments and its return value.
+
+use std::collections::HashMap;
+use std::mem::size_of;
+use std::sync::OnceLock;
+
+use crate::event::{SyscallEntry, SyscallExit};
+use crate::task::Task;
+
+use super::format::{
+    buffer_at, dirfd, enum_lookup, enum_name, fd_pair, flags, hex, i32_at, in_struct, mode_octal,
+    open_flags, out_struct, ptr, quote, string_at, u32_at,
+};
+use super::names::{FCNTL_CMDS, FD_CLOEXEC_FLAG, IOCTL_REQUESTS};
+use super::signals::{errno_text, signal_arg};
+use super::structs::{
+    argv_at, clone3_args, clone3_tail, clone_flags, clone_tail, dirents, envp_at, fcntl_arg,
+    futex_op, futex_rest, iovec, pollfds, prctl_rest, rlimit, sigaction_at, sigreturn_mask,
+    sigset_at, sock_proto, sock_type, sockaddr_at, stack_at, stat_struct, statx_flags,
+    statx_struct, sysinfo, timespec, utsname, wait_status,
+};
+use super::table::Arg::*;
+use super::table::{Arg, Ret, Spec, SPECS, UNKNOWN};
+use super::{MAX_CPU_SET_BYTES, PATH_LIMIT};
+/// Tracee memory as the decoders read it: a stopped [`Task`], or a fake in
+/// tests.
+pub(super) trait Tracee {
+    /// Exactly `len` bytes at `addr`, or `None` if any is unreadable.
+    fn bytes(&mut self, addr: u64, len: usize) -> Option<Vec<u8>>;
+    /// A NUL-terminated string, at most `max` bytes of it: the bytes, and
+    /// whether that is the whole string (no more than `max` bytes before
+    /// its NUL). `None` if unreadable.
+    fn string(&mut self, addr: u64, max: usize) -> Option<(Vec<u8>, bool)>;
+    /// The stack pointer.
+    fn stack_pointer(&mut self) -> Option<u64>;
+}
+
+impl Tracee for Task<'_> {
+    fn bytes(&mut self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        let r = self.read_memory(addr, len);
+        (r.error.is_none() && r.data.len() == len).then(|| r.data.into())
+    }
+
+    fn string(&mut self, addr: u64, max: usize) -> Option<(Vec<u8>, bool)> {
+        let r = self.read_string(addr, max.saturating_add(1));
+        if r.data.len() > max {
+            let mut data = r.data;
+            data.truncate(max);
+            return Some((data.into(), false));
+        }
+        if r.error.is_some() {
+            return None;
+        }
+        Some((r.data.into(), true))
+    }
+
+    fn stack_pointer(&mut self) -> Option<u64> {
+        self.register("rsp").ok()
+    }
+}
+
+/// What a decoder sees of one call.
+pub(super) struct Ctx<'m> {
+    pub(super) mem: &'m mut dyn Tracee,
+    pub(super) args: [u64; 6],
+    /// At exit: the return value and whether it is an error.
+    pub(super) exit: Option<(i64, bool)>,
+    pub(super) limit: usize,
+}
+
+impl Ctx<'_> {
+    pub(super) fn arg(&self, i: usize) -> u64 {
+        self.args.get(i).copied().unwrap_or(0)
+    }
+
+    /// The return value of a call that succeeded.
+    pub(super) fn success(&self) -> Option<i64> {
+        match self.exit {
+            Some((ret, false)) => Some(ret),
+            _ => None,
+        }
+    }
+}
+
+/// The syscall's name and decoding.
+pub(super) fn lookup(entry: &SyscallEntry) -> (String, &'static Spec) {
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
+    let table = BY_NAME.get_or_init(|| SPECS.iter().map(|s| (s.name, s)).collect());
+    match entry.name() {
+        Some(name) => (
+            name.to_string(),
+            table.get(name).copied().unwrap_or(&UNKNOWN),
+        ),
+        None => (format!("syscall_{:#x}", entry.nr), &UNKNOWN),
+    }
+}
+
+/// The arguments shown at entry, the index of the first shown at exit, and
+/// whether a separator is still due before it.
+pub(super) fn decode_entry(spec: &Spec, ctx: &mut Ctx<'_>) -> (String, usize, bool) {
+    let mut out = String::new();
+    let mut need_sep = false;
+    for (i, &kind) in spec.args.iter().enumerate() {
+        if kind.at_exit() {
+            if need_sep && !kind.self_separated() {
+                out.push_str(", ");
+                need_sep = false;
+            }
+            return (out, i, need_sep);
+        }
+        push_arg(&mut out, &mut need_sep, kind, format_arg(kind, i, ctx));
+    }
+    (out, spec.args.len(), need_sep)
+}
+
+/// The arguments shown at exit, from `from` on.
+pub(super) fn decode_exit(
+    spec: &Spec,
+    ctx: &mut Ctx<'_>,
+    from: usize,
+    mut need_sep: bool,
+) -> String {
+    let mut out = String::new();
+    for (i, &kind) in spec.args.iter().enumerate().skip(from) {
+        push_arg(&mut out, &mut need_sep, kind, format_arg(kind, i, ctx));
+    }
+    out
+}
+
+fn push_arg(out: &mut String, need_sep: &mut bool, kind: Arg, text: Option<String>) {
+    if let Some(text) = text {
+        if *need_sep && !kind.self_separated() {
+            out.push_str(", ");
+        }
+        out.push_str(&text);
+        *need_sep = true;
+    }
+}
+
+/// One argument's text; `None` if this argument is not shown.
+fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
+    let v = c.arg(i);
+    Some(match kind {
+        Int => (v as i32).to_string(),
+        Uint => (v as u32).to_string(),
+        Long => (v as i64).to_string(),
+        Ulong => v.to_string(),
+        Hex => hex(v),
+        Ptr => ptr(v),
+        PtrOut => ptr(v),
+        Skip => return None,
+        Dirfd => dirfd(v),
+        Mode => mode_octal(v as u32),
+        Path => string_at(c, v, PATH_LIMIT),
+        Str => string_at(c, v, c.limit),
+        BufIn(n) => buffer_at(c, v, c.arg(n as usize) as usize, false),
+        BufOut => match c.success() {
+            Some(ret) => buffer_at(c, v, ret as usize, false),
+            None => ptr(v),
+        },
+        BufOutHex => match c.success() {
+            Some(ret) => buffer_at(c, v, ret as usize, true),
+            None => ptr(v),
+        },
+        PathOut => match c.success() {
+            Some(ret) if ret > 0 => match c.mem.bytes(v, (ret as usize).min(PATH_LIMIT)) {
+                Some(b) => quote(b.strip_suffix(&[0]).unwrap_or(&b), false),
+                None => ptr(v),
+            },
+            _ => ptr(v),
+        },
+        IovIn(n) => iovec(c, v, c.arg(n as usize), None),
+        IovOut(n) => match c.success() {
+            Some(ret) => iovec(c, v, c.arg(n as usize), Some(ret as u64)),
+            None => ptr(v),
+        },
+        Flags(f) => flags(v, f),
+        Enum(names) => enum_name(v, names),
+        OpenFlags => open_flags(v),
+        OpenMode(n) => {
+            let fl = c.arg(n as usize) as u32 as i32;
+            if fl & libc::O_CREAT == 0 && fl & libc::O_TMPFILE != libc::O_TMPFILE {
+                return None;
+            }
+            mode_octal(v as u32)
+        }
+        Signal => signal_arg(v as i32),
+        SigsetIn => sigset_at(c, v),
+        SigsetOut => match c.success() {
+            Some(_) => sigset_at(c, v),
+            None => ptr(v),
+        },
+        SigactionIn => sigaction_at(c, v),
+        SigactionOut => match c.success() {
+            Some(_) => sigaction_at(c, v),
+            None => ptr(v),
+        },
+        StackIn => stack_at(c, v),
+        StackOut => match c.success() {
+            Some(_) => stack_at(c, v),
+            None => ptr(v),
+        },
+        SigreturnMask => sigreturn_mask(c)?,
+        StatOut => out_struct(c, v, size_of::<libc::stat>(), stat_struct),
+        StatxFlags => statx_flags(v),
+        StatxOut => out_struct(c, v, size_of::<libc::statx>(), statx_struct),
+        Argv => argv_at(c, v),
+        Envp => envp_at(c, v),
+        FdPairOut => out_struct(c, v, 2 * size_of::<i32>(), fd_pair),
+        WaitStatusOut => match c.success() {
+            Some(ret) if ret > 0 && v != 0 => match c.mem.bytes(v, size_of::<i32>()) {
+                Some(b) => format!("[{}]", wait_status(i32_at(&b, 0))),
+                None => ptr(v),
+            },
+            _ => ptr(v),
+        },
+        RlimitIn => in_struct(c, v, size_of::<libc::rlimit64>(), rlimit),
+        RlimitOut => out_struct(c, v, size_of::<libc::rlimit64>(), rlimit),
+        TimespecIn => in_struct(c, v, size_of::<libc::timespec>(), timespec),
+        TimespecOut => out_struct(c, v, size_of::<libc::timespec>(), timespec),
+        UtsnameOut => out_struct(c, v, size_of::<libc::utsname>(), utsname),
+        SysinfoOut => out_struct(c, v, size_of::<libc::sysinfo>(), sysinfo),
+        DirentsOut => dirents(c, v),
+        SockaddrIn(n) => sockaddr_at(c, v, c.arg(n as usize) as usize),
+        PollFds(n) => pollfds(c, v, c.arg(n as usize), false)?,
+        SockaddrOut(n) => match c.success() {
+            Some(_) => {
+                let len = match c.mem.bytes(c.arg(n as usize), size_of::<u32>()) {
+                    Some(b) => u32_at(&b, 0) as usize,
+                    None => 0,
+                };
+                sockaddr_at(c, v, len)
+            }
+            None => ptr(v),
+        },
+        SocklenOut => in_struct(c, v, size_of::<u32>(), |b| format!("[{}]", u32_at(b, 0))),
+        GidsOut => match c.success() {
+            _ if v == 0 => ptr(v),
+            Some(n) if n >= 0 => {
+                let n = (n as usize).min(c.arg(0) as u32 as usize).min(c.limit);
+                match c.mem.bytes(v, n * size_of::<libc::gid_t>()) {
+                    Some(b) => {
+                        let ids: Vec<String> = (0..n)
+                            .map(|i| u32_at(&b, i * size_of::<libc::gid_t>()).to_string())
+                            .collect();
+                        format!("[{}]", ids.join(", "))
+                    }
+                    None => ptr(v),
+                }
+            }
+            _ => ptr(v),
+        },
+        CpuSetOut => match c.success() {
+            Some(n) if n > 0 => match c.mem.bytes(v, (n as usize).min(MAX_CPU_SET_BYTES)) {
+                Some(b) => {
+                    let cpus: Vec<String> = (0..b.len() * 8)
+                        .filter(|i| b[i / 8] & (1 << (i % 8)) != 0)
+                        .map(|i| i.to_string())
+                        .collect();
+                    format!("[{}]", cpus.join(" "))
+                }
+                None => ptr(v),
+            },
+            _ => ptr(v),
+        },
+        PrctlRest => prctl_rest(c)?,
+        SockType => sock_type(v),
+        SockProto => sock_proto(c.arg(0) as i32, v as i32),
+        CloneStack => format!("child_stack={}", ptr(c.arg(1))),
+        CloneFlags => format!("flags={}", clone_flags(c.arg(0))),
+        CloneTail => clone_tail(c)?,
+        Clone3Args => clone3_args(c, v),
+        Clone3Tail => clone3_tail(c),
+        FutexOp => futex_op(v),
+        FutexRest => futex_rest(c)?,
+        FcntlCmd => enum_name(v, FCNTL_CMDS),
+        FcntlValue => fcntl_arg(c.arg(1) as i32, v)?,
+        IoctlReq => match enum_lookup(v & 0xffff_ffff, IOCTL_REQUESTS) {
+            Some(name) => name.to_string(),
+            None => hex(v & 0xffff_ffff),
+        },
+        MremapNew => {
+            if c.arg(3) & libc::MREMAP_FIXED as u64 == 0 {
+                return None;
+            }
+            ptr(v)
+        }
+    })
+}
+
+/// The return value's text.
+pub(super) fn format_return(spec: &Spec, x: &SyscallExit, c: &mut Ctx<'_>) -> String {
+    if x.is_error {
+        return errno_text(x.ret.unsigned_abs().min(i32::MAX as u64) as i32);
+    }
+    match spec.ret {
+        Ret::Dec => x.ret.to_string(),
+        Ret::Hex => hex(x.ret as u64),
+        Ret::Oct => mode_octal(x.ret as u32),
+        Ret::Fcntl => match x.entry.args[1] as i32 {
+            libc::F_GETFD if x.ret != 0 => format!(
+                "{} (flags {})",
+                hex(x.ret as u64),
+                flags(x.ret as u64, &FD_CLOEXEC_FLAG)
+            ),
+            libc::F_GETFL => format!("{} (flags {})", hex(x.ret as u64), open_flags(x.ret as u64)),
+            _ => x.ret.to_string(),
+        },
+        Ret::Poll if x.ret == 0 => "0 (Timeout)".into(),
+        Ret::Poll => match pollfds(c, x.entry.args[0], x.entry.args[1], true) {
+            Some(ready) => format!("{} ({ready})", x.ret),
+            None => x.ret.to_string(),
+        },
+    }
+}

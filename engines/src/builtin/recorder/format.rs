@@ -1,0 +1,208 @@
+//! Primitive formats: numbers, pointers, quoted strings and buffers, the
+//! byte readers the structure decoders use, flags and enums.
+
+use std::fmt::Write as _;
+use std::mem::size_of;
+
+use super::decode::Ctx;
+use super::names::{ACCESS_MODES, OPEN_FLAGS};
+use super::table::{Flags, Names};
+pub(super) fn hex(v: u64) -> String {
+    if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+pub(super) fn ptr(v: u64) -> String {
+    if v == 0 {
+        "NULL".into()
+    } else {
+        format!("{v:#x}")
+    }
+}
+
+pub(super) fn dirfd(v: u64) -> String {
+    let fd = v as i32;
+    if fd == libc::AT_FDCWD {
+        "AT_FDCWD".into()
+    } else {
+        fd.to_string()
+    }
+}
+
+/// An octal mode as strace's `%#03o`: `0644`, `000`, `007`.
+pub(super) fn mode_octal(m: u32) -> String {
+    if m == 0 {
+        "000".into()
+    } else {
+        format!("{:0>3}", format!("0{m:o}"))
+    }
+}
+
+/// Quote bytes as strace does: C escapes, octal for the rest (three digits
+/// when an octal digit follows), or every byte as `\xNN` with `force_hex`.
+pub(super) fn quote(bytes: &[u8], force_hex: bool) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for (i, &c) in bytes.iter().enumerate() {
+        if force_hex {
+            let _ = write!(s, "\\x{c:02x}");
+            continue;
+        }
+        match c {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x0b => s.push_str("\\v"),
+            0x0c => s.push_str("\\f"),
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let octal_follows = bytes.get(i + 1).is_some_and(|n| (b'0'..=b'7').contains(n));
+                if octal_follows {
+                    let _ = write!(s, "\\{c:03o}");
+                } else {
+                    let _ = write!(s, "\\{c:o}");
+                }
+            }
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// A NUL-terminated string of at most `limit` bytes, `...` if longer.
+pub(super) fn string_at(c: &mut Ctx<'_>, addr: u64, limit: usize) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    match c.mem.string(addr, limit) {
+        Some((bytes, true)) => quote(&bytes, false),
+        Some((bytes, false)) => quote(&bytes, false) + "...",
+        None => ptr(addr),
+    }
+}
+
+/// `len` bytes at `addr`, at most the string limit of them, `...` if more.
+pub(super) fn buffer_at(c: &mut Ctx<'_>, addr: u64, len: usize, force_hex: bool) -> String {
+    if addr == 0 && len != 0 {
+        return "NULL".into();
+    }
+    let shown = len.min(c.limit);
+    match c.mem.bytes(addr, shown) {
+        Some(b) if shown < len => quote(&b, force_hex) + "...",
+        Some(b) => quote(&b, force_hex),
+        None => ptr(addr),
+    }
+}
+
+pub(super) fn u16_at(b: &[u8], off: usize) -> u16 {
+    b.get(off..off + 2)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u16::from_ne_bytes)
+}
+
+pub(super) fn u32_at(b: &[u8], off: usize) -> u32 {
+    b.get(off..off + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_ne_bytes)
+}
+
+pub(super) fn i32_at(b: &[u8], off: usize) -> i32 {
+    u32_at(b, off) as i32
+}
+
+pub(super) fn u64_at(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
+}
+
+/// A C string in a fixed-size field.
+pub(super) fn c_field(b: &[u8], off: usize, len: usize) -> &[u8] {
+    let field = b.get(off..(off + len).min(b.len())).unwrap_or(&[]);
+    let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+/// A struct of `size` bytes read at entry, formatted by `f`.
+pub(super) fn in_struct(c: &mut Ctx<'_>, addr: u64, size: usize, f: fn(&[u8]) -> String) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    match c.mem.bytes(addr, size) {
+        Some(b) => f(&b),
+        None => ptr(addr),
+    }
+}
+
+/// A struct of `size` bytes the kernel wrote, formatted by `f`: shown only
+/// if the call succeeded, else as the pointer.
+pub(super) fn out_struct(
+    c: &mut Ctx<'_>,
+    addr: u64,
+    size: usize,
+    f: fn(&[u8]) -> String,
+) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    if c.success().is_none() {
+        return ptr(addr);
+    }
+    match c.mem.bytes(addr, size) {
+        Some(b) => f(&b),
+        None => ptr(addr),
+    }
+}
+
+pub(super) fn flags(v: u64, f: &Flags) -> String {
+    if v == 0 {
+        return f.zero.to_string();
+    }
+    let mut parts = Vec::new();
+    let mut rest = v;
+    for &(bits, name) in f.names {
+        if bits != 0 && rest & bits == bits {
+            parts.push(name.to_string());
+            rest &= !bits;
+        }
+    }
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    parts.join("|")
+}
+
+pub(super) fn enum_lookup(v: u64, names: &Names) -> Option<&'static str> {
+    names.iter().find(|(n, _)| *n == v).map(|(_, s)| *s)
+}
+
+pub(super) fn enum_name(v: u64, names: &Names) -> String {
+    match enum_lookup(v, names) {
+        Some(s) => s.to_string(),
+        None => (v as i64 as i32).to_string(),
+    }
+}
+
+pub(super) fn open_flags(v: u64) -> String {
+    let v = v as u32 as u64;
+    let acc = v & libc::O_ACCMODE as u64;
+    let mode = match enum_lookup(acc, ACCESS_MODES) {
+        Some(n) => n.to_string(),
+        None => format!("{acc:#x}"),
+    };
+    let rest = v & !(libc::O_ACCMODE as u64);
+    if rest == 0 {
+        mode
+    } else {
+        format!("{mode}|{}", flags(rest, &OPEN_FLAGS))
+    }
+}
+
+pub(super) fn fd_pair(b: &[u8]) -> String {
+    format!("[{}, {}]", i32_at(b, 0), i32_at(b, size_of::<i32>()))
+}

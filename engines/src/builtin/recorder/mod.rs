@@ -1,0 +1,492 @@
+//! A strace-style recorder: formats each syscall, signal and exit of the
+//! traced tasks as `strace -f` prints them, and hands every finished line to
+//! a sink.
+//!
+//! ```text
+//! openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3
+//! write(1, "hi\n", 3)                     = 3
+//! --- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=4242, si_uid=0} ---
+//! exit_group(0)                           = ?
+//! +++ exited with 0 +++
+//! ```
+//!
+//! Attach it with [`Recorder::EVENTS`]: it needs both syscall reports, since
+//! a call's line starts at its entry and ends at its exit. When another
+//! task's line must be printed in between, the open line is ended with
+//! ` <unfinished ...>` and its exit is printed later as
+//! `<... NAME resumed>) = RET`, as strace does.
+//!
+//! Arguments are decoded from a table with one entry per syscall (name →
+//! argument kinds, return kind). Arguments read from the tracee at entry
+//! (paths, strings, written buffers) are read at the entry stop; buffers the
+//! kernel fills (`read`, `stat`…) at the exit stop. Memory that cannot be
+//! read is shown as the pointer, in hex, as strace does. Strings and buffers
+//! are cut at 32 bytes (strace's `-s 32`), paths are shown whole, results
+//! are aligned at column 40 (strace's `-a 40`).
+//!
+//! Pid prefixes follow strace: `[pid N] ` on every line while more than one
+//! task is traced (threads always count; child processes when
+//! [`Recorder::follow`] says they are followed), or `N ` on every line
+//! ([`PidPrefix::Always`], what `strace -f -o FILE` prints).
+//!
+//! Differences from strace: signal lines show only what
+//! [`SignalReport`] carries (no `si_uid`, and no `si_pid`/`si_status` for
+//! `SIGCHLD`); exit lines (`+++ exited with 0 +++`) are always printed, as
+//! strace does without `-qq`; a few structures strace decodes (`statfs`,
+//! `ioctl` terminal settings, `msghdr`…) are shown as pointers.
+//!
+//! The sink runs on the tracer thread, like every callback: it should hand
+//! the line on quickly (a buffered writer, a channel), not block.
+
+use std::collections::HashMap;
+
+use crate::engine::{Action, Engine, SignalAction};
+use crate::event::{
+    CloneKind, CloneReport, EventMask, ExecReport, ExitReport, ExitStatus, SignalReport,
+    SyscallEntry, SyscallExit,
+};
+use crate::sys::Tid;
+use crate::task::Task;
+
+mod decode;
+mod format;
+mod names;
+mod signals;
+mod structs;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use signals::{death_line, signal_line, signame};
+
+use decode::{decode_entry, decode_exit, format_return, lookup, Ctx, Tracee};
+use table::{Spec, UNKNOWN};
+
+/// Where finished lines go: one call per line, without a trailing newline.
+pub type Sink = Box<dyn FnMut(&str) + Send>;
+
+/// strace's default `-s`: bytes of a string or buffer shown before `...`.
+pub const DEFAULT_STRING_LIMIT: usize = 32;
+/// Paths are shown whole up to `PATH_MAX`, as strace does.
+const PATH_LIMIT: usize = libc::PATH_MAX as usize;
+/// The column results are aligned to (strace's `-a` default).
+pub const RESULT_COLUMN: usize = 40;
+/// Environment pointers counted at most for `execve`'s `/* N vars */`.
+const MAX_ENV_COUNT: usize = 1 << 16;
+/// Directory-entry bytes read at most to count `getdents` entries.
+const MAX_DIRENT_BYTES: usize = 1 << 20;
+/// CPU-set bytes shown at most (`CPU_SETSIZE` bits).
+const MAX_CPU_SET_BYTES: usize = libc::CPU_SETSIZE as usize / 8;
+/// Signals in a kernel signal set on this architecture (`_NSIG`).
+const NSIG: u32 = 64;
+
+/// When lines get a pid prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PidPrefix {
+    /// `[pid  1234] ` while more than one task is traced, as `strace -f`
+    /// prints to stderr.
+    #[default]
+    WhenShared,
+    /// `1234  ` on every line, as `strace -f -o FILE` does.
+    Always,
+    /// No prefix.
+    Never,
+}
+
+/// The strace-style recorder engine. See the [module docs](self).
+pub struct Recorder {
+    sink: Sink,
+    follow: bool,
+    prefix: PidPrefix,
+    limit: usize,
+    /// Tasks traced now (strace's `nprocs`): decides the `[pid N]` prefix.
+    live: usize,
+    /// The line being built: an entry printed, its exit not yet.
+    open: Option<OpenLine>,
+    /// Per task: the syscall whose entry was printed and whose exit was not.
+    pending: HashMap<Tid, Pending>,
+}
+
+struct OpenLine {
+    tid: Tid,
+    text: String,
+}
+
+struct Pending {
+    name: String,
+    spec: &'static Spec,
+    /// Index of the first argument printed at exit.
+    exit_from: usize,
+    /// A separator is due before the next non-self-separated argument.
+    need_sep: bool,
+    /// Its entry line was ended with ` <unfinished ...>`.
+    interrupted: bool,
+}
+
+impl Recorder {
+    /// The events a recorder must be attached with.
+    pub const EVENTS: EventMask = EventMask::SYSCALL_ENTRY
+        .union(EventMask::SYSCALL_EXIT)
+        .union(EventMask::SIGNAL)
+        .union(EventMask::EXIT)
+        .union(EventMask::DEATH)
+        .union(EventMask::CLONE)
+        .union(EventMask::EXEC);
+
+    /// A recorder that gives each finished line to `sink`.
+    pub fn new(sink: Sink) -> Self {
+        Recorder {
+            sink,
+            follow: false,
+            prefix: PidPrefix::default(),
+            limit: DEFAULT_STRING_LIMIT,
+            live: 1,
+            open: None,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Child processes are traced too (set it when the engine is attached
+    /// with [`crate::EngineOptions::follow_children`]): they count as tasks
+    /// for the `[pid N]` prefix. Threads always count.
+    pub fn follow(mut self, yes: bool) -> Self {
+        self.follow = yes;
+        self
+    }
+
+    /// When to prefix lines with the task's id (default
+    /// [`PidPrefix::WhenShared`]).
+    pub fn pid_prefix(mut self, prefix: PidPrefix) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// Bytes of strings and buffers shown before `...` (strace's `-s`,
+    /// default [`DEFAULT_STRING_LIMIT`]). Paths are always shown whole.
+    pub fn string_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Tasks already traced when the recorder starts (default 1, a spawned
+    /// program; give the thread count when attaching to a running process).
+    pub fn initial_tasks(mut self, n: usize) -> Self {
+        self.live = n;
+        self
+    }
+
+    fn emit(&mut self, line: &str) {
+        (self.sink)(line);
+    }
+
+    fn prefix_for(&self, tid: Tid) -> String {
+        match self.prefix {
+            PidPrefix::WhenShared if self.live > 1 => format!("[pid {tid:>5}] "),
+            PidPrefix::Always => format!("{tid:<5} "),
+            _ => String::new(),
+        }
+    }
+
+    /// End the open line (if any) with ` <unfinished ...>`; its exit will be
+    /// printed as resumed.
+    fn interrupt_open(&mut self) {
+        if let Some(open) = self.open.take() {
+            let line = open.text + " <unfinished ...>";
+            self.emit(&line);
+            if let Some(p) = self.pending.get_mut(&open.tid) {
+                p.interrupted = true;
+            }
+        }
+    }
+
+    /// The start of the line that finishes `tid`'s pending call: the open
+    /// line if it is still `tid`'s, else a fresh `<... NAME resumed>`.
+    fn resume_head(&mut self, tid: Tid, p: &Pending) -> String {
+        if !p.interrupted {
+            if let Some(open) = self.open.take_if(|o| o.tid == tid) {
+                return open.text;
+            }
+        }
+        self.interrupt_open();
+        format!("{}<... {} resumed>", self.prefix_for(tid), p.name)
+    }
+
+    /// Print the entry part of `call` as the open line of `tid`.
+    fn start_call(&mut self, mem: &mut dyn Tracee, tid: Tid, call: &SyscallEntry) {
+        let (name, spec) = lookup(call);
+        let mut ctx = Ctx {
+            mem,
+            args: call.args,
+            exit: None,
+            limit: self.limit,
+        };
+        let (args, exit_from, need_sep) = decode_entry(spec, &mut ctx);
+        let text = format!("{}{name}({args}", self.prefix_for(tid));
+        self.open = Some(OpenLine { tid, text });
+        self.pending.insert(
+            tid,
+            Pending {
+                name,
+                spec,
+                exit_from,
+                need_sep,
+                interrupted: false,
+            },
+        );
+    }
+
+    fn on_entry(&mut self, mem: &mut dyn Tracee, tid: Tid, call: &SyscallEntry) {
+        // An entry without the previous call's exit (a restart the kernel
+        // did not report): leave the old line unfinished.
+        if self.pending.remove(&tid).is_some() {
+            if let Some(open) = self.open.take_if(|o| o.tid == tid) {
+                let line = open.text + " <unfinished ...>";
+                self.emit(&line);
+            }
+        }
+        self.interrupt_open();
+        self.start_call(mem, tid, call);
+    }
+
+    fn on_exit(&mut self, mem: &mut dyn Tracee, tid: Tid, call: &SyscallExit) {
+        let pending = match self.pending.remove(&tid) {
+            Some(p) => p,
+            None => {
+                // An exit whose entry we did not see: print the whole call.
+                self.interrupt_open();
+                self.start_call(mem, tid, &call.entry);
+                match self.pending.remove(&tid) {
+                    Some(p) => p,
+                    None => return,
+                }
+            }
+        };
+        let mut line = self.resume_head(tid, &pending);
+        let mut ctx = Ctx {
+            mem,
+            args: call.entry.args,
+            exit: Some((call.ret, call.is_error)),
+            limit: self.limit,
+        };
+        line.push_str(&decode_exit(
+            pending.spec,
+            &mut ctx,
+            pending.exit_from,
+            pending.need_sep,
+        ));
+        line.push(')');
+        let ret = format_return(pending.spec, call, &mut ctx);
+        finish(&mut line, &ret);
+        self.emit(&line);
+    }
+
+    fn on_signal(&mut self, tid: Tid, signal: &SignalReport) {
+        self.interrupt_open();
+        let line = format!("{}{}", self.prefix_for(tid), signal_line(signal));
+        self.emit(&line);
+    }
+
+    fn on_clone(&mut self, kind: CloneKind) {
+        if kind == CloneKind::Thread || self.follow {
+            self.live += 1;
+        }
+    }
+
+    fn on_exec(&mut self, tid: Tid, former: Tid) {
+        if former == tid {
+            return;
+        }
+        // A non-leader thread exec'd and took over the leader's id: the old
+        // leader is gone without a death report.
+        self.live = self.live.saturating_sub(1);
+        if let Some(p) = self.pending.remove(&former) {
+            self.pending.insert(tid, p);
+        }
+        if let Some(open) = self.open.as_mut().filter(|o| o.tid == former) {
+            open.tid = tid;
+        }
+        self.interrupt_open();
+        let line = format!(
+            "{}+++ superseded by execve in pid {former} +++",
+            self.prefix_for(tid)
+        );
+        self.emit(&line);
+    }
+
+    /// The task is about to exit: a call it is inside never returns (`= ?`).
+    fn on_task_exit(&mut self, tid: Tid) {
+        if let Some(p) = self.pending.remove(&tid) {
+            let mut line = self.resume_head(tid, &p);
+            if p.exit_from < p.spec.args.len() {
+                line.push_str(" <unfinished ...>");
+            }
+            line.push(')');
+            finish(&mut line, "?");
+            self.emit(&line);
+        }
+    }
+
+    fn on_death(&mut self, tid: Tid, status: &ExitStatus) {
+        if self.pending.remove(&tid).is_some() {
+            if let Some(open) = self.open.take_if(|o| o.tid == tid) {
+                let line = open.text + " <unfinished ...>";
+                self.emit(&line);
+            }
+        }
+        self.interrupt_open();
+        let line = format!("{}{}", self.prefix_for(tid), death_line(status));
+        self.emit(&line);
+        self.live = self.live.saturating_sub(1);
+    }
+}
+
+impl Engine for Recorder {
+    fn report_syscall_entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> Action {
+        let tid = task.tid();
+        self.on_entry(task, tid, call);
+        Action::Resume
+    }
+
+    fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
+        let tid = task.tid();
+        self.on_exit(task, tid, call);
+        Action::Resume
+    }
+
+    fn report_signal(&mut self, task: &mut Task<'_>, signal: &SignalReport) -> SignalAction {
+        self.on_signal(task.tid(), signal);
+        SignalAction::default()
+    }
+
+    fn report_clone(&mut self, _task: &mut Task<'_>, clone: &CloneReport) -> Action {
+        self.on_clone(clone.kind);
+        Action::Resume
+    }
+
+    fn report_exec(&mut self, task: &mut Task<'_>, exec: &ExecReport) -> Action {
+        self.on_exec(task.tid(), exec.former_tid);
+        Action::Resume
+    }
+
+    fn report_exit(&mut self, task: &mut Task<'_>, _exit: &ExitReport) -> Action {
+        self.on_task_exit(task.tid());
+        Action::Resume
+    }
+
+    fn report_death(&mut self, death: &ExitReport) {
+        self.on_death(death.tid, &death.status);
+    }
+
+    fn report_detached(&mut self) {
+        if let Some(open) = self.open.take() {
+            let line = open.text + " <detached ...>";
+            self.emit(&line);
+        }
+        self.pending.clear();
+    }
+}
+
+/// Decoding one call at a time, for engines that send the text elsewhere
+/// (the server's remote engines): [`Decoder::entry`] gives
+/// `name(ARGS-KNOWN-AT-ENTRY`, and [`Decoder::exit`] the rest of the same
+/// thread's call, `ARGS-KNOWN-AT-EXIT)`, and its return value's text.
+/// Concatenated they make strace's line (before the `= RET` alignment).
+pub struct Decoder {
+    pending: HashMap<Tid, (&'static Spec, usize, bool)>,
+    /// Bytes of strings and buffers shown before `...` (strace's `-s`).
+    limit: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            pending: HashMap::new(),
+            limit: DEFAULT_STRING_LIMIT,
+        }
+    }
+}
+
+/// The decoded exit of a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedExit {
+    /// The arguments known only at exit and the closing `)`; for an exit
+    /// whose entry was not seen, the whole call `name(ARGS)`.
+    pub args: String,
+    /// The return value as strace shows it: `3`, `-1 ENOENT (No such file or
+    /// directory)`, `0x7f…`.
+    pub ret: String,
+}
+
+impl Decoder {
+    /// A decoder showing `limit` bytes of strings and buffers before `...`
+    /// (strace's `-s`; paths are always whole).
+    pub fn with_string_limit(limit: usize) -> Self {
+        Decoder {
+            limit,
+            ..Default::default()
+        }
+    }
+
+    /// The entry part of `call`'s text.
+    pub fn entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> String {
+        let (name, spec) = lookup(call);
+        let tid = task.tid();
+        let mut ctx = Ctx {
+            mem: task,
+            args: call.args,
+            exit: None,
+            limit: self.limit,
+        };
+        let (args, from, sep) = decode_entry(spec, &mut ctx);
+        self.pending.insert(tid, (spec, from, sep));
+        format!("{name}({args}")
+    }
+
+    /// The exit part of the call whose entry this thread reported last.
+    pub fn exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> DecodedExit {
+        let tid = task.tid();
+        let (head, (spec, from, sep)) = match self.pending.remove(&tid) {
+            Some(p) => (String::new(), p),
+            None => {
+                let head = self.entry(task, &call.entry);
+                let p = self.pending.remove(&tid).unwrap_or((&UNKNOWN, 0, false));
+                (head, p)
+            }
+        };
+        let mut ctx = Ctx {
+            mem: task,
+            args: call.entry.args,
+            exit: Some((call.ret, call.is_error)),
+            limit: self.limit,
+        };
+        let mut args = head;
+        args.push_str(&decode_exit(spec, &mut ctx, from, sep));
+        args.push(')');
+        let ret = format_return(spec, call, &mut ctx);
+        DecodedExit { args, ret }
+    }
+
+    /// Forget a thread's open call (it exited inside it).
+    pub fn forget(&mut self, tid: Tid) {
+        self.pending.remove(&tid);
+    }
+
+    /// A non-leader thread exec'd and took over the leader's tid: its open
+    /// call (the execve) continues under `to`.
+    pub fn rekey(&mut self, from: Tid, to: Tid) {
+        if let Some(p) = self.pending.remove(&from) {
+            self.pending.insert(to, p);
+        }
+    }
+}
+
+/// Pad `line` (which ends with `)`) to the result column and append `= RET`.
+pub fn finish(line: &mut String, ret: &str) {
+    line.push(' ');
+    let width = line.chars().count();
+    if width < RESULT_COLUMN {
+        line.extend(std::iter::repeat_n(' ', RESULT_COLUMN - width));
+    }
+    line.push_str("= ");
+    line.push_str(ret);
+}

@@ -1,0 +1,737 @@
+//! Structure decoders: what syscalls pass by pointer or pack into an
+//! argument (stat, statx, sigaction, sockaddr, iovec, clone3, futex, fcntl,
+//! poll, dirents…).
+
+use std::fmt::Write as _;
+use std::mem::{offset_of, size_of};
+
+use super::decode::Ctx;
+use super::format::{
+    buffer_at, c_field, enum_lookup, enum_name, flags, hex, i32_at, in_struct, mode_octal,
+    open_flags, ptr, quote, string_at, u16_at, u32_at, u64_at,
+};
+use super::names::{
+    uapi, ADDRESS_FAMILIES, AT_FLAGS, CLONE_FLAGS, FD_CLOEXEC_FLAG, FILE_TYPES, FUTEX_CMDS,
+    IP_PROTOCOLS, POLL_EVENTS, SA_FLAGS, SA_RESTORER, SOCK_FLAGS, SOCK_TYPES, SS_FLAGS,
+    STATX_ATTRS, STATX_MASK,
+};
+use super::signals::{signal_arg, signame};
+use super::{MAX_DIRENT_BYTES, MAX_ENV_COUNT, NSIG};
+/// A file mode: `S_IFREG|0644`, `S_IFDIR|S_ISVTX|0777`.
+pub(super) fn file_mode(m: u32) -> String {
+    let mut s = String::new();
+    let kind = m & libc::S_IFMT;
+    if kind != 0 {
+        match enum_lookup(kind as u64, FILE_TYPES) {
+            Some(name) => s.push_str(name),
+            None => {
+                let _ = write!(s, "{kind:#o}");
+            }
+        }
+        s.push('|');
+    }
+    for (bit, name) in [
+        (libc::S_ISUID, "S_ISUID|"),
+        (libc::S_ISGID, "S_ISGID|"),
+        (libc::S_ISVTX, "S_ISVTX|"),
+    ] {
+        if m & bit != 0 {
+            s.push_str(name);
+        }
+    }
+    s.push_str(&mode_octal(m & 0o777));
+    s
+}
+
+pub(super) fn stat_struct(b: &[u8]) -> String {
+    let mode = u32_at(b, offset_of!(libc::stat, st_mode));
+    let detail = if matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK) {
+        let rdev = u64_at(b, offset_of!(libc::stat, st_rdev));
+        format!(
+            "st_rdev=makedev({:#x}, {:#x})",
+            libc::major(rdev),
+            libc::minor(rdev)
+        )
+    } else {
+        format!(
+            "st_size={}",
+            u64_at(b, offset_of!(libc::stat, st_size)) as i64
+        )
+    };
+    format!("{{st_mode={}, {detail}, ...}}", file_mode(mode))
+}
+
+pub(super) fn statx_flags(v: u64) -> String {
+    let sync = (libc::AT_STATX_FORCE_SYNC | libc::AT_STATX_DONT_SYNC) as u64;
+    if v & sync == 0 {
+        let rest = v & !sync;
+        if rest == 0 {
+            return "AT_STATX_SYNC_AS_STAT".into();
+        }
+        return format!("AT_STATX_SYNC_AS_STAT|{}", flags(rest, &AT_FLAGS));
+    }
+    flags(v, &AT_FLAGS)
+}
+
+pub(super) fn statx_struct(b: &[u8]) -> String {
+    format!(
+        "{{stx_mask={}, stx_attributes={}, stx_mode={}, stx_size={}, ...}}",
+        flags(
+            u32_at(b, offset_of!(libc::statx, stx_mask)) as u64,
+            &STATX_MASK
+        ),
+        flags(
+            u64_at(b, offset_of!(libc::statx, stx_attributes)),
+            &STATX_ATTRS
+        ),
+        file_mode(u16_at(b, offset_of!(libc::statx, stx_mode)) as u32),
+        u64_at(b, offset_of!(libc::statx, stx_size)),
+    )
+}
+
+// `u64::is_multiple_of` is newer than the workspace's rust-version (1.85).
+#[allow(clippy::manual_is_multiple_of)]
+pub(super) fn rlimit_value(v: u64) -> String {
+    if v == libc::RLIM64_INFINITY {
+        "RLIM64_INFINITY".into()
+    } else if v > 1024 && v % 1024 == 0 {
+        format!("{}*1024", v / 1024)
+    } else {
+        v.to_string()
+    }
+}
+
+pub(super) fn rlimit(b: &[u8]) -> String {
+    format!(
+        "{{rlim_cur={}, rlim_max={}}}",
+        rlimit_value(u64_at(b, offset_of!(libc::rlimit64, rlim_cur))),
+        rlimit_value(u64_at(b, offset_of!(libc::rlimit64, rlim_max)))
+    )
+}
+
+pub(super) fn timespec(b: &[u8]) -> String {
+    format!(
+        "{{tv_sec={}, tv_nsec={}}}",
+        u64_at(b, offset_of!(libc::timespec, tv_sec)) as i64,
+        u64_at(b, offset_of!(libc::timespec, tv_nsec)) as i64
+    )
+}
+
+pub(super) fn utsname(b: &[u8]) -> String {
+    let sysname = offset_of!(libc::utsname, sysname);
+    let nodename = offset_of!(libc::utsname, nodename);
+    let len = nodename - sysname;
+    format!(
+        "{{sysname={}, nodename={}, ...}}",
+        quote(c_field(b, sysname, len), false),
+        quote(c_field(b, nodename, len), false)
+    )
+}
+
+pub(super) fn sysinfo(b: &[u8]) -> String {
+    let ulong = |off: usize| u64_at(b, off);
+    let loads = offset_of!(libc::sysinfo, loads);
+    format!(
+        "{{uptime={}, loads=[{}, {}, {}], totalram={}, freeram={}, sharedram={}, bufferram={}, \
+         totalswap={}, freeswap={}, procs={}, totalhigh={}, freehigh={}, mem_unit={}}}",
+        ulong(offset_of!(libc::sysinfo, uptime)) as i64,
+        ulong(loads),
+        ulong(loads + size_of::<u64>()),
+        ulong(loads + 2 * size_of::<u64>()),
+        ulong(offset_of!(libc::sysinfo, totalram)),
+        ulong(offset_of!(libc::sysinfo, freeram)),
+        ulong(offset_of!(libc::sysinfo, sharedram)),
+        ulong(offset_of!(libc::sysinfo, bufferram)),
+        ulong(offset_of!(libc::sysinfo, totalswap)),
+        ulong(offset_of!(libc::sysinfo, freeswap)),
+        u16_at(b, offset_of!(libc::sysinfo, procs)),
+        ulong(offset_of!(libc::sysinfo, totalhigh)),
+        ulong(offset_of!(libc::sysinfo, freehigh)),
+        u32_at(b, offset_of!(libc::sysinfo, mem_unit)),
+    )
+}
+
+/// The kernel's `struct sigaction` on x86_64 (`include/linux/signal_types.h`
+/// with `SA_RESTORER`), which differs from glibc's `libc::sigaction`.
+#[repr(C)]
+struct KernelSigaction {
+    handler: u64,
+    flags: u64,
+    restorer: u64,
+    mask: u64,
+}
+
+pub(super) fn sigaction_at(c: &mut Ctx<'_>, addr: u64) -> String {
+    in_struct(c, addr, size_of::<KernelSigaction>(), |b| {
+        let handler = u64_at(b, offset_of!(KernelSigaction, handler));
+        let fl = u64_at(b, offset_of!(KernelSigaction, flags));
+        let handler = match handler as usize {
+            libc::SIG_DFL => "SIG_DFL".to_string(),
+            libc::SIG_IGN => "SIG_IGN".to_string(),
+            h => format!("{h:#x}"),
+        };
+        let mut s = format!(
+            "{{sa_handler={handler}, sa_mask={}, sa_flags={}",
+            sigset(u64_at(b, offset_of!(KernelSigaction, mask))),
+            flags(fl, &SA_FLAGS)
+        );
+        if fl & SA_RESTORER != 0 {
+            let _ = write!(
+                s,
+                ", sa_restorer={}",
+                ptr(u64_at(b, offset_of!(KernelSigaction, restorer)))
+            );
+        }
+        s.push('}');
+        s
+    })
+}
+
+pub(super) fn stack_at(c: &mut Ctx<'_>, addr: u64) -> String {
+    in_struct(c, addr, size_of::<libc::stack_t>(), |b| {
+        format!(
+            "{{ss_sp={}, ss_flags={}, ss_size={}}}",
+            ptr(u64_at(b, offset_of!(libc::stack_t, ss_sp))),
+            flags(
+                u32_at(b, offset_of!(libc::stack_t, ss_flags)) as u64,
+                &SS_FLAGS
+            ),
+            u64_at(b, offset_of!(libc::stack_t, ss_size))
+        )
+    })
+}
+
+/// A kernel signal set: `[HUP INT]`, or `~[...]` listing the missing
+/// signals when more than half are set.
+pub(super) fn sigset(bits: u64) -> String {
+    let (neg, bits) = if bits.count_ones() > NSIG / 2 {
+        ("~", !bits)
+    } else {
+        ("", bits)
+    };
+    let names: Vec<String> = (0..NSIG)
+        .filter(|b| bits & (1u64 << b) != 0)
+        .map(|b| {
+            let name = signame(b as i32 + 1);
+            name.strip_prefix("SIG").map(str::to_string).unwrap_or(name)
+        })
+        .collect();
+    format!("{neg}[{}]", names.join(" "))
+}
+
+pub(super) fn sigset_at(c: &mut Ctx<'_>, addr: u64) -> String {
+    in_struct(c, addr, size_of::<u64>(), |b| sigset(u64_at(b, 0)))
+}
+
+/// `{mask=[...]}`: the mask `rt_sigreturn` restores, from the `ucontext` at
+/// the stack pointer (the handler's `ret` popped the frame's return address).
+pub(super) fn sigreturn_mask(c: &mut Ctx<'_>) -> Option<String> {
+    let sp = c.mem.stack_pointer()?;
+    let at = sp.checked_add(offset_of!(libc::ucontext_t, uc_sigmask) as u64)?;
+    let b = c.mem.bytes(at, size_of::<u64>())?;
+    Some(format!("{{mask={}}}", sigset(u64_at(&b, 0))))
+}
+
+pub(super) fn argv_at(c: &mut Ctx<'_>, addr: u64) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    let mut items = Vec::new();
+    for i in 0.. {
+        let at = (i as u64)
+            .checked_mul(size_of::<u64>() as u64)
+            .and_then(|off| addr.checked_add(off));
+        let Some(b) = at.and_then(|at| c.mem.bytes(at, size_of::<u64>())) else {
+            if i == 0 {
+                return ptr(addr);
+            }
+            items.push(ptr(at.unwrap_or(0)));
+            break;
+        };
+        let p = u64_at(&b, 0);
+        if p == 0 {
+            break;
+        }
+        if i >= c.limit {
+            items.push("...".into());
+            break;
+        }
+        let limit = c.limit;
+        items.push(string_at(c, p, limit));
+    }
+    format!("[{}]", items.join(", "))
+}
+
+pub(super) fn envp_at(c: &mut Ctx<'_>, addr: u64) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    let word = size_of::<u64>();
+    let mut count = 0usize;
+    while count < MAX_ENV_COUNT {
+        let at = addr.checked_add((count * word) as u64);
+        let Some(b) = at.and_then(|at| c.mem.bytes(at, word)) else {
+            if count == 0 {
+                return ptr(addr);
+            }
+            break;
+        };
+        if u64_at(&b, 0) == 0 {
+            break;
+        }
+        count += 1;
+    }
+    format!("{} /* {count} vars */", ptr(addr))
+}
+
+/// A wait status as strace shows it: `{WIFEXITED(s) && WEXITSTATUS(s) == 0}`.
+pub(super) fn wait_status(s: i32) -> String {
+    if libc::WIFEXITED(s) {
+        format!(
+            "{{WIFEXITED(s) && WEXITSTATUS(s) == {}}}",
+            libc::WEXITSTATUS(s)
+        )
+    } else if libc::WIFSIGNALED(s) {
+        format!(
+            "{{WIFSIGNALED(s) && WTERMSIG(s) == {}{}}}",
+            signame(libc::WTERMSIG(s)),
+            if libc::WCOREDUMP(s) {
+                " && WCOREDUMP(s)"
+            } else {
+                ""
+            }
+        )
+    } else if libc::WIFSTOPPED(s) {
+        format!(
+            "{{WIFSTOPPED(s) && WSTOPSIG(s) == {}}}",
+            signame(libc::WSTOPSIG(s))
+        )
+    } else if libc::WIFCONTINUED(s) {
+        "{WIFCONTINUED(s)}".into()
+    } else {
+        format!("{:#x}", s as u32)
+    }
+}
+
+/// A `getdents` buffer: the pointer and the number of entries returned.
+pub(super) fn dirents(c: &mut Ctx<'_>, addr: u64) -> String {
+    let Some(ret) = c.success() else {
+        return ptr(addr);
+    };
+    let len = (ret.max(0) as usize).min(MAX_DIRENT_BYTES);
+    if len == 0 {
+        return format!("{} /* 0 entries */", ptr(addr));
+    }
+    let Some(b) = c.mem.bytes(addr, len) else {
+        return ptr(addr);
+    };
+    let reclen_at = offset_of!(libc::dirent64, d_reclen);
+    let (mut off, mut count) = (0usize, 0usize);
+    while off + reclen_at + size_of::<u16>() <= b.len() {
+        let reclen = u16_at(&b, off + reclen_at) as usize;
+        if reclen == 0 {
+            break;
+        }
+        count += 1;
+        off += reclen;
+    }
+    format!("{} /* {count} entries */", ptr(addr))
+}
+
+/// A `struct pollfd` array: `[{fd=0, events=POLLIN}]`, or with `revents`
+/// the entries that have events: `[{fd=3, revents=POLLIN}]`.
+pub(super) fn pollfds(c: &mut Ctx<'_>, addr: u64, count: u64, revents: bool) -> Option<String> {
+    if addr == 0 {
+        return Some("NULL".into());
+    }
+    let size = size_of::<libc::pollfd>();
+    let n = (count as usize).min(c.limit);
+    let Some(b) = c.mem.bytes(addr, n * size) else {
+        return Some(ptr(addr));
+    };
+    let mut items = Vec::new();
+    for i in 0..n {
+        let at = i * size;
+        let fd = i32_at(&b, at + offset_of!(libc::pollfd, fd));
+        let field = if revents {
+            offset_of!(libc::pollfd, revents)
+        } else {
+            offset_of!(libc::pollfd, events)
+        };
+        let ev = u16_at(&b, at + field) as u64;
+        if revents && ev == 0 {
+            continue;
+        }
+        let name = if revents { "revents" } else { "events" };
+        items.push(format!("{{fd={fd}, {name}={}}}", flags(ev, &POLL_EVENTS)));
+    }
+    if !revents && (count as usize) > n {
+        items.push("...".into());
+    }
+    Some(format!("[{}]", items.join(", ")))
+}
+
+/// The `prctl` arguments after the option, as strace shows the common
+/// options; others get four hex arguments.
+pub(super) fn prctl_rest(c: &mut Ctx<'_>) -> Option<String> {
+    let a = c.arg(1);
+    Some(match c.arg(0) as i32 {
+        libc::PR_GET_DUMPABLE
+        | libc::PR_GET_KEEPCAPS
+        | libc::PR_GET_SECCOMP
+        | libc::PR_GET_TIMERSLACK
+        | libc::PR_GET_NO_NEW_PRIVS
+        | libc::PR_GET_THP_DISABLE => return None,
+        libc::PR_CAPBSET_READ | libc::PR_CAPBSET_DROP => {
+            match crate::access::CAP_NAMES.get(a as usize) {
+                Some(name) => (*name).to_string(),
+                None => format!("{} /* CAP_??? */", hex(a)),
+            }
+        }
+        libc::PR_SET_NAME => {
+            let limit = c.limit;
+            string_at(c, a, limit)
+        }
+        libc::PR_SET_PDEATHSIG => signal_arg(a as i32),
+        libc::PR_SET_DUMPABLE
+        | libc::PR_SET_KEEPCAPS
+        | libc::PR_SET_TIMERSLACK
+        | libc::PR_SET_CHILD_SUBREAPER => a.to_string(),
+        libc::PR_GET_NAME | libc::PR_GET_PDEATHSIG | libc::PR_GET_CHILD_SUBREAPER => ptr(a),
+        _ => (1..5).map(|i| hex(c.arg(i))).collect::<Vec<_>>().join(", "),
+    })
+}
+
+pub(super) fn sock_type(v: u64) -> String {
+    let flag_bits = (libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) as u32 as u64;
+    let kind = v & !flag_bits & 0xffff_ffff;
+    let mut s = match enum_lookup(kind, SOCK_TYPES) {
+        Some(n) => n.to_string(),
+        None => format!("{kind:#x}"),
+    };
+    if v & flag_bits != 0 {
+        s.push('|');
+        s.push_str(&flags(v & flag_bits, &SOCK_FLAGS));
+    }
+    s
+}
+
+pub(super) fn sock_proto(domain: i32, proto: i32) -> String {
+    if domain == libc::AF_INET || domain == libc::AF_INET6 {
+        if let Some(n) = enum_lookup(proto as u32 as u64, IP_PROTOCOLS) {
+            return n.to_string();
+        }
+    }
+    proto.to_string()
+}
+
+pub(super) fn sockaddr_at(c: &mut Ctx<'_>, addr: u64, len: usize) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    let len = len.min(size_of::<libc::sockaddr_storage>());
+    if len < size_of::<libc::sa_family_t>() {
+        return ptr(addr);
+    }
+    let Some(b) = c.mem.bytes(addr, len) else {
+        return ptr(addr);
+    };
+    let family = u16_at(&b, 0) as i32;
+    let fam = enum_name(family as u64, ADDRESS_FAMILIES);
+    match family {
+        libc::AF_UNIX => {
+            let at = offset_of!(libc::sockaddr_un, sun_path);
+            let path = b.get(at..).unwrap_or(&[]);
+            if path.is_empty() {
+                format!("{{sa_family={fam}}}")
+            } else if path[0] == 0 {
+                format!(
+                    "{{sa_family={fam}, sun_path=@{}}}",
+                    quote(&path[1..], false)
+                )
+            } else {
+                let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+                format!(
+                    "{{sa_family={fam}, sun_path={}}}",
+                    quote(&path[..end], false)
+                )
+            }
+        }
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            let port = u16::from_be(u16_at(&b, offset_of!(libc::sockaddr_in, sin_port)));
+            let a = offset_of!(libc::sockaddr_in, sin_addr);
+            let ip = std::net::Ipv4Addr::new(b[a], b[a + 1], b[a + 2], b[a + 3]);
+            format!("{{sa_family={fam}, sin_port=htons({port}), sin_addr=inet_addr(\"{ip}\")}}")
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            let port = u16::from_be(u16_at(&b, offset_of!(libc::sockaddr_in6, sin6_port)));
+            let flow = u32::from_be(u32_at(&b, offset_of!(libc::sockaddr_in6, sin6_flowinfo)));
+            let a = offset_of!(libc::sockaddr_in6, sin6_addr);
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&b[a..a + 16]);
+            let ip = std::net::Ipv6Addr::from(octets);
+            let scope = u32_at(&b, offset_of!(libc::sockaddr_in6, sin6_scope_id));
+            format!(
+                "{{sa_family={fam}, sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), \
+                 inet_pton({fam}, \"{ip}\", &sin6_addr), sin6_scope_id={scope}}}"
+            )
+        }
+        _ => format!("{{sa_family={fam}, ...}}"),
+    }
+}
+
+/// An `iovec` array: `[{iov_base="hi\n", iov_len=3}]`. At exit, `filled`
+/// is the byte count the kernel wrote across the buffers.
+pub(super) fn iovec(c: &mut Ctx<'_>, addr: u64, count: u64, filled: Option<u64>) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    let size = size_of::<libc::iovec>();
+    let n = (count as usize).min(c.limit);
+    let Some(b) = c.mem.bytes(addr, n * size) else {
+        return ptr(addr);
+    };
+    let mut left = filled;
+    let mut items = Vec::new();
+    for i in 0..n {
+        let base = u64_at(&b, i * size + offset_of!(libc::iovec, iov_base));
+        let len = u64_at(&b, i * size + offset_of!(libc::iovec, iov_len));
+        let shown = match left.as_mut() {
+            Some(l) => {
+                let s = len.min(*l);
+                *l -= s;
+                s
+            }
+            None => len,
+        };
+        let data = buffer_at(c, base, shown as usize, false);
+        items.push(format!("{{iov_base={data}, iov_len={len}}}"));
+    }
+    if (count as usize) > n {
+        items.push("...".into());
+    }
+    format!("[{}]", items.join(", "))
+}
+
+pub(super) fn clone_flags(v: u64) -> String {
+    let sig = v & libc::CSIGNAL as u64;
+    let rest = v & !(libc::CSIGNAL as u64);
+    let mut parts = Vec::new();
+    if rest != 0 {
+        parts.push(flags(rest, &CLONE_FLAGS));
+    }
+    if sig != 0 {
+        parts.push(signame(sig as i32));
+    }
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join("|")
+    }
+}
+
+/// What `clone` shows after its flags: `, parent_tid=[N], tls=…,
+/// child_tidptr=…`, as its flags say.
+pub(super) fn clone_tail(c: &mut Ctx<'_>) -> Option<String> {
+    let fl = c.arg(0);
+    let has = |bits: i32| fl & bits as u32 as u64 != 0;
+    let mut parts = Vec::new();
+    if has(libc::CLONE_PARENT_SETTID | libc::CLONE_PIDFD) {
+        let at = c.arg(2);
+        let shown = match c.success().and_then(|_| c.mem.bytes(at, size_of::<i32>())) {
+            Some(b) => format!("[{}]", i32_at(&b, 0)),
+            None => ptr(at),
+        };
+        parts.push(format!("parent_tid={shown}"));
+    }
+    if has(libc::CLONE_SETTLS) {
+        parts.push(format!("tls={}", ptr(c.arg(4))));
+    }
+    if has(libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) {
+        parts.push(format!("child_tidptr={}", ptr(c.arg(3))));
+    }
+    (!parts.is_empty()).then(|| format!(", {}", parts.join(", ")))
+}
+
+fn clone3_read(c: &mut Ctx<'_>, addr: u64) -> Option<Vec<u8>> {
+    let size = (c.arg(1) as usize).min(size_of::<libc::clone_args>());
+    let mut b = c.mem.bytes(addr, size)?;
+    b.resize(size_of::<libc::clone_args>(), 0);
+    Some(b)
+}
+
+pub(super) fn clone3_args(c: &mut Ctx<'_>, addr: u64) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    let Some(b) = clone3_read(c, addr) else {
+        return ptr(addr);
+    };
+    let field = |off: usize| u64_at(&b, off);
+    let fl = field(offset_of!(libc::clone_args, flags));
+    let has = |bits: i32| fl & bits as u32 as u64 != 0;
+    let mut parts = vec![format!("flags={}", flags(fl, &CLONE_FLAGS))];
+    if has(libc::CLONE_PIDFD) {
+        parts.push(format!(
+            "pidfd={}",
+            ptr(field(offset_of!(libc::clone_args, pidfd)))
+        ));
+    }
+    if has(libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) {
+        parts.push(format!(
+            "child_tid={}",
+            ptr(field(offset_of!(libc::clone_args, child_tid)))
+        ));
+    }
+    if has(libc::CLONE_PARENT_SETTID) {
+        parts.push(format!(
+            "parent_tid={}",
+            ptr(field(offset_of!(libc::clone_args, parent_tid)))
+        ));
+    }
+    let exit_signal = field(offset_of!(libc::clone_args, exit_signal));
+    parts.push(format!("exit_signal={}", signal_arg(exit_signal as i32)));
+    parts.push(format!(
+        "stack={}",
+        ptr(field(offset_of!(libc::clone_args, stack)))
+    ));
+    parts.push(format!(
+        "stack_size={}",
+        hex(field(offset_of!(libc::clone_args, stack_size)))
+    ));
+    if has(libc::CLONE_SETTLS) {
+        parts.push(format!(
+            "tls={}",
+            ptr(field(offset_of!(libc::clone_args, tls)))
+        ));
+    }
+    let set_tid_size = field(offset_of!(libc::clone_args, set_tid_size));
+    if set_tid_size != 0 {
+        parts.push(format!(
+            "set_tid={}, set_tid_size={set_tid_size}",
+            ptr(field(offset_of!(libc::clone_args, set_tid)))
+        ));
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// What `clone3` wrote back, ` => {pidfd=[N], parent_tid=[M]}` (if it
+/// succeeded), then `, SIZE`.
+pub(super) fn clone3_tail(c: &mut Ctx<'_>) -> String {
+    let size = format!(", {}", c.arg(1));
+    let addr = c.arg(0);
+    if c.success().is_none() {
+        return size;
+    }
+    let Some(b) = clone3_read(c, addr) else {
+        return size;
+    };
+    let fl = u64_at(&b, offset_of!(libc::clone_args, flags));
+    let mut parts = Vec::new();
+    for (bit, name, off) in [
+        (
+            libc::CLONE_PIDFD,
+            "pidfd",
+            offset_of!(libc::clone_args, pidfd),
+        ),
+        (
+            libc::CLONE_PARENT_SETTID,
+            "parent_tid",
+            offset_of!(libc::clone_args, parent_tid),
+        ),
+    ] {
+        if fl & bit as u32 as u64 != 0 {
+            let at = u64_at(&b, off);
+            let shown = match c.mem.bytes(at, size_of::<i32>()) {
+                Some(v) => format!("[{}]", i32_at(&v, 0)),
+                None => ptr(at),
+            };
+            parts.push(format!("{name}={shown}"));
+        }
+    }
+    if parts.is_empty() {
+        size
+    } else {
+        format!(" => {{{}}}{size}", parts.join(", "))
+    }
+}
+
+const FUTEX_MODIFIERS: u64 = (libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
+
+pub(super) fn futex_op(v: u64) -> String {
+    let cmd = v & !FUTEX_MODIFIERS;
+    let mut s = match enum_lookup(cmd, FUTEX_CMDS) {
+        Some(n) => n.to_string(),
+        None => cmd.to_string(),
+    };
+    if v & libc::FUTEX_PRIVATE_FLAG as u64 != 0 {
+        s.push_str("_PRIVATE");
+    }
+    if v & libc::FUTEX_CLOCK_REALTIME as u64 != 0 {
+        s.push_str("|FUTEX_CLOCK_REALTIME");
+    }
+    s
+}
+
+/// The futex arguments after the operation, as that operation uses them.
+pub(super) fn futex_rest(c: &mut Ctx<'_>) -> Option<String> {
+    let cmd = (c.arg(1) & !FUTEX_MODIFIERS) as i32;
+    let val = (c.arg(2) as u32).to_string();
+    let timeout = c.arg(3);
+    let val2 = (timeout as u32).to_string();
+    let uaddr2 = ptr(c.arg(4));
+    let val3 = c.arg(5) as u32;
+    let bitset = if val3 == libc::FUTEX_BITSET_MATCH_ANY as u32 {
+        "FUTEX_BITSET_MATCH_ANY".to_string()
+    } else {
+        hex(val3 as u64)
+    };
+    let ts = |c: &mut Ctx<'_>| in_struct(c, timeout, size_of::<libc::timespec>(), timespec);
+    let parts: Vec<String> = match cmd {
+        libc::FUTEX_WAIT => vec![val, ts(c)],
+        libc::FUTEX_WAKE | libc::FUTEX_FD => vec![val],
+        libc::FUTEX_REQUEUE => vec![val, val2, uaddr2],
+        libc::FUTEX_CMP_REQUEUE | libc::FUTEX_CMP_REQUEUE_PI => {
+            vec![val, val2, uaddr2, val3.to_string()]
+        }
+        libc::FUTEX_WAKE_OP => vec![val, val2, uaddr2, hex(val3 as u64)],
+        libc::FUTEX_LOCK_PI | libc::FUTEX_LOCK_PI2 => vec![ts(c)],
+        libc::FUTEX_UNLOCK_PI | libc::FUTEX_TRYLOCK_PI => vec![],
+        libc::FUTEX_WAIT_BITSET => vec![val, ts(c), bitset],
+        libc::FUTEX_WAKE_BITSET => vec![val, bitset],
+        libc::FUTEX_WAIT_REQUEUE_PI => vec![val, ts(c), uaddr2],
+        _ => vec![hex(c.arg(2)), hex(timeout), hex(c.arg(4)), hex(c.arg(5))],
+    };
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The third `fcntl` argument, if the command takes one.
+pub(super) fn fcntl_arg(cmd: i32, v: u64) -> Option<String> {
+    Some(match cmd {
+        libc::F_GETFD
+        | libc::F_GETFL
+        | libc::F_GETOWN
+        | uapi::F_GETSIG
+        | libc::F_GETLEASE
+        | libc::F_GETPIPE_SZ
+        | libc::F_GET_SEALS => return None,
+        libc::F_SETFD => flags(v, &FD_CLOEXEC_FLAG),
+        libc::F_SETFL => open_flags(v),
+        libc::F_DUPFD
+        | libc::F_DUPFD_CLOEXEC
+        | libc::F_SETOWN
+        | uapi::F_SETSIG
+        | libc::F_SETPIPE_SZ
+        | libc::F_SETLEASE
+        | libc::F_NOTIFY => (v as i32).to_string(),
+        libc::F_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_GETLK
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW
+        | uapi::F_GETOWN_EX
+        | uapi::F_SETOWN_EX => ptr(v),
+        _ => hex(v),
+    })
+}
