@@ -1150,3 +1150,47 @@ fn leaders_quiet_env_and_summaries_like_strace() {
     assert_eq!(bad.code, Some(1), "{bad:?}");
     assert!(bad.stderr.contains("-S bogus"), "{}", bad.stderr);
 }
+
+/// `-y`: descriptors with their paths, as strace shows them (arguments
+/// read before the call, so `close` shows what it closes; returned
+/// descriptors; `AT_FDCWD` with the working directory; pipes and
+/// sockets as the kernel names them).
+#[test]
+fn descriptor_paths_like_strace() {
+    strace();
+    let norm =
+        regex::Regex::new(r"0x[0-9a-f]+|\[\d+\]|si_pid=\d+|si_[us]time=[^,}]*").expect("regex");
+    // SIGCHLD comes when a child ends, whenever that is: not compared.
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("--- SIGCHLD"))
+            .map(|l| norm.replace_all(l, "N").into_owned())
+            .collect()
+    };
+    // One process (sh execs python at the end): no interleaving to differ.
+    let script = "read l </etc/hostname; exec 5>/dev/null; echo x >&5; \
+                  exec python3 -c 'import os, socket; socket.socket().close(); r, w = os.pipe(); os.close(r)'";
+    let ((oc, ours), (tc, theirs)) = both(
+        "fd-paths",
+        &[
+            "-y",
+            "-e",
+            "trace=openat,read,write,close,fcntl,dup2,pipe2,socket",
+        ],
+        &["sh", "-c", script],
+    );
+    assert_eq!(oc, tc);
+    for want in [
+        "</etc/hostname>",
+        "<socket:[",
+        "<pipe:[",
+        "AT_FDCWD</",
+        "5</dev/null>",
+    ] {
+        assert!(ours.contains(want), "{want}: {ours}");
+    }
+    assert_eq!(lines(&ours), lines(&theirs), "\n{ours}\n---\n{theirs}");
+    let refused = utrace(&["trace", "-yy", "--", "/bin/true"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("-yy"), "{}", refused.stderr);
+}

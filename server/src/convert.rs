@@ -134,6 +134,7 @@ pub fn engine_config(
             wanted,
             decode: spec.decode,
             string_limit,
+            decode_fds: spec.decode_fds,
             follow_children: spec.follow_children,
             expedite,
             sync,

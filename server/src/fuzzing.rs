@@ -108,6 +108,7 @@ mod tests {
             hold: (0..g.below(3)).map(|_| g.below(12) as i32 - 1).collect(),
             hold_syscalls: (0..g.below(3)).map(|_| pick(g, &names).into()).collect(),
             lossless: g.below(2) == 0,
+            decode_fds: g.below(2) == 0,
         }
     }
 

@@ -816,6 +816,8 @@ pub struct Spec {
     pub decode: bool,
     /// With `decode`: strace's `-s`.
     pub string_limit: usize,
+    /// With `decode`: strace's `-y`.
+    pub decode_fds: bool,
     pub follow_children: bool,
     /// Data fetched at each report.
     pub expedite: Option<Expedite>,
@@ -1031,7 +1033,8 @@ impl RemoteEngine {
     /// set (its ledger is [`RemoteEngine::sync_state`]).
     pub fn new(hub: Arc<Hub>, mut spec: Spec) -> Self {
         let sync = spec.sync.take().map(SyncState::new);
-        let decoder = recorder::Decoder::with_string_limit(spec.string_limit);
+        let decoder =
+            recorder::Decoder::with_string_limit(spec.string_limit).with_fd_paths(spec.decode_fds);
         RemoteEngine {
             hub,
             spec,

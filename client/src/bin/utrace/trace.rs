@@ -76,6 +76,8 @@ pub struct Options {
     pub leader: crate::assemble::Leader,
     /// `-q`: no attach and detach messages.
     pub quiet: bool,
+    /// `-y`: descriptors with their paths.
+    pub fd_paths: bool,
     /// `-E`: `VAR=VAL` set, `VAR` removed, in the program's environment.
     pub env: Vec<String>,
     /// `-e signal=`: the signals shown (None: all).
@@ -146,6 +148,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         follow_children: opts.follow,
         decode: !opts.count,
         decode_string_limit: opts.string_limit,
+        decode_fds: opts.fd_paths,
         lossless: !opts.lossy,
         // -i: each report carries the instruction pointer.
         expedite: opts.leader.ip.then(|| pb::Expedite {

@@ -69,6 +69,10 @@ pub struct TraceCmd {
     /// Only calls that returned an error (`-e status=failed`).
     #[arg(short = 'Z', long = "failed-only")]
     failed_only: bool,
+    /// Descriptors with the paths they refer to, `read(3</etc/passwd>, …)`
+    /// (`-yy`, strace's socket and device details, is not supported yet).
+    #[arg(short = 'y', long = "decode-fds", action = clap::ArgAction::Count)]
+    fd_paths: u8,
     /// Each line's time since the previous line's start (`-r`; after the
     /// time of day with `-t`).
     #[arg(short = 'r', long = "relative-timestamps")]
@@ -129,8 +133,6 @@ struct NotYet {
     v: u8,
     #[arg(short = 'x', action = clap::ArgAction::Count, hide = true)]
     x: u8,
-    #[arg(short = 'y', action = clap::ArgAction::Count, hide = true)]
-    y: u8,
     #[arg(short = 'k', long = "stack-trace", hide = true)]
     k: bool,
     #[arg(short = 'u', long = "user", value_name = "USER", hide = true)]
@@ -165,10 +167,9 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 12] = [
+        let given: [(&'static str, bool); 11] = [
             ("-v", self.v > 0),
             ("-x", self.x > 0),
-            ("-y", self.y > 0),
             ("-k", self.k),
             ("-u", self.u.is_some()),
             ("-b", self.b.is_some()),
@@ -314,6 +315,13 @@ impl TraceCmd {
             })?,
         };
         let _ = t.wall_clock;
+        if t.fd_paths > 1 {
+            return Err(
+                "trace: strace's -yy (socket and device details) is not supported by \
+                 utrace yet (issue 14); -y shows the paths descriptors refer to"
+                    .into(),
+            );
+        }
         Ok(trace::Options {
             follow: t.follow > 0,
             syscalls,
@@ -328,6 +336,7 @@ impl TraceCmd {
                 exits: t.quiet < 2,
             },
             quiet: t.quiet > 0,
+            fd_paths: t.fd_paths > 0,
             env: t.env.clone(),
             output: t.output,
             pid: t.pid,
@@ -484,7 +493,12 @@ mod tests {
         assert_eq!(t.command, ["ls"]);
         let t = parse(&["utrace", "trace", "-yT", "ls"]);
         assert!(t.syscall_times);
-        assert_eq!(t.not_yet.first(), Some("-y"));
+        assert_eq!(t.fd_paths, 1);
+        assert_eq!(t.not_yet.first(), None);
+        let t = parse(&["utrace", "trace", "-xT", "ls"]);
+        assert_eq!(t.not_yet.first(), Some("-x"));
+        let t = parse(&["utrace", "trace", "-yy", "ls"]);
+        assert!(t.into_options().unwrap_err().contains("-yy"));
         let t = parse(&["utrace", "trace", "-zZ", "-esignal=!SIGCHLD", "ls"]);
         assert!(t.successful_only && t.failed_only);
         assert_eq!(t.not_yet.first(), None);

@@ -34,6 +34,10 @@ pub(super) trait Tracee {
     fn string(&mut self, addr: u64, max: usize) -> Option<(Vec<u8>, bool)>;
     /// The stack pointer.
     fn stack_pointer(&mut self) -> Option<u64>;
+    /// What descriptor `fd` of the thread refers to now (its
+    /// `/proc/TID/fd` link), if it is open; for `AT_FDCWD`, the working
+    /// directory.
+    fn fd_path(&mut self, fd: i32) -> Option<Vec<u8>>;
 }
 
 impl Tracee for Task<'_> {
@@ -58,6 +62,18 @@ impl Tracee for Task<'_> {
     fn stack_pointer(&mut self) -> Option<u64> {
         self.register("rsp").ok()
     }
+
+    fn fd_path(&mut self, fd: i32) -> Option<Vec<u8>> {
+        use std::os::unix::ffi::OsStringExt;
+        let link = if fd == libc::AT_FDCWD {
+            format!("/proc/{}/cwd", self.tid())
+        } else {
+            format!("/proc/{}/fd/{fd}", self.tid())
+        };
+        std::fs::read_link(link)
+            .ok()
+            .map(|p| p.into_os_string().into_vec())
+    }
 }
 
 /// What a decoder sees of one call.
@@ -67,6 +83,37 @@ pub(super) struct Ctx<'m> {
     /// At exit: the return value and whether it is an error.
     pub(super) exit: Option<(i64, bool)>,
     pub(super) limit: usize,
+    /// Descriptors shown with what they refer to (`-y`).
+    pub(super) fd_paths: bool,
+}
+
+impl Ctx<'_> {
+    /// Descriptor `v` as strace's `-y` shows it: `3</etc/passwd>` (the
+    /// path's unprintable bytes and `<>` escaped), or the number alone;
+    /// `AT_FDCWD` with the working directory.
+    pub(super) fn fd(&mut self, v: u64) -> String {
+        let fd = v as i32;
+        let name = if fd == libc::AT_FDCWD {
+            dirfd(v)
+        } else {
+            fd.to_string()
+        };
+        if self.fd_paths && (fd >= 0 || fd == libc::AT_FDCWD) {
+            if let Some(path) = self.mem.fd_path(fd) {
+                let mut s = format!("{name}<");
+                for &b in &path {
+                    match b {
+                        b'<' | b'>' | b'\\' => s.push_str(&format!("\\x{b:02x}")),
+                        0x20..=0x7e => s.push(b as char),
+                        _ => s.push_str(&format!("\\x{b:02x}")),
+                    }
+                }
+                s.push('>');
+                return s;
+            }
+        }
+        name
+    }
 }
 
 impl Ctx<'_> {
@@ -143,6 +190,7 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
     let v = c.arg(i);
     Some(match kind {
         Int => (v as i32).to_string(),
+        Fd => c.fd(v),
         Uint => (v as u32).to_string(),
         Long => (v as i64).to_string(),
         Ulong => v.to_string(),
@@ -150,7 +198,7 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
         Ptr => ptr(v),
         PtrOut => ptr(v),
         Skip => return None,
-        Dirfd => dirfd(v),
+        Dirfd => c.fd(v),
         Mode => mode_octal(v as u32),
         Path => string_at(c, v, PATH_LIMIT),
         Str => string_at(c, v, c.limit),
@@ -207,6 +255,16 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
         StatxOut => out_struct(c, v, size_of::<libc::statx>(), statx_struct),
         Argv => argv_at(c, v),
         Envp => envp_at(c, v),
+        FdPairOut if c.fd_paths && v != 0 && c.success().is_some() => {
+            // Each descriptor with its path (`[3<pipe:[1]>, 4<pipe:[1]>]`).
+            match c.mem.bytes(v, 2 * size_of::<i32>()) {
+                Some(b) => {
+                    let (r, w) = (i32_at(&b, 0), i32_at(&b, size_of::<i32>()));
+                    format!("[{}, {}]", c.fd(r as u64), c.fd(w as u64))
+                }
+                None => ptr(v),
+            }
+        }
         FdPairOut => out_struct(c, v, 2 * size_of::<i32>(), fd_pair),
         WaitStatusOut => match c.success() {
             Some(ret) if ret > 0 && v != 0 => match c.mem.bytes(v, size_of::<i32>()) {
@@ -305,8 +363,10 @@ pub(super) fn format_return(spec: &Spec, x: &SyscallExit, c: &mut Ctx<'_>) -> St
                 flags(x.ret as u64, &FD_CLOEXEC_FLAG)
             ),
             libc::F_GETFL => format!("{} (flags {})", hex(x.ret as u64), open_flags(x.ret as u64)),
+            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => c.fd(x.ret as u64),
             _ => x.ret.to_string(),
         },
+        Ret::Fd => c.fd(x.ret as u64),
         Ret::Poll if x.ret == 0 => "0 (Timeout)".into(),
         Ret::Poll => match pollfds(c, x.entry.args[0], x.entry.args[1], true) {
             Some(ready) => format!("{} ({ready})", x.ret),

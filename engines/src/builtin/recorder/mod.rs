@@ -219,6 +219,7 @@ impl Recorder {
             args: call.args,
             exit: None,
             limit: self.limit,
+            fd_paths: false,
         };
         let (args, exit_from, need_sep) = decode_entry(spec, &mut ctx);
         let text = format!("{}{name}({args}", self.prefix_for(tid));
@@ -267,6 +268,7 @@ impl Recorder {
             args: call.entry.args,
             exit: Some((call.ret, call.is_error)),
             limit: self.limit,
+            fd_paths: false,
         };
         line.push_str(&decode_exit(
             pending.spec,
@@ -395,6 +397,8 @@ pub struct Decoder {
     pending: HashMap<Tid, (&'static Spec, usize, bool)>,
     /// Bytes of strings and buffers shown before `...` (strace's `-s`).
     limit: usize,
+    /// Descriptors with what they refer to (strace's `-y`).
+    fd_paths: bool,
 }
 
 impl Default for Decoder {
@@ -402,6 +406,7 @@ impl Default for Decoder {
         Decoder {
             pending: HashMap::new(),
             limit: DEFAULT_STRING_LIMIT,
+            fd_paths: false,
         }
     }
 }
@@ -427,6 +432,15 @@ impl Decoder {
         }
     }
 
+    /// Show each descriptor argument and returned descriptor with what it
+    /// refers to, `3</etc/passwd>`, `4<socket:[1234]>` (strace's `-y`): read
+    /// from `/proc/TID/fd` at the stop (an argument at the call's entry,
+    /// before a `close` takes it; a new descriptor at the exit).
+    pub fn with_fd_paths(mut self, on: bool) -> Self {
+        self.fd_paths = on;
+        self
+    }
+
     /// The entry part of `call`'s text.
     pub fn entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> String {
         let (name, spec) = lookup(call);
@@ -436,6 +450,7 @@ impl Decoder {
             args: call.args,
             exit: None,
             limit: self.limit,
+            fd_paths: self.fd_paths,
         };
         let (args, from, sep) = decode_entry(spec, &mut ctx);
         self.pending.insert(tid, (spec, from, sep));
@@ -458,6 +473,7 @@ impl Decoder {
             args: call.entry.args,
             exit: Some((call.ret, call.is_error)),
             limit: self.limit,
+            fd_paths: self.fd_paths,
         };
         let mut args = head;
         args.push_str(&decode_exit(spec, &mut ctx, from, sep));

@@ -29,6 +29,10 @@ impl FakeMem {
 }
 
 impl Tracee for FakeMem {
+    fn fd_path(&mut self, fd: i32) -> Option<Vec<u8>> {
+        (fd == 3).then(|| b"/etc/pass<wd>".to_vec())
+    }
+
     fn bytes(&mut self, addr: u64, len: usize) -> Option<Vec<u8>> {
         if len == 0 {
             return Some(Vec::new());
@@ -121,6 +125,7 @@ fn strings_and_buffers_truncate_at_the_limit() {
         args: [0; 6],
         exit: None,
         limit: DEFAULT_STRING_LIMIT,
+        fd_paths: false,
     };
     let q32 = format!("\"{}\"", "a".repeat(32));
     assert_eq!(string_at(&mut c, 0x1000, 32), q32);
@@ -557,4 +562,23 @@ fn table_covers_every_syscall_once() {
         .filter(|n| !seen.contains(n))
         .collect();
     assert!(missing.is_empty(), "no table entry for {missing:?}");
+}
+
+#[test]
+fn descriptors_with_paths() {
+    let mut mem = FakeMem::default();
+    let mut c = Ctx {
+        mem: &mut mem,
+        args: [0; 6],
+        exit: None,
+        limit: DEFAULT_STRING_LIMIT,
+        fd_paths: false,
+    };
+    assert_eq!(c.fd(3), "3");
+    c.fd_paths = true;
+    // `<` and `>` in a path are escaped, as strace does.
+    assert_eq!(c.fd(3), r"3</etc/pass\x3cwd\x3e>");
+    // Not open: the number alone.
+    assert_eq!(c.fd(4), "4");
+    assert_eq!(c.fd(u64::MAX), "-1");
 }
