@@ -430,6 +430,22 @@ impl Waker {
         }
     }
 
+    /// Keep SIGCHLD from this thread and the threads it starts from now
+    /// on (a program's main thread, before its runtime's threads exist):
+    /// then only tracer threads (which unblock it) take it, and a tracee's
+    /// stop interrupts its tracer's wait directly, instead of waking
+    /// another thread whose handler then wakes the tracer (a second
+    /// thread, often on the other CPU, at every stop).
+    pub fn block_sigchld() {
+        // SAFETY: manipulating this thread's signal mask with a valid set.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+    }
+
     /// Make sure SIGCHLD reaches this thread (a caller may have blocked it).
     pub fn unblock_sigchld() {
         // SAFETY: manipulating this thread's signal mask with a valid set.

@@ -111,6 +111,9 @@ fn main() -> std::process::ExitCode {
             None
         }
     };
+    // SIGCHLD only for the tracer thread (which unblocks it): a tracee's
+    // stop then wakes it directly, not another thread first.
+    utrace_engines::sys::Waker::block_sigchld();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()

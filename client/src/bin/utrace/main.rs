@@ -148,6 +148,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    // SIGCHLD only for the embedded server's tracer thread, which a
+    // tracee's stop then wakes directly.
+    utrace_engines::sys::Waker::block_sigchld();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
