@@ -514,10 +514,10 @@ fn strace_option_syntax() {
         syscall_names(&theirs.stderr).into_iter().collect();
     assert_eq!(ours_names, theirs_names);
 
-    let refused = utrace(&["trace", "-y", "--", "/bin/true"]);
+    let refused = utrace(&["trace", "-x", "--", "/bin/true"]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(
-        refused.stderr.contains("-y is not supported by utrace yet"),
+        refused.stderr.contains("-x is not supported by utrace yet"),
         "{}",
         refused.stderr
     );
