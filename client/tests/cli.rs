@@ -1067,34 +1067,17 @@ fn leaders_quiet_env_and_summaries_like_strace() {
         "{ours}"
     );
     // -E sets and removes, as strace.
+    let flags = ["-E", "UTRACE_E=set", "-E", "HOME", "-e", "trace=none"];
+    let program = ["sh", "-c", "echo $UTRACE_E ${HOME:-nohome}"];
     for tool in ["utrace", "strace"] {
-        let script = "echo $UTRACE_E ${HOME:-nohome}";
         let out = if tool == "utrace" {
-            utrace(&[
-                "trace",
-                "-E",
-                "UTRACE_E=set",
-                "-E",
-                "HOME",
-                "-e",
-                "trace=none",
-                "--",
-                "sh",
-                "-c",
-                script,
-            ])
+            let mut args = vec!["trace"];
+            args.extend(flags);
+            args.push("--");
+            args.extend(program);
+            utrace(&args)
         } else {
-            run_strace(&[
-                "-E",
-                "UTRACE_E=set",
-                "-E",
-                "HOME",
-                "-e",
-                "trace=none",
-                "sh",
-                "-c",
-                script,
-            ])
+            run_strace(&[&flags[..], &program[..]].concat())
         };
         assert_eq!(out.stdout, "set nohome\n", "{tool}: {out:?}");
     }
@@ -1193,4 +1176,21 @@ fn descriptor_paths_like_strace() {
     let refused = utrace(&["trace", "-yy", "--", "/bin/true"]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(refused.stderr.contains("-yy"), "{}", refused.stderr);
+}
+
+/// A program stopped by SIGSTOP: `--- stopped by SIGSTOP ---` after its
+/// signal line, as strace prints (EVENT_KIND_GROUP_STOP).
+#[test]
+fn group_stop_like_strace() {
+    strace();
+    let script = "(sleep 0.3; kill -CONT $$) & kill -STOP $$; wait";
+    let ((oc, ours), (tc, theirs)) = both(
+        "group-stop",
+        &["-e", "trace=none", "-e", "signal=SIGSTOP,SIGCONT"],
+        &["sh", "-c", script],
+    );
+    let pids = regex::Regex::new(r"si_pid=\d+").expect("regex");
+    let norm = |t: &str| pids.replace_all(t, "si_pid=N").into_owned();
+    assert_eq!((oc, norm(&ours)), (tc, norm(&theirs)));
+    assert!(ours.contains("--- stopped by SIGSTOP ---"), "{ours}");
 }

@@ -638,7 +638,9 @@ impl Core {
             ));
         }
         if event == sys::PTRACE_EVENT_STOP {
-            self.on_trap_stop(tid, sig, first_stop);
+            if self.on_trap_stop(tid, sig, first_stop) {
+                return Some(Decoded::GroupStop { sig });
+            }
             return Some(Decoded::Nothing);
         }
         if event != 0 {
@@ -692,6 +694,11 @@ impl Core {
             }
             Decoded::Event { event, msg } => self.on_event(tid, event, msg),
             Decoded::Signal { sig, si } => self.on_signal(tid, sig, si),
+            Decoded::GroupStop { sig } => self.dispatch(
+                tid,
+                |s| s.events.contains(EventMask::GROUP_STOP),
+                |e, task| e.report_group_stop(task, sig),
+            ),
         }
     }
 
@@ -1009,7 +1016,8 @@ impl Core {
         );
     }
 
-    fn on_trap_stop(&mut self, tid: Tid, sig: i32, first_stop: bool) {
+    /// A `PTRACE_EVENT_STOP`: a group-stop (true) or an interrupt's trap.
+    fn on_trap_stop(&mut self, tid: Tid, sig: i32, first_stop: bool) -> bool {
         let t = self.tasks.get_mut(&tid).expect("caller checked");
         if matches!(
             sig,
@@ -1018,12 +1026,13 @@ impl Core {
             t.stop = Some(StopKind::GroupStop);
             t.set_run(RunState::Stopped);
             trace!(tid, sig, "group-stop");
-            return;
+            return true;
         }
         // PTRACE_INTERRUPT's trap, or a new task's first stop.
         t.interrupt_sent = false;
         t.stop = Some(StopKind::Event);
         trace!(tid, first_stop, "trap stop");
+        false
     }
 
     fn on_event(&mut self, tid: Tid, event: i32, msg: u64) {
@@ -2019,9 +2028,13 @@ impl Drop for Core {
 
 /// A decoded stop: what is to be reported to the engines.
 enum Decoded {
-    /// Nothing to report (an interrupt's trap, a group-stop, a stop of the
-    /// spawn's prelude, the seccomp stop after an entry stop).
+    /// Nothing to report (an interrupt's trap, a stop of the spawn's
+    /// prelude, the seccomp stop after an entry stop).
     Nothing,
+    /// The thread entered a group-stop by this signal.
+    GroupStop {
+        sig: i32,
+    },
     Entry(SyscallEntry),
     Exit(SyscallExit),
     /// A ptrace event (clone, fork, vfork, exec, exit) and its message.

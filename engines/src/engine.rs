@@ -190,6 +190,13 @@ pub trait Engine: Send + 'static {
         Action::Resume
     }
 
+    /// The thread entered a group-stop by `signo` (SIGSTOP, SIGTSTP,
+    /// SIGTTIN, SIGTTOU; its signal report came first). It stays stopped
+    /// until a SIGCONT, whatever the engines answer.
+    fn report_group_stop(&mut self, task: &mut Task<'_>, signo: i32) -> Action {
+        Action::Resume
+    }
+
     /// The task completed an exec.
     fn report_exec(&mut self, task: &mut Task<'_>, exec: &ExecReport) -> Action {
         Action::Resume

@@ -31,6 +31,9 @@ bitflags::bitflags! {
         const QUIESCE = 1 << 8;
         /// A breakpoint this engine inserted was hit (only for its owners).
         const BREAKPOINT = 1 << 9;
+        /// The thread entered a group-stop (SIGSTOP, SIGTSTP, SIGTTIN,
+        /// SIGTTOU): strace's `--- stopped by SIGSTOP ---`.
+        const GROUP_STOP = 1 << 10;
         /// Both syscall reports.
         const SYSCALLS = Self::SYSCALL_ENTRY.bits() | Self::SYSCALL_EXIT.bits();
     }
@@ -53,6 +56,7 @@ impl EventMask {
             "step" => Self::STEP,
             "quiesce" => Self::QUIESCE,
             "breakpoint" => Self::BREAKPOINT,
+            "group_stop" => Self::GROUP_STOP,
             "all" => Self::all(),
             _ => return None,
         })

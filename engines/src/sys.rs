@@ -437,24 +437,12 @@ impl Waker {
     /// another thread whose handler then wakes the tracer (a second
     /// thread, often on the other CPU, at every stop).
     pub fn block_sigchld() {
-        // SAFETY: manipulating this thread's signal mask with a valid set.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        }
+        sigchld_mask(libc::SIG_BLOCK);
     }
 
     /// Make sure SIGCHLD reaches this thread (a caller may have blocked it).
     pub fn unblock_sigchld() {
-        // SAFETY: manipulating this thread's signal mask with a valid set.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        }
+        sigchld_mask(libc::SIG_UNBLOCK);
     }
 }
 
@@ -464,6 +452,17 @@ impl Drop for Waker {
         while IN_HANDLER.load(Ordering::Acquire) != 0 {
             std::hint::spin_loop();
         }
+    }
+}
+
+/// Block or unblock (`how`) SIGCHLD in this thread's signal mask.
+fn sigchld_mask(how: libc::c_int) {
+    // SAFETY: manipulating this thread's signal mask with a valid set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
 

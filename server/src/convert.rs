@@ -27,6 +27,7 @@ fn default_events() -> EventMask {
         | EventMask::EXEC
         | EventMask::EXIT
         | EventMask::DEATH
+        | EventMask::GROUP_STOP
 }
 
 fn kind_mask(k: pb::EventKind) -> EventMask {
@@ -41,6 +42,7 @@ fn kind_mask(k: pb::EventKind) -> EventMask {
         pb::EventKind::Death => EventMask::DEATH,
         pb::EventKind::Breakpoint => EventMask::BREAKPOINT,
         pb::EventKind::Step => EventMask::STEP,
+        pb::EventKind::GroupStop => EventMask::GROUP_STOP,
     }
 }
 

@@ -1093,14 +1093,17 @@ impl RemoteEngine {
         };
         let hold = self.sync.as_ref().and_then(|sync| {
             let s = &sync.spec;
-            (s.hold.intersects(bit) && nr.is_none_or(|nr| s.hold_syscalls.contains(nr))).then(
-                || Held {
-                    tid: task.tid(),
-                    stop_id: task.stop_id(),
-                    kind: bit,
-                    deadline: Some(Instant::now() + s.deadline),
-                },
-            )
+            // A group-stop never holds: the thread stays stopped until a
+            // SIGCONT whatever anyone decides.
+            (s.hold.intersects(bit)
+                && bit != EventMask::GROUP_STOP
+                && nr.is_none_or(|nr| s.hold_syscalls.contains(nr)))
+            .then(|| Held {
+                tid: task.tid(),
+                stop_id: task.stop_id(),
+                kind: bit,
+                deadline: Some(Instant::now() + s.deadline),
+            })
         });
         // A report held for a decision is not held a second time for room.
         let full = self.when_full(hold.is_none().then_some(stall));
@@ -1269,6 +1272,15 @@ impl Engine for RemoteEngine {
             })
         })
         .into()
+    }
+
+    fn report_group_stop(&mut self, task: &mut Task<'_>, signo: i32) -> Action {
+        self.report(task, EventMask::GROUP_STOP, None, |_| {
+            pb::event::Kind::GroupStop(pb::GroupStop {
+                signo: signo as u32,
+                name: utrace_engines::sys::signal_name(signo),
+            })
+        })
     }
 
     fn report_clone(&mut self, task: &mut Task<'_>, c: &CloneReport) -> Action {

@@ -544,14 +544,7 @@ impl TracerService {
             engine_field,
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
-        let (engine, parts) = Parts::new(
-            &self.registry,
-            &self.tracer,
-            p,
-            cfg.queue_len,
-            cfg.spec,
-            sink,
-        )?;
+        let (engine, parts) = self.remote_parts(p, &cfg, sink)?;
         self.spawn_engine(p, req, field, session, engine, cfg.options, parts)
             .await
     }
@@ -708,14 +701,7 @@ impl TracerService {
             &format!("{field}engine"),
             &SpecContext::new(&self.limits, session.is_some()),
         )?;
-        let (engine, parts) = Parts::new(
-            &self.registry,
-            &self.tracer,
-            p,
-            cfg.queue_len,
-            cfg.spec,
-            sink,
-        )?;
+        let (engine, parts) = self.remote_parts(p, &cfg, sink)?;
         self.attach_engine(p, pid, field, session, engine, cfg.options, parts)
             .await
     }
@@ -771,6 +757,24 @@ impl TracerService {
 }
 
 impl TracerService {
+    /// A remote engine for `cfg` and the parts the server keeps of it,
+    /// charged to `p`.
+    fn remote_parts(
+        &self,
+        p: &Peer,
+        cfg: &convert::EngineConfig,
+        sink: Option<SinkFn>,
+    ) -> Result<(Box<RemoteEngine>, Parts), Status> {
+        Parts::new(
+            &self.registry,
+            &self.tracer,
+            p,
+            cfg.queue_len,
+            cfg.spec.clone(),
+            sink,
+        )
+    }
+
     /// The local sink `req` names, taken; only the server's own process
     /// may name one.
     fn local_sink<T>(&self, p: &Peer, req: &Request<T>) -> Result<Option<SinkFn>, Status> {

@@ -197,6 +197,7 @@ fn event_line(engine: u64, ev: &pb::Event) -> Option<String> {
         Kind::Step(_) => "step".to_string(),
         Kind::Revoked(r) => format!("revoked reason={}", r.reason.replace(' ', "_")),
         Kind::Output(o) => format!("output fd={} bytes={}", o.fd, o.data.len()),
+        Kind::GroupStop(g) => format!("group_stop signo={}", g.signo),
     };
     Some(format!(
         "event {engine} {detail} pid={} tid={}",

@@ -237,6 +237,11 @@ impl Assembler {
                 let line = format!("{}{}", self.prefix_for(tid), signal_line(s));
                 out(&line);
             }
+            Some(Kind::GroupStop(g)) => {
+                self.interrupt_open(out);
+                let line = format!("{}--- stopped by {} ---", self.prefix_for(tid), g.name);
+                out(&line);
+            }
             Some(Kind::Clone(c)) => {
                 if c.kind == "thread" || self.follow {
                     self.live += 1;

@@ -128,6 +128,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             pb::EventKind::Exec,
             pb::EventKind::Exit,
             pb::EventKind::Death,
+            pb::EventKind::GroupStop,
         ]
         .map(|k| k as i32)
         .to_vec()
