@@ -251,6 +251,16 @@ fn follow_prefixes_child_lines() {
         .filter_map(|(p, _)| p.trim().parse().ok())
         .collect();
     assert!(pids.len() >= 2, "no child lines:\n{}", ours.stderr);
+    // As strace -f: each new process is announced, before its lines.
+    let child = pids.iter().max().expect("a child");
+    let announced = format!("utrace: Process {child} attached");
+    let first_line = format!("[pid {child:>5}]");
+    let at = |needle: &str| ours.stderr.find(needle);
+    assert!(
+        at(&announced).is_some() && at(&announced) < at(&first_line),
+        "{}",
+        ours.stderr
+    );
     assert!(
         ours.stderr
             .lines()

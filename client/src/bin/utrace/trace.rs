@@ -748,6 +748,12 @@ impl State {
                 self.program_output(o, out);
                 return;
             }
+            // strace -f says so of each new thread and process, in the
+            // trace on stderr (not with -o, not with -q).
+            Some(Kind::Clone(c)) if self.follow && self.to_stderr && !self.quiet => {
+                let line = format!("utrace: Process {} attached\n", c.child_tid);
+                self.write(out, &line);
+            }
             _ => {}
         }
         if let Some((counts, entered)) = &mut self.counts {
