@@ -524,10 +524,10 @@ fn strace_option_syntax() {
         syscall_names(&theirs.stderr).into_iter().collect();
     assert_eq!(ours_names, theirs_names);
 
-    let refused = utrace(&["trace", "-x", "--", "/bin/true"]);
+    let refused = utrace(&["trace", "-v", "--", "/bin/true"]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(
-        refused.stderr.contains("-x is not supported by utrace yet"),
+        refused.stderr.contains("-v is not supported by utrace yet"),
         "{}",
         refused.stderr
     );
@@ -1203,4 +1203,27 @@ fn group_stop_like_strace() {
     let norm = |t: &str| pids.replace_all(t, "si_pid=N").into_owned();
     assert_eq!((oc, norm(&ours)), (tc, norm(&theirs)));
     assert!(ours.contains("--- stopped by SIGSTOP ---"), "{ours}");
+}
+
+/// `-x` and `-xx`: strings in `\x` hex as strace prints them (a string
+/// with a non-ASCII byte whole; every string and path).
+#[test]
+fn hex_strings_like_strace() {
+    strace();
+    let data = temp_trace("hex-data");
+    std::fs::write(&data, b"ab\x01c\n").expect("data file");
+    let path = data.to_str().expect("path").to_string();
+    let addr = regex::Regex::new(r"0x[0-9a-f]{6,}").expect("regex");
+    for flag in ["-x", "-xx"] {
+        let ((oc, ours), (tc, theirs)) = both(
+            "hex",
+            &[flag, "-e", "trace=execve,openat,read,write"],
+            &["cat", &path],
+        );
+        assert_eq!(oc, tc);
+        let norm = |t: &str| addr.replace_all(t, "P").into_owned();
+        assert_eq!(norm(&ours), norm(&theirs), "{flag}");
+        assert!(ours.contains("\\x01"), "{flag}: {ours}");
+    }
+    let _ = std::fs::remove_file(&data);
 }

@@ -91,6 +91,16 @@ pub fn engine_config(
         }
         n => n,
     };
+    let decode_hex = match spec.decode_hex {
+        0 => utrace_engines::builtin::recorder::Hex::Never,
+        1 => utrace_engines::builtin::recorder::Hex::NonAscii,
+        2 => utrace_engines::builtin::recorder::Hex::All,
+        n => {
+            return Err(Status::invalid_argument(format!(
+                "{field}.decode_hex: {n} is not 0 (escapes), 1 (-x) or 2 (-xx)"
+            )))
+        }
+    };
     let string_limit = match spec.decode_string_limit {
         None | Some(0) => utrace_engines::builtin::recorder::DEFAULT_STRING_LIMIT,
         Some(n) if n as usize > MAX_STRING_LIMIT => {
@@ -137,6 +147,7 @@ pub fn engine_config(
             decode: spec.decode,
             string_limit,
             decode_fds: spec.decode_fds,
+            decode_hex,
             follow_children: spec.follow_children,
             expedite,
             sync,

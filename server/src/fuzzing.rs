@@ -109,6 +109,7 @@ mod tests {
             hold_syscalls: (0..g.below(3)).map(|_| pick(g, &names).into()).collect(),
             lossless: g.below(2) == 0,
             decode_fds: g.below(2) == 0,
+            decode_hex: g.below(4) as u32,
         }
     }
 

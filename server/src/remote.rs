@@ -818,6 +818,8 @@ pub struct Spec {
     pub string_limit: usize,
     /// With `decode`: strace's `-y`.
     pub decode_fds: bool,
+    /// With `decode`: strace's `-x`, `-xx`.
+    pub decode_hex: recorder::Hex,
     pub follow_children: bool,
     /// Data fetched at each report.
     pub expedite: Option<Expedite>,
@@ -1033,8 +1035,9 @@ impl RemoteEngine {
     /// set (its ledger is [`RemoteEngine::sync_state`]).
     pub fn new(hub: Arc<Hub>, mut spec: Spec) -> Self {
         let sync = spec.sync.take().map(SyncState::new);
-        let decoder =
-            recorder::Decoder::with_string_limit(spec.string_limit).with_fd_paths(spec.decode_fds);
+        let decoder = recorder::Decoder::with_string_limit(spec.string_limit)
+            .with_fd_paths(spec.decode_fds)
+            .with_hex(spec.decode_hex);
         RemoteEngine {
             hub,
             spec,

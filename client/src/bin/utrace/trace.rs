@@ -78,6 +78,8 @@ pub struct Options {
     pub quiet: bool,
     /// `-y`: descriptors with their paths.
     pub fd_paths: bool,
+    /// `-x` (1), `-xx` (2): strings in hex.
+    pub hex: u32,
     /// `-E`: `VAR=VAL` set, `VAR` removed, in the program's environment.
     pub env: Vec<String>,
     /// `-e signal=`: the signals shown (None: all).
@@ -150,6 +152,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         decode: !opts.count,
         decode_string_limit: opts.string_limit,
         decode_fds: opts.fd_paths,
+        decode_hex: opts.hex,
         lossless: !opts.lossy,
         // -i: each report carries the instruction pointer.
         expedite: opts.leader.ip.then(|| pb::Expedite {

@@ -69,6 +69,10 @@ pub struct TraceCmd {
     /// Only calls that returned an error (`-e status=failed`).
     #[arg(short = 'Z', long = "failed-only")]
     failed_only: bool,
+    /// `-x`: strings with non-ASCII bytes in `\x` hex; `-xx`: every
+    /// string, paths included.
+    #[arg(short = 'x', action = clap::ArgAction::Count)]
+    hex: u8,
     /// Descriptors with the paths they refer to, `read(3</etc/passwd>, …)`
     /// (`-yy`, strace's socket and device details, is not supported yet).
     #[arg(short = 'y', long = "decode-fds", action = clap::ArgAction::Count)]
@@ -131,8 +135,6 @@ pub struct TraceCmd {
 struct NotYet {
     #[arg(short = 'v', long = "no-abbrev", action = clap::ArgAction::Count, hide = true)]
     v: u8,
-    #[arg(short = 'x', action = clap::ArgAction::Count, hide = true)]
-    x: u8,
     #[arg(short = 'k', long = "stack-trace", hide = true)]
     k: bool,
     #[arg(short = 'u', long = "user", value_name = "USER", hide = true)]
@@ -167,9 +169,8 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 11] = [
+        let given: [(&'static str, bool); 10] = [
             ("-v", self.v > 0),
-            ("-x", self.x > 0),
             ("-k", self.k),
             ("-u", self.u.is_some()),
             ("-b", self.b.is_some()),
@@ -337,6 +338,7 @@ impl TraceCmd {
             },
             quiet: t.quiet > 0,
             fd_paths: t.fd_paths > 0,
+            hex: u32::from(t.hex.min(2)),
             env: t.env.clone(),
             output: t.output,
             pid: t.pid,
@@ -495,8 +497,10 @@ mod tests {
         assert!(t.syscall_times);
         assert_eq!(t.fd_paths, 1);
         assert_eq!(t.not_yet.first(), None);
-        let t = parse(&["utrace", "trace", "-xT", "ls"]);
-        assert_eq!(t.not_yet.first(), Some("-x"));
+        let t = parse(&["utrace", "trace", "-vT", "ls"]);
+        assert_eq!(t.not_yet.first(), Some("-v"));
+        let t = parse(&["utrace", "trace", "-xx", "ls"]);
+        assert_eq!(t.hex, 2);
         let t = parse(&["utrace", "trace", "-yy", "ls"]);
         assert!(t.into_options().unwrap_err().contains("-yy"));
         let t = parse(&["utrace", "trace", "-zZ", "-esignal=!SIGCHLD", "ls"]);

@@ -85,9 +85,36 @@ pub(super) struct Ctx<'m> {
     pub(super) limit: usize,
     /// Descriptors shown with what they refer to (`-y`).
     pub(super) fd_paths: bool,
+    /// Strings in `\x` hex: [`Hex::NonAscii`] (`-x`), [`Hex::All`] (`-xx`).
+    pub(super) hex: Hex,
+}
+
+/// When strings are shown in `\x` hex rather than with C escapes (strace's
+/// `-x`, `-xx`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hex {
+    /// Never (C escapes: `\n`, `\177`).
+    #[default]
+    Never,
+    /// A string with a byte that is neither printable ASCII nor one of
+    /// `\t\n\v\f\r`: the whole string (`-x`).
+    NonAscii,
+    /// Every string, paths included (`-xx`).
+    All,
 }
 
 impl Ctx<'_> {
+    /// Whether `bytes` are shown in hex.
+    pub(super) fn hex(&self, bytes: &[u8]) -> bool {
+        match self.hex {
+            Hex::Never => false,
+            Hex::All => true,
+            Hex::NonAscii => bytes
+                .iter()
+                .any(|b| !matches!(b, 0x20..=0x7e | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')),
+        }
+    }
+
     /// Descriptor `v` as strace's `-y` shows it: `3</etc/passwd>` (the
     /// path's unprintable bytes and `<>` escaped), or the number alone;
     /// `AT_FDCWD` with the working directory.

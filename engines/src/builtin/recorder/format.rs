@@ -80,8 +80,8 @@ pub(super) fn string_at(c: &mut Ctx<'_>, addr: u64, limit: usize) -> String {
         return "NULL".into();
     }
     match c.mem.string(addr, limit) {
-        Some((bytes, true)) => quote(&bytes, false),
-        Some((bytes, false)) => quote(&bytes, false) + "...",
+        Some((bytes, true)) => quote(&bytes, c.hex(&bytes)),
+        Some((bytes, false)) => quote(&bytes, c.hex(&bytes)) + "...",
         None => ptr(addr),
     }
 }
@@ -93,8 +93,8 @@ pub(super) fn buffer_at(c: &mut Ctx<'_>, addr: u64, len: usize, force_hex: bool)
     }
     let shown = len.min(c.limit);
     match c.mem.bytes(addr, shown) {
-        Some(b) if shown < len => quote(&b, force_hex) + "...",
-        Some(b) => quote(&b, force_hex),
+        Some(b) if shown < len => quote(&b, force_hex || c.hex(&b)) + "...",
+        Some(b) => quote(&b, force_hex || c.hex(&b)),
         None => ptr(addr),
     }
 }

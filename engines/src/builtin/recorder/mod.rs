@@ -57,6 +57,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use decode::Hex;
 pub use signals::{death_line, signal_line, signame};
 
 use decode::{decode_entry, decode_exit, format_return, lookup, Ctx, Tracee};
@@ -220,6 +221,7 @@ impl Recorder {
             exit: None,
             limit: self.limit,
             fd_paths: false,
+            hex: Hex::Never,
         };
         let (args, exit_from, need_sep) = decode_entry(spec, &mut ctx);
         let text = format!("{}{name}({args}", self.prefix_for(tid));
@@ -269,6 +271,7 @@ impl Recorder {
             exit: Some((call.ret, call.is_error)),
             limit: self.limit,
             fd_paths: false,
+            hex: Hex::Never,
         };
         line.push_str(&decode_exit(
             pending.spec,
@@ -399,6 +402,8 @@ pub struct Decoder {
     limit: usize,
     /// Descriptors with what they refer to (strace's `-y`).
     fd_paths: bool,
+    /// Strings in hex (strace's `-x`, `-xx`).
+    hex: Hex,
 }
 
 impl Default for Decoder {
@@ -407,6 +412,7 @@ impl Default for Decoder {
             pending: HashMap::new(),
             limit: DEFAULT_STRING_LIMIT,
             fd_paths: false,
+            hex: Hex::Never,
         }
     }
 }
@@ -441,6 +447,12 @@ impl Decoder {
         self
     }
 
+    /// Show strings in `\x` hex as `hex` says (strace's `-x`, `-xx`).
+    pub fn with_hex(mut self, hex: Hex) -> Self {
+        self.hex = hex;
+        self
+    }
+
     /// The entry part of `call`'s text.
     pub fn entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> String {
         let (name, spec) = lookup(call);
@@ -451,6 +463,7 @@ impl Decoder {
             exit: None,
             limit: self.limit,
             fd_paths: self.fd_paths,
+            hex: self.hex,
         };
         let (args, from, sep) = decode_entry(spec, &mut ctx);
         self.pending.insert(tid, (spec, from, sep));
@@ -474,6 +487,7 @@ impl Decoder {
             exit: Some((call.ret, call.is_error)),
             limit: self.limit,
             fd_paths: self.fd_paths,
+            hex: self.hex,
         };
         let mut args = head;
         args.push_str(&decode_exit(spec, &mut ctx, from, sep));

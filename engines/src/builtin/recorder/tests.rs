@@ -126,6 +126,7 @@ fn strings_and_buffers_truncate_at_the_limit() {
         exit: None,
         limit: DEFAULT_STRING_LIMIT,
         fd_paths: false,
+        hex: Hex::Never,
     };
     let q32 = format!("\"{}\"", "a".repeat(32));
     assert_eq!(string_at(&mut c, 0x1000, 32), q32);
@@ -573,6 +574,7 @@ fn descriptors_with_paths() {
         exit: None,
         limit: DEFAULT_STRING_LIMIT,
         fd_paths: false,
+        hex: Hex::Never,
     };
     assert_eq!(c.fd(3), "3");
     c.fd_paths = true;
@@ -581,4 +583,27 @@ fn descriptors_with_paths() {
     // Not open: the number alone.
     assert_eq!(c.fd(4), "4");
     assert_eq!(c.fd(u64::MAX), "-1");
+}
+
+#[test]
+fn strings_in_hex() {
+    let mut mem = FakeMem::default()
+        .map(0x1000, b"/etc\0")
+        .map(0x2000, b"a\nb\0")
+        .map(0x3000, b"\x7fELF\0");
+    let mut c = Ctx {
+        mem: &mut mem,
+        args: [0; 6],
+        exit: None,
+        limit: DEFAULT_STRING_LIMIT,
+        fd_paths: false,
+        hex: Hex::NonAscii,
+    };
+    // -x: only a string with a byte that is not printable (nor \t\n…).
+    assert_eq!(string_at(&mut c, 0x1000, 32), r#""/etc""#);
+    assert_eq!(string_at(&mut c, 0x2000, 32), r#""a\nb""#);
+    assert_eq!(string_at(&mut c, 0x3000, 32), r#""\x7f\x45\x4c\x46""#);
+    // -xx: every string.
+    c.hex = Hex::All;
+    assert_eq!(string_at(&mut c, 0x1000, 32), r#""\x2f\x65\x74\x63""#);
 }
