@@ -902,6 +902,32 @@ impl Task<'_> {
         )
     }
 
+    /// Settle the site at `addr` to what its users now want (or, with
+    /// `drop`, take it out for good), inside the process gate's change,
+    /// then publish the breakpoint set to readers.
+    fn resettle(&mut self, addr: u64, drop: bool) -> std::result::Result<(), Errno> {
+        let gate = self.gate;
+        let _c = gate.changing();
+        let r = {
+            let (bps, mut io) = self.sites();
+            if drop {
+                bps.drop_site(addr, &mut io)
+            } else {
+                bps.settle(addr, &mut io)
+            }
+        };
+        gate.set_breakpoints(self.bps);
+        r
+    }
+
+    /// The site at `addr`, if there is one.
+    fn site_mut(&mut self, addr: u64) -> Result<&mut crate::breakpoint::Bp> {
+        self.bps
+            .map
+            .get_mut(&addr)
+            .ok_or(Error::NoBreakpoint { addr })
+    }
+
     /// Breakpoint at `addr` for the calling engine, shared with other
     /// engines (reference-counted). Served by an `int3` (the task stops
     /// there: [`crate::Engine::report_breakpoint`]) or, when every engine
@@ -1024,13 +1050,8 @@ impl Task<'_> {
                 bp.counters.remove(&id) || first
             };
             if (stops && bp.stoppers.insert(id)) || counting_changed || stack_changed {
-                let _c = gate.changing();
-                let r = {
-                    let (bps, mut io) = self.sites();
-                    bps.settle(addr, &mut io)
-                };
-                gate.set_breakpoints(self.bps);
-                r.map_err(|errno| Error::BreakpointAddress { addr, errno })?;
+                self.resettle(addr, false)
+                    .map_err(|errno| Error::BreakpointAddress { addr, errno })?;
             }
             return Ok(());
         }
@@ -1136,11 +1157,7 @@ impl Task<'_> {
     /// then), hits carry nothing fetched.
     pub fn fetch_at(&mut self, addr: u64, ret: bool, args: Vec<String>) -> Result<()> {
         let id = self.engine.id;
-        let bp = self
-            .bps
-            .map
-            .get_mut(&addr)
-            .ok_or(Error::NoBreakpoint { addr })?;
+        let bp = self.site_mut(addr)?;
         let (wants, users) = if ret {
             (&mut bp.ret_fetch, &bp.ret_users)
         } else {
@@ -1158,25 +1175,15 @@ impl Task<'_> {
         } else {
             wants.insert(id, args);
         }
-        let gate = self.gate;
-        let _c = gate.changing();
-        let r = {
-            let (bps, mut io) = self.sites();
-            bps.settle(addr, &mut io)
-        };
-        gate.set_breakpoints(self.bps);
-        r.map_err(|errno| Error::BreakpointAddress { addr, errno })
+        self.resettle(addr, false)
+            .map_err(|errno| Error::BreakpointAddress { addr, errno })
     }
 
     /// Remove one insertion of the calling engine's return probe at
     /// `addr`.
     pub fn remove_return_probe(&mut self, addr: u64) -> Result<()> {
         let id = self.engine.id;
-        let bp = self
-            .bps
-            .map
-            .get_mut(&addr)
-            .ok_or(Error::NoBreakpoint { addr })?;
+        let bp = self.site_mut(addr)?;
         let n = bp
             .ret_users
             .get_mut(&id)
@@ -1188,18 +1195,7 @@ impl Task<'_> {
         bp.ret_users.remove(&id);
         bp.ret_fetch.remove(&id);
         let unused = bp.unused();
-        let gate = self.gate;
-        let _c = gate.changing();
-        let r = {
-            let (bps, mut io) = self.sites();
-            if unused {
-                bps.drop_site(addr, &mut io)
-            } else {
-                bps.settle(addr, &mut io)
-            }
-        };
-        gate.set_breakpoints(self.bps);
-        r.map_err(|errno| Error::Sys {
+        self.resettle(addr, unused).map_err(|errno| Error::Sys {
             op: "remove a return probe",
             tid: self.state.tid,
             errno,
@@ -1210,11 +1206,7 @@ impl Task<'_> {
     /// the original byte returns when no engine uses it any more.
     pub fn remove_breakpoint(&mut self, addr: u64) -> Result<()> {
         let id = self.engine.id;
-        let bp = self
-            .bps
-            .map
-            .get_mut(&addr)
-            .ok_or(Error::NoBreakpoint { addr })?;
+        let bp = self.site_mut(addr)?;
         let n = bp.users.get_mut(&id).ok_or(Error::NoBreakpoint { addr })?;
         *n -= 1;
         if *n > 0 {
@@ -1224,23 +1216,10 @@ impl Task<'_> {
         bp.stoppers.remove(&id);
         bp.counters.remove(&id);
         bp.fetch.remove(&id);
+        // The last user gone, the site goes; else, its last stop-needing
+        // user gone, a uprobe may serve it.
         let last = bp.unused();
-        let gate = self.gate;
-        let _c = gate.changing();
-        let r = if last {
-            {
-                let (bps, mut io) = self.sites();
-                bps.drop_site(addr, &mut io)
-            }
-        } else {
-            // Its last stop-needing user gone, a uprobe may serve it.
-            {
-                let (bps, mut io) = self.sites();
-                bps.settle(addr, &mut io)
-            }
-        };
-        gate.set_breakpoints(self.bps);
-        r.map_err(|errno| Error::Sys {
+        self.resettle(addr, last).map_err(|errno| Error::Sys {
             op: "restore a breakpoint's byte",
             tid: self.state.tid,
             errno,

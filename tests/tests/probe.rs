@@ -168,6 +168,24 @@ async fn resume_stops(sess: &mut utrace_client::Session, stops: &mut u64, until:
     }
 }
 
+/// One round of the program (on a thread of its own) while `sess`
+/// resumes each of its 300 stops at a stopping breakpoint; the program
+/// and the stops resumed.
+async fn round_resuming(
+    sess: &mut utrace_client::Session,
+    mut child: Child,
+    mut out: Lines,
+) -> (Child, Lines, u64) {
+    let runner = tokio::task::spawn_blocking(move || {
+        round(&mut child, &mut out);
+        (child, out)
+    });
+    let mut stops = 0;
+    resume_stops(sess, &mut stops, 300).await;
+    let (child, out) = runner.await.expect("round");
+    (child, out, stops)
+}
+
 /// What a probe stream said.
 #[derive(Default, Debug)]
 struct Seen {
@@ -754,7 +772,7 @@ async fn bad_probes_are_named_and_leave_nothing() {
 async fn a_probe_and_a_stopping_breakpoint_share_a_site() {
     let (srv, mut c) = server().await;
     let mut d = Client::connect(&srv.uri()).await.expect("second client");
-    let (mut child, mut out, pid) = target(300, 1);
+    let (child, out, pid) = target(300, 1);
     use pb::ProbeAggregation as A;
     let (s, seen) = start(
         &mut c,
@@ -802,13 +820,7 @@ async fn a_probe_and_a_stopping_breakpoint_share_a_site() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("no return probe"), "{err:?}");
     // The program runs its round while this client resumes every stop.
-    let runner = tokio::task::spawn_blocking(move || {
-        round(&mut child, &mut out);
-        (child, out)
-    });
-    let mut stops = 0;
-    resume_stops(&mut sess, &mut stops, 300).await;
-    let (mut child, _out) = runner.await.expect("round");
+    let (mut child, _out, _stops) = round_resuming(&mut sess, child, out).await;
     sess.close();
     c.detach(seen.engine_id).await.expect("detach");
     let seen = finish(s, seen).await;
@@ -1420,13 +1432,7 @@ async fn stacks_and_buffers_through_a_uprobe_and_an_int3() {
     let addr = seen.started.as_ref().expect("started").points[0].address;
     round(&mut child, &mut out);
     let mut sess = stopping_breakpoint(&mut d, pid, addr).await;
-    let runner = tokio::task::spawn_blocking(move || {
-        round(&mut child, &mut out);
-        (child, out)
-    });
-    let mut stops = 0;
-    resume_stops(&mut sess, &mut stops, 300).await;
-    let (mut child, _out) = runner.await.expect("round");
+    let (mut child, _out, _stops) = round_resuming(&mut sess, child, out).await;
     sess.close();
     c.detach(seen.engine_id).await.expect("detach");
     let seen = finish(s, seen).await;
@@ -1730,13 +1736,7 @@ async fn a_probe_inside_a_session() {
     let addr = started.points[0].address;
     // The session's own sync engine, stopping at the same address.
     let engine = stop_at(&mut sess, pid, addr).await;
-    let runner = tokio::task::spawn_blocking(move || {
-        round(&mut child, &mut out);
-        (child, out)
-    });
-    let mut stops = 0;
-    resume_stops(&mut sess, &mut stops, 300).await;
-    let (mut child, _out) = runner.await.expect("round");
+    let (mut child, _out, stops) = round_resuming(&mut sess, child, out).await;
     c.detach(started.engine_id).await.expect("detach the probe");
     let (mut last, mut ended) = (None, None);
     while ended.is_none() {

@@ -215,12 +215,16 @@ impl Assembler {
     pub fn event(&mut self, ev: &pb::Event, out: &mut dyn FnMut(&str)) {
         let tid = ev.tid;
         self.now_ns = ev.time_ns;
-        self.ip = ev
-            .expedited
-            .as_ref()
-            .and_then(|x| x.registers.get("rip"))
-            .copied();
-        if let Some(Kind::SyscallEntry(e)) = &ev.kind {
+        // Kept only for the leaders that print them (with the embedded
+        // server, this runs on the tracer thread at every report).
+        if self.leader.ip {
+            self.ip = ev
+                .expedited
+                .as_ref()
+                .and_then(|x| x.registers.get("rip"))
+                .copied();
+        }
+        if let (true, Some(Kind::SyscallEntry(e))) = (self.leader.numbers, &ev.kind) {
             self.last_nr.insert(tid, e.nr);
         }
         match &ev.kind {
