@@ -46,6 +46,11 @@ pub enum Op {
     InsertBreakpointAt { symbol: String },
     /// Remove one insertion of this engine's breakpoint.
     RemoveBreakpoint { addr: u64 },
+    /// Insert a hardware breakpoint or watchpoint (a debug-register slot
+    /// of the process, shared, reference-counted).
+    InsertWatchpoint(crate::Watchpoint),
+    /// Remove one insertion of this engine's watchpoint.
+    RemoveWatchpoint(crate::Watchpoint),
     /// Act on the task after the batch: `Resume` releases this engine's
     /// hold, `Stop` holds it, `SingleStep` steps it, `Detach` detaches the
     /// engine. `signal`, if set, replaces the signal to deliver on resume
@@ -108,6 +113,8 @@ pub enum OpErrorKind {
     Fault,
     /// The task went away.
     NotFound,
+    /// A shared resource is used up (the debug registers).
+    ResourceExhausted,
     /// Anything else the kernel refused.
     Internal,
 }
@@ -122,16 +129,20 @@ pub struct OpError {
 impl From<Error> for OpError {
     fn from(e: Error) -> Self {
         let kind = match &e {
-            Error::UnknownRegister(_) | Error::WideRegister { .. } | Error::RegisterSize { .. } => {
-                OpErrorKind::InvalidArgument
-            }
+            Error::UnknownRegister(_)
+            | Error::WideRegister { .. }
+            | Error::RegisterSize { .. }
+            | Error::BadWatchpoint { .. }
+            | Error::SharedRegister { .. } => OpErrorKind::InvalidArgument,
+            Error::NoDebugSlot { .. } => OpErrorKind::ResourceExhausted,
             Error::WrongStop { .. }
             | Error::NotAtSyscall { .. }
             | Error::NotStopped(_)
             | Error::NotAttached { .. } => OpErrorKind::FailedPrecondition,
-            Error::TaskExited(_) | Error::NoSuchTask(_) | Error::NoBreakpoint { .. } => {
-                OpErrorKind::NotFound
-            }
+            Error::TaskExited(_)
+            | Error::NoSuchTask(_)
+            | Error::NoBreakpoint { .. }
+            | Error::NoWatchpoint { .. } => OpErrorKind::NotFound,
             Error::BreakpointAddress { .. } => OpErrorKind::Fault,
             _ => OpErrorKind::Internal,
         };
@@ -346,6 +357,14 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
             }
         }
         Op::RemoveBreakpoint { addr } => match task.remove_breakpoint(addr) {
+            Ok(()) => OpResult::Done,
+            Err(e) => OpResult::Error(e.into()),
+        },
+        Op::InsertWatchpoint(w) => match task.insert_watchpoint(w) {
+            Ok(()) => OpResult::Done,
+            Err(e) => OpResult::Error(e.into()),
+        },
+        Op::RemoveWatchpoint(w) => match task.remove_watchpoint(w) {
             Ok(()) => OpResult::Done,
             Err(e) => OpResult::Error(e.into()),
         },

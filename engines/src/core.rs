@@ -129,6 +129,8 @@ pub(crate) struct Proc {
     pub mem: MemFile,
     /// Software breakpoints inserted in this process.
     pub breakpoints: crate::breakpoint::Breakpoints,
+    /// Its debug-register slots: hardware breakpoints and watchpoints.
+    pub watch: crate::watch::Watchpoints,
     /// Derived from `engines` and their masks; see [`SyscallView`].
     pub view: SyscallView,
     /// What other threads may know of it, to read its memory (see
@@ -197,6 +199,10 @@ pub(crate) struct Core {
     /// Engines whose masks changed in a callback: their processes' views
     /// are updated, and running tasks may need a new mode ([`Core::settle`]).
     masks_changed: Vec<EngineId>,
+    /// Processes whose debug-register slots changed in a callback: their
+    /// running threads are interrupted to take the new set
+    /// ([`Core::settle`]).
+    watch_changed: Vec<Tid>,
     /// Engines that asked to detach during a stop's handling; detached by
     /// [`Core::settle`] once the stop is handled (a detach may resume the
     /// task, which must not happen before its signal's fate is decided).
@@ -252,6 +258,7 @@ impl Core {
             unknown: FxHashMap::default(),
             spawns: FxHashMap::default(),
             masks_changed: Vec::new(),
+            watch_changed: Vec::new(),
             detach_later: Vec::new(),
             revoked: None,
             journal: None,
@@ -306,6 +313,7 @@ impl Core {
                 Arc::clone(&self.open_rings),
             )),
             view: SyscallView::default(),
+            watch: Default::default(),
         };
         p.view = SyscallView::of(&self.engines, &p);
         self.procs.insert(pid, p);
@@ -379,6 +387,7 @@ impl Core {
             engines,
             stats,
             masks_changed,
+            watch_changed,
             detach_later,
             ..
         } = self;
@@ -393,12 +402,14 @@ impl Core {
             breakpoints,
             view,
             gate,
+            watch,
             ..
         }) = procs.get_mut(&pid)
         else {
             return;
         };
         let mode = view.mode;
+        let watch_gen = watch.gen();
         for &id in ids.iter() {
             let Some(slot) = engines.get_mut(&id) else {
                 continue;
@@ -417,6 +428,7 @@ impl Core {
                 bps: &mut *breakpoints,
                 threads,
                 gate,
+                watch: &mut *watch,
                 engine: EngineCfg::new(
                     id,
                     &mut slot.events,
@@ -433,6 +445,9 @@ impl Core {
                 masks_changed.push(id);
             }
             apply_action(state, id, action, Answer::Report, detach_later);
+        }
+        if watch.gen() != watch_gen {
+            watch_changed.push(pid);
         }
     }
 
@@ -714,7 +729,36 @@ impl Core {
             let ids = std::mem::take(&mut self.masks_changed);
             self.update_views(&ids);
         }
+        if !self.watch_changed.is_empty() {
+            for pid in std::mem::take(&mut self.watch_changed) {
+                self.watch_reaches_running(pid);
+            }
+        }
         self.maybe_resume(tid);
+    }
+
+    /// Process `pid`'s debug-register slots changed: its running threads
+    /// are interrupted, and take the new set before they run again
+    /// ([`Core::maybe_resume`]). Threads in a group-stop take it when they
+    /// leave it (they run only through a stop of ours).
+    fn watch_reaches_running(&mut self, pid: Tid) {
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let gen = p.watch.gen();
+        let stale: Vec<Tid> = p
+            .tasks
+            .iter()
+            .filter(|tid| {
+                self.tasks
+                    .get(tid)
+                    .is_some_and(|t| t.run == RunState::Running && t.dr_gen != gen)
+            })
+            .copied()
+            .collect();
+        for tid in stale {
+            self.interrupt(tid);
+        }
     }
 
     /// Act on the uprobe/int3 conflicts of this process's tracers (see
@@ -832,6 +876,7 @@ impl Core {
             procs,
             engines,
             masks_changed,
+            watch_changed,
             ..
         } = self;
         let Some(state) = tasks.get_mut(&tid) else {
@@ -844,6 +889,7 @@ impl Core {
         if !proc_.engines.contains(&id) {
             return f(Err(Error::NotAttached { engine: id, tid }));
         }
+        let watch_gen = proc_.watch.gen();
         let mut task = Task {
             state,
             pid,
@@ -852,6 +898,7 @@ impl Core {
             bps: &mut proc_.breakpoints,
             threads: &proc_.tasks,
             gate: &proc_.gate,
+            watch: &mut proc_.watch,
             engine: EngineCfg::new(
                 id,
                 &mut slot.events,
@@ -863,6 +910,9 @@ impl Core {
         let r = f(Ok(&mut task));
         if task.engine.changed {
             masks_changed.push(id);
+        }
+        if task.watch.gen() != watch_gen {
+            watch_changed.push(pid);
         }
         r
     }
@@ -1206,6 +1256,14 @@ impl Core {
             let _c = p.gate.changing();
             p.breakpoints.new_image();
             p.gate.set_breakpoints(&p.breakpoints);
+            // The kernel cleared the exec'ing thread's debug registers
+            // (the others are gone), and the addresses meant the old image.
+            p.watch.clear();
+            let gen = p.watch.gen();
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.dregs = Default::default();
+                t.dr_gen = gen;
+            }
         }
     }
 
@@ -1302,11 +1360,77 @@ impl Core {
         }
     }
 
+    /// At a `SIGTRAP` of `tid` (`si_code` `code`): the hardware breakpoints
+    /// and watchpoints that fired, as armed on the thread when it ran, with
+    /// the engines that hold each. A slot changed since (removed, or
+    /// another watchpoint now) is a late hit: left out.
+    fn watch_hits(&self, tid: Tid, code: i32) -> Vec<(crate::Watchpoint, Vec<EngineId>)> {
+        const TRAP_TRACE: i32 = 2;
+        const TRAP_HWBKPT: i32 = 4;
+        if code != TRAP_HWBKPT && code != TRAP_TRACE {
+            return Vec::new();
+        }
+        let (Some(t), Some(p)) = (
+            self.tasks.get(&tid),
+            self.pid_of(tid).and_then(|pid| self.procs.get(&pid)),
+        ) else {
+            return Vec::new();
+        };
+        let dr6 = match crate::watch::dr6(tid) {
+            Ok(v) => v,
+            Err(errno) => {
+                debug!(tid, %errno, "reading dr6 failed");
+                return Vec::new();
+            }
+        };
+        let now = p.watch.regs();
+        t.dregs
+            .fired(dr6)
+            .filter(|&i| {
+                let m = arch::dr7_slot_mask(i);
+                now.addr[i] == t.dregs.addr[i] && now.dr7 & m == t.dregs.dr7 & m
+            })
+            .filter_map(|i| p.watch.slot(i))
+            .collect()
+    }
+
+    /// Report hardware breakpoint and watchpoint hits at `tid`'s stop to
+    /// the engines that hold them (one report per engine: its first slot
+    /// that fired), and swallow the trap. The hit ends those engines'
+    /// single steps.
+    fn report_watch_hits(&mut self, tid: Tid, hits: Vec<(crate::Watchpoint, Vec<EngineId>)>) {
+        let Some(t) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        t.pending_signal = 0;
+        t.stepping
+            .retain(|e| !hits.iter().any(|(_, users)| users.contains(e)));
+        self.dispatch(
+            tid,
+            |_| true,
+            |e, task| {
+                let id = task.engine_id();
+                match hits.iter().find(|(_, users)| users.contains(&id)) {
+                    Some((w, _)) => e.report_watchpoint(task, w),
+                    None => Action::Resume,
+                }
+            },
+        );
+    }
+
     fn on_signal(&mut self, tid: Tid, sig: i32, si: libc::siginfo_t) {
         let Some(t) = self.tasks.get_mut(&tid) else {
             return;
         };
         let pid = t.proc as Tid;
+        // Hardware breakpoints and watchpoints that fired (looked at first:
+        // the instruction stepped over a breakpoint may be the write).
+        let watch_hits = if sig == libc::SIGTRAP && t.dregs.dr7 != 0 {
+            self.watch_hits(tid, si.si_code)
+        } else {
+            Vec::new()
+        };
+        let t = self.tasks.get_mut(&tid).expect("present above");
         if sig == libc::SIGTRAP {
             if let Some(addr) = t.step_over.take() {
                 // Stepped past a breakpoint: put its int3 back (if it is
@@ -1317,11 +1441,33 @@ impl Core {
                     }
                 }
                 let t = self.tasks.get_mut(&tid).expect("present");
-                if t.stepping.is_empty() {
+                if t.stepping.is_empty() && watch_hits.is_empty() {
                     t.pending_signal = 0;
                     return;
                 }
             }
+        }
+        const TRAP_HWBKPT: i32 = 4;
+        if !watch_hits.is_empty() {
+            self.report_watch_hits(tid, watch_hits);
+            let t = self.tasks.get_mut(&tid).expect("present");
+            if t.stepping.is_empty() {
+                return;
+            }
+            // Others' single steps ended at this instruction too: below.
+        } else if sig == libc::SIGTRAP && si.si_code == TRAP_HWBKPT {
+            // A debug register fired that no engine holds now (removed
+            // while this trap was on its way, or left by an earlier
+            // tracer): only a tracer arms them, so it is never the
+            // program's.
+            debug!(
+                tid,
+                "a hardware breakpoint or watchpoint no engine holds fired; swallowed"
+            );
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.pending_signal = 0;
+            }
+            return;
         }
         let t = self.tasks.get_mut(&tid).expect("caller checked");
         const SI_KERNEL: i32 = 0x80;
@@ -1616,6 +1762,7 @@ impl Core {
         );
         let mode = p.view.mode;
         let wants_any = p.view.wants_any;
+        let (watch_gen, watch_regs) = (p.watch.gen(), *p.watch.regs());
         let mut rearm = p.breakpoints.any_disarmed();
         let t = self.tasks.get_mut(&tid).expect("present above");
         let prelude = t.prelude;
@@ -1663,6 +1810,15 @@ impl Core {
         } else {
             0
         };
+        if how != Resume::Listen && t.dr_gen != watch_gen {
+            // The process's hardware breakpoints and watchpoints changed
+            // (or this thread is new): it takes them before it runs.
+            if let Err(errno) = watch_regs.apply(tid, &t.dregs) {
+                warn!(tid, %errno, "setting the debug registers failed: this thread's hardware breakpoints and watchpoints may not fire");
+            }
+            t.dregs = watch_regs;
+            t.dr_gen = watch_gen;
+        }
         if let Err(e) = t.flush_registers() {
             warn!(tid, error = %e, "writing registers back failed");
         }
@@ -1755,6 +1911,14 @@ impl Core {
         if let Err(e) = t.flush_registers() {
             debug!(tid, error = %e, "register write-back before detach failed");
         }
+        // PTRACE_DETACH leaves debug registers armed, and a hit of one in an
+        // untraced thread is a SIGTRAP that kills it: disarm them.
+        if t.dregs != Default::default() {
+            if let Err(errno) = crate::watch::DebugRegs::default().apply(tid, &t.dregs) {
+                warn!(tid, %errno, "clearing the debug registers before detaching failed");
+            }
+            t.dregs = Default::default();
+        }
         // Untraced, it runs: no reader may take it for stopped from here.
         t.set_run(RunState::Running);
         match sys::detach(tid, sig) {
@@ -1830,6 +1994,7 @@ impl Core {
     /// or detaches it).
     fn leave(&mut self, id: EngineId, pids: &[Tid], at_stop: Option<Tid>) {
         let mut affected = Vec::new();
+        let mut rewatched = Vec::new();
         for pid in pids {
             let Some(p) = self.procs.get_mut(pid) else {
                 continue;
@@ -1842,6 +2007,12 @@ impl Core {
             p.view = SyscallView::of(&self.engines, p);
             affected.extend(p.tasks.iter().copied());
             p.change_breakpoints(true, |b, io| b.remove_engine(id, io));
+            if p.watch.remove_engine(id) {
+                rewatched.push(*pid);
+            }
+        }
+        for pid in rewatched {
+            self.watch_reaches_running(pid);
         }
         for tid in affected {
             let Some(t) = self.tasks.get_mut(&tid) else {

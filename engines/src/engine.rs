@@ -244,6 +244,17 @@ pub trait Engine: Send + 'static {
     /// here.
     fn report_breakpoint_hits_lost(&mut self, pid: Tid, addr: u64, lost: u64) {}
 
+    /// A hardware breakpoint or watchpoint this engine inserted
+    /// ([`Task::insert_watchpoint`]) fired on this thread: an `Execute` one
+    /// before its instruction runs (`rip` is its address), a `Write` or
+    /// `ReadWrite` one just after the access (`rip` is past the accessing
+    /// instruction). Only the engines that inserted it are told; the trap
+    /// never reaches the program. A single step of this engine's that
+    /// ended at the same instruction ends here too (no `report_step`).
+    fn report_watchpoint(&mut self, task: &mut Task<'_>, watch: &crate::Watchpoint) -> Action {
+        Action::Resume
+    }
+
     /// A single step this engine asked for has completed.
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
         Action::Resume

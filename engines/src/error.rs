@@ -87,6 +87,18 @@ pub enum Error {
     NoBreakpoint { addr: u64 },
     #[error("cannot insert a breakpoint at {addr:#x}: the address is not mapped ({errno})")]
     BreakpointAddress { addr: u64, errno: Errno },
+    #[error("watchpoint at {addr:#x}: {why}")]
+    BadWatchpoint { addr: u64, why: &'static str },
+    #[error("all {n} debug registers of process {pid} are in use ({held}); remove a watchpoint or hardware breakpoint first", n = crate::arch::DEBUG_SLOTS)]
+    NoDebugSlot { pid: Tid, held: String },
+    #[error("no watchpoint of this engine at {addr:#x} (length {len}, {kind:?})")]
+    NoWatchpoint {
+        addr: u64,
+        len: u8,
+        kind: crate::arch::WatchKind,
+    },
+    #[error("{name} is a debug register the tracer shares between engines: insert a watchpoint or hardware breakpoint instead of writing it")]
+    SharedRegister { name: &'static str },
     #[error("{what} is only valid at a syscall {stop} stop")]
     WrongStop {
         what: &'static str,

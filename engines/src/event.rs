@@ -34,6 +34,9 @@ bitflags::bitflags! {
         /// The thread entered a group-stop (SIGSTOP, SIGTSTP, SIGTTIN,
         /// SIGTTOU): strace's `--- stopped by SIGSTOP ---`.
         const GROUP_STOP = 1 << 10;
+        /// A hardware breakpoint or watchpoint this engine inserted fired
+        /// (only for its owners).
+        const WATCHPOINT = 1 << 11;
         /// Both syscall reports.
         const SYSCALLS = Self::SYSCALL_ENTRY.bits() | Self::SYSCALL_EXIT.bits();
     }
@@ -57,6 +60,7 @@ impl EventMask {
             "quiesce" => Self::QUIESCE,
             "breakpoint" => Self::BREAKPOINT,
             "group_stop" => Self::GROUP_STOP,
+            "watchpoint" => Self::WATCHPOINT,
             "all" => Self::all(),
             _ => return None,
         })

@@ -51,8 +51,10 @@ mod task;
 mod tracefs;
 mod tracer;
 mod uprobe;
+mod watch;
 
 pub use crate::access::{Denied, Owner};
+pub use crate::arch::WatchKind;
 pub use crate::attach::Attached;
 pub use crate::classes::{
     class_names as syscall_class_names, syscall_class, CLASSES as SYSCALL_CLASSES,
@@ -73,3 +75,4 @@ pub use crate::tracefs::{
 };
 pub use crate::tracer::{Answer, Decided, Request, Tracer, TracerOptions, Verdict};
 pub use crate::uprobe::{unavailable as uprobes_unavailable, BreakpointHit};
+pub use crate::watch::Watchpoint;

@@ -171,6 +171,11 @@ pub(crate) struct TaskState {
     /// What other threads may know of this one, to read its memory while
     /// it is stopped (see [`crate::gate`]); follows `run`.
     pub gate: Arc<TaskGate>,
+    /// The debug registers it has (the kernel gives a new thread none),
+    /// and the generation of its process's table they match
+    /// ([`crate::watch`]).
+    pub dregs: crate::watch::DebugRegs,
+    pub dr_gen: u64,
 }
 
 impl Drop for TaskState {
@@ -210,6 +215,8 @@ impl TaskState {
             waiters: Vec::new(),
             hold_next: Vec::new(),
             gate,
+            dregs: Default::default(),
+            dr_gen: 0,
         }
     }
 
@@ -340,17 +347,9 @@ impl TaskState {
                 self.float()?[desc.offset..desc.offset + desc.size].copy_from_slice(bytes);
                 self.regs.float_dirty = true;
             }
-            RegSet::Debug => {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(bytes);
-                sys::poke_user(self.tid, desc.offset, u64::from_ne_bytes(w)).map_err(|errno| {
-                    Error::Sys {
-                        op: "PTRACE_POKEUSER",
-                        tid: self.tid,
-                        errno,
-                    }
-                })?;
-            }
+            // Shared between engines (crate::watch): a write here would
+            // take another engine's watchpoint, or be undone unseen.
+            RegSet::Debug => return Err(Error::SharedRegister { name: desc.name }),
         }
         Ok(())
     }
@@ -486,6 +485,8 @@ pub struct Task<'a> {
     pub(crate) threads: &'a [Tid],
     /// Its process's gate: memory and breakpoint changes go through it.
     pub(crate) gate: &'a ProcGate,
+    /// Its process's debug-register slots.
+    pub(crate) watch: &'a mut crate::watch::Watchpoints,
     pub(crate) engine: EngineCfg<'a>,
 }
 
@@ -1200,6 +1201,82 @@ impl Task<'_> {
             tid: self.state.tid,
             errno,
         })
+    }
+
+    /// A hardware breakpoint (`WatchKind::Execute`) or watchpoint for the
+    /// calling engine, in one of the process's four debug-register slots
+    /// ([`crate::watch`]): shared with engines that insert the same one,
+    /// refused (never taken from another engine) when the four are in use.
+    /// This thread has it at once; the process's other threads before they
+    /// next run (running ones are interrupted for it), new threads before
+    /// their first instruction. Hits: [`crate::Engine::report_watchpoint`].
+    pub fn insert_watchpoint(&mut self, w: crate::Watchpoint) -> Result<()> {
+        let id = self.engine.id;
+        let changed = self
+            .watch
+            .insert(id, w)
+            .map_err(|full| Error::NoDebugSlot {
+                pid: self.pid,
+                held: full
+                    .0
+                    .iter()
+                    .map(|(w, users)| {
+                        let users: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+                        format!(
+                            "{:?} {:#x}/{} by {}",
+                            w.kind,
+                            w.addr,
+                            w.len,
+                            users.join(", ")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
+        if !changed {
+            return Ok(());
+        }
+        if let Err(errno) = self.sync_debug_regs() {
+            // The kernel refused (no slot left on this CPU's perf side, a
+            // kernel address): take it back out, and say so.
+            self.watch.remove(id, w);
+            let _ = self.sync_debug_regs();
+            return Err(Error::Sys {
+                op: "PTRACE_POKEUSER (debug registers)",
+                tid: self.state.tid,
+                errno,
+            });
+        }
+        Ok(())
+    }
+
+    /// Remove one insertion of the calling engine's watchpoint `w`; its
+    /// slot frees when no engine uses it.
+    pub fn remove_watchpoint(&mut self, w: crate::Watchpoint) -> Result<()> {
+        match self.watch.remove(self.engine.id, w) {
+            None => Err(Error::NoWatchpoint {
+                addr: w.addr,
+                len: w.len,
+                kind: w.kind,
+            }),
+            Some(false) => Ok(()),
+            Some(true) => self.sync_debug_regs().map_err(|errno| Error::Sys {
+                op: "PTRACE_POKEUSER (debug registers)",
+                tid: self.state.tid,
+                errno,
+            }),
+        }
+    }
+
+    /// Bring this (stopped) thread's debug registers up to its process's.
+    fn sync_debug_regs(&mut self) -> std::result::Result<(), Errno> {
+        let to = *self.watch.regs();
+        let r = to.apply(self.state.tid, &self.state.dregs);
+        if r.is_ok() {
+            self.state.dregs = to;
+            self.state.dr_gen = self.watch.gen();
+        }
+        r
     }
 
     /// Remove one insertion of the calling engine's breakpoint at `addr`;

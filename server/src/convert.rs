@@ -43,6 +43,40 @@ fn kind_mask(k: pb::EventKind) -> EventMask {
         pb::EventKind::Breakpoint => EventMask::BREAKPOINT,
         pb::EventKind::Step => EventMask::STEP,
         pb::EventKind::GroupStop => EventMask::GROUP_STOP,
+        pb::EventKind::Watchpoint => EventMask::WATCHPOINT,
+    }
+}
+
+/// A watchpoint op's fields (at `field`), checked: a message naming the
+/// field and the rule when they are wrong.
+fn watchpoint(
+    addr: u64,
+    len: u32,
+    kind: i32,
+    field: &str,
+) -> Result<utrace_engines::Watchpoint, String> {
+    use utrace_engines::WatchKind as K;
+    let kind = match pb::WatchKind::try_from(kind) {
+        Ok(pb::WatchKind::Execute) => K::Execute,
+        Ok(pb::WatchKind::Write) => K::Write,
+        Ok(pb::WatchKind::ReadWrite) => K::ReadWrite,
+        Ok(pb::WatchKind::Unspecified) => {
+            return Err(format!(
+                "{field}.kind: unspecified; WATCH_KIND_EXECUTE, WATCH_KIND_WRITE or WATCH_KIND_READ_WRITE"
+            ))
+        }
+        Err(_) => return Err(format!("{field}.kind: {kind} is not a WatchKind")),
+    };
+    utrace_engines::Watchpoint::new(addr, len.into(), kind)
+        .map_err(|why| format!("{field}: {addr:#x}/{len}: {why}"))
+}
+
+/// The wire form of a watch kind.
+pub fn watch_kind(k: utrace_engines::WatchKind) -> pb::WatchKind {
+    match k {
+        utrace_engines::WatchKind::Execute => pb::WatchKind::Execute,
+        utrace_engines::WatchKind::Write => pb::WatchKind::Write,
+        utrace_engines::WatchKind::ReadWrite => pb::WatchKind::ReadWrite,
     }
 }
 
@@ -113,7 +147,11 @@ pub fn engine_config(
     // Internally the engine always sees clones and deaths (it ends the stream
     // when its last process is gone) and its own breakpoints' hits (its
     // client inserted them: they are always reported).
-    let mut events = wanted | EventMask::CLONE | EventMask::DEATH | EventMask::BREAKPOINT;
+    let mut events = wanted
+        | EventMask::CLONE
+        | EventMask::DEATH
+        | EventMask::BREAKPOINT
+        | EventMask::WATCHPOINT;
     if spec.decode && wanted.contains(EventMask::SYSCALL_EXIT) {
         // An exit's text completes its entry's: the entry must be seen.
         events |= EventMask::SYSCALL_ENTRY;
@@ -410,8 +448,12 @@ pub fn status(e: Error) -> Status {
         Error::NoSuchEngine(_)
         | Error::NoSuchTask(_)
         | Error::TaskExited(_)
-        | Error::NoBreakpoint { .. } => Status::not_found(msg),
-        Error::BreakpointAddress { .. } => Status::invalid_argument(msg),
+        | Error::NoBreakpoint { .. }
+        | Error::NoWatchpoint { .. } => Status::not_found(msg),
+        Error::BreakpointAddress { .. }
+        | Error::BadWatchpoint { .. }
+        | Error::SharedRegister { .. } => Status::invalid_argument(msg),
+        Error::NoDebugSlot { .. } => Status::resource_exhausted(msg),
         Error::NotAttached { .. }
         | Error::NotStopped(_)
         | Error::StopGone { .. }
@@ -613,6 +655,22 @@ pub fn batch_ops(
             )),
             P::InsertBreakpoint(b) => Ok(Op::InsertBreakpointAt { symbol: b.symbol }),
             P::RemoveBreakpoint(b) => Ok(Op::RemoveBreakpoint { addr: b.addr }),
+            P::InsertWatchpoint(w) => watchpoint(
+                w.addr,
+                w.len,
+                w.kind,
+                &format!("ops[{i}].insert_watchpoint"),
+            )
+            .map(Op::InsertWatchpoint)
+            .map_err(|m| op_error("INVALID_ARGUMENT", m)),
+            P::RemoveWatchpoint(w) => watchpoint(
+                w.addr,
+                w.len,
+                w.kind,
+                &format!("ops[{i}].remove_watchpoint"),
+            )
+            .map(Op::RemoveWatchpoint)
+            .map_err(|m| op_error("INVALID_ARGUMENT", m)),
             P::Control(c) => action(c.action, &format!("ops[{i}].control.action"))
                 .and_then(|action| {
                     let signal = c
@@ -892,6 +950,7 @@ pub fn op_result(r: OpResult) -> pb::OpResult {
                 OpErrorKind::FailedPrecondition => "FAILED_PRECONDITION",
                 OpErrorKind::Fault => "EFAULT",
                 OpErrorKind::NotFound => "NOT_FOUND",
+                OpErrorKind::ResourceExhausted => "RESOURCE_EXHAUSTED",
                 OpErrorKind::Internal => "INTERNAL",
             }
             .into(),
@@ -916,6 +975,7 @@ fn event_kinds(m: EventMask) -> Vec<i32> {
         (EventMask::DEATH, pb::EventKind::Death),
         (EventMask::STEP, pb::EventKind::Step),
         (EventMask::BREAKPOINT, pb::EventKind::Breakpoint),
+        (EventMask::WATCHPOINT, pb::EventKind::Watchpoint),
     ] {
         if m.contains(bit) {
             v.push(kind as i32);

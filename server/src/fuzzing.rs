@@ -116,7 +116,7 @@ mod tests {
     fn op(g: &mut Rng) -> pb::Op {
         use pb::op::Op;
         let big = [0u64, 1, 4096, 4097, u64::MAX][g.below(5) as usize];
-        let o = match g.below(17) {
+        let o = match g.below(19) {
             0 => Op::ReadMemory(pb::ReadMemory {
                 addr: big,
                 len: g.below(6000) as u32,
@@ -143,7 +143,7 @@ mod tests {
             6 => Op::GetEvents(pb::GetEvents {}),
             7 => Op::SetEvents(pb::SetEvents {
                 engine_id: 0,
-                events: vec![g.below(12) as i32 - 1],
+                events: vec![g.below(13) as i32 - 1],
                 syscalls: vec![pick(g, &["openat", "nope"]).into()],
             }),
             8 => Op::InsertBreakpoint(pb::InsertBreakpoint {
@@ -171,6 +171,18 @@ mod tests {
                 // Out of range, or ignored by default (SIGCHLD, SIGURG,
                 // SIGWINCH): the tracee must run on.
                 signo: [-1, 0, 17, 23, 28, 65][g.below(6) as usize],
+            }),
+            // Watchpoints at addresses no program maps (or refused): what
+            // they watch is never touched.
+            16 => Op::InsertWatchpoint(pb::InsertWatchpoint {
+                addr: [0x1000, 0x1003, big][g.below(3) as usize],
+                len: [0, 1, 3, 8, u32::MAX][g.below(5) as usize],
+                kind: g.below(5) as i32 - 1,
+            }),
+            17 => Op::RemoveWatchpoint(pb::RemoveWatchpoint {
+                addr: [0x1000, big][g.below(2) as usize],
+                len: [1, 8][g.below(2) as usize],
+                kind: g.below(5) as i32 - 1,
             }),
             _ => Op::ReadMaps(pb::ReadMaps {}),
         };

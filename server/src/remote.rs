@@ -1330,15 +1330,22 @@ impl Engine for RemoteEngine {
     fn report_death(&mut self, d: &ExitReport) {
         self.decoder.forget(d.tid);
         self.heads.remove(&d.tid);
-        self.report_gone(
-            d.pid,
-            d.tid,
-            EventMask::DEATH,
-            pb::event::Kind::Death(pb::Death {
-                status: Some(exit_status(d.status)),
-                process_gone: d.process_gone,
-            }),
-        );
+        let kind = pb::event::Kind::Death(pb::Death {
+            status: Some(exit_status(d.status)),
+            process_gone: d.process_gone,
+        });
+        if d.process_gone && self.wants(EventMask::DEATH) {
+            // A process's end (and its exit status) is never lost to a
+            // full queue: one report per process past the length.
+            self.publish(
+                Shared::new(d.pid, d.tid, now_ns(), kind),
+                None,
+                None,
+                WhenFull::Exceed,
+            );
+        } else {
+            self.report_gone(d.pid, d.tid, EventMask::DEATH, kind);
+        }
         if d.process_gone {
             self.process_gone();
         }
@@ -1383,6 +1390,16 @@ impl Engine for RemoteEngine {
         self.hub.lost(lost);
     }
 
+    fn report_watchpoint(&mut self, task: &mut Task<'_>, w: &utrace_engines::Watchpoint) -> Action {
+        self.report_asked(task, EventMask::WATCHPOINT, None, |_| {
+            pb::event::Kind::Watchpoint(pb::Watchpoint {
+                addr: w.addr,
+                len: w.len.into(),
+                kind: crate::convert::watch_kind(w.kind) as i32,
+            })
+        })
+    }
+
     fn report_step(&mut self, task: &mut Task<'_>) -> Action {
         self.report_asked(task, EventMask::STEP, None, |t| {
             pb::event::Kind::Step(pb::Step {
@@ -1392,8 +1409,9 @@ impl Engine for RemoteEngine {
     }
 
     fn report_revoked(&mut self, pid: i32, why: &utrace_engines::Denied) {
-        // Always told: the client must learn its engine left a process.
-        let full = self.when_full(None);
+        // Always told, even past a full queue (once per process): the
+        // client must learn its engine left a process.
+        let full = WhenFull::Exceed;
         self.publish(
             Shared::new(
                 pid,

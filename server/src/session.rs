@@ -166,6 +166,7 @@ fn kind_name(k: EventMask) -> &'static str {
         (EventMask::EXIT, "exit"),
         (EventMask::BREAKPOINT, "breakpoint"),
         (EventMask::STEP, "step"),
+        (EventMask::WATCHPOINT, "watchpoint"),
     ]
     .iter()
     .find(|(bit, _)| k.contains(*bit))

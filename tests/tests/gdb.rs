@@ -225,6 +225,100 @@ fn gdb_starts_a_program_and_sees_it_exit() {
     );
 }
 
+/// `tests/c/watch.c` built with `-g` into `dir`; the program's path, and
+/// the line numbers of the source lines marked `/* MARK */`, by mark.
+fn build_watch_c(dir: &common::users::Scratch) -> (String, impl Fn(&str) -> usize) {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/c/watch.c");
+    let exe = dir.path("watch");
+    let out = Command::new("cc")
+        .args(["-g", "-O0", "-pthread", "-o", &exe, src])
+        .output()
+        .expect("run cc (.ci/run installs gcc)");
+    assert!(out.status.success(), "cc: {}", text_of("cc", &out));
+    let text = std::fs::read_to_string(src).expect("read watch.c");
+    let line_of = move |mark: &str| {
+        1 + text
+            .lines()
+            .position(|l| l.contains(&format!("/* {mark} */")) || l.contains(mark))
+            .unwrap_or_else(|| panic!("{mark:?} not in watch.c"))
+    };
+    (exe, line_of)
+}
+
+/// The text of `out` after the first `needle` (the test fails without it).
+fn after<'a>(out: &'a str, needle: &str) -> &'a str {
+    let at = out
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in gdb's output:\n{out}"));
+    &out[at + needle.len()..]
+}
+
+/// Hardware watchpoints and breakpoints, from gdb through the bridge to the
+/// debug registers: `watch` stops just after each write, on the line after
+/// it, with the old and new values; `hbreak` stops a thread made after it
+/// went in; `rwatch` (x86 has no read-only kind: gdb gets an access
+/// watchpoint, as from gdbserver) stops at the read and not at the write.
+#[test]
+fn gdb_hardware_watchpoints_and_breakpoints() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-watch");
+    let (exe, line_of) = build_watch_c(&d.dir);
+    let remote = format!(
+        "target remote | {} --server {} gdb --stdio -- {exe}",
+        utrace_bin(),
+        d.uri,
+    );
+    let out = gdb(
+        Some(&exe),
+        &[
+            remote,
+            "break main".into(),
+            "continue".into(),
+            "watch counter".into(),
+            "hbreak worker".into(),
+            "rwatch flag".into(),
+            "continue".into(),
+            "continue".into(),
+            "delete 2".into(),
+            "continue".into(),
+            "continue".into(),
+            "continue".into(),
+        ],
+    );
+    let counter_line = format!("watch.c:{}", line_of("after counter"));
+    let rest = after(
+        &out,
+        "Hardware watchpoint 2: counter\n\nOld value = 0\nNew value = 1\n",
+    );
+    assert!(
+        rest.lines().next().unwrap_or("").ends_with(&counter_line),
+        "{out}"
+    );
+    let rest = after(rest, "Old value = 1\nNew value = 2\n");
+    assert!(
+        rest.lines().next().unwrap_or("").ends_with(&counter_line),
+        "{out}"
+    );
+    // Deleted: no third stop for counter.
+    assert!(!rest.contains("New value = 3"), "{out}");
+    let rest = after(rest, "Thread 2 hit Breakpoint 3, worker");
+    // flag's write in the worker is not a read; main's printf reads it.
+    let rest = after(rest, "hit Hardware read watchpoint 4: flag\n\nValue = 7\n");
+    let read_line = format!("watch.c:{}", line_of("printf(\"flag="));
+    assert!(
+        rest.lines().next().unwrap_or("").ends_with(&read_line),
+        "{out}"
+    );
+    assert!(rest.contains("exited with code 03"), "{out}");
+    assert_eq!(
+        out.matches("read watchpoint 4: flag").count(),
+        2,
+        "set, and hit once:\n{out}"
+    );
+}
+
 /// `utrace gdb --listen`: gdb connects over TCP; Ctrl-C (SIGINT to gdb)
 /// stops the running program, which runs on after detach.
 #[test]

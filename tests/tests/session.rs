@@ -749,3 +749,187 @@ async fn a_skip_shows_in_the_other_clients_exit_report() {
     assert_eq!(t.out.value("openat_err").as_deref(), Some("2"));
     assert_eq!(t.out.value("last_errno"), Some(libc::EACCES.to_string()));
 }
+
+fn op(o: pb::op::Op) -> pb::Op {
+    pb::Op { op: Some(o) }
+}
+
+fn watch(addr: u64, len: u32, kind: pb::WatchKind) -> pb::op::Op {
+    pb::op::Op::InsertWatchpoint(pb::InsertWatchpoint {
+        addr,
+        len,
+        kind: kind as i32,
+    })
+}
+
+/// One op on `tid` (interrupted if it runs, then let go); its result.
+async fn one_op(s: &mut Session, engine: u64, tid: u32, o: pb::op::Op) -> pb::OpResult {
+    let reply = s
+        .batch(pb::BatchRequest {
+            engine_id: engine,
+            tid,
+            ops: vec![op(o)],
+            interrupt: true,
+            ..Default::default()
+        })
+        .await
+        .expect("batch");
+    reply.results.into_iter().next().expect("one result")
+}
+
+fn op_error(r: &pb::OpResult) -> Option<&pb::OpError> {
+    match &r.result {
+        Some(pb::op_result::Result::Error(e)) => Some(e),
+        _ => None,
+    }
+}
+
+/// Hardware watchpoints through the server: the debug-register slots are
+/// the process's, shared by engines that watch the same bytes, never taken
+/// from one that holds them (a fifth is refused, naming the holders), and
+/// not writable as registers. A hit is reported to its owners only, after
+/// the write (the new value is in memory), from threads made after the
+/// insertion too. When every engine has left, the program runs on with
+/// its debug registers cleared: writes to the watched word do not kill it
+/// with a SIGTRAP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchpoints_are_shared_slots_and_fire_for_their_owners() {
+    let (srv, mut c1) = server().await;
+    let mut c2 = Client::connect(&srv.uri()).await.unwrap();
+    let mut t = Waiting::start(&[tracee!("watched"), "8", "10"]);
+    let pid = t.pid();
+    assert!(t.out.next().starts_with("pid="));
+    let addr_line = t.out.next();
+    let addr = u64::from_str_radix(addr_line.trim_start_matches("addr=0x"), 16).unwrap();
+    let spec = || pb::EngineSpec {
+        events: kinds(&[pb::EventKind::Death]),
+        sync: true,
+        ..Default::default()
+    };
+    let mut a = c1.session().await.unwrap();
+    let mut b = c2.session().await.unwrap();
+    let ea = a.attach(pid, spec()).await.unwrap().engine_id;
+    let eb = b.attach(pid, spec()).await.unwrap().engine_id;
+    let counter = watch(addr, 8, pb::WatchKind::Write);
+    let r = one_op(&mut a, ea, pid, counter.clone()).await;
+    assert!(op_error(&r).is_none(), "{r:?}");
+    // Three more slots for A (addresses need not be mapped: these are not,
+    // so nothing fires them)…
+    for i in 1..4u64 {
+        let r = one_op(
+            &mut a,
+            ea,
+            pid,
+            watch(0x10000 * i, 4, pb::WatchKind::ReadWrite),
+        )
+        .await;
+        assert!(op_error(&r).is_none(), "{r:?}");
+    }
+    // …so B's fifth distinct one is refused, naming who holds the four;
+    // the same bytes as A's share A's slot.
+    let r = one_op(&mut b, eb, pid, watch(addr + 8, 8, pb::WatchKind::Write)).await;
+    let e = op_error(&r).expect("a fifth watchpoint is refused");
+    assert_eq!(e.code, "RESOURCE_EXHAUSTED", "{}", e.message);
+    assert!(e.message.contains(&format!("engine#{ea}")), "{}", e.message);
+    let r = one_op(&mut b, eb, pid, counter.clone()).await;
+    assert!(op_error(&r).is_none(), "{r:?}");
+    // Bad ones, and the registers themselves.
+    for (o, needle) in [
+        (watch(addr + 4, 8, pb::WatchKind::Write), "aligned"),
+        (watch(addr, 3, pb::WatchKind::Write), "1, 2, 4 or 8"),
+        (watch(addr, 8, pb::WatchKind::Unspecified), "kind"),
+        (watch(u64::MAX - 7, 8, pb::WatchKind::Write), "user space"),
+        (
+            pb::op::Op::SetRegisters(pb::SetRegisters {
+                values: [("dr7".to_string(), 0u64)].into(),
+            }),
+            "watchpoint",
+        ),
+    ] {
+        let r = one_op(&mut b, eb, pid, o).await;
+        let e = op_error(&r).expect("refused");
+        assert_eq!(e.code, "INVALID_ARGUMENT", "{}", e.message);
+        assert!(e.message.contains(needle), "{needle:?}: {}", e.message);
+    }
+    t.go();
+    let read_counter = |tid: u32, engine: u64| pb::BatchRequest {
+        engine_id: engine,
+        tid,
+        ops: vec![op(pb::op::Op::ReadMemory(pb::ReadMemory { addr, len: 8 }))],
+        ..Default::default()
+    };
+    for i in 1..=6u64 {
+        let mut owners = vec![&mut a];
+        if i <= 4 {
+            owners.push(&mut b);
+        }
+        let mut tids = Vec::new();
+        for s in owners.iter_mut() {
+            // (Threads' deaths come between.)
+            let r = loop {
+                let r = next_report(s).await;
+                if !matches!(&r.kind, Some(pb::event::Kind::Death(d)) if !d.process_gone) {
+                    break r;
+                }
+            };
+            assert!(r.held, "{r:?}");
+            let Some(pb::event::Kind::Watchpoint(w)) = &r.kind else {
+                panic!("write {i}: {r:?}");
+            };
+            assert_eq!((w.addr, w.len), (addr, 8));
+            assert_eq!(w.kind, pb::WatchKind::Write as i32);
+            tids.push(r.tid);
+            // Stopped just after the write: the new value is there.
+            let engine = r.engine_id;
+            let got = s.batch(read_counter(r.tid, engine)).await.unwrap();
+            let Some(pb::op_result::Result::Memory(m)) = &got.results[0].result else {
+                panic!("{got:?}");
+            };
+            assert_eq!(m.data[..], i.to_le_bytes(), "write {i}");
+            if i == 4 && engine == eb {
+                // B gives its share up: A's hits go on, B hears no more.
+                let mut d = Decision::resume(&r);
+                d.batch = Some(pb::BatchRequest {
+                    ops: vec![op(pb::op::Op::RemoveWatchpoint(pb::RemoveWatchpoint {
+                        addr,
+                        len: 8,
+                        kind: pb::WatchKind::Write as i32,
+                    }))],
+                    ..Default::default()
+                });
+                let id = s.decide(d).await.unwrap();
+                match next(s).await {
+                    SessionEvent::BatchReply { in_reply_to, reply } => {
+                        assert_eq!(in_reply_to, id);
+                        assert!(op_error(&reply.results[0]).is_none(), "{reply:?}");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            } else if i < 6 {
+                s.decide(Decision::resume(&r)).await.unwrap();
+            }
+        }
+        // Even writes come from a thread made after the insertion.
+        assert!(
+            tids.iter().all(|t| (*t == pid) == (i % 2 == 1)),
+            "{i}: {tids:?}"
+        );
+    }
+    // B heard nothing of writes 5 and 6.
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while let Ok(e) = tokio::time::timeout_at(deadline.into(), next(&mut b)).await {
+        assert!(
+            matches!(&e, SessionEvent::Report(r) if !r.held),
+            "B heard more than threads' deaths after removing its watchpoint: {e:?}"
+        );
+    }
+    // Both leave, A with its watchpoint in and write 6 held: the process
+    // is untraced and writes 7 and 8 with no SIGTRAP.
+    b.close();
+    a.close();
+    let status = common::reap_traced_child(&mut t.child.0).expect("exit status");
+    assert!(status.success(), "{status:?}");
+    t.out.rest();
+    assert_eq!(t.out.value("n").as_deref(), Some("8"));
+    assert_eq!(t.out.value("done").as_deref(), Some("1"));
+}

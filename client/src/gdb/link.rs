@@ -47,6 +47,96 @@ pub struct Link {
     out: std::io::BufWriter<Box<dyn Write + Send>>,
     /// Why the inbox ended, once it has.
     closed: Option<String>,
+    /// Where the debugger's bytes are in a packet, for [`ReadWatch`].
+    read_watch: ReadWatch,
+}
+
+/// x86 has no read-only watchpoint. gdbserver answers gdb's `Z3`/`z3` as
+/// unsupported (an empty reply), and gdb then inserts an access watchpoint
+/// (`Z4`) instead, knowing it cannot tell a read from a write (it ignores
+/// the hits that changed the value). gdbstub answers every watchpoint type
+/// it hands the target, and an error (not an empty reply) makes gdb give
+/// up; so the bridge renames type 3 to 9 in the debugger's bytes, a type
+/// gdbstub answers with an empty reply, and fixes the packet's checksum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum ReadWatch {
+    /// Between packets.
+    #[default]
+    Out,
+    /// Just after `$`.
+    Start,
+    /// Just after `$Z` or `$z`.
+    Type,
+    /// In a packet's body; `renamed` if its type was changed.
+    Body { renamed: bool },
+    /// In its checksum: the first digit, held back if it must change.
+    Sum { renamed: bool, first: Option<u8> },
+}
+
+impl ReadWatch {
+    /// Take byte `b` from the debugger, and put what gdbstub is to read
+    /// in `out`.
+    fn feed(&mut self, b: u8, out: &mut VecDeque<u8>) {
+        use ReadWatch::*;
+        *self = match (*self, b) {
+            (_, b'$') if !matches!(self, Sum { .. }) => Start,
+            (Out, _) => Out,
+            (Start, b'Z' | b'z') => Type,
+            (Type, b'3') => {
+                out.push_back(b'9');
+                *self = Body { renamed: true };
+                return;
+            }
+            (Start | Type, b'#') => Sum {
+                renamed: false,
+                first: None,
+            },
+            (Start | Type, _) => Body { renamed: false },
+            (Body { renamed }, b'#') => Sum {
+                renamed,
+                first: None,
+            },
+            (Body { renamed }, _) => Body { renamed },
+            (
+                Sum {
+                    renamed,
+                    first: None,
+                },
+                _,
+            ) => {
+                *self = Sum {
+                    renamed,
+                    first: Some(b),
+                };
+                if !renamed {
+                    out.push_back(b);
+                }
+                return;
+            }
+            (Sum { renamed: false, .. }, _) => Out,
+            (
+                Sum {
+                    renamed: true,
+                    first: Some(hi),
+                },
+                lo,
+            ) => {
+                *self = Out;
+                let digits = [hi, lo];
+                match std::str::from_utf8(&digits)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+                {
+                    // '9' is '3' + 6.
+                    Some(sum) => out.extend(format!("{:02x}", sum.wrapping_add(6)).bytes()),
+                    // Not a checksum: gdbstub will ask again.
+                    None => out.extend(digits),
+                }
+                return;
+            }
+        };
+        out.push_back(b);
+    }
 }
 
 impl Link {
@@ -57,12 +147,17 @@ impl Link {
             reports: VecDeque::new(),
             out: std::io::BufWriter::new(out),
             closed: None,
+            read_watch: ReadWatch::Out,
         }
     }
 
     fn take(&mut self, i: Input) {
         match i {
-            Input::Bytes(b) => self.bytes.extend(b),
+            Input::Bytes(b) => {
+                for x in b {
+                    self.read_watch.feed(x, &mut self.bytes);
+                }
+            }
             Input::Report(r) => self.reports.push_back(r),
             Input::DebuggerGone => self.closed = Some("the debugger closed the connection".into()),
             Input::ServerGone(why) => self.closed = Some(why),
@@ -165,4 +260,39 @@ pub fn pump(mut r: impl Read + Send + 'static, tx: mpsc::Sender<Input>) {
             }
         })
         .expect("spawn the debugger reader");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through(s: &str) -> String {
+        let mut f = ReadWatch::Out;
+        let mut out = VecDeque::new();
+        for b in s.bytes() {
+            f.feed(b, &mut out);
+        }
+        String::from_utf8(out.into_iter().collect()).unwrap()
+    }
+
+    fn checksum(body: &str) -> String {
+        format!("{:02x}", body.bytes().fold(0u8, |a, b| a.wrapping_add(b)))
+    }
+
+    #[test]
+    fn read_watchpoints_become_an_unknown_type_with_a_good_checksum() {
+        for body in ["Z3,55550000a030,4", "z3,7ffd0,8", "Z3,fa,1"] {
+            let renamed = body.replacen('3', "9", 1);
+            assert_eq!(
+                through(&format!("+${body}#{}", checksum(body))),
+                format!("+${renamed}#{}", checksum(&renamed))
+            );
+        }
+        // Everything else passes as it is, split anywhere.
+        let others = "+$Z2,1000,8#7c\x03$m3,4#00$#00$X1000,2:}\x03$#aa$Z3";
+        assert_eq!(
+            &through(others)[..others.len() - 1],
+            &others[..others.len() - 1]
+        );
+    }
 }

@@ -21,7 +21,10 @@
 //! Served today: the target description (general, x87, SSE, `orig_rax`,
 //! `fs_base`, `gs_base`), `g`/`G`, `m`/`M`, software breakpoints
 //! (`Z0`/`z0`, through the server's shared breakpoint table, so hidden
-//! from other clients' reads), `vCont` continue and step per thread with
+//! from other clients' reads), hardware breakpoints and watchpoints
+//! (`Z1`, `Z2`, `Z4`: the process's debug-register slots, shared with the
+//! server's other engines; `Z3` answered as unsupported, as gdbserver does
+//! on x86, so gdb uses an access watchpoint), `vCont` continue and step per thread with
 //! signals, Ctrl-C, thread lists, exit and signal deaths, `qXfer:exec-file`
 //! (the debugger then reads the executable from this machine), `detach`
 //! and `kill`.
@@ -79,13 +82,15 @@ pub enum GdbError {
 }
 
 /// The events a debugger's engine reports: stops it shows (breakpoints,
-/// steps, signals) hold the thread; threads come and go; death ends it.
+/// watchpoints, steps, signals) hold the thread; threads come and go;
+/// death ends it.
 fn engine_spec() -> pb::EngineSpec {
     use pb::EventKind as K;
     pb::EngineSpec {
         sync: true,
         events: [
             K::Breakpoint,
+            K::Watchpoint,
             K::Step,
             K::Signal,
             K::Clone,
@@ -95,7 +100,7 @@ fn engine_spec() -> pb::EngineSpec {
         .into_iter()
         .map(|k| k as i32)
         .collect(),
-        hold: [K::Breakpoint, K::Step, K::Signal]
+        hold: [K::Breakpoint, K::Watchpoint, K::Step, K::Signal]
             .into_iter()
             .map(|k| k as i32)
             .collect(),

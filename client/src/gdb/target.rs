@@ -22,7 +22,8 @@ use gdbstub::target::ext::base::multithread::{
 };
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
-    Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
+    SwBreakpoint, SwBreakpointOps, WatchKind,
 };
 use gdbstub::target::ext::exec_file::{ExecFile, ExecFileOps};
 use gdbstub::target::ext::extended_mode::{
@@ -69,6 +70,83 @@ enum Want {
 /// The stop reason type the bridge reports.
 pub type StopReason = MultiThreadStopReason<u64>;
 
+/// A breakpoint or watchpoint of the bridge's engine in the server: a
+/// software breakpoint (int3), or one debug-register slot (gdb's `Z1`-`Z4`;
+/// a watched range that is not one aligned 1, 2, 4 or 8-byte piece takes
+/// several, as gdbserver splits it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Point {
+    Sw(u64),
+    Hw {
+        addr: u64,
+        len: u32,
+        /// What gdb asked for (`Z` type 1-4): reported back at a hit.
+        z: u8,
+    },
+}
+
+impl Point {
+    /// The server's kind: x86 has no read-only watchpoint, so gdb's read
+    /// watchpoint (`Z3`) is an access one, and gdb ignores the hits that
+    /// changed the value (it does so for any target that cannot tell).
+    fn kind(z: u8) -> pb::WatchKind {
+        match z {
+            1 => pb::WatchKind::Execute,
+            2 => pb::WatchKind::Write,
+            _ => pb::WatchKind::ReadWrite,
+        }
+    }
+
+    fn insert_op(self) -> pb::op::Op {
+        match self {
+            Point::Sw(addr) => pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+                addr,
+                ..Default::default()
+            }),
+            Point::Hw { addr, len, z } => pb::op::Op::InsertWatchpoint(pb::InsertWatchpoint {
+                addr,
+                len,
+                kind: Point::kind(z) as i32,
+            }),
+        }
+    }
+
+    fn remove_op(self) -> pb::op::Op {
+        match self {
+            Point::Sw(addr) => pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint { addr }),
+            Point::Hw { addr, len, z } => pb::op::Op::RemoveWatchpoint(pb::RemoveWatchpoint {
+                addr,
+                len,
+                kind: Point::kind(z) as i32,
+            }),
+        }
+    }
+
+    /// `addr..addr + len` as debug-register pieces: each 1, 2, 4 or 8
+    /// bytes and aligned to its size. At most 4 (the slots there are):
+    /// `None` past that.
+    fn pieces(addr: u64, len: u64, z: u8) -> Option<Vec<Point>> {
+        let (mut at, end) = (addr, addr.checked_add(len.max(1))?);
+        let mut out = Vec::new();
+        while at < end {
+            let size = [8u64, 4, 2, 1]
+                .into_iter()
+                .find(|s| at % s == 0 && at + s <= end)
+                .unwrap_or(1);
+            out.push(Point::Hw {
+                addr: at,
+                len: size as u32,
+                z,
+            });
+            at += size;
+            if out.len() > 4 {
+                return None;
+            }
+        }
+        Some(out)
+    }
+}
+
 /// The debugged process.
 pub struct Bridge {
     rt: tokio::runtime::Handle,
@@ -98,8 +176,8 @@ pub struct Bridge {
         u32,
         tokio::task::JoinHandle<Result<crate::BatchResults, tonic::Status>>,
     )>,
-    /// Breakpoints of this engine in the server.
-    inserted: std::collections::BTreeSet<u64>,
+    /// Breakpoints and watchpoints of this engine in the server.
+    inserted: std::collections::BTreeSet<Point>,
     /// Of those, the ones gdb removed since the last resume: gdb takes its
     /// breakpoints out at every stop and puts them back before it resumes
     /// (stepping over the one it stopped at first), so a removal waits for
@@ -107,7 +185,7 @@ pub struct Bridge {
     /// it: no round trip to the server for either. Meanwhile the server
     /// hides the byte from every read, and steps over its own int3 when a
     /// thread resumes on it, as if it were out.
-    doomed: std::collections::BTreeSet<u64>,
+    doomed: std::collections::BTreeSet<Point>,
 }
 
 fn tid_of(t: u32) -> Option<Tid> {
@@ -255,6 +333,7 @@ impl Bridge {
         let tid = ev.tid;
         let reason = match &ev.kind {
             Some(Kind::Breakpoint(_)) => tid_of(tid).map(StopReason::SwBreak),
+            Some(Kind::Watchpoint(w)) => tid_of(tid).map(|tid| self.watch_stop(tid, w)),
             Some(Kind::Step(_)) => tid_of(tid).map(|tid| StopReason::SignalWithThread {
                 tid,
                 signal: Signal::SIGTRAP,
@@ -320,6 +399,83 @@ impl Bridge {
         self.stop_all(false)?;
         self.prefetch_regs(tid);
         Ok(Some(reason))
+    }
+
+    /// The stop a hit of this engine's debug-register slot `w` is to gdb:
+    /// a hardware breakpoint, or the watchpoint gdb set that covers it.
+    fn watch_stop(&self, tid: Tid, w: &pb::Watchpoint) -> StopReason {
+        let z = self
+            .inserted
+            .iter()
+            .find_map(|p| match *p {
+                Point::Hw { addr, len, z }
+                    if addr == w.addr && len == w.len && Point::kind(z) as i32 == w.kind =>
+                {
+                    Some(z)
+                }
+                _ => None,
+            })
+            .unwrap_or(2);
+        let kind = match z {
+            1 => return StopReason::HwBreak(tid),
+            3 => WatchKind::Read,
+            4 => WatchKind::ReadWrite,
+            _ => WatchKind::Write,
+        };
+        StopReason::Watch {
+            tid,
+            kind,
+            addr: w.addr,
+        }
+    }
+
+    /// Insert `points` (all or none): from the doomed, else in the server.
+    fn add_points(&mut self, points: &[Point]) -> TargetResult<bool, Self> {
+        let new: Vec<Point> = points
+            .iter()
+            .filter(|p| !self.inserted.contains(p))
+            .copied()
+            .collect();
+        if !new.is_empty() {
+            let t = self.any_stopped();
+            let ops = new.iter().map(|p| op(p.insert_op())).collect();
+            let res = self.batch(t, false, ops).map_err(TargetError::Fatal)?;
+            if let Some(f) = res.first_failure() {
+                tracing_debug(&format!("inserting {points:?}: {f:?}"));
+                // The batch stopped at the failure: take back what went in
+                // before it.
+                let undo: Vec<pb::Op> = new
+                    .iter()
+                    .zip(res.raw())
+                    .filter(|(_, r)| matches!(r.result, Some(pb::op_result::Result::Done(_))))
+                    .map(|(p, _)| op(p.remove_op()))
+                    .collect();
+                if !undo.is_empty() {
+                    let _ = self.batch(t, false, undo);
+                }
+                return Ok(false);
+            }
+            self.inserted.extend(new);
+        }
+        // Ones gdb removed since the resume stay in.
+        for p in points {
+            self.doomed.remove(p);
+        }
+        Ok(true)
+    }
+
+    /// Remove `points`: ones in the server wait for the resume (see
+    /// `doomed`).
+    fn remove_points(&mut self, points: &[Point]) -> TargetResult<bool, Self> {
+        let mut ok = true;
+        for p in points {
+            if self.inserted.contains(p) {
+                self.doomed.insert(*p);
+            } else {
+                ok = false;
+            }
+        }
+        Ok(ok)
     }
 
     /// The batch that reads every register gdb's `g` packet holds.
@@ -576,14 +732,7 @@ impl MultiThreadResume for Bridge {
         }
         if !self.doomed.is_empty() {
             let doomed = std::mem::take(&mut self.doomed);
-            let ops = doomed
-                .iter()
-                .map(|addr| {
-                    op(pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint {
-                        addr: *addr,
-                    }))
-                })
-                .collect();
+            let ops = doomed.iter().map(|p| op(p.remove_op())).collect();
             let t = self.any_stopped();
             if let Err(e) = self.batch(t, false, ops) {
                 tracing_debug(&format!("removing breakpoints: {e}"));
@@ -687,43 +836,67 @@ impl Breakpoints for Bridge {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
 }
 
 impl SwBreakpoint for Bridge {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        if self.doomed.remove(&addr) || self.inserted.contains(&addr) {
-            return Ok(true);
-        }
-        let t = self.any_stopped();
-        let res = self
-            .one(
-                t,
-                pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                    addr,
-                    ..Default::default()
-                }),
-            )
-            .map_err(TargetError::Fatal)?;
-        let ok = res.first_failure().is_none();
-        if ok {
-            self.inserted.insert(addr);
-        }
-        Ok(ok)
+        self.add_points(&[Point::Sw(addr)])
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        if self.inserted.contains(&addr) {
-            self.doomed.insert(addr);
-            return Ok(true);
+        self.remove_points(&[Point::Sw(addr)])
+    }
+}
+
+impl HwBreakpoint for Bridge {
+    fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        self.add_points(&[Point::Hw { addr, len: 1, z: 1 }])
+    }
+
+    fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        self.remove_points(&[Point::Hw { addr, len: 1, z: 1 }])
+    }
+}
+
+fn z_of(kind: WatchKind) -> u8 {
+    match kind {
+        WatchKind::Write => 2,
+        WatchKind::Read => 3,
+        WatchKind::ReadWrite => 4,
+    }
+}
+
+impl HwWatchpoint for Bridge {
+    fn add_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        match Point::pieces(addr, len, z_of(kind)) {
+            Some(points) => self.add_points(&points),
+            None => Ok(false),
         }
-        let t = self.any_stopped();
-        let res = self
-            .one(
-                t,
-                pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint { addr }),
-            )
-            .map_err(TargetError::Fatal)?;
-        Ok(res.first_failure().is_none())
+    }
+
+    fn remove_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        match Point::pieces(addr, len, z_of(kind)) {
+            Some(points) => self.remove_points(&points),
+            None => Ok(false),
+        }
     }
 }
 

@@ -11,6 +11,49 @@ pub const FLOAT_REGS_SIZE: usize = 512;
 /// `offsetof(struct user, u_debugreg)`.
 const DEBUGREG_OFFSET: usize = 848;
 
+/// Hardware breakpoint and watchpoint slots (`dr0`-`dr3`).
+pub const DEBUG_SLOTS: usize = 4;
+
+/// The `PEEKUSER`/`POKEUSER` offset of debug register `index` (0-7).
+pub const fn debugreg_offset(index: usize) -> usize {
+    DEBUGREG_OFFSET + index * 8
+}
+
+/// How a debug-register slot fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WatchKind {
+    /// Executing the instruction at the address (a hardware breakpoint:
+    /// the thread stops before it runs).
+    Execute,
+    /// Writing any of the bytes (the thread stops after the write).
+    Write,
+    /// Reading or writing any of the bytes (x86 has no read-only kind).
+    ReadWrite,
+}
+
+/// `dr7`'s bits that enable slot `slot` with `kind` over `len` bytes (1,
+/// 2, 4 or 8; 1 for `Execute`): the local-enable bit, and the slot's R/W
+/// and LEN fields (Intel SDM vol. 3, 18.2.4).
+pub const fn dr7_bits(slot: usize, kind: WatchKind, len: u8) -> u64 {
+    let rw: u64 = match kind {
+        WatchKind::Execute => 0b00,
+        WatchKind::Write => 0b01,
+        WatchKind::ReadWrite => 0b11,
+    };
+    let ln: u64 = match len {
+        2 => 0b01,
+        4 => 0b11,
+        8 => 0b10,
+        _ => 0b00,
+    };
+    (1 << (2 * slot)) | (rw << (16 + 4 * slot)) | (ln << (18 + 4 * slot))
+}
+
+/// `dr7`'s bits that belong to slot `slot` (enables, R/W, LEN).
+pub const fn dr7_slot_mask(slot: usize) -> u64 {
+    (0b11 << (2 * slot)) | (0b1111 << (16 + 4 * slot))
+}
+
 /// Offsets (bytes) into the general register set used by the core.
 pub mod gp {
     pub const RAX: usize = 10 * 8;

@@ -198,6 +198,7 @@ fn event_line(engine: u64, ev: &pb::Event) -> Option<String> {
         Kind::Revoked(r) => format!("revoked reason={}", r.reason.replace(' ', "_")),
         Kind::Output(o) => format!("output fd={} bytes={}", o.fd, o.data.len()),
         Kind::GroupStop(g) => format!("group_stop signo={}", g.signo),
+        Kind::Watchpoint(w) => format!("watchpoint addr={:#x} len={}", w.addr, w.len),
     };
     Some(format!(
         "event {engine} {detail} pid={} tid={}",

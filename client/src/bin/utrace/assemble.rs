@@ -270,6 +270,7 @@ impl Assembler {
             // The program's own output is written by the caller.
             Some(Kind::Attached(_))
             | Some(Kind::Breakpoint(_))
+            | Some(Kind::Watchpoint(_))
             | Some(Kind::Step(_))
             | Some(Kind::Output(_))
             | None => {}
