@@ -745,6 +745,13 @@ impl Core {
         let Some(p) = self.procs.get(&pid) else {
             return;
         };
+        // Armed from now (the calling thread has it already): the keeper
+        // clears them if this tracer dies. Told until the process leaves
+        // the tracer (a detach clears them), not when the table empties: a
+        // thread keeps its registers until its next stop.
+        if !p.watch.is_empty() {
+            p.gate.set_debug_armed(true);
+        }
         let gen = p.watch.gen();
         let stale: Vec<Tid> = p
             .tasks

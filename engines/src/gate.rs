@@ -46,6 +46,8 @@ pub(crate) struct ProcGate {
     /// The breakpoint journal (its keeper restores bytes if the tracer
     /// dies), and the process's start time, which names it there.
     journal: Option<(Arc<Journal>, u64)>,
+    /// Some thread may have debug registers armed (as told the keeper).
+    debug_armed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -70,7 +72,19 @@ impl ProcGate {
                 int3s: Vec::new(),
             }),
             journal,
+            debug_armed: Default::default(),
         })
+    }
+
+    /// Whether the process has hardware breakpoints or watchpoints now:
+    /// the keeper clears the debug registers of its threads if the tracer
+    /// dies while it has.
+    pub fn set_debug_armed(&self, armed: bool) {
+        if self.debug_armed.swap(armed, SeqCst) != armed {
+            if let Some((j, start)) = &self.journal {
+                j.record_debug_regs(self.pid, *start, armed);
+            }
+        }
     }
 
     /// Readers retry until the returned guard is dropped. Nested guards
@@ -120,6 +134,9 @@ impl Drop for ProcGate {
             let v = self.view.get_mut().unwrap_or_else(PoisonError::into_inner);
             if !v.int3s.is_empty() {
                 j.record(self.pid, *start, &[]);
+            }
+            if *self.debug_armed.get_mut() {
+                j.record_debug_regs(self.pid, *start, false);
             }
         }
     }

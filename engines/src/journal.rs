@@ -22,6 +22,13 @@
 //! 6.9, sent with [`Journal::watch_thread`]) and acts when it exits,
 //! after reading what the pipe holds by then.
 //!
+//! Hardware breakpoints and watchpoints (`watch.rs`) are debug registers,
+//! which a tracer's exit leaves armed, and whose next hit is a SIGTRAP
+//! that kills the untraced program. The journal also says which processes
+//! have some armed; the keeper attaches to each of their threads, clears
+//! its debug registers (swallowing the SIGTRAP of a hit it finds pending)
+//! and detaches. A hit before the keeper gets there still kills.
+//!
 //! What it cannot do: a thread stopped at the breakpoint when the tracer
 //! dies (the kernel then delivers the SIGTRAP it was stopped for), or one
 //! that reaches it before the keeper's write, dies. Breakpoints that need
@@ -70,23 +77,54 @@ impl Journal {
     /// Record that process `pid` (started at `start`) now holds exactly the
     /// breakpoints `bps` (address, original byte); empty: none.
     pub(crate) fn record(&self, pid: Tid, start: u64, bps: &[(u64, u8)]) {
-        if self.broken.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut rec = Vec::with_capacity(16 + bps.len() * 9);
+        let mut rec = Vec::with_capacity(HEAD + bps.len() * 9);
         rec.extend_from_slice(&(pid as u32).to_le_bytes());
         rec.extend_from_slice(&start.to_le_bytes());
+        rec.push(INT3S);
         rec.extend_from_slice(&(bps.len() as u32).to_le_bytes());
         for (addr, orig) in bps {
             rec.extend_from_slice(&addr.to_le_bytes());
             rec.push(*orig);
         }
+        self.write(&rec);
+    }
+
+    /// Record whether process `pid` (started at `start`) has debug
+    /// registers armed in some thread.
+    pub(crate) fn record_debug_regs(&self, pid: Tid, start: u64, armed: bool) {
+        let mut rec = Vec::with_capacity(HEAD);
+        rec.extend_from_slice(&(pid as u32).to_le_bytes());
+        rec.extend_from_slice(&start.to_le_bytes());
+        rec.push(DEBUG_REGS);
+        rec.extend_from_slice(&u32::from(armed).to_le_bytes());
+        self.write(&rec);
+    }
+
+    fn write(&self, rec: &[u8]) {
+        if self.broken.load(Ordering::Relaxed) {
+            return;
+        }
         let mut pipe = self.pipe.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = pipe.write_all(&rec) {
+        if let Err(e) = pipe.write_all(rec) {
             self.broken.store(true, Ordering::Relaxed);
             tracing::warn!(error = %e, "the breakpoint keeper is gone: a crash of this server could now leave int3s behind");
         }
     }
+}
+
+/// A record: pid (u32), start time (u64), kind (u8), count (u32), then
+/// for [`INT3S`] that many (address u64, original byte u8); for
+/// [`DEBUG_REGS`] the count is 1 (armed) or 0.
+const HEAD: usize = 17;
+const INT3S: u8 = 0;
+const DEBUG_REGS: u8 = 1;
+
+/// What the keeper knows: each process's int3s, and the processes with
+/// debug registers armed.
+#[derive(Default)]
+struct Table {
+    int3s: HashMap<(u32, u64), Vec<(u64, u8)>>,
+    armed: std::collections::HashSet<(u32, u64)>,
 }
 
 /// Fork the keeper and return the journal that feeds it.
@@ -117,20 +155,26 @@ pub unsafe fn start_keeper() -> std::io::Result<Arc<Journal>> {
 
 /// Apply the whole records at the start of `buf` to `table` (a pid-0
 /// record names the tracer thread to watch); the bytes used.
-fn apply_records(
-    buf: &[u8],
-    table: &mut HashMap<(u32, u64), Vec<(u64, u8)>>,
-    watched: &mut Option<OwnedFd>,
-) -> usize {
+fn apply_records(buf: &[u8], table: &mut Table, watched: &mut Option<OwnedFd>) -> usize {
     let mut at = 0;
-    while let Some(head) = buf.get(at..at + 16) {
+    while let Some(head) = buf.get(at..at + HEAD) {
         let pid = u32::from_le_bytes(head[0..4].try_into().unwrap_or_default());
         let start = u64::from_le_bytes(head[4..12].try_into().unwrap_or_default());
-        let n = u32::from_le_bytes(head[12..16].try_into().unwrap_or_default()) as usize;
-        let Some(body) = buf.get(at + 16..at + 16 + n * 9) else {
+        let kind = head[12];
+        let n = u32::from_le_bytes(head[13..17].try_into().unwrap_or_default()) as usize;
+        if kind == DEBUG_REGS {
+            at += HEAD;
+            if n > 0 {
+                table.armed.insert((pid, start));
+            } else {
+                table.armed.remove(&(pid, start));
+            }
+            continue;
+        }
+        let Some(body) = buf.get(at + HEAD..at + HEAD + n * 9) else {
             break;
         };
-        at += 16 + n * 9;
+        at += HEAD + n * 9;
         if pid == 0 {
             // Not on kernels before 6.9: the pipe's end is all we have.
             *watched = sys::pidfd_open_thread(start as Tid).ok();
@@ -146,9 +190,9 @@ fn apply_records(
             })
             .collect();
         if bps.is_empty() {
-            table.remove(&(pid, start));
+            table.int3s.remove(&(pid, start));
         } else {
-            table.insert((pid, start), bps);
+            table.int3s.insert((pid, start), bps);
         }
     }
     at
@@ -173,7 +217,7 @@ fn keep(pipe: OwnedFd) -> ! {
         }
         let _ = sys::close_range(keep_fd + 1, u32::MAX);
     }
-    let mut table: HashMap<(u32, u64), Vec<(u64, u8)>> = HashMap::new();
+    let mut table = Table::default();
     let mut watched: Option<OwnedFd> = None;
     let pipe_fd = pipe.as_raw_fd();
     let mut f = std::fs::File::from(pipe);
@@ -209,7 +253,7 @@ fn keep(pipe: OwnedFd) -> ! {
         }
     }
     let (mut restored, mut processes) = (0usize, 0usize);
-    for ((pid, start), bps) in table {
+    for ((pid, start), bps) in table.int3s {
         // Open first, then check the start time: if it matches, the open
         // file is that process's memory (a pid is not reused while it lives).
         let Ok(mem) = std::fs::OpenOptions::new()
@@ -238,6 +282,69 @@ fn keep(pipe: OwnedFd) -> ! {
             "utraced-keeper: the server is gone; restored {restored} breakpoint byte(s) in {processes} process(es)"
         );
     }
+    let mut cleared = 0usize;
+    for (pid, start) in table.armed {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+        if start_time(pid as Tid) != Some(start) {
+            continue;
+        }
+        for t in tasks.into_iter().flatten().flatten() {
+            if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<Tid>().ok()) {
+                cleared += usize::from(clear_debug_regs(tid));
+            }
+        }
+    }
+    if cleared > 0 {
+        eprintln!(
+            "utraced-keeper: the server is gone; cleared the debug registers of {cleared} thread(s)"
+        );
+    }
     // SAFETY: ends this process; nothing is left to clean.
     unsafe { libc::_exit(0) }
+}
+
+/// Attach to `tid` (untraced now that the tracer is gone), clear its debug
+/// registers, and let it go; whether it was done. A `SIGTRAP` found
+/// pending is a hit of one of them: swallowed. Any other signal is passed
+/// on.
+fn clear_debug_regs(tid: Tid) -> bool {
+    // The kernel releases the dead tracer's tracees as it exits, which may
+    // not be done yet: try for a moment.
+    let mut seized = false;
+    for _ in 0..200 {
+        match sys::seize(tid, 0) {
+            Ok(()) => {
+                seized = true;
+                break;
+            }
+            Err(nix::errno::Errno::EPERM) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(_) => return false,
+        }
+    }
+    if !seized || sys::interrupt(tid).is_err() {
+        return false;
+    }
+    let Ok(Some(st)) = sys::wait_pid(tid, 0) else {
+        return false;
+    };
+    if !libc::WIFSTOPPED(st.status) {
+        return false;
+    }
+    let sig = libc::WSTOPSIG(st.status);
+    let event = st.status >> 16;
+    // A signal-delivery stop carries its signal on; an event stop (the
+    // interrupt's) none.
+    let pass = if event != 0 || sig == libc::SIGTRAP {
+        0
+    } else {
+        sig
+    };
+    let mut ok = true;
+    for i in [7, 0, 1, 2, 3] {
+        ok &= sys::poke_user(tid, crate::arch::debugreg_offset(i), 0).is_ok();
+    }
+    let _ = sys::detach(tid, pass);
+    ok
 }

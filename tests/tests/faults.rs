@@ -360,3 +360,71 @@ async fn a_client_killed_midway_harms_nobody() {
     untraced(held_prog.0.id());
     ticks_on(&mut held_lines, 5);
 }
+
+/// SIGKILL of the server while a client's watchpoint is armed on a word
+/// the program writes every 30 ms: the keeper clears the debug registers
+/// of its threads, and the program runs to its end (armed, the next write
+/// would kill it with SIGTRAP).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_server_disarms_a_watchpoint() {
+    let mut d = Daemon::start("kill9-watch");
+    let mut c = Client::connect(&d.uri).await.unwrap();
+    let mut child = std::process::Command::new(tracee!("watched"))
+        .args(["100", "30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start watched");
+    let mut lines = common::Lines::from_reader(child.stdout.take().expect("piped"));
+    let prog = common::KillOnDrop(child);
+    let pid = prog.0.id();
+    assert!(lines.next().starts_with("pid="));
+    let addr = u64::from_str_radix(lines.next().trim_start_matches("addr=0x"), 16).unwrap();
+    let mut stream = c
+        .trace(pb::TraceRequest {
+            target: Some(pb::trace_request::Target::Pid(pid)),
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Death as i32],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let attached = tokio_stream::StreamExt::next(&mut stream)
+        .await
+        .expect("attached")
+        .unwrap();
+    c.batch(attached.engine_id, pid)
+        .interrupt(true)
+        .op(pb::op::Op::InsertWatchpoint(pb::InsertWatchpoint {
+            addr,
+            len: 8,
+            kind: pb::WatchKind::Write as i32,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .done(0)
+        .unwrap();
+    // Armed: hits come, from the main thread and from new ones.
+    let mut tids = std::collections::HashSet::new();
+    while tids.len() < 2 {
+        let e = tokio_stream::StreamExt::next(&mut stream)
+            .await
+            .expect("a report")
+            .unwrap();
+        if let Some(pb::event::Kind::Watchpoint(w)) = &e.kind {
+            assert_eq!(w.addr, addr);
+            tids.insert(e.tid == pid);
+        }
+    }
+    d.stop(libc::SIGKILL);
+    let mut prog = prog;
+    let status = common::reap_traced_child(&mut prog.0).expect("exit status");
+    assert!(status.success(), "{status:?}: {:?}", lines.rest());
+    lines.rest();
+    assert_eq!(lines.value("done").as_deref(), Some("1"));
+    common::wait_for("the keeper's word", || {
+        std::fs::read_to_string(d.dir.path("server.log"))
+            .is_ok_and(|l| l.contains("cleared the debug registers"))
+    });
+}

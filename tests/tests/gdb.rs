@@ -36,10 +36,15 @@ fn text_of(who: &str, out: &std::process::Output) -> String {
 /// `utrace gdb --listen 127.0.0.1:0 -p PID` on `d`: the bridge, and the
 /// address it says it listens on.
 fn listening_bridge(d: &Daemon, pid: u32) -> (common::KillOnDrop, String) {
+    listening_bridge_for(d, &["-p", &pid.to_string()])
+}
+
+/// `utrace gdb --listen 127.0.0.1:0 WHAT…` on `d` (`-p PID`, or `-- PROG`).
+fn listening_bridge_for(d: &Daemon, what: &[&str]) -> (common::KillOnDrop, String) {
     let mut bridge = common::KillOnDrop(
         Command::new(utrace_bin())
             .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0"])
-            .args(["-p", &pid.to_string()])
+            .args(what)
             .stderr(Stdio::piped())
             .spawn()
             .expect("utrace gdb --listen"),
@@ -58,6 +63,20 @@ fn listening_bridge(d: &Daemon, pid: u32) -> (common::KillOnDrop, String) {
         .expect("address")
         .to_string();
     (bridge, addr)
+}
+
+/// lldb's command name, if it is installed.
+fn have_lldb() -> Option<&'static str> {
+    let lldb = ["lldb-16", "lldb"].into_iter().find(|l| {
+        Command::new(l)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if lldb.is_none() {
+        println!("SKIP: lldb is not installed (apt-get install -y lldb-16; .ci/run does)");
+    }
+    lldb
 }
 
 fn have_gdb() -> bool {
@@ -425,14 +444,7 @@ fn gdb_reads_the_files_through_the_bridge() {
 /// and detaches; the program runs on, untraced.
 #[test]
 fn lldb_debugs_through_the_bridge() {
-    let lldb = ["lldb-16", "lldb"].into_iter().find(|l| {
-        Command::new(l)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(lldb) = lldb else {
-        println!("SKIP: lldb is not installed (apt-get install -y lldb-16; .ci/run does)");
+    let Some(lldb) = have_lldb() else {
         return;
     };
     let d = Daemon::start("lldb");
@@ -463,4 +475,37 @@ fn lldb_debugs_through_the_bridge() {
     assert!(text.contains(&format!("Process {pid} detached")), "{text}");
     ticks_on(&mut lines, 5);
     untraced(pid);
+}
+
+/// lldb's watchpoints through the bridge: `watchpoint set variable` stops
+/// just after each write, with the old and new values, on the line after
+/// it; deleted, the program runs to its end.
+#[test]
+fn lldb_watchpoints_through_the_bridge() {
+    let Some(lldb) = have_lldb() else {
+        return;
+    };
+    let d = Daemon::start("lldb-watch");
+    let (exe, line_of) = build_watch_c(&d.dir);
+    let (_bridge, addr) = listening_bridge_for(&d, &["--", &exe]);
+    let out = Command::new("timeout")
+        .args(["60", lldb, "--batch", &exe])
+        .args(["-o", &format!("gdb-remote {addr}")])
+        .args(["-o", "breakpoint set -n main"])
+        .args(["-o", "continue"])
+        .args(["-o", "watchpoint set variable counter"])
+        .args(["-o", "continue"])
+        .args(["-o", "continue"])
+        .args(["-o", "watchpoint delete 1"])
+        .args(["-o", "continue"])
+        .output()
+        .expect("lldb");
+    let text = text_of("lldb", &out);
+    let rest = after(&text, "old value: 0\nnew value: 1");
+    let rest = after(rest, "stop reason = watchpoint 1");
+    let line = format!("watch.c:{}", line_of("after counter"));
+    assert!(rest.lines().nth(1).unwrap_or("").contains(&line), "{text}");
+    let rest = after(rest, "old value: 1\nnew value: 2");
+    assert!(!rest.contains("new value: 3"), "{text}");
+    assert!(rest.contains("exited with status = 3"), "{text}");
 }
