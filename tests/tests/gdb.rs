@@ -247,19 +247,24 @@ fn gdb_starts_a_program_and_sees_it_exit() {
 /// `tests/c/watch.c` built with `-g` into `dir`; the program's path, and
 /// the line numbers of the source lines marked `/* MARK */`, by mark.
 fn build_watch_c(dir: &common::users::Scratch) -> (String, impl Fn(&str) -> usize) {
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/c/watch.c");
-    let exe = dir.path("watch");
+    build_c(dir, "watch")
+}
+
+/// `tests/c/NAME.c` built with `-g` into `dir` (see [`build_watch_c`]).
+fn build_c(dir: &common::users::Scratch, name: &str) -> (String, impl Fn(&str) -> usize) {
+    let src = format!("{}/c/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let exe = dir.path(name);
     let out = Command::new("cc")
-        .args(["-g", "-O0", "-pthread", "-o", &exe, src])
+        .args(["-g", "-O0", "-pthread", "-o", &exe, &src])
         .output()
         .expect("run cc (.ci/run installs gcc)");
     assert!(out.status.success(), "cc: {}", text_of("cc", &out));
-    let text = std::fs::read_to_string(src).expect("read watch.c");
+    let text = std::fs::read_to_string(&src).expect("read the tracee's source");
     let line_of = move |mark: &str| {
         1 + text
             .lines()
             .position(|l| l.contains(&format!("/* {mark} */")) || l.contains(mark))
-            .unwrap_or_else(|| panic!("{mark:?} not in watch.c"))
+            .unwrap_or_else(|| panic!("{mark:?} not in the source"))
     };
     (exe, line_of)
 }
@@ -508,4 +513,72 @@ fn lldb_watchpoints_through_the_bridge() {
     let rest = after(rest, "old value: 1\nnew value: 2");
     assert!(!rest.contains("new value: 3"), "{text}");
     assert!(rest.contains("exited with status = 3"), "{text}");
+}
+
+/// A whole gdb session on a C program with debug info: threads seen and
+/// backtraced at a breakpoint in a thread; a conditional breakpoint in a
+/// recursion; `print` and `set var` of a global, `finish` with the value
+/// returned; `catch syscall write` at the call and its return (the engine's
+/// syscall set, so other syscalls do not stop); `handle SIGUSR1 nostop
+/// noprint pass` (signals in gdb's numbering: SIGUSR1 is 10 on Linux and
+/// 30 to gdb); a child process not followed; the exit.
+#[test]
+fn gdb_session_with_threads_signals_syscalls_and_a_child() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-session");
+    let (exe, _) = build_c(&d.dir, "session");
+    let remote = format!(
+        "target remote | {} --server {} gdb --stdio -- {exe}",
+        utrace_bin(),
+        d.uri,
+    );
+    let out = gdb(
+        Some(&exe),
+        &[
+            remote,
+            "handle SIGUSR1 nostop noprint pass".into(),
+            "break worker".into(),
+            "continue".into(),
+            "info threads".into(),
+            "thread apply all bt 1".into(),
+            "delete 1".into(),
+            "break depth if n == 0".into(),
+            "catch syscall write".into(),
+            "continue".into(),
+            "bt".into(),
+            "print global_value".into(),
+            "set var global_value = 100".into(),
+            "finish".into(),
+            "continue".into(),
+            "continue".into(),
+            "print got_usr1".into(),
+            "delete".into(),
+            "continue".into(),
+        ],
+    );
+    let rest = after(&out, "hit Breakpoint 1, worker");
+    let rest = after(rest, "Target Id");
+    let listed = rest
+        .lines()
+        .take_while(|l| !l.starts_with("Thread ") && !l.is_empty())
+        .filter(|l| l.contains("Thread "))
+        .count();
+    assert!(listed >= 2, "main and a worker at least:\n{out}");
+    let rest = after(rest, "Breakpoint 2, depth (n=0)");
+    let rest = after(rest, "#4 ");
+    assert!(
+        rest.lines().next().unwrap_or("").contains("in main ()"),
+        "{out}"
+    );
+    let rest = after(rest, "$1 = 42");
+    let rest = after(rest, "Value returned is $2 = 100");
+    let rest = after(rest, "Catchpoint 3 (call to syscall write)");
+    let rest = after(rest, "Catchpoint 3 (returned from syscall write)");
+    // SIGUSR1 went to the program, which handled it; gdb never stopped
+    // for it, nor for the child's SIGCHLD.
+    let rest = after(rest, "$3 = 1");
+    assert!(rest.contains("exited normally"), "{out}");
+    assert!(!out.contains("received signal"), "{out}");
 }

@@ -24,14 +24,17 @@
 //! from other clients' reads), hardware breakpoints and watchpoints
 //! (`Z1`, `Z2`, `Z4`: the process's debug-register slots, shared with the
 //! server's other engines; `Z3` answered as unsupported, as gdbserver does
-//! on x86, so gdb uses an access watchpoint), `vCont` continue and step per thread with
-//! signals, Ctrl-C, thread lists, exit and signal deaths, `qXfer:exec-file`
+//! on x86, so gdb uses an access watchpoint), `QCatchSyscalls` (the
+//! engine's syscall set), `vCont` continue and step per thread with
+//! signals (in gdb's numbering: [`signals`]), Ctrl-C, thread lists, exit
+//! and signal deaths, `qXfer:exec-file`
 //! (the debugger then reads the executable from this machine), `detach`
 //! and `kill`.
 
 pub mod arch;
 pub mod hostio;
 pub mod link;
+pub mod signals;
 pub mod target;
 
 use std::io::{Read, Write};
@@ -88,27 +91,44 @@ fn engine_spec() -> pb::EngineSpec {
     use pb::EventKind as K;
     pb::EngineSpec {
         sync: true,
-        events: [
+        events: engine_events(false),
+        // Syscall stops are reported only while gdb catches some
+        // (`catch syscall`: QCatchSyscalls changes the events).
+        hold: [
             K::Breakpoint,
             K::Watchpoint,
             K::Step,
             K::Signal,
-            K::Clone,
-            K::Exit,
-            K::Death,
+            K::SyscallEntry,
+            K::SyscallExit,
         ]
         .into_iter()
         .map(|k| k as i32)
         .collect(),
-        hold: [K::Breakpoint, K::Watchpoint, K::Step, K::Signal]
-            .into_iter()
-            .map(|k| k as i32)
-            .collect(),
         // A debugger's user may look at a stop for a long time; the
         // bridge decides HOLD (no deadline) as soon as it sees a report.
         deadline_ms: Some(86_400_000),
         ..Default::default()
     }
+}
+
+/// The report kinds of the bridge's engine; with syscall stops while gdb
+/// catches syscalls.
+pub(crate) fn engine_events(syscalls: bool) -> Vec<i32> {
+    use pb::EventKind as K;
+    let mut v = vec![
+        K::Breakpoint,
+        K::Watchpoint,
+        K::Step,
+        K::Signal,
+        K::Clone,
+        K::Exit,
+        K::Death,
+    ];
+    if syscalls {
+        v.extend([K::SyscallEntry, K::SyscallExit]);
+    }
+    v.into_iter().map(|k| k as i32).collect()
 }
 
 /// Open the Session, create the engine (attach or spawn), and start

@@ -25,6 +25,9 @@ use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
     SwBreakpoint, SwBreakpointOps, WatchKind,
 };
+use gdbstub::target::ext::catch_syscalls::{
+    CatchSyscallPosition, CatchSyscalls, CatchSyscallsOps, SyscallNumbers,
+};
 use gdbstub::target::ext::exec_file::{ExecFile, ExecFileOps};
 use gdbstub::target::ext::extended_mode::{
     Args, AttachKind, CurrentActivePid, CurrentActivePidOps, ExtendedMode, ExtendedModeOps,
@@ -322,6 +325,27 @@ impl Bridge {
         Ok(())
     }
 
+    /// Whether a thread the bridge stopped is held by a report of this
+    /// engine that the bridge has not seen yet (it stopped at a breakpoint
+    /// or signal of its own just before the bridge stopped it). Asked of
+    /// the server only when the bridge has stopped some thread.
+    fn has_pending_report(&mut self) -> Result<bool, BridgeError> {
+        if !self.threads.values().any(|h| *h == Held::Stopped) {
+            return Ok(false);
+        }
+        let mut c = self.client.clone();
+        let tasks = self
+            .rt
+            .block_on(c.list_tasks(self.pid))
+            .map_err(|s| BridgeError::Server(s.message().to_string()))?;
+        Ok(tasks.iter().any(|t| {
+            self.threads.get(&t.tid) == Some(&Held::Stopped)
+                && t.holders
+                    .iter()
+                    .any(|h| h.engine_id == self.engine && h.seq != 0)
+        }))
+    }
+
     /// The thread a stop without one is reported on.
     pub fn main_tid(&self) -> Tid {
         tid_of(self.pid).expect("a pid is not 0")
@@ -334,13 +358,23 @@ impl Bridge {
         let reason = match &ev.kind {
             Some(Kind::Breakpoint(_)) => tid_of(tid).map(StopReason::SwBreak),
             Some(Kind::Watchpoint(w)) => tid_of(tid).map(|tid| self.watch_stop(tid, w)),
+            Some(Kind::SyscallEntry(e)) => Some(StopReason::CatchSyscall {
+                tid: tid_of(tid),
+                number: e.nr,
+                position: CatchSyscallPosition::Entry,
+            }),
+            Some(Kind::SyscallExit(e)) => Some(StopReason::CatchSyscall {
+                tid: tid_of(tid),
+                number: e.nr,
+                position: CatchSyscallPosition::Return,
+            }),
             Some(Kind::Step(_)) => tid_of(tid).map(|tid| StopReason::SignalWithThread {
                 tid,
                 signal: Signal::SIGTRAP,
             }),
             Some(Kind::Signal(s)) => tid_of(tid).map(|tid| StopReason::SignalWithThread {
                 tid,
-                signal: Signal(s.signo as u8),
+                signal: super::signals::to_gdb(s.signo),
             }),
             Some(Kind::Death(d)) => {
                 self.threads.remove(&tid);
@@ -348,7 +382,7 @@ impl Bridge {
                     self.exited = true;
                     let st = d.status.unwrap_or_default();
                     return Ok(Some(if st.signal != 0 {
-                        StopReason::Terminated(Signal(st.signal as u8))
+                        StopReason::Terminated(super::signals::to_gdb(st.signal))
                     } else {
                         StopReason::Exited(st.code as u8)
                     }));
@@ -574,6 +608,10 @@ impl Target for Bridge {
         Some(self)
     }
 
+    fn support_catch_syscalls(&mut self) -> Option<CatchSyscallsOps<'_, Self>> {
+        Some(self)
+    }
+
     fn support_host_info(&mut self) -> Option<HostInfoOps<'_, Self>> {
         Some(self)
     }
@@ -583,6 +621,46 @@ impl Target for Bridge {
 /// gdbstub 0.7 writes its pid in decimal where lldb reads hex, and lldb
 /// then takes the process for another and kills it.)
 const TRIPLE: &str = "x86_64-pc-linux-gnu";
+
+impl Bridge {
+    /// The engine's report kinds and syscalls now (`syscalls` `None`: no
+    /// syscall stops). The server applies the set kernel-side where it
+    /// can: syscalls gdb does not catch do not stop the program.
+    fn set_syscalls(&mut self, syscalls: Option<Vec<String>>) -> TargetResult<(), Self> {
+        let events = pb::op::Op::SetEvents(pb::SetEvents {
+            events: super::engine_events(syscalls.is_some()),
+            syscalls: syscalls.unwrap_or_default(),
+            engine_id: 0,
+        });
+        let t = self.any_stopped();
+        let res = self.one(t, events).map_err(TargetError::Fatal)?;
+        match res.first_failure() {
+            None => Ok(()),
+            Some(f) => {
+                tracing_debug(&format!("catch syscall: {f:?}"));
+                Err(TargetError::NonFatal)
+            }
+        }
+    }
+}
+
+impl CatchSyscalls for Bridge {
+    fn enable_catch_syscalls(
+        &mut self,
+        filter: Option<SyscallNumbers<'_, u64>>,
+    ) -> TargetResult<(), Self> {
+        // No filter ("catch syscall" alone): every syscall, which is what
+        // the server takes an empty list for.
+        let names: Vec<String> = filter
+            .map(|f| f.map(|n| n.to_string()).collect())
+            .unwrap_or_default();
+        self.set_syscalls(Some(names))
+    }
+
+    fn disable_catch_syscalls(&mut self) -> TargetResult<(), Self> {
+        self.set_syscalls(None)
+    }
+}
 
 impl HostInfo for Bridge {
     fn host_info(&self, write: &mut dyn FnMut(&HostInfoResponse<'_>)) -> Result<(), Self::Error> {
@@ -741,6 +819,17 @@ impl MultiThreadResume for Bridge {
                 self.inserted.remove(&a);
             }
         }
+        if self.has_pending_report()? {
+            // A thread the bridge stopped had stopped at a report of ours
+            // already (two threads at breakpoints at once), and the report
+            // is on its way: it is the next stop gdb hears of, with nothing
+            // run meanwhile, as gdbserver reports pending events. Resumed
+            // now, that thread would run on (our hold is one, whoever took
+            // it) and its report would name a stop long gone.
+            self.wants.clear();
+            self.locked = false;
+            return Ok(());
+        }
         let wants = std::mem::take(&mut self.wants);
         let locked = std::mem::take(&mut self.locked);
         let threads: Vec<(u32, Held)> = self.threads.iter().map(|(t, h)| (*t, *h)).collect();
@@ -799,7 +888,7 @@ impl MultiThreadResume for Bridge {
     ) -> Result<(), Self::Error> {
         self.wants.insert(
             tid.get() as u32,
-            Want::Continue(signal.map(|s| i32::from(s.0))),
+            Want::Continue(signal.and_then(super::signals::to_linux)),
         );
         Ok(())
     }
@@ -826,8 +915,10 @@ impl MultiThreadSingleStep for Bridge {
         tid: Tid,
         signal: Option<Signal>,
     ) -> Result<(), Self::Error> {
-        self.wants
-            .insert(tid.get() as u32, Want::Step(signal.map(|s| i32::from(s.0))));
+        self.wants.insert(
+            tid.get() as u32,
+            Want::Step(signal.and_then(super::signals::to_linux)),
+        );
         Ok(())
     }
 }
