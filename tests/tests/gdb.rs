@@ -206,7 +206,8 @@ fn gdb_debugs_a_process_another_client_traces() {
 }
 
 /// gdb starts the program through the bridge (held at its first
-/// instruction), stops at a breakpoint, then lets it run to its end.
+/// instruction), stops at a breakpoint, then lets it run to its end; what
+/// the program writes is printed by the bridge.
 #[test]
 fn gdb_starts_a_program_and_sees_it_exit() {
     if !have_gdb() {
@@ -242,6 +243,9 @@ fn gdb_starts_a_program_and_sees_it_exit() {
         out.contains("exited normally"),
         "the program ran to its end:\n{out}"
     );
+    // Its output came through the daemon to the bridge, which printed it
+    // (as gdbserver's program writes on gdbserver's terminal).
+    assert!(out.contains("tick=2\ndone=1"), "{out}");
 }
 
 /// `tests/c/watch.c` built with `-g` into `dir`; the program's path, and

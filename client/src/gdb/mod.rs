@@ -54,11 +54,17 @@ pub enum What {
     /// A running process (all its threads).
     Attach(u32),
     /// A program to start, held at its first instruction: argv, env
-    /// (the whole environment), working directory.
+    /// (the whole environment), working directory, and its stdio:
+    /// `STDIO_DEFAULT` (an embedded server: the bridge's own; a daemon:
+    /// `/dev/null`), or `STDIO_PIPES` (what it writes comes with the
+    /// reports and goes to the bridge's own standard output and error, as
+    /// gdbserver's program writes on gdbserver's terminal; its stdin is
+    /// empty).
     Spawn {
         argv: Vec<String>,
         env: std::collections::HashMap<String, String>,
         cwd: String,
+        stdio: pb::Stdio,
     },
 }
 
@@ -131,6 +137,19 @@ pub(crate) fn engine_events(syscalls: bool) -> Vec<i32> {
     v.into_iter().map(|k| k as i32).collect()
 }
 
+/// What the program wrote (`STDIO_PIPES`), on this process's own
+/// standard output or error. A broken one loses it; the session goes on.
+fn write_output(o: &pb::Output) {
+    use std::io::Write as _;
+    let _ = if o.fd == 2 {
+        let mut e = std::io::stderr().lock();
+        e.write_all(&o.data).and_then(|()| e.flush())
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&o.data).and_then(|()| out.flush())
+    };
+}
+
 /// Open the Session, create the engine (attach or spawn), and start
 /// forwarding its reports to `inbox`. The engine, pid and threads.
 async fn open(
@@ -144,16 +163,19 @@ async fn open(
             pid: *pid,
             engine: Some(engine_spec()),
         }),
-        What::Spawn { argv, env, cwd } => pb::client_message::Msg::Spawn(pb::SpawnRequest {
+        What::Spawn {
+            argv,
+            env,
+            cwd,
+            stdio,
+        } => pb::client_message::Msg::Spawn(pb::SpawnRequest {
             argv: argv.clone(),
             env: env.clone(),
             cwd: cwd.clone(),
             stop_at_entry: true,
             engine: Some(engine_spec()),
             no_kernel_filter: false,
-            // A daemon's program: /dev/null (the bridge does not carry
-            // stdio yet); an embedded server's: the bridge's own.
-            stdio: pb::Stdio::Default as i32,
+            stdio: *stdio as i32,
             window: None,
         }),
     };
@@ -195,6 +217,10 @@ async fn open(
                     msg: Some(pb::server_message::Msg::Report(ev)),
                     ..
                 })) => {
+                    if let Some(pb::event::Kind::Output(o)) = &ev.kind {
+                        write_output(o);
+                        continue;
+                    }
                     if inbox.send(Input::Report(Box::new(ev))).await.is_err() {
                         return;
                     }

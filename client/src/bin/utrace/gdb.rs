@@ -45,12 +45,20 @@ pub struct GdbCmd {
     pub command: Vec<String>,
 }
 
-fn spawn_what(command: &[String]) -> What {
+/// The program to start. An embedded server's gets this process's stdio
+/// (stdout is stderr with `--stdio`: stdout carries the protocol); a
+/// daemon's writes through pipes, printed here as it comes.
+fn spawn_what(conn: &Connection, command: &[String]) -> What {
     let (env, cwd) = crate::trace::own_env_and_cwd();
     What::Spawn {
         argv: command.to_vec(),
         env,
         cwd,
+        stdio: if conn.is_embedded() {
+            utrace_client::pb::Stdio::Default
+        } else {
+            utrace_client::pb::Stdio::Pipes
+        },
     }
 }
 
@@ -127,7 +135,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         let (input, output) = take_stdio()?;
         let what = match cmd.pid {
             Some(pid) => What::Attach(pid),
-            None => spawn_what(&cmd.command),
+            None => spawn_what(conn, &cmd.command),
         };
         return serve_one(rt, conn, what, Box::new(input), Box::new(output)).await;
     }
@@ -141,7 +149,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
     let Some(pid) = cmd.pid else {
         // A program to start: one session, the first debugger's.
         let (read, write, _) = accept(&listener)?;
-        let what = spawn_what(&cmd.command);
+        let what = spawn_what(conn, &cmd.command);
         return serve_one(rt, conn, what, Box::new(read), Box::new(write)).await;
     };
     // A running process: a session per connection, several at once, until
