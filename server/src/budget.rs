@@ -85,6 +85,20 @@ impl ByteMeter {
     }
 }
 
+impl Budgets {
+    /// Per uid holding something now: its connections and engines.
+    pub fn uses(&self) -> Vec<(u32, usize, usize)> {
+        let mut v: Vec<(u32, usize, usize)> = self
+            .lock()
+            .iter()
+            .filter(|(_, u)| u.conns > 0 || u.engines > 0)
+            .map(|(uid, u)| (*uid, u.conns, u.engines))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
 /// Which count a guard gives back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

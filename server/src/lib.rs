@@ -19,6 +19,8 @@ mod convert;
 pub mod fuzzing;
 mod info;
 mod listen;
+pub mod metrics;
+mod metrics_http;
 mod peer;
 mod probe;
 mod registry;
@@ -137,6 +139,10 @@ pub struct Config {
     /// The breakpoint keeper's journal (see `utrace_engines::journal`): if
     /// set, breakpoint bytes are restored even when the server is killed.
     pub journal: Option<Arc<utrace_engines::journal::Journal>>,
+    /// Where to serve OpenMetrics (`GET /metrics`, plain HTTP; see
+    /// [`metrics`]). Anyone who reaches the address reads them: counts,
+    /// and the uids that hold connections and engines.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -148,6 +154,7 @@ impl Default for Config {
             observe_only: Vec::new(),
             tls: None,
             journal: None,
+            metrics_listen: None,
         }
     }
 }
@@ -163,6 +170,11 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(String),
+    #[error("cannot listen for metrics on {addr}: {source}; choose another address with --metrics-listen")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
 }
@@ -186,6 +198,8 @@ pub struct Server {
     /// Socket files handed over (socket activation): left in place.
     inherited: Vec<PathBuf>,
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The metrics endpoint's socket, if asked for.
+    metrics: Option<tokio::net::TcpListener>,
 }
 
 impl Server {
@@ -240,6 +254,14 @@ impl Server {
             bound.push((ListenAddr::Unix(path.clone()), listen::Listener::Unix(l)));
             inherited.push(path.clone());
         }
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
         let tracer = Tracer::with_options(utrace_engines::TracerOptions {
             journal: config.journal.clone(),
             ..Default::default()
@@ -268,7 +290,13 @@ impl Server {
             bound,
             inherited,
             stopping,
+            metrics,
         })
+    }
+
+    /// Where the metrics are served (a port 0 resolved), if they are.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The addresses it listens on (a TCP port 0 resolved to the port
@@ -289,6 +317,7 @@ impl Server {
             bound,
             inherited,
             stopping,
+            metrics,
         } = self;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(utrace_proto::FILE_DESCRIPTOR_SET)
@@ -335,6 +364,16 @@ impl Server {
                     })
                     .await
             });
+        }
+        if let Some(l) = metrics {
+            let mut stop = stop_tx.subscribe();
+            if let Ok(a) = l.local_addr() {
+                info!(metrics = %format!("http://{a}/metrics"), "serving OpenMetrics");
+            }
+            let svc = Arc::clone(&svc);
+            tokio::spawn(metrics_http::serve(l, svc, async move {
+                let _ = stop.recv().await;
+            }));
         }
         let mut failed = None;
         tokio::select! {

@@ -87,6 +87,12 @@ struct Args {
     /// Calls (streams) open at once on one connection.
     #[arg(long, default_value_t = Limits::default().max_streams_per_conn)]
     max_streams_per_conn: u32,
+    /// Serve OpenMetrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port
+    /// 0 picks a free one, logged). Plain HTTP, readable by anyone who
+    /// reaches the address: counts, and the uids holding connections and
+    /// engines. Keep it on loopback or a private network.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// A uid that may only observe (repeatable): its batches may read memory
     /// and registers but not write, change registers, or control tasks.
     #[arg(long = "observe-only", value_name = "UID")]
@@ -189,6 +195,7 @@ fn main() -> std::process::ExitCode {
             max_streams_per_conn: args.max_streams_per_conn.max(1),
         },
         observe_only: args.observe_only,
+        metrics_listen: args.metrics_listen,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -542,6 +542,8 @@ pub struct Hub {
     /// set_events changes it. The engine's own mask also always has CLONE
     /// and DEATH, which it needs to end the stream.
     wanted: std::sync::atomic::AtomicU32,
+    /// Reports queued and dropped, for the metrics.
+    counters: crate::metrics::EngineCounters,
 }
 
 impl Hub {
@@ -558,6 +560,7 @@ impl Hub {
         meter: Arc<ByteMeter>,
         lossless: Option<Tracer>,
         sink: Option<SinkFn>,
+        counters: crate::metrics::EngineCounters,
     ) -> (Arc<Hub>, Subscription) {
         let (s, end) = sub(queue_len, Arc::clone(&meter), lossless.clone());
         let sink = sink.map(|f| Mutex::new(SinkSlot { f, engine_id: None }));
@@ -572,6 +575,7 @@ impl Hub {
                 stdio: OnceLock::new(),
                 pid: Default::default(),
                 wanted: std::sync::atomic::AtomicU32::new(wanted.bits()),
+                counters,
             }),
             end,
         )
@@ -617,6 +621,7 @@ impl Hub {
         if let Some(slot) = sink.as_mut() {
             if let Some(id) = slot.engine_id {
                 (slot.f)(ev.into_event(id));
+                self.counters.sent.inc();
                 return (true, false);
             }
         }
@@ -650,14 +655,19 @@ impl Hub {
                 }
             }) {
                 Offer::Taken => {
+                    self.counters.sent.inc();
                     taken = true;
                     true
                 }
                 Offer::Stalled => {
+                    self.counters.sent.inc();
                     (taken, stalled) = (true, true);
                     true
                 }
-                Offer::Full => true,
+                Offer::Full => {
+                    self.counters.dropped.inc();
+                    true
+                }
                 Offer::Gone => false,
             }
         });
@@ -758,6 +768,7 @@ impl Hub {
     /// kernel could not record): each subscriber is told with its next
     /// report, as of a full queue.
     pub fn lost(&self, n: u64) {
+        self.counters.dropped.inc_by(n);
         for q in self.lock().iter() {
             let mut st = q.lock();
             st.dropped = st.dropped.saturating_add(n);

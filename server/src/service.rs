@@ -118,7 +118,8 @@ impl Parts {
         // A sink is lossless by nature (and needs the tracer to release
         // the threads that reported before it opened).
         let lossless = (spec.lossless || sink.is_some()).then(|| tracer.clone());
-        let (hub, sub) = Hub::new(queue_len, spec.wanted, meter, lossless, sink);
+        let counters = crate::metrics::get().engine(spec.sync.is_some());
+        let (hub, sub) = Hub::new(queue_len, spec.wanted, meter, lossless, sink, counters);
         let engine = RemoteEngine::new(Arc::clone(&hub), spec);
         let sync = engine.sync_state();
         Ok((
@@ -398,6 +399,29 @@ pub(crate) fn batch_timed_out(tid: i32, limit: std::time::Duration) -> Status {
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 impl TracerService {
+    /// The values a metrics scrape reads now (see [`crate::metrics`]).
+    pub(crate) async fn scrape(&self) -> crate::metrics::Scrape {
+        let mut s = crate::metrics::Scrape::default();
+        if let Ok(st) = self.tracer.stats().await {
+            s.stops = st.stops;
+            s.syscall_stops = st.syscall_stops;
+            s.callbacks = st.reports;
+            s.uprobe_events = st.uprobe_events;
+        }
+        if let Ok(tasks) = self.tracer.tasks().await {
+            for t in &tasks {
+                match t.mode {
+                    utrace_engines::SyscallMode::Seccomp => s.tasks_seccomp += 1,
+                    utrace_engines::SyscallMode::Ptrace => s.tasks_ptrace += 1,
+                }
+                s.tasks_held += u64::from(!t.holds.is_empty());
+            }
+        }
+        s.uids = self.registry.budgets.uses();
+        s.tracer_cpu = crate::metrics::thread_cpu(self.tracer.thread_id());
+        s
+    }
+
     /// This service, owned (for a session's tasks).
     pub(crate) fn me(&self) -> Result<Arc<TracerService>, Status> {
         self.this
@@ -491,6 +515,7 @@ impl TracerService {
         &self,
         p: &Peer,
         r: ReadsRequest,
+        started: std::time::Instant,
     ) -> Result<Response<WireBatchReply>, Status> {
         let pid = self.registry.owned_pid(r.engine_id, p)?;
         let ranges = convert::check_read_ranges(r.ranges, &self.limits)?;
@@ -507,6 +532,7 @@ impl TracerService {
             self.limits.batch_timeout,
         )
         .await?;
+        crate::metrics::get().batch(ranges.len(), started.elapsed());
         Ok(Response::new(WireBatchReply::Reads(convert::reads_reply(
             ranges,
             read,
@@ -967,15 +993,17 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
     ) -> Result<Response<WireBatchReply>, Status> {
         let p = peer(&req)?;
         let span = span("Batch", &p);
+        let started = std::time::Instant::now();
         async move {
             let r = match req.into_inner() {
-                WireBatchRequest::Reads(r) => return self.read_batch(&p, r).await,
+                WireBatchRequest::Reads(r) => return self.read_batch(&p, r, started).await,
                 WireBatchRequest::Request(r) => r,
             };
             if let Some(reads) = convert::as_reads(&r) {
-                return self.read_batch(&p, reads).await;
+                return self.read_batch(&p, reads, started).await;
             }
             let plan = self.plan_batch(&p, r)?;
+            let n = plan.ops.len();
             let run = self.tracer.batch(
                 plan.engine,
                 plan.tid,
@@ -984,6 +1012,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                 plan.stop_on_error,
             );
             let results = self.within_batch_limit(plan.tid, run).await?;
+            crate::metrics::get().batch(n, started.elapsed());
             Ok(Response::new(WireBatchReply::Reply(
                 plan.reply.finish(results),
             )))

@@ -405,6 +405,7 @@ impl Session {
             .session_engine(engine_id, &self.peer, self.id)
             .map_err(at)?;
         let held = sync.peek(seq).map_err(|e| at(not_held(e, seq)))?;
+        crate::metrics::get().decision();
         let action = convert::action(d.action, "decide.action")
             .map_err(|m| at(Status::invalid_argument(m)))?;
         let kind = held.kind;
@@ -546,6 +547,7 @@ impl Session {
             .plan_batch(&self.peer, b)
             .map_err(|s| Status::new(s.code(), format!("batch: {}", s.message())))?;
         let tid = plan.tid;
+        let (n, started) = (plan.ops.len(), std::time::Instant::now());
         let answer = self
             .svc
             .tracer
@@ -565,10 +567,13 @@ impl Session {
         self.tasks.push(tokio::spawn(
             async move {
                 let msg = match tokio::time::timeout(limit, answer.into_future()).await {
-                    Ok(Ok(results)) => pb::ServerMessage {
-                        msg: Some(pb::server_message::Msg::BatchReply(reply.finish(results))),
-                        in_reply_to,
-                    },
+                    Ok(Ok(results)) => {
+                        crate::metrics::get().batch(n, started.elapsed());
+                        pb::ServerMessage {
+                            msg: Some(pb::server_message::Msg::BatchReply(reply.finish(results))),
+                            in_reply_to,
+                        }
+                    }
                     Ok(Err(e)) => error_message(in_reply_to, status(e).into()),
                     Err(_) => error_message(in_reply_to, batch_timed_out(tid, limit).into()),
                 };
@@ -697,6 +702,7 @@ async fn deadlines(tracer: utrace_engines::Tracer, engine_id: u64, sync: Arc<Syn
             }
         }
         for (seq, held) in sync.expire(std::time::Instant::now()) {
+            crate::metrics::get().defaulted(1);
             warn!(
                 engine = engine_id,
                 seq,

@@ -252,3 +252,162 @@ fn on_a_terminal_the_program_gets_one() {
     assert!(text.contains("+++ killed by SIGINT +++"), "{text}");
     assert!(text.ends_with("status -2\n"), "{text}");
 }
+
+/// `GET path` on `addr` (plain HTTP/1.0); the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the reply");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    (head.to_string(), body.to_string())
+}
+
+/// The value of the sample `name` (with its labels, as printed) in `text`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
+/// `--metrics-listen`: after a traced run, the endpoint's counts are what
+/// happened (reports the client received and the drops it was told of,
+/// the batches it ran and their ops, the syscall stops), and the text
+/// parses as OpenMetrics (Python's prometheus_client parser).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened() {
+    let d = Daemon::start_with("metrics", &[], &["--metrics-listen", "127.0.0.1:0"]);
+    let mut addr = String::new();
+    common::wait_for("the metrics address in the log", || {
+        let log = std::fs::read_to_string(d.dir.path("server.log")).unwrap_or_default();
+        addr = log
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split("/metrics").next())
+            .unwrap_or_default()
+            .to_string();
+        !addr.is_empty()
+    });
+    let mut c = Client::connect(&d.uri).await.unwrap();
+    // A run whose reader is slow and whose queue is short: reports taken
+    // and reports dropped, both counted by the client.
+    let calls = 5_000;
+    let mut stream = c
+        .trace(pb::TraceRequest {
+            target: Some(pb::trace_request::Target::Spawn(pb::SpawnRequest {
+                argv: vec![tracee!("syscall_loop").into(), calls.to_string()],
+                ..Default::default()
+            })),
+            engine: Some(pb::EngineSpec {
+                syscalls: vec!["getppid".into()],
+                events: vec![
+                    pb::EventKind::SyscallEntry as i32,
+                    pb::EventKind::Death as i32,
+                ],
+                queue_len: 8,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let (mut received, mut dropped) = (0u64, 0u64);
+    let mut n = 0;
+    while let Some(ev) = tokio_stream::StreamExt::next(&mut stream).await {
+        let ev = ev.unwrap();
+        dropped += ev.dropped_before;
+        received += u64::from(ev.kind.is_some() && ev.seq > 0);
+        n += 1;
+        if n % 50 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    assert!(dropped > 0, "the reader was slow enough to lose some");
+    // Batches on a running program (each interrupts it), three ops each.
+    let (prog, _lines) = common::ticker(20);
+    let mut watch = c
+        .trace(pb::TraceRequest {
+            target: Some(pb::trace_request::Target::Pid(prog.0.id())),
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Death as i32],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let engine = tokio_stream::StreamExt::next(&mut watch)
+        .await
+        .unwrap()
+        .unwrap()
+        .engine_id;
+    let batches = 4;
+    for _ in 0..batches {
+        c.batch(engine, prog.0.id())
+            .interrupt(true)
+            .regs(&["rip"])
+            .op(pb::op::Op::ReadMaps(pb::ReadMaps {}))
+            .op(pb::op::Op::GetSyscall(pb::GetSyscall {}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (head, text) = http_get(&addr, "/metrics");
+    println!("{head}\n{text}");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    assert_eq!(
+        sample(&text, "utrace_reports_total{engine=\"async\"}"),
+        received as f64
+    );
+    assert_eq!(
+        sample(&text, "utrace_reports_dropped_total{engine=\"async\"}"),
+        dropped as f64
+    );
+    assert_eq!(sample(&text, "utrace_batches_total"), batches as f64);
+    assert_eq!(
+        sample(&text, "utrace_batch_ops_total"),
+        (batches * 3) as f64
+    );
+    assert!(sample(&text, "utrace_stops_total{kind=\"syscall\"}") >= calls as f64);
+    assert_eq!(
+        sample(&text, "utrace_traced_tasks{mode=\"ptrace\"}"),
+        1.0,
+        "the ticker"
+    );
+    assert_eq!(
+        sample(&text, "utrace_engines{uid=\"0\"}"),
+        1.0,
+        "the ticker's engine"
+    );
+    assert!(sample(&text, "utrace_tracer_cpu_seconds_total") > 0.0);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    common::python_module("prometheus_client", "prometheus-client");
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys\n\
+             from prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+             fams = list(p(sys.stdin.read()))\n\
+             print(len(fams), sum(len(f.samples) for f in fams))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run the OpenMetrics parser");
+    assert!(
+        parsed.status.success(),
+        "not OpenMetrics: {}",
+        self::text(&parsed.stderr)
+    );
+    println!("parsed: {}", self::text(&parsed.stdout));
+}

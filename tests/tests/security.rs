@@ -344,9 +344,7 @@ fn a_spawned_program_inherits_nothing_of_the_server() {
         });
     }
     let server = server.spawn().unwrap();
-    common::wait_for("the server's socket", || {
-        std::path::Path::new(&sock).exists()
-    });
+    common::wait_listening(&sock);
     users::open_socket_to_all(&sock);
 
     let script = scratch.0.join("probe.sh");
@@ -855,9 +853,7 @@ async fn sigterm_with_a_session_open_is_quick_and_clean() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    common::wait_for("the server's socket", || {
-        std::path::Path::new(&sock).exists()
-    });
+    common::wait_listening(&sock);
     let mut c = Client::connect(&format!("unix://{sock}")).await.unwrap();
     let target = common::KillOnDrop(Command::new("sleep").arg("1000").spawn().unwrap());
     let mut s = c.session().await.unwrap();
@@ -1083,9 +1079,7 @@ fn descriptor_exhaustion_backs_off_and_recovers() {
         });
     }
     let server = common::KillOnDrop(server.spawn().unwrap());
-    common::wait_for("the server's socket", || {
-        std::path::Path::new(&sock).exists()
-    });
+    common::wait_listening(&sock);
     users::open_socket_to_all(&sock);
     let uri = format!("unix://{sock}");
     let mut hog = AsClient::as_user(&u, &[], &uri);
@@ -1129,9 +1123,7 @@ async fn oversized_fields_and_op_floods_are_refused_before_decoding() {
             .spawn()
             .unwrap(),
     );
-    common::wait_for("the server's socket", || {
-        std::path::Path::new(&sock).exists()
-    });
+    common::wait_listening(&sock);
     let mut c = Client::connect(&format!("unix://{sock}")).await.unwrap();
     let target = common::KillOnDrop(Command::new("sleep").arg("1000").spawn().unwrap());
     let engine = c
@@ -1292,6 +1284,7 @@ async fn tls_clients_are_who_their_certificate_says() {
             identities: pki.path("identities"),
         }),
         journal: None,
+        metrics_listen: None,
     })
     .await
     .unwrap();

@@ -21,18 +21,22 @@ impl Daemon {
 
     /// [`Daemon::start`] with these variables added to its environment.
     pub fn start_with_env(tag: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_with(tag, env, &[])
+    }
+
+    /// [`Daemon::start`] with `env` and more arguments.
+    pub fn start_with(tag: &str, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let dir = Scratch::new(tag);
         let sock = dir.path("s.sock");
         let log = std::fs::File::create(dir.path("server.log")).expect("server log");
         let server = Command::new(super::users::utraced_bin())
             .envs(env.iter().copied())
             .args(["--listen", &format!("unix://{sock}")])
+            .args(args)
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start utraced");
-        super::wait_for("the server's socket", || {
-            std::path::Path::new(&sock).exists()
-        });
+        super::wait_listening(&sock);
         Daemon {
             dir,
             server: Some(server),

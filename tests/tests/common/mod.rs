@@ -495,6 +495,43 @@ pub fn ticks_on(lines: &mut Lines, n: usize) {
     }
 }
 
+/// Wait until a server listens on the Unix socket `sock`: connectable,
+/// not just there (bind makes the file, listen comes after, and a connect
+/// between the two is refused).
+#[allow(dead_code)]
+pub fn wait_listening(sock: &str) {
+    wait_for(&format!("a server listening on {sock}"), || {
+        std::os::unix::net::UnixStream::connect(sock).is_ok()
+    });
+}
+
+/// Make sure python3 can `import module`, installing `package` with pip
+/// once if not; a failed install fails the test with pip's output.
+#[allow(dead_code)]
+pub fn python_module(module: &str, package: &str) {
+    let import = || {
+        std::process::Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if import() {
+        return;
+    }
+    println!("python3 lacks {module}; running: python3 -m pip install --quiet {package}");
+    let pip = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", package])
+        .output()
+        .expect("run python3 -m pip");
+    assert!(
+        pip.status.success() && import(),
+        "pip install {package} failed ({}):\n{}{}",
+        pip.status,
+        String::from_utf8_lossy(&pip.stdout),
+        String::from_utf8_lossy(&pip.stderr)
+    );
+}
+
 /// Wait until no one traces `pid`.
 pub fn untraced(pid: u32) {
     wait_for(&format!("pid {pid} to be untraced"), || {
