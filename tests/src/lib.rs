@@ -9,3 +9,12 @@ pub fn wait_if_asked() {
         let _ = std::io::stdin().read_line(&mut line);
     }
 }
+
+/// Print one line on stdout and flush it at once (a test reads the
+/// tracee's output line by line while it runs).
+pub fn line(s: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{s}").expect("write a line on stdout");
+    out.flush().expect("flush stdout");
+}

@@ -294,36 +294,11 @@ async fn metrics_count_what_happened() {
     // A run whose reader is slow and whose queue is short: reports taken
     // and reports dropped, both counted by the client.
     let calls = 5_000;
-    let mut stream = c
-        .trace(pb::TraceRequest {
-            target: Some(pb::trace_request::Target::Spawn(pb::SpawnRequest {
-                argv: vec![tracee!("syscall_loop").into(), calls.to_string()],
-                ..Default::default()
-            })),
-            engine: Some(pb::EngineSpec {
-                syscalls: vec!["getppid".into()],
-                events: vec![
-                    pb::EventKind::SyscallEntry as i32,
-                    pb::EventKind::Death as i32,
-                ],
-                queue_len: 8,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    let (mut received, mut dropped) = (0u64, 0u64);
-    let mut n = 0;
-    while let Some(ev) = tokio_stream::StreamExt::next(&mut stream).await {
-        let ev = ev.unwrap();
-        dropped += ev.dropped_before;
-        received += u64::from(ev.kind.is_some() && ev.seq > 0);
-        n += 1;
-        if n % 50 == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-    assert!(dropped > 0, "the reader was slow enough to lose some");
+    let seen = common::slow::slow_reader(&mut c, calls, false).await;
+    assert!(seen.dropped > 0, "the reader was slow enough to lose some");
+    // Every getppid entry it got, and the death (never dropped).
+    assert_eq!(seen.exit_code, Some(0), "{seen:?}");
+    let (received, dropped) = (seen.getppid as u64 + 1, seen.dropped);
     // Batches on a running program (each interrupts it), three ops each.
     let (prog, _lines) = common::ticker(20);
     let mut watch = c

@@ -102,6 +102,19 @@ fn gdb(program: Option<&str>, commands: &[String]) -> String {
     text_of("gdb", &cmd.output().expect("run gdb"))
 }
 
+/// Run `lldb` in batch mode on `program` (if any), connected to the bridge
+/// at `addr`, then `commands` (each an `-o`); its output. Bounded.
+fn lldb(lldb: &str, program: Option<&str>, addr: &str, commands: &[&str]) -> String {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", lldb, "--batch"]);
+    cmd.args(program);
+    cmd.args(["-o", &format!("gdb-remote {addr}")]);
+    for c in commands {
+        cmd.args(["-o", c]);
+    }
+    text_of("lldb", &cmd.output().expect("run lldb"))
+}
+
 /// `utrace trace -p PID -e trace=write -o FILE` on the daemon: another
 /// client tracing the same process.
 fn strace_like(d: &Daemon, pid: u32, file: &str) -> Child {
@@ -453,26 +466,27 @@ fn gdb_reads_the_files_through_the_bridge() {
 /// and detaches; the program runs on, untraced.
 #[test]
 fn lldb_debugs_through_the_bridge() {
-    let Some(lldb) = have_lldb() else {
+    let Some(lldb_cmd) = have_lldb() else {
         return;
     };
     let d = Daemon::start("lldb");
     let (prog, mut lines) = ticker(20);
     let pid = prog.0.id();
     let (_bridge, addr) = listening_bridge(&d, pid);
-    let out = Command::new("timeout")
-        .args(["60", lldb, "--batch"])
-        .args(["-o", &format!("gdb-remote {addr}")])
-        .args(["-o", "breakpoint set -n clock_nanosleep"])
-        .args(["-o", "continue"])
-        .args(["-o", "bt 2"])
-        .args(["-o", "register read xmm0 st0 fctrl"])
-        .args(["-o", "thread step-inst"])
-        .args(["-o", "breakpoint delete 1"])
-        .args(["-o", "process detach"])
-        .output()
-        .expect("lldb");
-    let text = text_of("lldb", &out);
+    let text = lldb(
+        lldb_cmd,
+        None,
+        &addr,
+        &[
+            "breakpoint set -n clock_nanosleep",
+            "continue",
+            "bt 2",
+            "register read xmm0 st0 fctrl",
+            "thread step-inst",
+            "breakpoint delete 1",
+            "process detach",
+        ],
+    );
     assert!(text.contains("stop reason = breakpoint 1.1"), "{text}");
     assert!(text.contains("clock_nanosleep"), "{text}");
     assert!(text.contains("xmm0 = {"), "{text}");
@@ -491,25 +505,26 @@ fn lldb_debugs_through_the_bridge() {
 /// it; deleted, the program runs to its end.
 #[test]
 fn lldb_watchpoints_through_the_bridge() {
-    let Some(lldb) = have_lldb() else {
+    let Some(lldb_cmd) = have_lldb() else {
         return;
     };
     let d = Daemon::start("lldb-watch");
     let (exe, line_of) = build_watch_c(&d.dir);
     let (_bridge, addr) = listening_bridge_for(&d, &["--", &exe]);
-    let out = Command::new("timeout")
-        .args(["60", lldb, "--batch", &exe])
-        .args(["-o", &format!("gdb-remote {addr}")])
-        .args(["-o", "breakpoint set -n main"])
-        .args(["-o", "continue"])
-        .args(["-o", "watchpoint set variable counter"])
-        .args(["-o", "continue"])
-        .args(["-o", "continue"])
-        .args(["-o", "watchpoint delete 1"])
-        .args(["-o", "continue"])
-        .output()
-        .expect("lldb");
-    let text = text_of("lldb", &out);
+    let text = lldb(
+        lldb_cmd,
+        Some(&exe),
+        &addr,
+        &[
+            "breakpoint set -n main",
+            "continue",
+            "watchpoint set variable counter",
+            "continue",
+            "continue",
+            "watchpoint delete 1",
+            "continue",
+        ],
+    );
     let rest = after(&text, "old value: 0\nnew value: 1");
     let rest = after(rest, "stop reason = watchpoint 1");
     let line = format!("watch.c:{}", line_of("after counter"));

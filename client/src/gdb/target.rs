@@ -972,10 +972,8 @@ impl HwWatchpoint for Bridge {
         len: u64,
         kind: WatchKind,
     ) -> TargetResult<bool, Self> {
-        match Point::pieces(addr, len, z_of(kind)) {
-            Some(points) => self.add_points(&points),
-            None => Ok(false),
-        }
+        // More than the four slots: refused (gdb then says so).
+        Point::pieces(addr, len, z_of(kind)).map_or(Ok(false), |p| self.add_points(&p))
     }
 
     fn remove_hw_watchpoint(
@@ -984,10 +982,7 @@ impl HwWatchpoint for Bridge {
         len: u64,
         kind: WatchKind,
     ) -> TargetResult<bool, Self> {
-        match Point::pieces(addr, len, z_of(kind)) {
-            Some(points) => self.remove_points(&points),
-            None => Ok(false),
-        }
+        Point::pieces(addr, len, z_of(kind)).map_or(Ok(false), |p| self.remove_points(&p))
     }
 }
 

@@ -5,18 +5,12 @@
 //! Prints `pid=PID`, then `tick=i` for i in 0..COUNT sleeping INTERVAL_MS
 //! between ticks, then `done=1`; every line is flushed at once. Exit 0.
 
-use std::io::Write;
 use std::time::Duration;
+use utrace_tests::line;
 
 fn usage() -> ! {
     eprintln!("usage: ticker COUNT INTERVAL_MS");
     std::process::exit(2);
-}
-
-fn line(s: std::fmt::Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{s}").unwrap();
-    out.flush().unwrap();
 }
 
 fn main() {

@@ -9,21 +9,15 @@
 //! thread, even i from a new thread), prints `n=i` and sleeps INTERVAL_MS;
 //! then `done=1`. Exit 0.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use utrace_tests::line;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn usage() -> ! {
     eprintln!("usage: watched COUNT INTERVAL_MS");
     std::process::exit(2);
-}
-
-fn line(s: std::fmt::Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{s}").unwrap();
-    out.flush().unwrap();
 }
 
 fn main() {

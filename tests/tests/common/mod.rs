@@ -5,6 +5,7 @@
 
 pub mod daemon;
 pub mod probe;
+pub mod slow;
 pub mod users;
 
 use std::collections::HashMap;
@@ -498,7 +499,6 @@ pub fn ticks_on(lines: &mut Lines, n: usize) {
 /// Wait until a server listens on the Unix socket `sock`: connectable,
 /// not just there (bind makes the file, listen comes after, and a connect
 /// between the two is refused).
-#[allow(dead_code)]
 pub fn wait_listening(sock: &str) {
     wait_for(&format!("a server listening on {sock}"), || {
         std::os::unix::net::UnixStream::connect(sock).is_ok()
@@ -507,7 +507,6 @@ pub fn wait_listening(sock: &str) {
 
 /// Make sure python3 can `import module`, installing `package` with pip
 /// once if not; a failed install fails the test with pip's output.
-#[allow(dead_code)]
 pub fn python_module(module: &str, package: &str) {
     let import = || {
         std::process::Command::new("python3")
