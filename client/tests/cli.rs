@@ -385,6 +385,62 @@ fn attach_and_interrupt_detaches() {
     );
 }
 
+/// `-ff -o BASE`: a file per thread (`BASE.TID`), as strace writes them:
+/// as many files, each with the same calls in the same order as strace's
+/// file of the same place in the tree, no pid prefix on any line, the
+/// child's exec in the child's file.
+#[test]
+fn ff_writes_a_file_per_thread_like_strace() {
+    let strace = strace();
+    let dir = std::env::temp_dir().join(format!("utrace-cli-ff-{}", std::process::id()));
+    let (ours, theirs) = (dir.join("u"), dir.join("s"));
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&theirs).unwrap();
+    let script = "ls / > /dev/null; /bin/true; exit 3";
+    let base = |d: &std::path::Path| d.join("t").to_string_lossy().into_owned();
+    let out = utrace(&["trace", "-ff", "-o", &base(&ours), "--", "sh", "-c", script]);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    let st = Command::new(strace)
+        .args(["-ff", "-o", &base(&theirs), "--", "sh", "-c", script])
+        .output()
+        .expect("run strace");
+    assert_eq!(st.status.code(), Some(3), "{st:?}");
+    // Files in the order their threads were made (tids grow).
+    let files = |d: &std::path::Path| {
+        let mut v: Vec<(u32, String)> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let tid = name.strip_prefix("t.").and_then(|t| t.parse().ok());
+                let tid = tid.unwrap_or_else(|| panic!("a file named {name}"));
+                (tid, std::fs::read_to_string(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (u, s) = (files(&ours), files(&theirs));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        u.len(),
+        3,
+        "sh, ls and true: {:?}",
+        u.iter().map(|f| f.0).collect::<Vec<_>>()
+    );
+    assert_eq!(u.len(), s.len());
+    for ((_, a), (_, b)) in u.iter().zip(&s) {
+        assert_eq!(
+            syscall_names(a),
+            syscall_names(b),
+            "ours:\n{a}\nstrace's:\n{b}"
+        );
+        assert!(a.lines().all(|l| !l.starts_with("[pid")), "{a}");
+    }
+    assert!(u[0].1.ends_with("+++ exited with 3 +++\n"), "{}", u[0].1);
+    assert!(u[1].1.contains("execve(\"/usr/bin/ls\""), "{}", u[1].1);
+}
+
 /// A temporary path for a trace file, unique to this test process.
 fn temp_trace(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("utrace-cli-{}-{name}", std::process::id()))

@@ -26,6 +26,8 @@ pub enum PidPrefix {
     WhenShared,
     /// `1234  ` on every line (strace -f -o FILE).
     Always,
+    /// Never (strace -ff -o FILE: a file per thread).
+    Never,
 }
 
 /// strace's `-t`, `-tt`, `-ttt`: the time printed at the start of a line.
@@ -312,6 +314,7 @@ impl Assembler {
             PidPrefix::WhenShared if self.live > 1 => format!("[pid {tid:>5}] "),
             PidPrefix::WhenShared => String::new(),
             PidPrefix::Always => format!("{tid:<5} "),
+            PidPrefix::Never => String::new(),
         };
         out.push_str(&self.stamp.format(self.now_ns));
         if self.leader.relative {

@@ -50,6 +50,9 @@ pub struct Options {
     pub count: bool,
     /// Write lines (or the table) here instead of stderr (`-o`).
     pub output: Option<PathBuf>,
+    /// `-ff -o FILE`: each thread's lines in `FILE.TID` (and the table, with
+    /// `-c`, on stderr).
+    pub per_thread: bool,
     /// Attach to this process (`-p`).
     pub pid: Option<u32>,
     /// Or start this program.
@@ -110,6 +113,8 @@ enum End {
 /// Trace as `opts` says; the exit code to leave with.
 pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
     let out: Box<dyn Write + Send> = match &opts.output {
+        // -ff: the lines go to a file per thread; the rest to stderr.
+        Some(_) if opts.per_thread => Box::new(BufWriter::new(std::io::stderr())),
         Some(path) => Box::new(BufWriter::new(
             File::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?,
         )),
@@ -584,6 +589,10 @@ fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
 struct State {
     /// Lines (None with `-c`).
     lines: Option<Assembler>,
+    /// `-ff -o BASE`: lines in a file per thread instead (BASE until the
+    /// trace starts).
+    per_thread: Option<crate::per_thread::PerThread>,
+    per_thread_base: Option<PathBuf>,
     /// The counts (with `-c`), and each thread's open call's entry time.
     counts: Option<(Counts, HashMap<u32, u64>)>,
     follow: bool,
@@ -626,6 +635,8 @@ impl State {
     fn new(opts: &Options) -> State {
         State {
             lines: None,
+            per_thread: None,
+            per_thread_base: opts.output.clone().filter(|_| opts.per_thread),
             counts: (opts.count || opts.summary).then(|| (Counts::default(), HashMap::new())),
             lines_too: !opts.count,
             sort_by: opts.sort_by,
@@ -700,6 +711,10 @@ impl State {
             let r = out.flush();
             self.written(r);
         }
+        if let Some(pt) = &mut self.per_thread {
+            let r = pt.flush();
+            self.written(r);
+        }
     }
 
     /// Note a write's outcome: a closed reader ends the trace; another
@@ -735,12 +750,23 @@ impl State {
                     crate::say!("utrace: Process {} attached", a.pid);
                 }
                 if self.lines_too {
-                    self.lines = Some(
-                        Assembler::new(self.prefix, self.follow, a.tids.len())
-                            .with_times(self.stamp, self.durations)
-                            .with_filters(self.filters.clone())
-                            .with_leader(self.leader),
-                    );
+                    let (stamp, durations, leader) = (self.stamp, self.durations, self.leader);
+                    let filters = self.filters.clone();
+                    let make = move |prefix, follow, tasks| {
+                        Assembler::new(prefix, follow, tasks)
+                            .with_times(stamp, durations)
+                            .with_filters(filters.clone())
+                            .with_leader(leader)
+                    };
+                    match self.per_thread_base.take() {
+                        Some(base) => {
+                            self.per_thread = Some(crate::per_thread::PerThread::new(
+                                base,
+                                Box::new(move || make(PidPrefix::Never, false, 1)),
+                            ))
+                        }
+                        None => self.lines = Some(make(self.prefix, self.follow, a.tids.len())),
+                    }
                 }
                 return;
             }
@@ -780,6 +806,11 @@ impl State {
                 _ => {}
             }
         }
+        if let Some(pt) = &mut self.per_thread {
+            let r = pt.event(ev);
+            self.written(r);
+            return;
+        }
         let mut text = String::new();
         if let Some(lines) = &mut self.lines {
             lines.event(ev, &mut |l| {
@@ -794,6 +825,10 @@ impl State {
 
     /// End the open line, if any, with `suffix`.
     fn flush_open(&mut self, suffix: &str, out: &mut Box<dyn Write + Send>) {
+        if let Some(pt) = &mut self.per_thread {
+            let r = pt.finish(suffix);
+            self.written(r);
+        }
         let mut text = String::new();
         if let Some(lines) = &mut self.lines {
             lines.finish(suffix, &mut |l| {

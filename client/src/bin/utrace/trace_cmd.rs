@@ -16,7 +16,8 @@ use crate::{assemble, inject, sysset, trace};
 #[command(override_usage = "utrace trace [OPTIONS] (-p PID | [--] CMD [ARGS]...)")]
 pub struct TraceCmd {
     /// Follow child processes (fork, vfork, clone); threads are always
-    /// followed. (`-ff`, a file per process, is not supported yet.)
+    /// followed. `-ff` with `-o FILE`: each thread's trace in `FILE.TID`
+    /// (without `-o`, as `-f`).
     #[arg(short = 'f', long = "follow-forks", action = clap::ArgAction::Count)]
     follow: u8,
     /// strace's qualifiers. `trace=SET` (or just `SET`): only these
@@ -276,13 +277,6 @@ impl TraceCmd {
                      `utrace trace --help` lists what is"
             ));
         }
-        if t.follow > 1 {
-            return Err(
-                "trace: strace's -ff (a file per process) is not supported by utrace yet \
-                     (issue 14); -f prefixes each line with its pid instead"
-                    .into(),
-            );
-        }
         // `--trace=SET` counts as a last `-e trace=SET`.
         t.exprs.append(&mut t.trace_sets);
         let inject = t
@@ -325,6 +319,9 @@ impl TraceCmd {
         }
         Ok(trace::Options {
             follow: t.follow > 0,
+            // strace -ff: with -o, a file per thread (FILE.TID); without,
+            // what -f does.
+            per_thread: t.follow > 1 && t.output.is_some(),
             syscalls,
             no_syscalls,
             count: t.count && !t.summary,
