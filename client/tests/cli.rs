@@ -331,30 +331,58 @@ fn exit_code_is_the_programs() {
 
 #[test]
 fn attach_and_interrupt_detaches() {
-    let mut sleeper = Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .expect("cannot run sleep");
-    let pid = sleeper.id();
+    attach_and_interrupt(1, |p| vec!["-p".into(), p[0].to_string()]);
+}
+
+/// Several `-p` (a list, and repeated): every process attached, its lines
+/// prefixed with its pid, every one detached at Ctrl-C and running on.
+#[test]
+fn several_pids_attach_and_detach_together() {
+    attach_and_interrupt(3, |p| {
+        vec![
+            "-p".into(),
+            format!("{},{}", p[0], p[1]),
+            format!("-p{}", p[2]),
+        ]
+    });
+}
+
+/// Attach `utrace trace` to `n` sleeping processes (`-p` arguments made
+/// by `args` from their pids), interrupt it once it said it attached, and
+/// check it detached from each and died of the SIGINT, as strace does.
+fn attach_and_interrupt(n: usize, args: fn(&[u32]) -> Vec<String>) {
+    let mut sleepers: Vec<std::process::Child> = (0..n)
+        .map(|_| {
+            Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .expect("cannot run sleep")
+        })
+        .collect();
+    let pids: Vec<u32> = sleepers.iter().map(|s| s.id()).collect();
     // Its stderr in a file, read while it runs: the interrupt goes only
     // once utrace said it attached (the kernel shows the tracer a moment
     // before utrace has its answer and prints it).
-    let err_path = std::env::temp_dir().join(format!("utrace-cli-attach-{pid}.err"));
+    let err_path = std::env::temp_dir().join(format!("utrace-cli-attach-{}.err", pids[0]));
     let err_file = std::fs::File::create(&err_path).expect("stderr file");
-    let mut child = utrace_command(&["trace", "-p", &pid.to_string()])
+    let mut argv = vec!["trace".to_string()];
+    argv.extend(args(&pids));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mut child = utrace_command(&argv)
         .stderr(err_file)
         .spawn()
         .expect("cannot run the utrace binary");
     let traced = |pid: u32| status_field(pid, "TracerPid").is_some_and(|v| v != "0");
     let said = || std::fs::read_to_string(&err_path).unwrap_or_default();
+    let all_said = || said().matches(" attached").count() == n;
     let start = Instant::now();
-    while !(traced(pid) && said().contains("attached")) && start.elapsed() < DEADLINE {
+    while !(pids.iter().all(|p| traced(*p)) && all_said()) && start.elapsed() < DEADLINE {
         if let Ok(Some(_)) = child.try_wait() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let attached = traced(pid);
+    let attached = pids.iter().all(|p| traced(*p));
     // Ctrl-C, to utrace alone.
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -362,10 +390,14 @@ fn attach_and_interrupt_detaches() {
     let mut out = wait_bounded(child, "utrace trace -p");
     out.stderr = said();
     let _ = std::fs::remove_file(&err_path);
-    let still_traced = traced(pid);
-    let alive = matches!(sleeper.try_wait(), Ok(None));
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
+    let still_traced: Vec<u32> = pids.iter().copied().filter(|p| traced(*p)).collect();
+    let alive = sleepers
+        .iter_mut()
+        .all(|s| matches!(s.try_wait(), Ok(None)));
+    for s in &mut sleepers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
     assert!(attached, "never attached: {out:?}");
     // strace -p dies of the SIGINT after detaching (130 in a shell).
     assert_eq!(
@@ -373,16 +405,21 @@ fn attach_and_interrupt_detaches() {
         (None, Some(libc::SIGINT)),
         "{out:?}"
     );
-    assert!(alive, "the process died");
-    assert!(!still_traced, "still traced after detaching");
+    assert!(alive, "a process died");
     assert!(
-        out.stderr.contains(&format!("Process {pid} attached")),
-        "{out:?}"
+        still_traced.is_empty(),
+        "still traced after detaching: {still_traced:?}"
     );
-    assert!(
-        out.stderr.contains(&format!("Process {pid} detached")),
-        "{out:?}"
-    );
+    for pid in &pids {
+        assert!(
+            out.stderr.contains(&format!("Process {pid} attached")),
+            "{out:?}"
+        );
+        assert!(
+            out.stderr.contains(&format!("Process {pid} detached")),
+            "{out:?}"
+        );
+    }
 }
 
 /// `-ff -o BASE`: a file per thread (`BASE.TID`), as strace writes them:

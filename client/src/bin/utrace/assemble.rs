@@ -182,6 +182,11 @@ impl Assembler {
         }
     }
 
+    /// `n` more tasks are traced from now (another `-p`'s process).
+    pub fn add_tasks(&mut self, n: usize) {
+        self.live += n;
+    }
+
     /// Print line leaders as `leader` says (`-r`, `-n`, `-i`, `-qq`).
     /// With `ip`, events are expected to carry `rip` expedited.
     pub fn with_leader(mut self, leader: Leader) -> Self {

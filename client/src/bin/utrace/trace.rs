@@ -53,8 +53,9 @@ pub struct Options {
     /// `-ff -o FILE`: each thread's lines in `FILE.TID` (and the table, with
     /// `-c`, on stderr).
     pub per_thread: bool,
-    /// Attach to this process (`-p`).
-    pub pid: Option<u32>,
+    /// Attach to these processes (`-p`, each a `Trace` call of its own;
+    /// their lines are merged as they come).
+    pub pids: Vec<u32>,
     /// Or start this program.
     pub command: Vec<String>,
     /// Reports the server queues for us (None: [`EMBEDDED_QUEUE_LEN`] with
@@ -172,59 +173,87 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         ..Default::default()
     };
     // A daemon's program gets our streams, carried over the call.
-    let stdio = match (conn.is_embedded(), opts.pid) {
-        (false, None) => crate::stdio::mode(),
+    let stdio = match (conn.is_embedded(), opts.pids.is_empty()) {
+        (false, true) => crate::stdio::mode(),
         _ => pb::Stdio::Default,
     };
     let _raw = (stdio == pb::Stdio::Pty)
         .then(crate::stdio::RawTerminal::enter)
         .flatten();
-    let target = match opts.pid {
-        Some(pid) => pb::trace_request::Target::Pid(pid),
-        None => pb::trace_request::Target::Spawn(spawn_request(&opts, stdio)),
+    let targets: Vec<pb::trace_request::Target> = if opts.pids.is_empty() {
+        vec![pb::trace_request::Target::Spawn(spawn_request(
+            &opts, stdio,
+        ))]
+    } else {
+        opts.pids
+            .iter()
+            .map(|p| pb::trace_request::Target::Pid(*p))
+            .collect()
     };
+    if targets.len() > 1 && !opts.inject.is_empty() {
+        return Err(
+            "trace: -e inject= (or fault=) with several -p is not supported yet (issue 14); \
+                    inject into one process at a time"
+                .into(),
+        );
+    }
     let local = Arc::new(Mutex::new(Local {
         state: State::new(&opts),
         out,
     }));
     // The output was closed by its reader (seen by the local sink).
     let closed = Arc::new(tokio::sync::Notify::new());
-    let sink = conn.embedded().filter(|_| opts.inject.is_empty()).map(|e| {
-        // In-process: the lines are written on the tracer thread, each
-        // before the call returns to the program (strace's order), and a
-        // slow output slows the program.
-        let (local, closed) = (Arc::clone(&local), Arc::clone(&closed));
-        let flush_each = opts.output.is_none();
-        e.local_sink(Box::new(move |ev| {
-            let mut l = lock(&local);
-            let Local { state, out } = &mut *l;
-            state.event(&ev, out);
-            if flush_each {
-                // Shared with the program's own output: written now.
-                state.flush(out);
-            }
-            if state.output_closed {
-                closed.notify_one();
-            }
-        }))
-    });
+    // One sink per Trace call (a sink serves one call).
+    let sinks: Vec<_> = targets
+        .iter()
+        .filter_map(|_| {
+            conn.embedded().filter(|_| opts.inject.is_empty()).map(|e| {
+                // In-process: the lines are written on the tracer thread,
+                // each before the call returns to the program (strace's
+                // order), and a slow output slows the program.
+                let (local, closed) = (Arc::clone(&local), Arc::clone(&closed));
+                let flush_each = opts.output.is_none();
+                e.local_sink(Box::new(move |ev| {
+                    let mut l = lock(&local);
+                    let Local { state, out } = &mut *l;
+                    state.event(&ev, out);
+                    if flush_each {
+                        // Shared with the program's own output: written now.
+                        state.flush(out);
+                    }
+                    if state.output_closed {
+                        closed.notify_one();
+                    }
+                }))
+            })
+        })
+        .collect();
+    let sink = sinks.first();
     let mut stream = if opts.inject.is_empty() {
-        let mut req = tonic::Request::new(pb::TraceRequest {
-            target: Some(target),
-            engine: Some(engine),
-        });
-        if let Some(sink) = &sink {
-            sink.apply(&mut req);
-        }
-        Source::Trace(Box::new(
-            conn.client
+        let mut streams = tokio_stream::StreamMap::new();
+        for (i, target) in targets.into_iter().enumerate() {
+            let mut req = tonic::Request::new(pb::TraceRequest {
+                target: Some(target),
+                engine: Some(engine.clone()),
+            });
+            if let Some(sink) = sinks.get(i) {
+                sink.apply(&mut req);
+            }
+            let s = conn
+                .client
                 .raw()
                 .trace(req)
                 .await
                 .map_err(|s| s.message().to_string())?
-                .into_inner(),
-        ))
+                .into_inner();
+            streams.insert(i, s);
+        }
+        Source::Trace(Box::new(streams))
     } else {
+        let target = targets
+            .into_iter()
+            .next()
+            .ok_or("trace: nothing to trace")?;
         let injector = Injector::new(opts.inject.clone());
         let show = hold_injected(&mut engine, &injector, &opts);
         let mut session = conn
@@ -303,7 +332,10 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         }
     };
 
-    let engine_id = lock(&local).state.engine_id;
+    let (engine_ids, attached) = {
+        let l = lock(&local);
+        (l.state.engine_ids.clone(), l.state.attached.clone())
+    };
     let code = match end {
         End::StreamEnded => {
             let mut l = lock(&local);
@@ -312,16 +344,18 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             state.finish(out)?;
             state.result(&opts)
         }
-        End::Interrupted(signo) if opts.pid.is_some() => {
+        End::Interrupted(signo) if !opts.pids.is_empty() => {
             // Detach explicitly (confirmed by the server), print what was
-            // still queued, then end the stream. (The lock is never held
+            // still queued, then end the streams. (The lock is never held
             // across an await: a local sink takes it on the tracer thread.)
-            if let Some(id) = engine_id {
+            for &id in &engine_ids {
                 match tokio::time::timeout(Duration::from_secs(5), conn.client.detach(id)).await {
                     Ok(Ok(())) => debug!(engine = id, "detached"),
                     Ok(Err(s)) => debug!(engine = id, "detach: {}", s.message()),
                     Err(_) => debug!(engine = id, "detach did not answer within 5 s"),
                 }
+            }
+            if !engine_ids.is_empty() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
                     while let Some(Ok(ev)) = stream.next().await {
                         let mut l = lock(&local);
@@ -336,8 +370,10 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             let Local { state, out } = &mut *l;
             state.flush_open(" <detached ...>", out);
             state.finish(out)?;
-            if let (Some(pid), false) = (state.main_pid, opts.quiet) {
-                crate::say!("utrace: Process {pid} detached");
+            if !opts.quiet {
+                for pid in &attached {
+                    crate::say!("utrace: Process {pid} detached");
+                }
             }
             // strace -p dies of the signal that interrupted it (130 for
             // Ctrl-C), the process left running.
@@ -409,7 +445,7 @@ async fn next_event(
                     stream.next().await
                 }
             };
-            next.map(|r| r.map_err(|s| s.message().to_string()))
+            next.map(|(_, r)| r.map_err(|s| s.message().to_string()))
         }
         // Not cancelled midway (it may be sending a decision): flush first.
         Source::Session(s) => {
@@ -421,8 +457,9 @@ async fn next_event(
 
 /// Where the events come from.
 enum Source {
-    /// A `Trace` call's stream.
-    Trace(Box<Streaming<pb::Event>>),
+    /// The streams of the `Trace` calls (one per `-p`), merged as events
+    /// come; it ends when every one has.
+    Trace(Box<tokio_stream::StreamMap<usize, Streaming<pb::Event>>>),
     /// A `Session` whose engine holds injected syscalls' entries.
     Session(Box<Injecting>),
 }
@@ -433,7 +470,7 @@ impl Source {
             Source::Trace(s) => s
                 .next()
                 .await
-                .map(|r| r.map_err(|s| s.message().to_string())),
+                .map(|(_, r)| r.map_err(|s| s.message().to_string())),
             Source::Session(s) => s.next().await,
         }
     }
@@ -601,6 +638,9 @@ struct State {
     /// The traced process (from the `Attached` event).
     main_pid: Option<u32>,
     engine_id: Option<u64>,
+    /// Every engine and traced process (one each per `-p`).
+    engine_ids: Vec<u64>,
+    attached: Vec<u32>,
     /// How the traced process ended.
     status: Option<pb::ExitStatus>,
     /// Reports the server dropped for us.
@@ -648,9 +688,11 @@ impl State {
             } else {
                 PidPrefix::WhenShared
             },
-            attaching: opts.pid.is_some(),
+            attaching: !opts.pids.is_empty(),
             main_pid: None,
             engine_id: None,
+            engine_ids: Vec::new(),
+            attached: Vec::new(),
             status: None,
             dropped: 0,
             write_failed: false,
@@ -743,13 +785,20 @@ impl State {
         }
         match &ev.kind {
             Some(Kind::Attached(a)) => {
-                self.main_pid = Some(a.pid);
-                self.engine_id = Some(a.engine_id);
+                self.main_pid.get_or_insert(a.pid);
+                self.engine_id.get_or_insert(a.engine_id);
+                self.engine_ids.push(a.engine_id);
+                self.attached.push(a.pid);
                 debug!(pid = a.pid, engine = a.engine_id, tids = ?a.tids, "traced");
                 if self.attaching && !self.quiet {
                     crate::say!("utrace: Process {} attached", a.pid);
                 }
-                if self.lines_too {
+                if let Some(lines) = &mut self.lines {
+                    // Another -p: its threads count for the [pid N] prefix.
+                    lines.add_tasks(a.tids.len());
+                    return;
+                }
+                if self.lines_too && self.per_thread.is_none() {
                     let (stamp, durations, leader) = (self.stamp, self.durations, self.leader);
                     let filters = self.filters.clone();
                     let make = move |prefix, follow, tasks| {
@@ -853,7 +902,7 @@ impl State {
 
     /// The exit code once the stream has ended by itself.
     fn result(&self, opts: &Options) -> Result<u8, Failure> {
-        if opts.pid.is_some() {
+        if !opts.pids.is_empty() {
             // strace -p leaves with 0 whatever the process did.
             return Ok(0);
         }

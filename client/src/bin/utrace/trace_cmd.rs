@@ -44,14 +44,16 @@ pub struct TraceCmd {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Attach to this running process (all its threads) instead of starting
-    /// one; Ctrl-C detaches and leaves it running.
+    /// one; Ctrl-C detaches and leaves it running. Repeatable, and a list
+    /// (`-p 12,34`, `-p "12 34"`, as strace takes `-p "$(pidof x)"`).
     #[arg(
         short = 'p',
         long = "attach",
         value_name = "PID",
-        conflicts_with = "command"
+        conflicts_with = "command",
+        action = clap::ArgAction::Append
     )]
-    pid: Option<u32>,
+    pid: Vec<String>,
     /// Bytes of each string and buffer shown before `...` (strace's
     /// default: 32; at most 65536). Paths are always shown whole.
     #[arg(short = 's', long = "string-limit", value_name = "N")]
@@ -265,6 +267,28 @@ pub fn selected_filters(
     (signals.flatten(), status.flatten())
 }
 
+/// The pids of `-p` values: each a pid or a list of them, separated by
+/// commas or white space, as strace takes them; each once.
+fn pids(values: &[String]) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for v in values {
+        for p in v.split(|c: char| c == ',' || c.is_whitespace()) {
+            if p.is_empty() {
+                continue;
+            }
+            match p.parse::<u32>() {
+                Ok(n) if n > 0 => {
+                    if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+                _ => return Err(format!("trace: -p {v:?}: {p:?} is not a process id")),
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl TraceCmd {
     /// The options `trace::run` takes; an option utrace does not support
     /// yet is refused by name.
@@ -338,7 +362,7 @@ impl TraceCmd {
             hex: u32::from(t.hex.min(2)),
             env: t.env.clone(),
             output: t.output,
-            pid: t.pid,
+            pids: pids(&t.pid)?,
             command: t.command,
             queue_len: t.queue_len,
             lossy: t.lossy,
@@ -468,7 +492,7 @@ mod tests {
             other => panic!("{v:?}: {other:?}"),
         };
         let t = parse(&["utrace", "trace", "-p1234"]);
-        assert_eq!(t.pid, Some(1234));
+        assert_eq!(pids(&t.pid), Ok(vec![1234]));
         let t = parse(&["utrace", "trace", "-etrace=openat", "-o/tmp/x", "cat", "-n"]);
         assert_eq!(t.exprs, vec![names(&["openat"])]);
         assert_eq!(t.output.as_deref(), Some(std::path::Path::new("/tmp/x")));
@@ -508,5 +532,9 @@ mod tests {
         assert!(Cli::try_parse_from(["utrace", "trace"]).is_err());
         assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1", "--", "ls"]).is_err());
         assert!(Cli::try_parse_from(["utrace", "trace", "-p", "1"]).is_ok());
+        let t = parse(&["utrace", "trace", "-p", "12,34", "-p56", "-p", "78 12"]);
+        assert_eq!(pids(&t.pid), Ok(vec![12, 34, 56, 78]));
+        assert!(pids(&["12,x".to_string()]).is_err_and(|e| e.contains("\"x\" is not a process id")));
+        assert!(pids(&["0".to_string()]).is_err());
     }
 }
