@@ -42,7 +42,8 @@ pub struct BatchCmd {
 }
 
 const BATCH_HELP: &str = "\
-The input is a JSON array of ops in proto3 JSON form (utrace.v1.Op), e.g.
+The input is a JSON array of ops in proto3 JSON form (utrace.v1.Op: every op
+the .proto has, e.g. insertWatchpoint), e.g.
   [{\"readMemory\": {\"addr\": \"0x7ffc0000\", \"len\": 8}},
    {\"readString\": {\"addr\": 140720308486144, \"maxLen\": 256}},
    {\"getRegisters\": {\"names\": [\"rip\", \"rsp\"]}},
@@ -58,33 +59,8 @@ The output is a JSON array, one result per op, in order: {\"memory\": …},
 Exit status: 0 when every op succeeded; 1 when an op failed (each failure is
 also told on stderr) or the call failed; 2 when the input is not a batch.";
 
-/// Op names as proto3 JSON writes them, and as the .proto spells them.
-const OPS: &[(&str, &str)] = &[
-    ("readMemory", "read_memory"),
-    ("writeMemory", "write_memory"),
-    ("readString", "read_string"),
-    ("getRegisters", "get_registers"),
-    ("setRegisters", "set_registers"),
-    ("updateRegisterBits", "update_register_bits"),
-    ("getEvents", "get_events"),
-    ("setEvents", "set_events"),
-    ("insertBreakpoint", "insert_breakpoint"),
-    ("removeBreakpoint", "remove_breakpoint"),
-    ("control", "control"),
-    ("getSyscall", "get_syscall"),
-    ("setSyscallReturn", "set_syscall_return"),
-    ("readMaps", "read_maps"),
-    ("getRegisterBytes", "get_register_bytes"),
-    ("setRegisterBytes", "set_register_bytes"),
-    ("sendSignal", "send_signal"),
-];
-
 const EXAMPLE: &str =
     r#"[{"readMemory": {"addr": "0x7ffc0000", "len": 8}}, {"getRegisters": {"names": ["rip"]}}]"#;
-
-fn accepted_ops() -> String {
-    OPS.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
-}
 
 /// Read the batch from `input` (None or `-`: stdin) and parse it. An error
 /// here is a usage error.
@@ -128,113 +104,8 @@ pub fn parse_ops(text: &str) -> Result<Vec<pb::Op>, String> {
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| parse_op(i, item))
+        .map(|(i, item)| crate::opjson::parse_op(i, item))
         .collect()
-}
-
-/// `camelCase` → `snake_case`.
-fn snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for c in camel.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The fields of one op, with their path for messages.
-struct Fields<'a> {
-    path: String,
-    map: Option<&'a Map<String, Value>>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(path: String, v: &'a Value) -> Result<Fields<'a>, String> {
-        match v {
-            Value::Null => Ok(Fields { path, map: None }),
-            Value::Object(m) => Ok(Fields { path, map: Some(m) }),
-            other => Err(format!(
-                "{path}: expected an object of the op's fields ({{}} for none); got {}",
-                type_name(other)
-            )),
-        }
-    }
-
-    /// Refuse fields the op does not have (names in camelCase; snake_case
-    /// accepted too).
-    fn only(&self, known: &[&str]) -> Result<(), String> {
-        let Some(map) = self.map else { return Ok(()) };
-        for key in map.keys() {
-            if !known.iter().any(|k| key == k || *key == snake(k)) {
-                let takes = if known.is_empty() {
-                    "no fields".to_string()
-                } else {
-                    known.join(", ")
-                };
-                return Err(format!(
-                    "{}: unknown field {key:?}; this op takes {takes}",
-                    self.path
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Field `name` (camelCase or snake_case), unless absent or null.
-    fn get(&self, name: &str) -> Option<(String, &'a Value)> {
-        let map = self.map?;
-        let v = map.get(name).or_else(|| map.get(&snake(name)))?;
-        (!v.is_null()).then(|| (format!("{}.{name}", self.path), v))
-    }
-
-    fn u64(&self, name: &str) -> Result<u64, String> {
-        self.get(name).map_or(Ok(0), |(path, v)| json_u64(&path, v))
-    }
-
-    fn u32(&self, name: &str) -> Result<u32, String> {
-        let Some((path, v)) = self.get(name) else {
-            return Ok(0);
-        };
-        let n = json_u64(&path, v)?;
-        u32::try_from(n).map_err(|_| format!("{path}: {n} does not fit in 32 bits"))
-    }
-
-    fn i64(&self, name: &str) -> Result<i64, String> {
-        self.get(name).map_or(Ok(0), |(path, v)| json_i64(&path, v))
-    }
-
-    fn string(&self, name: &str) -> Result<String, String> {
-        match self.get(name) {
-            None => Ok(String::new()),
-            Some((_, Value::String(s))) => Ok(s.clone()),
-            Some((path, v)) => Err(format!("{path}: expected a string; got {}", type_name(v))),
-        }
-    }
-
-    fn strings(&self, name: &str) -> Result<Vec<String>, String> {
-        match self.get(name) {
-            None => Ok(Vec::new()),
-            Some((path, Value::Array(items))) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    v => Err(format!(
-                        "{path}[{i}]: expected a string; got {}",
-                        type_name(v)
-                    )),
-                })
-                .collect(),
-            Some((path, v)) => Err(format!(
-                "{path}: expected an array of strings; got {}",
-                type_name(v)
-            )),
-        }
-    }
 }
 
 /// An integer: a JSON number, a decimal string or a "0x…" hex string.
@@ -260,42 +131,6 @@ pub fn parse_i64(s: &str) -> Option<i64> {
         }
         None => i64::try_from(parse_u64(s)?).ok(),
     }
-}
-
-/// A JSON number written as a float ("1e3", "-0") with an exact integral
-/// value, as proto3 JSON accepts for integer fields.
-fn integral(n: &serde_json::Number) -> Option<i64> {
-    const EXACT: f64 = (1u64 << 53) as f64;
-    let f = n.as_f64()?;
-    (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
-}
-
-fn json_u64(path: &str, v: &Value) -> Result<u64, String> {
-    let ok = match v {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| integral(n).and_then(|i| u64::try_from(i).ok())),
-        Value::String(s) => parse_u64(s),
-        _ => None,
-    };
-    ok.ok_or_else(|| {
-        format!(
-            "{path}: {v} is not an unsigned 64-bit integer; give a JSON number, a decimal string or a \"0x…\" hex string"
-        )
-    })
-}
-
-fn json_i64(path: &str, v: &Value) -> Result<i64, String> {
-    let ok = match v {
-        Value::Number(n) => n.as_i64().or_else(|| integral(n)),
-        Value::String(s) => parse_i64(s),
-        _ => None,
-    };
-    ok.ok_or_else(|| {
-        format!(
-            "{path}: {v} is not a signed 64-bit integer; give a JSON number, a decimal string or a \"0x…\" hex string"
-        )
-    })
 }
 
 /// Bytes from hex digits; spaces and colons between them are ignored.
@@ -329,7 +164,7 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 
 /// Base64 with either alphabet, padding optional (what proto3 JSON
 /// parsers accept).
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
+pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let cfg = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     let alphabet = if s.contains(['-', '_']) {
         &alphabet::URL_SAFE
@@ -337,266 +172,6 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
         &alphabet::STANDARD
     };
     GeneralPurpose::new(alphabet, cfg).decode(s.trim()).ok()
-}
-
-fn json_bytes(path: &str, v: &Value) -> Result<Vec<u8>, String> {
-    let Value::String(s) = v else {
-        return Err(format!(
-            "{path}: expected a base64 string or \"hex:…\"; got {}",
-            type_name(v)
-        ));
-    };
-    if let Some(hex) = s.strip_prefix("hex:") {
-        return parse_hex(hex).map_err(|e| format!("{path}: {e}"));
-    }
-    decode_base64(s).ok_or_else(|| {
-        format!("{path}: {s:?} is not base64; give base64 (proto3 JSON bytes) or \"hex:\" and hex digits")
-    })
-}
-
-/// An enum value by name (`ACTION_RESUME`, or without its prefix,
-/// `resume`) or number.
-fn json_enum(
-    path: &str,
-    v: &Value,
-    prefix: &str,
-    from_name: fn(&str) -> Option<i32>,
-    names: &[&str],
-) -> Result<i32, String> {
-    let found = match v {
-        Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
-        Value::String(s) => {
-            let upper = s.trim().to_ascii_uppercase();
-            from_name(&upper).or_else(|| from_name(&format!("{prefix}{upper}")))
-        }
-        _ => None,
-    };
-    found.ok_or_else(|| format!("{path}: {v} is not one of {}", names.join(", ")))
-}
-
-fn action(path: &str, v: &Value) -> Result<i32, String> {
-    json_enum(
-        path,
-        v,
-        "ACTION_",
-        |s| pb::Action::from_str_name(s).map(|a| a as i32),
-        &[
-            "ACTION_RESUME",
-            "ACTION_STEP",
-            "ACTION_HOLD",
-            "ACTION_DETACH",
-        ],
-    )
-}
-
-fn event_kind(path: &str, v: &Value) -> Result<i32, String> {
-    json_enum(
-        path,
-        v,
-        "EVENT_KIND_",
-        |s| pb::EventKind::from_str_name(s).map(|k| k as i32),
-        &[
-            "EVENT_KIND_SYSCALL_ENTRY",
-            "EVENT_KIND_SYSCALL_EXIT",
-            "EVENT_KIND_SIGNAL",
-            "EVENT_KIND_CLONE",
-            "EVENT_KIND_EXEC",
-            "EVENT_KIND_EXIT",
-            "EVENT_KIND_DEATH",
-        ],
-    )
-}
-
-fn parse_op(i: usize, item: &Value) -> Result<pb::Op, String> {
-    use pb::op::Op as P;
-    let path = format!("ops[{i}]");
-    let Value::Object(map) = item else {
-        return Err(format!(
-            "{path}: an op is an object with one key, the op's name (one of {}); got {}",
-            accepted_ops(),
-            type_name(item)
-        ));
-    };
-    let mut entries = map.iter();
-    let (name, body) = match (entries.next(), entries.next()) {
-        (Some(entry), None) => entry,
-        _ => {
-            let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-            return Err(format!(
-                "{path}: an op has exactly one key, the op's name (one of {}); got {{{}}}",
-                accepted_ops(),
-                keys.join(", ")
-            ));
-        }
-    };
-    let Some((camel, _)) = OPS.iter().find(|(c, s)| name == c || name == s) else {
-        return Err(format!(
-            "{path}: unknown op {name:?}; the ops are {}",
-            accepted_ops()
-        ));
-    };
-    let f = Fields::new(format!("{path}.{camel}"), body)?;
-    let op = match *camel {
-        "readMemory" => {
-            f.only(&["addr", "len"])?;
-            P::ReadMemory(pb::ReadMemory {
-                addr: f.u64("addr")?,
-                len: f.u32("len")?,
-            })
-        }
-        "writeMemory" => {
-            f.only(&["addr", "data"])?;
-            P::WriteMemory(pb::WriteMemory {
-                addr: f.u64("addr")?,
-                data: match f.get("data") {
-                    Some((p, v)) => json_bytes(&p, v)?.into(),
-                    None => Default::default(),
-                },
-            })
-        }
-        "readString" => {
-            f.only(&["addr", "maxLen"])?;
-            P::ReadString(pb::ReadString {
-                addr: f.u64("addr")?,
-                max_len: f.u32("maxLen")?,
-            })
-        }
-        "getRegisters" => {
-            f.only(&["names"])?;
-            P::GetRegisters(pb::GetRegisters {
-                names: f.strings("names")?,
-            })
-        }
-        "setRegisters" => {
-            f.only(&["values"])?;
-            let values = match f.get("values") {
-                None => Default::default(),
-                Some((p, Value::Object(m))) => m
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), json_u64(&format!("{p}.{k}"), v)?)))
-                    .collect::<Result<_, String>>()?,
-                Some((p, v)) => {
-                    return Err(format!(
-                    "{p}: expected an object of register values, e.g. {{\"rax\": \"0x1\"}}; got {}",
-                    type_name(v)
-                ))
-                }
-            };
-            P::SetRegisters(pb::SetRegisters { values })
-        }
-        "getRegisterBytes" => {
-            f.only(&["names"])?;
-            P::GetRegisterBytes(pb::GetRegisterBytes {
-                names: f.strings("names")?,
-            })
-        }
-        "setRegisterBytes" => {
-            f.only(&["values"])?;
-            let values = match f.get("values") {
-                None => Default::default(),
-                Some((p, Value::Object(m))) => m
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), json_bytes(&format!("{p}.{k}"), v)?.into())))
-                    .collect::<Result<_, String>>()?,
-                Some((p, v)) => {
-                    return Err(format!(
-                    "{p}: expected an object of register bytes (base64), e.g. {{\"xmm0\": \"AAAAAAAAAAAAAAAAAAAAAA==\"}}; got {}",
-                    type_name(v)
-                ))
-                }
-            };
-            P::SetRegisterBytes(pb::SetRegisterBytes { values })
-        }
-        "updateRegisterBits" => {
-            f.only(&["name", "set", "clear"])?;
-            P::UpdateRegisterBits(pb::UpdateRegisterBits {
-                name: f.string("name")?,
-                set: f.u64("set")?,
-                clear: f.u64("clear")?,
-            })
-        }
-        "getEvents" => {
-            f.only(&[])?;
-            P::GetEvents(pb::GetEvents {})
-        }
-        "setEvents" => {
-            f.only(&["events", "syscalls"])?;
-            let events = match f.get("events") {
-                None => Vec::new(),
-                Some((p, Value::Array(items))) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(j, v)| event_kind(&format!("{p}[{j}]"), v))
-                    .collect::<Result<_, String>>()?,
-                Some((p, v)) => {
-                    return Err(format!(
-                        "{p}: expected an array of event kinds; got {}",
-                        type_name(v)
-                    ))
-                }
-            };
-            P::SetEvents(pb::SetEvents {
-                events,
-                syscalls: f.strings("syscalls")?,
-                engine_id: 0,
-            })
-        }
-        "insertBreakpoint" => {
-            f.only(&["addr", "symbol"])?;
-            P::InsertBreakpoint(pb::InsertBreakpoint {
-                addr: f.u64("addr")?,
-                symbol: f.string("symbol")?,
-            })
-        }
-        "removeBreakpoint" => {
-            f.only(&["addr"])?;
-            P::RemoveBreakpoint(pb::RemoveBreakpoint {
-                addr: f.u64("addr")?,
-            })
-        }
-        "control" => {
-            f.only(&["action", "signal"])?;
-            let action = match f.get("action") {
-                Some((p, v)) => action(&p, v)?,
-                None => pb::Action::Unspecified as i32,
-            };
-            let signal = match f.get("signal") {
-                Some((p, v)) => {
-                    let n = json_i64(&p, v)?;
-                    Some(i32::try_from(n).map_err(|_| format!("{p}: {n} is not a signal number"))?)
-                }
-                None => None,
-            };
-            P::Control(pb::Control { action, signal })
-        }
-        "getSyscall" => {
-            f.only(&[])?;
-            P::GetSyscall(pb::GetSyscall {})
-        }
-        "setSyscallReturn" => {
-            f.only(&["value"])?;
-            P::SetSyscallReturn(pb::SetSyscallReturn {
-                value: f.i64("value")?,
-            })
-        }
-        "sendSignal" => {
-            f.only(&["signo"])?;
-            P::SendSignal(pb::SendSignal {
-                signo: i32::try_from(f.i64("signo")?)
-                    .map_err(|_| "sendSignal: signo is 1 to 64".to_string())?,
-            })
-        }
-        "readMaps" => {
-            f.only(&[])?;
-            P::ReadMaps(pb::ReadMaps {})
-        }
-        other => {
-            return Err(format!(
-                "{path}: op {other:?} is listed but not handled (a bug in utrace)"
-            ))
-        }
-    };
-    Ok(pb::Op { op: Some(op) })
 }
 
 // ---- output ----------------------------------------------------------------

@@ -41,6 +41,7 @@ mod brk;
 mod gdb;
 mod inject;
 mod mem;
+mod opjson;
 mod per_thread;
 mod probe;
 mod regs;
