@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine as _};
 use clap::Args;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use utrace_client::{pb, BatchResults, OpFailure, OpOutcome};
 
 use crate::server::Connection;
@@ -176,94 +176,6 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
 
 // ---- output ----------------------------------------------------------------
 
-fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn event_kind_name(k: i32) -> Value {
-    match pb::EventKind::try_from(k) {
-        Ok(k) => Value::String(k.as_str_name().to_string()),
-        Err(_) => Value::from(k),
-    }
-}
-
-/// One result in proto3 JSON form (64-bit integers as decimal strings), plus
-/// `hex` renderings of bytes and register values.
-pub fn result_json(r: &pb::OpResult) -> Value {
-    use pb::op_result::Result as R;
-    match &r.result {
-        Some(R::Memory(m)) => {
-            let mut o = json!({
-                "addr": m.addr.to_string(),
-                "data": base64::engine::general_purpose::STANDARD.encode(&m.data),
-                "hex": hex(&m.data),
-            });
-            if !m.error.is_empty() {
-                o["error"] = Value::String(m.error.clone());
-            }
-            json!({ "memory": o })
-        }
-        Some(R::Registers(regs)) => {
-            let values: Map<String, Value> = regs
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
-                .collect();
-            let hexes: Map<String, Value> = regs
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(format!("{v:#x}"))))
-                .collect();
-            json!({ "registers": { "values": values, "hex": hexes } })
-        }
-        Some(R::RegisterBytes(regs)) => {
-            let values: Map<String, Value> = regs
-                .values
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Value::String(base64::engine::general_purpose::STANDARD.encode(v)),
-                    )
-                })
-                .collect();
-            let hexes: Map<String, Value> = regs
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(hex(v))))
-                .collect();
-            json!({ "registerBytes": { "values": values, "hex": hexes } })
-        }
-        Some(R::Events(e)) => json!({ "events": {
-            "events": e.events.iter().map(|k| event_kind_name(*k)).collect::<Vec<_>>(),
-            "syscalls": e.syscalls,
-        }}),
-        Some(R::Syscall(s)) => {
-            let mut o = json!({ "inSyscall": s.in_syscall });
-            if s.in_syscall {
-                o["nr"] = Value::String(s.nr.to_string());
-                o["name"] = Value::String(s.name.clone());
-                o["args"] = s
-                    .args
-                    .iter()
-                    .map(|a| Value::String(a.to_string()))
-                    .collect();
-                if let Some(ret) = s.ret {
-                    o["ret"] = Value::String(ret.to_string());
-                }
-            }
-            json!({ "syscall": o })
-        }
-        Some(R::Maps(m)) => json!({ "maps": { "text": m.text } }),
-        Some(R::Breakpoint(b)) => json!({ "breakpoint": { "addr": format!("{:#x}", b.addr) } }),
-        Some(R::Done(_)) => json!({ "done": {} }),
-        Some(R::Error(e)) => json!({ "error": { "code": e.code, "message": e.message } }),
-        Some(R::Skipped(_)) => json!({ "skipped": {} }),
-        None => json!({}),
-    }
-}
-
-/// The results as a JSON array, one result per line.
 pub fn results_json(results: &BatchResults) -> String {
     if results.is_empty() {
         return "[]\n".into();
@@ -271,7 +183,7 @@ pub fn results_json(results: &BatchResults) -> String {
     let items: Vec<String> = results
         .raw()
         .iter()
-        .map(|r| result_json(r).to_string())
+        .map(|r| crate::opjson::result_json(r).to_string())
         .collect();
     format!("[\n  {}\n]\n", items.join(",\n  "))
 }
@@ -483,6 +395,7 @@ mod tests {
     #[test]
     fn results_as_json() {
         use pb::op_result::Result as R;
+        use serde_json::json;
         let res = |r| pb::OpResult { result: Some(r) };
         let results = BatchResults::from_raw(vec![
             res(R::Memory(pb::Memory {
@@ -499,6 +412,7 @@ mod tests {
             })),
             res(R::Skipped(pb::Skipped {})),
             res(R::Syscall(pb::Syscall::default())),
+            res(R::Breakpoint(pb::BreakpointSet { addr: 0x401000 })),
         ]);
         let text = results_json(&results);
         let v: Value = serde_json::from_str(&text).expect("valid JSON");
@@ -510,9 +424,10 @@ mod tests {
                 {"registers": {"values": {"rip": "255"}, "hex": {"rip": "0xff"}}},
                 {"skipped": {}},
                 {"syscall": {"inSyscall": false}},
+                {"breakpoint": {"addr": "4198400", "hex": "0x401000"}},
             ])
         );
-        assert_eq!(text.lines().count(), 7);
+        assert_eq!(text.lines().count(), 8);
         assert_eq!(results_json(&BatchResults::default()), "[]\n");
     }
 }

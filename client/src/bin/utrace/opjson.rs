@@ -1,7 +1,9 @@
-//! Batch ops from proto3 JSON (`utrace batch`): the `utrace.v1.Op` message
-//! read by `prost-reflect` over the descriptor set the build keeps, so
-//! every op the .proto has, now and later, is taken with its own field
-//! names and types (nothing here lists the ops).
+//! Batch ops from proto3 JSON and their results to it (`utrace batch`):
+//! `utrace.v1.Op` read and `utrace.v1.OpResult` written by `prost-reflect`
+//! over the descriptor set the build keeps, so every op and result the
+//! .proto has, now and later, goes with its own field names and types
+//! (nothing here lists them). Results get hex forms beside the values
+//! (`"hex"`: of memory, registers, register bytes, a breakpoint's address).
 //!
 //! A thin pre-pass, guided by the same descriptors, keeps the conveniences
 //! proto3 JSON lacks and names the place of a mistake:
@@ -161,13 +163,14 @@ fn one(path: &str, v: &mut Value, field: &FieldDescriptor) -> Result<(), String>
                 Value::String(s) => parse_u64(s),
                 _ => None,
             }
-            .filter(|n| wide || *n <= u64::from(u32::MAX))
             .ok_or_else(|| {
                 format!(
-                    "{path}: {v} is not an unsigned {}-bit integer; give a JSON number, a decimal string or a \"0x…\" hex string",
-                    if wide { 64 } else { 32 }
+                    "{path}: {v} is not an unsigned integer; give a JSON number, a decimal string or a \"0x…\" hex string"
                 )
             })?;
+            if !wide && n > u64::from(u32::MAX) {
+                return Err(format!("{path}: {n} does not fit in 32 bits"));
+            }
             *v = if wide {
                 Value::String(n.to_string())
             } else {
@@ -187,13 +190,14 @@ fn one(path: &str, v: &mut Value, field: &FieldDescriptor) -> Result<(), String>
                 Value::String(s) => parse_i64(s),
                 _ => None,
             }
-            .filter(|n| wide || i32::try_from(*n).is_ok())
             .ok_or_else(|| {
                 format!(
-                    "{path}: {v} is not a signed {}-bit integer; give a JSON number, a decimal string or a \"0x…\" hex string",
-                    if wide { 64 } else { 32 }
+                    "{path}: {v} is not a signed integer; give a JSON number, a decimal string or a \"0x…\" hex string"
                 )
             })?;
+            if !wide && i32::try_from(n).is_err() {
+                return Err(format!("{path}: {n} does not fit in 32 bits"));
+            }
             *v = if wide {
                 Value::String(n.to_string())
             } else {
@@ -276,6 +280,81 @@ fn message(path: &str, v: &mut Value, m: &MessageDescriptor) -> Result<(), Strin
     Ok(())
 }
 
+/// Result `r` as proto3 JSON, with hex forms beside the values.
+pub fn result_json(r: &pb::OpResult) -> Value {
+    let desc = pool()
+        .get_message_by_name("utrace.v1.OpResult")
+        .expect("utrace.v1.OpResult is in the descriptor set");
+    let mut msg = DynamicMessage::new(desc);
+    if let Err(e) = msg.transcode_from(r) {
+        return serde_json::json!({ "error": { "code": "INTERNAL", "message": e.to_string() } });
+    }
+    let mut v = serde_json::to_value(&msg).unwrap_or_else(
+        |e| serde_json::json!({ "error": { "code": "INTERNAL", "message": e.to_string() } }),
+    );
+    with_hex(&mut v);
+    v
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Add the hex forms to a result's proto3 JSON (and `inSyscall`, which
+/// proto3 JSON leaves out when false).
+fn with_hex(v: &mut Value) {
+    let Some((kind, body)) = v.as_object_mut().and_then(|o| o.iter_mut().next()) else {
+        return;
+    };
+    let Some(body) = body.as_object_mut() else {
+        return;
+    };
+    let b64 = |s: &Value| {
+        s.as_str()
+            .and_then(decode_base64)
+            .map(|b| Value::String(hex(&b)))
+            .unwrap_or_else(|| Value::String(String::new()))
+    };
+    match kind.as_str() {
+        "memory" => {
+            let h = body.get("data").map(b64).unwrap_or_else(|| "".into());
+            body.insert("hex".into(), h);
+        }
+        "registers" => {
+            let hexes: serde_json::Map<String, Value> = body
+                .get("values")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, x)| {
+                    let n = x.as_str().and_then(parse_u64)?;
+                    Some((k.clone(), Value::String(format!("{n:#x}"))))
+                })
+                .collect();
+            body.insert("hex".into(), Value::Object(hexes));
+        }
+        "registerBytes" => {
+            let hexes: serde_json::Map<String, Value> = body
+                .get("values")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, x)| (k.clone(), b64(x)))
+                .collect();
+            body.insert("hex".into(), Value::Object(hexes));
+        }
+        "breakpoint" => {
+            if let Some(n) = body.get("addr").and_then(Value::as_str).and_then(parse_u64) {
+                body.insert("hex".into(), Value::String(format!("{n:#x}")));
+            }
+        }
+        "syscall" => {
+            body.entry("inSyscall").or_insert(Value::Bool(false));
+        }
+        _ => {}
+    }
+}
+
 /// `EventKind` → `EVENT_KIND` (an enum's values' prefix in the .proto).
 fn screaming(camel: &str) -> String {
     let mut out = String::with_capacity(camel.len() + 4);
@@ -296,53 +375,24 @@ mod tests {
         parse_op(0, &serde_json::from_str(json).expect("json"))
     }
 
+    /// What batch.rs's tests do not cover: an op the hand-written reader
+    /// never had, .proto names, enum values by their short name, a map.
     #[test]
-    fn conveniences_and_errors() {
+    fn every_op_of_the_proto() {
         use pb::op::Op as P;
-        let o = op(r#"{"readMemory": {"addr": "0x7f_00", "len": 8}}"#).unwrap();
-        assert_eq!(
-            o.op,
-            Some(P::ReadMemory(pb::ReadMemory {
-                addr: 0x7f00,
-                len: 8
-            }))
-        );
-        let o = op(r#"{"write_memory": {"addr": 1e3, "data": "hex:90 cc"}}"#).unwrap();
-        assert!(
-            matches!(o.op, Some(P::WriteMemory(w)) if w.addr == 1000 && w.data[..] == [0x90, 0xcc])
-        );
-        let o = op(r#"{"control": {"action": "resume", "signal": 0}}"#).unwrap();
-        assert!(
-            matches!(o.op, Some(P::Control(c)) if c.action == pb::Action::Resume as i32 && c.signal == Some(0))
-        );
-        // An op the hand-written reader never knew: every op of the .proto.
         let o =
-            op(r#"{"insertWatchpoint": {"addr": "0x1000", "len": 8, "kind": "write"}}"#).unwrap();
+            op(r#"{"insert_watchpoint": {"addr": "0x1000", "len": 8, "kind": "write"}}"#).unwrap();
         assert!(
-            matches!(o.op, Some(P::InsertWatchpoint(w)) if w.kind == pb::WatchKind::Write as i32)
+            matches!(o.op, Some(P::InsertWatchpoint(w)) if w.addr == 0x1000 && w.kind == pb::WatchKind::Write as i32)
         );
         let o = op(r#"{"setRegisters": {"values": {"rax": "0x10"}}}"#).unwrap();
         assert!(matches!(o.op, Some(P::SetRegisters(s)) if s.values["rax"] == 16));
-        for (bad, needle) in [
-            (r#"{"peek": {}}"#, "unknown op \"peek\""),
-            (
-                r#"{"readMemory": {"adr": 1}}"#,
-                "ops[0].readMemory: unknown field \"adr\"",
-            ),
-            (
-                r#"{"readMemory": {"len": "0x1_0000_0000"}}"#,
-                "ops[0].readMemory.len",
-            ),
-            (
-                r#"{"getRegisters": {"names": "rip"}}"#,
-                "ops[0].getRegisters.names: expected an array",
-            ),
-            (r#"{"control": {"action": "jump"}}"#, "ACTION_RESUME"),
-            (r#"{"writeMemory": {"data": "hex:9"}}"#, "two per byte"),
-            (r#"{"getRegisters": {"names": [1]}}"#, "ops[0].getRegisters"),
-        ] {
-            let e = op(bad).unwrap_err();
-            assert!(e.contains(needle), "{needle:?} not in {e}");
-        }
+        let e = op(r#"{"getRegisters": {"names": "rip"}}"#).unwrap_err();
+        assert!(
+            e.contains("ops[0].getRegisters.names: expected an array"),
+            "{e}"
+        );
+        let e = op(r#"{"removeWatchpoint": {"kind": "read"}}"#).unwrap_err();
+        assert!(e.contains("WATCH_KIND_READ_WRITE"), "{e}");
     }
 }
