@@ -48,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         len: 4096,
                         string: true,
                     }],
+                    ..Default::default()
                 }),
                 ..Default::default()
             }),

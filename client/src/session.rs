@@ -82,6 +82,9 @@ impl From<pb::SessionError> for SessionError {
 /// Something the server sent that no call was waiting for.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+// Reports are nearly every message: boxing the large variant would cost
+// an allocation per report to save stack in the rare others.
+#[allow(clippy::large_enum_variant)]
 pub enum SessionEvent {
     /// A report; when `held`, the task waits for a [`Decision`].
     Report(pb::Event),

@@ -276,6 +276,7 @@ mod tests {
             expedited: Some(Expedited {
                 registers: [("rip".to_string(), 0x401000u64)].into(),
                 memory: vec![Bytes::from_static(b"/etc/hostname")],
+                register_bytes: Default::default(),
             }),
             dropped_before: 2,
             held: true,

@@ -167,6 +167,7 @@ pub fn engine_config(
             .is_none_or(|s| !s.hold.contains(EventMask::BREAKPOINT))
         && expedite.as_ref().is_none_or(|x| {
             x.memory.is_empty()
+                && x.register_bytes.is_empty()
                 && x.registers
                     .iter()
                     .all(|r| utrace_engines::BreakpointHit::REGISTERS.contains(&r.as_str()))
@@ -241,15 +242,26 @@ fn register_8(name: &str, at: &str) -> Result<String, Status> {
 
 fn expedite_config(x: Option<&pb::Expedite>, field: &str) -> Result<Option<Expedite>, Status> {
     let Some(x) = x else { return Ok(None) };
-    if x.registers.is_empty() && x.memory.is_empty() {
+    if x.registers.is_empty() && x.memory.is_empty() && x.register_bytes.is_empty() {
         return Ok(None);
     }
-    if x.registers.len() > MAX_EXPEDITE_REGISTERS || x.memory.len() > MAX_EXPEDITE_MEMORY {
+    let named = x.registers.len() + x.register_bytes.len();
+    if named > MAX_EXPEDITE_REGISTERS || x.memory.len() > MAX_EXPEDITE_MEMORY {
         return Err(Status::invalid_argument(format!(
-            "{field}.expedite: at most {MAX_EXPEDITE_REGISTERS} registers and {MAX_EXPEDITE_MEMORY} memory references (got {} and {})",
-            x.registers.len(),
+            "{field}.expedite: at most {MAX_EXPEDITE_REGISTERS} registers (registers and register_bytes together) and {MAX_EXPEDITE_MEMORY} memory references (got {named} and {})",
             x.memory.len()
         )));
+    }
+    let mut register_bytes = Vec::with_capacity(x.register_bytes.len());
+    for (i, r) in x.register_bytes.iter().enumerate() {
+        let name = r.trim();
+        if utrace_engines::arch::register(name).is_none() {
+            return Err(Status::invalid_argument(format!(
+                "{field}.expedite.register_bytes[{i}]: unknown register {name:?}; the registers are {}",
+                utrace_engines::arch::register_names()
+            )));
+        }
+        register_bytes.push(name.to_string());
     }
     let mut registers = Vec::with_capacity(x.registers.len());
     for (i, r) in x.registers.iter().enumerate() {
@@ -273,7 +285,11 @@ fn expedite_config(x: Option<&pb::Expedite>, field: &str) -> Result<Option<Exped
             string: m.string,
         });
     }
-    Ok(Some(Expedite { registers, memory }))
+    Ok(Some(Expedite {
+        registers,
+        memory,
+        register_bytes,
+    }))
 }
 
 fn sync_config(

@@ -98,6 +98,7 @@ mod tests {
                         string: g.below(2) == 0,
                     })
                     .collect(),
+                register_bytes: vec![pick(g, &["xmm0", "st7", "nope", ""]).into()],
             }),
             decode: g.below(2) == 0,
             decode_string_limit: [None, Some(0), Some(200), Some(65_537), Some(u32::MAX)]

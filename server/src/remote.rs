@@ -795,6 +795,8 @@ impl Hub {
 pub struct Expedite {
     pub registers: Vec<String>,
     pub memory: Vec<MemRef>,
+    /// Registers of any width, as bytes.
+    pub register_bytes: Vec<String>,
 }
 
 /// Memory at the address a register holds.
@@ -1006,7 +1008,16 @@ fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
             data
         })
         .collect();
-    pb::Expedited { registers, memory }
+    let register_bytes = x
+        .register_bytes
+        .iter()
+        .filter_map(|name| Some((name.clone(), task.register_bytes(name).ok()?.into())))
+        .collect();
+    pb::Expedited {
+        registers,
+        memory,
+        register_bytes,
+    }
 }
 
 /// The shared part of the last stop a remote engine reported.
@@ -1380,6 +1391,7 @@ impl Engine for RemoteEngine {
                 .filter_map(|n| hit.register(n).map(|v| (n.clone(), v)))
                 .collect(),
             memory: Vec::new(),
+            register_bytes: Default::default(),
         });
         // The program did not stop: nothing to hold, and a full queue
         // drops it (as the kernel's full ring would).

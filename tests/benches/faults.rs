@@ -168,6 +168,7 @@ async fn round(
                             len: 8,
                             string: false,
                         }],
+                        register_bytes: Default::default(),
                     }),
                     ..Default::default()
                 }),

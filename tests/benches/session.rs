@@ -374,6 +374,7 @@ fn openat_engine(probe: Probe) -> pb::EngineSpec {
                 len: 4096,
                 string: true,
             }],
+            register_bytes: Default::default(),
         }),
         ..Default::default()
     }

@@ -87,6 +87,7 @@ async fn breakpoint_where_it_is(c: &mut Client, pid: u32, int3: bool) -> (u64, u
             len: 8,
             string: false,
         }],
+        register_bytes: Default::default(),
     });
     let at = c
         .attach(pb::AttachRequest {

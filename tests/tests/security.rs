@@ -951,6 +951,7 @@ async fn queued_report_bytes_are_bounded_per_uid() {
                 string: false,
             })
             .collect(),
+        register_bytes: Default::default(),
     };
     let r = c
         .spawn(pb::SpawnRequest {

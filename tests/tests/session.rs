@@ -16,7 +16,7 @@ fn kinds(k: &[pb::EventKind]) -> Vec<i32> {
 }
 
 /// A sync engine on `openat` entries (and deaths), expediting the path
-/// (rsi, as a string) and rip/rsi.
+/// (rsi, as a string), rip/rsi, and the bytes of mxcsr and xmm0.
 fn openat_probe() -> pb::EngineSpec {
     pb::EngineSpec {
         events: kinds(&[pb::EventKind::SyscallEntry, pb::EventKind::Death]),
@@ -29,6 +29,7 @@ fn openat_probe() -> pb::EngineSpec {
                 len: 4096,
                 string: true,
             }],
+            register_bytes: vec!["mxcsr".into(), "xmm0".into()],
         }),
         ..Default::default()
     }
@@ -187,6 +188,10 @@ async fn sync_client_sees_every_openat_path() {
         let x = e.expedited.as_ref().expect("expedited");
         assert_eq!(x.registers.get("rsi"), Some(&call.args[1]));
         assert!(x.registers.get("rip").is_some_and(|r| *r != 0));
+        // Registers of any width, as bytes: mxcsr holds its reset value
+        // (0x1f80: every exception masked) in a program that never set it.
+        assert_eq!(x.register_bytes["mxcsr"][..], 0x1f80u32.to_le_bytes());
+        assert_eq!(x.register_bytes["xmm0"].len(), 16);
         paths.push(path_of(&e));
         s.decide(Decision::resume(&e)).await.unwrap();
     };
@@ -661,6 +666,7 @@ async fn bad_specs_are_refused() {
     bad.expedite = Some(pb::Expedite {
         registers: vec!["rip".into(), "nosuchreg".into()],
         memory: vec![],
+        register_bytes: Default::default(),
     });
     let (code, msg) = refused(s.spawn(spawn(bad)).await.unwrap_err());
     assert_eq!(code, "INVALID_ARGUMENT");
@@ -677,10 +683,23 @@ async fn bad_specs_are_refused() {
             len: 0,
             string: true,
         }],
+        register_bytes: Default::default(),
     });
     let (code, msg) = refused(s.spawn(spawn(bad)).await.unwrap_err());
     assert_eq!(code, "INVALID_ARGUMENT");
     assert!(msg.contains("expedite.memory[0].len"), "{msg}");
+    let mut bad = openat_probe();
+    bad.sync = false;
+    bad.expedite = Some(pb::Expedite {
+        register_bytes: vec!["xmm0".into(), "ymm99".into()],
+        ..Default::default()
+    });
+    let (code, msg) = refused(s.spawn(spawn(bad)).await.unwrap_err());
+    assert_eq!(code, "INVALID_ARGUMENT");
+    assert!(
+        msg.contains("expedite.register_bytes[1]") && msg.contains("ymm99"),
+        "{msg}"
+    );
     let mut bad = openat_probe();
     bad.sync = false;
     bad.deadline_ms = Some(10);

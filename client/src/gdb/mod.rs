@@ -114,6 +114,13 @@ fn engine_spec() -> pb::EngineSpec {
         // A debugger's user may look at a stop for a long time; the
         // bridge decides HOLD (no deadline) as soon as it sees a report.
         deadline_ms: Some(86_400_000),
+        // Every register of gdb's `g` packet comes with each report: the
+        // `g` gdb sends right after a stop needs no round trip.
+        expedite: Some(pb::Expedite {
+            registers: arch::WORDS.iter().map(|s| s.to_string()).collect(),
+            register_bytes: arch::WIDE.iter().map(|s| s.to_string()).collect(),
+            memory: Vec::new(),
+        }),
         ..Default::default()
     }
 }

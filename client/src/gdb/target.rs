@@ -431,7 +431,18 @@ impl Bridge {
             },
         );
         self.stop_all(false)?;
-        self.prefetch_regs(tid);
+        // The registers came with the report (the engine expedites them);
+        // read them (in the background) only if they did not.
+        match ev
+            .expedited
+            .as_ref()
+            .map(|x| Regs::from_server(&x.registers, &x.register_bytes))
+        {
+            Some(Ok(regs)) => {
+                self.regs.insert(tid, regs);
+            }
+            _ => self.prefetch_regs(tid),
+        }
         Ok(Some(reason))
     }
 

@@ -163,7 +163,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         // -i: each report carries the instruction pointer.
         expedite: opts.leader.ip.then(|| pb::Expedite {
             registers: vec!["rip".into()],
-            memory: Vec::new(),
+            ..Default::default()
         }),
         queue_len: opts.queue_len.unwrap_or(if conn.is_embedded() {
             EMBEDDED_QUEUE_LEN
