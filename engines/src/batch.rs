@@ -51,6 +51,9 @@ pub enum Op {
     InsertWatchpoint(crate::Watchpoint),
     /// Remove one insertion of this engine's watchpoint.
     RemoveWatchpoint(crate::Watchpoint),
+    /// This engine's next single step goes on while `rip` stays in
+    /// `[start, end)` ([`crate::Task::step_within`]).
+    SetStepRange { start: u64, end: u64 },
     /// Act on the task after the batch: `Resume` releases this engine's
     /// hold, `Stop` holds it, `SingleStep` steps it, `Detach` detaches the
     /// engine. `signal`, if set, replaces the signal to deliver on resume
@@ -368,6 +371,10 @@ fn run_one(task: &mut Task<'_>, op: Op, after: &mut AfterBatch) -> OpResult {
             Ok(()) => OpResult::Done,
             Err(e) => OpResult::Error(e.into()),
         },
+        Op::SetStepRange { start, end } => {
+            task.step_within(start, end);
+            OpResult::Done
+        }
         Op::GetEvents => OpResult::Events {
             events: task.events(),
             syscalls: Box::new(task.syscalls().clone()),

@@ -528,6 +528,12 @@ impl Core {
         if sig == (libc::SIGTRAP | 0x80) || event == sys::PTRACE_EVENT_SECCOMP {
             self.stats.syscall_stops += 1;
         }
+        // A range step ends at any stop but a trap (its step's, checked in
+        // `on_signal`).
+        let trap = sig == libc::SIGTRAP && event == 0;
+        if !trap && !t.step_range.is_empty() {
+            t.step_range.clear();
+        }
         let first_stop = !t.started;
         t.started = true;
 
@@ -1410,6 +1416,7 @@ impl Core {
             return;
         };
         t.pending_signal = 0;
+        t.step_range.clear();
         t.stepping
             .retain(|e| !hits.iter().any(|(_, users)| users.contains(e)));
         self.dispatch(
@@ -1537,6 +1544,8 @@ impl Core {
                 }
                 let t = self.tasks.get_mut(&tid).expect("caller checked");
                 t.pending_signal = 0;
+                // A breakpoint in a stepped range ends the range step.
+                t.step_range.clear();
                 self.dispatch(
                     tid,
                     |s| s.events.contains(EventMask::BREAKPOINT),
@@ -1555,7 +1564,29 @@ impl Core {
         if sig == libc::SIGTRAP && !t.stepping.is_empty() {
             // Our single step finished: report it and swallow the trap.
             t.pending_signal = 0;
-            let stepped = std::mem::take(&mut t.stepping);
+            let mut stepped = std::mem::take(&mut t.stepping);
+            if !t.step_range.is_empty() {
+                // Range steps still in their range step again, unreported
+                // (the resume after this stop is a single step).
+                let rip = t.gp_word(gp::RIP).unwrap_or(0);
+                let inside = |id: &EngineId| {
+                    t.step_range
+                        .iter()
+                        .any(|(e, s, end)| e == id && (*s..*end).contains(&rip))
+                };
+                let (again, done): (Vec<EngineId>, Vec<EngineId>) =
+                    stepped.into_iter().partition(inside);
+                t.step_range.retain(|(e, ..)| again.contains(e));
+                for id in again {
+                    if !t.step_for.contains(&id) {
+                        t.step_for.push(id);
+                    }
+                }
+                stepped = done;
+                if stepped.is_empty() {
+                    return;
+                }
+            }
             self.dispatch(
                 tid,
                 |_| true,

@@ -176,6 +176,9 @@ pub(crate) struct TaskState {
     /// ([`crate::watch`]).
     pub dregs: crate::watch::DebugRegs,
     pub dr_gen: u64,
+    /// Engines whose single steps go on while `rip` stays in `[start,
+    /// end)` ([`Task::step_within`]): one report when it leaves.
+    pub step_range: Vec<(EngineId, u64, u64)>,
 }
 
 impl Drop for TaskState {
@@ -217,6 +220,7 @@ impl TaskState {
             gate,
             dregs: Default::default(),
             dr_gen: 0,
+            step_range: Vec::new(),
         }
     }
 
@@ -549,6 +553,20 @@ impl Task<'_> {
     }
 
     /// Record what a batch asked for; the core applies it after the batch.
+    /// Range stepping (gdb's `vCont;r`): the calling engine's next single
+    /// step goes on, one instruction at a time inside the tracer with no
+    /// report, while `rip` stays in `[start, end)`; it is reported
+    /// ([`crate::Engine::report_step`]) once `rip` leaves the range. Any
+    /// other stop (a signal, a breakpoint, a syscall an engine wants) ends
+    /// it and is reported as usual.
+    pub fn step_within(&mut self, start: u64, end: u64) {
+        let id = self.engine.id;
+        self.state.step_range.retain(|(e, ..)| *e != id);
+        if start < end {
+            self.state.step_range.push((id, start, end));
+        }
+    }
+
     pub(crate) fn push_after(&mut self, after: crate::batch::AfterBatch) {
         if after != crate::batch::AfterBatch::default() {
             self.state.after.push((self.engine.id, after));

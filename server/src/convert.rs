@@ -671,6 +671,10 @@ pub fn batch_ops(
             )),
             P::InsertBreakpoint(b) => Ok(Op::InsertBreakpointAt { symbol: b.symbol }),
             P::RemoveBreakpoint(b) => Ok(Op::RemoveBreakpoint { addr: b.addr }),
+            P::SetStepRange(r) => Ok(Op::SetStepRange {
+                start: r.start,
+                end: r.end,
+            }),
             P::InsertWatchpoint(w) => watchpoint(
                 w.addr,
                 w.len,

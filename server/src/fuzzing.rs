@@ -117,7 +117,7 @@ mod tests {
     fn op(g: &mut Rng) -> pb::Op {
         use pb::op::Op;
         let big = [0u64, 1, 4096, 4097, u64::MAX][g.below(5) as usize];
-        let o = match g.below(19) {
+        let o = match g.below(20) {
             0 => Op::ReadMemory(pb::ReadMemory {
                 addr: big,
                 len: g.below(6000) as u32,
@@ -179,6 +179,10 @@ mod tests {
                 addr: [0x1000, 0x1003, big][g.below(3) as usize],
                 len: [0, 1, 3, 8, u32::MAX][g.below(5) as usize],
                 kind: g.below(5) as i32 - 1,
+            }),
+            18 => Op::SetStepRange(pb::SetStepRange {
+                start: big,
+                end: [0, big, u64::MAX][g.below(3) as usize],
             }),
             17 => Op::RemoveWatchpoint(pb::RemoveWatchpoint {
                 addr: [0x1000, big][g.below(2) as usize],

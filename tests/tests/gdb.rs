@@ -601,3 +601,48 @@ fn gdb_session_with_threads_signals_syscalls_and_a_child() {
     assert!(rest.contains("exited normally"), "{out}");
     assert!(!out.contains("received signal"), "{out}");
 }
+
+/// `next` over a line that runs ~30,000 instructions: gdb asks for range
+/// stepping (`vCont;r`) and the server steps inside the range itself, one
+/// report when the pc leaves it, instead of a round trip to gdb per
+/// instruction (`set range-stepping off` took minutes here).
+#[test]
+fn gdb_next_over_a_loop_steps_inside_the_server() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-range");
+    let (exe, line_of) = build_c(&d.dir, "loop");
+    let remote = format!(
+        "target remote | {} --server {} gdb --stdio -- {exe}",
+        utrace_bin(),
+        d.uri,
+    );
+    let out = gdb(
+        Some(&exe),
+        &[
+            remote,
+            format!("break {}", line_of("the loop")),
+            "continue".into(),
+            "set debug remote 1".into(),
+            "next".into(),
+            "set debug remote 0".into(),
+            "print sum".into(),
+            "continue".into(),
+        ],
+    );
+    let after_line = format!("{}\t", line_of("the loop") + 1);
+    assert!(
+        out.contains(&after_line),
+        "next reached the next line:\n{out}"
+    );
+    assert!(out.contains("$1 = 12497500"), "the loop ran whole:\n{out}");
+    let ranges = out.matches("Sending packet: $vCont;r").count();
+    let steps = out.matches("Sending packet: $vCont;s").count();
+    assert!(ranges >= 1, "gdb range-stepped: {ranges} vCont;r");
+    assert!(
+        steps < 10,
+        "a handful of single steps at most, not one per instruction: {steps}"
+    );
+    assert!(out.contains("exited normally"), "{out}");
+}

@@ -25,7 +25,8 @@
 //! (`Z1`, `Z2`, `Z4`: the process's debug-register slots, shared with the
 //! server's other engines; `Z3` answered as unsupported, as gdbserver does
 //! on x86, so gdb uses an access watchpoint), `QCatchSyscalls` (the
-//! engine's syscall set), `vCont` continue and step per thread with
+//! engine's syscall set), `vCont` continue, step and range step (`r`:
+//! stepped inside the server, one report when the pc leaves) per thread with
 //! signals (in gdb's numbering: [`signals`]), Ctrl-C, thread lists, exit
 //! and signal deaths, `qXfer:exec-file`
 //! (the debugger then reads the executable from this machine), `detach`

@@ -17,8 +17,9 @@ use gdbstub::common::{Pid, Signal, Tid};
 use gdbstub::stub::MultiThreadStopReason;
 use gdbstub::target::ext::auxv::{Auxv, AuxvOps};
 use gdbstub::target::ext::base::multithread::{
-    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
-    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+    MultiThreadBase, MultiThreadRangeStepping, MultiThreadRangeSteppingOps, MultiThreadResume,
+    MultiThreadResumeOps, MultiThreadSchedulerLocking, MultiThreadSchedulerLockingOps,
+    MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
@@ -68,6 +69,9 @@ enum Held {
 enum Want {
     Continue(Option<i32>),
     Step(Option<i32>),
+    /// Step while the pc stays in `[start, end)` (`vCont;r`): the server
+    /// steps inside, and reports once it leaves.
+    RangeStep(u64, u64),
 }
 
 /// The stop reason type the bridge reports.
@@ -855,11 +859,22 @@ impl MultiThreadResume for Bridge {
                 None => Some((t, h, Want::Continue(None))),
             })
             .collect();
-        order.sort_by_key(|(_, _, w)| matches!(w, Want::Step(_)));
+        order.sort_by_key(|(_, _, w)| !matches!(w, Want::Continue(_)));
         for (t, held, want) in order {
             let (action, sig) = match want {
                 Want::Continue(s) => (pb::Action::Resume, s),
                 Want::Step(s) => (pb::Action::Step, s),
+                Want::RangeStep(..) => (pb::Action::Step, None),
+            };
+            // A range step: the step's range goes first, in the same batch.
+            let range = match want {
+                Want::RangeStep(start, end) => {
+                    vec![op(pb::op::Op::SetStepRange(pb::SetStepRange {
+                        start,
+                        end,
+                    }))]
+                }
+                _ => Vec::new(),
             };
             match held {
                 Held::Running => {}
@@ -872,12 +887,18 @@ impl MultiThreadResume for Bridge {
                         engine_id: self.engine,
                         signal: sig.unwrap_or(0),
                         suppress_signal: signal.is_some() && sig.is_none(),
+                        batch: (!range.is_empty()).then(|| pb::BatchRequest {
+                            ops: range,
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     };
                     self.decide(d)?;
                 }
                 Held::Stopped => {
-                    if let Err(e) = self.batch(t, false, vec![control(action)]) {
+                    let mut ops = range;
+                    ops.push(control(action));
+                    if let Err(e) = self.batch(t, false, ops) {
                         tracing_debug(&format!("resuming thread {t}: {e}"));
                     }
                 }
@@ -910,6 +931,23 @@ impl MultiThreadResume for Bridge {
 
     fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_range_step(&mut self) -> Option<MultiThreadRangeSteppingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadRangeStepping for Bridge {
+    fn set_resume_action_range_step(
+        &mut self,
+        tid: Tid,
+        start: u64,
+        end: u64,
+    ) -> Result<(), Self::Error> {
+        self.wants
+            .insert(tid.get() as u32, Want::RangeStep(start, end));
+        Ok(())
     }
 }
 
