@@ -261,13 +261,9 @@ fn gdb_starts_a_program_and_sees_it_exit() {
     assert!(out.contains("tick=2\ndone=1"), "{out}");
 }
 
-/// `tests/c/watch.c` built with `-g` into `dir`; the program's path, and
-/// the line numbers of the source lines marked `/* MARK */`, by mark.
-fn build_watch_c(dir: &common::users::Scratch) -> (String, impl Fn(&str) -> usize) {
-    build_c(dir, "watch")
-}
-
-/// `tests/c/NAME.c` built with `-g` into `dir` (see [`build_watch_c`]).
+/// `tests/c/NAME.c` built with `-g` into `dir`: the program's path, and
+/// the line number of a source line by a piece of its text (a mark such
+/// as `/* after counter */`, or code).
 fn build_c(dir: &common::users::Scratch, name: &str) -> (String, impl Fn(&str) -> usize) {
     let src = format!("{}/c/{name}.c", env!("CARGO_MANIFEST_DIR"));
     let exe = dir.path(name);
@@ -280,10 +276,24 @@ fn build_c(dir: &common::users::Scratch, name: &str) -> (String, impl Fn(&str) -
     let line_of = move |mark: &str| {
         1 + text
             .lines()
-            .position(|l| l.contains(&format!("/* {mark} */")) || l.contains(mark))
+            .position(|l| l.contains(mark))
             .unwrap_or_else(|| panic!("{mark:?} not in the source"))
     };
     (exe, line_of)
+}
+
+/// A daemon tagged `tag`, `tests/c/NAME.c` built into its directory, and
+/// the gdb command that starts it through the bridge: the program's path,
+/// its marked lines (see [`build_c`]), the `target remote | …` command.
+fn daemon_and_c(tag: &str, name: &str) -> (Daemon, String, impl Fn(&str) -> usize, String) {
+    let d = Daemon::start(tag);
+    let (exe, line_of) = build_c(&d.dir, name);
+    let remote = format!(
+        "target remote | {} --server {} gdb --stdio -- {exe}",
+        utrace_bin(),
+        d.uri,
+    );
+    (d, exe, line_of, remote)
 }
 
 /// The text of `out` after the first `needle` (the test fails without it).
@@ -304,13 +314,7 @@ fn gdb_hardware_watchpoints_and_breakpoints() {
     if !have_gdb() {
         return;
     }
-    let d = Daemon::start("gdb-watch");
-    let (exe, line_of) = build_watch_c(&d.dir);
-    let remote = format!(
-        "target remote | {} --server {} gdb --stdio -- {exe}",
-        utrace_bin(),
-        d.uri,
-    );
+    let (_d, exe, line_of, remote) = daemon_and_c("gdb-watch", "watch");
     let out = gdb(
         Some(&exe),
         &[
@@ -509,7 +513,7 @@ fn lldb_watchpoints_through_the_bridge() {
         return;
     };
     let d = Daemon::start("lldb-watch");
-    let (exe, line_of) = build_watch_c(&d.dir);
+    let (exe, line_of) = build_c(&d.dir, "watch");
     let (_bridge, addr) = listening_bridge_for(&d, &["--", &exe]);
     let text = lldb(
         lldb_cmd,
@@ -546,13 +550,7 @@ fn gdb_session_with_threads_signals_syscalls_and_a_child() {
     if !have_gdb() {
         return;
     }
-    let d = Daemon::start("gdb-session");
-    let (exe, _) = build_c(&d.dir, "session");
-    let remote = format!(
-        "target remote | {} --server {} gdb --stdio -- {exe}",
-        utrace_bin(),
-        d.uri,
-    );
+    let (_d, exe, _, remote) = daemon_and_c("gdb-session", "session");
     let out = gdb(
         Some(&exe),
         &[
@@ -611,13 +609,7 @@ fn gdb_next_over_a_loop_steps_inside_the_server() {
     if !have_gdb() {
         return;
     }
-    let d = Daemon::start("gdb-range");
-    let (exe, line_of) = build_c(&d.dir, "loop");
-    let remote = format!(
-        "target remote | {} --server {} gdb --stdio -- {exe}",
-        utrace_bin(),
-        d.uri,
-    );
+    let (_d, exe, line_of, remote) = daemon_and_c("gdb-range", "loop");
     let out = gdb(
         Some(&exe),
         &[

@@ -13,6 +13,7 @@ use clap::Args;
 use serde_json::Value;
 use utrace_client::{pb, BatchResults, OpFailure, OpOutcome};
 
+use crate::opjson::type_name;
 use crate::server::Connection;
 
 /// The process a one-shot command works on.
@@ -77,17 +78,6 @@ pub fn load(input: Option<&PathBuf>) -> Result<Vec<pb::Op>, String> {
         }
     };
     parse_ops(&text)
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A JSON array of ops (proto3 JSON) as wire ops.
