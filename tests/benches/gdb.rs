@@ -17,6 +17,11 @@
 //!   each, then stops at the next): time / (N + 1);
 //! - steps: `stepi N`: time / N.
 //!
+//! A third row: `next` over one source line that loops (`tests/c/loop.c`,
+//! built with `cc -g`, `UTRACE_BENCH_TURNS` turns, default 20,000), the
+//! program started by each server: gdb range-steps it (`vCont;r`), and
+//! each server steps inside the range itself; time / turns.
+//!
 //! The table shows medians over `UTRACE_BENCH_RUNS` runs (default 3) and
 //! the ratio bridge / gdbserver. gdb and gdbserver are installed with
 //! apt-get when missing.
@@ -87,6 +92,103 @@ fn session(port: u16, hits: usize, steps: usize) -> Result<(f64, f64), String> {
         (Some(h), Some(s)) => Ok((h / (hits + 1) as f64, s / steps as f64)),
         _ => Err(format!("no timing from gdb:\n{text}")),
     }
+}
+
+/// `tests/c/loop.c` built with `-g` in a fresh directory: the program, and
+/// the line of its loop.
+fn build_loop() -> Result<(String, usize), String> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/c/loop.c");
+    let dir = std::env::temp_dir().join(format!("utrace-bench-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let exe = dir.join("loop").display().to_string();
+    let out = Command::new("cc")
+        .args(["-g", "-O0", "-o", &exe, src])
+        .output()
+        .map_err(|e| format!("cc: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cc: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = std::fs::read_to_string(src).map_err(|e| e.to_string())?;
+    let line = text
+        .lines()
+        .position(|l| l.contains("/* the loop */"))
+        .ok_or("no loop line in loop.c")?;
+    Ok((exe, line + 1))
+}
+
+/// gdb on `port` (a server that started `exe`): seconds for `next` over
+/// the loop line at `line`.
+fn range_session(port: u16, exe: &str, line: usize) -> Result<f64, String> {
+    let out = Command::new("timeout")
+        .args(["--foreground", "600", "gdb", "-q", "-nx", "-batch", exe])
+        .args(["-ex", "set confirm off"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args(["-ex", &format!("break {line}")])
+        .args(["-ex", "continue"])
+        .args(["-ex", "python import time; t0 = time.perf_counter()"])
+        .args(["-ex", "next"])
+        .args([
+            "-ex",
+            "python print('RANGE %.9f' % (time.perf_counter() - t0))",
+        ])
+        .args(["-ex", "kill"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("gdb: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| l.strip_prefix("RANGE "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no timing from gdb:\n{text}"))
+}
+
+fn range_gdbserver(exe: &str, line: usize, turns: usize) -> Result<f64, String> {
+    let port = free_port().map_err(|e| e.to_string())?;
+    let _server = Reaped(
+        Command::new("gdbserver")
+            .args([&format!("127.0.0.1:{port}"), exe, &turns.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("gdbserver: {e}"))?,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    range_session(port, exe, line)
+}
+
+fn range_bridge(
+    rt: &tokio::runtime::Runtime,
+    uri: &str,
+    exe: &str,
+    line: usize,
+    turns: usize,
+) -> Result<f64, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let client = rt
+        .block_on(utrace_client::Client::connect(uri))
+        .map_err(|e| e.to_string())?;
+    let handle = rt.handle().clone();
+    let what = utrace_client::gdb::What::Spawn {
+        argv: vec![exe.to_string(), turns.to_string()],
+        env: std::env::vars().collect(),
+        cwd: std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        stdio: utrace_client::pb::Stdio::Default,
+    };
+    let bridge = std::thread::spawn(move || -> Result<(), String> {
+        let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
+        let _ = sock.set_nodelay(true);
+        let read = sock.try_clone().map_err(|e| e.to_string())?;
+        utrace_client::gdb::serve(handle, client, what, Box::new(read), Box::new(sock))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    let r = range_session(port, exe, line);
+    let _ = bridge.join();
+    r
 }
 
 /// A child killed and reaped when dropped.
@@ -169,6 +271,7 @@ fn main() {
     let runs = env_usize("UTRACE_BENCH_RUNS", 3);
     let hits = env_usize("UTRACE_BENCH_HITS", 1000);
     let steps = env_usize("UTRACE_BENCH_STEPS", 1000);
+    let turns = env_usize("UTRACE_BENCH_TURNS", 20_000);
     if let Err(why) = ensure_gdb() {
         println!("SKIP: gdb and gdbserver are needed: {why}");
         return;
@@ -179,6 +282,11 @@ fn main() {
         .expect("embedded server");
     let uri = server.uri();
     let (mut gs_hit, mut gs_step, mut br_hit, mut br_step) = (vec![], vec![], vec![], vec![]);
+    let (mut gs_range, mut br_range) = (vec![], vec![]);
+    let looped = build_loop();
+    if let Err(e) = &looped {
+        eprintln!("no range-stepping row: {e}");
+    }
     for run in 0..runs {
         match with_gdbserver(hits, steps) {
             Ok((h, s)) => {
@@ -194,6 +302,16 @@ fn main() {
             }
             Err(e) => eprintln!("run {run}: bridge: {e}"),
         }
+        if let Ok((exe, line)) = &looped {
+            match range_gdbserver(exe, *line, turns) {
+                Ok(t) => gs_range.push(t / turns as f64),
+                Err(e) => eprintln!("run {run}: gdbserver, range: {e}"),
+            }
+            match range_bridge(&rt, &uri, exe, *line, turns) {
+                Ok(t) => br_range.push(t / turns as f64),
+                Err(e) => eprintln!("run {run}: bridge, range: {e}"),
+            }
+        }
     }
     let _ = rt.block_on(server.stop());
     println!("gdb through gdbserver and through utrace gdb: median of {runs} runs ({hits} hits, {steps} steps each)");
@@ -202,6 +320,11 @@ fn main() {
     for (what, g, b) in [
         ("breakpoint hit (stop, report, resume)", gs_hit, br_hit),
         ("single step (stepi)", gs_step, br_step),
+        (
+            "loop turn under `next` (range stepping)",
+            gs_range,
+            br_range,
+        ),
     ] {
         match (median(g), median(b)) {
             (Some(g), Some(b)) => println!(
