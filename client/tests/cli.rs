@@ -796,6 +796,22 @@ fn both(
     )
 }
 
+/// `-a COLUMN` aligns results where strace's does: the same lines, byte
+/// for byte, for calls whose text has no address in it.
+#[test]
+fn result_column_like_strace() {
+    for column in ["60", "10"] {
+        let ((oc, ours), (tc, theirs)) = both(
+            &format!("a{column}"),
+            &["-a", column, "-e", "trace=close,exit_group"],
+            &["/bin/true"],
+        );
+        assert_eq!((oc, tc), (Some(0), Some(0)), "{ours}\n{theirs}");
+        assert_eq!(ours, theirs, "-a {column}");
+        assert!(ours.contains("close(3)"), "{ours}");
+    }
+}
+
 /// `line` with every hex number of 8 digits or more written `0x?`.
 fn no_addresses(line: &str) -> String {
     let mut out = String::new();

@@ -159,6 +159,8 @@ pub struct Assembler {
     ip: Option<u64>,
     /// Each thread's last syscall number (for `-n`).
     last_nr: HashMap<u32, u64>,
+    /// The column results are aligned at (`-a`; strace's 40).
+    column: usize,
 }
 
 impl Assembler {
@@ -179,7 +181,14 @@ impl Assembler {
             last_line_ns: 0,
             ip: None,
             last_nr: HashMap::new(),
+            column: utrace_engines::builtin::recorder::RESULT_COLUMN,
         }
+    }
+
+    /// Align results at `column` (strace's `-a`).
+    pub fn with_column(mut self, column: usize) -> Self {
+        self.column = column;
+        self
     }
 
     /// `n` more tasks are traced from now (another `-p`'s process).
@@ -459,7 +468,7 @@ impl Assembler {
         } else {
             x.ret_text.clone()
         };
-        finish(&mut line, &ret);
+        finish_at(&mut line, &ret, self.column);
         if self.durations {
             // strace -T: the time between entry and exit (unknown without
             // the entry: strace prints what it has, we print nothing).
@@ -511,7 +520,7 @@ impl Assembler {
                     line.push_str(" <unfinished ...>");
                 }
                 line.push(')');
-                finish(&mut line, "?");
+                finish_at(&mut line, "?", self.column);
                 out(&line);
                 return;
             }
@@ -520,7 +529,7 @@ impl Assembler {
                 line.push_str(" <unfinished ...>");
             }
             line.push(')');
-            finish(&mut line, "?");
+            finish_at(&mut line, "?", self.column);
             out(&line);
         }
     }
@@ -547,7 +556,7 @@ pub fn call_name(name: &str, nr: u64) -> String {
 }
 
 // Pads a line to strace's result column and appends `= RET`.
-use utrace_engines::builtin::recorder::finish;
+use utrace_engines::builtin::recorder::finish_at;
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,8 @@ pub struct Options {
     /// `-ff -o FILE`: each thread's lines in `FILE.TID` (and the table, with
     /// `-c`, on stderr).
     pub per_thread: bool,
+    /// The column results are aligned at (`-a`).
+    pub column: usize,
     /// Attach to these processes (`-p`, each a `Trace` call of its own;
     /// their lines are merged as they come).
     pub pids: Vec<u32>,
@@ -651,6 +653,8 @@ struct State {
     output_closed: bool,
     /// `-t`/`-tt`/`-ttt`, `-T`.
     stamp: crate::assemble::Stamp,
+    /// `-a`.
+    column: usize,
     durations: bool,
     /// `-e signal=`, `-e status=`.
     filters: crate::assemble::Filters,
@@ -698,6 +702,7 @@ impl State {
             write_failed: false,
             output_closed: false,
             stamp: opts.stamp,
+            column: opts.column,
             durations: opts.durations,
             filters: crate::assemble::Filters {
                 signals: opts.signals.clone(),
@@ -799,10 +804,12 @@ impl State {
                     return;
                 }
                 if self.lines_too && self.per_thread.is_none() {
-                    let (stamp, durations, leader) = (self.stamp, self.durations, self.leader);
+                    let (stamp, durations, leader, column) =
+                        (self.stamp, self.durations, self.leader, self.column);
                     let filters = self.filters.clone();
                     let make = move |prefix, follow, tasks| {
                         Assembler::new(prefix, follow, tasks)
+                            .with_column(column)
                             .with_times(stamp, durations)
                             .with_filters(filters.clone())
                             .with_leader(leader)

@@ -54,6 +54,9 @@ pub struct TraceCmd {
         action = clap::ArgAction::Append
     )]
     pid: Vec<String>,
+    /// The column results (`= RET`) are aligned at (strace's default: 40).
+    #[arg(short = 'a', long = "columns", value_name = "COLUMN")]
+    columns: Option<usize>,
     /// Bytes of each string and buffer shown before `...` (strace's
     /// default: 32; at most 65536). Paths are always shown whole.
     #[arg(short = 's', long = "string-limit", value_name = "N")]
@@ -144,8 +147,6 @@ struct NotYet {
     u: Option<String>,
     #[arg(short = 'b', long = "detach-on", value_name = "SYSCALL", hide = true)]
     b: Option<String>,
-    #[arg(short = 'a', long = "columns", value_name = "N", hide = true)]
-    a: Option<String>,
     #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
     d: u8,
     #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
@@ -172,12 +173,11 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 10] = [
+        let given: [(&'static str, bool); 9] = [
             ("-v", self.v > 0),
             ("-k", self.k),
             ("-u", self.u.is_some()),
             ("-b", self.b.is_some()),
-            ("-a", self.a.is_some()),
             ("-D", self.d > 0),
             ("-I", self.big_i.is_some()),
             ("-X", self.big_x.is_some()),
@@ -363,6 +363,9 @@ impl TraceCmd {
             env: t.env.clone(),
             output: t.output,
             pids: pids(&t.pid)?,
+            column: t
+                .columns
+                .unwrap_or(utrace_engines::builtin::recorder::RESULT_COLUMN),
             command: t.command,
             queue_len: t.queue_len,
             lossy: t.lossy,

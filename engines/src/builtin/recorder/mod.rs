@@ -512,10 +512,15 @@ impl Decoder {
 
 /// Pad `line` (which ends with `)`) to the result column and append `= RET`.
 pub fn finish(line: &mut String, ret: &str) {
+    finish_at(line, ret, RESULT_COLUMN);
+}
+
+/// [`finish`] with the result at `column` (strace's `-a COLUMN`).
+pub fn finish_at(line: &mut String, ret: &str, column: usize) {
     line.push(' ');
     let width = line.chars().count();
-    if width < RESULT_COLUMN {
-        line.extend(std::iter::repeat_n(' ', RESULT_COLUMN - width));
+    if width < column {
+        line.extend(std::iter::repeat_n(' ', column - width));
     }
     line.push_str("= ");
     line.push_str(ret);
