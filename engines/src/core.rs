@@ -1800,7 +1800,10 @@ impl Core {
         );
         let mode = p.view.mode;
         let wants_any = p.view.wants_any;
-        let (watch_gen, watch_regs) = (p.watch.gen(), *p.watch.regs());
+        // Only the generation per resume; the registers themselves only
+        // when this thread's are stale (rare: after a change).
+        let watch_gen = p.watch.gen();
+        let watch_regs = (t.dr_gen != watch_gen).then(|| *p.watch.regs());
         let mut rearm = p.breakpoints.any_disarmed();
         let t = self.tasks.get_mut(&tid).expect("present above");
         let prelude = t.prelude;
@@ -1848,13 +1851,13 @@ impl Core {
         } else {
             0
         };
-        if how != Resume::Listen && t.dr_gen != watch_gen {
+        if let (true, Some(regs)) = (how != Resume::Listen, watch_regs) {
             // The process's hardware breakpoints and watchpoints changed
             // (or this thread is new): it takes them before it runs.
-            if let Err(errno) = watch_regs.apply(tid, &t.dregs) {
+            if let Err(errno) = regs.apply(tid, &t.dregs) {
                 warn!(tid, %errno, "setting the debug registers failed: this thread's hardware breakpoints and watchpoints may not fire");
             }
-            t.dregs = watch_regs;
+            t.dregs = regs;
             t.dr_gen = watch_gen;
         }
         if let Err(e) = t.flush_registers() {

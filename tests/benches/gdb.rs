@@ -143,17 +143,52 @@ fn range_session(port: u16, exe: &str, line: usize) -> Result<f64, String> {
         .ok_or_else(|| format!("no timing from gdb:\n{text}"))
 }
 
-fn range_gdbserver(exe: &str, line: usize, turns: usize) -> Result<f64, String> {
+/// gdbserver on a free loopback port, with `before` the port (e.g.
+/// `--attach`) and `after` it (a program, or a pid): the server (killed
+/// when dropped) and its port, once it has had time to listen.
+fn gdbserver(before: &[&str], after: &[String]) -> Result<(Reaped, u16), String> {
     let port = free_port().map_err(|e| e.to_string())?;
-    let _server = Reaped(
+    let server = Reaped(
         Command::new("gdbserver")
-            .args([&format!("127.0.0.1:{port}"), exe, &turns.to_string()])
+            .args(before)
+            .arg(format!("127.0.0.1:{port}"))
+            .args(after)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("gdbserver: {e}"))?,
     );
     std::thread::sleep(Duration::from_millis(300));
+    Ok((server, port))
+}
+
+/// The bridge on a loopback port for `what`, as `utrace gdb --listen` runs
+/// it, for the first debugger that connects: its port, and the thread
+/// serving it (joined once gdb is done).
+fn bridge(
+    rt: &tokio::runtime::Runtime,
+    uri: &str,
+    what: utrace_client::gdb::What,
+) -> Result<(u16, std::thread::JoinHandle<Result<(), String>>), String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let client = rt
+        .block_on(utrace_client::Client::connect(uri))
+        .map_err(|e| e.to_string())?;
+    let handle = rt.handle().clone();
+    let serving = std::thread::spawn(move || -> Result<(), String> {
+        let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
+        let _ = sock.set_nodelay(true);
+        let read = sock.try_clone().map_err(|e| e.to_string())?;
+        utrace_client::gdb::serve(handle, client, what, Box::new(read), Box::new(sock))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    Ok((port, serving))
+}
+
+fn range_gdbserver(exe: &str, line: usize, turns: usize) -> Result<f64, String> {
+    let (_server, port) = gdbserver(&[], &[exe.to_string(), turns.to_string()])?;
     range_session(port, exe, line)
 }
 
@@ -164,12 +199,6 @@ fn range_bridge(
     line: usize,
     turns: usize,
 ) -> Result<f64, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let client = rt
-        .block_on(utrace_client::Client::connect(uri))
-        .map_err(|e| e.to_string())?;
-    let handle = rt.handle().clone();
     let what = utrace_client::gdb::What::Spawn {
         argv: vec![exe.to_string(), turns.to_string()],
         env: std::env::vars().collect(),
@@ -178,16 +207,9 @@ fn range_bridge(
             .unwrap_or_default(),
         stdio: utrace_client::pb::Stdio::Default,
     };
-    let bridge = std::thread::spawn(move || -> Result<(), String> {
-        let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
-        let _ = sock.set_nodelay(true);
-        let read = sock.try_clone().map_err(|e| e.to_string())?;
-        utrace_client::gdb::serve(handle, client, what, Box::new(read), Box::new(sock))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
+    let (port, serving) = bridge(rt, uri, what)?;
     let r = range_session(port, exe, line);
-    let _ = bridge.join();
+    let _ = serving.join();
     r
 }
 
@@ -213,20 +235,7 @@ fn target() -> Reaped {
 
 fn with_gdbserver(hits: usize, steps: usize) -> Result<(f64, f64), String> {
     let t = target();
-    let port = free_port().map_err(|e| e.to_string())?;
-    let _server = Reaped(
-        Command::new("gdbserver")
-            .args([
-                "--attach",
-                &format!("127.0.0.1:{port}"),
-                &t.0.id().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("gdbserver: {e}"))?,
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let (_server, port) = gdbserver(&["--attach"], &[t.0.id().to_string()])?;
     session(port, hits, steps)
 }
 
@@ -237,29 +246,9 @@ fn with_bridge(
     steps: usize,
 ) -> Result<(f64, f64), String> {
     let t = target();
-    let pid = t.0.id();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let client = rt
-        .block_on(utrace_client::Client::connect(uri))
-        .map_err(|e| e.to_string())?;
-    let handle = rt.handle().clone();
-    let bridge = std::thread::spawn(move || -> Result<(), String> {
-        let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
-        let _ = sock.set_nodelay(true);
-        let read = sock.try_clone().map_err(|e| e.to_string())?;
-        utrace_client::gdb::serve(
-            handle,
-            client,
-            utrace_client::gdb::What::Attach(pid),
-            Box::new(read),
-            Box::new(sock),
-        )
-        .map(drop)
-        .map_err(|e| e.to_string())
-    });
+    let (port, serving) = bridge(rt, uri, utrace_client::gdb::What::Attach(t.0.id()))?;
     let r = session(port, hits, steps);
-    let _ = bridge.join();
+    let _ = serving.join();
     drop(t);
     r
 }

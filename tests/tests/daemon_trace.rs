@@ -293,7 +293,7 @@ async fn metrics_count_what_happened() {
     let mut c = Client::connect(&d.uri).await.unwrap();
     // A run whose reader is slow and whose queue is short: reports taken
     // and reports dropped, both counted by the client.
-    let calls = 5_000;
+    let calls = 20_000;
     let seen = common::slow::slow_reader(&mut c, calls, false).await;
     assert!(seen.dropped > 0, "the reader was slow enough to lose some");
     // Every getppid entry it got, and the death (never dropped).

@@ -293,7 +293,7 @@ pub fn result_json(r: &pb::OpResult) -> Value {
     let mut v = serde_json::to_value(&msg).unwrap_or_else(
         |e| serde_json::json!({ "error": { "code": "INTERNAL", "message": e.to_string() } }),
     );
-    with_hex(&mut v);
+    with_hex(&mut v, r);
     v
 }
 
@@ -301,59 +301,41 @@ fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Add the hex forms to a result's proto3 JSON (and `inSyscall`, which
-/// proto3 JSON leaves out when false).
-fn with_hex(v: &mut Value) {
-    let Some((kind, body)) = v.as_object_mut().and_then(|o| o.iter_mut().next()) else {
+/// Add to `v`, result `r`'s proto3 JSON, the hex forms of `r`'s values
+/// (and `inSyscall`, which proto3 JSON leaves out when false).
+fn with_hex(v: &mut Value, r: &pb::OpResult) {
+    use pb::op_result::Result as R;
+    let Some(body) = v
+        .as_object_mut()
+        .and_then(|o| o.values_mut().next())
+        .and_then(Value::as_object_mut)
+    else {
         return;
     };
-    let Some(body) = body.as_object_mut() else {
-        return;
+    let hex_map = |m: Vec<(&String, String)>| {
+        Value::Object(
+            m.into_iter()
+                .map(|(k, h)| (k.clone(), Value::String(h)))
+                .collect(),
+        )
     };
-    let b64 = |s: &Value| {
-        s.as_str()
-            .and_then(decode_base64)
-            .map(|b| Value::String(hex(&b)))
-            .unwrap_or_else(|| Value::String(String::new()))
-    };
-    match kind.as_str() {
-        "memory" => {
-            let h = body.get("data").map(b64).unwrap_or_else(|| "".into());
-            body.insert("hex".into(), h);
-        }
-        "registers" => {
-            let hexes: serde_json::Map<String, Value> = body
-                .get("values")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, x)| {
-                    let n = x.as_str().and_then(parse_u64)?;
-                    Some((k.clone(), Value::String(format!("{n:#x}"))))
-                })
-                .collect();
-            body.insert("hex".into(), Value::Object(hexes));
-        }
-        "registerBytes" => {
-            let hexes: serde_json::Map<String, Value> = body
-                .get("values")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .map(|(k, x)| (k.clone(), b64(x)))
-                .collect();
-            body.insert("hex".into(), Value::Object(hexes));
-        }
-        "breakpoint" => {
-            if let Some(n) = body.get("addr").and_then(Value::as_str).and_then(parse_u64) {
-                body.insert("hex".into(), Value::String(format!("{n:#x}")));
-            }
-        }
-        "syscall" => {
+    let h = match &r.result {
+        Some(R::Memory(m)) => Value::String(hex(&m.data)),
+        Some(R::Registers(x)) => hex_map(
+            x.values
+                .iter()
+                .map(|(k, n)| (k, format!("{n:#x}")))
+                .collect(),
+        ),
+        Some(R::RegisterBytes(x)) => hex_map(x.values.iter().map(|(k, b)| (k, hex(b))).collect()),
+        Some(R::Breakpoint(b)) => Value::String(format!("{:#x}", b.addr)),
+        Some(R::Syscall(_)) => {
             body.entry("inSyscall").or_insert(Value::Bool(false));
+            return;
         }
-        _ => {}
-    }
+        _ => return,
+    };
+    body.insert("hex".into(), h);
 }
 
 /// `EventKind` → `EVENT_KIND` (an enum's values' prefix in the .proto).

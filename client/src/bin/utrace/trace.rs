@@ -316,7 +316,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
                 if state.output_closed {
                     break End::OutputClosed;
                 }
-                if let (false, Some(id)) = (feeding, state.engine_id) {
+                if let (false, Some(&id)) = (feeding, state.engine_ids.first()) {
                     feeding = true;
                     state.closed_outputs = Some(crate::stdio::feed_stdin(
                         conn.client.clone(),
@@ -637,10 +637,8 @@ struct State {
     follow: bool,
     prefix: PidPrefix,
     attaching: bool,
-    /// The traced process (from the `Attached` event).
-    main_pid: Option<u32>,
-    engine_id: Option<u64>,
-    /// Every engine and traced process (one each per `-p`).
+    /// Every engine and traced process, from the `Attached` events (one
+    /// each per `-p`; the first is the program started or attached).
     engine_ids: Vec<u64>,
     attached: Vec<u32>,
     /// How the traced process ended.
@@ -693,8 +691,6 @@ impl State {
                 PidPrefix::WhenShared
             },
             attaching: !opts.pids.is_empty(),
-            main_pid: None,
-            engine_id: None,
             engine_ids: Vec::new(),
             attached: Vec::new(),
             status: None,
@@ -712,6 +708,11 @@ impl State {
             outputs_gone: [false; 2],
             closed_outputs: None,
         }
+    }
+
+    /// The traced process (the first attached).
+    fn main_pid(&self) -> Option<u32> {
+        self.attached.first().copied()
     }
 
     fn write(&mut self, out: &mut Box<dyn Write + Send>, text: &str) {
@@ -790,8 +791,6 @@ impl State {
         }
         match &ev.kind {
             Some(Kind::Attached(a)) => {
-                self.main_pid.get_or_insert(a.pid);
-                self.engine_id.get_or_insert(a.engine_id);
                 self.engine_ids.push(a.engine_id);
                 self.attached.push(a.pid);
                 debug!(pid = a.pid, engine = a.engine_id, tids = ?a.tids, "traced");
@@ -826,7 +825,7 @@ impl State {
                 }
                 return;
             }
-            Some(Kind::Death(d)) if d.process_gone && Some(ev.pid) == self.main_pid => {
+            Some(Kind::Death(d)) if d.process_gone && Some(ev.pid) == self.main_pid() => {
                 self.status = d.status;
             }
             Some(Kind::Output(o)) => {
@@ -913,7 +912,7 @@ impl State {
             // strace -p leaves with 0 whatever the process did.
             return Ok(0);
         }
-        match (&self.status, self.main_pid) {
+        match (&self.status, self.main_pid()) {
             (Some(s), _) => {
                 // strace dies of the signal that killed the program.
                 if s.signal > 0 {
