@@ -171,6 +171,16 @@ impl Client {
             .tasks)
     }
 
+    /// Counters of the traced threads (of `pid`, or all with 0) and their
+    /// engines, with each process's `top_syscalls` busiest calls (0: 16).
+    pub async fn activity(&mut self, pid: u32, top_syscalls: u32) -> Result<pb::Activity, Status> {
+        Ok(self
+            .inner
+            .get_activity(pb::GetActivityRequest { pid, top_syscalls })
+            .await?
+            .into_inner())
+    }
+
     /// The server, the kernel, and the caller.
     pub async fn server_info(&mut self) -> Result<pb::ServerInfo, Status> {
         Ok(self

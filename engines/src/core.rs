@@ -136,6 +136,8 @@ pub(crate) struct Proc {
     /// What other threads may know of it, to read its memory (see
     /// [`crate::gate`]): kept in step with `engines` and `breakpoints`.
     pub gate: Arc<ProcGate>,
+    /// Its syscall-entry stops by call, since it was traced.
+    pub syscalls: crate::activity::SyscallCounts,
 }
 
 impl Proc {
@@ -186,6 +188,10 @@ pub struct TaskInfo {
     pub engines: Vec<EngineId>,
     /// Engines holding it stopped.
     pub holds: Vec<EngineId>,
+    /// Its ptrace stops since it was traced (every kind), and of those its
+    /// syscall stops (entry, exit and seccomp).
+    pub stops: u64,
+    pub syscall_stops: u64,
 }
 
 pub(crate) struct Core {
@@ -314,6 +320,7 @@ impl Core {
             )),
             view: SyscallView::default(),
             watch: Default::default(),
+            syscalls: Default::default(),
         };
         p.view = SyscallView::of(&self.engines, &p);
         self.procs.insert(pid, p);
@@ -359,11 +366,32 @@ impl Core {
                     mode: p.view.mode,
                     engines: p.engines.clone(),
                     holds: t.holds.iter().copied().collect(),
+                    stops: t.stops,
+                    syscall_stops: t.syscall_stops,
                 })
             })
             .collect();
         out.sort_by_key(|i| (i.pid, i.tid));
         out
+    }
+
+    /// The tasks with their counters, and each process's `top` busiest
+    /// calls (0: all).
+    pub fn activity(&self, top: usize) -> crate::activity::Activity {
+        let mut procs: Vec<_> = self
+            .procs
+            .values()
+            .map(|p| crate::activity::ProcActivity {
+                pid: p.pid,
+                syscalls: p.syscalls.top(top),
+            })
+            .collect();
+        procs.sort_by_key(|p| p.pid);
+        crate::activity::Activity {
+            monotonic_ns: sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
+            tasks: self.task_infos(),
+            procs,
+        }
     }
 
     // ---- dispatch ---------------------------------------------------------
@@ -525,9 +553,12 @@ impl Core {
             t.int3_rewound = None;
             t.peeked_siginfo = None;
         }
+        t.stops += 1;
         if sig == (libc::SIGTRAP | 0x80) || event == sys::PTRACE_EVENT_SECCOMP {
             self.stats.syscall_stops += 1;
+            t.syscall_stops += 1;
         }
+        let proc = t.proc as Tid;
         // A range step ends at any stop but a trap (its step's, checked in
         // `on_signal`).
         let trap = sig == libc::SIGTRAP && event == 0;
@@ -541,6 +572,11 @@ impl Core {
             // The task vanished (ESRCH): its death follows, and fails its waiters.
             return;
         };
+        if let Decoded::Entry(e) = &report {
+            if let Some(p) = self.procs.get_mut(&proc) {
+                p.syscalls.count(e.arch, e.nr);
+            }
+        }
         // Closures waiting for this task to stop run first, at the stop as
         // decoded and before any engine acted on it.
         self.run_waiters(tid);

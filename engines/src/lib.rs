@@ -31,6 +31,7 @@
 //! [`builtin`].
 
 pub mod access;
+mod activity;
 pub mod arch;
 mod attach;
 pub mod batch;
@@ -54,6 +55,9 @@ mod uprobe;
 mod watch;
 
 pub use crate::access::{Denied, Owner};
+pub use crate::activity::{
+    Activity, ProcActivity, SyscallCount, MAX_DISTINCT as MAX_DISTINCT_SYSCALLS,
+};
 pub use crate::arch::WatchKind;
 pub use crate::attach::Attached;
 pub use crate::classes::{

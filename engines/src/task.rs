@@ -122,6 +122,10 @@ pub(crate) struct TaskState {
     /// stop a report was made at (unique per tracer), so a late decision
     /// cannot act on a later stop.
     pub stop_seq: u64,
+    /// Its ptrace stops since it was traced, and of those its syscall
+    /// stops (for [`crate::Tracer::activity`]).
+    pub stops: u64,
+    pub syscall_stops: u64,
     /// An engine set eflags.TF: its trace traps are the engines' business,
     /// never delivered to the program (even one that arrives after the
     /// engine cleared TF or detached).
@@ -198,6 +202,8 @@ impl TaskState {
             pending_signal: 0,
             signal_suppressed: false,
             stop_seq: 0,
+            stops: 0,
+            syscall_stops: 0,
             step_over: None,
             int3_rewound: None,
             peeked_siginfo: None,

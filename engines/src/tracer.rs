@@ -430,6 +430,12 @@ impl Tracer {
         self.call(|core| Ok(core.task_infos()))
     }
 
+    /// The traced tasks with their stop counters, and each traced
+    /// process's `top` busiest syscalls (0: every call it made).
+    pub fn activity(&self, top: usize) -> Request<crate::activity::Activity> {
+        self.call(move |core| Ok(core.activity(top)))
+    }
+
     /// Counters of the tracer thread's work so far.
     pub fn stats(&self) -> Request<TracerStats> {
         let gates = Arc::clone(&self.gates);

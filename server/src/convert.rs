@@ -519,6 +519,45 @@ pub fn task_info(t: &TaskInfo) -> pb::TaskInfo {
         comm: std::fs::read_to_string(format!("/proc/{}/comm", t.tid))
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
+        stops: t.stops,
+        syscall_stops: t.syscall_stops,
+    }
+}
+
+/// A process's syscall table, for `GetActivity`.
+pub fn process_activity(p: &utrace_engines::ProcActivity) -> pb::ProcessActivity {
+    pb::ProcessActivity {
+        pid: p.pid as u32,
+        syscalls: p
+            .syscalls
+            .iter()
+            .map(|c| pb::SyscallCount {
+                nr: c.nr,
+                name: c.name.unwrap_or_default().to_string(),
+                arch: c.arch,
+                count: c.count,
+                other: c.other,
+            })
+            .collect(),
+    }
+}
+
+/// An engine and its counters, for `GetActivity`.
+pub fn engine_activity(e: &crate::registry::EngineSummary) -> pb::EngineActivity {
+    use std::sync::atomic::Ordering::Relaxed;
+    let t = &e.tally;
+    pb::EngineActivity {
+        engine_id: e.id,
+        pid: e.pid,
+        client_pid: e.client_pid,
+        client_uid: e.client_uid,
+        kind: e.kind.to_string(),
+        reports_sent: t.sent.load(Relaxed),
+        reports_dropped: t.dropped.load(Relaxed),
+        batches: t.batches.load(Relaxed),
+        batch_ops: t.batch_ops.load(Relaxed),
+        batch_ns: t.batch_ns.load(Relaxed),
+        batch_max_ns: t.batch_max_ns.load(Relaxed),
     }
 }
 

@@ -14,7 +14,8 @@
 //! mode, and uid (only uids that hold a connection or an engine now). No
 //! pid, tid or engine id is ever a label.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -39,17 +40,66 @@ pub struct Metrics {
     decisions: Counter,
     defaulted: Counter,
     /// What the current scrape read (set for the length of one render).
-    scrape: std::sync::Arc<Mutex<Option<Scrape>>>,
+    scrape: Arc<Mutex<Option<Scrape>>>,
 }
 
-/// The report counters of one engine kind, for its hub.
+/// The report counters of one engine: its kind's (for the metrics) and
+/// its own (for `GetActivity`).
 #[derive(Clone, Debug, Default)]
 pub struct EngineCounters {
     /// Reports a client's queue took.
-    pub sent: Counter,
+    sent: Counter,
     /// Reports lost to a full queue or the uid's queued-bytes budget (and
     /// uprobe hits the kernel could not record).
-    pub dropped: Counter,
+    dropped: Counter,
+    /// This engine's alone.
+    pub own: Arc<EngineTally>,
+}
+
+impl EngineCounters {
+    /// A subscriber's queue took a report.
+    pub fn sent(&self) {
+        self.sent.inc();
+        self.own.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` reports were lost.
+    pub fn dropped(&self, n: u64) {
+        self.dropped.inc_by(n);
+        self.own.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A batch of `ops` ops answered in `took`, for the engine whose counters
+/// are `tally` (if it still exists) and for the metrics.
+pub fn batch_done(tally: Option<&EngineTally>, ops: usize, took: Duration) {
+    get().batch(ops, took);
+    if let Some(t) = tally {
+        t.batch(ops, took);
+    }
+}
+
+/// One engine's counters since it was created (relaxed atomics: each is
+/// exact, a reading of several need not be of one instant).
+#[derive(Debug, Default)]
+pub struct EngineTally {
+    pub sent: AtomicU64,
+    pub dropped: AtomicU64,
+    pub batches: AtomicU64,
+    pub batch_ops: AtomicU64,
+    pub batch_ns: AtomicU64,
+    pub batch_max_ns: AtomicU64,
+}
+
+impl EngineTally {
+    /// A batch of `ops` ops answered in `took`.
+    pub fn batch(&self, ops: usize, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batch_ops.fetch_add(ops as u64, Ordering::Relaxed);
+        self.batch_ns.fetch_add(ns, Ordering::Relaxed);
+        self.batch_max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
 }
 
 /// Values read when a scrape comes.
@@ -155,6 +205,7 @@ impl Metrics {
         EngineCounters {
             sent: self.reports.get_or_create(&k).clone(),
             dropped: self.dropped.get_or_create(&k).clone(),
+            own: Arc::default(),
         }
     }
 
@@ -190,7 +241,7 @@ impl Metrics {
 
 /// The scrape-time values, as metric families.
 #[derive(Debug)]
-struct ScrapeCollector(std::sync::Arc<Mutex<Option<Scrape>>>);
+struct ScrapeCollector(Arc<Mutex<Option<Scrape>>>);
 
 impl Collector for ScrapeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {

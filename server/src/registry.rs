@@ -11,6 +11,7 @@ use tracing::debug;
 use utrace_engines::{EngineId, Tracer};
 
 use crate::budget::{Budgets, Ticket};
+use crate::metrics::EngineTally;
 use crate::peer::Peer;
 use crate::remote::{Hub, Subscription, SyncState};
 
@@ -32,6 +33,20 @@ struct Entry {
     /// The first subscriber's queue, filled from the engine's first report
     /// and handed to the first Events call.
     pending: Option<Subscription>,
+    /// Its counters (reports from its hub, batches from the services).
+    tally: Arc<EngineTally>,
+}
+
+/// What [`Registry::activity`] tells of an engine.
+#[derive(Debug)]
+pub struct EngineSummary {
+    pub id: u64,
+    pub pid: u32,
+    pub client_pid: u32,
+    pub client_uid: u32,
+    /// "async", "sync" or "probe".
+    pub kind: &'static str,
+    pub tally: Arc<EngineTally>,
 }
 
 /// A probe's engine has no reports: its stream is the Probe call's.
@@ -114,6 +129,7 @@ impl Registry {
                 session,
                 sync,
                 pid,
+                tally: hub.as_ref().map(|h| h.tally()).unwrap_or_default(),
                 hub,
                 pending: None,
             },
@@ -127,6 +143,39 @@ impl Registry {
         self.lock()
             .get(&id)
             .is_some_and(|e| e.hub.as_ref().is_none_or(|h| !h.is_closed()))
+    }
+
+    /// Engine `id`'s counters.
+    pub fn tally(&self, id: u64) -> Option<Arc<EngineTally>> {
+        self.lock().get(&id).map(|e| Arc::clone(&e.tally))
+    }
+
+    /// Engine `id` answered a batch of `ops` ops in `took`: its counters
+    /// and the metrics.
+    pub fn batch_done(&self, id: u64, ops: usize, took: std::time::Duration) {
+        crate::metrics::batch_done(self.tally(id).as_deref(), ops, took);
+    }
+
+    /// The engines among `ids` that exist, with their counters.
+    pub fn activity(&self, ids: impl IntoIterator<Item = u64>) -> Vec<EngineSummary> {
+        let engines = self.lock();
+        ids.into_iter()
+            .filter_map(|id| {
+                let e = engines.get(&id)?;
+                Some(EngineSummary {
+                    id,
+                    pid: e.pid,
+                    client_pid: e.client_pid,
+                    client_uid: e.client_uid,
+                    kind: match (&e.hub, &e.sync) {
+                        (None, _) => "probe",
+                        (Some(_), Some(_)) => "sync",
+                        (Some(_), None) => "async",
+                    },
+                    tally: Arc::clone(&e.tally),
+                })
+            })
+            .collect()
     }
 
     /// Who is behind engine `id`: (client pid, client uid, its ledger).

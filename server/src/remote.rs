@@ -621,7 +621,7 @@ impl Hub {
         if let Some(slot) = sink.as_mut() {
             if let Some(id) = slot.engine_id {
                 (slot.f)(ev.into_event(id));
-                self.counters.sent.inc();
+                self.counters.sent();
                 return (true, false);
             }
         }
@@ -655,17 +655,17 @@ impl Hub {
                 }
             }) {
                 Offer::Taken => {
-                    self.counters.sent.inc();
+                    self.counters.sent();
                     taken = true;
                     true
                 }
                 Offer::Stalled => {
-                    self.counters.sent.inc();
+                    self.counters.sent();
                     (taken, stalled) = (true, true);
                     true
                 }
                 Offer::Full => {
-                    self.counters.dropped.inc();
+                    self.counters.dropped(1);
                     true
                 }
                 Offer::Gone => false,
@@ -759,6 +759,11 @@ impl Hub {
         slot.engine_id = Some(engine_id);
     }
 
+    /// This engine's own counters.
+    pub fn tally(&self) -> Arc<crate::metrics::EngineTally> {
+        Arc::clone(&self.counters.own)
+    }
+
     /// Whether reports go to a local sink.
     pub fn has_sink(&self) -> bool {
         self.sink.is_some()
@@ -768,7 +773,7 @@ impl Hub {
     /// kernel could not record): each subscriber is told with its next
     /// report, as of a full queue.
     pub fn lost(&self, n: u64) {
-        self.counters.dropped.inc_by(n);
+        self.counters.dropped(n);
         for q in self.lock().iter() {
             let mut st = q.lock();
             st.dropped = st.dropped.saturating_add(n);

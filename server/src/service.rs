@@ -532,7 +532,8 @@ impl TracerService {
             self.limits.batch_timeout,
         )
         .await?;
-        crate::metrics::get().batch(ranges.len(), started.elapsed());
+        self.registry
+            .batch_done(r.engine_id, ranges.len(), started.elapsed());
         Ok(Response::new(WireBatchReply::Reads(convert::reads_reply(
             ranges,
             read,
@@ -963,6 +964,62 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         .await
     }
 
+    async fn get_activity(
+        &self,
+        req: Request<pb::GetActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        let p = peer(&req)?;
+        let span = span("GetActivity", &p);
+        async move {
+            let r = req.into_inner();
+            let top = match r.top_syscalls {
+                0 => 16,
+                n if n as usize <= utrace_engines::MAX_DISTINCT_SYSCALLS => n as usize,
+                n => {
+                    return Err(Status::invalid_argument(format!(
+                        "top_syscalls is {n}: at most {} (0 for 16)",
+                        utrace_engines::MAX_DISTINCT_SYSCALLS
+                    )))
+                }
+            };
+            let act = self.tracer.activity(top).await.map_err(status)?;
+            // Decided once per process, as ListTasks does.
+            let mut visible = std::collections::HashMap::new();
+            let mut may_see = |pid: i32| {
+                (r.pid == 0 || pid as u32 == r.pid)
+                    && *visible.entry(pid).or_insert_with(|| p.may_see(pid))
+            };
+            let mut engine_ids = std::collections::BTreeSet::new();
+            let mut tasks = Vec::new();
+            for t in act.tasks.iter().filter(|t| may_see(t.pid)) {
+                engine_ids.extend(t.engines.iter().map(|e| e.0));
+                let mut info = convert::task_info(t);
+                info.holders = t.holds.iter().map(|id| self.holder(id.0, t.tid)).collect();
+                tasks.push(info);
+            }
+            let processes = act
+                .procs
+                .iter()
+                .filter(|pa| may_see(pa.pid))
+                .map(convert::process_activity)
+                .collect();
+            let engines = self
+                .registry
+                .activity(engine_ids)
+                .iter()
+                .map(convert::engine_activity)
+                .collect();
+            Ok(Response::new(pb::Activity {
+                monotonic_ns: act.monotonic_ns,
+                tasks,
+                processes,
+                engines,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn get_server_info(
         &self,
         req: Request<pb::GetServerInfoRequest>,
@@ -1012,7 +1069,8 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                 plan.stop_on_error,
             );
             let results = self.within_batch_limit(plan.tid, run).await?;
-            crate::metrics::get().batch(n, started.elapsed());
+            self.registry
+                .batch_done(plan.engine.0, n, started.elapsed());
             Ok(Response::new(WireBatchReply::Reply(
                 plan.reply.finish(results),
             )))

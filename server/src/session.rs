@@ -564,11 +564,12 @@ impl Session {
         let out = self.out.clone();
         let limit = self.svc.limits.batch_timeout;
         let reply = plan.reply;
+        let tally = self.svc.registry.tally(plan.engine.0);
         self.tasks.push(tokio::spawn(
             async move {
                 let msg = match tokio::time::timeout(limit, answer.into_future()).await {
                     Ok(Ok(results)) => {
-                        crate::metrics::get().batch(n, started.elapsed());
+                        crate::metrics::batch_done(tally.as_deref(), n, started.elapsed());
                         pb::ServerMessage {
                             msg: Some(pb::server_message::Msg::BatchReply(reply.finish(results))),
                             in_reply_to,

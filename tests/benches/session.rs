@@ -187,6 +187,12 @@ impl utrace_proto::server::tracer_server::Tracer for Echo {
     ) -> Result<Response<pb::ListTasksReply>, Status> {
         unimplemented()
     }
+    async fn get_activity(
+        &self,
+        _: Request<pb::GetActivityRequest>,
+    ) -> Result<Response<pb::Activity>, Status> {
+        unimplemented()
+    }
     async fn get_server_info(
         &self,
         _: Request<pb::GetServerInfoRequest>,

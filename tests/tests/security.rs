@@ -1481,3 +1481,55 @@ fn probes_follow_the_ptrace_rule() {
         common::proc_status(pid as i32, "TracerPid").as_deref() == Some("0")
     });
 }
+
+/// `GetActivity` (what `utrace top` reads) shows a client the tasks it
+/// may trace, their processes' syscalls and the engines on them: another
+/// user's traced process, root's, and the engines on them are not there.
+#[test]
+fn activity_shows_only_what_the_caller_may_trace() {
+    let (_rt, srv) = server();
+    let u = users::user("activity");
+    let v = users::user("activity-other");
+    let mine = Target::start(users::command_as(&u, &[], &["sleep", "1000"]), "sleep");
+    let theirs = Target::start(users::command_as(&v, &[], &["sleep", "1000"]), "sleep");
+    let mut root_cmd = Command::new("sleep");
+    root_cmd.arg("1000");
+    let roots = Target::start(root_cmd, "sleep");
+    // Root traces all three; each user traces its own.
+    let mut root = AsClient::start(&[], &srv.uri());
+    let mut root_engines = Vec::new();
+    for t in [&mine, &theirs, &roots] {
+        let a = root.cmd(&format!("attach {}", t.pid()));
+        assert!(a.starts_with("ok"), "{a}");
+        root_engines.push(AsClient::field(&a, "engine"));
+    }
+    let mut c = AsClient::as_user(&u, &[], &srv.uri());
+    let a = c.cmd(&format!("attach {}", mine.pid()));
+    let my_engine = AsClient::field(&a, "engine");
+    let mut other = AsClient::as_user(&v, &[], &srv.uri());
+    let a = other.cmd(&format!("attach {}", theirs.pid()));
+    let their_engine = AsClient::field(&a, "engine");
+
+    let seen = c.cmd("activity");
+    let mut want_engines = [root_engines[0].clone(), my_engine];
+    want_engines.sort_by_key(|e| e.parse::<u64>().unwrap_or(0));
+    assert_eq!(
+        seen,
+        format!(
+            "ok tasks={pid} procs={pid} engines={}",
+            want_engines.join(","),
+            pid = mine.pid()
+        ),
+        "the other user's ({}) and root's ({}) processes, and their engines \
+         ({their_engine}, {} and {}), are not shown",
+        theirs.pid(),
+        roots.pid(),
+        root_engines[1],
+        root_engines[2],
+    );
+    // Root sees all three.
+    let all = root.cmd("activity");
+    for t in [&mine, &theirs, &roots] {
+        assert!(all.contains(&t.pid().to_string()), "{all}");
+    }
+}

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{server, server_with};
+use common::{server, server_with, Waiting};
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use utrace_client::{pb, Client, Decision, Session, SessionError, SessionEvent};
@@ -103,50 +102,6 @@ fn death_code(e: &pb::Event) -> Option<i32> {
 fn path_of(e: &pb::Event) -> String {
     let x = e.expedited.as_ref().expect("expedited data");
     String::from_utf8_lossy(&x.memory[0]).into_owned()
-}
-
-/// A test-started tracee that waits on stdin until `go`, with its stdout
-/// captured (a spawn by the server could not be read from here).
-struct Waiting {
-    child: common::KillOnDrop,
-    stdin: Option<std::process::ChildStdin>,
-    out: common::Lines,
-}
-
-impl Waiting {
-    fn start(argv: &[&str]) -> Waiting {
-        let mut child = std::process::Command::new(argv[0])
-            .args(&argv[1..])
-            .env("UTRACE_TRACEE_WAIT", "1")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start tracee");
-        let out = common::Lines::from_reader(child.stdout.take().expect("stdout"));
-        let stdin = child.stdin.take();
-        // Attached before it waits, a test would see the loader's opens.
-        common::wait_reading_stdin(child.id());
-        Waiting {
-            child: common::KillOnDrop(child),
-            stdin,
-            out,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.0.id()
-    }
-
-    fn go(&mut self) {
-        let mut i = self.stdin.take().expect("go once");
-        i.write_all(b"go\n").expect("write to tracee");
-    }
-
-    /// Wait for it to finish; its output lines as key=value.
-    fn finish(&mut self) {
-        common::reap_traced_child(&mut self.child.0);
-        self.out.rest();
-    }
 }
 
 /// A sync client gets every `openat` entry with its path expedited, resumes

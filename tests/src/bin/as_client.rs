@@ -24,6 +24,7 @@
 //! - `regs E TID NAME…` → `ok NAME=0xVALUE…`
 //! - `detach E` → `ok`
 //! - `list` → `ok TID:PID:ENGINES …`
+//! - `activity` → `ok tasks=TID,… procs=PID,… engines=E,…` (GetActivity)
 //! - `conns N`: open N more plain connections to the socket and hold them
 //!   → `ok held=TOTAL`
 //! - `session-hold PID` → `ok engine=E`: a Session's sync engine that holds
@@ -482,6 +483,25 @@ async fn command(c: &mut Raw, out: &Out, line: &str) -> String {
                     .map(|t| format!("{}:{}:{:?}", t.tid, t.pid, t.engines))
                     .collect();
                 format!("ok {}", tasks.join(" "))
+            }
+            Err(s) => status_line(&s),
+        },
+        ["activity"] => match c
+            .get_activity(pb::GetActivityRequest {
+                pid: 0,
+                top_syscalls: 0,
+            })
+            .await
+        {
+            Ok(r) => {
+                let a = r.into_inner();
+                let join = |v: Vec<String>| v.join(",");
+                format!(
+                    "ok tasks={} procs={} engines={}",
+                    join(a.tasks.iter().map(|t| t.tid.to_string()).collect()),
+                    join(a.processes.iter().map(|p| p.pid.to_string()).collect()),
+                    join(a.engines.iter().map(|e| e.engine_id.to_string()).collect()),
+                )
             }
             Err(s) => status_line(&s),
         },

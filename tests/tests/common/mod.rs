@@ -582,3 +582,50 @@ pub fn wait_output(mut child: std::process::Child, bound: Duration) -> std::proc
         stderr: err.join().unwrap_or_default(),
     }
 }
+
+/// A test-started tracee that waits on stdin until `go`, with its stdout
+/// captured (a spawn by the server could not be read from here).
+pub struct Waiting {
+    pub child: KillOnDrop,
+    stdin: Option<std::process::ChildStdin>,
+    pub out: Lines,
+}
+
+impl Waiting {
+    /// Start `argv` with `UTRACE_TRACEE_WAIT=1`, once it waits.
+    pub fn start(argv: &[&str]) -> Waiting {
+        let mut child = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .env("UTRACE_TRACEE_WAIT", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tracee");
+        let out = Lines::from_reader(child.stdout.take().expect("stdout"));
+        let stdin = child.stdin.take();
+        // Attached before it waits, a test would see the loader's opens.
+        wait_reading_stdin(child.id());
+        Waiting {
+            child: KillOnDrop(child),
+            stdin,
+            out,
+        }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Let it run.
+    pub fn go(&mut self) {
+        let mut i = self.stdin.take().expect("go once");
+        i.write_all(b"go\n").expect("write to tracee");
+    }
+
+    /// Wait for it to finish; its output lines as key=value.
+    pub fn finish(&mut self) {
+        reap_traced_child(&mut self.child.0);
+        self.out.rest();
+    }
+}

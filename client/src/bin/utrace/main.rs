@@ -10,6 +10,7 @@
 //! utrace [--server URI] regs -p PID [NAME…]
 //! utrace [--server URI] regs set -p PID NAME=VALUE…
 //! utrace [--server URI] gdb (--stdio | --listen ADDR) (-p PID | [--] CMD ARGS…)
+//! utrace [--server URI] top [-b] [-d SECS] [-n N] [-p PID] [-s stops|syscalls|pid|comm]
 //! utrace [--server URI] probe [-f text|json] (-e PROGRAM | FILE) (-p PID | -c 'CMD ARGS' | [--] CMD ARGS…)
 //! utrace completions SHELL
 //! ```
@@ -50,6 +51,7 @@ mod show;
 mod signals;
 mod stdio;
 mod sysset;
+mod top;
 mod trace;
 mod trace_cmd;
 
@@ -121,6 +123,10 @@ enum Command {
     /// (count, sum, hist…) kept by the server and printf events, printed
     /// as bpftrace prints them.
     Probe(probe::ProbeCmd),
+    /// A live view of the traced threads (stop and syscall rates, holders),
+    /// their busiest syscalls, and the engines (reports, drops, batch
+    /// latency), as top; `-b` prints it as text.
+    Top(top::TopCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -248,6 +254,19 @@ async fn command(
         Command::Trace(t) => {
             let opts = t.into_options()?;
             trace::run(conn, opts).await
+        }
+        Command::Top(t) => {
+            if conn.is_embedded() {
+                return Err(format!(
+                    "top: no utraced daemon listens on {}: start one, or name a server with --server",
+                    utraced::default_socket().display()
+                ));
+            }
+            let node = top::Node {
+                name: conn.uri.clone(),
+                client: conn.client.clone(),
+            };
+            top::run(vec![node], t).await
         }
         Command::Ps { pid } => {
             let tasks = conn

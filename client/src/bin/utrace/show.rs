@@ -258,6 +258,7 @@ mod tests {
                     sync: true,
                     deadline_in_ms: 1500,
                 }],
+                ..Default::default()
             },
             pb::TaskInfo {
                 tid: 12345,
@@ -268,6 +269,7 @@ mod tests {
                 holds: vec![],
                 comm: "prog".into(),
                 holders: vec![],
+                ..Default::default()
             },
         ];
         let t = tasks_table(&tasks);
