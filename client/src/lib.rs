@@ -305,9 +305,14 @@ fn check_server(s: &tokio::net::UnixStream, path: &Path) -> Result<(), ConnectEr
 }
 
 async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
-    // Check first, so the error says what is wrong with the path.
-    match tokio::net::UnixStream::connect(path).await {
-        Ok(s) => check_server(&s, path)?,
+    // Check first, so the error says what is wrong with the path; the
+    // checked socket is then the channel's first connection (a reconnect
+    // dials and checks anew).
+    let first = match tokio::net::UnixStream::connect(path).await {
+        Ok(s) => {
+            check_server(&s, path)?;
+            s
+        }
         Err(e) => {
             return Err(match e.kind() {
                 std::io::ErrorKind::NotFound => ConnectError::NoSocket(path.into()),
@@ -316,15 +321,23 @@ async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
                 _ => ConnectError::Refused(path.into()),
             })
         }
-    }
+    };
+    let first = std::sync::Arc::new(std::sync::Mutex::new(Some(first)));
     let p = path.to_path_buf();
     // The URI is required by the API but unused: the connector dials the socket.
     windows(Endpoint::from_static("http://utraced.invalid"))
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let p = p.clone();
+            let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
             async move {
-                let s = tokio::net::UnixStream::connect(&p).await?;
-                check_server(&s, &p).map_err(std::io::Error::other)?;
+                let s = match first {
+                    Some(s) => s,
+                    None => {
+                        let s = tokio::net::UnixStream::connect(&p).await?;
+                        check_server(&s, &p).map_err(std::io::Error::other)?;
+                        s
+                    }
+                };
                 Ok::<_, std::io::Error>(TokioIo::new(s))
             }
         }))

@@ -136,6 +136,17 @@ pub fn free_port() -> std::io::Result<u16> {
 /// its package); the reason when it cannot be built.
 #[allow(dead_code)]
 pub fn utrace_bin() -> Result<std::path::PathBuf, String> {
+    release_bin("utrace-client", "utrace")
+}
+
+/// The `utraced` daemon, built as [`utrace_bin`] is.
+#[allow(dead_code)]
+pub fn utraced_bin() -> Result<std::path::PathBuf, String> {
+    release_bin("utraced", "utraced")
+}
+
+/// Binary `bin` of package `package`, built with the release profile.
+fn release_bin(package: &str, bin: &str) -> Result<std::path::PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe
         .parent()
@@ -143,24 +154,16 @@ pub fn utrace_bin() -> Result<std::path::PathBuf, String> {
         .ok_or("no target directory")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-q",
-            "-p",
-            "utrace-client",
-            "--bin",
-            "utrace",
-        ])
+        .args(["build", "--release", "-q", "-p", package, "--bin", bin])
         .status()
-        .map_err(|e| format!("cannot run cargo to build utrace: {e}"))?;
-    let bin = dir.join("utrace");
-    if st.success() && bin.exists() {
-        Ok(bin)
+        .map_err(|e| format!("cannot run cargo to build {bin}: {e}"))?;
+    let path = dir.join(bin);
+    if st.success() && path.exists() {
+        Ok(path)
     } else {
         Err(format!(
-            "building utrace failed ({st}); it should be at {}",
-            bin.display()
+            "building {bin} failed ({st}); it should be at {}",
+            path.display()
         ))
     }
 }

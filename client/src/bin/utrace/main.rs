@@ -12,6 +12,7 @@
 //! utrace [--server URI] gdb (--stdio | --listen ADDR) (-p PID | [--] CMD ARGS…)
 //! utrace [--server URI] top [-b] [-d SECS] [-n N] [-p PID] [-s stops|syscalls|pid|comm]
 //! utrace [--server URI] probe [-f text|json] (-e PROGRAM | FILE) (-p PID | -c 'CMD ARGS' | [--] CMD ARGS…)
+//! utrace --server A --server B … ps|top|trace|probe …   (several servers: fanout)
 //! utrace completions SHELL
 //! ```
 //!
@@ -39,9 +40,11 @@ mod exit;
 mod assemble;
 mod batch;
 mod brk;
+mod fanout;
 mod gdb;
 mod inject;
 mod mem;
+mod node_lines;
 mod opjson;
 mod per_thread;
 mod probe;
@@ -70,9 +73,11 @@ struct Cli {
     /// The server: unix:///PATH/utraced.sock, https://HOST:PORT (with
     /// --tls-ca, --tls-cert, --tls-key) or http://127.0.0.1:PORT. Default:
     /// the utraced daemon on its default socket if one listens there, else a
-    /// server started inside this command.
+    /// server started inside this command. Several (repeated, or
+    /// comma-separated; or UTRACE_SERVERS=A,B): ps, top, trace and probe
+    /// run on each and merge the answers.
     #[arg(long, global = true, env = "UTRACE_SERVER", value_name = "URI")]
-    server: Option<String>,
+    server: Vec<String>,
     /// For an https:// server: the CA certificate that signed it (PEM).
     #[arg(long, global = true, env = "UTRACE_TLS_CA", value_name = "FILE")]
     tls_ca: Option<std::path::PathBuf>,
@@ -227,7 +232,11 @@ async fn run(cli: Cli) -> Result<u8, String> {
         (None, None, None) => None,
         _ => return Err("--tls-ca, --tls-cert and --tls-key go together".into()),
     };
-    let mut conn = Connection::open(cli.server.as_deref(), tls.as_ref()).await?;
+    let servers = fanout::servers(&cli.server);
+    if servers.len() > 1 {
+        return fanout::run(servers, tls, cli.command, prepared).await;
+    }
+    let mut conn = Connection::open(servers.first().map(String::as_str), tls.as_ref()).await?;
     let result = command(&mut conn, cli.command, ops, prepared).await;
     conn.close().await;
     result
@@ -243,7 +252,7 @@ async fn command(
 ) -> Result<u8, String> {
     match cmd {
         Command::Probe(_) => match prepared {
-            Some(p) => probe::run(conn, p).await,
+            Some(p) => probe::run(&mut [conn], p).await,
             None => Err("probe: the program was not compiled".into()),
         },
         Command::Batch(b) => batch::run(conn, &b, ops).await,

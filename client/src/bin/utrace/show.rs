@@ -40,6 +40,12 @@ fn holders(t: &pb::TaskInfo) -> String {
 }
 
 pub fn tasks_table(tasks: &[pb::TaskInfo]) -> String {
+    servers_tasks_table(&[(String::new(), tasks.to_vec())], false)
+}
+
+/// The traced threads of several servers, each row with its server's name
+/// first when `named`.
+pub fn servers_tasks_table(servers: &[(String, Vec<pb::TaskInfo>)], named: bool) -> String {
     let ids = |v: &[u64]| {
         if v.is_empty() {
             "-".to_string()
@@ -47,22 +53,33 @@ pub fn tasks_table(tasks: &[pb::TaskInfo]) -> String {
             v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
         }
     };
-    let mut sorted: Vec<&pb::TaskInfo> = tasks.iter().collect();
-    sorted.sort_by_key(|t| (t.pid, t.tid));
-    let header = ["PID", "TID", "STATE", "MODE", "ENGINES", "HOLDS", "COMM"].map(String::from);
-    let mut rows = vec![header];
-    for t in sorted {
-        rows.push([
-            t.pid.to_string(),
-            t.tid.to_string(),
-            t.state.clone(),
-            t.syscall_mode.clone(),
-            ids(&t.engines),
-            holders(t),
-            t.comm.clone(),
-        ]);
+    let mut header = vec!["PID", "TID", "STATE", "MODE", "ENGINES", "HOLDS", "COMM"];
+    if named {
+        header.insert(0, "SERVER");
     }
-    let mut widths = [0usize; 7];
+    // The columns right-aligned: the pid and the tid.
+    let numeric = if named { 1..3 } else { 0..2 };
+    let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
+    for (server, tasks) in servers {
+        let mut sorted: Vec<&pb::TaskInfo> = tasks.iter().collect();
+        sorted.sort_by_key(|t| (t.pid, t.tid));
+        for t in sorted {
+            let mut row = vec![
+                t.pid.to_string(),
+                t.tid.to_string(),
+                t.state.clone(),
+                t.syscall_mode.clone(),
+                ids(&t.engines),
+                holders(t),
+                t.comm.clone(),
+            ];
+            if named {
+                row.insert(0, server.clone());
+            }
+            rows.push(row);
+        }
+    }
+    let mut widths = vec![0usize; rows[0].len()];
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
@@ -72,7 +89,7 @@ pub fn tasks_table(tasks: &[pb::TaskInfo]) -> String {
     for r in &rows {
         let mut line = String::new();
         for (i, cell) in r.iter().enumerate() {
-            if i == 0 || i == 1 {
+            if numeric.contains(&i) {
                 let _ = write!(line, "{cell:>w$}  ", w = widths[i]);
             } else if i + 1 == r.len() {
                 line.push_str(cell);

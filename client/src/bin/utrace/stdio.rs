@@ -77,10 +77,13 @@ impl Drop for RawTerminal {
 /// all when it is a terminal we do not have (a background job would be
 /// stopped by SIGTTIN): the program then waits for input, as it would
 /// reading its terminal in the background.
+/// Without `input`, the program's stdin is closed at once instead (it
+/// reads end-of-file).
 pub fn feed_stdin(
     mut client: utrace_client::Client,
     engine_id: u64,
     pty: bool,
+    input: bool,
 ) -> tokio::sync::mpsc::Sender<u32> {
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::StdinRequest>(8);
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<u32>(2);
@@ -91,7 +94,12 @@ pub fn feed_stdin(
     let stdin = std::io::stdin();
     let background = stdin.is_terminal()
         && nix::unistd::tcgetpgrp(&stdin).is_ok_and(|fg| fg != nix::unistd::getpgrp());
-    if background {
+    if !input {
+        let _ = tx.try_send(pb::StdinRequest {
+            close: true,
+            ..Default::default()
+        });
+    } else if background {
         debug!("in the background: the program's stdin is not fed from the terminal");
     } else {
         read_stdin(tx.clone());

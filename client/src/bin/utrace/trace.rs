@@ -38,8 +38,12 @@ use crate::server::Connection;
 use crate::signals::exit_code;
 
 /// What to trace and how: the `trace` command line, parsed.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
+    /// One server of several (`--server A --server B`): its name starts
+    /// each line (the trace's and the program's), and the program's stdin
+    /// is empty (as `ssh -n`: one terminal cannot feed several programs).
+    pub node: Option<String>,
     /// Follow child processes (`-f`).
     pub follow: bool,
     /// Only these syscalls (`-e trace=`); empty: all, unless `no_syscalls`.
@@ -115,13 +119,22 @@ enum End {
 
 /// Trace as `opts` says; the exit code to leave with.
 pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
-    let out: Box<dyn Write + Send> = match &opts.output {
-        // -ff: the lines go to a file per thread; the rest to stderr.
-        Some(_) if opts.per_thread => Box::new(BufWriter::new(std::io::stderr())),
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(std::io::stderr())),
+    let out: Box<dyn Write + Send> = match (&opts.output, &opts.node) {
+        (None, Some(node)) => Box::new(crate::node_lines::NodeLines::new(std::io::stderr(), node)),
+        (Some(_), Some(_)) => {
+            return Err(
+                "trace: -o with several servers: their lines go to stderr, each with its server"
+                    .into(),
+            )
+        }
+        (output, None) => match output {
+            // -ff: the lines go to a file per thread; the rest to stderr.
+            Some(_) if opts.per_thread => Box::new(BufWriter::new(std::io::stderr())),
+            Some(path) => Box::new(BufWriter::new(
+                File::create(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+            )),
+            None => Box::new(BufWriter::new(std::io::stderr())),
+        },
     };
     // Register before the program starts, so an early Ctrl-C is ours.
     let mut sigint = signal(SignalKind::interrupt())
@@ -176,6 +189,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
     };
     // A daemon's program gets our streams, carried over the call.
     let stdio = match (conn.is_embedded(), opts.pids.is_empty()) {
+        (false, true) if opts.node.is_some() => pb::Stdio::Pipes,
         (false, true) => crate::stdio::mode(),
         _ => pb::Stdio::Default,
     };
@@ -322,6 +336,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
                         conn.client.clone(),
                         id,
                         stdio == pb::Stdio::Pty,
+                        opts.node.is_none(),
                     ));
                 }
             }
@@ -447,13 +462,29 @@ async fn next_event(
                     stream.next().await
                 }
             };
-            next.map(|(_, r)| r.map_err(|s| s.message().to_string()))
+            next.map(|(_, r)| r.map_err(|s| stream_failed(&s)))
         }
         // Not cancelled midway (it may be sending a decision): flush first.
         Source::Session(s) => {
             flush_now();
             s.next().await
         }
+    }
+}
+
+/// Why the stream failed, in words: a connection lost mid-trace (the
+/// server stopped or died) says so, not only what HTTP/2 saw.
+fn stream_failed(s: &tonic::Status) -> String {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+            if s.message().contains("h2") || s.message().contains("transport") =>
+        {
+            format!(
+                "the connection to the server was lost mid-trace (did it stop?): {}",
+                s.message()
+            )
+        }
+        _ => s.message().to_string(),
     }
 }
 
@@ -671,6 +702,9 @@ struct State {
     /// longer be written here; the server is told through this.
     outputs_gone: [bool; 2],
     closed_outputs: Option<tokio::sync::mpsc::Sender<u32>>,
+    /// With several servers: the program's stdout and stderr, each line
+    /// with the server's name.
+    node_outputs: Option<[Box<dyn Write + Send>; 2]>,
 }
 
 impl State {
@@ -707,6 +741,13 @@ impl State {
             to_stderr: opts.output.is_none(),
             outputs_gone: [false; 2],
             closed_outputs: None,
+            node_outputs: opts.node.as_deref().map(|n| -> [Box<dyn Write + Send>; 2] {
+                use crate::node_lines::NodeLines;
+                [
+                    Box::new(NodeLines::new(std::io::stdout(), n)),
+                    Box::new(NodeLines::new(std::io::stderr(), n)),
+                ]
+            }),
         }
     }
 
@@ -738,11 +779,13 @@ impl State {
         if self.to_stderr {
             self.flush(out);
         }
-        let r = if slot == 0 {
-            let mut w = std::io::stdout().lock();
-            w.write_all(&o.data).and_then(|()| w.flush())
-        } else {
-            std::io::stderr().lock().write_all(&o.data)
+        let r = match &mut self.node_outputs {
+            Some(w) => w[slot].write_all(&o.data).and_then(|()| w[slot].flush()),
+            None if slot == 0 => {
+                let mut w = std::io::stdout().lock();
+                w.write_all(&o.data).and_then(|()| w.flush())
+            }
+            None => std::io::stderr().lock().write_all(&o.data),
         };
         if let Err(e) = r {
             debug!(fd = o.fd, %e, "the program's output can no longer be written here");

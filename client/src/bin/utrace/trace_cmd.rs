@@ -342,6 +342,7 @@ impl TraceCmd {
             );
         }
         Ok(trace::Options {
+            node: None,
             follow: t.follow > 0,
             // strace -ff: with -o, a file per thread (FILE.TID); without,
             // what -f does.

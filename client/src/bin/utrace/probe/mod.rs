@@ -14,6 +14,7 @@
 //! printf lines as they come, and at the end (the process exited, an
 //! exit() ran, or Ctrl-C detached the probe) END's output, then every map.
 
+mod merge;
 pub mod parse;
 pub mod print;
 
@@ -295,15 +296,36 @@ fn warn_losses(s: &pb::ProbeSnapshot, lost_seen: u64) {
     }
 }
 
+/// One server's probe, as the run loop follows it.
+#[derive(Default)]
+struct Node {
+    /// Its engine, once started.
+    engine_id: Option<u64>,
+    /// Its latest periodic snapshot, and its final one.
+    latest: Option<pb::ProbeSnapshot>,
+    last: Option<pb::ProbeSnapshot>,
+    /// Its stream is over (ended, or failed: then why).
+    done: bool,
+    failed: Option<String>,
+}
+
 /// Run the probe to its end; exit status 0 (bpftrace's), errors from the
 /// server as `utrace: MESSAGE`, status 1.
-pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String> {
+///
+/// With several servers (`--server A --server B`), the same probe runs on
+/// each: BEGIN runs once (at the first start), the events' lines come as
+/// they arrive, each with its server's name, the interval block and the
+/// maps at the end see every server's maps merged ([`merge`]). A server
+/// that fails is named on stderr and left out; the others go on, and the
+/// exit status is then 1.
+pub async fn run(conns: &mut [&mut Connection], prepared: Prepared) -> Result<u8, String> {
     let Prepared {
         program,
         target,
         format,
         follow,
     } = prepared;
+    let many = conns.len() > 1;
     // Before the probe starts, so that an early Ctrl-C is ours.
     let mut sigint = signal(SignalKind::interrupt())
         .map_err(|e| format!("cannot install the SIGINT handler: {e}"))?;
@@ -313,11 +335,20 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
     let mut request = program.request.clone();
     request.target = Some(target);
     request.follow_children = follow;
-    let mut stream = conn
-        .client
-        .probe(request)
-        .await
-        .map_err(|s| program.explain(s.message()))?;
+    let mut nodes: Vec<Node> = conns.iter().map(|_| Node::default()).collect();
+    let mut streams = tokio_stream::StreamMap::new();
+    for (i, conn) in conns.iter_mut().enumerate() {
+        match conn.client.probe(request.clone()).await {
+            Ok(s) => {
+                streams.insert(i, s);
+            }
+            Err(s) if !many => return Err(program.explain(s.message())),
+            Err(s) => fail(&mut nodes[i], &conn.uri, program.explain(s.message())),
+        }
+    }
+    if streams.is_empty() {
+        return Err("probe: no server could start it".into());
+    }
 
     let mut st = State {
         prog: &program,
@@ -332,7 +363,7 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
         lost_seen: 0,
     };
     let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
+    while nodes.iter().any(|n| !n.done) {
         let timeout = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -344,36 +375,51 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
             _ = sigint.recv() => { stop = true; None }
             _ = sigterm.recv() => { stop = true; None }
             _ = timeout => {
-                return Err(format!(
+                let why = format!(
                     "the server did not end the probe within {} s of the detach; its last \
                      counts are lost",
                     DETACH_TIMEOUT.as_secs()
-                ));
+                );
+                if !many {
+                    return Err(why);
+                }
+                for (i, n) in nodes.iter_mut().enumerate().filter(|(_, n)| !n.done) {
+                    fail(n, &conns[i].uri, why.clone());
+                }
+                break;
             }
-            m = stream.message() => Some(m),
+            m = tokio_stream::StreamExt::next(&mut streams) => m,
         };
         if stop {
             if st.ending {
                 return Err("interrupted again: the final counts are lost".into());
             }
-            let Some(id) = st.engine_id else {
-                // Not started: cancelling the call is all there is to do.
+            if nodes.iter().all(|n| n.engine_id.is_none()) {
+                // Not started: cancelling the calls is all there is to do.
                 debug!("interrupted before the probe started");
                 return Ok(0);
-            };
+            }
             st.ending = true;
             deadline = Some(tokio::time::Instant::now() + DETACH_TIMEOUT);
-            detach(conn, id).await;
+            detach_all(conns, &nodes).await;
             continue;
         }
-        let report = match next {
-            Some(Ok(Some(r))) => r,
-            Some(Ok(None)) => {
-                debug!("the probe's stream ended");
-                break;
+        let Some((i, message)) = next else {
+            // Every stream is over.
+            break;
+        };
+        let report = match message {
+            Ok(r) => r,
+            Err(status) if !many => return Err(program.explain(status.message())),
+            Err(status) => {
+                streams.remove(&i);
+                fail(
+                    &mut nodes[i],
+                    &conns[i].uri,
+                    program.explain(status.message()),
+                );
+                continue;
             }
-            Some(Err(status)) => return Err(program.explain(status.message())),
-            None => continue,
         };
         let mut out = String::new();
         let mut exit = false;
@@ -387,20 +433,38 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
                         "pending until its library loads"
                     );
                 }
+                let first = nodes.iter().all(|n| n.engine_id.is_none());
+                nodes[i].engine_id = Some(s.engine_id);
                 st.engine_id = Some(s.engine_id);
-                out.push_str(&st.printer.attached(st.prog.probes));
-                let begin = st.prog.begin.clone();
-                exit = st.client_block(&begin, None, &mut out);
+                if st.ending {
+                    // Started after an exit() or Ctrl-C elsewhere.
+                    detach(conns[i], s.engine_id).await;
+                } else if first {
+                    out.push_str(&st.printer.attached(st.prog.probes));
+                    let begin = st.prog.begin.clone();
+                    exit = st.client_block(&begin, None, &mut out);
+                }
             }
             // After an exit() or Ctrl-C, bpftrace shows no more events.
-            Some(Kind::Event(ev)) if !st.ending => exit = st.event(&ev, &mut out),
+            Some(Kind::Event(ev)) if !st.ending => {
+                let mut lines = String::new();
+                exit = st.event(&ev, &mut lines);
+                out = node_lines(many.then_some(&conns[i].uri), format, lines);
+            }
             Some(Kind::Event(_)) => {}
             Some(Kind::Snapshot(s)) => {
                 if s.r#final {
-                    st.last = Some(s);
-                } else if !st.ending {
-                    let interval = st.prog.interval.clone();
-                    exit = st.client_block(&interval, Some(&s), &mut out);
+                    nodes[i].last = Some(s);
+                } else {
+                    nodes[i].latest = Some(s);
+                    // The interval block runs at the first live server's
+                    // snapshots, on every server's latest maps.
+                    let lead = nodes.iter().position(|n| !n.done);
+                    if !st.ending && lead == Some(i) {
+                        let merged = merged(nodes.iter().map(|n| n.latest.as_ref()));
+                        let interval = st.prog.interval.clone();
+                        exit = st.client_block(&interval, Some(&merged), &mut out);
+                    }
                 }
             }
             Some(Kind::Ended(e)) => {
@@ -409,25 +473,79 @@ pub async fn run(conn: &mut Connection, prepared: Prepared) -> Result<u8, String
                     || e.reason.ends_with("process exited")
                     || e.reason.ends_with("of the tree exited");
                 if !usual && !st.ending {
-                    eprintln!("utrace: the probe ended: {}", e.reason);
+                    match many {
+                        true => {
+                            eprintln!("utrace: {}: the probe ended: {}", conns[i].uri, e.reason)
+                        }
+                        false => eprintln!("utrace: the probe ended: {}", e.reason),
+                    }
                 }
-                break;
+                nodes[i].done = true;
+                streams.remove(&i);
             }
             None => {}
         }
         write_stdout(out.as_bytes())?;
         if exit && !st.ending {
             st.ending = true;
-            if let Some(id) = st.engine_id {
-                deadline = Some(tokio::time::Instant::now() + DETACH_TIMEOUT);
-                detach(conn, id).await;
-            }
+            deadline = Some(tokio::time::Instant::now() + DETACH_TIMEOUT);
+            detach_all(conns, &nodes).await;
         }
     }
+    // A stream that ended without `ended` is over too.
+    for n in &mut nodes {
+        n.done = true;
+    }
+    // The maps at the end: the servers' final snapshots, merged (a server
+    // that failed is left out, and was named).
+    let finals: Vec<&pb::ProbeSnapshot> = nodes
+        .iter()
+        .filter(|n| n.failed.is_none())
+        .filter_map(|n| n.last.as_ref())
+        .collect();
+    st.last = (!finals.is_empty()).then(|| merged(finals.into_iter().map(Some)));
     let mut out = String::new();
     st.finish(&mut out);
     write_stdout(out.as_bytes())?;
-    Ok(0)
+    Ok(if nodes.iter().any(|n| n.failed.is_some()) {
+        1
+    } else {
+        0
+    })
+}
+
+/// Server `uri` failed: say so now (its counts are left out).
+fn fail(n: &mut Node, uri: &str, why: String) {
+    eprintln!("utrace: {uri}: {why} (its counts are left out)");
+    n.done = true;
+    n.failed = Some(why);
+}
+
+/// The snapshots there are, as one.
+fn merged<'a>(snaps: impl Iterator<Item = Option<&'a pb::ProbeSnapshot>>) -> pb::ProbeSnapshot {
+    let snaps: Vec<&pb::ProbeSnapshot> = snaps.flatten().collect();
+    match snaps.as_slice() {
+        [one] => (*one).clone(),
+        many => merge::snapshots(many),
+    }
+}
+
+/// An event's text lines, each with its server's name (text format, with
+/// several servers).
+fn node_lines(node: Option<&String>, format: OutputFormat, lines: String) -> String {
+    match node {
+        Some(n) if format == OutputFormat::Text => crate::node_lines::lines_of(n, &lines),
+        _ => lines,
+    }
+}
+
+/// Detach every server's probe.
+async fn detach_all(conns: &mut [&mut Connection], nodes: &[Node]) {
+    for (conn, n) in conns.iter_mut().zip(nodes) {
+        if let (Some(id), false) = (n.engine_id, n.done) {
+            detach(conn, id).await;
+        }
+    }
 }
 
 /// Detach the probe's engine: the server sends the final snapshot and
