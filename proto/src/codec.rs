@@ -127,7 +127,7 @@ fn request_name<U: 'static>() -> Option<&'static str> {
     use crate::v1;
     use std::any::TypeId;
     let t = TypeId::of::<U>();
-    let known: [(TypeId, &str); 12] = [
+    let known: [(TypeId, &str); 13] = [
         (TypeId::of::<v1::SpawnRequest>(), ".utrace.v1.SpawnRequest"),
         (
             TypeId::of::<v1::AttachRequest>(),
@@ -140,6 +140,10 @@ fn request_name<U: 'static>() -> Option<&'static str> {
         (
             TypeId::of::<v1::ListTasksRequest>(),
             ".utrace.v1.ListTasksRequest",
+        ),
+        (
+            TypeId::of::<v1::GetActivityRequest>(),
+            ".utrace.v1.GetActivityRequest",
         ),
         (
             TypeId::of::<v1::GetServerInfoRequest>(),

@@ -39,6 +39,7 @@ pub struct Metrics {
     batch_seconds: Histogram,
     decisions: Counter,
     defaulted: Counter,
+    hold_seconds: Histogram,
     /// What the current scrape read (set for the length of one render).
     scrape: Arc<Mutex<Option<Scrape>>>,
 }
@@ -184,6 +185,19 @@ impl Metrics {
             "Held reports whose deadline passed before a decision: their default action applied",
             defaulted.clone(),
         );
+        // 100 µs (a client deciding at once) to a minute (a person at a
+        // debugger).
+        let hold_seconds = Histogram::new([
+            100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1.0, 10.0, 60.0,
+        ]);
+        registry.register_with_unit(
+            "hold_duration",
+            "How long a sync engine held a task at a report: from the report to its \
+             decision, or to its default action at the deadline (HOLD decisions \
+             extend it)",
+            Unit::Seconds,
+            hold_seconds.clone(),
+        );
         let scrape = std::sync::Arc::new(Mutex::new(None));
         registry.register_collector(Box::new(ScrapeCollector(std::sync::Arc::clone(&scrape))));
         Metrics {
@@ -195,6 +209,7 @@ impl Metrics {
             batch_seconds,
             decisions,
             defaulted,
+            hold_seconds,
             scrape,
         }
     }
@@ -219,6 +234,11 @@ impl Metrics {
     /// A client decided a held report.
     pub fn decision(&self) {
         self.decisions.inc();
+    }
+
+    /// A held report was let go (decided, or defaulted) after `held`.
+    pub fn released(&self, held: Duration) {
+        self.hold_seconds.observe(held.as_secs_f64());
     }
 
     /// `n` held reports reached their deadline.

@@ -857,6 +857,8 @@ pub struct Held {
     pub kind: EventMask,
     /// When its default action applies; `None` after a HOLD decision.
     pub deadline: Option<Instant>,
+    /// When it was reported (for the hold-duration metric).
+    pub since: Instant,
 }
 
 #[derive(Default)]
@@ -1133,6 +1135,7 @@ impl RemoteEngine {
                 stop_id: task.stop_id(),
                 kind: bit,
                 deadline: Some(Instant::now() + s.deadline),
+                since: Instant::now(),
             })
         });
         // A report held for a decision is not held a second time for room.

@@ -458,6 +458,9 @@ impl Session {
         };
         // Everything checks out: the report is decided now.
         let held = sync.take(seq).map_err(|e| at(not_held(e, seq)))?;
+        if action != Action::Stop {
+            crate::metrics::get().released(held.since.elapsed());
+        }
         if action == Action::Stop {
             sync.put_back(
                 seq,
@@ -704,6 +707,7 @@ async fn deadlines(tracer: utrace_engines::Tracer, engine_id: u64, sync: Arc<Syn
         }
         for (seq, held) in sync.expire(std::time::Instant::now()) {
             crate::metrics::get().defaulted(1);
+            crate::metrics::get().released(held.since.elapsed());
             warn!(
                 engine = engine_id,
                 seq,

@@ -327,6 +327,50 @@ async fn metrics_count_what_happened() {
             .await
             .unwrap();
     }
+    // A sync engine holds the ticker at a write for 50 ms, then lets it go.
+    let mut s = c.session().await.unwrap();
+    s.attach(
+        prog.0.id(),
+        pb::EngineSpec {
+            events: vec![pb::EventKind::SyscallEntry as i32],
+            syscalls: vec!["write".into()],
+            sync: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    async fn next_report(s: &mut utrace_client::Session) -> pb::Event {
+        loop {
+            match tokio::time::timeout(common::TIMEOUT, s.next()).await {
+                Ok(Some(Ok(utrace_client::SessionEvent::Report(e)))) => break e,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no report: {other:?}"),
+            }
+        }
+    }
+    let held = next_report(&mut s).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    s.decide(utrace_client::Decision::resume(&held))
+        .await
+        .unwrap();
+    // The next write's report: the decision was applied. (Its hold ends
+    // with the session, not by a decision.)
+    next_report(&mut s).await;
+    s.close();
+    let pid = prog.0.id();
+    let c2 = c.clone();
+    common::wait_for("the session's engine gone", move || {
+        let mut c = c2.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(c.list_tasks(pid))
+        })
+        .join()
+        .unwrap()
+        .is_ok_and(|t| t.iter().all(|t| t.engines.len() == 1))
+    });
     let (head, text) = http_get(&addr, "/metrics");
     println!("{head}\n{text}");
     // Scrapes within a second get the same text: a flood of them does not
@@ -363,6 +407,11 @@ async fn metrics_count_what_happened() {
         "the ticker's engine"
     );
     assert!(sample(&text, "utrace_tracer_cpu_seconds_total") > 0.0);
+    // The one hold, decided after 50 ms.
+    assert_eq!(sample(&text, "utrace_decisions_total"), 1.0);
+    assert_eq!(sample(&text, "utrace_hold_duration_seconds_count"), 1.0);
+    let held_for = sample(&text, "utrace_hold_duration_seconds_sum");
+    assert!((0.05..5.0).contains(&held_for), "{held_for}");
     assert!(text.ends_with("# EOF\n"), "{text}");
     common::python_module("prometheus_client", "prometheus-client");
     let parsed = Command::new("python3")

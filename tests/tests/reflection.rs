@@ -6,7 +6,9 @@
 //! JSON line it prints.
 //!
 //! The Python packages are installed with pip when missing; a failed install
-//! fails the test (with pip's output) rather than skipping it.
+//! fails the test (with pip's output) rather than skipping it. The README's
+//! grpcurl commands are run literally with grpcurl-rs (installed by
+//! `.ci/run`, else here; skipped, saying why, only if it cannot be).
 
 mod common;
 
@@ -262,6 +264,7 @@ fn grpcio_on_its_defaults_reaches_every_rpc() {
                 "Batch",
                 "Detach",
                 "Events",
+                "GetActivity",
                 "GetServerInfo",
                 "ListTasks",
                 "Probe",
@@ -287,8 +290,174 @@ fn grpcio_on_its_defaults_reaches_every_rpc() {
                 "{form}: {name} answered {code}: {rpcs:?}"
             );
         }
-        for ok in ["GetServerInfo", "ListTasks", "Session"] {
+        for ok in ["GetActivity", "GetServerInfo", "ListTasks", "Session"] {
             assert_eq!(rpcs[ok].as_str(), Some("OK"), "{form}: {ok}: {rpcs:?}");
         }
     }
+}
+
+/// The Rust port of grpcurl (`cargo install grpcurl-rs`): where cargo
+/// installs it (`.ci/run` does), else installed now under the target
+/// directory; `None`, with the reason printed, if it cannot be had.
+fn grpcurl_rs() -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))?;
+    let works = |p: &std::path::Path| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let installed = home.join("bin/grpcurl");
+    if works(&installed) {
+        return Some(installed);
+    }
+    let root = users_target_dir().join("grpcurl-rs");
+    let local = root.join("bin/grpcurl");
+    if works(&local) {
+        return Some(local);
+    }
+    eprintln!(
+        "grpcurl-rs not found: installing it with `cargo install --locked --debug grpcurl-rs`"
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["install", "--locked", "--debug", "grpcurl-rs", "--root"])
+        .arg(&root)
+        .output();
+    match out {
+        Ok(o) if o.status.success() && works(&local) => Some(local),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            eprintln!(
+                "SKIP readme_grpcurl_examples_run_with_grpcurl_rs: cannot install grpcurl-rs: {}",
+                err.lines().last().unwrap_or("").trim()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIP readme_grpcurl_examples_run_with_grpcurl_rs: cannot run cargo: {e}");
+            None
+        }
+    }
+}
+
+/// The target directory this test runs from.
+fn users_target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .and_then(|profile| profile.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The README's grpcurl commands, literally, run by grpcurl-rs against a
+/// real daemon (`$S` its socket, the attach's pid a running ticker's).
+#[test]
+fn readme_grpcurl_examples_run_with_grpcurl_rs() {
+    let Some(grpcurl) = grpcurl_rs() else {
+        return;
+    };
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### grpcurl")
+        .nth(1)
+        .expect("a grpcurl section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block");
+    // A command goes on past a line that ends with `\`, or inside quotes.
+    let mut commands = Vec::new();
+    let mut cur = String::new();
+    for line in block.lines() {
+        cur.push_str(line);
+        cur.push('\n');
+        let quoted = cur.matches('\'').count() % 2 == 1;
+        if !line.ends_with('\\') && !quoted {
+            commands.push(std::mem::take(&mut cur));
+        }
+    }
+    assert!(commands[0].starts_with("S="), "{commands:?}");
+    let commands = &commands[1..];
+    assert_eq!(commands.len(), 6, "{commands:?}");
+
+    let d = common::daemon::Daemon::start("grpcurl");
+    let sock = d.uri.trim_start_matches("unix://").to_string();
+    let (ticker, _lines) = common::ticker(50);
+    let path = format!(
+        "{}:{}",
+        grpcurl.parent().expect("bin dir").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |cmd: &str| -> std::process::Child {
+        let cmd = cmd.replace("1234", &ticker.0.id().to_string());
+        Command::new("sh")
+            // exec: the command is the child itself, so killing it ends it.
+            .args(["-c", &format!("exec {cmd}")])
+            .env("S", &sock)
+            .env("PATH", &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sh")
+    };
+    let wanted: [&[&str]; 6] = [
+        &["utrace.v1.Tracer", "grpc.health.v1.Health"],
+        &["message EngineSpec"],
+        &["\"version\"", "\"caller\""],
+        &[
+            "\"attached\"",
+            "write(1, \\\"hi\\\\n\\\", 3",
+            "\"processGone\": true",
+        ],
+        &["\"attached\""],
+        &["SERVING"],
+    ];
+    for (i, cmd) in commands.iter().enumerate() {
+        let mut child = run(cmd);
+        let out = if i == 4 {
+            // Streams until Ctrl-C: read until the attach shows, then stop.
+            let mut stdout = child.stdout.take().expect("stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut all = Vec::new();
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                    let _ = tx.send(String::from_utf8_lossy(&all).into_owned());
+                }
+            });
+            let deadline = Instant::now() + common::TIMEOUT;
+            let mut seen = String::new();
+            while !seen.contains("\"attached\"") && Instant::now() < deadline {
+                if let Ok(s) = rx.recv_timeout(Duration::from_millis(100)) {
+                    seen = s;
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            seen
+        } else {
+            let out = common::wait_output(child, common::TIMEOUT);
+            assert!(
+                out.status.success(),
+                "{cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for w in wanted[i] {
+            assert!(out.contains(w), "{cmd}: no {w} in:\n{out}");
+        }
+    }
+    // The attach ended with grpcurl: the ticker runs on untraced.
+    common::untraced(ticker.0.id());
 }
