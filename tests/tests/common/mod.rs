@@ -531,6 +531,43 @@ pub fn python_module(module: &str, package: &str) {
     );
 }
 
+/// The command `cmd` that the PyPI package `package` installs, installed
+/// with pip if it is not there yet (into python3's scripts directory,
+/// which need not be on PATH); a failed install fails the test.
+pub fn pip_command(cmd: &str, package: &str) -> std::path::PathBuf {
+    let scripts = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .expect("run python3");
+    let path = std::path::Path::new(String::from_utf8_lossy(&scripts.stdout).trim()).join(cmd);
+    let runs = || {
+        std::process::Command::new(&path)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs() {
+        return path;
+    }
+    println!("{cmd} is missing; running: python3 -m pip install --quiet {package}");
+    let pip = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", package])
+        .output()
+        .expect("run python3 -m pip");
+    assert!(
+        pip.status.success() && runs(),
+        "pip install {package} failed ({}), or gave no {}:\n{}{}",
+        pip.status,
+        path.display(),
+        String::from_utf8_lossy(&pip.stdout),
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    path
+}
+
 /// Wait until no one traces `pid`.
 pub fn untraced(pid: u32) {
     wait_for(&format!("pid {pid} to be untraced"), || {
