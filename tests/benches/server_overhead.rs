@@ -11,6 +11,9 @@
 //! client received and the reports it lost (sum of `dropped_before`, over
 //! all runs: 0 while the client keeps up).
 //!
+//! `metrics` is the all-entries row on a second server with
+//! `--metrics-listen`, scraped every 100 ms while it runs, against the
+//! same row without: the endpoint must cost the tracer nothing measurable.
 //! Two more kinds of row: `lossless` is the decoded row with
 //! `EngineSpec.lossless` (a full queue holds the program instead of
 //! dropping), against the same row without it: the option must cost
@@ -125,6 +128,43 @@ async fn run_remote(client: &mut Client, n: &str, engine: &pb::EngineSpec) -> Op
     }
 }
 
+/// CPU time of this process's tracer threads (`utrace-tracer`), from
+/// their schedstat (nanoseconds on a CPU).
+fn tracer_cpu() -> Duration {
+    let mut ns = 0u64;
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = t.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != "utrace-tracer" {
+            continue;
+        }
+        ns += std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Duration::from_nanos(ns)
+}
+
+/// One `GET /metrics` on 127.0.0.1:`port`; whether it answered 200.
+fn scrape(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    if s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut text = String::new();
+    s.read_to_string(&mut text).is_ok() && text.starts_with("HTTP/1.0 200")
+}
+
 fn engine(syscalls: &[&str], events: &[pb::EventKind], decode: bool) -> pb::EngineSpec {
     pb::EngineSpec {
         syscalls: syscalls.iter().map(|s| s.to_string()).collect(),
@@ -171,6 +211,31 @@ fn main() {
     let client = rt
         .block_on(Client::connect(&srv.uri()))
         .expect("connect to utraced");
+    // The same server with --metrics-listen, scraped ten times a second
+    // while its row runs (Prometheus scrapes every 15 s or so).
+    let metrics_port = common::free_port().expect("a free port");
+    let with_metrics = rt
+        .block_on(utraced::Embedded::start_with(|c| {
+            c.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], metrics_port)));
+        }))
+        .expect("start utraced with metrics");
+    let metrics_client = rt
+        .block_on(Client::connect(&with_metrics.uri()))
+        .expect("connect to utraced");
+    let scraping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let (scraping, scrapes) = (scraping.clone(), scrapes.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if !scraping.load(std::sync::atomic::Ordering::Relaxed) {
+                continue;
+            }
+            if scrape(metrics_port) {
+                scrapes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
     let mut out = quiet_stdout();
 
     use pb::EventKind as K;
@@ -206,6 +271,11 @@ fn main() {
         run_cmd(&argv)
     };
 
+    // The tracer threads' CPU time in the two rows that compare the
+    // metrics endpoint (wall time on a 2-CPU machine moves with any other
+    // activity; the tracer's own time is what the endpoint could cost).
+    let cpu_plain = std::cell::RefCell::new(Vec::new());
+    let cpu_metrics = std::cell::RefCell::new(Vec::new());
     const STRACE_OPENAT: &str = "strace -f --seccomp-bpf -e trace=openat";
     const STRACE_ALL: &str = "strace -f -o /dev/null";
     type Variant<'a> = (
@@ -229,7 +299,29 @@ fn main() {
         (
             "server: all entries+exits",
             Some(STRACE_ALL),
-            Box::new(|| remote(&all)),
+            Box::new(|| {
+                let before = tracer_cpu();
+                let r = remote(&all);
+                cpu_plain
+                    .borrow_mut()
+                    .push((tracer_cpu() - before).as_secs_f64());
+                r
+            }),
+        ),
+        (
+            "server: all entries+exits, metrics",
+            Some("server: all entries+exits"),
+            Box::new(|| {
+                scraping.store(true, std::sync::atomic::Ordering::Relaxed);
+                let before = tracer_cpu();
+                let mut c = metrics_client.clone();
+                let r = rt.block_on(run_remote(&mut c, &n, &all));
+                cpu_metrics
+                    .borrow_mut()
+                    .push((tracer_cpu() - before).as_secs_f64());
+                scraping.store(false, std::sync::atomic::Ordering::Relaxed);
+                r
+            }),
         ),
         (
             "server: all entries+exits, decode",
@@ -316,11 +408,27 @@ fn main() {
     let _ = writeln!(
         table,
         "\nevents: received by the client in the median run (attached and death included);\n\
-         dropped: sum of dropped_before over all {runs} runs (0: the client kept up)"
+         dropped: sum of dropped_before over all {runs} runs (0: the client kept up);\n\
+         metrics: the same server with --metrics-listen, scraped every 100 ms during the row \
+         ({} scrapes in all)",
+        scrapes.load(std::sync::atomic::Ordering::Relaxed)
     );
+    if let (Some(p), Some(m)) = (
+        common::median(cpu_plain.borrow().clone()),
+        common::median(cpu_metrics.borrow().clone()),
+    ) {
+        let _ = writeln!(
+            table,
+            "tracer threads' CPU time per run (median): {p:.3} s without the metrics endpoint, \
+             {m:.3} s with it scraped every 100 ms ({:.3}×)",
+            m / p
+        );
+    }
     out.write_all(table.as_bytes()).expect("write table");
     out.flush().expect("flush");
     drop(variants);
     drop(client);
+    drop(metrics_client);
     rt.block_on(srv.stop()).expect("stop utraced");
+    rt.block_on(with_metrics.stop()).expect("stop utraced");
 }

@@ -208,3 +208,98 @@ fn a_server_down_or_dying_is_named_and_the_rest_complete() {
         "{err}"
     );
 }
+
+/// Over TLS too: two servers on TCP with client certificates, asked at
+/// once with one certificate; each row carries its server.
+#[test]
+fn tls_servers_fan_out_too() {
+    let pki = common::pki::Pki::new("utt-fanout-tls");
+    pki.issue("server", "utraced", &["localhost", "127.0.0.1"], true);
+    pki.issue("fan", "utt-fan", &[], false);
+    // The certificate acts as an unprivileged user, tracing its own
+    // programs.
+    let u = users::user("fanout-tls");
+    std::fs::write(pki.path("identities"), format!("CN=utt-fan {}\n", u.uid)).expect("identities");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut uris = Vec::new();
+    let mut stops = Vec::new();
+    for _ in 0..2 {
+        let server = rt
+            .block_on(utraced::Server::bind(utraced::Config {
+                listen: vec![utraced::ListenAddr::parse("tls://127.0.0.1:0", false).expect("addr")],
+                inherited: Vec::new(),
+                limits: Default::default(),
+                observe_only: Vec::new(),
+                tls: Some(utraced::TlsFiles {
+                    cert: pki.path("server.pem"),
+                    key: pki.path("server.key"),
+                    client_ca: pki.path("ca.pem"),
+                    identities: pki.path("identities"),
+                }),
+                journal: None,
+                metrics_listen: None,
+            }))
+            .expect("bind");
+        let port = match &server.local_addrs()[0] {
+            utraced::ListenAddr::Tls(a) => a.port(),
+            other => panic!("{other}"),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        stops.push(stop);
+        uris.push(format!("https://localhost:{port}"));
+    }
+    let mut tickers = Vec::new();
+    let mut clients = Vec::new();
+    for uri in &uris {
+        let t = users::Target::start(
+            users::command_as(&u, &[], &[tracee!("ticker"), "100000", "20"]),
+            "ticker",
+        );
+        let mut c = rt
+            .block_on(Client::connect_with(uri, Some(&pki.client("fan"))))
+            .expect("connect over TLS");
+        rt.block_on(c.attach(pb::AttachRequest {
+            pid: t.pid(),
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Death as i32],
+                ..Default::default()
+            }),
+        }))
+        .expect("attach");
+        tickers.push(t);
+        clients.push(c);
+    }
+    let mut cmd = Command::new(users::workspace_bin("utrace"));
+    cmd.env_remove("UTRACE_SERVER").env_remove("UTRACE_SERVERS");
+    for uri in &uris {
+        cmd.args(["--server", uri]);
+    }
+    let out = cmd
+        .arg("--tls-ca")
+        .arg(pki.path("ca.pem"))
+        .arg("--tls-cert")
+        .arg(pki.path("fan.pem"))
+        .arg("--tls-key")
+        .arg(pki.path("fan.key"))
+        .arg("ps")
+        .output()
+        .expect("run utrace ps");
+    let ps = text(&out.stdout);
+    assert!(out.status.success(), "{ps}{}", text(&out.stderr));
+    for (uri, t) in uris.iter().zip(&tickers) {
+        let name = uri.trim_start_matches("https://");
+        let pid = t.pid().to_string();
+        assert!(
+            ps.lines()
+                .any(|l| l.starts_with(name) && l.split_whitespace().nth(1) == Some(pid.as_str())),
+            "{ps}"
+        );
+    }
+    drop(clients);
+    for s in stops {
+        let _ = s.send(());
+    }
+}

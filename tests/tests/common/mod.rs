@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod pki;
 pub mod probe;
 pub mod slow;
 pub mod users;
