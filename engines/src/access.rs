@@ -37,6 +37,9 @@ use crate::sys::{self, Tid};
 
 /// `CAP_SYS_PTRACE` (linux/capability.h).
 pub const CAP_SYS_PTRACE: u32 = 19;
+/// `CAP_SETGID` and `CAP_SETUID`.
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
 
 /// Capability names by number (`linux/capability.h`; libc has none).
 pub(crate) const CAP_NAMES: [&str; 41] = [
@@ -198,6 +201,16 @@ impl Owner {
             cap_bounding: st.cap_bnd,
             userns: UserNs::of(pid),
         })
+    }
+
+    /// May set another user's uid and gid on a program: CAP_SETUID and
+    /// CAP_SETGID effective, in the tracer's own user namespace (what
+    /// `setresuid`/`setgroups` would demand of the client itself).
+    pub fn may_set_ids(&self) -> bool {
+        let want = (1u64 << CAP_SETUID) | (1u64 << CAP_SETGID);
+        self.cap_effective & want == want
+            && self.userns.is_some()
+            && self.userns == UserNs::current()
     }
 
     /// As privileged as this tracer, in its user namespace:

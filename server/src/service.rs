@@ -593,7 +593,34 @@ impl TracerService {
         options.owner = Some(Arc::clone(&p.owner));
         // SAFETY: geteuid has no preconditions.
         let server_uid = unsafe { libc::geteuid() };
-        let credentials = if p.uid() == server_uid {
+        let credentials = if let Some(r) = &req.run_as {
+            // strace -u: the client sets the program's ids, as it could
+            // itself with setresuid and setgroups.
+            if !p.owner.may_set_ids() {
+                return Err(Status::permission_denied(format!(
+                    "{field}run_as: starting a program as uid {} needs CAP_SETUID and CAP_SETGID \
+                     (in the server's user namespace), which you do not have",
+                    r.uid
+                )));
+            }
+            if server_uid != 0 {
+                return Err(Status::permission_denied(format!(
+                    "{field}run_as: this server runs as uid {server_uid} and cannot start programs \
+                     as another user"
+                )));
+            }
+            if r.groups.len() > 65_536 {
+                return Err(Status::invalid_argument(format!(
+                    "{field}run_as.groups: {} groups; at most 65,536",
+                    r.groups.len()
+                )));
+            }
+            Some(Credentials {
+                uid: r.uid,
+                gid: r.gid,
+                groups: r.groups.clone(),
+            })
+        } else if p.uid() == server_uid {
             None
         } else if server_uid == 0 {
             Some(Credentials {

@@ -1482,3 +1482,80 @@ fn activity_shows_only_what_the_caller_may_trace() {
         assert!(all.contains(&t.pid().to_string()), "{all}");
     }
 }
+
+/// `utrace trace -u USER` (strace -u): root starts the program as the
+/// user, with the user's groups, as strace does (the same `id` output,
+/// through the embedded server and through a daemon); a client without
+/// CAP_SETUID and CAP_SETGID may not ask for any user, its own included.
+#[test]
+fn run_as_is_for_clients_that_may_set_ids() {
+    let u = users::user("runas");
+    let id = |cmd: &mut Command| {
+        let out = cmd.output().expect("run");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let utrace = users::workspace_bin("utrace");
+    let ours = id(Command::new(&utrace)
+        .env_remove("UTRACE_SERVER")
+        .env("UTRACE_SERVERS", "")
+        .args([
+            "trace",
+            "-u",
+            &u.name,
+            "-e",
+            "trace=none",
+            "-o",
+            "/dev/null",
+            "--",
+            "id",
+        ]));
+    assert!(
+        ours.starts_with(&format!("uid={}({}) gid={}", u.uid, u.name, u.gid)),
+        "{ours}"
+    );
+    if Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let theirs = id(Command::new("strace").args([
+            "-u",
+            &u.name,
+            "-e",
+            "trace=none",
+            "-o",
+            "/dev/null",
+            "id",
+        ]));
+        assert_eq!(ours, theirs, "as strace -u");
+    }
+    let d = common::daemon::Daemon::start("runas");
+    let through = id(Command::new(&utrace).args([
+        "--server",
+        &d.uri,
+        "trace",
+        "-u",
+        &u.uid.to_string(),
+        "-e",
+        "trace=none",
+        "-o",
+        "/dev/null",
+        "--",
+        "id",
+    ]));
+    assert_eq!(through, ours, "through a daemon");
+
+    // An unprivileged client may ask for no user at all.
+    users::open_socket(&d.uri);
+    let mut c = AsClient::as_user(&u, &[], &d.uri);
+    for ids in ["0:0", &format!("{}:{}", u.uid, u.gid)] {
+        let a = c.cmd(&format!("spawn runas={ids} -- /bin/true"));
+        assert!(a.starts_with("err PermissionDenied"), "{ids}: {a}");
+        assert!(a.contains("CAP_SETUID"), "{a}");
+    }
+}

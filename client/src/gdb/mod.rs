@@ -185,6 +185,7 @@ async fn open(
             no_kernel_filter: false,
             stdio: *stdio as i32,
             window: None,
+            run_as: None,
         }),
     };
     let _ = tx

@@ -13,7 +13,7 @@
 //! Commands:
 //! - `info` → `ok uid=U gid=G any=BOOL`
 //! - `attach PID [events=K,K] ` → `ok engine=E`
-//! - `spawn [nofilter] [stop] [cwd=DIR] [env=K=V]… [events=K,K] [syscalls=S,S] -- ARGV…`
+//! - `spawn [nofilter] [stop] [cwd=DIR] [runas=UID:GID] [env=K=V]… [events=K,K] [syscalls=S,S] -- ARGV…`
 //!   → `ok pid=P engine=E`
 //! - `events E` → `ok`, then event lines
 //! - `probe PID SYMBOL` → `ok engine=E` once a Probe counting the calls
@@ -327,6 +327,16 @@ async fn command(c: &mut Raw, out: &Out, line: &str) -> String {
                     "nofilter" => req.no_kernel_filter = true,
                     "stop" => req.stop_at_entry = true,
                     o if o.starts_with("cwd=") => req.cwd = o[4..].into(),
+                    o if o.starts_with("runas=") => {
+                        let (u, g) = o[6..]
+                            .split_once(':')
+                            .unwrap_or_else(|| die("runas=UID:GID"));
+                        req.run_as = Some(pb::RunAs {
+                            uid: num(u) as u32,
+                            gid: num(g) as u32,
+                            groups: Vec::new(),
+                        });
+                    }
                     o if o.starts_with("env=") => {
                         let (k, v) = o[4..].split_once('=').unwrap_or_else(|| die("env=K=V"));
                         req.env.insert(k.into(), v.into());

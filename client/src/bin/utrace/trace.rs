@@ -92,6 +92,8 @@ pub struct Options {
     pub hex: u32,
     /// `-E`: `VAR=VAL` set, `VAR` removed, in the program's environment.
     pub env: Vec<String>,
+    /// `-u USER`: the program's user.
+    pub run_as: Option<pb::RunAs>,
     /// `-e signal=`: the signals shown (None: all).
     pub signals: Option<std::collections::BTreeSet<i32>>,
     /// `-e status=`, `-z`, `-Z`: the calls shown by outcome (None: all).
@@ -652,6 +654,7 @@ fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
         // children nobody follows would be tied to the server.
         no_kernel_filter: !opts.follow,
         engine: None,
+        run_as: opts.run_as.clone(),
     }
 }
 

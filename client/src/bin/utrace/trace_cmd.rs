@@ -100,6 +100,11 @@ pub struct TraceCmd {
     /// `VAR=VAL`: put it in the program's environment; `VAR`: remove it.
     #[arg(short = 'E', long = "env", value_name = "VAR[=VAL]")]
     env: Vec<String>,
+    /// Run the program as USER (a name or a number): its uid, its primary
+    /// group and its groups from the user database, as strace -u (needs
+    /// CAP_SETUID and CAP_SETGID, e.g. root).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    user: Option<String>,
     /// Like -c, and print the lines too.
     #[arg(short = 'C', long = "summary")]
     summary: bool,
@@ -143,8 +148,6 @@ struct NotYet {
     v: u8,
     #[arg(short = 'k', long = "stack-trace", hide = true)]
     k: bool,
-    #[arg(short = 'u', long = "user", value_name = "USER", hide = true)]
-    u: Option<String>,
     #[arg(short = 'b', long = "detach-on", value_name = "SYSCALL", hide = true)]
     b: Option<String>,
     #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
@@ -173,10 +176,9 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 9] = [
+        let given: [(&'static str, bool); 8] = [
             ("-v", self.v > 0),
             ("-k", self.k),
-            ("-u", self.u.is_some()),
             ("-b", self.b.is_some()),
             ("-D", self.d > 0),
             ("-I", self.big_i.is_some()),
@@ -341,8 +343,16 @@ impl TraceCmd {
                     .into(),
             );
         }
+        let run_as = match &t.user {
+            Some(_) if !t.pid.is_empty() => {
+                return Err("trace: -u USER applies to a program utrace starts, not to -p".into())
+            }
+            Some(u) => Some(run_as(u)?),
+            None => None,
+        };
         Ok(trace::Options {
             node: None,
+            run_as,
             follow: t.follow > 0,
             // strace -ff: with -o, a file per thread (FILE.TID); without,
             // what -f does.
@@ -378,6 +388,29 @@ impl TraceCmd {
             status,
         })
     }
+}
+
+/// strace -u's user: a name or a uid, with its primary group and its
+/// groups from the user database.
+fn run_as(user: &str) -> Result<utrace_client::pb::RunAs, String> {
+    use nix::unistd::{Uid, User};
+    let found = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(user),
+    }
+    .map_err(|e| format!("trace: -u {user}: reading the user database: {e}"))?;
+    let Some(u) = found else {
+        return Err(format!("trace: -u {user}: no such user"));
+    };
+    let name = std::ffi::CString::new(u.name.clone())
+        .map_err(|_| format!("trace: -u {user}: a user name with a NUL byte"))?;
+    let groups = nix::unistd::getgrouplist(&name, u.gid)
+        .map_err(|e| format!("trace: -u {user}: its groups: {e}"))?;
+    Ok(utrace_client::pb::RunAs {
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        groups: groups.iter().map(|g| g.as_raw()).collect(),
+    })
 }
 
 #[cfg(test)]
