@@ -111,14 +111,14 @@ mod tests {
         for nr in 0..(MAX_DISTINCT as u64 + 10) {
             c.count(crate::arch::AUDIT_ARCH, nr);
         }
-        for _ in 0..5 {
+        for _ in 0..15 {
             c.count(crate::arch::AUDIT_ARCH, 1);
         }
         let top = c.top(3);
         assert_eq!(top.len(), 3);
         assert_eq!(
             (top[0].nr, top[0].count, top[0].name),
-            (1, 6, Some("write"))
+            (1, 16, Some("write"))
         );
         // The ten calls past the bound are one row.
         assert!(top[1].other && top[1].count == 10, "{top:?}");
