@@ -65,13 +65,16 @@ fn fleet(utraced: &std::path::Path, utrace: &std::path::Path) -> Result<Fleet, S
         }
         f.uris.push(format!("unix://{}", sock.display()));
     }
-    // One traced program on each (a trace that runs until killed).
+    // One traced program on each (a trace that runs until killed; with
+    // -f the program has the kernel-side filter, so it dies with its
+    // server and nothing is left behind).
     for uri in f.uris.clone() {
         let t = Command::new(utrace)
             .args([
                 "--server",
                 &uri,
                 "trace",
+                "-f",
                 "-o",
                 "/dev/null",
                 "--",
