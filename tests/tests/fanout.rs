@@ -225,20 +225,7 @@ fn tls_servers_fan_out_too() {
     let mut stops = Vec::new();
     for _ in 0..2 {
         let server = rt
-            .block_on(utraced::Server::bind(utraced::Config {
-                listen: vec![utraced::ListenAddr::parse("tls://127.0.0.1:0", false).expect("addr")],
-                inherited: Vec::new(),
-                limits: Default::default(),
-                observe_only: Vec::new(),
-                tls: Some(utraced::TlsFiles {
-                    cert: pki.path("server.pem"),
-                    key: pki.path("server.key"),
-                    client_ca: pki.path("ca.pem"),
-                    identities: pki.path("identities"),
-                }),
-                journal: None,
-                metrics_listen: None,
-            }))
+            .block_on(utraced::Server::bind(pki.tls_server_config()))
             .expect("bind");
         let port = match &server.local_addrs()[0] {
             utraced::ListenAddr::Tls(a) => a.port(),

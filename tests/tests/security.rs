@@ -1222,22 +1222,9 @@ async fn tls_clients_are_who_their_certificate_says() {
         ),
     )
     .unwrap();
-    let server = utraced::Server::bind(utraced::Config {
-        listen: vec![utraced::ListenAddr::parse("tls://127.0.0.1:0", false).unwrap()],
-        inherited: Vec::new(),
-        limits: Default::default(),
-        observe_only: Vec::new(),
-        tls: Some(utraced::TlsFiles {
-            cert: pki.path("server.pem"),
-            key: pki.path("server.key"),
-            client_ca: pki.path("ca.pem"),
-            identities: pki.path("identities"),
-        }),
-        journal: None,
-        metrics_listen: None,
-    })
-    .await
-    .unwrap();
+    let server = utraced::Server::bind(pki.tls_server_config())
+        .await
+        .unwrap();
     let port = match &server.local_addrs()[0] {
         utraced::ListenAddr::Tls(a) => a.port(),
         other => panic!("{other}"),

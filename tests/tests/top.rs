@@ -258,6 +258,30 @@ fn stop_rate(cells: &[String]) -> Option<f64> {
     cells.get(5)?.parse().ok()
 }
 
+/// An async engine on each of `pids`, reporting every syscall entry (a
+/// stop each); their streams, which must be kept open.
+fn trace_entries(
+    rt: &tokio::runtime::Runtime,
+    c: &mut Client,
+    pids: &[u32],
+) -> Vec<tonic::Streaming<pb::Event>> {
+    pids.iter()
+        .map(|&pid| {
+            let e = rt
+                .block_on(c.attach(pb::AttachRequest {
+                    pid,
+                    engine: Some(pb::EngineSpec {
+                        events: kinds(&[pb::EventKind::SyscallEntry]),
+                        ..Default::default()
+                    }),
+                }))
+                .expect("attach")
+                .engine_id;
+            rt.block_on(c.events(e)).expect("events")
+        })
+        .collect()
+}
+
 fn has_tmux() -> bool {
     Command::new("tmux")
         .arg("-V")
@@ -283,20 +307,7 @@ fn top_shows_rates_and_holders_live() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut c = rt.block_on(Client::connect(&d.uri)).expect("connect");
     // An async engine tracing both (every syscall: a stop each).
-    let mut streams = Vec::new();
-    for p in [pid, other_pid] {
-        let e = rt
-            .block_on(c.attach(pb::AttachRequest {
-                pid: p,
-                engine: Some(pb::EngineSpec {
-                    events: kinds(&[pb::EventKind::SyscallEntry]),
-                    ..Default::default()
-                }),
-            }))
-            .expect("attach")
-            .engine_id;
-        streams.push(rt.block_on(c.events(e)).expect("events"));
-    }
+    let _streams = trace_entries(&rt, &mut c, &[pid, other_pid]);
     let tmux = Tmux::start(&d.uri, &["-d", "0.3"]);
     tmux.wait("the ticker with a stop rate", |p| {
         row(p, pid)
@@ -367,20 +378,7 @@ fn top_batch_mode_prints_the_tables() {
     let pid = ticker.0.id();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut c = rt.block_on(Client::connect(&d.uri)).expect("connect");
-    let mut streams = Vec::new();
-    for p in [pid, other.0.id()] {
-        let e = rt
-            .block_on(c.attach(pb::AttachRequest {
-                pid: p,
-                engine: Some(pb::EngineSpec {
-                    events: kinds(&[pb::EventKind::SyscallEntry]),
-                    ..Default::default()
-                }),
-            }))
-            .expect("attach")
-            .engine_id;
-        streams.push(rt.block_on(c.events(e)).expect("events"));
-    }
+    let _streams = trace_entries(&rt, &mut c, &[pid, other.0.id()]);
     let out = Command::new(users::workspace_bin("utrace"))
         .args(["--server", &d.uri, "top", "-n", "2", "-d", "0.3", "-p"])
         .arg(pid.to_string())

@@ -53,4 +53,25 @@ impl Pki {
             domain: Some("localhost".into()),
         }
     }
+
+    /// A server configuration listening on `tls://127.0.0.1:0` with this
+    /// CA's `server` certificate, requiring client certificates of this CA
+    /// and mapping them by the `identities` file.
+    pub fn tls_server_config(&self) -> utraced::Config {
+        utraced::Config {
+            listen: vec![utraced::ListenAddr::parse("tls://127.0.0.1:0", false)
+                .expect("a TLS listen address")],
+            inherited: Vec::new(),
+            limits: Default::default(),
+            observe_only: Vec::new(),
+            tls: Some(utraced::TlsFiles {
+                cert: self.path("server.pem"),
+                key: self.path("server.key"),
+                client_ca: self.path("ca.pem"),
+                identities: self.path("identities"),
+            }),
+            journal: None,
+            metrics_listen: None,
+        }
+    }
 }
