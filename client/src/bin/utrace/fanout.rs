@@ -22,7 +22,7 @@ use crate::{probe, show, top, trace, Command};
 const PER_SERVER: Duration = Duration::from_secs(10);
 
 /// The servers named: `--server` (repeated, or comma-separated), else
-/// `UTRACE_SERVERS` (comma-separated).
+/// `UTRACE_SERVERS` (comma-separated); each once, in order.
 pub fn servers(given: &[String]) -> Vec<String> {
     let split = |s: &str| -> Vec<String> {
         s.split(',')
@@ -37,6 +37,9 @@ pub fn servers(given: &[String]) -> Vec<String> {
             out = split(&many);
         }
     }
+    // A server named twice is asked once.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|s| seen.insert(s.clone()));
     out
 }
 
@@ -236,6 +239,7 @@ mod tests {
         let given = vec![
             "unix:///a.sock,unix:///b.sock".to_string(),
             "https://h:1".into(),
+            "unix:///a.sock".into(),
         ];
         assert_eq!(
             servers(&given),
