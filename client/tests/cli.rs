@@ -150,6 +150,58 @@ fn count_prints_straces_table() {
     assert!(!ours.stderr.contains("+++"), "{}", ours.stderr);
 }
 
+/// `-U COLUMNS`: strace's header and rules for each choice of columns
+/// (the name added last when left out, `_` for `-`), and the same calls
+/// and errors per syscall as strace counts; an unknown column is refused.
+#[test]
+fn summary_columns_like_strace() {
+    let program = ["/bin/ls", "/nonexistent", "/"];
+    for columns in [
+        "name,calls,errors",
+        "time-percent,total-time,min-time,max-time,avg-time,calls,errors,name",
+        "errors,calls",
+        "name,time",
+        "time_percent,avg_time,min_time",
+    ] {
+        let mut args = vec!["trace", "-c", "-U", columns, "--"];
+        args.extend(program);
+        let ours = utrace(&args);
+        let mut args = vec!["-c", "-U", columns];
+        args.extend(program);
+        let theirs = run_strace(&args);
+        let head = |s: &str| {
+            s.lines()
+                .skip(1)
+                .take(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(head(&ours.stderr), head(&theirs.stderr), "-U {columns}");
+        if columns == "name,calls,errors" {
+            let rows = |s: &str| {
+                let mut r: Vec<String> = s
+                    .lines()
+                    .skip(3)
+                    .filter(|l| !l.starts_with('-'))
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect();
+                r.sort();
+                r
+            };
+            let (ours, theirs) = (rows(&ours.stderr), rows(&theirs.stderr));
+            let openat = |r: &[String]| r.iter().find(|l| l.starts_with("openat ")).cloned();
+            assert_eq!(openat(&ours), openat(&theirs), "{ours:?}\n{theirs:?}");
+            assert!(openat(&ours).is_some(), "{ours:?}");
+        }
+    }
+    let bad = utrace(&["trace", "-c", "-U", "calls,bogus", "--", "/bin/true"]);
+    assert_ne!(bad.code, Some(0));
+    assert!(
+        bad.stderr.contains("-U bogus: unknown column name"),
+        "{bad:?}"
+    );
+}
+
 #[test]
 fn trace_filter_shows_only_those_calls() {
     let ours = utrace(&[

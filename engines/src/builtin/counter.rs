@@ -26,7 +26,6 @@
 //! the lock, then format), so the traced program is never held up.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -164,8 +163,12 @@ impl Counts {
     /// [`Counts::table`] with its rows in the order `sort` says (ties by
     /// calls, then by name, except for [`SortBy::Nothing`]).
     pub fn table_by(&self, sort: SortBy) -> String {
-        const DASHES: &str =
-            "------ ----------- ----------- --------- --------- ----------------\n";
+        self.table_with(sort, &Column::DEFAULT)
+    }
+
+    /// The table in `sort`'s order with `columns` (strace's `-U`; the
+    /// name is added last if `columns` lack it).
+    pub fn table_with(&self, sort: SortBy, columns: &[Column]) -> String {
         let mut rows: Vec<(&str, &SyscallStats)> = self.iter().collect();
         let avg = |s: &SyscallStats| s.time.checked_div(s.calls as u32).unwrap_or_default();
         if !matches!(sort, SortBy::Nothing | SortBy::Name) {
@@ -193,44 +196,144 @@ impl Counts {
             }),
             _ => {}
         }
+        let mut columns = columns.to_vec();
+        if !columns.contains(&Column::Name) {
+            columns.push(Column::Name);
+        }
         let total = self.total();
         let total_us = total.time.as_micros();
-        let mut out = format!(
-            "{:>6} {:>11} {:>11} {:>9} {:>9} {}\n",
-            "% time", "seconds", "usecs/call", "calls", "errors", "syscall"
-        );
-        out.push_str(DASHES);
+        let line = |cells: Vec<String>| {
+            let mut l = String::new();
+            for (i, (c, cell)) in columns.iter().zip(cells).enumerate() {
+                if i > 0 {
+                    l.push(' ');
+                }
+                let last = i + 1 == columns.len();
+                match c {
+                    Column::Name if last => l.push_str(&cell),
+                    Column::Name => l.push_str(&format!("{cell:<16}")),
+                    c => l.push_str(&format!("{cell:>w$}", w = c.width())),
+                }
+            }
+            l.push('\n');
+            l
+        };
+        let dashes = line(columns.iter().map(|c| "-".repeat(c.width())).collect());
+        let mut out = line(columns.iter().map(|c| c.header().to_string()).collect());
+        out.push_str(&dashes);
         for (name, s) in rows {
             let share = if total_us == 0 {
                 0.0
             } else {
                 100.0 * s.time.as_micros() as f64 / total_us as f64
             };
-            row(&mut out, share, s, name);
+            out.push_str(&line(
+                columns.iter().map(|c| c.cell(share, s, name)).collect(),
+            ));
         }
-        out.push_str(DASHES);
+        out.push_str(&dashes);
         let share = if total_us == 0 { 0.0 } else { 100.0 };
-        row(&mut out, share, &total, "total");
+        out.push_str(&line(
+            columns
+                .iter()
+                .map(|c| c.cell(share, &total, "total"))
+                .collect(),
+        ));
         out
     }
 }
 
-/// One table row: `%6.2f %4ld.%06ld %11lu %9u %9.u %s` (errors blank when 0).
-fn row(out: &mut String, share: f64, s: &SyscallStats, name: &str) {
-    let us = s.time.as_micros();
-    let per_call = us.checked_div(u128::from(s.calls)).unwrap_or(0);
-    let errors = if s.errors == 0 {
-        String::new()
-    } else {
-        s.errors.to_string()
-    };
-    let _ = writeln!(
-        out,
-        "{share:6.2} {:>4}.{:06} {per_call:>11} {:>9} {errors:>9} {name}",
-        us / 1_000_000,
-        us % 1_000_000,
-        s.calls
-    );
+/// A column of the summary table (strace's `-U`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    /// `% time`: the share of the total time.
+    TimePercent,
+    /// `seconds`: the time, in all.
+    TotalTime,
+    /// `shortest` and `longest` call.
+    MinTime,
+    MaxTime,
+    /// `usecs/call`.
+    AvgTime,
+    Calls,
+    Errors,
+    /// `syscall`.
+    Name,
+}
+
+impl Column {
+    /// strace's default columns.
+    pub const DEFAULT: [Column; 6] = [
+        Column::TimePercent,
+        Column::TotalTime,
+        Column::AvgTime,
+        Column::Calls,
+        Column::Errors,
+        Column::Name,
+    ];
+
+    /// A column by any name strace's `-U` takes for it (`-` or `_`).
+    pub fn parse(name: &str) -> Option<Column> {
+        Some(match name.replace('_', "-").as_str() {
+            "time-percent" | "time" => Column::TimePercent,
+            "total-time" | "time-total" => Column::TotalTime,
+            "min-time" | "shortest" | "time-min" => Column::MinTime,
+            "max-time" | "longest" | "time-max" => Column::MaxTime,
+            "avg-time" | "time-avg" => Column::AvgTime,
+            "calls" | "count" => Column::Calls,
+            "errors" | "error" => Column::Errors,
+            "name" | "syscall" | "syscall-name" => Column::Name,
+            _ => return None,
+        })
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            Column::TimePercent => "% time",
+            Column::TotalTime => "seconds",
+            Column::MinTime => "shortest",
+            Column::MaxTime => "longest",
+            Column::AvgTime => "usecs/call",
+            Column::Calls => "calls",
+            Column::Errors => "errors",
+            Column::Name => "syscall",
+        }
+    }
+
+    fn width(self) -> usize {
+        match self {
+            Column::TimePercent => 6,
+            Column::TotalTime | Column::AvgTime => 11,
+            Column::MinTime | Column::MaxTime => 8,
+            Column::Calls | Column::Errors => 9,
+            Column::Name => 16,
+        }
+    }
+
+    /// This column's cell of a row (strace's formats: `%6.2f`,
+    /// `%4ld.%06ld`, `%1ld.%06ld`, `%11lu`, `%9u`, `%9.u`, `%s`).
+    fn cell(self, share: f64, s: &SyscallStats, name: &str) -> String {
+        let secs = |d: Duration, w: usize| {
+            let us = d.as_micros();
+            format!("{:>w$}.{:06}", us / 1_000_000, us % 1_000_000)
+        };
+        match self {
+            Column::TimePercent => format!("{share:6.2}"),
+            Column::TotalTime => secs(s.time, 4),
+            Column::MinTime => secs(s.min, 1),
+            Column::MaxTime => secs(s.max, 1),
+            Column::AvgTime => s
+                .time
+                .as_micros()
+                .checked_div(u128::from(s.calls))
+                .unwrap_or(0)
+                .to_string(),
+            Column::Calls => s.calls.to_string(),
+            Column::Errors if s.errors == 0 => String::new(),
+            Column::Errors => s.errors.to_string(),
+            Column::Name => name.to_string(),
+        }
+    }
 }
 
 /// The counting engine. Attach it with [`Counter::EVENTS`].

@@ -94,6 +94,8 @@ pub struct Options {
     pub env: Vec<String>,
     /// `-u USER`: the program's user.
     pub run_as: Option<pb::RunAs>,
+    /// `-U`: the table's columns.
+    pub columns: Vec<utrace_engines::builtin::counter::Column>,
     /// `-e signal=`: the signals shown (None: all).
     pub signals: Option<std::collections::BTreeSet<i32>>,
     /// `-e status=`, `-z`, `-Z`: the calls shown by outcome (None: all).
@@ -694,6 +696,8 @@ struct State {
     lines_too: bool,
     /// `-S`.
     sort_by: utrace_engines::builtin::counter::SortBy,
+    /// `-U`.
+    columns: Vec<utrace_engines::builtin::counter::Column>,
     /// `-r`, `-n`, `-i`, `-qq`.
     leader: crate::assemble::Leader,
     /// `-q`.
@@ -719,6 +723,7 @@ impl State {
             counts: (opts.count || opts.summary).then(|| (Counts::default(), HashMap::new())),
             lines_too: !opts.count,
             sort_by: opts.sort_by,
+            columns: opts.columns.clone(),
             leader: opts.leader,
             quiet: opts.quiet,
             follow: opts.follow,
@@ -945,7 +950,7 @@ impl State {
     /// Print the table (with `-c`) and flush.
     fn finish(&mut self, out: &mut Box<dyn Write + Send>) -> Result<(), Failure> {
         if let Some((counts, _)) = &self.counts {
-            let table = counts.table_by(self.sort_by);
+            let table = counts.table_with(self.sort_by, &self.columns);
             self.write(out, &table);
         }
         out.flush()

@@ -100,6 +100,11 @@ pub struct TraceCmd {
     /// `VAR=VAL`: put it in the program's environment; `VAR`: remove it.
     #[arg(short = 'E', long = "env", value_name = "VAR[=VAL]")]
     env: Vec<String>,
+    /// With -c or -C: the table's columns, in order (time-percent,
+    /// total-time, min-time, max-time, avg-time, calls, errors, name; the
+    /// name is added last if missing), as strace -U.
+    #[arg(short = 'U', long = "summary-columns", value_name = "COLUMNS")]
+    summary_columns: Option<String>,
     /// Run the program as USER (a name or a number): its uid, its primary
     /// group and its groups from the user database, as strace -u (needs
     /// CAP_SETUID and CAP_SETGID, e.g. root).
@@ -163,20 +168,13 @@ struct NotYet {
     big_x: Option<String>,
     #[arg(short = 'P', long = "trace-path", value_name = "PATH", hide = true)]
     big_p: Vec<String>,
-    #[arg(
-        short = 'U',
-        long = "summary-columns",
-        value_name = "COLUMNS",
-        hide = true
-    )]
-    big_u: Option<String>,
 }
 
 impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 8] = [
+        let given: [(&'static str, bool); 7] = [
             ("-v", self.v > 0),
             ("-k", self.k),
             ("-b", self.b.is_some()),
@@ -184,7 +182,6 @@ impl NotYet {
             ("-I", self.big_i.is_some()),
             ("-X", self.big_x.is_some()),
             ("-P", !self.big_p.is_empty()),
-            ("-U", self.big_u.is_some()),
         ];
         given.iter().find(|(_, on)| *on).map(|(n, _)| *n)
     }
@@ -350,9 +347,24 @@ impl TraceCmd {
             Some(u) => Some(run_as(u)?),
             None => None,
         };
+        let columns = match &t.summary_columns {
+            None => utrace_engines::builtin::counter::Column::DEFAULT.to_vec(),
+            Some(list) => list
+                .split(',')
+                .map(|c| {
+                    utrace_engines::builtin::counter::Column::parse(c).ok_or_else(|| {
+                        format!(
+                            "trace: -U {c}: unknown column name; time-percent, total-time, \
+                             min-time, max-time, avg-time, calls, errors or name"
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         Ok(trace::Options {
             node: None,
             run_as,
+            columns,
             follow: t.follow > 0,
             // strace -ff: with -o, a file per thread (FILE.TID); without,
             // what -f does.
