@@ -36,18 +36,16 @@ impl SyscallCounts {
         }
     }
 
-    /// The table, most frequent first (ties by number), at most `top` rows
-    /// (0: all of them).
-    pub fn top(&self, top: usize) -> Vec<SyscallCount> {
+    /// The table's rows as they are (copied on the tracer thread; sorted
+    /// and named by [`ProcActivity::keep_busiest`], off it).
+    pub fn rows(&self) -> Vec<SyscallCount> {
         let mut rows: Vec<SyscallCount> = self
             .by_call
             .iter()
             .map(|(&(arch, nr), &count)| SyscallCount {
                 arch,
                 nr,
-                name: (arch == crate::arch::AUDIT_ARCH)
-                    .then(|| crate::event::syscall_name(nr))
-                    .flatten(),
+                name: None,
                 count,
                 other: false,
             })
@@ -60,10 +58,6 @@ impl SyscallCounts {
                 count: self.other,
                 other: true,
             });
-        }
-        rows.sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)));
-        if top > 0 {
-            rows.truncate(top);
         }
         rows
     }
@@ -88,8 +82,27 @@ pub struct SyscallCount {
 #[derive(Clone, Debug)]
 pub struct ProcActivity {
     pub pid: Tid,
-    /// Its busiest calls, most frequent first.
+    /// Its calls, as [`crate::Tracer::activity`] read them (in no order,
+    /// unnamed); after [`ProcActivity::keep_busiest`], the busiest first.
     pub syscalls: Vec<SyscallCount>,
+}
+
+impl ProcActivity {
+    /// Keep the `top` busiest calls (0: all), most frequent first (ties by
+    /// number), each with its name where the tracer's architecture knows it.
+    pub fn keep_busiest(&mut self, top: usize) {
+        let rows = &mut self.syscalls;
+        rows.sort_by(|a, b| b.count.cmp(&a.count).then(a.nr.cmp(&b.nr)));
+        if top > 0 {
+            rows.truncate(top);
+        }
+        for r in rows
+            .iter_mut()
+            .filter(|r| !r.other && r.arch == crate::arch::AUDIT_ARCH)
+        {
+            r.name = crate::event::syscall_name(r.nr);
+        }
+    }
 }
 
 /// The traced tasks with their counters, and each process's busiest calls.
@@ -114,7 +127,15 @@ mod tests {
         for _ in 0..15 {
             c.count(crate::arch::AUDIT_ARCH, 1);
         }
-        let top = c.top(3);
+        let busiest = |n| {
+            let mut p = ProcActivity {
+                pid: 1,
+                syscalls: c.rows(),
+            };
+            p.keep_busiest(n);
+            p.syscalls
+        };
+        let top = busiest(3);
         assert_eq!(top.len(), 3);
         assert_eq!(
             (top[0].nr, top[0].count, top[0].name),
@@ -122,6 +143,6 @@ mod tests {
         );
         // The ten calls past the bound are one row.
         assert!(top[1].other && top[1].count == 10, "{top:?}");
-        assert_eq!(c.top(0).len(), MAX_DISTINCT + 1);
+        assert_eq!(busiest(0).len(), MAX_DISTINCT + 1);
     }
 }

@@ -375,18 +375,17 @@ impl Core {
         out
     }
 
-    /// The tasks with their counters, and each process's `top` busiest
-    /// calls (0: all).
-    pub fn activity(&self, top: usize) -> crate::activity::Activity {
-        let mut procs: Vec<_> = self
+    /// The tasks with their counters, and each process's calls (copied
+    /// only: sorting and naming them is the caller's, off this thread).
+    pub fn activity(&self) -> crate::activity::Activity {
+        let procs = self
             .procs
             .values()
             .map(|p| crate::activity::ProcActivity {
                 pid: p.pid,
-                syscalls: p.syscalls.top(top),
+                syscalls: p.syscalls.rows(),
             })
             .collect();
-        procs.sort_by_key(|p| p.pid);
         crate::activity::Activity {
             monotonic_ns: sys::clock_ns(libc::CLOCK_MONOTONIC) as u64,
             tasks: self.task_infos(),

@@ -431,9 +431,10 @@ impl Tracer {
     }
 
     /// The traced tasks with their stop counters, and each traced
-    /// process's `top` busiest syscalls (0: every call it made).
-    pub fn activity(&self, top: usize) -> Request<crate::activity::Activity> {
-        self.call(move |core| Ok(core.activity(top)))
+    /// process's syscalls, unsorted ([`crate::ProcActivity::keep_busiest`]
+    /// sorts them, off the tracer thread).
+    pub fn activity(&self) -> Request<crate::activity::Activity> {
+        self.call(|core| Ok(core.activity()))
     }
 
     /// Counters of the tracer thread's work so far.

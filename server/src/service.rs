@@ -184,6 +184,33 @@ impl Parts {
     }
 }
 
+/// Which processes a listing shows a caller: those it may trace (decided
+/// once per process: the check reads every thread of it), and only `only`
+/// if not 0.
+struct Visible<'a> {
+    peer: &'a Peer,
+    only: u32,
+    decided: std::collections::HashMap<i32, bool>,
+}
+
+impl<'a> Visible<'a> {
+    fn new(peer: &'a Peer, only: u32) -> Self {
+        Visible {
+            peer,
+            only,
+            decided: std::collections::HashMap::new(),
+        }
+    }
+
+    fn shows(&mut self, pid: i32) -> bool {
+        (self.only == 0 || pid as u32 == self.only)
+            && *self
+                .decided
+                .entry(pid)
+                .or_insert_with(|| self.peer.may_see(pid))
+    }
+}
+
 /// The caller, from the connection (every listener attaches a [`Peer`]).
 /// A connection past its uid's budget gets the reason for every call.
 fn peer<T>(req: &Request<T>) -> Result<Peer, Status> {
@@ -433,6 +460,23 @@ impl TracerService {
     /// listed (`--observe-only`).
     pub(crate) fn observes_only(&self, p: &Peer) -> bool {
         p.observe_only || self.observe_only.contains(&p.uid())
+    }
+
+    /// The threads of `tasks` that `visible` shows, with their holders.
+    fn shown_tasks(
+        &self,
+        tasks: &[utrace_engines::TaskInfo],
+        visible: &mut Visible<'_>,
+    ) -> Vec<pb::TaskInfo> {
+        tasks
+            .iter()
+            .filter(|t| visible.shows(t.pid))
+            .map(|t| {
+                let mut info = convert::task_info(t);
+                info.holders = t.holds.iter().map(|id| self.holder(id.0, t.tid)).collect();
+                info
+            })
+            .collect()
     }
 
     /// Who holds task `tid` through engine `id`.
@@ -973,18 +1017,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         async move {
             let only = req.into_inner().pid;
             let tasks = self.tracer.tasks().await.map_err(status)?;
-            // Decided once per process (the check reads every thread of it).
-            let mut visible = std::collections::HashMap::new();
-            let tasks = tasks
-                .iter()
-                .filter(|t| only == 0 || t.pid as u32 == only)
-                .filter(|t| *visible.entry(t.pid).or_insert_with(|| p.may_see(t.pid)))
-                .map(|t| {
-                    let mut info = convert::task_info(t);
-                    info.holders = t.holds.iter().map(|id| self.holder(id.0, t.tid)).collect();
-                    info
-                })
-                .collect();
+            let tasks = self.shown_tasks(&tasks, &mut Visible::new(&p, only));
             Ok(Response::new(pb::ListTasksReply { tasks }))
         }
         .instrument(span)
@@ -1009,26 +1042,23 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
                     )))
                 }
             };
-            let act = self.tracer.activity(top).await.map_err(status)?;
-            // Decided once per process, as ListTasks does.
-            let mut visible = std::collections::HashMap::new();
-            let mut may_see = |pid: i32| {
-                (r.pid == 0 || pid as u32 == r.pid)
-                    && *visible.entry(pid).or_insert_with(|| p.may_see(pid))
-            };
-            let mut engine_ids = std::collections::BTreeSet::new();
-            let mut tasks = Vec::new();
-            for t in act.tasks.iter().filter(|t| may_see(t.pid)) {
-                engine_ids.extend(t.engines.iter().map(|e| e.0));
-                let mut info = convert::task_info(t);
-                info.holders = t.holds.iter().map(|id| self.holder(id.0, t.tid)).collect();
-                tasks.push(info);
-            }
-            let processes = act
+            let act = self.tracer.activity().await.map_err(status)?;
+            let mut visible = Visible::new(&p, r.pid);
+            let tasks = self.shown_tasks(&act.tasks, &mut visible);
+            let mut processes: Vec<pb::ProcessActivity> = act
                 .procs
+                .into_iter()
+                .filter(|pa| visible.shows(pa.pid))
+                .map(|mut pa| {
+                    pa.keep_busiest(top);
+                    convert::process_activity(&pa)
+                })
+                .collect();
+            processes.sort_by_key(|pa| pa.pid);
+            // The engines on the processes shown.
+            let engine_ids: std::collections::BTreeSet<u64> = tasks
                 .iter()
-                .filter(|pa| may_see(pa.pid))
-                .map(convert::process_activity)
+                .flat_map(|t| t.engines.iter().copied())
                 .collect();
             let engines = self
                 .registry

@@ -1487,20 +1487,14 @@ fn run_as_is_for_clients_that_may_set_ids() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let utrace = users::workspace_bin("utrace");
+    // The options utrace and strace share, then the program.
+    let quiet = ["-e", "trace=none", "-o", "/dev/null"];
     let ours = id(Command::new(&utrace)
         .env_remove("UTRACE_SERVER")
         .env("UTRACE_SERVERS", "")
-        .args([
-            "trace",
-            "-u",
-            &u.name,
-            "-e",
-            "trace=none",
-            "-o",
-            "/dev/null",
-            "--",
-            "id",
-        ]));
+        .args(["trace", "-u", &u.name])
+        .args(quiet)
+        .args(["--", "id"]));
     assert!(
         ours.starts_with(&format!("uid={}({}) gid={}", u.uid, u.name, u.gid)),
         "{ours}"
@@ -1510,31 +1504,17 @@ fn run_as_is_for_clients_that_may_set_ids() {
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        let theirs = id(Command::new("strace").args([
-            "-u",
-            &u.name,
-            "-e",
-            "trace=none",
-            "-o",
-            "/dev/null",
-            "id",
-        ]));
+        let theirs = id(Command::new("strace")
+            .args(["-u", &u.name])
+            .args(quiet)
+            .arg("id"));
         assert_eq!(ours, theirs, "as strace -u");
     }
     let d = common::daemon::Daemon::start("runas");
-    let through = id(Command::new(&utrace).args([
-        "--server",
-        &d.uri,
-        "trace",
-        "-u",
-        &u.uid.to_string(),
-        "-e",
-        "trace=none",
-        "-o",
-        "/dev/null",
-        "--",
-        "id",
-    ]));
+    let through = id(Command::new(&utrace)
+        .args(["--server", &d.uri, "trace", "-u", &u.uid.to_string()])
+        .args(quiet)
+        .args(["--", "id"]));
     assert_eq!(through, ours, "through a daemon");
 
     // An unprivileged client may ask for no user at all.

@@ -75,18 +75,20 @@ pub enum SortBy {
 }
 
 impl SortBy {
-    /// strace's `-S` key (and its aliases).
+    /// strace's `-S` key: any name of a column of the table (as `-U`
+    /// takes them), or `nothing`.
     pub fn parse(key: &str) -> Option<SortBy> {
-        Some(match key {
-            "time" | "time_total" | "total_time" => SortBy::Time,
-            "min-time" | "shortest" | "time_min" => SortBy::MinTime,
-            "max-time" | "longest" | "time_max" => SortBy::MaxTime,
-            "avg-time" | "time_avg" => SortBy::AvgTime,
-            "calls" | "count" => SortBy::Calls,
-            "errors" | "error" => SortBy::Errors,
-            "name" | "syscall" | "syscall_name" => SortBy::Name,
-            "nothing" | "none" => SortBy::Nothing,
-            _ => return None,
+        if matches!(key, "nothing" | "none") {
+            return Some(SortBy::Nothing);
+        }
+        Some(match Column::parse(key)? {
+            Column::TimePercent | Column::TotalTime => SortBy::Time,
+            Column::MinTime => SortBy::MinTime,
+            Column::MaxTime => SortBy::MaxTime,
+            Column::AvgTime => SortBy::AvgTime,
+            Column::Calls => SortBy::Calls,
+            Column::Errors => SortBy::Errors,
+            Column::Name => SortBy::Name,
         })
     }
 }
@@ -420,6 +422,24 @@ impl Engine for Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sort_keys_are_straces_column_names() {
+        // strace 6.1's -S takes every -U name (checked by hand against it).
+        for (key, by) in [
+            ("time", SortBy::Time),
+            ("time-percent", SortBy::Time),
+            ("total_time", SortBy::Time),
+            ("min_time", SortBy::MinTime),
+            ("longest", SortBy::MaxTime),
+            ("syscall-name", SortBy::Name),
+            ("count", SortBy::Calls),
+            ("none", SortBy::Nothing),
+        ] {
+            assert_eq!(SortBy::parse(key), Some(by), "{key}");
+        }
+        assert_eq!(SortBy::parse("cpu"), None);
+    }
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)

@@ -76,8 +76,6 @@ pub async fn run(
         ));
     }
     if let Command::Ps { pid } = cmd {
-        // Each server connected and asked in one go: the slowest is
-        // waited for once.
         return ps(&uris, tls, pid.unwrap_or(0)).await;
     }
     let (mut conns, unreachable) = connect_all(&uris, tls).await;
@@ -112,31 +110,49 @@ pub async fn run(
     Ok(code.max(failed))
 }
 
+/// Run `asks` (one per server, with its name) at once, each on a task of
+/// its own and bounded by `limit`; the answers in the order asked.
+pub async fn at_once<T, F>(
+    asks: impl IntoIterator<Item = (String, F)>,
+    limit: Duration,
+) -> Vec<(String, Result<T, String>)>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (name, ask)) in asks.into_iter().enumerate() {
+        set.spawn(async move {
+            let r = tokio::time::timeout(limit, ask)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {} s", limit.as_secs_f64())));
+            (i, name, r)
+        });
+    }
+    let mut answers = set.join_all().await;
+    answers.sort_by_key(|(i, _, _)| *i);
+    answers.into_iter().map(|(_, name, r)| (name, r)).collect()
+}
+
 /// Connect to every server at once; those that fail are named on stderr.
 async fn connect_all(
     uris: &[String],
     tls: Option<utrace_client::TlsOptions>,
 ) -> (Vec<Connection>, usize) {
-    let mut set = tokio::task::JoinSet::new();
-    for (i, uri) in uris.iter().enumerate() {
+    let asks = uris.iter().map(|uri| {
         let (uri, tls) = (uri.clone(), tls.clone());
-        set.spawn(async move {
-            let c = tokio::time::timeout(PER_SERVER, Connection::open(Some(&uri), tls.as_ref()))
-                .await
-                .unwrap_or_else(|_| Err(format!("no answer within {} s", PER_SERVER.as_secs())));
-            (i, uri, c)
-        });
-    }
-    let mut answers = set.join_all().await;
-    answers.sort_by_key(|(i, _, _)| *i);
+        (node_name(&uri), async move {
+            Connection::open(Some(&uri), tls.as_ref()).await
+        })
+    });
     let mut conns = Vec::new();
     let mut failed = 0;
-    for (_, uri, c) in answers {
+    for (name, c) in at_once(asks, PER_SERVER).await {
         match c {
             Ok(c) => conns.push(c),
             Err(e) => {
                 failed += 1;
-                crate::say!("utrace: {}: cannot connect: {e}", node_name(&uri));
+                crate::say!("utrace: {name}: cannot connect: {e}");
             }
         }
     }
@@ -149,31 +165,24 @@ async fn ps(
     tls: Option<utrace_client::TlsOptions>,
     pid: u32,
 ) -> Result<u8, String> {
-    let mut set = tokio::task::JoinSet::new();
-    for (i, uri) in uris.iter().enumerate() {
+    // Each server connected and asked in one go: the slowest is waited
+    // for once.
+    let asks = uris.iter().map(|uri| {
         let (uri, tls) = (uri.clone(), tls.clone());
-        set.spawn(async move {
-            let asked = async {
-                let conn = Connection::open(Some(&uri), tls.as_ref())
-                    .await
-                    .map_err(|e| format!("cannot connect: {e}"))?;
-                let mut client = conn.client.clone();
-                client
-                    .list_tasks(pid)
-                    .await
-                    .map_err(|s| s.message().to_string())
-            };
-            let r = tokio::time::timeout(PER_SERVER, asked)
+        (node_name(&uri), async move {
+            let conn = Connection::open(Some(&uri), tls.as_ref())
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {} s", PER_SERVER.as_secs())));
-            (i, node_name(&uri), r)
-        });
-    }
-    let mut answers = set.join_all().await;
-    answers.sort_by_key(|(i, _, _)| *i);
+                .map_err(|e| format!("cannot connect: {e}"))?;
+            let mut client = conn.client.clone();
+            client
+                .list_tasks(pid)
+                .await
+                .map_err(|s| s.message().to_string())
+        })
+    });
     let mut tables = Vec::new();
     let mut code = 0;
-    for (_, name, r) in answers {
+    for (name, r) in at_once(asks, PER_SERVER).await {
         match r {
             Ok(tasks) => tables.push((name, tasks)),
             Err(e) => {

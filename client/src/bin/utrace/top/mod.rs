@@ -68,30 +68,21 @@ pub struct Node {
 /// Read every node at once; those that fail or take longer than `limit`
 /// come back as errors, in the nodes' order.
 async fn read_all(nodes: &[Node], limit: Duration) -> (Vec<Reading>, Vec<(String, String)>) {
-    let mut set = tokio::task::JoinSet::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let (mut client, node) = (n.client.clone(), n.name.clone());
-        set.spawn(async move {
-            let answer = tokio::time::timeout(limit, client.activity(0, TOP_SYSCALLS)).await;
-            let r = match answer {
-                Ok(Ok(activity)) => Ok(Reading { node, activity }),
-                Ok(Err(status)) => Err((node, status.message().to_string())),
-                Err(_) => Err((
-                    node,
-                    format!("no answer within {:.1}s", limit.as_secs_f64()),
-                )),
-            };
-            (i, r)
-        });
-    }
-    let mut answers: Vec<_> = set.join_all().await;
-    answers.sort_by_key(|(i, _)| *i);
+    let asks = nodes.iter().map(|n| {
+        let mut client = n.client.clone();
+        (n.name.clone(), async move {
+            client
+                .activity(0, TOP_SYSCALLS)
+                .await
+                .map_err(|s| s.message().to_string())
+        })
+    });
     let mut readings = Vec::new();
     let mut errors = Vec::new();
-    for (_, r) in answers {
+    for (node, r) in crate::fanout::at_once(asks, limit).await {
         match r {
-            Ok(r) => readings.push(r),
-            Err(e) => errors.push(e),
+            Ok(activity) => readings.push(Reading { node, activity }),
+            Err(e) => errors.push((node, e)),
         }
     }
     (readings, errors)
