@@ -25,8 +25,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Endpoint, Uri};
 use tonic::Streaming;
 
 pub use tonic::{Code, Status};
@@ -38,10 +37,12 @@ pub mod batch;
 #[cfg(feature = "gdb")]
 pub mod gdb;
 pub mod session;
+pub mod transport;
 pub use batch::{
     Action, BatchBuilder, BatchResults, FailureKind, MemoryRead, OpFailure, OpOutcome, EFLAGS_TF,
 };
 pub use session::{Decision, Session, SessionError, SessionEvent};
+pub use transport::Transport;
 
 /// Why a connection could not be made; each names the address and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,8 @@ pub enum ConnectError {
         addr: String,
         source: tonic::transport::Error,
     },
+    #[error("cannot start HTTP/2 with {addr}: {source}")]
+    Handshake { addr: String, source: hyper::Error },
 }
 
 /// TLS for an `https://` server: the CA that signed the server's
@@ -91,7 +94,7 @@ pub struct TlsOptions {
 /// A connection to utraced.
 #[derive(Clone, Debug)]
 pub struct Client {
-    inner: pb::tracer_client::TracerClient<Channel>,
+    inner: pb::tracer_client::TracerClient<Transport>,
 }
 
 impl Client {
@@ -105,11 +108,16 @@ impl Client {
         if uri.starts_with("https://") && tls.is_none() {
             return Err(ConnectError::NeedsTls(uri.into()));
         }
-        let channel = if let Some(path) = uri.strip_prefix("unix://") {
+        let inner = if let Some(path) = uri.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(ConnectError::BadUri(uri.into()));
             }
-            connect_unix(Path::new(path)).await?
+            // The authority is required by HTTP/2 but unused: the socket
+            // names the server.
+            pb::tracer_client::TracerClient::with_origin(
+                connect_unix(Path::new(path)).await?,
+                Uri::from_static("http://utraced.invalid"),
+            )
         } else if uri.starts_with("http://") || uri.starts_with("https://") {
             let mut ep = windows(
                 Endpoint::from_shared(uri.to_string())
@@ -123,17 +131,17 @@ impl Client {
                         source,
                     })?;
             }
-            ep.connect()
-                .await
-                .map_err(|source| ConnectError::Transport {
+            pb::tracer_client::TracerClient::new(Transport::Channel(ep.connect().await.map_err(
+                |source| ConnectError::Transport {
                     addr: uri.into(),
                     source,
-                })?
+                },
+            )?))
         } else {
             return Err(ConnectError::BadUri(uri.into()));
         };
         Ok(Client {
-            inner: pb::tracer_client::TracerClient::new(channel)
+            inner: inner
                 // Above the server's largest batch reply (--max-batch-bytes,
                 // 256 MiB by default); the server bounds what it sends.
                 .max_decoding_message_size(512 << 20),
@@ -141,7 +149,7 @@ impl Client {
     }
 
     /// The generated tonic client, for calls this type does not wrap.
-    pub fn raw(&mut self) -> &mut pb::tracer_client::TracerClient<Channel> {
+    pub fn raw(&mut self) -> &mut pb::tracer_client::TracerClient<Transport> {
         &mut self.inner
     }
 
@@ -273,9 +281,9 @@ fn tls_config(t: &TlsOptions) -> Result<tonic::transport::ClientTlsConfig, Conne
 /// 64 times fewer frames to parse and copy (larger windows measured no
 /// faster on a Unix socket).
 fn windows(ep: Endpoint) -> Endpoint {
-    ep.initial_stream_window_size(256 * 1024)
-        .initial_connection_window_size(4 << 20)
-        .max_frame_size(1 << 20)
+    ep.initial_stream_window_size(transport::STREAM_WINDOW)
+        .initial_connection_window_size(transport::CONNECTION_WINDOW)
+        .max_frame_size(transport::MAX_FRAME)
 }
 
 /// The server behind a connected socket runs as root or as us: anyone
@@ -304,45 +312,22 @@ fn check_server(s: &tokio::net::UnixStream, path: &Path) -> Result<(), ConnectEr
     })
 }
 
-async fn connect_unix(path: &Path) -> Result<Channel, ConnectError> {
-    // Check first, so the error says what is wrong with the path; the
-    // checked socket is then the channel's first connection (a reconnect
-    // dials and checks anew).
-    let first = match tokio::net::UnixStream::connect(path).await {
-        Ok(s) => {
-            check_server(&s, path)?;
-            s
-        }
+async fn connect_unix(path: &Path) -> Result<Transport, ConnectError> {
+    // Check first, so the error says what is wrong with the path.
+    let s = match tokio::net::UnixStream::connect(path).await {
+        Ok(s) => s,
         Err(e) => {
             return Err(match e.kind() {
                 std::io::ErrorKind::NotFound => ConnectError::NoSocket(path.into()),
                 std::io::ErrorKind::PermissionDenied => ConnectError::PermissionDenied(path.into()),
-                std::io::ErrorKind::ConnectionRefused => ConnectError::Refused(path.into()),
                 _ => ConnectError::Refused(path.into()),
             })
         }
     };
-    let first = std::sync::Arc::new(std::sync::Mutex::new(Some(first)));
-    let p = path.to_path_buf();
-    // The URI is required by the API but unused: the connector dials the socket.
-    windows(Endpoint::from_static("http://utraced.invalid"))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let p = p.clone();
-            let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
-            async move {
-                let s = match first {
-                    Some(s) => s,
-                    None => {
-                        let s = tokio::net::UnixStream::connect(&p).await?;
-                        check_server(&s, &p).map_err(std::io::Error::other)?;
-                        s
-                    }
-                };
-                Ok::<_, std::io::Error>(TokioIo::new(s))
-            }
-        }))
+    check_server(&s, path)?;
+    transport::unix(s)
         .await
-        .map_err(|source| ConnectError::Transport {
+        .map_err(|source| ConnectError::Handshake {
             addr: format!("unix://{}", path.display()),
             source,
         })

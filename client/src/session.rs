@@ -178,7 +178,7 @@ pub struct Session {
 
 impl Session {
     pub(crate) async fn open(
-        client: &mut pb::tracer_client::TracerClient<tonic::transport::Channel>,
+        client: &mut pb::tracer_client::TracerClient<crate::Transport>,
     ) -> Result<Session, Status> {
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         let inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();

@@ -281,7 +281,7 @@ impl ProcStatus {
     }
 
     fn read(path: &str) -> Option<ProcStatus> {
-        let text = std::fs::read_to_string(path).ok()?;
+        let text = crate::sys::read_small(path).ok()?;
         let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name));
         let ids = |name: &str| -> Option<[u32; 4]> {
             let mut out = [0u32; 4];
@@ -370,7 +370,7 @@ fn capable_in(owner: &Owner, target: UserNs, target_fd: Option<OwnedFd>, cap: u3
 
 /// The Yama scope (`None` without Yama).
 pub fn yama_scope() -> Option<u32> {
-    std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+    crate::sys::read_small("/proc/sys/kernel/yama/ptrace_scope")
         .ok()
         .and_then(|s| s.trim().parse().ok())
 }

@@ -32,7 +32,7 @@ fn ancestors() -> BTreeSet<Tid> {
 }
 
 fn comm(pid: Tid) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+    crate::sys::read_small(&format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into())
 }

@@ -55,7 +55,7 @@ pub struct Journal {
 /// A process by pid and start time (clock ticks after boot, from
 /// `/proc/PID/stat`): the pair names one process for good.
 pub(crate) fn start_time(pid: Tid) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::sys::read_small(&format!("/proc/{pid}/stat")).ok()?;
     // Field 22; the command name (field 2) may hold spaces, so count from
     // its closing parenthesis (field 3 is the first after it).
     stat.rsplit_once(')')?

@@ -698,6 +698,36 @@ pub fn poll_readable(fds: &[RawFd]) -> Result<Vec<bool>, Errno> {
     Ok(p.iter().map(|x| x.revents != 0).collect())
 }
 
+/// The whole text of a small kernel-generated file (`/proc`, `/sys`).
+///
+/// `std::fs::read_to_string` asks the file's size first (a `statx`, which
+/// `/proc` answers with 0) and then reads in growing steps from 32 bytes:
+/// 8 reads and a `statx` for a 1.4 KB `/proc/PID/status`. This reads in
+/// 4 KiB steps: one read, and one more to see the end.
+pub fn read_small(path: &str) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let len = out.len();
+        if out.capacity() - len < 4096 {
+            out.reserve(4096);
+        }
+        let spare = out.capacity() - len;
+        out.resize(len + spare, 0);
+        match f.read(&mut out[len..]) {
+            Ok(0) => {
+                out.truncate(len);
+                break;
+            }
+            Ok(n) => out.truncate(len + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => out.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// A pidfd for the process `tid` belongs to (a pid, or the id of any of
 /// its threads), and that process's pid.
 pub fn pidfd_of(tid: Tid) -> Result<(OwnedFd, Tid), Errno> {
@@ -707,8 +737,7 @@ pub fn pidfd_of(tid: Tid) -> Result<(OwnedFd, Tid), Errno> {
     match pidfd_open(tid) {
         Err(Errno::EINVAL) => {
             // Not a thread-group leader: open its leader.
-            let status =
-                std::fs::read_to_string(format!("/proc/{tid}/status")).map_err(|_| Errno::ESRCH)?;
+            let status = read_small(&format!("/proc/{tid}/status")).map_err(|_| Errno::ESRCH)?;
             let tgid: Tid = status
                 .lines()
                 .find_map(|l| l.strip_prefix("Tgid:"))
@@ -735,19 +764,6 @@ pub fn pidfd_alive(pidfd: &OwnedFd) -> bool {
         )
     };
     r == 0 || Errno::last() == Errno::EPERM
-}
-
-/// The process id a pidfd names now (from its fdinfo), or `None` once it
-/// has been reaped.
-pub fn pidfd_pid(pidfd: &OwnedFd) -> Option<Tid> {
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
-    let pid: Tid = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Pid:"))?
-        .trim()
-        .parse()
-        .ok()?;
-    (pid > 0).then_some(pid)
 }
 
 const SO_PEERGROUPS: libc::c_int = 59;
@@ -946,4 +962,24 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<(), Errno> {
         return Err(Errno::EIO);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn read_small_reads_whole_files_of_any_size() {
+        let dir = std::env::temp_dir().join(format!("utrace-read-small-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for len in [0usize, 1, 4095, 4096, 4097, 10_000] {
+            let path = dir.join(format!("{len}"));
+            let text: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(super::read_small(path.to_str().unwrap()).unwrap(), text);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        // A /proc file, whose size is given as 0.
+        let status = super::read_small("/proc/self/status").unwrap();
+        assert!(status.starts_with("Name:") && status.contains("\nCapBnd:"));
+        assert!(super::read_small("/proc/self/no-such-file").is_err());
+    }
 }

@@ -516,7 +516,7 @@ pub fn task_info(t: &TaskInfo) -> pb::TaskInfo {
         engines: t.engines.iter().map(|e| e.0).collect(),
         holds: t.holds.iter().map(|e| e.0).collect(),
         holders: Vec::new(),
-        comm: std::fs::read_to_string(format!("/proc/{}/comm", t.tid))
+        comm: utrace_engines::sys::read_small(&format!("/proc/{}/comm", t.tid))
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
         stops: t.stops,

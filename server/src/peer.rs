@@ -194,7 +194,13 @@ fn unix_owner(fd: RawFd, uid: u32, gid: u32, pid: i32, groups: Vec<u32>) -> Owne
         }
     });
     let read = pidfd.ok().and_then(|pidfd| {
-        let pid = sys::pidfd_pid(&pidfd)?;
+        // SO_PEERCRED's pid and SO_PEERPIDFD's pidfd name the same process
+        // (the socket's peer pid, fixed at connect). The number may have
+        // been freed and reused since; the liveness check below rules
+        // that out: a process that is still alive after the read has held
+        // its number all along. A peer this pid namespace cannot see has
+        // pid 0, and no /proc entry here to read.
+        let pid = (pid > 0).then_some(pid)?;
         let o = Owner::of_process(pid)?;
         (sys::pidfd_alive(&pidfd) && o.uid == uid).then_some(o)
     });

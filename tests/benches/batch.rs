@@ -60,10 +60,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tonic::transport::Channel;
 use utrace_client::{pb, Client};
 
-type Raw = pb::tracer_client::TracerClient<Channel>;
+type Raw = pb::tracer_client::TracerClient<utrace_client::Transport>;
 
 const MEMORY_PATTERN: &str = env!("CARGO_BIN_EXE_memory_pattern");
 /// memory_pattern's buffer length.

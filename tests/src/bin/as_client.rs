@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use tokio_stream::StreamExt;
 use utrace_client::pb;
 
-type Raw = pb::tracer_client::TracerClient<tonic::transport::Channel>;
+type Raw = pb::tracer_client::TracerClient<utrace_client::Transport>;
 
 /// The server's socket path, for `conns`.
 static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -657,7 +657,7 @@ fn main() {
                         }
                     }))
                     .await
-                    .map(Raw::new)
+                    .map(|ch| Raw::new(utrace_client::Transport::Channel(ch)))
                     .unwrap_or_else(|e| die(&format!("channel: {e}")))
             }
             None => match utrace_client::Client::connect(&o.uri).await {
