@@ -254,7 +254,10 @@ mod tests {
         let mut polls = 0;
         while Pin::new(&mut c).poll_flush(&mut cx).is_pending() {
             polls += 1;
-            assert!(polls <= 2 * usize::from(COALESCE_ROUNDS), "the flush never ends");
+            assert!(
+                polls <= 2 * usize::from(COALESCE_ROUNDS),
+                "the flush never ends"
+            );
         }
         assert_eq!(c.io.0, vec![b"headers body".to_vec()]);
         // A flush with nothing waiting is immediate.

@@ -972,7 +972,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for len in [0usize, 1, 4095, 4096, 4097, 10_000] {
             let path = dir.join(format!("{len}"));
-            let text: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
             std::fs::write(&path, &text).unwrap();
             assert_eq!(super::read_small(path.to_str().unwrap()).unwrap(), text);
         }

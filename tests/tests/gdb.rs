@@ -638,3 +638,77 @@ fn gdb_next_over_a_loop_steps_inside_the_server() {
     );
     assert!(out.contains("exited normally"), "{out}");
 }
+
+/// `target extended-remote` with `utrace gdb --multi`, as with gdbserver
+/// `--multi`: the session starts with no process; gdb runs the program it
+/// names (`set remote exec-file`), stops at a breakpoint, kills it, runs it
+/// again to its end, attaches to a running process and detaches from it
+/// (which runs on, untraced), and runs once more; all over one connection.
+/// A `run` with no program named says why. Then the same over TCP
+/// (`--listen`).
+#[test]
+fn gdb_extended_remote_runs_and_attaches() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-multi");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let exe = tracee!("ticker");
+    let remote = format!(
+        "target extended-remote | {} --server {} gdb --stdio --multi",
+        utrace_bin(),
+        d.uri
+    );
+    let out = gdb(
+        None,
+        &[
+            remote,
+            "run".into(),
+            format!("set remote exec-file {exe}"),
+            "set breakpoint pending on".into(),
+            "break clock_nanosleep".into(),
+            "run 3 10".into(),
+            "bt 1".into(),
+            "kill".into(),
+            "run 2 10".into(),
+            "delete".into(),
+            "continue".into(),
+            format!("attach {pid}"),
+            "bt 3".into(),
+            "detach".into(),
+            "run 1 10".into(),
+        ],
+    );
+    // No program named yet: refused, saying what to do.
+    assert!(out.contains("set remote exec-file PROG"), "{out}");
+    let first = after(&out, "Breakpoint 1, ");
+    assert!(first.contains("clock_nanosleep"), "{out}");
+    let second = after(first, "killed]");
+    let attached = after(after(second, "Breakpoint 1, "), "exited normally]");
+    assert!(
+        attached.contains("std::thread") || attached.contains("sleep"),
+        "attached to the running ticker:\n{out}"
+    );
+    let last = after(attached, &format!("(process {pid}) detached]"));
+    assert!(last.contains("exited normally]"), "a third run:\n{out}");
+    // The programs' own output (through the daemon, printed by the
+    // bridge): the second and third runs went to their end.
+    assert!(out.contains("tick=1\ndone=1"), "{out}");
+    assert_eq!(out.matches("done=1").count(), 2, "{out}");
+    ticks_on(&mut lines, 5);
+    untraced(pid);
+
+    // Over TCP: one session per connection, each with no process first.
+    let (_bridge, addr) = listening_bridge_for(&d, &["--multi"]);
+    let out = gdb(
+        None,
+        &[
+            format!("target extended-remote {addr}"),
+            format!("set remote exec-file {exe}"),
+            "run 2 10".into(),
+            "run 1 10".into(),
+        ],
+    );
+    assert_eq!(out.matches("exited normally]").count(), 2, "{out}");
+}

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -49,6 +50,106 @@ pub struct Link {
     closed: Option<String>,
     /// Where the debugger's bytes are in a packet, for [`ReadWatch`].
     read_watch: ReadWatch,
+    /// The debugger's handshake, for the next session on this link.
+    handshake: Handshake,
+    /// Replies of the stub still to drop (to a replayed handshake).
+    swallow: Swallow,
+}
+
+/// The packets that set a connection up (`qSupported`, `QStartNoAckMode`,
+/// `!`), as the debugger sent them. gdbstub ends its session when the
+/// process exits or the debugger detaches, and a new stub knows nothing of
+/// what was agreed: with `--multi` it is given the same packets again
+/// ([`Link::replay_handshake`]), and its replies are dropped, so it speaks
+/// as the first did (multiprocess thread ids, no acks) to a debugger that
+/// never knew.
+#[derive(Default)]
+struct Handshake {
+    /// The packet being read (bounded: a handshake packet is small).
+    partial: Option<Vec<u8>>,
+    /// Its checksum digits still to come, once `#` is read.
+    sum_left: u8,
+    packets: Vec<Vec<u8>>,
+}
+
+/// Longest handshake packet kept (gdb's `qSupported` is ~200 bytes).
+const HANDSHAKE_MAX: usize = 4096;
+
+impl Handshake {
+    fn feed(&mut self, b: u8) {
+        if let Some(p) = &mut self.partial {
+            p.push(b);
+            if self.sum_left > 0 {
+                self.sum_left -= 1;
+                if self.sum_left == 0 {
+                    let p = self.partial.take().unwrap_or_default();
+                    self.keep(p);
+                }
+            } else if b == b'#' {
+                self.sum_left = 2;
+            } else if p.len() > HANDSHAKE_MAX {
+                self.partial = None;
+            }
+        } else if b == b'$' {
+            self.partial = Some(vec![b]);
+        }
+    }
+
+    /// Keep `p` (`$…#xx`) if it sets the connection up, once of each kind.
+    fn keep(&mut self, p: Vec<u8>) {
+        let body = &p[1..p.len().saturating_sub(3)];
+        let kind = |b: &[u8]| -> Option<u8> {
+            if b.starts_with(b"qSupported") {
+                Some(0)
+            } else if b == b"QStartNoAckMode" {
+                Some(1)
+            } else if b == b"!" {
+                Some(2)
+            } else {
+                None
+            }
+        };
+        let Some(k) = kind(body) else { return };
+        if !self
+            .packets
+            .iter()
+            .any(|q| kind(&q[1..q.len().saturating_sub(3)]) == Some(k))
+        {
+            self.packets.push(p);
+        }
+    }
+}
+
+/// Dropping the stub's replies to a replayed handshake: acks (`+`)
+/// between them, and `count` packets.
+#[derive(Default)]
+struct Swallow {
+    count: usize,
+    in_packet: bool,
+    sum_left: u8,
+}
+
+impl Swallow {
+    /// Whether byte `b` of the stub's output is dropped.
+    fn drops(&mut self, b: u8) -> bool {
+        if self.count == 0 {
+            return false;
+        }
+        if self.sum_left > 0 {
+            self.sum_left -= 1;
+            if self.sum_left == 0 {
+                self.in_packet = false;
+                self.count -= 1;
+            }
+        } else if self.in_packet {
+            if b == b'#' {
+                self.sum_left = 2;
+            }
+        } else if b == b'$' {
+            self.in_packet = true;
+        }
+        true
+    }
 }
 
 /// x86 has no read-only watchpoint. gdbserver answers gdb's `Z3`/`z3` as
@@ -148,13 +249,44 @@ impl Link {
             out: std::io::BufWriter::new(out),
             closed: None,
             read_watch: ReadWatch::Out,
+            handshake: Handshake::default(),
+            swallow: Swallow::default(),
         }
+    }
+
+    /// Give the next session's stub the debugger's handshake again (see
+    /// [`Handshake`]); its replies to it are not sent.
+    pub fn replay_handshake(&mut self) {
+        let packets = &self.handshake.packets;
+        self.swallow = Swallow {
+            count: packets.len(),
+            ..Default::default()
+        };
+        for p in packets.iter().rev() {
+            for b in p.iter().rev() {
+                self.bytes.push_front(*b);
+            }
+        }
+    }
+
+    /// Write the stub's bytes, less those of replies being dropped.
+    fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.swallow.count == 0 {
+            return self.out.write_all(buf);
+        }
+        for &b in buf {
+            if !self.swallow.drops(b) {
+                self.out.write_all(&[b])?;
+            }
+        }
+        Ok(())
     }
 
     fn take(&mut self, i: Input) {
         match i {
             Input::Bytes(b) => {
                 for x in b {
+                    self.handshake.feed(x);
                     self.read_watch.feed(x, &mut self.bytes);
                 }
             }
@@ -210,32 +342,52 @@ impl Link {
     }
 }
 
-impl Connection for Link {
-    type Error = std::io::Error;
+/// The link, shared: gdbstub owns its connection and drops it when a
+/// session ends (the program exited, the debugger detached), and with
+/// `--multi` the same debugger's next session goes on over the same link.
+/// One user at a time: the stub, then the next.
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<Link>>);
 
-    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
-        self.out.write_all(&[byte])
+impl Shared {
+    pub fn new(link: Link) -> Shared {
+        Shared(Arc::new(Mutex::new(link)))
     }
 
-    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
-        self.out.write_all(buf)
-    }
-
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        self.out.flush()
+    /// The link (a panic elsewhere while it was held leaves it usable:
+    /// its queues are consistent between calls).
+    pub fn lock(&self) -> MutexGuard<'_, Link> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl ConnectionExt for Link {
+impl Connection for Shared {
+    type Error = std::io::Error;
+
+    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
+        self.lock().send(&[byte])
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.lock().send(buf)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.lock().out.flush()
+    }
+}
+
+impl ConnectionExt for Shared {
     fn read(&mut self) -> Result<u8, Self::Error> {
-        self.read_byte()
+        self.lock().read_byte()
     }
 
     fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
-        while let Ok(i) = self.rx.try_recv() {
-            self.take(i);
+        let mut link = self.lock();
+        while let Ok(i) = link.rx.try_recv() {
+            link.take(i);
         }
-        Ok(self.bytes.front().copied())
+        Ok(link.bytes.front().copied())
     }
 }
 
@@ -293,6 +445,57 @@ mod tests {
         assert_eq!(
             &through(others)[..others.len() - 1],
             &others[..others.len() - 1]
+        );
+    }
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_new_session_gets_the_handshake_and_its_replies_are_dropped() {
+        let (tx, rx) = mpsc::channel(4);
+        let sink = Sink::default();
+        let mut link = Shared::new(Link::new(rx, Box::new(sink.clone())));
+        let hello = "+$qSupported:multiprocess+;swbreak+#c4$vMustReplyEmpty#3a+\
+                     $QStartNoAckMode#b0$!#21$Hgp0.0#ad$qSupported:again#00";
+        tx.try_send(Input::Bytes(hello.as_bytes().to_vec()))
+            .unwrap();
+        let mut read = String::new();
+        while read.len() < hello.len() {
+            read.push(link.read().unwrap() as char);
+        }
+        assert_eq!(read, hello, "the first session reads it as it came");
+        // The next session's stub reads the handshake first (each kind
+        // once, as first sent), then what the debugger sends next.
+        link.lock().replay_handshake();
+        tx.try_send(Input::Bytes(b"$vRun;70#00".to_vec())).unwrap();
+        let want = "$qSupported:multiprocess+;swbreak+#c4$QStartNoAckMode#b0$!#21$vRun;70#00";
+        let mut replayed = String::new();
+        while replayed.len() < want.len() {
+            replayed.push(link.read().unwrap() as char);
+        }
+        assert_eq!(replayed, want);
+        // Its replies to those three (acks between) are not sent; the
+        // rest is.
+        link.write_all(b"+$PacketSize=10000;multiprocess+#12+$OK#9a")
+            .unwrap();
+        link.write_all(b"$OK#9a").unwrap();
+        link.write_all(b"$T05thread:p1.1;#aa").unwrap();
+        link.flush().unwrap();
+        assert_eq!(
+            String::from_utf8(sink.0.lock().unwrap().clone()).unwrap(),
+            "$T05thread:p1.1;#aa"
         );
     }
 }

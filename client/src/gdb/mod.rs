@@ -30,7 +30,8 @@
 //! signals (in gdb's numbering: [`signals`]), Ctrl-C, thread lists, exit
 //! and signal deaths, `qXfer:exec-file`
 //! (the debugger then reads the executable from this machine), `detach`
-//! and `kill`.
+//! and `kill`; with [`Options::multi`], extended mode as gdbserver
+//! `--multi`'s: `run` and `attach`, the session outliving each process.
 
 pub mod arch;
 pub mod hostio;
@@ -46,12 +47,17 @@ use tokio::sync::mpsc;
 use utrace_proto::v1 as pb;
 
 use crate::Client;
-use link::{Input, Link, Next};
+use link::{Input, Link, Next, Shared};
 use target::{Bridge, BridgeError, StopReason};
 
 /// What to debug.
 #[derive(Clone, Debug)]
 pub enum What {
+    /// Nothing yet: the debugger runs a program or attaches to a process
+    /// (gdb's `target extended-remote` with `run` and `attach`; as
+    /// gdbserver `--multi` with no program). Serve it with
+    /// [`Options::multi`].
+    Nothing,
     /// A running process (all its threads).
     Attach(u32),
     /// A program to start, held at its first instruction: argv, env
@@ -158,15 +164,32 @@ fn write_output(o: &pb::Output) {
     };
 }
 
+/// A Session and its engine, as [`open`] made them.
+pub(crate) struct Opened {
+    pub session: mpsc::Sender<pb::ClientMessage>,
+    pub engine: u64,
+    pub pid: u32,
+    pub tids: Vec<u32>,
+    /// The task that forwards the engine's reports.
+    pub forwarder: tokio::task::JoinHandle<()>,
+}
+
 /// Open the Session, create the engine (attach or spawn), and start
-/// forwarding its reports to `inbox`. The engine, pid and threads.
-async fn open(
+/// forwarding its reports to `inbox`. When the Session ends, the inbox is
+/// told so only while `current` still names this engine (a session the
+/// bridge has left ends quietly).
+pub(crate) async fn open(
     client: &mut Client,
     what: &What,
     inbox: mpsc::Sender<Input>,
-) -> Result<(mpsc::Sender<pb::ClientMessage>, u64, u32, Vec<u32>), GdbError> {
+    current: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Opened, GdbError> {
+    let inbox_reports = inbox.clone();
     let (tx, rx) = mpsc::channel::<pb::ClientMessage>(64);
     let first = match what {
+        What::Nothing => {
+            return Err(BridgeError::Unsupported("opening a session for no process").into())
+        }
         What::Attach(pid) => pb::client_message::Msg::Attach(pb::AttachRequest {
             pid: *pid,
             engine: Some(engine_spec()),
@@ -219,7 +242,19 @@ async fn open(
             Err(s) => return Err(BridgeError::Server(s.message().to_string()).into()),
         }
     };
-    tokio::spawn(async move {
+    let engine = attached.engine_id;
+    current.store(engine, std::sync::atomic::Ordering::SeqCst);
+    let gone = move |why: String| {
+        let current = current.clone();
+        let inbox = inbox.clone();
+        async move {
+            if current.load(std::sync::atomic::Ordering::SeqCst) == engine {
+                let _ = inbox.send(Input::ServerGone(why)).await;
+            }
+        }
+    };
+    let inbox = inbox_reports;
+    let forwarder = tokio::spawn(async move {
         loop {
             match replies.message().await {
                 Ok(Some(pb::ServerMessage {
@@ -236,24 +271,23 @@ async fn open(
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    let _ = inbox
-                        .send(Input::ServerGone("the session ended".into()))
-                        .await;
+                    gone("the session ended".into()).await;
                     return;
                 }
                 Err(s) => {
-                    let _ = inbox
-                        .send(Input::ServerGone(format!(
-                            "the session failed: {}",
-                            s.message()
-                        )))
-                        .await;
+                    gone(format!("the session failed: {}", s.message())).await;
                     return;
                 }
             }
         }
     });
-    Ok((tx, attached.engine_id, attached.pid, attached.tids))
+    Ok(Opened {
+        session: tx,
+        engine,
+        pid: attached.pid,
+        tids: attached.tids,
+        forwarder,
+    })
 }
 
 /// The largest packet the bridge takes and offers (`PacketSize`).
@@ -263,18 +297,16 @@ enum Loop {}
 
 impl BlockingEventLoop for Loop {
     type Target = Bridge;
-    type Connection = Link;
+    type Connection = Shared;
     type StopReason = StopReason;
 
     fn wait_for_stop_reason(
         target: &mut Bridge,
-        conn: &mut Link,
+        conn: &mut Shared,
     ) -> Result<Event<StopReason>, WaitForStopReasonError<BridgeError, std::io::Error>> {
         loop {
-            match conn
-                .next_input()
-                .map_err(WaitForStopReasonError::Connection)?
-            {
+            let next = conn.lock().next_input();
+            match next.map_err(WaitForStopReasonError::Connection)? {
                 Next::Byte(b) => return Ok(Event::IncomingData(b)),
                 Next::Report(ev) => {
                     if let Some(stop) = target
@@ -297,56 +329,107 @@ impl BlockingEventLoop for Loop {
     }
 }
 
+/// How [`serve_with`] serves.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// As gdbserver `--multi`: the session outlives its process (its
+    /// exit, gdb's `kill` and `detach`), and the debugger may `run` a
+    /// program and `attach` to a process, again and again, until it
+    /// disconnects.
+    pub multi: bool,
+    /// What gdb's `run` starts: a [`What::Spawn`] whose environment,
+    /// directory and stdio the program gets, and whose argv is used when
+    /// gdb names no program (`set remote exec-file`) or no arguments. An
+    /// empty argv: gdb must name the program. `None`: the program given to
+    /// serve, if any.
+    pub program: Option<What>,
+}
+
 /// Serve one debugger on `input`/`output` until it detaches, kills the
 /// process, the process exits, or the debugger goes away. Blocking: run
 /// it on a thread of its own (it uses `rt` for the server's calls).
 pub fn serve(
     rt: tokio::runtime::Handle,
-    mut client: Client,
+    client: Client,
     what: What,
     input: Box<dyn Read + Send>,
     output: Box<dyn Write + Send>,
 ) -> Result<Ended, GdbError> {
+    serve_with(rt, client, what, Options::default(), input, output)
+}
+
+/// [`serve`], with [`Options`]. With `multi`, the session ends only when
+/// the debugger goes away (or a kill without extended mode).
+pub fn serve_with(
+    rt: tokio::runtime::Handle,
+    mut client: Client,
+    what: What,
+    opts: Options,
+    input: Box<dyn Read + Send>,
+    output: Box<dyn Write + Send>,
+) -> Result<Ended, GdbError> {
     let (inbox_tx, inbox_rx) = mpsc::channel(link::INBOX);
-    let (session, engine, pid, tids) = rt.block_on(open(&mut client, &what, inbox_tx.clone()))?;
-    link::pump(input, inbox_tx);
-    let mut bridge = Bridge::new(rt.clone(), client.clone(), session, engine, pid, &tids);
-    bridge.spawned = matches!(what, What::Spawn { .. });
-    // Stopped when the debugger connects: it asks why first.
-    bridge.stop_all(true)?;
-    let conn = Link::new(inbox_rx, output);
-    // Large packets: gdb reads files (vFile:pread) and memory in pieces of
-    // at most this, each a round trip.
-    let stub = GdbStub::builder(conn)
-        .packet_buffer_size(PACKET_SIZE)
-        .build()
-        .map_err(|e| GdbError::Protocol(e.to_string()))?;
-    let reason = stub.run_blocking::<Loop>(&mut bridge);
-    let ended = match reason {
-        Ok(DisconnectReason::Disconnect) => Ended::Detached,
-        Ok(DisconnectReason::Kill) => {
-            if !bridge.killed {
-                // With this user's own rights, as gdbserver beside it.
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            Ended::Killed
+    let current = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let opened = match &what {
+        What::Nothing if !opts.multi => {
+            return Err(BridgeError::Unsupported("a session with no process without multi").into())
         }
-        Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => {
-            Ended::Exited
-        }
-        Err(e) if e.is_connection_error() => Ended::DebuggerGone,
-        Err(e) => {
-            let _ = rt.block_on(client.detach(engine));
-            return Err(GdbError::Protocol(e.to_string()));
-        }
+        What::Nothing => None,
+        w => Some(rt.block_on(open(&mut client, w, inbox_tx.clone(), current.clone()))?),
     };
-    // Detaching releases every hold and removes this engine's breakpoints;
-    // other clients' engines stay.
-    if !bridge.exited {
-        let _ = rt.block_on(client.detach(engine));
+    link::pump(input, inbox_tx.clone());
+    let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
+    bridge.multi = opts.multi;
+    bridge.program = opts
+        .program
+        .or_else(|| matches!(what, What::Spawn { .. }).then(|| what.clone()));
+    if let Some(o) = opened {
+        bridge.adopt(o, matches!(what, What::Spawn { .. }));
+        // Stopped when the debugger connects: it asks why first.
+        bridge.stop_all(true)?;
     }
-    Ok(ended)
+    let link = Shared::new(Link::new(inbox_rx, output));
+    loop {
+        // Large packets: gdb reads files (vFile:pread) and memory in
+        // pieces of at most this, each a round trip.
+        let stub = GdbStub::builder(link.clone())
+            .packet_buffer_size(PACKET_SIZE)
+            .build()
+            .map_err(|e| GdbError::Protocol(e.to_string()))?;
+        let reason = stub.run_blocking::<Loop>(&mut bridge);
+        let ended = match reason {
+            Ok(DisconnectReason::Disconnect) => Ended::Detached,
+            Ok(DisconnectReason::Kill) => {
+                if !bridge.killed && bridge.pid != 0 {
+                    // With this user's own rights, as gdbserver beside it.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(bridge.pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                Ended::Killed
+            }
+            Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => {
+                Ended::Exited
+            }
+            Err(e) if e.is_connection_error() => Ended::DebuggerGone,
+            Err(e) => {
+                bridge.forget();
+                return Err(GdbError::Protocol(e.to_string()));
+            }
+        };
+        // Detaching releases every hold and removes this engine's
+        // breakpoints; other clients' engines stay.
+        bridge.forget();
+        // gdbstub ends its session when the process exits or the
+        // debugger detaches; in extended mode the debugger stays, and the
+        // next session (a fresh stub on the same link) answers it.
+        if !(bridge.multi && matches!(ended, Ended::Detached | Ended::Exited)) {
+            return Ok(ended);
+        }
+        target::tracing_debug(&format!(
+            "{ended:?}; extended mode: the debugger may run or attach next"
+        ));
+        link.lock().replay_handshake();
+    }
 }

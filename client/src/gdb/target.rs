@@ -154,11 +154,21 @@ impl Point {
     }
 }
 
-/// The debugged process.
+/// The debugged process (none yet, or none any more, in extended mode
+/// with [`super::Options::multi`]: pid 0).
 pub struct Bridge {
     rt: tokio::runtime::Handle,
     client: Client,
     session: mpsc::Sender<pb::ClientMessage>,
+    /// Where the reports of a session opened later go.
+    inbox: mpsc::Sender<super::link::Input>,
+    /// The engine whose session may end the bridge (see [`super::open`]).
+    current: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
+    /// gdbserver `--multi`: see [`super::Options`].
+    pub multi: bool,
+    /// What `run` starts: see [`super::Options::program`].
+    pub program: Option<super::What>,
     pub engine: u64,
     pub pid: u32,
     threads: BTreeMap<u32, Held>,
@@ -210,22 +220,31 @@ fn control(action: pb::Action) -> pb::Op {
     }))
 }
 
+/// A session sender that goes nowhere (no process).
+fn no_session() -> mpsc::Sender<pb::ClientMessage> {
+    mpsc::channel(1).0
+}
+
 impl Bridge {
-    pub fn new(
+    /// A bridge with no process yet: [`Bridge::adopt`] gives it one.
+    pub(crate) fn new(
         rt: tokio::runtime::Handle,
         client: Client,
-        session: mpsc::Sender<pb::ClientMessage>,
-        engine: u64,
-        pid: u32,
-        tids: &[u32],
+        inbox: mpsc::Sender<super::link::Input>,
+        current: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Bridge {
         Bridge {
             rt,
             client,
-            session,
-            engine,
-            pid,
-            threads: tids.iter().map(|t| (*t, Held::Running)).collect(),
+            session: no_session(),
+            inbox,
+            current,
+            forwarder: None,
+            multi: false,
+            program: None,
+            engine: 0,
+            pid: 0,
+            threads: BTreeMap::new(),
             wants: HashMap::new(),
             locked: false,
             regs: HashMap::new(),
@@ -238,6 +257,72 @@ impl Bridge {
             inserted: Default::default(),
             doomed: Default::default(),
         }
+    }
+
+    /// Debug the process of `o` (its session and engine), `spawned` by
+    /// the bridge or attached to.
+    pub(crate) fn adopt(&mut self, o: super::Opened, spawned: bool) {
+        self.forget();
+        self.current
+            .store(o.engine, std::sync::atomic::Ordering::SeqCst);
+        self.session = o.session;
+        self.engine = o.engine;
+        self.pid = o.pid;
+        self.threads = o.tids.iter().map(|t| (*t, Held::Running)).collect();
+        self.forwarder = Some(o.forwarder);
+        self.spawned = spawned;
+    }
+
+    /// Leave the process: the engine is detached (its holds released, its
+    /// breakpoints and watchpoints gone; other engines stay), and its
+    /// session ends quietly. The bridge then has no process.
+    pub(crate) fn forget(&mut self) {
+        self.current.store(0, std::sync::atomic::Ordering::SeqCst);
+        if let Some(f) = self.forwarder.take() {
+            f.abort();
+        }
+        if let Some((_, p)) = self.prefetch.take() {
+            p.abort();
+        }
+        if self.engine != 0 && !self.exited {
+            let mut c = self.client.clone();
+            let _ = self.rt.block_on(c.detach(self.engine));
+        }
+        self.session = no_session();
+        self.engine = 0;
+        self.pid = 0;
+        self.threads.clear();
+        self.wants.clear();
+        self.regs.clear();
+        self.inserted.clear();
+        self.doomed.clear();
+        self.locked = false;
+        self.exited = false;
+        self.killed = false;
+        self.spawned = false;
+    }
+
+    /// Start debugging `what` (extended mode's `run` and `attach`), held
+    /// stopped: its pid.
+    fn open_and_adopt(&mut self, what: super::What) -> Result<u32, BridgeError> {
+        self.forget();
+        let mut c = self.client.clone();
+        let o = self
+            .rt
+            .block_on(super::open(
+                &mut c,
+                &what,
+                self.inbox.clone(),
+                self.current.clone(),
+            ))
+            .map_err(|e| match e {
+                super::GdbError::Bridge(b) => b,
+                other => BridgeError::Server(other.to_string()),
+            })?;
+        let pid = o.pid;
+        self.adopt(o, matches!(what, super::What::Spawn { .. }));
+        self.stop_all(true)?;
+        Ok(pid)
     }
 
     /// One batch on `tid`, interrupting it if asked.
@@ -283,6 +368,19 @@ impl Bridge {
             .find(|(_, h)| **h != Held::Running)
             .map(|(t, _)| *t)
             .unwrap_or(self.pid)
+    }
+
+    /// A thread to read or write memory through for gdb's `tid`: that one
+    /// if it is the process's, else one that is (memory is the process's;
+    /// gdbstub keeps the thread gdb chose before a `run` or `attach`, when
+    /// there was none).
+    fn mem_tid(&self, tid: Tid) -> u32 {
+        let t = tid.get() as u32;
+        if self.threads.contains_key(&t) {
+            t
+        } else {
+            self.any_stopped()
+        }
     }
 
     /// The process's threads, as the server knows them now.
@@ -352,12 +450,19 @@ impl Bridge {
 
     /// The thread a stop without one is reported on.
     pub fn main_tid(&self) -> Tid {
-        tid_of(self.pid).expect("a pid is not 0")
+        // No process (extended mode, before a run or attach): gdbstub
+        // still wants a thread id for some replies.
+        tid_of(self.pid).unwrap_or(NonZeroUsize::MIN)
     }
 
     /// A report of the engine: the stop to tell the debugger, if any.
     pub fn on_report(&mut self, ev: pb::Event) -> Result<Option<StopReason>, BridgeError> {
         use pb::event::Kind;
+        if ev.engine_id != self.engine {
+            // A report of an engine the bridge has left (extended mode):
+            // its session is being closed.
+            return Ok(None);
+        }
         let tid = ev.tid;
         let reason = match &ev.kind {
             Some(Kind::Breakpoint(_)) => tid_of(tid).map(StopReason::SwBreak),
@@ -590,7 +695,7 @@ impl Bridge {
 
 /// Debug log through `tracing` when the CLI has it (the library does not
 /// depend on it).
-fn tracing_debug(_msg: &str) {
+pub(crate) fn tracing_debug(_msg: &str) {
     #[cfg(feature = "embedded")]
     tracing::debug!("{_msg}");
 }
@@ -686,18 +791,72 @@ impl HostInfo for Bridge {
     }
 }
 
-/// Extended mode, for the real pid in every thread id and for `kill`.
-/// `run` and `attach` from the debugger are refused for now (start the
-/// bridge with `-p PID` or `-- PROG`).
+/// A `run` or `attach` the server refused: said on the bridge's standard
+/// error, as gdbserver says why a program could not start (gdb itself
+/// only learns that it failed).
+fn refused(what: &str, e: BridgeError) -> TargetError<BridgeError> {
+    eprintln!("utrace gdb: {what}: {e}");
+    TargetError::NonFatal
+}
+
+/// Extended mode: the real pid in every thread id, `kill`, and (with
+/// `--multi`, as gdbserver's) `run` and `attach`.
 impl ExtendedMode for Bridge {
-    fn run(&mut self, _filename: Option<&[u8]>, _args: Args<'_, '_>) -> TargetResult<Pid, Self> {
-        tracing_debug("the debugger asked to run a program: not supported yet");
-        Err(TargetError::NonFatal)
+    fn run(&mut self, filename: Option<&[u8]>, args: Args<'_, '_>) -> TargetResult<Pid, Self> {
+        let Some(super::What::Spawn {
+            argv: given,
+            env,
+            cwd,
+            stdio,
+        }) = self.program.clone()
+        else {
+            eprintln!("utrace gdb: run: a program is started by utrace gdb --multi only");
+            return Err(TargetError::NonFatal);
+        };
+        // gdb names the program with `set remote exec-file`, else the one
+        // given on utrace's command line runs; gdb's arguments replace
+        // that one's when it sends any.
+        let mut argv: Vec<String> = match filename.filter(|f| !f.is_empty()) {
+            Some(f) => vec![String::from_utf8_lossy(f).into_owned()],
+            None => given.first().cloned().into_iter().collect(),
+        };
+        if argv.is_empty() {
+            eprintln!(
+                "utrace gdb: run: which program? (gdb: set remote exec-file PROG; or give \
+                 it to utrace gdb --multi)"
+            );
+            return Err(TargetError::NonFatal);
+        }
+        let args: Vec<String> = args
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.is_empty() && filename.is_none_or(|f| f.is_empty()) {
+            argv.extend(given.iter().skip(1).cloned());
+        } else {
+            argv.extend(args);
+        }
+        let program = argv[0].clone();
+        let pid = self
+            .open_and_adopt(super::What::Spawn {
+                argv,
+                env,
+                cwd,
+                stdio,
+            })
+            .map_err(|e| refused(&format!("run {program}"), e))?;
+        Pid::new(pid as usize).ok_or(TargetError::NonFatal)
     }
 
-    fn attach(&mut self, _pid: Pid) -> TargetResult<(), Self> {
-        tracing_debug("the debugger asked to attach: not supported yet");
-        Err(TargetError::NonFatal)
+    fn attach(&mut self, pid: Pid) -> TargetResult<(), Self> {
+        if !self.multi {
+            eprintln!(
+                "utrace gdb: attach: utrace gdb --multi attaches, this session has its process"
+            );
+            return Err(TargetError::NonFatal);
+        }
+        self.open_and_adopt(super::What::Attach(pid.get() as u32))
+            .map_err(|e| refused(&format!("attach {pid}"), e))?;
+        Ok(())
     }
 
     fn query_if_attached(&mut self, _pid: Pid) -> TargetResult<AttachKind, Self> {
@@ -709,11 +868,18 @@ impl ExtendedMode for Bridge {
     }
 
     fn kill(&mut self, _pid: Option<Pid>) -> TargetResult<ShouldTerminate, Self> {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        self.killed = true;
+        if self.pid != 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            self.killed = true;
+        }
+        if self.multi {
+            // The debugger stays, and may run or attach next.
+            self.forget();
+            return Ok(ShouldTerminate::No);
+        }
         Ok(ShouldTerminate::Yes)
     }
 
@@ -771,7 +937,7 @@ impl MultiThreadBase for Bridge {
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
         let res = self
             .one(
-                tid.get() as u32,
+                self.mem_tid(tid),
                 pb::op::Op::ReadMemory(pb::ReadMemory {
                     addr: start,
                     len: data.len() as u32,
@@ -790,7 +956,7 @@ impl MultiThreadBase for Bridge {
     fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
         let res = self
             .one(
-                tid.get() as u32,
+                self.mem_tid(tid),
                 pb::op::Op::WriteMemory(pb::WriteMemory {
                     addr: start,
                     data: utrace_proto::Bytes::copy_from_slice(data),

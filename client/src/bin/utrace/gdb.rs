@@ -5,19 +5,23 @@
 //! gdb PROG -ex 'target remote | utrace gdb --stdio -p PID'
 //! gdb PROG -ex 'target remote | utrace gdb --stdio -- PROG ARGS'
 //! utrace gdb --listen 127.0.0.1:2345 -p PID      # then: target remote :2345
+//! gdb -ex 'target extended-remote | utrace gdb --stdio --multi' \
+//!     -ex 'set remote exec-file /bin/ls' -ex run     # or: attach PID
 //! ```
 
 use std::io::IsTerminal;
 
 use clap::Args;
 use tracing::{debug, warn};
-use utrace_client::gdb::{serve, Ended, What};
+use utrace_client::gdb::{serve_with, Ended, Options, What};
 
 use crate::server::Connection;
 
 /// `utrace gdb`.
 #[derive(Args, Debug)]
-#[command(override_usage = "utrace gdb (--stdio | --listen ADDR) (-p PID | [--] CMD [ARGS]...)")]
+#[command(
+    override_usage = "utrace gdb (--stdio | --listen ADDR) [--multi] (-p PID | [--] CMD [ARGS]...)"
+)]
 pub struct GdbCmd {
     /// Serve one debugger on standard input and output, for gdb's
     /// `target remote | utrace gdb --stdio …` (the program's own output
@@ -31,6 +35,15 @@ pub struct GdbCmd {
     /// loopback, or tunnel it (ssh -L).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// As gdbserver --multi, for gdb's `target extended-remote`: the
+    /// session outlives its process (its exit, `kill`, `detach`), and gdb
+    /// may `run` a program (`set remote exec-file PROG`, else the CMD
+    /// given here) and `attach PID`, again and again. With neither -p nor
+    /// CMD, the session starts with no process. With --listen, whoever
+    /// connects may then run programs and attach to any process you may
+    /// trace, as you (as with gdbserver --multi): loopback or a tunnel only.
+    #[arg(long)]
+    pub multi: bool,
     /// Debug this running process (all its threads).
     #[arg(short = 'p', value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
@@ -40,7 +53,7 @@ pub struct GdbCmd {
         value_name = "CMD",
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required_unless_present = "pid"
+        required_unless_present_any = ["pid", "multi"]
     )]
     pub command: Vec<String>,
 }
@@ -60,6 +73,22 @@ fn spawn_what(conn: &Connection, command: &[String]) -> What {
             utrace_client::pb::Stdio::Pipes
         },
     }
+}
+
+/// What a session starts with (the process given, or nothing with
+/// `--multi`), and its options: with `--multi`, `run` starts the program
+/// given (its argv may be empty: gdb names one) with our environment.
+fn what_and_options(conn: &Connection, cmd: &GdbCmd) -> (What, Options) {
+    let what = match cmd.pid {
+        Some(pid) => What::Attach(pid),
+        None if cmd.command.is_empty() => What::Nothing,
+        None => spawn_what(conn, &cmd.command),
+    };
+    let opts = Options {
+        multi: cmd.multi,
+        program: cmd.multi.then(|| spawn_what(conn, &cmd.command)),
+    };
+    (what, opts)
 }
 
 /// Standard input and output become the debugger's alone: the protocol
@@ -109,14 +138,16 @@ async fn serve_one(
     rt: tokio::runtime::Handle,
     conn: &Connection,
     what: What,
+    opts: Options,
     input: Box<dyn std::io::Read + Send>,
     output: Box<dyn std::io::Write + Send>,
 ) -> Result<u8, String> {
     let client = conn.client.clone();
-    let ended = tokio::task::spawn_blocking(move || serve(rt, client, what, input, output))
-        .await
-        .map_err(|e| format!("the bridge failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+    let ended =
+        tokio::task::spawn_blocking(move || serve_with(rt, client, what, opts, input, output))
+            .await
+            .map_err(|e| format!("the bridge failed: {e}"))?
+            .map_err(|e| e.to_string())?;
     debug!(?ended, "debugging session over");
     Ok(0)
 }
@@ -133,11 +164,8 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
             );
         }
         let (input, output) = take_stdio()?;
-        let what = match cmd.pid {
-            Some(pid) => What::Attach(pid),
-            None => spawn_what(conn, &cmd.command),
-        };
-        return serve_one(rt, conn, what, Box::new(input), Box::new(output)).await;
+        let (what, opts) = what_and_options(conn, &cmd);
+        return serve_one(rt, conn, what, opts, Box::new(input), Box::new(output)).await;
     }
     let addr = cmd.listen.as_deref().unwrap_or("127.0.0.1:0");
     let listener =
@@ -146,11 +174,28 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;
     eprintln!("utrace: listening for debuggers on {local}");
+    if cmd.multi {
+        // A session per connection, each with what was given (or
+        // nothing), several at once, until interrupted.
+        let (what, opts) = what_and_options(conn, &cmd);
+        loop {
+            let (read, sock, peer) = accept(&listener)?;
+            let (client, rt, what, opts) =
+                (conn.client.clone(), rt.clone(), what.clone(), opts.clone());
+            std::thread::spawn(move || {
+                match serve_with(rt, client, what, opts, Box::new(read), Box::new(sock)) {
+                    Ok(e) => debug!(%peer, ?e, "debugging session over"),
+                    Err(e) => warn!(%peer, "debugging session failed: {e}"),
+                }
+            });
+        }
+    }
     let Some(pid) = cmd.pid else {
         // A program to start: one session, the first debugger's.
         let (read, write, _) = accept(&listener)?;
         let what = spawn_what(conn, &cmd.command);
-        return serve_one(rt, conn, what, Box::new(read), Box::new(write)).await;
+        let opts = Options::default();
+        return serve_one(rt, conn, what, opts, Box::new(read), Box::new(write)).await;
     };
     // A running process: a session per connection, several at once, until
     // interrupted.
@@ -159,10 +204,11 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         let client = conn.client.clone();
         let rt = rt.clone();
         std::thread::spawn(move || {
-            match serve(
+            match serve_with(
                 rt,
                 client,
                 What::Attach(pid),
+                Options::default(),
                 Box::new(read),
                 Box::new(sock),
             ) {
