@@ -712,3 +712,40 @@ fn gdb_extended_remote_runs_and_attaches() {
     );
     assert_eq!(out.matches("exited normally]").count(), 2, "{out}");
 }
+
+/// `handle SIGUSR1 nostop noprint pass` is sent as `QPassSignals` (the
+/// bridge advertises it, gdbstub lacks it), and the bridge then lets the
+/// signal through at once: a program that signals itself 200 times
+/// handles all 200, and gdb never hears of one (no `T1e` stop reply,
+/// SIGUSR1 in gdb's numbering), where it would stop for each without.
+#[test]
+fn gdb_passed_signals_never_reach_gdb() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-pass");
+    let out = gdb(
+        None,
+        &[
+            "set debug remote 1".into(),
+            format!(
+                "target remote | {} --server {} gdb --stdio -- {} 10 200",
+                utrace_bin(),
+                d.uri,
+                tracee!("signals")
+            ),
+            "handle SIGUSR1 nostop noprint pass".into(),
+            "continue".into(),
+        ],
+    );
+    assert!(out.contains(";QPassSignals+"), "advertised:\n{out}");
+    // SIGUSR1 is gdb's 30, 0x1e.
+    let sent = out
+        .lines()
+        .filter(|l| l.contains("Sending packet: $QPassSignals:") && l.contains(";1e;"))
+        .count();
+    assert!(sent >= 1, "gdb sent the list with SIGUSR1:\n{out}");
+    assert!(!out.contains("received: T1e"), "a stop for SIGUSR1:\n{out}");
+    assert!(out.contains("handled=200"), "{out}");
+    assert!(out.contains("exited normally"), "{out}");
+}

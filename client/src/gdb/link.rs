@@ -54,6 +54,123 @@ pub struct Link {
     handshake: Handshake,
     /// Replies of the stub still to drop (to a replayed handshake).
     swallow: Swallow,
+    /// `QPassSignals`, answered here (gdbstub lacks it).
+    pass: PassSignals,
+    /// gdbstub's `qSupported` reply is still to come: `QPassSignals+` is
+    /// added to it, and the output is held until it has passed.
+    advertise: Option<Vec<u8>>,
+}
+
+/// The signals gdb lets through without a stop (`handle SIG nostop
+/// noprint pass`: `QPassSignals`), as a bit per Linux signal number (bit
+/// `n - 1`): shared by the link, which reads gdb's packet, and the
+/// bridge, which resumes a held signal report of these at once, delivering
+/// the signal, with no round trip to gdb (a program taking many signals,
+/// SIGPROF or SIGALRM, runs at its speed, as under gdbserver).
+pub type Passed = Arc<std::sync::atomic::AtomicU64>;
+
+/// Reading gdb's packets for `QPassSignals`: the bytes of a packet that
+/// may be one are held until it is told (the rest go on to gdbstub).
+#[derive(Default)]
+struct PassSignals {
+    state: PassState,
+    passed: Passed,
+}
+
+#[derive(Default)]
+enum PassState {
+    /// Between packets.
+    #[default]
+    Out,
+    /// A packet's first bytes, while they read as `$QPassSignals:`.
+    Head(Vec<u8>),
+    /// Another packet: passed on until its end.
+    Pass,
+    /// Its checksum's digits still to pass on.
+    Sum(u8),
+    /// A `QPassSignals` packet, taken whole (bounded).
+    Take(Vec<u8>),
+    /// Its checksum's digits still to read.
+    TakeSum(Vec<u8>, u8),
+}
+
+const PASS_HEAD: &[u8] = b"$QPassSignals:";
+
+/// Longest `QPassSignals` packet taken (gdb lists ~150 signals: ~600
+/// bytes); longer ones go to gdbstub, which refuses them.
+const PASS_MAX: usize = 4096;
+
+impl PassSignals {
+    /// Take byte `b` from the debugger: the bytes to pass on in `out`;
+    /// a whole `QPassSignals` packet's list when one ends.
+    fn feed(&mut self, b: u8, out: &mut Vec<u8>) -> Option<Vec<u8>> {
+        use PassState::*;
+        match std::mem::take(&mut self.state) {
+            Out if b == b'$' => self.state = Head(vec![b]),
+            Out => out.push(b),
+            Head(mut h) => {
+                h.push(b);
+                if h.len() == PASS_HEAD.len() && h == PASS_HEAD {
+                    self.state = Take(h);
+                } else if PASS_HEAD.starts_with(&h) {
+                    self.state = Head(h);
+                } else {
+                    out.extend_from_slice(&h);
+                    self.state = if b == b'#' { Sum(2) } else { Pass };
+                }
+            }
+            Pass => {
+                out.push(b);
+                self.state = if b == b'#' { Sum(2) } else { Pass };
+            }
+            Sum(n) => {
+                out.push(b);
+                self.state = if n > 1 { Sum(n - 1) } else { Out };
+            }
+            Take(mut t) => {
+                if b == b'#' {
+                    self.state = TakeSum(t, 2);
+                } else if t.len() >= PASS_MAX {
+                    // Not ours to judge: gdbstub refuses what it does not know.
+                    out.extend_from_slice(&t);
+                    out.push(b);
+                    self.state = Pass;
+                } else {
+                    t.push(b);
+                    self.state = Take(t);
+                }
+            }
+            TakeSum(t, n) => {
+                if n > 1 {
+                    self.state = TakeSum(t, n - 1);
+                } else {
+                    return Some(t[PASS_HEAD.len()..].to_vec());
+                }
+            }
+        }
+        None
+    }
+
+    /// Set the signals passed from a `QPassSignals` list (gdb's numbers in
+    /// hex, `;`-separated; the list replaces the last).
+    fn set(&self, list: &[u8]) {
+        let mut bits = 0u64;
+        for n in String::from_utf8_lossy(list).split(';') {
+            let linux = u8::from_str_radix(n.trim(), 16)
+                .ok()
+                .and_then(|g| super::signals::to_linux(gdbstub::common::Signal(g)));
+            if let Some(l @ 1..=64) = linux {
+                bits |= 1 << (l - 1);
+            }
+        }
+        self.passed.store(bits, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether Linux signal `signo` is in `passed`.
+pub fn is_passed(passed: &Passed, signo: i32) -> bool {
+    (1..=64).contains(&signo)
+        && passed.load(std::sync::atomic::Ordering::SeqCst) & (1 << (signo - 1)) != 0
 }
 
 /// The packets that set a connection up (`qSupported`, `QStartNoAckMode`,
@@ -118,6 +235,31 @@ impl Handshake {
             self.packets.push(p);
         }
     }
+}
+
+/// The stub's output held until its `qSupported` reply has passed: once
+/// `held` ends with that reply (its first packet), what to write, with
+/// `QPassSignals+` added to the reply; `None` while more is to come.
+fn advertised(held: &[u8]) -> Option<Vec<u8>> {
+    let start = held.iter().position(|&b| b == b'$')?;
+    let hash = start + held[start..].iter().position(|&b| b == b'#')?;
+    if held.len() < hash + 3 {
+        return None;
+    }
+    let body = &held[start + 1..hash];
+    let mut out = held[..start].to_vec();
+    if !body.starts_with(b"PacketSize=") {
+        // Not the reply (it comes first): as it is.
+        return Some(held.to_vec());
+    }
+    let mut new = body.to_vec();
+    new.extend_from_slice(b";QPassSignals+");
+    let sum = new.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    out.push(b'$');
+    out.extend_from_slice(&new);
+    out.extend_from_slice(format!("#{sum:02x}").as_bytes());
+    out.extend_from_slice(&held[hash + 3..]);
+    Some(out)
 }
 
 /// Dropping the stub's replies to a replayed handshake: acks (`+`)
@@ -251,7 +393,27 @@ impl Link {
             read_watch: ReadWatch::Out,
             handshake: Handshake::default(),
             swallow: Swallow::default(),
+            pass: PassSignals::default(),
+            advertise: Some(Vec::new()),
         }
+    }
+
+    /// The signals gdb passes (see [`Passed`]).
+    pub fn passed(&self) -> Passed {
+        self.pass.passed.clone()
+    }
+
+    /// Answer a `QPassSignals` packet (its list) for gdbstub.
+    fn pass_signals(&mut self, list: &[u8]) {
+        self.pass.set(list);
+        let no_ack = self
+            .handshake
+            .packets
+            .iter()
+            .any(|p| p.starts_with(b"$QStartNoAckMode#"));
+        let reply: &[u8] = if no_ack { b"$OK#9a" } else { b"+$OK#9a" };
+        // A broken connection shows at the next read.
+        let _ = self.out.write_all(reply).and_then(|()| self.out.flush());
     }
 
     /// Give the next session's stub the debugger's handshake again (see
@@ -271,12 +433,22 @@ impl Link {
 
     /// Write the stub's bytes, less those of replies being dropped.
     fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if self.swallow.count == 0 {
+        if self.swallow.count == 0 && self.advertise.is_none() {
             return self.out.write_all(buf);
         }
         for &b in buf {
-            if !self.swallow.drops(b) {
-                self.out.write_all(&[b])?;
+            if self.swallow.drops(b) {
+                continue;
+            }
+            match &mut self.advertise {
+                None => self.out.write_all(&[b])?,
+                Some(held) => {
+                    held.push(b);
+                    if let Some(reply) = advertised(held) {
+                        self.advertise = None;
+                        self.out.write_all(&reply)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -285,9 +457,15 @@ impl Link {
     fn take(&mut self, i: Input) {
         match i {
             Input::Bytes(b) => {
+                let mut on = Vec::with_capacity(b.len());
                 for x in b {
                     self.handshake.feed(x);
-                    self.read_watch.feed(x, &mut self.bytes);
+                    if let Some(list) = self.pass.feed(x, &mut on) {
+                        self.pass_signals(&list);
+                    }
+                    for y in on.drain(..) {
+                        self.read_watch.feed(y, &mut self.bytes);
+                    }
                 }
             }
             Input::Report(r) => self.reports.push_back(r),
@@ -497,5 +675,50 @@ mod tests {
             String::from_utf8(sink.0.lock().unwrap().clone()).unwrap(),
             "$T05thread:p1.1;#aa"
         );
+    }
+
+    #[test]
+    fn pass_signals_packets_are_answered_here_and_the_rest_passes() {
+        let mut p = PassSignals::default();
+        let mut out = Vec::new();
+        let mut lists = Vec::new();
+        let input =
+            "+$QPassSignals:e;1e;97;#aa$QPass#00$qSupported:x#11\x03$QPassSignals:#f3$m1,2#00";
+        for b in input.bytes() {
+            if let Some(l) = p.feed(b, &mut out) {
+                lists.push(String::from_utf8(l).unwrap());
+            }
+        }
+        assert_eq!(lists, ["e;1e;97;", ""]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "+$QPass#00$qSupported:x#11\x03$m1,2#00"
+        );
+        // gdb's 14 (SIGALRM, Linux 14) and 30 (SIGUSR1, Linux 10); 0x97
+        // is gdb's "unknown", ignored.
+        p.set(b"e;1e;97;");
+        assert!(is_passed(&p.passed, 14) && is_passed(&p.passed, 10));
+        assert!(!is_passed(&p.passed, 12) && !is_passed(&p.passed, 0));
+        p.set(b"");
+        assert!(!is_passed(&p.passed, 10));
+    }
+
+    #[test]
+    fn qsupported_reply_advertises_pass_signals_with_its_checksum() {
+        let reply = b"+$PacketSize=100;swbreak+#00+";
+        let mut held = Vec::new();
+        let mut got = None;
+        for &b in reply.iter() {
+            held.push(b);
+            if let Some(r) = advertised(&held) {
+                got = Some(r);
+                break;
+            }
+        }
+        let got = String::from_utf8(got.expect("a whole reply")).unwrap();
+        let body = "PacketSize=100;swbreak+;QPassSignals+";
+        assert_eq!(got, format!("+${body}#{}", checksum(body)));
+        // Anything else first goes as it is.
+        assert_eq!(advertised(b"$OK#9a").unwrap(), b"$OK#9a");
     }
 }

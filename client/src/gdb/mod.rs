@@ -378,7 +378,9 @@ pub fn serve_with(
         w => Some(rt.block_on(open(&mut client, w, inbox_tx.clone(), current.clone()))?),
     };
     link::pump(input, inbox_tx.clone());
+    let link = Shared::new(Link::new(inbox_rx, output));
     let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
+    bridge.passed = link.lock().passed();
     bridge.multi = opts.multi;
     bridge.program = opts
         .program
@@ -388,7 +390,6 @@ pub fn serve_with(
         // Stopped when the debugger connects: it asks why first.
         bridge.stop_all(true)?;
     }
-    let link = Shared::new(Link::new(inbox_rx, output));
     loop {
         // Large packets: gdb reads files (vFile:pread) and memory in
         // pieces of at most this, each a round trip.

@@ -169,6 +169,8 @@ pub struct Bridge {
     pub multi: bool,
     /// What `run` starts: see [`super::Options::program`].
     pub program: Option<super::What>,
+    /// The signals gdb passes without a stop (`QPassSignals`).
+    pub passed: super::link::Passed,
     pub engine: u64,
     pub pid: u32,
     threads: BTreeMap<u32, Held>,
@@ -242,6 +244,7 @@ impl Bridge {
             forwarder: None,
             multi: false,
             program: None,
+            passed: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -510,6 +513,19 @@ impl Bridge {
         };
         if !ev.held {
             return Ok(reason);
+        }
+        if let Some(Kind::Signal(s)) = &ev.kind {
+            if super::link::is_passed(&self.passed, s.signo) {
+                // gdb would only resume it with the signal (`handle SIG
+                // nostop pass`): done here, with no round trip.
+                self.decide(pb::Decision {
+                    seq: ev.seq,
+                    action: pb::Action::Resume as i32,
+                    engine_id: self.engine,
+                    ..Default::default()
+                })?;
+                return Ok(None);
+            }
         }
         let Some(reason) = reason else {
             // Held, but nothing the debugger is told: let it go.
