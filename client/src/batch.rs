@@ -209,12 +209,25 @@ impl BatchBuilder<'_> {
     }
 
     /// Replace this engine's event mask (empty: the default set) and
-    /// syscall set (names or numbers; empty: all). Result: done.
+    /// syscall set (names or numbers; empty: all); every signal reported.
+    /// Result: done.
     pub fn set_events<S: AsRef<str>>(self, events: &[EventKind], syscalls: &[S]) -> Self {
+        self.set_events_passing(events, syscalls, &[])
+    }
+
+    /// [`BatchBuilder::set_events`], with signals (Linux numbers) let
+    /// through unreported, as a debugger's `handle SIG nostop pass`.
+    pub fn set_events_passing<S: AsRef<str>>(
+        self,
+        events: &[EventKind],
+        syscalls: &[S],
+        pass_signals: &[i32],
+    ) -> Self {
         self.op(pb::op::Op::SetEvents(pb::SetEvents {
             engine_id: 0,
             events: events.iter().map(|k| *k as i32).collect(),
             syscalls: syscalls.iter().map(|s| s.as_ref().to_string()).collect(),
+            pass_signals: pass_signals.to_vec(),
         }))
     }
 

@@ -392,18 +392,46 @@ fn sync_config(
 }
 
 /// A SetEvents message (`field` is its path) as (the engine's mask, its
-/// syscall set, the kinds the client wants told).
+/// syscall set, the kinds the client wants told, the signals passed).
 pub fn set_events(
     s: &pb::SetEvents,
     field: &str,
-) -> Result<(EventMask, SyscallSet, EventMask), Status> {
+) -> Result<(EventMask, SyscallSet, EventMask, u64), Status> {
     let spec = pb::EngineSpec {
         events: s.events.clone(),
         syscalls: s.syscalls.clone(),
         ..Default::default()
     };
     let cfg = engine_config(Some(&spec), field, &SET_EVENTS_CTX)?;
-    Ok((cfg.options.events, cfg.options.syscalls, cfg.spec.wanted))
+    let passed = pass_signals(s, field)?;
+    Ok((
+        cfg.options.events,
+        cfg.options.syscalls,
+        cfg.spec.wanted,
+        passed,
+    ))
+}
+
+/// A SetEvents's `pass_signals` (`field` is its path) as a bit per
+/// signal (bit `n - 1` for signal `n`): each must be a signal number,
+/// 1-64, and at most 64 are given.
+pub fn pass_signals(s: &pb::SetEvents, field: &str) -> Result<u64, Status> {
+    if s.pass_signals.len() > 64 {
+        return Err(Status::invalid_argument(format!(
+            "{field}.pass_signals: {} given, at most 64 (one per signal)",
+            s.pass_signals.len()
+        )));
+    }
+    let mut bits = 0u64;
+    for (i, &n) in s.pass_signals.iter().enumerate() {
+        if !(1..=64).contains(&n) {
+            return Err(Status::invalid_argument(format!(
+                "{field}.pass_signals[{i}]: {n} is not a signal number (1-64)"
+            )));
+        }
+        bits |= 1 << (n - 1);
+    }
+    Ok(bits)
 }
 
 /// A wire action (field path `field`).
@@ -611,13 +639,17 @@ fn op_error(code: &str, message: String) -> pb::OpResult {
     }
 }
 
+/// A batch's last set_events op: its index, the kinds the client is to be
+/// told, and the signals passed (a bit per signal).
+pub type NewEvents = (usize, EventMask, u64);
+
 /// Validate and authorize a batch. Past a limit the whole call is refused;
 /// a bad or forbidden op is answered in its own result.
 pub fn batch_ops(
     ops: Vec<pb::Op>,
     observe_only: bool,
     limits: &crate::Limits,
-) -> Result<(Planned, Option<(usize, EventMask)>), Status> {
+) -> Result<(Planned, Option<NewEvents>), Status> {
     let mut new_wanted = None;
     check_op_count(ops.len(), limits)?;
     let mut total = 0usize;
@@ -678,17 +710,16 @@ pub fn batch_ops(
             P::GetEvents(_) => Ok(Op::GetEvents),
             P::SetEvents(s) => {
                 let spec = pb::EngineSpec {
-                    events: s.events,
-                    syscalls: s.syscalls,
+                    events: s.events.clone(),
+                    syscalls: s.syscalls.clone(),
                     ..Default::default()
                 };
-                match engine_config(
-                    Some(&spec),
-                    &format!("ops[{i}].set_events"),
-                    &SET_EVENTS_CTX,
-                ) {
-                    Ok(cfg) => {
-                        new_wanted = Some((i, cfg.spec.wanted));
+                let field = format!("ops[{i}].set_events");
+                match engine_config(Some(&spec), &field, &SET_EVENTS_CTX)
+                    .and_then(|cfg| Ok((cfg, pass_signals(&s, &field)?)))
+                {
+                    Ok((cfg, passed)) => {
+                        new_wanted = Some((i, cfg.spec.wanted, passed));
                         Ok(Op::SetEvents {
                             events: cfg.options.events,
                             syscalls: Box::new(cfg.options.syscalls),

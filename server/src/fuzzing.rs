@@ -146,6 +146,10 @@ mod tests {
                 engine_id: 0,
                 events: vec![g.below(13) as i32 - 1],
                 syscalls: vec![pick(g, &["openat", "nope"]).into()],
+                // In range, out of range, and too many.
+                pass_signals: (0..g.below(3) * 40)
+                    .map(|_| g.below(70) as i32 - 2)
+                    .collect(),
             }),
             8 => Op::InsertBreakpoint(pb::InsertBreakpoint {
                 addr: big,

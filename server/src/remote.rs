@@ -542,6 +542,9 @@ pub struct Hub {
     /// set_events changes it. The engine's own mask also always has CLONE
     /// and DEATH, which it needs to end the stream.
     wanted: std::sync::atomic::AtomicU32,
+    /// Signals let through unreported (bit `n - 1` for signal `n`): a
+    /// set_events's `pass_signals`.
+    passed: std::sync::atomic::AtomicU64,
     /// Reports queued and dropped, for the metrics.
     counters: crate::metrics::EngineCounters,
 }
@@ -575,6 +578,7 @@ impl Hub {
                 stdio: OnceLock::new(),
                 pid: Default::default(),
                 wanted: std::sync::atomic::AtomicU32::new(wanted.bits()),
+                passed: Default::default(),
                 counters,
             }),
             end,
@@ -589,6 +593,17 @@ impl Hub {
     /// Change the kinds the client wants reported.
     pub fn set_wanted(&self, m: EventMask) {
         self.wanted.store(m.bits(), Ordering::Release);
+    }
+
+    /// Change the signals let through unreported (see
+    /// [`convert::pass_signals`](crate::convert::pass_signals)).
+    pub fn set_passed(&self, signals: u64) {
+        self.passed.store(signals, Ordering::Release);
+    }
+
+    /// Whether signal `signo` goes through unreported.
+    fn passes(&self, signo: i32) -> bool {
+        (1..=64).contains(&signo) && self.passed.load(Ordering::Acquire) & (1 << (signo - 1)) != 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Queue>>> {
@@ -1289,6 +1304,11 @@ impl Engine for RemoteEngine {
     }
 
     fn report_signal(&mut self, task: &mut Task<'_>, s: &SignalReport) -> SignalAction {
+        if self.hub.passes(s.signo) {
+            // As if this engine did not trace the task: delivered, and
+            // nothing told (another engine may still stop for it).
+            return Action::Resume.into();
+        }
         self.report(task, EventMask::SIGNAL, None, |_| {
             pb::event::Kind::Signal(pb::Signal {
                 signo: s.signo,

@@ -392,8 +392,9 @@ pub(crate) struct BatchReplyPlan {
     slots: Vec<convert::Slot>,
     stop_on_error: bool,
     hub: Arc<Hub>,
-    /// The last set_events op (its index) and the kinds it asks to be told.
-    new_wanted: Option<(usize, utrace_engines::EventMask)>,
+    /// The last set_events op (its index), the kinds it asks to be told
+    /// and the signals it passes.
+    new_wanted: Option<convert::NewEvents>,
     /// The bytes it moves, in its uid's budget until its reply is built.
     _bytes: crate::budget::Ticket,
 }
@@ -402,15 +403,16 @@ impl BatchReplyPlan {
     pub fn finish(self, results: Vec<utrace_engines::batch::OpResult>) -> pb::BatchReply {
         // A get_events after the set_events tells the new kinds; no op after
         // a set_events that failed or was skipped runs.
-        let wanted = self.new_wanted.map_or(self.hub.wanted(), |(_, w)| w);
+        let wanted = self.new_wanted.map_or(self.hub.wanted(), |(_, w, _)| w);
         let results = convert::merge_results(self.slots, results, self.stop_on_error, wanted);
-        if let Some((i, w)) = self.new_wanted {
+        if let Some((i, w, passed)) = self.new_wanted {
             // The engine's mask changed only if the op ran.
             if matches!(
                 results.get(i).and_then(|r| r.result.as_ref()),
                 Some(pb::op_result::Result::Done(_))
             ) {
                 self.hub.set_wanted(w);
+                self.hub.set_passed(passed);
             }
         }
         pb::BatchReply { results }

@@ -592,13 +592,14 @@ impl Session {
     async fn set_events(&mut self, s: pb::SetEvents) -> Result<(), Refusal> {
         let engine_id = self.engine(s.engine_id, "set_events.engine_id")?;
         let hub = self.svc.registry.hub(engine_id, &self.peer)?;
-        let (events, syscalls, wanted) = convert::set_events(&s, "set_events")?;
+        let (events, syscalls, wanted, passed) = convert::set_events(&s, "set_events")?;
         self.svc
             .tracer
             .set_events(EngineId(engine_id), events, syscalls)
             .await
             .map_err(status)?;
         hub.set_wanted(wanted);
+        hub.set_passed(passed);
         Ok(())
     }
 

@@ -937,6 +937,7 @@ async fn set_events_op_applies_only_when_it_runs() {
         events: vec![pb::EventKind::Death as i32],
         syscalls: vec!["getppid".into()],
         engine_id: 0,
+        pass_signals: Vec::new(),
     }));
     let get_events = op(pb::op::Op::GetEvents(pb::GetEvents {}));
     let resume = op(pb::op::Op::Control(pb::Control {
@@ -1023,6 +1024,90 @@ async fn set_events_op_applies_only_when_it_runs() {
             &e.kind,
             Some(pb::event::Kind::Death(d)) if d.process_gone
         )));
+    }
+}
+
+/// `set_events`'s `pass_signals`: the signals named reach the program
+/// with no report (20 SIGUSR1 handled, none reported, where without the
+/// set all 20 are); a signal number outside 1-64 is refused by index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_events_passes_signals_unreported() {
+    const N: usize = 20;
+    let (_srv, mut c) = server().await;
+    let kinds = vec![pb::EventKind::Signal as i32, pb::EventKind::Death as i32];
+    let set = |pass: Vec<i32>| {
+        op(pb::op::Op::SetEvents(pb::SetEvents {
+            events: kinds.clone(),
+            pass_signals: pass,
+            ..Default::default()
+        }))
+    };
+    let resume = op(pb::op::Op::Control(pb::Control {
+        action: pb::Action::Resume as i32,
+        signal: None,
+    }));
+    for (pass, reported) in [(vec![], N), (vec![libc::SIGUSR1], 0)] {
+        let sp = c
+            .spawn(pb::SpawnRequest {
+                argv: vec![
+                    tracee!("signals").into(),
+                    libc::SIGUSR1.to_string(),
+                    N.to_string(),
+                ],
+                stop_at_entry: true,
+                engine: Some(pb::EngineSpec {
+                    events: kinds.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let stream = c.events(sp.engine_id).await.unwrap();
+        // Refused by index, before anything runs; then the set given.
+        let reply = c
+            .raw()
+            .batch(batch(sp.engine_id, vec![set(vec![10, 0]), set(vec![65])]))
+            .await
+            .unwrap()
+            .into_inner();
+        for (r, want) in reply
+            .results
+            .iter()
+            .zip(["pass_signals[1]: 0", "pass_signals[0]: 65"])
+        {
+            let e = op_error(r);
+            assert_eq!(e.code, "INVALID_ARGUMENT", "{e:?}");
+            assert!(e.message.contains(want), "{e:?}");
+        }
+        let reply = c
+            .raw()
+            .batch(batch(sp.engine_id, vec![set(pass.clone()), resume.clone()]))
+            .await
+            .unwrap()
+            .into_inner();
+        done(&reply.results[0]);
+        let evs: Vec<pb::Event> = tokio::time::timeout(common::TIMEOUT, async {
+            stream.map(|e| e.unwrap()).collect::<Vec<_>>().await
+        })
+        .await
+        .expect("the stream ends with the program");
+        let usr1 = evs
+            .iter()
+            .filter(
+                |e| matches!(&e.kind, Some(pb::event::Kind::Signal(s)) if s.signo == libc::SIGUSR1),
+            )
+            .count();
+        assert_eq!(usr1, reported, "passing {pass:?}");
+        // It handled them all and exited as it does untraced.
+        assert!(
+            evs.iter().any(|e| matches!(
+                &e.kind,
+                Some(pb::event::Kind::Death(d)) if d.process_gone
+                    && d.status.as_ref().is_some_and(|s| s.code == 0 && s.signal == 0)
+            )),
+            "{evs:?}"
+        );
     }
 }
 

@@ -171,6 +171,10 @@ pub struct Bridge {
     pub program: Option<super::What>,
     /// The signals gdb passes without a stop (`QPassSignals`).
     pub passed: super::link::Passed,
+    /// Those the engine passes in the server (sent with a resume).
+    passed_sent: u64,
+    /// gdb's `catch syscall` set (`None`: not catching).
+    catching: Option<Vec<String>>,
     pub engine: u64,
     pub pid: u32,
     threads: BTreeMap<u32, Held>,
@@ -245,6 +249,8 @@ impl Bridge {
             multi: false,
             program: None,
             passed: Default::default(),
+            passed_sent: 0,
+            catching: None,
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -303,6 +309,9 @@ impl Bridge {
         self.exited = false;
         self.killed = false;
         self.spawned = false;
+        // A new engine starts with every signal reported, nothing caught.
+        self.passed_sent = 0;
+        self.catching = None;
     }
 
     /// Start debugging `what` (extended mode's `run` and `attach`), held
@@ -371,6 +380,17 @@ impl Bridge {
             .find(|(_, h)| **h != Held::Running)
             .map(|(t, _)| *t)
             .unwrap_or(self.pid)
+    }
+
+    /// The engine's events: the bridge's kinds, gdb's caught syscalls, and
+    /// the signals passed in the server (`passed`, a bit per signal).
+    fn set_events_op(&self, passed: u64) -> pb::Op {
+        op(pb::op::Op::SetEvents(pb::SetEvents {
+            events: super::engine_events(self.catching.is_some()),
+            syscalls: self.catching.clone().unwrap_or_default(),
+            engine_id: 0,
+            pass_signals: (1..=64).filter(|n| passed & (1 << (n - 1)) != 0).collect(),
+        }))
     }
 
     /// A thread to read or write memory through for gdb's `tid`: that one
@@ -763,13 +783,12 @@ impl Bridge {
     /// syscall stops). The server applies the set kernel-side where it
     /// can: syscalls gdb does not catch do not stop the program.
     fn set_syscalls(&mut self, syscalls: Option<Vec<String>>) -> TargetResult<(), Self> {
-        let events = pb::op::Op::SetEvents(pb::SetEvents {
-            events: super::engine_events(syscalls.is_some()),
-            syscalls: syscalls.unwrap_or_default(),
-            engine_id: 0,
-        });
+        self.catching = syscalls;
+        let events = self.set_events_op(self.passed_sent);
         let t = self.any_stopped();
-        let res = self.one(t, events).map_err(TargetError::Fatal)?;
+        let res = self
+            .batch(t, false, vec![events])
+            .map_err(TargetError::Fatal)?;
         match res.first_failure() {
             None => Ok(()),
             Some(f) => {
@@ -1042,6 +1061,14 @@ impl MultiThreadResume for Bridge {
             })
             .collect();
         order.sort_by_key(|(_, _, w)| !matches!(w, Want::Continue(_)));
+        // gdb's pass set, when it changed, goes to the server with the
+        // first thread's resume (in its batch: no round trip of its own),
+        // so that those signals no longer stop the program at all.
+        let passed = self.passed.load(std::sync::atomic::Ordering::SeqCst);
+        let mut pass_op = (passed != self.passed_sent && !order.is_empty()).then(|| {
+            self.passed_sent = passed;
+            self.set_events_op(passed)
+        });
         for (t, held, want) in order {
             let (action, sig) = match want {
                 Want::Continue(s) => (pb::Action::Resume, s),
@@ -1049,15 +1076,13 @@ impl MultiThreadResume for Bridge {
                 Want::RangeStep(..) => (pb::Action::Step, None),
             };
             // A range step: the step's range goes first, in the same batch.
-            let range = match want {
-                Want::RangeStep(start, end) => {
-                    vec![op(pb::op::Op::SetStepRange(pb::SetStepRange {
-                        start,
-                        end,
-                    }))]
-                }
-                _ => Vec::new(),
-            };
+            let mut range: Vec<pb::Op> = pass_op.take().into_iter().collect();
+            if let Want::RangeStep(start, end) = want {
+                range.push(op(pb::op::Op::SetStepRange(pb::SetStepRange {
+                    start,
+                    end,
+                })));
+            }
             match held {
                 Held::Running => {}
                 Held::Report { seq, signal } => {

@@ -331,6 +331,7 @@ mod tests {
                 events: vec![1, 6, 7],
                 syscalls: vec!["openat".into()],
                 engine_id: 0,
+                pass_signals: Vec::new(),
             }))
         );
         assert_eq!(
