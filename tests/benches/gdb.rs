@@ -22,6 +22,12 @@
 //! program started by each server: gdb range-steps it (`vCont;r`), and
 //! each server steps inside the range itself; time / turns.
 //!
+//! Two more rows, on `signals 10 N` (SIGUSR1 to itself N times,
+//! `UTRACE_BENCH_SIGNALS`, default 20,000) started by each server: the
+//! time of gdb's `target remote` (the symbols of the program and of its
+//! libraries read through `vFile`), and, with `handle SIGUSR1 nostop
+//! noprint pass` (gdb's `QPassSignals`), `continue` to its end / N.
+//!
 //! The table shows medians over `UTRACE_BENCH_RUNS` runs (default 3) and
 //! the ratio bridge / gdbserver. gdb and gdbserver are installed with
 //! apt-get when missing.
@@ -39,6 +45,7 @@ use std::time::Duration;
 use common::{ensure_gdb, fmt_time, free_port, median};
 
 const SYSCALL_LOOP: &str = env!("CARGO_BIN_EXE_syscall_loop");
+const SIGNALS: &str = env!("CARGO_BIN_EXE_signals");
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -91,6 +98,76 @@ fn session(port: u16, hits: usize, steps: usize) -> Result<(f64, f64), String> {
     match (field("HITS "), field("STEPS ")) {
         (Some(h), Some(s)) => Ok((h / (hits + 1) as f64, s / steps as f64)),
         _ => Err(format!("no timing from gdb:\n{text}")),
+    }
+}
+
+/// gdb on `port` (a server that started `signals 10 n`): seconds for
+/// `target remote`, and for `continue` to the program's end with SIGUSR1
+/// passed, per signal.
+fn signal_session(port: u16, n: usize) -> Result<(f64, f64), String> {
+    let out = Command::new("timeout")
+        .args(["--foreground", "300", "gdb", "-q", "-nx", "-batch", SIGNALS])
+        .args(["-ex", "python import time; t0 = time.perf_counter()"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args([
+            "-ex",
+            "python print('CONNECT %.9f' % (time.perf_counter() - t0))",
+        ])
+        .args(["-ex", "handle SIGUSR1 nostop noprint pass"])
+        .args(["-ex", "python t0 = time.perf_counter()"])
+        .args(["-ex", "continue"])
+        .args([
+            "-ex",
+            "python print('PASS %.9f' % (time.perf_counter() - t0))",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("gdb: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    if !text.contains("exited normally") {
+        return Err(format!("the program did not run to its end:\n{text}"));
+    }
+    match (field("CONNECT "), field("PASS ")) {
+        (Some(c), Some(p)) => Ok((c, p / n as f64)),
+        _ => Err(format!("no timing from gdb:\n{text}")),
+    }
+}
+
+fn signals_argv(n: usize) -> Vec<String> {
+    vec![
+        SIGNALS.to_string(),
+        libc::SIGUSR1.to_string(),
+        n.to_string(),
+    ]
+}
+
+fn signals_gdbserver(n: usize) -> Result<(f64, f64), String> {
+    let (_server, port) = gdbserver(&[], &signals_argv(n))?;
+    signal_session(port, n)
+}
+
+fn signals_bridge(rt: &tokio::runtime::Runtime, uri: &str, n: usize) -> Result<(f64, f64), String> {
+    let (port, serving) = bridge(rt, uri, spawn(signals_argv(n)))?;
+    let r = signal_session(port, n);
+    let _ = serving.join();
+    r
+}
+
+/// A program for the bridge to start, with our environment.
+fn spawn(argv: Vec<String>) -> utrace_client::gdb::What {
+    utrace_client::gdb::What::Spawn {
+        argv,
+        env: std::env::vars().collect(),
+        cwd: std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+        stdio: utrace_client::pb::Stdio::Default,
     }
 }
 
@@ -199,15 +276,7 @@ fn range_bridge(
     line: usize,
     turns: usize,
 ) -> Result<f64, String> {
-    let what = utrace_client::gdb::What::Spawn {
-        argv: vec![exe.to_string(), turns.to_string()],
-        env: std::env::vars().collect(),
-        cwd: std::env::current_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default(),
-        stdio: utrace_client::pb::Stdio::Default,
-    };
-    let (port, serving) = bridge(rt, uri, what)?;
+    let (port, serving) = bridge(rt, uri, spawn(vec![exe.to_string(), turns.to_string()]))?;
     let r = range_session(port, exe, line);
     let _ = serving.join();
     r
@@ -261,6 +330,7 @@ fn main() {
     let hits = env_usize("UTRACE_BENCH_HITS", 1000);
     let steps = env_usize("UTRACE_BENCH_STEPS", 1000);
     let turns = env_usize("UTRACE_BENCH_TURNS", 20_000);
+    let signals = env_usize("UTRACE_BENCH_SIGNALS", 20_000);
     if let Err(why) = ensure_gdb() {
         println!("SKIP: gdb and gdbserver are needed: {why}");
         return;
@@ -272,6 +342,8 @@ fn main() {
     let uri = server.uri();
     let (mut gs_hit, mut gs_step, mut br_hit, mut br_step) = (vec![], vec![], vec![], vec![]);
     let (mut gs_range, mut br_range) = (vec![], vec![]);
+    let (mut gs_connect, mut br_connect, mut gs_pass, mut br_pass) =
+        (vec![], vec![], vec![], vec![]);
     let looped = build_loop();
     if let Err(e) = &looped {
         eprintln!("no range-stepping row: {e}");
@@ -290,6 +362,20 @@ fn main() {
                 br_step.push(s);
             }
             Err(e) => eprintln!("run {run}: bridge: {e}"),
+        }
+        match signals_gdbserver(signals) {
+            Ok((c, p)) => {
+                gs_connect.push(c);
+                gs_pass.push(p);
+            }
+            Err(e) => eprintln!("run {run}: gdbserver, signals: {e}"),
+        }
+        match signals_bridge(&rt, &uri, signals) {
+            Ok((c, p)) => {
+                br_connect.push(c);
+                br_pass.push(p);
+            }
+            Err(e) => eprintln!("run {run}: bridge, signals: {e}"),
         }
         if let Ok((exe, line)) = &looped {
             match range_gdbserver(exe, *line, turns) {
@@ -313,6 +399,16 @@ fn main() {
             "loop turn under `next` (range stepping)",
             gs_range,
             br_range,
+        ),
+        (
+            "signal passed (`handle SIGUSR1 nostop noprint pass`)",
+            gs_pass,
+            br_pass,
+        ),
+        (
+            "`target remote` to a started program (symbols through vFile)",
+            gs_connect,
+            br_connect,
         ),
     ] {
         match (median(g), median(b)) {
