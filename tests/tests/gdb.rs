@@ -749,3 +749,54 @@ fn gdb_passed_signals_never_reach_gdb() {
     assert!(out.contains("handled=200"), "{out}");
     assert!(out.contains("exited normally"), "{out}");
 }
+
+/// gdb learns the loaded libraries from the bridge's
+/// `qXfer:libraries-svr4` (the loader's own list, read in a few batches),
+/// not by walking it a memory packet at a time: libc is in the list at the
+/// base its first mapping has in `/proc/PID/maps`, gdb reads its symbols,
+/// and a breakpoint in it hits.
+#[test]
+fn gdb_lists_libraries_from_the_loader() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-svr4");
+    let out = gdb(
+        Some(tracee!("ticker")),
+        &[
+            "set debug remote 1".into(),
+            format!(
+                "target remote | {} --server {} gdb --stdio -- {} 3 10",
+                utrace_bin(),
+                d.uri,
+                tracee!("ticker")
+            ),
+            "set breakpoint pending on".into(),
+            "break clock_nanosleep".into(),
+            "continue".into(),
+            "info sharedlibrary".into(),
+            "info proc mappings".into(),
+            "kill".into(),
+        ],
+    );
+    assert!(out.contains("Breakpoint 1, "), "{out}");
+    // libc's entry in the list the bridge sent: its load base.
+    let entry = after(&out, "<library name=\"/lib/x86_64-linux-gnu/libc.so.6\"");
+    let l_addr = after(entry, "l_addr=\"")
+        .split('"')
+        .next()
+        .expect("l_addr")
+        .to_string();
+    // The start of libc's first mapping (file offset 0).
+    let base = out
+        .lines()
+        .find(|l| l.contains("libc.so.6") && l.split_whitespace().nth(3) == Some("0x0"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("libc's first mapping:\n{out}"));
+    assert_eq!(l_addr, base, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("libc.so.6") && l.contains("Yes")),
+        "gdb read libc's symbols:\n{out}"
+    );
+}

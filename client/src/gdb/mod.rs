@@ -28,13 +28,15 @@
 //! engine's syscall set), `vCont` continue, step and range step (`r`:
 //! stepped inside the server, one report when the pc leaves) per thread with
 //! signals (in gdb's numbering: [`signals`]), Ctrl-C, thread lists, exit
-//! and signal deaths, `qXfer:exec-file`
+//! and signal deaths, `qXfer:libraries-svr4` ([`libraries`]), `QPassSignals`
+//! (in [`link`]), `qXfer:exec-file`
 //! (the debugger then reads the executable from this machine), `detach`
 //! and `kill`; with [`Options::multi`], extended mode as gdbserver
 //! `--multi`'s: `run` and `attach`, the session outliving each process.
 
 pub mod arch;
 pub mod hostio;
+pub mod libraries;
 pub mod link;
 pub mod signals;
 pub mod target;

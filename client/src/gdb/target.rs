@@ -173,6 +173,8 @@ pub struct Bridge {
     pub passed: super::link::Passed,
     /// Those the engine passes in the server (sent with a resume).
     passed_sent: u64,
+    /// The last `qXfer:libraries-svr4` document (gdb reads it in pieces).
+    pub(super) svr4: std::sync::Mutex<Option<Vec<u8>>>,
     /// gdb's `catch syscall` set (`None`: not catching).
     catching: Option<Vec<String>>,
     pub engine: u64,
@@ -251,6 +253,7 @@ impl Bridge {
             passed: Default::default(),
             passed_sent: 0,
             catching: None,
+            svr4: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -338,8 +341,8 @@ impl Bridge {
     }
 
     /// One batch on `tid`, interrupting it if asked.
-    fn batch(
-        &mut self,
+    pub(super) fn batch(
+        &self,
         tid: u32,
         interrupt: bool,
         ops: Vec<pb::Op>,
@@ -374,7 +377,7 @@ impl Bridge {
     }
 
     /// A thread to run ops on: one that is stopped, else the first.
-    fn any_stopped(&self) -> u32 {
+    pub(super) fn any_stopped(&self) -> u32 {
         self.threads
             .iter()
             .find(|(_, h)| **h != Held::Running)
@@ -769,6 +772,12 @@ impl Target for Bridge {
     }
 
     fn support_host_info(&mut self) -> Option<HostInfoOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_libraries_svr4(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::libraries::LibrariesSvr4Ops<'_, Self>> {
         Some(self)
     }
 }
@@ -1243,7 +1252,7 @@ impl HwWatchpoint for Bridge {
 }
 
 /// `offset`/`length` of `bytes` into `buf`: the size copied.
-fn window(bytes: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
+pub(super) fn window(bytes: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
     let start = usize::try_from(offset)
         .unwrap_or(usize::MAX)
         .min(bytes.len());
