@@ -416,8 +416,9 @@ impl Link {
         let _ = self.out.write_all(reply).and_then(|()| self.out.flush());
     }
 
-    /// Give the next session's stub the debugger's handshake again (see
-    /// [`Handshake`]); its replies to it are not sent.
+    /// Give the next session's stub the debugger's handshake again
+    /// (`qSupported`, `QStartNoAckMode`, `!`, as first sent); its replies
+    /// to it are not sent.
     pub fn replay_handshake(&mut self) {
         let packets = &self.handshake.packets;
         self.swallow = Swallow {
