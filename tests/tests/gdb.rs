@@ -486,12 +486,28 @@ fn lldb_debugs_through_the_bridge() {
             "continue",
             "bt 2",
             "register read xmm0 st0 fctrl",
+            "memory region $pc",
+            "memory region $sp",
+            "memory region 0x1000",
             "thread step-inst",
             "breakpoint delete 1",
             "process detach",
         ],
     );
     assert!(text.contains("stop reason = breakpoint 1.1"), "{text}");
+    // qMemoryRegionInfo, answered by the bridge from /proc/PID/maps: the
+    // code is libc's, executable; the stack is writable; low memory is a
+    // hole up to the first mapping.
+    let libc_code = text
+        .lines()
+        .any(|l| l.starts_with("[0x") && l.contains(") r-x ") && l.contains("libc.so.6"));
+    assert!(libc_code, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("[0x") && l.contains(") rw- [stack]")),
+        "{text}"
+    );
+    assert!(text.contains("[0x0000000000001000-0x"), "{text}");
     assert!(text.contains("clock_nanosleep"), "{text}");
     assert!(text.contains("xmm0 = {"), "{text}");
     assert!(text.contains("fctrl = 0x0000037f"), "{text}");

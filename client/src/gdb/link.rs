@@ -57,8 +57,13 @@ pub struct Link {
     /// `QPassSignals`, answered here (gdbstub lacks it).
     pass: PassSignals,
     /// gdbstub's `qSupported` reply is still to come: `QPassSignals+` is
-    /// added to it, and the output is held until it has passed.
+    /// added to it, and the output is held packet by packet until it has
+    /// passed (lldb asks `QStartNoAckMode` first), for
+    /// [`ADVERTISE_WITHIN`] packets at most.
     advertise: Option<Vec<u8>>,
+    advertise_left: u8,
+    /// The debugged process (0: none), for the packets the link answers.
+    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// The signals gdb lets through without a stop (`handle SIG nostop
@@ -69,50 +74,62 @@ pub struct Link {
 /// SIGPROF or SIGALRM, runs at its speed, as under gdbserver).
 pub type Passed = Arc<std::sync::atomic::AtomicU64>;
 
-/// Reading gdb's packets for `QPassSignals`: the bytes of a packet that
-/// may be one are held until it is told (the rest go on to gdbstub).
+/// Reading the debugger's packets for those the link answers itself
+/// ([`Taken`]): the bytes of a packet that may be one are held until it is
+/// told (the rest go on to gdbstub).
 #[derive(Default)]
 struct PassSignals {
     state: PassState,
     passed: Passed,
 }
 
+/// A packet the link answers, gdbstub lacking it: its kind and what
+/// follows its head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// gdb's `QPassSignals:LIST`.
+    PassSignals(Vec<u8>),
+    /// lldb's `qMemoryRegionInfo:ADDR`.
+    MemoryRegionInfo(Vec<u8>),
+}
+
+/// The heads of the packets taken.
+const HEADS: [&[u8]; 2] = [b"$QPassSignals:", b"$qMemoryRegionInfo:"];
+
 #[derive(Default)]
 enum PassState {
     /// Between packets.
     #[default]
     Out,
-    /// A packet's first bytes, while they read as `$QPassSignals:`.
+    /// A packet's first bytes, while they read as one of [`HEADS`].
     Head(Vec<u8>),
     /// Another packet: passed on until its end.
     Pass,
     /// Its checksum's digits still to pass on.
     Sum(u8),
-    /// A `QPassSignals` packet, taken whole (bounded).
-    Take(Vec<u8>),
+    /// A packet taken whole (bounded), with its head's index.
+    Take(usize, Vec<u8>),
     /// Its checksum's digits still to read.
-    TakeSum(Vec<u8>, u8),
+    TakeSum(usize, Vec<u8>, u8),
 }
 
-const PASS_HEAD: &[u8] = b"$QPassSignals:";
-
-/// Longest `QPassSignals` packet taken (gdb lists ~150 signals: ~600
+/// Longest packet taken (gdb's `QPassSignals` lists ~150 signals: ~600
 /// bytes); longer ones go to gdbstub, which refuses them.
 const PASS_MAX: usize = 4096;
 
 impl PassSignals {
-    /// Take byte `b` from the debugger: the bytes to pass on in `out`;
-    /// a whole `QPassSignals` packet's list when one ends.
-    fn feed(&mut self, b: u8, out: &mut Vec<u8>) -> Option<Vec<u8>> {
+    /// Take byte `b` from the debugger: the bytes to pass on in `out`; a
+    /// whole packet taken when one ends.
+    fn feed(&mut self, b: u8, out: &mut Vec<u8>) -> Option<Taken> {
         use PassState::*;
         match std::mem::take(&mut self.state) {
             Out if b == b'$' => self.state = Head(vec![b]),
             Out => out.push(b),
             Head(mut h) => {
                 h.push(b);
-                if h.len() == PASS_HEAD.len() && h == PASS_HEAD {
-                    self.state = Take(h);
-                } else if PASS_HEAD.starts_with(&h) {
+                if let Some(k) = HEADS.iter().position(|head| *head == h.as_slice()) {
+                    self.state = Take(k, h);
+                } else if HEADS.iter().any(|head| head.starts_with(&h)) {
                     self.state = Head(h);
                 } else {
                     out.extend_from_slice(&h);
@@ -127,9 +144,9 @@ impl PassSignals {
                 out.push(b);
                 self.state = if n > 1 { Sum(n - 1) } else { Out };
             }
-            Take(mut t) => {
+            Take(k, mut t) => {
                 if b == b'#' {
-                    self.state = TakeSum(t, 2);
+                    self.state = TakeSum(k, t, 2);
                 } else if t.len() >= PASS_MAX {
                     // Not ours to judge: gdbstub refuses what it does not know.
                     out.extend_from_slice(&t);
@@ -137,14 +154,18 @@ impl PassSignals {
                     self.state = Pass;
                 } else {
                     t.push(b);
-                    self.state = Take(t);
+                    self.state = Take(k, t);
                 }
             }
-            TakeSum(t, n) => {
+            TakeSum(k, t, n) => {
                 if n > 1 {
-                    self.state = TakeSum(t, n - 1);
+                    self.state = TakeSum(k, t, n - 1);
                 } else {
-                    return Some(t[PASS_HEAD.len()..].to_vec());
+                    let rest = t[HEADS[k].len()..].to_vec();
+                    return Some(match k {
+                        0 => Taken::PassSignals(rest),
+                        _ => Taken::MemoryRegionInfo(rest),
+                    });
                 }
             }
         }
@@ -212,6 +233,16 @@ impl Handshake {
         }
     }
 
+    /// Whether the debugger is lldb: its `qSupported` offers
+    /// `xmlRegisters=i386,arm,mips,arc` (gdb's offers `xmlRegisters=i386`
+    /// alone, and `qRelocInsn+`, which lldb never does).
+    fn is_lldb(&self) -> bool {
+        const LLDB: &[u8] = b"xmlRegisters=i386,arm";
+        self.packets
+            .iter()
+            .any(|p| p.starts_with(b"$qSupported") && p.windows(LLDB.len()).any(|w| w == LLDB))
+    }
+
     /// Keep `p` (`$…#xx`) if it sets the connection up, once of each kind.
     fn keep(&mut self, p: Vec<u8>) {
         let body = &p[1..p.len().saturating_sub(3)];
@@ -237,10 +268,18 @@ impl Handshake {
     }
 }
 
+/// The first packets of the stub's output among which its `qSupported`
+/// reply is looked for.
+const ADVERTISE_WITHIN: u8 = 8;
+
 /// The stub's output held until its `qSupported` reply has passed: once
-/// `held` ends with that reply (its first packet), what to write, with
-/// `QPassSignals+` added to the reply; `None` while more is to come.
-fn advertised(held: &[u8]) -> Option<Vec<u8>> {
+/// `held` ends with a packet, what to write (with `QPassSignals+` added
+/// if it is that reply) and whether it was; `None` while more is to come.
+/// To
+/// lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded only the
+/// first library of the list (the vdso) and then no breakpoint in libc
+/// resolved; it walks the loader's list well on its own.
+fn advertised(held: &[u8], lldb: bool) -> Option<(Vec<u8>, bool)> {
     let start = held.iter().position(|&b| b == b'$')?;
     let hash = start + held[start..].iter().position(|&b| b == b'#')?;
     if held.len() < hash + 3 {
@@ -249,17 +288,21 @@ fn advertised(held: &[u8]) -> Option<Vec<u8>> {
     let body = &held[start + 1..hash];
     let mut out = held[..start].to_vec();
     if !body.starts_with(b"PacketSize=") {
-        // Not the reply (it comes first): as it is.
-        return Some(held.to_vec());
+        // Not the reply: as it is.
+        return Some((held.to_vec(), false));
     }
     let mut new = body.to_vec();
+    if lldb {
+        let text = String::from_utf8_lossy(&new).replace(";qXfer:libraries-svr4:read+", "");
+        new = text.into_bytes();
+    }
     new.extend_from_slice(b";QPassSignals+");
     let sum = new.iter().fold(0u8, |a, &b| a.wrapping_add(b));
     out.push(b'$');
     out.extend_from_slice(&new);
     out.extend_from_slice(format!("#{sum:02x}").as_bytes());
     out.extend_from_slice(&held[hash + 3..]);
-    Some(out)
+    Some((out, true))
 }
 
 /// Dropping the stub's replies to a replayed handshake: acks (`+`)
@@ -395,6 +438,8 @@ impl Link {
             swallow: Swallow::default(),
             pass: PassSignals::default(),
             advertise: Some(Vec::new()),
+            advertise_left: ADVERTISE_WITHIN,
+            pid: Default::default(),
         }
     }
 
@@ -403,17 +448,35 @@ impl Link {
         self.pass.passed.clone()
     }
 
-    /// Answer a `QPassSignals` packet (its list) for gdbstub.
-    fn pass_signals(&mut self, list: &[u8]) {
-        self.pass.set(list);
+    /// Answer a packet taken from the debugger, for gdbstub.
+    fn answer(&mut self, taken: Taken) {
+        let body = match taken {
+            Taken::PassSignals(list) => {
+                self.pass.set(&list);
+                "OK".to_string()
+            }
+            Taken::MemoryRegionInfo(addr) => {
+                let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+                super::regions::region_info(pid, &addr)
+            }
+        };
         let no_ack = self
             .handshake
             .packets
             .iter()
             .any(|p| p.starts_with(b"$QStartNoAckMode#"));
-        let reply: &[u8] = if no_ack { b"$OK#9a" } else { b"+$OK#9a" };
+        let sum = body.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+        let reply = format!("{}${body}#{sum:02x}", if no_ack { "" } else { "+" });
         // A broken connection shows at the next read.
-        let _ = self.out.write_all(reply).and_then(|()| self.out.flush());
+        let _ = self
+            .out
+            .write_all(reply.as_bytes())
+            .and_then(|()| self.out.flush());
+    }
+
+    /// The debugged process's pid, as the bridge sets it (0: none).
+    pub fn pid(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
+        self.pid.clone()
     }
 
     /// Give the next session's stub the debugger's handshake again
@@ -445,8 +508,13 @@ impl Link {
                 None => self.out.write_all(&[b])?,
                 Some(held) => {
                     held.push(b);
-                    if let Some(reply) = advertised(held) {
-                        self.advertise = None;
+                    let lldb = self.handshake.is_lldb();
+                    if let Some((reply, found)) = advertised(held, lldb) {
+                        held.clear();
+                        self.advertise_left = self.advertise_left.saturating_sub(1);
+                        if found || self.advertise_left == 0 {
+                            self.advertise = None;
+                        }
                         self.out.write_all(&reply)?;
                     }
                 }
@@ -461,8 +529,8 @@ impl Link {
                 let mut on = Vec::with_capacity(b.len());
                 for x in b {
                     self.handshake.feed(x);
-                    if let Some(list) = self.pass.feed(x, &mut on) {
-                        self.pass_signals(&list);
+                    if let Some(taken) = self.pass.feed(x, &mut on) {
+                        self.answer(taken);
                     }
                     for y in on.drain(..) {
                         self.read_watch.feed(y, &mut self.bytes);
@@ -643,6 +711,16 @@ mod tests {
 
     #[test]
     fn a_new_session_gets_the_handshake_and_its_replies_are_dropped() {
+        let mut h = Handshake::default();
+        for b in b"$qSupported:multiprocess+;qRelocInsn+;xmlRegisters=i386#00".iter() {
+            h.feed(*b);
+        }
+        assert!(!h.is_lldb(), "gdb");
+        let mut h = Handshake::default();
+        for b in b"$qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+#2e".iter() {
+            h.feed(*b);
+        }
+        assert!(h.is_lldb(), "lldb");
         let (tx, rx) = mpsc::channel(4);
         let sink = Sink::default();
         let mut link = Shared::new(Link::new(rx, Box::new(sink.clone())));
@@ -686,7 +764,7 @@ mod tests {
         let input =
             "+$QPassSignals:e;1e;97;#aa$QPass#00$qSupported:x#11\x03$QPassSignals:#f3$m1,2#00";
         for b in input.bytes() {
-            if let Some(l) = p.feed(b, &mut out) {
+            if let Some(Taken::PassSignals(l)) = p.feed(b, &mut out) {
                 lists.push(String::from_utf8(l).unwrap());
             }
         }
@@ -711,7 +789,8 @@ mod tests {
         let mut got = None;
         for &b in reply.iter() {
             held.push(b);
-            if let Some(r) = advertised(&held) {
+            if let Some((r, found)) = advertised(&held, false) {
+                assert!(found);
                 got = Some(r);
                 break;
             }
@@ -720,6 +799,14 @@ mod tests {
         let body = "PacketSize=100;swbreak+;QPassSignals+";
         assert_eq!(got, format!("+${body}#{}", checksum(body)));
         // Anything else first goes as it is.
-        assert_eq!(advertised(b"$OK#9a").unwrap(), b"$OK#9a");
+        assert_eq!(
+            advertised(b"$OK#9a", false).unwrap(),
+            (b"$OK#9a".to_vec(), false)
+        );
+        // Not offered to lldb.
+        let reply = b"$PacketSize=100;qXfer:libraries-svr4:read+;swbreak+#00";
+        let got = String::from_utf8(advertised(reply, true).unwrap().0).unwrap();
+        let body = "PacketSize=100;swbreak+;QPassSignals+";
+        assert_eq!(got, format!("${body}#{}", checksum(body)));
     }
 }

@@ -38,6 +38,7 @@ pub mod arch;
 pub mod hostio;
 pub mod libraries;
 pub mod link;
+pub mod regions;
 pub mod signals;
 pub mod target;
 
@@ -388,6 +389,7 @@ pub fn serve_with(
     let link = Shared::new(Link::new(inbox_rx, output));
     let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
     bridge.passed = link.lock().passed();
+    bridge.link_pid = link.lock().pid();
     bridge.multi = opts.multi;
     bridge.program = opts
         .program

@@ -173,6 +173,8 @@ pub struct Bridge {
     pub passed: super::link::Passed,
     /// Those the engine passes in the server (sent with a resume).
     passed_sent: u64,
+    /// The pid the link answers lldb's `qMemoryRegionInfo` for.
+    pub link_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// The last `qXfer:libraries-svr4` document (gdb reads it in pieces).
     pub(super) svr4: std::sync::Mutex<Option<Vec<u8>>>,
     /// gdb's `catch syscall` set (`None`: not catching).
@@ -254,6 +256,7 @@ impl Bridge {
             passed_sent: 0,
             catching: None,
             svr4: Default::default(),
+            link_pid: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -283,6 +286,8 @@ impl Bridge {
         self.threads = o.tids.iter().map(|t| (*t, Held::Running)).collect();
         self.forwarder = Some(o.forwarder);
         self.spawned = spawned;
+        self.link_pid
+            .store(o.pid, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Leave the process: the engine is detached (its holds released, its
@@ -303,6 +308,7 @@ impl Bridge {
         self.session = no_session();
         self.engine = 0;
         self.pid = 0;
+        self.link_pid.store(0, std::sync::atomic::Ordering::SeqCst);
         self.threads.clear();
         self.wants.clear();
         self.regs.clear();
