@@ -22,6 +22,11 @@
 //! program started by each server: gdb range-steps it (`vCont;r`), and
 //! each server steps inside the range itself; time / turns.
 //!
+//! Two rows on `tests/c/deep.c` (a 64-deep recursion, started by each
+//! server and stopped at its bottom): gdb's first `bt` there (66 frames,
+//! unwound through memory reads), and `x/4096gx` (32 KiB of the stack,
+//! below the stack pointer).
+//!
 //! Two more rows, on `signals 10 N` (SIGUSR1 to itself N times,
 //! `UTRACE_BENCH_SIGNALS`, default 20,000) started by each server: the
 //! time of gdb's `target remote` (the symbols of the program and of its
@@ -174,23 +179,80 @@ fn spawn(argv: Vec<String>) -> utrace_client::gdb::What {
 /// `tests/c/loop.c` built with `-g` in a fresh directory: the program, and
 /// the line of its loop.
 fn build_loop() -> Result<(String, usize), String> {
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/c/loop.c");
-    let dir = std::env::temp_dir().join(format!("utrace-bench-loop-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let exe = dir.join("loop").display().to_string();
-    let out = Command::new("cc")
-        .args(["-g", "-O0", "-o", &exe, src])
-        .output()
-        .map_err(|e| format!("cc: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cc: {}", String::from_utf8_lossy(&out.stderr)));
-    }
+    let (exe, src) = build_c("loop")?;
     let text = std::fs::read_to_string(src).map_err(|e| e.to_string())?;
     let line = text
         .lines()
         .position(|l| l.contains("/* the loop */"))
         .ok_or("no loop line in loop.c")?;
     Ok((exe, line + 1))
+}
+
+/// `tests/c/NAME.c` built with `-g -O0` in a fresh directory: the
+/// program and its source.
+fn build_c(name: &str) -> Result<(String, String), String> {
+    let src = format!("{}/c/{name}.c", env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("utrace-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let exe = dir.join(name).display().to_string();
+    let out = Command::new("cc")
+        .args(["-g", "-O0", "-o", &exe, &src])
+        .output()
+        .map_err(|e| format!("cc: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cc: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok((exe, src))
+}
+
+/// gdb on `port` (a server that started `deep`): seconds for the first
+/// `bt` at the recursion's bottom, and for `x/4096gx` below the stack
+/// pointer.
+fn deep_session(port: u16, exe: &str) -> Result<(f64, f64), String> {
+    let out = Command::new("timeout")
+        .args(["--foreground", "300", "gdb", "-q", "-nx", "-batch", exe])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args(["-ex", "break bottom"])
+        .args(["-ex", "continue"])
+        .args(["-ex", "python import time; t0 = time.perf_counter()"])
+        .args(["-ex", "bt"])
+        .args([
+            "-ex",
+            "python print('BT %.9f' % (time.perf_counter() - t0))",
+        ])
+        .args(["-ex", "python t0 = time.perf_counter()"])
+        .args(["-ex", "x/4096gx $sp - 32768"])
+        .args(["-ex", "python print('X %.9f' % (time.perf_counter() - t0))"])
+        .args(["-ex", "kill"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("gdb: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if !text.contains("#65 ") {
+        return Err(format!("no 66-frame backtrace:\n{text}"));
+    }
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    match (field("BT "), field("X ")) {
+        (Some(b), Some(x)) => Ok((b, x)),
+        _ => Err(format!("no timing from gdb:\n{text}")),
+    }
+}
+
+fn deep_gdbserver(exe: &str) -> Result<(f64, f64), String> {
+    let (_server, port) = gdbserver(&[], &[exe.to_string()])?;
+    deep_session(port, exe)
+}
+
+fn deep_bridge(rt: &tokio::runtime::Runtime, uri: &str, exe: &str) -> Result<(f64, f64), String> {
+    let (port, serving) = bridge(rt, uri, spawn(vec![exe.to_string()]))?;
+    let r = deep_session(port, exe);
+    let _ = serving.join();
+    r
 }
 
 /// gdb on `port` (a server that started `exe`): seconds for `next` over
@@ -344,6 +406,11 @@ fn main() {
     let (mut gs_range, mut br_range) = (vec![], vec![]);
     let (mut gs_connect, mut br_connect, mut gs_pass, mut br_pass) =
         (vec![], vec![], vec![], vec![]);
+    let (mut gs_bt, mut br_bt, mut gs_x, mut br_x) = (vec![], vec![], vec![], vec![]);
+    let deep = build_c("deep");
+    if let Err(e) = &deep {
+        eprintln!("no bt and x rows: {e}");
+    }
     let looped = build_loop();
     if let Err(e) = &looped {
         eprintln!("no range-stepping row: {e}");
@@ -362,6 +429,22 @@ fn main() {
                 br_step.push(s);
             }
             Err(e) => eprintln!("run {run}: bridge: {e}"),
+        }
+        if let Ok((exe, _)) = &deep {
+            match deep_gdbserver(exe) {
+                Ok((b, x)) => {
+                    gs_bt.push(b);
+                    gs_x.push(x);
+                }
+                Err(e) => eprintln!("run {run}: gdbserver, deep: {e}"),
+            }
+            match deep_bridge(&rt, &uri, exe) {
+                Ok((b, x)) => {
+                    br_bt.push(b);
+                    br_x.push(x);
+                }
+                Err(e) => eprintln!("run {run}: bridge, deep: {e}"),
+            }
         }
         match signals_gdbserver(signals) {
             Ok((c, p)) => {
@@ -400,6 +483,8 @@ fn main() {
             gs_range,
             br_range,
         ),
+        ("first `bt` of a 66-frame stack", gs_bt, br_bt),
+        ("`x/4096gx` (32 KiB of stack)", gs_x, br_x),
         (
             "signal passed (`handle SIGUSR1 nostop noprint pass`)",
             gs_pass,
