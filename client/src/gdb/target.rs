@@ -175,6 +175,8 @@ pub struct Bridge {
     passed_sent: u64,
     /// The pid the link answers lldb's `qMemoryRegionInfo` for.
     pub link_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Stack pages read at this stop (see [`Bridge::stack_read`]).
+    stack_pages: HashMap<u64, Vec<u8>>,
     /// The last `qXfer:libraries-svr4` document (gdb reads it in pieces).
     pub(super) svr4: std::sync::Mutex<Option<Vec<u8>>>,
     /// gdb's `catch syscall` set (`None`: not catching).
@@ -256,6 +258,7 @@ impl Bridge {
             passed_sent: 0,
             catching: None,
             svr4: Default::default(),
+            stack_pages: HashMap::new(),
             link_pid: Default::default(),
             engine: 0,
             pid: 0,
@@ -312,6 +315,7 @@ impl Bridge {
         self.threads.clear();
         self.wants.clear();
         self.regs.clear();
+        self.stack_pages.clear();
         self.inserted.clear();
         self.doomed.clear();
         self.locked = false;
@@ -707,6 +711,68 @@ impl Bridge {
         }
     }
 
+    /// A read of the stack near the stopped thread `tid`'s stack pointer,
+    /// from whole pages read once per stop: gdb reads a backtrace's frames
+    /// and `x` of the stack a few bytes at a time, each a round trip
+    /// through the server. gdb itself caches stack reads within a stop
+    /// (`set stack-cache`, on by default): a program's own threads are all
+    /// held meanwhile. The pages go at the next resume or write. `None`:
+    /// not such a read (no registers of this stop for `tid`, not near its
+    /// stack pointer, over a page, or a page that could not be read
+    /// whole); the caller reads as usual.
+    fn stack_read(&mut self, tid: u32, start: u64, data: &mut [u8]) -> Option<usize> {
+        const PAGE: u64 = 4096;
+        const BELOW: u64 = 128 << 10;
+        const ABOVE: u64 = 1 << 20;
+        let len = data.len() as u64;
+        if len == 0 || len > PAGE {
+            return None;
+        }
+        // rsp is gdb's register 7.
+        let sp = self.regs.get(&tid)?.gpr[7];
+        let end = start.checked_add(len)?;
+        if start < sp.saturating_sub(BELOW) || end > sp.saturating_add(ABOVE) {
+            return None;
+        }
+        let pages = [start & !(PAGE - 1), (end - 1) & !(PAGE - 1)];
+        let mut need: Vec<u64> = pages
+            .iter()
+            .copied()
+            .filter(|p| !self.stack_pages.contains_key(p))
+            .collect();
+        need.dedup();
+        if !need.is_empty() {
+            let ops = need
+                .iter()
+                .map(|&addr| {
+                    op(pb::op::Op::ReadMemory(pb::ReadMemory {
+                        addr,
+                        len: PAGE as u32,
+                    }))
+                })
+                .collect();
+            let res = self.batch(tid, false, ops).ok()?;
+            for (i, p) in need.iter().enumerate() {
+                if let Ok(m) = res.read(i) {
+                    self.stack_pages.insert(*p, m.data.to_vec());
+                }
+            }
+        }
+        let mut n = 0;
+        while n < data.len() {
+            let a = start + n as u64;
+            let page = self.stack_pages.get(&(a & !(PAGE - 1)))?;
+            let off = (a & (PAGE - 1)) as usize;
+            if off >= page.len() {
+                return None;
+            }
+            let k = (page.len() - off).min(data.len() - n);
+            data[n..n + k].copy_from_slice(&page[off..off + k]);
+            n += k;
+        }
+        Some(n)
+    }
+
     fn regs_of(&mut self, tid: u32) -> Result<Regs, BridgeError> {
         if let Some(r) = self.regs.get(&tid) {
             return Ok(r.clone());
@@ -985,9 +1051,13 @@ impl MultiThreadBase for Bridge {
     }
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
+        let t = self.mem_tid(tid);
+        if let Some(n) = self.stack_read(t, start, data) {
+            return Ok(n);
+        }
         let res = self
             .one(
-                self.mem_tid(tid),
+                t,
                 pb::op::Op::ReadMemory(pb::ReadMemory {
                     addr: start,
                     len: data.len() as u32,
@@ -1004,6 +1074,7 @@ impl MultiThreadBase for Bridge {
     }
 
     fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        self.stack_pages.clear();
         let res = self
             .one(
                 self.mem_tid(tid),
@@ -1036,6 +1107,7 @@ impl MultiThreadBase for Bridge {
 impl MultiThreadResume for Bridge {
     fn resume(&mut self) -> Result<(), Self::Error> {
         self.regs.clear();
+        self.stack_pages.clear();
         if let Some((_, task)) = self.prefetch.take() {
             task.abort();
         }
