@@ -582,6 +582,11 @@ fn gdb_session_with_threads_signals_syscalls_and_a_child() {
             "continue".into(),
             "bt".into(),
             "print global_value".into(),
+            // A stack read (its page kept for this stop), a write there,
+            // and the read again: the write is seen.
+            "x/gx $sp - 256".into(),
+            "set var *(long *)($sp - 256) = 0x1234abcd".into(),
+            "x/gx $sp - 256".into(),
             "set var global_value = 100".into(),
             "finish".into(),
             "continue".into(),
@@ -606,6 +611,8 @@ fn gdb_session_with_threads_signals_syscalls_and_a_child() {
         "{out}"
     );
     let rest = after(rest, "$1 = 42");
+    let rest = after(rest, ":\t0x");
+    let rest = after(rest, ":\t0x000000001234abcd");
     let rest = after(rest, "Value returned is $2 = 100");
     let rest = after(rest, "Catchpoint 3 (call to syscall write)");
     let rest = after(rest, "Catchpoint 3 (returned from syscall write)");
