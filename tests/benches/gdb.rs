@@ -384,6 +384,17 @@ fn with_bridge(
     r
 }
 
+/// A session's two figures, each kept in its row, or why there are none.
+fn keep(r: Result<(f64, f64), String>, a: &mut Vec<f64>, b: &mut Vec<f64>, what: &str) {
+    match r {
+        Ok((x, y)) => {
+            a.push(x);
+            b.push(y);
+        }
+        Err(e) => eprintln!("{what}: {e}"),
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -431,35 +442,25 @@ fn main() {
             Err(e) => eprintln!("run {run}: bridge: {e}"),
         }
         if let Ok((exe, _)) = &deep {
-            match deep_gdbserver(exe) {
-                Ok((b, x)) => {
-                    gs_bt.push(b);
-                    gs_x.push(x);
-                }
-                Err(e) => eprintln!("run {run}: gdbserver, deep: {e}"),
-            }
-            match deep_bridge(&rt, &uri, exe) {
-                Ok((b, x)) => {
-                    br_bt.push(b);
-                    br_x.push(x);
-                }
-                Err(e) => eprintln!("run {run}: bridge, deep: {e}"),
-            }
+            let what = format!("run {run}: gdbserver, deep");
+            keep(deep_gdbserver(exe), &mut gs_bt, &mut gs_x, &what);
+            let what = format!("run {run}: bridge, deep");
+            keep(deep_bridge(&rt, &uri, exe), &mut br_bt, &mut br_x, &what);
         }
-        match signals_gdbserver(signals) {
-            Ok((c, p)) => {
-                gs_connect.push(c);
-                gs_pass.push(p);
-            }
-            Err(e) => eprintln!("run {run}: gdbserver, signals: {e}"),
-        }
-        match signals_bridge(&rt, &uri, signals) {
-            Ok((c, p)) => {
-                br_connect.push(c);
-                br_pass.push(p);
-            }
-            Err(e) => eprintln!("run {run}: bridge, signals: {e}"),
-        }
+        let what = format!("run {run}: gdbserver, signals");
+        keep(
+            signals_gdbserver(signals),
+            &mut gs_connect,
+            &mut gs_pass,
+            &what,
+        );
+        let what = format!("run {run}: bridge, signals");
+        keep(
+            signals_bridge(&rt, &uri, signals),
+            &mut br_connect,
+            &mut br_pass,
+            &what,
+        );
         if let Ok((exe, line)) = &looped {
             match range_gdbserver(exe, *line, turns) {
                 Ok(t) => gs_range.push(t / turns as f64),

@@ -547,21 +547,14 @@ impl Bridge {
         if !ev.held {
             return Ok(reason);
         }
-        if let Some(Kind::Signal(s)) = &ev.kind {
-            if super::link::is_passed(&self.passed, s.signo) {
-                // gdb would only resume it with the signal (`handle SIG
-                // nostop pass`): done here, with no round trip.
-                self.decide(pb::Decision {
-                    seq: ev.seq,
-                    action: pb::Action::Resume as i32,
-                    engine_id: self.engine,
-                    ..Default::default()
-                })?;
-                return Ok(None);
-            }
-        }
-        let Some(reason) = reason else {
-            // Held, but nothing the debugger is told: let it go.
+        let passed = match &ev.kind {
+            Some(Kind::Signal(s)) => super::link::is_passed(&self.passed, s.signo),
+            _ => false,
+        };
+        let Some(reason) = reason.filter(|_| !passed) else {
+            // Held, but nothing the debugger is told (or a signal gdb
+            // passes, which it would only resume with the signal: `handle
+            // SIG nostop pass`): let it go, with no round trip.
             self.decide(pb::Decision {
                 seq: ev.seq,
                 action: pb::Action::Resume as i32,
