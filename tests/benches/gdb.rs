@@ -59,89 +59,106 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// One gdb session on `port`: (seconds per hit, seconds per step).
-fn session(port: u16, hits: usize, steps: usize) -> Result<(f64, f64), String> {
-    let out = Command::new("timeout")
-        .args([
-            "--foreground",
-            "300",
-            "gdb",
-            "-q",
-            "-nx",
-            "-batch",
-            SYSCALL_LOOP,
-        ])
-        .args(["-ex", "set confirm off"])
-        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
-        .args(["-ex", "break syscall"])
-        .args(["-ex", "continue"])
-        .args(["-ex", &format!("ignore 1 {hits}")])
-        .args(["-ex", "python import time; t0 = time.perf_counter()"])
-        .args(["-ex", "continue"])
-        .args([
-            "-ex",
-            "python print('HITS %.9f' % (time.perf_counter() - t0))",
-        ])
-        .args(["-ex", "delete"])
-        .args(["-ex", "python t0 = time.perf_counter()"])
-        .args(["-ex", &format!("stepi {steps}")])
-        .args([
-            "-ex",
-            "python print('STEPS %.9f' % (time.perf_counter() - t0))",
-        ])
-        .args(["-ex", "detach"])
+/// A step of a gdb script: a command, or one timed by gdb's Python under
+/// a key (its seconds printed as `KEY seconds`).
+enum Step {
+    Run(String),
+    Timed(&'static str, String),
+}
+
+fn run(cmd: impl Into<String>) -> Step {
+    Step::Run(cmd.into())
+}
+
+fn timed(key: &'static str, cmd: impl Into<String>) -> Step {
+    Step::Timed(key, cmd.into())
+}
+
+/// What gdb said.
+struct Said(String);
+
+impl Said {
+    /// The seconds of the step timed under `key`.
+    fn seconds(&self, key: &str) -> Result<f64, String> {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .ok_or_else(|| format!("no {key} timing from gdb:\n{}", self.0))
+    }
+}
+
+/// gdb in batch mode on `exe`, connected to the server on `port` (timed
+/// as `CONNECT`), then `steps`; bounded by `limit` seconds.
+fn gdb_script(exe: &str, port: u16, steps: &[Step], limit: u32) -> Result<Said, String> {
+    let mut cmd = Command::new("timeout");
+    cmd.args([
+        "--foreground",
+        &limit.to_string(),
+        "gdb",
+        "-q",
+        "-nx",
+        "-batch",
+        exe,
+    ]);
+    let connect = timed("CONNECT", format!("target remote 127.0.0.1:{port}"));
+    let mut ex = |c: &str| {
+        cmd.args(["-ex", c]);
+    };
+    ex("set confirm off");
+    ex("python import time");
+    for step in std::iter::once(&connect).chain(steps) {
+        match step {
+            Step::Run(c) => ex(c),
+            Step::Timed(key, c) => {
+                ex("python t0 = time.perf_counter()");
+                ex(c);
+                ex(&format!(
+                    "python print('{key} %.9f' % (time.perf_counter() - t0))"
+                ));
+            }
+        }
+    }
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("gdb: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    match (field("HITS "), field("STEPS ")) {
-        (Some(h), Some(s)) => Ok((h / (hits + 1) as f64, s / steps as f64)),
-        _ => Err(format!("no timing from gdb:\n{text}")),
-    }
+    Ok(Said(
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    ))
+}
+
+/// One gdb session on `port`: (seconds per hit, seconds per step).
+fn session(port: u16, hits: usize, steps: usize) -> Result<(f64, f64), String> {
+    let script = [
+        run("break syscall"),
+        run("continue"),
+        run(format!("ignore 1 {hits}")),
+        timed("HITS", "continue"),
+        run("delete"),
+        timed("STEPS", format!("stepi {steps}")),
+        run("detach"),
+    ];
+    let said = gdb_script(SYSCALL_LOOP, port, &script, 300)?;
+    Ok((
+        said.seconds("HITS")? / (hits + 1) as f64,
+        said.seconds("STEPS")? / steps as f64,
+    ))
 }
 
 /// gdb on `port` (a server that started `signals 10 n`): seconds for
 /// `target remote`, and for `continue` to the program's end with SIGUSR1
 /// passed, per signal.
 fn signal_session(port: u16, n: usize) -> Result<(f64, f64), String> {
-    let out = Command::new("timeout")
-        .args(["--foreground", "300", "gdb", "-q", "-nx", "-batch", SIGNALS])
-        .args(["-ex", "python import time; t0 = time.perf_counter()"])
-        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
-        .args([
-            "-ex",
-            "python print('CONNECT %.9f' % (time.perf_counter() - t0))",
-        ])
-        .args(["-ex", "handle SIGUSR1 nostop noprint pass"])
-        .args(["-ex", "python t0 = time.perf_counter()"])
-        .args(["-ex", "continue"])
-        .args([
-            "-ex",
-            "python print('PASS %.9f' % (time.perf_counter() - t0))",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("gdb: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    if !text.contains("exited normally") {
-        return Err(format!("the program did not run to its end:\n{text}"));
+    let script = [
+        run("handle SIGUSR1 nostop noprint pass"),
+        timed("PASS", "continue"),
+    ];
+    let said = gdb_script(SIGNALS, port, &script, 300)?;
+    if !said.0.contains("exited normally") {
+        return Err(format!("the program did not run to its end:\n{}", said.0));
     }
-    match (field("CONNECT "), field("PASS ")) {
-        (Some(c), Some(p)) => Ok((c, p / n as f64)),
-        _ => Err(format!("no timing from gdb:\n{text}")),
-    }
+    Ok((said.seconds("CONNECT")?, said.seconds("PASS")? / n as f64))
 }
 
 fn signals_argv(n: usize) -> Vec<String> {
@@ -209,38 +226,18 @@ fn build_c(name: &str) -> Result<(String, String), String> {
 /// `bt` at the recursion's bottom, and for `x/4096gx` below the stack
 /// pointer.
 fn deep_session(port: u16, exe: &str) -> Result<(f64, f64), String> {
-    let out = Command::new("timeout")
-        .args(["--foreground", "300", "gdb", "-q", "-nx", "-batch", exe])
-        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
-        .args(["-ex", "break bottom"])
-        .args(["-ex", "continue"])
-        .args(["-ex", "python import time; t0 = time.perf_counter()"])
-        .args(["-ex", "bt"])
-        .args([
-            "-ex",
-            "python print('BT %.9f' % (time.perf_counter() - t0))",
-        ])
-        .args(["-ex", "python t0 = time.perf_counter()"])
-        .args(["-ex", "x/4096gx $sp - 32768"])
-        .args(["-ex", "python print('X %.9f' % (time.perf_counter() - t0))"])
-        .args(["-ex", "kill"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("gdb: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    if !text.contains("#65 ") {
-        return Err(format!("no 66-frame backtrace:\n{text}"));
+    let script = [
+        run("break bottom"),
+        run("continue"),
+        timed("BT", "bt"),
+        timed("X", "x/4096gx $sp - 32768"),
+        run("kill"),
+    ];
+    let said = gdb_script(exe, port, &script, 300)?;
+    if !said.0.contains("#65 ") {
+        return Err(format!("no 66-frame backtrace:\n{}", said.0));
     }
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    match (field("BT "), field("X ")) {
-        (Some(b), Some(x)) => Ok((b, x)),
-        _ => Err(format!("no timing from gdb:\n{text}")),
-    }
+    Ok((said.seconds("BT")?, said.seconds("X")?))
 }
 
 fn deep_gdbserver(exe: &str) -> Result<(f64, f64), String> {
@@ -258,28 +255,13 @@ fn deep_bridge(rt: &tokio::runtime::Runtime, uri: &str, exe: &str) -> Result<(f6
 /// gdb on `port` (a server that started `exe`): seconds for `next` over
 /// the loop line at `line`.
 fn range_session(port: u16, exe: &str, line: usize) -> Result<f64, String> {
-    let out = Command::new("timeout")
-        .args(["--foreground", "600", "gdb", "-q", "-nx", "-batch", exe])
-        .args(["-ex", "set confirm off"])
-        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
-        .args(["-ex", &format!("break {line}")])
-        .args(["-ex", "continue"])
-        .args(["-ex", "python import time; t0 = time.perf_counter()"])
-        .args(["-ex", "next"])
-        .args([
-            "-ex",
-            "python print('RANGE %.9f' % (time.perf_counter() - t0))",
-        ])
-        .args(["-ex", "kill"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("gdb: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .find_map(|l| l.strip_prefix("RANGE "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no timing from gdb:\n{text}"))
+    let script = [
+        run(format!("break {line}")),
+        run("continue"),
+        timed("RANGE", "next"),
+        run("kill"),
+    ];
+    gdb_script(exe, port, &script, 600)?.seconds("RANGE")
 }
 
 /// gdbserver on a free loopback port, with `before` the port (e.g.

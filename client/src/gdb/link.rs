@@ -203,6 +203,9 @@ pub fn is_passed(passed: &Passed, signo: i32) -> bool {
 /// never knew.
 #[derive(Default)]
 struct Handshake {
+    /// Packets read so far (the handshake is among the first
+    /// [`HANDSHAKE_WITHIN`]; after those nothing more is looked at).
+    seen: u8,
     /// The packet being read (bounded: a handshake packet is small).
     partial: Option<Vec<u8>>,
     /// Its checksum digits still to come, once `#` is read.
@@ -213,14 +216,21 @@ struct Handshake {
 /// Longest handshake packet kept (gdb's `qSupported` is ~200 bytes).
 const HANDSHAKE_MAX: usize = 4096;
 
+/// The first packets of the debugger's, among which its handshake is.
+const HANDSHAKE_WITHIN: u8 = 16;
+
 impl Handshake {
     fn feed(&mut self, b: u8) {
+        if self.seen >= HANDSHAKE_WITHIN {
+            return;
+        }
         if let Some(p) = &mut self.partial {
             p.push(b);
             if self.sum_left > 0 {
                 self.sum_left -= 1;
                 if self.sum_left == 0 {
                     let p = self.partial.take().unwrap_or_default();
+                    self.seen += 1;
                     self.keep(p);
                 }
             } else if b == b'#' {
@@ -268,6 +278,17 @@ impl Handshake {
     }
 }
 
+/// `body` as a packet: `$body#xx`, `xx` its checksum (the sum of its
+/// bytes, modulo 256, in hex).
+fn packet(body: &[u8]) -> Vec<u8> {
+    let sum = body.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.push(b'$');
+    out.extend_from_slice(body);
+    out.extend_from_slice(format!("#{sum:02x}").as_bytes());
+    out
+}
+
 /// The first packets of the stub's output among which its `qSupported`
 /// reply is looked for.
 const ADVERTISE_WITHIN: u8 = 8;
@@ -297,10 +318,7 @@ fn advertised(held: &[u8], lldb: bool) -> Option<(Vec<u8>, bool)> {
         new = text.into_bytes();
     }
     new.extend_from_slice(b";QPassSignals+");
-    let sum = new.iter().fold(0u8, |a, &b| a.wrapping_add(b));
-    out.push(b'$');
-    out.extend_from_slice(&new);
-    out.extend_from_slice(format!("#{sum:02x}").as_bytes());
+    out.extend_from_slice(&packet(&new));
     out.extend_from_slice(&held[hash + 3..]);
     Some((out, true))
 }
@@ -465,12 +483,12 @@ impl Link {
             .packets
             .iter()
             .any(|p| p.starts_with(b"$QStartNoAckMode#"));
-        let sum = body.bytes().fold(0u8, |a, b| a.wrapping_add(b));
-        let reply = format!("{}${body}#{sum:02x}", if no_ack { "" } else { "+" });
+        let ack: &[u8] = if no_ack { b"" } else { b"+" };
         // A broken connection shows at the next read.
         let _ = self
             .out
-            .write_all(reply.as_bytes())
+            .write_all(ack)
+            .and_then(|()| self.out.write_all(&packet(body.as_bytes())))
             .and_then(|()| self.out.flush());
     }
 

@@ -187,7 +187,6 @@ pub(crate) async fn open(
     inbox: mpsc::Sender<Input>,
     current: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Opened, GdbError> {
-    let inbox_reports = inbox.clone();
     let (tx, rx) = mpsc::channel::<pb::ClientMessage>(64);
     let first = match what {
         What::Nothing => {
@@ -247,18 +246,8 @@ pub(crate) async fn open(
     };
     let engine = attached.engine_id;
     current.store(engine, std::sync::atomic::Ordering::SeqCst);
-    let gone = move |why: String| {
-        let current = current.clone();
-        let inbox = inbox.clone();
-        async move {
-            if current.load(std::sync::atomic::Ordering::SeqCst) == engine {
-                let _ = inbox.send(Input::ServerGone(why)).await;
-            }
-        }
-    };
-    let inbox = inbox_reports;
     let forwarder = tokio::spawn(async move {
-        loop {
+        let why = loop {
             match replies.message().await {
                 Ok(Some(pb::ServerMessage {
                     msg: Some(pb::server_message::Msg::Report(ev)),
@@ -273,15 +262,13 @@ pub(crate) async fn open(
                     }
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => {
-                    gone("the session ended".into()).await;
-                    return;
-                }
-                Err(s) => {
-                    gone(format!("the session failed: {}", s.message())).await;
-                    return;
-                }
+                Ok(None) => break "the session ended".to_string(),
+                Err(s) => break format!("the session failed: {}", s.message()),
             }
+        };
+        // Told only while the bridge is still on this engine.
+        if current.load(std::sync::atomic::Ordering::SeqCst) == engine {
+            let _ = inbox.send(Input::ServerGone(why)).await;
         }
     });
     Ok(Opened {

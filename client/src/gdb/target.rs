@@ -279,8 +279,8 @@ impl Bridge {
 
     /// Debug the process of `o` (its session and engine), `spawned` by
     /// the bridge or attached to.
+    /// The bridge must have no process ([`Bridge::forget`]).
     pub(crate) fn adopt(&mut self, o: super::Opened, spawned: bool) {
-        self.forget();
         self.current
             .store(o.engine, std::sync::atomic::Ordering::SeqCst);
         self.session = o.session;

@@ -509,27 +509,12 @@ pub fn wait_listening(sock: &str) {
 /// Make sure python3 can `import module`, installing `package` with pip
 /// once if not; a failed install fails the test with pip's output.
 pub fn python_module(module: &str, package: &str) {
-    let import = || {
+    pip_install(package, &format!("python3 lacks {module}"), || {
         std::process::Command::new("python3")
             .args(["-c", &format!("import {module}")])
             .output()
             .is_ok_and(|o| o.status.success())
-    };
-    if import() {
-        return;
-    }
-    println!("python3 lacks {module}; running: python3 -m pip install --quiet {package}");
-    let pip = std::process::Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", package])
-        .output()
-        .expect("run python3 -m pip");
-    assert!(
-        pip.status.success() && import(),
-        "pip install {package} failed ({}):\n{}{}",
-        pip.status,
-        String::from_utf8_lossy(&pip.stdout),
-        String::from_utf8_lossy(&pip.stderr)
-    );
+    });
 }
 
 /// The command `cmd` that the PyPI package `package` installs, installed
@@ -544,29 +529,33 @@ pub fn pip_command(cmd: &str, package: &str) -> std::path::PathBuf {
         .output()
         .expect("run python3");
     let path = std::path::Path::new(String::from_utf8_lossy(&scripts.stdout).trim()).join(cmd);
-    let runs = || {
+    pip_install(package, &format!("{} is missing", path.display()), || {
         std::process::Command::new(&path)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
-    };
-    if runs() {
-        return path;
+    });
+    path
+}
+
+/// Unless `ready()`, `pip install package` (saying `why`), after which
+/// `ready()` must hold: else the test fails with pip's output.
+fn pip_install(package: &str, why: &str, ready: impl Fn() -> bool) {
+    if ready() {
+        return;
     }
-    println!("{cmd} is missing; running: python3 -m pip install --quiet {package}");
+    println!("{why}; running: python3 -m pip install --quiet {package}");
     let pip = std::process::Command::new("python3")
         .args(["-m", "pip", "install", "--quiet", package])
         .output()
         .expect("run python3 -m pip");
     assert!(
-        pip.status.success() && runs(),
-        "pip install {package} failed ({}), or gave no {}:\n{}{}",
+        pip.status.success() && ready(),
+        "pip install {package} failed ({}), or did not give what was wanted ({why}):\n{}{}",
         pip.status,
-        path.display(),
         String::from_utf8_lossy(&pip.stdout),
         String::from_utf8_lossy(&pip.stderr)
     );
-    path
 }
 
 /// Wait until no one traces `pid`.
