@@ -601,6 +601,11 @@ impl Hub {
         self.passed.store(signals, Ordering::Release);
     }
 
+    /// Set the signals let through unreported; the set before.
+    pub fn swap_passed(&self, signals: u64) -> u64 {
+        self.passed.swap(signals, Ordering::AcqRel)
+    }
+
     /// Whether signal `signo` goes through unreported.
     fn passes(&self, signo: i32) -> bool {
         (1..=64).contains(&signo) && self.passed.load(Ordering::Acquire) & (1 << (signo - 1)) != 0

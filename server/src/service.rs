@@ -395,6 +395,8 @@ pub(crate) struct BatchReplyPlan {
     /// The last set_events op (its index), the kinds it asks to be told
     /// and the signals it passes.
     new_wanted: Option<convert::NewEvents>,
+    /// The signals passed before the batch, if it set them.
+    passed_before: Option<u64>,
     /// The bytes it moves, in its uid's budget until its reply is built.
     _bytes: crate::budget::Ticket,
 }
@@ -405,14 +407,15 @@ impl BatchReplyPlan {
         // a set_events that failed or was skipped runs.
         let wanted = self.new_wanted.map_or(self.hub.wanted(), |(_, w, _)| w);
         let results = convert::merge_results(self.slots, results, self.stop_on_error, wanted);
-        if let Some((i, w, passed)) = self.new_wanted {
+        if let Some((i, w, _)) = self.new_wanted {
             // The engine's mask changed only if the op ran.
             if matches!(
                 results.get(i).and_then(|r| r.result.as_ref()),
                 Some(pb::op_result::Result::Done(_))
             ) {
                 self.hub.set_wanted(w);
-                self.hub.set_passed(passed);
+            } else if let Some(before) = self.passed_before {
+                self.hub.set_passed(before);
             }
         }
         pb::BatchReply { results }
@@ -531,11 +534,17 @@ impl TracerService {
         let (planned, new_wanted) = convert::batch_ops(ops, observe_only, &self.limits)?;
         let (ops, slots) = convert::split_plan(planned, stop_on_error);
         let bytes = self.registry.budgets.batch_bytes(p, moved_bytes(&ops))?;
+        // The signals a set_events passes apply from before the batch runs,
+        // so that a resume in the same batch (a debugger's) lets none of
+        // them be reported; if the op does not run, `finish` puts the old
+        // set back.
+        let passed_before = new_wanted.map(|(_, _, passed)| hub.swap_passed(passed));
         let reply = BatchReplyPlan {
             slots,
             stop_on_error,
             hub,
             new_wanted,
+            passed_before,
             _bytes: bytes,
         };
         Ok((ops, reply))
