@@ -165,7 +165,19 @@ impl Client {
 
     /// Drop an engine.
     pub async fn detach(&mut self, engine_id: u64) -> Result<(), Status> {
-        self.inner.detach(pb::DetachRequest { engine_id }).await?;
+        self.inner
+            .detach(pb::DetachRequest { engine_id, pid: 0 })
+            .await?;
+        Ok(())
+    }
+
+    /// Take an engine off one of its processes (it stays on the others;
+    /// its last left, it is gone): a debugger following one side of a
+    /// fork leaves the other.
+    pub async fn leave_process(&mut self, engine_id: u64, pid: u32) -> Result<(), Status> {
+        self.inner
+            .detach(pb::DetachRequest { engine_id, pid })
+            .await?;
         Ok(())
     }
 

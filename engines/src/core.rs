@@ -2063,6 +2063,30 @@ impl Core {
         debug!(engine = %id, "engine detached");
     }
 
+    /// Engine `id` leaves process `pid` at its own request
+    /// ([`crate::Tracer::leave_process`]); its last process left, it is
+    /// detached.
+    pub fn leave_process(&mut self, id: EngineId, pid: Tid) -> Result<()> {
+        self.check_engine(id)?;
+        if !self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.engines.contains(&id))
+        {
+            return Err(Error::NotOnProcess { engine: id, pid });
+        }
+        self.flush_counts_of(pid);
+        self.leave(id, &[pid], None);
+        if let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) {
+            e.report_left(pid);
+        }
+        if !self.procs.values().any(|p| p.engines.contains(&id)) {
+            self.detach_engine(id);
+        }
+        debug!(engine = %id, pid, "engine left a process");
+        Ok(())
+    }
+
     /// Engine `id` leaves processes `pids`: its breakpoints there go (bytes
     /// nobody else needs are restored), and so do its holds, waiters and
     /// steps on their tasks; a task left with no engine is detached. Task

@@ -269,6 +269,12 @@ pub trait Engine: Send + 'static {
     /// [`Engine::report_detached`] follows.
     fn report_revoked(&mut self, pid: Tid, why: &Denied) {}
 
+    /// This engine left process `pid` at its own request
+    /// ([`crate::Tracer::leave_process`]): nothing more comes from it. If
+    /// it was the engine's last process, [`Engine::report_detached`]
+    /// follows.
+    fn report_left(&mut self, pid: Tid) {}
+
     /// This engine has been detached (by its own `Detach` action, by
     /// [`crate::Tracer::detach`], or at tracer shutdown). Last call it gets.
     fn report_detached(&mut self) {}

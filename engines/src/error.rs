@@ -63,6 +63,8 @@ pub enum Error {
     NoSuchEngine(EngineId),
     #[error("{engine} is not attached to thread {tid}")]
     NotAttached { engine: EngineId, tid: Tid },
+    #[error("{engine} does not trace process {pid}")]
+    NotOnProcess { engine: EngineId, pid: Tid },
     #[error("no traced thread {0}")]
     NoSuchTask(Tid),
     #[error("thread {0} is running; hold it (Action::Stop) or ask for an interrupt first")]

@@ -37,6 +37,9 @@ bitflags::bitflags! {
         /// A hardware breakpoint or watchpoint this engine inserted fired
         /// (only for its owners).
         const WATCHPOINT = 1 << 11;
+        /// A followed child process's first stop, before it runs
+        /// ([`crate::Engine::report_child_start`]; only for its followers).
+        const CHILD_START = 1 << 12;
         /// Both syscall reports.
         const SYSCALLS = Self::SYSCALL_ENTRY.bits() | Self::SYSCALL_EXIT.bits();
     }
@@ -61,6 +64,7 @@ impl EventMask {
             "breakpoint" => Self::BREAKPOINT,
             "group_stop" => Self::GROUP_STOP,
             "watchpoint" => Self::WATCHPOINT,
+            "child_start" => Self::CHILD_START,
             "all" => Self::all(),
             _ => return None,
         })

@@ -257,6 +257,15 @@ impl Tracer {
         })
     }
 
+    /// Take `engine` off process `pid` alone: its holds, waiters, steps,
+    /// breakpoints and watchpoints there go (the process runs on if no
+    /// other engine holds it), and it stays on its other processes; the
+    /// last one left, it is detached. A debugger following one side of a
+    /// fork leaves the other this way.
+    pub fn leave_process(&self, engine: EngineId, pid: Tid) -> Request<()> {
+        self.call(move |core| core.leave_process(engine, pid))
+    }
+
     /// Kill process `pid` (SIGKILL), which `engine` traces: for a program
     /// started for a caller that went away. Refused if `engine` does not
     /// trace it (any more); while it is traced its pid cannot be reused, so

@@ -44,6 +44,7 @@ fn kind_mask(k: pb::EventKind) -> EventMask {
         pb::EventKind::Step => EventMask::STEP,
         pb::EventKind::GroupStop => EventMask::GROUP_STOP,
         pb::EventKind::Watchpoint => EventMask::WATCHPOINT,
+        pb::EventKind::ChildStart => EventMask::CHILD_START,
     }
 }
 
@@ -490,6 +491,7 @@ pub fn status(e: Error) -> Status {
             SpawnError::Setup { .. } | SpawnError::Fork(_) => Status::internal(msg),
         },
         Error::NoSuchEngine(_)
+        | Error::NotOnProcess { .. }
         | Error::NoSuchTask(_)
         | Error::TaskExited(_)
         | Error::NoBreakpoint { .. }
@@ -1066,6 +1068,7 @@ fn event_kinds(m: EventMask) -> Vec<i32> {
         (EventMask::STEP, pb::EventKind::Step),
         (EventMask::BREAKPOINT, pb::EventKind::Breakpoint),
         (EventMask::WATCHPOINT, pb::EventKind::Watchpoint),
+        (EventMask::CHILD_START, pb::EventKind::ChildStart),
     ] {
         if m.contains(bit) {
             v.push(kind as i32);

@@ -984,6 +984,11 @@ impl SyncState {
     }
 }
 
+/// Children followed and not started yet that an engine remembers the
+/// parents of (a child starts at once, unless the parent's fork stop is
+/// held past its start: few wait at a time).
+const MAX_UNSTARTED: usize = 1024;
+
 /// A remote engine: asynchronous (reports never hold the task), or
 /// synchronous (held reports wait for the client's decision).
 pub struct RemoteEngine {
@@ -998,6 +1003,9 @@ pub struct RemoteEngine {
     /// With decode but no entry reports: each thread's entry text, put in
     /// front of its exit's.
     heads: std::collections::HashMap<i32, String>,
+    /// Followed children not started yet, and their parents' pids (for
+    /// [`pb::ChildStart::parent_pid`]); at most [`MAX_UNSTARTED`].
+    parents: std::collections::HashMap<i32, i32>,
 }
 
 fn now_ns() -> u64 {
@@ -1095,6 +1103,7 @@ impl RemoteEngine {
             live: 1,
             decoder,
             heads: std::collections::HashMap::new(),
+            parents: std::collections::HashMap::new(),
         }
     }
 
@@ -1344,6 +1353,14 @@ impl Engine for RemoteEngine {
     fn report_clone(&mut self, task: &mut Task<'_>, c: &CloneReport) -> Action {
         if self.spec.follow_children && c.kind != CloneKind::Thread {
             self.live += 1;
+            if self.wants(EventMask::CHILD_START) {
+                // Until the child's first stop (bounded: a parent's
+                // forks that never start are dropped past the bound).
+                if self.parents.len() >= MAX_UNSTARTED {
+                    self.parents.clear();
+                }
+                self.parents.insert(c.child_pid, task.pid());
+            }
         }
         self.report(task, EventMask::CLONE, None, |_| {
             pb::event::Kind::Clone(pb::Clone {
@@ -1462,6 +1479,20 @@ impl Engine for RemoteEngine {
                 rip: t.register("rip").unwrap_or(0),
             })
         })
+    }
+
+    fn report_child_start(&mut self, task: &mut Task<'_>) -> Action {
+        let parent = self.parents.remove(&task.pid()).unwrap_or(0);
+        self.report(task, EventMask::CHILD_START, None, |_| {
+            pb::event::Kind::ChildStart(pb::ChildStart {
+                parent_pid: parent as u32,
+            })
+        })
+    }
+
+    fn report_left(&mut self, pid: i32) {
+        self.parents.remove(&pid);
+        self.process_gone();
     }
 
     fn report_revoked(&mut self, pid: i32, why: &utrace_engines::Denied) {

@@ -1006,8 +1006,19 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         let p = peer(&req)?;
         let span = span("Detach", &p);
         async {
-            let id = req.into_inner().engine_id;
+            let r = req.into_inner();
+            let id = r.engine_id;
             self.registry.check_owner(id, &p)?;
+            if r.pid != 0 {
+                // One process only; the engine stays on its others (and
+                // in the registry until its last is left: then its
+                // session sees the stream end, as at the last death).
+                self.tracer
+                    .leave_process(utrace_engines::EngineId(id), r.pid as i32)
+                    .await
+                    .map_err(status)?;
+                return Ok(Response::new(pb::DetachReply {}));
+            }
             self.registry.remove(id);
             match self.tracer.detach(utrace_engines::EngineId(id)).await {
                 Ok(()) | Err(utrace_engines::Error::NoSuchEngine(_)) => {}

@@ -831,7 +831,10 @@ fn main() {
 
     // Let the targets go.
     for id in [engine_a, engine_c] {
-        if let Err(e) = rt.block_on(tc.detach(pb::DetachRequest { engine_id: id })) {
+        if let Err(e) = rt.block_on(tc.detach(pb::DetachRequest {
+            engine_id: id,
+            pid: 0,
+        })) {
             eprintln!("detach {id}: {e}");
         }
     }

@@ -907,3 +907,71 @@ async fn watchpoints_are_shared_slots_and_fire_for_their_owners() {
     assert_eq!(t.out.value("n").as_deref(), Some("8"));
     assert_eq!(t.out.value("done").as_deref(), Some("1"));
 }
+
+/// A followed child is held at its first instruction for a sync engine
+/// that asks (EVENT_KIND_CHILD_START, after the parent's clone report),
+/// and `Detach` with a pid takes the engine off that process alone: the
+/// child runs on untraced while the engine stays on the parent (what gdb
+/// needs to follow one side of a fork and let the other go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_child_waits_at_its_start_and_can_be_left_alone() {
+    use pb::EventKind as K;
+    let (srv, mut c) = server().await;
+    let mut s = c.session().await.unwrap();
+    let a = s
+        .spawn(pb::SpawnRequest {
+            argv: vec![
+                tracee!("fork_exec").into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                "exit 5".into(),
+            ],
+            engine: Some(pb::EngineSpec {
+                events: kinds(&[K::Clone, K::ChildStart, K::Death]),
+                hold: kinds(&[K::ChildStart]),
+                follow_children: true,
+                sync: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let clone = next_report(&mut s).await;
+    let child = match &clone.kind {
+        Some(pb::event::Kind::Clone(c)) => c.child_pid,
+        other => panic!("expected the fork's clone report, got {other:?}"),
+    };
+    assert!(!clone.held, "clone reports do not hold unless asked");
+    let start = next_report(&mut s).await;
+    assert_eq!((start.pid, start.tid), (child, child));
+    assert!(start.held);
+    match &start.kind {
+        Some(pb::event::Kind::ChildStart(cs)) => assert_eq!(cs.parent_pid, a.pid),
+        other => panic!("expected the child's start, got {other:?}"),
+    }
+    // Held before it runs anything: still the parent's program, not sh.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().contains("fork_exec"),
+        "the child ran: it is {exe:?}"
+    );
+    let mut other = Client::connect(&srv.uri()).await.unwrap();
+    let holders = other.list_tasks(child).await.unwrap();
+    assert_eq!(holders[0].holds, vec![a.engine_id]);
+
+    // A process the engine does not trace: NOT_FOUND, and nothing changes.
+    let err = c.leave_process(a.engine_id, 1).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{}", err.message());
+    assert!(err.message().contains("process 1"), "{}", err.message());
+
+    // Leave the child alone: it runs (untraced) and exits 5, which the
+    // parent, still traced, reports as the child's status.
+    c.leave_process(a.engine_id, child).await.unwrap();
+    assert!(other.list_tasks(child).await.unwrap().is_empty());
+    assert_eq!(resume_to_death(&mut s).await, 0);
+    // Left twice: it is no longer the engine's.
+    let ended = c.leave_process(a.engine_id, child).await.unwrap_err();
+    assert_eq!(ended.code(), tonic::Code::NotFound, "{}", ended.message());
+}

@@ -23,6 +23,7 @@
 //! - `write E TID ADDR HEX` → `ok`
 //! - `regs E TID NAME…` → `ok NAME=0xVALUE…`
 //! - `detach E` → `ok`
+//! - `leave E PID` → `ok`: engine E off process PID alone
 //! - `list` → `ok TID:PID:ENGINES …`
 //! - `activity` → `ok tasks=TID,… procs=PID,… engines=E,…` (GetActivity)
 //! - `conns N`: open N more plain connections to the socket and hold them
@@ -200,6 +201,7 @@ fn event_line(engine: u64, ev: &pb::Event) -> Option<String> {
         Kind::Output(o) => format!("output fd={} bytes={}", o.fd, o.data.len()),
         Kind::GroupStop(g) => format!("group_stop signo={}", g.signo),
         Kind::Watchpoint(w) => format!("watchpoint addr={:#x} len={}", w.addr, w.len),
+        Kind::ChildStart(c) => format!("child_start parent={}", c.parent_pid),
     };
     Some(format!(
         "event {engine} {detail} pid={} tid={}",
@@ -478,6 +480,17 @@ async fn command(c: &mut Raw, out: &Out, line: &str) -> String {
         ["detach", engine] => match c
             .detach(pb::DetachRequest {
                 engine_id: num(engine),
+                pid: 0,
+            })
+            .await
+        {
+            Ok(_) => "ok".into(),
+            Err(s) => status_line(&s),
+        },
+        ["leave", engine, pid] => match c
+            .detach(pb::DetachRequest {
+                engine_id: num(engine),
+                pid: num(pid) as u32,
             })
             .await
         {

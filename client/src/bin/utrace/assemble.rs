@@ -289,6 +289,7 @@ impl Assembler {
             | Some(Kind::Watchpoint(_))
             | Some(Kind::Step(_))
             | Some(Kind::Output(_))
+            | Some(Kind::ChildStart(_))
             | None => {}
         }
     }
