@@ -1,0 +1,280 @@
+//! What the link reads in the debugger's bytes before gdbstub does: the
+//! packets it answers itself ([`Taken`]), the process gdb's `Hg` names,
+//! and read watchpoints renamed ([`ReadWatch`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// The signals gdb lets through without a stop (`handle SIG nostop
+/// noprint pass`: `QPassSignals`), as a bit per Linux signal number (bit
+/// `n - 1`): shared by the link, which reads gdb's packet, and the
+/// bridge, which resumes a held signal report of these at once, delivering
+/// the signal, with no round trip to gdb (a program taking many signals,
+/// SIGPROF or SIGALRM, runs at its speed, as under gdbserver).
+pub type Passed = Arc<std::sync::atomic::AtomicU64>;
+
+/// Reading the debugger's packets for those the link answers itself
+/// ([`Taken`]): the bytes of a packet that may be one are held until it is
+/// told (the rest go on to gdbstub).
+#[derive(Default)]
+pub(super) struct PassSignals {
+    state: PassState,
+    pub(super) passed: Passed,
+}
+
+/// A packet the link answers, gdbstub lacking it: its kind and what
+/// follows its head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// gdb's `QPassSignals:LIST`.
+    PassSignals(Vec<u8>),
+    /// lldb's `qMemoryRegionInfo:ADDR`.
+    MemoryRegionInfo(Vec<u8>),
+}
+
+/// The heads of the packets taken.
+pub(super) const HEADS: [&[u8]; 2] = [b"$QPassSignals:", b"$qMemoryRegionInfo:"];
+
+#[derive(Default)]
+pub(super) enum PassState {
+    /// Between packets.
+    #[default]
+    Out,
+    /// A packet's first bytes, while they read as one of [`HEADS`].
+    Head(Vec<u8>),
+    /// Another packet: passed on until its end.
+    Pass,
+    /// Its checksum's digits still to pass on.
+    Sum(u8),
+    /// A packet taken whole (bounded), with its head's index.
+    Take(usize, Vec<u8>),
+    /// Its checksum's digits still to read.
+    TakeSum(usize, Vec<u8>, u8),
+}
+
+/// Longest packet taken (gdb's `QPassSignals` lists ~150 signals: ~600
+/// bytes); longer ones go to gdbstub, which refuses them.
+pub(super) const PASS_MAX: usize = 4096;
+
+impl PassSignals {
+    /// Take byte `b` from the debugger: the bytes to pass on in `out`; a
+    /// whole packet taken when one ends.
+    pub(super) fn feed(&mut self, b: u8, out: &mut Vec<u8>) -> Option<Taken> {
+        use PassState::*;
+        match std::mem::take(&mut self.state) {
+            Out if b == b'$' => self.state = Head(vec![b]),
+            Out => out.push(b),
+            Head(mut h) => {
+                h.push(b);
+                if let Some(k) = HEADS.iter().position(|head| *head == h.as_slice()) {
+                    self.state = Take(k, h);
+                } else if HEADS.iter().any(|head| head.starts_with(&h)) {
+                    self.state = Head(h);
+                } else {
+                    out.extend_from_slice(&h);
+                    self.state = if b == b'#' { Sum(2) } else { Pass };
+                }
+            }
+            Pass => {
+                out.push(b);
+                self.state = if b == b'#' { Sum(2) } else { Pass };
+            }
+            Sum(n) => {
+                out.push(b);
+                self.state = if n > 1 { Sum(n - 1) } else { Out };
+            }
+            Take(k, mut t) => {
+                if b == b'#' {
+                    self.state = TakeSum(k, t, 2);
+                } else if t.len() >= PASS_MAX {
+                    // Not ours to judge: gdbstub refuses what it does not know.
+                    out.extend_from_slice(&t);
+                    out.push(b);
+                    self.state = Pass;
+                } else {
+                    t.push(b);
+                    self.state = Take(k, t);
+                }
+            }
+            TakeSum(k, t, n) => {
+                if n > 1 {
+                    self.state = TakeSum(k, t, n - 1);
+                } else {
+                    let rest = t[HEADS[k].len()..].to_vec();
+                    return Some(match k {
+                        0 => Taken::PassSignals(rest),
+                        _ => Taken::MemoryRegionInfo(rest),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Set the signals passed from a `QPassSignals` list (gdb's numbers in
+    /// hex, `;`-separated; the list replaces the last).
+    pub(super) fn set(&self, list: &[u8]) {
+        let mut bits = 0u64;
+        for n in String::from_utf8_lossy(list).split(';') {
+            let linux = u8::from_str_radix(n.trim(), 16)
+                .ok()
+                .and_then(|g| crate::gdb::signals::to_linux(gdbstub::common::Signal(g)));
+            if let Some(l @ 1..=64) = linux {
+                bits |= 1 << (l - 1);
+            }
+        }
+        self.passed.store(bits, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether Linux signal `signo` is in `passed`.
+pub fn is_passed(passed: &Passed, signo: i32) -> bool {
+    (1..=64).contains(&signo)
+        && passed.load(std::sync::atomic::Ordering::SeqCst) & (1 << (signo - 1)) != 0
+}
+
+/// x86 has no read-only watchpoint. gdbserver answers gdb's `Z3`/`z3` as
+/// unsupported (an empty reply), and gdb then inserts an access watchpoint
+/// (`Z4`) instead, knowing it cannot tell a read from a write (it ignores
+/// the hits that changed the value). gdbstub answers every watchpoint type
+/// it hands the target, and an error (not an empty reply) makes gdb give
+/// up; so the bridge renames type 3 to 9 in the debugger's bytes, a type
+/// gdbstub answers with an empty reply, and fixes the packet's checksum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum ReadWatch {
+    /// Between packets.
+    #[default]
+    Out,
+    /// Just after `$`.
+    Start,
+    /// Just after `$Z` or `$z`.
+    Type,
+    /// In a packet's body; `renamed` if its type was changed.
+    Body { renamed: bool },
+    /// In its checksum: the first digit, held back if it must change.
+    Sum { renamed: bool, first: Option<u8> },
+}
+
+impl ReadWatch {
+    /// Take byte `b` from the debugger, and put what gdbstub is to read
+    /// in `out`.
+    pub(super) fn feed(&mut self, b: u8, out: &mut VecDeque<u8>) {
+        use ReadWatch::*;
+        *self = match (*self, b) {
+            (_, b'$') if !matches!(self, Sum { .. }) => Start,
+            (Out, _) => Out,
+            (Start, b'Z' | b'z') => Type,
+            (Type, b'3') => {
+                out.push_back(b'9');
+                *self = Body { renamed: true };
+                return;
+            }
+            (Start | Type, b'#') => Sum {
+                renamed: false,
+                first: None,
+            },
+            (Start | Type, _) => Body { renamed: false },
+            (Body { renamed }, b'#') => Sum {
+                renamed,
+                first: None,
+            },
+            (Body { renamed }, _) => Body { renamed },
+            (
+                Sum {
+                    renamed,
+                    first: None,
+                },
+                _,
+            ) => {
+                *self = Sum {
+                    renamed,
+                    first: Some(b),
+                };
+                if !renamed {
+                    out.push_back(b);
+                }
+                return;
+            }
+            (Sum { renamed: false, .. }, _) => Out,
+            (
+                Sum {
+                    renamed: true,
+                    first: Some(hi),
+                },
+                lo,
+            ) => {
+                *self = Out;
+                let digits = [hi, lo];
+                match std::str::from_utf8(&digits)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+                {
+                    // '9' is '3' + 6.
+                    Some(sum) => out.extend(format!("{:02x}", sum.wrapping_add(6)).bytes()),
+                    // Not a checksum: gdbstub will ask again.
+                    None => out.extend(digits),
+                }
+                return;
+            }
+        };
+        out.push_back(b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gdb::link::tests::checksum;
+
+    fn through(s: &str) -> String {
+        let mut f = ReadWatch::Out;
+        let mut out = VecDeque::new();
+        for b in s.bytes() {
+            f.feed(b, &mut out);
+        }
+        String::from_utf8(out.into_iter().collect()).unwrap()
+    }
+
+    #[test]
+    fn read_watchpoints_become_an_unknown_type_with_a_good_checksum() {
+        for body in ["Z3,55550000a030,4", "z3,7ffd0,8", "Z3,fa,1"] {
+            let renamed = body.replacen('3', "9", 1);
+            assert_eq!(
+                through(&format!("+${body}#{}", checksum(body))),
+                format!("+${renamed}#{}", checksum(&renamed))
+            );
+        }
+        // Everything else passes as it is, split anywhere.
+        let others = "+$Z2,1000,8#7c\x03$m3,4#00$#00$X1000,2:}\x03$#aa$Z3";
+        assert_eq!(
+            &through(others)[..others.len() - 1],
+            &others[..others.len() - 1]
+        );
+    }
+
+    #[test]
+    fn pass_signals_packets_are_answered_here_and_the_rest_passes() {
+        let mut p = PassSignals::default();
+        let mut out = Vec::new();
+        let mut lists = Vec::new();
+        let input =
+            "+$QPassSignals:e;1e;97;#aa$QPass#00$qSupported:x#11\x03$QPassSignals:#f3$m1,2#00";
+        for b in input.bytes() {
+            if let Some(Taken::PassSignals(l)) = p.feed(b, &mut out) {
+                lists.push(String::from_utf8(l).unwrap());
+            }
+        }
+        assert_eq!(lists, ["e;1e;97;", ""]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "+$QPass#00$qSupported:x#11\x03$m1,2#00"
+        );
+        // gdb's 14 (SIGALRM, Linux 14) and 30 (SIGUSR1, Linux 10); 0x97
+        // is gdb's "unknown", ignored.
+        p.set(b"e;1e;97;");
+        assert!(is_passed(&p.passed, 14) && is_passed(&p.passed, 10));
+        assert!(!is_passed(&p.passed, 12) && !is_passed(&p.passed, 0));
+        p.set(b"");
+        assert!(!is_passed(&p.passed, 10));
+    }
+}

@@ -1,0 +1,390 @@
+//! The bridge's inbox: bytes from the debugger and stops from the server,
+//! on one bounded channel ([`INBOX`]), so the blocking stub can wait for
+//! whichever comes first.
+//!
+//! A thread reads the debugger's stream (a socket, or stdin with
+//! `--stdio`) and a task reads the server's Session stream; both send here.
+//! gdbstub reads packet bytes through [`Link`] (its `Connection`), and the
+//! event loop takes stops from the same queue ([`Link::next_input`]).
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+
+use gdbstub::conn::{Connection, ConnectionExt};
+use utrace_proto::v1 as pb;
+
+mod handshake;
+mod intercept;
+mod rewrite;
+
+use handshake::{Handshake, Swallow};
+pub use intercept::{is_passed, Passed, Taken};
+use intercept::{PassSignals, ReadWatch};
+use rewrite::{advertised, ADVERTISE_WITHIN};
+
+/// Inputs waiting at most (the debugger's reader then waits; reports are
+/// few: each holds its thread until decided).
+pub const INBOX: usize = 256;
+
+/// What arrives for the bridge.
+#[derive(Debug)]
+pub enum Input {
+    /// Bytes from the debugger.
+    Bytes(Vec<u8>),
+    /// The debugger closed its side.
+    DebuggerGone,
+    /// A report of the bridge's engine.
+    Report(Box<pb::Event>),
+    /// The Session stream ended (the server went away), with why.
+    ServerGone(String),
+}
+
+/// What [`Link::next_input`] found.
+#[derive(Debug)]
+pub enum Next {
+    Byte(u8),
+    Report(Box<pb::Event>),
+}
+
+/// The debugger's connection, and the reports that came while it was read.
+pub struct Link {
+    rx: mpsc::Receiver<Input>,
+    bytes: VecDeque<u8>,
+    reports: VecDeque<Box<pb::Event>>,
+    /// Buffered: gdbstub writes a packet in pieces, then flushes it.
+    out: std::io::BufWriter<Box<dyn Write + Send>>,
+    /// Why the inbox ended, once it has.
+    closed: Option<String>,
+    /// Where the debugger's bytes are in a packet, for [`ReadWatch`].
+    read_watch: ReadWatch,
+    /// The debugger's handshake, for the next session on this link.
+    handshake: Handshake,
+    /// Replies of the stub still to drop (to a replayed handshake).
+    swallow: Swallow,
+    /// `QPassSignals`, answered here (gdbstub lacks it).
+    pass: PassSignals,
+    /// gdbstub's `qSupported` reply is still to come: `QPassSignals+` is
+    /// added to it, and the output is held packet by packet until it has
+    /// passed (lldb asks `QStartNoAckMode` first), for
+    /// [`ADVERTISE_WITHIN`] packets at most.
+    advertise: Option<Vec<u8>>,
+    advertise_left: u8,
+    /// The debugged process (0: none), for the packets the link answers.
+    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// `body` as a packet: `$body#xx`, `xx` its checksum (the sum of its
+/// bytes, modulo 256, in hex).
+fn packet(body: &[u8]) -> Vec<u8> {
+    let sum = body.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.push(b'$');
+    out.extend_from_slice(body);
+    out.extend_from_slice(format!("#{sum:02x}").as_bytes());
+    out
+}
+
+impl Link {
+    pub fn new(rx: mpsc::Receiver<Input>, out: Box<dyn Write + Send>) -> Link {
+        Link {
+            rx,
+            bytes: VecDeque::new(),
+            reports: VecDeque::new(),
+            out: std::io::BufWriter::new(out),
+            closed: None,
+            read_watch: ReadWatch::Out,
+            handshake: Handshake::default(),
+            swallow: Swallow::default(),
+            pass: PassSignals::default(),
+            advertise: Some(Vec::new()),
+            advertise_left: ADVERTISE_WITHIN,
+            pid: Default::default(),
+        }
+    }
+
+    /// The signals gdb passes (see [`Passed`]).
+    pub fn passed(&self) -> Passed {
+        self.pass.passed.clone()
+    }
+
+    /// Answer a packet taken from the debugger, for gdbstub.
+    fn answer(&mut self, taken: Taken) {
+        let body = match taken {
+            Taken::PassSignals(list) => {
+                self.pass.set(&list);
+                "OK".to_string()
+            }
+            Taken::MemoryRegionInfo(addr) => {
+                let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+                super::regions::region_info(pid, &addr)
+            }
+        };
+        let no_ack = self
+            .handshake
+            .packets
+            .iter()
+            .any(|p| p.starts_with(b"$QStartNoAckMode#"));
+        let ack: &[u8] = if no_ack { b"" } else { b"+" };
+        // A broken connection shows at the next read.
+        let _ = self
+            .out
+            .write_all(ack)
+            .and_then(|()| self.out.write_all(&packet(body.as_bytes())))
+            .and_then(|()| self.out.flush());
+    }
+
+    /// The debugged process's pid, as the bridge sets it (0: none).
+    pub fn pid(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
+        self.pid.clone()
+    }
+
+    /// Give the next session's stub the debugger's handshake again
+    /// (`qSupported`, `QStartNoAckMode`, `!`, as first sent); its replies
+    /// to it are not sent.
+    pub fn replay_handshake(&mut self) {
+        let packets = &self.handshake.packets;
+        self.swallow = Swallow::replies(packets.len());
+        for p in packets.iter().rev() {
+            for b in p.iter().rev() {
+                self.bytes.push_front(*b);
+            }
+        }
+    }
+
+    /// Write the stub's bytes, less those of replies being dropped.
+    fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.swallow.count == 0 && self.advertise.is_none() {
+            return self.out.write_all(buf);
+        }
+        for &b in buf {
+            if self.swallow.drops(b) {
+                continue;
+            }
+            match &mut self.advertise {
+                None => self.out.write_all(&[b])?,
+                Some(held) => {
+                    held.push(b);
+                    let lldb = self.handshake.is_lldb();
+                    if let Some((reply, found)) = advertised(held, lldb) {
+                        held.clear();
+                        self.advertise_left = self.advertise_left.saturating_sub(1);
+                        if found || self.advertise_left == 0 {
+                            self.advertise = None;
+                        }
+                        self.out.write_all(&reply)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, i: Input) {
+        match i {
+            Input::Bytes(b) => {
+                let mut on = Vec::with_capacity(b.len());
+                for x in b {
+                    self.handshake.feed(x);
+                    if let Some(taken) = self.pass.feed(x, &mut on) {
+                        self.answer(taken);
+                    }
+                    for y in on.drain(..) {
+                        self.read_watch.feed(y, &mut self.bytes);
+                    }
+                }
+            }
+            Input::Report(r) => self.reports.push_back(r),
+            Input::DebuggerGone => self.closed = Some("the debugger closed the connection".into()),
+            Input::ServerGone(why) => self.closed = Some(why),
+        }
+    }
+
+    /// Wait for the next input.
+    fn receive(&mut self) {
+        match self.rx.blocking_recv() {
+            Some(i) => self.take(i),
+            None => self.closed = Some("the bridge's inputs are gone".into()),
+        }
+    }
+
+    fn gone(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            self.closed.clone().unwrap_or_else(|| "closed".into()),
+        )
+    }
+
+    /// The next byte from the debugger (reports that come meanwhile wait).
+    pub fn read_byte(&mut self) -> std::io::Result<u8> {
+        loop {
+            if let Some(b) = self.bytes.pop_front() {
+                return Ok(b);
+            }
+            if self.closed.is_some() {
+                return Err(self.gone());
+            }
+            self.receive();
+        }
+    }
+
+    /// The next byte or report, whichever is first (bytes first when both
+    /// are waiting: an interrupt must not wait behind reports).
+    pub fn next_input(&mut self) -> std::io::Result<Next> {
+        loop {
+            if let Some(b) = self.bytes.pop_front() {
+                return Ok(Next::Byte(b));
+            }
+            if let Some(r) = self.reports.pop_front() {
+                return Ok(Next::Report(r));
+            }
+            if self.closed.is_some() {
+                return Err(self.gone());
+            }
+            self.receive();
+        }
+    }
+}
+
+/// The link, shared: gdbstub owns its connection and drops it when a
+/// session ends (the program exited, the debugger detached), and with
+/// `--multi` the same debugger's next session goes on over the same link.
+/// One user at a time: the stub, then the next.
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<Link>>);
+
+impl Shared {
+    pub fn new(link: Link) -> Shared {
+        Shared(Arc::new(Mutex::new(link)))
+    }
+
+    /// The link (a panic elsewhere while it was held leaves it usable:
+    /// its queues are consistent between calls).
+    pub fn lock(&self) -> MutexGuard<'_, Link> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Connection for Shared {
+    type Error = std::io::Error;
+
+    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
+        self.lock().send(&[byte])
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.lock().send(buf)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.lock().out.flush()
+    }
+}
+
+impl ConnectionExt for Shared {
+    fn read(&mut self) -> Result<u8, Self::Error> {
+        self.lock().read_byte()
+    }
+
+    fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
+        let mut link = self.lock();
+        while let Ok(i) = link.rx.try_recv() {
+            link.take(i);
+        }
+        Ok(link.bytes.front().copied())
+    }
+}
+
+/// Read `r` on a thread of its own into `tx`, until it ends.
+pub fn pump(mut r: impl Read + Send + 'static, tx: mpsc::Sender<Input>) {
+    std::thread::Builder::new()
+        .name("gdb-in".into())
+        .spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.blocking_send(Input::DebuggerGone);
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.blocking_send(Input::Bytes(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn the debugger reader");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn checksum(body: &str) -> String {
+        format!("{:02x}", body.bytes().fold(0u8, |a, b| a.wrapping_add(b)))
+    }
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_new_session_gets_the_handshake_and_its_replies_are_dropped() {
+        let mut h = Handshake::default();
+        for b in b"$qSupported:multiprocess+;qRelocInsn+;xmlRegisters=i386#00".iter() {
+            h.feed(*b);
+        }
+        assert!(!h.is_lldb(), "gdb");
+        let mut h = Handshake::default();
+        for b in b"$qSupported:xmlRegisters=i386,arm,mips,arc;multiprocess+#2e".iter() {
+            h.feed(*b);
+        }
+        assert!(h.is_lldb(), "lldb");
+        let (tx, rx) = mpsc::channel(4);
+        let sink = Sink::default();
+        let mut link = Shared::new(Link::new(rx, Box::new(sink.clone())));
+        let hello = "+$qSupported:multiprocess+;swbreak+#c4$vMustReplyEmpty#3a+\
+                     $QStartNoAckMode#b0$!#21$Hgp0.0#ad$qSupported:again#00";
+        tx.try_send(Input::Bytes(hello.as_bytes().to_vec()))
+            .unwrap();
+        let mut read = String::new();
+        while read.len() < hello.len() {
+            read.push(link.read().unwrap() as char);
+        }
+        assert_eq!(read, hello, "the first session reads it as it came");
+        // The next session's stub reads the handshake first (each kind
+        // once, as first sent), then what the debugger sends next.
+        link.lock().replay_handshake();
+        tx.try_send(Input::Bytes(b"$vRun;70#00".to_vec())).unwrap();
+        let want = "$qSupported:multiprocess+;swbreak+#c4$QStartNoAckMode#b0$!#21$vRun;70#00";
+        let mut replayed = String::new();
+        while replayed.len() < want.len() {
+            replayed.push(link.read().unwrap() as char);
+        }
+        assert_eq!(replayed, want);
+        // Its replies to those three (acks between) are not sent; the
+        // rest is.
+        link.write_all(b"+$PacketSize=10000;multiprocess+#12+$OK#9a")
+            .unwrap();
+        link.write_all(b"$OK#9a").unwrap();
+        link.write_all(b"$T05thread:p1.1;#aa").unwrap();
+        link.flush().unwrap();
+        assert_eq!(
+            String::from_utf8(sink.0.lock().unwrap().clone()).unwrap(),
+            "$T05thread:p1.1;#aa"
+        );
+    }
+}
