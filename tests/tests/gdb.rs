@@ -803,6 +803,10 @@ fn gdb_lists_libraries_from_the_loader() {
         ],
     );
     assert!(out.contains("Breakpoint 1, "), "{out}");
+    assert!(
+        !out.contains("while parsing target library list"),
+        "gdb took the list:\n{out}"
+    );
     // libc's entry in the list the bridge sent: its load base.
     let entry = after(&out, "<library name=\"/lib/x86_64-linux-gnu/libc.so.6\"");
     let l_addr = after(entry, "l_addr=\"")
@@ -821,5 +825,78 @@ fn gdb_lists_libraries_from_the_loader() {
         out.lines()
             .any(|l| l.contains("libc.so.6") && l.contains("Yes")),
         "gdb read libc's symbols:\n{out}"
+    );
+}
+
+/// A fork, followed as gdb is told: with `follow-fork-mode child` gdb
+/// detaches the parent (which runs on, untraced, and reaps the child) and
+/// stops at a breakpoint in the child, whose exit code it reports; by
+/// default (the parent followed, `catch fork` stopping at the fork) the
+/// child runs free without the parent's breakpoints, which stop only the
+/// parent. Both sides' output shows the other ran to its end.
+#[test]
+fn gdb_follows_a_fork_to_the_child_or_stays_with_the_parent() {
+    if !have_gdb() {
+        return;
+    }
+    let (d, exe, _, remote) = daemon_and_c("gdb-fork", "fork");
+    let mark = d.dir.path("parent-done");
+    let out = gdb(
+        Some(&exe),
+        &[
+            "set follow-fork-mode child".into(),
+            format!("{remote} {mark}"),
+            "break in_child".into(),
+            "break in_parent".into(),
+            "continue".into(),
+            "bt".into(),
+            "continue".into(),
+        ],
+    );
+    let rest = after(&out, "[Detaching after fork from parent process");
+    let rest = after(rest, "hit Breakpoint 1, in_child (x=21)");
+    let rest = after(rest, "#1 ");
+    assert!(
+        rest.lines().next().unwrap_or("").contains("in main ("),
+        "{out}"
+    );
+    assert!(rest.contains("exited with code 07"), "{out}");
+    assert!(out.contains("child 42"), "{out}");
+    assert!(
+        !out.contains("in_parent (x="),
+        "the parent was let go:\n{out}"
+    );
+    // Its stdout came through the session, which ended with the child:
+    // its file says it ran to its end.
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    while std::fs::read_to_string(&mark).unwrap_or_default() != "parent 42, child exit 7\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the parent did not run on:\n{out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let out = gdb(
+        Some(&exe),
+        &[
+            remote,
+            "catch fork".into(),
+            "break in_child".into(),
+            "break in_parent".into(),
+            "continue".into(),
+            "continue".into(),
+            "bt".into(),
+            "continue".into(),
+        ],
+    );
+    let rest = after(&out, "Catchpoint 1 (forked process ");
+    let rest = after(rest, "[Detaching after fork from child process");
+    let rest = after(rest, "Breakpoint 3, in_parent (x=41)");
+    assert!(rest.contains("exited normally"), "{out}");
+    assert!(out.contains("parent 42, child exit 7"), "{out}");
+    assert!(
+        out.contains("child 42") && !out.contains("in_child (x="),
+        "the child ran free of the parent's breakpoints:\n{out}"
     );
 }

@@ -204,8 +204,11 @@ impl Bridge {
             if name.is_empty() {
                 continue;
             }
+            // `lmid`: the namespace's r_debug (gdb 13 refuses the whole
+            // list without it, and walks the loader's list itself).
             doc.push_str(&format!(
-                "<library name=\"{}\" lm=\"{:#x}\" l_addr=\"{:#x}\" l_ld=\"{:#x}\"/>",
+                "<library name=\"{}\" lm=\"{:#x}\" l_addr=\"{:#x}\" l_ld=\"{:#x}\" \
+                 lmid=\"{r_debug:#x}\"/>",
                 escape(name),
                 e.lm,
                 e.l_addr,

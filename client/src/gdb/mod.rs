@@ -35,6 +35,7 @@
 //! `--multi`'s: `run` and `attach`, the session outliving each process.
 
 pub mod arch;
+pub mod fork;
 pub mod hostio;
 pub mod libraries;
 pub mod link;
@@ -117,6 +118,10 @@ fn engine_spec() -> pb::EngineSpec {
             K::Signal,
             K::SyscallEntry,
             K::SyscallExit,
+            // A fork's parent waits for gdb, and so does its child (see
+            // `fork`); threads are let go at once, with no round trip.
+            K::Clone,
+            K::ChildStart,
         ]
         .into_iter()
         .map(|k| k as i32)
@@ -124,6 +129,7 @@ fn engine_spec() -> pb::EngineSpec {
         // A debugger's user may look at a stop for a long time; the
         // bridge decides HOLD (no deadline) as soon as it sees a report.
         deadline_ms: Some(86_400_000),
+        follow_children: true,
         // Every register of gdb's `g` packet comes with each report: the
         // `g` gdb sends right after a stop needs no round trip.
         expedite: Some(pb::Expedite {
@@ -145,6 +151,7 @@ pub(crate) fn engine_events(syscalls: bool) -> Vec<i32> {
         K::Step,
         K::Signal,
         K::Clone,
+        K::ChildStart,
         K::Exit,
         K::Death,
     ];
@@ -167,9 +174,23 @@ fn write_output(o: &pb::Output) {
     };
 }
 
+/// Batch replies awaited on a Session stream, by the id of the message
+/// that asked (see `Bridge::ordered_batch`): the reply, or the refusal's
+/// message. The forwarder hands them over; when the stream ends, every
+/// waiter is dropped.
+pub(crate) type Awaited = std::sync::Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<
+            u64,
+            tokio::sync::oneshot::Sender<Result<pb::BatchReply, String>>,
+        >,
+    >,
+>;
+
 /// A Session and its engine, as [`open`] made them.
 pub(crate) struct Opened {
     pub session: mpsc::Sender<pb::ClientMessage>,
+    pub awaited: Awaited,
     pub engine: u64,
     pub pid: u32,
     pub tids: Vec<u32>,
@@ -246,9 +267,29 @@ pub(crate) async fn open(
     };
     let engine = attached.engine_id;
     current.store(engine, std::sync::atomic::Ordering::SeqCst);
+    let awaited: Awaited = Default::default();
+    let waiters = awaited.clone();
+    let answer = move |id: u64, r: Result<pb::BatchReply, String>| {
+        let w = waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        if let Some(w) = w {
+            let _ = w.send(r);
+        }
+    };
+    let waiters = awaited.clone();
     let forwarder = tokio::spawn(async move {
         let why = loop {
             match replies.message().await {
+                Ok(Some(pb::ServerMessage {
+                    msg: Some(pb::server_message::Msg::BatchReply(r)),
+                    in_reply_to,
+                })) => answer(in_reply_to, Ok(r)),
+                Ok(Some(pb::ServerMessage {
+                    msg: Some(pb::server_message::Msg::Error(e)),
+                    in_reply_to,
+                })) => answer(in_reply_to, Err(e.message)),
                 Ok(Some(pb::ServerMessage {
                     msg: Some(pb::server_message::Msg::Report(ev)),
                     ..
@@ -266,6 +307,7 @@ pub(crate) async fn open(
                 Err(s) => break format!("the session failed: {}", s.message()),
             }
         };
+        waiters.lock().unwrap_or_else(|e| e.into_inner()).clear();
         // Told only while the bridge is still on this engine.
         if current.load(std::sync::atomic::Ordering::SeqCst) == engine {
             let _ = inbox.send(Input::ServerGone(why)).await;
@@ -273,6 +315,7 @@ pub(crate) async fn open(
     });
     Ok(Opened {
         session: tx,
+        awaited,
         engine,
         pid: attached.pid,
         tids: attached.tids,
@@ -377,6 +420,8 @@ pub fn serve_with(
     let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
     bridge.passed = link.lock().passed();
     bridge.link_pid = link.lock().pid();
+    bridge.general = link.lock().general();
+    bridge.forks.reported = link.lock().forking();
     bridge.multi = opts.multi;
     bridge.program = opts
         .program

@@ -55,7 +55,7 @@ pub enum BridgeError {
 
 /// How a thread is held now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Held {
+pub(super) enum Held {
     /// Running (or not yet stopped by us).
     Running,
     /// Held by its report `seq`; `signal` if the report was a signal.
@@ -157,9 +157,11 @@ impl Point {
 /// The debugged process (none yet, or none any more, in extended mode
 /// with [`super::Options::multi`]: pid 0).
 pub struct Bridge {
-    rt: tokio::runtime::Handle,
-    client: Client,
+    pub(super) rt: tokio::runtime::Handle,
+    pub(super) client: Client,
     session: mpsc::Sender<pb::ClientMessage>,
+    /// Replies awaited on the session (see [`Bridge::ordered_batch`]).
+    awaited: super::Awaited,
     /// Where the reports of a session opened later go.
     inbox: mpsc::Sender<super::link::Input>,
     /// The engine whose session may end the bridge (see [`super::open`]).
@@ -175,6 +177,10 @@ pub struct Bridge {
     passed_sent: u64,
     /// The pid the link answers lldb's `qMemoryRegionInfo` for.
     pub link_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// The process gdb's last `Hg` named, as the link read it (0: none).
+    pub general: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Forks not settled yet (see [`super::fork`]).
+    pub forks: super::fork::Forks,
     /// Stack pages read at this stop (see [`Bridge::stack_read`]).
     stack_pages: HashMap<u64, Vec<u8>>,
     /// The last `qXfer:libraries-svr4` document (gdb reads it in pieces).
@@ -217,6 +223,11 @@ pub struct Bridge {
     doomed: std::collections::BTreeSet<Point>,
 }
 
+/// How long a batch on the session stream is waited for (the server
+/// answers one that cannot stop its thread in its batch timeout, 10 s by
+/// default).
+const ORDERED_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn tid_of(t: u32) -> Option<Tid> {
     NonZeroUsize::new(t as usize)
 }
@@ -249,6 +260,7 @@ impl Bridge {
             rt,
             client,
             session: no_session(),
+            awaited: Default::default(),
             inbox,
             current,
             forwarder: None,
@@ -260,6 +272,8 @@ impl Bridge {
             svr4: Default::default(),
             stack_pages: HashMap::new(),
             link_pid: Default::default(),
+            general: Default::default(),
+            forks: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -284,6 +298,7 @@ impl Bridge {
         self.current
             .store(o.engine, std::sync::atomic::Ordering::SeqCst);
         self.session = o.session;
+        self.awaited = o.awaited;
         self.engine = o.engine;
         self.pid = o.pid;
         self.threads = o.tids.iter().map(|t| (*t, Held::Running)).collect();
@@ -309,16 +324,10 @@ impl Bridge {
             let _ = self.rt.block_on(c.detach(self.engine));
         }
         self.session = no_session();
+        self.awaited = Default::default();
         self.engine = 0;
-        self.pid = 0;
-        self.link_pid.store(0, std::sync::atomic::Ordering::SeqCst);
-        self.threads.clear();
-        self.wants.clear();
-        self.regs.clear();
-        self.stack_pages.clear();
-        self.inserted.clear();
-        self.doomed.clear();
-        self.locked = false;
+        self.become_process(0, []);
+        self.forks.clear();
         self.exited = false;
         self.killed = false;
         self.spawned = false;
@@ -370,6 +379,58 @@ impl Bridge {
             .map_err(|s| BridgeError::Server(s.message().to_string()))
     }
 
+    /// [`Bridge::batch`] on the session stream, after the decisions sent
+    /// before it: the server takes a session's messages in order. A held
+    /// report the bridge let go with a decision (a thread's clone, a
+    /// passed signal) may not have been released yet when the bridge
+    /// stops the thread; a unary batch could overtake the decision, whose
+    /// release would then undo the stop (the engine's hold is one).
+    fn ordered_batch(
+        &mut self,
+        tid: u32,
+        interrupt: bool,
+        ops: Vec<pb::Op>,
+    ) -> Result<crate::BatchResults, BridgeError> {
+        self.next_msg += 1;
+        let id = self.next_msg;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.awaited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let msg = pb::ClientMessage {
+            id,
+            msg: Some(pb::client_message::Msg::Batch(pb::BatchRequest {
+                engine_id: self.engine,
+                tid,
+                ops,
+                stop_on_error: true,
+                interrupt,
+            })),
+        };
+        let gone = || BridgeError::SessionGone("the session stream is closed".into());
+        self.session.blocking_send(msg).map_err(|_| gone())?;
+        // The timer is made inside the runtime (this thread is not one
+        // of its).
+        let waited = self
+            .rt
+            .block_on(async move { tokio::time::timeout(ORDERED_WAIT, rx).await });
+        match waited {
+            Ok(Ok(Ok(reply))) => Ok(crate::BatchResults::from_raw(reply.results)),
+            Ok(Ok(Err(refused))) => Err(BridgeError::Server(refused)),
+            Ok(Err(_)) => Err(gone()),
+            Err(_) => {
+                self.awaited
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                Err(BridgeError::Server(format!(
+                    "no answer to a batch on thread {tid} within {ORDERED_WAIT:?}"
+                )))
+            }
+        }
+    }
+
     /// One op on `tid`, which is stopped.
     fn one(&mut self, tid: u32, o: pb::op::Op) -> Result<crate::BatchResults, BridgeError> {
         self.batch(tid, false, vec![op(o)])
@@ -412,7 +473,9 @@ impl Bridge {
     /// there was none).
     fn mem_tid(&self, tid: Tid) -> u32 {
         let t = tid.get() as u32;
-        if self.threads.contains_key(&t) {
+        // A fork child gdb has heard of is a process of its own, one
+        // thread (its tid its pid).
+        if self.threads.contains_key(&t) || self.forks.has(t) {
             t
         } else {
             self.any_stopped()
@@ -449,7 +512,7 @@ impl Bridge {
             .map(|(t, _)| *t)
             .collect();
         for t in running {
-            match self.batch(t, true, vec![control(pb::Action::Hold)]) {
+            match self.ordered_batch(t, true, vec![control(pb::Action::Hold)]) {
                 Ok(_) => {
                     self.threads.insert(t, Held::Stopped);
                 }
@@ -499,6 +562,18 @@ impl Bridge {
             // its session is being closed.
             return Ok(None);
         }
+        if ev.pid != self.pid {
+            // Another process of the engine: a fork child starting, else
+            // one the bridge has left (a report queued before it did).
+            return match &ev.kind {
+                Some(Kind::ChildStart(_)) if ev.held => self.on_child_start(&ev),
+                Some(Kind::Death(d)) if d.process_gone => {
+                    self.forks.gone(ev.pid);
+                    Ok(None)
+                }
+                _ => Ok(None),
+            };
+        }
         let tid = ev.tid;
         let reason = match &ev.kind {
             Some(Kind::Breakpoint(_)) => tid_of(tid).map(StopReason::SwBreak),
@@ -534,10 +609,12 @@ impl Bridge {
                 }
                 None
             }
-            Some(Kind::Clone(c)) => {
+            Some(Kind::Clone(c)) if c.kind == "thread" => {
                 self.threads.entry(c.child_tid).or_insert(Held::Running);
                 None
             }
+            // The parent of a fork waits for its child's start.
+            Some(Kind::Clone(c)) if self.on_fork(&ev, c)? => return Ok(None),
             Some(Kind::Exit(_)) => {
                 self.threads.remove(&tid);
                 None
@@ -563,38 +640,93 @@ impl Bridge {
             })?;
             return Ok(None);
         };
-        // Keep it held, with no deadline, until the debugger resumes it.
-        self.decide(pb::Decision {
-            seq: ev.seq,
-            action: pb::Action::Hold as i32,
-            engine_id: self.engine,
-            ..Default::default()
-        })?;
         let signal = match &ev.kind {
             Some(Kind::Signal(s)) => Some(s.signo),
             _ => None,
         };
+        self.hold_report(&ev, signal)?;
+        self.stop_all(false)?;
+        Ok(Some(reason))
+    }
+
+    /// Keep report `seq` held, with no deadline, until the debugger
+    /// resumes its thread.
+    pub(super) fn decide_hold(&mut self, seq: u64) -> Result<(), BridgeError> {
+        self.decide(pb::Decision {
+            seq,
+            action: pb::Action::Hold as i32,
+            engine_id: self.engine,
+            ..Default::default()
+        })
+    }
+
+    /// Keep report `ev` held (of `signal`, if a signal's), its thread
+    /// stopped for the debugger. Its registers came with it (the engine
+    /// expedites them); they are read (in the background) only if not.
+    pub(super) fn hold_report(
+        &mut self,
+        ev: &pb::Event,
+        signal: Option<i32>,
+    ) -> Result<(), BridgeError> {
+        self.decide_hold(ev.seq)?;
         self.threads.insert(
-            tid,
+            ev.tid,
             Held::Report {
                 seq: ev.seq,
                 signal,
             },
         );
-        self.stop_all(false)?;
-        // The registers came with the report (the engine expedites them);
-        // read them (in the background) only if they did not.
         match ev
             .expedited
             .as_ref()
             .map(|x| Regs::from_server(&x.registers, &x.register_bytes))
         {
             Some(Ok(regs)) => {
-                self.regs.insert(tid, regs);
+                self.regs.insert(ev.tid, regs);
             }
-            _ => self.prefetch_regs(tid),
+            _ => self.prefetch_regs(ev.tid),
         }
-        Ok(Some(reason))
+        Ok(())
+    }
+
+    /// The report `tid` is held by for the debugger, if it is.
+    pub(super) fn threads_held_by(&self, tid: u32) -> Option<u64> {
+        match self.threads.get(&tid) {
+            Some(Held::Report { seq, .. }) => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// Debug process `pid` (0: none), its threads as given: nothing of
+    /// the last one's is kept (breakpoints are per process: a fork child
+    /// has none of the parent's, and gdb inserts them again).
+    pub(super) fn become_process(
+        &mut self,
+        pid: u32,
+        threads: impl IntoIterator<Item = (u32, Held)>,
+    ) {
+        self.pid = pid;
+        self.link_pid
+            .store(pid, std::sync::atomic::Ordering::SeqCst);
+        self.threads = threads.into_iter().collect();
+        self.wants.clear();
+        self.regs.clear();
+        self.stack_pages.clear();
+        if let Some((_, p)) = self.prefetch.take() {
+            p.abort();
+        }
+        self.inserted.clear();
+        self.doomed.clear();
+        self.locked = false;
+        *self.svr4.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The fork child gdb's breakpoint packets are about, if they are not
+    /// about the debugged process (`Hg` named the child, whose memory has
+    /// none of the engine's breakpoints).
+    fn other_process(&self) -> Option<u32> {
+        let g = self.general.load(std::sync::atomic::Ordering::SeqCst);
+        (g != 0 && g != self.pid && self.forks.has(g)).then_some(g)
     }
 
     /// The stop a hit of this engine's debug-register slot `w` is to gdb:
@@ -627,6 +759,11 @@ impl Bridge {
 
     /// Insert `points` (all or none): from the doomed, else in the server.
     fn add_points(&mut self, points: &[Point]) -> TargetResult<bool, Self> {
+        if let Some(pid) = self.other_process() {
+            // gdb debugs one process at a time (no `detach-on-fork off`).
+            tracing_debug(&format!("not inserting {points:?} in {pid}, not debugged"));
+            return Ok(false);
+        }
         let new: Vec<Point> = points
             .iter()
             .filter(|p| !self.inserted.contains(p))
@@ -663,6 +800,10 @@ impl Bridge {
     /// Remove `points`: ones in the server wait for the resume (see
     /// `doomed`).
     fn remove_points(&mut self, points: &[Point]) -> TargetResult<bool, Self> {
+        if self.other_process().is_some() {
+            // A fork child starts with none of the engine's.
+            return Ok(true);
+        }
         let mut ok = true;
         for p in points {
             if self.inserted.contains(p) {
@@ -844,6 +985,46 @@ impl Target for Bridge {
         &mut self,
     ) -> Option<gdbstub::target::ext::libraries::LibrariesSvr4Ops<'_, Self>> {
         Some(self)
+    }
+
+    fn support_monitor_cmd(
+        &mut self,
+    ) -> Option<gdbstub::target::ext::monitor_cmd::MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+
+    // Forks are followed (see super::fork); vforks are not offered.
+    fn use_vfork_stop_reason(&self) -> bool {
+        false
+    }
+
+    fn use_vforkdone_stop_reason(&self) -> bool {
+        false
+    }
+}
+
+impl gdbstub::target::ext::monitor_cmd::MonitorCmd for Bridge {
+    fn handle_monitor_cmd(
+        &mut self,
+        cmd: &[u8],
+        mut out: gdbstub::target::ext::monitor_cmd::ConsoleOutput<'_>,
+    ) -> Result<(), Self::Error> {
+        // gdb's `D;PID` after a fork, as the link passes it on.
+        if let Some(pid) = cmd.strip_prefix(super::link::LEAVE.as_bytes()) {
+            let pid = std::str::from_utf8(pid)
+                .ok()
+                .and_then(|p| u32::from_str_radix(p, 16).ok());
+            if let Some(pid) = pid {
+                // gdb reads one reply, `OK` or an error: nothing else is
+                // written, and a failure is only logged.
+                if let Err(e) = self.leave(pid) {
+                    tracing_debug(&format!("detaching {pid} after a fork: {e}"));
+                }
+            }
+            return Ok(());
+        }
+        gdbstub::outputln!(out, "utrace gdb has no monitor commands");
+        Ok(())
     }
 }
 

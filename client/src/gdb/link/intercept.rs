@@ -13,11 +13,11 @@ use std::sync::Arc;
 /// SIGPROF or SIGALRM, runs at its speed, as under gdbserver).
 pub type Passed = Arc<std::sync::atomic::AtomicU64>;
 
-/// Reading the debugger's packets for those the link answers itself
-/// ([`Taken`]): the bytes of a packet that may be one are held until it is
-/// told (the rest go on to gdbstub).
+/// Reading the debugger's packets for those the link answers or changes
+/// itself ([`Taken`]): the bytes of a packet that may be one are held
+/// until it is told (the rest go on to gdbstub).
 #[derive(Default)]
-pub(super) struct PassSignals {
+pub(super) struct Intercept {
     state: PassState,
     pub(super) passed: Passed,
 }
@@ -30,10 +30,14 @@ pub enum Taken {
     PassSignals(Vec<u8>),
     /// lldb's `qMemoryRegionInfo:ADDR`.
     MemoryRegionInfo(Vec<u8>),
+    /// gdb's `D;PID` (multiprocess detach): gdbstub ends its session at
+    /// any `D`, but after a fork gdb detaches one process and goes on
+    /// with the other.
+    Detach(Vec<u8>),
 }
 
 /// The heads of the packets taken.
-pub(super) const HEADS: [&[u8]; 2] = [b"$QPassSignals:", b"$qMemoryRegionInfo:"];
+pub(super) const HEADS: [&[u8]; 3] = [b"$QPassSignals:", b"$qMemoryRegionInfo:", b"$D;"];
 
 #[derive(Default)]
 pub(super) enum PassState {
@@ -56,7 +60,7 @@ pub(super) enum PassState {
 /// bytes); longer ones go to gdbstub, which refuses them.
 pub(super) const PASS_MAX: usize = 4096;
 
-impl PassSignals {
+impl Intercept {
     /// Take byte `b` from the debugger: the bytes to pass on in `out`; a
     /// whole packet taken when one ends.
     pub(super) fn feed(&mut self, b: u8, out: &mut Vec<u8>) -> Option<Taken> {
@@ -103,7 +107,8 @@ impl PassSignals {
                     let rest = t[HEADS[k].len()..].to_vec();
                     return Some(match k {
                         0 => Taken::PassSignals(rest),
-                        _ => Taken::MemoryRegionInfo(rest),
+                        1 => Taken::MemoryRegionInfo(rest),
+                        _ => Taken::Detach(rest),
                     });
                 }
             }
@@ -125,6 +130,49 @@ impl PassSignals {
         }
         self.passed.store(bits, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// The process gdb's last `Hg` named (`Hgp PID.TID`, multiprocess), as
+/// the link reads it: gdbstub keeps only the thread, and the bridge's
+/// breakpoint packets name no thread at all (after a fork gdb takes its
+/// breakpoints out of the child, `Hg` on the child, before it detaches
+/// it). 0: none named.
+#[derive(Default)]
+pub(super) struct General {
+    /// The body of the packet being read, while it may be an `Hg`.
+    body: Option<Vec<u8>>,
+    pub(super) pid: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl General {
+    /// Look at byte `b` of the debugger's (it goes on to gdbstub as it
+    /// is).
+    pub(super) fn feed(&mut self, b: u8) {
+        match (&mut self.body, b) {
+            (_, b'$') => self.body = Some(Vec::new()),
+            (Some(body), b'#') => {
+                if let Some(pid) = hg_pid(body) {
+                    self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
+                }
+                self.body = None;
+            }
+            (Some(body), _) if body.len() < 40 && (body.len() > 1 || b"Hg"[body.len()] == b) => {
+                body.push(b)
+            }
+            (Some(_), _) => self.body = None,
+            (None, _) => {}
+        }
+    }
+}
+
+/// The pid of `Hgp PID.TID` (hex), 0 for `Hg TID` or `Hgp0.TID`.
+fn hg_pid(body: &[u8]) -> Option<u32> {
+    let rest = body.strip_prefix(b"Hg")?;
+    let Some(ids) = rest.strip_prefix(b"p") else {
+        return Some(0);
+    };
+    let pid = ids.split(|b| *b == b'.').next()?;
+    u32::from_str_radix(std::str::from_utf8(pid).ok()?, 16).ok()
 }
 
 /// Whether Linux signal `signo` is in `passed`.
@@ -254,7 +302,7 @@ mod tests {
 
     #[test]
     fn pass_signals_packets_are_answered_here_and_the_rest_passes() {
-        let mut p = PassSignals::default();
+        let mut p = Intercept::default();
         let mut out = Vec::new();
         let mut lists = Vec::new();
         let input =
@@ -276,5 +324,33 @@ mod tests {
         assert!(!is_passed(&p.passed, 12) && !is_passed(&p.passed, 0));
         p.set(b"");
         assert!(!is_passed(&p.passed, 10));
+    }
+
+    #[test]
+    fn detach_packets_are_taken_and_hg_names_a_process() {
+        let mut p = Intercept::default();
+        let mut out = Vec::new();
+        let mut taken = Vec::new();
+        for b in "$D;1f#00$D#44$Hgp1f.20#00".bytes() {
+            if let Some(t) = p.feed(b, &mut out) {
+                taken.push(t);
+            }
+        }
+        assert_eq!(taken, [Taken::Detach(b"1f".to_vec())]);
+        assert_eq!(String::from_utf8(out).unwrap(), "$D#44$Hgp1f.20#00");
+        let mut g = General::default();
+        let pid = |g: &General| g.pid.load(std::sync::atomic::Ordering::SeqCst);
+        for (packets, want) in [
+            ("$Hgp1f.20#00", 0x1f),
+            ("$m1,2#00$Hg0#00", 0),
+            ("$Hgp7940.7940#f5+$g#67", 0x7940),
+            ("$HcP1.1#00$Hgpzz.1#00", 0x7940),
+            ("$X10,2:Hgp5.5#00", 0x7940),
+        ] {
+            for b in packets.bytes() {
+                g.feed(b);
+            }
+            assert_eq!(pid(&g), want, "after {packets}");
+        }
     }
 }

@@ -21,8 +21,8 @@ mod rewrite;
 
 use handshake::{Handshake, Swallow};
 pub use intercept::{is_passed, Passed, Taken};
-use intercept::{PassSignals, ReadWatch};
-use rewrite::{advertised, ADVERTISE_WITHIN};
+use intercept::{General, Intercept, ReadWatch};
+use rewrite::Replies;
 
 /// Inputs waiting at most (the debugger's reader then waits; reports are
 /// few: each holds its thread until decided).
@@ -63,17 +63,26 @@ pub struct Link {
     handshake: Handshake,
     /// Replies of the stub still to drop (to a replayed handshake).
     swallow: Swallow,
-    /// `QPassSignals`, answered here (gdbstub lacks it).
-    pass: PassSignals,
-    /// gdbstub's `qSupported` reply is still to come: `QPassSignals+` is
-    /// added to it, and the output is held packet by packet until it has
-    /// passed (lldb asks `QStartNoAckMode` first), for
-    /// [`ADVERTISE_WITHIN`] packets at most.
-    advertise: Option<Vec<u8>>,
-    advertise_left: u8,
+    /// Packets answered or changed here (gdbstub lacks them).
+    pass: Intercept,
+    /// The process gdb's last `Hg` named.
+    general: General,
+    /// The stub's replies on their way out (some changed).
+    replies: Replies,
+    /// [`Link::send`]'s buffer, kept between calls.
+    scratch: Vec<u8>,
     /// The debugged process (0: none), for the packets the link answers.
     pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Forks reported to the debugger and not yet settled (the bridge
+    /// counts them): while any is, a `D;PID` detaches that one process
+    /// (see [`Link::answer`]).
+    forking: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
+
+/// The monitor command a `D;PID` becomes while a fork is unsettled: the
+/// bridge leaves that process alone ([`super::target::Bridge`]'s
+/// `MonitorCmd`), and gdbstub answers `OK` as to the `D`.
+pub const LEAVE: &str = "utrace-leave ";
 
 /// `body` as a packet: `$body#xx`, `xx` its checksum (the sum of its
 /// bytes, modulo 256, in hex).
@@ -97,11 +106,23 @@ impl Link {
             read_watch: ReadWatch::Out,
             handshake: Handshake::default(),
             swallow: Swallow::default(),
-            pass: PassSignals::default(),
-            advertise: Some(Vec::new()),
-            advertise_left: ADVERTISE_WITHIN,
+            pass: Intercept::default(),
+            general: General::default(),
+            replies: Replies::default(),
+            scratch: Vec::new(),
             pid: Default::default(),
+            forking: Default::default(),
         }
+    }
+
+    /// The process gdb's last `Hg` named (0: none).
+    pub fn general(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
+        self.general.pid.clone()
+    }
+
+    /// The count of unsettled forks, which the bridge keeps.
+    pub fn forking(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
+        self.forking.clone()
     }
 
     /// The signals gdb passes (see [`Passed`]).
@@ -109,9 +130,28 @@ impl Link {
         self.pass.passed.clone()
     }
 
-    /// Answer a packet taken from the debugger, for gdbstub.
-    fn answer(&mut self, taken: Taken) {
+    /// Answer a packet taken from the debugger, for gdbstub; or what
+    /// gdbstub is to read instead.
+    fn answer(&mut self, taken: Taken) -> Option<Vec<u8>> {
         let body = match taken {
+            // After a fork gdb detaches the side it does not follow; the
+            // bridge is told by a monitor command, which gdbstub answers
+            // `OK` (it would end the whole session at a `D`). A `D;PID`
+            // with no fork pending is a detach as any.
+            Taken::Detach(pid) => {
+                let mut body = b"D;".to_vec();
+                if self.forking.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    let cmd: String = LEAVE
+                        .bytes()
+                        .chain(pid)
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    body = format!("qRcmd,{cmd}").into_bytes();
+                } else {
+                    body.extend(pid);
+                }
+                return Some(packet(&body));
+            }
             Taken::PassSignals(list) => {
                 self.pass.set(&list);
                 "OK".to_string()
@@ -133,6 +173,7 @@ impl Link {
             .write_all(ack)
             .and_then(|()| self.out.write_all(&packet(body.as_bytes())))
             .and_then(|()| self.out.flush());
+        None
     }
 
     /// The debugged process's pid, as the bridge sets it (0: none).
@@ -153,32 +194,23 @@ impl Link {
         }
     }
 
-    /// Write the stub's bytes, less those of replies being dropped.
+    /// Write the stub's bytes, less those of replies being dropped, and
+    /// with the replies changed that the link changes ([`Replies`]).
     fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if self.swallow.count == 0 && self.advertise.is_none() {
-            return self.out.write_all(buf);
-        }
+        // gdbstub writes a reply a byte at a time: nothing per byte but
+        // the state machines (lldb is looked for only while the qSupported
+        // reply is still to come).
+        let lldb = self.replies.advertising() && self.handshake.is_lldb();
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
         for &b in buf {
-            if self.swallow.drops(b) {
-                continue;
-            }
-            match &mut self.advertise {
-                None => self.out.write_all(&[b])?,
-                Some(held) => {
-                    held.push(b);
-                    let lldb = self.handshake.is_lldb();
-                    if let Some((reply, found)) = advertised(held, lldb) {
-                        held.clear();
-                        self.advertise_left = self.advertise_left.saturating_sub(1);
-                        if found || self.advertise_left == 0 {
-                            self.advertise = None;
-                        }
-                        self.out.write_all(&reply)?;
-                    }
-                }
+            if !self.swallow.drops(b) {
+                self.replies.feed(b, lldb, &mut out);
             }
         }
-        Ok(())
+        let r = self.out.write_all(&out);
+        self.scratch = out;
+        r
     }
 
     fn take(&mut self, i: Input) {
@@ -187,8 +219,11 @@ impl Link {
                 let mut on = Vec::with_capacity(b.len());
                 for x in b {
                     self.handshake.feed(x);
+                    self.general.feed(x);
                     if let Some(taken) = self.pass.feed(x, &mut on) {
-                        self.answer(taken);
+                        if let Some(instead) = self.answer(taken) {
+                            on.extend(instead);
+                        }
                     }
                     for y in on.drain(..) {
                         self.read_watch.feed(y, &mut self.bytes);

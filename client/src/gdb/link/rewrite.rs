@@ -5,36 +5,169 @@ use super::packet;
 
 /// The first packets of the stub's output among which its `qSupported`
 /// reply is looked for.
-pub(super) const ADVERTISE_WITHIN: u8 = 8;
+const ADVERTISE_WITHIN: u8 = 8;
 
-/// The stub's output held until its `qSupported` reply has passed: once
-/// `held` ends with a packet, what to write (with `QPassSignals+` added
-/// if it is that reply) and whether it was; `None` while more is to come.
-/// To
-/// lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded only the
-/// first library of the list (the vdso) and then no breakpoint in libc
-/// resolved; it walks the loader's list well on its own.
-pub(super) fn advertised(held: &[u8], lldb: bool) -> Option<(Vec<u8>, bool)> {
-    let start = held.iter().position(|&b| b == b'$')?;
-    let hash = start + held[start..].iter().position(|&b| b == b'#')?;
-    if held.len() < hash + 3 {
-        return None;
+/// The stub's output on its way to the debugger. Packets that may change
+/// (stop replies, and the first few while the `qSupported` reply is still
+/// to come) are held from `$` to their checksum and written changed or as
+/// they were; the rest pass byte by byte.
+pub(super) struct Replies {
+    state: State,
+    held: Vec<u8>,
+    /// Packets still to look at for the `qSupported` reply; 0: seen, or
+    /// given up.
+    advertise_left: u8,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum State {
+    /// Between packets.
+    #[default]
+    Out,
+    /// Just after a packet's `$`.
+    Start,
+    /// A packet that passes as it is; then its checksum digits.
+    Pass,
+    PassSum(u8),
+    /// A packet held; then its checksum digits.
+    Hold,
+    HoldSum(u8),
+}
+
+impl Default for Replies {
+    fn default() -> Replies {
+        Replies {
+            state: State::Out,
+            held: Vec::new(),
+            advertise_left: ADVERTISE_WITHIN,
+        }
     }
-    let body = &held[start + 1..hash];
-    let mut out = held[..start].to_vec();
-    if !body.starts_with(b"PacketSize=") {
-        // Not the reply: as it is.
-        return Some((held.to_vec(), false));
+}
+
+impl Replies {
+    /// Whether the `qSupported` reply is still looked for.
+    pub(super) fn advertising(&self) -> bool {
+        self.advertise_left > 0
     }
+
+    /// Take byte `b` of the stub's; what is ready to write goes to `out`.
+    /// `lldb`: the debugger is lldb.
+    pub(super) fn feed(&mut self, b: u8, lldb: bool, out: &mut Vec<u8>) {
+        use State::*;
+        self.state = match (self.state, b) {
+            (Out, b'$') => {
+                self.held.push(b);
+                Start
+            }
+            (Out, _) => {
+                out.push(b);
+                Out
+            }
+            (Start, _) if b == b'T' || self.advertise_left > 0 => {
+                self.held.push(b);
+                if b == b'#' {
+                    HoldSum(2)
+                } else {
+                    Hold
+                }
+            }
+            (Start, _) => {
+                out.append(&mut self.held);
+                out.push(b);
+                if b == b'#' {
+                    PassSum(2)
+                } else {
+                    Pass
+                }
+            }
+            (Pass, b'#') => {
+                out.push(b);
+                PassSum(2)
+            }
+            (Pass, _) => {
+                out.push(b);
+                Pass
+            }
+            (PassSum(n), _) => {
+                out.push(b);
+                if n > 1 {
+                    PassSum(n - 1)
+                } else {
+                    Out
+                }
+            }
+            (Hold, _) => {
+                self.held.push(b);
+                if b == b'#' {
+                    HoldSum(2)
+                } else {
+                    Hold
+                }
+            }
+            (HoldSum(n), _) => {
+                self.held.push(b);
+                if n > 1 {
+                    HoldSum(n - 1)
+                } else {
+                    let held = std::mem::take(&mut self.held);
+                    let body = &held[1..held.len() - 3];
+                    match self.rewritten(body, lldb) {
+                        Some(new) => out.extend_from_slice(&packet(&new)),
+                        None => out.extend_from_slice(&held),
+                    }
+                    Out
+                }
+            }
+        };
+    }
+
+    /// What a whole packet's body becomes, if it changes.
+    fn rewritten(&mut self, body: &[u8], lldb: bool) -> Option<Vec<u8>> {
+        if self.advertise_left > 0 {
+            self.advertise_left -= 1;
+            if body.starts_with(b"PacketSize=") {
+                self.advertise_left = 0;
+                return Some(advertised(body, lldb));
+            }
+        }
+        if body.first() == Some(&b'T') {
+            return fork_child(body);
+        }
+        None
+    }
+}
+
+/// The `qSupported` reply with `QPassSignals+` added (the link answers
+/// it). To lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded
+/// only the first library of the list (the vdso) and then no breakpoint in
+/// libc resolved; it walks the loader's list well on its own.
+fn advertised(body: &[u8], lldb: bool) -> Vec<u8> {
     let mut new = body.to_vec();
     if lldb {
         let text = String::from_utf8_lossy(&new).replace(";qXfer:libraries-svr4:read+", "");
         new = text.into_bytes();
     }
     new.extend_from_slice(b";QPassSignals+");
-    out.extend_from_slice(&packet(&new));
-    out.extend_from_slice(&held[hash + 3..]);
-    Some((out, true))
+    new
+}
+
+/// A fork stop reply with the child's own pid: gdbstub writes the new
+/// thread as `fork:pPARENT.CHILD` (it knows one process), and gdb would
+/// take the child for a thread of the parent. A new process's first
+/// thread has the process's id: `fork:pCHILD.CHILD`.
+fn fork_child(body: &[u8]) -> Option<Vec<u8>> {
+    const KEY: &[u8] = b"fork:p";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let end = at + body[at..].iter().position(|b| *b == b';')?;
+    let id = &body[at..end];
+    let dot = id.iter().position(|b| *b == b'.')?;
+    let child = &id[dot + 1..];
+    let mut new = body[..at].to_vec();
+    new.extend_from_slice(child);
+    new.push(b'.');
+    new.extend_from_slice(child);
+    new.extend_from_slice(&body[end..]);
+    Some(new)
 }
 
 #[cfg(test)]
@@ -42,31 +175,50 @@ mod tests {
     use super::*;
     use crate::gdb::link::tests::checksum;
 
+    fn through(r: &mut Replies, s: &str, lldb: bool) -> String {
+        let mut out = Vec::new();
+        for b in s.bytes() {
+            r.feed(b, lldb, &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn qsupported_reply_advertises_pass_signals_with_its_checksum() {
-        let reply = b"+$PacketSize=100;swbreak+#00+";
-        let mut held = Vec::new();
-        let mut got = None;
-        for &b in reply.iter() {
-            held.push(b);
-            if let Some((r, found)) = advertised(&held, false) {
-                assert!(found);
-                got = Some(r);
-                break;
-            }
-        }
-        let got = String::from_utf8(got.expect("a whole reply")).unwrap();
         let body = "PacketSize=100;swbreak+;QPassSignals+";
-        assert_eq!(got, format!("+${body}#{}", checksum(body)));
+        let mut r = Replies::default();
         // Anything else first goes as it is.
+        assert_eq!(through(&mut r, "+$OK#9a", false), "+$OK#9a");
         assert_eq!(
-            advertised(b"$OK#9a", false).unwrap(),
-            (b"$OK#9a".to_vec(), false)
+            through(&mut r, "+$PacketSize=100;swbreak+#00+", false),
+            format!("+${body}#{}+", checksum(body))
         );
+        // Once only.
+        let again = "$PacketSize=100;swbreak+#00";
+        assert_eq!(through(&mut r, again, false), again);
         // Not offered to lldb.
-        let reply = b"$PacketSize=100;qXfer:libraries-svr4:read+;swbreak+#00";
-        let got = String::from_utf8(advertised(reply, true).unwrap().0).unwrap();
-        let body = "PacketSize=100;swbreak+;QPassSignals+";
-        assert_eq!(got, format!("${body}#{}", checksum(body)));
+        let mut r = Replies::default();
+        let reply = "$PacketSize=100;qXfer:libraries-svr4:read+;swbreak+#00";
+        assert_eq!(
+            through(&mut r, reply, true),
+            format!("${body}#{}", checksum(body))
+        );
+    }
+
+    #[test]
+    fn a_fork_stop_names_the_child_process() {
+        let mut r = Replies {
+            advertise_left: 0,
+            ..Default::default()
+        };
+        let stop = "T05thread:p10.11;fork:p10.2a;";
+        let want = "T05thread:p10.11;fork:p2a.2a;";
+        assert_eq!(
+            through(&mut r, &format!("$m1,2#00${stop}#00$OK#9a"), false),
+            format!("$m1,2#00${want}#{}$OK#9a", checksum(want))
+        );
+        // Other stops, and data that only looks like one, pass.
+        let other = "$T05thread:p10.11;swbreak:;#00$mfork:p1.2;#00";
+        assert_eq!(through(&mut r, other, false), other);
     }
 }
