@@ -900,3 +900,43 @@ fn gdb_follows_a_fork_to_the_child_or_stays_with_the_parent() {
         "the child ran free of the parent's breakpoints:\n{out}"
     );
 }
+
+/// An exec, as gdb's exec events tell it: gdb hears the new program's
+/// path, loads its symbols, and its breakpoints are placed in the new
+/// image (the program execs itself: same symbols, new addresses), where
+/// one stops it; `catch exec` stops at the exec itself.
+#[test]
+fn gdb_follows_an_exec_into_the_new_program() {
+    if !have_gdb() {
+        return;
+    }
+    let (_d, exe, _, remote) = daemon_and_c("gdb-exec", "execer");
+    let out = gdb(
+        Some(&exe),
+        &[
+            remote,
+            "catch exec".into(),
+            "break before_exec".into(),
+            "break in_new_image".into(),
+            "continue".into(),
+            "continue".into(),
+            "continue".into(),
+            "bt".into(),
+            "continue".into(),
+        ],
+    );
+    let rest = after(&out, "Breakpoint 2, before_exec (x=1)");
+    let rest = after(rest, "is executing new program: ");
+    let rest = after(rest, "Catchpoint 1 (exec'd ");
+    let rest = after(rest, "Breakpoint 3, in_new_image (x=14)");
+    let rest = after(rest, "#1 ");
+    assert!(
+        rest.lines().next().unwrap_or("").contains("in main ("),
+        "{out}"
+    );
+    assert!(rest.contains("exited with code 04"), "{out}");
+    assert!(
+        out.contains("old image 2") && out.contains("new image 42"),
+        "{out}"
+    );
+}

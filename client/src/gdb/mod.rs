@@ -112,6 +112,7 @@ fn engine_spec() -> pb::EngineSpec {
         // Syscall stops are reported only while gdb catches some
         // (`catch syscall`: QCatchSyscalls changes the events).
         hold: [
+            K::Exec,
             K::Breakpoint,
             K::Watchpoint,
             K::Step,
@@ -152,6 +153,7 @@ pub(crate) fn engine_events(syscalls: bool) -> Vec<i32> {
         K::Signal,
         K::Clone,
         K::ChildStart,
+        K::Exec,
         K::Exit,
         K::Death,
     ];
@@ -422,6 +424,7 @@ pub fn serve_with(
     bridge.link_pid = link.lock().pid();
     bridge.general = link.lock().general();
     bridge.forks.reported = link.lock().forking();
+    bridge.exec_path = link.lock().exec_path();
     bridge.multi = opts.multi;
     bridge.program = opts
         .program

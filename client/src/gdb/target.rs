@@ -181,6 +181,8 @@ pub struct Bridge {
     pub general: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// Forks not settled yet (see [`super::fork`]).
     pub forks: super::fork::Forks,
+    /// The program of the exec being reported, for the link.
+    pub exec_path: super::link::ExecPath,
     /// Stack pages read at this stop (see [`Bridge::stack_read`]).
     stack_pages: HashMap<u64, Vec<u8>>,
     /// The last `qXfer:libraries-svr4` document (gdb reads it in pieces).
@@ -200,6 +202,10 @@ pub struct Bridge {
     pub exited: bool,
     /// The bridge started the program (else it attached).
     pub spawned: bool,
+    /// The exec that started the program is still to be reported (the
+    /// debugger never hears of it: the program was started at its first
+    /// instruction, after it).
+    first_exec: bool,
     /// The debugger asked to kill the process (done with this user's own
     /// rights, as gdbserver beside the process would).
     pub killed: bool,
@@ -274,6 +280,7 @@ impl Bridge {
             link_pid: Default::default(),
             general: Default::default(),
             forks: Default::default(),
+            exec_path: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -283,6 +290,7 @@ impl Bridge {
             next_msg: 1_000_000,
             exited: false,
             spawned: false,
+            first_exec: false,
             killed: false,
             files: Default::default(),
             prefetch: None,
@@ -304,6 +312,7 @@ impl Bridge {
         self.threads = o.tids.iter().map(|t| (*t, Held::Running)).collect();
         self.forwarder = Some(o.forwarder);
         self.spawned = spawned;
+        self.first_exec = spawned;
         self.link_pid
             .store(o.pid, std::sync::atomic::Ordering::SeqCst);
     }
@@ -331,6 +340,7 @@ impl Bridge {
         self.exited = false;
         self.killed = false;
         self.spawned = false;
+        self.first_exec = false;
         // A new engine starts with every signal reported, nothing caught.
         self.passed_sent = 0;
         self.catching = None;
@@ -618,6 +628,16 @@ impl Bridge {
             Some(Kind::Exit(_)) => {
                 self.threads.remove(&tid);
                 None
+            }
+            // A new program: one thread (the one that exec'd, with the
+            // leader's id), none of the engine's breakpoints (the server
+            // drops them with the old image; gdb inserts its own again
+            // once it has the new program's symbols).
+            Some(Kind::Exec(_)) if std::mem::take(&mut self.first_exec) => None,
+            Some(Kind::Exec(x)) => {
+                self.become_process(self.pid, [(tid, Held::Running)]);
+                *self.exec_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(x.exe.clone());
+                tid_of(tid).map(StopReason::Library)
             }
             _ => None,
         };

@@ -22,6 +22,7 @@ mod rewrite;
 use handshake::{Handshake, Swallow};
 pub use intercept::{is_passed, Passed, Taken};
 use intercept::{General, Intercept, ReadWatch};
+pub use rewrite::ExecPath;
 use rewrite::Replies;
 
 /// Inputs waiting at most (the debugger's reader then waits; reports are
@@ -118,6 +119,11 @@ impl Link {
     /// The process gdb's last `Hg` named (0: none).
     pub fn general(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
         self.general.pid.clone()
+    }
+
+    /// Where the bridge leaves the program of the exec it reports.
+    pub fn exec_path(&self) -> ExecPath {
+        self.replies.exec.clone()
     }
 
     /// The count of unsettled forks, which the bridge keeps.

@@ -14,6 +14,10 @@ const ADVERTISE_WITHIN: u8 = 8;
 pub(super) struct Replies {
     state: State,
     held: Vec<u8>,
+    /// The program an exec stop is about (see [`ExecPath`]).
+    pub(super) exec: ExecPath,
+    /// The debugger is lldb (as its `qSupported` told).
+    lldb: bool,
     /// Packets still to look at for the `qSupported` reply; 0: seen, or
     /// given up.
     advertise_left: u8,
@@ -39,6 +43,8 @@ impl Default for Replies {
         Replies {
             state: State::Out,
             held: Vec::new(),
+            exec: ExecPath::default(),
+            lldb: false,
             advertise_left: ADVERTISE_WITHIN,
         }
     }
@@ -51,7 +57,9 @@ impl Replies {
     }
 
     /// Take byte `b` of the stub's; what is ready to write goes to `out`.
-    /// `lldb`: the debugger is lldb.
+    /// `lldb`: the debugger is lldb (looked for only while
+    /// [`Replies::advertising`]; its exec stops are told apart by the
+    /// stop reply's own keys).
     pub(super) fn feed(&mut self, b: u8, lldb: bool, out: &mut Vec<u8>) {
         use State::*;
         self.state = match (self.state, b) {
@@ -127,18 +135,47 @@ impl Replies {
             self.advertise_left -= 1;
             if body.starts_with(b"PacketSize=") {
                 self.advertise_left = 0;
+                self.lldb = lldb;
                 return Some(advertised(body, lldb));
             }
         }
         if body.first() == Some(&b'T') {
-            return fork_child(body);
+            return fork_child(body).or_else(|| self.exec_stop(body));
         }
         None
     }
+
+    /// An exec stop as the debugger knows it: gdbstub has no exec stop
+    /// reason, so the bridge reports a library stop (`library:;`) and
+    /// leaves the program's path here; gdb reads `exec:HEXPATH;`
+    /// (`exec-events`, then it loads the new program), lldb
+    /// `reason:exec;` (lldb-server's way).
+    fn exec_stop(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        const KEY: &[u8] = b"library:;";
+        let at = body.windows(KEY.len()).position(|w| w == KEY)?;
+        let path = self.exec.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let mut new = body[..at].to_vec();
+        if self.lldb {
+            new.extend_from_slice(b"reason:exec;");
+        } else {
+            new.extend_from_slice(b"exec:");
+            new.extend(path.bytes().flat_map(|b| {
+                let hex = format!("{b:02x}");
+                hex.into_bytes()
+            }));
+            new.push(b';');
+        }
+        new.extend_from_slice(&body[at + KEY.len()..]);
+        Some(new)
+    }
 }
 
+/// The program of the exec the bridge is reporting, for the stop reply
+/// (see `Replies::exec_stop`); taken by it.
+pub type ExecPath = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
 /// The `qSupported` reply with `QPassSignals+` added (the link answers
-/// it). To lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded
+/// it), and `exec-events+` (see `Replies::exec_stop`). To lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded
 /// only the first library of the list (the vdso) and then no breakpoint in
 /// libc resolved; it walks the loader's list well on its own.
 fn advertised(body: &[u8], lldb: bool) -> Vec<u8> {
@@ -147,7 +184,7 @@ fn advertised(body: &[u8], lldb: bool) -> Vec<u8> {
         let text = String::from_utf8_lossy(&new).replace(";qXfer:libraries-svr4:read+", "");
         new = text.into_bytes();
     }
-    new.extend_from_slice(b";QPassSignals+");
+    new.extend_from_slice(b";QPassSignals+;exec-events+");
     new
 }
 
@@ -185,7 +222,7 @@ mod tests {
 
     #[test]
     fn qsupported_reply_advertises_pass_signals_with_its_checksum() {
-        let body = "PacketSize=100;swbreak+;QPassSignals+";
+        let body = "PacketSize=100;swbreak+;QPassSignals+;exec-events+";
         let mut r = Replies::default();
         // Anything else first goes as it is.
         assert_eq!(through(&mut r, "+$OK#9a", false), "+$OK#9a");
@@ -202,6 +239,32 @@ mod tests {
         assert_eq!(
             through(&mut r, reply, true),
             format!("${body}#{}", checksum(body))
+        );
+    }
+
+    #[test]
+    fn an_exec_stop_names_the_program_to_gdb_and_is_an_exec_to_lldb() {
+        let mut r = Replies::default();
+        through(&mut r, "$PacketSize=100#00", false);
+        *r.exec.lock().unwrap() = Some("/bin/ls".into());
+        let stop = "T05thread:p10.10;library:;";
+        let want = "T05thread:p10.10;exec:2f62696e2f6c73;";
+        assert_eq!(
+            through(&mut r, &format!("${stop}#00"), false),
+            format!("${want}#{}", checksum(want))
+        );
+        // Taken: a library stop with no exec pending is one.
+        assert_eq!(
+            through(&mut r, &format!("${stop}#00"), false),
+            format!("${stop}#00")
+        );
+        let mut r = Replies::default();
+        through(&mut r, "$PacketSize=100#00", true);
+        *r.exec.lock().unwrap() = Some("/bin/ls".into());
+        let want = "T05thread:p10.10;reason:exec;";
+        assert_eq!(
+            through(&mut r, &format!("${stop}#00"), false),
+            format!("${want}#{}", checksum(want))
         );
     }
 
