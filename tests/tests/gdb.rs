@@ -940,3 +940,92 @@ fn gdb_follows_an_exec_into_the_new_program() {
         "{out}"
     );
 }
+
+/// Two debuggers on one process, each through its own bridge (its own
+/// engine): the second's breakpoint is in the process's memory (an int3,
+/// as /proc/PID/mem shows) while the first reads the original byte there;
+/// the first's own breakpoint stops only it, and it never stops for the
+/// other's.
+#[test]
+fn two_debuggers_on_one_process_never_see_each_others_breakpoints() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-two");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let (mut bridge, addr) = listening_bridge(&d, pid);
+    let going = d.dir.path("b-continues");
+    // The second debugger: a breakpoint at a function never called, and
+    // the program let run (gdb inserts it as it continues).
+    let mut second = common::KillOnDrop(
+        Command::new("timeout")
+            .args(["60", "gdb", "-q", "-nx", "-batch", tracee!("ticker")])
+            .args(["-ex", &format!("target remote {addr}")])
+            .args(["-ex", "break *abort"])
+            .args(["-ex", &format!("shell touch {going}")])
+            .args(["-ex", "continue"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gdb"),
+    );
+    common::wait_for("the second debugger to continue", || {
+        std::path::Path::new(&going).exists()
+    });
+    ticks_on(&mut lines, 2);
+    let out = gdb(
+        Some(tracee!("ticker")),
+        &[
+            format!(
+                "target remote | {} --server {} gdb --stdio -p {pid}",
+                utrace_bin(),
+                d.uri
+            ),
+            "x/2bx abort".into(),
+            "break clock_nanosleep".into(),
+            "continue".into(),
+            "bt 1".into(),
+            "delete".into(),
+            "detach".into(),
+        ],
+    );
+    // `0x7f…39f <__GI_abort>:\t0x55\t0x53`: what the first read, and the
+    // process's own byte there now (the second's int3, still in).
+    let line = out
+        .lines()
+        .find(|l| l.contains("abort>:"))
+        .unwrap_or_else(|| panic!("no abort bytes:\n{out}"));
+    let at = u64::from_str_radix(line.trim_start_matches("0x").split(' ').next().unwrap(), 16)
+        .expect("address");
+    let seen = line.split_whitespace().nth(2).unwrap_or("");
+    let mut byte = [0u8; 1];
+    std::os::unix::fs::FileExt::read_exact_at(
+        &std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem"),
+        &mut byte,
+        at,
+    )
+    .expect("read the process's byte");
+    assert_eq!(byte[0], 0xcc, "the second's int3 is in:\n{out}");
+    assert_ne!(seen, "0xcc", "and hidden from the first:\n{out}");
+    assert!(seen.starts_with("0x"), "{out}");
+    let rest = after(&out, "Breakpoint 1, ");
+    assert!(rest.contains("clock_nanosleep"), "{out}");
+    assert!(
+        !out.contains("SIGTRAP"),
+        "never stopped by the other's:\n{out}"
+    );
+    assert!(out.contains(&format!("(process {pid}) detached]")), "{out}");
+    ticks_on(&mut lines, 3);
+    // The second's bridge goes (its gdb with it): its int3 too.
+    let _ = bridge.0.kill();
+    let _ = bridge.0.wait();
+    let _ = second.0.wait();
+    common::wait_for("the second's int3 gone", || {
+        let mut b = [0u8; 1];
+        std::fs::File::open(format!("/proc/{pid}/mem"))
+            .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, at))
+            .is_ok_and(|()| b[0] != 0xcc)
+    });
+    ticks_on(&mut lines, 3);
+}
