@@ -353,6 +353,7 @@ impl BlockingEventLoop for Loop {
                         .on_report(*ev)
                         .map_err(WaitForStopReasonError::Target)?
                     {
+                        target.expedite(&stop);
                         return Ok(Event::TargetStopped(stop));
                     }
                 }
@@ -425,6 +426,7 @@ pub fn serve_with(
     bridge.general = link.lock().general();
     bridge.forks.reported = link.lock().forking();
     bridge.exec_path = link.lock().exec_path();
+    bridge.expedite = link.lock().expedite();
     bridge.multi = opts.multi;
     bridge.program = opts
         .program

@@ -183,6 +183,8 @@ pub struct Bridge {
     pub forks: super::fork::Forks,
     /// The program of the exec being reported, for the link.
     pub exec_path: super::link::ExecPath,
+    /// The registers of the stop being reported, for the link.
+    pub expedite: super::link::Expedite,
     /// Stack pages read at this stop (see [`Bridge::stack_read`]).
     stack_pages: HashMap<u64, Vec<u8>>,
     /// The last `qXfer:libraries-svr4` document (gdb reads it in pieces).
@@ -281,6 +283,7 @@ impl Bridge {
             general: Default::default(),
             forks: Default::default(),
             exec_path: Default::default(),
+            expedite: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -739,6 +742,34 @@ impl Bridge {
         self.doomed.clear();
         self.locked = false;
         *self.svr4.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Leave the frame, stack and program pointers of `stop`'s thread for
+    /// the link to put in the stop reply (when the report brought them):
+    /// gdb then asks for no `g` at the stop, as with gdbserver.
+    pub fn expedite(&self, stop: &StopReason) {
+        let tid = match stop {
+            StopReason::SwBreak(t) | StopReason::HwBreak(t) => *t,
+            StopReason::Watch { tid, .. } => *tid,
+            StopReason::SignalWithThread { tid, .. } => *tid,
+            StopReason::Fork { cur_tid, .. } => *cur_tid,
+            StopReason::Library(t) => *t,
+            StopReason::CatchSyscall { tid: Some(t), .. } => *t,
+            _ => return,
+        };
+        let tid = tid.get() as u32;
+        let Some(r) = self.regs.get(&tid) else {
+            return;
+        };
+        let hex =
+            |v: u64| -> String { v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect() };
+        let text = format!(
+            "06:{};07:{};10:{};",
+            hex(r.gpr[6]),
+            hex(r.gpr[7]),
+            hex(r.rip)
+        );
+        *self.expedite.lock().unwrap_or_else(|e| e.into_inner()) = Some((tid, text));
     }
 
     /// The fork child gdb's breakpoint packets are about, if they are not

@@ -22,8 +22,8 @@ mod rewrite;
 use handshake::{Handshake, Swallow};
 pub use intercept::{is_passed, Passed, Taken};
 use intercept::{General, Intercept, ReadWatch};
-pub use rewrite::ExecPath;
 use rewrite::Replies;
+pub use rewrite::{ExecPath, Expedite};
 
 /// Inputs waiting at most (the debugger's reader then waits; reports are
 /// few: each holds its thread until decided).
@@ -119,6 +119,11 @@ impl Link {
     /// The process gdb's last `Hg` named (0: none).
     pub fn general(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
         self.general.pid.clone()
+    }
+
+    /// Where the bridge leaves the registers of the stop it reports.
+    pub fn expedite(&self) -> Expedite {
+        self.replies.expedite.clone()
     }
 
     /// Where the bridge leaves the program of the exec it reports.

@@ -16,6 +16,8 @@ pub(super) struct Replies {
     held: Vec<u8>,
     /// The program an exec stop is about (see [`ExecPath`]).
     pub(super) exec: ExecPath,
+    /// The registers a stop reply carries (see [`Expedite`]).
+    pub(super) expedite: Expedite,
     /// The debugger is lldb (as its `qSupported` told).
     lldb: bool,
     /// Packets still to look at for the `qSupported` reply; 0: seen, or
@@ -44,6 +46,7 @@ impl Default for Replies {
             state: State::Out,
             held: Vec::new(),
             exec: ExecPath::default(),
+            expedite: Expedite::default(),
             lldb: false,
             advertise_left: ADVERTISE_WITHIN,
         }
@@ -140,9 +143,37 @@ impl Replies {
             }
         }
         if body.first() == Some(&b'T') {
-            return fork_child(body).or_else(|| self.exec_stop(body));
+            let changed = fork_child(body).or_else(|| self.exec_stop(body));
+            let now = changed.as_deref().unwrap_or(body);
+            return self.expedited(now).or(changed);
         }
         None
+    }
+
+    /// A stop reply with the registers the bridge left for its thread
+    /// (see [`Expedite`]), after the signal number, as gdbserver writes
+    /// them: gdb then needs no `g` packet at the stop.
+    fn expedited(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let mut slot = self.expedite.lock().unwrap_or_else(|e| e.into_inner());
+        let (tid, regs) = slot.as_ref()?;
+        let thread = format!(".{tid:x};");
+        let plain = format!("thread:{tid:x};");
+        let text = String::from_utf8_lossy(body);
+        let named = text
+            .split("thread:")
+            .nth(1)
+            .and_then(|t| t.split(';').next())
+            .is_some_and(|id| {
+                format!("thread:{id};") == plain || format!("{id};").ends_with(&thread)
+            });
+        if !named || body.len() < 3 {
+            return None;
+        }
+        let mut new = body[..3].to_vec();
+        new.extend_from_slice(regs.as_bytes());
+        new.extend_from_slice(&body[3..]);
+        *slot = None;
+        Some(new)
     }
 
     /// An exec stop as the debugger knows it: gdbstub has no exec stop
@@ -173,6 +204,12 @@ impl Replies {
 /// The program of the exec the bridge is reporting, for the stop reply
 /// (see `Replies::exec_stop`); taken by it.
 pub type ExecPath = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+/// The registers of the stop the bridge is reporting: its thread, and
+/// `NN:HEX;` pairs in gdb's numbering (the frame, stack and program
+/// pointers, as gdbserver expedites). Taken by the stop reply that names
+/// that thread.
+pub type Expedite = std::sync::Arc<std::sync::Mutex<Option<(u32, String)>>>;
 
 /// The `qSupported` reply with `QPassSignals+` added (the link answers
 /// it), and `exec-events+` (see `Replies::exec_stop`). To lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded
@@ -265,6 +302,33 @@ mod tests {
         assert_eq!(
             through(&mut r, &format!("${stop}#00"), false),
             format!("${want}#{}", checksum(want))
+        );
+    }
+
+    #[test]
+    fn a_stop_reply_carries_its_threads_registers() {
+        let mut r = Replies {
+            advertise_left: 0,
+            ..Default::default()
+        };
+        let regs = "06:0100000000000000;07:0200000000000000;10:0300000000000000;";
+        *r.expedite.lock().unwrap() = Some((0x2a, regs.into()));
+        // Another thread's stop: as it is, the registers kept.
+        let other = "$T05thread:p10.2b;#00";
+        assert_eq!(through(&mut r, other, false), other);
+        let want = format!("T05{regs}thread:p10.2a;swbreak:;");
+        assert_eq!(
+            through(&mut r, "$T05thread:p10.2a;swbreak:;#00", false),
+            format!("${want}#{}", checksum(&want))
+        );
+        // Once.
+        let again = "$T05thread:p10.2a;#00";
+        assert_eq!(through(&mut r, again, false), again);
+        *r.expedite.lock().unwrap() = Some((0x2a, regs.into()));
+        let want = format!("T05{regs}thread:2a;");
+        assert_eq!(
+            through(&mut r, "$T05thread:2a;#00", false),
+            format!("${want}#{}", checksum(&want))
         );
     }
 
