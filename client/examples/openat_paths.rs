@@ -47,6 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         register: "rsi".into(),
                         len: 4096,
                         string: true,
+                        offset: 0,
                     }],
                     ..Default::default()
                 }),

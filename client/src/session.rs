@@ -16,7 +16,7 @@
 //!             sync: true,
 //!             // The path (second argument, rsi) comes with each report.
 //!             expedite: Some(pb::Expedite {
-//!                 memory: vec![pb::MemRef { register: "rsi".into(), len: 4096, string: true }],
+//!                 memory: vec![pb::MemRef { register: "rsi".into(), len: 4096, string: true, offset: 0 }],
 //!                 ..Default::default()
 //!             }),
 //!             ..Default::default()

@@ -222,6 +222,8 @@ impl SpecContext {
 const MAX_EXPEDITE_REGISTERS: usize = 64;
 const MAX_EXPEDITE_MEMORY: usize = 16;
 const MAX_EXPEDITE_LEN: u32 = 65_536;
+/// Farthest an expedited read may start from its register (1 MiB).
+const MAX_EXPEDITE_OFFSET: u32 = 1 << 20;
 /// The longest deadline a client may ask for (a day).
 const MAX_DEADLINE_MS: u32 = 86_400_000;
 /// The longest `decode_string_limit` (strace's `-s`): a report's text stays
@@ -280,10 +282,17 @@ fn expedite_config(x: Option<&pb::Expedite>, field: &str) -> Result<Option<Exped
                 m.len
             )));
         }
+        if m.offset.unsigned_abs() > MAX_EXPEDITE_OFFSET {
+            return Err(Status::invalid_argument(format!(
+                "{at}.offset: {} is out of range; give -{MAX_EXPEDITE_OFFSET} to {MAX_EXPEDITE_OFFSET}",
+                m.offset
+            )));
+        }
         memory.push(MemRef {
             register,
             len: m.len as usize,
             string: m.string,
+            offset: i64::from(m.offset),
         });
     }
     Ok(Some(Expedite {

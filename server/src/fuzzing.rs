@@ -96,6 +96,7 @@ mod tests {
                         register: pick(g, &regs).into(),
                         len: [0, 1, 65536, 65537, u32::MAX][g.below(5) as usize],
                         string: g.below(2) == 0,
+                        offset: [0, -16, 1 << 20, -(1 << 20) - 1, i32::MIN][g.below(5) as usize],
                     })
                     .collect(),
                 register_bytes: vec![pick(g, &["xmm0", "st7", "nope", ""]).into()],

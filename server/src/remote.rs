@@ -830,6 +830,8 @@ pub struct MemRef {
     pub register: String,
     pub len: usize,
     pub string: bool,
+    /// Added to the register's value.
+    pub offset: i64,
 }
 
 /// What makes a remote engine synchronous.
@@ -1029,6 +1031,7 @@ fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
             let Ok(addr) = task.register(&m.register) else {
                 return utrace_proto::Bytes::new();
             };
+            let addr = addr.wrapping_add(m.offset as u64);
             let r = if m.string {
                 task.read_string(addr, m.len)
             } else {

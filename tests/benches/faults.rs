@@ -167,6 +167,7 @@ async fn round(
                             register: "rsp".into(),
                             len: 8,
                             string: false,
+                            offset: 0,
                         }],
                         register_bytes: Default::default(),
                     }),

@@ -379,6 +379,7 @@ fn openat_engine(probe: Probe) -> pb::EngineSpec {
                 register: "rsi".into(),
                 len: 4096,
                 string: true,
+                offset: 0,
             }],
             register_bytes: Default::default(),
         }),

@@ -86,6 +86,7 @@ async fn breakpoint_where_it_is(c: &mut Client, pid: u32, int3: bool) -> (u64, u
             register: "rsp".into(),
             len: 8,
             string: false,
+            offset: 0,
         }],
         register_bytes: Default::default(),
     });

@@ -348,7 +348,7 @@ fn gdb_hardware_watchpoints_and_breakpoints() {
     );
     // Deleted: no third stop for counter.
     assert!(!rest.contains("New value = 3"), "{out}");
-    let rest = after(rest, "Thread 2 hit Breakpoint 3, worker");
+    let rest = after(rest, "Thread 2 \"watch\" hit Breakpoint 3, worker");
     // flag's write in the worker is not a read; main's printf reads it.
     let rest = after(rest, "hit Hardware read watchpoint 4: flag\n\nValue = 7\n");
     let read_line = format!("watch.c:{}", line_of("printf(\"flag="));
@@ -604,6 +604,8 @@ fn gdb_session_with_threads_signals_syscalls_and_a_child() {
         .filter(|l| l.contains("Thread "))
         .count();
     assert!(listed >= 2, "main and a worker at least:\n{out}");
+    // Named (qXfer:threads, from the threads' comm).
+    assert!(rest.contains("\"session\""), "thread names:\n{out}");
     let rest = after(rest, "Breakpoint 2, depth (n=0)");
     let rest = after(rest, "#4 ");
     assert!(

@@ -950,6 +950,7 @@ async fn queued_report_bytes_are_bounded_per_uid() {
                 register: "rsp".into(),
                 len: 1024,
                 string: false,
+                offset: 0,
             })
             .collect(),
         register_bytes: Default::default(),

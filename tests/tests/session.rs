@@ -27,6 +27,7 @@ fn openat_probe() -> pb::EngineSpec {
                 register: "rsi".into(),
                 len: 4096,
                 string: true,
+                offset: 0,
             }],
             register_bytes: vec!["mxcsr".into(), "xmm0".into()],
         }),
@@ -637,6 +638,7 @@ async fn bad_specs_are_refused() {
             register: "rsi".into(),
             len: 0,
             string: true,
+            offset: 0,
         }],
         register_bytes: Default::default(),
     });

@@ -42,6 +42,7 @@ pub mod link;
 pub mod regions;
 pub mod signals;
 pub mod target;
+pub mod threads;
 
 use std::io::{Read, Write};
 
@@ -133,14 +134,31 @@ fn engine_spec() -> pb::EngineSpec {
         follow_children: true,
         // Every register of gdb's `g` packet comes with each report: the
         // `g` gdb sends right after a stop needs no round trip.
+        // So does the memory gdb reads right after a stop: the code
+        // around the pc (the instruction, for stepi and prologue
+        // analysis) and the stack around the stack pointer (the frame's
+        // return address and locals).
         expedite: Some(pb::Expedite {
             registers: arch::WORDS.iter().map(|s| s.to_string()).collect(),
             register_bytes: arch::WIDE.iter().map(|s| s.to_string()).collect(),
-            memory: Vec::new(),
+            memory: STOP_MEMORY
+                .iter()
+                .map(|(register, offset, len)| pb::MemRef {
+                    register: register.to_string(),
+                    len: *len,
+                    string: false,
+                    offset: *offset,
+                })
+                .collect(),
         }),
         ..Default::default()
     }
 }
+
+/// The memory each report brings (register, offset from its value,
+/// bytes): what gdb reads right after a stop (measured: the pc's byte,
+/// twice, and 64 bytes from 8 below the stack pointer), with a margin.
+pub(crate) const STOP_MEMORY: [(&str, i32, u32); 2] = [("rip", -64, 192), ("rsp", -256, 1280)];
 
 /// The report kinds of the bridge's engine; with syscall stops while gdb
 /// catches syscalls.
@@ -427,6 +445,7 @@ pub fn serve_with(
     bridge.forks.reported = link.lock().forking();
     bridge.exec_path = link.lock().exec_path();
     bridge.expedite = link.lock().expedite();
+    bridge.thread_list = link.lock().threads();
     bridge.multi = opts.multi;
     bridge.program = opts
         .program

@@ -185,8 +185,13 @@ pub struct Bridge {
     pub exec_path: super::link::ExecPath,
     /// The registers of the stop being reported, for the link.
     pub expedite: super::link::Expedite,
+    /// The threads as of the last stop, for the link (`qXfer:threads`).
+    pub thread_list: super::threads::Threads,
     /// Stack pages read at this stop (see [`Bridge::stack_read`]).
     stack_pages: HashMap<u64, Vec<u8>>,
+    /// Memory that came with this stop's reports (see
+    /// [`super::STOP_MEMORY`]): start and bytes.
+    stop_memory: Vec<(u64, Vec<u8>)>,
     /// The last `qXfer:libraries-svr4` document (gdb reads it in pieces).
     pub(super) svr4: std::sync::Mutex<Option<Vec<u8>>>,
     /// gdb's `catch syscall` set (`None`: not catching).
@@ -279,11 +284,13 @@ impl Bridge {
             catching: None,
             svr4: Default::default(),
             stack_pages: HashMap::new(),
+            stop_memory: Vec::new(),
             link_pid: Default::default(),
             general: Default::default(),
             forks: Default::default(),
             exec_path: Default::default(),
             expedite: Default::default(),
+            thread_list: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -536,7 +543,17 @@ impl Bridge {
                 }
             }
         }
+        self.publish_threads();
         Ok(())
+    }
+
+    /// Keep the thread list where the link answers `qXfer:threads` from
+    /// (the leader first, as gdb lists threads in the order it learns of
+    /// them).
+    fn publish_threads(&self) {
+        let mut tids: Vec<u32> = self.threads.keys().copied().collect();
+        tids.sort_by_key(|t| (*t != self.pid, *t));
+        *self.thread_list.lock().unwrap_or_else(|e| e.into_inner()) = tids;
     }
 
     /// Whether a thread the bridge stopped is held by a report of this
@@ -705,11 +722,45 @@ impl Bridge {
             .map(|x| Regs::from_server(&x.registers, &x.register_bytes))
         {
             Some(Ok(regs)) => {
+                if let Some(x) = &ev.expedited {
+                    self.keep_stop_memory(&regs, &x.memory);
+                }
                 self.regs.insert(ev.tid, regs);
             }
             _ => self.prefetch_regs(ev.tid),
         }
         Ok(())
+    }
+
+    /// Keep the memory a report brought, at the addresses its registers
+    /// give (bounded: a stop's reports are few; the oldest go first).
+    fn keep_stop_memory(&mut self, regs: &Regs, memory: &[utrace_proto::Bytes]) {
+        for ((register, offset, _), data) in super::STOP_MEMORY.iter().zip(memory) {
+            let base = match *register {
+                "rip" => regs.rip,
+                _ => regs.gpr[7],
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if self.stop_memory.len() >= 16 {
+                self.stop_memory.remove(0);
+            }
+            self.stop_memory
+                .push((base.wrapping_add(*offset as i64 as u64), data.to_vec()));
+        }
+    }
+
+    /// A read wholly inside memory that came with this stop's reports.
+    fn stop_memory_read(&self, start: u64, data: &mut [u8]) -> Option<usize> {
+        let end = start.checked_add(data.len() as u64)?;
+        let (at, bytes) = self
+            .stop_memory
+            .iter()
+            .find(|(at, bytes)| *at <= start && end <= at.saturating_add(bytes.len() as u64))?;
+        let from = (start - at) as usize;
+        data.copy_from_slice(&bytes[from..from + data.len()]);
+        Some(data.len())
     }
 
     /// The report `tid` is held by for the debugger, if it is.
@@ -732,9 +783,11 @@ impl Bridge {
         self.link_pid
             .store(pid, std::sync::atomic::Ordering::SeqCst);
         self.threads = threads.into_iter().collect();
+        self.publish_threads();
         self.wants.clear();
         self.regs.clear();
         self.stack_pages.clear();
+        self.stop_memory.clear();
         if let Some((_, p)) = self.prefetch.take() {
             p.abort();
         }
@@ -1277,6 +1330,11 @@ impl MultiThreadBase for Bridge {
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
         let t = self.mem_tid(tid);
+        if self.forks.has(t) {
+            // A fork child's memory is its own.
+        } else if let Some(n) = self.stop_memory_read(start, data) {
+            return Ok(n);
+        }
         if let Some(n) = self.stack_read(t, start, data) {
             return Ok(n);
         }
@@ -1300,6 +1358,7 @@ impl MultiThreadBase for Bridge {
 
     fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
         self.stack_pages.clear();
+        self.stop_memory.clear();
         let res = self
             .one(
                 self.mem_tid(tid),
@@ -1333,10 +1392,26 @@ impl MultiThreadResume for Bridge {
     fn resume(&mut self) -> Result<(), Self::Error> {
         self.regs.clear();
         self.stack_pages.clear();
+        self.stop_memory.clear();
         if let Some((_, task)) = self.prefetch.take() {
             task.abort();
         }
-        if !self.doomed.is_empty() {
+        // A resume that only single-steps keeps the breakpoints gdb took
+        // out in the server: gdb steps over the breakpoint it stopped at
+        // with it out, and puts it back right after (two round trips to
+        // the server per hit, spared). The server steps a thread over its
+        // own int3 as if it were out, and no other thread runs meanwhile.
+        let moving = |t: &u32| match self.wants.get(t) {
+            Some(w) => Some(*w),
+            None if self.locked => None,
+            None => Some(Want::Continue(None)),
+        };
+        let only_steps = self
+            .threads
+            .keys()
+            .filter_map(moving)
+            .all(|w| matches!(w, Want::Step(_)));
+        if !self.doomed.is_empty() && !only_steps {
             let doomed = std::mem::take(&mut self.doomed);
             let ops = doomed.iter().map(|p| op(p.remove_op())).collect();
             let t = self.any_stopped();

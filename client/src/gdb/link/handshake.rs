@@ -61,6 +61,16 @@ impl Handshake {
             .any(|p| p.starts_with(b"$qSupported") && p.windows(LLDB.len()).any(|w| w == LLDB))
     }
 
+    /// Whether the debugger's `qSupported` offered `feature` (`name+`).
+    pub(super) fn offered(&self, feature: &[u8]) -> bool {
+        self.packets.iter().any(|p| {
+            p.starts_with(b"$qSupported")
+                && p[..p.len().saturating_sub(3)]
+                    .split(|b| *b == b';' || *b == b':')
+                    .any(|f| f == feature)
+        })
+    }
+
     /// Keep `p` (`$…#xx`) if it sets the connection up, once of each kind.
     fn keep(&mut self, p: Vec<u8>) {
         let body = &p[1..p.len().saturating_sub(3)];

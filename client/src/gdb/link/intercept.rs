@@ -34,10 +34,17 @@ pub enum Taken {
     /// any `D`, but after a fork gdb detaches one process and goes on
     /// with the other.
     Detach(Vec<u8>),
+    /// gdb's `qXfer:threads:read::OFF,LEN`.
+    Threads(Vec<u8>),
 }
 
 /// The heads of the packets taken.
-pub(super) const HEADS: [&[u8]; 3] = [b"$QPassSignals:", b"$qMemoryRegionInfo:", b"$D;"];
+pub(super) const HEADS: [&[u8]; 4] = [
+    b"$QPassSignals:",
+    b"$qMemoryRegionInfo:",
+    b"$D;",
+    b"$qXfer:threads:read::",
+];
 
 #[derive(Default)]
 pub(super) enum PassState {
@@ -108,7 +115,8 @@ impl Intercept {
                     return Some(match k {
                         0 => Taken::PassSignals(rest),
                         1 => Taken::MemoryRegionInfo(rest),
-                        _ => Taken::Detach(rest),
+                        2 => Taken::Detach(rest),
+                        _ => Taken::Threads(rest),
                     });
                 }
             }

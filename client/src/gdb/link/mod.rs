@@ -72,6 +72,10 @@ pub struct Link {
     replies: Replies,
     /// [`Link::send`]'s buffer, kept between calls.
     scratch: Vec<u8>,
+    /// The debugged process's threads, as the bridge last listed them.
+    threads: super::threads::Threads,
+    /// The `qXfer:threads` document being read.
+    threads_doc: Option<String>,
     /// The debugged process (0: none), for the packets the link answers.
     pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// Forks reported to the debugger and not yet settled (the bridge
@@ -111,6 +115,8 @@ impl Link {
             general: General::default(),
             replies: Replies::default(),
             scratch: Vec::new(),
+            threads: Default::default(),
+            threads_doc: None,
             pid: Default::default(),
             forking: Default::default(),
         }
@@ -119,6 +125,11 @@ impl Link {
     /// The process gdb's last `Hg` named (0: none).
     pub fn general(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
         self.general.pid.clone()
+    }
+
+    /// Where the bridge keeps the thread list (`qXfer:threads`).
+    pub fn threads(&self) -> super::threads::Threads {
+        self.threads.clone()
     }
 
     /// Where the bridge leaves the registers of the stop it reports.
@@ -165,11 +176,27 @@ impl Link {
             }
             Taken::PassSignals(list) => {
                 self.pass.set(&list);
-                "OK".to_string()
+                b"OK".to_vec()
             }
             Taken::MemoryRegionInfo(addr) => {
                 let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
-                super::regions::region_info(pid, &addr)
+                super::regions::region_info(pid, &addr).into_bytes()
+            }
+            Taken::Threads(spec) => {
+                // Made at the first window and kept for the rest (gdb reads
+                // it in pieces).
+                if spec.starts_with(b"0,") || self.threads_doc.is_none() {
+                    let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+                    let tids = self
+                        .threads
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    let multi = self.handshake.offered(b"multiprocess+");
+                    self.threads_doc = Some(super::threads::document(pid, &tids, multi));
+                }
+                let doc = self.threads_doc.as_deref().unwrap_or_default();
+                super::threads::window(doc.as_bytes(), &spec)
             }
         };
         let no_ack = self
@@ -182,7 +209,7 @@ impl Link {
         let _ = self
             .out
             .write_all(ack)
-            .and_then(|()| self.out.write_all(&packet(body.as_bytes())))
+            .and_then(|()| self.out.write_all(&packet(&body)))
             .and_then(|()| self.out.flush());
         None
     }

@@ -221,7 +221,7 @@ fn advertised(body: &[u8], lldb: bool) -> Vec<u8> {
         let text = String::from_utf8_lossy(&new).replace(";qXfer:libraries-svr4:read+", "");
         new = text.into_bytes();
     }
-    new.extend_from_slice(b";QPassSignals+;exec-events+");
+    new.extend_from_slice(b";QPassSignals+;exec-events+;qXfer:threads:read+");
     new
 }
 
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn qsupported_reply_advertises_pass_signals_with_its_checksum() {
-        let body = "PacketSize=100;swbreak+;QPassSignals+;exec-events+";
+        let body = "PacketSize=100;swbreak+;QPassSignals+;exec-events+;qXfer:threads:read+";
         let mut r = Replies::default();
         // Anything else first goes as it is.
         assert_eq!(through(&mut r, "+$OK#9a", false), "+$OK#9a");
