@@ -29,7 +29,8 @@
 //! stepped inside the server, one report when the pc leaves) per thread with
 //! signals (in gdb's numbering: [`signals`]), Ctrl-C, thread lists, exit
 //! and signal deaths, `qXfer:libraries-svr4` ([`libraries`]), `QPassSignals`
-//! (in [`link`]), `qXfer:exec-file`
+//! and `qXfer:threads` ([`threads`]; both answered in [`link`]), forks
+//! and execs ([`fork`]), `qXfer:exec-file`
 //! (the debugger then reads the executable from this machine), `detach`
 //! and `kill`; with [`Options::multi`], extended mode as gdbserver
 //! `--multi`'s: `run` and `attach`, the session outliving each process.
