@@ -1388,3 +1388,66 @@ fn hex_strings_like_strace() {
     }
     let _ = std::fs::remove_file(&data);
 }
+
+/// `-b execve` as strace's: with `-f`, a process is let go at its exec
+/// (the line ends ` <detached ...>`) and runs its program untraced to its
+/// end, while the rest of the tree is still traced; the same calls as
+/// strace's, and exit 0 (the traced program's own end is not known).
+#[test]
+fn detach_on_execve_like_strace() {
+    let (ours_file, theirs_file) = (temp_trace("b-ours"), temp_trace("b-theirs"));
+    let script = "echo one; /bin/echo two; exec /bin/echo three";
+    let ours = utrace(&[
+        "trace",
+        "-f",
+        "-b",
+        "execve",
+        "-o",
+        ours_file.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let theirs = run_strace(&[
+        "-f",
+        "-b",
+        "execve",
+        "-o",
+        theirs_file.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let (u, s) = (
+        std::fs::read_to_string(&ours_file).unwrap_or_default(),
+        std::fs::read_to_string(&theirs_file).unwrap_or_default(),
+    );
+    let _ = (
+        std::fs::remove_file(&ours_file),
+        std::fs::remove_file(&theirs_file),
+    );
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    assert_eq!(theirs.code, Some(0), "{theirs:?}");
+    // The programs left ran to their end: all three words.
+    assert_eq!(ours.stdout, "one\ntwo\nthree\n", "{ours:?}");
+    assert_eq!(
+        syscall_names(&u),
+        syscall_names(&s),
+        "ours:\n{u}\nstrace's:\n{s}"
+    );
+    // The last exec (sh's own) ends the trace, detached; nothing of the
+    // new program follows (no exit line: its end is not seen).
+    let last = u.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("execve(\"/bin/echo\", [\"/bin/echo\", \"three\"]")
+            && last.ends_with(" <detached ...>"),
+        "{u}"
+    );
+    assert!(!u.contains("+++ exited"), "{u}");
+    // Only execve is strace's.
+    let bad = utrace(&["trace", "-b", "openat", "--", "true"]);
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(bad.stderr.contains("only execve"), "{bad:?}");
+}

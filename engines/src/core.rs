@@ -212,7 +212,7 @@ pub(crate) struct Core {
     /// Engines that asked to detach during a stop's handling; detached by
     /// [`Core::settle`] once the stop is handled (a detach may resume the
     /// task, which must not happen before its signal's fate is decided).
-    detach_later: Vec<EngineId>,
+    detach_later: Later,
     /// Why a spawn's engine lost its program at the program's exec (the
     /// spawn then fails with it).
     revoked: Option<Denied>,
@@ -265,7 +265,7 @@ impl Core {
             spawns: FxHashMap::default(),
             masks_changed: Vec::new(),
             watch_changed: Vec::new(),
-            detach_later: Vec::new(),
+            detach_later: Later::default(),
             revoked: None,
             journal: None,
             epoll: None,
@@ -763,7 +763,11 @@ impl Core {
     /// tasks, and resume `tid` if nobody holds it.
     fn settle(&mut self, tid: Tid) {
         self.resolve_conflicts();
-        for id in std::mem::take(&mut self.detach_later) {
+        let later = std::mem::take(&mut self.detach_later);
+        for (id, pid) in later.leave {
+            self.leave_at_stop(id, pid, tid);
+        }
+        for id in later.detach {
             self.detach_engine(id);
         }
         if !self.masks_changed.is_empty() {
@@ -1250,6 +1254,7 @@ impl Core {
             t.prelude = false;
         }
         let report = ExecReport {
+            startup: was_prelude,
             former_tid: former,
             exe: std::fs::read_link(format!("/proc/{tid}/exe"))
                 .ok()
@@ -2087,6 +2092,27 @@ impl Core {
         Ok(())
     }
 
+    /// Engine `id` leaves process `pid` as it asked at `tid`'s stop
+    /// ([`Action::Leave`]); the stop's end resumes or detaches `tid`.
+    fn leave_at_stop(&mut self, id: EngineId, pid: Tid, tid: Tid) {
+        if !self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.engines.contains(&id))
+        {
+            return;
+        }
+        self.flush_counts_of(pid);
+        self.leave(id, &[pid], Some(tid));
+        if let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) {
+            e.report_left(pid);
+        }
+        if !self.procs.values().any(|p| p.engines.contains(&id)) {
+            self.detach_engine(id);
+        }
+        debug!(engine = %id, pid, "engine left a process at its stop");
+    }
+
     /// Engine `id` leaves processes `pids`: its breakpoints there go (bytes
     /// nobody else needs are restored), and so do its holds, waiters and
     /// steps on their tasks; a task left with no engine is detached. Task
@@ -2157,6 +2183,10 @@ impl Core {
             Action::Detach => {
                 self.detach_engine(id);
                 return Ok(());
+            }
+            Action::Leave => {
+                let pid = t.proc as Tid;
+                return self.leave_process(id, pid);
             }
             Action::Stop if t.run != RunState::Stopped => {
                 if !t.hold_next.contains(&id) {
@@ -2348,13 +2378,15 @@ enum Answer {
 /// only says "no hold from this report": a hold the engine took otherwise at
 /// this stop (`control(Stop)` while the task ran, a batch's `Control`)
 /// stands.
-fn apply_action(
-    t: &mut TaskState,
-    id: EngineId,
-    action: Action,
-    from: Answer,
-    detach: &mut Vec<EngineId>,
-) {
+/// What engines asked at a stop that waits for its end ([`Core::settle`]):
+/// to detach, or to leave a process (engine, pid).
+#[derive(Default)]
+struct Later {
+    detach: Vec<EngineId>,
+    leave: Vec<(EngineId, Tid)>,
+}
+
+fn apply_action(t: &mut TaskState, id: EngineId, action: Action, from: Answer, later: &mut Later) {
     match action {
         Action::Resume => {
             if from == Answer::Command {
@@ -2370,7 +2402,8 @@ fn apply_action(
                 t.step_for.push(id);
             }
         }
-        Action::Detach => detach.push(id),
+        Action::Detach => later.detach.push(id),
+        Action::Leave => later.leave.push((id, t.proc as Tid)),
     }
 }
 

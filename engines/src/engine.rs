@@ -38,6 +38,10 @@ pub enum Action {
     SingleStep,
     /// This engine leaves every task it is attached to.
     Detach,
+    /// This engine leaves this task's process alone (its other processes
+    /// stay; its last one left, it is detached), as
+    /// [`crate::Tracer::leave_process`] does: strace's `-b execve`.
+    Leave,
 }
 
 /// What happens to a signal about to be delivered.

@@ -318,6 +318,8 @@ pub struct ExecReport {
     pub former_tid: Tid,
     /// `/proc/PID/exe` after the exec, if readable.
     pub exe: Option<String>,
+    /// The exec that started a program this tracer spawned (its first).
+    pub startup: bool,
 }
 
 /// How a thread ended.

@@ -192,6 +192,7 @@ pub fn engine_config(
             expedite,
             sync,
             lossless: spec.lossless,
+            leave_at_exec: spec.leave_at_exec,
         },
         queue_len,
     })

@@ -85,10 +85,11 @@ mod tests {
         let names = ["openat", "write", "257", "nope", "", "-1", "99999", "read "];
         let regs = ["rip", "rsi", "xmm0", "st0", "bogus", ""];
         pb::EngineSpec {
-            events: (0..g.below(4)).map(|_| g.below(12) as i32 - 1).collect(),
+            events: (0..g.below(4)).map(|_| g.below(15) as i32 - 1).collect(),
             syscalls: (0..g.below(4)).map(|_| pick(g, &names).into()).collect(),
             sync: g.below(2) == 0,
             follow_children: g.below(2) == 0,
+            leave_at_exec: g.below(2) == 0,
             expedite: (g.below(2) == 0).then(|| pb::Expedite {
                 registers: (0..g.below(70)).map(|_| pick(g, &regs).into()).collect(),
                 memory: (0..g.below(18))

@@ -867,6 +867,8 @@ pub struct Spec {
     pub sync: Option<SyncSpec>,
     /// A full queue holds the reporting thread instead of dropping.
     pub lossless: bool,
+    /// Leave a process at its exec (strace's `-b execve`).
+    pub leave_at_exec: bool,
 }
 
 /// A report a sync engine holds its task at, waiting for a decision.
@@ -1386,12 +1388,27 @@ impl Engine for RemoteEngine {
                 self.heads.insert(task.tid(), head);
             }
         }
-        self.report(task, EventMask::EXEC, None, |_| {
+        let leave = self.spec.leave_at_exec && !e.startup;
+        let make = |_: &mut Task<'_>| {
             pb::event::Kind::Exec(pb::Exec {
                 former_tid: e.former_tid as u32,
                 exe: e.exe.clone().unwrap_or_default(),
+                left: leave,
             })
-        })
+        };
+        if !leave {
+            return self.report(task, EventMask::EXEC, None, make);
+        }
+        // Told even if exec reports were not asked for, and past a full
+        // queue (the client must learn the process is gone from it); this
+        // engine's own (not shared with other engines' reports of the
+        // exec), never held; then left.
+        self.decoder.forget(task.tid());
+        self.heads.remove(&task.tid());
+        let shared = Shared::new(task.pid(), task.tid(), now_ns(), make(task));
+        let expedited = self.spec.expedite.as_ref().map(|x| expedite(task, x));
+        let _ = self.publish(shared, expedited, None, WhenFull::Exceed);
+        Action::Leave
     }
 
     fn report_exit(&mut self, task: &mut Task<'_>, e: &ExitReport) -> Action {

@@ -267,7 +267,12 @@ impl Assembler {
                     self.live += 1;
                 }
             }
-            Some(Kind::Exec(x)) => self.on_exec(tid, x.former_tid, out),
+            Some(Kind::Exec(x)) => {
+                self.on_exec(tid, x.former_tid, out);
+                if x.left {
+                    self.on_left(tid, out);
+                }
+            }
             Some(Kind::Exit(_)) => self.on_task_exit(tid, out),
             Some(Kind::Death(d)) => self.on_death(tid, d.status.as_ref(), out),
             Some(Kind::Revoked(r)) => {
@@ -506,6 +511,26 @@ impl Assembler {
             self.prefix_for(tid)
         );
         out(&line);
+    }
+
+    /// The engine left `tid`'s process at its exec (`-b execve`): the
+    /// execve it is inside is never seen to return; strace ends its line
+    /// with ` <detached ...>`.
+    fn on_left(&mut self, tid: u32, out: &mut dyn FnMut(&str)) {
+        const LEFT: &str = " <detached ...>";
+        if let Some(open) = self.open.take_if(|o| o.tid == tid) {
+            self.pending.remove(&tid);
+            out(&format!("{}{LEFT}", open.text));
+        } else if let Some(head) = self.pending.remove(&tid).and_then(|p| p.head) {
+            // Held back for a status filter: its outcome is "detached".
+            if self.shows(Status::Detached) {
+                self.interrupt_open(out);
+                out(&format!("{head}{LEFT}"));
+            }
+        }
+        // A line already ended ` <unfinished ...>` gets nothing more (as
+        // in strace).
+        self.live = self.live.saturating_sub(1);
     }
 
     /// The task is about to exit: a call it is inside never returns.
@@ -766,6 +791,7 @@ mod tests {
                     Kind::Exec(pb::Exec {
                         former_tid: 101,
                         exe: "/bin/true".into(),
+                        left: false,
                     }),
                 ),
                 // The server follows the move: the exit completes the call.

@@ -46,6 +46,8 @@ pub struct Options {
     pub node: Option<String>,
     /// Follow child processes (`-f`).
     pub follow: bool,
+    /// Leave a process at its exec (`-b execve`).
+    pub detach_on_exec: bool,
     /// Only these syscalls (`-e trace=`); empty: all, unless `no_syscalls`.
     pub syscalls: Vec<String>,
     /// No syscall at all (`-e trace=none`): signals and exits only.
@@ -174,6 +176,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         events,
         syscalls: opts.syscalls.clone(),
         follow_children: opts.follow,
+        leave_at_exec: opts.detach_on_exec,
         decode: !opts.count,
         decode_string_limit: opts.string_limit,
         decode_fds: opts.fd_paths,
@@ -653,8 +656,9 @@ fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
         stop_at_entry: false,
         // Kernel-side filtering only with -f, as strace's --seccomp-bpf: a
         // filtered program depends on its tracer for its whole life, so
-        // children nobody follows would be tied to the server.
-        no_kernel_filter: !opts.follow,
+        // children nobody follows would be tied to the server; and a
+        // program left at its exec (-b execve) runs on untraced.
+        no_kernel_filter: !opts.follow || opts.detach_on_exec,
         engine: None,
         run_as: opts.run_as.clone(),
     }
@@ -679,6 +683,9 @@ struct State {
     attached: Vec<u32>,
     /// How the traced process ended.
     status: Option<pb::ExitStatus>,
+    /// The traced process was left at an exec (`-b execve`): it runs on,
+    /// and its end is not ours to know (strace then exits 0).
+    left_main: bool,
     /// Reports the server dropped for us.
     dropped: u64,
     /// The output failed once (reported once).
@@ -736,6 +743,7 @@ impl State {
             engine_ids: Vec::new(),
             attached: Vec::new(),
             status: None,
+            left_main: false,
             dropped: 0,
             write_failed: false,
             output_closed: false,
@@ -879,6 +887,9 @@ impl State {
             Some(Kind::Death(d)) if d.process_gone && Some(ev.pid) == self.main_pid() => {
                 self.status = d.status;
             }
+            Some(Kind::Exec(x)) if x.left && Some(ev.pid) == self.main_pid() => {
+                self.left_main = true;
+            }
             Some(Kind::Output(o)) => {
                 self.program_output(o, out);
                 return;
@@ -972,6 +983,7 @@ impl State {
                 Ok(exit_code(s))
             }
             (None, None) => Err("the server ended the trace before it started".into()),
+            (None, Some(_)) if self.left_main => Ok(0),
             (None, Some(pid)) if self.dropped > 0 => Err(format!(
                 "the exit status of pid {pid} is unknown: {} reports were lost",
                 self.dropped

@@ -20,6 +20,12 @@ pub struct TraceCmd {
     /// (without `-o`, as `-f`).
     #[arg(short = 'f', long = "follow-forks", action = clap::ArgAction::Count)]
     follow: u8,
+    /// Detach from a process when it reaches SYSCALL (`execve` only, as in
+    /// strace): at each exec but the program's first, the line ends with
+    /// ` <detached ...>` and the process runs its new program untraced
+    /// (with -f, the rest of the tree is still traced).
+    #[arg(short = 'b', long = "detach-on", value_name = "SYSCALL")]
+    detach_on: Option<String>,
     /// strace's qualifiers. `trace=SET` (or just `SET`): only these
     /// syscalls; a SET is `[!]VALUE,…` of names, numbers, classes (`%file`,
     /// `%net`, `%process`, `%%stat`…), `/REGEX`, `all`, `none`, `?VALUE`.
@@ -153,8 +159,6 @@ struct NotYet {
     v: u8,
     #[arg(short = 'k', long = "stack-trace", hide = true)]
     k: bool,
-    #[arg(short = 'b', long = "detach-on", value_name = "SYSCALL", hide = true)]
-    b: Option<String>,
     #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
     d: u8,
     #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
@@ -174,10 +178,9 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 7] = [
+        let given: [(&'static str, bool); 6] = [
             ("-v", self.v > 0),
             ("-k", self.k),
-            ("-b", self.b.is_some()),
             ("-D", self.d > 0),
             ("-I", self.big_i.is_some()),
             ("-X", self.big_x.is_some()),
@@ -333,6 +336,15 @@ impl TraceCmd {
             })?,
         };
         let _ = t.wall_clock;
+        let detach_on_exec = match t.detach_on.as_deref() {
+            None => false,
+            Some("execve") => true,
+            Some(other) => {
+                return Err(format!(
+                    "trace: -b {other}: only execve is supported (as in strace)"
+                ))
+            }
+        };
         if t.fd_paths > 1 {
             return Err(
                 "trace: strace's -yy (socket and device details) is not supported by \
@@ -366,6 +378,7 @@ impl TraceCmd {
             run_as,
             columns,
             follow: t.follow > 0,
+            detach_on_exec,
             // strace -ff: with -o, a file per thread (FILE.TID); without,
             // what -f does.
             per_thread: t.follow > 1 && t.output.is_some(),
