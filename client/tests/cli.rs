@@ -1451,3 +1451,46 @@ fn detach_on_execve_like_strace() {
     assert_eq!(bad.code, Some(1), "{bad:?}");
     assert!(bad.stderr.contains("only execve"), "{bad:?}");
 }
+
+/// A socket program's options, epoll events and address lengths decode
+/// as strace's: `SOL_SOCKET, SO_REUSEADDR, [1]`, `SOL_TCP, TCP_NODELAY`,
+/// `getsockopt`'s value and length, `{events=EPOLLIN, data={…}}` in and
+/// out, and `[128 => 16]` where the kernel shortened a length (ports and
+/// pointers aside, which differ from run to run).
+#[test]
+fn socket_options_and_epoll_decode_like_strace() {
+    let script = "import socket, select\n\
+        l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+        l.bind(('127.0.0.1',0)); l.listen(4)\n\
+        c=socket.create_connection(l.getsockname()); a,_=l.accept()\n\
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n\
+        c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)\n\
+        ep=select.epoll(); ep.register(a.fileno(), select.EPOLLIN); c.send(b'hi')\n\
+        ep.poll(1); a.recv(2)\n";
+    let set = "-etrace=setsockopt,getsockopt,epoll_ctl,epoll_wait,getsockname,accept4";
+    let ours = utrace(&["trace", set, "--", "python3", "-c", script]);
+    let theirs = run_strace(&[set, "--", "python3", "-c", script]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    let vary = regex::Regex::new(r"0x[0-9a-f]+|htons\(\d+\)").expect("regex");
+    let calls = |trace: &str| -> Vec<String> {
+        trace
+            .lines()
+            .map(strip_prefix)
+            // The interpreter's launcher's children end with SIGCHLDs.
+            .filter(|l| !l.starts_with("+++") && !l.starts_with("---"))
+            .map(|l| vary.replace_all(l, "_").into_owned())
+            .collect()
+    };
+    let (u, s) = (calls(&ours.stderr), calls(&theirs.stderr));
+    assert_eq!(u, s, "ours:\n{}\nstrace's:\n{}", ours.stderr, theirs.stderr);
+    let all = u.join("\n");
+    for want in [
+        "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0",
+        "SOL_TCP, TCP_NODELAY, [1], 4) = 0",
+        "getsockopt(4, SOL_SOCKET, SO_RCVBUF, [",
+        "{events=EPOLLIN, data={u32=5, u64=5}}",
+        "[128 => 16]",
+    ] {
+        assert!(all.contains(want), "{want:?} in:\n{all}");
+    }
+}

@@ -15,10 +15,11 @@ use super::format::{
 use super::names::{FCNTL_CMDS, FD_CLOEXEC_FLAG, IOCTL_REQUESTS};
 use super::signals::{errno_text, signal_arg};
 use super::structs::{
-    argv_at, clone3_args, clone3_tail, clone_flags, clone_tail, dirents, envp_at, fcntl_arg,
-    futex_op, futex_rest, iovec, pollfds, prctl_rest, rlimit, sigaction_at, sigreturn_mask,
-    sigset_at, sock_proto, sock_type, sockaddr_at, stack_at, stat_struct, statx_flags,
-    statx_struct, sysinfo, timespec, utsname, wait_status,
+    argv_at, clone3_args, clone3_tail, clone_flags, clone_tail, dirents, envp_at, epoll_event_in,
+    epoll_events_out, fcntl_arg, futex_op, futex_rest, iovec, pollfds, prctl_rest, rlimit,
+    sigaction_at, sigreturn_mask, sigset_at, sock_proto, sock_type, sockaddr_at, sockopt_name,
+    sockopt_value, stack_at, stat_struct, statx_flags, statx_struct, sysinfo, timespec, utsname,
+    wait_status,
 };
 use super::table::Arg::*;
 use super::table::{Arg, Ret, Spec, SPECS, UNKNOWN};
@@ -87,6 +88,8 @@ pub(super) struct Ctx<'m> {
     pub(super) fd_paths: bool,
     /// Strings in `\x` hex: [`Hex::NonAscii`] (`-x`), [`Hex::All`] (`-xx`).
     pub(super) hex: Hex,
+    /// At exit: the call's `socklen_t` as it was at entry ([`entry_socklen`]).
+    pub(super) saved_len: Option<u32>,
 }
 
 /// When strings are shown in `\x` hex rather than with C escapes (strace's
@@ -172,6 +175,17 @@ pub(super) fn lookup(entry: &SyscallEntry) -> (String, &'static Spec) {
 
 /// The arguments shown at entry, the index of the first shown at exit, and
 /// whether a separator is still due before it.
+/// The value at a call's `socklen_t` pointer at entry, for its exit to
+/// show `[IN => OUT]` (strace's).
+pub(super) fn entry_socklen(spec: &Spec, ctx: &mut Ctx<'_>) -> Option<u32> {
+    let i = spec.args.iter().position(|a| matches!(a, SocklenOut))?;
+    let at = ctx.arg(i);
+    if at == 0 {
+        return None;
+    }
+    ctx.mem.bytes(at, size_of::<u32>()).map(|b| u32_at(&b, 0))
+}
+
 pub(super) fn decode_entry(spec: &Spec, ctx: &mut Ctx<'_>) -> (String, usize, bool) {
     let mut out = String::new();
     let mut need_sep = false;
@@ -319,7 +333,22 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
             }
             None => ptr(v),
         },
-        SocklenOut => in_struct(c, v, size_of::<u32>(), |b| format!("[{}]", u32_at(b, 0))),
+        SocklenOut => match (c.saved_len, c.mem.bytes(v, size_of::<u32>())) {
+            _ if v == 0 => "NULL".into(),
+            (Some(was), Some(b)) if was != u32_at(&b, 0) => {
+                format!("[{was} => {}]", u32_at(&b, 0))
+            }
+            (_, Some(b)) => format!("[{}]", u32_at(&b, 0)),
+            (_, None) => ptr(v),
+        },
+        SockOpt => sockopt_name(c.arg(1), v),
+        SockOptIn => sockopt_value(c, c.arg(1), c.arg(2), v, c.arg(4) as u32 as u64),
+        SockOptOut => match (c.success(), c.mem.bytes(c.arg(4), size_of::<u32>())) {
+            (Some(_), Some(b)) => sockopt_value(c, c.arg(1), c.arg(2), v, u32_at(&b, 0) as u64),
+            _ => ptr(v),
+        },
+        EpollEventIn => epoll_event_in(c, v),
+        EpollEventsOut => epoll_events_out(c, v),
         GidsOut => match c.success() {
             _ if v == 0 => ptr(v),
             Some(n) if n >= 0 => {

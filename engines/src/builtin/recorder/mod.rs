@@ -60,7 +60,7 @@ mod tests;
 pub use decode::Hex;
 pub use signals::{death_line, signal_line, signame};
 
-use decode::{decode_entry, decode_exit, format_return, lookup, Ctx, Tracee};
+use decode::{decode_entry, decode_exit, entry_socklen, format_return, lookup, Ctx, Tracee};
 use table::{Spec, UNKNOWN};
 
 /// Where finished lines go: one call per line, without a trailing newline.
@@ -122,6 +122,8 @@ struct Pending {
     need_sep: bool,
     /// Its entry line was ended with ` <unfinished ...>`.
     interrupted: bool,
+    /// Its `socklen_t` at entry (see `decode::entry_socklen`).
+    saved_len: Option<u32>,
 }
 
 impl Recorder {
@@ -222,7 +224,9 @@ impl Recorder {
             limit: self.limit,
             fd_paths: false,
             hex: Hex::Never,
+            saved_len: None,
         };
+        let saved_len = entry_socklen(spec, &mut ctx);
         let (args, exit_from, need_sep) = decode_entry(spec, &mut ctx);
         let text = format!("{}{name}({args}", self.prefix_for(tid));
         self.open = Some(OpenLine { tid, text });
@@ -234,6 +238,7 @@ impl Recorder {
                 exit_from,
                 need_sep,
                 interrupted: false,
+                saved_len,
             },
         );
     }
@@ -272,6 +277,7 @@ impl Recorder {
             limit: self.limit,
             fd_paths: false,
             hex: Hex::Never,
+            saved_len: pending.saved_len,
         };
         line.push_str(&decode_exit(
             pending.spec,
@@ -397,7 +403,7 @@ impl Engine for Recorder {
 /// thread's call, `ARGS-KNOWN-AT-EXIT)`, and its return value's text.
 /// Concatenated they make strace's line (before the `= RET` alignment).
 pub struct Decoder {
-    pending: HashMap<Tid, (&'static Spec, usize, bool)>,
+    pending: HashMap<Tid, (&'static Spec, usize, bool, Option<u32>)>,
     /// Bytes of strings and buffers shown before `...` (strace's `-s`).
     limit: usize,
     /// Descriptors with what they refer to (strace's `-y`).
@@ -464,20 +470,25 @@ impl Decoder {
             limit: self.limit,
             fd_paths: self.fd_paths,
             hex: self.hex,
+            saved_len: None,
         };
+        let saved = entry_socklen(spec, &mut ctx);
         let (args, from, sep) = decode_entry(spec, &mut ctx);
-        self.pending.insert(tid, (spec, from, sep));
+        self.pending.insert(tid, (spec, from, sep, saved));
         format!("{name}({args}")
     }
 
     /// The exit part of the call whose entry this thread reported last.
     pub fn exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> DecodedExit {
         let tid = task.tid();
-        let (head, (spec, from, sep)) = match self.pending.remove(&tid) {
+        let (head, (spec, from, sep, saved)) = match self.pending.remove(&tid) {
             Some(p) => (String::new(), p),
             None => {
                 let head = self.entry(task, &call.entry);
-                let p = self.pending.remove(&tid).unwrap_or((&UNKNOWN, 0, false));
+                let p = self
+                    .pending
+                    .remove(&tid)
+                    .unwrap_or((&UNKNOWN, 0, false, None));
                 (head, p)
             }
         };
@@ -488,6 +499,7 @@ impl Decoder {
             limit: self.limit,
             fd_paths: self.fd_paths,
             hex: self.hex,
+            saved_len: saved,
         };
         let mut args = head;
         args.push_str(&decode_exit(spec, &mut ctx, from, sep));

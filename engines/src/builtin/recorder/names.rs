@@ -70,6 +70,9 @@ pub(super) mod uapi {
     pub const MSG_PROXY: i32 = 0x10;
     pub const POLLMSG: i32 = 0x400;
     pub const MPOL_PREFERRED_MANY: i32 = 5;
+    // uapi/linux/eventpoll.h, uapi/linux/tcp.h.
+    pub const EPOLLNVAL: i32 = 0x20;
+    pub const TCP_TX_DELAY: i32 = 37;
 }
 
 /// The kernel's `O_LARGEFILE` (`asm-generic/fcntl.h`); libc has 0 on 64-bit
@@ -414,6 +417,172 @@ pub(super) static TIMER_FLAGS: Flags = Flags {
 };
 
 pub(super) static EPOLL_OPS: &Names = &[c!(EPOLL_CTL_ADD), c!(EPOLL_CTL_DEL), c!(EPOLL_CTL_MOD)];
+
+/// `struct epoll_event`'s `events` (strace's names).
+pub(super) static EPOLL_EVENTS: Flags = Flags {
+    names: &[
+        c!(EPOLLIN),
+        c!(EPOLLPRI),
+        c!(EPOLLOUT),
+        c!(EPOLLERR),
+        c!(EPOLLHUP),
+        u!(EPOLLNVAL),
+        c!(EPOLLRDNORM),
+        c!(EPOLLRDBAND),
+        c!(EPOLLWRNORM),
+        c!(EPOLLWRBAND),
+        c!(EPOLLMSG),
+        c!(EPOLLRDHUP),
+        c!(EPOLLEXCLUSIVE),
+        c!(EPOLLWAKEUP),
+        c!(EPOLLONESHOT),
+        c!(EPOLLET),
+    ],
+    zero: "0",
+};
+
+/// `setsockopt`/`getsockopt` levels, as strace names them (`SOL_IP` for
+/// 0, `SOL_TCP` for 6).
+pub(super) static SOCKOPT_LEVELS: &Names = &[
+    (0, "SOL_IP"),
+    c!(SOL_SOCKET),
+    (6, "SOL_TCP"),
+    (17, "SOL_UDP"),
+    c!(SOL_IPV6),
+    c!(SOL_ICMPV6),
+    c!(SOL_RAW),
+    c!(SOL_PACKET),
+    c!(SOL_NETLINK),
+    c!(SOL_TLS),
+];
+
+/// Socket options of `SOL_SOCKET`.
+pub(super) static SO_OPTIONS: &Names = &[
+    c!(SO_DEBUG),
+    c!(SO_REUSEADDR),
+    c!(SO_TYPE),
+    c!(SO_ERROR),
+    c!(SO_DONTROUTE),
+    c!(SO_BROADCAST),
+    c!(SO_SNDBUF),
+    c!(SO_RCVBUF),
+    c!(SO_SNDBUFFORCE),
+    c!(SO_RCVBUFFORCE),
+    c!(SO_KEEPALIVE),
+    c!(SO_OOBINLINE),
+    c!(SO_NO_CHECK),
+    c!(SO_PRIORITY),
+    c!(SO_LINGER),
+    c!(SO_BSDCOMPAT),
+    c!(SO_REUSEPORT),
+    c!(SO_PASSCRED),
+    c!(SO_PEERCRED),
+    c!(SO_RCVLOWAT),
+    c!(SO_SNDLOWAT),
+    (20, "SO_RCVTIMEO_OLD"),
+    (21, "SO_SNDTIMEO_OLD"),
+    c!(SO_BINDTODEVICE),
+    c!(SO_ATTACH_FILTER),
+    c!(SO_DETACH_FILTER),
+    c!(SO_PEERNAME),
+    (29, "SO_TIMESTAMP_OLD"),
+    c!(SO_ACCEPTCONN),
+    c!(SO_PEERSEC),
+    c!(SO_PASSSEC),
+    c!(SO_MARK),
+    c!(SO_PROTOCOL),
+    c!(SO_DOMAIN),
+    c!(SO_RXQ_OVFL),
+    c!(SO_ATTACH_BPF),
+    c!(SO_INCOMING_CPU),
+    c!(SO_BUSY_POLL),
+    c!(SO_ZEROCOPY),
+    c!(SO_TXTIME),
+    c!(SO_BINDTOIFINDEX),
+];
+
+/// Socket options of `SOL_TCP`.
+pub(super) static TCP_OPTIONS: &Names = &[
+    c!(TCP_NODELAY),
+    c!(TCP_MAXSEG),
+    c!(TCP_CORK),
+    c!(TCP_KEEPIDLE),
+    c!(TCP_KEEPINTVL),
+    c!(TCP_KEEPCNT),
+    c!(TCP_SYNCNT),
+    c!(TCP_LINGER2),
+    c!(TCP_DEFER_ACCEPT),
+    c!(TCP_WINDOW_CLAMP),
+    c!(TCP_INFO),
+    c!(TCP_QUICKACK),
+    c!(TCP_CONGESTION),
+    c!(TCP_MD5SIG),
+    c!(TCP_THIN_LINEAR_TIMEOUTS),
+    c!(TCP_THIN_DUPACK),
+    c!(TCP_USER_TIMEOUT),
+    c!(TCP_REPAIR),
+    c!(TCP_REPAIR_QUEUE),
+    c!(TCP_QUEUE_SEQ),
+    c!(TCP_REPAIR_OPTIONS),
+    c!(TCP_FASTOPEN),
+    c!(TCP_TIMESTAMP),
+    c!(TCP_NOTSENT_LOWAT),
+    c!(TCP_CC_INFO),
+    c!(TCP_SAVE_SYN),
+    c!(TCP_SAVED_SYN),
+    c!(TCP_REPAIR_WINDOW),
+    c!(TCP_FASTOPEN_CONNECT),
+    c!(TCP_ULP),
+    c!(TCP_MD5SIG_EXT),
+    c!(TCP_FASTOPEN_KEY),
+    c!(TCP_FASTOPEN_NO_COOKIE),
+    c!(TCP_ZEROCOPY_RECEIVE),
+    c!(TCP_INQ),
+    u!(TCP_TX_DELAY),
+];
+
+/// Socket options of `SOL_IP`.
+pub(super) static IP_OPTIONS: &Names = &[
+    c!(IP_TOS),
+    c!(IP_TTL),
+    c!(IP_HDRINCL),
+    c!(IP_OPTIONS),
+    c!(IP_RECVOPTS),
+    c!(IP_RETOPTS),
+    c!(IP_PKTINFO),
+    c!(IP_MTU_DISCOVER),
+    c!(IP_RECVERR),
+    c!(IP_RECVTTL),
+    c!(IP_RECVTOS),
+    c!(IP_MTU),
+    c!(IP_FREEBIND),
+    c!(IP_TRANSPARENT),
+    c!(IP_BIND_ADDRESS_NO_PORT),
+    c!(IP_MULTICAST_IF),
+    c!(IP_MULTICAST_TTL),
+    c!(IP_MULTICAST_LOOP),
+    c!(IP_ADD_MEMBERSHIP),
+    c!(IP_DROP_MEMBERSHIP),
+];
+
+/// Socket options of `SOL_IPV6`.
+pub(super) static IPV6_OPTIONS: &Names = &[
+    c!(IPV6_ADDRFORM),
+    c!(IPV6_UNICAST_HOPS),
+    c!(IPV6_MULTICAST_IF),
+    c!(IPV6_MULTICAST_HOPS),
+    c!(IPV6_MULTICAST_LOOP),
+    c!(IPV6_ADD_MEMBERSHIP),
+    c!(IPV6_DROP_MEMBERSHIP),
+    c!(IPV6_MTU_DISCOVER),
+    c!(IPV6_MTU),
+    c!(IPV6_RECVERR),
+    c!(IPV6_V6ONLY),
+    c!(IPV6_RECVPKTINFO),
+    c!(IPV6_TCLASS),
+    c!(IPV6_RECVTCLASS),
+    c!(IPV6_FREEBIND),
+];
 
 pub(super) static STATX_MASK: Flags = Flags {
     names: &[

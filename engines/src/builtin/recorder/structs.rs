@@ -11,11 +11,12 @@ use super::format::{
     open_flags, ptr, quote, string_at, u16_at, u32_at, u64_at,
 };
 use super::names::{
-    uapi, ADDRESS_FAMILIES, AT_FLAGS, CLONE_FLAGS, FD_CLOEXEC_FLAG, FILE_TYPES, FUTEX_CMDS,
-    IP_PROTOCOLS, POLL_EVENTS, SA_FLAGS, SA_RESTORER, SOCK_FLAGS, SOCK_TYPES, SS_FLAGS,
-    STATX_ATTRS, STATX_MASK,
+    uapi, ADDRESS_FAMILIES, AT_FLAGS, CLONE_FLAGS, EPOLL_EVENTS, FD_CLOEXEC_FLAG, FILE_TYPES,
+    FUTEX_CMDS, IPV6_OPTIONS, IP_OPTIONS, IP_PROTOCOLS, POLL_EVENTS, SA_FLAGS, SA_RESTORER,
+    SOCK_FLAGS, SOCK_TYPES, SO_OPTIONS, SS_FLAGS, STATX_ATTRS, STATX_MASK, TCP_OPTIONS,
 };
 use super::signals::{signal_arg, signame};
+use super::table::Names;
 use super::{MAX_DIRENT_BYTES, MAX_ENV_COUNT, NSIG};
 /// A file mode: `S_IFREG|0644`, `S_IFDIR|S_ISVTX|0777`.
 pub(super) fn file_mode(m: u32) -> String {
@@ -423,6 +424,74 @@ pub(super) fn sock_proto(domain: i32, proto: i32) -> String {
         }
     }
     proto.to_string()
+}
+
+/// A socket option's name at `level`, as strace prints it (the number
+/// when the level or the option is not one it names).
+pub(super) fn sockopt_name(level: u64, name: u64) -> String {
+    let names: &Names = match level as u32 as i32 {
+        libc::SOL_SOCKET => SO_OPTIONS,
+        libc::IPPROTO_TCP => TCP_OPTIONS,
+        libc::IPPROTO_IP => IP_OPTIONS,
+        libc::IPPROTO_IPV6 => IPV6_OPTIONS,
+        _ => &[],
+    };
+    enum_name(name as u32 as u64, names)
+}
+
+/// A socket option's value of `len` bytes at `addr`: `[N]` for an `int`,
+/// `{l_onoff=…, l_linger=…}` for `SO_LINGER`, the pointer otherwise (as
+/// strace, for the options it does not decode).
+pub(super) fn sockopt_value(c: &mut Ctx<'_>, level: u64, name: u64, addr: u64, len: u64) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    let linger = level as u32 as i32 == libc::SOL_SOCKET && name as u32 as i32 == libc::SO_LINGER;
+    match (len, linger) {
+        (8, true) => match c.mem.bytes(addr, 8) {
+            Some(b) => format!("{{l_onoff={}, l_linger={}}}", i32_at(&b, 0), i32_at(&b, 4)),
+            None => ptr(addr),
+        },
+        (4, _) => match c.mem.bytes(addr, 4) {
+            Some(b) => format!("[{}]", i32_at(&b, 0)),
+            None => ptr(addr),
+        },
+        _ => ptr(addr),
+    }
+}
+
+/// One `struct epoll_event` (packed on x86_64: `events` then `data`).
+fn epoll_event(b: &[u8]) -> String {
+    let events = u32_at(b, 0) as u64;
+    let data = u64_at(b, 4);
+    format!(
+        "{{events={}, data={{u32={}, u64={data}}}}}",
+        flags(events, &EPOLL_EVENTS),
+        data as u32
+    )
+}
+
+/// The size of a `struct epoll_event` (packed on x86_64).
+const EPOLL_EVENT_SIZE: usize = 12;
+
+/// `epoll_ctl`'s event, read at entry.
+pub(super) fn epoll_event_in(c: &mut Ctx<'_>, addr: u64) -> String {
+    in_struct(c, addr, EPOLL_EVENT_SIZE, epoll_event)
+}
+
+/// The events `epoll_wait` wrote: as many as it returned.
+pub(super) fn epoll_events_out(c: &mut Ctx<'_>, addr: u64) -> String {
+    let Some(n) = c.success() else {
+        return ptr(addr);
+    };
+    let n = (n.max(0) as usize).min(c.limit);
+    match c.mem.bytes(addr, n * EPOLL_EVENT_SIZE) {
+        Some(b) => {
+            let items: Vec<String> = b.chunks_exact(EPOLL_EVENT_SIZE).map(epoll_event).collect();
+            format!("[{}]", items.join(", "))
+        }
+        None => ptr(addr),
+    }
 }
 
 pub(super) fn sockaddr_at(c: &mut Ctx<'_>, addr: u64, len: usize) -> String {

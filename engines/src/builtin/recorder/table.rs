@@ -6,8 +6,8 @@ use super::names::{
     CLOSE_RANGE_FLAGS, EFD_FLAGS, EPOLL_FLAGS, EPOLL_OPS, FACCESSAT_FLAGS, FADVICE, FD_FLAGS,
     FLOCK_OPS, GRND_FLAGS, IDTYPES, IN_FLAGS, MADVICE, MAP_FLAGS, MFD_FLAGS, MPOL_MODES,
     MREMAP_FLAGS, MSG_FLAGS, MSYNC_FLAGS, PRCTL_OPTIONS, PROT, RENAME_FLAGS, RESOURCES,
-    SEEK_WHENCE, SFD_FLAGS, SHUTDOWN_HOW, SIGPROCMASK_HOW, SOCK_FLAGS, STATX_MASK, TFD_FLAGS,
-    TIMER_FLAGS, WAIT_OPTIONS,
+    SEEK_WHENCE, SFD_FLAGS, SHUTDOWN_HOW, SIGPROCMASK_HOW, SOCKOPT_LEVELS, SOCK_FLAGS, STATX_MASK,
+    TFD_FLAGS, TIMER_FLAGS, WAIT_OPTIONS,
 };
 
 /// How one argument is shown. Each kind reads the register at its own
@@ -112,8 +112,22 @@ pub(super) enum Arg {
     /// A socket address the kernel wrote; the pointer to its length is in
     /// argument `n`.
     SockaddrOut(u8),
-    /// A `socklen_t` the kernel updated: `[N]`.
+    /// A `socklen_t` the kernel updated: `[N]`, or `[IN => OUT]` when it
+    /// changed (the value at entry is kept for the exit).
     SocklenOut,
+    /// A socket option's name; its level is argument 1.
+    SockOpt,
+    /// `setsockopt`'s value: `[N]` for an `int` (length, argument 4, of
+    /// 4), `SO_LINGER`'s struct, else the pointer.
+    SockOptIn,
+    /// `getsockopt`'s value, as [`Arg::SockOptIn`], at exit; its length
+    /// is at the pointer in argument 4.
+    SockOptOut,
+    /// A `struct epoll_event` read at entry.
+    EpollEventIn,
+    /// The `struct epoll_event`s the kernel wrote; the count is the
+    /// return value.
+    EpollEventsOut,
     /// Group ids the kernel wrote; the count is the return value.
     GidsOut,
     /// A CPU set the kernel wrote; its size in bytes is the return value.
@@ -175,6 +189,8 @@ impl Arg {
                 | Arg::Clone3Tail
                 | Arg::SockaddrOut(_)
                 | Arg::SocklenOut
+                | Arg::SockOptOut
+                | Arg::EpollEventsOut
                 | Arg::GidsOut
                 | Arg::CpuSetOut
         )
@@ -304,8 +320,8 @@ pub(super) static SPECS: &[Spec] = &[
     d("getsockname", &[Fd, SockaddrOut(2), SocklenOut]),
     d("getpeername", &[Fd, SockaddrOut(2), SocklenOut]),
     d("socketpair", &[Enum(ADDRESS_FAMILIES), SockType, Int, FdPairOut]),
-    d("setsockopt", &[Fd, Int, Int, Ptr, Int]),
-    d("getsockopt", &[Fd, Int, Int, Ptr, Ptr]),
+    d("setsockopt", &[Fd, Enum(SOCKOPT_LEVELS), SockOpt, SockOptIn, Int]),
+    d("getsockopt", &[Fd, Enum(SOCKOPT_LEVELS), SockOpt, SockOptOut, SocklenOut]),
     d("clone", &[CloneStack, CloneFlags, CloneTail]),
     d("fork", &[]),
     d("vfork", &[]),
@@ -482,8 +498,8 @@ pub(super) static SPECS: &[Spec] = &[
     d("clock_getres", &[Enum(CLOCKS), TimespecOut]),
     d("clock_nanosleep", &[Enum(CLOCKS), Flags(&TIMER_FLAGS), TimespecIn, Ptr]),
     d("exit_group", &[Int]),
-    d("epoll_wait", &[Fd, PtrOut, Int, Int]),
-    d("epoll_ctl", &[Fd, Enum(EPOLL_OPS), Fd, Ptr]),
+    d("epoll_wait", &[Fd, EpollEventsOut, Int, Int]),
+    d("epoll_ctl", &[Fd, Enum(EPOLL_OPS), Fd, EpollEventIn]),
     d("tgkill", &[Int, Int, Signal]),
     d("utimes", &[Path, Ptr]),
     d("vserver", &[Hex, Hex, Hex, Hex, Hex]),
@@ -531,7 +547,7 @@ pub(super) static SPECS: &[Spec] = &[
     d("vmsplice", &[Fd, Ptr, Ulong, Hex]),
     d("move_pages", &[Int, Ulong, Ptr, Ptr, Ptr, Hex]),
     d("utimensat", &[Dirfd, Path, Ptr, Flags(&AT_FLAGS)]),
-    d("epoll_pwait", &[Fd, PtrOut, Int, Int, SigsetIn, Ulong]),
+    d("epoll_pwait", &[Fd, EpollEventsOut, Int, Int, SigsetIn, Ulong]),
     f("signalfd", &[Fd, SigsetIn, Ulong]),
     f("timerfd_create", &[Enum(CLOCKS), Flags(&TFD_FLAGS)]),
     f("eventfd", &[Uint]),
@@ -604,7 +620,7 @@ pub(super) static SPECS: &[Spec] = &[
     f("pidfd_getfd", &[Fd, Int, Hex]),
     d("faccessat2", &[Dirfd, Path, Flags(&ACCESS_MODE), Flags(&FACCESSAT_FLAGS)]),
     d("process_madvise", &[Fd, Ptr, Ulong, Enum(MADVICE), Hex]),
-    d("epoll_pwait2", &[Fd, PtrOut, Int, Ptr, SigsetIn, Ulong]),
+    d("epoll_pwait2", &[Fd, EpollEventsOut, Int, Ptr, SigsetIn, Ulong]),
     d("mount_setattr", &[Dirfd, Path, Hex, Ptr, Ulong]),
     d("quotactl_fd", &[Fd, Hex, Int, Ptr]),
     f("landlock_create_ruleset", &[Ptr, Ulong, Hex]),

@@ -127,6 +127,7 @@ fn strings_and_buffers_truncate_at_the_limit() {
         limit: DEFAULT_STRING_LIMIT,
         fd_paths: false,
         hex: Hex::Never,
+        saved_len: None,
     };
     let q32 = format!("\"{}\"", "a".repeat(32));
     assert_eq!(string_at(&mut c, 0x1000, 32), q32);
@@ -575,6 +576,7 @@ fn descriptors_with_paths() {
         limit: DEFAULT_STRING_LIMIT,
         fd_paths: false,
         hex: Hex::Never,
+        saved_len: None,
     };
     assert_eq!(c.fd(3), "3");
     c.fd_paths = true;
@@ -598,6 +600,7 @@ fn strings_in_hex() {
         limit: DEFAULT_STRING_LIMIT,
         fd_paths: false,
         hex: Hex::NonAscii,
+        saved_len: None,
     };
     // -x: only a string with a byte that is not printable (nor \t\n…).
     assert_eq!(string_at(&mut c, 0x1000, 32), r#""/etc""#);
@@ -606,4 +609,89 @@ fn strings_in_hex() {
     // -xx: every string.
     c.hex = Hex::All;
     assert_eq!(string_at(&mut c, 0x1000, 32), r#""\x2f\x65\x74\x63""#);
+}
+
+#[test]
+fn socket_options_epoll_events_and_lengths_like_strace() {
+    let one = 1i32.to_ne_bytes();
+    let rcvbuf = 131072i32.to_ne_bytes();
+    let four = 4u32.to_ne_bytes();
+    // epoll_event, packed: events (u32), data (u64).
+    let mut ev = (libc::EPOLLIN as u32).to_ne_bytes().to_vec();
+    ev.extend_from_slice(&5u64.to_ne_bytes());
+    let mut mem = FakeMem::default()
+        .map(0x1000, &one)
+        .map(0x2000, &rcvbuf)
+        .map(0x2100, &four)
+        .map(0x3000, &ev);
+    let (sol, tcp) = (libc::SOL_SOCKET as u64, libc::IPPROTO_TCP as u64);
+    assert_eq!(
+        call_line(
+            &mut mem,
+            "setsockopt",
+            &[3, sol, libc::SO_REUSEADDR as u64, 0x1000, 4],
+            0
+        ),
+        "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0"
+    );
+    assert_eq!(
+        call_line(
+            &mut mem,
+            "setsockopt",
+            &[4, tcp, libc::TCP_NODELAY as u64, 0x1000, 4],
+            0
+        ),
+        "setsockopt(4, SOL_TCP, TCP_NODELAY, [1], 4) = 0"
+    );
+    assert_eq!(
+        call_line(
+            &mut mem,
+            "getsockopt",
+            &[4, sol, libc::SO_RCVBUF as u64, 0x2000, 0x2100],
+            0
+        ),
+        "getsockopt(4, SOL_SOCKET, SO_RCVBUF, [131072], [4]) = 0"
+    );
+    // Unknown level and option: numbers; a value that is not an int: the
+    // pointer.
+    assert_eq!(
+        call_line(&mut mem, "setsockopt", &[4, 999, 77, 0x3000, 12], -22),
+        format!(
+            "{:<39} = -1 EINVAL (Invalid argument)",
+            "setsockopt(4, 999, 77, 0x3000, 12)"
+        )
+    );
+    let add = libc::EPOLL_CTL_ADD as u64;
+    assert_eq!(
+        call_line(&mut mem, "epoll_ctl", &[6, add, 5, 0x3000], 0),
+        "epoll_ctl(6, EPOLL_CTL_ADD, 5, {events=EPOLLIN, data={u32=5, u64=5}}) = 0"
+    );
+    assert_eq!(
+        call_line(&mut mem, "epoll_wait", &[6, 0x3000, 1023, 1000], 1),
+        "epoll_wait(6, [{events=EPOLLIN, data={u32=5, u64=5}}], 1023, 1000) = 1"
+    );
+    assert_eq!(
+        call_line(&mut mem, "epoll_wait", &[6, 0x3000, 1023, 0], 0),
+        format!("{:<39} = 0", "epoll_wait(6, [], 1023, 0)")
+    );
+    // A socket length the kernel changed: [IN => OUT].
+    let mut sin = (libc::AF_INET as u16).to_ne_bytes().to_vec();
+    sin.extend_from_slice(&8080u16.to_be_bytes());
+    sin.extend_from_slice(&[127, 0, 0, 1]);
+    sin.extend_from_slice(&[0; 8]);
+    let (mut r, lines) = recorder();
+    let e = entry("getsockname", &[5, 0x4000, 0x4100]);
+    let mut before = FakeMem::default()
+        .map(0x4000, &[0; 128])
+        .map(0x4100, &128u32.to_ne_bytes());
+    r.on_entry(&mut before, 100, &e);
+    let mut after = FakeMem::default()
+        .map(0x4000, &sin)
+        .map(0x4100, &16u32.to_ne_bytes());
+    r.on_exit(&mut after, 100, &exit(e, 0));
+    assert_eq!(
+        lines.lock().unwrap()[0],
+        "getsockname(5, {sa_family=AF_INET, sin_port=htons(8080), \
+         sin_addr=inet_addr(\"127.0.0.1\")}, [128 => 16]) = 0"
+    );
 }
