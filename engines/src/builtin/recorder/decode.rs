@@ -318,6 +318,17 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
         RlimitOut => out_struct(c, v, size_of::<libc::rlimit64>(), rlimit),
         TimespecIn => in_struct(c, v, size_of::<libc::timespec>(), timespec),
         TimespecOut => out_struct(c, v, size_of::<libc::timespec>(), timespec),
+        RemainOut => match c.exit {
+            // Interrupted (EINTR, or a restart the kernel reports as
+            // ERESTARTNOHAND or ERESTART_RESTARTBLOCK): the time left.
+            Some((ret, true)) if v != 0 && matches!(-ret, 4 | 514 | 516) => {
+                match c.mem.bytes(v, size_of::<libc::timespec>()) {
+                    Some(b) => timespec(&b),
+                    None => ptr(v),
+                }
+            }
+            _ => ptr(v),
+        },
         UtsnameOut => out_struct(c, v, size_of::<libc::utsname>(), utsname),
         SysinfoOut => out_struct(c, v, size_of::<libc::sysinfo>(), sysinfo),
         DirentsOut => dirents(c, v),
@@ -394,6 +405,19 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
             Some(name) => name.to_string(),
             None => hex(v & 0xffff_ffff),
         },
+        IoctlArg => {
+            const NONE: [u64; 5] = [
+                libc::FIOCLEX,
+                libc::FIONCLEX,
+                libc::TIOCNOTTY,
+                libc::TIOCEXCL,
+                libc::TIOCNXCL,
+            ];
+            if NONE.contains(&(c.arg(1) & 0xffff_ffff)) {
+                return None;
+            }
+            hex(v)
+        }
         MremapNew => {
             if c.arg(3) & libc::MREMAP_FIXED as u64 == 0 {
                 return None;

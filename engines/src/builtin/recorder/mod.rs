@@ -106,6 +106,8 @@ pub struct Recorder {
     open: Option<OpenLine>,
     /// Per task: the syscall whose entry was printed and whose exit was not.
     pending: HashMap<Tid, Pending>,
+    /// Per task: the last call it entered (for `restart_syscall`).
+    last: HashMap<Tid, &'static str>,
 }
 
 struct OpenLine {
@@ -146,6 +148,7 @@ impl Recorder {
             live: 1,
             open: None,
             pending: HashMap::new(),
+            last: HashMap::new(),
         }
     }
 
@@ -227,7 +230,11 @@ impl Recorder {
             saved_len: None,
         };
         let saved_len = entry_socklen(spec, &mut ctx);
-        let (args, exit_from, need_sep) = decode_entry(spec, &mut ctx);
+        let (mut args, exit_from, need_sep) = decode_entry(spec, &mut ctx);
+        if spec.name == "restart_syscall" {
+            args = resuming(self.last.get(&tid).copied());
+        }
+        self.last.insert(tid, spec.name);
         let text = format!("{}{name}({args}", self.prefix_for(tid));
         self.open = Some(OpenLine { tid, text });
         self.pending.insert(
@@ -338,6 +345,7 @@ impl Recorder {
     }
 
     fn on_death(&mut self, tid: Tid, status: &ExitStatus) {
+        self.last.remove(&tid);
         if self.pending.remove(&tid).is_some() {
             if let Some(open) = self.open.take_if(|o| o.tid == tid) {
                 let line = open.text + " <unfinished ...>";
@@ -404,6 +412,8 @@ impl Engine for Recorder {
 /// Concatenated they make strace's line (before the `= RET` alignment).
 pub struct Decoder {
     pending: HashMap<Tid, (&'static Spec, usize, bool, Option<u32>)>,
+    /// The last call each thread entered (for `restart_syscall`).
+    last: HashMap<Tid, &'static str>,
     /// Bytes of strings and buffers shown before `...` (strace's `-s`).
     limit: usize,
     /// Descriptors with what they refer to (strace's `-y`).
@@ -416,6 +426,7 @@ impl Default for Decoder {
     fn default() -> Self {
         Decoder {
             pending: HashMap::new(),
+            last: HashMap::new(),
             limit: DEFAULT_STRING_LIMIT,
             fd_paths: false,
             hex: Hex::Never,
@@ -473,7 +484,11 @@ impl Decoder {
             saved_len: None,
         };
         let saved = entry_socklen(spec, &mut ctx);
-        let (args, from, sep) = decode_entry(spec, &mut ctx);
+        let (mut args, from, sep) = decode_entry(spec, &mut ctx);
+        if spec.name == "restart_syscall" {
+            args = resuming(self.last.get(&tid).copied());
+        }
+        self.last.insert(tid, spec.name);
         self.pending.insert(tid, (spec, from, sep, saved));
         format!("{name}({args}")
     }
@@ -511,6 +526,7 @@ impl Decoder {
     /// Forget a thread's open call (it exited inside it).
     pub fn forget(&mut self, tid: Tid) {
         self.pending.remove(&tid);
+        self.last.remove(&tid);
     }
 
     /// A non-leader thread exec'd and took over the leader's tid: its open
@@ -519,7 +535,18 @@ impl Decoder {
         if let Some(p) = self.pending.remove(&from) {
             self.pending.insert(to, p);
         }
+        if let Some(l) = self.last.remove(&from) {
+            self.last.insert(to, l);
+        }
     }
+}
+
+/// `restart_syscall`'s text, as strace prints it: the call the thread
+/// entered before it (the one the kernel restarts), or `read` when none
+/// was seen (strace's default: syscall 0, on x86_64 `read`, as after an
+/// attach to a thread asleep).
+fn resuming(prev: Option<&str>) -> String {
+    format!("<... resuming interrupted {} ...>", prev.unwrap_or("read"))
 }
 
 /// Pad `line` (which ends with `)`) to the result column and append `= RET`.

@@ -99,6 +99,10 @@ pub(super) enum Arg {
     TimespecIn,
     /// A `struct timespec` written by the kernel.
     TimespecOut,
+    /// A sleep's remaining time, shown at exit: the `struct timespec` the
+    /// kernel wrote when a signal interrupted it, else the pointer (as
+    /// strace).
+    RemainOut,
     /// A `struct utsname` written by the kernel.
     UtsnameOut,
     /// A `struct sysinfo` written by the kernel.
@@ -159,6 +163,9 @@ pub(super) enum Arg {
     FcntlValue,
     /// An `ioctl` request.
     IoctlReq,
+    /// `ioctl`'s argument: not shown for the requests that take none
+    /// (`FIOCLEX`…), as in strace; else hex.
+    IoctlArg,
     /// `mremap`'s new address, shown only with `MREMAP_FIXED`.
     MremapNew,
 }
@@ -182,6 +189,7 @@ impl Arg {
                 | Arg::WaitStatusOut
                 | Arg::RlimitOut
                 | Arg::TimespecOut
+                | Arg::RemainOut
                 | Arg::UtsnameOut
                 | Arg::SysinfoOut
                 | Arg::DirentsOut
@@ -282,7 +290,7 @@ pub(super) static SPECS: &[Spec] = &[
     d("rt_sigaction", &[Signal, SigactionIn, SigactionOut, Ulong]),
     d("rt_sigprocmask", &[Enum(SIGPROCMASK_HOW), SigsetIn, SigsetOut, Ulong]),
     d("rt_sigreturn", &[SigreturnMask]),
-    d("ioctl", &[Fd, IoctlReq, Hex]),
+    d("ioctl", &[Fd, IoctlReq, IoctlArg]),
     d("pread64", &[Fd, BufOut, Ulong, Long]),
     d("pwrite64", &[Fd, BufIn(2), Ulong, Long]),
     d("readv", &[Fd, IovOut(2), Int]),
@@ -301,7 +309,7 @@ pub(super) static SPECS: &[Spec] = &[
     f("dup", &[Fd]),
     f("dup2", &[Fd, Fd]),
     d("pause", &[]),
-    d("nanosleep", &[TimespecIn, Ptr]),
+    d("nanosleep", &[TimespecIn, RemainOut]),
     d("getitimer", &[Int, Ptr]),
     d("alarm", &[Uint]),
     d("setitimer", &[Int, Ptr, Ptr]),
@@ -496,7 +504,7 @@ pub(super) static SPECS: &[Spec] = &[
     d("clock_settime", &[Enum(CLOCKS), TimespecIn]),
     d("clock_gettime", &[Enum(CLOCKS), TimespecOut]),
     d("clock_getres", &[Enum(CLOCKS), TimespecOut]),
-    d("clock_nanosleep", &[Enum(CLOCKS), Flags(&TIMER_FLAGS), TimespecIn, Ptr]),
+    d("clock_nanosleep", &[Enum(CLOCKS), Flags(&TIMER_FLAGS), TimespecIn, RemainOut]),
     d("exit_group", &[Int]),
     d("epoll_wait", &[Fd, EpollEventsOut, Int, Int]),
     d("epoll_ctl", &[Fd, Enum(EPOLL_OPS), Fd, EpollEventIn]),

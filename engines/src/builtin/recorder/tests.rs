@@ -674,6 +674,52 @@ fn socket_options_epoll_events_and_lengths_like_strace() {
         call_line(&mut mem, "epoll_wait", &[6, 0x3000, 1023, 0], 0),
         format!("{:<39} = 0", "epoll_wait(6, [], 1023, 0)")
     );
+    // ioctl requests that take no argument show none.
+    assert_eq!(
+        call_line(&mut mem, "ioctl", &[3, libc::FIOCLEX, 0], 0),
+        format!("{:<39} = 0", "ioctl(3, FIOCLEX)")
+    );
+    assert_eq!(
+        call_line(&mut mem, "ioctl", &[3, libc::TCGETS, 0x7ffd0000], -25),
+        format!(
+            "{:<39} = -1 ENOTTY (Inappropriate ioctl for device)",
+            "ioctl(3, TCGETS, 0x7ffd0000)"
+        )
+    );
+    // restart_syscall names the call it resumes (strace's `read` when
+    // none was seen).
+    let (mut r, lines) = recorder();
+    let sleep = entry("clock_nanosleep", &[0, 0, 0, 0]);
+    r.on_entry(&mut mem, 100, &sleep);
+    r.on_exit(&mut mem, 100, &exit(sleep, -516));
+    let restart = entry("restart_syscall", &[]);
+    r.on_entry(&mut mem, 100, &restart);
+    r.on_exit(&mut mem, 100, &exit(restart, 0));
+    let restart = entry("restart_syscall", &[]);
+    r.on_entry(&mut mem, 200, &restart);
+    r.on_exit(&mut mem, 200, &exit(restart, 0));
+    let lines = lines.lock().unwrap().clone();
+    assert!(
+        lines[1].starts_with("restart_syscall(<... resuming interrupted clock_nanosleep ...>) = 0"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].contains("restart_syscall(<... resuming interrupted read ...>) = 0"),
+        "{lines:?}"
+    );
+    // A sleep's time left, when a signal cut it short; else the pointer.
+    let mut ts = 0i64.to_ne_bytes().to_vec();
+    ts.extend_from_slice(&699_757_805i64.to_ne_bytes());
+    let mut mem = mem.map(0x5000, &ts).map(0x5100, &ts);
+    assert_eq!(
+        call_line(&mut mem, "nanosleep", &[0x5100, 0x5000], -516),
+        "nanosleep({tv_sec=0, tv_nsec=699757805}, {tv_sec=0, tv_nsec=699757805}) = ? \
+         ERESTART_RESTARTBLOCK (Interrupted by signal)"
+    );
+    assert_eq!(
+        call_line(&mut mem, "nanosleep", &[0x5100, 0x5000], 0),
+        "nanosleep({tv_sec=0, tv_nsec=699757805}, 0x5000) = 0"
+    );
     // A socket length the kernel changed: [IN => OUT].
     let mut sin = (libc::AF_INET as u16).to_ne_bytes().to_vec();
     sin.extend_from_slice(&8080u16.to_be_bytes());
