@@ -405,7 +405,7 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
             Some(name) => name.to_string(),
             None => hex(v & 0xffff_ffff),
         },
-        IoctlArg => {
+        IoctlValue => {
             const NONE: [u64; 5] = [
                 libc::FIOCLEX,
                 libc::FIONCLEX,

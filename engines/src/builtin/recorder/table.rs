@@ -165,7 +165,7 @@ pub(super) enum Arg {
     IoctlReq,
     /// `ioctl`'s argument: not shown for the requests that take none
     /// (`FIOCLEX`…), as in strace; else hex.
-    IoctlArg,
+    IoctlValue,
     /// `mremap`'s new address, shown only with `MREMAP_FIXED`.
     MremapNew,
 }
@@ -290,7 +290,7 @@ pub(super) static SPECS: &[Spec] = &[
     d("rt_sigaction", &[Signal, SigactionIn, SigactionOut, Ulong]),
     d("rt_sigprocmask", &[Enum(SIGPROCMASK_HOW), SigsetIn, SigsetOut, Ulong]),
     d("rt_sigreturn", &[SigreturnMask]),
-    d("ioctl", &[Fd, IoctlReq, IoctlArg]),
+    d("ioctl", &[Fd, IoctlReq, IoctlValue]),
     d("pread64", &[Fd, BufOut, Ulong, Long]),
     d("pwrite64", &[Fd, BufIn(2), Ulong, Long]),
     d("readv", &[Fd, IovOut(2), Int]),
