@@ -203,6 +203,10 @@ pub(crate) struct Breakpoints {
     /// How many sites are disarmed (so that resuming a thread costs no
     /// walk of the table when none is).
     disarmed: usize,
+    /// Vforked children running on this process's memory now (see
+    /// [`Breakpoints::hold_for_vfork`]): while any does, nothing is armed
+    /// again.
+    vforks: u32,
 }
 
 /// Removed breakpoint addresses remembered per process.
@@ -215,6 +219,7 @@ impl Breakpoints {
             removed: Default::default(),
             probes,
             disarmed: 0,
+            vforks: 0,
         }
     }
 
@@ -464,9 +469,47 @@ impl Breakpoints {
         }
     }
 
-    /// Whether any site is disarmed.
+    /// Whether any site is disarmed and may be armed again now (not while
+    /// a vfork child runs on this memory).
     pub fn any_disarmed(&self) -> bool {
-        self.disarmed != 0
+        self.disarmed != 0 && self.vforks == 0
+    }
+
+    /// A vforked child runs on this process's memory until it execs or
+    /// exits, and no tracer of ours may be following it (and none is
+    /// anyway once it is let go): every `int3` comes out (disarmed), so
+    /// that the child never meets one (with no tracer it would die of the
+    /// SIGTRAP), until the last such child is done
+    /// ([`Breakpoints::vfork_done`]). The vforking thread waits meanwhile;
+    /// other threads of the process that run miss the breakpoints, as
+    /// under gdb.
+    pub fn hold_for_vfork(&mut self, io: &mut Io<'_>) {
+        self.vforks += 1;
+        for (addr, bp) in self.map.iter_mut() {
+            if bp.is_int3() && !bp.disarmed && io.write(*addr, &[bp.orig]).is_ok() {
+                bp.disarmed = true;
+                self.disarmed += 1;
+            }
+        }
+        debug!(
+            pid = io.pid,
+            disarmed = self.disarmed,
+            "a vfork child runs: int3s out"
+        );
+    }
+
+    /// [`Breakpoints::hold_for_vfork`] with no site placed: only counted.
+    /// (A site placed while a vfork child runs goes in at once: the child
+    /// can meet it. Debuggers place theirs while the process is stopped.)
+    pub fn vfork_started(&mut self) {
+        self.vforks += 1;
+    }
+
+    /// A vforked child exec'd or exited ([`Breakpoints::hold_for_vfork`]):
+    /// when it was the last, the sites are armed again as the next thread
+    /// resumes.
+    pub fn vfork_done(&mut self) {
+        self.vforks = self.vforks.saturating_sub(1);
     }
 
     /// Whether the site at `addr` is disarmed.

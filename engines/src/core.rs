@@ -35,6 +35,7 @@ pub(crate) const BASE_OPTIONS: u32 = sys::PTRACE_O_TRACESYSGOOD
     | sys::PTRACE_O_TRACECLONE
     | sys::PTRACE_O_TRACEFORK
     | sys::PTRACE_O_TRACEVFORK
+    | sys::PTRACE_O_TRACEVFORKDONE
     | sys::PTRACE_O_TRACEEXEC
     | sys::PTRACE_O_TRACEEXIT;
 
@@ -1143,6 +1144,13 @@ impl Core {
                 self.on_clone(tid, event, msg as Tid)
             }
             sys::PTRACE_EVENT_EXEC => self.on_exec(tid, msg as Tid),
+            // A vfork child exec'd or exited: the parent's memory is its own
+            // again (see `Breakpoints::hold_for_vfork`).
+            sys::PTRACE_EVENT_VFORK_DONE => {
+                if let Some(p) = self.pid_of(tid).and_then(|pid| self.procs.get_mut(&pid)) {
+                    p.breakpoints.vfork_done();
+                }
+            }
             sys::PTRACE_EVENT_EXIT => {
                 let Some(pid) = self.pid_of(tid) else { return };
                 let report = ExitReport {
@@ -1195,7 +1203,17 @@ impl Core {
             // The child's copy of memory has our int3s; breakpoints are per
             // process, so put the original bytes back in it before it runs
             // (it is stopped until its first trap). A vfork child shares the
-            // parent's memory: nothing to clean.
+            // parent's memory: the int3s come out of it until the child
+            // execs or exits (the parent waits meanwhile).
+            if kind == CloneKind::Vfork {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    if p.breakpoints.active() {
+                        p.change_breakpoints(false, |b, io| b.hold_for_vfork(io));
+                    } else {
+                        p.breakpoints.vfork_started();
+                    }
+                }
+            }
             if kind == CloneKind::Fork {
                 let restore: Vec<(u64, u8)> = self
                     .procs

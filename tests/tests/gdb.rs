@@ -1031,3 +1031,32 @@ fn two_debuggers_on_one_process_never_see_each_others_breakpoints() {
     });
     ticks_on(&mut lines, 3);
 }
+
+/// A vforked child runs on its parent's memory, where gdb's breakpoints
+/// are, and nobody follows it: the int3s come out while it runs (it
+/// exits 6, not killed by a SIGTRAP), and go back when it is done (the
+/// parent stops at its own breakpoint after). As under gdbserver.
+#[test]
+fn a_vfork_child_never_meets_the_parents_breakpoints() {
+    if !have_gdb() {
+        return;
+    }
+    let (_d, exe, _, remote) = daemon_and_c("gdb-vfork", "vfork");
+    let out = gdb(
+        Some(&exe),
+        &[
+            remote,
+            "break in_child".into(),
+            "break in_parent".into(),
+            "continue".into(),
+            "continue".into(),
+        ],
+    );
+    let rest = after(&out, "Breakpoint 2, in_parent (x=41)");
+    assert!(rest.contains("exited normally"), "{out}");
+    assert!(
+        out.contains("parent 42, child exit 6, signal 0"),
+        "the child ran its course:\n{out}"
+    );
+    assert!(!out.contains("in_child (x="), "{out}");
+}
