@@ -505,17 +505,12 @@ fn run(
     }
     let mut closed = false;
     loop {
-        loop {
-            match rx.try_recv() {
-                Ok(cmd) => cmd(&mut core),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        reap(&mut core);
+        closed |= drain(&mut rx, &mut core);
+        // Commands sent while a stop is handled (by an engine's callback)
+        // run before the next stop is taken: a hold asked for a running
+        // thread's next stop is in place when that stop comes, however
+        // soon.
+        reap(&mut core, &mut |core| closed |= drain(&mut rx, core));
         // Uprobe hits after the stops (a hot probe must not delay them;
         // each thread's hits are taken at its stops anyway, first).
         if core.probing() {
@@ -535,7 +530,7 @@ fn run(
     core.shutdown();
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     while !core.is_idle() && Instant::now() < deadline {
-        reap(&mut core);
+        reap(&mut core, &mut |_| {});
         if core.is_idle() {
             break;
         }
@@ -558,7 +553,19 @@ fn run(
     debug!("tracer thread exits");
 }
 
-fn reap(core: &mut Core) {
+/// Run the commands waiting; whether the sending side is gone.
+fn drain(rx: &mut mpsc::Receiver<Command>, core: &mut Core) -> bool {
+    loop {
+        match rx.try_recv() {
+            Ok(cmd) => cmd(core),
+            Err(mpsc::error::TryRecvError::Empty) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return true,
+        }
+    }
+}
+
+/// Take every stop waiting, calling `between` after each.
+fn reap(core: &mut Core, between: &mut dyn FnMut(&mut Core)) {
     loop {
         // While an int3 of ours is in some program, a SIGTRAP stop is looked
         // at before the wait takes it (see `Core::before_taking`).
@@ -577,7 +584,10 @@ fn reap(core: &mut Core) {
             sys::wait_any_nohang()
         };
         match taken {
-            Ok(Some(ws)) => core.on_wait(ws.tid, ws.status),
+            Ok(Some(ws)) => {
+                core.on_wait(ws.tid, ws.status);
+                between(core);
+            }
             Ok(None) => break,
             Err(e) => {
                 warn!(%e, "waitpid failed");
