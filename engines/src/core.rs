@@ -766,7 +766,7 @@ impl Core {
         self.resolve_conflicts();
         let later = std::mem::take(&mut self.detach_later);
         for (id, pid) in later.leave {
-            self.leave_at_stop(id, pid, tid);
+            self.leave_one(id, pid, Some(tid));
         }
         for id in later.detach {
             self.detach_engine(id);
@@ -1377,11 +1377,7 @@ impl Core {
     /// Engine `id` leaves process `pid` alone (it lost the right to trace
     /// it), with `why`. Its last process gone, it is detached.
     fn leave_proc(&mut self, id: EngineId, pid: Tid, at_stop: Tid, why: Denied) {
-        if !self
-            .procs
-            .get(&pid)
-            .is_some_and(|p| p.engines.contains(&id))
-        {
+        if !self.engine_on(id, pid) {
             return;
         }
         self.leave(id, &[pid], Some(at_stop));
@@ -2091,15 +2087,31 @@ impl Core {
     /// detached.
     pub fn leave_process(&mut self, id: EngineId, pid: Tid) -> Result<()> {
         self.check_engine(id)?;
-        if !self
-            .procs
-            .get(&pid)
-            .is_some_and(|p| p.engines.contains(&id))
-        {
+        if !self.engine_on(id, pid) {
             return Err(Error::NotOnProcess { engine: id, pid });
         }
+        self.leave_one(id, pid, None);
+        Ok(())
+    }
+
+    /// Whether engine `id` traces process `pid`.
+    fn engine_on(&self, id: EngineId, pid: Tid) -> bool {
+        self.procs
+            .get(&pid)
+            .is_some_and(|p| p.engines.contains(&id))
+    }
+
+    /// Engine `id` leaves process `pid` at its own request (its hits there
+    /// delivered first, then told with `report_left`); its last process
+    /// left, it is detached. `at_stop`: as [`Core::leave`]'s (an
+    /// [`Action::Leave`] at that thread's stop, whose end resumes or
+    /// detaches it).
+    fn leave_one(&mut self, id: EngineId, pid: Tid, at_stop: Option<Tid>) {
+        if !self.engine_on(id, pid) {
+            return;
+        }
         self.flush_counts_of(pid);
-        self.leave(id, &[pid], None);
+        self.leave(id, &[pid], at_stop);
         if let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) {
             e.report_left(pid);
         }
@@ -2107,28 +2119,6 @@ impl Core {
             self.detach_engine(id);
         }
         debug!(engine = %id, pid, "engine left a process");
-        Ok(())
-    }
-
-    /// Engine `id` leaves process `pid` as it asked at `tid`'s stop
-    /// ([`Action::Leave`]); the stop's end resumes or detaches `tid`.
-    fn leave_at_stop(&mut self, id: EngineId, pid: Tid, tid: Tid) {
-        if !self
-            .procs
-            .get(&pid)
-            .is_some_and(|p| p.engines.contains(&id))
-        {
-            return;
-        }
-        self.flush_counts_of(pid);
-        self.leave(id, &[pid], Some(tid));
-        if let Some(e) = self.engines.get_mut(&id).and_then(|s| s.engine.as_mut()) {
-            e.report_left(pid);
-        }
-        if !self.procs.values().any(|p| p.engines.contains(&id)) {
-            self.detach_engine(id);
-        }
-        debug!(engine = %id, pid, "engine left a process at its stop");
     }
 
     /// Engine `id` leaves processes `pids`: its breakpoints there go (bytes

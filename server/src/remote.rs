@@ -1394,6 +1394,7 @@ impl Engine for RemoteEngine {
                 former_tid: e.former_tid as u32,
                 exe: e.exe.clone().unwrap_or_default(),
                 left: leave,
+                startup: e.startup,
             })
         };
         if !leave {

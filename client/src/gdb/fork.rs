@@ -110,13 +110,17 @@ impl Bridge {
         ev: &pb::Event,
     ) -> Result<Option<StopReason>, BridgeError> {
         let child = ev.pid;
-        let parent = self.forks.pending.get(&child).copied().filter(|p| {
-            self.threads_held_by(p.parent_tid) == Some(p.parent_seq) && p.child_seq.is_none()
-        });
-        let (Some(_), Some(new_tid), Some(cur_tid)) = (
-            parent,
+        let parent_tid = self
+            .forks
+            .pending
+            .get(&child)
+            .filter(|p| {
+                self.threads_held_by(p.parent_tid) == Some(p.parent_seq) && p.child_seq.is_none()
+            })
+            .map_or(0, |p| p.parent_tid);
+        let (Some(new_tid), Some(cur_tid)) = (
             NonZeroUsize::new(child as usize),
-            NonZeroUsize::new(parent.map_or(0, |p| p.parent_tid as usize)),
+            NonZeroUsize::new(parent_tid as usize),
         ) else {
             self.forks.pending.remove(&child);
             self.leave_quietly(child);

@@ -199,14 +199,10 @@ fn write_output(o: &pb::Output) {
 /// that asked (see `Bridge::ordered_batch`): the reply, or the refusal's
 /// message. The forwarder hands them over; when the stream ends, every
 /// waiter is dropped.
-pub(crate) type Awaited = std::sync::Arc<
-    std::sync::Mutex<
-        std::collections::HashMap<
-            u64,
-            tokio::sync::oneshot::Sender<Result<pb::BatchReply, String>>,
-        >,
-    >,
->;
+pub(crate) type Awaited = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, Reply>>>;
+
+/// Where one awaited batch reply goes (see [`Awaited`]).
+pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<pb::BatchReply, String>>;
 
 /// A Session and its engine, as [`open`] made them.
 pub(crate) struct Opened {

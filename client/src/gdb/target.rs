@@ -209,10 +209,6 @@ pub struct Bridge {
     pub exited: bool,
     /// The bridge started the program (else it attached).
     pub spawned: bool,
-    /// The exec that started the program is still to be reported (the
-    /// debugger never hears of it: the program was started at its first
-    /// instruction, after it).
-    first_exec: bool,
     /// The debugger asked to kill the process (done with this user's own
     /// rights, as gdbserver beside the process would).
     pub killed: bool,
@@ -300,7 +296,6 @@ impl Bridge {
             next_msg: 1_000_000,
             exited: false,
             spawned: false,
-            first_exec: false,
             killed: false,
             files: Default::default(),
             prefetch: None,
@@ -322,7 +317,6 @@ impl Bridge {
         self.threads = o.tids.iter().map(|t| (*t, Held::Running)).collect();
         self.forwarder = Some(o.forwarder);
         self.spawned = spawned;
-        self.first_exec = spawned;
         self.link_pid
             .store(o.pid, std::sync::atomic::Ordering::SeqCst);
     }
@@ -350,7 +344,6 @@ impl Bridge {
         self.exited = false;
         self.killed = false;
         self.spawned = false;
-        self.first_exec = false;
         // A new engine starts with every signal reported, nothing caught.
         self.passed_sent = 0;
         self.catching = None;
@@ -386,13 +379,7 @@ impl Bridge {
         interrupt: bool,
         ops: Vec<pb::Op>,
     ) -> Result<crate::BatchResults, BridgeError> {
-        let req = pb::BatchRequest {
-            engine_id: self.engine,
-            tid,
-            ops,
-            stop_on_error: true,
-            interrupt,
-        };
+        let req = self.batch_request(tid, interrupt, ops);
         let mut c = self.client.clone();
         self.rt
             .block_on(c.send_batch(req))
@@ -411,25 +398,10 @@ impl Bridge {
         interrupt: bool,
         ops: Vec<pb::Op>,
     ) -> Result<crate::BatchResults, BridgeError> {
-        self.next_msg += 1;
-        let id = self.next_msg;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.awaited
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
-        let msg = pb::ClientMessage {
-            id,
-            msg: Some(pb::client_message::Msg::Batch(pb::BatchRequest {
-                engine_id: self.engine,
-                tid,
-                ops,
-                stop_on_error: true,
-                interrupt,
-            })),
-        };
+        let req = self.batch_request(tid, interrupt, ops);
+        let id = self.send(pb::client_message::Msg::Batch(req), Some(tx))?;
         let gone = || BridgeError::SessionGone("the session stream is closed".into());
-        self.session.blocking_send(msg).map_err(|_| gone())?;
         // The timer is made inside the runtime (this thread is not one
         // of its).
         let waited = self
@@ -457,14 +429,40 @@ impl Bridge {
     }
 
     fn decide(&mut self, d: pb::Decision) -> Result<(), BridgeError> {
+        self.send(pb::client_message::Msg::Decide(d), None)
+            .map(drop)
+    }
+
+    /// Send `msg` on the session stream (its reply, if any, to `reply`):
+    /// its id.
+    fn send(
+        &mut self,
+        msg: pb::client_message::Msg,
+        reply: Option<super::Reply>,
+    ) -> Result<u64, BridgeError> {
         self.next_msg += 1;
-        let msg = pb::ClientMessage {
-            id: self.next_msg,
-            msg: Some(pb::client_message::Msg::Decide(d)),
-        };
+        let id = self.next_msg;
+        if let Some(tx) = reply {
+            self.awaited
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, tx);
+        }
+        let msg = pb::ClientMessage { id, msg: Some(msg) };
         self.session
             .blocking_send(msg)
-            .map_err(|_| BridgeError::SessionGone("the session stream is closed".into()))
+            .map_err(|_| BridgeError::SessionGone("the session stream is closed".into()))?;
+        Ok(id)
+    }
+
+    fn batch_request(&self, tid: u32, interrupt: bool, ops: Vec<pb::Op>) -> pb::BatchRequest {
+        pb::BatchRequest {
+            engine_id: self.engine,
+            tid,
+            ops,
+            stop_on_error: true,
+            interrupt,
+        }
     }
 
     /// A thread to run ops on: one that is stopped, else the first.
@@ -653,7 +651,10 @@ impl Bridge {
             // leader's id), none of the engine's breakpoints (the server
             // drops them with the old image; gdb inserts its own again
             // once it has the new program's symbols).
-            Some(Kind::Exec(_)) if std::mem::take(&mut self.first_exec) => None,
+            // The exec that started a spawned program: the debugger never
+            // hears of it (the program was started at its first
+            // instruction, after it).
+            Some(Kind::Exec(x)) if x.startup => None,
             Some(Kind::Exec(x)) => {
                 self.become_process(self.pid, [(tid, Held::Running)]);
                 *self.exec_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(x.exe.clone());
@@ -923,18 +924,13 @@ impl Bridge {
     fn regs_request(&self, tid: u32) -> pb::BatchRequest {
         let words: Vec<String> = WORDS.iter().map(|s| s.to_string()).collect();
         let wide: Vec<String> = WIDE.iter().map(|s| s.to_string()).collect();
-        pb::BatchRequest {
-            engine_id: self.engine,
-            tid,
-            ops: vec![
-                op(pb::op::Op::GetRegisters(pb::GetRegisters { names: words })),
-                op(pb::op::Op::GetRegisterBytes(pb::GetRegisterBytes {
-                    names: wide,
-                })),
-            ],
-            stop_on_error: true,
-            interrupt: false,
-        }
+        let ops = vec![
+            op(pb::op::Op::GetRegisters(pb::GetRegisters { names: words })),
+            op(pb::op::Op::GetRegisterBytes(pb::GetRegisterBytes {
+                names: wide,
+            })),
+        ];
+        self.batch_request(tid, false, ops)
     }
 
     /// Start reading `tid`'s registers now, before the debugger asks (it

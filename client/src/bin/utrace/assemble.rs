@@ -792,6 +792,7 @@ mod tests {
                         former_tid: 101,
                         exe: "/bin/true".into(),
                         left: false,
+                        startup: false,
                     }),
                 ),
                 // The server follows the move: the exit completes the call.
