@@ -1064,3 +1064,145 @@ fn a_vfork_child_never_meets_the_parents_breakpoints() {
     );
     assert!(!out.contains("in_child (x="), "{out}");
 }
+
+/// `handle SIG nopass` holds at a detach too: gdb tells the bridge which
+/// signals the program may have (`QProgramSignals`), and a signal stop
+/// still pending when gdb detaches is delivered only if it is one of them,
+/// as gdbserver does. The program writes whether its SIGUSR1 handler ran.
+#[test]
+fn gdb_detach_delivers_a_pending_signal_only_if_gdb_passes_it() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-program-signals");
+    let (exe, _) = build_c(&d.dir, "usr1");
+    for (pass, want) in [("nopass", "usr1=0"), ("pass", "usr1=1")] {
+        let file = format!("usr1-{pass}");
+        let out = gdb(
+            Some(&exe),
+            &[
+                "set debug remote 1".into(),
+                format!(
+                    "target remote | {} --server {} gdb --stdio -- {exe} {}",
+                    utrace_bin(),
+                    d.uri,
+                    d.dir.path(&file)
+                ),
+                format!("handle SIGUSR1 stop print {pass}"),
+                "continue".into(),
+                "detach".into(),
+            ],
+        );
+        assert!(out.contains("received signal SIGUSR1"), "{out}");
+        assert!(out.contains(";QProgramSignals+"), "advertised:\n{out}");
+        // SIGUSR1 is gdb's 30, 0x1e: in the last list only when passed.
+        let listed = out
+            .lines()
+            .rfind(|l| l.contains("Sending packet: $QProgramSignals:"))
+            .is_some_and(|l| l.contains(";1e;"));
+        assert_eq!(listed, pass == "pass", "{out}");
+        assert_eq!(
+            d.dir.read(&file).trim(),
+            want,
+            "handle SIGUSR1 {pass}:\n{out}"
+        );
+    }
+}
+
+/// lldb gets the answers lldb-server gives and gdbstub lacks: the process
+/// (`qProcessInfo`), every thread with its name and the stopped one's
+/// registers in one packet (`jThreadsInfo`), the thread list in each stop
+/// reply (`QListThreadsInStopReply`) with why it stopped (`reason:`),
+/// register packets that name their thread (`QThreadSuffixSupported`),
+/// and `X09` after `k`.
+#[test]
+fn lldb_is_answered_as_lldb_server_answers() {
+    let Some(lldb_cmd) = have_lldb() else {
+        return;
+    };
+    let d = Daemon::start("lldb-packets");
+    let (exe, _) = build_c(&d.dir, "session");
+    let (_bridge, addr) = listening_bridge_for(&d, &["--", &exe]);
+    let log = d.dir.path("packets.log");
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", lldb_cmd, "--batch", &exe]);
+    for c in [
+        format!("log enable -f {log} gdb-remote packets"),
+        format!("gdb-remote {addr}"),
+        "breakpoint set -n worker".into(),
+        "continue".into(),
+        "thread list".into(),
+        "thread select 1".into(),
+        "register read rip".into(),
+        "process kill".into(),
+    ] {
+        cmd.args(["-o", &c]);
+    }
+    let text = text_of("lldb", &cmd.output().expect("run lldb"));
+    assert!(text.contains("stop reason = breakpoint 1.1"), "{text}");
+    // Thread 1 (main), not the one stopped, has its registers.
+    let rest = after(&text, "register read rip");
+    assert!(rest.contains("rip = 0x"), "{text}");
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("tid = ") && l.contains("name = 'session'"))
+            .count()
+            >= 2,
+        "every thread listed, named:\n{text}"
+    );
+    assert!(text.contains("exited with status = 9"), "{text}");
+    assert!(!text.contains("unexpected response"), "{text}");
+    let pid: u32 = after(&text, "Process ")
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in:\n{text}"));
+    // Each packet and the reply to it, from lldb's log.
+    let packets: Vec<String> = std::fs::read_to_string(&log)
+        .expect("lldb's packet log")
+        .lines()
+        .filter_map(|l| {
+            let at = l
+                .find("send packet: ")
+                .or_else(|| l.find("read packet: "))?;
+            Some(l[at + 13..].to_string())
+        })
+        .collect();
+    let reply_to = |head: &str| -> Vec<&str> {
+        packets
+            .windows(2)
+            .filter(|w| w[0].starts_with(&format!("${head}")))
+            .map(|w| w[1].as_str())
+            .collect()
+    };
+    for (packet, want) in [
+        ("QThreadSuffixSupported", "$OK#"),
+        ("QListThreadsInStopReply", "$OK#"),
+        ("qProcessInfo", &format!("$pid:{pid:x};parent-pid:")),
+        ("jThreadsInfo", "$[{"),
+    ] {
+        let replies = reply_to(packet);
+        assert!(
+            !replies.is_empty() && replies.iter().all(|r| r.starts_with(want)),
+            "{packet}: {replies:?}"
+        );
+    }
+    let stops = reply_to("vCont;c");
+    assert!(
+        stops
+            .iter()
+            .any(|r| r.contains(";reason:breakpoint;") && r.contains(";threads:p")),
+        "{stops:?}"
+    );
+    let suffixed: Vec<&str> = packets
+        .windows(2)
+        .filter(|w| w[0].contains(";thread:") && matches!(w[0].as_bytes()[1], b'g' | b'p'))
+        .map(|w| w[1].as_str())
+        .collect();
+    assert!(
+        suffixed
+            .iter()
+            .any(|r| r.len() > 100 && !r.starts_with("$E")),
+        "registers read with a thread suffix: {suffixed:?}"
+    );
+}

@@ -40,6 +40,7 @@ pub mod fork;
 pub mod hostio;
 pub mod libraries;
 pub mod link;
+pub mod lldb;
 pub mod regions;
 pub mod signals;
 pub mod target;
@@ -364,10 +365,13 @@ impl BlockingEventLoop for Loop {
             match next.map_err(WaitForStopReasonError::Connection)? {
                 Next::Byte(b) => return Ok(Event::IncomingData(b)),
                 Next::Report(ev) => {
-                    if let Some(stop) = target
+                    let stop = target
                         .on_report(*ev)
-                        .map_err(WaitForStopReasonError::Target)?
-                    {
+                        .map_err(WaitForStopReasonError::Target)?;
+                    target
+                        .resume_deferred(stop.is_some())
+                        .map_err(WaitForStopReasonError::Target)?;
+                    if let Some(stop) = stop {
                         target.expedite(&stop);
                         return Ok(Event::TargetStopped(stop));
                     }
@@ -437,6 +441,7 @@ pub fn serve_with(
     let link = Shared::new(Link::new(inbox_rx, output));
     let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
     bridge.passed = link.lock().passed();
+    bridge.program_signals = link.lock().program();
     bridge.link_pid = link.lock().pid();
     bridge.general = link.lock().general();
     bridge.forks.reported = link.lock().forking();

@@ -175,6 +175,16 @@ pub struct Bridge {
     pub passed: super::link::Passed,
     /// Those the engine passes in the server (sent with a resume).
     passed_sent: u64,
+    /// The signals gdb lets the program have (`QProgramSignals`): others
+    /// are not delivered, whether gdb names one at a resume or a signal
+    /// stop is pending when the bridge leaves.
+    pub program_signals: super::link::Passed,
+    /// Why the stop being reported happened, in lldb's words (see
+    /// [`super::link::Stopped`]).
+    why: Option<&'static str>,
+    /// A resume put off for a pending report (its threads' wants, and
+    /// whether the others stay stopped).
+    deferred: Option<(HashMap<u32, Want>, bool)>,
     /// The pid the link answers lldb's `qMemoryRegionInfo` for.
     pub link_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// The process gdb's last `Hg` named, as the link read it (0: none).
@@ -277,6 +287,10 @@ impl Bridge {
             program: None,
             passed: Default::default(),
             passed_sent: 0,
+            // All, until gdb says.
+            program_signals: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            why: None,
+            deferred: None,
             catching: None,
             svr4: Default::default(),
             stack_pages: HashMap::new(),
@@ -321,6 +335,42 @@ impl Bridge {
             .store(o.pid, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Before leaving: the signal stops still held whose signal gdb keeps
+    /// from the program (`QProgramSignals`; `handle SIG nopass`) are let
+    /// go without it, as gdbserver discards them at a detach (the rest
+    /// are delivered as the engine goes). An ordered batch after the
+    /// decisions makes sure they were taken before the detach is.
+    fn drop_kept_signals(&mut self) {
+        let kept: Vec<u64> = self
+            .threads
+            .values()
+            .filter_map(|h| match h {
+                Held::Report {
+                    seq,
+                    signal: Some(s),
+                } if !super::link::is_passed(&self.program_signals, *s) => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        for seq in &kept {
+            let d = pb::Decision {
+                seq: *seq,
+                action: pb::Action::Resume as i32,
+                engine_id: self.engine,
+                suppress_signal: true,
+                ..Default::default()
+            };
+            if self.decide(d).is_err() {
+                return;
+            }
+        }
+        if !kept.is_empty() {
+            // Refused or not (the thread may be running), its answer
+            // comes after the decisions were taken.
+            let _ = self.ordered_batch(self.pid, false, Vec::new());
+        }
+    }
+
     /// Leave the process: the engine is detached (its holds released, its
     /// breakpoints and watchpoints gone; other engines stay), and its
     /// session ends quietly. The bridge then has no process.
@@ -333,6 +383,7 @@ impl Bridge {
             p.abort();
         }
         if self.engine != 0 && !self.exited {
+            self.drop_kept_signals();
             let mut c = self.client.clone();
             let _ = self.rt.block_on(c.detach(self.engine));
         }
@@ -575,6 +626,22 @@ impl Bridge {
         }))
     }
 
+    /// After a report gdb does not hear of: the resume put off for it
+    /// (see `deferred`), now that no report of ours is pending. When a
+    /// report is a stop, gdb hears of it instead, and its resume is
+    /// dropped (gdb resumes again after it).
+    pub fn resume_deferred(&mut self, stopped: bool) -> Result<(), BridgeError> {
+        let Some((wants, locked)) = self.deferred.take() else {
+            return Ok(());
+        };
+        if stopped {
+            return Ok(());
+        }
+        self.wants = wants;
+        self.locked = locked;
+        self.resume()
+    }
+
     /// The thread a stop without one is reported on.
     pub fn main_tid(&self) -> Tid {
         // No process (extended mode, before a run or attach): gdbstub
@@ -604,6 +671,11 @@ impl Bridge {
         }
         let tid = ev.tid;
         let reason = match &ev.kind {
+            // A breakpoint gdb took out, kept in the server through a
+            // step (see `doomed`), met by a thread gdb did not resume (one
+            // new since the stop): as if it were out, the thread goes on
+            // (the server steps it over its own int3).
+            Some(Kind::Breakpoint(b)) if self.doomed.contains(&Point::Sw(b.addr)) => None,
             Some(Kind::Breakpoint(_)) => tid_of(tid).map(StopReason::SwBreak),
             Some(Kind::Watchpoint(w)) => tid_of(tid).map(|tid| self.watch_stop(tid, w)),
             Some(Kind::SyscallEntry(e)) => Some(StopReason::CatchSyscall {
@@ -637,8 +709,15 @@ impl Bridge {
                 }
                 None
             }
+            // A new thread runs if gdb let the whole process run; else
+            // (its parent cloned just before a stop, or while gdb steps
+            // one thread) it stops with the rest, as under gdbserver.
             Some(Kind::Clone(c)) if c.kind == "thread" => {
+                let all_running = self.threads.values().all(|h| *h == Held::Running);
                 self.threads.entry(c.child_tid).or_insert(Held::Running);
+                if !all_running {
+                    self.stop_all(false)?;
+                }
                 None
             }
             // The parent of a fork waits for its child's start.
@@ -662,6 +741,16 @@ impl Bridge {
             }
             _ => None,
         };
+        self.why = match &ev.kind {
+            Some(Kind::Breakpoint(_)) => Some("breakpoint"),
+            // A watchpoint's stop says `watch:ADDR`, which lldb reads.
+            Some(Kind::Watchpoint(_)) => {
+                matches!(reason, Some(StopReason::HwBreak(_))).then_some("breakpoint")
+            }
+            Some(Kind::Step(_)) => Some("trace"),
+            Some(Kind::Signal(_)) => Some("signal"),
+            _ => None,
+        };
         if !ev.held {
             return Ok(reason);
         }
@@ -672,7 +761,22 @@ impl Bridge {
         let Some(reason) = reason.filter(|_| !passed) else {
             // Held, but nothing the debugger is told (or a signal gdb
             // passes, which it would only resume with the signal: `handle
-            // SIG nostop pass`): let it go, with no round trip.
+            // SIG nostop pass`). A thread the bridge stopped for gdb stays
+            // stopped: the engine's hold is one, and letting the report go
+            // would let the thread go. It goes (the signal delivered) when
+            // gdb resumes it.
+            if self.threads.get(&tid) == Some(&Held::Stopped) {
+                self.decide_hold(ev.seq)?;
+                self.threads.insert(
+                    tid,
+                    Held::Report {
+                        seq: ev.seq,
+                        signal: None,
+                    },
+                );
+                return Ok(None);
+            }
+            // Else let it go, with no round trip.
             self.decide(pb::Decision {
                 seq: ev.seq,
                 action: pb::Action::Resume as i32,
@@ -801,7 +905,7 @@ impl Bridge {
     /// Leave the frame, stack and program pointers of `stop`'s thread for
     /// the link to put in the stop reply (when the report brought them):
     /// gdb then asks for no `g` at the stop, as with gdbserver.
-    pub fn expedite(&self, stop: &StopReason) {
+    pub fn expedite(&mut self, stop: &StopReason) {
         let tid = match stop {
             StopReason::SwBreak(t) | StopReason::HwBreak(t) => *t,
             StopReason::Watch { tid, .. } => *tid,
@@ -823,7 +927,11 @@ impl Bridge {
             hex(r.gpr[7]),
             hex(r.rip)
         );
-        *self.expedite.lock().unwrap_or_else(|e| e.into_inner()) = Some((tid, text));
+        *self.expedite.lock().unwrap_or_else(|e| e.into_inner()) = Some(super::link::Stopped {
+            tid,
+            regs: text,
+            reason: self.why.take(),
+        });
     }
 
     /// The fork child gdb's breakpoint packets are about, if they are not
@@ -1424,9 +1532,13 @@ impl MultiThreadResume for Bridge {
             // is on its way: it is the next stop gdb hears of, with nothing
             // run meanwhile, as gdbserver reports pending events. Resumed
             // now, that thread would run on (our hold is one, whoever took
-            // it) and its report would name a stop long gone.
-            self.wants.clear();
-            self.locked = false;
+            // it) and its report would name a stop long gone. The resume
+            // is kept: if that report is nothing gdb hears of (a clone),
+            // it is done then ([`Bridge::resume_deferred`]).
+            self.deferred = Some((
+                std::mem::take(&mut self.wants),
+                std::mem::take(&mut self.locked),
+            ));
             return Ok(());
         }
         let wants = std::mem::take(&mut self.wants);
@@ -1458,6 +1570,8 @@ impl MultiThreadResume for Bridge {
                 Want::Step(s) => (pb::Action::Step, s),
                 Want::RangeStep(..) => (pb::Action::Step, None),
             };
+            // A signal gdb keeps from the program is not delivered.
+            let sig = sig.filter(|s| super::link::is_passed(&self.program_signals, *s));
             // A range step: the step's range goes first, in the same batch.
             let mut range: Vec<pb::Op> = pass_op.take().into_iter().collect();
             if let Want::RangeStep(start, end) = want {

@@ -16,10 +16,25 @@ pub type Passed = Arc<std::sync::atomic::AtomicU64>;
 /// Reading the debugger's packets for those the link answers or changes
 /// itself ([`Taken`]): the bytes of a packet that may be one are held
 /// until it is told (the rest go on to gdbstub).
-#[derive(Default)]
 pub(super) struct Intercept {
     state: PassState,
     pub(super) passed: Passed,
+    /// The signals gdb lets the program have (`QProgramSignals`; all
+    /// until it says).
+    pub(super) program: Passed,
+    /// The last packet taken, whole (`$…#xx`), to pass on as it came.
+    pub(super) raw: Vec<u8>,
+}
+
+impl Default for Intercept {
+    fn default() -> Intercept {
+        Intercept {
+            state: PassState::Out,
+            passed: Passed::default(),
+            program: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            raw: Vec::new(),
+        }
+    }
 }
 
 /// A packet the link answers, gdbstub lacking it: its kind and what
@@ -36,14 +51,42 @@ pub enum Taken {
     Detach(Vec<u8>),
     /// gdb's `qXfer:threads:read::OFF,LEN`.
     Threads(Vec<u8>),
+    /// gdb's `QProgramSignals:LIST`.
+    ProgramSignals(Vec<u8>),
+    /// lldb's `qProcessInfo`.
+    ProcessInfo(Vec<u8>),
+    /// lldb's `QListThreadsInStopReply`.
+    ListThreadsInStopReply(Vec<u8>),
+    /// lldb's `jThreadsInfo`.
+    ThreadsInfo(Vec<u8>),
+    /// lldb's `qThreadStopInfoTID`.
+    ThreadStopInfo(Vec<u8>),
+    /// lldb's `QThreadSuffixSupported`.
+    ThreadSuffix(Vec<u8>),
+    /// `k`, passed on (see `Replies::kill_pending`).
+    Kill(Vec<u8>),
+    /// A register packet (`g`, `G`, `p`, `P`: its letter), which lldb
+    /// ends with `;thread:TID;` once told `QThreadSuffixSupported`.
+    Registers(u8, Vec<u8>),
 }
 
-/// The heads of the packets taken.
-pub(super) const HEADS: [&[u8]; 4] = [
+/// The heads of the packets taken, in [`Taken`]'s order.
+pub(super) const HEADS: [&[u8]; 15] = [
     b"$QPassSignals:",
     b"$qMemoryRegionInfo:",
     b"$D;",
     b"$qXfer:threads:read::",
+    b"$QProgramSignals:",
+    b"$qProcessInfo",
+    b"$QListThreadsInStopReply",
+    b"$jThreadsInfo",
+    b"$qThreadStopInfo",
+    b"$QThreadSuffixSupported",
+    b"$k",
+    b"$g;",
+    b"$G",
+    b"$p",
+    b"$P",
 ];
 
 #[derive(Default)]
@@ -96,6 +139,7 @@ impl Intercept {
             }
             Take(k, mut t) => {
                 if b == b'#' {
+                    t.push(b);
                     self.state = TakeSum(k, t, 2);
                 } else if t.len() >= PASS_MAX {
                     // Not ours to judge: gdbstub refuses what it does not know.
@@ -107,16 +151,28 @@ impl Intercept {
                     self.state = Take(k, t);
                 }
             }
-            TakeSum(k, t, n) => {
+            TakeSum(k, mut t, n) => {
+                t.push(b);
                 if n > 1 {
                     self.state = TakeSum(k, t, n - 1);
                 } else {
-                    let rest = t[HEADS[k].len()..].to_vec();
+                    let rest = t[HEADS[k].len()..t.len() - 3].to_vec();
+                    self.raw = t;
                     return Some(match k {
                         0 => Taken::PassSignals(rest),
                         1 => Taken::MemoryRegionInfo(rest),
                         2 => Taken::Detach(rest),
-                        _ => Taken::Threads(rest),
+                        3 => Taken::Threads(rest),
+                        4 => Taken::ProgramSignals(rest),
+                        5 => Taken::ProcessInfo(rest),
+                        6 => Taken::ListThreadsInStopReply(rest),
+                        7 => Taken::ThreadsInfo(rest),
+                        8 => Taken::ThreadStopInfo(rest),
+                        9 => Taken::ThreadSuffix(rest),
+                        10 => Taken::Kill(rest),
+                        // Its `;` is the suffix's.
+                        11 => Taken::Registers(b'g', [b";".as_slice(), &rest].concat()),
+                        _ => Taken::Registers(HEADS[k][1], rest),
                     });
                 }
             }
@@ -124,20 +180,27 @@ impl Intercept {
         None
     }
 
-    /// Set the signals passed from a `QPassSignals` list (gdb's numbers in
-    /// hex, `;`-separated; the list replaces the last).
+    /// Set the signals passed from a `QPassSignals` list (the list
+    /// replaces the last).
     pub(super) fn set(&self, list: &[u8]) {
-        let mut bits = 0u64;
-        for n in String::from_utf8_lossy(list).split(';') {
-            let linux = u8::from_str_radix(n.trim(), 16)
-                .ok()
-                .and_then(|g| crate::gdb::signals::to_linux(gdbstub::common::Signal(g)));
-            if let Some(l @ 1..=64) = linux {
-                bits |= 1 << (l - 1);
-            }
-        }
-        self.passed.store(bits, std::sync::atomic::Ordering::SeqCst);
+        self.passed
+            .store(signal_bits(list), std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// The Linux signals of a `QPassSignals`/`QProgramSignals` list (gdb's
+/// numbers in hex, `;`-separated), a bit per signal (bit `n - 1`).
+pub(super) fn signal_bits(list: &[u8]) -> u64 {
+    let mut bits = 0u64;
+    for n in String::from_utf8_lossy(list).split(';') {
+        let linux = u8::from_str_radix(n.trim(), 16)
+            .ok()
+            .and_then(|g| crate::gdb::signals::to_linux(gdbstub::common::Signal(g)));
+        if let Some(l @ 1..=64) = linux {
+            bits |= 1 << (l - 1);
+        }
+    }
+    bits
 }
 
 /// The process gdb's last `Hg` named (`Hgp PID.TID`, multiprocess), as

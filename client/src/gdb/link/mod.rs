@@ -23,7 +23,7 @@ use handshake::{Handshake, Swallow};
 pub use intercept::{is_passed, Passed, Taken};
 use intercept::{General, Intercept, ReadWatch};
 use rewrite::Replies;
-pub use rewrite::{ExecPath, Expedite};
+pub use rewrite::{ExecPath, Expedite, Stopped};
 
 /// Inputs waiting at most (the debugger's reader then waits; reports are
 /// few: each holds its thread until decided).
@@ -82,6 +82,9 @@ pub struct Link {
     /// counts them): while any is, a `D;PID` detaches that one process
     /// (see [`Link::answer`]).
     forking: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// lldb said it ends register packets with `;thread:TID;`
+    /// (`QThreadSuffixSupported`): each becomes an `Hg` and the packet.
+    suffixed: bool,
 }
 
 /// The monitor command a `D;PID` becomes while a fork is unsettled: the
@@ -102,6 +105,9 @@ fn packet(body: &[u8]) -> Vec<u8> {
 
 impl Link {
     pub fn new(rx: mpsc::Receiver<Input>, out: Box<dyn Write + Send>) -> Link {
+        let threads = super::threads::Threads::default();
+        let mut replies = Replies::default();
+        replies.threads = threads.clone();
         Link {
             rx,
             bytes: VecDeque::new(),
@@ -113,12 +119,13 @@ impl Link {
             swallow: Swallow::default(),
             pass: Intercept::default(),
             general: General::default(),
-            replies: Replies::default(),
+            replies,
             scratch: Vec::new(),
-            threads: Default::default(),
+            threads,
             threads_doc: None,
             pid: Default::default(),
             forking: Default::default(),
+            suffixed: false,
         }
     }
 
@@ -152,6 +159,23 @@ impl Link {
         self.pass.passed.clone()
     }
 
+    /// The signals gdb lets the program have (`QProgramSignals`, a bit per
+    /// signal as [`Passed`]; all until gdb says).
+    pub fn program(&self) -> Passed {
+        self.pass.program.clone()
+    }
+
+    /// The debugged process, and whether thread ids are written with it
+    /// (`pPID.TID`): as the last stop reply wrote them, else as agreed.
+    fn ids(&self) -> (u32, Option<u32>) {
+        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+        let with = match &self.replies.last {
+            Some(l) => l.pid,
+            None => self.handshake.offered(b"multiprocess+").then_some(pid),
+        };
+        (pid, with)
+    }
+
     /// Answer a packet taken from the debugger, for gdbstub; or what
     /// gdbstub is to read instead.
     fn answer(&mut self, taken: Taken) -> Option<Vec<u8>> {
@@ -178,6 +202,99 @@ impl Link {
                 self.pass.set(&list);
                 b"OK".to_vec()
             }
+            // Signals not listed are not delivered when the bridge
+            // decides alone (a signal stop pending at detach), nor when
+            // gdb resumes with one.
+            Taken::ProgramSignals(list) => {
+                self.pass.program.store(
+                    intercept::signal_bits(&list),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+                b"OK".to_vec()
+            }
+            Taken::ProcessInfo(rest) if rest.is_empty() => {
+                super::lldb::process_info(self.pid.load(std::sync::atomic::Ordering::SeqCst))
+            }
+            Taken::ListThreadsInStopReply(rest) if rest.is_empty() => {
+                self.replies.list_threads = true;
+                b"OK".to_vec()
+            }
+            Taken::ThreadSuffix(rest) if rest.is_empty() => {
+                self.suffixed = true;
+                b"OK".to_vec()
+            }
+            Taken::ThreadsInfo(rest) if rest.is_empty() => {
+                let (pid, _) = self.ids();
+                let tids = self
+                    .threads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let last = self.replies.last.as_ref();
+                let stop = last.map(|l| super::lldb::ThreadStop {
+                    tid: l.tid,
+                    signal: stop_signal(&l.body),
+                    reason: l.said.as_ref().and_then(|s| s.reason),
+                    regs: l.said.as_ref().map_or("", |s| s.regs.as_str()),
+                });
+                super::lldb::escaped(
+                    super::lldb::threads_info(pid, &tids, stop.as_ref()).as_bytes(),
+                )
+            }
+            // The last stop's reply for its thread; no reason for another
+            // (all-stop: it was stopped for that one).
+            Taken::ThreadStopInfo(tid) => {
+                let tid = std::str::from_utf8(&tid)
+                    .ok()
+                    .and_then(|t| u32::from_str_radix(t, 16).ok());
+                match (tid, &self.replies.last) {
+                    (None, _) => b"E01".to_vec(),
+                    (Some(t), Some(l)) if l.tid == t => l.body.clone(),
+                    (Some(t), _) => {
+                        let (_, with) = self.ids();
+                        format!("T00thread:{};", rewrite::format_id(with, t)).into_bytes()
+                    }
+                }
+            }
+            // Passed on; lldb is answered `X09`, as by lldb-server.
+            Taken::Kill(_) => {
+                self.replies.kill_pending = self.replies.lldb;
+                return Some(std::mem::take(&mut self.pass.raw));
+            }
+            // `;thread:TID;` at the end: gdbstub reads the thread from an
+            // `Hg` (whose reply is dropped) and the packet without it.
+            Taken::Registers(letter, rest) => {
+                if matches!(letter, b'G' | b'P') {
+                    // The last stop's registers are no more (lldb's
+                    // inferior calls write them): later answers leave
+                    // them out, and lldb reads them.
+                    if let Some(l) = &mut self.replies.last {
+                        l.forget_registers();
+                    }
+                }
+                const SUFFIX: &[u8] = b";thread:";
+                let at = rest.windows(SUFFIX.len()).position(|w| w == SUFFIX);
+                let raw = std::mem::take(&mut self.pass.raw);
+                let Some(at) = at.filter(|_| self.suffixed) else {
+                    return Some(raw);
+                };
+                let id = rest[at + SUFFIX.len()..]
+                    .strip_suffix(b";")
+                    .unwrap_or(&rest[at + SUFFIX.len()..]);
+                let mut hg = b"Hg".to_vec();
+                hg.extend_from_slice(id);
+                let mut plain = vec![letter];
+                plain.extend_from_slice(&rest[..at]);
+                self.swallow.count += 1;
+                let mut both = packet(&hg);
+                both.extend(packet(&plain));
+                return Some(both);
+            }
+            // Not the packet its head looked like: gdbstub's to answer.
+            Taken::ProcessInfo(_)
+            | Taken::ListThreadsInStopReply(_)
+            | Taken::ThreadSuffix(_)
+            | Taken::ThreadsInfo(_) => return Some(std::mem::take(&mut self.pass.raw)),
             Taken::MemoryRegionInfo(addr) => {
                 let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
                 super::regions::region_info(pid, &addr).into_bytes()
@@ -367,6 +484,14 @@ impl ConnectionExt for Shared {
         }
         Ok(link.bytes.front().copied())
     }
+}
+
+/// The signal of stop reply `body` (`TNN…`, gdb's number), 0 if none.
+fn stop_signal(body: &[u8]) -> u8 {
+    body.get(1..3)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| u8::from_str_radix(d, 16).ok())
+        .unwrap_or(0)
 }
 
 /// Read `r` on a thread of its own into `tx`, until it ends.

@@ -19,7 +19,19 @@ pub(super) struct Replies {
     /// The registers a stop reply carries (see [`Expedite`]).
     pub(super) expedite: Expedite,
     /// The debugger is lldb (as its `qSupported` told).
-    lldb: bool,
+    pub(super) lldb: bool,
+    /// lldb asked for the thread list in stop replies
+    /// (`QListThreadsInStopReply`): each carries `threads:`.
+    pub(super) list_threads: bool,
+    /// The threads as the bridge last listed them (for `threads:`).
+    pub(super) threads: crate::gdb::threads::Threads,
+    /// The last stop reply sent, as sent, with what the bridge said of
+    /// it: lldb's `qThreadStopInfo` and `jThreadsInfo` are answered from
+    /// it.
+    pub(super) last: Option<LastStop>,
+    /// lldb sent `k`: gdbstub's `OK` to it becomes lldb-server's `X09`
+    /// (the process was killed by SIGKILL), which lldb expects.
+    pub(super) kill_pending: bool,
     /// Packets still to look at for the `qSupported` reply; 0: seen, or
     /// given up.
     advertise_left: u8,
@@ -48,6 +60,10 @@ impl Default for Replies {
             exec: ExecPath::default(),
             expedite: Expedite::default(),
             lldb: false,
+            list_threads: false,
+            threads: Default::default(),
+            last: None,
+            kill_pending: false,
             advertise_left: ADVERTISE_WITHIN,
         }
     }
@@ -74,7 +90,7 @@ impl Replies {
                 out.push(b);
                 Out
             }
-            (Start, _) if b == b'T' || self.advertise_left > 0 => {
+            (Start, _) if b == b'T' || self.advertise_left > 0 || self.kill_pending => {
                 self.held.push(b);
                 if b == b'#' {
                     HoldSum(2)
@@ -142,38 +158,76 @@ impl Replies {
                 return Some(advertised(body, lldb));
             }
         }
+        if self.kill_pending {
+            self.kill_pending = false;
+            if body == b"OK" {
+                return Some(b"X09".to_vec());
+            }
+        }
         if body.first() == Some(&b'T') {
             let changed = fork_child(body).or_else(|| self.exec_stop(body));
             let now = changed.as_deref().unwrap_or(body);
-            return self.expedited(now).or(changed);
+            let (new, said) = self.expedited(now);
+            let mut new = new.or(changed);
+            if self.list_threads {
+                let mut with = new.take().unwrap_or_else(|| body.to_vec());
+                self.add_threads(&mut with);
+                new = Some(with);
+            }
+            let sent = new.as_deref().unwrap_or(body);
+            self.last = thread_id(sent).map(|(pid, tid)| LastStop {
+                pid,
+                tid,
+                body: sent.to_vec(),
+                said,
+            });
+            return new;
         }
         None
     }
 
     /// A stop reply with the registers the bridge left for its thread
     /// (see [`Expedite`]), after the signal number, as gdbserver writes
-    /// them: gdb then needs no `g` packet at the stop.
-    fn expedited(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+    /// them: gdb then needs no `g` packet at the stop. To lldb it also
+    /// says why (`reason:`), as lldb-server does. With what the bridge
+    /// said, taken (once).
+    fn expedited(&mut self, body: &[u8]) -> (Option<Vec<u8>>, Option<Stopped>) {
         let mut slot = self.expedite.lock().unwrap_or_else(|e| e.into_inner());
-        let (tid, regs) = slot.as_ref()?;
-        let thread = format!(".{tid:x};");
-        let plain = format!("thread:{tid:x};");
-        let text = String::from_utf8_lossy(body);
-        let named = text
-            .split("thread:")
-            .nth(1)
-            .and_then(|t| t.split(';').next())
-            .is_some_and(|id| {
-                format!("thread:{id};") == plain || format!("{id};").ends_with(&thread)
-            });
+        let named = match (slot.as_ref(), thread_id(body)) {
+            (Some(s), Some((_, tid))) => s.tid == tid,
+            _ => false,
+        };
         if !named || body.len() < 3 {
-            return None;
+            return (None, None);
         }
+        let Some(said) = slot.take() else {
+            return (None, None);
+        };
         let mut new = body[..3].to_vec();
-        new.extend_from_slice(regs.as_bytes());
+        new.extend_from_slice(said.regs.as_bytes());
         new.extend_from_slice(&body[3..]);
-        *slot = None;
-        Some(new)
+        const REASON: &[u8] = b"reason:";
+        if let (true, Some(why)) = (self.lldb, said.reason) {
+            if !new.windows(REASON.len()).any(|w| w == REASON) {
+                new.extend_from_slice(format!("reason:{why};").as_bytes());
+            }
+        }
+        (Some(new), Some(said))
+    }
+
+    /// `threads:ID,ID,…;` at the end of stop reply `body`, the ids in the
+    /// form its `thread:` has (`pPID.TID` or `TID`).
+    fn add_threads(&self, body: &mut Vec<u8>) {
+        let Some((pid, _)) = thread_id(body) else {
+            return;
+        };
+        let tids = self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let ids: Vec<String> = tids.iter().map(|t| format_id(pid, *t)).collect();
+        body.extend_from_slice(format!("threads:{};", ids.join(",")).as_bytes());
     }
 
     /// An exec stop as the debugger knows it: gdbstub has no exec stop
@@ -201,15 +255,87 @@ impl Replies {
     }
 }
 
+/// The thread a stop reply names (`thread:pPID.TID;` or `thread:TID;`,
+/// hex): its process (`None` without one) and thread.
+pub(super) fn thread_id(body: &[u8]) -> Option<(Option<u32>, u32)> {
+    const KEY: &[u8] = b"thread:";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let end = at + body[at..].iter().position(|b| *b == b';')?;
+    let id = std::str::from_utf8(&body[at..end]).ok()?;
+    match id.strip_prefix('p') {
+        Some(both) => {
+            let (pid, tid) = both.split_once('.')?;
+            Some((
+                Some(u32::from_str_radix(pid, 16).ok()?),
+                u32::from_str_radix(tid, 16).ok()?,
+            ))
+        }
+        None => Some((None, u32::from_str_radix(id, 16).ok()?)),
+    }
+}
+
+/// A thread id as the debugger writes them: `pPID.TID` when it speaks
+/// multiprocess (`pid` known), else `TID`.
+pub(super) fn format_id(pid: Option<u32>, tid: u32) -> String {
+    match pid {
+        Some(p) => format!("p{p:x}.{tid:x}"),
+        None => format!("{tid:x}"),
+    }
+}
+
+/// The last stop reply the debugger was sent.
+#[derive(Clone, Debug)]
+pub(super) struct LastStop {
+    /// Its process, when ids are written `pPID.TID`.
+    pub(super) pid: Option<u32>,
+    pub(super) tid: u32,
+    /// The reply's body, as sent.
+    pub(super) body: Vec<u8>,
+    /// What the bridge said of it (registers, reason).
+    pub(super) said: Option<Stopped>,
+}
+
+impl LastStop {
+    /// Its registers as they were no longer: out of the reply kept, and
+    /// of what the bridge said.
+    pub(super) fn forget_registers(&mut self) {
+        if let Some(s) = &mut self.said {
+            s.regs.clear();
+        }
+        if self.body.len() > 3 {
+            let mut body = self.body[..3].to_vec();
+            for pair in self.body[3..].split(|b| *b == b';') {
+                let key = pair.split(|b| *b == b':').next().unwrap_or_default();
+                let register = key.len() == 2 && key.iter().all(u8::is_ascii_hexdigit);
+                if !register && !pair.is_empty() {
+                    body.extend_from_slice(pair);
+                    body.push(b';');
+                }
+            }
+            self.body = body;
+        }
+    }
+}
+
+/// What the bridge says of the stop it reports, for the stop reply: its
+/// thread, the registers to carry (`NN:HEX;` pairs in gdb's numbering: the
+/// frame, stack and program pointers, as gdbserver expedites), and why it
+/// stopped in lldb's words (`breakpoint`, `trace`, `signal`…), which lldb
+/// reads from `reason:`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stopped {
+    pub tid: u32,
+    pub regs: String,
+    pub reason: Option<&'static str>,
+}
+
 /// The program of the exec the bridge is reporting, for the stop reply
 /// (see `Replies::exec_stop`); taken by it.
 pub type ExecPath = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
-/// The registers of the stop the bridge is reporting: its thread, and
-/// `NN:HEX;` pairs in gdb's numbering (the frame, stack and program
-/// pointers, as gdbserver expedites). Taken by the stop reply that names
-/// that thread.
-pub type Expedite = std::sync::Arc<std::sync::Mutex<Option<(u32, String)>>>;
+/// What the bridge says of the stop it is reporting ([`Stopped`]). Taken
+/// by the stop reply that names that thread.
+pub type Expedite = std::sync::Arc<std::sync::Mutex<Option<Stopped>>>;
 
 /// The `qSupported` reply with `QPassSignals+` added (the link answers
 /// it), and `exec-events+` (see `Replies::exec_stop`). To lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded
@@ -221,7 +347,7 @@ fn advertised(body: &[u8], lldb: bool) -> Vec<u8> {
         let text = String::from_utf8_lossy(&new).replace(";qXfer:libraries-svr4:read+", "");
         new = text.into_bytes();
     }
-    new.extend_from_slice(b";QPassSignals+;exec-events+;qXfer:threads:read+");
+    new.extend_from_slice(b";QPassSignals+;QProgramSignals+;exec-events+;qXfer:threads:read+");
     new
 }
 
@@ -259,7 +385,8 @@ mod tests {
 
     #[test]
     fn qsupported_reply_advertises_pass_signals_with_its_checksum() {
-        let body = "PacketSize=100;swbreak+;QPassSignals+;exec-events+;qXfer:threads:read+";
+        let body =
+            "PacketSize=100;swbreak+;QPassSignals+;QProgramSignals+;exec-events+;qXfer:threads:read+";
         let mut r = Replies::default();
         // Anything else first goes as it is.
         assert_eq!(through(&mut r, "+$OK#9a", false), "+$OK#9a");
@@ -312,7 +439,12 @@ mod tests {
             ..Default::default()
         };
         let regs = "06:0100000000000000;07:0200000000000000;10:0300000000000000;";
-        *r.expedite.lock().unwrap() = Some((0x2a, regs.into()));
+        let said = Stopped {
+            tid: 0x2a,
+            regs: regs.into(),
+            reason: Some("breakpoint"),
+        };
+        *r.expedite.lock().unwrap() = Some(said.clone());
         // Another thread's stop: as it is, the registers kept.
         let other = "$T05thread:p10.2b;#00";
         assert_eq!(through(&mut r, other, false), other);
@@ -324,12 +456,48 @@ mod tests {
         // Once.
         let again = "$T05thread:p10.2a;#00";
         assert_eq!(through(&mut r, again, false), again);
-        *r.expedite.lock().unwrap() = Some((0x2a, regs.into()));
+        *r.expedite.lock().unwrap() = Some(said.clone());
         let want = format!("T05{regs}thread:2a;");
         assert_eq!(
             through(&mut r, "$T05thread:2a;#00", false),
             format!("${want}#{}", checksum(&want))
         );
+        // To lldb: why, as lldb-server says it, and (once asked) every
+        // thread's id; the reply kept for lldb's later questions.
+        r.lldb = true;
+        r.list_threads = true;
+        *r.threads.lock().unwrap() = vec![0x10, 0x2a];
+        *r.expedite.lock().unwrap() = Some(said.clone());
+        let want =
+            format!("T05{regs}thread:p10.2a;swbreak:;reason:breakpoint;threads:p10.10,p10.2a;");
+        assert_eq!(
+            through(&mut r, "$T05thread:p10.2a;swbreak:;#00", false),
+            format!("${want}#{}", checksum(&want))
+        );
+        let mut last = r.last.clone().unwrap();
+        assert_eq!(
+            (last.pid, last.tid, last.said.clone()),
+            (Some(0x10), 0x2a, Some(said))
+        );
+        assert_eq!(last.body, want.as_bytes());
+        // Written since: the registers are left out.
+        last.forget_registers();
+        assert_eq!(
+            String::from_utf8(last.body).unwrap(),
+            "T05thread:p10.2a;swbreak:;reason:breakpoint;threads:p10.10,p10.2a;"
+        );
+        assert_eq!(last.said.unwrap().regs, "");
+    }
+
+    #[test]
+    fn lldbs_kill_is_answered_as_lldb_server_does() {
+        let mut r = Replies {
+            advertise_left: 0,
+            kill_pending: true,
+            ..Default::default()
+        };
+        assert_eq!(through(&mut r, "$OK#9a", true), "$X09#c1");
+        assert_eq!(through(&mut r, "$OK#9a", true), "$OK#9a");
     }
 
     #[test]
