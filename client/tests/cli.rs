@@ -1504,3 +1504,78 @@ fn socket_options_and_epoll_decode_like_strace() {
         assert!(all.contains(want), "{want:?} in:\n{all}");
     }
 }
+
+/// `-k`: each call's stack, as strace -k prints it (file, symbol and
+/// offset, the offset in the file), after the call's line; the same lines
+/// as strace's. A program built without frame pointers is unwound by its
+/// call-frame information.
+#[test]
+fn stack_traces_like_strace() {
+    let dir = temp_trace("stack");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let exe = dir.join("calls").display().to_string();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/c/calls.c");
+    let cc = Command::new("cc")
+        .args(["-O2", "-fomit-frame-pointer", "-fno-optimize-sibling-calls"])
+        .args(["-o", &exe, src])
+        .output()
+        .expect("run cc (.ci/run installs gcc)");
+    assert!(cc.status.success(), "{cc:?}");
+    let ours = utrace(&["trace", "-k", "-e", "trace=write", "--", &exe]);
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    let stack: Vec<&str> = ours
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("write(1, \"deep\\n\""))
+        .skip(1)
+        .take_while(|l| l.starts_with(" > "))
+        .collect();
+    let frames: Vec<&str> = stack
+        .iter()
+        .filter_map(|l| l.split_once('(')?.1.split_once('+').map(|(f, _)| f))
+        .collect();
+    // libc's write, then the program's three functions and main.
+    let at = frames
+        .iter()
+        .position(|f| *f == "inner")
+        .unwrap_or_else(|| {
+            panic!("no inner frame:\n{}", ours.stderr);
+        });
+    assert_eq!(
+        frames[at..at + 4],
+        ["inner", "middle", "outer", "main"],
+        "{}",
+        ours.stderr
+    );
+    assert!(stack[0].contains("libc.so.6("), "{}", ours.stderr);
+    assert!(stack.iter().all(|l| l.ends_with(']')), "{}", ours.stderr);
+    // The same lines as strace -k, where its build has stack traces.
+    let probe = run_strace(&["-k", "-e", "trace=none", "true"]);
+    if probe.stderr.contains("not supported") {
+        println!(
+            "skipped the comparison with strace -k: {}",
+            probe.stderr.trim()
+        );
+    } else {
+        for args in [vec![exe.as_str()], vec!["ls", "/"]] {
+            let set = ["-k", "-e", "trace=openat,write"];
+            let ours = utrace(&[&["trace"], &set[..], &["--"], &args[..]].concat());
+            let theirs = run_strace(&[&set[..], &args[..]].concat());
+            let lines = |trace: &str| -> Vec<String> {
+                trace
+                    .lines()
+                    .filter(|l| !l.starts_with("+++"))
+                    .map(String::from)
+                    .collect()
+            };
+            assert_eq!(
+                lines(&ours.stderr),
+                lines(&theirs.stderr),
+                "{args:?}: ours:\n{}\nstrace's:\n{}",
+                ours.stderr,
+                theirs.stderr
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -161,6 +161,10 @@ pub struct Assembler {
     last_nr: HashMap<u32, u64>,
     /// The column results are aligned at (`-a`; strace's 40).
     column: usize,
+    /// `-k`: the unwinder, and each thread's stack as its call's entry
+    /// brought it, printed after the call's line.
+    stacks: Option<crate::stack::Stacks>,
+    stack_of: HashMap<u32, Vec<String>>,
 }
 
 impl Assembler {
@@ -182,6 +186,22 @@ impl Assembler {
             ip: None,
             last_nr: HashMap::new(),
             column: utrace_engines::builtin::recorder::RESULT_COLUMN,
+            stacks: None,
+            stack_of: HashMap::new(),
+        }
+    }
+
+    /// With `on`, print each call's stack after its line (`-k`); events
+    /// are expected to carry what [`crate::stack::expedite`] asks.
+    pub fn with_stacks(mut self, on: bool) -> Self {
+        self.stacks = on.then(crate::stack::Stacks::default);
+        self
+    }
+
+    /// The stack of `tid`'s call, whose line was just printed.
+    fn print_stack(&mut self, tid: u32, out: &mut dyn FnMut(&str)) {
+        for line in self.stack_of.remove(&tid).unwrap_or_default() {
+            out(&line);
         }
     }
 
@@ -243,6 +263,29 @@ impl Assembler {
         if let (true, Some(Kind::SyscallEntry(e))) = (self.leader.numbers, &ev.kind) {
             self.last_nr.insert(tid, e.nr);
         }
+        if let Some(stacks) = &mut self.stacks {
+            match (&ev.kind, &ev.expedited) {
+                (Some(Kind::SyscallEntry(_)), Some(x)) => {
+                    self.stack_of.insert(tid, stacks.lines(ev.pid, x));
+                }
+                // Only the exit reported (the trace asks for no entries):
+                // the registers and the stack above rsp are the entry's
+                // still, the call being a leaf of the program's.
+                (Some(Kind::SyscallExit(_)), Some(x)) if !self.stack_of.contains_key(&tid) => {
+                    self.stack_of.insert(tid, stacks.lines(ev.pid, x));
+                    if changes_maps(match &ev.kind {
+                        Some(Kind::SyscallExit(x)) => x.nr,
+                        _ => 0,
+                    }) {
+                        stacks.forget(ev.pid);
+                    }
+                }
+                // The process's mappings changed: read them again.
+                (Some(Kind::SyscallExit(x)), _) if changes_maps(x.nr) => stacks.forget(ev.pid),
+                (Some(Kind::Exec(_)), _) => stacks.forget(ev.pid),
+                _ => {}
+            }
+        }
         match &ev.kind {
             Some(Kind::SyscallEntry(e)) => self.on_entry(tid, e, out),
             Some(Kind::SyscallExit(x)) => self.on_exit(tid, x, out),
@@ -256,6 +299,12 @@ impl Assembler {
                 self.interrupt_open(out);
                 let line = format!("{}{}", self.prefix_for(tid), signal_line(s));
                 out(&line);
+                // -k: where the signal found the thread, as strace shows.
+                if let (Some(stacks), Some(x)) = (&mut self.stacks, &ev.expedited) {
+                    for l in stacks.lines(ev.pid, x) {
+                        out(&l);
+                    }
+                }
             }
             Some(Kind::GroupStop(g)) => {
                 self.interrupt_open(out);
@@ -388,6 +437,7 @@ impl Assembler {
 
     /// Drop `tid`'s pending call; if its line is open, print it unfinished.
     fn abandon(&mut self, tid: u32, out: &mut dyn FnMut(&str)) {
+        self.stack_of.remove(&tid);
         if self.pending.remove(&tid).is_some() {
             if let Some(open) = self.open.take_if(|o| o.tid == tid) {
                 out(&format!("{} <unfinished ...>", open.text));
@@ -488,6 +538,7 @@ impl Assembler {
             }
         }
         out(&line);
+        self.print_stack(tid, out);
     }
 
     fn on_exec(&mut self, tid: u32, former: u32, out: &mut dyn FnMut(&str)) {
@@ -557,6 +608,7 @@ impl Assembler {
             line.push(')');
             finish_at(&mut line, "?", self.column);
             out(&line);
+            self.print_stack(tid, out);
         }
     }
 
@@ -583,6 +635,13 @@ pub fn call_name(name: &str, nr: u64) -> String {
 
 // Pads a line to strace's result column and appends `= RET`.
 use utrace_engines::builtin::recorder::finish_at;
+
+/// Whether x86-64 syscall `nr` maps or unmaps memory (mmap, munmap,
+/// mremap, remap_file_pages, execve, execveat, shmat, shmdt): `-k` reads
+/// the process's maps again after one.
+fn changes_maps(nr: u64) -> bool {
+    matches!(nr, 9 | 11 | 25 | 30 | 59 | 67 | 216 | 322)
+}
 
 #[cfg(test)]
 mod tests {

@@ -52,6 +52,7 @@ mod regs;
 mod server;
 mod show;
 mod signals;
+mod stack;
 mod stdio;
 mod sysset;
 mod top;

@@ -88,6 +88,8 @@ pub struct Options {
     pub leader: crate::assemble::Leader,
     /// `-q`: no attach and detach messages.
     pub quiet: bool,
+    /// `-k`: each call's stack after its line.
+    pub stack: bool,
     /// `-y`: descriptors with their paths.
     pub fd_paths: bool,
     /// `-x` (1), `-xx` (2): strings in hex.
@@ -182,11 +184,16 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         decode_fds: opts.fd_paths,
         decode_hex: opts.hex,
         lossless: !opts.lossy,
-        // -i: each report carries the instruction pointer.
-        expedite: opts.leader.ip.then(|| pb::Expedite {
-            registers: vec!["rip".into()],
-            ..Default::default()
-        }),
+        // -i: each report carries the instruction pointer; -k: the
+        // registers and stack an unwinder starts from.
+        expedite: if opts.stack {
+            Some(crate::stack::expedite())
+        } else {
+            opts.leader.ip.then(|| pb::Expedite {
+                registers: vec!["rip".into()],
+                ..Default::default()
+            })
+        },
         queue_len: opts.queue_len.unwrap_or(if conn.is_embedded() {
             EMBEDDED_QUEUE_LEN
         } else {
@@ -709,6 +716,8 @@ struct State {
     leader: crate::assemble::Leader,
     /// `-q`.
     quiet: bool,
+    /// `-k`: each call's stack after its line.
+    stack: bool,
     /// The trace goes to stderr (not `-o`): flushed before the program's
     /// own output is written, so both keep their order.
     to_stderr: bool,
@@ -733,6 +742,7 @@ impl State {
             columns: opts.columns.clone(),
             leader: opts.leader,
             quiet: opts.quiet,
+            stack: opts.stack,
             follow: opts.follow,
             prefix: if opts.follow && opts.output.is_some() {
                 PidPrefix::Always
@@ -862,8 +872,13 @@ impl State {
                     return;
                 }
                 if self.lines_too && self.per_thread.is_none() {
-                    let (stamp, durations, leader, column) =
-                        (self.stamp, self.durations, self.leader, self.column);
+                    let (stamp, durations, leader, column, stack) = (
+                        self.stamp,
+                        self.durations,
+                        self.leader,
+                        self.column,
+                        self.stack,
+                    );
                     let filters = self.filters.clone();
                     let make = move |prefix, follow, tasks| {
                         Assembler::new(prefix, follow, tasks)
@@ -871,6 +886,7 @@ impl State {
                             .with_times(stamp, durations)
                             .with_filters(filters.clone())
                             .with_leader(leader)
+                            .with_stacks(stack)
                     };
                     match self.per_thread_base.take() {
                         Some(base) => {

@@ -99,6 +99,11 @@ pub struct TraceCmd {
     /// The instruction pointer at each call and signal.
     #[arg(short = 'i', long = "instruction-pointer")]
     ip: bool,
+    /// After each call, the stack it was made from (frames from the
+    /// call-frame information of the process's files, named by their
+    /// symbols), as strace -k prints it.
+    #[arg(short = 'k', long = "stack-trace")]
+    stack: bool,
     /// `-q`: no attach and detach messages; `-qq`: no `+++ exited +++`
     /// lines either.
     #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
@@ -157,8 +162,6 @@ pub struct TraceCmd {
 struct NotYet {
     #[arg(short = 'v', long = "no-abbrev", action = clap::ArgAction::Count, hide = true)]
     v: u8,
-    #[arg(short = 'k', long = "stack-trace", hide = true)]
-    k: bool,
     #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
     d: u8,
     #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
@@ -178,9 +181,8 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 6] = [
+        let given: [(&'static str, bool); 5] = [
             ("-v", self.v > 0),
-            ("-k", self.k),
             ("-D", self.d > 0),
             ("-I", self.big_i.is_some()),
             ("-X", self.big_x.is_some()),
@@ -394,6 +396,7 @@ impl TraceCmd {
                 exits: t.quiet < 2,
             },
             quiet: t.quiet > 0,
+            stack: t.stack,
             fd_paths: t.fd_paths > 0,
             hex: u32::from(t.hex.min(2)),
             env: t.env.clone(),

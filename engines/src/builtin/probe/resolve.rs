@@ -16,20 +16,29 @@ use rustc_hash::FxHashMap;
 use crate::sys::Tid;
 
 /// One line of `/proc/PID/maps`.
-#[derive(Clone, Debug)]
-struct Mapping {
-    start: u64,
-    end: u64,
-    exec: bool,
-    offset: u64,
-    dev: (u64, u64),
-    inode: u64,
-    path: String,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub exec: bool,
+    /// The file offset mapped at `start`.
+    pub offset: u64,
+    pub dev: (u64, u64),
+    /// 0: not a file's.
+    pub inode: u64,
+    /// As the kernel names it: a path, `[vdso]`, `[stack]`, or empty.
+    pub path: String,
 }
 
-fn mappings(pid: Tid) -> Result<Vec<Mapping>, String> {
+/// Process `pid`'s mappings, in address order.
+pub fn mappings(pid: Tid) -> Result<Vec<Mapping>, String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map_err(|e| format!("reading the maps of process {pid}: {e}"))?;
+    Ok(parse_maps(&text))
+}
+
+/// The mappings of a `/proc/PID/maps` text.
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
     let hex = |s: &str| u64::from_str_radix(s, 16).ok();
     let mut out = Vec::new();
     for l in text.lines() {
@@ -62,7 +71,7 @@ fn mappings(pid: Tid) -> Result<Vec<Mapping>, String> {
             path,
         });
     }
-    Ok(out)
+    out
 }
 
 /// A point placed: its address and the file as the process maps it.
