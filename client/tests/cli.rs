@@ -1579,3 +1579,36 @@ fn stack_traces_like_strace() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-P PATH` (repeatable): only the calls that touch a path, by a path
+/// argument or a descriptor that refers to it (also after a `dup2`), as
+/// strace -P shows them, in a tree followed with `-f`.
+#[test]
+fn trace_path_like_strace() {
+    let script = "cat /etc/hostname /etc/passwd >/dev/null; cat < /etc/hostname >/dev/null";
+    let set = ["-f", "-P", "/etc/hostname", "-P", "/etc/passwd"];
+    let ours = utrace(&[&["trace"], &set[..], &["sh", "-c", script]].concat());
+    let theirs = run_strace(&[&set[..], &["sh", "-c", script]].concat());
+    assert_eq!(ours.code, Some(0), "{ours:?}");
+    let digits = regex::Regex::new(r"\d{4,}").expect("regex");
+    let calls = |trace: &str| -> Vec<String> {
+        trace
+            .lines()
+            .map(strip_prefix)
+            .filter(|l| !l.starts_with("+++") && !l.starts_with("---"))
+            .filter(|l| !l.contains("Process ") || !l.contains(" attached"))
+            .map(|l| digits.replace_all(l, "N").into_owned())
+            .collect()
+    };
+    let (u, s) = (calls(&ours.stderr), calls(&theirs.stderr));
+    assert_eq!(u, s, "ours:\n{}\nstrace's:\n{}", ours.stderr, theirs.stderr);
+    let all = u.join("\n");
+    for want in [
+        "openat(AT_FDCWD, \"/etc/passwd\", O_RDONLY) = 3",
+        "read(0, \"",
+        "dup2(3, 0)",
+    ] {
+        assert!(all.contains(want), "{want:?} in:\n{all}");
+    }
+    assert!(!all.contains("execve("), "a call touching neither:\n{all}");
+}

@@ -145,6 +145,25 @@ pub fn engine_config(
         }
         Some(n) => n as usize,
     };
+    if spec.trace_paths.len() > MAX_TRACE_PATHS {
+        return Err(Status::invalid_argument(format!(
+            "{field}.trace_paths: {} paths; at most {MAX_TRACE_PATHS}",
+            spec.trace_paths.len()
+        )));
+    }
+    for (i, p) in spec.trace_paths.iter().enumerate() {
+        if p.is_empty() || p.len() > 4096 || p.contains(&0) {
+            return Err(Status::invalid_argument(format!(
+                "{field}.trace_paths[{i}]: a path is 1 to 4096 bytes with no NUL (got {} bytes)",
+                p.len()
+            )));
+        }
+    }
+    if !spec.trace_paths.is_empty() && !spec.decode {
+        return Err(Status::invalid_argument(format!(
+            "{field}.trace_paths: the paths are matched by the decoder: set decode"
+        )));
+    }
     // Internally the engine always sees clones and deaths (it ends the stream
     // when its last process is gone) and its own breakpoints' hits (its
     // client inserted them: they are always reported).
@@ -188,6 +207,7 @@ pub fn engine_config(
             string_limit,
             decode_fds: spec.decode_fds,
             decode_hex,
+            trace_paths: spec.trace_paths.iter().map(|p| p.to_vec()).collect(),
             follow_children: spec.follow_children,
             expedite,
             sync,
@@ -218,6 +238,9 @@ impl SpecContext {
         }
     }
 }
+
+/// Paths an engine may watch (`EngineSpec.trace_paths`).
+const MAX_TRACE_PATHS: usize = 256;
 
 /// Registers an expedite may name, memory references, and bytes per reference.
 const MAX_EXPEDITE_REGISTERS: usize = 64;

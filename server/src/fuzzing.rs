@@ -113,6 +113,14 @@ mod tests {
             lossless: g.below(2) == 0,
             decode_fds: g.below(2) == 0,
             decode_hex: g.below(4) as u32,
+            trace_paths: (0..[0, 1, 3, 300][g.below(4) as usize])
+                .map(|_| match g.below(4) {
+                    0 => b"/etc/passwd".to_vec().into(),
+                    1 => Vec::new().into(),
+                    2 => b"a\0b".to_vec().into(),
+                    _ => vec![b'x'; 4097].into(),
+                })
+                .collect(),
         }
     }
 

@@ -860,6 +860,8 @@ pub struct Spec {
     pub decode_fds: bool,
     /// With `decode`: strace's `-x`, `-xx`.
     pub decode_hex: recorder::Hex,
+    /// With `decode`: strace's `-P` (empty: every call).
+    pub trace_paths: Vec<Vec<u8>>,
     pub follow_children: bool,
     /// Data fetched at each report.
     pub expedite: Option<Expedite>,
@@ -1099,7 +1101,8 @@ impl RemoteEngine {
         let sync = spec.sync.take().map(SyncState::new);
         let decoder = recorder::Decoder::with_string_limit(spec.string_limit)
             .with_fd_paths(spec.decode_fds)
-            .with_hex(spec.decode_hex);
+            .with_hex(spec.decode_hex)
+            .with_paths(spec.trace_paths.clone());
         RemoteEngine {
             hub,
             spec,
@@ -1285,6 +1288,10 @@ impl Engine for RemoteEngine {
             self.heads.insert(task.tid(), text);
             return Action::Resume;
         }
+        if !self.decoder.shown(task.tid()) {
+            // It touches none of the paths watched (strace's -P).
+            return Action::Resume;
+        }
         self.report(task, EventMask::SYSCALL_ENTRY, Some(call.nr), |_| {
             pb::event::Kind::SyscallEntry(pb::SyscallEntry {
                 nr: call.nr,
@@ -1298,6 +1305,10 @@ impl Engine for RemoteEngine {
     fn report_syscall_exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> Action {
         let (text, ret_text) = if self.spec.decode {
             let d = self.decoder.exit(task, call);
+            if !d.shown {
+                self.heads.remove(&task.tid());
+                return Action::Resume;
+            }
             match self.heads.remove(&task.tid()) {
                 Some(head) => (head + &d.args, d.ret),
                 None => (d.args, d.ret),

@@ -90,6 +90,8 @@ pub struct Options {
     pub quiet: bool,
     /// `-k`: each call's stack after its line.
     pub stack: bool,
+    /// `-P`: only the calls touching these paths.
+    pub trace_paths: Vec<Vec<u8>>,
     /// `-y`: descriptors with their paths.
     pub fd_paths: bool,
     /// `-x` (1), `-xx` (2): strings in hex.
@@ -179,7 +181,9 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         syscalls: opts.syscalls.clone(),
         follow_children: opts.follow,
         leave_at_exec: opts.detach_on_exec,
-        decode: !opts.count,
+        // -P is matched by the decoder, with -c too.
+        decode: !opts.count || !opts.trace_paths.is_empty(),
+        trace_paths: opts.trace_paths.iter().map(|p| p.clone().into()).collect(),
         decode_string_limit: opts.string_limit,
         decode_fds: opts.fd_paths,
         decode_hex: opts.hex,

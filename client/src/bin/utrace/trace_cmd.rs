@@ -104,6 +104,10 @@ pub struct TraceCmd {
     /// symbols), as strace -k prints it.
     #[arg(short = 'k', long = "stack-trace")]
     stack: bool,
+    /// Only the calls that touch PATH: a path argument that is it, or a
+    /// descriptor argument that refers to it (repeatable).
+    #[arg(short = 'P', long = "trace-path", value_name = "PATH")]
+    trace_paths: Vec<std::path::PathBuf>,
     /// `-q`: no attach and detach messages; `-qq`: no `+++ exited +++`
     /// lines either.
     #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
@@ -173,20 +177,17 @@ struct NotYet {
         hide = true
     )]
     big_x: Option<String>,
-    #[arg(short = 'P', long = "trace-path", value_name = "PATH", hide = true)]
-    big_p: Vec<String>,
 }
 
 impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 5] = [
+        let given: [(&'static str, bool); 4] = [
             ("-v", self.v > 0),
             ("-D", self.d > 0),
             ("-I", self.big_i.is_some()),
             ("-X", self.big_x.is_some()),
-            ("-P", !self.big_p.is_empty()),
         ];
         given.iter().find(|(_, on)| *on).map(|(n, _)| *n)
     }
@@ -397,6 +398,20 @@ impl TraceCmd {
             },
             quiet: t.quiet > 0,
             stack: t.stack,
+            // As strace: each path as given, and resolved if that differs.
+            trace_paths: t
+                .trace_paths
+                .iter()
+                .flat_map(|p| {
+                    use std::os::unix::ffi::OsStrExt;
+                    let given = p.as_os_str().as_bytes().to_vec();
+                    let real = std::fs::canonicalize(p)
+                        .ok()
+                        .map(|r| r.as_os_str().as_bytes().to_vec())
+                        .filter(|r| *r != given);
+                    std::iter::once(given).chain(real)
+                })
+                .collect(),
             fd_paths: t.fd_paths > 0,
             hex: u32::from(t.hex.min(2)),
             env: t.env.clone(),

@@ -90,6 +90,40 @@ pub(super) struct Ctx<'m> {
     pub(super) hex: Hex,
     /// At exit: the call's `socklen_t` as it was at entry ([`entry_socklen`]).
     pub(super) saved_len: Option<u32>,
+    /// strace's `-P`: the paths watched; a descriptor or path argument
+    /// that is one of them sets `matched`.
+    pub(super) watch: Option<Watched>,
+    pub(super) matched: bool,
+}
+
+/// The paths `-P` names (each as given and, where it differs, as resolved).
+pub type Watched = std::sync::Arc<[Vec<u8>]>;
+
+impl<'m> Ctx<'m> {
+    /// A call's context with strace's defaults: 32-byte strings, no
+    /// descriptor paths, no hex, no paths watched.
+    pub(super) fn new(mem: &'m mut dyn Tracee, args: [u64; 6], exit: Option<(i64, bool)>) -> Self {
+        Ctx {
+            mem,
+            args,
+            exit,
+            limit: super::DEFAULT_STRING_LIMIT,
+            fd_paths: false,
+            hex: Hex::Never,
+            saved_len: None,
+            watch: None,
+            matched: false,
+        }
+    }
+
+    /// Note whether `path`, an argument's, is a watched one.
+    fn watch_path(&mut self, path: &[u8]) {
+        if let Some(w) = &self.watch {
+            if w.iter().any(|p| p.as_slice() == path) {
+                self.matched = true;
+            }
+        }
+    }
 }
 
 /// When strings are shown in `\x` hex rather than with C escapes (strace's
@@ -123,6 +157,11 @@ impl Ctx<'_> {
     /// `AT_FDCWD` with the working directory.
     pub(super) fn fd(&mut self, v: u64) -> String {
         let fd = v as i32;
+        if self.watch.is_some() && fd >= 0 {
+            if let Some(path) = self.mem.fd_path(fd) {
+                self.watch_path(&path);
+            }
+        }
         let name = if fd == libc::AT_FDCWD {
             dirfd(v)
         } else {
@@ -227,7 +266,7 @@ fn push_arg(out: &mut String, need_sep: &mut bool, kind: Arg, text: Option<Strin
 }
 
 /// One argument's text; `None` if this argument is not shown.
-fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
+pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
     let v = c.arg(i);
     Some(match kind {
         Int => (v as i32).to_string(),
@@ -241,7 +280,14 @@ fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String> {
         Skip => return None,
         Dirfd => c.fd(v),
         Mode => mode_octal(v as u32),
-        Path => string_at(c, v, PATH_LIMIT),
+        Path => {
+            if c.watch.is_some() {
+                if let Some((path, true)) = c.mem.string(v, PATH_LIMIT) {
+                    c.watch_path(&path);
+                }
+            }
+            string_at(c, v, PATH_LIMIT)
+        }
         Str => string_at(c, v, c.limit),
         BufIn(n) => buffer_at(c, v, c.arg(n as usize) as usize, false),
         BufOut => match c.success() {

@@ -57,7 +57,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use decode::Hex;
+pub use decode::{Hex, Watched};
 pub use signals::{death_line, signal_line, signame};
 
 use decode::{decode_entry, decode_exit, entry_socklen, format_return, lookup, Ctx, Tracee};
@@ -221,13 +221,8 @@ impl Recorder {
     fn start_call(&mut self, mem: &mut dyn Tracee, tid: Tid, call: &SyscallEntry) {
         let (name, spec) = lookup(call);
         let mut ctx = Ctx {
-            mem,
-            args: call.args,
-            exit: None,
             limit: self.limit,
-            fd_paths: false,
-            hex: Hex::Never,
-            saved_len: None,
+            ..Ctx::new(mem, call.args, None)
         };
         let saved_len = entry_socklen(spec, &mut ctx);
         let (mut args, exit_from, need_sep) = decode_entry(spec, &mut ctx);
@@ -278,13 +273,9 @@ impl Recorder {
         };
         let mut line = self.resume_head(tid, &pending);
         let mut ctx = Ctx {
-            mem,
-            args: call.entry.args,
-            exit: Some((call.ret, call.is_error)),
             limit: self.limit,
-            fd_paths: false,
-            hex: Hex::Never,
             saved_len: pending.saved_len,
+            ..Ctx::new(mem, call.entry.args, Some((call.ret, call.is_error)))
         };
         line.push_str(&decode_exit(
             pending.spec,
@@ -411,7 +402,10 @@ impl Engine for Recorder {
 /// thread's call, `ARGS-KNOWN-AT-EXIT)`, and its return value's text.
 /// Concatenated they make strace's line (before the `= RET` alignment).
 pub struct Decoder {
-    pending: HashMap<Tid, (&'static Spec, usize, bool, Option<u32>)>,
+    /// Each thread's open call: its spec, where its exit's arguments
+    /// start, whether they need a separator, its saved `socklen_t`, and
+    /// whether it touched a watched path.
+    pending: HashMap<Tid, (&'static Spec, usize, bool, Option<u32>, bool)>,
     /// The last call each thread entered (for `restart_syscall`).
     last: HashMap<Tid, &'static str>,
     /// Bytes of strings and buffers shown before `...` (strace's `-s`).
@@ -420,6 +414,8 @@ pub struct Decoder {
     fd_paths: bool,
     /// Strings in hex (strace's `-x`, `-xx`).
     hex: Hex,
+    /// strace's `-P`: only calls touching these paths are shown.
+    watch: Option<Watched>,
 }
 
 impl Default for Decoder {
@@ -430,6 +426,7 @@ impl Default for Decoder {
             limit: DEFAULT_STRING_LIMIT,
             fd_paths: false,
             hex: Hex::Never,
+            watch: None,
         }
     }
 }
@@ -443,6 +440,9 @@ pub struct DecodedExit {
     /// The return value as strace shows it: `3`, `-1 ENOENT (No such file or
     /// directory)`, `0x7f…`.
     pub ret: String,
+    /// Shown: no paths are watched, or the call touched one
+    /// ([`Decoder::with_paths`]).
+    pub shown: bool,
 }
 
 impl Decoder {
@@ -470,57 +470,74 @@ impl Decoder {
         self
     }
 
+    /// Show only the calls that touch one of `paths` (strace's `-P`): a
+    /// path argument that is one of them, byte for byte, or a descriptor
+    /// argument that refers to one (its `/proc/TID/fd` link, at the stop).
+    /// No paths: every call.
+    pub fn with_paths(mut self, paths: Vec<Vec<u8>>) -> Self {
+        self.watch = (!paths.is_empty()).then(|| paths.into());
+        self
+    }
+
+    /// Whether `tid`'s open call is shown (see [`Decoder::with_paths`]),
+    /// as its entry tells.
+    pub fn shown(&self, tid: Tid) -> bool {
+        self.watch.is_none() || self.pending.get(&tid).is_some_and(|p| p.4)
+    }
+
     /// The entry part of `call`'s text.
     pub fn entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> String {
         let (name, spec) = lookup(call);
         let tid = task.tid();
         let mut ctx = Ctx {
-            mem: task,
-            args: call.args,
-            exit: None,
             limit: self.limit,
             fd_paths: self.fd_paths,
             hex: self.hex,
-            saved_len: None,
+            watch: self.watch.clone(),
+            ..Ctx::new(task, call.args, None)
         };
         let saved = entry_socklen(spec, &mut ctx);
         let (mut args, from, sep) = decode_entry(spec, &mut ctx);
+        let matched = ctx.matched;
         if spec.name == "restart_syscall" {
             args = resuming(self.last.get(&tid).copied());
         }
         self.last.insert(tid, spec.name);
-        self.pending.insert(tid, (spec, from, sep, saved));
+        self.pending.insert(tid, (spec, from, sep, saved, matched));
         format!("{name}({args}")
     }
 
     /// The exit part of the call whose entry this thread reported last.
     pub fn exit(&mut self, task: &mut Task<'_>, call: &SyscallExit) -> DecodedExit {
         let tid = task.tid();
-        let (head, (spec, from, sep, saved)) = match self.pending.remove(&tid) {
+        let (head, (spec, from, sep, saved, matched)) = match self.pending.remove(&tid) {
             Some(p) => (String::new(), p),
             None => {
                 let head = self.entry(task, &call.entry);
                 let p = self
                     .pending
                     .remove(&tid)
-                    .unwrap_or((&UNKNOWN, 0, false, None));
+                    .unwrap_or((&UNKNOWN, 0, false, None, false));
                 (head, p)
             }
         };
         let mut ctx = Ctx {
-            mem: task,
-            args: call.entry.args,
-            exit: Some((call.ret, call.is_error)),
             limit: self.limit,
             fd_paths: self.fd_paths,
             hex: self.hex,
             saved_len: saved,
+            ..Ctx::new(task, call.entry.args, Some((call.ret, call.is_error)))
         };
         let mut args = head;
         args.push_str(&decode_exit(spec, &mut ctx, from, sep));
         args.push(')');
         let ret = format_return(spec, call, &mut ctx);
-        DecodedExit { args, ret }
+        DecodedExit {
+            args,
+            ret,
+            // As strace: decided by the arguments at the call's entry.
+            shown: self.watch.is_none() || matched,
+        }
     }
 
     /// Forget a thread's open call (it exited inside it).

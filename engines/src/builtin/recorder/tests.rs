@@ -120,15 +120,7 @@ fn strings_and_buffers_truncate_at_the_limit() {
         .map(0x1000, &s32)
         .map(0x2000, &s33)
         .map(0x3000, &[b'b'; 40]);
-    let mut c = Ctx {
-        mem: &mut mem,
-        args: [0; 6],
-        exit: None,
-        limit: DEFAULT_STRING_LIMIT,
-        fd_paths: false,
-        hex: Hex::Never,
-        saved_len: None,
-    };
+    let mut c = Ctx::new(&mut mem, [0; 6], None);
     let q32 = format!("\"{}\"", "a".repeat(32));
     assert_eq!(string_at(&mut c, 0x1000, 32), q32);
     assert_eq!(string_at(&mut c, 0x2000, 32), format!("{q32}..."));
@@ -569,15 +561,7 @@ fn table_covers_every_syscall_once() {
 #[test]
 fn descriptors_with_paths() {
     let mut mem = FakeMem::default();
-    let mut c = Ctx {
-        mem: &mut mem,
-        args: [0; 6],
-        exit: None,
-        limit: DEFAULT_STRING_LIMIT,
-        fd_paths: false,
-        hex: Hex::Never,
-        saved_len: None,
-    };
+    let mut c = Ctx::new(&mut mem, [0; 6], None);
     assert_eq!(c.fd(3), "3");
     c.fd_paths = true;
     // `<` and `>` in a path are escaped, as strace does.
@@ -594,13 +578,8 @@ fn strings_in_hex() {
         .map(0x2000, b"a\nb\0")
         .map(0x3000, b"\x7fELF\0");
     let mut c = Ctx {
-        mem: &mut mem,
-        args: [0; 6],
-        exit: None,
-        limit: DEFAULT_STRING_LIMIT,
-        fd_paths: false,
         hex: Hex::NonAscii,
-        saved_len: None,
+        ..Ctx::new(&mut mem, [0; 6], None)
     };
     // -x: only a string with a byte that is not printable (nor \t\n…).
     assert_eq!(string_at(&mut c, 0x1000, 32), r#""/etc""#);
@@ -740,4 +719,36 @@ fn socket_options_epoll_events_and_lengths_like_strace() {
         "getsockname(5, {sa_family=AF_INET, sin_port=htons(8080), \
          sin_addr=inet_addr(\"127.0.0.1\")}, [128 => 16]) = 0"
     );
+}
+
+#[test]
+fn watched_paths_match_path_and_descriptor_arguments() {
+    let mut mem = FakeMem::default()
+        .map(0x1000, b"/etc/pass<wd>\0")
+        .map(0x2000, b"/etc/shadow\0");
+    let watch: Watched = vec![b"/etc/pass<wd>".to_vec()].into();
+    // A path argument: the watched one, then another.
+    for (addr, want) in [(0x1000, true), (0x2000, false)] {
+        let mut c = Ctx {
+            watch: Some(watch.clone()),
+            ..Ctx::new(&mut mem, [addr, 0, 0, 0, 0, 0], None)
+        };
+        assert!(format_arg(Arg::Path, 0, &mut c).is_some());
+        assert_eq!(c.matched, want, "path at {addr:#x}");
+    }
+    // A descriptor: 3 refers to the watched path (FakeMem's /proc link),
+    // 4 to nothing; the text is the number alone without -y.
+    for (fd, want) in [(3, true), (4, false)] {
+        let mut c = Ctx {
+            watch: Some(watch.clone()),
+            ..Ctx::new(&mut mem, [0; 6], None)
+        };
+        assert_eq!(c.fd(fd), fd.to_string());
+        assert_eq!(c.matched, want, "descriptor {fd}");
+    }
+    // Nothing watched: nothing matched.
+    let mut c = Ctx::new(&mut mem, [0x1000, 0, 0, 0, 0, 0], None);
+    format_arg(Arg::Path, 0, &mut c);
+    let _ = c.fd(3);
+    assert!(!c.matched);
 }
