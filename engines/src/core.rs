@@ -51,6 +51,8 @@ pub(crate) struct EngineSlot {
     breakpoint_hits: bool,
     /// Its uprobe hits carry the user stack.
     hit_stacks: bool,
+    /// Its syscall exits carry their system time.
+    system_times: bool,
 }
 
 impl EngineSlot {
@@ -196,6 +198,9 @@ pub struct TaskInfo {
 }
 
 pub(crate) struct Core {
+    /// The process system time the stop being handled was reaped with
+    /// (microseconds; only while [`Core::system_times`]).
+    pub stime_us: Option<u64>,
     pub tasks: FxHashMap<Tid, TaskState>,
     pub procs: FxHashMap<Tid, Proc>,
     engines: FxHashMap<EngineId, EngineSlot>,
@@ -258,6 +263,7 @@ pub struct TracerStats {
 impl Core {
     pub fn new() -> Self {
         Core {
+            stime_us: None,
             tasks: FxHashMap::default(),
             procs: FxHashMap::default(),
             engines: FxHashMap::default(),
@@ -278,6 +284,12 @@ impl Core {
         }
     }
 
+    /// Whether some engine asks for syscalls' system times: stops are
+    /// then reaped with rusage.
+    pub fn system_times(&self) -> bool {
+        self.engines.values().any(|e| e.system_times)
+    }
+
     pub fn is_idle(&self) -> bool {
         self.tasks.is_empty() && self.spawns.is_empty()
     }
@@ -295,6 +307,7 @@ impl Core {
                 owner: opts.owner,
                 breakpoint_hits: opts.breakpoint_hits,
                 hit_stacks: opts.hit_stacks,
+                system_times: opts.system_times,
             },
         );
         id
@@ -643,6 +656,7 @@ impl Core {
                         arch: info.arch,
                         from_seccomp: false,
                     },
+                    self.stime_us,
                 ),
                 sys::PTRACE_SYSCALL_INFO_EXIT => {
                     let entry = match t.in_syscall.take() {
@@ -655,10 +669,15 @@ impl Core {
                             }
                         },
                     };
+                    let system_ns = match (t.entry_stime_us.take(), self.stime_us) {
+                        (Some(at), Some(now)) => Some(now.saturating_sub(at) * 1000),
+                        _ => None,
+                    };
                     let exit = SyscallExit {
                         entry,
                         ret: info.data[0] as i64,
                         is_error: info.data[1] & 0xff != 0,
+                        system_ns,
                     };
                     t.stop = Some(StopKind::SyscallExit(exit));
                     if t.prelude && !is_execve(&entry) {
@@ -692,6 +711,7 @@ impl Core {
                     arch: info.arch,
                     from_seccomp: true,
                 },
+                self.stime_us,
             ));
         }
         if event == sys::PTRACE_EVENT_STOP {
@@ -2358,9 +2378,10 @@ enum Decoded {
 }
 
 /// Record a syscall entry stop on `t`; report it unless in the prelude.
-fn entry_stop(t: &mut TaskState, entry: SyscallEntry) -> Decoded {
+fn entry_stop(t: &mut TaskState, entry: SyscallEntry, stime_us: Option<u64>) -> Decoded {
     t.stop = Some(StopKind::SyscallEntry(entry));
     t.in_syscall = Some(entry);
+    t.entry_stime_us = stime_us;
     t.skipped = None;
     if t.prelude && !is_execve(&entry) {
         Decoded::Nothing

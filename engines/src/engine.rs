@@ -107,6 +107,11 @@ pub struct EngineOptions {
     /// walked by the kernel at the hit. Costs each hit of its sites (for
     /// every engine using them) the walk and a bigger sample.
     pub hit_stacks: bool,
+    /// Each syscall exit carries the system time the call took
+    /// ([`crate::SyscallExit::system_ns`]). Costs every stop of every
+    /// traced task a `wait4` with rusage (the kernel sums the process's
+    /// threads) while any engine asks.
+    pub system_times: bool,
 }
 
 impl EngineOptions {
@@ -119,6 +124,7 @@ impl EngineOptions {
             owner: None,
             breakpoint_hits: false,
             hit_stacks: false,
+            system_times: false,
         }
     }
 

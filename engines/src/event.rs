@@ -260,6 +260,10 @@ pub struct SyscallExit {
     pub ret: i64,
     /// The kernel says the call failed (`ret` is `-errno`).
     pub is_error: bool,
+    /// The system time the call took, entry to exit (strace -c's time:
+    /// the process's, as the kernel counts it at the two stops), when an
+    /// engine asked for it ([`crate::EngineOptions::system_times`]).
+    pub system_ns: Option<u64>,
 }
 
 /// A signal about to be delivered.

@@ -190,28 +190,51 @@ pub fn poke_data(tid: Tid, addr: u64, value: u64) -> Result<(), Errno> {
 pub struct WaitStatus {
     pub tid: Tid,
     pub status: i32,
+    /// With rusage asked for: the system time of the task's process (and
+    /// its waited-for children) so far, in microseconds (the kernel's
+    /// `RUSAGE_BOTH`, as strace -c reads it).
+    pub stime_us: Option<u64>,
+}
+
+/// `wait4` with or without rusage: the tid, or 0, or -1.
+fn wait4(pid: Tid, status: &mut i32, flags: i32, rusage: bool) -> (Tid, Option<u64>) {
+    if !rusage {
+        // SAFETY: `status` is a valid out pointer for the duration of the call.
+        return (unsafe { libc::waitpid(pid, status, flags) }, None);
+    }
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `ru` are valid out pointers for the call.
+    let r = unsafe { libc::wait4(pid, status, flags, &mut ru) };
+    let us = (ru.ru_stime.tv_sec as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(ru.ru_stime.tv_usec as u64);
+    (r, (r > 0).then_some(us))
 }
 
 /// Reap one status of this thread's tracees or children, without blocking.
 /// `__WNOTHREAD` keeps other threads' tracees (other tracers in this process)
 /// out of our hands; `__WALL` includes clone children.
-pub fn wait_any_nohang() -> Result<Option<WaitStatus>, Errno> {
+/// With `rusage`, [`WaitStatus::stime_us`] too.
+pub fn wait_any_nohang(rusage: bool) -> Result<Option<WaitStatus>, Errno> {
     let mut status = 0;
-    // SAFETY: `status` is a valid out pointer for the duration of the call.
-    let r = unsafe {
-        libc::waitpid(
-            -1,
-            &mut status,
-            libc::__WALL | libc::__WNOTHREAD | libc::WNOHANG,
-        )
-    };
+    let (r, stime_us) = wait4(
+        -1,
+        &mut status,
+        libc::__WALL | libc::__WNOTHREAD | libc::WNOHANG,
+        rusage,
+    );
     match r {
         0 => Ok(None),
         -1 => match Errno::last() {
             Errno::ECHILD => Ok(None),
             e => Err(e),
         },
-        tid => Ok(Some(WaitStatus { tid, status })),
+        tid => Ok(Some(WaitStatus {
+            tid,
+            status,
+            stime_us,
+        })),
     }
 }
 
@@ -253,15 +276,25 @@ pub fn peek_any_nohang() -> Result<Option<(Tid, Option<i32>)>, Errno> {
 
 /// Wait for one specific child (used only during spawn set-up).
 pub fn wait_pid(tid: Tid, flags: i32) -> Result<Option<WaitStatus>, Errno> {
+    wait_pid_with(tid, flags, false)
+}
+
+/// [`wait_pid`], with [`WaitStatus::stime_us`] if `rusage`.
+pub fn wait_pid_with(tid: Tid, flags: i32, rusage: bool) -> Result<Option<WaitStatus>, Errno> {
     let mut status = 0;
     loop {
-        // SAFETY: `status` is a valid out pointer for the duration of the call.
-        let r = unsafe { libc::waitpid(tid, &mut status, flags | libc::__WALL) };
+        let (r, stime_us) = wait4(tid, &mut status, flags | libc::__WALL, rusage);
         match r {
             0 => return Ok(None),
             -1 if Errno::last() == Errno::EINTR => continue,
             -1 => return Err(Errno::last()),
-            tid => return Ok(Some(WaitStatus { tid, status })),
+            tid => {
+                return Ok(Some(WaitStatus {
+                    tid,
+                    status,
+                    stime_us,
+                }))
+            }
         }
     }
 }

@@ -154,6 +154,9 @@ pub(crate) struct TaskState {
     pub interrupt_sent: bool,
     /// The syscall between its entry (or seccomp) stop and its exit stop.
     pub in_syscall: Option<SyscallEntry>,
+    /// Its process's system time at that entry, in microseconds (when
+    /// system times are asked for).
+    pub entry_stime_us: Option<u64>,
     /// A callback skipped the syscall at this entry (with this return value).
     pub skipped: Option<i64>,
     /// How it was last resumed.
@@ -215,6 +218,7 @@ impl TaskState {
             child_start_for: Vec::new(),
             interrupt_sent: false,
             in_syscall: None,
+            entry_stime_us: None,
             skipped: None,
             resumed_with: sys::Resume::Cont,
             prelude: false,

@@ -575,16 +575,17 @@ fn reap(core: &mut Core, between: &mut dyn FnMut(&mut Core)) {
                     if stop == Some(libc::SIGTRAP) {
                         core.before_taking(tid);
                     }
-                    sys::wait_pid(tid, libc::WNOHANG)
+                    sys::wait_pid_with(tid, libc::WNOHANG, core.system_times())
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             }
         } else {
-            sys::wait_any_nohang()
+            sys::wait_any_nohang(core.system_times())
         };
         match taken {
             Ok(Some(ws)) => {
+                core.stime_us = ws.stime_us;
                 core.on_wait(ws.tid, ws.status);
                 between(core);
             }

@@ -629,6 +629,7 @@ fn fast_syscall_exit(b: &[u8]) -> Option<SyscallExit> {
             (5, Value::Delimited(s, e)) => m.errno = string(b, s, e)?,
             (6, Value::Delimited(s, e)) => m.text = string(b, s, e)?,
             (7, Value::Delimited(s, e)) => m.ret_text = string(b, s, e)?,
+            (8, Value::Varint(x)) => m.system_time_ns = Some(x),
             _ => return None,
         }
         Some(())
@@ -902,6 +903,7 @@ mod tests {
                 errno: text(g),
                 text: text(g),
                 ret_text: text(g),
+                system_time_ns: (g.below(2) == 0).then(|| g.value()),
             })),
             6 => Some(pb::event::Kind::Signal(pb::Signal {
                 signo: g.below(64) as i32,

@@ -200,6 +200,7 @@ pub fn engine_config(
             owner: None,
             breakpoint_hits,
             hit_stacks: false,
+            system_times: spec.syscall_times,
         },
         spec: Spec {
             wanted,

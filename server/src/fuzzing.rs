@@ -121,6 +121,7 @@ mod tests {
                     _ => vec![b'x'; 4097].into(),
                 })
                 .collect(),
+            syscall_times: g.below(2) == 0,
         }
     }
 

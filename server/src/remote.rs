@@ -1329,6 +1329,7 @@ impl Engine for RemoteEngine {
                 },
                 text,
                 ret_text,
+                system_time_ns: call.system_ns,
             })
         })
     }

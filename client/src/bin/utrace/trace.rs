@@ -90,6 +90,9 @@ pub struct Options {
     pub quiet: bool,
     /// `-k`: each call's stack after its line.
     pub stack: bool,
+    /// `-w`: `-c` times are wall-clock time, entry to exit (else the
+    /// system time each call took, as strace's).
+    pub wall_clock: bool,
     /// `-P`: only the calls touching these paths.
     pub trace_paths: Vec<Vec<u8>>,
     /// `-y`: descriptors with their paths.
@@ -184,6 +187,8 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         // -P is matched by the decoder, with -c too.
         decode: !opts.count || !opts.trace_paths.is_empty(),
         trace_paths: opts.trace_paths.iter().map(|p| p.clone().into()).collect(),
+        // -c and -C without -w: each exit with the system time it took.
+        syscall_times: (opts.count || opts.summary) && !opts.wall_clock,
         decode_string_limit: opts.string_limit,
         decode_fds: opts.fd_paths,
         decode_hex: opts.hex,
@@ -928,9 +933,10 @@ impl State {
                     entered.insert(ev.tid, ev.time_ns);
                 }
                 Some(Kind::SyscallExit(x)) => {
-                    let ns = entered
+                    let wall = entered
                         .remove(&ev.tid)
                         .map_or(0, |t| ev.time_ns.saturating_sub(t));
+                    let ns = x.system_time_ns.unwrap_or(wall);
                     counts.record(
                         &call_name(&x.name, x.nr),
                         x.is_error,

@@ -129,8 +129,8 @@ pub struct TraceCmd {
     #[arg(short = 'C', long = "summary")]
     summary: bool,
     /// With -c or -C: times are wall-clock time from each call's entry
-    /// to its exit (utrace's -c always measures that; strace's default
-    /// is system time).
+    /// to its exit (the default is the system time each call took, as
+    /// strace's).
     #[arg(short = 'w', long = "summary-wall-clock")]
     wall_clock: bool,
     /// With -c or -C: sort the table by `time` (the default), `min-time`,
@@ -338,7 +338,6 @@ impl TraceCmd {
                 )
             })?,
         };
-        let _ = t.wall_clock;
         let detach_on_exec = match t.detach_on.as_deref() {
             None => false,
             Some("execve") => true,
@@ -398,6 +397,7 @@ impl TraceCmd {
             },
             quiet: t.quiet > 0,
             stack: t.stack,
+            wall_clock: t.wall_clock,
             // As strace: each path as given, and resolved if that differs.
             trace_paths: t
                 .trace_paths

@@ -75,6 +75,7 @@ fn exit(e: SyscallEntry, ret: i64) -> SyscallExit {
         entry: e,
         ret,
         is_error: (-4095..0).contains(&ret),
+        system_ns: None,
     }
 }
 
