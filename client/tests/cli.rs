@@ -1612,3 +1612,56 @@ fn trace_path_like_strace() {
     }
     assert!(!all.contains("execve("), "a call touching neither:\n{all}");
 }
+
+/// `-X raw` and `-X verbose` print constants as strace's do: numbers
+/// (`0x80000`, `-100`, signals by number, `0100644`), or numbers with
+/// the names in a comment; the same lines as strace's.
+#[test]
+fn constant_styles_like_strace() {
+    let set = "-etrace=openat,mmap,mprotect,newfstatat,close,read,rt_sigaction,rt_sigprocmask,prlimit64,fcntl";
+    let prog = [
+        "sh",
+        "-c",
+        "trap '' INT; read x < /etc/hostname; cat /nonexistent 2>/dev/null",
+    ];
+    let addr = regex::Regex::new(r"0x[0-9a-f]{8,}").expect("regex");
+    let lines = |trace: &str| -> Vec<String> {
+        trace
+            .lines()
+            .filter(|l| !l.starts_with("+++") && !l.starts_with("---"))
+            .filter(|l| !l.starts_with("cat:") && !l.starts_with("execve("))
+            .map(|l| addr.replace_all(l, "ADDR").into_owned())
+            .collect()
+    };
+    for style in ["raw", "verbose"] {
+        let ours = utrace(&[&["trace", "-X", style, set], &prog[..]].concat());
+        let theirs = run_strace(&[&["-X", style, set], &prog[..]].concat());
+        let (u, s) = (lines(&ours.stderr), lines(&theirs.stderr));
+        assert_eq!(
+            u, s,
+            "-X {style}: ours:\n{}\nstrace's:\n{}",
+            ours.stderr, theirs.stderr
+        );
+        let all = u.join("\n");
+        let want = match style {
+            "raw" => [
+                "openat(-100, \"/etc/hostname\", 0)",
+                "rt_sigaction(2, {sa_handler=0x1",
+            ],
+            _ => [
+                "openat(-100 /* AT_FDCWD */, \"/etc/hostname\", 0 /* O_RDONLY */)",
+                "rt_sigaction(2 /* SIGINT */, {sa_handler=0x1 /* SIG_IGN */",
+            ],
+        };
+        for w in want {
+            assert!(all.contains(w), "{w:?} in:\n{all}");
+        }
+    }
+    let bad = utrace(&["trace", "-X", "fancy", "true"]);
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(
+        bad.stderr.contains("raw, abbrev and verbose"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -136,6 +136,16 @@ pub fn engine_config(
             )))
         }
     };
+    let decode_xlat = match spec.decode_xlat {
+        0 => utrace_engines::builtin::recorder::Xlat::Abbrev,
+        1 => utrace_engines::builtin::recorder::Xlat::Raw,
+        2 => utrace_engines::builtin::recorder::Xlat::Verbose,
+        n => {
+            return Err(Status::invalid_argument(format!(
+                "{field}.decode_xlat: {n} is not 0 (names), 1 (numbers, -X raw) or 2 (both, -X verbose)"
+            )))
+        }
+    };
     let string_limit = match spec.decode_string_limit {
         None | Some(0) => utrace_engines::builtin::recorder::DEFAULT_STRING_LIMIT,
         Some(n) if n as usize > MAX_STRING_LIMIT => {
@@ -208,6 +218,7 @@ pub fn engine_config(
             string_limit,
             decode_fds: spec.decode_fds,
             decode_hex,
+            decode_xlat,
             trace_paths: spec.trace_paths.iter().map(|p| p.to_vec()).collect(),
             follow_children: spec.follow_children,
             expedite,

@@ -122,6 +122,7 @@ mod tests {
                 })
                 .collect(),
             syscall_times: g.below(2) == 0,
+            decode_xlat: g.below(4) as u32,
         }
     }
 

@@ -860,6 +860,8 @@ pub struct Spec {
     pub decode_fds: bool,
     /// With `decode`: strace's `-x`, `-xx`.
     pub decode_hex: recorder::Hex,
+    /// With `decode`: strace's `-X`.
+    pub decode_xlat: recorder::Xlat,
     /// With `decode`: strace's `-P` (empty: every call).
     pub trace_paths: Vec<Vec<u8>>,
     pub follow_children: bool,
@@ -1102,7 +1104,8 @@ impl RemoteEngine {
         let decoder = recorder::Decoder::with_string_limit(spec.string_limit)
             .with_fd_paths(spec.decode_fds)
             .with_hex(spec.decode_hex)
-            .with_paths(spec.trace_paths.clone());
+            .with_paths(spec.trace_paths.clone())
+            .with_xlat(spec.decode_xlat);
         RemoteEngine {
             hub,
             spec,

@@ -17,7 +17,7 @@
 //!   `probed_fn(i % 10, NAMES[i % 3])` for i in 0..N (NAMES: "alpha",
 //!   "beta", "gamma"), printing `done ROUND` after each; exits after the
 //!   last round (default 1) once stdin gives one more line or ends. It
-//!   pauses 1 ms after every 16 calls, so that a probe's hits (recorded
+//!   pauses 1 ms after every 8 calls, so that a probe's hits (recorded
 //!   by the kernel in a ring of about 330 per thread) are taken before the
 //!   ring fills even by a debug build of the server sharing a CPU with
 //!   it: the tests that use it check exact figures, not throughput (the
@@ -143,7 +143,7 @@ fn main() {
                 let mut sum = 0u64;
                 for i in 0..count {
                     sum = sum.wrapping_add(call(i % 10, NAMES[(i % 3) as usize]));
-                    if i % 16 == 15 {
+                    if i % 8 == 7 {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                 }
@@ -188,7 +188,7 @@ fn main() {
                 unsafe { probed_fn(i, std::hint::black_box(buf.as_ptr().cast())) };
                 buf[..2].copy_from_slice(b"XX");
                 std::hint::black_box(&buf);
-                if i % 16 == 15 {
+                if i % 8 == 7 {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
@@ -199,7 +199,7 @@ fn main() {
             let calls = || {
                 for i in 0..count {
                     call(i % 10, NAMES[(i % 3) as usize]);
-                    if i % 16 == 15 {
+                    if i % 8 == 7 {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                 }

@@ -95,6 +95,8 @@ pub struct Options {
     pub wall_clock: bool,
     /// `-P`: only the calls touching these paths.
     pub trace_paths: Vec<Vec<u8>>,
+    /// `-X`: 0 names, 1 numbers, 2 both (`EngineSpec.decode_xlat`).
+    pub xlat: u32,
     /// `-y`: descriptors with their paths.
     pub fd_paths: bool,
     /// `-x` (1), `-xx` (2): strings in hex.
@@ -189,6 +191,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         trace_paths: opts.trace_paths.iter().map(|p| p.clone().into()).collect(),
         // -c and -C without -w: each exit with the system time it took.
         syscall_times: (opts.count || opts.summary) && !opts.wall_clock,
+        decode_xlat: opts.xlat,
         decode_string_limit: opts.string_limit,
         decode_fds: opts.fd_paths,
         decode_hex: opts.hex,

@@ -108,6 +108,10 @@ pub struct TraceCmd {
     /// descriptor argument that refers to it (repeatable).
     #[arg(short = 'P', long = "trace-path", value_name = "PATH")]
     trace_paths: Vec<std::path::PathBuf>,
+    /// How named constants are printed: `abbrev` (names, the default),
+    /// `raw` (numbers) or `verbose` (both).
+    #[arg(short = 'X', long = "const-print-style", value_name = "FORMAT")]
+    xlat: Option<String>,
     /// `-q`: no attach and detach messages; `-qq`: no `+++ exited +++`
     /// lines either.
     #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
@@ -170,24 +174,16 @@ struct NotYet {
     d: u8,
     #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
     big_i: Option<String>,
-    #[arg(
-        short = 'X',
-        long = "const-print-style",
-        value_name = "FORMAT",
-        hide = true
-    )]
-    big_x: Option<String>,
 }
 
 impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 4] = [
+        let given: [(&'static str, bool); 3] = [
             ("-v", self.v > 0),
             ("-D", self.d > 0),
             ("-I", self.big_i.is_some()),
-            ("-X", self.big_x.is_some()),
         ];
         given.iter().find(|(_, on)| *on).map(|(n, _)| *n)
     }
@@ -398,6 +394,16 @@ impl TraceCmd {
             quiet: t.quiet > 0,
             stack: t.stack,
             wall_clock: t.wall_clock,
+            xlat: match t.xlat.as_deref() {
+                None | Some("abbrev") => 0,
+                Some("raw") => 1,
+                Some("verbose") => 2,
+                Some(other) => {
+                    return Err(format!(
+                        "trace: -X {other}: the styles are raw, abbrev and verbose"
+                    ))
+                }
+            },
             // As strace: each path as given, and resolved if that differs.
             trace_paths: t
                 .trace_paths

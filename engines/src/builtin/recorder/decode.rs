@@ -448,7 +448,7 @@ pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String>
         FcntlCmd => enum_name(v, FCNTL_CMDS),
         FcntlValue => fcntl_arg(c.arg(1) as i32, v)?,
         IoctlReq => match enum_lookup(v & 0xffff_ffff, IOCTL_REQUESTS) {
-            Some(name) => name.to_string(),
+            Some(name) => super::format::xlat(hex(v & 0xffff_ffff), || name.to_string()),
             None => hex(v & 0xffff_ffff),
         },
         IoctlValue => {

@@ -23,10 +23,66 @@ pub(super) fn ptr(v: u64) -> String {
     }
 }
 
+/// How named constants are printed (strace's `-X`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Xlat {
+    /// Names (`O_RDONLY|O_CLOEXEC`): strace's default, `-X abbrev`.
+    #[default]
+    Abbrev,
+    /// Numbers (`0x80000`): `-X raw`.
+    Raw,
+    /// Both (`0x80000 /* O_RDONLY|O_CLOEXEC */`): `-X verbose`.
+    Verbose,
+}
+
+thread_local! {
+    /// The style of the call being decoded (set for its decoding by
+    /// [`XlatScope`]; decoding runs on one thread, call by call).
+    static XLAT: std::cell::Cell<Xlat> = const { std::cell::Cell::new(Xlat::Abbrev) };
+}
+
+/// The style of the call being decoded.
+pub(super) fn style() -> Xlat {
+    XLAT.with(|x| x.get())
+}
+
+/// Print constants as `style` says until dropped.
+pub(super) struct XlatScope(Xlat);
+
+impl XlatScope {
+    pub(super) fn new(style: Xlat) -> XlatScope {
+        XlatScope(XLAT.with(|x| x.replace(style)))
+    }
+}
+
+impl Drop for XlatScope {
+    fn drop(&mut self) {
+        XLAT.with(|x| x.set(self.0));
+    }
+}
+
+/// A constant as the style says: its number `raw`, its name(s) `named`
+/// (made only when shown), or both; a number with no name is the number
+/// alone in every style.
+pub(super) fn xlat(raw: String, named: impl FnOnce() -> String) -> String {
+    match XLAT.with(|x| x.get()) {
+        Xlat::Raw => raw,
+        Xlat::Abbrev => named(),
+        Xlat::Verbose => {
+            let named = named();
+            if named == raw {
+                raw
+            } else {
+                format!("{raw} /* {named} */")
+            }
+        }
+    }
+}
+
 pub(super) fn dirfd(v: u64) -> String {
     let fd = v as i32;
     if fd == libc::AT_FDCWD {
-        "AT_FDCWD".into()
+        xlat(fd.to_string(), || "AT_FDCWD".into())
     } else {
         fd.to_string()
     }
@@ -160,6 +216,15 @@ pub(super) fn out_struct(
 }
 
 pub(super) fn flags(v: u64, f: &Flags) -> String {
+    let raw = if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    };
+    xlat(raw, || flag_names(v, f))
+}
+
+fn flag_names(v: u64, f: &Flags) -> String {
     if v == 0 {
         return f.zero.to_string();
     }
@@ -183,13 +248,24 @@ pub(super) fn enum_lookup(v: u64, names: &Names) -> Option<&'static str> {
 
 pub(super) fn enum_name(v: u64, names: &Names) -> String {
     match enum_lookup(v, names) {
-        Some(s) => s.to_string(),
+        // A named value's number is hex, as strace's (`0x2 /* SIG_SETMASK */`).
+        Some(s) if v == 0 => xlat("0".into(), || s.to_string()),
+        Some(s) => xlat(format!("{:#x}", v as u32), || s.to_string()),
         None => (v as i64 as i32).to_string(),
     }
 }
 
 pub(super) fn open_flags(v: u64) -> String {
     let v = v as u32 as u64;
+    let raw = if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    };
+    xlat(raw, || open_flag_names(v))
+}
+
+fn open_flag_names(v: u64) -> String {
     let acc = v & libc::O_ACCMODE as u64;
     let mode = match enum_lookup(acc, ACCESS_MODES) {
         Some(n) => n.to_string(),
@@ -199,7 +275,7 @@ pub(super) fn open_flags(v: u64) -> String {
     if rest == 0 {
         mode
     } else {
-        format!("{mode}|{}", flags(rest, &OPEN_FLAGS))
+        format!("{mode}|{}", flag_names(rest, &OPEN_FLAGS))
     }
 }
 

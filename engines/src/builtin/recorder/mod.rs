@@ -58,6 +58,7 @@ mod table;
 mod tests;
 
 pub use decode::{Hex, Watched};
+pub use format::Xlat;
 pub use signals::{death_line, signal_line, signame};
 
 use decode::{decode_entry, decode_exit, entry_socklen, format_return, lookup, Ctx, Tracee};
@@ -416,6 +417,8 @@ pub struct Decoder {
     hex: Hex,
     /// strace's `-P`: only calls touching these paths are shown.
     watch: Option<Watched>,
+    /// strace's `-X`: constants as names, numbers or both.
+    xlat: Xlat,
 }
 
 impl Default for Decoder {
@@ -427,6 +430,7 @@ impl Default for Decoder {
             fd_paths: false,
             hex: Hex::Never,
             watch: None,
+            xlat: Xlat::Abbrev,
         }
     }
 }
@@ -479,6 +483,12 @@ impl Decoder {
         self
     }
 
+    /// Print named constants as `style` says (strace's `-X`).
+    pub fn with_xlat(mut self, style: Xlat) -> Self {
+        self.xlat = style;
+        self
+    }
+
     /// Whether `tid`'s open call is shown (see [`Decoder::with_paths`]),
     /// as its entry tells.
     pub fn shown(&self, tid: Tid) -> bool {
@@ -489,6 +499,7 @@ impl Decoder {
     pub fn entry(&mut self, task: &mut Task<'_>, call: &SyscallEntry) -> String {
         let (name, spec) = lookup(call);
         let tid = task.tid();
+        let _style = format::XlatScope::new(self.xlat);
         let mut ctx = Ctx {
             limit: self.limit,
             fd_paths: self.fd_paths,
@@ -521,6 +532,7 @@ impl Decoder {
                 (head, p)
             }
         };
+        let _style = format::XlatScope::new(self.xlat);
         let mut ctx = Ctx {
             limit: self.limit,
             fd_paths: self.fd_paths,

@@ -23,10 +23,10 @@ pub fn signame(n: i32) -> String {
 }
 
 pub(super) fn signal_arg(n: i32) -> String {
-    if n == 0 {
-        "0".into()
+    if (1..=64).contains(&n) {
+        super::format::xlat(n.to_string(), || signame(n))
     } else {
-        signame(n)
+        n.to_string()
     }
 }
 

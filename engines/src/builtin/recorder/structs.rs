@@ -20,6 +20,10 @@ use super::table::Names;
 use super::{MAX_DIRENT_BYTES, MAX_ENV_COUNT, NSIG};
 /// A file mode: `S_IFREG|0644`, `S_IFDIR|S_ISVTX|0777`.
 pub(super) fn file_mode(m: u32) -> String {
+    super::format::xlat(format!("0{m:o}"), || file_mode_names(m))
+}
+
+fn file_mode_names(m: u32) -> String {
     let mut s = String::new();
     let kind = m & libc::S_IFMT;
     if kind != 0 {
@@ -63,13 +67,23 @@ pub(super) fn stat_struct(b: &[u8]) -> String {
 }
 
 pub(super) fn statx_flags(v: u64) -> String {
+    if super::format::style() == super::format::Xlat::Raw {
+        // The whole value (strace 6.1 prints `|0x900`, leaving out the
+        // sync part's 0).
+        return if v == 0 {
+            "0".into()
+        } else {
+            format!("{v:#x}")
+        };
+    }
     let sync = (libc::AT_STATX_FORCE_SYNC | libc::AT_STATX_DONT_SYNC) as u64;
     if v & sync == 0 {
         let rest = v & !sync;
+        let sync = super::format::xlat("0".into(), || "AT_STATX_SYNC_AS_STAT".into());
         if rest == 0 {
-            return "AT_STATX_SYNC_AS_STAT".into();
+            return sync;
         }
-        return format!("AT_STATX_SYNC_AS_STAT|{}", flags(rest, &AT_FLAGS));
+        return format!("{sync}|{}", flags(rest, &AT_FLAGS));
     }
     flags(v, &AT_FLAGS)
 }
@@ -93,6 +107,10 @@ pub(super) fn statx_struct(b: &[u8]) -> String {
 // `u64::is_multiple_of` is newer than the workspace's rust-version (1.85).
 #[allow(clippy::manual_is_multiple_of)]
 pub(super) fn rlimit_value(v: u64) -> String {
+    super::format::xlat(v.to_string(), || rlimit_name(v))
+}
+
+fn rlimit_name(v: u64) -> String {
     if v == libc::RLIM64_INFINITY {
         "RLIM64_INFINITY".into()
     } else if v > 1024 && v % 1024 == 0 {
@@ -167,8 +185,8 @@ pub(super) fn sigaction_at(c: &mut Ctx<'_>, addr: u64) -> String {
         let handler = u64_at(b, offset_of!(KernelSigaction, handler));
         let fl = u64_at(b, offset_of!(KernelSigaction, flags));
         let handler = match handler as usize {
-            libc::SIG_DFL => "SIG_DFL".to_string(),
-            libc::SIG_IGN => "SIG_IGN".to_string(),
+            libc::SIG_DFL => super::format::xlat("0".into(), || "SIG_DFL".into()),
+            libc::SIG_IGN => super::format::xlat("0x1".into(), || "SIG_IGN".into()),
             h => format!("{h:#x}"),
         };
         let mut s = format!(
@@ -213,8 +231,11 @@ pub(super) fn sigset(bits: u64) -> String {
     let names: Vec<String> = (0..NSIG)
         .filter(|b| bits & (1u64 << b) != 0)
         .map(|b| {
-            let name = signame(b as i32 + 1);
-            name.strip_prefix("SIG").map(str::to_string).unwrap_or(name)
+            let n = b as i32 + 1;
+            super::format::xlat(n.to_string(), || {
+                let name = signame(n);
+                name.strip_prefix("SIG").map(str::to_string).unwrap_or(name)
+            })
         })
         .collect();
     format!("{neg}[{}]", names.join(" "))
@@ -407,7 +428,7 @@ pub(super) fn sock_type(v: u64) -> String {
     let flag_bits = (libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) as u32 as u64;
     let kind = v & !flag_bits & 0xffff_ffff;
     let mut s = match enum_lookup(kind, SOCK_TYPES) {
-        Some(n) => n.to_string(),
+        Some(n) => super::format::xlat(format!("{kind:#x}"), || n.to_string()),
         None => format!("{kind:#x}"),
     };
     if v & flag_bits != 0 {
@@ -728,6 +749,15 @@ pub(super) fn clone3_tail(c: &mut Ctx<'_>) -> String {
 const FUTEX_MODIFIERS: u64 = (libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
 
 pub(super) fn futex_op(v: u64) -> String {
+    let raw = if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    };
+    super::format::xlat(raw, || futex_op_name(v))
+}
+
+fn futex_op_name(v: u64) -> String {
     let cmd = v & !FUTEX_MODIFIERS;
     let mut s = match enum_lookup(cmd, FUTEX_CMDS) {
         Some(n) => n.to_string(),
