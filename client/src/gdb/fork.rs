@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use utrace_proto::v1 as pb;
@@ -30,9 +30,10 @@ use super::target::{Bridge, BridgeError, Held, StopReason};
 pub struct Forks {
     /// By the child's pid.
     pending: BTreeMap<u32, Pending>,
-    /// How many of them gdb has heard of, shared with the link (a `D;PID`
-    /// then detaches one process: see [`super::link::LEAVE`]).
-    pub(super) reported: Arc<AtomicU32>,
+    /// Shared with the link, where the count of those gdb has heard of
+    /// goes (`Common::forking`: a `D;PID` then detaches one process, see
+    /// [`super::link::LEAVE`]).
+    pub(super) reported: Arc<super::link::Common>,
 }
 
 /// Most forks waiting for their child's start at once (a program forking
@@ -60,7 +61,7 @@ impl Forks {
             .values()
             .filter(|p| p.child_seq.is_some())
             .count();
-        self.reported.store(n as u32, Ordering::SeqCst);
+        self.reported.forking.store(n as u32, Ordering::SeqCst);
     }
 
     /// Fork child `pid` died before gdb settled it.

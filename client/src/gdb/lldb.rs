@@ -1,6 +1,7 @@
 //! lldb's own packets, which gdbstub lacks and the link answers
 //! ([`super::link`]): `qProcessInfo`, `jThreadsInfo` and
-//! `qThreadStopInfo`, as lldb-server answers them.
+//! `qThreadStopInfo`, as lldb-server answers them (JSON binary-escaped
+//! by [`super::threads::escaped`]).
 //!
 //! What they tell is read beside the process (`/proc/PID/status`, the
 //! threads' names), with this user's rights, as the process's maps are for
@@ -96,21 +97,6 @@ pub fn threads_info(pid: u32, tids: &[u32], stop: Option<&ThreadStop<'_>>) -> St
     Value::Array(threads).to_string()
 }
 
-/// `data` in the protocol's binary escaping (`#`, `$`, `}` and `*` as `}`
-/// and the byte xor 0x20), as lldb-server sends JSON.
-pub fn escaped(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
-    for &b in data {
-        if matches!(b, b'#' | b'$' | b'}' | b'*') {
-            out.push(b'}');
-            out.push(b ^ 0x20);
-        } else {
-            out.push(b);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +140,9 @@ mod tests {
         assert_eq!(v[0]["registers"]["6"], "0100000000000000");
         assert!(v[0]["name"].is_string());
         assert_eq!(v[1], json!({"tid": 1}), "not ours: its id alone");
-        assert_eq!(escaped(b"{\"a\":\"$#*\"}"), b"{\"a\":\"}\x04}\x03}\x0a\"}]");
+        assert_eq!(
+            super::super::threads::escaped(b"{\"a\":\"$#*\"}"),
+            b"{\"a\":\"}\x04}\x03}\x0a\"}]"
+        );
     }
 }

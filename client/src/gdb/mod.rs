@@ -440,14 +440,7 @@ pub fn serve_with(
     link::pump(input, inbox_tx.clone());
     let link = Shared::new(Link::new(inbox_rx, output));
     let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
-    bridge.passed = link.lock().passed();
-    bridge.program_signals = link.lock().program();
-    bridge.link_pid = link.lock().pid();
-    bridge.general = link.lock().general();
-    bridge.forks.reported = link.lock().forking();
-    bridge.exec_path = link.lock().exec_path();
-    bridge.expedite = link.lock().expedite();
-    bridge.thread_list = link.lock().threads();
+    bridge.share(link.lock().common());
     bridge.multi = opts.multi;
     bridge.program = opts
         .program

@@ -171,32 +171,19 @@ pub struct Bridge {
     pub multi: bool,
     /// What `run` starts: see [`super::Options::program`].
     pub program: Option<super::What>,
-    /// The signals gdb passes without a stop (`QPassSignals`).
-    pub passed: super::link::Passed,
-    /// Those the engine passes in the server (sent with a resume).
+    /// What the bridge shares with the link (the process, gdb's signal
+    /// sets, the thread list, the stop being reported…).
+    common: std::sync::Arc<super::link::Common>,
+    /// The signals the engine passes in the server (sent with a resume).
     passed_sent: u64,
-    /// The signals gdb lets the program have (`QProgramSignals`): others
-    /// are not delivered, whether gdb names one at a resume or a signal
-    /// stop is pending when the bridge leaves.
-    pub program_signals: super::link::Passed,
     /// Why the stop being reported happened, in lldb's words (see
     /// [`super::link::Stopped`]).
     why: Option<&'static str>,
     /// A resume put off for a pending report (its threads' wants, and
     /// whether the others stay stopped).
     deferred: Option<(HashMap<u32, Want>, bool)>,
-    /// The pid the link answers lldb's `qMemoryRegionInfo` for.
-    pub link_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    /// The process gdb's last `Hg` named, as the link read it (0: none).
-    pub general: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// Forks not settled yet (see [`super::fork`]).
     pub forks: super::fork::Forks,
-    /// The program of the exec being reported, for the link.
-    pub exec_path: super::link::ExecPath,
-    /// The registers of the stop being reported, for the link.
-    pub expedite: super::link::Expedite,
-    /// The threads as of the last stop, for the link (`qXfer:threads`).
-    pub thread_list: super::threads::Threads,
     /// Stack pages read at this stop (see [`Bridge::stack_read`]).
     stack_pages: HashMap<u64, Vec<u8>>,
     /// Memory that came with this stop's reports (see
@@ -285,22 +272,15 @@ impl Bridge {
             forwarder: None,
             multi: false,
             program: None,
-            passed: Default::default(),
+            common: Default::default(),
             passed_sent: 0,
-            // All, until gdb says.
-            program_signals: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             why: None,
             deferred: None,
             catching: None,
             svr4: Default::default(),
             stack_pages: HashMap::new(),
             stop_memory: Vec::new(),
-            link_pid: Default::default(),
-            general: Default::default(),
             forks: Default::default(),
-            exec_path: Default::default(),
-            expedite: Default::default(),
-            thread_list: Default::default(),
             engine: 0,
             pid: 0,
             threads: BTreeMap::new(),
@@ -331,7 +311,8 @@ impl Bridge {
         self.threads = o.tids.iter().map(|t| (*t, Held::Running)).collect();
         self.forwarder = Some(o.forwarder);
         self.spawned = spawned;
-        self.link_pid
+        self.common
+            .pid
             .store(o.pid, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -348,7 +329,7 @@ impl Bridge {
                 Held::Report {
                     seq,
                     signal: Some(s),
-                } if !super::link::is_passed(&self.program_signals, *s) => Some(*seq),
+                } if !self.common.lets_have(*s) => Some(*seq),
                 _ => None,
             })
             .collect();
@@ -369,6 +350,12 @@ impl Bridge {
             // comes after the decisions were taken.
             let _ = self.ordered_batch(self.pid, false, Vec::new());
         }
+    }
+
+    /// Share `common` with the link (made by it: [`super::link::Link::common`]).
+    pub fn share(&mut self, common: std::sync::Arc<super::link::Common>) {
+        self.forks.reported = common.clone();
+        self.common = common;
     }
 
     /// Leave the process: the engine is detached (its holds released, its
@@ -602,7 +589,11 @@ impl Bridge {
     fn publish_threads(&self) {
         let mut tids: Vec<u32> = self.threads.keys().copied().collect();
         tids.sort_by_key(|t| (*t != self.pid, *t));
-        *self.thread_list.lock().unwrap_or_else(|e| e.into_inner()) = tids;
+        *self
+            .common
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = tids;
     }
 
     /// Whether a thread the bridge stopped is held by a report of this
@@ -736,7 +727,7 @@ impl Bridge {
             Some(Kind::Exec(x)) if x.startup => None,
             Some(Kind::Exec(x)) => {
                 self.become_process(self.pid, [(tid, Held::Running)]);
-                *self.exec_path.lock().unwrap_or_else(|e| e.into_inner()) = Some(x.exe.clone());
+                *self.common.exec.lock().unwrap_or_else(|e| e.into_inner()) = Some(x.exe.clone());
                 tid_of(tid).map(StopReason::Library)
             }
             _ => None,
@@ -755,7 +746,7 @@ impl Bridge {
             return Ok(reason);
         }
         let passed = match &ev.kind {
-            Some(Kind::Signal(s)) => super::link::is_passed(&self.passed, s.signo),
+            Some(Kind::Signal(s)) => self.common.passes(s.signo),
             _ => false,
         };
         let Some(reason) = reason.filter(|_| !passed) else {
@@ -885,7 +876,8 @@ impl Bridge {
         threads: impl IntoIterator<Item = (u32, Held)>,
     ) {
         self.pid = pid;
-        self.link_pid
+        self.common
+            .pid
             .store(pid, std::sync::atomic::Ordering::SeqCst);
         self.threads = threads.into_iter().collect();
         self.publish_threads();
@@ -927,7 +919,11 @@ impl Bridge {
             hex(r.gpr[7]),
             hex(r.rip)
         );
-        *self.expedite.lock().unwrap_or_else(|e| e.into_inner()) = Some(super::link::Stopped {
+        *self
+            .common
+            .expedite
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(super::link::Stopped {
             tid,
             regs: text,
             reason: self.why.take(),
@@ -938,7 +934,10 @@ impl Bridge {
     /// about the debugged process (`Hg` named the child, whose memory has
     /// none of the engine's breakpoints).
     fn other_process(&self) -> Option<u32> {
-        let g = self.general.load(std::sync::atomic::Ordering::SeqCst);
+        let g = self
+            .common
+            .general
+            .load(std::sync::atomic::Ordering::SeqCst);
         (g != 0 && g != self.pid && self.forks.has(g)).then_some(g)
     }
 
@@ -1559,7 +1558,7 @@ impl MultiThreadResume for Bridge {
         // gdb's pass set, when it changed, goes to the server with the
         // first thread's resume (in its batch: no round trip of its own),
         // so that those signals no longer stop the program at all.
-        let passed = self.passed.load(std::sync::atomic::Ordering::SeqCst);
+        let passed = self.common.passed.load(std::sync::atomic::Ordering::SeqCst);
         let mut pass_op = (passed != self.passed_sent && !order.is_empty()).then(|| {
             self.passed_sent = passed;
             self.set_events_op(passed)
@@ -1571,7 +1570,7 @@ impl MultiThreadResume for Bridge {
                 Want::RangeStep(..) => (pb::Action::Step, None),
             };
             // A signal gdb keeps from the program is not delivered.
-            let sig = sig.filter(|s| super::link::is_passed(&self.program_signals, *s));
+            let sig = sig.filter(|s| self.common.lets_have(*s));
             // A range step: the step's range goes first, in the same batch.
             let mut range: Vec<pb::Op> = pass_op.take().into_iter().collect();
             if let Want::RangeStep(start, end) = want {

@@ -2,15 +2,9 @@
 //! names (`info threads` shows them, as with gdbserver), in one document
 //! instead of `qfThreadInfo`/`qsThreadInfo` rounds. gdbstub lacks the
 //! packet; the link answers it ([`super::link`]) from the thread list the
-//! bridge keeps there at each stop ([`Threads`]), with the names and last
+//! bridge keeps there at each stop (`link::Common::threads`), with the names and last
 //! CPUs read beside the process (`/proc/PID/task/TID/{comm,stat}`, with
 //! this user's rights, as the process's maps are).
-
-use std::sync::{Arc, Mutex};
-
-/// The debugged process's threads as of the last stop, in the order gdb
-/// is to list them; shared by the bridge (which writes it) and the link.
-pub type Threads = Arc<Mutex<Vec<u32>>>;
 
 /// The document for process `pid`'s threads `tids`; thread ids
 /// `pPID.TID` when the debugger speaks multiprocess, else `TID` (hex).
@@ -79,7 +73,16 @@ pub fn window(doc: &[u8], spec: &[u8]) -> Vec<u8> {
     let start = off.min(doc.len());
     let end = start.saturating_add(len).min(doc.len());
     let mut out = vec![if end < doc.len() { b'm' } else { b'l' }];
-    for &b in &doc[start..end] {
+    out.extend(escaped(&doc[start..end]));
+    out
+}
+
+/// `data` in the protocol's binary escaping (`#`, `$`, `}` and `*` as `}`
+/// and the byte xor 0x20), as `qXfer` windows and lldb-server's JSON are
+/// sent.
+pub fn escaped(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+    for &b in data {
         if matches!(b, b'#' | b'$' | b'}' | b'*') {
             out.push(b'}');
             out.push(b ^ 0x20);

@@ -5,36 +5,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// The signals gdb lets through without a stop (`handle SIG nostop
-/// noprint pass`: `QPassSignals`), as a bit per Linux signal number (bit
-/// `n - 1`): shared by the link, which reads gdb's packet, and the
-/// bridge, which resumes a held signal report of these at once, delivering
-/// the signal, with no round trip to gdb (a program taking many signals,
-/// SIGPROF or SIGALRM, runs at its speed, as under gdbserver).
-pub type Passed = Arc<std::sync::atomic::AtomicU64>;
-
 /// Reading the debugger's packets for those the link answers or changes
 /// itself ([`Taken`]): the bytes of a packet that may be one are held
 /// until it is told (the rest go on to gdbstub).
+#[derive(Default)]
 pub(super) struct Intercept {
     state: PassState,
-    pub(super) passed: Passed,
-    /// The signals gdb lets the program have (`QProgramSignals`; all
-    /// until it says).
-    pub(super) program: Passed,
     /// The last packet taken, whole (`$…#xx`), to pass on as it came.
     pub(super) raw: Vec<u8>,
-}
-
-impl Default for Intercept {
-    fn default() -> Intercept {
-        Intercept {
-            state: PassState::Out,
-            passed: Passed::default(),
-            program: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
-            raw: Vec::new(),
-        }
-    }
 }
 
 /// A packet the link answers, gdbstub lacking it: its kind and what
@@ -179,13 +157,6 @@ impl Intercept {
         }
         None
     }
-
-    /// Set the signals passed from a `QPassSignals` list (the list
-    /// replaces the last).
-    pub(super) fn set(&self, list: &[u8]) {
-        self.passed
-            .store(signal_bits(list), std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 /// The Linux signals of a `QPassSignals`/`QProgramSignals` list (gdb's
@@ -208,14 +179,18 @@ pub(super) fn signal_bits(list: &[u8]) -> u64 {
 /// breakpoint packets name no thread at all (after a fork gdb takes its
 /// breakpoints out of the child, `Hg` on the child, before it detaches
 /// it). 0: none named.
-#[derive(Default)]
 pub(super) struct General {
     /// The body of the packet being read, while it may be an `Hg`.
     body: Option<Vec<u8>>,
-    pub(super) pid: Arc<std::sync::atomic::AtomicU32>,
+    /// Where the process named goes (`Common::general`).
+    common: Arc<super::Common>,
 }
 
 impl General {
+    pub(super) fn new(common: Arc<super::Common>) -> General {
+        General { body: None, common }
+    }
+
     /// Look at byte `b` of the debugger's (it goes on to gdbstub as it
     /// is).
     pub(super) fn feed(&mut self, b: u8) {
@@ -223,7 +198,9 @@ impl General {
             (_, b'$') => self.body = Some(Vec::new()),
             (Some(body), b'#') => {
                 if let Some(pid) = hg_pid(body) {
-                    self.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
+                    self.common
+                        .general
+                        .store(pid, std::sync::atomic::Ordering::SeqCst);
                 }
                 self.body = None;
             }
@@ -244,12 +221,6 @@ fn hg_pid(body: &[u8]) -> Option<u32> {
     };
     let pid = ids.split(|b| *b == b'.').next()?;
     u32::from_str_radix(std::str::from_utf8(pid).ok()?, 16).ok()
-}
-
-/// Whether Linux signal `signo` is in `passed`.
-pub fn is_passed(passed: &Passed, signo: i32) -> bool {
-    (1..=64).contains(&signo)
-        && passed.load(std::sync::atomic::Ordering::SeqCst) & (1 << (signo - 1)) != 0
 }
 
 /// x86 has no read-only watchpoint. gdbserver answers gdb's `Z3`/`z3` as
@@ -344,6 +315,7 @@ impl ReadWatch {
 mod tests {
     use super::*;
     use crate::gdb::link::tests::checksum;
+    use std::sync::atomic::Ordering;
 
     fn through(s: &str) -> String {
         let mut f = ReadWatch::Out;
@@ -390,11 +362,13 @@ mod tests {
         );
         // gdb's 14 (SIGALRM, Linux 14) and 30 (SIGUSR1, Linux 10); 0x97
         // is gdb's "unknown", ignored.
-        p.set(b"e;1e;97;");
-        assert!(is_passed(&p.passed, 14) && is_passed(&p.passed, 10));
-        assert!(!is_passed(&p.passed, 12) && !is_passed(&p.passed, 0));
-        p.set(b"");
-        assert!(!is_passed(&p.passed, 10));
+        let c = super::super::Common::default();
+        c.passed.store(signal_bits(b"e;1e;97;"), Ordering::SeqCst);
+        assert!(c.passes(14) && c.passes(10));
+        assert!(!c.passes(12) && !c.passes(0));
+        c.passed.store(signal_bits(b""), Ordering::SeqCst);
+        assert!(!c.passes(10));
+        assert!(c.lets_have(10), "every signal, until gdb says");
     }
 
     #[test]
@@ -409,8 +383,8 @@ mod tests {
         }
         assert_eq!(taken, [Taken::Detach(b"1f".to_vec())]);
         assert_eq!(String::from_utf8(out).unwrap(), "$D#44$Hgp1f.20#00");
-        let mut g = General::default();
-        let pid = |g: &General| g.pid.load(std::sync::atomic::Ordering::SeqCst);
+        let mut g = General::new(Arc::default());
+        let pid = |g: &General| g.common.general.load(Ordering::SeqCst);
         for (packets, want) in [
             ("$Hgp1f.20#00", 0x1f),
             ("$m1,2#00$Hg0#00", 0),

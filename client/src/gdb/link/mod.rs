@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
@@ -20,14 +21,86 @@ mod intercept;
 mod rewrite;
 
 use handshake::{Handshake, Swallow};
-pub use intercept::{is_passed, Passed, Taken};
+pub use intercept::Taken;
 use intercept::{General, Intercept, ReadWatch};
 use rewrite::Replies;
-pub use rewrite::{ExecPath, Expedite, Stopped};
+pub use rewrite::Stopped;
 
 /// Inputs waiting at most (the debugger's reader then waits; reports are
 /// few: each holds its thread until decided).
 pub const INBOX: usize = 256;
+
+/// What the bridge and the link share, one setting and the other reading:
+/// one value, made by the link ([`Link::common`]).
+#[derive(Debug)]
+pub struct Common {
+    /// The debugged process (0: none), set by the bridge; the link answers
+    /// lldb's and gdb's questions about it.
+    pub pid: AtomicU32,
+    /// The process gdb's last `Hg` named (`Hgp PID.TID`; 0: none), read by
+    /// the link: gdbstub keeps only the thread, and the bridge's breakpoint
+    /// packets name no thread (after a fork gdb takes its breakpoints out
+    /// of the child, `Hg` on the child, before it detaches it).
+    pub general: AtomicU32,
+    /// Forks reported to the debugger and not settled yet, counted by the
+    /// bridge: while any is, a `D;PID` detaches that one process.
+    pub forking: AtomicU32,
+    /// The signals gdb lets through without a stop (`handle SIG nostop
+    /// noprint pass`: `QPassSignals`), a bit per Linux signal (bit `n -
+    /// 1`): the bridge resumes a held report of these at once, delivering
+    /// the signal, with no round trip to gdb (a program taking many
+    /// signals runs at its speed, as under gdbserver).
+    pub passed: AtomicU64,
+    /// The signals gdb lets the program have (`QProgramSignals`; all until
+    /// it says), bits as `passed`: others are not delivered, at a resume
+    /// or when the bridge leaves a signal stop.
+    pub program: AtomicU64,
+    /// The threads as of the last stop, in the order gdb is to list them
+    /// (`qXfer:threads`, lldb's `threads:` and `jThreadsInfo`).
+    pub threads: Mutex<Vec<u32>>,
+    /// The program of the exec being reported, taken by its stop reply.
+    pub exec: Mutex<Option<String>>,
+    /// What the bridge says of the stop it is reporting ([`Stopped`]),
+    /// taken by the stop reply that names its thread.
+    pub expedite: Mutex<Option<Stopped>>,
+}
+
+impl Default for Common {
+    fn default() -> Common {
+        Common {
+            pid: AtomicU32::new(0),
+            general: AtomicU32::new(0),
+            forking: AtomicU32::new(0),
+            passed: AtomicU64::new(0),
+            program: AtomicU64::new(u64::MAX),
+            threads: Mutex::default(),
+            exec: Mutex::default(),
+            expedite: Mutex::default(),
+        }
+    }
+}
+
+impl Common {
+    /// Whether gdb passes Linux signal `signo` without a stop.
+    pub fn passes(&self, signo: i32) -> bool {
+        has(&self.passed, signo)
+    }
+
+    /// Whether gdb lets the program have Linux signal `signo`.
+    pub fn lets_have(&self, signo: i32) -> bool {
+        has(&self.program, signo)
+    }
+
+    /// The debugged process.
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+}
+
+/// Whether signal `signo`'s bit is set in `bits`.
+fn has(bits: &AtomicU64, signo: i32) -> bool {
+    (1..=64).contains(&signo) && bits.load(Ordering::SeqCst) & (1 << (signo - 1)) != 0
+}
 
 /// What arrives for the bridge.
 #[derive(Debug)]
@@ -72,16 +145,10 @@ pub struct Link {
     replies: Replies,
     /// [`Link::send`]'s buffer, kept between calls.
     scratch: Vec<u8>,
-    /// The debugged process's threads, as the bridge last listed them.
-    threads: super::threads::Threads,
+    /// What the link shares with the bridge.
+    common: Arc<Common>,
     /// The `qXfer:threads` document being read.
     threads_doc: Option<String>,
-    /// The debugged process (0: none), for the packets the link answers.
-    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
-    /// Forks reported to the debugger and not yet settled (the bridge
-    /// counts them): while any is, a `D;PID` detaches that one process
-    /// (see [`Link::answer`]).
-    forking: std::sync::Arc<std::sync::atomic::AtomicU32>,
     /// lldb said it ends register packets with `;thread:TID;`
     /// (`QThreadSuffixSupported`): each becomes an `Hg` and the packet.
     suffixed: bool,
@@ -105,9 +172,8 @@ fn packet(body: &[u8]) -> Vec<u8> {
 
 impl Link {
     pub fn new(rx: mpsc::Receiver<Input>, out: Box<dyn Write + Send>) -> Link {
-        let threads = super::threads::Threads::default();
-        let mut replies = Replies::default();
-        replies.threads = threads.clone();
+        let common = Arc::new(Common::default());
+        let replies = Replies::new(common.clone());
         Link {
             rx,
             bytes: VecDeque::new(),
@@ -118,57 +184,24 @@ impl Link {
             handshake: Handshake::default(),
             swallow: Swallow::default(),
             pass: Intercept::default(),
-            general: General::default(),
+            general: General::new(common.clone()),
             replies,
             scratch: Vec::new(),
-            threads,
+            common,
             threads_doc: None,
-            pid: Default::default(),
-            forking: Default::default(),
             suffixed: false,
         }
     }
 
-    /// The process gdb's last `Hg` named (0: none).
-    pub fn general(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
-        self.general.pid.clone()
-    }
-
-    /// Where the bridge keeps the thread list (`qXfer:threads`).
-    pub fn threads(&self) -> super::threads::Threads {
-        self.threads.clone()
-    }
-
-    /// Where the bridge leaves the registers of the stop it reports.
-    pub fn expedite(&self) -> Expedite {
-        self.replies.expedite.clone()
-    }
-
-    /// Where the bridge leaves the program of the exec it reports.
-    pub fn exec_path(&self) -> ExecPath {
-        self.replies.exec.clone()
-    }
-
-    /// The count of unsettled forks, which the bridge keeps.
-    pub fn forking(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
-        self.forking.clone()
-    }
-
-    /// The signals gdb passes (see [`Passed`]).
-    pub fn passed(&self) -> Passed {
-        self.pass.passed.clone()
-    }
-
-    /// The signals gdb lets the program have (`QProgramSignals`, a bit per
-    /// signal as [`Passed`]; all until gdb says).
-    pub fn program(&self) -> Passed {
-        self.pass.program.clone()
+    /// What the link shares with the bridge.
+    pub fn common(&self) -> Arc<Common> {
+        self.common.clone()
     }
 
     /// The debugged process, and whether thread ids are written with it
     /// (`pPID.TID`): as the last stop reply wrote them, else as agreed.
     fn ids(&self) -> (u32, Option<u32>) {
-        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+        let pid = self.common.pid();
         let with = match &self.replies.last {
             Some(l) => l.pid,
             None => self.handshake.offered(b"multiprocess+").then_some(pid),
@@ -186,7 +219,7 @@ impl Link {
             // with no fork pending is a detach as any.
             Taken::Detach(pid) => {
                 let mut body = b"D;".to_vec();
-                if self.forking.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                if self.common.forking.load(Ordering::SeqCst) > 0 {
                     let cmd: String = LEAVE
                         .bytes()
                         .chain(pid)
@@ -199,21 +232,22 @@ impl Link {
                 return Some(packet(&body));
             }
             Taken::PassSignals(list) => {
-                self.pass.set(&list);
+                self.common
+                    .passed
+                    .store(intercept::signal_bits(&list), Ordering::SeqCst);
                 b"OK".to_vec()
             }
             // Signals not listed are not delivered when the bridge
             // decides alone (a signal stop pending at detach), nor when
             // gdb resumes with one.
             Taken::ProgramSignals(list) => {
-                self.pass.program.store(
-                    intercept::signal_bits(&list),
-                    std::sync::atomic::Ordering::SeqCst,
-                );
+                self.common
+                    .program
+                    .store(intercept::signal_bits(&list), Ordering::SeqCst);
                 b"OK".to_vec()
             }
             Taken::ProcessInfo(rest) if rest.is_empty() => {
-                super::lldb::process_info(self.pid.load(std::sync::atomic::Ordering::SeqCst))
+                super::lldb::process_info(self.common.pid())
             }
             Taken::ListThreadsInStopReply(rest) if rest.is_empty() => {
                 self.replies.list_threads = true;
@@ -226,6 +260,7 @@ impl Link {
             Taken::ThreadsInfo(rest) if rest.is_empty() => {
                 let (pid, _) = self.ids();
                 let tids = self
+                    .common
                     .threads
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -237,7 +272,7 @@ impl Link {
                     reason: l.said.as_ref().and_then(|s| s.reason),
                     regs: l.said.as_ref().map_or("", |s| s.regs.as_str()),
                 });
-                super::lldb::escaped(
+                super::threads::escaped(
                     super::lldb::threads_info(pid, &tids, stop.as_ref()).as_bytes(),
                 )
             }
@@ -296,15 +331,16 @@ impl Link {
             | Taken::ThreadSuffix(_)
             | Taken::ThreadsInfo(_) => return Some(std::mem::take(&mut self.pass.raw)),
             Taken::MemoryRegionInfo(addr) => {
-                let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+                let pid = self.common.pid();
                 super::regions::region_info(pid, &addr).into_bytes()
             }
             Taken::Threads(spec) => {
                 // Made at the first window and kept for the rest (gdb reads
                 // it in pieces).
                 if spec.starts_with(b"0,") || self.threads_doc.is_none() {
-                    let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+                    let pid = self.common.pid();
                     let tids = self
+                        .common
                         .threads
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -329,11 +365,6 @@ impl Link {
             .and_then(|()| self.out.write_all(&packet(&body)))
             .and_then(|()| self.out.flush());
         None
-    }
-
-    /// The debugged process's pid, as the bridge sets it (0: none).
-    pub fn pid(&self) -> std::sync::Arc<std::sync::atomic::AtomicU32> {
-        self.pid.clone()
     }
 
     /// Give the next session's stub the debugger's handshake again

@@ -14,17 +14,14 @@ const ADVERTISE_WITHIN: u8 = 8;
 pub(super) struct Replies {
     state: State,
     held: Vec<u8>,
-    /// The program an exec stop is about (see [`ExecPath`]).
-    pub(super) exec: ExecPath,
-    /// The registers a stop reply carries (see [`Expedite`]).
-    pub(super) expedite: Expedite,
+    /// Shared with the bridge: the program an exec stop is about, what
+    /// the bridge says of a stop, the thread list.
+    pub(super) common: std::sync::Arc<super::Common>,
     /// The debugger is lldb (as its `qSupported` told).
     pub(super) lldb: bool,
     /// lldb asked for the thread list in stop replies
     /// (`QListThreadsInStopReply`): each carries `threads:`.
     pub(super) list_threads: bool,
-    /// The threads as the bridge last listed them (for `threads:`).
-    pub(super) threads: crate::gdb::threads::Threads,
     /// The last stop reply sent, as sent, with what the bridge said of
     /// it: lldb's `qThreadStopInfo` and `jThreadsInfo` are answered from
     /// it.
@@ -54,14 +51,18 @@ enum State {
 
 impl Default for Replies {
     fn default() -> Replies {
+        Replies::new(Default::default())
+    }
+}
+
+impl Replies {
+    pub(super) fn new(common: std::sync::Arc<super::Common>) -> Replies {
         Replies {
             state: State::Out,
             held: Vec::new(),
-            exec: ExecPath::default(),
-            expedite: Expedite::default(),
+            common,
             lldb: false,
             list_threads: false,
-            threads: Default::default(),
             last: None,
             kill_pending: false,
             advertise_left: ADVERTISE_WITHIN,
@@ -192,7 +193,11 @@ impl Replies {
     /// says why (`reason:`), as lldb-server does. With what the bridge
     /// said, taken (once).
     fn expedited(&mut self, body: &[u8]) -> (Option<Vec<u8>>, Option<Stopped>) {
-        let mut slot = self.expedite.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self
+            .common
+            .expedite
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let named = match (slot.as_ref(), thread_id(body)) {
             (Some(s), Some((_, tid))) => s.tid == tid,
             _ => false,
@@ -222,6 +227,7 @@ impl Replies {
             return;
         };
         let tids = self
+            .common
             .threads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -238,7 +244,12 @@ impl Replies {
     fn exec_stop(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         const KEY: &[u8] = b"library:;";
         let at = body.windows(KEY.len()).position(|w| w == KEY)?;
-        let path = self.exec.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        let path = self
+            .common
+            .exec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
         let mut new = body[..at].to_vec();
         if self.lldb {
             new.extend_from_slice(b"reason:exec;");
@@ -329,14 +340,6 @@ pub struct Stopped {
     pub reason: Option<&'static str>,
 }
 
-/// The program of the exec the bridge is reporting, for the stop reply
-/// (see `Replies::exec_stop`); taken by it.
-pub type ExecPath = std::sync::Arc<std::sync::Mutex<Option<String>>>;
-
-/// What the bridge says of the stop it is reporting ([`Stopped`]). Taken
-/// by the stop reply that names that thread.
-pub type Expedite = std::sync::Arc<std::sync::Mutex<Option<Stopped>>>;
-
 /// The `qSupported` reply with `QPassSignals+` added (the link answers
 /// it), and `exec-events+` (see `Replies::exec_stop`). To lldb, `qXfer:libraries-svr4` is not offered: lldb 16 loaded
 /// only the first library of the list (the vdso) and then no breakpoint in
@@ -410,7 +413,7 @@ mod tests {
     fn an_exec_stop_names_the_program_to_gdb_and_is_an_exec_to_lldb() {
         let mut r = Replies::default();
         through(&mut r, "$PacketSize=100#00", false);
-        *r.exec.lock().unwrap() = Some("/bin/ls".into());
+        *r.common.exec.lock().unwrap() = Some("/bin/ls".into());
         let stop = "T05thread:p10.10;library:;";
         let want = "T05thread:p10.10;exec:2f62696e2f6c73;";
         assert_eq!(
@@ -424,7 +427,7 @@ mod tests {
         );
         let mut r = Replies::default();
         through(&mut r, "$PacketSize=100#00", true);
-        *r.exec.lock().unwrap() = Some("/bin/ls".into());
+        *r.common.exec.lock().unwrap() = Some("/bin/ls".into());
         let want = "T05thread:p10.10;reason:exec;";
         assert_eq!(
             through(&mut r, &format!("${stop}#00"), false),
@@ -444,7 +447,7 @@ mod tests {
             regs: regs.into(),
             reason: Some("breakpoint"),
         };
-        *r.expedite.lock().unwrap() = Some(said.clone());
+        *r.common.expedite.lock().unwrap() = Some(said.clone());
         // Another thread's stop: as it is, the registers kept.
         let other = "$T05thread:p10.2b;#00";
         assert_eq!(through(&mut r, other, false), other);
@@ -456,7 +459,7 @@ mod tests {
         // Once.
         let again = "$T05thread:p10.2a;#00";
         assert_eq!(through(&mut r, again, false), again);
-        *r.expedite.lock().unwrap() = Some(said.clone());
+        *r.common.expedite.lock().unwrap() = Some(said.clone());
         let want = format!("T05{regs}thread:2a;");
         assert_eq!(
             through(&mut r, "$T05thread:2a;#00", false),
@@ -466,8 +469,8 @@ mod tests {
         // thread's id; the reply kept for lldb's later questions.
         r.lldb = true;
         r.list_threads = true;
-        *r.threads.lock().unwrap() = vec![0x10, 0x2a];
-        *r.expedite.lock().unwrap() = Some(said.clone());
+        *r.common.threads.lock().unwrap() = vec![0x10, 0x2a];
+        *r.common.expedite.lock().unwrap() = Some(said.clone());
         let want =
             format!("T05{regs}thread:p10.2a;swbreak:;reason:breakpoint;threads:p10.10,p10.2a;");
         assert_eq!(
