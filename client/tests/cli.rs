@@ -1665,3 +1665,90 @@ fn constant_styles_like_strace() {
         bad.stderr
     );
 }
+
+/// `-e inject=` into several processes at once (`-p A -p B`): each gets
+/// the injected error while traced, and opens the file again once utrace
+/// has detached (Ctrl-C).
+#[test]
+fn inject_into_several_attached_processes() {
+    let dir = temp_trace("inject-several");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let script = "import time\n\
+        while True:\n\
+        \x20   try:\n\
+        \x20       open('/etc/hostname').close(); print('ok', flush=True)\n\
+        \x20   except OSError as e:\n\
+        \x20       print('err', e.errno, flush=True)\n\
+        \x20   time.sleep(0.02)\n";
+    let outs: Vec<std::path::PathBuf> = (0..2).map(|i| dir.join(format!("out{i}"))).collect();
+    let mut openers: Vec<std::process::Child> = outs
+        .iter()
+        .map(|o| {
+            Command::new("python3")
+                .args(["-c", script])
+                .stdout(std::fs::File::create(o).expect("output file"))
+                .spawn()
+                .expect("run python3")
+        })
+        .collect();
+    let pids: Vec<String> = openers.iter().map(|c| c.id().to_string()).collect();
+    let read = |o: &std::path::Path| std::fs::read_to_string(o).unwrap_or_default();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < DEADLINE, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait("the openers run", &|| {
+        outs.iter().all(|o| read(o).contains("ok"))
+    });
+    let err_path = dir.join("trace.err");
+    let child = utrace_command(&[
+        "trace",
+        "-e",
+        "trace=openat",
+        "-e",
+        "inject=openat:error=ENOENT",
+        "-p",
+        &pids[0],
+        "-p",
+        &pids[1],
+    ])
+    .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+    .spawn()
+    .expect("run utrace");
+    wait("both openers get ENOENT", &|| {
+        outs.iter().all(|o| read(o).contains("err 2"))
+    });
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = wait_bounded(child, "utrace trace -p -p");
+    // Detached: each opens the file again.
+    let after: Vec<usize> = outs.iter().map(|o| read(o).len()).collect();
+    wait("both open the file again", &|| {
+        outs.iter()
+            .zip(&after)
+            .all(|(o, n)| read(o)[*n..].contains("ok"))
+    });
+    for c in &mut openers {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let trace = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.signal, Some(libc::SIGINT), "{out:?}\n{trace}");
+    for pid in &pids {
+        assert!(
+            trace
+                .lines()
+                .any(|l| l.starts_with(&format!("[pid {pid:>5}]")) && l.ends_with("(INJECTED)")),
+            "{pid} injected:\n{trace}"
+        );
+        assert!(
+            trace.contains(&format!("Process {pid} detached")),
+            "{trace}"
+        );
+    }
+}

@@ -232,13 +232,6 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             .map(|p| pb::trace_request::Target::Pid(*p))
             .collect()
     };
-    if targets.len() > 1 && !opts.inject.is_empty() {
-        return Err(
-            "trace: -e inject= (or fault=) with several -p is not supported yet (issue 14); \
-                    inject into one process at a time"
-                .into(),
-        );
-    }
     let local = Arc::new(Mutex::new(Local {
         state: State::new(&opts),
         out,
@@ -292,10 +285,6 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         }
         Source::Trace(Box::new(streams))
     } else {
-        let target = targets
-            .into_iter()
-            .next()
-            .ok_or("trace: nothing to trace")?;
         let injector = Injector::new(opts.inject.clone());
         let show = hold_injected(&mut engine, &injector, &opts);
         let mut session = conn
@@ -303,28 +292,35 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             .session()
             .await
             .map_err(|s| s.message().to_string())?;
-        let attached = match target {
-            pb::trace_request::Target::Pid(pid) => session.attach(pid, engine).await,
-            pb::trace_request::Target::Spawn(mut s) => {
-                s.engine = Some(engine);
-                session.spawn(s).await
+        // One engine per process (each -p), on the one session: the
+        // injector decides every held call, whichever engine's.
+        let mut attached = std::collections::VecDeque::new();
+        for target in targets {
+            let a = match target {
+                pb::trace_request::Target::Pid(pid) => session.attach(pid, engine.clone()).await,
+                pb::trace_request::Target::Spawn(mut s) => {
+                    s.engine = Some(engine.clone());
+                    session.spawn(s).await
+                }
             }
+            .map_err(|e| match e {
+                utrace_client::SessionError::Refused { message, .. } => message,
+                other => other.to_string(),
+            })?;
+            attached.push_back(pb::Event {
+                engine_id: a.engine_id,
+                pid: a.pid,
+                tid: a.pid,
+                kind: Some(Kind::Attached(a)),
+                ..Default::default()
+            });
         }
-        .map_err(|e| match e {
-            utrace_client::SessionError::Refused { message, .. } => message,
-            other => other.to_string(),
-        })?;
         Source::Session(Box::new(Injecting {
+            engines: attached.len(),
             session,
             injector,
             show,
-            attached: Some(pb::Event {
-                engine_id: attached.engine_id,
-                pid: attached.pid,
-                tid: attached.pid,
-                kind: Some(Kind::Attached(attached)),
-                ..Default::default()
-            }),
+            attached,
             ended: false,
         }))
     };
@@ -577,14 +573,16 @@ struct Injecting {
     injector: Injector,
     /// Syscalls to show (None: all).
     show: Option<Vec<u64>>,
-    /// The `attached` event, given first.
-    attached: Option<pb::Event>,
+    /// The `attached` events (one per process), given first.
+    attached: std::collections::VecDeque<pb::Event>,
+    /// Engines on the session, until each has ended.
+    engines: usize,
     ended: bool,
 }
 
 impl Injecting {
     async fn next(&mut self) -> Option<Result<pb::Event, String>> {
-        if let Some(a) = self.attached.take() {
+        if let Some(a) = self.attached.pop_front() {
             return Some(Ok(a));
         }
         if self.ended {
@@ -594,13 +592,20 @@ impl Injecting {
             let mut ev = match self.session.next().await? {
                 Ok(SessionEvent::Report(ev)) => ev,
                 Ok(SessionEvent::Ended(e)) => {
-                    self.ended = true;
-                    return (e.dropped > 0).then(|| {
-                        Ok(pb::Event {
+                    // One engine (one process) ended; the trace ends with
+                    // the last.
+                    self.engines = self.engines.saturating_sub(1);
+                    self.ended = self.engines == 0;
+                    if e.dropped > 0 {
+                        return Some(Ok(pb::Event {
                             dropped_before: e.dropped,
                             ..Default::default()
-                        })
-                    });
+                        }));
+                    }
+                    if self.ended {
+                        return None;
+                    }
+                    continue;
                 }
                 Ok(SessionEvent::Error { error, .. }) => {
                     warn!(code = %error.code, "the server refused a decision: {}", error.message);
