@@ -710,8 +710,15 @@ impl Breakpoints {
             } else {
                 self.settle(addr, io)
             };
-            if let Err(e) = r {
-                warn!(pid = io.pid, addr, %e, "restoring a breakpoint's byte failed");
+            match r {
+                Ok(()) => {}
+                // The memory is gone (the process is dying, as after a
+                // debugger's kill, or unmapped that page): nothing to
+                // restore.
+                Err(e @ (Errno::EFAULT | Errno::ESRCH | Errno::EIO)) => {
+                    debug!(pid = io.pid, addr, %e, "a breakpoint's memory is gone")
+                }
+                Err(e) => warn!(pid = io.pid, addr, %e, "restoring a breakpoint's byte failed"),
             }
         }
     }
