@@ -283,6 +283,9 @@ impl Assembler {
                 // The process's mappings changed: read them again.
                 (Some(Kind::SyscallExit(x)), _) if changes_maps(x.nr) => stacks.forget(ev.pid),
                 (Some(Kind::Exec(_)), _) => stacks.forget(ev.pid),
+                // Its maps go with the process (a -f tree may run
+                // thousands).
+                (Some(Kind::Death(d)), _) if d.process_gone => stacks.forget(ev.pid),
                 _ => {}
             }
         }

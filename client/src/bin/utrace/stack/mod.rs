@@ -33,6 +33,10 @@ pub const STACK_BYTES: u32 = 32 * 1024;
 /// Frames shown at most (strace's limit too).
 const MAX_FRAMES: usize = 256;
 
+/// Files kept parsed at most; past it the cache starts over (a process
+/// maps a few dozen; a `-f` tree running many programs, more).
+const MAX_MODULES: usize = 256;
+
 /// What each report carries for `-k`.
 pub fn expedite() -> pb::Expedite {
     pb::Expedite {
@@ -191,6 +195,9 @@ impl Stacks {
     /// The file at `path` (as process `pid` sees it), read once.
     fn module(&mut self, pid: u32, path: &str) -> Option<&elf::Module> {
         if !self.modules.contains_key(path) {
+            if self.modules.len() >= MAX_MODULES {
+                self.modules.clear();
+            }
             // Beside the process, or through its root (a container's).
             let loaded = elf::Module::load(std::path::Path::new(path)).or_else(|_| {
                 elf::Module::load(std::path::Path::new(&format!("/proc/{pid}/root{path}")))
