@@ -12,7 +12,7 @@ use super::format::{
     buffer_at, dirfd, enum_lookup, enum_name, fd_pair, flags, hex, i32_at, in_struct, mode_octal,
     open_flags, out_struct, ptr, quote, string_at, u32_at,
 };
-use super::names::{FCNTL_CMDS, FD_CLOEXEC_FLAG, IOCTL_REQUESTS};
+use super::names::{FCNTL_CMDS, FD_CLOEXEC_FLAG, IOCTL_REQUESTS, MPOL_MODES};
 use super::signals::{errno_text, signal_arg};
 use super::structs::{
     argv_at, clone3_args, clone3_tail, clone_flags, clone_tail, dirents, envp_at, epoll_event_in,
@@ -364,6 +364,18 @@ pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String>
         RlimitOut => out_struct(c, v, size_of::<libc::rlimit64>(), rlimit),
         TimespecIn => in_struct(c, v, size_of::<libc::timespec>(), timespec),
         TimespecOut => out_struct(c, v, size_of::<libc::timespec>(), timespec),
+        NodemaskIn(n) => nodemask_at(c, v, c.arg(n as usize)),
+        NodemaskOut(n) => match c.success() {
+            Some(_) => nodemask_at(c, v, c.arg(n as usize)),
+            None => ptr(v),
+        },
+        MpolModeOut => match (c.success(), v) {
+            (Some(_), 1..) => match c.mem.bytes(v, size_of::<i32>()) {
+                Some(b) => format!("[{}]", enum_name(i32_at(&b, 0) as u32 as u64, MPOL_MODES)),
+                None => ptr(v),
+            },
+            _ => ptr(v),
+        },
         RemainOut => match c.exit {
             // Interrupted (EINTR, or a restart the kernel reports as
             // ERESTARTNOHAND or ERESTART_RESTARTBLOCK): the time left.
@@ -499,4 +511,28 @@ pub(super) fn format_return(spec: &Spec, x: &SyscallExit, c: &mut Ctx<'_>) -> St
             None => x.ret.to_string(),
         },
     }
+}
+
+/// Words of a node mask shown at most (1,024 nodes), then `...`.
+const MAX_NODEMASK_WORDS: usize = 16;
+
+/// A NUMA node mask of `maxnode` bits at `addr`, as strace prints it: each
+/// `unsigned long` in hex, 16 characters wide with its `0x`.
+fn nodemask_at(c: &mut Ctx<'_>, addr: u64, maxnode: u64) -> String {
+    if addr == 0 {
+        return "NULL".into();
+    }
+    let words = maxnode.div_ceil(64) as usize;
+    let shown = words.min(MAX_NODEMASK_WORDS);
+    let Some(b) = c.mem.bytes(addr, shown * 8) else {
+        return ptr(addr);
+    };
+    let mut items: Vec<String> = b
+        .chunks_exact(8)
+        .map(|w| format!("{:#016x}", super::format::u64_at(w, 0)))
+        .collect();
+    if shown < words {
+        items.push("...".into());
+    }
+    format!("[{}]", items.join(", "))
 }

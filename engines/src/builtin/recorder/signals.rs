@@ -49,6 +49,17 @@ fn si_code_name(signo: i32, code: i32) -> String {
         .map_or_else(|| code.to_string(), str::to_string)
 }
 
+/// A time in clock ticks, as strace prints it: the count, and when not
+/// 0 the seconds in a comment (`1 /* 0.01 s */`; Linux counts 100 a
+/// second).
+fn clock_ticks(t: i64) -> String {
+    if t <= 0 {
+        t.to_string()
+    } else {
+        format!("{t} /* {}.{:02} s */", t / 100, t % 100)
+    }
+}
+
 /// `--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL, si_pid=42} ---`.
 pub fn signal_line(r: &SignalReport) -> String {
     let sig = signame(r.signo);
@@ -67,7 +78,10 @@ pub fn signal_line(r: &SignalReport) -> String {
         let _ = write!(
             s,
             ", si_pid={}, si_uid={}, si_status={status}, si_utime={}, si_stime={}",
-            r.sender_pid, r.sender_uid, c.utime, c.stime
+            r.sender_pid,
+            r.sender_uid,
+            clock_ticks(c.utime),
+            clock_ticks(c.stime)
         );
     } else if matches!(r.code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL) {
         let _ = write!(s, ", si_pid={}, si_uid={}", r.sender_pid, r.sender_uid);

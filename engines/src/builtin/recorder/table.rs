@@ -168,6 +168,13 @@ pub(super) enum Arg {
     IoctlValue,
     /// `mremap`'s new address, shown only with `MREMAP_FIXED`.
     MremapNew,
+    /// A NUMA node mask (`[0x00000000000001]`), as many words as the
+    /// node count in argument N needs.
+    NodemaskIn(u8),
+    /// The same, written by the call, at exit.
+    NodemaskOut(u8),
+    /// A memory policy mode written by the call (`[MPOL_BIND]`), at exit.
+    MpolModeOut,
 }
 
 impl Arg {
@@ -201,6 +208,8 @@ impl Arg {
                 | Arg::EpollEventsOut
                 | Arg::GidsOut
                 | Arg::CpuSetOut
+                | Arg::NodemaskOut(_)
+                | Arg::MpolModeOut
         )
     }
 
@@ -511,9 +520,9 @@ pub(super) static SPECS: &[Spec] = &[
     d("tgkill", &[Int, Int, Signal]),
     d("utimes", &[Path, Ptr]),
     d("vserver", &[Hex, Hex, Hex, Hex, Hex]),
-    d("mbind", &[Ptr, Ulong, Int, Ptr, Ulong, Hex]),
-    d("set_mempolicy", &[Enum(MPOL_MODES), Ptr, Ulong]),
-    d("get_mempolicy", &[Ptr, Ptr, Ulong, Ptr, Hex]),
+    d("mbind", &[Ptr, Ulong, Enum(MPOL_MODES), NodemaskIn(4), Ulong, Hex]),
+    d("set_mempolicy", &[Enum(MPOL_MODES), NodemaskIn(2), Ulong]),
+    d("get_mempolicy", &[MpolModeOut, NodemaskOut(2), Ulong, Ptr, Hex]),
     f("mq_open", &[Str, OpenFlags, Mode, Ptr]),
     d("mq_unlink", &[Str]),
     d("mq_timedsend", &[Fd, BufIn(2), Ulong, Uint, Ptr]),

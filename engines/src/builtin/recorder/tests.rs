@@ -268,14 +268,15 @@ fn modes_signals_and_errors() {
         addr: 0,
         child: Some(crate::event::ChildInfo {
             status: libc::SIGKILL,
-            utime: 1,
-            stime: 2,
+            utime: 0,
+            stime: 250,
         }),
     };
+    // Clock ticks, and the seconds when not 0, as strace 6.1.
     assert_eq!(
         signal_line(&chld),
         "--- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_KILLED, si_pid=77, si_uid=0, \
-         si_status=SIGKILL, si_utime=1, si_stime=2} ---"
+         si_status=SIGKILL, si_utime=0, si_stime=250 /* 2.50 s */} ---"
     );
     let segv = SignalReport {
         signo: libc::SIGSEGV,
@@ -752,4 +753,46 @@ fn watched_paths_match_path_and_descriptor_arguments() {
     format_arg(Arg::Path, 0, &mut c);
     let _ = c.fd(3);
     assert!(!c.matched);
+}
+
+#[test]
+fn memory_policies_and_node_masks() {
+    let mut mem = FakeMem::default()
+        .map(0x1000, &1u64.to_le_bytes())
+        .map(
+            0x2000,
+            &[0x0fu64.to_le_bytes(), 0x10u64.to_le_bytes()].concat(),
+        )
+        .map(0x3000, &libc::MPOL_BIND.to_le_bytes());
+    for (name, args, want) in [
+        (
+            "set_mempolicy",
+            &[2, 0x1000, 2][..],
+            "set_mempolicy(MPOL_BIND, [0x00000000000001], 2)",
+        ),
+        // 65 nodes: two words.
+        (
+            "set_mempolicy",
+            &[1, 0x2000, 65],
+            "set_mempolicy(MPOL_PREFERRED, [0x0000000000000f, 0x00000000000010], 65)",
+        ),
+        (
+            "get_mempolicy",
+            &[0x3000, 0x1000, 64, 0, 0],
+            "get_mempolicy([MPOL_BIND], [0x00000000000001], 64, NULL, 0)",
+        ),
+        (
+            "mbind",
+            &[0x7f00_0000_0000, 4096, 1, 0x1000, 2, 0],
+            "mbind(0x7f0000000000, 4096, MPOL_PREFERRED, [0x00000000000001], 2, 0)",
+        ),
+        (
+            "set_mempolicy",
+            &[0, 0, 0],
+            "set_mempolicy(MPOL_DEFAULT, NULL, 0)",
+        ),
+    ] {
+        let line = call_line(&mut mem, name, args, 0);
+        assert!(line.starts_with(want), "{line}");
+    }
 }
