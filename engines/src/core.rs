@@ -201,6 +201,9 @@ pub(crate) struct Core {
     /// The process system time the stop being handled was reaped with
     /// (microseconds; only while [`Core::system_times`]).
     pub stime_us: Option<u64>,
+    /// Engines asking for syscalls' system times (counted as they come
+    /// and go: the reap loop asks at every stop).
+    system_time_engines: usize,
     pub tasks: FxHashMap<Tid, TaskState>,
     pub procs: FxHashMap<Tid, Proc>,
     engines: FxHashMap<EngineId, EngineSlot>,
@@ -264,6 +267,7 @@ impl Core {
     pub fn new() -> Self {
         Core {
             stime_us: None,
+            system_time_engines: 0,
             tasks: FxHashMap::default(),
             procs: FxHashMap::default(),
             engines: FxHashMap::default(),
@@ -287,7 +291,7 @@ impl Core {
     /// Whether some engine asks for syscalls' system times: stops are
     /// then reaped with rusage.
     pub fn system_times(&self) -> bool {
-        self.engines.values().any(|e| e.system_times)
+        self.system_time_engines > 0
     }
 
     pub fn is_idle(&self) -> bool {
@@ -297,6 +301,7 @@ impl Core {
     pub fn add_engine(&mut self, engine: Box<dyn Engine>, opts: EngineOptions) -> EngineId {
         let id = EngineId(self.next_engine);
         self.next_engine += 1;
+        self.system_time_engines += usize::from(opts.system_times);
         self.engines.insert(
             id,
             EngineSlot {
@@ -315,7 +320,9 @@ impl Core {
 
     /// Forget an engine that never attached (a failed spawn or attach).
     pub fn drop_engine(&mut self, id: EngineId) {
-        self.engines.remove(&id);
+        if let Some(slot) = self.engines.remove(&id) {
+            self.system_time_engines -= usize::from(slot.system_times);
+        }
     }
 
     pub fn new_proc(&mut self, pid: Tid, engines: Vec<EngineId>, filter: Option<Arc<SyscallSet>>) {
@@ -2095,6 +2102,7 @@ impl Core {
         let Some(mut slot) = self.engines.remove(&id) else {
             return;
         };
+        self.system_time_engines -= usize::from(slot.system_times);
         if let Some(e) = slot.engine.as_mut() {
             e.report_detached();
         }

@@ -274,7 +274,8 @@ pub fn peek_any_nohang() -> Result<Option<(Tid, Option<i32>)>, Errno> {
     Ok(Some((pid, (si.si_code == CLD_TRAPPED).then_some(status))))
 }
 
-/// Wait for one specific child (used only during spawn set-up).
+/// Wait for one specific child (spawn set-up, attaching; the reap loop
+/// uses [`wait_pid_with`]).
 pub fn wait_pid(tid: Tid, flags: i32) -> Result<Option<WaitStatus>, Errno> {
     wait_pid_with(tid, flags, false)
 }

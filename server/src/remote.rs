@@ -1104,7 +1104,7 @@ impl RemoteEngine {
         let decoder = recorder::Decoder::with_string_limit(spec.string_limit)
             .with_fd_paths(spec.decode_fds)
             .with_hex(spec.decode_hex)
-            .with_paths(spec.trace_paths.clone())
+            .with_paths(std::mem::take(&mut spec.trace_paths))
             .with_xlat(spec.decode_xlat);
         RemoteEngine {
             hub,

@@ -70,8 +70,8 @@ pub fn threads_info(pid: u32, tids: &[u32], stop: Option<&ThreadStop<'_>>) -> St
         .map(|tid| {
             let mut t = Map::new();
             t.insert("tid".into(), json!(tid));
-            if let Ok(name) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")) {
-                t.insert("name".into(), json!(name.trim_end_matches('\n')));
+            if let Some(name) = super::threads::name(pid, *tid) {
+                t.insert("name".into(), json!(name));
             }
             if let Some(s) = stop.filter(|s| s.tid == *tid) {
                 t.insert("signal".into(), json!(s.signal));

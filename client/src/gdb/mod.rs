@@ -365,6 +365,7 @@ impl BlockingEventLoop for Loop {
             match next.map_err(WaitForStopReasonError::Connection)? {
                 Next::Byte(b) => return Ok(Event::IncomingData(b)),
                 Next::Report(ev) => {
+                    let stepped = matches!(ev.kind, Some(pb::event::Kind::Step(_)));
                     let stop = target
                         .on_report(*ev)
                         .map_err(WaitForStopReasonError::Target)?;
@@ -372,7 +373,7 @@ impl BlockingEventLoop for Loop {
                         .resume_deferred(stop.is_some())
                         .map_err(WaitForStopReasonError::Target)?;
                     if let Some(stop) = stop {
-                        target.expedite(&stop);
+                        target.expedite(&stop, stepped);
                         return Ok(Event::TargetStopped(stop));
                     }
                 }

@@ -176,9 +176,6 @@ pub struct Bridge {
     common: std::sync::Arc<super::link::Common>,
     /// The signals the engine passes in the server (sent with a resume).
     passed_sent: u64,
-    /// Why the stop being reported happened, in lldb's words (see
-    /// [`super::link::Stopped`]).
-    why: Option<&'static str>,
     /// A resume put off for a pending report (its threads' wants, and
     /// whether the others stay stopped).
     deferred: Option<(HashMap<u32, Want>, bool)>,
@@ -274,7 +271,6 @@ impl Bridge {
             program: None,
             common: Default::default(),
             passed_sent: 0,
-            why: None,
             deferred: None,
             catching: None,
             svr4: Default::default(),
@@ -589,11 +585,7 @@ impl Bridge {
     fn publish_threads(&self) {
         let mut tids: Vec<u32> = self.threads.keys().copied().collect();
         tids.sort_by_key(|t| (*t != self.pid, *t));
-        *self
-            .common
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = tids;
+        *super::link::lock(&self.common.threads) = tids;
     }
 
     /// Whether a thread the bridge stopped is held by a report of this
@@ -727,19 +719,9 @@ impl Bridge {
             Some(Kind::Exec(x)) if x.startup => None,
             Some(Kind::Exec(x)) => {
                 self.become_process(self.pid, [(tid, Held::Running)]);
-                *self.common.exec.lock().unwrap_or_else(|e| e.into_inner()) = Some(x.exe.clone());
+                *super::link::lock(&self.common.exec) = Some(x.exe.clone());
                 tid_of(tid).map(StopReason::Library)
             }
-            _ => None,
-        };
-        self.why = match &ev.kind {
-            Some(Kind::Breakpoint(_)) => Some("breakpoint"),
-            // A watchpoint's stop says `watch:ADDR`, which lldb reads.
-            Some(Kind::Watchpoint(_)) => {
-                matches!(reason, Some(StopReason::HwBreak(_))).then_some("breakpoint")
-            }
-            Some(Kind::Step(_)) => Some("trace"),
-            Some(Kind::Signal(_)) => Some("signal"),
             _ => None,
         };
         if !ev.held {
@@ -896,8 +878,16 @@ impl Bridge {
 
     /// Leave the frame, stack and program pointers of `stop`'s thread for
     /// the link to put in the stop reply (when the report brought them):
-    /// gdb then asks for no `g` at the stop, as with gdbserver.
-    pub fn expedite(&mut self, stop: &StopReason) {
+    /// gdb then asks for no `g` at the stop, as with gdbserver. With why
+    /// it stopped in lldb's words (`stepped`: the report was a step's;
+    /// a watchpoint's stop says `watch:ADDR`, which lldb reads itself).
+    pub fn expedite(&self, stop: &StopReason, stepped: bool) {
+        let reason = match stop {
+            StopReason::SwBreak(_) | StopReason::HwBreak(_) => Some("breakpoint"),
+            StopReason::SignalWithThread { .. } if stepped => Some("trace"),
+            StopReason::SignalWithThread { .. } => Some("signal"),
+            _ => None,
+        };
         let tid = match stop {
             StopReason::SwBreak(t) | StopReason::HwBreak(t) => *t,
             StopReason::Watch { tid, .. } => *tid,
@@ -919,14 +909,10 @@ impl Bridge {
             hex(r.gpr[7]),
             hex(r.rip)
         );
-        *self
-            .common
-            .expedite
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(super::link::Stopped {
+        *super::link::lock(&self.common.expedite) = Some(super::link::Stopped {
             tid,
             regs: text,
-            reason: self.why.take(),
+            reason,
         });
     }
 

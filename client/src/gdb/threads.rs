@@ -24,16 +24,19 @@ pub fn document(pid: u32, tids: &[u32], multiprocess: bool) -> String {
         {
             doc.push_str(&format!(" core=\"{core}\""));
         }
-        if let Ok(name) = std::fs::read_to_string(format!("{task}/comm")) {
-            doc.push_str(&format!(
-                " name=\"{}\"",
-                escape(name.trim_end_matches('\n'))
-            ));
+        if let Some(name) = name(pid, *tid) {
+            doc.push_str(&format!(" name=\"{}\"", escape(&name)));
         }
         doc.push_str("/>\n");
     }
     doc.push_str("</threads>\n");
     doc
+}
+
+/// Thread `tid`'s name (its `comm`), read beside the process.
+pub fn name(pid: u32, tid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).ok()?;
+    Some(comm.trim_end_matches('\n').to_string())
 }
 
 /// The CPU a thread last ran on: field 39 of its `stat` (counted after the

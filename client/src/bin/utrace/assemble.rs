@@ -268,20 +268,19 @@ impl Assembler {
                 (Some(Kind::SyscallEntry(_)), Some(x)) => {
                     self.stack_of.insert(tid, stacks.lines(ev.pid, x));
                 }
-                // Only the exit reported (the trace asks for no entries):
-                // the registers and the stack above rsp are the entry's
-                // still, the call being a leaf of the program's.
-                (Some(Kind::SyscallExit(_)), Some(x)) if !self.stack_of.contains_key(&tid) => {
-                    self.stack_of.insert(tid, stacks.lines(ev.pid, x));
-                    if changes_maps(match &ev.kind {
-                        Some(Kind::SyscallExit(x)) => x.nr,
-                        _ => 0,
-                    }) {
+                (Some(Kind::SyscallExit(call)), x) => {
+                    // Only the exit reported (the trace asks for no
+                    // entries): the registers and the stack above rsp are
+                    // the entry's still, the call being a leaf of the
+                    // program's.
+                    if let (Some(x), false) = (x, self.stack_of.contains_key(&tid)) {
+                        self.stack_of.insert(tid, stacks.lines(ev.pid, x));
+                    }
+                    // The process's mappings changed: read them again.
+                    if changes_maps(call.nr) {
                         stacks.forget(ev.pid);
                     }
                 }
-                // The process's mappings changed: read them again.
-                (Some(Kind::SyscallExit(x)), _) if changes_maps(x.nr) => stacks.forget(ev.pid),
                 (Some(Kind::Exec(_)), _) => stacks.forget(ev.pid),
                 // Its maps go with the process (a -f tree may run
                 // thousands).

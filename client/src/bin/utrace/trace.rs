@@ -321,7 +321,6 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             injector,
             show,
             attached,
-            ended: false,
         }))
     };
 
@@ -575,9 +574,8 @@ struct Injecting {
     show: Option<Vec<u64>>,
     /// The `attached` events (one per process), given first.
     attached: std::collections::VecDeque<pb::Event>,
-    /// Engines on the session, until each has ended.
+    /// Engines on the session not ended yet (none: the trace is over).
     engines: usize,
-    ended: bool,
 }
 
 impl Injecting {
@@ -585,7 +583,7 @@ impl Injecting {
         if let Some(a) = self.attached.pop_front() {
             return Some(Ok(a));
         }
-        if self.ended {
+        if self.engines == 0 {
             return None;
         }
         loop {
@@ -595,14 +593,13 @@ impl Injecting {
                     // One engine (one process) ended; the trace ends with
                     // the last.
                     self.engines = self.engines.saturating_sub(1);
-                    self.ended = self.engines == 0;
                     if e.dropped > 0 {
                         return Some(Ok(pb::Event {
                             dropped_before: e.dropped,
                             ..Default::default()
                         }));
                     }
-                    if self.ended {
+                    if self.engines == 0 {
                         return None;
                     }
                     continue;

@@ -95,6 +95,17 @@ impl Common {
     pub fn pid(&self) -> u32 {
         self.pid.load(Ordering::SeqCst)
     }
+
+    /// The thread list as of the last stop.
+    pub fn threads(&self) -> Vec<u32> {
+        lock(&self.threads).clone()
+    }
+}
+
+/// `m` locked (a panic elsewhere while it was held leaves the value
+/// usable: each is written whole).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether signal `signo`'s bit is set in `bits`.
@@ -259,12 +270,7 @@ impl Link {
             }
             Taken::ThreadsInfo(rest) if rest.is_empty() => {
                 let (pid, _) = self.ids();
-                let tids = self
-                    .common
-                    .threads
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
+                let tids = self.common.threads();
                 let last = self.replies.last.as_ref();
                 let stop = last.map(|l| super::lldb::ThreadStop {
                     tid: l.tid,
@@ -339,12 +345,7 @@ impl Link {
                 // it in pieces).
                 if spec.starts_with(b"0,") || self.threads_doc.is_none() {
                     let pid = self.common.pid();
-                    let tids = self
-                        .common
-                        .threads
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone();
+                    let tids = self.common.threads();
                     let multi = self.handshake.offered(b"multiprocess+");
                     self.threads_doc = Some(super::threads::document(pid, &tids, multi));
                 }

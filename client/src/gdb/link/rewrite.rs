@@ -193,11 +193,7 @@ impl Replies {
     /// says why (`reason:`), as lldb-server does. With what the bridge
     /// said, taken (once).
     fn expedited(&mut self, body: &[u8]) -> (Option<Vec<u8>>, Option<Stopped>) {
-        let mut slot = self
-            .common
-            .expedite
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut slot = super::lock(&self.common.expedite);
         let named = match (slot.as_ref(), thread_id(body)) {
             (Some(s), Some((_, tid))) => s.tid == tid,
             _ => false,
@@ -226,12 +222,7 @@ impl Replies {
         let Some((pid, _)) = thread_id(body) else {
             return;
         };
-        let tids = self
-            .common
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let tids = self.common.threads();
         let ids: Vec<String> = tids.iter().map(|t| format_id(pid, *t)).collect();
         body.extend_from_slice(format!("threads:{};", ids.join(",")).as_bytes());
     }
@@ -244,12 +235,7 @@ impl Replies {
     fn exec_stop(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         const KEY: &[u8] = b"library:;";
         let at = body.windows(KEY.len()).position(|w| w == KEY)?;
-        let path = self
-            .common
-            .exec
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()?;
+        let path = super::lock(&self.common.exec).take()?;
         let mut new = body[..at].to_vec();
         if self.lldb {
             new.extend_from_slice(b"reason:exec;");

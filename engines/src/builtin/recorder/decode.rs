@@ -10,7 +10,7 @@ use crate::task::Task;
 
 use super::format::{
     buffer_at, dirfd, enum_lookup, enum_name, fd_pair, flags, hex, i32_at, in_struct, mode_octal,
-    open_flags, out_struct, ptr, quote, string_at, u32_at,
+    open_flags, out_struct, ptr, quote, quote_read, string_at, u32_at, u64_at, xlat,
 };
 use super::names::{FCNTL_CMDS, FD_CLOEXEC_FLAG, IOCTL_REQUESTS, MPOL_MODES};
 use super::signals::{errno_text, signal_arg};
@@ -157,18 +157,20 @@ impl Ctx<'_> {
     /// `AT_FDCWD` with the working directory.
     pub(super) fn fd(&mut self, v: u64) -> String {
         let fd = v as i32;
-        if self.watch.is_some() && fd >= 0 {
-            if let Some(path) = self.mem.fd_path(fd) {
-                self.watch_path(&path);
-            }
+        // Read once for -P (a watched path?) and -y (shown).
+        let watched = self.watch.is_some() && fd >= 0;
+        let shown = self.fd_paths && (fd >= 0 || fd == libc::AT_FDCWD);
+        let path = (watched || shown).then(|| self.mem.fd_path(fd)).flatten();
+        if let (true, Some(p)) = (watched, &path) {
+            self.watch_path(p);
         }
         let name = if fd == libc::AT_FDCWD {
             dirfd(v)
         } else {
             fd.to_string()
         };
-        if self.fd_paths && (fd >= 0 || fd == libc::AT_FDCWD) {
-            if let Some(path) = self.mem.fd_path(fd) {
+        if shown {
+            if let Some(path) = path {
                 let mut s = format!("{name}<");
                 for &b in &path {
                     match b {
@@ -212,8 +214,6 @@ pub(super) fn lookup(entry: &SyscallEntry) -> (String, &'static Spec) {
     }
 }
 
-/// The arguments shown at entry, the index of the first shown at exit, and
-/// whether a separator is still due before it.
 /// The value at a call's `socklen_t` pointer at entry, for its exit to
 /// show `[IN => OUT]` (strace's).
 pub(super) fn entry_socklen(spec: &Spec, ctx: &mut Ctx<'_>) -> Option<u32> {
@@ -225,6 +225,8 @@ pub(super) fn entry_socklen(spec: &Spec, ctx: &mut Ctx<'_>) -> Option<u32> {
     ctx.mem.bytes(at, size_of::<u32>()).map(|b| u32_at(&b, 0))
 }
 
+/// The arguments shown at entry, the index of the first shown at exit, and
+/// whether a separator is still due before it.
 pub(super) fn decode_entry(spec: &Spec, ctx: &mut Ctx<'_>) -> (String, usize, bool) {
     let mut out = String::new();
     let mut need_sep = false;
@@ -280,14 +282,15 @@ pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String>
         Skip => return None,
         Dirfd => c.fd(v),
         Mode => mode_octal(v as u32),
-        Path => {
-            if c.watch.is_some() {
-                if let Some((path, true)) = c.mem.string(v, PATH_LIMIT) {
-                    c.watch_path(&path);
-                }
+        Path if c.watch.is_some() && v != 0 => {
+            // Read once: matched against the watched paths, and shown.
+            let read = c.mem.string(v, PATH_LIMIT);
+            if let Some((path, true)) = &read {
+                c.watch_path(path);
             }
-            string_at(c, v, PATH_LIMIT)
+            quote_read(c, v, read)
         }
+        Path => string_at(c, v, PATH_LIMIT),
         Str => string_at(c, v, c.limit),
         BufIn(n) => buffer_at(c, v, c.arg(n as usize) as usize, false),
         BufOut => match c.success() {
@@ -460,7 +463,7 @@ pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String>
         FcntlCmd => enum_name(v, FCNTL_CMDS),
         FcntlValue => fcntl_arg(c.arg(1) as i32, v)?,
         IoctlReq => match enum_lookup(v & 0xffff_ffff, IOCTL_REQUESTS) {
-            Some(name) => super::format::xlat(hex(v & 0xffff_ffff), || name.to_string()),
+            Some(name) => xlat(hex(v & 0xffff_ffff), || name.to_string()),
             None => hex(v & 0xffff_ffff),
         },
         IoctlValue => {
@@ -529,7 +532,7 @@ fn nodemask_at(c: &mut Ctx<'_>, addr: u64, maxnode: u64) -> String {
     };
     let mut items: Vec<String> = b
         .chunks_exact(8)
-        .map(|w| format!("{:#016x}", super::format::u64_at(w, 0)))
+        .map(|w| format!("{:#016x}", u64_at(w, 0)))
         .collect();
     if shown < words {
         items.push("...".into());

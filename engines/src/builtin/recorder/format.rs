@@ -135,7 +135,14 @@ pub(super) fn string_at(c: &mut Ctx<'_>, addr: u64, limit: usize) -> String {
     if addr == 0 {
         return "NULL".into();
     }
-    match c.mem.string(addr, limit) {
+    let read = c.mem.string(addr, limit);
+    quote_read(c, addr, read)
+}
+
+/// A string read at `addr` (see `Tracee::string`) as strace shows it:
+/// quoted, `...` if cut, the address if unreadable.
+pub(super) fn quote_read(c: &Ctx<'_>, addr: u64, read: Option<(Vec<u8>, bool)>) -> String {
+    match read {
         Some((bytes, true)) => quote(&bytes, c.hex(&bytes)),
         Some((bytes, false)) => quote(&bytes, c.hex(&bytes)) + "...",
         None => ptr(addr),
@@ -216,12 +223,7 @@ pub(super) fn out_struct(
 }
 
 pub(super) fn flags(v: u64, f: &Flags) -> String {
-    let raw = if v == 0 {
-        "0".into()
-    } else {
-        format!("{v:#x}")
-    };
-    xlat(raw, || flag_names(v, f))
+    xlat(hex(v), || flag_names(v, f))
 }
 
 fn flag_names(v: u64, f: &Flags) -> String {
@@ -249,20 +251,14 @@ pub(super) fn enum_lookup(v: u64, names: &Names) -> Option<&'static str> {
 pub(super) fn enum_name(v: u64, names: &Names) -> String {
     match enum_lookup(v, names) {
         // A named value's number is hex, as strace's (`0x2 /* SIG_SETMASK */`).
-        Some(s) if v == 0 => xlat("0".into(), || s.to_string()),
-        Some(s) => xlat(format!("{:#x}", v as u32), || s.to_string()),
+        Some(s) => xlat(hex(v as u32 as u64), || s.to_string()),
         None => (v as i64 as i32).to_string(),
     }
 }
 
 pub(super) fn open_flags(v: u64) -> String {
     let v = v as u32 as u64;
-    let raw = if v == 0 {
-        "0".into()
-    } else {
-        format!("{v:#x}")
-    };
-    xlat(raw, || open_flag_names(v))
+    xlat(hex(v), || open_flag_names(v))
 }
 
 fn open_flag_names(v: u64) -> String {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::event::{ExitStatus, SignalReport};
 use crate::sys;
 
-use super::format::{enum_lookup, ptr};
+use super::format::{enum_lookup, ptr, xlat};
 use super::names::{
     BUS_CODES, CLD_CODES, FPE_CODES, ILL_CODES, POLL_CODES, SEGV_CODES, SI_CODES, SYS_CODES,
     TRAP_CODES,
@@ -24,7 +24,7 @@ pub fn signame(n: i32) -> String {
 
 pub(super) fn signal_arg(n: i32) -> String {
     if (1..=64).contains(&n) {
-        super::format::xlat(n.to_string(), || signame(n))
+        xlat(n.to_string(), || signame(n))
     } else {
         n.to_string()
     }

@@ -8,7 +8,7 @@ use std::mem::{offset_of, size_of};
 use super::decode::Ctx;
 use super::format::{
     buffer_at, c_field, enum_lookup, enum_name, flags, hex, i32_at, in_struct, mode_octal,
-    open_flags, ptr, quote, string_at, u16_at, u32_at, u64_at,
+    open_flags, ptr, quote, string_at, style, u16_at, u32_at, u64_at, xlat, Xlat,
 };
 use super::names::{
     uapi, ADDRESS_FAMILIES, AT_FLAGS, CLONE_FLAGS, EPOLL_EVENTS, FD_CLOEXEC_FLAG, FILE_TYPES,
@@ -20,7 +20,7 @@ use super::table::Names;
 use super::{MAX_DIRENT_BYTES, MAX_ENV_COUNT, NSIG};
 /// A file mode: `S_IFREG|0644`, `S_IFDIR|S_ISVTX|0777`.
 pub(super) fn file_mode(m: u32) -> String {
-    super::format::xlat(format!("0{m:o}"), || file_mode_names(m))
+    xlat(format!("0{m:o}"), || file_mode_names(m))
 }
 
 fn file_mode_names(m: u32) -> String {
@@ -67,19 +67,15 @@ pub(super) fn stat_struct(b: &[u8]) -> String {
 }
 
 pub(super) fn statx_flags(v: u64) -> String {
-    if super::format::style() == super::format::Xlat::Raw {
+    if style() == Xlat::Raw {
         // The whole value (strace 6.1 prints `|0x900`, leaving out the
         // sync part's 0).
-        return if v == 0 {
-            "0".into()
-        } else {
-            format!("{v:#x}")
-        };
+        return hex(v);
     }
     let sync = (libc::AT_STATX_FORCE_SYNC | libc::AT_STATX_DONT_SYNC) as u64;
     if v & sync == 0 {
         let rest = v & !sync;
-        let sync = super::format::xlat("0".into(), || "AT_STATX_SYNC_AS_STAT".into());
+        let sync = xlat("0".into(), || "AT_STATX_SYNC_AS_STAT".into());
         if rest == 0 {
             return sync;
         }
@@ -107,7 +103,7 @@ pub(super) fn statx_struct(b: &[u8]) -> String {
 // `u64::is_multiple_of` is newer than the workspace's rust-version (1.85).
 #[allow(clippy::manual_is_multiple_of)]
 pub(super) fn rlimit_value(v: u64) -> String {
-    super::format::xlat(v.to_string(), || rlimit_name(v))
+    xlat(v.to_string(), || rlimit_name(v))
 }
 
 fn rlimit_name(v: u64) -> String {
@@ -185,8 +181,8 @@ pub(super) fn sigaction_at(c: &mut Ctx<'_>, addr: u64) -> String {
         let handler = u64_at(b, offset_of!(KernelSigaction, handler));
         let fl = u64_at(b, offset_of!(KernelSigaction, flags));
         let handler = match handler as usize {
-            libc::SIG_DFL => super::format::xlat("0".into(), || "SIG_DFL".into()),
-            libc::SIG_IGN => super::format::xlat("0x1".into(), || "SIG_IGN".into()),
+            libc::SIG_DFL => xlat("0".into(), || "SIG_DFL".into()),
+            libc::SIG_IGN => xlat("0x1".into(), || "SIG_IGN".into()),
             h => format!("{h:#x}"),
         };
         let mut s = format!(
@@ -232,7 +228,7 @@ pub(super) fn sigset(bits: u64) -> String {
         .filter(|b| bits & (1u64 << b) != 0)
         .map(|b| {
             let n = b as i32 + 1;
-            super::format::xlat(n.to_string(), || {
+            xlat(n.to_string(), || {
                 let name = signame(n);
                 name.strip_prefix("SIG").map(str::to_string).unwrap_or(name)
             })
@@ -428,7 +424,7 @@ pub(super) fn sock_type(v: u64) -> String {
     let flag_bits = (libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) as u32 as u64;
     let kind = v & !flag_bits & 0xffff_ffff;
     let mut s = match enum_lookup(kind, SOCK_TYPES) {
-        Some(n) => super::format::xlat(format!("{kind:#x}"), || n.to_string()),
+        Some(n) => xlat(format!("{kind:#x}"), || n.to_string()),
         None => format!("{kind:#x}"),
     };
     if v & flag_bits != 0 {
@@ -749,12 +745,7 @@ pub(super) fn clone3_tail(c: &mut Ctx<'_>) -> String {
 const FUTEX_MODIFIERS: u64 = (libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
 
 pub(super) fn futex_op(v: u64) -> String {
-    let raw = if v == 0 {
-        "0".into()
-    } else {
-        format!("{v:#x}")
-    };
-    super::format::xlat(raw, || futex_op_name(v))
+    xlat(hex(v), || futex_op_name(v))
 }
 
 fn futex_op_name(v: u64) -> String {
