@@ -669,10 +669,10 @@ fn strace_option_syntax() {
         syscall_names(&theirs.stderr).into_iter().collect();
     assert_eq!(ours_names, theirs_names);
 
-    let refused = utrace(&["trace", "-v", "--", "/bin/true"]);
+    let refused = utrace(&["trace", "-D", "--", "/bin/true"]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(
-        refused.stderr.contains("-v is not supported by utrace yet"),
+        refused.stderr.contains("-D is not supported by utrace yet"),
         "{}",
         refused.stderr
     );
@@ -1344,9 +1344,158 @@ fn descriptor_paths_like_strace() {
         assert!(ours.contains(want), "{want}: {ours}");
     }
     assert_eq!(lines(&ours), lines(&theirs), "\n{ours}\n---\n{theirs}");
-    let refused = utrace(&["trace", "-yy", "--", "/bin/true"]);
-    assert_eq!(refused.code, Some(1), "{refused:?}");
-    assert!(refused.stderr.contains("-yy"), "{}", refused.stderr);
+}
+
+/// The first line where `ours` and `theirs` differ, both shown.
+fn first_difference(ours: &[String], theirs: &[String]) -> Option<String> {
+    let at = (0..ours.len().max(theirs.len())).find(|&i| ours.get(i) != theirs.get(i))?;
+    Some(format!(
+        "line {at}:\nours:   {:?}\ntheirs: {:?}",
+        ours.get(at),
+        theirs.get(at)
+    ))
+}
+
+/// `-yy`: sockets with their protocol and addresses (TCP listening,
+/// connected and accepted, UDPv6 bound, unix abstract and socketpair,
+/// netlink), devices with their numbers, pidfds with their process, as
+/// strace -yy shows them (inodes, ports and pids aside).
+#[test]
+fn socket_and_device_details_like_strace() {
+    strace();
+    let script = "import socket, os\n\
+        s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
+        c=socket.create_connection(s.getsockname()); a,_=s.accept(); c.send(b'x'); a.recv(1)\n\
+        u=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.bind('\\0utrace-yy'); u.getsockname()\n\
+        p1,p2=socket.socketpair(); p1.send(b'y')\n\
+        s6=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s6.bind(('::1',0)); s6.getsockname()\n\
+        n=socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); n.bind((0,0)); n.getsockname()\n\
+        f=os.open('/dev/null', os.O_RDONLY); os.dup2(f, 20)\n\
+        pf=os.pidfd_open(os.getpid()); os.dup2(pf, 21)\n\
+        os._exit(0)\n";
+    let ((oc, ours), (tc, theirs)) = both(
+        "yy",
+        &[
+            "-yy",
+            "-e",
+            "trace=bind,listen,connect,accept4,sendto,recvfrom,getsockname,dup2,pidfd_open",
+        ],
+        &["python3", "-c", script],
+    );
+    assert_eq!((oc, tc), (Some(0), Some(0)), "{ours}\n---\n{theirs}");
+    // Inodes, ports, pids and netlink port ids vary.
+    let vary = [
+        (r"(\d+\.\d+\.\d+\.\d+|\]|ROUTE):\d+", "${1}:N"),
+        (r"([\[>])\d+([\],-])", "${1}N${2}"),
+        (r"(htons\(|pid:|pid=|pidfd_open\()\d+", "${1}N"),
+        (r"0x[0-9a-f]+", "N"),
+    ]
+    .map(|(re, to)| (regex::Regex::new(re).expect("regex"), to));
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("+++"))
+            .map(|l| {
+                vary.iter().fold(l.to_string(), |l, (re, to)| {
+                    re.replace_all(&l, *to).into_owned()
+                })
+            })
+            .collect()
+    };
+    let diff = first_difference(&lines(&ours), &lines(&theirs));
+    assert!(diff.is_none(), "{}", diff.unwrap_or_default());
+    let ours = lines(&ours).join("\n");
+    for want in [
+        "listen(3<TCP:[127.0.0.1:N]>, 128)",
+        "= 5<TCP:[127.0.0.1:N->127.0.0.1:N]>",
+        "sendto(4<TCP:[127.0.0.1:N->127.0.0.1:N]>",
+        "getsockname(6<UNIX:[N,@\"utrace-yy\"]>",
+        "sendto(7<UNIX-STREAM:[N->N]>",
+        "getsockname(9<UDPv6:[[::1]:N]>",
+        "getsockname(11<NETLINK:[ROUTE:N]>, {sa_family=AF_NETLINK, nl_pid=N, nl_groups=00000000}",
+        "</dev/null<char 1:3>>, 20)",
+        "= 20</dev/null<char 1:3>>",
+        "<pid:N>, 21)",
+        "= 21<pid:N>",
+    ] {
+        assert!(ours.contains(want), "{want:?} in:\n{ours}");
+    }
+}
+
+/// `-yy` on a program in a network namespace of its own: its sockets are
+/// found there (strace asks in its own namespace and shows only the
+/// inode).
+#[test]
+fn socket_details_in_the_programs_network_namespace() {
+    strace();
+    let script = "import socket; a,b=socket.socketpair(); a.send(b'x'); \
+                  n=socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); n.bind((0,0)); \
+                  n.getsockname()";
+    let program = ["unshare", "-n", "python3", "-c", script];
+    let ((oc, ours), (_, theirs)) = both(
+        "yy-netns",
+        &["-f", "-yy", "-e", "trace=sendto,getsockname"],
+        &program,
+    );
+    assert_eq!(oc, Some(0), "{ours}");
+    let pair = regex::Regex::new(r"sendto\(3<UNIX-STREAM:\[(\d+)->(\d+)\]>").expect("regex");
+    assert!(pair.is_match(&ours), "{ours}");
+    assert!(ours.contains("<NETLINK:[ROUTE:"), "{ours}");
+    // strace, asking from its own namespace, does not find them.
+    let inode_only = regex::Regex::new(r"sendto\(3<UNIX-STREAM:\[\d+\]>").expect("regex");
+    assert!(inode_only.is_match(&theirs), "{theirs}");
+}
+
+/// `-v`: the environment of `execve` (in the order the program gets it),
+/// every field of `stat` and `statx` with the times' dates, directory
+/// entries and `uname`'s fields, as strace -v shows them.
+#[test]
+fn verbose_structures_like_strace() {
+    strace();
+    let dir = temp_trace("v-dir");
+    std::fs::create_dir_all(dir.join("sub")).expect("dir");
+    std::fs::write(dir.join("file"), "12345").expect("file");
+    let d = dir.to_str().expect("path");
+    let script = format!("ls -a {d} >/dev/null; stat {d}/file >/dev/null; uname -a >/dev/null");
+    let ((oc, ours), (tc, theirs)) = both(
+        "v",
+        &[
+            "-f",
+            "-v",
+            "-E",
+            "UTRACE_V_TEST=1",
+            "-e",
+            "trace=execve,getdents64,statx,uname",
+        ],
+        &["sh", "-c", &script],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!((oc, tc), (Some(0), Some(0)), "{ours}\n---\n{theirs}");
+    // Access times change as the runs read the files; pipes are new.
+    let vary = regex::Regex::new(
+        r"^\d+ +|0x7[0-9a-f]+|st_atime=\d+( /\*[^*]*\*/)?, st_atime_nsec=\d+|stx_atime=\{[^}]*\}( /\*[^*]*\*/)?|st_ino=\d+, st_mode=S_IFIFO",
+    )
+    .expect("regex");
+    let lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.contains("+++") && !l.contains("---"))
+            .filter(|l| !l.contains("resumed>") && !l.contains("<unfinished"))
+            .map(|l| vary.replace_all(l, "_").into_owned())
+            .collect()
+    };
+    let diff = first_difference(&lines(&ours), &lines(&theirs));
+    assert!(diff.is_none(), "{}", diff.unwrap_or_default());
+    let ours = lines(&ours).join("\n");
+    for want in [
+        "\"UTRACE_V_TEST=1\"]) = 0",
+        "d_type=DT_DIR, d_name=\"sub\"}",
+        "d_type=DT_REG, d_name=\"file\"}",
+        "stx_size=5, stx_blocks=",
+        "stx_mtime={tv_sec=",
+        ", release=\"",
+    ] {
+        assert!(ours.contains(want), "{want:?} in:\n{ours}");
+    }
+    assert!(!ours.contains(" vars */"), "{ours}");
 }
 
 /// A program stopped by SIGSTOP: `--- stopped by SIGSTOP ---` after its

@@ -734,6 +734,69 @@ pub fn poll_readable(fds: &[RawFd]) -> Result<Vec<bool>, Errno> {
     Ok(p.iter().map(|x| x.revents != 0).collect())
 }
 
+/// A moment as the local time zone (`TZ`, else `/etc/localtime`) writes
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    pub year: i32,
+    /// 1 to 12.
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    /// Seconds east of UTC.
+    pub utc_offset: i64,
+}
+
+/// `secs` since the epoch in the local time zone; `None` if out of
+/// range.
+pub fn local_time(secs: i64) -> Option<LocalTime> {
+    let t: libc::time_t = secs;
+    // SAFETY: an all-zero `tm` is a valid value (integers, and a null
+    // zone name that localtime_r replaces).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` and `tm` are valid for the call; localtime_r is the
+    // reentrant form (no shared result buffer).
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() {
+        return None;
+    }
+    Some(LocalTime {
+        year: tm.tm_year.checked_add(1900)?,
+        month: u32::try_from(tm.tm_mon + 1).ok()?,
+        day: u32::try_from(tm.tm_mday).ok()?,
+        hour: u32::try_from(tm.tm_hour).ok()?,
+        minute: u32::try_from(tm.tm_min).ok()?,
+        second: u32::try_from(tm.tm_sec).ok()?,
+        utc_offset: tm.tm_gmtoff,
+    })
+}
+
+/// The value of extended attribute `name` of the file at `path` (the
+/// link followed), at most 255 bytes; `None` if it has none or cannot be
+/// read.
+pub fn getxattr(path: &str, name: &str) -> Option<Vec<u8>> {
+    let path = std::ffi::CString::new(path).ok()?;
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut buf = [0u8; 255];
+    // SAFETY: `path` and `name` are NUL-terminated; the kernel writes at
+    // most `buf.len()` bytes into `buf`.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    let value = &buf[..n.min(buf.len())];
+    // The kernel's socket protocol names are NUL-terminated.
+    let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+    Some(value[..end].to_vec())
+}
+
 /// The whole text of a small kernel-generated file (`/proc`, `/sys`).
 ///
 /// `std::fs::read_to_string` asks the file's size first (a `statx`, which

@@ -219,6 +219,8 @@ pub fn engine_config(
             decode_fds: spec.decode_fds,
             decode_hex,
             decode_xlat,
+            decode_fd_details: spec.decode_fd_details,
+            decode_verbose: spec.decode_verbose,
             trace_paths: spec.trace_paths.iter().map(|p| p.to_vec()).collect(),
             follow_children: spec.follow_children,
             expedite,

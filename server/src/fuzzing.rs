@@ -123,6 +123,8 @@ mod tests {
                 .collect(),
             syscall_times: g.below(2) == 0,
             decode_xlat: g.below(4) as u32,
+            decode_fd_details: g.below(2) == 0,
+            decode_verbose: g.below(2) == 0,
         }
     }
 

@@ -862,6 +862,10 @@ pub struct Spec {
     pub decode_hex: recorder::Hex,
     /// With `decode`: strace's `-X`.
     pub decode_xlat: recorder::Xlat,
+    /// With `decode`: strace's `-yy` (implies `decode_fds`).
+    pub decode_fd_details: bool,
+    /// With `decode`: strace's `-v`.
+    pub decode_verbose: bool,
     /// With `decode`: strace's `-P` (empty: every call).
     pub trace_paths: Vec<Vec<u8>>,
     pub follow_children: bool,
@@ -1102,7 +1106,9 @@ impl RemoteEngine {
     pub fn new(hub: Arc<Hub>, mut spec: Spec) -> Self {
         let sync = spec.sync.take().map(SyncState::new);
         let decoder = recorder::Decoder::with_string_limit(spec.string_limit)
-            .with_fd_paths(spec.decode_fds)
+            .with_fd_paths(spec.decode_fds || spec.decode_fd_details)
+            .with_fd_details(spec.decode_fd_details)
+            .with_verbose(spec.decode_verbose)
             .with_hex(spec.decode_hex)
             .with_paths(std::mem::take(&mut spec.trace_paths))
             .with_xlat(spec.decode_xlat);

@@ -690,7 +690,7 @@ impl TracerService {
             )));
         };
         let mut opts = SpawnOptions::new(req.argv);
-        opts.env = req.env.into_iter().collect();
+        opts.env = environment(req.env, req.environ, field)?;
         opts.env_clear = true;
         opts.stop_at_entry = req.stop_at_entry;
         opts.kernel_filter = !req.no_kernel_filter;
@@ -922,6 +922,35 @@ fn window_size(w: Option<&pb::WindowSize>, field: &str) -> Result<(u16, u16), St
         }),
     };
     Ok((dim(w.rows, 24, "rows")?, dim(w.cols, 80, "cols")?))
+}
+
+/// A spawn's environment, from its map or, in order, from its `KEY=VALUE`
+/// list.
+fn environment(
+    env: std::collections::HashMap<String, String>,
+    environ: Vec<String>,
+    field: &str,
+) -> Result<Vec<(String, String)>, Status> {
+    if environ.is_empty() {
+        return Ok(env.into_iter().collect());
+    }
+    if !env.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{field}env and {field}environ are both set; give the environment once \
+             (environ keeps its order)"
+        )));
+    }
+    environ
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Status::invalid_argument(format!(
+                "{field}environ[{i}]: {:?} is not KEY=VALUE",
+                e.chars().take(64).collect::<String>()
+            ))),
+        })
+        .collect()
 }
 
 /// A spawn's program must be named.

@@ -735,6 +735,28 @@ async fn bad_input_is_refused_clearly() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("engine.events[0]"), "{}", e.message());
 
+    // An environment entry that is not KEY=VALUE, and the environment
+    // given twice.
+    for (environ, env, want) in [
+        (vec!["PATH=/bin", "oops"], vec![], "environ[1]"),
+        (vec!["=x"], vec![], "environ[0]"),
+        (vec!["A=1"], vec![("B", "2")], "both set"),
+    ] {
+        let e = c
+            .spawn(pb::SpawnRequest {
+                environ: environ.iter().map(|s| s.to_string()).collect(),
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..spawn_req(&["/bin/true"])
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{environ:?}");
+        assert!(e.message().contains(want), "{}", e.message());
+    }
+
     let e = c.detach(987654).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
 

@@ -250,6 +250,7 @@ pub(crate) async fn open(
             stdio: *stdio as i32,
             window: None,
             run_as: None,
+            environ: Vec::new(),
         }),
     };
     let _ = tx

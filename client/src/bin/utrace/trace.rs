@@ -99,6 +99,10 @@ pub struct Options {
     pub xlat: u32,
     /// `-y`: descriptors with their paths.
     pub fd_paths: bool,
+    /// `-yy`: and what sockets, devices and pidfds are.
+    pub fd_details: bool,
+    /// `-v`: structures and environments in full.
+    pub verbose: bool,
     /// `-x` (1), `-xx` (2): strings in hex.
     pub hex: u32,
     /// `-E`: `VAR=VAL` set, `VAR` removed, in the program's environment.
@@ -194,6 +198,8 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         decode_xlat: opts.xlat,
         decode_string_limit: opts.string_limit,
         decode_fds: opts.fd_paths,
+        decode_fd_details: opts.fd_details,
+        decode_verbose: opts.verbose,
         decode_hex: opts.hex,
         lossless: !opts.lossy,
         // -i: each report carries the instruction pointer; -k: the
@@ -644,27 +650,39 @@ impl Injecting {
 /// This command's environment (the UTF-8 variables) and working directory:
 /// what a program it starts gets, as from strace or gdbserver.
 pub fn own_env_and_cwd() -> (HashMap<String, String>, String) {
-    let env = std::env::vars_os()
+    (own_environ().into_iter().collect(), own_cwd())
+}
+
+/// This command's environment (its UTF-8 variables), in its order.
+fn own_environ() -> Vec<(String, String)> {
+    std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let cwd = std::env::current_dir()
+        .collect()
+}
+
+fn own_cwd() -> String {
+    std::env::current_dir()
         .ok()
         .and_then(|d| d.into_os_string().into_string().ok())
-        .unwrap_or_default();
-    (env, cwd)
+        .unwrap_or_default()
 }
 
 /// The spawn half of the request: the program, with this command's
 /// environment and working directory (as strace runs it), its stdio as
 /// `stdio` says (carried over the call for a daemon's program).
 fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
-    let (mut env, cwd) = own_env_and_cwd();
-    // -E VAR=VAL sets, -E VAR removes, in order (as strace).
+    // In our order, as strace passes its own (-v shows it).
+    let mut env = own_environ();
+    // -E VAR=VAL sets (in its place, or last if new), -E VAR removes, in
+    // order (as strace's setenv and unsetenv).
     for e in &opts.env {
         match e.split_once('=') {
-            Some((k, v)) => env.insert(k.to_string(), v.to_string()),
-            None => env.remove(e),
-        };
+            Some((k, v)) => match env.iter_mut().find(|(ek, _)| ek == k) {
+                Some(slot) => slot.1 = v.to_string(),
+                None => env.push((k.to_string(), v.to_string())),
+            },
+            None => env.retain(|(k, _)| k != e),
+        }
     }
     pb::SpawnRequest {
         stdio: stdio as i32,
@@ -672,8 +690,9 @@ fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
             .then(crate::stdio::window)
             .flatten(),
         argv: opts.command.clone(),
-        env,
-        cwd,
+        env: HashMap::new(),
+        environ: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd: own_cwd(),
         stop_at_entry: false,
         // Kernel-side filtering only with -f, as strace's --seccomp-bpf: a
         // filtered program depends on its tracer for its whole life, so

@@ -85,10 +85,17 @@ pub struct TraceCmd {
     /// string, paths included.
     #[arg(short = 'x', action = clap::ArgAction::Count)]
     hex: u8,
-    /// Descriptors with the paths they refer to, `read(3</etc/passwd>, …)`
-    /// (`-yy`, strace's socket and device details, is not supported yet).
+    /// `-y`: descriptors with the paths they refer to,
+    /// `read(3</etc/passwd>, …)`; `-yy`: also what sockets, devices and
+    /// pidfds are, `5<TCP:[127.0.0.1:40069->127.0.0.1:57306]>`,
+    /// `3</dev/null<char 1:3>>`, `4<pid:1234>`.
     #[arg(short = 'y', long = "decode-fds", action = clap::ArgAction::Count)]
     fd_paths: u8,
+    /// Structures and environments in full: `execve`'s environment, every
+    /// field of `stat` and `statx` (times with their dates), directory
+    /// entries, `uname`.
+    #[arg(short = 'v', long = "no-abbrev")]
+    verbose: bool,
     /// Each line's time since the previous line's start (`-r`; after the
     /// time of day with `-t`).
     #[arg(short = 'r', long = "relative-timestamps")]
@@ -168,8 +175,6 @@ pub struct TraceCmd {
 /// than take it for the program, or silently ignore it).
 #[derive(Args, Debug)]
 struct NotYet {
-    #[arg(short = 'v', long = "no-abbrev", action = clap::ArgAction::Count, hide = true)]
-    v: u8,
     #[arg(short = 'D', long = "daemonize", action = clap::ArgAction::Count, hide = true)]
     d: u8,
     #[arg(short = 'I', long = "interruptible", value_name = "WHEN", hide = true)]
@@ -180,11 +185,7 @@ impl NotYet {
     /// The first option given that is not implemented yet, by its short
     /// name.
     fn first(&self) -> Option<&'static str> {
-        let given: [(&'static str, bool); 3] = [
-            ("-v", self.v > 0),
-            ("-D", self.d > 0),
-            ("-I", self.big_i.is_some()),
-        ];
+        let given: [(&'static str, bool); 2] = [("-D", self.d > 0), ("-I", self.big_i.is_some())];
         given.iter().find(|(_, on)| *on).map(|(n, _)| *n)
     }
 }
@@ -343,13 +344,6 @@ impl TraceCmd {
                 ))
             }
         };
-        if t.fd_paths > 1 {
-            return Err(
-                "trace: strace's -yy (socket and device details) is not supported by \
-                 utrace yet (issue 14); -y shows the paths descriptors refer to"
-                    .into(),
-            );
-        }
         let run_as = match &t.user {
             Some(_) if !t.pid.is_empty() => {
                 return Err("trace: -u USER applies to a program utrace starts, not to -p".into())
@@ -419,6 +413,8 @@ impl TraceCmd {
                 })
                 .collect(),
             fd_paths: t.fd_paths > 0,
+            fd_details: t.fd_paths > 1,
+            verbose: t.verbose,
             hex: u32::from(t.hex.min(2)),
             env: t.env.clone(),
             output: t.output,
@@ -595,9 +591,9 @@ mod tests {
         assert_eq!(t.follow, 2);
         // Options strace has and utrace does not yet: parsed, then refused
         // by name (not taken for the program).
-        let t = parse(&["utrace", "trace", "-s200", "-v", "-tt", "--", "ls"]);
+        let t = parse(&["utrace", "trace", "-s200", "-D", "-tt", "--", "ls"]);
         assert_eq!(t.string_limit, Some(200));
-        assert_eq!(t.not_yet.first(), Some("-v"));
+        assert_eq!(t.not_yet.first(), Some("-D"));
         assert_eq!(t.timestamps, 2);
         assert_eq!(t.command, ["ls"]);
         let t = parse(&["utrace", "trace", "-yT", "ls"]);
@@ -605,11 +601,12 @@ mod tests {
         assert_eq!(t.fd_paths, 1);
         assert_eq!(t.not_yet.first(), None);
         let t = parse(&["utrace", "trace", "-vT", "ls"]);
-        assert_eq!(t.not_yet.first(), Some("-v"));
+        assert!(t.verbose && t.syscall_times);
         let t = parse(&["utrace", "trace", "-xx", "ls"]);
         assert_eq!(t.hex, 2);
         let t = parse(&["utrace", "trace", "-yy", "ls"]);
-        assert!(t.into_options().unwrap_err().contains("-yy"));
+        let o = t.into_options().expect("-yy");
+        assert!(o.fd_paths && o.fd_details);
         let t = parse(&["utrace", "trace", "-zZ", "-esignal=!SIGCHLD", "ls"]);
         assert!(t.successful_only && t.failed_only);
         assert_eq!(t.not_yet.first(), None);

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use crate::event::{SyscallEntry, SyscallExit};
 use crate::task::Task;
 
+use super::details::{Detail, Details};
 use super::format::{
     buffer_at, dirfd, enum_lookup, enum_name, fd_pair, flags, hex, i32_at, in_struct, mode_octal,
     open_flags, out_struct, ptr, quote, quote_read, string_at, u32_at, u64_at, xlat,
@@ -39,6 +40,16 @@ pub(super) trait Tracee {
     /// `/proc/TID/fd` link), if it is open; for `AT_FDCWD`, the working
     /// directory.
     fn fd_path(&mut self, fd: i32) -> Option<Vec<u8>>;
+    /// What descriptor `fd`, whose link is `link`, is beyond its path
+    /// (strace's `-yy`), found through `details`.
+    fn fd_detail(&mut self, _fd: i32, _link: &[u8], _details: &mut Details) -> Option<Detail> {
+        None
+    }
+    /// Whether descriptor `fd`'s file was unlinked (its link reads
+    /// `PATH (deleted)` for that reason).
+    fn fd_unlinked(&mut self, _fd: i32) -> bool {
+        false
+    }
 }
 
 impl Tracee for Task<'_> {
@@ -75,6 +86,14 @@ impl Tracee for Task<'_> {
             .ok()
             .map(|p| p.into_os_string().into_vec())
     }
+
+    fn fd_detail(&mut self, fd: i32, link: &[u8], details: &mut Details) -> Option<Detail> {
+        details.of(self.tid(), fd, link)
+    }
+
+    fn fd_unlinked(&mut self, fd: i32) -> bool {
+        super::details::unlinked(self.tid(), fd)
+    }
 }
 
 /// What a decoder sees of one call.
@@ -94,6 +113,10 @@ pub(super) struct Ctx<'m> {
     /// that is one of them sets `matched`.
     pub(super) watch: Option<Watched>,
     pub(super) matched: bool,
+    /// strace's `-yy`: sockets, devices and pidfds described.
+    pub(super) details: Option<&'m mut Details>,
+    /// strace's `-v`: structures and environments in full.
+    pub(super) verbose: bool,
 }
 
 /// The paths `-P` names (each as given and, where it differs, as resolved).
@@ -113,6 +136,8 @@ impl<'m> Ctx<'m> {
             saved_len: None,
             watch: None,
             matched: false,
+            details: None,
+            verbose: false,
         }
     }
 
@@ -169,22 +194,50 @@ impl Ctx<'_> {
         } else {
             fd.to_string()
         };
-        if shown {
-            if let Some(path) = path {
-                let mut s = format!("{name}<");
-                for &b in &path {
-                    match b {
-                        b'<' | b'>' | b'\\' => s.push_str(&format!("\\x{b:02x}")),
-                        0x20..=0x7e => s.push(b as char),
-                        _ => s.push_str(&format!("\\x{b:02x}")),
-                    }
+        let Some(mut path) = path.filter(|_| shown) else {
+            return name;
+        };
+        let detail = match self.details.as_deref_mut() {
+            Some(d) => self.mem.fd_detail(fd, &path, d),
+            None => None,
+        };
+        match detail {
+            Some(Detail::Socket(s)) => format!("{name}<{s}>"),
+            Some(Detail::Pid(pid)) => format!("{name}<pid:{pid}>"),
+            Some(Detail::Device {
+                block,
+                major,
+                minor,
+            }) => {
+                let kind = if block { "block" } else { "char" };
+                format!("{name}<{}<{kind} {major}:{minor}>>", angled(&path))
+            }
+            None => {
+                // strace's `3</tmp/x>(deleted)` for a file unlinked.
+                const DELETED: &[u8] = b" (deleted)";
+                let deleted = path.ends_with(DELETED) && fd >= 0 && self.mem.fd_unlinked(fd);
+                if deleted {
+                    path.truncate(path.len() - DELETED.len());
                 }
-                s.push('>');
-                return s;
+                let tail = if deleted { "(deleted)" } else { "" };
+                format!("{name}<{}>{tail}", angled(&path))
             }
         }
-        name
     }
+}
+
+/// A path inside strace's `<…>`: printable ASCII as is, `<`, `>`, `\\` and
+/// the rest as `\\xNN`.
+fn angled(path: &[u8]) -> String {
+    let mut s = String::with_capacity(path.len());
+    for &b in path {
+        match b {
+            b'<' | b'>' | b'\\' => s.push_str(&format!("\\x{b:02x}")),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
 }
 
 impl Ctx<'_> {
@@ -340,9 +393,15 @@ pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String>
             None => ptr(v),
         },
         SigreturnMask => sigreturn_mask(c)?,
-        StatOut => out_struct(c, v, size_of::<libc::stat>(), stat_struct),
+        StatOut => {
+            let verbose = c.verbose;
+            out_struct(c, v, size_of::<libc::stat>(), |b| stat_struct(b, verbose))
+        }
         StatxFlags => statx_flags(v),
-        StatxOut => out_struct(c, v, size_of::<libc::statx>(), statx_struct),
+        StatxOut => {
+            let verbose = c.verbose;
+            out_struct(c, v, size_of::<libc::statx>(), |b| statx_struct(b, verbose))
+        }
         Argv => argv_at(c, v),
         Envp => envp_at(c, v),
         FdPairOut if c.fd_paths && v != 0 && c.success().is_some() => {
@@ -390,9 +449,13 @@ pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String>
             }
             _ => ptr(v),
         },
-        UtsnameOut => out_struct(c, v, size_of::<libc::utsname>(), utsname),
+        UtsnameOut => {
+            let verbose = c.verbose;
+            out_struct(c, v, size_of::<libc::utsname>(), |b| utsname(b, verbose))
+        }
         SysinfoOut => out_struct(c, v, size_of::<libc::sysinfo>(), sysinfo),
-        DirentsOut => dirents(c, v),
+        DirentsOut => dirents(c, v, false),
+        OldDirentsOut => dirents(c, v, true),
         SockaddrIn(n) => sockaddr_at(c, v, c.arg(n as usize) as usize),
         PollFds(n) => pollfds(c, v, c.arg(n as usize), false)?,
         SockaddrOut(n) => match c.success() {

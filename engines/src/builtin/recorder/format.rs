@@ -208,7 +208,7 @@ pub(super) fn out_struct(
     c: &mut Ctx<'_>,
     addr: u64,
     size: usize,
-    f: fn(&[u8]) -> String,
+    f: impl FnOnce(&[u8]) -> String,
 ) -> String {
     if addr == 0 {
         return "NULL".into();

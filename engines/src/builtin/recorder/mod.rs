@@ -49,9 +49,11 @@ use crate::sys::Tid;
 use crate::task::Task;
 
 mod decode;
+mod details;
 mod format;
 mod names;
 mod signals;
+mod sockets;
 mod structs;
 mod table;
 #[cfg(test)]
@@ -62,6 +64,7 @@ pub use format::Xlat;
 pub use signals::{death_line, signal_line, signame};
 
 use decode::{decode_entry, decode_exit, entry_socklen, format_return, lookup, Ctx, Tracee};
+use details::Details;
 use table::{Spec, UNKNOWN};
 
 /// Where finished lines go: one call per line, without a trailing newline.
@@ -419,6 +422,10 @@ pub struct Decoder {
     watch: Option<Watched>,
     /// strace's `-X`: constants as names, numbers or both.
     xlat: Xlat,
+    /// strace's `-yy`: sockets, devices and pidfds described.
+    details: Option<Details>,
+    /// strace's `-v`: structures and environments in full.
+    verbose: bool,
 }
 
 impl Default for Decoder {
@@ -431,6 +438,8 @@ impl Default for Decoder {
             hex: Hex::Never,
             watch: None,
             xlat: Xlat::Abbrev,
+            details: None,
+            verbose: false,
         }
     }
 }
@@ -465,6 +474,24 @@ impl Decoder {
     /// before a `close` takes it; a new descriptor at the exit).
     pub fn with_fd_paths(mut self, on: bool) -> Self {
         self.fd_paths = on;
+        self
+    }
+
+    /// With [`Decoder::with_fd_paths`], also what sockets, devices and
+    /// pidfds are (strace's `-yy`): `5<TCP:[127.0.0.1:40069->127.0.0.1:57306]>`
+    /// (asked of the kernel's `sock_diag` in the network namespace of the
+    /// thread whose descriptor it is), `3</dev/null<char 1:3>>`,
+    /// `4<pid:1234>`.
+    pub fn with_fd_details(mut self, on: bool) -> Self {
+        self.details = on.then(Details::default);
+        self
+    }
+
+    /// Structures and environments in full (strace's `-v`): `execve`'s
+    /// environment, every field of `stat` and `statx` (times with their
+    /// dates), directory entries, `uname`'s every field.
+    pub fn with_verbose(mut self, on: bool) -> Self {
+        self.verbose = on;
         self
     }
 
@@ -505,6 +532,8 @@ impl Decoder {
             fd_paths: self.fd_paths,
             hex: self.hex,
             watch: self.watch.clone(),
+            details: self.details.as_mut(),
+            verbose: self.verbose,
             ..Ctx::new(task, call.args, None)
         };
         let saved = entry_socklen(spec, &mut ctx);
@@ -538,6 +567,8 @@ impl Decoder {
             fd_paths: self.fd_paths,
             hex: self.hex,
             saved_len: saved,
+            details: self.details.as_mut(),
+            verbose: self.verbose,
             ..Ctx::new(task, call.entry.args, Some((call.ret, call.is_error)))
         };
         let mut args = head;

@@ -48,22 +48,92 @@ fn file_mode_names(m: u32) -> String {
     s
 }
 
-pub(super) fn stat_struct(b: &[u8]) -> String {
+/// A device number as strace writes it: `makedev(0x1, 0x3)`.
+fn makedev(dev: u64) -> String {
+    format!(
+        "makedev({}, {})",
+        hex(libc::major(dev).into()),
+        hex(libc::minor(dev).into())
+    )
+}
+
+/// A time's date, strace's comment after it (`-v`):
+/// ` /* 2026-12-06T01:15:02.231074491+0000 */` in the local time zone,
+/// the fraction only when it is not 0; nothing for the epoch itself.
+pub(super) fn date_comment(secs: i64, nsec: u64) -> String {
+    if secs == 0 && nsec == 0 {
+        return String::new();
+    }
+    let Some(t) = crate::sys::local_time(secs) else {
+        return String::new();
+    };
+    let mut s = format!(
+        " /* {:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    );
+    if nsec != 0 {
+        let _ = write!(s, ".{nsec:09}");
+    }
+    let (sign, off) = if t.utc_offset < 0 {
+        ('-', -t.utc_offset)
+    } else {
+        ('+', t.utc_offset)
+    };
+    let _ = write!(s, "{sign}{:02}{:02} */", off / 3600, off % 3600 / 60);
+    s
+}
+
+/// A `struct stat`: its mode and size (or device) and `...`; with `-v`,
+/// every field, the times with their dates.
+pub(super) fn stat_struct(b: &[u8], verbose: bool) -> String {
+    let at = |off: usize| u64_at(b, off);
     let mode = u32_at(b, offset_of!(libc::stat, st_mode));
     let detail = if matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK) {
-        let rdev = u64_at(b, offset_of!(libc::stat, st_rdev));
-        format!(
-            "st_rdev=makedev({:#x}, {:#x})",
-            libc::major(rdev),
-            libc::minor(rdev)
-        )
+        format!("st_rdev={}", makedev(at(offset_of!(libc::stat, st_rdev))))
     } else {
-        format!(
-            "st_size={}",
-            u64_at(b, offset_of!(libc::stat, st_size)) as i64
-        )
+        format!("st_size={}", at(offset_of!(libc::stat, st_size)) as i64)
     };
-    format!("{{st_mode={}, {detail}, ...}}", file_mode(mode))
+    if !verbose {
+        return format!("{{st_mode={}, {detail}, ...}}", file_mode(mode));
+    }
+    let mut s = format!(
+        "{{st_dev={}, st_ino={}, st_mode={}, st_nlink={}, st_uid={}, st_gid={}, \
+         st_blksize={}, st_blocks={}, {detail}",
+        makedev(at(offset_of!(libc::stat, st_dev))),
+        at(offset_of!(libc::stat, st_ino)),
+        file_mode(mode),
+        at(offset_of!(libc::stat, st_nlink)),
+        u32_at(b, offset_of!(libc::stat, st_uid)),
+        u32_at(b, offset_of!(libc::stat, st_gid)),
+        at(offset_of!(libc::stat, st_blksize)) as i64,
+        at(offset_of!(libc::stat, st_blocks)) as i64,
+    );
+    for (name, secs, nsec) in [
+        (
+            "st_atime",
+            offset_of!(libc::stat, st_atime),
+            offset_of!(libc::stat, st_atime_nsec),
+        ),
+        (
+            "st_mtime",
+            offset_of!(libc::stat, st_mtime),
+            offset_of!(libc::stat, st_mtime_nsec),
+        ),
+        (
+            "st_ctime",
+            offset_of!(libc::stat, st_ctime),
+            offset_of!(libc::stat, st_ctime_nsec),
+        ),
+    ] {
+        let (secs, nsec) = (at(secs) as i64, at(nsec));
+        let _ = write!(
+            s,
+            ", {name}={secs}{}, {name}_nsec={nsec}",
+            date_comment(secs, nsec)
+        );
+    }
+    s.push('}');
+    s
 }
 
 pub(super) fn statx_flags(v: u64) -> String {
@@ -84,20 +154,90 @@ pub(super) fn statx_flags(v: u64) -> String {
     flags(v, &AT_FLAGS)
 }
 
-pub(super) fn statx_struct(b: &[u8]) -> String {
-    format!(
-        "{{stx_mask={}, stx_attributes={}, stx_mode={}, stx_size={}, ...}}",
+/// A `struct statx`: its mask, attributes, mode and size and `...`; with
+/// `-v`, every field (in strace's order), the times with their dates.
+pub(super) fn statx_struct(b: &[u8], verbose: bool) -> String {
+    let mask = u32_at(b, offset_of!(libc::statx, stx_mask));
+    let attributes = flags(
+        u64_at(b, offset_of!(libc::statx, stx_attributes)),
+        &STATX_ATTRS,
+    );
+    let mode = file_mode(u16_at(b, offset_of!(libc::statx, stx_mode)) as u32);
+    let size = u64_at(b, offset_of!(libc::statx, stx_size));
+    let mask_text = flags(mask as u64, &STATX_MASK);
+    if !verbose {
+        return format!(
+            "{{stx_mask={mask_text}, stx_attributes={attributes}, stx_mode={mode}, \
+             stx_size={size}, ...}}"
+        );
+    }
+    let u32f = |off: usize| u32_at(b, off);
+    let mut s = format!(
+        "{{stx_mask={mask_text}, stx_blksize={}, stx_attributes={attributes}, stx_nlink={}, \
+         stx_uid={}, stx_gid={}, stx_mode={mode}, stx_ino={}, stx_size={size}, stx_blocks={}, \
+         stx_attributes_mask={}",
+        u32f(offset_of!(libc::statx, stx_blksize)),
+        u32f(offset_of!(libc::statx, stx_nlink)),
+        u32f(offset_of!(libc::statx, stx_uid)),
+        u32f(offset_of!(libc::statx, stx_gid)),
+        u64_at(b, offset_of!(libc::statx, stx_ino)),
+        u64_at(b, offset_of!(libc::statx, stx_blocks)),
         flags(
-            u32_at(b, offset_of!(libc::statx, stx_mask)) as u64,
-            &STATX_MASK
-        ),
-        flags(
-            u64_at(b, offset_of!(libc::statx, stx_attributes)),
+            u64_at(b, offset_of!(libc::statx, stx_attributes_mask)),
             &STATX_ATTRS
         ),
-        file_mode(u16_at(b, offset_of!(libc::statx, stx_mode)) as u32),
-        u64_at(b, offset_of!(libc::statx, stx_size)),
-    )
+    );
+    for (name, bit, at) in [
+        (
+            "stx_atime",
+            libc::STATX_ATIME,
+            offset_of!(libc::statx, stx_atime),
+        ),
+        (
+            "stx_btime",
+            libc::STATX_BTIME,
+            offset_of!(libc::statx, stx_btime),
+        ),
+        (
+            "stx_ctime",
+            libc::STATX_CTIME,
+            offset_of!(libc::statx, stx_ctime),
+        ),
+        (
+            "stx_mtime",
+            libc::STATX_MTIME,
+            offset_of!(libc::statx, stx_mtime),
+        ),
+    ] {
+        // As strace: a time only when the kernel's mask says it is there.
+        if mask & bit == 0 {
+            continue;
+        }
+        // statx_timestamp: i64 seconds, u32 nanoseconds.
+        let (secs, nsec) = (u64_at(b, at) as i64, u32_at(b, at + 8));
+        let _ = write!(
+            s,
+            ", {name}={{tv_sec={secs}, tv_nsec={nsec}}}{}",
+            date_comment(secs, nsec.into())
+        );
+    }
+    let _ = write!(
+        s,
+        ", stx_rdev_major={}, stx_rdev_minor={}, stx_dev_major={}, stx_dev_minor={}",
+        u32f(offset_of!(libc::statx, stx_rdev_major)),
+        u32f(offset_of!(libc::statx, stx_rdev_minor)),
+        u32f(offset_of!(libc::statx, stx_dev_major)),
+        u32f(offset_of!(libc::statx, stx_dev_minor)),
+    );
+    if mask & libc::STATX_MNT_ID != 0 {
+        let _ = write!(
+            s,
+            ", stx_mnt_id={}",
+            hex(u64_at(b, offset_of!(libc::statx, stx_mnt_id)))
+        );
+    }
+    s.push('}');
+    s
 }
 
 // `u64::is_multiple_of` is newer than the workspace's rust-version (1.85).
@@ -132,14 +272,26 @@ pub(super) fn timespec(b: &[u8]) -> String {
     )
 }
 
-pub(super) fn utsname(b: &[u8]) -> String {
+/// A `struct utsname`: its system and node names and `...`; with `-v`,
+/// every field.
+pub(super) fn utsname(b: &[u8], verbose: bool) -> String {
     let sysname = offset_of!(libc::utsname, sysname);
-    let nodename = offset_of!(libc::utsname, nodename);
-    let len = nodename - sysname;
+    let len = offset_of!(libc::utsname, nodename) - sysname;
+    let field = |at: usize| quote(c_field(b, at, len), false);
+    let head = format!(
+        "{{sysname={}, nodename={}",
+        field(sysname),
+        field(offset_of!(libc::utsname, nodename))
+    );
+    if !verbose {
+        return format!("{head}, ...}}");
+    }
     format!(
-        "{{sysname={}, nodename={}, ...}}",
-        quote(c_field(b, sysname, len), false),
-        quote(c_field(b, nodename, len), false)
+        "{head}, release={}, version={}, machine={}, domainname={}}}",
+        field(offset_of!(libc::utsname, release)),
+        field(offset_of!(libc::utsname, version)),
+        field(offset_of!(libc::utsname, machine)),
+        field(offset_of!(libc::utsname, domainname)),
     )
 }
 
@@ -270,7 +422,9 @@ pub(super) fn argv_at(c: &mut Ctx<'_>, addr: u64) -> String {
         if p == 0 {
             break;
         }
-        if i >= c.limit {
+        // strace shows at most -s strings, all of them with -v (bounded
+        // here as the environment's count is).
+        if (!c.verbose && i >= c.limit) || i >= MAX_ENV_COUNT {
             items.push("...".into());
             break;
         }
@@ -281,6 +435,10 @@ pub(super) fn argv_at(c: &mut Ctx<'_>, addr: u64) -> String {
 }
 
 pub(super) fn envp_at(c: &mut Ctx<'_>, addr: u64) -> String {
+    if c.verbose {
+        // strace -v: the strings, as argv's.
+        return argv_at(c, addr);
+    }
     if addr == 0 {
         return "NULL".into();
     }
@@ -332,12 +490,15 @@ pub(super) fn wait_status(s: i32) -> String {
 }
 
 /// A `getdents` buffer: the pointer and the number of entries returned.
-pub(super) fn dirents(c: &mut Ctx<'_>, addr: u64) -> String {
+pub(super) fn dirents(c: &mut Ctx<'_>, addr: u64, old_dirents: bool) -> String {
     let Some(ret) = c.success() else {
         return ptr(addr);
     };
     let len = (ret.max(0) as usize).min(MAX_DIRENT_BYTES);
     if len == 0 {
+        if c.verbose {
+            return "[]".into();
+        }
         return format!("{} /* 0 entries */", ptr(addr));
     }
     let Some(b) = c.mem.bytes(addr, len) else {
@@ -345,15 +506,66 @@ pub(super) fn dirents(c: &mut Ctx<'_>, addr: u64) -> String {
     };
     let reclen_at = offset_of!(libc::dirent64, d_reclen);
     let (mut off, mut count) = (0usize, 0usize);
+    let mut entries = Vec::new();
     while off + reclen_at + size_of::<u16>() <= b.len() {
         let reclen = u16_at(&b, off + reclen_at) as usize;
         if reclen == 0 {
             break;
         }
+        if c.verbose {
+            entries.push(dirent(&b[off..(off + reclen).min(b.len())], old_dirents));
+        }
         count += 1;
         off += reclen;
     }
+    if c.verbose {
+        return format!("[{}]", entries.join(", "));
+    }
     format!("{} /* {count} entries */", ptr(addr))
+}
+
+/// One directory entry as strace -v shows it: `{d_ino=2, d_off=1,
+/// d_reclen=24, d_type=DT_DIR, d_name="."}`. `old`: getdents's `struct
+/// linux_dirent`, whose type is the record's last byte.
+fn dirent(e: &[u8], old: bool) -> String {
+    const DT: [&str; 15] = [
+        "DT_UNKNOWN",
+        "DT_FIFO",
+        "DT_CHR",
+        "3",
+        "DT_DIR",
+        "5",
+        "DT_BLK",
+        "7",
+        "DT_REG",
+        "9",
+        "DT_LNK",
+        "11",
+        "DT_SOCK",
+        "13",
+        "DT_WHT",
+    ];
+    // dirent64: ino, off, reclen (u16), type (u8), name; linux_dirent:
+    // ino, off, reclen, name, ..., type.
+    let name_at = if old { 18 } else { 19 };
+    let ty = if old {
+        e.last().copied().unwrap_or(0)
+    } else {
+        e.get(18).copied().unwrap_or(0)
+    };
+    let name = e.get(name_at..).unwrap_or(&[]);
+    let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+    let ty = DT
+        .get(usize::from(ty))
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| ty.to_string());
+    format!(
+        "{{d_ino={}, d_off={}, d_reclen={}, d_type={ty}, d_name={}}}",
+        u64_at(e, 0),
+        u64_at(e, 8) as i64,
+        u16_at(e, 16),
+        quote(name, false)
+    )
 }
 
 /// A `struct pollfd` array: `[{fd=0, events=POLLIN}]`, or with `revents`
@@ -560,6 +772,21 @@ pub(super) fn sockaddr_at(c: &mut Ctx<'_>, addr: u64, len: usize) -> String {
             format!(
                 "{{sa_family={fam}, sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), \
                  inet_pton({fam}, \"{ip}\", &sin6_addr), sin6_scope_id={scope}}}"
+            )
+        }
+        libc::AF_NETLINK if len >= size_of::<libc::sockaddr_nl>() => {
+            // strace shows the padding only when it is not 0.
+            // nl_family (u16), nl_pad (u16), nl_pid, nl_groups.
+            let pad = u16_at(&b, size_of::<libc::sa_family_t>());
+            let pad = if pad != 0 {
+                format!("nl_pad={}, ", hex(pad.into()))
+            } else {
+                String::new()
+            };
+            format!(
+                "{{sa_family={fam}, {pad}nl_pid={}, nl_groups={:08x}}}",
+                u32_at(&b, offset_of!(libc::sockaddr_nl, nl_pid)),
+                u32_at(&b, offset_of!(libc::sockaddr_nl, nl_groups))
             )
         }
         _ => format!("{{sa_family={fam}, ...}}"),

@@ -107,8 +107,11 @@ pub(super) enum Arg {
     UtsnameOut,
     /// A `struct sysinfo` written by the kernel.
     SysinfoOut,
-    /// A directory-entry buffer: the pointer and `/* N entries */`.
+    /// A `getdents64` buffer: the pointer and `/* N entries */` (the
+    /// entries with `-v`).
     DirentsOut,
+    /// A `getdents` buffer (`struct linux_dirent`), as `DirentsOut`.
+    OldDirentsOut,
     /// A socket address read at entry; its length is in argument `n`.
     SockaddrIn(u8),
     /// A `struct pollfd` array; its length is in argument `n`.
@@ -200,6 +203,7 @@ impl Arg {
                 | Arg::UtsnameOut
                 | Arg::SysinfoOut
                 | Arg::DirentsOut
+                | Arg::OldDirentsOut
                 | Arg::CloneTail
                 | Arg::Clone3Tail
                 | Arg::SockaddrOut(_)
@@ -361,7 +365,7 @@ pub(super) static SPECS: &[Spec] = &[
     d("fdatasync", &[Fd]),
     d("truncate", &[Path, Long]),
     d("ftruncate", &[Fd, Long]),
-    d("getdents", &[Fd, DirentsOut, Uint]),
+    d("getdents", &[Fd, OldDirentsOut, Uint]),
     d("getcwd", &[PathOut, Ulong]),
     d("chdir", &[Path]),
     d("fchdir", &[Fd]),
