@@ -5,10 +5,9 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{status_field, utrace_command, wait_bounded, Output, DEADLINE};
+use common::{run_strace, status_field, strace, utrace_command, wait_bounded, Output, DEADLINE};
 
 /// Run `utrace ARGS…` with its embedded server (or the local daemon, if one
 /// listens on the default socket).
@@ -17,58 +16,6 @@ fn utrace(args: &[&str]) -> Output {
         .spawn()
         .expect("cannot run the utrace binary");
     wait_bounded(child, &format!("utrace {}", args.join(" ")))
-}
-
-/// The strace binary, installed with apt-get if missing (once).
-fn strace() -> &'static str {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        let present = |_: ()| {
-            Command::new("strace")
-                .arg("-V")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if present(()) {
-            return Ok(());
-        }
-        println!("strace is missing: installing it with apt-get install -y strace");
-        let install = Command::new("apt-get")
-            .args(["install", "-y", "strace"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run apt-get: {e}"))?;
-        let out = wait_bounded(install, "apt-get install -y strace");
-        if out.code == Some(0) && present(()) {
-            println!("installed strace");
-            Ok(())
-        } else {
-            Err(format!(
-                "strace is not installed and `apt-get install -y strace` failed \
-                 (exit {:?}): {}",
-                out.code, out.stderr
-            ))
-        }
-    });
-    match ready {
-        Ok(()) => "strace",
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn run_strace(args: &[&str]) -> Output {
-    let child = Command::new(strace())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run strace");
-    wait_bounded(child, &format!("strace {}", args.join(" ")))
 }
 
 /// A trace line without its pid prefix (`[pid  N] ` or `N `).

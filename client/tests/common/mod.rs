@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -88,4 +89,56 @@ pub fn status_field(pid: u32, field: &str) -> Option<String> {
             .and_then(|r| r.strip_prefix(':'))
             .map(|v| v.trim().to_string())
     })
+}
+
+/// The strace binary, installed with apt-get if missing (once).
+pub fn strace() -> &'static str {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let present = |_: ()| {
+            Command::new("strace")
+                .arg("-V")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if present(()) {
+            return Ok(());
+        }
+        println!("strace is missing: installing it with apt-get install -y strace");
+        let install = Command::new("apt-get")
+            .args(["install", "-y", "strace"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        let out = wait_bounded(install, "apt-get install -y strace");
+        if out.code == Some(0) && present(()) {
+            println!("installed strace");
+            Ok(())
+        } else {
+            Err(format!(
+                "strace is not installed and `apt-get install -y strace` failed \
+                 (exit {:?}): {}",
+                out.code, out.stderr
+            ))
+        }
+    });
+    match ready {
+        Ok(()) => "strace",
+        Err(e) => panic!("{e}"),
+    }
+}
+
+pub fn run_strace(args: &[&str]) -> Output {
+    let child = Command::new(strace())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run strace");
+    wait_bounded(child, &format!("strace {}", args.join(" ")))
 }

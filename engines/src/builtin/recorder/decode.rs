@@ -17,10 +17,10 @@ use super::names::{FCNTL_CMDS, FD_CLOEXEC_FLAG, IOCTL_REQUESTS, MPOL_MODES};
 use super::signals::{errno_text, signal_arg};
 use super::structs::{
     argv_at, clone3_args, clone3_tail, clone_flags, clone_tail, dirents, envp_at, epoll_event_in,
-    epoll_events_out, fcntl_arg, futex_op, futex_rest, iovec, pollfds, prctl_rest, rlimit,
-    sigaction_at, sigreturn_mask, sigset_at, sock_proto, sock_type, sockaddr_at, sockopt_name,
-    sockopt_value, stack_at, stat_struct, statx_flags, statx_struct, sysinfo, timespec, utsname,
-    wait_status,
+    epoll_events_out, fcntl_arg, futex_op, futex_rest, iovec, personality, pollfds, prctl_rest,
+    rlimit, sigaction_at, sigreturn_mask, sigset_at, sock_proto, sock_type, sockaddr_at,
+    sockopt_name, sockopt_value, stack_at, stat_struct, statx_flags, statx_struct, sysinfo,
+    timespec, utsname, wait_status,
 };
 use super::table::Arg::*;
 use super::table::{Arg, Ret, Spec, SPECS, UNKNOWN};
@@ -330,6 +330,7 @@ pub(super) fn format_arg(kind: Arg, i: usize, c: &mut Ctx<'_>) -> Option<String>
         Long => (v as i64).to_string(),
         Ulong => v.to_string(),
         Hex => hex(v),
+        Personality => personality(v as u32),
         Ptr => ptr(v),
         PtrOut => ptr(v),
         Skip => return None,
@@ -559,6 +560,10 @@ pub(super) fn format_return(spec: &Spec, x: &SyscallExit, c: &mut Ctx<'_>) -> St
     match spec.ret {
         Ret::Dec => x.ret.to_string(),
         Ret::Hex => hex(x.ret as u64),
+        Ret::Personality => {
+            let v = x.ret as u32;
+            format!("{} ({})", hex(v.into()), personality(v))
+        }
         Ret::Oct => mode_octal(x.ret as u32),
         Ret::Fcntl => match x.entry.args[1] as i32 {
             libc::F_GETFD if x.ret != 0 => format!(

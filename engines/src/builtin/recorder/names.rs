@@ -111,6 +111,35 @@ pub(super) static FD_FLAGS: Flags = Flags {
     zero: "0",
 };
 
+/// `personality`'s execution domains (the low byte), as strace names the
+/// ones whose value is that byte alone.
+pub(super) static PERSONALITY_TYPES: &Names = &[
+    (0, "PER_LINUX"),
+    (0x6, "PER_BSD"),
+    (0x8, "PER_LINUX32"),
+    (0xc, "PER_RISCOS"),
+    (0xf, "PER_OSF4"),
+    (0x10, "PER_HPUX"),
+];
+
+/// `personality`'s flags (above the low byte).
+pub(super) static PERSONALITY_FLAGS: Flags = Flags {
+    names: &[
+        (0x002_0000, "UNAME26"),
+        (0x004_0000, "ADDR_NO_RANDOMIZE"),
+        (0x008_0000, "FDPIC_FUNCPTRS"),
+        (0x010_0000, "MMAP_PAGE_ZERO"),
+        (0x020_0000, "ADDR_COMPAT_LAYOUT"),
+        (0x040_0000, "READ_IMPLIES_EXEC"),
+        (0x080_0000, "ADDR_LIMIT_32BIT"),
+        (0x100_0000, "SHORT_INODE"),
+        (0x200_0000, "WHOLE_SECONDS"),
+        (0x400_0000, "STICKY_TIMEOUTS"),
+        (0x800_0000, "ADDR_LIMIT_3GB"),
+    ],
+    zero: "0",
+};
+
 pub(super) static FD_CLOEXEC_FLAG: Flags = Flags {
     names: &[c!(FD_CLOEXEC)],
     zero: "0",

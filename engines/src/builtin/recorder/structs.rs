@@ -12,8 +12,9 @@ use super::format::{
 };
 use super::names::{
     uapi, ADDRESS_FAMILIES, AT_FLAGS, CLONE_FLAGS, EPOLL_EVENTS, FD_CLOEXEC_FLAG, FILE_TYPES,
-    FUTEX_CMDS, IPV6_OPTIONS, IP_OPTIONS, IP_PROTOCOLS, POLL_EVENTS, SA_FLAGS, SA_RESTORER,
-    SOCK_FLAGS, SOCK_TYPES, SO_OPTIONS, SS_FLAGS, STATX_ATTRS, STATX_MASK, TCP_OPTIONS,
+    FUTEX_CMDS, IPV6_OPTIONS, IP_OPTIONS, IP_PROTOCOLS, PERSONALITY_FLAGS, PERSONALITY_TYPES,
+    POLL_EVENTS, SA_FLAGS, SA_RESTORER, SOCK_FLAGS, SOCK_TYPES, SO_OPTIONS, SS_FLAGS, STATX_ATTRS,
+    STATX_MASK, TCP_OPTIONS,
 };
 use super::signals::{signal_arg, signame};
 use super::table::Names;
@@ -45,6 +46,27 @@ fn file_mode_names(m: u32) -> String {
         }
     }
     s.push_str(&mode_octal(m & 0o777));
+    s
+}
+
+/// A `personality` value as strace writes it: the execution domain and
+/// the flags, each in the `-X` style, `PER_LINUX|ADDR_NO_RANDOMIZE`
+/// (`0|0x40000` raw); the query value 0xffffffff in hex.
+pub(super) fn personality(v: u32) -> String {
+    if v == u32::MAX {
+        return hex(v.into());
+    }
+    let domain = u64::from(v & 0xff);
+    let mut s = match enum_lookup(domain, PERSONALITY_TYPES) {
+        Some(name) => xlat(hex(domain), || name.to_string()),
+        None if style() == Xlat::Raw => hex(domain),
+        None => format!("{} /* PER_??? */", hex(domain)),
+    };
+    let rest = u64::from(v & !0xff);
+    if rest != 0 {
+        s.push('|');
+        s.push_str(&flags(rest, &PERSONALITY_FLAGS));
+    }
     s
 }
 

@@ -27,6 +27,8 @@ pub(super) enum Arg {
     Ulong,
     /// Hex (`0` for zero), for values not decoded further.
     Hex,
+    /// A `personality` value: `PER_LINUX|ADDR_NO_RANDOMIZE`.
+    Personality,
     /// A pointer: `NULL` or hex.
     Ptr,
     /// A pointer the kernel writes through, shown at exit.
@@ -231,6 +233,9 @@ pub(super) enum Ret {
     Oct,
     /// `fcntl`: flags by name for `F_GETFD`/`F_GETFL`.
     Fcntl,
+    /// `personality`: the previous value in hex and by name,
+    /// `0 (PER_LINUX)`.
+    Personality,
     /// `poll`: `0 (Timeout)`, or the descriptors that have events.
     Poll,
     /// A new descriptor: decimal, with its path as [`Arg::Fd`].
@@ -422,7 +427,11 @@ pub(super) static SPECS: &[Spec] = &[
     d("utime", &[Path, Ptr]),
     d("mknod", &[Path, Mode, Hex]),
     d("uselib", &[Path]),
-    d("personality", &[Hex]),
+    Spec {
+        name: "personality",
+        args: &[Personality],
+        ret: Ret::Personality,
+    },
     d("ustat", &[Hex, Ptr]),
     d("statfs", &[Path, PtrOut]),
     d("fstatfs", &[Fd, PtrOut]),
