@@ -1645,6 +1645,26 @@ fn stack_traces_like_strace() {
     );
     assert!(stack[0].contains("libc.so.6("), "{}", ours.stderr);
     assert!(stack.iter().all(|l| l.ends_with(']')), "{}", ours.stderr);
+    // A call that never returns: exit_group's stack (from its entry) after
+    // the exit line, as strace prints it, down to main's return.
+    let ours = utrace(&["trace", "-k", "-e", "trace=exit_group", "--", &exe]);
+    let after: Vec<&str> = ours
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("+++ exited with 0 +++"))
+        .skip(1)
+        .collect();
+    assert!(after.len() >= 3, "{}", ours.stderr);
+    assert!(
+        after.iter().all(|l| l.starts_with(" > ")),
+        "{}",
+        ours.stderr
+    );
+    assert!(
+        after.iter().any(|l| l.contains("(exit+")),
+        "{}",
+        ours.stderr
+    );
     // The same lines as strace -k, where its build has stack traces.
     let probe = run_strace(&["-k", "-e", "trace=none", "true"]);
     if probe.stderr.contains("not supported") {

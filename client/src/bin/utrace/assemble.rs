@@ -263,10 +263,14 @@ impl Assembler {
         if let (true, Some(Kind::SyscallEntry(e))) = (self.leader.numbers, &ev.kind) {
             self.last_nr.insert(tid, e.nr);
         }
+        // -k: a call's stack, from its entry (kept once the entry has
+        // closed the thread's previous call: printed at its exit, or after
+        // the thread's death for one that never returns, exit_group).
+        let mut entry_stack = None;
         if let Some(stacks) = &mut self.stacks {
             match (&ev.kind, &ev.expedited) {
                 (Some(Kind::SyscallEntry(_)), Some(x)) => {
-                    self.stack_of.insert(tid, stacks.lines(ev.pid, x));
+                    entry_stack = Some(stacks.lines(ev.pid, x));
                 }
                 (Some(Kind::SyscallExit(call)), x) => {
                     // Only the exit reported (the trace asks for no
@@ -289,7 +293,12 @@ impl Assembler {
             }
         }
         match &ev.kind {
-            Some(Kind::SyscallEntry(e)) => self.on_entry(tid, e, out),
+            Some(Kind::SyscallEntry(e)) => {
+                self.on_entry(tid, e, out);
+                if let Some(stack) = entry_stack {
+                    self.stack_of.insert(tid, stack);
+                }
+            }
             Some(Kind::SyscallExit(x)) => self.on_exit(tid, x, out),
             Some(Kind::Signal(s))
                 if self
@@ -610,15 +619,21 @@ impl Assembler {
             line.push(')');
             finish_at(&mut line, "?", self.column);
             out(&line);
-            self.print_stack(tid, out);
+            // -k: its stack follows the thread's exit line (on_death).
         }
     }
 
     fn on_death(&mut self, tid: u32, status: Option<&pb::ExitStatus>, out: &mut dyn FnMut(&str)) {
+        // -k: the stack of the call the thread ended in (exit_group), after
+        // the exit line, as strace prints it.
+        let stack = self.stack_of.remove(&tid);
         self.abandon(tid, out);
         self.interrupt_open(out);
         if self.leader.exits {
             let line = format!("{}{}", self.prefix_for(tid), death_line(status));
+            out(&line);
+        }
+        for line in stack.unwrap_or_default() {
             out(&line);
         }
         self.live = self.live.saturating_sub(1);
