@@ -301,7 +301,7 @@ fn bridge(
         let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
         let _ = sock.set_nodelay(true);
         let read = sock.try_clone().map_err(|e| e.to_string())?;
-        utrace_client::gdb::serve(handle, client, what, Box::new(read), Box::new(sock))
+        utrace_client::gdb::serve(handle, client, what, read, Box::new(sock))
             .map(drop)
             .map_err(|e| e.to_string())
     });

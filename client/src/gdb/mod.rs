@@ -14,7 +14,7 @@
 //! let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
 //! let (sock, _) = listener.accept().unwrap();
 //! let read = sock.try_clone().unwrap();
-//! std::thread::spawn(move || serve(rt, client, What::Attach(1234), Box::new(read), Box::new(sock)));
+//! std::thread::spawn(move || serve(rt, client, What::Attach(1234), read, Box::new(sock)));
 //! # }
 //! ```
 //!
@@ -47,14 +47,15 @@ pub mod target;
 pub mod threads;
 
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub};
-use tokio::sync::mpsc;
 use utrace_proto::v1 as pb;
 
 use crate::Client;
-use link::{Input, Link, Next, Shared};
+use link::{Inbox, Input, Link, Next, Shared};
+use tokio::sync::mpsc;
 use target::{Bridge, BridgeError, StopReason};
 
 /// What to debug.
@@ -223,7 +224,7 @@ pub(crate) struct Opened {
 pub(crate) async fn open(
     client: &mut Client,
     what: &What,
-    inbox: mpsc::Sender<Input>,
+    inbox: Inbox,
     current: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<Opened, GdbError> {
     let (tx, rx) = mpsc::channel::<pb::ClientMessage>(64);
@@ -407,6 +408,40 @@ pub struct Options {
     pub program: Option<What>,
 }
 
+/// Where the debugger's bytes come from.
+pub enum DebuggerInput {
+    /// A socket or a pipe: the bridge's thread waits on it itself, beside
+    /// the server's reports, so each packet reaches the stub with no other
+    /// thread in between.
+    Fd(OwnedFd),
+    /// Any reader: read on a thread of its own.
+    Reader(Box<dyn Read + Send>),
+}
+
+impl From<std::net::TcpStream> for DebuggerInput {
+    fn from(s: std::net::TcpStream) -> Self {
+        DebuggerInput::Fd(s.into())
+    }
+}
+
+impl From<std::os::unix::net::UnixStream> for DebuggerInput {
+    fn from(s: std::os::unix::net::UnixStream) -> Self {
+        DebuggerInput::Fd(s.into())
+    }
+}
+
+impl From<std::fs::File> for DebuggerInput {
+    fn from(f: std::fs::File) -> Self {
+        DebuggerInput::Fd(f.into())
+    }
+}
+
+impl From<Box<dyn Read + Send>> for DebuggerInput {
+    fn from(r: Box<dyn Read + Send>) -> Self {
+        DebuggerInput::Reader(r)
+    }
+}
+
 /// Serve one debugger on `input`/`output` until it detaches, kills the
 /// process, the process exits, or the debugger goes away. Blocking: run
 /// it on a thread of its own (it uses `rt` for the server's calls).
@@ -414,7 +449,7 @@ pub fn serve(
     rt: tokio::runtime::Handle,
     client: Client,
     what: What,
-    input: Box<dyn Read + Send>,
+    input: impl Into<DebuggerInput>,
     output: Box<dyn Write + Send>,
 ) -> Result<Ended, GdbError> {
     serve_with(rt, client, what, Options::default(), input, output)
@@ -427,10 +462,11 @@ pub fn serve_with(
     mut client: Client,
     what: What,
     opts: Options,
-    input: Box<dyn Read + Send>,
+    input: impl Into<DebuggerInput>,
     output: Box<dyn Write + Send>,
 ) -> Result<Ended, GdbError> {
-    let (inbox_tx, inbox_rx) = mpsc::channel(link::INBOX);
+    let (inbox_tx, inbox_rx) =
+        link::inbox().map_err(|e| GdbError::Protocol(format!("the bridge's inbox: {e}")))?;
     let current = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let opened = match &what {
         What::Nothing if !opts.multi => {
@@ -439,8 +475,14 @@ pub fn serve_with(
         What::Nothing => None,
         w => Some(rt.block_on(open(&mut client, w, inbox_tx.clone(), current.clone()))?),
     };
-    link::pump(input, inbox_tx.clone());
-    let link = Shared::new(Link::new(inbox_rx, output));
+    let input = match input.into() {
+        DebuggerInput::Fd(fd) => Some(fd),
+        DebuggerInput::Reader(r) => {
+            link::pump(r, inbox_tx.clone());
+            None
+        }
+    };
+    let link = Shared::new(Link::new(inbox_rx, input, output));
     let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
     bridge.share(link.lock().common());
     bridge.multi = opts.multi;

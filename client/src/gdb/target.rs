@@ -163,7 +163,7 @@ pub struct Bridge {
     /// Replies awaited on the session (see [`Bridge::ordered_batch`]).
     awaited: super::Awaited,
     /// Where the reports of a session opened later go.
-    inbox: mpsc::Sender<super::link::Input>,
+    inbox: super::link::Inbox,
     /// The engine whose session may end the bridge (see [`super::open`]).
     current: std::sync::Arc<std::sync::atomic::AtomicU64>,
     forwarder: Option<tokio::task::JoinHandle<()>>,
@@ -256,7 +256,7 @@ impl Bridge {
     pub(crate) fn new(
         rt: tokio::runtime::Handle,
         client: Client,
-        inbox: mpsc::Sender<super::link::Input>,
+        inbox: super::link::Inbox,
         current: std::sync::Arc<std::sync::atomic::AtomicU64>,
     ) -> Bridge {
         Bridge {

@@ -139,7 +139,7 @@ async fn serve_one(
     conn: &Connection,
     what: What,
     opts: Options,
-    input: Box<dyn std::io::Read + Send>,
+    input: utrace_client::gdb::DebuggerInput,
     output: Box<dyn std::io::Write + Send>,
 ) -> Result<u8, String> {
     let client = conn.client.clone();
@@ -165,7 +165,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         }
         let (input, output) = take_stdio()?;
         let (what, opts) = what_and_options(conn, &cmd);
-        return serve_one(rt, conn, what, opts, Box::new(input), Box::new(output)).await;
+        return serve_one(rt, conn, what, opts, input.into(), Box::new(output)).await;
     }
     let addr = cmd.listen.as_deref().unwrap_or("127.0.0.1:0");
     let listener =
@@ -183,7 +183,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
             let (client, rt, what, opts) =
                 (conn.client.clone(), rt.clone(), what.clone(), opts.clone());
             std::thread::spawn(move || {
-                match serve_with(rt, client, what, opts, Box::new(read), Box::new(sock)) {
+                match serve_with(rt, client, what, opts, read, Box::new(sock)) {
                     Ok(e) => debug!(%peer, ?e, "debugging session over"),
                     Err(e) => warn!(%peer, "debugging session failed: {e}"),
                 }
@@ -195,7 +195,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         let (read, write, _) = accept(&listener)?;
         let what = spawn_what(conn, &cmd.command);
         let opts = Options::default();
-        return serve_one(rt, conn, what, opts, Box::new(read), Box::new(write)).await;
+        return serve_one(rt, conn, what, opts, read.into(), Box::new(write)).await;
     };
     // A running process: a session per connection, several at once, until
     // interrupted.
@@ -209,7 +209,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
                 client,
                 What::Attach(pid),
                 Options::default(),
-                Box::new(read),
+                read,
                 Box::new(sock),
             ) {
                 Ok(Ended::Exited) => eprintln!("utrace: process {pid} exited"),

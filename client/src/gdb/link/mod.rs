@@ -1,16 +1,26 @@
-//! The bridge's inbox: bytes from the debugger and stops from the server,
-//! on one bounded channel ([`INBOX`]), so the blocking stub can wait for
-//! whichever comes first.
+//! The bridge's inputs: bytes from the debugger and stops from the server,
+//! so that the blocking stub can wait for whichever comes first.
 //!
-//! A thread reads the debugger's stream (a socket, or stdin with
-//! `--stdio`) and a task reads the server's Session stream; both send here.
+//! The server's reports come on a bounded channel ([`INBOX`]) from the
+//! task that reads the Session stream, each followed by a poke of an
+//! eventfd ([`Inbox`]). The debugger's socket (or stdin with `--stdio`) is
+//! read by the stub's own thread: it waits on that descriptor and the
+//! eventfd at once (`poll`), so a packet reaches the stub with no thread
+//! between them (a thread hop costs tens of microseconds on a small VM,
+//! and gdb sends several packets per step). A debugger stream with no
+//! descriptor is read on a thread of its own into the channel ([`pump`]).
 //! gdbstub reads packet bytes through [`Link`] (its `Connection`), and the
-//! event loop takes stops from the same queue ([`Link::next_input`]).
+//! event loop takes stops from the same link ([`Link::next_input`]).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio::sync::mpsc;
 
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -126,6 +136,60 @@ pub enum Input {
     ServerGone(String),
 }
 
+/// The sending side of the bridge's inbox: each input is queued, then the
+/// link's eventfd poked (the link waits on it beside the debugger's
+/// descriptor).
+#[derive(Clone, Debug)]
+pub struct Inbox {
+    tx: mpsc::Sender<Input>,
+    wake: Arc<EventFd>,
+}
+
+impl Inbox {
+    /// Queue `input` (waiting while the inbox is full); `Err` once the
+    /// link is gone.
+    pub async fn send(&self, input: Input) -> Result<(), ()> {
+        self.tx.send(input).await.map_err(drop)?;
+        self.poke();
+        Ok(())
+    }
+
+    /// [`Inbox::send`] from a thread outside the runtime.
+    pub fn blocking_send(&self, input: Input) -> Result<(), ()> {
+        self.tx.blocking_send(input).map_err(drop)?;
+        self.poke();
+        Ok(())
+    }
+
+    fn poke(&self) {
+        // Non-blocking; the counter cannot fill up (2^64 - 2 pokes).
+        let _ = self.wake.write(1);
+    }
+}
+
+/// A new inbox: its sending side and the link's receiving side.
+pub fn inbox() -> std::io::Result<(Inbox, Receiving)> {
+    let (tx, rx) = mpsc::channel(INBOX);
+    let wake = Arc::new(EventFd::from_value_and_flags(
+        0,
+        EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
+    )?);
+    Ok((
+        Inbox {
+            tx,
+            wake: wake.clone(),
+        },
+        Receiving { rx, wake },
+    ))
+}
+
+/// The link's side of an [`Inbox`].
+#[derive(Debug)]
+pub struct Receiving {
+    rx: mpsc::Receiver<Input>,
+    wake: Arc<EventFd>,
+}
+
 /// What [`Link::next_input`] found.
 #[derive(Debug)]
 pub enum Next {
@@ -136,6 +200,11 @@ pub enum Next {
 /// The debugger's connection, and the reports that came while it was read.
 pub struct Link {
     rx: mpsc::Receiver<Input>,
+    /// Poked after each input queued on `rx`.
+    wake: Arc<EventFd>,
+    /// The debugger's stream, read here (`None`: read by [`pump`], or
+    /// ended).
+    input: Option<Arc<OwnedFd>>,
     bytes: VecDeque<u8>,
     reports: VecDeque<Box<pb::Event>>,
     /// Buffered: gdbstub writes a packet in pieces, then flushes it.
@@ -182,11 +251,16 @@ fn packet(body: &[u8]) -> Vec<u8> {
 }
 
 impl Link {
-    pub fn new(rx: mpsc::Receiver<Input>, out: Box<dyn Write + Send>) -> Link {
+    /// A link taking reports from `inbox` and the debugger's bytes from
+    /// `input` (`None`: they come through the inbox, from [`pump`]),
+    /// writing to `out`.
+    pub fn new(inbox: Receiving, input: Option<OwnedFd>, out: Box<dyn Write + Send>) -> Link {
         let common = Arc::new(Common::default());
         let replies = Replies::new(common.clone());
         Link {
-            rx,
+            rx: inbox.rx,
+            wake: inbox.wake,
+            input: input.map(Arc::new),
             bytes: VecDeque::new(),
             reports: VecDeque::new(),
             out: std::io::BufWriter::new(out),
@@ -423,12 +497,98 @@ impl Link {
         }
     }
 
+    /// Take what the inbox holds, without waiting: whether anything was.
+    fn drain(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            match self.rx.try_recv() {
+                Ok(i) => {
+                    self.take(i);
+                    any = true;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => return any,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    // Every sender gone (the bridge keeps one while it
+                    // runs): with no debugger stream of its own, the end.
+                    if self.closed.is_none() && self.input.is_none() {
+                        self.closed = Some("the bridge's inputs are gone".into());
+                    }
+                    return any;
+                }
+            }
+        }
+    }
+
+    /// Read what the debugger sent (`poll` said there is something, or
+    /// its end).
+    fn read_debugger(&mut self, fd: &OwnedFd) {
+        let mut buf = [0u8; 16 * 1024];
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) => {
+                self.input = None;
+                self.take(Input::DebuggerGone);
+            }
+            Ok(n) => self.take(Input::Bytes(buf[..n].to_vec())),
+            Err(Errno::EINTR | Errno::EAGAIN) => {}
+            Err(_) => {
+                self.input = None;
+                self.take(Input::DebuggerGone);
+            }
+        }
+    }
+
+    /// Wait for the next input (`wait`), or take what is there now.
+    fn poll_inputs(&mut self, wait: bool) {
+        if self.drain() && wait {
+            return;
+        }
+        let Some(fd) = self.input.clone() else {
+            if wait {
+                match self.rx.blocking_recv() {
+                    Some(i) => self.take(i),
+                    None => self.closed = Some("the bridge's inputs are gone".into()),
+                }
+            }
+            return;
+        };
+        loop {
+            let (debugger, woken) = {
+                let mut fds = [
+                    PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.wake.as_fd(), PollFlags::POLLIN),
+                ];
+                let timeout = if wait {
+                    PollTimeout::NONE
+                } else {
+                    PollTimeout::ZERO
+                };
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(_) => {}
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => {
+                        self.closed = Some(format!("waiting for the debugger: {e}"));
+                        return;
+                    }
+                }
+                let ready = |p: &PollFd<'_>| !p.revents().unwrap_or(PollFlags::empty()).is_empty();
+                (ready(&fds[0]), ready(&fds[1]))
+            };
+            if woken {
+                let _ = self.wake.read();
+            }
+            if debugger {
+                self.read_debugger(&fd);
+            }
+            let reports = self.drain();
+            if !wait || debugger || reports {
+                return;
+            }
+        }
+    }
+
     /// Wait for the next input.
     fn receive(&mut self) {
-        match self.rx.blocking_recv() {
-            Some(i) => self.take(i),
-            None => self.closed = Some("the bridge's inputs are gone".into()),
-        }
+        self.poll_inputs(true);
     }
 
     fn gone(&self) -> std::io::Error {
@@ -511,9 +671,7 @@ impl ConnectionExt for Shared {
 
     fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
         let mut link = self.lock();
-        while let Ok(i) = link.rx.try_recv() {
-            link.take(i);
-        }
+        link.poll_inputs(false);
         Ok(link.bytes.front().copied())
     }
 }
@@ -526,8 +684,9 @@ fn stop_signal(body: &[u8]) -> u8 {
         .unwrap_or(0)
 }
 
-/// Read `r` on a thread of its own into `tx`, until it ends.
-pub fn pump(mut r: impl Read + Send + 'static, tx: mpsc::Sender<Input>) {
+/// Read `r` on a thread of its own into `tx`, until it ends (for a
+/// debugger stream with no descriptor to wait on).
+pub fn pump(mut r: impl Read + Send + 'static, tx: Inbox) {
     std::thread::Builder::new()
         .name("gdb-in".into())
         .spawn(move || {
@@ -583,12 +742,12 @@ mod tests {
             h.feed(*b);
         }
         assert!(h.is_lldb(), "lldb");
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = inbox().unwrap();
         let sink = Sink::default();
-        let mut link = Shared::new(Link::new(rx, Box::new(sink.clone())));
+        let mut link = Shared::new(Link::new(rx, None, Box::new(sink.clone())));
         let hello = "+$qSupported:multiprocess+;swbreak+#c4$vMustReplyEmpty#3a+\
                      $QStartNoAckMode#b0$!#21$Hgp0.0#ad$qSupported:again#00";
-        tx.try_send(Input::Bytes(hello.as_bytes().to_vec()))
+        tx.blocking_send(Input::Bytes(hello.as_bytes().to_vec()))
             .unwrap();
         let mut read = String::new();
         while read.len() < hello.len() {
@@ -598,7 +757,8 @@ mod tests {
         // The next session's stub reads the handshake first (each kind
         // once, as first sent), then what the debugger sends next.
         link.lock().replay_handshake();
-        tx.try_send(Input::Bytes(b"$vRun;70#00".to_vec())).unwrap();
+        tx.blocking_send(Input::Bytes(b"$vRun;70#00".to_vec()))
+            .unwrap();
         let want = "$qSupported:multiprocess+;swbreak+#c4$QStartNoAckMode#b0$!#21$vRun;70#00";
         let mut replayed = String::new();
         while replayed.len() < want.len() {
