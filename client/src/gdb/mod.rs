@@ -55,8 +55,8 @@ use utrace_proto::v1 as pb;
 
 use crate::Client;
 use link::{Inbox, Input, Link, Next, Shared};
-use tokio::sync::mpsc;
 use target::{Bridge, BridgeError, StopReason};
+use tokio::sync::mpsc;
 
 /// What to debug.
 #[derive(Clone, Debug)]

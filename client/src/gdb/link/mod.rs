@@ -145,18 +145,23 @@ pub struct Inbox {
     wake: Arc<EventFd>,
 }
 
+/// The link that read an [`Inbox`] is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("the bridge's link is gone")]
+pub struct LinkGone;
+
 impl Inbox {
     /// Queue `input` (waiting while the inbox is full); `Err` once the
     /// link is gone.
-    pub async fn send(&self, input: Input) -> Result<(), ()> {
-        self.tx.send(input).await.map_err(drop)?;
+    pub async fn send(&self, input: Input) -> Result<(), LinkGone> {
+        self.tx.send(input).await.map_err(|_| LinkGone)?;
         self.poke();
         Ok(())
     }
 
     /// [`Inbox::send`] from a thread outside the runtime.
-    pub fn blocking_send(&self, input: Input) -> Result<(), ()> {
-        self.tx.blocking_send(input).map_err(drop)?;
+    pub fn blocking_send(&self, input: Input) -> Result<(), LinkGone> {
+        self.tx.blocking_send(input).map_err(|_| LinkGone)?;
         self.poke();
         Ok(())
     }
