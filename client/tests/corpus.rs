@@ -105,6 +105,19 @@ fn programs() -> &'static [Program] {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "python3".into());
+        // A fixed hash seed and no address randomisation: the
+        // interpreter's allocations follow its dicts' layout.
+        let python_c = |code: &str| {
+            args(&[
+                "setarch",
+                "-R",
+                "env",
+                "PYTHONHASHSEED=0",
+                &python,
+                "-c",
+                code,
+            ])
+        };
         vec![
             Program {
                 name: "ls",
@@ -120,17 +133,7 @@ fn programs() -> &'static [Program] {
             },
             Program {
                 name: "python",
-                // A fixed hash seed and no address randomisation: the
-                // interpreter's allocations follow its dicts' layout.
-                argv: args(&[
-                    "setarch",
-                    "-R",
-                    "env",
-                    "PYTHONHASHSEED=0",
-                    &python,
-                    "-c",
-                    "import json, os; print(json.dumps({'cwd': os.getcwd() != ''}))",
-                ]),
+                argv: python_c("import json, os; print(json.dumps({'cwd': os.getcwd() != ''}))"),
             },
             Program {
                 name: "writers",
@@ -142,15 +145,7 @@ fn programs() -> &'static [Program] {
             },
             Program {
                 name: "socket-epoll",
-                argv: args(&[
-                    "setarch",
-                    "-R",
-                    "env",
-                    "PYTHONHASHSEED=0",
-                    &python,
-                    "-c",
-                    socket_epoll,
-                ]),
+                argv: python_c(socket_epoll),
             },
             Program {
                 name: "calls",
