@@ -773,6 +773,37 @@ pub fn local_time(secs: i64) -> Option<LocalTime> {
     })
 }
 
+/// A copy of descriptor `fd` of the process `pidfd` names
+/// (`pidfd_getfd`, close-on-exec): needs the right to ptrace it.
+pub fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_getfd takes two descriptor numbers and flags (0), and
+    // returns a new descriptor, which nothing else owns.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `r` is a descriptor the kernel just opened for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// A socket's protocol number (`SO_PROTOCOL`).
+pub fn socket_protocol(sock: &OwnedFd) -> Result<i32, Errno> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid for the call and `len` is `v`'s
+    // size; the kernel writes at most that.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PROTOCOL,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    Errno::result(r).map(|_| v)
+}
+
 /// The value of extended attribute `name` of the file at `path` (the
 /// link followed), at most 255 bytes; `None` if it has none or cannot be
 /// read.

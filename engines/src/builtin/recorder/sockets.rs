@@ -1,80 +1,79 @@
-//! What a socket is connected to, asked of the kernel's `sock_diag`
-//! netlink family in the socket's own network namespace (strace's `-yy`):
+//! What a socket is connected to, as strace's `-yy` shows it:
 //! `TCP:[127.0.0.1:40069->127.0.0.1:57306]`, `UNIX-STREAM:[4429->4430]`,
 //! `NETLINK:[ROUTE:1764]`.
 //!
-//! strace asks from its own namespace, so a containerised program's
-//! sockets are never found; here the query socket is opened inside the
-//! namespace of the thread whose descriptor it is (a short-lived thread
-//! `setns`es into it and opens it), one per namespace, at most
-//! [`MAX_NAMESPACES`] kept. The messages are four fixed C structs, built
-//! and read by offset here (the `netlink-packet-sock-diag` crate has no
-//! netlink-socket diagnostics, which `NETLINK:[…]` needs).
+//! strace dumps every socket of the protocol through the kernel's
+//! `sock_diag` at each descriptor it prints, from its own network
+//! namespace. On the server's tracer thread, shared by every client, a
+//! dump of a busy machine's sockets would stall everyone's tracing. So an
+//! inet or netlink socket is asked about itself instead: a copy of the
+//! traced thread's descriptor (`pidfd_getfd`, which the server as its
+//! tracer may take) answers `getsockname`, `getpeername` and
+//! `SO_PROTOCOL`, in whatever namespace it lives. A unix socket's peer
+//! is known only to `unix_diag`, asked for that one inode (no dump), on a
+//! query socket opened in the traced thread's own network namespace (a
+//! short-lived thread `setns`es into it and opens it), one per namespace,
+//! at most [`MAX_NAMESPACES`] kept. The query and its reply are two fixed
+//! C structs, built and read by offset here.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
-use nix::sys::socket::{self, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType};
+use nix::sys::socket::{
+    self, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, SockaddrStorage,
+};
 
 use crate::sys::Tid;
 
 /// Namespaces whose query socket is kept. A kept socket keeps its
 /// namespace alive, so only a few, and only while a decoder asks.
 pub const MAX_NAMESPACES: usize = 4;
-/// Dump messages read for one query at most (a machine with more sockets
-/// of one protocol than this shows the plain `PROTO:[INODE]`).
-const MAX_MESSAGES: usize = 1 << 20;
-
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLM_F_REQUEST: u16 = 1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NLMSG_HDRLEN: usize = 16;
 const UDIAG_SHOW_NAME: u32 = 1;
 const UDIAG_SHOW_PEER: u32 = 4;
 const UNIX_DIAG_NAME: u16 = 0;
 const UNIX_DIAG_PEER: u16 = 2;
-const NDIAG_PROTO_ALL: u8 = 255;
 
-/// How strace finds a protocol's sockets: the kernel's name for it (the
-/// socket's `system.sockprotoname` attribute) and what to ask.
+/// The protocols strace describes, by the kernel's name for each (the
+/// socket's `system.sockprotoname` attribute), and how they are asked.
 #[derive(Clone, Copy)]
 enum Kind {
-    Inet { family: u8, protocol: u8 },
+    Inet { family: u8 },
     Unix,
     Netlink,
 }
 
-/// strace's table of the protocols it describes.
+/// strace's table of the protocols it describes (its `-yy` tries the same
+/// inet family for UDPLITE, DCCP, SCTP, L2TP, PING and RAW, which inet
+/// sockets answer alike here).
 const PROTOCOLS: &[(&str, Kind)] = {
-    const fn inet(family: i32, protocol: i32) -> Kind {
+    const fn inet(family: i32) -> Kind {
         Kind::Inet {
             family: family as u8,
-            protocol: protocol as u8,
         }
     }
     use libc::{AF_INET as V4, AF_INET6 as V6};
     &[
         ("UNIX", Kind::Unix),
         ("UNIX-STREAM", Kind::Unix),
-        ("TCP", inet(V4, libc::IPPROTO_TCP)),
-        ("UDP", inet(V4, libc::IPPROTO_UDP)),
-        ("UDPLITE", inet(V4, libc::IPPROTO_UDPLITE)),
-        ("DCCP", inet(V4, libc::IPPROTO_DCCP)),
-        ("SCTP", inet(V4, libc::IPPROTO_SCTP)),
-        ("L2TP/IP", inet(V4, 115)),
-        ("PING", inet(V4, libc::IPPROTO_ICMP)),
-        ("RAW", inet(V4, libc::IPPROTO_RAW)),
-        ("TCPv6", inet(V6, libc::IPPROTO_TCP)),
-        ("UDPv6", inet(V6, libc::IPPROTO_UDP)),
-        ("UDPLITEv6", inet(V6, libc::IPPROTO_UDPLITE)),
-        ("DCCPv6", inet(V6, libc::IPPROTO_DCCP)),
-        ("SCTPv6", inet(V6, libc::IPPROTO_SCTP)),
-        ("L2TP/IPv6", inet(V6, 115)),
-        ("PINGv6", inet(V6, libc::IPPROTO_ICMP)),
-        ("RAWv6", inet(V6, libc::IPPROTO_RAW)),
+        ("TCP", inet(V4)),
+        ("UDP", inet(V4)),
+        ("UDPLITE", inet(V4)),
+        ("DCCP", inet(V4)),
+        ("SCTP", inet(V4)),
+        ("L2TP/IP", inet(V4)),
+        ("PING", inet(V4)),
+        ("RAW", inet(V4)),
+        ("TCPv6", inet(V6)),
+        ("UDPv6", inet(V6)),
+        ("UDPLITEv6", inet(V6)),
+        ("DCCPv6", inet(V6)),
+        ("SCTPv6", inet(V6)),
+        ("L2TP/IPv6", inet(V6)),
+        ("PINGv6", inet(V6)),
+        ("RAWv6", inet(V6)),
         ("NETLINK", Kind::Netlink),
     ]
 };
@@ -123,18 +122,27 @@ impl std::fmt::Debug for SockDiag {
 
 impl SockDiag {
     /// What socket `inode`, descriptor `fd` of thread `tid`, is as strace's
-    /// `-yy` shows it: `TCP:[SRC->DST]`, or `PROTO:[INODE]` when the kernel
-    /// does not say more; `None` for a protocol strace does not describe.
+    /// `-yy` shows it: `TCP:[SRC->DST]`, or `PROTO:[INODE]` when there is
+    /// no more to say (not bound, gone); `None` for a protocol strace does
+    /// not describe.
     pub fn describe(&mut self, tid: Tid, fd: i32, inode: u64) -> Option<String> {
         let attr = crate::sys::getxattr(&format!("/proc/{tid}/fd/{fd}"), "system.sockprotoname")?;
         let (name, kind) = PROTOCOLS
             .iter()
             .find(|(name, _)| name.as_bytes() == attr.as_slice())?;
-        let found = self.query(tid, kind, inode, name);
+        let found = match kind {
+            Kind::Unix => self.unix(tid, inode, name),
+            Kind::Inet { family, .. } => {
+                copy_of(tid, fd, inode).and_then(|s| inet(&s, i32::from(*family), name))
+            }
+            Kind::Netlink => copy_of(tid, fd, inode).and_then(|s| netlink(&s, name)),
+        };
         Some(found.unwrap_or_else(|| format!("{name}:[{inode}]")))
     }
 
-    fn query(&mut self, tid: Tid, kind: &Kind, inode: u64, name: &str) -> Option<String> {
+    /// A unix socket's peer and name, asked of `unix_diag` in `tid`'s
+    /// network namespace.
+    fn unix(&mut self, tid: Tid, inode: u64, name: &str) -> Option<String> {
         let ns = std::fs::metadata(format!("/proc/{tid}/ns/net")).ok()?.ino();
         let at = match self.sockets.iter().position(|(n, _)| *n == ns) {
             Some(at) => at,
@@ -148,16 +156,82 @@ impl SockDiag {
             }
         };
         let fd = self.sockets[at].1.as_raw_fd();
-        match ask(fd, kind, inode, name) {
+        match ask(fd, inode, name) {
             Ok(found) => found,
             Err(()) => {
-                // A dump left half read, or a socket gone bad: a new one
-                // next time.
+                // A socket gone bad: a new one next time.
                 self.sockets.remove(at);
                 None
             }
         }
     }
+}
+
+/// A copy of descriptor `fd` of `tid`'s process, if it is still socket
+/// `inode` (another thread may have closed and reused the number).
+fn copy_of(tid: Tid, fd: i32, inode: u64) -> Option<OwnedFd> {
+    let (pidfd, _) = crate::sys::pidfd_of(tid).ok()?;
+    let copy = crate::sys::pidfd_getfd(&pidfd, fd)
+        .map_err(|e| tracing::debug!(tid, fd, "-yy: pidfd_getfd: {e}"))
+        .ok()?;
+    let same = nix::sys::stat::fstat(&copy).is_ok_and(|st| st.st_ino == inode);
+    same.then_some(copy)
+}
+
+/// An inet socket's addresses, `NAME:[SRC:PORT]` or
+/// `NAME:[SRC:PORT->DST:PORT]` (IPv6 addresses in brackets); `None` for
+/// one not bound (strace's dump does not list it).
+fn inet(sock: &OwnedFd, family: i32, name: &str) -> Option<String> {
+    let text = |a: &SockaddrStorage| -> Option<(String, bool)> {
+        if family == libc::AF_INET {
+            let a = a.as_sockaddr_in()?;
+            let ip = a.ip();
+            Some((
+                format!("{ip}:{}", a.port()),
+                ip.is_unspecified() && a.port() == 0,
+            ))
+        } else {
+            let a = a.as_sockaddr_in6()?;
+            let ip = a.ip();
+            Some((
+                format!("[{ip}]:{}", a.port()),
+                ip.is_unspecified() && a.port() == 0,
+            ))
+        }
+    };
+    let local: SockaddrStorage = socket::getsockname(sock.as_raw_fd()).ok()?;
+    let (src, unbound) = text(&local)?;
+    if unbound {
+        return None;
+    }
+    let peer = socket::getpeername::<SockaddrStorage>(sock.as_raw_fd())
+        .ok()
+        .and_then(|p| text(&p))
+        .filter(|(_, none)| !none);
+    Some(match peer {
+        Some((dst, _)) => format!("{name}:[{src}->{dst}]"),
+        None => format!("{name}:[{src}]"),
+    })
+}
+
+/// A netlink socket's protocol and port, `NAME:[ROUTE:PORTID]`; `None` for
+/// one not bound (port 0).
+fn netlink(sock: &OwnedFd, name: &str) -> Option<String> {
+    let local: SockaddrStorage = socket::getsockname(sock.as_raw_fd()).ok()?;
+    let portid = local.as_netlink_addr()?.pid();
+    if portid == 0 {
+        return None;
+    }
+    let protocol = crate::sys::socket_protocol(sock).ok()?;
+    Some(
+        match usize::try_from(protocol)
+            .ok()
+            .and_then(|p| NETLINK_PROTOCOLS.get(p))
+        {
+            Some(p) if !p.is_empty() => format!("{name}:[{p}:{portid}]"),
+            _ => format!("{name}:[{protocol}]"),
+        },
+    )
 }
 
 /// A `sock_diag` socket in the network namespace `ns` of thread `tid`.
@@ -198,85 +272,47 @@ fn diag_socket() -> Option<OwnedFd> {
     Some(sock)
 }
 
-/// The request for `kind`: a dump of the protocol's sockets, or for a unix
-/// socket the one with `inode`.
-fn request(kind: &Kind, inode: u64) -> Vec<u8> {
-    let (flags, body) = match *kind {
-        Kind::Inet { family, protocol } => {
-            // inet_diag_req_v2: family, protocol, ext, pad, states, the
-            // 48-byte socket id.
-            let mut b = vec![family, protocol, 0, 0];
-            b.extend_from_slice(&u32::MAX.to_ne_bytes());
-            b.extend_from_slice(&[0; 48]);
-            (NLM_F_REQUEST | NLM_F_DUMP, b)
-        }
-        Kind::Unix => {
-            // unix_diag_req: family, protocol, pad, states, inode, show,
-            // cookie (all ones: any).
-            let mut b = vec![libc::AF_UNIX as u8, 0, 0, 0];
-            b.extend_from_slice(&u32::MAX.to_ne_bytes());
-            b.extend_from_slice(&(inode as u32).to_ne_bytes());
-            b.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER).to_ne_bytes());
-            b.extend_from_slice(&[0xff; 8]);
-            (NLM_F_REQUEST, b)
-        }
-        Kind::Netlink => {
-            // netlink_diag_req: family, protocol, pad, inode, show, cookie.
-            let mut b = vec![libc::AF_NETLINK as u8, NDIAG_PROTO_ALL, 0, 0];
-            b.extend_from_slice(&[0; 16]);
-            (NLM_F_REQUEST | NLM_F_DUMP, b)
-        }
-    };
+/// `unix_diag`'s request for the socket with `inode`: family, protocol,
+/// pad, states, inode, what to show (its name and its peer), cookie (all
+/// ones: any).
+fn request(inode: u64) -> Vec<u8> {
+    let mut body = vec![libc::AF_UNIX as u8, 0, 0, 0];
+    body.extend_from_slice(&u32::MAX.to_ne_bytes());
+    body.extend_from_slice(&(inode as u32).to_ne_bytes());
+    body.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER).to_ne_bytes());
+    body.extend_from_slice(&[0xff; 8]);
     let mut msg = Vec::with_capacity(NLMSG_HDRLEN + body.len());
     msg.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
     msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    msg.extend_from_slice(&flags.to_ne_bytes());
+    msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
     msg.extend_from_slice(&[0; 8]); // sequence, port
     msg.extend_from_slice(&body);
     msg
 }
 
-/// Ask socket `fd` about `inode`: the details if found, `Ok(None)` if
-/// not, `Err` if the socket cannot be used again (its dump not read to its
-/// end).
-fn ask(fd: i32, kind: &Kind, inode: u64, name: &str) -> Result<Option<String>, ()> {
-    let req = request(kind, inode);
+/// Ask socket `fd` about unix socket `inode` (one reply: the socket, or
+/// an error if there is none): the details if found, `Err` if the query
+/// socket failed.
+fn ask(fd: i32, inode: u64, name: &str) -> Result<Option<String>, ()> {
+    let req = request(inode);
     socket::sendto(fd, &req, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|_| ())?;
-    let dump = !matches!(kind, Kind::Unix);
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut found = None;
-    let mut seen = 0usize;
-    loop {
-        let n = match socket::recv(fd, &mut buf, MsgFlags::empty()) {
-            Ok(n) => n,
+    let mut buf = vec![0u8; 8 * 1024];
+    let n = loop {
+        match socket::recv(fd, &mut buf, MsgFlags::empty()) {
+            Ok(n) => break n,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return Err(()),
-        };
-        let mut rest = &buf[..n.min(buf.len())];
-        while rest.len() >= NLMSG_HDRLEN {
-            let len = u32_at(rest, 0) as usize;
-            let kind_of = u16::from_ne_bytes([rest[4], rest[5]]);
-            if len < NLMSG_HDRLEN || len > rest.len() {
-                return Err(());
-            }
-            match kind_of {
-                NLMSG_DONE => return Ok(found),
-                // A unix socket not found (ENOENT), or no such family.
-                NLMSG_ERROR => return if dump { Err(()) } else { Ok(None) },
-                SOCK_DIAG_BY_FAMILY if found.is_none() => {
-                    found = parse(kind, &rest[NLMSG_HDRLEN..len], inode, name);
-                }
-                _ => {}
-            }
-            seen += 1;
-            if seen > MAX_MESSAGES {
-                return Err(());
-            }
-            rest = &rest[align4(len).min(rest.len())..];
         }
-        if !dump {
-            return Ok(found);
-        }
+    };
+    let m = &buf[..n.min(buf.len())];
+    if m.len() < NLMSG_HDRLEN {
+        return Err(());
+    }
+    let len = (u32_at(m, 0) as usize).min(m.len());
+    match u16::from_ne_bytes([m[4], m[5]]) {
+        SOCK_DIAG_BY_FAMILY if len >= NLMSG_HDRLEN => Ok(unix(&m[NLMSG_HDRLEN..len], inode, name)),
+        // No such socket (ENOENT): not bound, or gone.
+        _ => Ok(None),
     }
 }
 
@@ -288,48 +324,6 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     b.get(at..at + 4)
         .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
         .unwrap_or(0)
-}
-
-fn parse(kind: &Kind, m: &[u8], inode: u64, name: &str) -> Option<String> {
-    match kind {
-        Kind::Inet { .. } => inet(m, inode, name),
-        Kind::Unix => unix(m, inode, name),
-        Kind::Netlink => netlink(m, inode, name),
-    }
-}
-
-/// `inet_diag_msg`: family at 0, ports at 4 and 6 (big-endian), addresses
-/// at 8 and 24 (16 bytes each), inode at 68.
-fn inet(m: &[u8], inode: u64, name: &str) -> Option<String> {
-    if m.len() < 72 || u64::from(u32_at(m, 68)) != inode {
-        return None;
-    }
-    let port = |at: usize| u16::from_be_bytes([m[at], m[at + 1]]);
-    let addr = |at: usize| -> Option<String> {
-        match i32::from(m[0]) {
-            libc::AF_INET => {
-                Some(Ipv4Addr::new(m[at], m[at + 1], m[at + 2], m[at + 3]).to_string())
-            }
-            libc::AF_INET6 => {
-                let b: [u8; 16] = m[at..at + 16].try_into().ok()?;
-                Some(format!("[{}]", Ipv6Addr::from(b)))
-            }
-            _ => None,
-        }
-    };
-    let (sport, dport) = (port(4), port(6));
-    let (src, dst) = (addr(8)?, addr(24)?);
-    let width = if i32::from(m[0]) == libc::AF_INET {
-        4
-    } else {
-        16
-    };
-    let peer = dport != 0 || m[24..24 + width].iter().any(|&b| b != 0);
-    Some(if peer {
-        format!("{name}:[{src}:{sport}->{dst}:{dport}]")
-    } else {
-        format!("{name}:[{src}:{sport}]")
-    })
 }
 
 /// `unix_diag_msg` (family, type, state, pad, inode at 4, cookie), then
@@ -375,19 +369,6 @@ fn unix(m: &[u8], inode: u64, name: &str) -> Option<String> {
     }
     s.push(']');
     Some(s)
-}
-
-/// `netlink_diag_msg`: family, type, protocol at 2, state, port id at 4,
-/// inode at 16.
-fn netlink(m: &[u8], inode: u64, name: &str) -> Option<String> {
-    if m.len() < 24 || u64::from(u32_at(m, 16)) != inode {
-        return None;
-    }
-    let portid = u32_at(m, 4);
-    Some(match NETLINK_PROTOCOLS.get(usize::from(m[2])) {
-        Some(p) if !p.is_empty() => format!("{name}:[{p}:{portid}]"),
-        _ => format!("{name}:[{}]", m[2]),
-    })
 }
 
 /// A path as strace quotes it: up to its first NUL, C escapes.
@@ -454,19 +435,7 @@ mod tests {
 
     #[test]
     fn parses_what_the_kernel_sends_and_refuses_short_messages() {
-        assert_eq!(inet(&[0; 10], 1, "TCP"), None);
         assert_eq!(unix(&[0; 3], 1, "UNIX"), None);
-        assert_eq!(netlink(&[0; 23], 1, "NETLINK"), None);
-        let mut m = vec![0u8; 24];
-        m[2] = 0; // NETLINK_ROUTE
-        m[4..8].copy_from_slice(&77u32.to_ne_bytes());
-        m[16..20].copy_from_slice(&9u32.to_ne_bytes());
-        assert_eq!(
-            netlink(&m, 9, "NETLINK").as_deref(),
-            Some("NETLINK:[ROUTE:77]")
-        );
-        m[2] = 200;
-        assert_eq!(netlink(&m, 9, "NETLINK").as_deref(), Some("NETLINK:[200]"));
         // A unix message with a name attribute that claims more than there
         // is: the attribute is left out, nothing read past the end.
         let mut u = vec![libc::AF_UNIX as u8, 0, 0, 0];
@@ -476,7 +445,38 @@ mod tests {
         u.extend_from_slice(&UNIX_DIAG_NAME.to_ne_bytes());
         u.extend_from_slice(b"/x");
         assert_eq!(unix(&u, 5, "UNIX"), None);
+        // A name and a peer.
+        let mut u = vec![libc::AF_UNIX as u8, 0, 0, 0];
+        u.extend_from_slice(&5u32.to_ne_bytes());
+        u.extend_from_slice(&[0; 8]);
+        u.extend_from_slice(&8u16.to_ne_bytes());
+        u.extend_from_slice(&UNIX_DIAG_PEER.to_ne_bytes());
+        u.extend_from_slice(&6u32.to_ne_bytes());
+        u.extend_from_slice(&7u16.to_ne_bytes());
+        u.extend_from_slice(&UNIX_DIAG_NAME.to_ne_bytes());
+        u.extend_from_slice(b"\0ab\0");
+        assert_eq!(unix(&u, 5, "UNIX").as_deref(), Some("UNIX:[5->6,@\"ab\"]"));
         assert_eq!(quoted(b"\0a\"b\n"), "\"\"");
         assert_eq!(quoted(b"a\"b\n\x01"), "\"a\\\"b\\n\\1\"");
+    }
+
+    /// A netlink socket, bound and not.
+    #[test]
+    fn describes_netlink_sockets() {
+        let sock = socket::socket(
+            socket::AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )
+        .expect("netlink");
+        let inode = inode_of(sock.as_raw_fd());
+        assert_eq!(
+            describe(sock.as_raw_fd()).as_deref(),
+            Some(format!("NETLINK:[{inode}]").as_str())
+        );
+        socket::bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 0)).expect("bind");
+        let got = describe(sock.as_raw_fd()).expect("described");
+        assert!(got.starts_with("NETLINK:[ROUTE:"), "{got}");
     }
 }
