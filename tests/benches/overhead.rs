@@ -243,8 +243,17 @@ fn strace_table(runs: usize) {
             Box::new(|| {
                 if have_strace {
                     run_cmd(&[
-                        "taskset", "-c", "0", "strace", "-f", "-c", "-o", "/dev/null", TRACEE,
-                        &n, "1000",
+                        "taskset",
+                        "-c",
+                        "0",
+                        "strace",
+                        "-f",
+                        "-c",
+                        "-o",
+                        "/dev/null",
+                        TRACEE,
+                        &n,
+                        "1000",
                     ])
                 } else {
                     None
@@ -257,7 +266,17 @@ fn strace_table(runs: usize) {
             "utrace trace -f -o /dev/null (command)",
             Box::new(|| {
                 let utrace = utrace.as_ref()?;
-                run_cmd(&[utrace, "trace", "-f", "-o", "/dev/null", "--", TRACEE, &n, "1000"])
+                run_cmd(&[
+                    utrace,
+                    "trace",
+                    "-f",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                    TRACEE,
+                    &n,
+                    "1000",
+                ])
             }),
         ),
         (
@@ -265,7 +284,15 @@ fn strace_table(runs: usize) {
             Box::new(|| {
                 if have_strace {
                     run_cmd(&[
-                        "taskset", "-c", "0", "strace", "-f", "-o", "/dev/null", TRACEE, &n,
+                        "taskset",
+                        "-c",
+                        "0",
+                        "strace",
+                        "-f",
+                        "-o",
+                        "/dev/null",
+                        TRACEE,
+                        &n,
                         "1000",
                     ])
                 } else {
@@ -278,8 +305,18 @@ fn strace_table(runs: usize) {
             Box::new(|| {
                 let utrace = utrace.as_ref()?;
                 run_cmd(&[
-                    "taskset", "-c", "0", utrace, "trace", "-f", "-o", "/dev/null", "--", TRACEE,
-                    &n, "1000",
+                    "taskset",
+                    "-c",
+                    "0",
+                    utrace,
+                    "trace",
+                    "-f",
+                    "-o",
+                    "/dev/null",
+                    "--",
+                    TRACEE,
+                    &n,
+                    "1000",
                 ])
             }),
         ),
