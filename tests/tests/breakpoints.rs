@@ -108,7 +108,12 @@ fn every_thread_hits_a_uprobe() {
         t,
         "hits from each thread"
     );
-    assert!(stops < t * n / 20, "{stops} ptrace stops");
+    // Hits through ptrace would be 2 stops each (24,000). The stops there
+    // are the start-up's syscalls, and the getppid calls of threads already
+    // resumed to their next syscall when the engine stopped wanting them:
+    // how many of those depends on the scheduler (625 were seen under a
+    // full test run's load), so the bound is loose.
+    assert!(stops < t * n / 4, "{stops} ptrace stops");
 }
 
 /// An engine that takes hits without stops, then one that stops at the
