@@ -616,6 +616,28 @@ fn strace_option_syntax() {
         syscall_names(&theirs.stderr).into_iter().collect();
     assert_eq!(ours_names, theirs_names);
 
+    // strace's quiet=, decode-fds= and abbrev= spell -q, -y and -v.
+    for set in [
+        ["-e", "quiet=exit", "-e", "trace=close"],
+        ["-e", "decode-fds=path", "-e", "trace=close"],
+        ["-e", "abbrev=none", "-e", "trace=execve"],
+        ["-e", "verbose=all", "-e", "trace=execve"],
+    ] {
+        let ours = utrace(&[&["trace"], &set[..], &["/bin/true"]].concat());
+        let theirs = run_strace(&[&set[..], &["/bin/true"]].concat());
+        assert_eq!(ours.code, Some(0), "{set:?}: {ours:?}");
+        let addr = regex::Regex::new("0x[0-9a-f]+").expect("regex");
+        let first = |t: &str| {
+            let line = t.lines().next().unwrap_or_default();
+            addr.replace_all(line, "0x").into_owned()
+        };
+        assert_eq!(first(&ours.stderr), first(&theirs.stderr), "{set:?}");
+        assert_eq!(
+            ours.stderr.contains("+++ exited"),
+            theirs.stderr.contains("+++ exited"),
+            "{set:?}"
+        );
+    }
     let refused = utrace(&["trace", "-D", "--", "/bin/true"]);
     assert_eq!(refused.code, Some(1), "{refused:?}");
     assert!(

@@ -201,6 +201,18 @@ pub enum TraceExpr {
     Signal(Option<std::collections::BTreeSet<i32>>),
     /// `status=SET`: the calls shown by outcome (`None`: all).
     Status(Option<std::collections::BTreeSet<sysset::Status>>),
+    /// `quiet=SET`: 1 no attach and detach messages (`-q`), 2 no exit
+    /// lines either (`-qq`); 0 both shown.
+    Quiet(u8),
+    /// `decode-fds=SET`: 0 numbers only, 1 paths (`-y`), 2 and sockets,
+    /// devices and pidfds (`-yy`).
+    DecodeFds(u8),
+    /// `abbrev=none` (`-v`: structures and environments whole), or
+    /// `abbrev=all` (the default).
+    Verbose(bool),
+    /// `verbose=all`: structures dereferenced, the default (strace's
+    /// `verbose=none`, pointers only, is not supported).
+    Dereference,
 }
 
 /// `-e QUALIFIER=SET` as strace reads it (`trace=` when there is no
@@ -216,17 +228,98 @@ pub fn parse_expr(expr: &str) -> Result<TraceExpr, String> {
         "fault" => inject::parse(set, true).map(TraceExpr::Inject),
         "signal" | "signals" | "s" => sysset::signals(set).map(TraceExpr::Signal),
         "status" => sysset::statuses(set).map(TraceExpr::Status),
-        "abbrev" | "a" | "verbose" | "v" | "raw" | "x" | "read" | "reads" | "r" | "write"
-        | "writes" | "w" | "quiet" | "silent" | "silence" | "q" | "decode-fds" | "decode-fd"
-        | "decode-pids" | "decode-pid" | "kvm" | "trace-fds" | "trace-fd" | "fd" | "fds" => {
-            Err(format!(
-                "strace's -e {qualifier}= is not supported by utrace yet (issue 14); \
-             trace=, signal=, status=, inject= and fault= are"
-            ))
-        }
+        "quiet" | "silent" | "silence" | "q" => quiet_set(set).map(TraceExpr::Quiet),
+        "decode-fds" | "decode-fd" => decode_fds_set(set).map(TraceExpr::DecodeFds),
+        // strace's -v is abbrev=none; verbose= is whether structures are
+        // dereferenced at all (all, the default).
+        "abbrev" | "a" => all_or_none(qualifier, set).map(|a| TraceExpr::Verbose(!a)),
+        "verbose" | "v" => match all_or_none(qualifier, set)? {
+            true => Ok(TraceExpr::Dereference),
+            false => Err(format!(
+                "-e {qualifier}={set}: structures printed as bare pointers are not supported \
+                 by utrace yet (issue 14); verbose=all is the default"
+            )),
+        },
+        "raw" | "x" | "read" | "reads" | "r" | "write" | "writes" | "w" | "decode-pids"
+        | "decode-pid" | "kvm" | "trace-fds" | "trace-fd" | "fd" | "fds" => Err(format!(
+            "strace's -e {qualifier}= is not supported by utrace yet (issue 14); \
+             trace=, signal=, status=, inject=, fault=, quiet=, decode-fds=, verbose= and \
+             abbrev= are"
+        )),
         _ => Err(format!(
             "unknown qualifier {qualifier:?}: -e takes trace=, signal=, status=, inject=, \
              fault= (and strace's others)"
+        )),
+    }
+}
+
+/// The items of a `-e` set (`a,b`), with strace's `!` negation flag.
+fn set_items(set: &str) -> (bool, Vec<&str>) {
+    let (negated, set) = match set.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, set),
+    };
+    (negated, set.split(',').map(str::trim).collect())
+}
+
+/// `quiet=`: strace's message classes. `attach` is `-q`'s, `exit` the
+/// `+++ exited +++` lines (`-qq`); the rest are messages utrace never
+/// prints (accepted, as strace's).
+fn quiet_set(set: &str) -> Result<u8, String> {
+    let (negated, items) = set_items(set);
+    let mut level = 0u8;
+    for item in items {
+        match item {
+            "all" => level |= 3,
+            "none" => {}
+            "attach" => level |= 1,
+            "exit" | "exits" => level |= 2,
+            "path-resolution" | "personality" | "thread-execve" | "superseded" => {}
+            other => {
+                return Err(format!(
+                    "-e quiet={set}: {other:?} is not one of strace's: attach, exit, \
+                     path-resolution, personality, thread-execve, superseded, all, none"
+                ))
+            }
+        }
+    }
+    Ok(if negated { 3 & !level } else { level })
+}
+
+/// `decode-fds=`: `path` is `-y`; `socket`, `dev` and `pidfd` are shown
+/// together, with the paths (`-yy`).
+fn decode_fds_set(set: &str) -> Result<u8, String> {
+    let (negated, items) = set_items(set);
+    let mut level = 0u8;
+    for item in items {
+        match item {
+            "none" => {}
+            "path" => level = level.max(1),
+            "all" | "socket" | "dev" | "pidfd" => level = 2,
+            other => {
+                return Err(format!(
+                    "-e decode-fds={set}: {other:?} is not one of path, socket, dev, pidfd, \
+                     all, none"
+                ))
+            }
+        }
+    }
+    Ok(match (negated, level) {
+        (false, l) => l,
+        (true, 0) => 2,
+        (true, _) => 0,
+    })
+}
+
+/// `verbose=` and `abbrev=`: for every syscall or none (strace's per-call
+/// sets are not kept apart).
+fn all_or_none(qualifier: &str, set: &str) -> Result<bool, String> {
+    match set {
+        "all" | "!none" => Ok(true),
+        "none" | "!all" => Ok(false),
+        other => Err(format!(
+            "-e {qualifier}={other}: utrace takes all or none here (strace's per-syscall \
+             sets are not supported)"
         )),
     }
 }
@@ -314,6 +407,23 @@ impl TraceCmd {
             })
             .collect();
         let (syscalls, no_syscalls) = selected_syscalls(&t.exprs);
+        // What is kept quiet: bit 0 attach and detach messages (-q), bit
+        // 1 exit lines (-qq sets both).
+        let mut quiet = match t.quiet {
+            0 => 0u8,
+            1 => 1,
+            _ => 3,
+        };
+        // quiet=, decode-fds=, verbose=/abbrev=: as the options they spell
+        // (the last of each wins, as in strace).
+        for e in &t.exprs {
+            match e {
+                TraceExpr::Quiet(q) => quiet = *q,
+                TraceExpr::DecodeFds(level) => t.fd_paths = *level,
+                TraceExpr::Verbose(v) => t.verbose = *v,
+                _ => {}
+            }
+        }
         let (signals, mut status) = selected_filters(&t.exprs);
         // -z, -Z: strace's status=successful, status=failed.
         if t.successful_only || t.failed_only {
@@ -383,9 +493,9 @@ impl TraceCmd {
                 relative: t.relative,
                 numbers: t.numbers,
                 ip: t.ip,
-                exits: t.quiet < 2,
+                exits: quiet & 2 == 0,
             },
-            quiet: t.quiet > 0,
+            quiet: quiet & 1 != 0,
             stack: t.stack,
             wall_clock: t.wall_clock,
             xlat: match t.xlat.as_deref() {
@@ -500,9 +610,31 @@ mod tests {
         ));
         assert!(parse_expr("trace=").is_err());
         assert!(parse_expr("trace=nosuchcall").is_err());
-        assert!(parse_expr("verbose=all")
+        assert!(parse_expr("write=1")
             .unwrap_err()
             .contains("not supported by utrace yet"));
+        assert_eq!(parse_expr("verbose=all"), Ok(TraceExpr::Dereference));
+        assert!(parse_expr("verbose=none").is_err());
+        assert_eq!(parse_expr("abbrev=none"), Ok(TraceExpr::Verbose(true)));
+        assert_eq!(parse_expr("abbrev=all"), Ok(TraceExpr::Verbose(false)));
+        assert!(parse_expr("abbrev=execve")
+            .unwrap_err()
+            .contains("all or none"));
+        assert_eq!(parse_expr("quiet=attach"), Ok(TraceExpr::Quiet(1)));
+        assert_eq!(parse_expr("quiet=attach,exit"), Ok(TraceExpr::Quiet(3)));
+        assert_eq!(parse_expr("quiet=!attach"), Ok(TraceExpr::Quiet(2)));
+        assert_eq!(parse_expr("q=personality"), Ok(TraceExpr::Quiet(0)));
+        assert!(parse_expr("quiet=bogus")
+            .unwrap_err()
+            .contains("attach, exit"));
+        assert_eq!(parse_expr("decode-fds=path"), Ok(TraceExpr::DecodeFds(1)));
+        assert_eq!(parse_expr("decode-fds=all"), Ok(TraceExpr::DecodeFds(2)));
+        assert_eq!(
+            parse_expr("decode-fds=path,socket"),
+            Ok(TraceExpr::DecodeFds(2))
+        );
+        assert_eq!(parse_expr("decode-fds=none"), Ok(TraceExpr::DecodeFds(0)));
+        assert!(parse_expr("decode-fds=x").is_err());
         assert!(parse_expr("bogus=1")
             .unwrap_err()
             .contains("unknown qualifier"));
@@ -591,6 +723,36 @@ mod tests {
         assert_eq!(t.follow, 2);
         // Options strace has and utrace does not yet: parsed, then refused
         // by name (not taken for the program).
+        // They set what their options set, the last one winning.
+        let o = parse(&[
+            "utrace",
+            "trace",
+            "-e",
+            "decode-fds=all",
+            "-e",
+            "abbrev=none",
+            "ls",
+        ])
+        .into_options()
+        .expect("options");
+        assert!(o.fd_paths && o.fd_details && o.verbose);
+        let o = parse(&[
+            "utrace",
+            "trace",
+            "-v",
+            "-e",
+            "abbrev=all",
+            "-e",
+            "quiet=all",
+            "ls",
+        ])
+        .into_options()
+        .expect("options");
+        assert!(!o.verbose && o.quiet && !o.leader.exits);
+        let o = parse(&["utrace", "trace", "-qq", "ls"])
+            .into_options()
+            .expect("options");
+        assert!(o.quiet && !o.leader.exits);
         let t = parse(&["utrace", "trace", "-s200", "-D", "-tt", "--", "ls"]);
         assert_eq!(t.string_limit, Some(200));
         assert_eq!(t.not_yet.first(), Some("-D"));
