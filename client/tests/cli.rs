@@ -617,6 +617,7 @@ fn strace_option_syntax() {
     assert_eq!(ours_names, theirs_names);
 
     // strace's quiet=, decode-fds= and abbrev= spell -q, -y and -v.
+    let addr = regex::Regex::new("0x[0-9a-f]+").expect("regex");
     for set in [
         ["-e", "quiet=exit", "-e", "trace=close"],
         ["-e", "decode-fds=path", "-e", "trace=close"],
@@ -626,7 +627,6 @@ fn strace_option_syntax() {
         let ours = utrace(&[&["trace"], &set[..], &["/bin/true"]].concat());
         let theirs = run_strace(&[&set[..], &["/bin/true"]].concat());
         assert_eq!(ours.code, Some(0), "{set:?}: {ours:?}");
-        let addr = regex::Regex::new("0x[0-9a-f]+").expect("regex");
         let first = |t: &str| {
             let line = t.lines().next().unwrap_or_default();
             addr.replace_all(line, "0x").into_owned()
