@@ -194,7 +194,7 @@ fn usage_errors_exit_2() {
         Some(2)
     );
     assert_eq!(
-        utrace(&["trace", "-e", "verbose=all", "--", "true"]).code,
+        utrace(&["trace", "-e", "verbose=none", "--", "true"]).code,
         Some(2)
     );
     assert_eq!(utrace(&["frobnicate"]).code, Some(2));
