@@ -813,6 +813,43 @@ pub fn socket_protocol(sock: &OwnedFd) -> Result<i32, Errno> {
     Errno::result(r).map(|_| v)
 }
 
+/// What `statx` says of the file at `path` (the link followed) from what
+/// the kernel has cached, without asking a network file system's server
+/// (`AT_STATX_DONT_SYNC`): its mode, device numbers (`rdev`) and link
+/// count. The tracer thread, which every client shares, must not wait on
+/// a server that does not answer.
+#[derive(Clone, Copy, Debug)]
+pub struct CachedStat {
+    pub mode: u32,
+    pub rdev_major: u32,
+    pub rdev_minor: u32,
+    pub nlink: u32,
+}
+
+/// See [`CachedStat`].
+pub fn stat_cached(path: &str) -> Option<CachedStat> {
+    let path = std::ffi::CString::new(path).ok()?;
+    // SAFETY: an all-zero statx is a valid value (integers only).
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is valid for the kernel
+    // to write one struct statx.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_STATX_DONT_SYNC,
+            libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_NLINK,
+            &mut st,
+        )
+    };
+    (r == 0).then(|| CachedStat {
+        mode: u32::from(st.stx_mode),
+        rdev_major: st.stx_rdev_major,
+        rdev_minor: st.stx_rdev_minor,
+        nlink: st.stx_nlink,
+    })
+}
+
 /// The value of extended attribute `name` of the file at `path` (the
 /// link followed), at most 255 bytes; `None` if it has none or cannot be
 /// read.

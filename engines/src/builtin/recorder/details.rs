@@ -3,8 +3,6 @@
 //! [`sockets`](super::sockets)), a device's number (`/dev/null<char 1:3>`),
 //! the process a pidfd refers to (`pid:1234`).
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-
 use super::sockets::SockDiag;
 use crate::sys::Tid;
 
@@ -37,15 +35,14 @@ impl Details {
         }
         if link.first() == Some(&b'/') {
             // The file itself, through the link (the path may not name it
-            // in the server's mount namespace).
-            let meta = std::fs::metadata(format!("/proc/{tid}/fd/{fd}")).ok()?;
-            let ty = meta.file_type();
-            if ty.is_block_device() || ty.is_char_device() {
-                let rdev = meta.rdev();
+            // in the server's mount namespace), from the kernel's cache.
+            let st = crate::sys::stat_cached(&format!("/proc/{tid}/fd/{fd}"))?;
+            let kind = st.mode & libc::S_IFMT;
+            if matches!(kind, libc::S_IFBLK | libc::S_IFCHR) {
                 return Some(Detail::Device {
-                    block: ty.is_block_device(),
-                    major: libc::major(rdev),
-                    minor: libc::minor(rdev),
+                    block: kind == libc::S_IFBLK,
+                    major: st.rdev_major,
+                    minor: st.rdev_minor,
                 });
             }
         }
@@ -77,7 +74,7 @@ fn pidfd_pid(tid: Tid, fd: i32) -> Option<i32> {
 /// (its link ends ` (deleted)` because it was unlinked, not because that
 /// is its name).
 pub(super) fn unlinked(tid: Tid, fd: i32) -> bool {
-    std::fs::metadata(format!("/proc/{tid}/fd/{fd}")).is_ok_and(|m| m.nlink() == 0)
+    crate::sys::stat_cached(&format!("/proc/{tid}/fd/{fd}")).is_some_and(|st| st.nlink == 0)
 }
 
 #[cfg(test)]
@@ -105,6 +102,12 @@ mod tests {
         );
         let file = std::fs::File::open("/proc/self/exe").expect("exe");
         assert_eq!(d.of(tid, file.as_raw_fd(), b"/some/file"), None);
+        // A file unlinked while open: its link reads `… (deleted)`.
+        let path = std::env::temp_dir().join(format!("utrace-unlinked-{tid}"));
+        let open = std::fs::File::create(&path).expect("create");
+        assert!(!unlinked(tid, open.as_raw_fd()));
+        std::fs::remove_file(&path).expect("unlink");
+        assert!(unlinked(tid, open.as_raw_fd()));
         assert_eq!(socket_inode(b"socket:[12]"), Some(12));
         assert_eq!(socket_inode(b"socket:[x]"), None);
         assert_eq!(socket_inode(b"pipe:[12]"), None);
