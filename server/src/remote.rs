@@ -1106,7 +1106,7 @@ impl RemoteEngine {
     pub fn new(hub: Arc<Hub>, mut spec: Spec) -> Self {
         let sync = spec.sync.take().map(SyncState::new);
         let decoder = recorder::Decoder::with_string_limit(spec.string_limit)
-            .with_fd_paths(spec.decode_fds || spec.decode_fd_details)
+            .with_fd_paths(spec.decode_fds)
             .with_fd_details(spec.decode_fd_details)
             .with_verbose(spec.decode_verbose)
             .with_hex(spec.decode_hex)

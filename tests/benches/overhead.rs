@@ -167,28 +167,43 @@ fn strace_table(runs: usize) {
         .map_err(|e| eprintln!("the utrace command's rows are skipped: {e}"))
         .ok();
     type Variant<'a> = (&'a str, Box<dyn Fn() -> Option<Duration> + 'a>);
+    // `argv` running the tracee, on CPU 0 (with its children) if `pinned`.
+    let tracing = |pinned: bool, argv: &[&str]| -> Option<Duration> {
+        let mut cmd: Vec<&str> = if pinned {
+            vec!["taskset", "-c", "0"]
+        } else {
+            Vec::new()
+        };
+        cmd.extend_from_slice(argv);
+        cmd.extend_from_slice(&[TRACEE, &n, "1000"]);
+        run_cmd(&cmd)
+    };
+    // strace with `opts` (a row skipped without strace).
+    let strace = |pinned: bool, opts: &'static [&'static str]| -> Option<Duration> {
+        let mut argv = vec!["strace"];
+        argv.extend_from_slice(opts);
+        have_strace.then(|| tracing(pinned, &argv)).flatten()
+    };
+    // The utrace command, tracing everything into /dev/null.
+    let command = |pinned: bool| -> Option<Duration> {
+        let utrace = utrace.as_deref()?;
+        tracing(pinned, &[utrace, "trace", "-f", "-o", "/dev/null", "--"])
+    };
+    const SECCOMP: &[&str] = &[
+        "-f",
+        "--seccomp-bpf",
+        "-e",
+        "trace=openat",
+        "-o",
+        "/dev/null",
+    ];
+    const FULL: &[&str] = &["-f", "-o", "/dev/null"];
+    const COUNT: &[&str] = &["-f", "-c", "-o", "/dev/null"];
     let variants: Vec<Variant> = vec![
-        ("native", Box::new(|| run_cmd(&[TRACEE, &n, "1000"]))),
+        ("native", Box::new(|| tracing(false, &[]))),
         (
             "strace -f --seccomp-bpf -e trace=openat",
-            Box::new(|| {
-                if have_strace {
-                    run_cmd(&[
-                        "strace",
-                        "-f",
-                        "--seccomp-bpf",
-                        "-e",
-                        "trace=openat",
-                        "-o",
-                        "/dev/null",
-                        TRACEE,
-                        &n,
-                        "1000",
-                    ])
-                } else {
-                    None
-                }
-            }),
+            Box::new(|| strace(false, SECCOMP)),
         ),
         (
             "utrace openat-only (seccomp)",
@@ -201,25 +216,10 @@ fn strace_table(runs: usize) {
                 ))
             }),
         ),
-        (
-            "strace -f -o /dev/null",
-            Box::new(|| {
-                if have_strace {
-                    run_cmd(&["strace", "-f", "-o", "/dev/null", TRACEE, &n, "1000"])
-                } else {
-                    None
-                }
-            }),
-        ),
+        ("strace -f -o /dev/null", Box::new(|| strace(false, FULL))),
         (
             "strace -f -c -o /dev/null",
-            Box::new(|| {
-                if have_strace {
-                    run_cmd(&["strace", "-f", "-c", "-o", "/dev/null", TRACEE, &n, "1000"])
-                } else {
-                    None
-                }
-            }),
+            Box::new(|| strace(false, COUNT)),
         ),
         (
             "utrace count all",
@@ -240,85 +240,21 @@ fn strace_table(runs: usize) {
         // pinned rows compare like with like.
         (
             "strace -f -c -o /dev/null, pinned",
-            Box::new(|| {
-                if have_strace {
-                    run_cmd(&[
-                        "taskset",
-                        "-c",
-                        "0",
-                        "strace",
-                        "-f",
-                        "-c",
-                        "-o",
-                        "/dev/null",
-                        TRACEE,
-                        &n,
-                        "1000",
-                    ])
-                } else {
-                    None
-                }
-            }),
+            Box::new(|| strace(true, COUNT)),
         ),
         // The product's whole path: the `utrace` command, its embedded
         // server, decoded lines written (to /dev/null), against strace's.
         (
             "utrace trace -f -o /dev/null (command)",
-            Box::new(|| {
-                let utrace = utrace.as_ref()?;
-                run_cmd(&[
-                    utrace,
-                    "trace",
-                    "-f",
-                    "-o",
-                    "/dev/null",
-                    "--",
-                    TRACEE,
-                    &n,
-                    "1000",
-                ])
-            }),
+            Box::new(|| command(false)),
         ),
         (
             "strace -f -o /dev/null, pinned",
-            Box::new(|| {
-                if have_strace {
-                    run_cmd(&[
-                        "taskset",
-                        "-c",
-                        "0",
-                        "strace",
-                        "-f",
-                        "-o",
-                        "/dev/null",
-                        TRACEE,
-                        &n,
-                        "1000",
-                    ])
-                } else {
-                    None
-                }
-            }),
+            Box::new(|| strace(true, FULL)),
         ),
         (
             "utrace trace -f -o /dev/null (command), pinned",
-            Box::new(|| {
-                let utrace = utrace.as_ref()?;
-                run_cmd(&[
-                    "taskset",
-                    "-c",
-                    "0",
-                    utrace,
-                    "trace",
-                    "-f",
-                    "-o",
-                    "/dev/null",
-                    "--",
-                    TRACEE,
-                    &n,
-                    "1000",
-                ])
-            }),
+            Box::new(|| command(true)),
         ),
     ];
     println!("tracee: syscall_loop {n} 1000 ({n} getppid + one openat per 1,000); median of {runs} runs\n");

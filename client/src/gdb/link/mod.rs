@@ -591,11 +591,6 @@ impl Link {
         }
     }
 
-    /// Wait for the next input.
-    fn receive(&mut self) {
-        self.poll_inputs(true);
-    }
-
     fn gone(&self) -> std::io::Error {
         std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
@@ -612,7 +607,7 @@ impl Link {
             if self.closed.is_some() {
                 return Err(self.gone());
             }
-            self.receive();
+            self.poll_inputs(true);
         }
     }
 
@@ -629,7 +624,7 @@ impl Link {
             if self.closed.is_some() {
                 return Err(self.gone());
             }
-            self.receive();
+            self.poll_inputs(true);
         }
     }
 }

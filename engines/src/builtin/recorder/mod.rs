@@ -477,13 +477,13 @@ impl Decoder {
         self
     }
 
-    /// With [`Decoder::with_fd_paths`], also what sockets, devices and
-    /// pidfds are (strace's `-yy`): `5<TCP:[127.0.0.1:40069->127.0.0.1:57306]>`
-    /// (asked of the kernel's `sock_diag` in the network namespace of the
-    /// thread whose descriptor it is), `3</dev/null<char 1:3>>`,
-    /// `4<pid:1234>`.
+    /// Descriptors with their paths ([`Decoder::with_fd_paths`]) and also
+    /// what sockets, devices and pidfds are (strace's `-yy`):
+    /// `5<TCP:[127.0.0.1:40069->127.0.0.1:57306]>`,
+    /// `3</dev/null<char 1:3>>`, `4<pid:1234>`.
     pub fn with_fd_details(mut self, on: bool) -> Self {
         self.details = on.then(Details::default);
+        self.fd_paths |= on;
         self
     }
 

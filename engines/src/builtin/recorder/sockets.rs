@@ -40,43 +40,34 @@ const UNIX_DIAG_PEER: u16 = 2;
 /// socket's `system.sockprotoname` attribute), and how they are asked.
 #[derive(Clone, Copy)]
 enum Kind {
-    Inet { family: u8 },
+    Inet,
     Unix,
     Netlink,
 }
 
-/// strace's table of the protocols it describes (its `-yy` tries the same
-/// inet family for UDPLITE, DCCP, SCTP, L2TP, PING and RAW, which inet
-/// sockets answer alike here).
-const PROTOCOLS: &[(&str, Kind)] = {
-    const fn inet(family: i32) -> Kind {
-        Kind::Inet {
-            family: family as u8,
-        }
-    }
-    use libc::{AF_INET as V4, AF_INET6 as V6};
-    &[
-        ("UNIX", Kind::Unix),
-        ("UNIX-STREAM", Kind::Unix),
-        ("TCP", inet(V4)),
-        ("UDP", inet(V4)),
-        ("UDPLITE", inet(V4)),
-        ("DCCP", inet(V4)),
-        ("SCTP", inet(V4)),
-        ("L2TP/IP", inet(V4)),
-        ("PING", inet(V4)),
-        ("RAW", inet(V4)),
-        ("TCPv6", inet(V6)),
-        ("UDPv6", inet(V6)),
-        ("UDPLITEv6", inet(V6)),
-        ("DCCPv6", inet(V6)),
-        ("SCTPv6", inet(V6)),
-        ("L2TP/IPv6", inet(V6)),
-        ("PINGv6", inet(V6)),
-        ("RAWv6", inet(V6)),
-        ("NETLINK", Kind::Netlink),
-    ]
-};
+/// strace's table of the protocols it describes (an inet socket of any
+/// of them, IPv4 or IPv6, is asked the same way: its address says which).
+const PROTOCOLS: &[(&str, Kind)] = &[
+    ("UNIX", Kind::Unix),
+    ("UNIX-STREAM", Kind::Unix),
+    ("TCP", Kind::Inet),
+    ("UDP", Kind::Inet),
+    ("UDPLITE", Kind::Inet),
+    ("DCCP", Kind::Inet),
+    ("SCTP", Kind::Inet),
+    ("L2TP/IP", Kind::Inet),
+    ("PING", Kind::Inet),
+    ("RAW", Kind::Inet),
+    ("TCPv6", Kind::Inet),
+    ("UDPv6", Kind::Inet),
+    ("UDPLITEv6", Kind::Inet),
+    ("DCCPv6", Kind::Inet),
+    ("SCTPv6", Kind::Inet),
+    ("L2TP/IPv6", Kind::Inet),
+    ("PINGv6", Kind::Inet),
+    ("RAWv6", Kind::Inet),
+    ("NETLINK", Kind::Netlink),
+];
 
 /// Netlink protocols by number, as strace names them (`NETLINK_` left
 /// out).
@@ -132,9 +123,7 @@ impl SockDiag {
             .find(|(name, _)| name.as_bytes() == attr.as_slice())?;
         let found = match kind {
             Kind::Unix => self.unix(tid, inode, name),
-            Kind::Inet { family, .. } => {
-                copy_of(tid, fd, inode).and_then(|s| inet(&s, i32::from(*family), name))
-            }
+            Kind::Inet => copy_of(tid, fd, inode).and_then(|s| inet(&s, name)),
             Kind::Netlink => copy_of(tid, fd, inode).and_then(|s| netlink(&s, name)),
         };
         Some(found.unwrap_or_else(|| format!("{name}:[{inode}]")))
@@ -181,23 +170,19 @@ fn copy_of(tid: Tid, fd: i32, inode: u64) -> Option<OwnedFd> {
 /// An inet socket's addresses, `NAME:[SRC:PORT]` or
 /// `NAME:[SRC:PORT->DST:PORT]` (IPv6 addresses in brackets); `None` for
 /// one not bound (strace's dump does not list it).
-fn inet(sock: &OwnedFd, family: i32, name: &str) -> Option<String> {
+fn inet(sock: &OwnedFd, name: &str) -> Option<String> {
+    // An address's text, and whether it is the unspecified one, port 0
+    // (the family is the address's own).
     let text = |a: &SockaddrStorage| -> Option<(String, bool)> {
-        if family == libc::AF_INET {
-            let a = a.as_sockaddr_in()?;
+        if let Some(a) = a.as_sockaddr_in() {
             let ip = a.ip();
-            Some((
-                format!("{ip}:{}", a.port()),
-                ip.is_unspecified() && a.port() == 0,
-            ))
-        } else {
-            let a = a.as_sockaddr_in6()?;
-            let ip = a.ip();
-            Some((
-                format!("[{ip}]:{}", a.port()),
-                ip.is_unspecified() && a.port() == 0,
-            ))
+            let none = ip.is_unspecified() && a.port() == 0;
+            return Some((format!("{ip}:{}", a.port()), none));
         }
+        let a = a.as_sockaddr_in6()?;
+        let ip = a.ip();
+        let none = ip.is_unspecified() && a.port() == 0;
+        Some((format!("[{ip}]:{}", a.port()), none))
     };
     let local: SockaddrStorage = socket::getsockname(sock.as_raw_fd()).ok()?;
     let (src, unbound) = text(&local)?;
