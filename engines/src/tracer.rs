@@ -1,11 +1,14 @@
 //! The tracer thread and its handle.
 //!
 //! One dedicated OS thread owns every attachment (ptrace requests must come
-//! from the thread that seized the tracee). It sleeps in one place, an
-//! `epoll_wait` on its own eventfd, which is written by command senders and by
-//! the process-wide SIGCHLD handler. On each wake-up it runs queued commands,
-//! then reaps every pending stop with `waitpid(-1, __WALL|__WNOTHREAD|WNOHANG)`.
-//! It never polls on a timer and never blocks on a client.
+//! from the thread that seized the tracee). It sleeps in the kernel's wait
+//! for its tracees (`wait4(-1, __WALL|__WNOTHREAD)`, as strace does), which a
+//! command sender interrupts; or, while it watches uprobe rings or has no
+//! tracee, in `epoll_wait` on its own eventfd ([`crate::sys::Waker`] says
+//! how each is woken without a wake-up lost). On each wake-up it runs queued
+//! commands, then handles the stop it took, or reaps every pending stop. It
+//! polls on a timer only while uprobe rings need it, and never blocks on a
+//! client.
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -24,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::event::{EventMask, SyscallSet};
 use crate::gate::Gates;
 use crate::spawn::{self, SpawnOptions, Spawned};
-use crate::sys::{self, RemoteWaker, Tid, Waker};
+use crate::sys::{self, ChildWait, RemoteWaker, Tid, Waker, Woken};
 use crate::task::ScatterRead;
 use crate::task::Task;
 
@@ -492,7 +495,6 @@ fn run(
     waker: Waker,
     journal: Option<Arc<crate::journal::Journal>>,
 ) {
-    Waker::unblock_sigchld();
     let _span = info_span!("tracer").entered();
     let mut core = Core::new();
     if let Some(j) = &journal {
@@ -504,13 +506,22 @@ fn run(
         Err(e) => warn!(%e, "no epoll for uprobe rings: every breakpoint is an int3"),
     }
     let mut closed = false;
+    // A stop the last sleep took, to handle now.
+    let mut taken = None;
     loop {
+        let mark = waker.mark();
         closed |= drain(&mut rx, &mut core);
         // Commands sent while a stop is handled (by an engine's callback)
         // run before the next stop is taken: a hold asked for a running
         // thread's next stop is in place when that stop comes, however
         // soon.
-        reap(&mut core, &mut |core| closed |= drain(&mut rx, core));
+        match taken.take() {
+            Some(ws) => {
+                handle(&mut core, ws);
+                closed |= drain(&mut rx, &mut core);
+            }
+            None => reap(&mut core, &mut |core| closed |= drain(&mut rx, core)),
+        }
         // Uprobe hits after the stops (a hot probe must not delay them;
         // each thread's hits are taken at its stops anyway, first).
         if core.probing() {
@@ -523,7 +534,31 @@ fn run(
         // Rings wake us only when half full: look at them every 5 ms; and
         // while a uprobe/int3 conflict is open, at the int3s it may erase.
         let poll = core.probing() || crate::uprobe::conflicts_open();
-        waker.wait(if poll { PROBE_POLL_MS } else { -1 });
+        if poll || core.tasks.is_empty() {
+            waker.wait(mark, if poll { PROBE_POLL_MS } else { -1 });
+            continue;
+        }
+        // While an int3 of ours is in some program, a SIGTRAP stop is
+        // looked at before it is taken (see `Core::before_taking`): the
+        // sleep only waits for a stop, and the reap takes it.
+        let how = if crate::breakpoint::int3s_placed() {
+            ChildWait::Peek
+        } else {
+            ChildWait::Take {
+                rusage: core.system_times(),
+            }
+        };
+        match waker.wait_tracees(mark, how) {
+            Woken::Taken(ws) => taken = Some(ws),
+            Woken::Ready | Woken::Kicked => {}
+            // Spawns and attaches still starting (not yet tasks) are
+            // waited for by their own commands.
+            Woken::NoChildren => waker.wait(mark, -1),
+            Woken::Failed(e) => {
+                warn!(%e, "waiting for tracees failed");
+                waker.wait(mark, PROBE_POLL_MS);
+            }
+        }
     }
     // Shutdown: detach all, then give running tasks a bounded time to stop
     // and be detached.
@@ -534,7 +569,7 @@ fn run(
         if core.is_idle() {
             break;
         }
-        waker.wait(100);
+        waker.wait(waker.mark(), 100);
         // Commands that arrive now get TracerGone when their reply is dropped.
         while let Ok(cmd) = rx.try_recv() {
             drop(cmd);
@@ -585,8 +620,7 @@ fn reap(core: &mut Core, between: &mut dyn FnMut(&mut Core)) {
         };
         match taken {
             Ok(Some(ws)) => {
-                core.stime_us = ws.stime_us;
-                core.on_wait(ws.tid, ws.status);
+                handle(core, ws);
                 between(core);
             }
             Ok(None) => break,
@@ -596,6 +630,12 @@ fn reap(core: &mut Core, between: &mut dyn FnMut(&mut Core)) {
             }
         }
     }
+}
+
+/// Handle one stop taken by a wait.
+fn handle(core: &mut Core, ws: sys::WaitStatus) {
+    core.stime_us = ws.stime_us;
+    core.on_wait(ws.tid, ws.status);
 }
 
 /// The end of a decision (see [`Tracer::decide`]).

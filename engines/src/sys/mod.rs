@@ -1,5 +1,5 @@
-//! Thin wrappers over the kernel: ptrace requests, waiting, the wake-up
-//! eventfd and epoll, the process-wide SIGCHLD hook, cross-process memory and
+//! Thin wrappers over the kernel: ptrace requests, waiting, the tracer
+//! thread's sleep and its wake-ups ([`wake`]), cross-process memory and
 //! seccomp. This is the only module with `unsafe`; every wrapper maps errno to
 //! [`Errno`] and nothing else.
 //!
@@ -9,10 +9,11 @@
 use std::ffi::{c_long, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
 
 pub use nix::errno::Errno;
+
+mod wake;
+pub use wake::{epoll_add, epoll_del, wake_all_tracers, ChildWait, RemoteWaker, Waker, Woken};
 
 /// A thread id as the kernel names it (also a pid for a group leader).
 pub type Tid = i32;
@@ -296,232 +297,6 @@ pub fn wait_pid_with(tid: Tid, flags: i32, rusage: bool) -> Result<Option<WaitSt
                     stime_us,
                 }))
             }
-        }
-    }
-}
-
-// ---- wake-ups: eventfd + epoll, and the process-wide SIGCHLD hook ----------
-
-/// Eventfds of live tracer threads; the SIGCHLD handler writes each one.
-static WAKERS: [AtomicI32; 256] = [const { AtomicI32::new(-1) }; 256];
-/// One past the highest slot of [`WAKERS`] ever taken: the handler looks
-/// at no more (a process has one or a few tracers; the handler runs at
-/// every tracee stop, and scanning all 256 slots was 4 % of a traced
-/// program's profile).
-static WAKERS_USED: AtomicUsize = AtomicUsize::new(0);
-/// The SIGCHLD handler that was installed before ours, chained from ours.
-static PREVIOUS_HANDLER: AtomicUsize = AtomicUsize::new(0);
-static PREVIOUS_SIGINFO: AtomicUsize = AtomicUsize::new(0);
-static INSTALL: Once = Once::new();
-/// Handlers running now; a tracer waits for zero before closing its eventfd,
-/// so a handler never writes to a closed (and possibly reused) fd number.
-static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
-
-extern "C" fn on_sigchld(sig: i32, info: *mut libc::siginfo_t, ctx: *mut c_void) {
-    // SAFETY: errno is thread-local; saving and restoring it keeps the
-    // interrupted code's errno intact. write(2) is async-signal-safe.
-    unsafe {
-        IN_HANDLER.fetch_add(1, Ordering::AcqRel);
-        let errno = *libc::__errno_location();
-        let one: u64 = 1;
-        let used = WAKERS_USED.load(Ordering::Acquire).min(WAKERS.len());
-        for slot in &WAKERS[..used] {
-            let fd = slot.load(Ordering::Relaxed);
-            if fd >= 0 {
-                libc::write(fd, (&one as *const u64).cast(), 8);
-            }
-        }
-        IN_HANDLER.fetch_sub(1, Ordering::AcqRel);
-        let prev = PREVIOUS_HANDLER.load(Ordering::Relaxed);
-        if prev > 1 {
-            // prev is neither SIG_DFL (0) nor SIG_IGN (1): call it as installed.
-            if PREVIOUS_SIGINFO.load(Ordering::Relaxed) != 0 {
-                let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void) =
-                    std::mem::transmute(prev);
-                f(sig, info, ctx);
-            } else {
-                let f: extern "C" fn(i32) = std::mem::transmute(prev);
-                f(sig);
-            }
-        }
-        *libc::__errno_location() = errno;
-    }
-}
-
-/// Wake every tracer thread of this process (as a SIGCHLD does): for
-/// state they share ([`crate::uprobe`]'s location table).
-pub fn wake_all_tracers() {
-    IN_HANDLER.fetch_add(1, Ordering::AcqRel);
-    let one: u64 = 1;
-    let used = WAKERS_USED.load(Ordering::Acquire).min(WAKERS.len());
-    for slot in &WAKERS[..used] {
-        let fd = slot.load(Ordering::Relaxed);
-        if fd >= 0 {
-            // SAFETY: a live tracer's eventfd (it is not closed while
-            // IN_HANDLER is non-zero); writes 8 bytes from a valid u64.
-            unsafe {
-                libc::write(fd, (&one as *const u64).cast(), 8);
-            }
-        }
-    }
-    IN_HANDLER.fetch_sub(1, Ordering::AcqRel);
-}
-
-fn install_sigchld_handler() -> Result<(), Errno> {
-    let mut result = Ok(());
-    INSTALL.call_once(|| {
-        // SAFETY: sigaction with a zeroed struct plus the fields we set is the
-        // documented way to install a handler; `old` receives the previous one.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_sigchld as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGCHLD, &sa, &mut old) != 0 {
-                result = Err(Errno::last());
-                return;
-            }
-            if old.sa_sigaction != on_sigchld as *const () as usize {
-                PREVIOUS_SIGINFO.store(
-                    usize::from(old.sa_flags & libc::SA_SIGINFO != 0),
-                    Ordering::Relaxed,
-                );
-                PREVIOUS_HANDLER.store(old.sa_sigaction, Ordering::Relaxed);
-            }
-        }
-    });
-    result
-}
-
-/// The tracer thread's wake-up source: an eventfd written by command senders
-/// and by the SIGCHLD handler, watched edge-triggered by an epoll instance.
-///
-/// Edge-triggered epoll reports every write to the eventfd as a new event, so
-/// the counter never needs to be read back: one syscall less per wake-up.
-pub struct Waker {
-    eventfd: Arc<OwnedFd>,
-    epoll: OwnedFd,
-    slot: usize,
-}
-
-impl Waker {
-    pub fn new() -> io::Result<Waker> {
-        install_sigchld_handler().map_err(io::Error::from)?;
-        // SAFETY: plain syscalls; results are checked before use.
-        let (efd, ep) = unsafe {
-            let efd = libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK);
-            if efd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let efd = OwnedFd::from_raw_fd(efd);
-            let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
-            if ep < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let ep = OwnedFd::from_raw_fd(ep);
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: 0,
-            };
-            if libc::epoll_ctl(
-                ep.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                efd.as_raw_fd(),
-                &mut ev,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            (efd, ep)
-        };
-        let raw = efd.as_raw_fd();
-        let slot = WAKERS
-            .iter()
-            .position(|s| {
-                s.compare_exchange(-1, raw, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            })
-            .ok_or_else(|| io::Error::other("more than 256 tracer threads in one process"))?;
-        // Before this tracer has any tracee, so no SIGCHLD for it is missed.
-        WAKERS_USED.fetch_max(slot + 1, Ordering::AcqRel);
-        Ok(Waker {
-            eventfd: Arc::new(efd),
-            epoll: ep,
-            slot,
-        })
-    }
-
-    /// The epoll instance itself (shared), so other descriptors can wake
-    /// the thread too (uprobe rings: [`epoll_add`]).
-    pub fn epoll(&self) -> io::Result<Arc<OwnedFd>> {
-        Ok(Arc::new(self.epoll.try_clone()?))
-    }
-
-    /// A sender-side handle: writes the eventfd.
-    pub fn remote(&self) -> RemoteWaker {
-        RemoteWaker(Arc::clone(&self.eventfd))
-    }
-
-    /// Block until the next wake-up (command, SIGCHLD, or a descriptor
-    /// added with [`epoll_add`]), or `timeout_ms` (-1: no timeout). The
-    /// caller re-checks all its sources, so which one woke it is not said.
-    pub fn wait(&self, timeout_ms: i32) {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: `ev` is a valid buffer for one event. EINTR (a signal) is a
-        // wake-up like any other; the caller re-checks all its sources.
-        unsafe {
-            libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, timeout_ms);
-        }
-    }
-
-    /// Keep SIGCHLD from this thread and the threads it starts from now
-    /// on (a program's main thread, before its runtime's threads exist):
-    /// then only tracer threads (which unblock it) take it, and a tracee's
-    /// stop interrupts its tracer's wait directly, instead of waking
-    /// another thread whose handler then wakes the tracer (a second
-    /// thread, often on the other CPU, at every stop).
-    pub fn block_sigchld() {
-        sigchld_mask(libc::SIG_BLOCK);
-    }
-
-    /// Make sure SIGCHLD reaches this thread (a caller may have blocked it).
-    pub fn unblock_sigchld() {
-        sigchld_mask(libc::SIG_UNBLOCK);
-    }
-}
-
-impl Drop for Waker {
-    fn drop(&mut self) {
-        WAKERS[self.slot].store(-1, Ordering::Release);
-        while IN_HANDLER.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
-        }
-    }
-}
-
-/// Block or unblock (`how`) SIGCHLD in this thread's signal mask.
-fn sigchld_mask(how: libc::c_int) {
-    // SAFETY: manipulating this thread's signal mask with a valid set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
-}
-
-/// Writes a tracer thread's eventfd; shares ownership of the fd, so it stays
-/// open for as long as any sender can write it.
-#[derive(Clone, Debug)]
-pub struct RemoteWaker(Arc<OwnedFd>);
-
-impl RemoteWaker {
-    pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to an eventfd.
-        unsafe {
-            libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8);
         }
     }
 }
@@ -1083,34 +858,6 @@ pub fn capset_limit(keep: u64) -> Result<(), Errno> {
         }
     }
     Ok(())
-}
-
-/// Watch `fd` for input with the epoll instance `ep` (a [`Waker`]'s: it
-/// wakes [`Waker::wait`]).
-pub fn epoll_add(ep: &OwnedFd, fd: RawFd) -> Result<(), Errno> {
-    let mut ev = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: 1,
-    };
-    // SAFETY: epoll_ctl with a valid event buffer.
-    if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
-/// Stop watching `fd` (before it closes; closing does it too, once every
-/// reference to the file is gone).
-pub fn epoll_del(ep: &OwnedFd, fd: RawFd) {
-    // SAFETY: epoll_ctl; a null event is allowed for EPOLL_CTL_DEL.
-    unsafe {
-        libc::epoll_ctl(
-            ep.as_raw_fd(),
-            libc::EPOLL_CTL_DEL,
-            fd,
-            std::ptr::null_mut(),
-        );
-    }
 }
 
 /// The time on clock `clock`, in nanoseconds.
