@@ -144,6 +144,11 @@ impl<R> Reply<R> {
 
 impl Tracer {
     /// Start a tracer thread.
+    ///
+    /// A program embedding a tracer should block SIGCHLD in its other
+    /// threads ([`Waker::block_sigchld`] first thing in `main`, before
+    /// other threads start): the tracer needs no SIGCHLD while it waits for
+    /// its tracees, and a thread that takes one is woken at every stop.
     pub fn new() -> Result<Tracer> {
         Self::with_options(TracerOptions::default())
     }

@@ -301,7 +301,7 @@ pub struct Limits {
     /// Events waiting for the client.
     pub event_queue: usize,
     /// Percent of one CPU the probe may take from the program (see
-    /// [`super::State::cost_ns`]).
+    /// [`super::Shared::cost_ns`]).
     pub cpu_percent: u32,
 }
 
