@@ -381,6 +381,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // As the `utrace` command does: SIGCHLD only for the tracer thread.
+    utrace_engines::sys::Waker::block_sigchld();
     let runs = env_usize("UTRACE_BENCH_RUNS", 3);
     let hits = env_usize("UTRACE_BENCH_HITS", 1000);
     let steps = env_usize("UTRACE_BENCH_STEPS", 1000);
@@ -390,7 +392,12 @@ fn main() {
         println!("SKIP: gdb and gdbserver are needed: {why}");
         return;
     }
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // As the `utrace` command runs it: one worker.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let server = rt
         .block_on(utraced::Embedded::start())
         .expect("embedded server");
