@@ -145,10 +145,15 @@ impl<R> Reply<R> {
 impl Tracer {
     /// Start a tracer thread.
     ///
-    /// A program embedding a tracer should block SIGCHLD in its other
+    /// A program embedding a tracer may block SIGCHLD in its other
     /// threads ([`Waker::block_sigchld`] first thing in `main`, before
-    /// other threads start): the tracer needs no SIGCHLD while it waits for
-    /// its tracees, and a thread that takes one is woken at every stop.
+    /// other threads start; `utraced` and `utrace` do): the tracer needs
+    /// no SIGCHLD while it waits for its tracees, and a thread that takes
+    /// one is woken at every stop. Programs it then starts with
+    /// `std::process::Command` inherit the blocked SIGCHLD (std does not
+    /// reset the mask), which breaks those that wait for it (gdbserver
+    /// does): such a program leaves SIGCHLD alone. The tracer's own
+    /// spawns start with an empty mask.
     pub fn new() -> Result<Tracer> {
         Self::with_options(TracerOptions::default())
     }

@@ -70,10 +70,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    // As a program embedding a tracer should: SIGCHLD kept from this
-    // thread and the threads it starts, so a tracee's stop wakes no
-    // thread but the tracer's.
-    utrace_engines::sys::Waker::block_sigchld();
     if std::env::args().any(|a| a == "--list") {
         return;
     }

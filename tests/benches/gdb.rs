@@ -381,8 +381,6 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    // As the `utrace` command does: SIGCHLD only for the tracer thread.
-    utrace_engines::sys::Waker::block_sigchld();
     let runs = env_usize("UTRACE_BENCH_RUNS", 3);
     let hits = env_usize("UTRACE_BENCH_HITS", 1000);
     let steps = env_usize("UTRACE_BENCH_STEPS", 1000);

@@ -140,10 +140,6 @@ fn run_cmd(argv: &[&str]) -> Option<Duration> {
 }
 
 fn main() {
-    // As a program embedding a tracer should: SIGCHLD kept from this
-    // thread and the threads it starts, so a tracee's stop wakes no
-    // thread but the tracer's.
-    utrace_engines::sys::Waker::block_sigchld();
     // `cargo bench` passes `--bench`; ignore arguments.
     let only = std::env::var("UTRACE_BENCH_ONLY").ok();
     let runs = common::runs(3);

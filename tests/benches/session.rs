@@ -1234,10 +1234,6 @@ fn sync_note(v: &[SyncRun]) -> String {
 }
 
 fn main() {
-    // As a program embedding a tracer should: SIGCHLD kept from this
-    // thread and the threads it starts, so a tracee's stop wakes no
-    // thread but the tracer's.
-    utrace_engines::sys::Waker::block_sigchld();
     // `cargo bench` passes `--bench`; ignore arguments.
     let runs = common::runs(5);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
