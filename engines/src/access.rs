@@ -369,10 +369,30 @@ fn capable_in(owner: &Owner, target: UserNs, target_fd: Option<OwnedFd>, cap: u3
 }
 
 /// The Yama scope (`None` without Yama).
+///
+/// Read at every check where Yama is present (an administrator may raise
+/// the scope at any time); where its file does not exist, that is
+/// remembered: Yama is built into the kernel or not, and cannot appear
+/// later (one failing `open` less per request). A file there that cannot
+/// be read (descriptors exhausted, say) counts as scope 3, the strictest:
+/// an error never lets a client past Yama.
 pub fn yama_scope() -> Option<u32> {
-    crate::sys::read_small("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ABSENT: AtomicBool = AtomicBool::new(false);
+    if ABSENT.load(Ordering::Relaxed) {
+        return None;
+    }
+    match crate::sys::read_small("/proc/sys/kernel/yama/ptrace_scope") {
+        Ok(s) => Some(s.trim().parse().unwrap_or(3)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ABSENT.store(true, Ordering::Relaxed);
+            None
+        }
+        Err(e) => {
+            tracing::warn!(%e, "cannot read Yama's ptrace_scope: taken as 3 (no attach)");
+            Some(3)
+        }
+    }
 }
 
 /// Is `ancestor` an ancestor of `pid` (Yama scope 1)?
