@@ -1553,3 +1553,56 @@ fn syscall_exits_carry_their_system_time_when_asked() {
         }
     }
 }
+
+/// The tracer thread sleeps in the kernel's wait for its tracees, and a
+/// command must end that sleep whenever it comes: just before the wait
+/// starts, during it, or as a stop arrives. Thousands of commands from two
+/// threads, against a tracee that never stops (every command needs the
+/// wake-up) and one that stops all the time; a lost wake-up would leave a
+/// command unanswered, and the watchdog says so.
+#[test]
+fn commands_wake_the_tracer_while_it_waits_for_stops() {
+    init_logging();
+    const PER_THREAD: usize = 3000;
+    let tracer = Tracer::new().unwrap();
+    // Commands from two threads at once; true if all were answered in time.
+    let hammer = |what: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..2 {
+            let (t, tx) = (tracer.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for _ in 0..PER_THREAD {
+                    t.tasks().wait().expect("tasks");
+                }
+                let _ = tx.send(());
+            });
+        }
+        for _ in 0..2 {
+            rx.recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{what}: a command was never answered"));
+        }
+    };
+    // A tracee that never stops: the tracer only ever wakes for commands.
+    let (log, h) = Log::new();
+    let sleeper = tracer
+        .spawn(
+            SpawnOptions::new(["sleep", "600"]),
+            Box::new(log),
+            EngineOptions::new(EventMask::DEATH),
+        )
+        .wait()
+        .unwrap();
+    hammer("idle tracee");
+    // One that stops at every call besides.
+    let (log2, h2) = Log::new();
+    let (opts, _out) = spawn_opts(&[tracee!("syscall_loop"), "200000"]);
+    let busy = tracer
+        .spawn(opts, Box::new(log2), all_events(set(&["getppid"])))
+        .wait()
+        .unwrap();
+    hammer("busy tracee");
+    for (sp, h) in [(sleeper, h), (busy, h2)] {
+        tracer.kill(sp.engine, sp.pid).wait().unwrap();
+        h.wait_process_death(sp.pid);
+    }
+}
