@@ -154,6 +154,12 @@ impl Tracer {
     /// reset the mask), which breaks those that wait for it (gdbserver
     /// does): such a program leaves SIGCHLD alone. The tracer's own
     /// spawns start with an empty mask.
+    ///
+    /// The library installs two process-wide signal handlers: SIGCHLD's
+    /// (chained to one installed before it) and `SIGSTKFLT`'s, the signal
+    /// that interrupts a tracer thread's wait for its tracees
+    /// ([`crate::sys::Waker`]). A program embedding a tracer leaves
+    /// `SIGSTKFLT` to it.
     pub fn new() -> Result<Tracer> {
         Self::with_options(TracerOptions::default())
     }
