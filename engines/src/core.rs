@@ -231,6 +231,9 @@ pub(crate) struct Core {
     /// The tracer thread's epoll, which uprobe rings wake (each with its
     /// process's pid as the event's data).
     pub epoll: Option<Arc<std::os::fd::OwnedFd>>,
+    /// The task list other threads may read without a command
+    /// ([`crate::Tracer::tasks_now`]); bumped before every change.
+    pub(crate) snapshot: Arc<crate::tracer::TaskSnapshot>,
     /// The [`crate::uprobe::Keys`] generation last acted on.
     keys_seen: u64,
     /// Uprobe rings open in this tracer's processes.
@@ -280,6 +283,7 @@ impl Core {
             revoked: None,
             journal: None,
             epoll: None,
+            snapshot: Arc::default(),
             keys_seen: 0,
             open_rings: Default::default(),
             shutting_down: false,

@@ -12,7 +12,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,48 @@ pub struct Tracer {
     /// Gates of threads read lately, for reads from the calling thread
     /// ([`Tracer::read_scatter_now`]).
     gates: Arc<Gates>,
+    /// The task list as last published, for [`Tracer::tasks_now`].
+    snapshot: Arc<TaskSnapshot>,
+}
+
+/// The task list as the tracer thread last made it, and the generation of
+/// the tracer's state: the thread counts a new generation before it
+/// handles any stop or command, so a list of the current generation is
+/// what the thread would answer now.
+#[derive(Default)]
+pub(crate) struct TaskSnapshot {
+    generation: AtomicU64,
+    published: std::sync::Mutex<Option<(u64, Arc<Vec<TaskInfo>>)>>,
+}
+
+impl TaskSnapshot {
+    /// The tracer thread is about to change something.
+    pub(crate) fn changing(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Vec<TaskInfo>>)>> {
+        self.published.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// On the tracer thread: `tasks` is the state now.
+    fn publish(&self, tasks: &[TaskInfo]) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        *self.lock() = Some((generation, Arc::new(tasks.to_vec())));
+    }
+
+    /// The thread is gone: no list is current any more.
+    fn withdraw(&self) {
+        self.changing();
+        *self.lock() = None;
+    }
+
+    /// The published list, if nothing changed since it was made.
+    fn current(&self) -> Option<Vec<TaskInfo>> {
+        let published = self.lock();
+        let (generation, tasks) = published.as_ref()?;
+        (*generation == self.generation.load(Ordering::SeqCst)).then(|| tasks.to_vec())
+    }
 }
 
 impl std::fmt::Debug for Tracer {
@@ -170,6 +212,8 @@ impl Tracer {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let journal = opts.journal.clone();
+        let snapshot = Arc::new(TaskSnapshot::default());
+        let published = Arc::clone(&snapshot);
         std::thread::Builder::new()
             .name(opts.thread_name.unwrap_or_else(|| "utrace-tracer".into()))
             .spawn(move || {
@@ -182,7 +226,7 @@ impl Tracer {
                 };
                 let tid = nix::unistd::gettid().as_raw();
                 let _ = ready_tx.send(Ok((waker.remote(), tid)));
-                run(rx, waker, journal);
+                run(rx, waker, journal, published);
             })
             .map_err(|e| Error::Start(e.to_string()))?;
         let (waker, tid) = ready_rx
@@ -193,6 +237,7 @@ impl Tracer {
             waker,
             tid,
             gates: Arc::default(),
+            snapshot,
         })
     }
 
@@ -455,7 +500,22 @@ impl Tracer {
 
     /// Every traced thread, with its state, mode, engines and holds.
     pub fn tasks(&self) -> Request<Vec<TaskInfo>> {
-        self.call(|core| Ok(core.task_infos()))
+        self.call(|core| {
+            let tasks = core.task_infos();
+            core.snapshot.publish(&tasks);
+            Ok(tasks)
+        })
+    }
+
+    /// [`Tracer::tasks`], without waking the tracer thread when it has
+    /// handled no stop and run no command since it last answered one:
+    /// that answer is still the state (a `ps` of idle programs costs the
+    /// tracer nothing). Otherwise it asks, as [`Tracer::tasks`].
+    pub async fn tasks_now(&self) -> Result<Vec<TaskInfo>> {
+        if let Some(tasks) = self.snapshot.current() {
+            return Ok(tasks);
+        }
+        self.tasks().await
     }
 
     /// The traced tasks with their stop counters, and each traced
@@ -510,6 +570,7 @@ fn run(
     mut rx: mpsc::Receiver<Command>,
     waker: Waker,
     journal: Option<Arc<crate::journal::Journal>>,
+    snapshot: Arc<TaskSnapshot>,
 ) {
     let _span = info_span!("tracer").entered();
     let mut core = Core::new();
@@ -517,6 +578,7 @@ fn run(
         j.watch_thread(nix::unistd::gettid().as_raw());
     }
     core.journal = journal;
+    core.snapshot = snapshot;
     match waker.epoll() {
         Ok(ep) => core.epoll = Some(ep),
         Err(e) => warn!(%e, "no epoll for uprobe rings: every breakpoint is an int3"),
@@ -526,6 +588,7 @@ fn run(
     let mut taken = None;
     loop {
         let mark = waker.mark();
+        core.snapshot.changing();
         closed |= drain(&mut rx, &mut core);
         // Commands sent while a stop is handled (by an engine's callback)
         // run before the next stop is taken: a hold asked for a running
@@ -541,6 +604,7 @@ fn run(
         // Uprobe hits after the stops (a hot probe must not delay them;
         // each thread's hits are taken at its stops anyway, first).
         if core.probing() {
+            core.snapshot.changing();
             core.deliver_all_hits();
         }
         core.resolve_conflicts();
@@ -578,6 +642,7 @@ fn run(
     }
     // Shutdown: detach all, then give running tasks a bounded time to stop
     // and be detached.
+    core.snapshot.withdraw();
     core.shutdown();
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     while !core.is_idle() && Instant::now() < deadline {
@@ -608,7 +673,10 @@ fn run(
 fn drain(rx: &mut mpsc::Receiver<Command>, core: &mut Core) -> bool {
     loop {
         match rx.try_recv() {
-            Ok(cmd) => cmd(core),
+            Ok(cmd) => {
+                core.snapshot.changing();
+                cmd(core)
+            }
             Err(mpsc::error::TryRecvError::Empty) => return false,
             Err(mpsc::error::TryRecvError::Disconnected) => return true,
         }
@@ -650,6 +718,7 @@ fn reap(core: &mut Core, between: &mut dyn FnMut(&mut Core)) {
 
 /// Handle one stop taken by a wait.
 fn handle(core: &mut Core, ws: sys::WaitStatus) {
+    core.snapshot.changing();
     core.stime_us = ws.stime_us;
     core.on_wait(ws.tid, ws.status);
 }

@@ -1067,7 +1067,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         let span = span("ListTasks", &p);
         async move {
             let only = req.into_inner().pid;
-            let tasks = self.tracer.tasks().await.map_err(status)?;
+            let tasks = self.tracer.tasks_now().await.map_err(status)?;
             let tasks = self.shown_tasks(&tasks, &mut Visible::new(&p, only));
             Ok(Response::new(pb::ListTasksReply { tasks }))
         }
@@ -1135,7 +1135,7 @@ impl utrace_proto::server::tracer_server::Tracer for TracerService {
         let p = peer(&req)?;
         let span = span("GetServerInfo", &p);
         async move {
-            let tasks = self.tracer.tasks().await.map_err(status)?;
+            let tasks = self.tracer.tasks_now().await.map_err(status)?;
             let stats = self.tracer.stats().await.map_err(status)?;
             Ok(Response::new(crate::info::server_info(
                 &p,

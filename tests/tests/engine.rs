@@ -1606,3 +1606,54 @@ fn commands_wake_the_tracer_while_it_waits_for_stops() {
         h.wait_process_death(sp.pid);
     }
 }
+
+/// `tasks_now` answers from the list the tracer thread last made only
+/// while the thread has handled nothing since: a task that appears, is
+/// held by a quiesce, is let go and dies is seen at each step, and an
+/// unchanged list is answered the same.
+#[test]
+fn tasks_now_follows_every_change() {
+    init_logging();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tracer = Tracer::new().unwrap();
+    let now = || rt.block_on(tracer.tasks_now()).unwrap();
+    assert!(now().is_empty());
+    let (mut log, h) = Log::new();
+    log.on_quiesce = Action::Stop;
+    let sp = tracer
+        .spawn(
+            SpawnOptions::new(["sleep", "600"]),
+            Box::new(log),
+            EngineOptions::new(EventMask::QUIESCE | EventMask::DEATH),
+        )
+        .wait()
+        .unwrap();
+    let first = now();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!((first[0].pid, first[0].state), (sp.pid, RunState::Running));
+    assert!(first[0].holds.is_empty());
+    // Nothing happened: the same answer (from the published list).
+    assert_eq!(now(), first);
+    tracer.interrupt(sp.engine, sp.pid).wait().unwrap();
+    h.wait_until("quiesce", |s| {
+        s.iter().any(|e| matches!(e, Seen::Quiesce { .. }))
+    });
+    let held = now();
+    assert_eq!(held[0].holds, vec![sp.engine], "{held:?}");
+    assert_eq!(held[0].state, RunState::Stopped);
+    tracer
+        .control(sp.engine, sp.pid, Action::Resume)
+        .wait()
+        .unwrap();
+    let resumed = now();
+    assert!(resumed[0].holds.is_empty(), "{resumed:?}");
+    assert_eq!(resumed[0].state, RunState::Running);
+    tracer.kill(sp.engine, sp.pid).wait().unwrap();
+    h.wait_process_death(sp.pid);
+    // The death was handled: the list is made again, and empty.
+    let gone = now();
+    assert!(gone.is_empty(), "{gone:?}");
+}
