@@ -584,11 +584,11 @@ fn run(
         Err(e) => warn!(%e, "no epoll for uprobe rings: every breakpoint is an int3"),
     }
     let mut closed = false;
-    // A stop the last sleep took, to handle now.
+    // A stop the last sleep took, to handle now; or one it found waiting.
     let mut taken = None;
+    let mut peeked = None;
     loop {
         let mark = waker.mark();
-        core.snapshot.changing();
         closed |= drain(&mut rx, &mut core);
         // Commands sent while a stop is handled (by an engine's callback)
         // run before the next stop is taken: a hold asked for a running
@@ -599,7 +599,9 @@ fn run(
                 handle(&mut core, ws);
                 closed |= drain(&mut rx, &mut core);
             }
-            None => reap(&mut core, &mut |core| closed |= drain(&mut rx, core)),
+            None => reap(&mut core, peeked.take(), &mut |core| {
+                closed |= drain(&mut rx, core)
+            }),
         }
         // Uprobe hits after the stops (a hot probe must not delay them;
         // each thread's hits are taken at its stops anyway, first).
@@ -630,7 +632,8 @@ fn run(
         };
         match waker.wait_tracees(mark, how) {
             Woken::Taken(ws) => taken = Some(ws),
-            Woken::Ready | Woken::Kicked => {}
+            Woken::Ready(tid, stop) => peeked = Some((tid, stop)),
+            Woken::Kicked => {}
             // Spawns and attaches still starting (not yet tasks) are
             // waited for by their own commands.
             Woken::NoChildren => waker.wait(mark, -1),
@@ -646,7 +649,7 @@ fn run(
     core.shutdown();
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     while !core.is_idle() && Instant::now() < deadline {
-        reap(&mut core, &mut |_| {});
+        reap(&mut core, None, &mut |_| {});
         if core.is_idle() {
             break;
         }
@@ -683,13 +686,23 @@ fn drain(rx: &mut mpsc::Receiver<Command>, core: &mut Core) -> bool {
     }
 }
 
-/// Take every stop waiting, calling `between` after each.
-fn reap(core: &mut Core, between: &mut dyn FnMut(&mut Core)) {
+/// Take every stop waiting, calling `between` after each; `first`: the
+/// stop the sleep found waiting (looked at already).
+fn reap(
+    core: &mut Core,
+    mut first: Option<(Tid, Option<i32>)>,
+    between: &mut dyn FnMut(&mut Core),
+) {
     loop {
         // While an int3 of ours is in some program, a SIGTRAP stop is looked
         // at before the wait takes it (see `Core::before_taking`).
         let taken = if crate::breakpoint::int3s_placed() {
-            match sys::peek_any_nohang() {
+            // (A command run since the sleep may have let its task go.)
+            let peek = match first.take() {
+                Some(p) if core.tasks.contains_key(&p.0) => Ok(Some(p)),
+                _ => sys::peek_any_nohang(),
+            };
+            match peek {
                 Ok(Some((tid, stop))) => {
                     if stop == Some(libc::SIGTRAP) {
                         core.before_taking(tid);

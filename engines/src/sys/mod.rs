@@ -266,13 +266,19 @@ pub fn peek_any_nohang() -> Result<Option<(Tid, Option<i32>)>, Errno> {
             e => Err(e),
         };
     }
+    Ok(peeked(&si))
+}
+
+/// What a `waitid(WNOWAIT)` found: the tid, and for a ptrace stop its
+/// whole code (see [`peek_any_nohang`]); `None` if nothing.
+pub(crate) fn peeked(si: &libc::siginfo_t) -> Option<(Tid, Option<i32>)> {
     // SAFETY: waitid filled the SIGCHLD fields (or left them zero: none).
     let (pid, status) = unsafe { (si.si_pid(), si.si_status()) };
     if pid == 0 {
-        return Ok(None);
+        return None;
     }
     const CLD_TRAPPED: i32 = 4;
-    Ok(Some((pid, (si.si_code == CLD_TRAPPED).then_some(status))))
+    Some((pid, (si.si_code == CLD_TRAPPED).then_some(status)))
 }
 
 /// Wait for one specific child (spawn set-up, attaching; the reap loop

@@ -35,7 +35,7 @@
 //! `syscall` (or about to restart it), moves it to an exit that returns
 //! `EINTR` instead. A signal during the wait interrupts it as any signal
 //! does. Every other blockable signal is blocked in the tracer thread, and
-//! the wake signal (`SIGSTKFLT`, which Linux never sends by itself) has a
+//! the wake signal (`SIGSTKFLT`, chosen as one programs hardly use) has a
 //! lower number than glibc's internal ones, so the kernel takes it first
 //! when two are pending at once, and its handler sees the interrupted
 //! `syscall`, not another handler's entry.
@@ -131,23 +131,38 @@ extern "C" fn on_wake(_sig: i32, _info: *mut libc::siginfo_t, ctx: *mut c_void) 
 
 static INSTALL_WAKE: Once = Once::new();
 
+/// Install `handler` (`SA_SIGINFO | SA_RESTART`) for `sig`, with every
+/// signal blocked while it runs if `block_all`; the handler it replaces.
+fn install(
+    sig: i32,
+    handler: extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void),
+    block_all: bool,
+) -> Result<libc::sigaction, Errno> {
+    // SAFETY: sigaction with a zeroed struct plus the fields we set is the
+    // documented way to install a handler; `old` receives the previous one.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        if block_all {
+            libc::sigfillset(&mut sa.sa_mask);
+        } else {
+            libc::sigemptyset(&mut sa.sa_mask);
+        }
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, &sa, &mut old) != 0 {
+            return Err(Errno::last());
+        }
+        Ok(old)
+    }
+}
+
+/// The wake signal's handler, once. SA_RESTART: a restarted wait is
+/// rewound to its `syscall`, which the handler sends to the cancel exit;
+/// other system calls of the thread restart as usual.
 fn install_wake_handler() -> Result<(), Errno> {
     let mut result = Ok(());
-    INSTALL_WAKE.call_once(|| {
-        // SAFETY: sigaction with a zeroed struct plus the fields we set.
-        // SA_RESTART: a restarted wait is rewound to its `syscall`, which
-        // the handler sends to the cancel exit; other system calls of the
-        // thread restart as usual.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_wake as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            libc::sigfillset(&mut sa.sa_mask);
-            if libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut()) != 0 {
-                result = Err(Errno::last());
-            }
-        }
-    });
+    INSTALL_WAKE.call_once(|| result = install(WAKE_SIGNAL, on_wake, true).map(drop));
     result
 }
 
@@ -215,19 +230,8 @@ pub fn wake_all_tracers() {
 
 fn install_sigchld_handler() -> Result<(), Errno> {
     let mut result = Ok(());
-    INSTALL.call_once(|| {
-        // SAFETY: sigaction with a zeroed struct plus the fields we set is the
-        // documented way to install a handler; `old` receives the previous one.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_sigchld as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGCHLD, &sa, &mut old) != 0 {
-                result = Err(Errno::last());
-                return;
-            }
+    INSTALL.call_once(|| match install(libc::SIGCHLD, on_sigchld, false) {
+        Ok(old) => {
             if old.sa_sigaction != on_sigchld as *const () as usize {
                 PREVIOUS_SIGINFO.store(
                     usize::from(old.sa_flags & libc::SA_SIGINFO != 0),
@@ -236,6 +240,7 @@ fn install_sigchld_handler() -> Result<(), Errno> {
                 PREVIOUS_HANDLER.store(old.sa_sigaction, Ordering::Relaxed);
             }
         }
+        Err(e) => result = Err(e),
     });
     result
 }
@@ -292,8 +297,9 @@ pub enum ChildWait {
 pub enum Woken {
     /// A status, taken.
     Taken(WaitStatus),
-    /// A status is waiting to be taken ([`ChildWait::Peek`]).
-    Ready,
+    /// A status is waiting to be taken ([`ChildWait::Peek`]): its tid,
+    /// and for a ptrace stop its code (as [`super::peek_any_nohang`]).
+    Ready(Tid, Option<i32>),
     /// A kick (or another signal): look for work.
     Kicked,
     /// The thread has no tracee or child to wait for.
@@ -492,10 +498,10 @@ impl Waker {
                         i64::from(flags | libc::WEXITED | libc::WSTOPPED | libc::WNOWAIT),
                     )
                 };
-                if r == 0 {
-                    Woken::Ready
-                } else {
-                    Self::failed(r)
+                match (r, super::peeked(&si)) {
+                    (0, Some((tid, stop))) => Woken::Ready(tid, stop),
+                    (0, None) => Woken::Kicked,
+                    _ => Self::failed(r),
                 }
             }
         };
