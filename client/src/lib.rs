@@ -148,6 +148,32 @@ impl Client {
         })
     }
 
+    /// A client of a server in this process, called as a `tower` service
+    /// with no socket in between (`utraced::Embedded::local`): the
+    /// `utrace` command's way to the server it embeds.
+    pub fn local<S>(svc: S) -> Client
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<transport::BoxError>,
+        S::Future: Send + 'static,
+    {
+        use tower::ServiceExt;
+        let svc = transport::LocalService::new(svc.map_err(Into::into));
+        Client {
+            inner: pb::tracer_client::TracerClient::with_origin(
+                Transport::Local(svc),
+                Uri::from_static("http://utraced.invalid"),
+            )
+            .max_decoding_message_size(512 << 20),
+        }
+    }
+
     /// The generated tonic client, for calls this type does not wrap.
     pub fn raw(&mut self) -> &mut pb::tracer_client::TracerClient<Transport> {
         &mut self.inner

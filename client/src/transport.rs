@@ -11,6 +11,9 @@
 //!   reconnect would be of no use here anyway: a server's engines live
 //!   and die with the connection that made them, so a call after a
 //!   dropped connection fails, naming the transport error.
+//! - **In process** ([`Client::local`](crate::Client::local)): a server
+//!   embedded in this program, called as a `tower` service with no socket
+//!   and no HTTP/2 (`utraced::Embedded::local`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,17 +23,33 @@ use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tonic::body::Body;
 use tonic::transport::Channel;
+use tower::util::BoxCloneSyncService;
 
 /// A boxed error, as tonic takes a transport's.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The calls' way to the server (see the module docs).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Transport {
     /// TCP or TLS, through tonic's channel.
     Channel(Channel),
     /// A Unix socket's HTTP/2 connection, used directly.
     Unix(SendRequest<Body>),
+    /// A server in this process, called directly.
+    Local(LocalService),
+}
+
+/// A server's gRPC service in this process.
+pub type LocalService = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::Channel(c) => f.debug_tuple("Channel").field(c).finish(),
+            Transport::Unix(s) => f.debug_tuple("Unix").field(s).finish(),
+            Transport::Local(_) => f.write_str("Local"),
+        }
+    }
 }
 
 /// HTTP/2 settings for every connection: see [`crate::windows`].
@@ -67,6 +86,7 @@ impl tower::Service<http::Request<Body>> for Transport {
                 tower::Service::<http::Request<Body>>::poll_ready(c, cx).map_err(Into::into)
             }
             Transport::Unix(s) => s.poll_ready(cx).map_err(Into::into),
+            Transport::Local(s) => s.poll_ready(cx),
         }
     }
 
@@ -80,6 +100,7 @@ impl tower::Service<http::Request<Body>> for Transport {
                 let f = s.send_request(req);
                 Box::pin(async move { Ok(f.await?.map(Body::new)) })
             }
+            Transport::Local(s) => Box::pin(s.call(req)),
         }
     }
 }

@@ -19,6 +19,7 @@ mod convert;
 pub mod fuzzing;
 mod info;
 mod listen;
+mod local;
 pub mod metrics;
 mod metrics_http;
 mod peer;
@@ -40,6 +41,7 @@ use utrace_engines::Tracer;
 use utrace_proto::server::tracer_server::TracerServer;
 
 pub use crate::listen::{activated, default_socket, ListenAddr, ListenError};
+pub use crate::local::{Local, LocalError};
 pub use crate::peer::{Peer, Transport};
 pub use crate::tls::{TlsError, TlsFiles};
 
@@ -436,6 +438,8 @@ pub struct Embedded {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
     sinks: Arc<sink::Sinks>,
+    svc: Arc<service::TracerService>,
+    registry: Arc<registry::Registry>,
 }
 
 impl Embedded {
@@ -473,6 +477,8 @@ impl Embedded {
         config.listen = vec![ListenAddr::Unix(socket.clone())];
         let server = Server::bind(config).await?;
         let sinks = Arc::clone(&server.svc.sinks);
+        let svc = Arc::clone(&server.svc);
+        let registry = Arc::clone(&server.registry);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
@@ -483,6 +489,8 @@ impl Embedded {
             stop: Some(tx),
             task: Some(task),
             sinks,
+            svc,
+            registry,
         })
     }
 
@@ -494,6 +502,13 @@ impl Embedded {
     /// only ends with the trace. See [`sink`].
     pub fn local_sink(&self, f: sink::SinkFn) -> sink::LocalSink {
         sink::LocalSink::new(self.sinks.add(f))
+    }
+
+    /// A new connection of this program to the server that does not go
+    /// through its socket (see [`Local`]): what the `utrace` command's own
+    /// calls use. Its engines detach when its last clone is dropped.
+    pub fn local(&self) -> Result<Local, LocalError> {
+        Local::open(&self.svc, &self.registry)
     }
 
     /// The URI clients connect to.

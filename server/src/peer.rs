@@ -28,6 +28,8 @@ pub enum Transport {
     Unix,
     Tcp,
     Tls,
+    /// The embedded server's in-process door ([`crate::Local`]).
+    Local,
 }
 
 impl Transport {
@@ -36,6 +38,7 @@ impl Transport {
             Transport::Unix => "unix",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Local => "local",
         }
     }
 }
@@ -148,7 +151,8 @@ impl Peer {
     /// command's embedded server): what the program it starts inherits
     /// (stdio, descriptors, working directory) is its own already.
     pub fn is_in_process(&self) -> bool {
-        self.transport == Transport::Unix && self.pid == std::process::id() as i32
+        matches!(self.transport, Transport::Unix | Transport::Local)
+            && self.pid == std::process::id() as i32
     }
 
     /// The rule this caller is held to, in words.

@@ -6,9 +6,12 @@
 //! each server, a fresh copy of the target, attached by a fresh server on a
 //! loopback TCP port (a process has one tracer):
 //! - gdbserver: `gdbserver --attach 127.0.0.1:PORT PID`;
-//! - the bridge: `utrace_client::gdb::serve` in this process, on a
-//!   utraced embedded in this process (what `utrace gdb --listen` does with
-//!   no daemon).
+//! - the bridge: `utrace gdb --listen 127.0.0.1:PORT -p PID`, the command
+//!   a user runs, on the server it embeds (no daemon), as gdbserver is a
+//!   process of its own. (Run in this bench's own process instead, the
+//!   bridge measured up to a third slower even where it answers from its
+//!   cache and calls no server at all, `x/4096gx`: this process's
+//!   threads, which read gdb's output, share its scheduling.)
 //!
 //! Then `gdb -batch -nx EXE -ex 'target remote 127.0.0.1:PORT'`, `break
 //! syscall`, `continue` to the first hit, and, timed inside gdb by its
@@ -44,10 +47,11 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{ensure_gdb, fmt_time, free_port, median};
+use common::{ensure_gdb, fmt_time, free_port, median, utrace_bin};
 
 const SYSCALL_LOOP: &str = env!("CARGO_BIN_EXE_syscall_loop");
 const SIGNALS: &str = env!("CARGO_BIN_EXE_signals");
@@ -80,9 +84,18 @@ struct Said(String);
 impl Said {
     /// The seconds of the step timed under `key`.
     fn seconds(&self, key: &str) -> Result<f64, String> {
+        // The key may follow gdb's own output on its line (`stepi` ends
+        // with an address and a tab when it stops outside a line).
+        let tag = format!("{key} ");
         self.0
             .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .find_map(|l| {
+                let at = l.find(&tag)?;
+                let before = l[..at].chars().next_back();
+                before
+                    .is_none_or(char::is_whitespace)
+                    .then(|| &l[at + tag.len()..])
+            })
             .and_then(|v| v.trim().parse::<f64>().ok())
             .ok_or_else(|| format!("no {key} timing from gdb:\n{}", self.0))
     }
@@ -174,23 +187,9 @@ fn signals_gdbserver(n: usize) -> Result<(f64, f64), String> {
     signal_session(port, n)
 }
 
-fn signals_bridge(rt: &tokio::runtime::Runtime, uri: &str, n: usize) -> Result<(f64, f64), String> {
-    let (port, serving) = bridge(rt, uri, spawn(signals_argv(n)))?;
-    let r = signal_session(port, n);
-    let _ = serving.join();
-    r
-}
-
-/// A program for the bridge to start, with our environment.
-fn spawn(argv: Vec<String>) -> utrace_client::gdb::What {
-    utrace_client::gdb::What::Spawn {
-        argv,
-        env: std::env::vars().collect(),
-        cwd: std::env::current_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default(),
-        stdio: utrace_client::pb::Stdio::Default,
-    }
+fn signals_bridge(utrace: &Path, n: usize) -> Result<(f64, f64), String> {
+    let (_bridge, port) = bridge(utrace, &["--"], &signals_argv(n))?;
+    signal_session(port, n)
 }
 
 /// `tests/c/loop.c` built with `-g` in a fresh directory: the program, and
@@ -245,11 +244,9 @@ fn deep_gdbserver(exe: &str) -> Result<(f64, f64), String> {
     deep_session(port, exe)
 }
 
-fn deep_bridge(rt: &tokio::runtime::Runtime, uri: &str, exe: &str) -> Result<(f64, f64), String> {
-    let (port, serving) = bridge(rt, uri, spawn(vec![exe.to_string()]))?;
-    let r = deep_session(port, exe);
-    let _ = serving.join();
-    r
+fn deep_bridge(utrace: &Path, exe: &str) -> Result<(f64, f64), String> {
+    let (_bridge, port) = bridge(utrace, &["--"], &[exe.to_string()])?;
+    deep_session(port, exe)
 }
 
 /// gdb on `port` (a server that started `exe`): seconds for `next` over
@@ -283,29 +280,23 @@ fn gdbserver(before: &[&str], after: &[String]) -> Result<(Reaped, u16), String>
     Ok((server, port))
 }
 
-/// The bridge on a loopback port for `what`, as `utrace gdb --listen` runs
-/// it, for the first debugger that connects: its port, and the thread
-/// serving it (joined once gdb is done).
-fn bridge(
-    rt: &tokio::runtime::Runtime,
-    uri: &str,
-    what: utrace_client::gdb::What,
-) -> Result<(u16, std::thread::JoinHandle<Result<(), String>>), String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let client = rt
-        .block_on(utrace_client::Client::connect(uri))
-        .map_err(|e| e.to_string())?;
-    let handle = rt.handle().clone();
-    let serving = std::thread::spawn(move || -> Result<(), String> {
-        let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
-        let _ = sock.set_nodelay(true);
-        let read = sock.try_clone().map_err(|e| e.to_string())?;
-        utrace_client::gdb::serve(handle, client, what, read, Box::new(sock))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
-    Ok((port, serving))
+/// `utrace gdb --listen 127.0.0.1:PORT` (the command a user runs, on its
+/// embedded server), with `before` and then `after` as gdbserver's
+/// arguments are given: started and reaped as gdbserver is.
+fn bridge(utrace: &Path, before: &[&str], after: &[String]) -> Result<(Reaped, u16), String> {
+    let port = free_port().map_err(|e| e.to_string())?;
+    let server = Reaped(
+        Command::new(utrace)
+            .args(["gdb", "--listen", &format!("127.0.0.1:{port}")])
+            .args(before)
+            .args(after)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("utrace gdb: {e}"))?,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((server, port))
 }
 
 fn range_gdbserver(exe: &str, line: usize, turns: usize) -> Result<f64, String> {
@@ -313,17 +304,9 @@ fn range_gdbserver(exe: &str, line: usize, turns: usize) -> Result<f64, String> 
     range_session(port, exe, line)
 }
 
-fn range_bridge(
-    rt: &tokio::runtime::Runtime,
-    uri: &str,
-    exe: &str,
-    line: usize,
-    turns: usize,
-) -> Result<f64, String> {
-    let (port, serving) = bridge(rt, uri, spawn(vec![exe.to_string(), turns.to_string()]))?;
-    let r = range_session(port, exe, line);
-    let _ = serving.join();
-    r
+fn range_bridge(utrace: &Path, exe: &str, line: usize, turns: usize) -> Result<f64, String> {
+    let (_bridge, port) = bridge(utrace, &["--"], &[exe.to_string(), turns.to_string()])?;
+    range_session(port, exe, line)
 }
 
 /// A child killed and reaped when dropped.
@@ -352,18 +335,10 @@ fn with_gdbserver(hits: usize, steps: usize) -> Result<(f64, f64), String> {
     session(port, hits, steps)
 }
 
-fn with_bridge(
-    rt: &tokio::runtime::Runtime,
-    uri: &str,
-    hits: usize,
-    steps: usize,
-) -> Result<(f64, f64), String> {
+fn with_bridge(utrace: &Path, hits: usize, steps: usize) -> Result<(f64, f64), String> {
     let t = target();
-    let (port, serving) = bridge(rt, uri, utrace_client::gdb::What::Attach(t.0.id()))?;
-    let r = session(port, hits, steps);
-    let _ = serving.join();
-    drop(t);
-    r
+    let (_bridge, port) = bridge(utrace, &["-p"], &[t.0.id().to_string()])?;
+    session(port, hits, steps)
 }
 
 /// A session's two figures, each kept in its row, or why there are none.
@@ -390,16 +365,13 @@ fn main() {
         println!("SKIP: gdb and gdbserver are needed: {why}");
         return;
     }
-    // As the `utrace` command runs it: one worker.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let server = rt
-        .block_on(utraced::Embedded::start())
-        .expect("embedded server");
-    let uri = server.uri();
+    let utrace = match utrace_bin() {
+        Ok(p) => p,
+        Err(why) => {
+            println!("SKIP: the utrace command is needed: {why}");
+            return;
+        }
+    };
     let (mut gs_hit, mut gs_step, mut br_hit, mut br_step) = (vec![], vec![], vec![], vec![]);
     let (mut gs_range, mut br_range) = (vec![], vec![]);
     let (mut gs_connect, mut br_connect, mut gs_pass, mut br_pass) =
@@ -421,7 +393,7 @@ fn main() {
             }
             Err(e) => eprintln!("run {run}: gdbserver: {e}"),
         }
-        match with_bridge(&rt, &uri, hits, steps) {
+        match with_bridge(&utrace, hits, steps) {
             Ok((h, s)) => {
                 br_hit.push(h);
                 br_step.push(s);
@@ -432,7 +404,7 @@ fn main() {
             let what = format!("run {run}: gdbserver, deep");
             keep(deep_gdbserver(exe), &mut gs_bt, &mut gs_x, &what);
             let what = format!("run {run}: bridge, deep");
-            keep(deep_bridge(&rt, &uri, exe), &mut br_bt, &mut br_x, &what);
+            keep(deep_bridge(&utrace, exe), &mut br_bt, &mut br_x, &what);
         }
         let what = format!("run {run}: gdbserver, signals");
         keep(
@@ -443,7 +415,7 @@ fn main() {
         );
         let what = format!("run {run}: bridge, signals");
         keep(
-            signals_bridge(&rt, &uri, signals),
+            signals_bridge(&utrace, signals),
             &mut br_connect,
             &mut br_pass,
             &what,
@@ -453,13 +425,12 @@ fn main() {
                 Ok(t) => gs_range.push(t / turns as f64),
                 Err(e) => eprintln!("run {run}: gdbserver, range: {e}"),
             }
-            match range_bridge(&rt, &uri, exe, *line, turns) {
+            match range_bridge(&utrace, exe, *line, turns) {
                 Ok(t) => br_range.push(t / turns as f64),
                 Err(e) => eprintln!("run {run}: bridge, range: {e}"),
             }
         }
     }
-    let _ = rt.block_on(server.stop());
     println!("gdb through gdbserver and through utrace gdb: median of {runs} runs ({hits} hits, {steps} steps each)");
     println!("| per | gdbserver | utrace gdb | utrace gdb / gdbserver |");
     println!("|---|---|---|---|");

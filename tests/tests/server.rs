@@ -811,3 +811,126 @@ async fn bad_uris_and_socket_paths() {
         .expect("bind must fail");
     assert!(e.to_string().contains("cannot create socket"), "{e}");
 }
+
+/// The embedded server's in-process door (`Client::local`, what the
+/// `utrace` command uses): a connection of this process, with the
+/// credentials its Unix socket would have given; a unary call, a server
+/// stream and a session all work through it; and its engines detach when
+/// the last clone of the client is dropped, as a socket's do when it
+/// closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_door_is_a_connection_of_this_process() {
+    let (srv, mut sock) = server().await;
+    let mut local = Client::local(srv.local().expect("the in-process door"));
+    let caller = local.server_info().await.unwrap().caller.unwrap();
+    assert_eq!(caller.transport, "local");
+    assert_eq!(caller.uid, nix::unistd::geteuid().as_raw());
+    assert_eq!(caller.gid, nix::unistd::getegid().as_raw());
+    assert_eq!(caller.pid, std::process::id());
+    assert_eq!(
+        caller.may_trace_any,
+        sock.server_info()
+            .await
+            .unwrap()
+            .caller
+            .unwrap()
+            .may_trace_any,
+        "the same rule as through the socket"
+    );
+
+    // A server stream.
+    let s = local
+        .trace(pb::TraceRequest {
+            target: Some(pb::trace_request::Target::Spawn(spawn_req(&[
+                tracee!("syscall_loop"),
+                "50",
+            ]))),
+            engine: Some(spec(&["getppid"], &[])),
+        })
+        .await
+        .unwrap();
+    let evs = collect(s).await;
+    assert_eq!(entries(&evs, "getppid").count(), 50);
+    assert_eq!(death(&evs).unwrap().status.unwrap().code, 0);
+
+    // A session holding a running program at its calls.
+    let mut child = waiting_loop(1_000_000_000);
+    let pid = child.id();
+    let mut session = local.session().await.unwrap();
+    let attached = session
+        .attach(
+            pid,
+            pb::EngineSpec {
+                sync: true,
+                ..spec(&["getppid"], &[pb::EventKind::SyscallEntry])
+            },
+        )
+        .await
+        .unwrap();
+    go(&mut child);
+    let report = loop {
+        match tokio::time::timeout(common::TIMEOUT, session.next())
+            .await
+            .expect("a report within the timeout")
+        {
+            Some(Ok(utrace_client::SessionEvent::Report(r))) => break r,
+            Some(Ok(_)) => continue,
+            other => panic!("the session ended: {other:?}"),
+        }
+    };
+    assert_eq!(report.engine_id, attached.engine_id);
+    let reply = session
+        .batch(pb::BatchRequest {
+            engine_id: attached.engine_id,
+            tid: report.tid,
+            ops: vec![pb::Op {
+                op: Some(pb::op::Op::GetRegisters(pb::GetRegisters {
+                    names: vec!["orig_rax".into()],
+                })),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let Some(pb::op_result::Result::Registers(r)) = &reply.results[0].result else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(r.values["orig_rax"], libc::SYS_getppid as u64);
+    let held = sock.list_tasks(pid).await.unwrap();
+    assert!(
+        held.iter().any(|t| t.engines.contains(&attached.engine_id)),
+        "{held:?}"
+    );
+
+    // An engine of the connection (not of a call): it lives until the
+    // door closes, with its last clone; then it detaches and the program
+    // runs on, untraced.
+    let kept = local
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(spec(&["getppid"], &[pb::EventKind::SyscallEntry])),
+        })
+        .await
+        .unwrap();
+    drop(session);
+    let clone = local.clone();
+    drop(local);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tasks = sock.list_tasks(pid).await.unwrap();
+    assert!(
+        tasks.iter().any(|t| t.engines == [kept.engine_id]),
+        "the connection's engine stays while a clone of the client lives: {tasks:?}"
+    );
+    drop(clone);
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while !sock.list_tasks(pid).await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the door's engine is still attached after its client was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(common::alive(pid), "the program runs on");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -53,9 +53,11 @@ impl Connection {
             .map_err(|e| format!("no utraced daemon, and starting one in-process failed: {e}"))?;
         let uri = embedded.uri();
         debug!(%uri, "started an embedded server");
-        let client = Client::connect(&uri)
-            .await
-            .map_err(|e| format!("cannot connect to the embedded server: {e}"))?;
+        let client = Client::local(
+            embedded
+                .local()
+                .map_err(|e| format!("cannot connect to the embedded server: {e}"))?,
+        );
         Ok(Connection {
             client,
             uri,
