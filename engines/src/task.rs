@@ -649,6 +649,13 @@ impl Task<'_> {
     /// `eflags`, `fs_base`, `dr7`, `mxcsr`…), zero-extended.
     pub fn register(&mut self, name: &str) -> Result<u64> {
         let desc = arch::register(name).ok_or_else(|| Error::UnknownRegister(name.into()))?;
+        self.register_at(desc)
+    }
+
+    /// [`Task::register`] of a register looked up already
+    /// ([`arch::register`]): what a caller that reads the same registers
+    /// at every stop keeps.
+    pub fn register_at(&mut self, desc: &'static arch::RegDesc) -> Result<u64> {
         if desc.size > 8 {
             return Err(Error::WideRegister {
                 name: desc.name,
@@ -681,6 +688,11 @@ impl Task<'_> {
     /// Any register's raw bytes (little-endian), e.g. `xmm0` (16) or `st0` (10).
     pub fn register_bytes(&mut self, name: &str) -> Result<Vec<u8>> {
         let desc = arch::register(name).ok_or_else(|| Error::UnknownRegister(name.into()))?;
+        self.register_bytes_at(desc)
+    }
+
+    /// [`Task::register_bytes`] of a register looked up already.
+    pub fn register_bytes_at(&mut self, desc: &'static arch::RegDesc) -> Result<Vec<u8>> {
         self.state.reg_bytes(desc)
     }
 

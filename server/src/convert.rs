@@ -10,7 +10,7 @@ use utrace_engines::{
 use utrace_proto::v1 as pb;
 use utrace_proto::wire::{ReadsReply, ReadsRequest};
 
-use crate::remote::{Expedite, MemRef, Spec, SyncSpec};
+use crate::remote::{Expedite, MemRef, NamedRegister, Spec, SyncSpec};
 
 /// An engine spec, validated.
 pub struct EngineConfig {
@@ -200,7 +200,7 @@ pub fn engine_config(
                 && x.register_bytes.is_empty()
                 && x.registers
                     .iter()
-                    .all(|r| utrace_engines::BreakpointHit::REGISTERS.contains(&r.as_str()))
+                    .all(|r| utrace_engines::BreakpointHit::REGISTERS.contains(&r.name.as_str()))
         });
     Ok(EngineConfig {
         options: EngineOptions {
@@ -268,7 +268,7 @@ const MAX_DEADLINE_MS: u32 = 86_400_000;
 /// bounded.
 const MAX_STRING_LIMIT: usize = 65_536;
 
-fn register_8(name: &str, at: &str) -> Result<String, Status> {
+fn register_8(name: &str, at: &str) -> Result<&'static utrace_engines::arch::RegDesc, Status> {
     match utrace_engines::arch::register(name) {
         None => Err(Status::invalid_argument(format!(
             "{at}: unknown register {name:?}; use names such as rip, rsp, rdi, rsi, rdx, r10, eflags, orig_rax"
@@ -277,7 +277,7 @@ fn register_8(name: &str, at: &str) -> Result<String, Status> {
             "{at}: register {name} is {} bytes wide; expedite takes registers of at most 8 bytes",
             d.size
         ))),
-        Some(d) => Ok(d.name.to_string()),
+        Some(d) => Ok(d),
     }
 }
 
@@ -296,19 +296,25 @@ fn expedite_config(x: Option<&pb::Expedite>, field: &str) -> Result<Option<Exped
     let mut register_bytes = Vec::with_capacity(x.register_bytes.len());
     for (i, r) in x.register_bytes.iter().enumerate() {
         let name = r.trim();
-        if utrace_engines::arch::register(name).is_none() {
+        let Some(desc) = utrace_engines::arch::register(name) else {
             return Err(Status::invalid_argument(format!(
                 "{field}.expedite.register_bytes[{i}]: unknown register {name:?}; the registers are {}",
                 utrace_engines::arch::register_names()
             )));
-        }
-        register_bytes.push(name.to_string());
+        };
+        register_bytes.push(NamedRegister {
+            name: name.to_string(),
+            desc,
+        });
     }
     let mut registers = Vec::with_capacity(x.registers.len());
     for (i, r) in x.registers.iter().enumerate() {
         // Keep the client's spelling: it is the key in Expedited.registers.
-        register_8(r.trim(), &format!("{field}.expedite.registers[{i}]"))?;
-        registers.push(r.trim().to_string());
+        let desc = register_8(r.trim(), &format!("{field}.expedite.registers[{i}]"))?;
+        registers.push(NamedRegister {
+            name: r.trim().to_string(),
+            desc,
+        });
     }
     let mut memory = Vec::with_capacity(x.memory.len());
     for (i, m) in x.memory.iter().enumerate() {

@@ -818,16 +818,25 @@ impl Hub {
 /// Registers and memory fetched at each report (validated).
 #[derive(Clone, Debug, Default)]
 pub struct Expedite {
-    pub registers: Vec<String>,
+    pub registers: Vec<NamedRegister>,
     pub memory: Vec<MemRef>,
     /// Registers of any width, as bytes.
-    pub register_bytes: Vec<String>,
+    pub register_bytes: Vec<NamedRegister>,
+}
+
+/// A register as the client named it (the key of its value in
+/// `Expedited`), looked up once, when the engine was made: each stop then
+/// reads it with no search by name.
+#[derive(Clone, Debug)]
+pub struct NamedRegister {
+    pub name: String,
+    pub desc: &'static utrace_engines::arch::RegDesc,
 }
 
 /// Memory at the address a register holds.
 #[derive(Clone, Debug)]
 pub struct MemRef {
-    pub register: String,
+    pub register: &'static utrace_engines::arch::RegDesc,
     pub len: usize,
     pub string: bool,
     /// Added to the register's value.
@@ -1029,16 +1038,16 @@ fn now_ns() -> u64 {
 /// Fetch what `x` asks for from the stopped task.
 fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
     let mut registers = std::collections::HashMap::with_capacity(x.registers.len());
-    for name in &x.registers {
-        if let Ok(v) = task.register(name) {
-            registers.insert(name.clone(), v);
+    for r in &x.registers {
+        if let Ok(v) = task.register_at(r.desc) {
+            registers.insert(r.name.clone(), v);
         }
     }
     let memory = x
         .memory
         .iter()
         .map(|m| {
-            let Ok(addr) = task.register(&m.register) else {
+            let Ok(addr) = task.register_at(m.register) else {
                 return utrace_proto::Bytes::new();
             };
             let addr = addr.wrapping_add(m.offset as u64);
@@ -1059,7 +1068,7 @@ fn expedite(task: &mut Task<'_>, x: &Expedite) -> pb::Expedited {
     let register_bytes = x
         .register_bytes
         .iter()
-        .filter_map(|name| Some((name.clone(), task.register_bytes(name).ok()?.into())))
+        .filter_map(|r| Some((r.name.clone(), task.register_bytes_at(r.desc).ok()?.into())))
         .collect();
     pb::Expedited {
         registers,
@@ -1480,7 +1489,7 @@ impl Engine for RemoteEngine {
             registers: x
                 .registers
                 .iter()
-                .filter_map(|n| hit.register(n).map(|v| (n.clone(), v)))
+                .filter_map(|r| hit.register(&r.name).map(|v| (r.name.clone(), v)))
                 .collect(),
             memory: Vec::new(),
             register_bytes: Default::default(),
