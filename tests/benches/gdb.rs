@@ -265,35 +265,41 @@ fn range_session(port: u16, exe: &str, line: usize) -> Result<f64, String> {
 /// `--attach`) and `after` it (a program, or a pid): the server (killed
 /// when dropped) and its port, once it has had time to listen.
 fn gdbserver(before: &[&str], after: &[String]) -> Result<(Reaped, u16), String> {
-    let port = free_port().map_err(|e| e.to_string())?;
-    let server = Reaped(
-        Command::new("gdbserver")
-            .args(before)
-            .arg(format!("127.0.0.1:{port}"))
-            .args(after)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("gdbserver: {e}"))?,
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    Ok((server, port))
+    listening("gdbserver".as_ref(), |port| {
+        let mut args: Vec<String> = before.iter().map(|s| s.to_string()).collect();
+        args.push(format!("127.0.0.1:{port}"));
+        args.extend_from_slice(after);
+        args
+    })
 }
 
 /// `utrace gdb --listen 127.0.0.1:PORT` (the command a user runs, on its
 /// embedded server), with `before` and then `after` as gdbserver's
 /// arguments are given: started and reaped as gdbserver is.
 fn bridge(utrace: &Path, before: &[&str], after: &[String]) -> Result<(Reaped, u16), String> {
+    listening(utrace, |port| {
+        let mut args = vec!["gdb".into(), "--listen".into(), format!("127.0.0.1:{port}")];
+        args.extend(before.iter().map(|s| s.to_string()));
+        args.extend_from_slice(after);
+        args
+    })
+}
+
+/// `program` with the arguments `args` makes for a free loopback port:
+/// the server (killed when dropped) and its port, once it has had time to
+/// listen.
+fn listening(
+    program: &Path,
+    args: impl FnOnce(u16) -> Vec<String>,
+) -> Result<(Reaped, u16), String> {
     let port = free_port().map_err(|e| e.to_string())?;
     let server = Reaped(
-        Command::new(utrace)
-            .args(["gdb", "--listen", &format!("127.0.0.1:{port}")])
-            .args(before)
-            .args(after)
+        Command::new(program)
+            .args(args(port))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("utrace gdb: {e}"))?,
+            .map_err(|e| format!("{}: {e}", program.display()))?,
     );
     std::thread::sleep(Duration::from_millis(300));
     Ok((server, port))
