@@ -359,9 +359,6 @@ impl Bridge {
     /// session ends quietly. The bridge then has no process.
     pub(crate) fn forget(&mut self) {
         self.current.store(0, std::sync::atomic::Ordering::SeqCst);
-        if let Some(f) = self.forwarder.take() {
-            f.abort();
-        }
         if let Some((_, p)) = self.prefetch.take() {
             p.abort();
         }
@@ -369,6 +366,12 @@ impl Bridge {
             self.drop_kept_signals();
             let mut c = self.client.clone();
             let _ = self.rt.block_on(c.detach(self.engine));
+        }
+        // After the kept signals' ordered batch, whose answer it reads
+        // (stopped before, it left that batch waiting out ORDERED_WAIT,
+        // or the session ending under the decisions, as the abort raced).
+        if let Some(f) = self.forwarder.take() {
+            f.abort();
         }
         self.session = no_session();
         self.awaited = Default::default();
