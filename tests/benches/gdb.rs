@@ -7,11 +7,8 @@
 //! loopback TCP port (a process has one tracer):
 //! - gdbserver: `gdbserver --attach 127.0.0.1:PORT PID`;
 //! - the bridge: `utrace gdb --listen 127.0.0.1:PORT -p PID`, the command
-//!   a user runs, on the server it embeds (no daemon), as gdbserver is a
-//!   process of its own. (Run in this bench's own process instead, the
-//!   bridge measured up to a third slower even where it answers from its
-//!   cache and calls no server at all, `x/4096gx`: this process's
-//!   threads, which read gdb's output, share its scheduling.)
+//!   a user runs, on the server it embeds (no daemon): a process of its
+//!   own, as gdbserver is.
 //!
 //! Then `gdb -batch -nx EXE -ex 'target remote 127.0.0.1:PORT'`, `break
 //! syscall`, `continue` to the first hit, and, timed inside gdb by its
