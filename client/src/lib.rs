@@ -91,6 +91,10 @@ pub struct TlsOptions {
     pub domain: Option<String>,
 }
 
+/// The authority HTTP/2 requires in every request, unused where the
+/// transport names the server (a Unix socket, the in-process door).
+const UNUSED_ORIGIN: &str = "http://utraced.invalid";
+
 /// A connection to utraced.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -112,11 +116,9 @@ impl Client {
             if !path.starts_with('/') {
                 return Err(ConnectError::BadUri(uri.into()));
             }
-            // The authority is required by HTTP/2 but unused: the socket
-            // names the server.
             pb::tracer_client::TracerClient::with_origin(
                 connect_unix(Path::new(path)).await?,
-                Uri::from_static("http://utraced.invalid"),
+                Uri::from_static(UNUSED_ORIGIN),
             )
         } else if uri.starts_with("http://") || uri.starts_with("https://") {
             let mut ep = windows(
@@ -140,12 +142,16 @@ impl Client {
         } else {
             return Err(ConnectError::BadUri(uri.into()));
         };
-        Ok(Client {
+        Ok(Client::over(inner))
+    }
+
+    fn over(inner: pb::tracer_client::TracerClient<Transport>) -> Client {
+        Client {
             inner: inner
                 // Above the server's largest batch reply (--max-batch-bytes,
                 // 256 MiB by default); the server bounds what it sends.
                 .max_decoding_message_size(512 << 20),
-        })
+        }
     }
 
     /// A client of a server in this process, called as a `tower` service
@@ -165,13 +171,10 @@ impl Client {
     {
         use tower::ServiceExt;
         let svc = transport::LocalService::new(svc.map_err(Into::into));
-        Client {
-            inner: pb::tracer_client::TracerClient::with_origin(
-                Transport::Local(svc),
-                Uri::from_static("http://utraced.invalid"),
-            )
-            .max_decoding_message_size(512 << 20),
-        }
+        Client::over(pb::tracer_client::TracerClient::with_origin(
+            Transport::Local(svc),
+            Uri::from_static(UNUSED_ORIGIN),
+        ))
     }
 
     /// The generated tonic client, for calls this type does not wrap.

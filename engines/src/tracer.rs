@@ -73,7 +73,7 @@ pub struct Tracer {
 #[derive(Default)]
 pub(crate) struct TaskSnapshot {
     generation: AtomicU64,
-    published: std::sync::Mutex<Option<(u64, Arc<Vec<TaskInfo>>)>>,
+    published: std::sync::Mutex<Option<(u64, Vec<TaskInfo>)>>,
 }
 
 impl TaskSnapshot {
@@ -82,14 +82,14 @@ impl TaskSnapshot {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Vec<TaskInfo>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Vec<TaskInfo>)>> {
         self.published.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// On the tracer thread: `tasks` is the state now.
     fn publish(&self, tasks: &[TaskInfo]) {
         let generation = self.generation.load(Ordering::SeqCst);
-        *self.lock() = Some((generation, Arc::new(tasks.to_vec())));
+        *self.lock() = Some((generation, tasks.to_vec()));
     }
 
     /// The thread is gone: no list is current any more.

@@ -259,14 +259,57 @@ enum Io {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-/// An accepted connection: the stream, the peer, its place in the
-/// connection budget, and a guard that tells the registry when the
-/// connection is gone.
-pub struct Conn {
-    io: Io,
-    peer: Peer,
+/// A connection's place among the server's, whatever carries it (a
+/// socket here, or the embedded server's in-process door): admitted by
+/// its uid's connection budget (or let in only to be told why, each call
+/// refused with the reason), opened in the registry, and closed there
+/// (its engines detached) when dropped.
+pub(crate) struct Admitted {
+    pub(crate) peer: Peer,
     registry: Arc<Registry>,
     _ticket: Ticket,
+}
+
+impl Admitted {
+    /// `peer`'s connection, if its uid's budget lets it in at all; and
+    /// whether it is let in only to be told why (its calls refused).
+    pub(crate) fn admit(mut peer: Peer, registry: Arc<Registry>) -> Option<(Admitted, bool)> {
+        let (ticket, refused) = match registry.budgets.admit(peer.uid(), peer.is_root()) {
+            Admission::Admitted(t) => (t, false),
+            Admission::Refused(t, why) => {
+                warn!(conn = peer.conn, uid = peer.uid(), "{why}");
+                peer.refused = Some((tonic::Code::ResourceExhausted, why.into()));
+                (t, true)
+            }
+            Admission::Dropped => {
+                debug!(uid = peer.uid(), "connection past the budget: closed");
+                return None;
+            }
+        };
+        registry.connection_opened(peer.conn);
+        Some((
+            Admitted {
+                peer,
+                registry,
+                _ticket: ticket,
+            },
+            refused,
+        ))
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        debug!(conn = self.peer.conn, "connection closed");
+        self.registry.connection_closed(self.peer.conn);
+    }
+}
+
+/// An accepted connection: the stream, and its place among the server's
+/// connections.
+pub struct Conn {
+    io: Io,
+    admitted: Admitted,
     /// A connection past its uid's budget is closed at this time (its calls
     /// are refused until then, with the reason).
     close_at: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -280,26 +323,13 @@ const REFUSED_GRACE: Duration = Duration::from_secs(2);
 
 impl Conn {
     /// A connection of `peer` on `io`, if the budget lets it in.
-    fn admit(io: Io, mut peer: Peer, registry: Arc<Registry>) -> Option<Conn> {
-        let (ticket, close_at) = match registry.budgets.admit(peer.uid(), peer.is_root()) {
-            Admission::Admitted(t) => (t, None),
-            Admission::Refused(t, why) => {
-                warn!(conn = peer.conn, uid = peer.uid(), "{why}");
-                peer.refused = Some((tonic::Code::ResourceExhausted, why.into()));
-                (t, Some(Box::pin(tokio::time::sleep(REFUSED_GRACE))))
-            }
-            Admission::Dropped => {
-                debug!(uid = peer.uid(), "connection past the budget: closed");
-                return None;
-            }
-        };
-        registry.connection_opened(peer.conn);
+    fn admit(io: Io, peer: Peer, registry: Arc<Registry>) -> Option<Conn> {
+        let (admitted, refused) = Admitted::admit(peer, registry)?;
+        let close_at = refused.then(|| Box::pin(tokio::time::sleep(REFUSED_GRACE)));
         let fix = matches!(io, Io::Unix(_)).then(|| Box::new(AuthorityFix::new()));
         Some(Conn {
             io,
-            peer,
-            registry,
-            _ticket: ticket,
+            admitted,
             close_at,
             fix,
         })
@@ -473,17 +503,10 @@ impl Listener {
     }
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        debug!(conn = self.peer.conn, "connection closed");
-        self.registry.connection_closed(self.peer.conn);
-    }
-}
-
 impl Connected for Conn {
     type ConnectInfo = Peer;
     fn connect_info(&self) -> Peer {
-        self.peer.clone()
+        self.admitted.peer.clone()
     }
 }
 
@@ -518,7 +541,7 @@ impl AsyncRead for Conn {
                     return Poll::Ready(Ok(()));
                 }
                 if let Err(e) = fix.feed(rb.filled()) {
-                    warn!(conn = this.peer.conn, error = %e, "closing the connection");
+                    warn!(conn = this.admitted.peer.conn, error = %e, "closing the connection");
                     return Poll::Ready(Err(e.into()));
                 }
             }

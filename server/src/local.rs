@@ -3,10 +3,11 @@
 //! HTTP/2 in between.
 //!
 //! Through the private socket, each message of the `utrace` command to its
-//! own embedded server was framed by hyper, written to the socket, woken
-//! on, read and parsed again, and the answer the same way back: four
-//! system calls and two HTTP/2 codecs per message, on the command's one
-//! runtime thread. [`Local`] is the service itself ([`TracerServer`], with
+//! own embedded server was framed by hyper, written to the socket
+//! (`sendto`), woken on (`epoll_wait`), read (`recvfrom`) and parsed
+//! again, and the answer the same way back, on the command's one runtime
+//! thread: in a profile of gdb's breakpoint hits through `utrace gdb`,
+//! that thread's largest item. [`Local`] is the service itself ([`TracerServer`], with
 //! the limits every listener's has), called by the client's transport
 //! directly: a unary call's server side runs inside the caller's own
 //! future, and a stream's messages are read from the other side's body as
@@ -17,10 +18,9 @@
 //! connection from this process would have: [`Peer::unix`] on a socket
 //! pair made for the purpose (`SO_PEERCRED`, `SO_PEERPIDFD`), so the rule
 //! it is held to is the one the socket would have given. It counts as a
-//! connection (budgets, the registry): its engines detach when the last
-//! clone of the door is dropped, as a socket's do when it closes.
+//! connection, admitted and closed as a socket's ([`Admitted`]): its
+//! engines detach when the last clone of the door is dropped.
 
-use std::convert::Infallible;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,7 +29,7 @@ use tonic::codegen::{http, Service};
 use tracing::debug;
 use utrace_proto::server::tracer_server::TracerServer;
 
-use crate::budget::{Admission, Ticket};
+use crate::listen::Admitted;
 use crate::peer::{Peer, Transport};
 use crate::registry::Registry;
 use crate::service::TracerService;
@@ -39,7 +39,7 @@ use crate::service::TracerService;
 #[derive(Clone)]
 pub struct Local {
     svc: TracerServer<TracerService>,
-    conn: Arc<LocalConn>,
+    conn: Arc<Admitted>,
 }
 
 impl std::fmt::Debug for Local {
@@ -47,20 +47,6 @@ impl std::fmt::Debug for Local {
         f.debug_struct("Local")
             .field("conn", &self.conn.peer.conn)
             .finish()
-    }
-}
-
-/// The door's place among the server's connections.
-struct LocalConn {
-    peer: Peer,
-    registry: Arc<Registry>,
-    _ticket: Ticket,
-}
-
-impl Drop for LocalConn {
-    fn drop(&mut self) {
-        debug!(conn = self.peer.conn, "in-process connection closed");
-        self.registry.connection_closed(self.peer.conn);
     }
 }
 
@@ -74,32 +60,23 @@ pub enum LocalError {
 }
 
 impl Local {
-    /// A new connection of this process to `svc`.
+    /// A new connection of this process to `svc`, admitted as a socket's
+    /// is ([`Admitted`]).
     pub(crate) fn open(
         svc: &Arc<TracerService>,
         registry: &Arc<Registry>,
     ) -> Result<Local, LocalError> {
-        let mut peer = own_peer()?;
-        let ticket = match registry.budgets.admit(peer.uid(), peer.is_root()) {
-            Admission::Admitted(t) => t,
-            Admission::Refused(t, why) => {
-                peer.refused = Some((tonic::Code::ResourceExhausted, why.into()));
-                t
-            }
-            Admission::Dropped => return Err(LocalError::Budget(peer.uid())),
-        };
-        registry.connection_opened(peer.conn);
-        debug!(conn = peer.conn, uid = peer.uid(), "in-process connection");
+        let peer = own_peer()?;
+        let uid = peer.uid();
+        let (conn, _refused) =
+            Admitted::admit(peer, Arc::clone(registry)).ok_or(LocalError::Budget(uid))?;
+        debug!(conn = conn.peer.conn, uid, "in-process connection");
         let limits = svc.limits;
         Ok(Local {
             svc: TracerServer::from_arc(Arc::clone(svc))
                 .max_decoding_message_size(limits.max_request_bytes())
                 .max_encoding_message_size(limits.max_reply_bytes()),
-            conn: Arc::new(LocalConn {
-                peer,
-                registry: Arc::clone(registry),
-                _ticket: ticket,
-            }),
+            conn: Arc::new(conn),
         })
     }
 }
@@ -131,10 +108,3 @@ where
         self.svc.call(req)
     }
 }
-
-// The generated service never fails (errors are gRPC statuses in the
-// answer): callers may rely on it.
-const _: fn() = || {
-    fn infallible<S: Service<http::Request<tonic::body::Body>, Error = Infallible>>() {}
-    infallible::<Local>();
-};

@@ -379,6 +379,15 @@ async fn slow_client_drops_are_counted_fast_client_gets_all() {
 
 /// A shell waiting for a line on stdin, then exec'ing `syscall_loop n`,
 /// once it sits in `read`.
+/// Wait, bounded, until `c` sees no engine on `pid` (failing with `why`).
+async fn until_untraced(c: &mut Client, pid: u32, why: &str) {
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while !c.list_tasks(pid).await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn waiting_loop(n: u32) -> std::process::Child {
     let child = std::process::Command::new("/bin/sh")
         .args([
@@ -604,14 +613,7 @@ async fn disconnect_detaches_engine() {
         let tasks = watcher.list_tasks(pid).await.unwrap();
         assert_eq!(tasks[0].engines, vec![r.engine_id]);
     } // dropped: the connection closes
-    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
-    while !watcher.list_tasks(pid).await.unwrap().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "engine not detached after disconnect"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_untraced(&mut watcher, pid, "engine not detached after disconnect").await;
     let st = tokio::task::spawn_blocking(move || common::wait_child(&mut child))
         .await
         .unwrap();
@@ -922,14 +924,12 @@ async fn the_in_process_door_is_a_connection_of_this_process() {
         "the connection's engine stays while a clone of the client lives: {tasks:?}"
     );
     drop(clone);
-    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
-    while !sock.list_tasks(pid).await.unwrap().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the door's engine is still attached after its client was dropped"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_untraced(
+        &mut sock,
+        pid,
+        "the door's engine is still attached after its client was dropped",
+    )
+    .await;
     assert!(common::alive(pid), "the program runs on");
     let _ = child.kill();
     let _ = child.wait();

@@ -367,9 +367,10 @@ impl Bridge {
             let mut c = self.client.clone();
             let _ = self.rt.block_on(c.detach(self.engine));
         }
-        // After the kept signals' ordered batch, whose answer it reads
-        // (stopped before, it left that batch waiting out ORDERED_WAIT,
-        // or the session ending under the decisions, as the abort raced).
+        // Only now: the kept signals' ordered batch above is answered on
+        // the session's stream, which this task reads (stopped before it,
+        // a detach with a kept signal waited seconds for an answer nobody
+        // read).
         if let Some(f) = self.forwarder.take() {
             f.abort();
         }
