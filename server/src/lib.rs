@@ -31,6 +31,7 @@ mod session;
 pub mod sink;
 mod stdio;
 mod tls;
+mod unix_io;
 
 use std::future::Future;
 use std::path::PathBuf;

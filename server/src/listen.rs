@@ -24,6 +24,7 @@ use crate::budget::{Admission, Ticket};
 use crate::peer::{tcp_peer_uid, Peer};
 use crate::registry::Registry;
 use crate::tls::Identities;
+use crate::unix_io::QuietUnixStream;
 
 /// Where to listen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,7 +255,7 @@ pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, ListenError> {
 }
 
 enum Io {
-    Unix(UnixStream),
+    Unix(QuietUnixStream),
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
@@ -345,6 +346,13 @@ impl Conn {
         };
         let peer = Peer::unix(s.as_raw_fd(), uid, gid, pid);
         debug!(conn = peer.conn, uid, pid, groups = ?peer.owner.groups, "connection");
+        let s = match QuietUnixStream::new(s) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(%e, "cannot register the connection; closing it");
+                return None;
+            }
+        };
         Self::admit(Io::Unix(s), peer, registry)
     }
 
@@ -565,6 +573,24 @@ impl AsyncWrite for Conn {
             Io::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Unix(s) => s.is_write_vectored(),
+            Io::Tcp(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
