@@ -179,10 +179,15 @@ fn main() -> ExitCode {
         // handing each message to the other worker (gdb's `stepi` through
         // `utrace gdb`: 0.48-0.65 ms with two workers, 0.33-0.53 ms with
         // one; a breakpoint hit 1.15-1.32 ms, 0.80-0.88 ms).
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(1).enable_all();
+        if matches!(cli.command, Command::Gdb(_)) {
+            // The worker carries the bridge's reports and decisions: it
+            // looks for more before it sleeps while the bridge is busy
+            // (utrace_client::gdb::spin).
+            b.on_thread_park(utrace_client::gdb::spin::before_park);
+        }
+        b.build()
     };
     let rt = match built {
         Ok(rt) => rt,

@@ -204,6 +204,9 @@ pub enum Next {
 
 /// The debugger's connection, and the reports that came while it was read.
 pub struct Link {
+    /// How long the last wait for input took (a short one: the next is
+    /// looked for before the thread sleeps, [`super::spin`]).
+    last_wait: std::time::Duration,
     rx: mpsc::Receiver<Input>,
     /// Poked after each input queued on `rx`.
     wake: Arc<EventFd>,
@@ -263,6 +266,7 @@ impl Link {
         let common = Arc::new(Common::default());
         let replies = Replies::new(common.clone());
         Link {
+            last_wait: std::time::Duration::MAX,
             rx: inbox.rx,
             wake: inbox.wake,
             input: input.map(Arc::new),
@@ -547,6 +551,28 @@ impl Link {
         if self.drain() && wait {
             return;
         }
+        if wait && self.input.is_some() {
+            let start = std::time::Instant::now();
+            let hot = self.last_wait <= super::spin::HOT;
+            if !(hot && super::spin::look(|| self.has_input())) {
+                self.wait_inputs(true);
+            }
+            self.last_wait = start.elapsed();
+            super::spin::busy();
+            return;
+        }
+        self.wait_inputs(wait);
+    }
+
+    /// Whether an input is there now (taken from the descriptors).
+    fn has_input(&mut self) -> bool {
+        self.wait_inputs(false);
+        !self.bytes.is_empty() || !self.reports.is_empty() || self.closed.is_some()
+    }
+
+    /// Wait for the next input on the descriptors (`wait`), or take what
+    /// is there now.
+    fn wait_inputs(&mut self, wait: bool) {
         let Some(fd) = self.input.clone() else {
             if wait {
                 match self.rx.blocking_recv() {
