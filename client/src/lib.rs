@@ -37,6 +37,7 @@ pub mod batch;
 #[cfg(feature = "gdb")]
 pub mod gdb;
 pub mod session;
+pub mod spin;
 pub mod transport;
 pub use batch::{
     Action, BatchBuilder, BatchResults, FailureKind, MemoryRead, OpFailure, OpOutcome, EFLAGS_TF,

@@ -584,6 +584,9 @@ fn run(
         Err(e) => warn!(%e, "no epoll for uprobe rings: every breakpoint is an int3"),
     }
     let mut closed = false;
+    // How long the last wait for a stop slept (a short one: the next is
+    // looked for first, see `look_for_stop`).
+    let mut last_sleep = Duration::MAX;
     // A stop the last sleep took, to handle now; or one it found waiting.
     let mut taken = None;
     let mut peeked = None;
@@ -630,7 +633,19 @@ fn run(
                 rusage: core.system_times(),
             }
         };
-        match waker.wait_tracees(mark, how) {
+        let woken = match look_for_stop(&waker, mark, how, last_sleep) {
+            Some(w) => {
+                last_sleep = Duration::ZERO;
+                w
+            }
+            None => {
+                let slept = Instant::now();
+                let w = waker.wait_tracees(mark, how);
+                last_sleep = slept.elapsed();
+                w
+            }
+        };
+        match woken {
             Woken::Taken(ws) => taken = Some(ws),
             Woken::Ready(tid, stop) => peeked = Some((tid, stop)),
             Woken::Kicked => {}
@@ -670,6 +685,43 @@ fn run(
     // end before that waits with `tracefs_wait_deleted` (the server does).
     drop(core);
     debug!("tracer thread exits");
+}
+
+/// How long the tracer thread looks for its tracees' next stop before it
+/// sleeps, when the last sleep was at most [`LOOK_WHEN`].
+const LOOK: Duration = Duration::from_micros(60);
+const LOOK_WHEN: Duration = Duration::from_micros(300);
+
+/// The next stop (or a kick), looked for for [`LOOK`] without sleeping,
+/// yielding the CPU between looks: while stops come close together, a
+/// tracee resumed on this CPU runs in the yield and its stop is taken with
+/// no sleep and no wake-up. `None`: nothing came (or stops are far apart
+/// and nothing was looked for); sleep.
+fn look_for_stop(waker: &Waker, mark: u64, how: ChildWait, last_sleep: Duration) -> Option<Woken> {
+    if last_sleep > LOOK_WHEN {
+        return None;
+    }
+    let start = Instant::now();
+    loop {
+        if waker.mark() != mark {
+            return Some(Woken::Kicked);
+        }
+        let found = match how {
+            ChildWait::Take { rusage } => sys::wait_any_nohang(rusage).map(|w| w.map(Woken::Taken)),
+            ChildWait::Peek => {
+                sys::peek_any_nohang().map(|p| p.map(|(tid, stop)| Woken::Ready(tid, stop)))
+            }
+        };
+        match found {
+            Ok(Some(w)) => return Some(w),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        if start.elapsed() >= LOOK {
+            return None;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Run the commands waiting; whether the sending side is gone.

@@ -171,7 +171,7 @@ impl Bridge {
     /// Take the engine off `pid` alone (it stays on the others).
     fn leave_process(&mut self, pid: u32) -> Result<(), BridgeError> {
         let mut c = self.client.clone();
-        match super::spin::block_on(&self.rt, c.leave_process(self.engine, pid)) {
+        match crate::spin::block_on(&self.rt, c.leave_process(self.engine, pid)) {
             Ok(()) => Ok(()),
             // Gone already (it died, or the engine left it).
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),

@@ -43,7 +43,6 @@ pub mod link;
 pub mod lldb;
 pub mod regions;
 pub mod signals;
-pub mod spin;
 pub mod target;
 pub mod threads;
 

@@ -365,7 +365,7 @@ impl Bridge {
         if self.engine != 0 && !self.exited {
             self.drop_kept_signals();
             let mut c = self.client.clone();
-            let _ = super::spin::block_on(&self.rt, c.detach(self.engine));
+            let _ = crate::spin::block_on(&self.rt, c.detach(self.engine));
         }
         // Only now: the kept signals' ordered batch above is answered on
         // the session's stream, which this task reads (stopped before it,
@@ -392,7 +392,7 @@ impl Bridge {
     fn open_and_adopt(&mut self, what: super::What) -> Result<u32, BridgeError> {
         self.forget();
         let mut c = self.client.clone();
-        let o = super::spin::block_on(
+        let o = crate::spin::block_on(
             &self.rt,
             super::open(&mut c, &what, self.inbox.clone(), self.current.clone()),
         )
@@ -415,7 +415,7 @@ impl Bridge {
     ) -> Result<crate::BatchResults, BridgeError> {
         let req = self.batch_request(tid, interrupt, ops);
         let mut c = self.client.clone();
-        super::spin::block_on(&self.rt, c.send_batch(req))
+        crate::spin::block_on(&self.rt, c.send_batch(req))
             .map_err(|s| BridgeError::Server(s.message().to_string()))
     }
 
@@ -437,7 +437,7 @@ impl Bridge {
         let gone = || BridgeError::SessionGone("the session stream is closed".into());
         // The timer is made inside the runtime (this thread is not one
         // of its).
-        let waited = super::spin::block_on(&self.rt, async move {
+        let waited = crate::spin::block_on(&self.rt, async move {
             tokio::time::timeout(ORDERED_WAIT, rx).await
         });
         match waited {
@@ -536,7 +536,7 @@ impl Bridge {
     /// The process's threads, as the server knows them now.
     fn refresh_threads(&mut self) -> Result<(), BridgeError> {
         let mut c = self.client.clone();
-        let tasks = super::spin::block_on(&self.rt, c.list_tasks(self.pid))
+        let tasks = crate::spin::block_on(&self.rt, c.list_tasks(self.pid))
             .map_err(|s| BridgeError::Server(s.message().to_string()))?;
         let now: Vec<u32> = tasks.iter().map(|t| t.tid).collect();
         self.threads.retain(|t, _| now.contains(t));
@@ -594,7 +594,7 @@ impl Bridge {
             return Ok(false);
         }
         let mut c = self.client.clone();
-        let tasks = super::spin::block_on(&self.rt, c.list_tasks(self.pid))
+        let tasks = crate::spin::block_on(&self.rt, c.list_tasks(self.pid))
             .map_err(|s| BridgeError::Server(s.message().to_string()))?;
         Ok(tasks.iter().any(|t| {
             self.threads.get(&t.tid) == Some(&Held::Stopped)
@@ -1100,7 +1100,7 @@ impl Bridge {
             return Ok(r.clone());
         }
         let res = match self.prefetch.take() {
-            Some((t, task)) if t == tid => match super::spin::block_on(&self.rt, task) {
+            Some((t, task)) if t == tid => match crate::spin::block_on(&self.rt, task) {
                 Ok(r) => r.map_err(|s| BridgeError::Server(s.message().to_string()))?,
                 Err(e) => return Err(BridgeError::Server(format!("register read: {e}"))),
             },
@@ -1110,7 +1110,7 @@ impl Bridge {
                 }
                 let req = self.regs_request(tid);
                 let mut c = self.client.clone();
-                super::spin::block_on(&self.rt, c.send_batch(req))
+                crate::spin::block_on(&self.rt, c.send_batch(req))
                     .map_err(|s| BridgeError::Server(s.message().to_string()))?
             }
         };

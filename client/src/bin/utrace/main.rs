@@ -181,12 +181,11 @@ fn main() -> ExitCode {
         // one; a breakpoint hit 1.15-1.32 ms, 0.80-0.88 ms).
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(1).enable_all();
-        if matches!(cli.command, Command::Gdb(_)) {
-            // The worker carries the bridge's reports and decisions: it
-            // looks for more before it sleeps while the bridge is busy
-            // (utrace_client::gdb::spin).
-            b.on_thread_park(utrace_client::gdb::spin::before_park);
-        }
+        // The worker carries every message between the command and the
+        // server it embeds: while they come close together, it looks for
+        // the next before it sleeps (utrace_client::spin).
+        b.on_thread_park(utrace_client::spin::before_park)
+            .on_thread_unpark(utrace_client::spin::after_unpark);
         b.build()
     };
     let rt = match built {

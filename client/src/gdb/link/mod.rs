@@ -205,7 +205,7 @@ pub enum Next {
 /// The debugger's connection, and the reports that came while it was read.
 pub struct Link {
     /// How long the last wait for input took (a short one: the next is
-    /// looked for before the thread sleeps, [`super::spin`]).
+    /// looked for before the thread sleeps, [`crate::spin`]).
     last_wait: std::time::Duration,
     rx: mpsc::Receiver<Input>,
     /// Poked after each input queued on `rx`.
@@ -553,12 +553,11 @@ impl Link {
         }
         if wait && self.input.is_some() {
             let start = std::time::Instant::now();
-            let hot = self.last_wait <= super::spin::HOT;
-            if !(hot && super::spin::look(|| self.has_input())) {
+            let hot = self.last_wait <= crate::spin::HOT;
+            if !(hot && crate::spin::look(|| self.has_input())) {
                 self.wait_inputs(true);
             }
             self.last_wait = start.elapsed();
-            super::spin::busy();
             return;
         }
         self.wait_inputs(wait);

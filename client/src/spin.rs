@@ -1,31 +1,28 @@
-//! Waiting without sleeping, for a while: the bridge's thread looks again
-//! for what it waits for (the debugger's next packet, a server's answer)
-//! for up to [`SPIN`], giving its CPU away between looks, before it
-//! sleeps.
+//! Waiting without sleeping, for a while: a thread looks again for what
+//! it waits for for up to [`SPIN`], giving its CPU away between looks,
+//! before it sleeps.
 //!
-//! gdb talks to a server in short exchanges: a packet, its answer, gdb's
-//! next packet a few microseconds later. A thread that sleeps between them
-//! is woken for each, and on a small VM a wake-up on the other CPU costs
-//! tens of microseconds (an interrupt to a halted virtual CPU): gdb's
-//! `x/4096gx` through the bridge took 80 µs a packet, of which the
-//! bridge's own work was under 10. Looking again first, the packet is
-//! usually there before the look ends. The look yields the CPU each time
-//! round (`sched_yield`), so a debugger or server on the same CPU runs
-//! meanwhile, and it is bounded: a wait that outlasts it sleeps as before.
-//! Only a conversation in full flow looks (the last wait was short): a
-//! debugger at its prompt, or a program running to its next stop, costs
-//! one look at most.
+//! A debugger, a tracer and their servers talk in short exchanges: a
+//! packet or a stop, its answer, the next one a few microseconds later. A
+//! thread that sleeps between them is woken for each, and on a small VM a
+//! wake-up on the other CPU costs tens of microseconds (an interrupt to a
+//! halted virtual CPU): gdb's `x/4096gx` through `utrace gdb` took 80 µs
+//! a packet, of which the bridge's own work was under 10. Looking again
+//! first, the next one is usually there before the look ends. The look
+//! yields the CPU each time round (`sched_yield`), so a debugger, a
+//! tracee or a server on the same CPU runs meanwhile; and it is bounded:
+//! a wait that outlasts it sleeps as before. Only an exchange in full flow
+//! looks (the last wait was at most [`HOT`]): a debugger at its prompt, or
+//! a program running to its next stop, costs one look at most.
 //!
-//! The runtime that carries the bridge's calls (and, in `utrace gdb`, the
-//! server it embeds) looks too, through [`before_park`]: its worker thread
-//! passes each stop report and each decision between the bridge and the
-//! tracer thread, and a worker asleep is one more wake-up each way. It
-//! cannot see what it waits for, so it looks only while the bridge was
-//! busy within [`HOT`], and for [`SPIN`] at most.
+//! Used by the gdb bridge's thread (its waits for the debugger, and
+//! [`block_on`] for its calls) and by the `utrace` command's runtime
+//! ([`before_park`] and [`after_unpark`], the worker that carries the
+//! calls between the command and the server it embeds).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -36,29 +33,32 @@ pub const SPIN: Duration = Duration::from_micros(60);
 /// A wait looks only if the last one took at most this long.
 pub const HOT: Duration = Duration::from_micros(300);
 
-/// This process's clock for [`LAST_BUSY`].
-fn now_ns() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let ns = START.get_or_init(Instant::now).elapsed().as_nanos();
-    u64::try_from(ns).unwrap_or(u64::MAX)
+thread_local! {
+    /// When this runtime worker went to park (after its look).
+    static PARKED_AT: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    /// How long its last park lasted.
+    static LAST_IDLE: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::MAX) };
 }
 
-/// When a bridge last took an input or an answer ([`now_ns`]).
-static LAST_BUSY: AtomicU64 = AtomicU64::new(0);
-
-/// A bridge took an input or an answer now.
-pub fn busy() {
-    LAST_BUSY.store(now_ns(), Ordering::Relaxed);
-}
-
-/// For the runtime's `on_thread_park`: while a bridge was busy within
-/// [`HOT`], its worker looks for [`SPIN`] (yielding) before it sleeps. A
-/// task woken meanwhile is found when the worker goes to park, with no
-/// sleep and no wake-up.
+/// For a runtime's `on_thread_park`: a worker whose last park was short
+/// looks for [`SPIN`] (yielding) for a task woken from another thread (in
+/// the runtime's global queue, where such wake-ups go) before it parks;
+/// the task is then found as it goes to park, with no sleep and no
+/// wake-up.
 pub fn before_park() {
-    let last = LAST_BUSY.load(Ordering::Relaxed);
-    if last != 0 && now_ns().saturating_sub(last) <= HOT.as_nanos() as u64 {
-        look(|| false);
+    if LAST_IDLE.get() <= HOT {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let metrics = rt.metrics();
+            look(|| metrics.global_queue_depth() > 0);
+        }
+    }
+    PARKED_AT.set(Some(Instant::now()));
+}
+
+/// For a runtime's `on_thread_unpark`: how long the park lasted.
+pub fn after_unpark() {
+    if let Some(t) = PARKED_AT.take() {
+        LAST_IDLE.set(t.elapsed());
     }
 }
 
@@ -108,7 +108,6 @@ pub fn block_on<F: Future>(rt: &tokio::runtime::Handle, fut: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            busy();
             return out;
         }
         let woken = || signal.woken.swap(false, Ordering::Acquire);
