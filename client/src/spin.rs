@@ -40,13 +40,24 @@ thread_local! {
     static LAST_IDLE: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::MAX) };
 }
 
+/// Whether [`before_park`] looks at all: only where tasks are woken from
+/// this process's other threads (a server embedded here, its tracer
+/// thread). Tasks woken by a socket's readiness are not in the queue it
+/// looks at, and would only wait out the look.
+static PARK_LOOKS: AtomicBool = AtomicBool::new(false);
+
+/// Let [`before_park`] look (see [`PARK_LOOKS`]).
+pub fn park_looks(on: bool) {
+    PARK_LOOKS.store(on, Ordering::Relaxed);
+}
+
 /// For a runtime's `on_thread_park`: a worker whose last park was short
 /// looks for [`SPIN`] (yielding) for a task woken from another thread (in
 /// the runtime's global queue, where such wake-ups go) before it parks;
 /// the task is then found as it goes to park, with no sleep and no
-/// wake-up.
+/// wake-up. Only once [`park_looks`] said so.
 pub fn before_park() {
-    if LAST_IDLE.get() <= HOT {
+    if PARK_LOOKS.load(Ordering::Relaxed) && LAST_IDLE.get() <= HOT {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let metrics = rt.metrics();
             look(|| metrics.global_queue_depth() > 0);
@@ -96,7 +107,8 @@ impl Wake for Signal {
 
 /// `fut` run to its end on this thread, inside `rt`'s context (as
 /// [`tokio::runtime::Handle::block_on`]): each time it waits, looked for
-/// for a while before the thread sleeps.
+/// for a while before the thread sleeps. For a thread that may block (the
+/// bridge's own, or the runtime's blocking pool), never a runtime worker.
 pub fn block_on<F: Future>(rt: &tokio::runtime::Handle, fut: F) -> F::Output {
     let _inside = rt.enter();
     let mut fut = std::pin::pin!(fut);

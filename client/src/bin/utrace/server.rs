@@ -53,6 +53,9 @@ impl Connection {
             .map_err(|e| format!("no utraced daemon, and starting one in-process failed: {e}"))?;
         let uri = embedded.uri();
         debug!(%uri, "started an embedded server");
+        // The server's tracer thread wakes this runtime's tasks: the
+        // worker may look for them before it parks (utrace_client::spin).
+        utrace_client::spin::park_looks(true);
         let client = Client::local(
             embedded
                 .local()
