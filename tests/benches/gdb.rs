@@ -30,7 +30,9 @@
 //! Two more rows, on `signals 10 N` (SIGUSR1 to itself N times,
 //! `UTRACE_BENCH_SIGNALS`, default 20,000) started by each server: the
 //! time of gdb's `target remote` (the symbols of the program and of its
-//! libraries read through `vFile`), and, with `handle SIGUSR1 nostop
+//! libraries read through `vFile`; `utrace gdb --listen -- PROG` starts
+//! the program when gdb connects, gdbserver before, so the bridge's time
+//! includes the program's start), and, with `handle SIGUSR1 nostop
 //! noprint pass` (gdb's `QPassSignals`), `continue` to its end / N.
 //!
 //! The table shows medians over `UTRACE_BENCH_RUNS` runs (default 3) and
