@@ -4,13 +4,13 @@
 //!
 //! A debugger, a tracer and their servers talk in short exchanges: a
 //! packet or a stop, its answer, the next one a few microseconds later. A
-//! thread that sleeps between them is woken for each, and on a small VM a
-//! wake-up on the other CPU costs tens of microseconds (an interrupt to a
-//! halted virtual CPU): gdb's `x/4096gx` through `utrace gdb` took 80 µs
-//! a packet, of which the bridge's own work was under 10. Looking again
-//! first, the next one is usually there before the look ends. The look
+//! thread that sleeps between them is woken for each, and on a small VM
+//! that is most of the time: gdb's `x/4096gx` through `utrace gdb` took
+//! 80 µs a packet, of which the bridge's own work was under 10, and 16 µs
+//! a packet with gdb, the bridge and the program pinned to one CPU. With
+//! the looks it took 29-36 µs a packet (unpinned, 119-147 ms). The look
 //! yields the CPU each time round (`sched_yield`), so a debugger, a
-//! tracee or a server on the same CPU runs meanwhile; and it is bounded:
+//! tracee or a server on the same CPU may run meanwhile; and it is bounded:
 //! a wait that outlasts it sleeps as before. Only an exchange in full flow
 //! looks (the last wait was at most [`HOT`]): a debugger at its prompt, or
 //! a program running to its next stop, costs one look at most.

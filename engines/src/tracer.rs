@@ -693,9 +693,9 @@ const LOOK: Duration = Duration::from_micros(60);
 const LOOK_WHEN: Duration = Duration::from_micros(300);
 
 /// The next stop (or a kick), looked for for [`LOOK`] without sleeping,
-/// yielding the CPU between looks: while stops come close together, a
-/// tracee resumed on this CPU runs in the yield and its stop is taken with
-/// no sleep and no wake-up. `None`: nothing came (or stops are far apart
+/// yielding the CPU between looks (a tracee on this CPU may run then):
+/// while stops come close together, a stop that comes within the look is
+/// taken without the thread sleeping and being woken. `None`: nothing came (or stops are far apart
 /// and nothing was looked for); sleep.
 fn look_for_stop(waker: &Waker, mark: u64, how: ChildWait, last_sleep: Duration) -> Option<Woken> {
     if last_sleep > LOOK_WHEN {

@@ -1,12 +1,13 @@
 //! An accepted Unix stream registered for reading only.
 //!
 //! tokio registers every socket for both readiness kinds, edge-triggered.
-//! A Unix stream socket tells its writer "writable" each time the peer
-//! reads (`unix_write_space` wakes the socket's waiters whenever the peer
-//! consumes a buffer, whether or not the writer ever found it full; TCP
-//! wakes only a writer that did). So every read a client makes woke the
-//! runtime worker that owns its connection, to find nothing to do: on a
-//! `utrace ps`, two of the daemon's five wake-ups per connection.
+//! A Unix stream socket tells its writer "writable" when the peer reads
+//! (the daemon's `epoll_wait` returned `EPOLLOUT` alone after each read a
+//! `utrace ps` client made, in an strace of the daemon), so each such read
+//! woke the runtime worker that owns the connection, to find nothing to
+//! do. Registered for reading only, a `utrace ps` connection woke the
+//! daemon's threads 4.35 times instead of 5.1, and a request on an open
+//! connection 2.8 times instead of 3.7 (`/proc/PID/task/*/schedstat`).
 //!
 //! [`QuietUnixStream`] writes straight to the socket and asks for
 //! writability only when a write would block: then a duplicate of the
@@ -34,10 +35,9 @@ pub struct QuietUnixStream {
 
 impl QuietUnixStream {
     /// Takes over an accepted stream (tokio's, deregistered from its
-    /// reactor; it stays non-blocking).
+    /// reactor; `into_std` leaves it non-blocking).
     pub fn new(s: tokio::net::UnixStream) -> io::Result<QuietUnixStream> {
         let s = s.into_std()?;
-        s.set_nonblocking(true)?;
         Ok(QuietUnixStream {
             // SAFETY: the stream owns its descriptor and keeps it, open
             // and the same, until the `AsyncFd` drops it.

@@ -151,18 +151,18 @@
 //! # impl Target for MyTarget {
 //! #     type Error = &'static str;
 //! #     type Arch = gdbstub_arch::arm::Armv4t; // as an example
-//! #     fn base_ops(&mut self) -> BaseOps<Self::Arch, Self::Error> { todo!() }
+//! #     fn base_ops(&mut self) -> BaseOps<Self::Arch, Self::Error> { panic!("not in this example") }
 //! # }
 //! #
 //! # impl MyTarget {
 //! #     fn run_and_check_for_incoming_data(
 //! #         &mut self,
 //! #         conn: &mut impl Connection
-//! #     ) -> MyTargetEvent { todo!() }
+//! #     ) -> MyTargetEvent { panic!("not in this example") }
 //! #
 //! #     fn stop_in_response_to_ctrl_c_interrupt(
 //! #         &mut self
-//! #     ) -> Result<(), &'static str> { todo!() }
+//! #     ) -> Result<(), &'static str> { panic!("not in this example") }
 //! # }
 //! #
 //! # enum MyTargetEvent {

@@ -140,24 +140,24 @@
 //!     fn read_registers(
 //!         &mut self,
 //!         regs: &mut gdbstub_arch::arm::reg::ArmCoreRegs,
-//!     ) -> TargetResult<(), Self> { todo!() }
+//!     ) -> TargetResult<(), Self> { panic!("not in this example") }
 //!
 //!     fn write_registers(
 //!         &mut self,
 //!         regs: &gdbstub_arch::arm::reg::ArmCoreRegs
-//!     ) -> TargetResult<(), Self> { todo!() }
+//!     ) -> TargetResult<(), Self> { panic!("not in this example") }
 //!
 //!     fn read_addrs(
 //!         &mut self,
 //!         start_addr: u32,
 //!         data: &mut [u8],
-//!     ) -> TargetResult<usize, Self> { todo!() }
+//!     ) -> TargetResult<usize, Self> { panic!("not in this example") }
 //!
 //!     fn write_addrs(
 //!         &mut self,
 //!         start_addr: u32,
 //!         data: &[u8],
-//!     ) -> TargetResult<(), Self> { todo!() }
+//!     ) -> TargetResult<(), Self> { panic!("not in this example") }
 //!
 //!     // most targets will want to support at resumption as well...
 //!
@@ -171,7 +171,7 @@
 //!     fn resume(
 //!         &mut self,
 //!         signal: Option<Signal>,
-//!     ) -> Result<(), Self::Error> { todo!() }
+//!     ) -> Result<(), Self::Error> { panic!("not in this example") }
 //!
 //!     // ...and if the target supports resumption, it'll likely want to support
 //!     // single-step resume as well
@@ -188,7 +188,7 @@
 //!     fn step(
 //!         &mut self,
 //!         signal: Option<Signal>,
-//!     ) -> Result<(), Self::Error> { todo!() }
+//!     ) -> Result<(), Self::Error> { panic!("not in this example") }
 //! }
 //!
 //! impl Breakpoints for MyTarget {
@@ -204,13 +204,13 @@
 //!         &mut self,
 //!         addr: u32,
 //!         kind: gdbstub_arch::arm::ArmBreakpointKind,
-//!     ) -> TargetResult<bool, Self> { todo!() }
+//!     ) -> TargetResult<bool, Self> { panic!("not in this example") }
 //!
 //!     fn remove_sw_breakpoint(
 //!         &mut self,
 //!         addr: u32,
 //!         kind: gdbstub_arch::arm::ArmBreakpointKind,
-//!     ) -> TargetResult<bool, Self> { todo!() }
+//!     ) -> TargetResult<bool, Self> { panic!("not in this example") }
 //! }
 //! ```
 //!
@@ -399,24 +399,24 @@ pub trait Target {
     /// #   fn read_registers(
     /// #       &mut self,
     /// #       regs: &mut gdbstub_arch::arm::reg::ArmCoreRegs,
-    /// #   ) -> TargetResult<(), Self> { todo!() }
+    /// #   ) -> TargetResult<(), Self> { panic!("not in this example") }
     /// #
     /// #   fn write_registers(
     /// #       &mut self,
     /// #       regs: &gdbstub_arch::arm::reg::ArmCoreRegs
-    /// #   ) -> TargetResult<(), Self> { todo!() }
+    /// #   ) -> TargetResult<(), Self> { panic!("not in this example") }
     /// #
     /// #   fn read_addrs(
     /// #       &mut self,
     /// #       start_addr: u32,
     /// #       data: &mut [u8],
-    /// #   ) -> TargetResult<usize, Self> { todo!() }
+    /// #   ) -> TargetResult<usize, Self> { panic!("not in this example") }
     /// #
     /// #   fn write_addrs(
     /// #       &mut self,
     /// #       start_addr: u32,
     /// #       data: &[u8],
-    /// #   ) -> TargetResult<(), Self> { todo!() }
+    /// #   ) -> TargetResult<(), Self> { panic!("not in this example") }
     /// }
     /// ```
     fn base_ops(&mut self) -> ext::base::BaseOps<'_, Self::Arch, Self::Error>;

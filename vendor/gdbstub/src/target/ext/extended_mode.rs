@@ -129,7 +129,7 @@ pub trait ExtendedMode: Target {
     /// corresponds to this trait's `run` method). As such, while `gdbstub`
     /// exposes this functionality, and "requires" an implementation, unless
     /// you're running a fairly old version of GDB, it should be fine to
-    /// simply stub it out -- e.g: using the `unimplemented!()` macro /
+    /// simply stub it out -- e.g: with a method body that panics /
     /// returning a fatal error.
     fn restart(&mut self) -> Result<(), Self::Error>;
 
