@@ -674,6 +674,14 @@ impl BatchResults {
         })
     }
 
+    /// Where breakpoint op `i`, inserted by symbol, went.
+    pub fn breakpoint(&self, i: usize) -> Result<u64, OpFailure> {
+        self.typed(i, "breakpoint", false, |o| match o {
+            OpOutcome::Breakpoint(addr) => Some(addr),
+            _ => None,
+        })
+    }
+
     /// Op `i` (a write, `set_regs`, `control`…) succeeded.
     pub fn done(&self, i: usize) -> Result<(), OpFailure> {
         self.typed(i, "done", false, |o| match o {

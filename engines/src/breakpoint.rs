@@ -657,7 +657,22 @@ impl Breakpoints {
                 true
             }
             Err(e) => {
-                warn!(pid = io.pid, addr, %e, "a uprobe could not serve a breakpoint; an int3 does");
+                // EOPNOTSUPP: an instruction the kernel's uprobes refuse
+                // (on x86, EVEX-encoded AVX-512 ones among others). The
+                // int3 works as well, but stops the program at each hit
+                // and is left in its memory if the server is killed.
+                let why = if e == Errno::EOPNOTSUPP {
+                    "the kernel's uprobes do not take the instruction there"
+                } else {
+                    "the kernel refused a uprobe there"
+                };
+                warn!(
+                    pid = io.pid,
+                    addr,
+                    %e,
+                    code = %code[..n].iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                    "{why}: an int3 serves the breakpoint (a stop at each hit)"
+                );
                 if let Some(bp) = self.map.get_mut(&addr) {
                     bp.no_probe = true;
                 }

@@ -74,10 +74,26 @@ fn open(attr: &mut b::perf_event_attr, tid: Tid) -> Result<OwnedFd, Errno> {
     let fd =
         unsafe { pe::perf_event_open(attr, tid, -1, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong) };
     if fd < 0 {
-        return Err(Errno::last());
+        return Err(last_errno());
     }
     // SAFETY: a new descriptor this process now owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The kernel's internal ENOTSUPP, which its uprobes return to
+/// `perf_event_open` for an instruction they cannot take (on x86, an
+/// EVEX-encoded AVX-512 one, as in libc's string functions): not a
+/// user-space errno, so nix has no name for it.
+const KERNEL_ENOTSUPP: i32 = 524;
+
+/// errno after a failed call, with the kernel's ENOTSUPP as the user-space
+/// EOPNOTSUPP (the same meaning) instead of nix's nameless `UnknownErrno`.
+fn last_errno() -> Errno {
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(KERNEL_ENOTSUPP) => Errno::EOPNOTSUPP,
+        Some(raw) => Errno::from_raw(raw),
+        None => Errno::UnknownErrno,
+    }
 }
 
 /// A uprobe (with `ret`, a return probe) on thread `tid` at `offset` in

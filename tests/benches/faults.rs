@@ -10,7 +10,7 @@
 //! an int3 without the keeper (as before it existed). Three programs: one
 //! that reaches the breakpoint every 50 ms (a sleep's return, as a
 //! debugger user's breakpoint is hit now and then), one that reaches it
-//! in a tight loop (`sh -c 'while :; do :; done'`), and the first held at
+//! in a tight loop (`probe_target hot`, at its `probed_fn`), and the first held at
 //! its breakpoint by a debugger (a Session's sync engine that does not
 //! decide: a gdb user looking at the stop) when the server dies. The
 //! kernel takes a uprobe out with the server's descriptors: both survive.
@@ -111,6 +111,26 @@ async fn insert_where_it_is(c: &mut Client, engine: u64, pid: u32) -> Option<(u6
     Some((rip, orig))
 }
 
+/// Insert a breakpoint for `engine` at `probe_target`'s `probed_fn`: its
+/// address and the original byte there (`push %rbp`). (Where a thread in
+/// a loop is now may be an instruction the kernel's uprobes refuse, an
+/// AVX-512 one in libc: an int3 would serve it in the uprobe rows.)
+async fn insert_at_probed_fn(c: &mut Client, engine: u64) -> Option<(u64, u8)> {
+    let addr = c
+        .batch(engine, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            symbol: "probed_fn".into(),
+            ..Default::default()
+        }))
+        .send()
+        .await
+        .ok()?
+        .breakpoint(0)
+        .ok()?;
+    Some((addr, 0x55))
+}
+
 /// Kill the server at a random point (0-49 ms from now), and say whether
 /// the program runs on half a second later with its original byte back.
 async fn kill_and_see(server: &mut Child, pid: u32, rip: u64, orig: u8) -> bool {
@@ -177,7 +197,11 @@ async fn round(
             .await
             .ok()?;
         let mut events = c.events(at.engine_id).await.ok()?;
-        let (rip, orig) = insert_where_it_is(&mut c, at.engine_id, pid).await?;
+        let (rip, orig) = if program[0].ends_with("probe_target") {
+            insert_at_probed_fn(&mut c, at.engine_id).await?
+        } else {
+            insert_where_it_is(&mut c, at.engine_id, pid).await?
+        };
         // Hit once, then killed at a random point of its cycle.
         loop {
             let ev = tokio::time::timeout(
@@ -272,7 +296,7 @@ fn main() {
         ),
         (
             "hit in a tight loop",
-            vec!["/bin/sh", "-c", "while :; do :; done"],
+            vec![env!("CARGO_BIN_EXE_probe_target"), "hot"],
             false,
         ),
         (

@@ -272,3 +272,88 @@ impl Drop for KillPid {
         );
     }
 }
+
+/// A breakpoint that needs no stop, at an instruction the kernel's uprobes
+/// refuse (an EVEX-encoded AVX-512 one, as libc's string functions have):
+/// an int3 serves it, every hit is reported, the program's own work is
+/// unchanged, and the original byte is back when the engine leaves. (The
+/// program runs the instruction: skipped, saying why, where the CPU lacks
+/// AVX-512F.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instruction_uprobes_refuse_is_served_by_an_int3() {
+    use std::io::Write;
+    use utrace_client::pb;
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if !cpu.split_whitespace().any(|f| f == "avx512f") {
+        eprintln!("skipped: this CPU has no AVX-512F, and the tracee's instruction needs it");
+        return;
+    }
+    let n = 200;
+    let (_srv, mut c) = server().await;
+    let mut child = std::process::Command::new(tracee!("probe_target"))
+        .args(["evex", &n.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start probe_target");
+    let pid = child.id();
+    let _kill = KillPid(pid as i32);
+    let mut out = Lines::from_reader(child.stdout.take().expect("stdout"));
+    assert!(out.next().starts_with("ready "));
+    let at = c
+        .attach(pb::AttachRequest {
+            pid,
+            engine: Some(pb::EngineSpec {
+                events: vec![pb::EventKind::Breakpoint as i32],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut events = c.events(at.engine_id).await.unwrap();
+    let addr = c
+        .batch(at.engine_id, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            symbol: "evex_fn".into(),
+            ..Default::default()
+        }))
+        .send()
+        .await
+        .unwrap()
+        .breakpoint(0)
+        .unwrap();
+    let raw = || {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, addr).unwrap();
+        b[0]
+    };
+    assert_eq!(raw(), 0xcc, "a breakpoint is in memory");
+    let info = c.server_info().await.unwrap();
+    assert_eq!(info.uprobe_events, 0, "no uprobe: the kernel refused one");
+
+    let stdin = child.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    let mut hits = 0;
+    while hits < n {
+        let ev = tokio::time::timeout(TIMEOUT, tokio_stream::StreamExt::next(&mut events))
+            .await
+            .expect("every hit reported")
+            .unwrap()
+            .unwrap();
+        if let Some(pb::event::Kind::Breakpoint(b)) = ev.kind {
+            assert_eq!(b.addr, addr);
+            hits += 1;
+        }
+    }
+    assert_eq!(out.next(), "done evex", "the program ran its course");
+    c.detach(at.engine_id).await.unwrap();
+    assert_eq!(raw(), 0x62, "the original byte is back");
+    let stdin = child.stdin.as_mut().expect("stdin");
+    stdin.write_all(b"end\n").unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+}

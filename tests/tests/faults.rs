@@ -2,9 +2,10 @@
 //! clients killed in the middle of what they do, with real programs being
 //! traced; each program's state afterwards is what the docs promise.
 //!
-//! - A breakpoint of a client that takes hits without stops is a uprobe,
-//!   which the kernel takes out when the server dies: a program that hits
-//!   it in a tight loop runs on.
+//! - A breakpoint of a client that takes hits without stops is a uprobe
+//!   (where the kernel's uprobes take the instruction), which the kernel
+//!   takes out when the server dies: a program that hits it in a tight
+//!   loop runs on.
 //! - A breakpoint that stops (an int3) left by a killed server is put back
 //!   by the keeper (a process `utraced` forks at start, fed a journal of
 //!   breakpoints), so a program that calls the function now and then runs
@@ -74,12 +75,45 @@ async fn insert_where_it_is(c: &mut Client, engine: u64, pid: u32) -> (u64, u8) 
     (rip, orig)
 }
 
-/// Attach to `pid` and insert a breakpoint where it is now (in a sleep,
-/// which returns there every tick; in a loop, reached at once); wait for
-/// a hit. With `int3`, the engine asks for memory at each hit, which only
-/// a stop can give: an int3 serves it; without, a uprobe. Returns the
-/// address and the original byte.
-async fn breakpoint_where_it_is(c: &mut Client, pid: u32, int3: bool) -> (u64, u8) {
+/// Insert a breakpoint for `engine` at the function `symbol` of its
+/// process's executable (`probe_target`'s `probed_fn`): its address and
+/// the original byte there.
+async fn insert_at(c: &mut Client, engine: u64, symbol: &str) -> (u64, u8) {
+    let addr = c
+        .batch(engine, 0)
+        .interrupt(true)
+        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
+            symbol: symbol.into(),
+            ..Default::default()
+        }))
+        .send()
+        .await
+        .unwrap()
+        .breakpoint(0)
+        .unwrap();
+    // The byte there before: `probe_target`'s `probed_fn` starts with
+    // `push %rbp`.
+    (addr, 0x55)
+}
+
+/// Where [`breakpoint_in`] puts the breakpoint.
+#[derive(Clone, Copy)]
+enum Place {
+    /// Where the thread is now (in a sleep, which returns there every
+    /// tick).
+    WhereItIs,
+    /// At this function (`probe_target`'s `probed_fn`, whose first
+    /// instruction, `push %rbp`, the kernel's uprobes take: where a thread
+    /// in a loop is now may be an instruction they refuse, an AVX-512 one
+    /// in libc, and an int3 would serve it).
+    At(&'static str),
+}
+
+/// Attach to `pid` and insert a breakpoint `place`; wait for a hit. With
+/// `int3`, the engine asks for memory at each hit, which only a stop can
+/// give: an int3 serves it; without, a uprobe. Returns the address and the
+/// original byte.
+async fn breakpoint_in(c: &mut Client, pid: u32, place: Place, int3: bool) -> (u64, u8) {
     let expedite = int3.then(|| pb::Expedite {
         registers: vec![],
         memory: vec![pb::MemRef {
@@ -102,7 +136,10 @@ async fn breakpoint_where_it_is(c: &mut Client, pid: u32, int3: bool) -> (u64, u
         .await
         .unwrap();
     let mut events = c.events(at.engine_id).await.unwrap();
-    let (rip, orig) = insert_where_it_is(c, at.engine_id, pid).await;
+    let (rip, orig) = match place {
+        Place::WhereItIs => insert_where_it_is(c, at.engine_id, pid).await,
+        Place::At(symbol) => insert_at(c, at.engine_id, symbol).await,
+    };
     // (Right after the insertion the thread steps over an int3: it is back
     // once that step is done. A uprobe's is the kernel's.)
     common::wait_for("the int3 in memory", || raw_byte(pid, rip) == 0xcc);
@@ -147,7 +184,7 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     let mut c = Client::connect(&d.uri).await.unwrap();
 
     let (bp_prog, mut bp_lines) = ticker(50);
-    let (addr, orig) = breakpoint_where_it_is(&mut c, bp_prog.0.id(), true).await;
+    let (addr, orig) = breakpoint_in(&mut c, bp_prog.0.id(), Place::WhereItIs, true).await;
 
     let (held_prog, mut held_lines) = ticker(20);
     let _holder = held_by_a_client(&d.uri, held_prog.0.id());
@@ -255,12 +292,14 @@ async fn sigkill_of_the_server_spares_a_hot_loop_with_a_uprobe() {
     let mut d = Daemon::start("kill9-hot");
     let mut c = Client::connect(&d.uri).await.unwrap();
     let hot = common::KillOnDrop(
-        Command::new("/bin/sh")
-            .args(["-c", "while :; do :; done"])
+        Command::new(tracee!("probe_target"))
+            .arg("hot")
             .spawn()
             .unwrap(),
     );
-    let (addr, orig) = breakpoint_where_it_is(&mut c, hot.0.id(), false).await;
+    let (addr, orig) = breakpoint_in(&mut c, hot.0.id(), Place::At("probed_fn"), false).await;
+    let info = c.server_info().await.unwrap();
+    assert_eq!(info.uprobe_events, 1, "a uprobe serves the breakpoint");
     d.stop(libc::SIGKILL);
     common::wait_for("the uprobe to go", || raw_byte(hot.0.id(), addr) == orig);
     std::thread::sleep(Duration::from_millis(200));
@@ -276,7 +315,7 @@ async fn sigterm_of_the_server_leaves_programs_as_if_never_traced() {
     let mut d = Daemon::start("term");
     let mut c = Client::connect(&d.uri).await.unwrap();
     let (bp_prog, mut bp_lines) = ticker(20);
-    let (addr, orig) = breakpoint_where_it_is(&mut c, bp_prog.0.id(), true).await;
+    let (addr, orig) = breakpoint_in(&mut c, bp_prog.0.id(), Place::WhereItIs, true).await;
     let (held_prog, mut held_lines) = ticker(20);
     let mut holder = held_by_a_client(&d.uri, held_prog.0.id());
     let filtered = spawn_filtered(&mut c).await;

@@ -31,6 +31,13 @@
 //!   end of stdin).
 //! - `probe_target spin`: calls probe_target(1, "alpha") forever, every
 //!   millisecond (a process to attach to and probe).
+//! - `probe_target hot`: calls probe_target(1, "alpha") forever, as fast
+//!   as it can (a tight loop: a breakpoint at `probed_fn` is reached at
+//!   once, and the kernel's uprobes take its first instruction).
+//! - `probe_target evex N`: prints `ready PID`, waits for a line on
+//!   stdin, calls `evex_fn` (an AVX-512 instruction, then `ret`: run it
+//!   only where the CPU has AVX-512F) N times, one every 100 µs, prints
+//!   `done evex`, and exits after one more line (or the end of stdin).
 //! - `probe_target mutate N`: makes N calls `probed_fn(i, buf)` where
 //!   `buf` holds "v" and the digit `i % 10`, and is overwritten with "XX"
 //!   right after each call returns (a value a probe must take at the
@@ -57,9 +64,25 @@ std::arch::global_asm!(
     options(att_syntax)
 );
 
+// `evex_fn`: an EVEX-encoded AVX-512 instruction (`vpxord %zmm0, %zmm0,
+// %zmm0`, as bytes: assemblers need not know it), then `ret`. The
+// kernel's uprobes refuse EVEX instructions (ENOTSUPP), as libc's string
+// functions have them.
+std::arch::global_asm!(
+    ".globl evex_fn",
+    ".type evex_fn,@function",
+    "evex_fn:",
+    ".byte 0x62, 0xf1, 0x7d, 0x48, 0xef, 0xc0",
+    "ret",
+    ".size evex_fn, .-evex_fn",
+    options(att_syntax)
+);
+
 extern "C" {
     /// Returns `x + 1`; `name` is there to be captured.
     fn probed_fn(x: u64, name: *const c_char) -> u64;
+    /// Zeroes zmm0 (needs AVX-512F).
+    fn evex_fn();
 }
 
 const NAMES: [&CStr; 3] = [c"alpha", c"beta", c"gamma"];
@@ -125,7 +148,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = |i: usize| -> u64 {
         args.get(i).and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N | mutate N)");
+            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | hot | evex N | tree N | mutate N)");
             std::process::exit(2)
         })
     };
@@ -179,6 +202,21 @@ fn main() {
             out.flush().ok();
             let _ = lines.next();
         }
+        Some("evex") => {
+            let count = n(2);
+            writeln!(out, "ready {}", std::process::id()).ok();
+            out.flush().ok();
+            let _ = lines.next();
+            for _ in 0..count {
+                // SAFETY: evex_fn changes only zmm0, a caller-saved
+                // register; the caller runs it only with AVX-512F.
+                unsafe { evex_fn() };
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            writeln!(out, "done evex").ok();
+            out.flush().ok();
+            let _ = lines.next();
+        }
         Some("mutate") => {
             let count = n(2);
             let mut buf = *b"v0\0\0\0\0\0\0";
@@ -227,8 +265,13 @@ fn main() {
             call(1, NAMES[0]);
             std::thread::sleep(std::time::Duration::from_millis(1));
         },
+        Some("hot") => loop {
+            call(1, NAMES[0]);
+        },
         _ => {
-            eprintln!("usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | tree N | mutate N)");
+            eprintln!(
+                "usage: probe_target (calls N [ROUNDS] | run N | loop N | spin | hot | evex N | tree N | mutate N)"
+            );
             std::process::exit(2);
         }
     }
