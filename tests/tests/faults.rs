@@ -202,6 +202,11 @@ async fn sigkill_of_the_server_harms_no_program_it_may_leave() {
     let filtered = spawn_filtered(&mut c).await;
     assert!(common::alive(filtered.pid));
 
+    // Killed between two hits (just after a tick, 50 ms before the next
+    // hit), as the keeper promises: one that lands around a hit (the
+    // thread at the trap, or stepping over the instruction) leaves it a
+    // trap with no tracer, which kills it (see the fault bench).
+    assert!(bp_lines.next_fresh().starts_with("tick="));
     d.stop(libc::SIGKILL);
     // The breakpoint's byte is back, and the program ticks on.
     common::wait_for("the keeper to restore the byte", || {

@@ -313,6 +313,15 @@ impl Lines {
         l
     }
 
+    /// The next line written from now on: those already written are
+    /// skipped (kept in `all`).
+    pub fn next_fresh(&mut self) -> String {
+        while let Ok(l) = self.rx.try_recv() {
+            self.all.push(l);
+        }
+        self.next()
+    }
+
     /// Lines until the writer closes (the tracee exited).
     pub fn rest(&mut self) -> Vec<String> {
         let deadline = Instant::now() + TIMEOUT;
