@@ -477,6 +477,49 @@ fn ff_writes_a_file_per_thread_like_strace() {
     assert!(u[1].1.contains("execve(\"/usr/bin/ls\""), "{}", u[1].1);
 }
 
+/// The times `pid`'s threads have been put on a CPU so far.
+fn timeslices(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// With `-o FILE`, the lines of a program that then goes quiet reach the
+/// file while it is quiet (a `tail -f` sees them: flushed within 200 ms
+/// of being written), and while it is quiet the command sleeps: no timer
+/// wakes it (it used to flush every 200 ms, written or not).
+#[test]
+fn a_trace_file_is_flushed_and_a_quiet_program_costs_no_wake_ups() {
+    let file = temp_trace("quiet");
+    let f = file.to_str().expect("utf-8 path");
+    let mut child = utrace_command(&["trace", "-o", f, "--", "sh", "-c", "echo one; sleep 4"])
+        .spawn()
+        .expect("cannot run the utrace binary");
+    let pid = child.id();
+    let deadline = Instant::now() + DEADLINE;
+    while !std::fs::read_to_string(&file).is_ok_and(|t| t.contains("write(1, \"one\\n\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "the write's line never reached the file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // (The line is in the file while the program sleeps.)
+    std::thread::sleep(Duration::from_millis(500));
+    let before = timeslices(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let woken = timeslices(pid) - before;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&file);
+    assert!(woken <= 2, "utrace was woken {woken} times in 2 s");
+}
+
 /// A temporary path for a trace file, unique to this test process.
 fn temp_trace(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("utrace-cli-{}-{name}", std::process::id()))

@@ -812,6 +812,10 @@ impl Hub {
         for q in subs.drain(..) {
             q.close();
         }
+        drop(subs);
+        if let Some(stdio) = self.stdio.get() {
+            stdio.engine_ended();
+        }
     }
 }
 

@@ -42,7 +42,8 @@ pub struct Stdio {
     /// Duplicates of the read ends, for the forwarder's readiness (the
     /// same pipes).
     watch: Mutex<Option<[OwnedFd; 2]>>,
-    /// An output was closed for the client: the forwarder lets go of it.
+    /// An output was closed for the client (the forwarder lets go of
+    /// it), or the engine ended (the forwarder ends).
     changed: tokio::sync::Notify,
 }
 
@@ -228,6 +229,12 @@ impl Stdio {
         Ok(())
     }
 
+    /// The engine carrying these streams has ended: the forwarder ends
+    /// (it is told so, not left to find out).
+    pub fn engine_ended(&self) {
+        self.changed.notify_one();
+    }
+
     /// The client's copy of output `fd` (1 or 2) is gone: close the
     /// program's pipe, so its next write fails as it would locally (a
     /// terminal's near end closed hangs it up: SIGHUP).
@@ -288,7 +295,9 @@ impl Outputs<'_> {
 /// then `publish` what waits while `room()`; while there is no room, look
 /// again every 5 ms. A pipe done (end of file, or closed for the client)
 /// is let go at once, so the program's next write to it fails. Ends when
-/// both pipes are done or `ended()`.
+/// both pipes are done or `ended()` (checked when
+/// [`Stdio::engine_ended`] says so: no timer wakes the server while the
+/// program is quiet).
 pub async fn forward(
     stdio: Arc<Stdio>,
     room: impl Fn() -> bool,
@@ -327,9 +336,8 @@ pub async fn forward(
         let ready = tokio::select! {
             r = readable(out) => r,
             r = readable(err) => r,
+            // An output closed for the client, or the engine ended.
             _ = stdio.changed.notified() => continue,
-            // The hub may have closed with nothing more written.
-            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
         };
         let mut ready = ready.ok();
         loop {

@@ -59,6 +59,58 @@ fn the_program_has_the_users_stdio_and_environment() {
     assert!(stderr.contains("+++ exited with 4 +++"), "{stderr}");
 }
 
+/// The times `pid`'s threads have been put on a CPU so far.
+fn timeslices(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A quiet program traced through the daemon with its stdio carried: the
+/// daemon sleeps until something happens. (Its output forwarder used to
+/// look every 200 ms whether the trace had ended: 5 wake-ups a second
+/// per traced program.)
+#[test]
+fn a_quiet_traced_program_costs_the_daemon_no_wake_ups() {
+    let d = Daemon::start("quiet");
+    let utrace = common::users::workspace_bin("utrace");
+    let mut t = common::KillOnDrop(
+        Command::new(utrace)
+            .args(["--server", &d.uri, "trace", "-o", "/dev/null", "--"])
+            .args(["sleep", "60"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("utrace trace"),
+    );
+    // The program: a child of one of the daemon's threads.
+    let children = || {
+        std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .collect::<String>()
+    };
+    common::wait_for("the traced sleep", || {
+        children().split_whitespace().any(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim() == "sleep")
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let before = timeslices(d.pid());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let woken = timeslices(d.pid()) - before;
+    assert!(woken <= 2, "the daemon was woken {woken} times in 2 s");
+    let _ = t.0.kill();
+}
+
 #[test]
 fn output_and_lines_keep_the_programs_order() {
     let d = Daemon::start("order");

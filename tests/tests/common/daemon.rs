@@ -44,6 +44,11 @@ impl Daemon {
         }
     }
 
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.server.as_ref().map_or(0, Child::id)
+    }
+
     /// Send `sig` to the server and wait for it; its log.
     pub fn stop(&mut self, sig: i32) -> String {
         let mut server = self.server.take().expect("running");

@@ -244,6 +244,8 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
     }));
     // The output was closed by its reader (seen by the local sink).
     let closed = Arc::new(tokio::sync::Notify::new());
+    // The local sink wrote to an -o file (flushed within 200 ms).
+    let written = Arc::new(tokio::sync::Notify::new());
     // One sink per Trace call (a sink serves one call).
     let sinks: Vec<_> = targets
         .iter()
@@ -253,6 +255,7 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
                 // each before the call returns to the program (strace's
                 // order), and a slow output slows the program.
                 let (local, closed) = (Arc::clone(&local), Arc::clone(&closed));
+                let written = Arc::clone(&written);
                 let flush_each = opts.output.is_none();
                 e.local_sink(Box::new(move |ev| {
                     let mut l = lock(&local);
@@ -261,6 +264,8 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
                     if flush_each {
                         // Shared with the program's own output: written now.
                         state.flush(out);
+                    } else {
+                        written.notify_one();
                     }
                     if state.output_closed {
                         closed.notify_one();
@@ -331,8 +336,11 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
     };
 
     // With a local sink and -o, the file is flushed now and then (a
-    // `tail -f` sees the lines) rather than at each line.
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    // `tail -f` sees the lines) rather than at each line: 200 ms after
+    // the first line written since the last flush. No timer runs while
+    // nothing is written (a quiet program costs no wake-ups).
+    let periodic = sink.is_some() && opts.output.is_some();
+    let mut flush_at: Option<tokio::time::Instant> = None;
     // A daemon's program gets our stdin once its engine is known.
     let mut feeding = stdio == pb::Stdio::Default;
     let end = loop {
@@ -341,7 +349,12 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
             _ = sigint.recv() => break End::Interrupted(2),
             _ = sigterm.recv() => break End::Interrupted(15),
             _ = closed.notified() => break End::OutputClosed,
-            _ = tick.tick(), if sink.is_some() => {
+            _ = written.notified(), if periodic && flush_at.is_none() => {
+                flush_at = Some(tokio::time::Instant::now() + Duration::from_millis(200));
+                continue;
+            }
+            _ = sleep_until(flush_at), if flush_at.is_some() => {
+                flush_at = None;
                 let mut l = lock(&local);
                 let Local { state, out } = &mut *l;
                 state.flush(out);
@@ -452,6 +465,14 @@ pub async fn run(conn: &mut Connection, opts: Options) -> Result<u8, Failure> {
         );
     }
     code
+}
+
+/// Until `at` (never, without one).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The trace's state and its output: taken by the event loop, and by a
