@@ -1035,29 +1035,31 @@ impl Core {
     }
 
     /// [`Core::deliver_hits`] for every process with rings.
-    pub fn deliver_all_hits(&mut self) {
+    pub fn deliver_all_hits(&mut self) -> usize {
         let pids: Vec<Tid> = self
             .procs
             .values()
             .filter(|p| !p.breakpoints.probes.is_empty())
             .map(|p| p.pid)
             .collect();
-        for pid in pids {
-            self.deliver_hits(pid, None);
-        }
+        pids.into_iter()
+            .map(|pid| self.deliver_hits(pid, None))
+            .sum()
     }
 
     /// Report the uprobe hits waiting in the rings of process `pid` (of
     /// thread `tid` only, or of all its threads) to the engines whose
     /// breakpoints they are, in attach order (lost hits likewise).
-    pub fn deliver_hits(&mut self, pid: Tid, tid: Option<Tid>) {
+    /// Returns how many records (hits, losses, counts) the rings gave.
+    pub fn deliver_hits(&mut self, pid: Tid, tid: Option<Tid>) -> usize {
         let Some(p) = self.procs.get_mut(&pid) else {
-            return;
+            return 0;
         };
         if p.breakpoints.probes.is_empty() {
-            return;
+            return 0;
         }
         let recs = p.breakpoints.probes.drain(tid);
+        let taken = recs.len();
         // Who is told, per address: the same for a run of hits there (these
         // callbacks have no task, and cannot change who owns what).
         let mut order: Vec<EngineId> = Vec::new();
@@ -1067,7 +1069,7 @@ impl Core {
             let at = (rec.addr(), rec.returned());
             if order_of != Some(at) {
                 let Some(p) = self.procs.get(&pid) else {
-                    return;
+                    return taken;
                 };
                 let (owners, c) = if at.1 {
                     (p.breakpoints.ret_owners(at.0), Vec::new())
@@ -1107,6 +1109,7 @@ impl Core {
                 }
             }
         }
+        taken
     }
 
     /// A followed child process's first stop: its engines may place what

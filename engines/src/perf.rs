@@ -237,7 +237,8 @@ unsafe impl Send for Ring {}
 
 /// Data pages per ring (a power of two): 64 KiB, about 330 samples (a
 /// probed thread's entry, return and USDT samples share it; the tracer
-/// drains it when half full and every 5 ms).
+/// drains it when half full, and every 5 to 50 ms: see the tracer's
+/// `PROBE_POLL_MS`).
 const RING_PAGES: usize = 16;
 
 fn ring_bytes() -> usize {

@@ -563,8 +563,13 @@ fn check_kernel() -> Result<()> {
 }
 
 /// How often the tracer thread drains uprobe rings that have not filled
-/// half way (the longest a hit of a rare breakpoint waits to be reported).
+/// half way, while hits come: the longest a hit waits to be reported then.
 const PROBE_POLL_MS: i32 = 5;
+/// ... and at most, once they stop coming: each drain that finds nothing
+/// doubles the interval up to this, the first hit after a quiet spell
+/// brings it back to [`PROBE_POLL_MS`]. A probe on a quiet program wakes
+/// the thread 20 times a second, not 200.
+const PROBE_POLL_QUIET_MS: i32 = 50;
 
 fn run(
     mut rx: mpsc::Receiver<Command>,
@@ -590,6 +595,8 @@ fn run(
     // A stop the last sleep took, to handle now; or one it found waiting.
     let mut taken = None;
     let mut peeked = None;
+    // The rings' drain interval now (see PROBE_POLL_QUIET_MS).
+    let mut probe_poll = PROBE_POLL_MS;
     loop {
         let mark = waker.mark();
         closed |= drain(&mut rx, &mut core);
@@ -610,17 +617,27 @@ fn run(
         // each thread's hits are taken at its stops anyway, first).
         if core.probing() {
             core.snapshot.changing();
-            core.deliver_all_hits();
+            if core.deliver_all_hits() > 0 {
+                probe_poll = PROBE_POLL_MS;
+            }
         }
         core.resolve_conflicts();
         if closed || core.shutting_down {
             break;
         }
-        // Rings wake us only when half full: look at them every 5 ms; and
-        // while a uprobe/int3 conflict is open, at the int3s it may erase.
-        let poll = core.probing() || crate::uprobe::conflicts_open();
+        // Rings wake us only when half full: look at them every 5 ms while
+        // hits come, less often when they do not; and while a uprobe/int3
+        // conflict is open, every 5 ms at the int3s it may erase.
+        let conflicts = crate::uprobe::conflicts_open();
+        let poll = core.probing() || conflicts;
         if poll || core.tasks.is_empty() {
-            waker.wait(mark, if poll { PROBE_POLL_MS } else { -1 });
+            let timeout = match (poll, conflicts) {
+                (false, _) => -1,
+                (true, true) => PROBE_POLL_MS,
+                (true, false) => probe_poll,
+            };
+            waker.wait(mark, timeout);
+            probe_poll = (probe_poll * 2).min(PROBE_POLL_QUIET_MS);
             continue;
         }
         // While an int3 of ours is in some program, a SIGTRAP stop is

@@ -59,18 +59,6 @@ fn the_program_has_the_users_stdio_and_environment() {
     assert!(stderr.contains("+++ exited with 4 +++"), "{stderr}");
 }
 
-/// The times `pid`'s threads have been put on a CPU so far.
-fn timeslices(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
-        .sum()
-}
-
 /// A quiet program traced through the daemon with its stdio carried: the
 /// daemon sleeps until something happens. (Its output forwarder used to
 /// look every 200 ms whether the trace had ended: 5 wake-ups a second
@@ -104,9 +92,9 @@ fn a_quiet_traced_program_costs_the_daemon_no_wake_ups() {
         })
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let before = timeslices(d.pid());
+    let before = common::timeslices(d.pid());
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let woken = timeslices(d.pid()) - before;
+    let woken = common::timeslices(d.pid()) - before;
     assert!(woken <= 2, "the daemon was woken {woken} times in 2 s");
     let _ = t.0.kill();
 }

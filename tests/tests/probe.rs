@@ -2031,3 +2031,41 @@ fn without_uprobes_functions_are_int3s_and_return_probes_say_why() {
         "{err}"
     );
 }
+
+/// A probe whose hits are sampled (`printf`: each hit's values go to the
+/// kernel's ring) on a program that does not reach it: the daemon's
+/// tracer looks at the ring less and less often, down to 20 times a
+/// second, not 200; the program's next hit is still reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampled_probe_on_a_quiet_program_costs_few_wake_ups() {
+    let d = common::daemon::Daemon::start("quiet-probe");
+    let (mut child, mut out, pid) = target(5, 1);
+    let mut probe = common::KillOnDrop(
+        std::process::Command::new(common::users::workspace_bin("utrace"))
+            .args(["--server", &d.uri, "probe", "-p", &pid.to_string(), "-e"])
+            .arg("uprobe:probed_fn { printf(\"hit %d\\n\", arg0); }")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("utrace probe"),
+    );
+    let mut hits = Lines::from_reader(probe.0.stdout.take().expect("stdout"));
+    let mut c = Client::connect(&d.uri).await.unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !c.server_info().await.is_ok_and(|i| i.uprobe_rings > 0) {
+        assert!(std::time::Instant::now() < deadline, "no probe ring");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = common::timeslices(d.pid());
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let woken = common::timeslices(d.pid()) - before;
+    // 20 drains a second and a few others; 200 a second before.
+    assert!(woken <= 80, "the daemon was woken {woken} times in 2 s");
+    round(&mut child, &mut out);
+    let mut seen = 0;
+    while seen < 5 {
+        seen += usize::from(hits.next().starts_with("hit "));
+    }
+    let _ = child.kill();
+}

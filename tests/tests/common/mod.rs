@@ -498,6 +498,19 @@ pub fn ticker(ms: u32) -> (KillOnDrop, Lines) {
     (KillOnDrop(child), lines)
 }
 
+/// The times `pid`'s threads have been put on a CPU so far
+/// (`/proc/PID/task/*/schedstat`): how often the process was woken.
+pub fn timeslices(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// `n` more ticks come: the program runs on.
 pub fn ticks_on(lines: &mut Lines, n: usize) {
     for _ in 0..n {
