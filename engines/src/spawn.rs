@@ -74,6 +74,11 @@ pub struct SpawnOptions {
     /// program started for a client never holds a capability its client
     /// does not.
     pub max_caps: Option<u64>,
+    /// Start the program with address space layout randomization off
+    /// (`personality(ADDR_NO_RANDOMIZE)`, as gdb and gdbserver start a
+    /// program by default: the same addresses at every run). The kernel
+    /// turns it off again for a set-user-ID or set-group-ID program.
+    pub disable_aslr: bool,
 }
 
 impl SpawnOptions {
@@ -99,7 +104,7 @@ pub struct Spawned {
 }
 
 /// Steps of the child's set-up, reported through the error pipe.
-const STEPS: [&str; 13] = [
+const STEPS: [&str; 14] = [
     "?",
     "waiting for the tracer",
     "setgroups",
@@ -113,8 +118,12 @@ const STEPS: [&str; 13] = [
     "no_new_privs",
     "limiting capabilities",
     "making stdin the controlling terminal",
+    "turning address space randomization off",
 ];
 const STEP_CHDIR: u8 = 5;
+const STEP_PERSONALITY: u8 = 13;
+/// `personality(2)`'s flag for no address space layout randomization.
+const ADDR_NO_RANDOMIZE: libc::c_int = 0x0004_0000;
 const STEP_EXEC: u8 = 8;
 /// The failure record: step, errno, index of the program candidate.
 const RECORD: usize = 7;
@@ -234,6 +243,7 @@ struct ChildPlan {
     /// The capabilities the program may keep, if limited.
     max_caps: Option<u64>,
     pin_cpu: Option<usize>,
+    disable_aslr: bool,
 }
 
 /// Fork, seize and release the child. `reply` is called exactly once: with
@@ -412,6 +422,7 @@ fn plan(opts: &SpawnOptions, eopts: &EngineOptions) -> Result<(ChildPlan, Vec<Pa
         close_fds: !opts.keep_fds,
         max_caps: opts.max_caps,
         pin_cpu: opts.pin_cpu,
+        disable_aslr: opts.disable_aslr,
     };
     Ok((plan, candidates, searched))
 }
@@ -556,6 +567,14 @@ fn child(
         };
         if let Some(cpu) = plan.pin_cpu {
             let _ = sys::pin_to_cpu(0, cpu);
+        }
+        if plan.disable_aslr {
+            // The current persona (0xffffffff only reads it), plus the flag.
+            let persona = libc::personality(0xffff_ffff);
+            if persona < 0 || libc::personality((persona | ADDR_NO_RANDOMIZE) as libc::c_ulong) < 0
+            {
+                fail(STEP_PERSONALITY, 0);
+            }
         }
         if plan.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(10, 0);

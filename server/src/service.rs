@@ -693,6 +693,7 @@ impl TracerService {
         opts.env = environment(req.env, req.environ, field)?;
         opts.env_clear = true;
         opts.stop_at_entry = req.stop_at_entry;
+        opts.disable_aslr = req.disable_aslr;
         opts.kernel_filter = !req.no_kernel_filter;
         opts.credentials = credentials;
         opts.no_new_privs = !p.is_root();

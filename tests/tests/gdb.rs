@@ -742,6 +742,73 @@ fn gdb_extended_remote_runs_and_attaches() {
     assert_eq!(out.matches("exited normally]").count(), 2, "{out}");
 }
 
+/// A program the bridge starts runs with address space randomization
+/// off, as gdbserver starts one (its stack, heap and libraries where they
+/// were the last time), unless `--no-disable-randomization`; with
+/// `--multi`, gdb's `set disable-randomization` decides each `run`
+/// (`QDisableRandomization`).
+#[test]
+fn programs_start_without_address_randomization_as_under_gdbserver() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-aslr");
+    let exe = tracee!("ticker");
+    // The program's personality flags, and its stack pointer at entry.
+    let look = [
+        "python print('PERS=' + open('/proc/%d/personality' % \
+         gdb.selected_inferior().pid).read().strip())"
+            .to_string(),
+        "printf \"SP=%#lx\\n\", $sp".to_string(),
+    ];
+    let started = |flags: &str| {
+        let remote = format!(
+            "target remote | {} --server {} gdb --stdio {flags} -- {exe} 1 10",
+            utrace_bin(),
+            d.uri
+        );
+        let mut cmds = vec![remote];
+        cmds.extend(look.iter().cloned());
+        cmds.push("kill".into());
+        let out = gdb(Some(exe), &cmds);
+        let field = |name: &str| {
+            after(&out, name)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        (field("PERS="), field("SP="))
+    };
+    let (pers, sp) = started("");
+    assert_eq!(pers, "00040000", "ADDR_NO_RANDOMIZE");
+    assert_eq!(started("").1, sp, "the same stack at every run");
+    let (pers, random_sp) = started("--no-disable-randomization");
+    assert_eq!(pers, "00000000");
+    assert_ne!(random_sp, sp, "a randomized stack");
+
+    let remote = format!(
+        "target extended-remote | {} --server {} gdb --stdio --multi",
+        utrace_bin(),
+        d.uri
+    );
+    let mut cmds = vec![
+        remote,
+        format!("set remote exec-file {exe}"),
+        "set breakpoint pending on".into(),
+        "break clock_nanosleep".into(),
+        "run 2 10".into(),
+    ];
+    cmds.extend(look.iter().cloned());
+    cmds.extend(["kill".into(), "set disable-randomization off".into()]);
+    cmds.push("run 2 10".into());
+    cmds.extend(look.iter().cloned());
+    cmds.push("kill".into());
+    let out = gdb(None, &cmds);
+    let second = after(&out, "PERS=00040000");
+    assert!(second.contains("PERS=00000000"), "{out}");
+}
+
 /// `handle SIGUSR1 nostop noprint pass` is sent as `QPassSignals` (the
 /// bridge advertises it, gdbstub lacks it), and the bridge then lets the
 /// signal through at once: a program that signals itself 200 times

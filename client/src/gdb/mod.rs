@@ -74,12 +74,15 @@ pub enum What {
     /// `/dev/null`), or `STDIO_PIPES` (what it writes comes with the
     /// reports and goes to the bridge's own standard output and error, as
     /// gdbserver's program writes on gdbserver's terminal; its stdin is
-    /// empty).
+    /// empty); and with `disable_aslr`, address space randomization off
+    /// (gdbserver's default; gdb's `set disable-randomization` changes it
+    /// for the next `run`).
     Spawn {
         argv: Vec<String>,
         env: std::collections::HashMap<String, String>,
         cwd: String,
         stdio: pb::Stdio,
+        disable_aslr: bool,
     },
 }
 
@@ -241,6 +244,7 @@ pub(crate) async fn open(
             env,
             cwd,
             stdio,
+            disable_aslr,
         } => pb::client_message::Msg::Spawn(pb::SpawnRequest {
             argv: argv.clone(),
             env: env.clone(),
@@ -252,6 +256,7 @@ pub(crate) async fn open(
             window: None,
             run_as: None,
             environ: Vec::new(),
+            disable_aslr: *disable_aslr,
         }),
     };
     let _ = tx

@@ -31,8 +31,8 @@ use gdbstub::target::ext::catch_syscalls::{
 };
 use gdbstub::target::ext::exec_file::{ExecFile, ExecFileOps};
 use gdbstub::target::ext::extended_mode::{
-    Args, AttachKind, CurrentActivePid, CurrentActivePidOps, ExtendedMode, ExtendedModeOps,
-    ShouldTerminate,
+    Args, AttachKind, ConfigureAslr, ConfigureAslrOps, CurrentActivePid, CurrentActivePidOps,
+    ExtendedMode, ExtendedModeOps, ShouldTerminate,
 };
 use gdbstub::target::ext::host_info::{HostInfo, HostInfoOps, HostInfoResponse};
 use gdbstub::target::{Target, TargetError, TargetResult};
@@ -171,6 +171,9 @@ pub struct Bridge {
     pub multi: bool,
     /// What `run` starts: see [`super::Options::program`].
     pub program: Option<super::What>,
+    /// What the debugger's `QDisableRandomization` asked for the next
+    /// `run` (`None`: the program's own setting).
+    disable_aslr: Option<bool>,
     /// What the bridge shares with the link (the process, gdb's signal
     /// sets, the thread list, the stop being reported…).
     common: std::sync::Arc<super::link::Common>,
@@ -269,6 +272,7 @@ impl Bridge {
             forwarder: None,
             multi: false,
             program: None,
+            disable_aslr: None,
             common: Default::default(),
             passed_sent: 0,
             deferred: None,
@@ -1285,6 +1289,7 @@ impl ExtendedMode for Bridge {
             env,
             cwd,
             stdio,
+            disable_aslr,
         }) = self.program.clone()
         else {
             eprintln!("utrace gdb: run: a program is started by utrace gdb --multi only");
@@ -1319,6 +1324,7 @@ impl ExtendedMode for Bridge {
                 env,
                 cwd,
                 stdio,
+                disable_aslr: self.disable_aslr.unwrap_or(disable_aslr),
             })
             .map_err(|e| refused(&format!("run {program}"), e))?;
         Pid::new(pid as usize).ok_or(TargetError::NonFatal)
@@ -1366,6 +1372,22 @@ impl ExtendedMode for Bridge {
 
     fn support_current_active_pid(&mut self) -> Option<CurrentActivePidOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_configure_aslr(&mut self) -> Option<ConfigureAslrOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+/// gdb's `set disable-randomization` (`QDisableRandomization`, sent before
+/// each `run`): the next program starts with address space randomization
+/// off, or on.
+impl ConfigureAslr for Bridge {
+    fn cfg_aslr(&mut self, enabled: bool) -> TargetResult<(), Self> {
+        // (gdbstub's `enabled` is the packet's value: randomization
+        // *disabled*.)
+        self.disable_aslr = Some(enabled);
+        Ok(())
     }
 }
 

@@ -44,6 +44,12 @@ pub struct GdbCmd {
     /// trace, as you (as with gdbserver --multi): loopback or a tunnel only.
     #[arg(long)]
     pub multi: bool,
+    /// Start the program with address space layout randomization on
+    /// (by default it is off, as gdbserver and gdb start a program: the
+    /// same addresses at every run; gdb's `set disable-randomization`
+    /// decides for each `run` of `--multi`).
+    #[arg(long)]
+    pub no_disable_randomization: bool,
     /// Debug this running process (all its threads).
     #[arg(short = 'p', value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
@@ -61,10 +67,10 @@ pub struct GdbCmd {
 /// The program to start. An embedded server's gets this process's stdio
 /// (stdout is stderr with `--stdio`: stdout carries the protocol); a
 /// daemon's writes through pipes, printed here as it comes.
-fn spawn_what(conn: &Connection, command: &[String]) -> What {
+fn spawn_what(conn: &Connection, cmd: &GdbCmd) -> What {
     let (env, cwd) = crate::trace::own_env_and_cwd();
     What::Spawn {
-        argv: command.to_vec(),
+        argv: cmd.command.clone(),
         env,
         cwd,
         stdio: if conn.is_embedded() {
@@ -72,6 +78,7 @@ fn spawn_what(conn: &Connection, command: &[String]) -> What {
         } else {
             utrace_client::pb::Stdio::Pipes
         },
+        disable_aslr: !cmd.no_disable_randomization,
     }
 }
 
@@ -82,11 +89,11 @@ fn what_and_options(conn: &Connection, cmd: &GdbCmd) -> (What, Options) {
     let what = match cmd.pid {
         Some(pid) => What::Attach(pid),
         None if cmd.command.is_empty() => What::Nothing,
-        None => spawn_what(conn, &cmd.command),
+        None => spawn_what(conn, cmd),
     };
     let opts = Options {
         multi: cmd.multi,
-        program: cmd.multi.then(|| spawn_what(conn, &cmd.command)),
+        program: cmd.multi.then(|| spawn_what(conn, cmd)),
     };
     (what, opts)
 }
@@ -193,7 +200,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
     let Some(pid) = cmd.pid else {
         // A program to start: one session, the first debugger's.
         let (read, write, _) = accept(&listener)?;
-        let what = spawn_what(conn, &cmd.command);
+        let what = spawn_what(conn, &cmd);
         let opts = Options::default();
         return serve_one(rt, conn, what, opts, read.into(), Box::new(write)).await;
     };

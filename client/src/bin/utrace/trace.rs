@@ -722,6 +722,8 @@ fn spawn_request(opts: &Options, stdio: pb::Stdio) -> pb::SpawnRequest {
         no_kernel_filter: !opts.follow || opts.detach_on_exec,
         engine: None,
         run_as: opts.run_as.clone(),
+        // strace leaves randomization as it is.
+        disable_aslr: false,
     }
 }
 
