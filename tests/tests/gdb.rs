@@ -742,6 +742,67 @@ fn gdb_extended_remote_runs_and_attaches() {
     assert_eq!(out.matches("exited normally]").count(), 2, "{out}");
 }
 
+/// `utrace gdb --listen -- PROG` starts the program at once, held at its
+/// first instruction, and says its pid, as gdbserver does: it is there
+/// before a debugger comes (another client may trace it meanwhile), and
+/// the debugger that comes finds it at its start.
+#[test]
+fn the_program_is_started_before_the_debugger_comes() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-started");
+    let exe = tracee!("ticker");
+    let mut bridge = common::KillOnDrop(
+        Command::new(utrace_bin())
+            .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0", "--"])
+            .args([exe, "2", "10"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("utrace gdb --listen"),
+    );
+    let mut err = BufReader::new(bridge.0.stderr.take().expect("piped"));
+    let mut line = || {
+        let mut l = String::new();
+        err.read_line(&mut l).expect("the bridge's stderr");
+        l
+    };
+    let listening = line();
+    let addr = listening
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("address")
+        .to_string();
+    let created = line();
+    let pid: u32 = created
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {created:?}"));
+    assert!(
+        created.contains(&format!("process {exe} created")),
+        "{created}"
+    );
+    // Held (a tracing stop) at its first instruction, before any debugger.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the program");
+    let state = state
+        .rsplit_once(')')
+        .map(|(_, r)| r.trim_start().chars().next());
+    assert_eq!(state.flatten(), Some('t'), "held: {state:?}");
+    let out = gdb(
+        Some(exe),
+        &[
+            format!("target remote {addr}"),
+            "info inferiors".into(),
+            "continue".into(),
+        ],
+    );
+    assert!(out.contains(&format!("process {pid}")), "{out}");
+    assert!(out.contains("exited normally"), "{out}");
+}
+
 /// A program the bridge starts runs with address space randomization
 /// off, as gdbserver starts one (its stack, heap and libraries where they
 /// were the last time), unless `--no-disable-randomization`; with

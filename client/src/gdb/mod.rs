@@ -464,12 +464,38 @@ pub fn serve(
 /// the debugger goes away (or a kill without extended mode).
 pub fn serve_with(
     rt: tokio::runtime::Handle,
-    mut client: Client,
+    client: Client,
     what: What,
     opts: Options,
     input: impl Into<DebuggerInput>,
     output: Box<dyn Write + Send>,
 ) -> Result<Ended, GdbError> {
+    prepare(rt, client, what, opts)?.serve(input, output)
+}
+
+/// A session made ready before its debugger comes (as gdbserver starts
+/// its program before it listens): the program started and held at its
+/// first instruction, or the process attached; [`Prepared::serve`] then
+/// serves the debugger.
+pub struct Prepared {
+    rt: tokio::runtime::Handle,
+    client: Client,
+    what: What,
+    opts: Options,
+    inbox_tx: link::Inbox,
+    inbox_rx: link::Receiving,
+    current: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    opened: Option<Opened>,
+}
+
+/// Open the session for `what` (start the program, or attach), with no
+/// debugger yet.
+pub fn prepare(
+    rt: tokio::runtime::Handle,
+    mut client: Client,
+    what: What,
+    opts: Options,
+) -> Result<Prepared, GdbError> {
     let (inbox_tx, inbox_rx) =
         link::inbox().map_err(|e| GdbError::Protocol(format!("the bridge's inbox: {e}")))?;
     let current = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -480,64 +506,100 @@ pub fn serve_with(
         What::Nothing => None,
         w => Some(rt.block_on(open(&mut client, w, inbox_tx.clone(), current.clone()))?),
     };
-    let input = match input.into() {
-        DebuggerInput::Fd(fd) => Some(fd),
-        DebuggerInput::Reader(r) => {
-            link::pump(r, inbox_tx.clone());
-            None
-        }
-    };
-    let link = Shared::new(Link::new(inbox_rx, input, output));
-    let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
-    bridge.share(link.lock().common());
-    bridge.multi = opts.multi;
-    bridge.program = opts
-        .program
-        .or_else(|| matches!(what, What::Spawn { .. }).then(|| what.clone()));
-    if let Some(o) = opened {
-        bridge.adopt(o, matches!(what, What::Spawn { .. }));
-        // Stopped when the debugger connects: it asks why first.
-        bridge.stop_all(true)?;
+    Ok(Prepared {
+        rt,
+        client,
+        what,
+        opts,
+        inbox_tx,
+        inbox_rx,
+        current,
+        opened,
+    })
+}
+
+impl Prepared {
+    /// The process: the started program's pid, or the attached one's
+    /// (`None` with no process yet, `--multi`).
+    pub fn pid(&self) -> Option<u32> {
+        self.opened.as_ref().map(|o| o.pid)
     }
-    loop {
-        let stub = GdbStub::builder(link.clone())
-            .packet_buffer_size(PACKET_SIZE)
-            .build()
-            .map_err(|e| GdbError::Protocol(e.to_string()))?;
-        let reason = stub.run_blocking::<Loop>(&mut bridge);
-        let ended = match reason {
-            Ok(DisconnectReason::Disconnect) => Ended::Detached,
-            Ok(DisconnectReason::Kill) => {
-                if !bridge.killed && bridge.pid != 0 {
-                    // With this user's own rights, as gdbserver beside it.
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(bridge.pid as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                Ended::Killed
-            }
-            Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => {
-                Ended::Exited
-            }
-            Err(e) if e.is_connection_error() => Ended::DebuggerGone,
-            Err(e) => {
-                bridge.forget();
-                return Err(GdbError::Protocol(e.to_string()));
+
+    /// Serve one debugger on `input`/`output`, as [`serve_with`] does.
+    pub fn serve(
+        self,
+        input: impl Into<DebuggerInput>,
+        output: Box<dyn Write + Send>,
+    ) -> Result<Ended, GdbError> {
+        let Prepared {
+            rt,
+            client,
+            what,
+            opts,
+            inbox_tx,
+            inbox_rx,
+            current,
+            opened,
+        } = self;
+        let input = match input.into() {
+            DebuggerInput::Fd(fd) => Some(fd),
+            DebuggerInput::Reader(r) => {
+                link::pump(r, inbox_tx.clone());
+                None
             }
         };
-        // Detaching releases every hold and removes this engine's
-        // breakpoints; other clients' engines stay.
-        bridge.forget();
-        // gdbstub ends its session when the process exits or the
-        // debugger detaches; in extended mode the debugger stays, and the
-        // next session (a fresh stub on the same link) answers it.
-        if !(bridge.multi && matches!(ended, Ended::Detached | Ended::Exited)) {
-            return Ok(ended);
+        let link = Shared::new(Link::new(inbox_rx, input, output));
+        let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
+        bridge.share(link.lock().common());
+        bridge.multi = opts.multi;
+        bridge.program = opts
+            .program
+            .or_else(|| matches!(what, What::Spawn { .. }).then(|| what.clone()));
+        if let Some(o) = opened {
+            bridge.adopt(o, matches!(what, What::Spawn { .. }));
+            // Stopped when the debugger connects: it asks why first.
+            bridge.stop_all(true)?;
         }
-        target::tracing_debug(&format!(
-            "{ended:?}; extended mode: the debugger may run or attach next"
-        ));
-        link.lock().replay_handshake();
+        loop {
+            let stub = GdbStub::builder(link.clone())
+                .packet_buffer_size(PACKET_SIZE)
+                .build()
+                .map_err(|e| GdbError::Protocol(e.to_string()))?;
+            let reason = stub.run_blocking::<Loop>(&mut bridge);
+            let ended = match reason {
+                Ok(DisconnectReason::Disconnect) => Ended::Detached,
+                Ok(DisconnectReason::Kill) => {
+                    if !bridge.killed && bridge.pid != 0 {
+                        // With this user's own rights, as gdbserver beside it.
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(bridge.pid as i32),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    Ended::Killed
+                }
+                Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => {
+                    Ended::Exited
+                }
+                Err(e) if e.is_connection_error() => Ended::DebuggerGone,
+                Err(e) => {
+                    bridge.forget();
+                    return Err(GdbError::Protocol(e.to_string()));
+                }
+            };
+            // Detaching releases every hold and removes this engine's
+            // breakpoints; other clients' engines stay.
+            bridge.forget();
+            // gdbstub ends its session when the process exits or the
+            // debugger detaches; in extended mode the debugger stays, and the
+            // next session (a fresh stub on the same link) answers it.
+            if !(bridge.multi && matches!(ended, Ended::Detached | Ended::Exited)) {
+                return Ok(ended);
+            }
+            target::tracing_debug(&format!(
+                "{ended:?}; extended mode: the debugger may run or attach next"
+            ));
+            link.lock().replay_handshake();
+        }
     }
 }

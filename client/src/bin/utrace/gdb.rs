@@ -13,7 +13,7 @@ use std::io::IsTerminal;
 
 use clap::Args;
 use tracing::{debug, warn};
-use utrace_client::gdb::{serve_with, Ended, Options, What};
+use utrace_client::gdb::{prepare, serve_with, Ended, Options, What};
 
 use crate::server::Connection;
 
@@ -165,7 +165,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
     let rt = tokio::runtime::Handle::current();
     if cmd.stdio {
         if std::io::stdin().is_terminal() {
-            eprintln!(
+            crate::say!(
                 "utrace: --stdio speaks the GDB remote protocol on stdin/stdout; run it from gdb: \
                  target remote | utrace gdb --stdio …"
             );
@@ -180,7 +180,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("listening socket: {e}"))?;
-    eprintln!("utrace: listening for debuggers on {local}");
+    crate::say!("utrace: listening for debuggers on {local}");
     if cmd.multi {
         // A session per connection, each with what was given (or
         // nothing), several at once, until interrupted.
@@ -198,11 +198,31 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         }
     }
     let Some(pid) = cmd.pid else {
-        // A program to start: one session, the first debugger's.
-        let (read, write, _) = accept(&listener)?;
+        // A program to start, started now and held at its first
+        // instruction, as gdbserver starts it before a debugger comes
+        // (others may trace it meanwhile); one session, the first
+        // debugger's.
         let what = spawn_what(conn, &cmd);
-        let opts = Options::default();
-        return serve_one(rt, conn, what, opts, read.into(), Box::new(write)).await;
+        let client = conn.client.clone();
+        let rt2 = rt.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare(rt2, client, what, Options::default()))
+                .await
+                .map_err(|e| format!("the bridge failed: {e}"))?
+                .map_err(|e| e.to_string())?;
+        if let Some(pid) = prepared.pid() {
+            crate::say!(
+                "utrace: process {} created; pid = {pid}",
+                cmd.command.first().map_or("", String::as_str)
+            );
+        }
+        let (read, write, _) = accept(&listener)?;
+        let ended = tokio::task::spawn_blocking(move || prepared.serve(read, Box::new(write)))
+            .await
+            .map_err(|e| format!("the bridge failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        debug!(?ended, "debugging session over");
+        return Ok(0);
     };
     // A running process: a session per connection, several at once, until
     // interrupted.
@@ -219,7 +239,7 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
                 read,
                 Box::new(sock),
             ) {
-                Ok(Ended::Exited) => eprintln!("utrace: process {pid} exited"),
+                Ok(Ended::Exited) => crate::say!("utrace: process {pid} exited"),
                 Ok(e) => debug!(%peer, ?e, "debugging session over"),
                 Err(e) => warn!(%peer, "debugging session failed: {e}"),
             }
