@@ -27,8 +27,25 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// How long a wait looks before it sleeps.
+/// How long a wait looks before it sleeps, by default.
 pub const SPIN: Duration = Duration::from_micros(60);
+
+/// How long a wait looks before it sleeps: [`SPIN`], or `UTRACE_LOOK_US`
+/// from the environment (microseconds, at most 1000; 0: never look), as
+/// the tracer thread reads it too.
+pub fn spin() -> Duration {
+    static LOOK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LOOK.get_or_init(|| spin_from_env(std::env::var("UTRACE_LOOK_US").ok().as_deref()))
+}
+
+/// The look's length for an `UTRACE_LOOK_US` value; [`SPIN`] without one
+/// or with one that is not a number.
+fn spin_from_env(v: Option<&str>) -> Duration {
+    match v.map(|v| v.trim().parse::<u64>()) {
+        Some(Ok(us)) => Duration::from_micros(us.min(1000)),
+        _ => SPIN,
+    }
+}
 
 /// A wait looks only if the last one took at most this long.
 pub const HOT: Duration = Duration::from_micros(300);
@@ -76,12 +93,13 @@ pub fn after_unpark() {
 /// Looks for `ready` until it says yes or [`SPIN`] has passed, yielding
 /// the CPU between looks: whether it said yes.
 pub fn look(mut ready: impl FnMut() -> bool) -> bool {
+    let budget = spin();
     let start = Instant::now();
     loop {
         if ready() {
             return true;
         }
-        if start.elapsed() >= SPIN {
+        if start.elapsed() >= budget {
             return false;
         }
         std::thread::yield_now();
@@ -137,6 +155,17 @@ pub fn block_on<F: Future>(rt: &tokio::runtime::Handle, fut: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    #[test]
+    fn the_look_is_spin_unless_the_environment_says_otherwise() {
+        assert_eq!(super::spin_from_env(None), super::SPIN);
+        assert_eq!(super::spin_from_env(Some("0")), Duration::ZERO);
+        assert_eq!(
+            super::spin_from_env(Some("2000")),
+            Duration::from_micros(1000)
+        );
+        assert_eq!(super::spin_from_env(Some("x")), super::SPIN);
+    }
 
     #[test]
     fn a_future_woken_from_another_thread_finishes_whether_or_not_it_was_looked_for() {

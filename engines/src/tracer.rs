@@ -705,17 +705,35 @@ fn run(
 }
 
 /// How long the tracer thread looks for its tracees' next stop before it
-/// sleeps, when the last sleep was at most [`LOOK_WHEN`].
-const LOOK: Duration = Duration::from_micros(60);
+/// sleeps, when the last sleep was at most [`LOOK_WHEN`]: 60 µs, or
+/// `UTRACE_LOOK_US` from the environment (0: never look; at most 1000).
+fn look() -> Duration {
+    static LOOK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LOOK.get_or_init(|| look_from_env(std::env::var("UTRACE_LOOK_US").ok().as_deref()))
+}
+
+/// The look's length for an `UTRACE_LOOK_US` value (microseconds, at
+/// most 1000); 60 µs without one, or with one that is not a number.
+pub fn look_from_env(v: Option<&str>) -> Duration {
+    match v.map(|v| v.trim().parse::<u64>()) {
+        None => Duration::from_micros(60),
+        Some(Ok(us)) => Duration::from_micros(us.min(1000)),
+        Some(Err(_)) => {
+            warn!("UTRACE_LOOK_US is not a number of microseconds; the look lasts 60 µs");
+            Duration::from_micros(60)
+        }
+    }
+}
 const LOOK_WHEN: Duration = Duration::from_micros(300);
 
-/// The next stop (or a kick), looked for for [`LOOK`] without sleeping,
+/// The next stop (or a kick), looked for for [`look`] without sleeping,
 /// yielding the CPU between looks (a tracee on this CPU may run then):
 /// while stops come close together, a stop that comes within the look is
 /// taken without the thread sleeping and being woken. `None`: nothing came (or stops are far apart
 /// and nothing was looked for); sleep.
 fn look_for_stop(waker: &Waker, mark: u64, how: ChildWait, last_sleep: Duration) -> Option<Woken> {
-    if last_sleep > LOOK_WHEN {
+    let budget = look();
+    if last_sleep > LOOK_WHEN || budget.is_zero() {
         return None;
     }
     let start = Instant::now();
@@ -734,7 +752,7 @@ fn look_for_stop(waker: &Waker, mark: u64, how: ChildWait, last_sleep: Duration)
             Ok(None) => {}
             Err(_) => return None,
         }
-        if start.elapsed() >= LOOK {
+        if start.elapsed() >= budget {
             return None;
         }
         std::thread::yield_now();
@@ -842,5 +860,20 @@ fn decide_at(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool, verdict: Ve
     Decided {
         results,
         syscall_error,
+    }
+}
+
+#[cfg(test)]
+mod look_tests {
+    use super::look_from_env;
+    use std::time::Duration;
+
+    #[test]
+    fn the_look_is_60_us_unless_the_environment_says_otherwise() {
+        assert_eq!(look_from_env(None), Duration::from_micros(60));
+        assert_eq!(look_from_env(Some("0")), Duration::ZERO);
+        assert_eq!(look_from_env(Some(" 250 ")), Duration::from_micros(250));
+        assert_eq!(look_from_env(Some("99999")), Duration::from_micros(1000));
+        assert_eq!(look_from_env(Some("fast")), Duration::from_micros(60));
     }
 }
