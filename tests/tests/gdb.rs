@@ -801,6 +801,36 @@ fn the_program_is_started_before_the_debugger_comes() {
     );
     assert!(out.contains(&format!("process {pid}")), "{out}");
     assert!(out.contains("exited normally"), "{out}");
+
+    // Interrupted before any debugger came (Ctrl-C): the program nobody
+    // saw goes with it, as gdbserver's does, and utrace dies of SIGINT.
+    let mut bridge = Command::new(utrace_bin())
+        .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0", "--"])
+        .args([exe, "2", "10"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("utrace gdb --listen");
+    let mut err = BufReader::new(bridge.stderr.take().expect("piped"));
+    let mut created = String::new();
+    while !created.contains("created") {
+        created.clear();
+        assert!(
+            err.read_line(&mut created).expect("stderr") > 0,
+            "no pid said"
+        );
+    }
+    let pid = created.trim().rsplit(' ').next().expect("pid").to_string();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(bridge.id() as i32, libc::SIGINT) };
+    let st = bridge.wait().expect("utrace gdb");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGINT), "{st:?}");
+    common::wait_for("the program to go", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    });
 }
 
 /// A program the bridge starts runs with address space randomization

@@ -140,6 +140,48 @@ fn accept(
     Ok((read, sock, peer))
 }
 
+/// SIGINT and SIGTERM, caught from its making on.
+struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> Result<Interrupts, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Interrupts {
+            int: signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?,
+            term: signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?,
+        })
+    }
+
+    /// The next debugger on `listener`, or the signal that came first.
+    async fn accept(
+        mut self,
+        listener: &std::net::TcpListener,
+    ) -> Result<
+        Result<
+            (
+                std::net::TcpStream,
+                std::net::TcpStream,
+                std::net::SocketAddr,
+            ),
+            i32,
+        >,
+        String,
+    > {
+        let listener = listener
+            .try_clone()
+            .map_err(|e| format!("listening socket: {e}"))?;
+        let mut accepted = tokio::task::spawn_blocking(move || accept(&listener));
+        tokio::select! {
+            r = &mut accepted => Ok(Ok(r.map_err(|e| format!("accept: {e}"))??)),
+            _ = self.int.recv() => Ok(Err(libc::SIGINT)),
+            _ = self.term.recv() => Ok(Err(libc::SIGTERM)),
+        }
+    }
+}
+
 /// One debugging session, to its end, on a blocking thread.
 async fn serve_one(
     rt: tokio::runtime::Handle,
@@ -202,6 +244,8 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         // instruction, as gdbserver starts it before a debugger comes
         // (others may trace it meanwhile); one session, the first
         // debugger's.
+        // (Ctrl-C from here on is ours: see below.)
+        let signals = Interrupts::new()?;
         let what = spawn_what(conn, &cmd);
         let client = conn.client.clone();
         let rt2 = rt.clone();
@@ -216,7 +260,23 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
                 cmd.command.first().map_or("", String::as_str)
             );
         }
-        let (read, write, _) = accept(&listener)?;
+        // Interrupted before a debugger came: the program nobody saw goes
+        // (as gdbserver kills the program it started when it is
+        // interrupted), and utrace dies of the same signal.
+        let (read, write) = match signals.accept(&listener).await? {
+            Ok((read, write, _)) => (read, write),
+            Err(signo) => {
+                if let Some(pid) = prepared.pid() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                drop(prepared);
+                crate::exit::die_by(signo);
+                return Ok(128 + signo as u8);
+            }
+        };
         let ended = tokio::task::spawn_blocking(move || prepared.serve(read, Box::new(write)))
             .await
             .map_err(|e| format!("the bridge failed: {e}"))?
