@@ -290,15 +290,16 @@ async fn an_instruction_uprobes_refuse_is_served_by_an_int3() {
     }
     let n = 200;
     let (_srv, mut c) = server().await;
-    let mut child = std::process::Command::new(tracee!("probe_target"))
-        .args(["evex", &n.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start probe_target");
-    let pid = child.id();
-    let _kill = KillPid(pid as i32);
-    let mut out = Lines::from_reader(child.stdout.take().expect("stdout"));
+    let mut child = KillOnDrop(
+        std::process::Command::new(tracee!("probe_target"))
+            .args(["evex", &n.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start probe_target"),
+    );
+    let pid = child.0.id();
+    let mut out = Lines::from_reader(child.0.stdout.take().expect("stdout"));
     assert!(out.next().starts_with("ready "));
     let at = c
         .attach(pb::AttachRequest {
@@ -334,7 +335,7 @@ async fn an_instruction_uprobes_refuse_is_served_by_an_int3() {
     let info = c.server_info().await.unwrap();
     assert_eq!(info.uprobe_events, 0, "no uprobe: the kernel refused one");
 
-    let stdin = child.stdin.as_mut().expect("stdin");
+    let stdin = child.0.stdin.as_mut().expect("stdin");
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
     let mut hits = 0;
@@ -354,6 +355,6 @@ async fn an_instruction_uprobes_refuse_is_served_by_an_int3() {
     assert_eq!(raw(), 0x62, "the original byte is back");
     // (Its exit is not waited for here: the tracer is a thread of this
     // process, and a wait of ours could take a ptrace stop of the detach.)
-    let stdin = child.stdin.as_mut().expect("stdin");
+    let stdin = child.0.stdin.as_mut().expect("stdin");
     stdin.write_all(b"end\n").unwrap();
 }
