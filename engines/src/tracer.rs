@@ -631,10 +631,12 @@ fn run(
         let conflicts = crate::uprobe::conflicts_open();
         let poll = core.probing() || conflicts;
         if poll || core.tasks.is_empty() {
-            let timeout = match (poll, conflicts) {
-                (false, _) => -1,
-                (true, true) => PROBE_POLL_MS,
-                (true, false) => probe_poll,
+            let timeout = if !poll {
+                -1
+            } else if conflicts {
+                PROBE_POLL_MS
+            } else {
+                probe_poll
             };
             waker.wait(mark, timeout);
             probe_poll = (probe_poll * 2).min(PROBE_POLL_QUIET_MS);
@@ -714,7 +716,7 @@ fn look() -> Duration {
 
 /// The look's length for an `UTRACE_LOOK_US` value (microseconds, at
 /// most 1000); 60 µs without one, or with one that is not a number.
-pub fn look_from_env(v: Option<&str>) -> Duration {
+fn look_from_env(v: Option<&str>) -> Duration {
     match v.map(|v| v.trim().parse::<u64>()) {
         None => Duration::from_micros(60),
         Some(Ok(us)) => Duration::from_micros(us.min(1000)),

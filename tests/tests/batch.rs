@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{server, server_with};
+use common::{raw_byte, server, server_with};
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -568,15 +568,6 @@ async fn next_breakpoint(s: &mut tonic::Streaming<pb::Event>, addr: u64, after_n
     })
     .await;
     assert_eq!(found, Ok(true), "no breakpoint event at {addr:#x}");
-}
-
-/// The byte in memory itself, not through the tracer (which hides int3s).
-fn raw_byte(pid: u32, addr: u64) -> u8 {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, addr).unwrap();
-    b[0]
 }
 
 /// Two engines insert the same breakpoint; one removes it and the other still

@@ -312,25 +312,8 @@ async fn an_instruction_uprobes_refuse_is_served_by_an_int3() {
         .await
         .unwrap();
     let mut events = c.events(at.engine_id).await.unwrap();
-    let addr = c
-        .batch(at.engine_id, 0)
-        .interrupt(true)
-        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-            symbol: "evex_fn".into(),
-            ..Default::default()
-        }))
-        .send()
-        .await
-        .unwrap()
-        .breakpoint(0)
-        .unwrap();
-    let raw = || {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-        let mut b = [0u8; 1];
-        f.read_exact_at(&mut b, addr).unwrap();
-        b[0]
-    };
+    let addr = insert_breakpoint_at(&mut c, at.engine_id, "evex_fn").await;
+    let raw = || raw_byte(pid, addr);
     assert_eq!(raw(), 0xcc, "a breakpoint is in memory");
     let info = c.server_info().await.unwrap();
     assert_eq!(info.uprobe_events, 0, "no uprobe: the kernel refused one");

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use common::daemon::Daemon;
 use common::users::AsClient;
-use common::{ticker, ticks_on, untraced};
+use common::{raw_byte, ticker, ticks_on, untraced};
 use utrace_client::{pb, Client};
 
 /// A client (another process) whose Session holds `pid` at a syscall
@@ -37,15 +37,6 @@ fn held_by_a_client(uri: &str, pid: u32) -> AsClient {
     assert!(r.starts_with("ok"), "{r}");
     holder.wait_event("held");
     holder
-}
-
-/// The byte at `addr` in `pid`'s memory, not through any tracer.
-fn raw_byte(pid: u32, addr: u64) -> u8 {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, addr).unwrap();
-    b[0]
 }
 
 /// Insert a breakpoint for `engine` where `pid`'s thread is now (stopped
@@ -79,18 +70,7 @@ async fn insert_where_it_is(c: &mut Client, engine: u64, pid: u32) -> (u64, u8) 
 /// process's executable (`probe_target`'s `probed_fn`): its address and
 /// the original byte there.
 async fn insert_at(c: &mut Client, engine: u64, symbol: &str) -> (u64, u8) {
-    let addr = c
-        .batch(engine, 0)
-        .interrupt(true)
-        .op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-            symbol: symbol.into(),
-            ..Default::default()
-        }))
-        .send()
-        .await
-        .unwrap()
-        .breakpoint(0)
-        .unwrap();
+    let addr = common::insert_breakpoint_at(c, engine, symbol).await;
     // The byte there before: `probe_target`'s `probed_fn` starts with
     // `push %rbp`.
     (addr, 0x55)

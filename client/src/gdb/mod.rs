@@ -488,6 +488,15 @@ pub struct Prepared {
     opened: Option<Opened>,
 }
 
+/// SIGKILL to process `pid`, with this process's own rights (as
+/// gdbserver beside it would send it).
+pub(crate) fn sigkill(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
 /// Open the session for `what` (start the program, or attach), with no
 /// debugger yet.
 pub fn prepare(
@@ -523,6 +532,15 @@ impl Prepared {
     /// (`None` with no process yet, `--multi`).
     pub fn pid(&self) -> Option<u32> {
         self.opened.as_ref().map(|o| o.pid)
+    }
+
+    /// No debugger will come: a program started here is killed (as
+    /// gdbserver kills the program it started when it is interrupted); a
+    /// process attached to is left as it was, when the session ends.
+    pub fn abandon(self) {
+        if let (Some(o), What::Spawn { .. }) = (&self.opened, &self.what) {
+            sigkill(o.pid);
+        }
     }
 
     /// Serve one debugger on `input`/`output`, as [`serve_with`] does.
@@ -570,11 +588,7 @@ impl Prepared {
                 Ok(DisconnectReason::Disconnect) => Ended::Detached,
                 Ok(DisconnectReason::Kill) => {
                     if !bridge.killed && bridge.pid != 0 {
-                        // With this user's own rights, as gdbserver beside it.
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(bridge.pid as i32),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
+                        sigkill(bridge.pid);
                     }
                     Ended::Killed
                 }

@@ -1352,10 +1352,7 @@ impl ExtendedMode for Bridge {
 
     fn kill(&mut self, _pid: Option<Pid>) -> TargetResult<ShouldTerminate, Self> {
         if self.pid != 0 {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            super::sigkill(self.pid);
             self.killed = true;
         }
         if self.multi {

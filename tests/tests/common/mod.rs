@@ -498,6 +498,34 @@ pub fn ticker(ms: u32) -> (KillOnDrop, Lines) {
     (KillOnDrop(child), lines)
 }
 
+/// The byte at `addr` in `pid`'s memory itself, not through a tracer
+/// (which hides int3s).
+pub fn raw_byte(pid: u32, addr: u64) -> u8 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, addr).unwrap();
+    b[0]
+}
+
+/// Insert a breakpoint for `engine` (its process stopped for the op) at
+/// the function `symbol`: the address it resolved to.
+pub async fn insert_breakpoint_at(c: &mut utrace_client::Client, engine: u64, symbol: &str) -> u64 {
+    c.batch(engine, 0)
+        .interrupt(true)
+        .op(utrace_client::pb::op::Op::InsertBreakpoint(
+            utrace_client::pb::InsertBreakpoint {
+                symbol: symbol.into(),
+                ..Default::default()
+            },
+        ))
+        .send()
+        .await
+        .unwrap()
+        .breakpoint(0)
+        .unwrap()
+}
+
 /// The times `pid`'s threads have been put on a CPU so far
 /// (`/proc/PID/task/*/schedstat`): how often the process was woken.
 pub fn timeslices(pid: u32) -> u64 {

@@ -146,6 +146,14 @@ struct Interrupts {
     term: tokio::signal::unix::Signal,
 }
 
+/// What came first while waiting for a debugger.
+enum Came {
+    /// A debugger: its socket to read and to write.
+    Debugger(std::net::TcpStream, std::net::TcpStream),
+    /// This signal.
+    Signal(i32),
+}
+
 impl Interrupts {
     fn new() -> Result<Interrupts, String> {
         use tokio::signal::unix::{signal, SignalKind};
@@ -156,30 +164,25 @@ impl Interrupts {
     }
 
     /// The next debugger on `listener`, or the signal that came first.
-    async fn accept(
-        mut self,
-        listener: &std::net::TcpListener,
-    ) -> Result<
-        Result<
-            (
-                std::net::TcpStream,
-                std::net::TcpStream,
-                std::net::SocketAddr,
-            ),
-            i32,
-        >,
-        String,
-    > {
+    async fn accept(mut self, listener: &std::net::TcpListener) -> Result<Came, String> {
         let listener = listener
             .try_clone()
             .map_err(|e| format!("listening socket: {e}"))?;
-        let mut accepted = tokio::task::spawn_blocking(move || accept(&listener));
+        let accepted = blocking(move || accept(&listener));
         tokio::select! {
-            r = &mut accepted => Ok(Ok(r.map_err(|e| format!("accept: {e}"))??)),
-            _ = self.int.recv() => Ok(Err(libc::SIGINT)),
-            _ = self.term.recv() => Ok(Err(libc::SIGTERM)),
+            r = accepted => r?.map(|(read, write, _)| Came::Debugger(read, write)),
+            _ = self.int.recv() => Ok(Came::Signal(libc::SIGINT)),
+            _ = self.term.recv() => Ok(Came::Signal(libc::SIGTERM)),
         }
     }
+}
+
+/// `f` on the runtime's blocking pool (the bridge blocks, and may call
+/// the runtime from there).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("the bridge failed: {e}"))
 }
 
 /// One debugging session, to its end, on a blocking thread.
@@ -192,11 +195,9 @@ async fn serve_one(
     output: Box<dyn std::io::Write + Send>,
 ) -> Result<u8, String> {
     let client = conn.client.clone();
-    let ended =
-        tokio::task::spawn_blocking(move || serve_with(rt, client, what, opts, input, output))
-            .await
-            .map_err(|e| format!("the bridge failed: {e}"))?
-            .map_err(|e| e.to_string())?;
+    let ended = blocking(move || serve_with(rt, client, what, opts, input, output))
+        .await?
+        .map_err(|e| e.to_string())?;
     debug!(?ended, "debugging session over");
     Ok(0)
 }
@@ -249,37 +250,27 @@ pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
         let what = spawn_what(conn, &cmd);
         let client = conn.client.clone();
         let rt2 = rt.clone();
-        let prepared =
-            tokio::task::spawn_blocking(move || prepare(rt2, client, what, Options::default()))
-                .await
-                .map_err(|e| format!("the bridge failed: {e}"))?
-                .map_err(|e| e.to_string())?;
+        let prepared = blocking(move || prepare(rt2, client, what, Options::default()))
+            .await?
+            .map_err(|e| e.to_string())?;
         if let Some(pid) = prepared.pid() {
             crate::say!(
                 "utrace: process {} created; pid = {pid}",
                 cmd.command.first().map_or("", String::as_str)
             );
         }
-        // Interrupted before a debugger came: the program nobody saw goes
-        // (as gdbserver kills the program it started when it is
-        // interrupted), and utrace dies of the same signal.
+        // Interrupted before a debugger came: the program nobody saw goes,
+        // and utrace dies of the same signal.
         let (read, write) = match signals.accept(&listener).await? {
-            Ok((read, write, _)) => (read, write),
-            Err(signo) => {
-                if let Some(pid) = prepared.pid() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-                drop(prepared);
+            Came::Debugger(read, write) => (read, write),
+            Came::Signal(signo) => {
+                prepared.abandon();
                 crate::exit::die_by(signo);
                 return Ok(128 + signo as u8);
             }
         };
-        let ended = tokio::task::spawn_blocking(move || prepared.serve(read, Box::new(write)))
-            .await
-            .map_err(|e| format!("the bridge failed: {e}"))?
+        let ended = blocking(move || prepared.serve(read, Box::new(write)))
+            .await?
             .map_err(|e| e.to_string())?;
         debug!(?ended, "debugging session over");
         return Ok(0);
