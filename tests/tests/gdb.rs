@@ -41,28 +41,7 @@ fn listening_bridge(d: &Daemon, pid: u32) -> (common::KillOnDrop, String) {
 
 /// `utrace gdb --listen 127.0.0.1:0 WHAT…` on `d` (`-p PID`, or `-- PROG`).
 fn listening_bridge_for(d: &Daemon, what: &[&str]) -> (common::KillOnDrop, String) {
-    let mut bridge = common::KillOnDrop(
-        Command::new(utrace_bin())
-            .args(["--server", &d.uri, "gdb", "--listen", "127.0.0.1:0"])
-            .args(what)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("utrace gdb --listen"),
-    );
-    let mut err = BufReader::new(bridge.0.stderr.take().expect("piped"));
-    let mut first = String::new();
-    err.read_line(&mut first).expect("the bridge's first line");
-    assert!(
-        first.contains("listening for debuggers on 127.0.0.1:"),
-        "{first}"
-    );
-    let addr = first
-        .trim()
-        .rsplit(' ')
-        .next()
-        .expect("address")
-        .to_string();
-    (bridge, addr)
+    common::gdb_bridge(&d.uri, what)
 }
 
 /// lldb's command name, if it is installed.

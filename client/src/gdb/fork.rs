@@ -175,7 +175,7 @@ impl Bridge {
             Ok(()) => Ok(()),
             // Gone already (it died, or the engine left it).
             Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(BridgeError::Server(s.message().to_string())),
+            Err(s) => Err(BridgeError::from_status(s)),
         }
     }
 

@@ -269,7 +269,7 @@ pub(crate) async fn open(
         .raw()
         .session(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
-        .map_err(|s| BridgeError::Server(s.message().to_string()))?
+        .map_err(BridgeError::from_status)?
         .into_inner();
     let attached = loop {
         match replies.message().await {
@@ -287,7 +287,7 @@ pub(crate) async fn open(
                     BridgeError::SessionGone("ended before the engine existed".into()).into(),
                 )
             }
-            Err(s) => return Err(BridgeError::Server(s.message().to_string()).into()),
+            Err(s) => return Err(BridgeError::from_status(s).into()),
         }
     };
     let engine = attached.engine_id;
@@ -566,7 +566,7 @@ impl Prepared {
                 None
             }
         };
-        let link = Shared::new(Link::new(inbox_rx, input, output));
+        let mut link = Shared::new(Link::new(inbox_rx, input, output));
         let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
         bridge.share(link.lock().common());
         bridge.multi = opts.multi;

@@ -53,6 +53,34 @@ pub enum BridgeError {
     Unsupported(&'static str),
 }
 
+impl BridgeError {
+    /// A failed call: the session is gone when the server or the
+    /// connection is (`UNAVAILABLE`, `CANCELLED`); otherwise the server
+    /// refused this one request.
+    pub(super) fn from_status(s: tonic::Status) -> BridgeError {
+        match s.code() {
+            tonic::Code::Unavailable | tonic::Code::Cancelled => {
+                BridgeError::SessionGone(s.message().to_string())
+            }
+            _ => BridgeError::Server(s.message().to_string()),
+        }
+    }
+}
+
+/// A failure for the debugger's request: an `E` reply when the server
+/// refused the request (a thread or an address it does not know of, as
+/// a `g` for a thread gdb never named), and the session's end only when
+/// the server or the session is gone.
+fn failed(e: BridgeError) -> TargetError<BridgeError> {
+    match e {
+        BridgeError::SessionGone(_) => TargetError::Fatal(e),
+        BridgeError::Server(_) | BridgeError::Unsupported(_) => {
+            tracing_debug(&format!("answered with an error: {e}"));
+            TargetError::NonFatal
+        }
+    }
+}
+
 /// How a thread is held now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Held {
@@ -419,8 +447,7 @@ impl Bridge {
     ) -> Result<crate::BatchResults, BridgeError> {
         let req = self.batch_request(tid, interrupt, ops);
         let mut c = self.client.clone();
-        crate::spin::block_on(&self.rt, c.send_batch(req))
-            .map_err(|s| BridgeError::Server(s.message().to_string()))
+        crate::spin::block_on(&self.rt, c.send_batch(req)).map_err(BridgeError::from_status)
     }
 
     /// [`Bridge::batch`] on the session stream, after the decisions sent
@@ -541,7 +568,7 @@ impl Bridge {
     fn refresh_threads(&mut self) -> Result<(), BridgeError> {
         let mut c = self.client.clone();
         let tasks = crate::spin::block_on(&self.rt, c.list_tasks(self.pid))
-            .map_err(|s| BridgeError::Server(s.message().to_string()))?;
+            .map_err(BridgeError::from_status)?;
         let now: Vec<u32> = tasks.iter().map(|t| t.tid).collect();
         self.threads.retain(|t, _| now.contains(t));
         for t in now {
@@ -599,7 +626,7 @@ impl Bridge {
         }
         let mut c = self.client.clone();
         let tasks = crate::spin::block_on(&self.rt, c.list_tasks(self.pid))
-            .map_err(|s| BridgeError::Server(s.message().to_string()))?;
+            .map_err(BridgeError::from_status)?;
         Ok(tasks.iter().any(|t| {
             self.threads.get(&t.tid) == Some(&Held::Stopped)
                 && t.holders
@@ -969,7 +996,7 @@ impl Bridge {
         if !new.is_empty() {
             let t = self.any_stopped();
             let ops = new.iter().map(|p| op(p.insert_op())).collect();
-            let res = self.batch(t, false, ops).map_err(TargetError::Fatal)?;
+            let res = self.batch(t, false, ops).map_err(failed)?;
             if let Some(f) = res.first_failure() {
                 tracing_debug(&format!("inserting {points:?}: {f:?}"));
                 // The batch stopped at the failure: take back what went in
@@ -1105,7 +1132,7 @@ impl Bridge {
         }
         let res = match self.prefetch.take() {
             Some((t, task)) if t == tid => match crate::spin::block_on(&self.rt, task) {
-                Ok(r) => r.map_err(|s| BridgeError::Server(s.message().to_string()))?,
+                Ok(r) => r.map_err(BridgeError::from_status)?,
                 Err(e) => return Err(BridgeError::Server(format!("register read: {e}"))),
             },
             other => {
@@ -1115,7 +1142,7 @@ impl Bridge {
                 let req = self.regs_request(tid);
                 let mut c = self.client.clone();
                 crate::spin::block_on(&self.rt, c.send_batch(req))
-                    .map_err(|s| BridgeError::Server(s.message().to_string()))?
+                    .map_err(BridgeError::from_status)?
             }
         };
         let f = |e: crate::OpFailure| BridgeError::Server(e.to_string());
@@ -1134,6 +1161,12 @@ impl Bridge {
 pub(crate) fn tracing_debug(_msg: &str) {
     #[cfg(feature = "embedded")]
     tracing::debug!("{_msg}");
+}
+
+/// A warning through `tracing` when the CLI has it.
+pub(crate) fn tracing_warn(_msg: &str) {
+    #[cfg(feature = "embedded")]
+    tracing::warn!("{_msg}");
 }
 
 impl Target for Bridge {
@@ -1232,9 +1265,7 @@ impl Bridge {
         self.catching = syscalls;
         let events = self.set_events_op(self.passed_sent);
         let t = self.any_stopped();
-        let res = self
-            .batch(t, false, vec![events])
-            .map_err(TargetError::Fatal)?;
+        let res = self.batch(t, false, vec![events]).map_err(failed)?;
         match res.first_failure() {
             None => Ok(()),
             Some(f) => {
@@ -1396,13 +1427,13 @@ impl CurrentActivePid for Bridge {
 
 impl MultiThreadBase for Bridge {
     fn read_registers(&mut self, regs: &mut Regs, tid: Tid) -> TargetResult<(), Self> {
-        *regs = self.regs_of(tid.get() as u32).map_err(TargetError::Fatal)?;
+        *regs = self.regs_of(tid.get() as u32).map_err(failed)?;
         Ok(())
     }
 
     fn write_registers(&mut self, regs: &Regs, tid: Tid) -> TargetResult<(), Self> {
         let t = tid.get() as u32;
-        let old = self.regs_of(t).map_err(TargetError::Fatal)?;
+        let old = self.regs_of(t).map_err(failed)?;
         let (words, wide) = regs.changes_from(&old);
         let mut ops = Vec::new();
         if !words.is_empty() {
@@ -1421,7 +1452,7 @@ impl MultiThreadBase for Bridge {
         if ops.is_empty() {
             return Ok(());
         }
-        let res = self.batch(t, false, ops).map_err(TargetError::Fatal)?;
+        let res = self.batch(t, false, ops).map_err(failed)?;
         if let Some(f) = res.first_failure() {
             tracing_debug(&format!("writing registers of {t}: {f}"));
             return Err(TargetError::NonFatal);
@@ -1448,7 +1479,7 @@ impl MultiThreadBase for Bridge {
                     len: data.len() as u32,
                 }),
             )
-            .map_err(TargetError::Fatal)?;
+            .map_err(failed)?;
         let got = res.read(0).map_err(|_| TargetError::NonFatal)?;
         let n = got.data.len().min(data.len());
         data[..n].copy_from_slice(&got.data[..n]);
@@ -1469,7 +1500,7 @@ impl MultiThreadBase for Bridge {
                     data: utrace_proto::Bytes::copy_from_slice(data),
                 }),
             )
-            .map_err(TargetError::Fatal)?;
+            .map_err(failed)?;
         if res.first_failure().is_some() {
             return Err(TargetError::NonFatal);
         }

@@ -706,3 +706,37 @@ impl Waiting {
         self.out.rest();
     }
 }
+
+/// `utrace gdb --listen 127.0.0.1:0 WHAT…` on the server at `uri` (`-p
+/// PID`, or `-- PROG`): the bridge, and the address it says it listens on.
+pub fn gdb_bridge(uri: &str, what: &[&str]) -> (KillOnDrop, String) {
+    use std::io::BufRead;
+    let mut bridge = KillOnDrop(
+        std::process::Command::new(users::workspace_bin("utrace"))
+            .args(["--server", uri, "gdb", "--listen", "127.0.0.1:0"])
+            .args(what)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("utrace gdb --listen"),
+    );
+    let mut err = std::io::BufReader::new(bridge.0.stderr.take().expect("piped"));
+    let mut first = String::new();
+    err.read_line(&mut first).expect("the bridge's first line");
+    assert!(
+        first.contains("listening for debuggers on 127.0.0.1:"),
+        "{first}"
+    );
+    let addr = first
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("address")
+        .to_string();
+    // The rest of what it says goes on to the test's output.
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            eprintln!("utrace gdb: {line}");
+        }
+    });
+    (bridge, addr)
+}

@@ -149,6 +149,32 @@ impl Replies {
         };
     }
 
+    /// [`Replies::feed`] for each byte of `buf`, with the bytes of a
+    /// packet that passes as it is (and those between packets) copied a
+    /// run at a time: a `vFile:pread` or `m` reply is kilobytes, and
+    /// only its `#` changes the state.
+    pub(super) fn feed_all(&mut self, buf: &[u8], lldb: bool, out: &mut Vec<u8>) {
+        let mut rest = buf;
+        while let Some((&b, tail)) = rest.split_first() {
+            let stop = match self.state {
+                State::Pass => b'#',
+                State::Out => b'$',
+                _ => {
+                    self.feed(b, lldb, out);
+                    rest = tail;
+                    continue;
+                }
+            };
+            let run = rest.iter().position(|&c| c == stop).unwrap_or(rest.len());
+            out.extend_from_slice(&rest[..run]);
+            rest = &rest[run..];
+            if let Some((&b, tail)) = rest.split_first() {
+                self.feed(b, lldb, out);
+                rest = tail;
+            }
+        }
+    }
+
     /// What a whole packet's body becomes, if it changes.
     fn rewritten(&mut self, body: &[u8], lldb: bool) -> Option<Vec<u8>> {
         if self.advertise_left > 0 {
@@ -370,6 +396,31 @@ mod tests {
             r.feed(b, lldb, &mut out);
         }
         String::from_utf8(out).unwrap()
+    }
+
+    /// A session's output fed in slices of every size gives what it gives
+    /// byte by byte: the advertised `qSupported` reply, a stop reply
+    /// changed, kilobyte replies with `$` inside (binary file data), acks.
+    #[test]
+    fn replies_fed_a_slice_at_a_time_are_those_fed_a_byte_at_a_time() {
+        let data: String = (0..3000).map(|i| ['a', '$', '7', '}'][i % 4]).collect();
+        let stream = format!(
+            "+$PacketSize=4000;swbreak+#00+$OK#9a+$F{};{data}#00+\
+             $T05thread:p1f.1f;#00+$m{}#00++$W00#b7",
+            data.len(),
+            "0f".repeat(2000),
+        );
+        let mut whole = Replies::default();
+        let want = through(&mut whole, &stream, false);
+        assert!(want.contains("QPassSignals+"), "{want}");
+        for size in [1, 2, 3, 7, 64, 1000, stream.len()] {
+            let mut r = Replies::default();
+            let mut out = Vec::new();
+            for chunk in stream.as_bytes().chunks(size) {
+                r.feed_all(chunk, false, &mut out);
+            }
+            assert_eq!(String::from_utf8(out).unwrap(), want, "slices of {size}");
+        }
     }
 
     #[test]

@@ -137,6 +137,22 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         }
     }
 
+    /// utraced: answer a packet gdbstub knows but could not parse (`m`
+    /// with addresses that are not hex, a `Z` with no kind...) with
+    /// `E01`, as gdbserver does, instead of ending the session.
+    pub fn refuse_malformed(
+        &mut self,
+        conn: &mut C,
+    ) -> Result<(), InternalError<T::Error, C::Error>> {
+        if !self.features.no_ack_mode() {
+            conn.write(b'+').map_err(InternalError::conn_write)?;
+        }
+        let mut res = ResponseWriter::new(conn, false);
+        res.write_str("E01")?;
+        res.flush()?;
+        Ok(())
+    }
+
     pub fn handle_packet(
         &mut self,
         target: &mut T,
@@ -170,6 +186,19 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     Err(InternalError::NonFatalError(code)) => {
                         res.write_str("E")?;
                         res.write_num(code)?;
+                        None
+                    }
+                    // utraced: a command its handler finds malformed (a
+                    // `vCont` action it does not know...) or cannot serve
+                    // (`qXfer:features:read` of another annex, `vCont;t`)
+                    // is answered E01.
+                    Err(
+                        InternalError::PacketParse(
+                            crate::protocol::PacketParseError::MalformedCommand,
+                        )
+                        | InternalError::PacketUnexpected,
+                    ) => {
+                        res.write_str("E01")?;
                         None
                     }
                     Err(e) => return Err(e),

@@ -36,6 +36,7 @@ use super::core_impl::GdbStubImpl;
 use super::core_impl::State;
 use super::DisconnectReason;
 use super::GdbStub;
+use crate::protocol::PacketParseError;
 use crate::arch::Arch;
 use crate::arch::RegId;
 use crate::conn::Connection;
@@ -220,7 +221,16 @@ impl<'a, T: Target, C: Connection> GdbStubStateMachineInner<'a, state::Idle<T>, 
             None => return Ok(self.into()),
         };
 
-        let packet = Packet::from_buf(target, packet_buffer).map_err(InternalError::PacketParse)?;
+        let packet = match Packet::from_buf(target, packet_buffer) {
+            Ok(packet) => packet,
+            // utraced: a malformed command is answered `E01`; the session
+            // goes on.
+            Err(PacketParseError::MalformedCommand) => {
+                self.i.inner.refuse_malformed(&mut self.i.conn)?;
+                return Ok(self.into());
+            }
+            Err(e) => return Err(InternalError::PacketParse(e).into()),
+        };
         let state = self
             .i
             .inner
@@ -339,7 +349,16 @@ impl<'a, T: Target, C: Connection> GdbStubStateMachineInner<'a, state::Running, 
             None => return Ok(self.into()),
         };
 
-        let packet = Packet::from_buf(target, packet_buffer).map_err(InternalError::PacketParse)?;
+        let packet = match Packet::from_buf(target, packet_buffer) {
+            Ok(packet) => packet,
+            // utraced: a malformed command is answered `E01`; the session
+            // goes on.
+            Err(PacketParseError::MalformedCommand) => {
+                self.i.inner.refuse_malformed(&mut self.i.conn)?;
+                return Ok(self.into());
+            }
+            Err(e) => return Err(InternalError::PacketParse(e).into()),
+        };
         let state = self
             .i
             .inner

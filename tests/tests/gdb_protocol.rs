@@ -1,0 +1,175 @@
+//! The GDB remote protocol spoken raw to `utrace gdb --listen`, as a
+//! broken or hostile frontend would: bad checksums, noise between packets,
+//! unknown, malformed and over-long packets, an address nobody can read, a
+//! thread that does not exist, a fifth hardware watchpoint, and a
+//! frontend that leaves in the middle of a step. Each gets the reply RSP
+//! asks for (`-`, an empty packet, `E..`), the session goes on, and the
+//! program, traced by another client meanwhile, runs on unharmed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::daemon::Daemon;
+use common::{ticker, ticks_on, untraced};
+
+/// A frontend speaking the protocol itself, acking every reply (no
+/// no-ack mode: a bad checksum is then answered `-`).
+struct Rsp {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+fn checksum(body: &[u8]) -> String {
+    format!("{:02x}", body.iter().fold(0u8, |a, &b| a.wrapping_add(b)))
+}
+
+impl Rsp {
+    fn connect(addr: &str) -> Rsp {
+        let s = TcpStream::connect(addr).expect("connect to the bridge");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        Rsp { s, buf: Vec::new() }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write to the bridge");
+    }
+
+    fn more(&mut self) {
+        let mut b = [0u8; 65536];
+        let n = self.s.read(&mut b).expect("read from the bridge");
+        assert!(n > 0, "the bridge closed the connection");
+        self.buf.extend_from_slice(&b[..n]);
+    }
+
+    /// The next reply's body (acks before it skipped), acked.
+    fn reply(&mut self) -> String {
+        loop {
+            while self.buf.first() == Some(&b'+') {
+                self.buf.remove(0);
+            }
+            if let Some(end) = self.buf.iter().position(|&b| b == b'#') {
+                if self.buf.len() >= end + 3 {
+                    assert_eq!(
+                        self.buf[0],
+                        b'$',
+                        "{:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    );
+                    let body = String::from_utf8_lossy(&self.buf[1..end]).into_owned();
+                    self.buf.drain(..end + 3);
+                    self.send_raw(b"+");
+                    return body;
+                }
+            }
+            self.more();
+        }
+    }
+
+    /// Send packet `body`; its reply.
+    fn ask(&mut self, body: &str) -> String {
+        self.send_raw(format!("${body}#{}", checksum(body.as_bytes())).as_bytes());
+        let r = self.reply();
+        println!("{body:.60} -> {r:.80}");
+        r
+    }
+}
+
+#[test]
+fn bad_packets_are_answered_and_the_program_runs_on() {
+    let d = Daemon::start("gdb-raw");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    // Another client traces the same process throughout.
+    let trace_file = d.dir.path("writes");
+    let mut observer = common::KillOnDrop(
+        std::process::Command::new(common::users::workspace_bin("utrace"))
+            .args(["--server", &d.uri, "trace", "-e", "trace=write", "-o"])
+            .arg(&trace_file)
+            .args(["-p", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("utrace trace"),
+    );
+    let writes = || {
+        std::fs::read_to_string(&trace_file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("write("))
+            .count()
+    };
+    common::wait_for("the observer's first write", || writes() > 0);
+    let (_bridge, addr) = common::gdb_bridge(&d.uri, &["-p", &pid.to_string()]);
+    let mut r = Rsp::connect(&addr);
+    r.send_raw(b"+");
+    assert!(r
+        .ask("qSupported:multiprocess+;swbreak+;hwbreak+")
+        .contains("PacketSize="));
+    let stop = r.ask("?");
+    let thread = stop
+        .split("thread:")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .unwrap_or_else(|| panic!("no thread in {stop}"))
+        .to_string();
+
+    // A bad checksum: asked for again, never seen by the stub.
+    r.send_raw(b"$m0,4#00");
+    while r.buf.is_empty() {
+        r.more();
+    }
+    assert_eq!(r.buf.remove(0), b'-', "a bad checksum is refused with -");
+    // Noise between packets is skipped.
+    r.send_raw(b"\x00\xffjunk}*\r\n");
+    // Unknown packets: the empty reply RSP asks for.
+    assert_eq!(r.ask("qUtraceNoSuchPacket"), "");
+    // An address nobody can read, and an absurd length: an error.
+    assert!(r.ask("m0,10").starts_with('E'));
+    assert!(r.ask("mffffffffffff0000,fffffff").starts_with('E'));
+    // Malformed or unservable packets gdbstub knows: E01, not the end.
+    assert_eq!(r.ask("mzz,qq"), "E01");
+    assert_eq!(r.ask("vCont;z"), "E01");
+    assert_eq!(r.ask("qXfer:features:read:nonexistent.xml:0,fff"), "E01");
+    // A packet longer than any the bridge takes (64 KiB): E01.
+    let long = format!("q{}", "A".repeat(70_000));
+    assert_eq!(r.ask(&long), "E01");
+    // Registers of a thread the process does not have: an error; of its
+    // own thread, the registers.
+    let pid_part = thread.split('.').next().expect("pPID");
+    assert_eq!(r.ask(&format!("Hg{pid_part}.1")), "OK");
+    assert!(r.ask("g").starts_with('E'));
+    assert_eq!(r.ask(&format!("Hg{thread}")), "OK");
+    let regs = r.ask("g");
+    assert!(regs.len() > 100 && !regs.starts_with('E'), "{regs}");
+    // Four debug registers; a fifth watchpoint is refused.
+    for i in 0..4u64 {
+        assert_eq!(r.ask(&format!("Z2,{:x},8", 0x10000 + i * 8)), "OK");
+    }
+    assert!(r.ask("Z2,10020,8").starts_with('E'), "a fifth watchpoint");
+    // The session went on through all of it.
+    assert!(r.ask("?").contains(&thread));
+    // The frontend steps and leaves before the step's stop reply.
+    r.send_raw(
+        format!(
+            "$vCont;s:{thread}#{}",
+            checksum(format!("vCont;s:{thread}").as_bytes())
+        )
+        .as_bytes(),
+    );
+    drop(r);
+
+    // The program runs on, its output as before, and the observer still
+    // sees every write.
+    ticks_on(&mut lines, 5);
+    let seen = writes();
+    ticks_on(&mut lines, 3);
+    common::wait_for("the observer's next writes", || writes() >= seen + 3);
+    // The observer leaves: nothing traces the program any more.
+    let _ = observer.0.kill();
+    let _ = observer.0.wait();
+    untraced(pid);
+    ticks_on(&mut lines, 2);
+}
