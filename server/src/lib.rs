@@ -43,7 +43,7 @@ use utrace_proto::server::tracer_server::TracerServer;
 
 pub use crate::listen::{activated, default_socket, ListenAddr, ListenError};
 pub use crate::local::{Local, LocalError};
-pub use crate::peer::{Peer, Transport};
+pub use crate::peer::{tcp_peer_uid, Peer, Transport};
 pub use crate::tls::{TlsError, TlsFiles};
 
 /// Bounds on what clients may ask for.

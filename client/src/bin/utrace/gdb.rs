@@ -30,8 +30,10 @@ pub struct GdbCmd {
     pub stdio: bool,
     /// Listen for debuggers on this TCP address (`127.0.0.1:2345`; port 0
     /// picks one, printed on stderr); each connection is a session of its
-    /// own, several at once. Whoever can connect debugs the process with
-    /// your rights (no authentication, as with gdbserver): keep it on
+    /// own, several at once. From this machine, only your uid's (and
+    /// root's) connections are served: another local user's are closed
+    /// (gdbserver serves anyone). One from another host cannot be
+    /// checked and debugs the process with your rights: keep it on
     /// loopback, or tunnel it (ssh -L).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
@@ -39,9 +41,10 @@ pub struct GdbCmd {
     /// session outlives its process (its exit, `kill`, `detach`), and gdb
     /// may `run` a program (`set remote exec-file PROG`, else the CMD
     /// given here) and `attach PID`, again and again. With neither -p nor
-    /// CMD, the session starts with no process. With --listen, whoever
-    /// connects may then run programs and attach to any process you may
-    /// trace, as you (as with gdbserver --multi): loopback or a tunnel only.
+    /// CMD, the session starts with no process. With --listen, a debugger
+    /// that connects (yours, or one from another host) may then run
+    /// programs and attach to any process you may trace, as you (as with
+    /// gdbserver --multi): loopback or a tunnel only.
     #[arg(long)]
     pub multi: bool,
     /// Start the program with address space layout randomization on
@@ -120,8 +123,10 @@ fn take_stdio() -> Result<(std::fs::File, std::fs::File), String> {
     Ok((input.into(), output.into()))
 }
 
-/// The next debugger on `listener`: its socket to read and to write (no
-/// Nagle delay: the protocol is small packets, each answered), and who.
+/// The next debugger on `listener` that may debug as this user (see
+/// [`may_connect`]): its socket to read and to write (no Nagle delay: the
+/// protocol is small packets, each answered), and who. Others are closed
+/// at once, said on stderr.
 fn accept(
     listener: &std::net::TcpListener,
 ) -> Result<
@@ -132,12 +137,46 @@ fn accept(
     ),
     String,
 > {
-    let (sock, peer) =
-        tokio::task::block_in_place(|| listener.accept()).map_err(|e| format!("accept: {e}"))?;
-    debug!(%peer, "debugger connected");
-    let _ = sock.set_nodelay(true);
-    let read = sock.try_clone().map_err(|e| format!("socket: {e}"))?;
-    Ok((read, sock, peer))
+    loop {
+        let (sock, peer) = tokio::task::block_in_place(|| listener.accept())
+            .map_err(|e| format!("accept: {e}"))?;
+        if let Err(why) = may_connect(&sock, peer) {
+            crate::say!("utrace: refused a debugger from {peer}: {why}");
+            continue;
+        }
+        debug!(%peer, "debugger connected");
+        let _ = sock.set_nodelay(true);
+        let read = sock.try_clone().map_err(|e| format!("socket: {e}"))?;
+        return Ok((read, sock, peer));
+    }
+}
+
+/// Whether the debugger on `sock` may debug with this user's rights. A
+/// connection from this machine is checked as the server checks its own
+/// TCP clients: the socket at the other end belongs to a uid, and only
+/// this user's (or root's) may connect, so another local user cannot
+/// reach, through this port, a process it could not trace itself
+/// (gdbserver lets anyone who connects in). A connection from another
+/// host cannot be checked: listening beyond loopback is the user's
+/// choice (`--listen`'s help says so).
+fn may_connect(sock: &std::net::TcpStream, peer: std::net::SocketAddr) -> Result<(), String> {
+    let local = sock.local_addr().map_err(|e| format!("its address: {e}"))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    match utraced::tcp_peer_uid(peer, local) {
+        Some(uid) if uid == me || uid == 0 => Ok(()),
+        Some(uid) if me == 0 => Err(format!(
+            "its socket is uid {uid}'s; only root's may debug through this port"
+        )),
+        Some(uid) => Err(format!(
+            "its socket is uid {uid}'s; only uid {me}'s and root's may debug through this port"
+        )),
+        None if peer.ip().is_loopback() => Err(
+            "no socket of this machine's is its end, so its user is unknown (it left at once?)"
+                .into(),
+        ),
+        None => Ok(()),
+    }
 }
 
 /// SIGINT and SIGTERM, caught from its making on.
