@@ -35,6 +35,13 @@
 //! includes the program's start), and, with `handle SIGUSR1 nostop
 //! noprint pass` (gdb's `QPassSignals`), `continue` to its end / N.
 //!
+//! A second table: single packets sent raw to each server on `deep` (no
+//! gdb; `UTRACE_BENCH_PACKETS` of each, default 2,000): the round trip
+//! and the server process's CPU time per packet (the bridge's own cost
+//! per packet), for an `m` the bridge answers from the memory its stop
+//! brought, an `m` that takes it one call to its server, and a 16 KiB
+//! `vFile:pread`.
+//!
 //! The table shows medians over `UTRACE_BENCH_RUNS` runs (default 3) and
 //! the ratio bridge / gdbserver. gdb and gdbserver are installed with
 //! apt-get when missing.
@@ -45,6 +52,8 @@
 //! ```
 
 mod common;
+#[path = "../tests/common/rsp.rs"]
+mod rsp;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -346,6 +355,84 @@ fn with_bridge(utrace: &Path, hits: usize, steps: usize) -> Result<(f64, f64), S
     session(port, hits, steps)
 }
 
+/// Single packets, sent raw (no gdb), on a server that started `exe`
+/// (held at its first instruction) at `port`, `n` of each: per packet, the
+/// round trip and the server process's CPU time (`server`: its pid; for
+/// the bridge, the command with the server it embeds). Three kinds:
+/// `m` of 64 bytes at the stack pointer (the bridge answers from the
+/// memory its stop brought, with no call to its server), `m` of 64 bytes
+/// in the loader's code away from the pc (one call), and a 16 KiB
+/// `vFile:pread` of the program's file.
+fn packets(port: u16, server: u32, exe: &str, n: usize) -> Result<[(f64, f64); 3], String> {
+    let mut r = rsp::Rsp::connect(&format!("127.0.0.1:{port}"))?;
+    r.ask("qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")?;
+    let stop = r.ask("?")?;
+    let thread = rsp::Rsp::stop_thread(&stop).ok_or(format!("no thread in {stop}"))?;
+    r.ask(&format!("Hg{thread}"))?;
+    let regs = rsp::unrle(&r.ask("g")?);
+    let word = |i: usize| -> Result<u64, String> {
+        let hex = regs.get(i * 16..i * 16 + 16).ok_or("short g reply")?;
+        let v = u64::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+        Ok(u64::from_be(v))
+    };
+    // rsp is gdb's register 7, rip 16.
+    let (sp, pc) = (word(7)?, word(16)?);
+    let open = r.ask(&format!(
+        "vFile:open:{},0,0",
+        exe.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    ))?;
+    let fd = open
+        .strip_prefix('F')
+        .and_then(|f| f.split(';').next())
+        .filter(|f| !f.starts_with('-'))
+        .ok_or(format!("vFile:open: {open}"))?
+        .to_string();
+    let kinds = [
+        format!("m{sp:x},40"),
+        format!("m{:x},40", pc + 0x800),
+        format!("vFile:pread:{fd},4000,0"),
+    ];
+    let mut out = [(0.0, 0.0); 3];
+    for (k, packet) in kinds.iter().enumerate() {
+        let reply = r.ask(packet)?;
+        if reply.starts_with('E') || reply.starts_with("F-") {
+            return Err(format!("{packet}: {reply}"));
+        }
+        let cpu0 = cpu_seconds(server);
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            r.ask_bytes(packet.as_bytes())?;
+        }
+        let t = start.elapsed().as_secs_f64();
+        out[k] = (t / n as f64, (cpu_seconds(server) - cpu0) / n as f64);
+    }
+    let _ = r.ask("k");
+    Ok(out)
+}
+
+/// CPU time process `pid` has run, all its threads.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
+}
+
+fn packets_gdbserver(exe: &str, n: usize) -> Result<[(f64, f64); 3], String> {
+    let (server, port) = gdbserver(&[], &[exe.to_string()])?;
+    packets(port, server.0.id(), exe, n)
+}
+
+fn packets_bridge(utrace: &Path, exe: &str, n: usize) -> Result<[(f64, f64); 3], String> {
+    let (bridge, port) = bridge(utrace, &["--"], &[exe.to_string()])?;
+    packets(port, bridge.0.id(), exe, n)
+}
+
 /// A session's two figures, each kept in its row, or why there are none.
 fn keep(r: Result<(f64, f64), String>, a: &mut Vec<f64>, b: &mut Vec<f64>, what: &str) {
     match r {
@@ -366,6 +453,7 @@ fn main() {
     let steps = env_usize("UTRACE_BENCH_STEPS", 1000);
     let turns = env_usize("UTRACE_BENCH_TURNS", 20_000);
     let signals = env_usize("UTRACE_BENCH_SIGNALS", 20_000);
+    let n_packets = env_usize("UTRACE_BENCH_PACKETS", 2000);
     if let Err(why) = ensure_gdb() {
         println!("SKIP: gdb and gdbserver are needed: {why}");
         return;
@@ -390,7 +478,30 @@ fn main() {
     if let Err(e) = &looped {
         eprintln!("no range-stepping row: {e}");
     }
+    // Per packet kind: round trips and CPU, gdbserver's and the bridge's.
+    let mut gs_pk: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+    let mut br_pk: [(Vec<f64>, Vec<f64>); 3] = Default::default();
     for run in 0..runs {
+        if let Ok((exe, _)) = &deep {
+            for (who, got, into) in [
+                ("gdbserver", packets_gdbserver(exe, n_packets), &mut gs_pk),
+                (
+                    "bridge",
+                    packets_bridge(&utrace, exe, n_packets),
+                    &mut br_pk,
+                ),
+            ] {
+                match got {
+                    Ok(k) => {
+                        for (i, (t, c)) in k.into_iter().enumerate() {
+                            into[i].0.push(t);
+                            into[i].1.push(c);
+                        }
+                    }
+                    Err(e) => eprintln!("run {run}: {who}, packets: {e}"),
+                }
+            }
+        }
         match with_gdbserver(hits, steps) {
             Ok((h, s)) => {
                 gs_hit.push(h);
@@ -468,6 +579,32 @@ fn main() {
                 b / g
             ),
             _ => println!("| {what} | - | - | (no samples) |"),
+        }
+    }
+    println!();
+    println!(
+        "single packets, sent raw ({n_packets} of each per run, medians of {runs} runs): \
+         round trip, and the server process's CPU time per packet"
+    );
+    println!("| packet | gdbserver | utrace gdb | ratio | gdbserver CPU | utrace gdb CPU |");
+    println!("|---|---|---|---|---|---|");
+    let names = [
+        "`m` 64 B at sp (the bridge: from its stop's memory, no server call)",
+        "`m` 64 B of code (the bridge: one server call)",
+        "`vFile:pread` 16 KiB",
+    ];
+    for (i, what) in names.iter().enumerate() {
+        let [g, b] = [&gs_pk[i], &br_pk[i]].map(|(t, c)| (median(t.clone()), median(c.clone())));
+        match (g, b) {
+            ((Some(gt), Some(gc)), (Some(bt), Some(bc))) => println!(
+                "| {what} | {} | {} | {:.2} | {} | {} |",
+                fmt_time(gt),
+                fmt_time(bt),
+                bt / gt,
+                fmt_time(gc),
+                fmt_time(bc)
+            ),
+            _ => println!("| {what} | - | - | (no samples) | - | - |"),
         }
     }
 }

@@ -8,71 +8,24 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use common::daemon::Daemon;
 use common::{ticker, ticks_on, untraced};
 
-/// A frontend speaking the protocol itself, acking every reply (no
-/// no-ack mode: a bad checksum is then answered `-`).
-struct Rsp {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
+/// [`common::rsp::Rsp`], its failures the test's.
+struct Raw(common::rsp::Rsp);
 
-fn checksum(body: &[u8]) -> String {
-    format!("{:02x}", body.iter().fold(0u8, |a, &b| a.wrapping_add(b)))
-}
-
-impl Rsp {
-    fn connect(addr: &str) -> Rsp {
-        let s = TcpStream::connect(addr).expect("connect to the bridge");
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        Rsp { s, buf: Vec::new() }
+impl Raw {
+    fn connect(addr: &str) -> Raw {
+        Raw(common::rsp::Rsp::connect(addr).expect("connect to the bridge"))
     }
 
     fn send_raw(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("write to the bridge");
-    }
-
-    fn more(&mut self) {
-        let mut b = [0u8; 65536];
-        let n = self.s.read(&mut b).expect("read from the bridge");
-        assert!(n > 0, "the bridge closed the connection");
-        self.buf.extend_from_slice(&b[..n]);
-    }
-
-    /// The next reply's body (acks before it skipped), acked.
-    fn reply(&mut self) -> String {
-        loop {
-            while self.buf.first() == Some(&b'+') {
-                self.buf.remove(0);
-            }
-            if let Some(end) = self.buf.iter().position(|&b| b == b'#') {
-                if self.buf.len() >= end + 3 {
-                    assert_eq!(
-                        self.buf[0],
-                        b'$',
-                        "{:?}",
-                        String::from_utf8_lossy(&self.buf)
-                    );
-                    let body = String::from_utf8_lossy(&self.buf[1..end]).into_owned();
-                    self.buf.drain(..end + 3);
-                    self.send_raw(b"+");
-                    return body;
-                }
-            }
-            self.more();
-        }
+        self.0.send_raw(bytes).expect("write to the bridge");
     }
 
     /// Send packet `body`; its reply.
     fn ask(&mut self, body: &str) -> String {
-        self.send_raw(format!("${body}#{}", checksum(body.as_bytes())).as_bytes());
-        let r = self.reply();
+        let r = self.0.ask(body).expect("the bridge's reply");
         println!("{body:.60} -> {r:.80}");
         r
     }
@@ -103,25 +56,20 @@ fn bad_packets_are_answered_and_the_program_runs_on() {
     };
     common::wait_for("the observer's first write", || writes() > 0);
     let (_bridge, addr) = common::gdb_bridge(&d.uri, &["-p", &pid.to_string()]);
-    let mut r = Rsp::connect(&addr);
-    r.send_raw(b"+");
+    let mut r = Raw::connect(&addr);
     assert!(r
         .ask("qSupported:multiprocess+;swbreak+;hwbreak+")
         .contains("PacketSize="));
     let stop = r.ask("?");
-    let thread = stop
-        .split("thread:")
-        .nth(1)
-        .and_then(|t| t.split(';').next())
-        .unwrap_or_else(|| panic!("no thread in {stop}"))
-        .to_string();
+    let thread =
+        common::rsp::Rsp::stop_thread(&stop).unwrap_or_else(|| panic!("no thread in {stop}"));
 
     // A bad checksum: asked for again, never seen by the stub.
     r.send_raw(b"$m0,4#00");
-    while r.buf.is_empty() {
-        r.more();
+    while r.0.buf.is_empty() {
+        r.0.more().expect("the bridge's answer");
     }
-    assert_eq!(r.buf.remove(0), b'-', "a bad checksum is refused with -");
+    assert_eq!(r.0.buf.remove(0), b'-', "a bad checksum is refused with -");
     // Noise between packets is skipped.
     r.send_raw(b"\x00\xffjunk}*\r\n");
     // Unknown packets: the empty reply RSP asks for.
@@ -152,13 +100,8 @@ fn bad_packets_are_answered_and_the_program_runs_on() {
     // The session went on through all of it.
     assert!(r.ask("?").contains(&thread));
     // The frontend steps and leaves before the step's stop reply.
-    r.send_raw(
-        format!(
-            "$vCont;s:{thread}#{}",
-            checksum(format!("vCont;s:{thread}").as_bytes())
-        )
-        .as_bytes(),
-    );
+    let step = format!("vCont;s:{thread}");
+    r.send_raw(format!("${step}#{}", common::rsp::checksum(step.as_bytes())).as_bytes());
     drop(r);
 
     // The program runs on, its output as before, and the observer still
@@ -203,8 +146,7 @@ fn another_users_debugger_is_refused() {
         "refused at once, and nothing answered: {said}"
     );
     // Root's debugger is served.
-    let mut r = Rsp::connect(&addr);
-    r.send_raw(b"+");
+    let mut r = Raw::connect(&addr);
     assert!(r.ask("?").contains("thread:"));
     assert_eq!(r.ask("D"), "OK");
     drop(r);

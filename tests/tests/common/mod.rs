@@ -6,6 +6,7 @@
 pub mod daemon;
 pub mod pki;
 pub mod probe;
+pub mod rsp;
 pub mod slow;
 pub mod users;
 
