@@ -29,6 +29,7 @@ mod remote;
 mod service;
 mod session;
 pub mod sink;
+mod sockdiag;
 mod stdio;
 mod tls;
 mod unix_io;
