@@ -120,27 +120,33 @@ fn bad_packets_are_answered_and_the_program_runs_on() {
 /// A debugger of another local user is refused: the bridge (root's, here)
 /// closes its connection without a word, so that user cannot reach
 /// through the port a process it could not trace itself. Root's own
-/// debugger is served meanwhile.
+/// debugger is served meanwhile; and a bridge run through sudo serves the
+/// user who ran sudo (`SUDO_UID`).
 #[test]
 fn another_users_debugger_is_refused() {
     let d = Daemon::start("gdb-peer");
     let (prog, mut lines) = ticker(20);
     let pid = prog.0.id();
-    let (_bridge, addr) = common::gdb_bridge(&d.uri, &["-p", &pid.to_string()]);
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
     let user = common::users::user("gdbpeer");
-    // Connect, ask why the program stopped, print all that comes back
-    // until the bridge closes (cat's status 0, or 1 for a reset: the
-    // bridge closed with the request unread) or 5 s pass (124).
-    let script = format!(
-        "exec 3<>/dev/tcp/{host}/{port} || exit 9; printf '+$?#3f' >&3; \
-         timeout 5 cat <&3; echo \"STATUS $?\""
-    );
-    let out = common::users::command_as(&user, &[], &["bash", "-c", &script])
-        .output()
-        .expect("bash as another user");
-    let said = String::from_utf8_lossy(&out.stdout);
-    println!("{said}{}", String::from_utf8_lossy(&out.stderr));
+    // As `user`: connect to `addr`, ask why the program stopped, print
+    // all that comes back until the bridge closes (cat's status 0, or 1
+    // for a reset: the bridge closed with the request unread) or `wait`
+    // seconds pass (124).
+    let knock = |addr: &str, wait: u32| -> String {
+        let (host, port) = addr.rsplit_once(':').expect("host:port");
+        let script = format!(
+            "exec 3<>/dev/tcp/{host}/{port} || exit 9; printf '+$?#3f' >&3; \
+             timeout {wait} cat <&3; echo \"STATUS $?\""
+        );
+        let out = common::users::command_as(&user, &[], &["bash", "-c", &script])
+            .output()
+            .expect("bash as another user");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        println!("{said}{}", String::from_utf8_lossy(&out.stderr));
+        said
+    };
+    let (_bridge, addr) = common::gdb_bridge(&d.uri, &["-p", &pid.to_string()]);
+    let said = knock(&addr, 5);
     assert!(
         matches!(said.trim(), "STATUS 0" | "STATUS 1"),
         "refused at once, and nothing answered: {said}"
@@ -150,5 +156,16 @@ fn another_users_debugger_is_refused() {
     assert!(r.ask("?").contains("thread:"));
     assert_eq!(r.ask("D"), "OK");
     drop(r);
+    ticks_on(&mut lines, 3);
+    // Run through sudo by `user`: `user` is served (the session stays
+    // open until its client gives up).
+    let uid = user.uid.to_string();
+    let (_sudo_bridge, addr) =
+        common::gdb_bridge_with(&d.uri, &["-p", &pid.to_string()], &[("SUDO_UID", &uid)]);
+    let said = knock(&addr, 2);
+    assert!(
+        said.contains("$T") && said.contains("STATUS 124"),
+        "served: {said}"
+    );
     ticks_on(&mut lines, 3);
 }

@@ -711,11 +711,17 @@ impl Waiting {
 /// `utrace gdb --listen 127.0.0.1:0 WHAT…` on the server at `uri` (`-p
 /// PID`, or `-- PROG`): the bridge, and the address it says it listens on.
 pub fn gdb_bridge(uri: &str, what: &[&str]) -> (KillOnDrop, String) {
+    gdb_bridge_with(uri, what, &[])
+}
+
+/// [`gdb_bridge`], with `env` added to the bridge's environment.
+pub fn gdb_bridge_with(uri: &str, what: &[&str], env: &[(&str, &str)]) -> (KillOnDrop, String) {
     use std::io::BufRead;
     let mut bridge = KillOnDrop(
         std::process::Command::new(users::workspace_bin("utrace"))
             .args(["--server", uri, "gdb", "--listen", "127.0.0.1:0"])
             .args(what)
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("utrace gdb --listen"),

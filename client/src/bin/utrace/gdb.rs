@@ -31,8 +31,9 @@ pub struct GdbCmd {
     /// Listen for debuggers on this TCP address (`127.0.0.1:2345`; port 0
     /// picks one, printed on stderr); each connection is a session of its
     /// own, several at once. From this machine, only your uid's (and
-    /// root's) connections are served: another local user's are closed
-    /// (gdbserver serves anyone). One from another host cannot be
+    /// root's; run through sudo, also the uid that ran sudo) connections
+    /// are served: another local user's are closed (gdbserver serves
+    /// anyone). One from another host cannot be
     /// checked and debugs the process with your rights: keep it on
     /// loopback, or tunnel it (ssh -L).
     #[arg(long, value_name = "ADDR")]
@@ -163,11 +164,20 @@ fn may_connect(sock: &std::net::TcpStream, peer: std::net::SocketAddr) -> Result
     let local = sock.local_addr().map_err(|e| format!("its address: {e}"))?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
+    // Run through sudo, root serves the user who ran sudo too (`sudo
+    // utrace gdb --listen …`, then gdb as oneself, as with gdbserver).
+    let sudoer = (me == 0)
+        .then(|| std::env::var("SUDO_UID").ok()?.parse::<u32>().ok())
+        .flatten();
     match utraced::tcp_peer_uid(peer, local) {
-        Some(uid) if uid == me || uid == 0 => Ok(()),
-        Some(uid) if me == 0 => Err(format!(
-            "its socket is uid {uid}'s; only root's may debug through this port"
-        )),
+        Some(uid) if uid == me || uid == 0 || Some(uid) == sudoer => Ok(()),
+        Some(uid) if me == 0 => Err(match sudoer {
+            Some(s) => format!(
+                "its socket is uid {uid}'s; only root's and uid {s}'s (who ran sudo) may debug \
+                 through this port"
+            ),
+            None => format!("its socket is uid {uid}'s; only root's may debug through this port"),
+        }),
         Some(uid) => Err(format!(
             "its socket is uid {uid}'s; only uid {me}'s and root's may debug through this port"
         )),
