@@ -34,6 +34,7 @@ pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
         SockProtocol::NetlinkSockDiag,
     )
     .ok()?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     // An IPv4 connection's end may be an IPv4 socket, or a dual-stack
     // IPv6 one that sees the addresses v4-mapped.
     let families: &[(u8, bool)] = match (local.ip(), remote.ip()) {
@@ -44,20 +45,9 @@ pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
     };
     for &(family, mapped) in families {
         let req = request(family, mapped, local, remote)?;
-        sendto(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            &req,
-            &NetlinkAddr::new(0, 0),
-            MsgFlags::empty(),
-        )
-        .ok()?;
+        sendto(raw, &req, &NetlinkAddr::new(0, 0), MsgFlags::empty()).ok()?;
         let mut buf = [0u8; 8192];
-        let n = recv(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            &mut buf,
-            MsgFlags::empty(),
-        )
-        .ok()?;
+        let n = recv(raw, &mut buf, MsgFlags::empty()).ok()?;
         match answer(&buf[..n], &req) {
             Answer::Uid(uid) => return Some(uid),
             Answer::NotFound => continue,

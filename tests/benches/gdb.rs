@@ -54,6 +54,8 @@
 mod common;
 #[path = "../tests/common/rsp.rs"]
 mod rsp;
+#[path = "../tests/common/schedstat.rs"]
+mod schedstat;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -398,29 +400,19 @@ fn packets(port: u16, server: u32, exe: &str, n: usize) -> Result<[(f64, f64); 3
         if reply.starts_with('E') || reply.starts_with("F-") {
             return Err(format!("{packet}: {reply}"));
         }
-        let cpu0 = cpu_seconds(server);
+        let cpu0 = schedstat::cpu_seconds(server);
         let start = std::time::Instant::now();
         for _ in 0..n {
             r.ask_bytes(packet.as_bytes())?;
         }
         let t = start.elapsed().as_secs_f64();
-        out[k] = (t / n as f64, (cpu_seconds(server) - cpu0) / n as f64);
+        out[k] = (
+            t / n as f64,
+            (schedstat::cpu_seconds(server) - cpu0) / n as f64,
+        );
     }
     let _ = r.ask("k");
     Ok(out)
-}
-
-/// CPU time process `pid` has run, all its threads.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .sum::<f64>()
-        / 1e9
 }
 
 fn packets_gdbserver(exe: &str, n: usize) -> Result<[(f64, f64); 3], String> {

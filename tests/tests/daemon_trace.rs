@@ -92,9 +92,9 @@ fn a_quiet_traced_program_costs_the_daemon_no_wake_ups() {
         })
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let before = common::timeslices(d.pid());
+    let before = common::schedstat::timeslices(d.pid());
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let woken = common::timeslices(d.pid()) - before;
+    let woken = common::schedstat::timeslices(d.pid()) - before;
     assert!(woken <= 2, "the daemon was woken {woken} times in 2 s");
     let _ = t.0.kill();
 }

@@ -2057,9 +2057,9 @@ async fn a_sampled_probe_on_a_quiet_program_costs_few_wake_ups() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let before = common::timeslices(d.pid());
+    let before = common::schedstat::timeslices(d.pid());
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let woken = common::timeslices(d.pid()) - before;
+    let woken = common::schedstat::timeslices(d.pid()) - before;
     // 20 drains a second and a few others; 200 a second before.
     assert!(woken <= 80, "the daemon was woken {woken} times in 2 s");
     round(&mut child, &mut out);

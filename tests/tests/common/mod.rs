@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod pki;
 pub mod probe;
 pub mod rsp;
+pub mod schedstat;
 pub mod slow;
 pub mod users;
 
@@ -525,19 +526,6 @@ pub async fn insert_breakpoint_at(c: &mut utrace_client::Client, engine: u64, sy
         .unwrap()
         .breakpoint(0)
         .unwrap()
-}
-
-/// The times `pid`'s threads have been put on a CPU so far
-/// (`/proc/PID/task/*/schedstat`): how often the process was woken.
-pub fn timeslices(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok())
-        .sum()
 }
 
 /// `n` more ticks come: the program runs on.

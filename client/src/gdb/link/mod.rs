@@ -725,12 +725,21 @@ impl Shared {
     /// the link comes before them. A write error there shows at the next
     /// flush or read (the connection is broken).
     pub fn lock(&mut self) -> MutexGuard<'_, Link> {
+        self.give().0
+    }
+
+    /// The link locked, this handle's pending bytes given to it, and how
+    /// that went.
+    fn give(&mut self) -> (MutexGuard<'_, Link>, std::io::Result<()>) {
         let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
-        if !self.pending.is_empty() {
-            let _ = link.send(&self.pending);
-            self.pending.clear();
-        }
-        link
+        let sent = if self.pending.is_empty() {
+            Ok(())
+        } else {
+            link.send(&self.pending)
+        };
+        // The buffer is kept for the next reply.
+        self.pending.clear();
+        (link, sent)
     }
 }
 
@@ -760,12 +769,7 @@ impl Connection for Shared {
     }
 
     fn flush(&mut self) -> Result<(), Self::Error> {
-        let pending = std::mem::take(&mut self.pending);
-        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
-        let sent = link.send(&pending);
-        // The buffer is kept for the next reply.
-        self.pending = pending;
-        self.pending.clear();
+        let (mut link, sent) = self.give();
         sent.and_then(|()| link.out.flush())
     }
 }
