@@ -469,6 +469,15 @@ impl Session {
                     ..held
                 },
             );
+            if ops.is_empty() && reply_plan.is_none() && !changes {
+                // A HOLD and nothing else: the engine answered Stop at the
+                // report, so the task is held there already; only the
+                // deadline goes, and the ledger keeps that. The tracer
+                // thread is not woken for it (a debugger holds every stop
+                // it is shown: one wake-up fewer per stop).
+                debug!(engine = engine_id, seq, tid = held.tid, "decision: hold");
+                return Ok(());
+            }
         }
         let verdict = Verdict {
             action,

@@ -22,10 +22,14 @@
 //! program started by each server: gdb range-steps it (`vCont;r`), and
 //! each server steps inside the range itself; time / turns.
 //!
-//! Two rows on `tests/c/deep.c` (a 64-deep recursion, started by each
-//! server and stopped at its bottom): gdb's first `bt` there (66 frames,
-//! unwound through memory reads), and `x/4096gx` (32 KiB of the stack,
-//! below the stack pointer).
+//! Three rows on `tests/c/deep.c` (a 64-deep recursion, started by each
+//! server and stopped at its bottom; `UTRACE_BENCH_DEEP` sessions per
+//! server and run, default 5, taken in turn): gdb's first `bt` there (66
+//! frames, unwound through memory reads), the part of it gdb spent
+//! waiting (the `bt`'s time less gdb's own CPU time meanwhile: most of a
+//! first `bt` is gdb reading debug information, the same work whichever
+//! the server), and `x/4096gx` (32 KiB of the stack, below the stack
+//! pointer).
 //!
 //! Two more rows, on `signals 10 N` (SIGUSR1 to itself N times,
 //! `UTRACE_BENCH_SIGNALS`, default 20,000) started by each server: the
@@ -49,6 +53,7 @@
 //! ```text
 //! cargo bench -p utrace-tests --bench gdb
 //! UTRACE_BENCH_RUNS=5 UTRACE_BENCH_HITS=2000 cargo bench -p utrace-tests --bench gdb
+//! UTRACE_BENCH_DEEP=10 cargo bench -p utrace-tests --bench gdb   # more bt samples
 //! ```
 
 mod common;
@@ -231,14 +236,40 @@ fn build_c(name: &str) -> Result<(String, String), String> {
     Ok((exe, src))
 }
 
+/// What a `deep` session measured, in seconds.
+#[derive(Default)]
+struct Deep {
+    /// The first `bt` at the recursion's bottom.
+    bt: Vec<f64>,
+    /// The part of it gdb did not spend on a CPU (waiting for the server).
+    bt_wait: Vec<f64>,
+    /// `x/4096gx` below the stack pointer.
+    x: Vec<f64>,
+}
+
+impl Deep {
+    fn keep(&mut self, r: Result<[f64; 3], String>, what: &str) {
+        match r {
+            Ok([bt, wait, x]) => {
+                self.bt.push(bt);
+                self.bt_wait.push(wait);
+                self.x.push(x);
+            }
+            Err(e) => eprintln!("{what}: {e}"),
+        }
+    }
+}
+
 /// gdb on `port` (a server that started `deep`): seconds for the first
-/// `bt` at the recursion's bottom, and for `x/4096gx` below the stack
-/// pointer.
-fn deep_session(port: u16, exe: &str) -> Result<(f64, f64), String> {
+/// `bt` at the recursion's bottom, of them those gdb was not on a CPU,
+/// and seconds for `x/4096gx` below the stack pointer.
+fn deep_session(port: u16, exe: &str) -> Result<[f64; 3], String> {
     let script = [
         run("break bottom"),
         run("continue"),
+        run("python c0 = time.process_time()"),
         timed("BT", "bt"),
+        run("python print('BTCPU %.9f' % (time.process_time() - c0))"),
         timed("X", "x/4096gx $sp - 32768"),
         run("kill"),
     ];
@@ -246,15 +277,19 @@ fn deep_session(port: u16, exe: &str) -> Result<(f64, f64), String> {
     if !said.0.contains("#65 ") {
         return Err(format!("no 66-frame backtrace:\n{}", said.0));
     }
-    Ok((said.seconds("BT")?, said.seconds("X")?))
+    let bt = said.seconds("BT")?;
+    // The CPU time spans the timed step's own Python lines too (a few
+    // microseconds), so it may pass the wall time by as much.
+    let wait = (bt - said.seconds("BTCPU")?).max(0.0);
+    Ok([bt, wait, said.seconds("X")?])
 }
 
-fn deep_gdbserver(exe: &str) -> Result<(f64, f64), String> {
+fn deep_gdbserver(exe: &str) -> Result<[f64; 3], String> {
     let (_server, port) = gdbserver(&[], &[exe.to_string()])?;
     deep_session(port, exe)
 }
 
-fn deep_bridge(utrace: &Path, exe: &str) -> Result<(f64, f64), String> {
+fn deep_bridge(utrace: &Path, exe: &str) -> Result<[f64; 3], String> {
     let (_bridge, port) = bridge(utrace, &["--"], &[exe.to_string()])?;
     deep_session(port, exe)
 }
@@ -446,6 +481,7 @@ fn main() {
     let turns = env_usize("UTRACE_BENCH_TURNS", 20_000);
     let signals = env_usize("UTRACE_BENCH_SIGNALS", 20_000);
     let n_packets = env_usize("UTRACE_BENCH_PACKETS", 2000);
+    let deeps = env_usize("UTRACE_BENCH_DEEP", 5);
     if let Err(why) = ensure_gdb() {
         println!("SKIP: gdb and gdbserver are needed: {why}");
         return;
@@ -461,7 +497,7 @@ fn main() {
     let (mut gs_range, mut br_range) = (vec![], vec![]);
     let (mut gs_connect, mut br_connect, mut gs_pass, mut br_pass) =
         (vec![], vec![], vec![], vec![]);
-    let (mut gs_bt, mut br_bt, mut gs_x, mut br_x) = (vec![], vec![], vec![], vec![]);
+    let (mut gs_deep, mut br_deep) = (Deep::default(), Deep::default());
     let deep = build_c("deep");
     if let Err(e) = &deep {
         eprintln!("no bt and x rows: {e}");
@@ -509,10 +545,12 @@ fn main() {
             Err(e) => eprintln!("run {run}: bridge: {e}"),
         }
         if let Ok((exe, _)) = &deep {
-            let what = format!("run {run}: gdbserver, deep");
-            keep(deep_gdbserver(exe), &mut gs_bt, &mut gs_x, &what);
-            let what = format!("run {run}: bridge, deep");
-            keep(deep_bridge(&utrace, exe), &mut br_bt, &mut br_x, &what);
+            for _ in 0..deeps {
+                let what = format!("run {run}: gdbserver, deep");
+                gs_deep.keep(deep_gdbserver(exe), &what);
+                let what = format!("run {run}: bridge, deep");
+                br_deep.keep(deep_bridge(&utrace, exe), &what);
+            }
         }
         let what = format!("run {run}: gdbserver, signals");
         keep(
@@ -539,7 +577,10 @@ fn main() {
             }
         }
     }
-    println!("gdb through gdbserver and through utrace gdb: median of {runs} runs ({hits} hits, {steps} steps each)");
+    println!(
+        "gdb through gdbserver and through utrace gdb: median of {runs} runs \
+         ({hits} hits, {steps} steps each; the deep rows: {deeps} sessions per run)"
+    );
     println!("| per | gdbserver | utrace gdb | utrace gdb / gdbserver |");
     println!("|---|---|---|---|");
     for (what, g, b) in [
@@ -550,8 +591,13 @@ fn main() {
             gs_range,
             br_range,
         ),
-        ("first `bt` of a 66-frame stack", gs_bt, br_bt),
-        ("`x/4096gx` (32 KiB of stack)", gs_x, br_x),
+        ("first `bt` of a 66-frame stack", gs_deep.bt, br_deep.bt),
+        (
+            "of which gdb waited (the `bt` less gdb's own CPU time)",
+            gs_deep.bt_wait,
+            br_deep.bt_wait,
+        ),
+        ("`x/4096gx` (32 KiB of stack)", gs_deep.x, br_deep.x),
         (
             "signal passed (`handle SIGUSR1 nostop noprint pass`)",
             gs_pass,

@@ -475,17 +475,16 @@ pub fn serve_with(
 
 /// A session made ready before its debugger comes (as gdbserver starts
 /// its program before it listens): the program started and held at its
-/// first instruction, or the process attached; [`Prepared::serve`] then
-/// serves the debugger.
+/// first instruction, every thread stopped for the debugger, or the
+/// process attached; [`Prepared::serve`] then serves the debugger.
 pub struct Prepared {
-    rt: tokio::runtime::Handle,
-    client: Client,
     what: What,
-    opts: Options,
-    inbox_tx: link::Inbox,
     inbox_rx: link::Receiving,
-    current: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    opened: Option<Opened>,
+    /// The bridge, with its process when it has one.
+    bridge: Bridge,
+    /// Its threads are stopped for the debugger already (a program started
+    /// here; an attached process runs on until the debugger comes).
+    stopped: bool,
 }
 
 /// SIGKILL to process `pid`, with this process's own rights (as
@@ -498,7 +497,9 @@ pub(crate) fn sigkill(pid: u32) {
 }
 
 /// Open the session for `what` (start the program, or attach), with no
-/// debugger yet.
+/// debugger yet. A program started here has its threads stopped for the
+/// debugger now, as gdbserver has before it listens: the debugger's
+/// first packets then wait for no call to the server.
 pub fn prepare(
     rt: tokio::runtime::Handle,
     mut client: Client,
@@ -515,15 +516,27 @@ pub fn prepare(
         What::Nothing => None,
         w => Some(rt.block_on(open(&mut client, w, inbox_tx.clone(), current.clone()))?),
     };
+    let spawned = matches!(what, What::Spawn { .. });
+    let mut bridge = Bridge::new(rt, client, inbox_tx, current);
+    bridge.multi = opts.multi;
+    bridge.program = opts.program.or_else(|| spawned.then(|| what.clone()));
+    let mut stopped = false;
+    if let Some(o) = opened {
+        bridge.adopt(o, spawned);
+        if spawned {
+            if let Err(e) = bridge.stop_all(true) {
+                // Nobody will see the program: it goes, as at an abandon.
+                sigkill(bridge.pid);
+                return Err(e.into());
+            }
+            stopped = true;
+        }
+    }
     Ok(Prepared {
-        rt,
-        client,
         what,
-        opts,
-        inbox_tx,
         inbox_rx,
-        current,
-        opened,
+        bridge,
+        stopped,
     })
 }
 
@@ -531,15 +544,15 @@ impl Prepared {
     /// The process: the started program's pid, or the attached one's
     /// (`None` with no process yet, `--multi`).
     pub fn pid(&self) -> Option<u32> {
-        self.opened.as_ref().map(|o| o.pid)
+        (self.bridge.pid != 0).then_some(self.bridge.pid)
     }
 
     /// No debugger will come: a program started here is killed (as
     /// gdbserver kills the program it started when it is interrupted); a
     /// process attached to is left as it was, when the session ends.
     pub fn abandon(self) {
-        if let (Some(o), What::Spawn { .. }) = (&self.opened, &self.what) {
-            sigkill(o.pid);
+        if let (Some(pid), What::Spawn { .. }) = (self.pid(), &self.what) {
+            sigkill(pid);
         }
     }
 
@@ -550,33 +563,26 @@ impl Prepared {
         output: Box<dyn Write + Send>,
     ) -> Result<Ended, GdbError> {
         let Prepared {
-            rt,
-            client,
-            what,
-            opts,
-            inbox_tx,
+            what: _,
             inbox_rx,
-            current,
-            opened,
+            mut bridge,
+            stopped,
         } = self;
         let input = match input.into() {
             DebuggerInput::Fd(fd) => Some(fd),
             DebuggerInput::Reader(r) => {
-                link::pump(r, inbox_tx.clone());
+                link::pump(r, bridge.inbox.clone());
                 None
             }
         };
         let mut link = Shared::new(Link::new(inbox_rx, input, output));
-        let mut bridge = Bridge::new(rt.clone(), client.clone(), inbox_tx, current);
         bridge.share(link.lock().common());
-        bridge.multi = opts.multi;
-        bridge.program = opts
-            .program
-            .or_else(|| matches!(what, What::Spawn { .. }).then(|| what.clone()));
-        if let Some(o) = opened {
-            bridge.adopt(o, matches!(what, What::Spawn { .. }));
-            // Stopped when the debugger connects: it asks why first.
-            bridge.stop_all(true)?;
+        if bridge.pid != 0 {
+            bridge.publish();
+            if !stopped {
+                // Stopped when the debugger connects: it asks why first.
+                bridge.stop_all(true)?;
+            }
         }
         loop {
             let stub = GdbStub::builder(link.clone())

@@ -191,7 +191,7 @@ pub struct Bridge {
     /// Replies awaited on the session (see [`Bridge::ordered_batch`]).
     awaited: super::Awaited,
     /// Where the reports of a session opened later go.
-    inbox: super::link::Inbox,
+    pub(super) inbox: super::link::Inbox,
     /// The engine whose session may end the bridge (see [`super::open`]).
     current: std::sync::Arc<std::sync::atomic::AtomicU64>,
     forwarder: Option<tokio::task::JoinHandle<()>>,
@@ -605,6 +605,15 @@ impl Bridge {
         }
         self.publish_threads();
         Ok(())
+    }
+
+    /// Tell the link (shared since the threads were stopped) the process
+    /// and its threads.
+    pub(super) fn publish(&self) {
+        self.common
+            .pid
+            .store(self.pid, std::sync::atomic::Ordering::SeqCst);
+        self.publish_threads();
     }
 
     /// Keep the thread list where the link answers `qXfer:threads` from
