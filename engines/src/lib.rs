@@ -77,6 +77,8 @@ pub use crate::task::{Got, MemRead, RunState, ScatterRead, SyscallMode, Task};
 pub use crate::tracefs::{
     unavailable as tracefs_unavailable, wait_deleted as tracefs_wait_deleted,
 };
-pub use crate::tracer::{Answer, Decided, Request, Tracer, TracerOptions, Verdict};
+pub use crate::tracer::{
+    set_default_look, Answer, Decided, Request, Tracer, TracerOptions, Verdict,
+};
 pub use crate::uprobe::{unavailable as uprobes_unavailable, BreakpointHit};
 pub use crate::watch::Watchpoint;

@@ -707,22 +707,41 @@ fn run(
 }
 
 /// How long the tracer thread looks for its tracees' next stop before it
-/// sleeps, when the last sleep was at most [`LOOK_WHEN`]: 60 µs, or
-/// `UTRACE_LOOK_US` from the environment (0: never look; at most 1000).
+/// sleeps, when the last sleep was at most [`LOOK_WHEN`]:
+/// `UTRACE_LOOK_US` from the environment (0: never look; at most 1000),
+/// or else the process's default ([`set_default_look`]; 60 µs unless the
+/// program changed it).
 fn look() -> Duration {
-    static LOOK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *LOOK.get_or_init(|| look_from_env(std::env::var("UTRACE_LOOK_US").ok().as_deref()))
+    static FROM_ENV: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    FROM_ENV
+        .get_or_init(|| look_from_env(std::env::var("UTRACE_LOOK_US").ok().as_deref()))
+        .unwrap_or_else(|| Duration::from_micros(DEFAULT_LOOK_US.load(Ordering::Relaxed)))
+}
+
+/// The look's length when the environment does not say, in microseconds.
+static DEFAULT_LOOK_US: AtomicU64 = AtomicU64::new(60);
+
+/// Make `look` (at most 1 ms) the tracer threads' look in this process
+/// when `UTRACE_LOOK_US` does not say otherwise: longer for a program
+/// whose exchanges come a few hundred microseconds apart, such as a
+/// debugger's stop, step and resume (`utrace gdb`), where the default
+/// suits a tracer that must stay cheap beside a busy program. Tracers
+/// already running take it at their next look.
+pub fn set_default_look(look: Duration) {
+    let us = look.as_micros().min(1000) as u64;
+    DEFAULT_LOOK_US.store(us, Ordering::Relaxed);
 }
 
 /// The look's length for an `UTRACE_LOOK_US` value (microseconds, at
-/// most 1000); 60 µs without one, or with one that is not a number.
-fn look_from_env(v: Option<&str>) -> Duration {
+/// most 1000); `None` (the default) without one, or with one that is not
+/// a number.
+fn look_from_env(v: Option<&str>) -> Option<Duration> {
     match v.map(|v| v.trim().parse::<u64>()) {
-        None => Duration::from_micros(60),
-        Some(Ok(us)) => Duration::from_micros(us.min(1000)),
+        None => None,
+        Some(Ok(us)) => Some(Duration::from_micros(us.min(1000))),
         Some(Err(_)) => {
-            warn!("UTRACE_LOOK_US is not a number of microseconds; the look lasts 60 µs");
-            Duration::from_micros(60)
+            warn!("UTRACE_LOOK_US is not a number of microseconds; the look keeps its default");
+            None
         }
     }
 }
@@ -867,15 +886,33 @@ fn decide_at(task: &mut Task<'_>, ops: Vec<Op>, stop_on_error: bool, verdict: Ve
 
 #[cfg(test)]
 mod look_tests {
-    use super::look_from_env;
+    use super::{look, look_from_env, set_default_look};
     use std::time::Duration;
 
     #[test]
-    fn the_look_is_60_us_unless_the_environment_says_otherwise() {
-        assert_eq!(look_from_env(None), Duration::from_micros(60));
-        assert_eq!(look_from_env(Some("0")), Duration::ZERO);
-        assert_eq!(look_from_env(Some(" 250 ")), Duration::from_micros(250));
-        assert_eq!(look_from_env(Some("99999")), Duration::from_micros(1000));
-        assert_eq!(look_from_env(Some("fast")), Duration::from_micros(60));
+    fn the_program_sets_the_default_look_and_the_environment_overrides_it() {
+        if std::env::var_os("UTRACE_LOOK_US").is_none() {
+            assert_eq!(look(), Duration::from_micros(60));
+            set_default_look(Duration::from_micros(300));
+            assert_eq!(look(), Duration::from_micros(300));
+            set_default_look(Duration::from_secs(1));
+            assert_eq!(look(), Duration::from_micros(1000));
+            set_default_look(Duration::from_micros(60));
+        }
+    }
+
+    #[test]
+    fn the_environment_gives_the_look_or_leaves_the_default() {
+        assert_eq!(look_from_env(None), None);
+        assert_eq!(look_from_env(Some("0")), Some(Duration::ZERO));
+        assert_eq!(
+            look_from_env(Some(" 250 ")),
+            Some(Duration::from_micros(250))
+        );
+        assert_eq!(
+            look_from_env(Some("99999")),
+            Some(Duration::from_micros(1000))
+        );
+        assert_eq!(look_from_env(Some("fast")), None);
     }
 }

@@ -254,6 +254,12 @@ async fn serve_one(
 /// Exit status: 0 when the debugger detached, killed, or the program
 /// exited; 1 when the session could not start or failed.
 pub async fn run(conn: &mut Connection, cmd: GdbCmd) -> Result<u8, String> {
+    // A debugger's packet, the server's answer and the program's next stop
+    // come a few hundred microseconds apart: the threads passing them along
+    // (this command's, and the tracer's of the server it embeds) look that
+    // long before they sleep (`UTRACE_LOOK_US` still decides when set).
+    utrace_client::spin::set_default(utrace_client::spin::DEBUGGER_SPIN);
+    utrace_engines::set_default_look(utrace_client::spin::DEBUGGER_SPIN);
     let rt = tokio::runtime::Handle::current();
     if cmd.stdio {
         if std::io::stdin().is_terminal() {
