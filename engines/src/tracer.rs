@@ -890,7 +890,7 @@ mod look_tests {
     use std::time::Duration;
 
     #[test]
-    fn the_program_sets_the_default_look_and_the_environment_overrides_it() {
+    fn the_program_sets_the_default_look() {
         if std::env::var_os("UTRACE_LOOK_US").is_none() {
             assert_eq!(look(), Duration::from_micros(60));
             set_default_look(Duration::from_micros(300));

@@ -197,6 +197,64 @@ fn gdb_debugs_a_process_another_client_traces() {
     common::wait_child(&mut tracer.0);
 }
 
+/// gdb on a process another engine holds (a second debugger, speaking
+/// the protocol itself, stopped it): gdb's `continue` lets go of gdb's
+/// own hold only, so the program stays stopped; gdb's interrupt stops it
+/// for gdb at once, and its detach leaves the other hold in place. The
+/// program runs again when the other debugger leaves.
+#[test]
+fn gdb_continue_and_interrupt_leave_another_engines_hold_alone() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-held");
+    let (prog, mut lines) = ticker(10);
+    let pid = prog.0.id();
+    ticks_on(&mut lines, 2);
+    // The other engine: a debugger that stops the process when it asks why
+    // it stopped, and keeps it stopped while it is connected.
+    let (_holder_bridge, addr) = listening_bridge(&d, pid);
+    let mut holder = common::rsp::Rsp::connect(&addr).expect("connect the holder");
+    let why = holder.ask("?").expect("the holder's stop reply");
+    assert!(why.starts_with('T'), "stopped for the holder: {why}");
+    // Ticks written before the stop are taken now.
+    std::thread::sleep(Duration::from_millis(200));
+    lines.count_new();
+    // gdb continues: its hold goes, the holder's stays, and the program
+    // must not run. Then Ctrl-C: gdb's interrupt stops it for gdb.
+    let target = format!(
+        "target remote | {} --server {} gdb --stdio -p {pid}",
+        utrace_bin(),
+        d.uri
+    );
+    let out = gdb_interrupted(&d, &target, || {
+        std::thread::sleep(Duration::from_millis(500))
+    });
+    assert!(out.contains("SIGINT"), "gdb's interrupt stopped it:\n{out}");
+    assert!(out.contains("AFTER=0x"), "registers read after it:\n{out}");
+    assert!(out.contains(&format!("(process {pid}) detached]")), "{out}");
+    // Through all of it the program never ran: the holder's hold stayed.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        lines.count_new(),
+        0,
+        "the program ran while another engine held it: {:?}",
+        lines.all
+    );
+    let ps = Command::new(utrace_bin())
+        .args(["--server", &d.uri, "ps", &pid.to_string()])
+        .output()
+        .expect("utrace ps");
+    let ps = text_of("utrace ps", &ps);
+    assert!(
+        ps.contains("stopped"),
+        "still stopped for the holder:\n{ps}"
+    );
+    // The holder leaves: the program runs on.
+    assert_eq!(holder.ask("D").expect("the holder's detach"), "OK");
+    ticks_on(&mut lines, 3);
+}
+
 /// gdb starts the program through the bridge (held at its first
 /// instruction), stops at a breakpoint, then lets it run to its end; what
 /// the program writes is printed by the bridge.
@@ -343,17 +401,11 @@ fn gdb_hardware_watchpoints_and_breakpoints() {
     );
 }
 
-/// `utrace gdb --listen`: gdb connects over TCP; Ctrl-C (SIGINT to gdb)
-/// stops the running program, which runs on after detach.
-#[test]
-fn gdb_over_tcp_and_ctrl_c() {
-    if !have_gdb() {
-        return;
-    }
-    let d = Daemon::start("gdb-tcp");
-    let (prog, mut lines) = ticker(20);
-    let pid = prog.0.id();
-    let (_bridge, addr) = listening_bridge(&d, pid);
+/// gdb in batch mode on the ticker: `target` (a `target remote …`), then
+/// `continue`, interrupted by a SIGINT to gdb (Ctrl-C) once it continues
+/// and `meanwhile` has run; then the pc printed (`AFTER=0x…`) and
+/// `detach`. What gdb said.
+fn gdb_interrupted(d: &Daemon, target: &str, meanwhile: impl FnOnce()) -> String {
     let flag = d.dir.path("continuing");
     // `--foreground`: the SIGINT below reaches gdb once (without it,
     // timeout also signals its process group, and gdb, interrupted twice,
@@ -368,7 +420,7 @@ fn gdb_over_tcp_and_ctrl_c() {
             "-batch",
             tracee!("ticker"),
         ])
-        .args(["-ex", &format!("target remote {addr}")])
+        .args(["-ex", target])
         .args(["-ex", &format!("shell touch {flag}")])
         .args(["-ex", "continue"])
         .args(["-ex", "printf \"AFTER=%#lx\\n\", $pc"])
@@ -377,14 +429,29 @@ fn gdb_over_tcp_and_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("gdb");
-    // Once gdb has said `continue` and the program runs, press Ctrl-C.
     common::wait_for("gdb to continue", || std::path::Path::new(&flag).exists());
-    std::thread::sleep(Duration::from_millis(300));
-    ticks_on(&mut lines, 2);
+    meanwhile();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(g.id() as i32, libc::SIGINT) };
-    let out = g.wait_with_output().expect("gdb output");
-    let text = text_of("gdb", &out);
+    text_of("gdb", &g.wait_with_output().expect("gdb output"))
+}
+
+/// `utrace gdb --listen`: gdb connects over TCP; Ctrl-C (SIGINT to gdb)
+/// stops the running program, which runs on after detach.
+#[test]
+fn gdb_over_tcp_and_ctrl_c() {
+    if !have_gdb() {
+        return;
+    }
+    let d = Daemon::start("gdb-tcp");
+    let (prog, mut lines) = ticker(20);
+    let pid = prog.0.id();
+    let (_bridge, addr) = listening_bridge(&d, pid);
+    // Once gdb has said `continue` and the program runs, press Ctrl-C.
+    let text = gdb_interrupted(&d, &format!("target remote {addr}"), || {
+        std::thread::sleep(Duration::from_millis(300));
+        ticks_on(&mut lines, 2);
+    });
     assert!(text.contains("SIGINT"), "interrupted:\n{text}");
     assert!(text.contains("AFTER=0x"), "{text}");
     assert!(

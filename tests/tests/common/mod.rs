@@ -324,6 +324,17 @@ impl Lines {
         self.next()
     }
 
+    /// How many lines were written since the last look (kept in `all`),
+    /// without waiting.
+    pub fn count_new(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(l) = self.rx.try_recv() {
+            self.all.push(l);
+            n += 1;
+        }
+        n
+    }
+
     /// Lines until the writer closes (the tracee exited).
     pub fn rest(&mut self) -> Vec<String> {
         let deadline = Instant::now() + TIMEOUT;
