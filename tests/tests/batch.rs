@@ -579,9 +579,13 @@ async fn shared_breakpoint_refcounted_and_restored() {
     let (srv, mut a) = server().await;
     let mut b = Client::connect(&srv.uri()).await.unwrap();
     let mut c = Client::connect(&srv.uri()).await.unwrap();
+    // A program calling one function as fast as it can: a breakpoint at
+    // its start is hit again and again. (Where a busy shell loop happened
+    // to be when sampled was not always on the loop's way: an address
+    // passed once, and the test waited in vain for a hit.)
     let guard = common::KillOnDrop(
-        Command::new("/bin/sh")
-            .args(["-c", "while :; do :; done"])
+        Command::new(tracee!("probe_target"))
+            .arg("hot")
             .spawn()
             .unwrap(),
     );
@@ -619,47 +623,35 @@ async fn shared_breakpoint_refcounted_and_restored() {
     let mut sb = b.events(eb).await.unwrap();
     let mut sc = c.events(ec).await.unwrap();
 
-    // Where the busy loop is now: it comes back there on every iteration.
+    // A inserts the breakpoint by name; its address is B's too.
+    let site = common::insert_breakpoint_at(&mut a, ea, "probed_fn").await;
+    // `probed_fn` starts with `push %rbp`: reads show that byte, not the
+    // int3.
+    let orig = 0x55;
     let r = a
         .raw()
-        .batch(batch(
-            ea,
-            vec![op(pb::op::Op::GetRegisters(pb::GetRegisters {
-                names: vec!["rip".into()],
-            }))],
-        ))
+        .batch(batch(ea, vec![read(site, 1)]))
         .await
         .unwrap()
         .into_inner()
         .results;
-    let rip = regs(&r[0])["rip"];
-    let orig = raw_byte(pid, rip);
-    assert_ne!(orig, 0xcc);
+    assert_eq!(
+        memory(&r[0]).data,
+        vec![orig],
+        "reads show the original byte"
+    );
     let insert = |e| {
         batch(
             e,
             vec![
                 op(pb::op::Op::InsertBreakpoint(pb::InsertBreakpoint {
-                    addr: rip,
+                    addr: site,
                     ..Default::default()
                 })),
-                read(rip, 1),
+                read(site, 1),
             ],
         )
     };
-    let r = a
-        .raw()
-        .batch(insert(ea))
-        .await
-        .unwrap()
-        .into_inner()
-        .results;
-    done(&r[0]);
-    assert_eq!(
-        memory(&r[1]).data,
-        vec![orig],
-        "reads show the original byte"
-    );
     let r = b
         .raw()
         .batch(insert(eb))
@@ -669,8 +661,8 @@ async fn shared_breakpoint_refcounted_and_restored() {
         .results;
     done(&r[0]);
 
-    next_breakpoint(&mut sa, rip, 0).await;
-    next_breakpoint(&mut sb, rip, 0).await;
+    next_breakpoint(&mut sa, site, 0).await;
+    next_breakpoint(&mut sb, site, 0).await;
 
     // A removes its breakpoint: B's stays, and B keeps stopping there.
     let r = a
@@ -678,7 +670,7 @@ async fn shared_breakpoint_refcounted_and_restored() {
         .batch(batch(
             ea,
             vec![op(pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint {
-                addr: rip,
+                addr: site,
             }))],
         ))
         .await
@@ -693,14 +685,14 @@ async fn shared_breakpoint_refcounted_and_restored() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    next_breakpoint(&mut sb, rip, removed_at).await;
+    next_breakpoint(&mut sb, site, removed_at).await;
     // Removing twice is an error for that op only.
     let r = a
         .raw()
         .batch(batch(
             ea,
             vec![op(pb::op::Op::RemoveBreakpoint(pb::RemoveBreakpoint {
-                addr: rip,
+                addr: site,
             }))],
         ))
         .await
@@ -714,7 +706,7 @@ async fn shared_breakpoint_refcounted_and_restored() {
 
     // B goes (detach): the original byte is back, the program runs on.
     b.detach(eb).await.unwrap();
-    assert_eq!(raw_byte(pid, rip), orig, "original byte restored");
+    assert_eq!(raw_byte(pid, site), orig, "original byte restored");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(
         common::alive(pid),
