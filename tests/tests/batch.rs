@@ -537,13 +537,6 @@ async fn batch_without_interrupt_on_running_task_is_refused() {
         .unwrap();
 }
 
-fn regs(r: &pb::OpResult) -> &std::collections::HashMap<String, u64> {
-    match &r.result {
-        Some(pb::op_result::Result::Registers(v)) => &v.values,
-        other => panic!("expected registers, got {other:?}"),
-    }
-}
-
 fn done(r: &pb::OpResult) {
     assert!(
         matches!(r.result, Some(pb::op_result::Result::Done(_))),
