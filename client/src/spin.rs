@@ -26,8 +26,8 @@
 //! few hundred microseconds, so a 60 µs look mostly ended just before it
 //! and every thread slept and was woken. Measured with 1,000 breakpoint
 //! hits and 1,000 `stepi` (gdbserver alongside, two runs each): a hit
-//! 573-637 µs -> 297-351 µs (gdbserver 604-681), a step 359-382 ->
-//! 191-221 µs (379-484), and the `utrace gdb` process's CPU time for the
+//! 573-637 µs -> 297-351 µs (gdbserver 627-681), a step 359-382 ->
+//! 191-221 µs (404-484), and the `utrace gdb` process's CPU time for the
 //! session 650-683 -> 490-608 ms: it sleeps and wakes less.
 
 use std::future::Future;

@@ -285,9 +285,12 @@ fn proc_net_addr(ip: IpAddr, port: u16, v6_table: bool) -> Option<String> {
 /// both tables are searched. `None` when no such socket is found (the
 /// client is in another network namespace, or already gone).
 pub fn tcp_peer_uid(peer: SocketAddr, local: SocketAddr) -> Option<u32> {
-    // The kernel's exact lookup, else the tables (no `inet_diag`).
-    if let Some(uid) = crate::sockdiag::tcp_socket_uid(peer, local) {
-        return Some(uid);
+    // The kernel's exact lookup; the tables only when it cannot be asked
+    // (no `inet_diag`). A socket it says is not there is not looked for
+    // again: walking the tables costs milliseconds, and a client that
+    // connects and closes at once would make the daemon pay them.
+    if let Ok(found) = crate::sockdiag::tcp_socket_uid(peer, local) {
+        return found;
     }
     let peer_ip = canonical(peer.ip());
     let local_ip = canonical(local.ip());

@@ -22,18 +22,23 @@ const NLMSG_HDR: usize = 16;
 /// retrans: 4 bytes; the socket id: 48; expires, rqueue, wqueue: 12).
 const UID_AT: usize = 64;
 
+/// The kernel could not be asked (no `inet_diag`, or an answer that could
+/// not be read): the caller may look another way.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CannotAsk;
+
 /// The uid owning the TCP socket whose own address is `local` and whose
-/// peer is `remote`, if this namespace has one (a listener does not
-/// count). `None` also when the kernel cannot be asked (no `inet_diag`):
-/// the caller may look another way.
-pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
+/// peer is `remote`: `Ok(None)` when this namespace has none (a listener
+/// does not count), as the kernel says for certain; [`CannotAsk`] when
+/// it could not say.
+pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> Result<Option<u32>, CannotAsk> {
     let fd = socket(
         AddressFamily::Netlink,
         SockType::Datagram,
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::NetlinkSockDiag,
     )
-    .ok()?;
+    .map_err(|_| CannotAsk)?;
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
     // An IPv4 connection's end may be an IPv4 socket, or a dual-stack
     // IPv6 one that sees the addresses v4-mapped.
@@ -44,17 +49,17 @@ pub fn tcp_socket_uid(local: SocketAddr, remote: SocketAddr) -> Option<u32> {
         _ => &[(libc::AF_INET6 as u8, false)],
     };
     for &(family, mapped) in families {
-        let req = request(family, mapped, local, remote)?;
-        sendto(raw, &req, &NetlinkAddr::new(0, 0), MsgFlags::empty()).ok()?;
+        let req = request(family, mapped, local, remote).ok_or(CannotAsk)?;
+        sendto(raw, &req, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|_| CannotAsk)?;
         let mut buf = [0u8; 8192];
-        let n = recv(raw, &mut buf, MsgFlags::empty()).ok()?;
+        let n = recv(raw, &mut buf, MsgFlags::empty()).map_err(|_| CannotAsk)?;
         match answer(&buf[..n], &req) {
-            Answer::Uid(uid) => return Some(uid),
+            Answer::Uid(uid) => return Ok(Some(uid)),
             Answer::NotFound => continue,
-            Answer::Unusable => return None,
+            Answer::Unusable => return Err(CannotAsk),
         }
     }
-    None
+    Ok(None)
 }
 
 /// The words of `ip` as `inet_diag_sockid` holds them (network order, 16
@@ -154,12 +159,12 @@ mod tests {
             let (accepted, peer) = listener.accept().unwrap();
             assert_eq!(peer, client.local_addr().unwrap());
             // The client's end, asked for as the server sees it.
-            assert_eq!(tcp_socket_uid(peer, server_addr), Some(me), "{bind}");
-            assert_eq!(tcp_socket_uid(server_addr, peer), Some(me), "{bind}");
+            assert_eq!(tcp_socket_uid(peer, server_addr), Ok(Some(me)), "{bind}");
+            assert_eq!(tcp_socket_uid(server_addr, peer), Ok(Some(me)), "{bind}");
             drop(accepted);
         }
         let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let nowhere: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        assert_eq!(tcp_socket_uid(nobody, nowhere), None);
+        assert_eq!(tcp_socket_uid(nobody, nowhere), Ok(None));
     }
 }

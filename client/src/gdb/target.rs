@@ -565,10 +565,14 @@ impl Bridge {
     }
 
     /// The process's threads, as the server knows them now.
-    fn refresh_threads(&mut self) -> Result<(), BridgeError> {
+    /// The process's threads as the server lists them.
+    fn server_tasks(&self) -> Result<Vec<pb::TaskInfo>, BridgeError> {
         let mut c = self.client.clone();
-        let tasks = crate::spin::block_on(&self.rt, c.list_tasks(self.pid))
-            .map_err(BridgeError::from_status)?;
+        crate::spin::block_on(&self.rt, c.list_tasks(self.pid)).map_err(BridgeError::from_status)
+    }
+
+    fn refresh_threads(&mut self) -> Result<(), BridgeError> {
+        let tasks = self.server_tasks()?;
         let now: Vec<u32> = tasks.iter().map(|t| t.tid).collect();
         self.threads.retain(|t, _| now.contains(t));
         for t in now {
@@ -633,9 +637,7 @@ impl Bridge {
         if !self.threads.values().any(|h| *h == Held::Stopped) {
             return Ok(false);
         }
-        let mut c = self.client.clone();
-        let tasks = crate::spin::block_on(&self.rt, c.list_tasks(self.pid))
-            .map_err(BridgeError::from_status)?;
+        let tasks = self.server_tasks()?;
         Ok(tasks.iter().any(|t| {
             self.threads.get(&t.tid) == Some(&Held::Stopped)
                 && t.holders

@@ -318,9 +318,7 @@ impl Lines {
     /// The next line written from now on: those already written are
     /// skipped (kept in `all`).
     pub fn next_fresh(&mut self) -> String {
-        while let Ok(l) = self.rx.try_recv() {
-            self.all.push(l);
-        }
+        self.count_new();
         self.next()
     }
 

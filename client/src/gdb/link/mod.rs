@@ -441,9 +441,15 @@ impl Link {
                 super::threads::window(doc.as_bytes(), &spec)
             }
         };
-        let ack: &[u8] = if self.no_ack() { b"" } else { b"+" };
-        self.write_now(&[ack, &packet(&body)].concat());
+        self.reply_now(&body);
         None
+    }
+
+    /// Answer the debugger's packet with `body` now (its ack first, unless
+    /// acks are off).
+    fn reply_now(&mut self, body: &[u8]) {
+        let ack: &[u8] = if self.no_ack() { b"" } else { b"+" };
+        self.write_now(&[ack, &packet(body)].concat());
     }
 
     /// The debugger and the stub send no acks (`QStartNoAckMode`).
@@ -505,10 +511,7 @@ impl Link {
                     match self.checksums.feed(x, no_ack, &mut checked) {
                         None => {}
                         Some(Refusal::Nak) => self.write_now(b"-"),
-                        Some(Refusal::TooLong) => {
-                            let ack: &[u8] = if no_ack { b"" } else { b"+" };
-                            self.write_now(&[ack, &packet(b"E01")].concat());
-                        }
+                        Some(Refusal::TooLong) => self.reply_now(b"E01"),
                     }
                 }
                 let mut on = Vec::with_capacity(checked.len());
